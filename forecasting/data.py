@@ -1,0 +1,830 @@
+"""The data contract: long-format panels, validated once at the edge.
+
+A panel is the field's long format (Nixtla, AutoGluon, TimeGPT): one row per
+observation with
+
+* ``unique_id`` -- the series identifier (string; integers are converted),
+* ``ds`` -- a timestamp (datetime, date, or an ISO 8601 string) or an integer step
+  index (as in the M4 competition, whose series have no dates),
+* ``y`` -- the target (float64),
+
+plus any exogenous columns. polars is the native frame; pandas frames, dicts of
+columns and lists of records are accepted and converted.
+
+:func:`validate_panel` checks everything downstream code relies on and returns a
+:class:`Panel` (frame sorted by ``unique_id, ds`` + ``freq`` + per-series lengths +
+a report of what was filled or converted). Each rejection is an
+:class:`~forecasting.errors.InvalidInputError` that names the series, the rows and
+the rule, e.g. ``series 's1': 2 duplicate timestamps (2024-01-02 x2)``.
+
+The checks are pure functions that return the offending rows (``find_*``), and
+:func:`validate_panel` raises on them, so the same check can warn in the CLI and
+reject in the API (as mlforecast's ``data_validation``).
+
+Frequencies are polars offsets (``"1h"``, ``"30m"``, ``"1d"``, ``"1w"``, ``"1mo"``,
+``"3mo"``, ``"1y"``) for datetime ``ds`` and a positive integer step for integer
+``ds``. Common pandas aliases (``"H"``, ``"D"``, ``"MS"``, ``"ME"``, ``"W"``...) are
+translated.
+
+Timezones: timezone-aware ``ds`` are converted to UTC for storage; the caller's
+zone is kept in :attr:`Panel.tz`, the calendar grid (gaps, future timestamps) is
+computed in that zone, and forecasts are returned in it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import polars as pl
+
+from forecasting.errors import InsufficientHistoryError, InvalidInputError, InvalidParameterError
+
+__all__ = [
+    "MAX_HORIZON",
+    "FillPolicy",
+    "Panel",
+    "ValidationReport",
+    "check_min_length",
+    "find_duplicates",
+    "find_gaps",
+    "find_invalid_y",
+    "future_frame",
+    "infer_freq",
+    "level_columns",
+    "normalize_freq",
+    "to_caller_tz",
+    "to_polars",
+    "validate_h",
+    "validate_levels",
+    "validate_panel",
+]
+
+#: Largest forecast horizon accepted by :func:`validate_h` (steps of ``freq``).
+#: Forecasting further than this from one history is not meaningful for any model in
+#: the zoo and would let a single request allocate unbounded memory.
+MAX_HORIZON = 10_000
+
+REQUIRED = ("unique_id", "ds", "y")
+FillPolicy = Literal["zero", "forward", "interpolate"]
+_FILL_POLICIES = ("zero", "forward", "interpolate")
+_MAX_EXAMPLES = 5
+
+_PANDAS_ALIASES = {
+    "h": "1h", "H": "1h", "T": "1m", "min": "1m", "S": "1s", "s": "1s", "D": "1d", "d": "1d",
+    "B": None, "W": "1w", "M": "1mo", "ME": "1mo", "MS": "1mo", "Q": "3mo", "QE": "3mo", "QS": "3mo",
+    "A": "1y", "Y": "1y", "YE": "1y", "YS": "1y", "AS": "1y", "ms": "1ms", "us": "1us", "L": "1ms",
+}
+_POLARS_OFFSET = re.compile(r"^(\d+)(ns|us|ms|s|m|h|d|w|mo|q|y)$")
+_PANDAS_MULT = re.compile(r"^(\d+)([A-Za-z]+)(-[A-Z]{3})?$")
+_TZ_SUFFIX = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
+
+
+# --------------------------------------------------------------------------- types
+@dataclass(frozen=True)
+class ValidationReport:
+    """What validation changed, so nothing happens silently.
+
+    Attributes
+    ----------
+    filled : pl.DataFrame
+        Rows whose ``y`` was filled: ``unique_id, ds, reason, policy`` where reason is
+        ``"missing"`` (null/NaN/inf ``y``) or ``"gap"`` (row inserted on the grid).
+    notes : list of str
+        Human-readable notes (timezone conversion, pandas input converted...).
+    """
+
+    filled: pl.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``{"filled": [{unique_id, ds, reason, policy}...], "notes": [...]}``."""
+        rows = self.filled.with_columns(pl.col("ds").cast(pl.String)).to_dicts()
+        return {"filled": rows, "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A validated long-format panel.
+
+    Attributes
+    ----------
+    frame : pl.DataFrame
+        ``unique_id`` (String), ``ds`` (Int64, or Datetime("us") naive in UTC when the
+        input was timezone-aware, else naive as given), ``y`` (Float64), exogenous
+        columns; sorted by ``unique_id, ds``; no nulls, duplicates or gaps in ``y``.
+    freq : str or int
+        polars offset (``"1h"``) for datetime ``ds``, positive integer step for integer ``ds``.
+    lengths : dict of str to int
+        Number of observations per series, in order of first appearance.
+    tz : str or None
+        The caller's timezone when ``ds`` was timezone-aware (``"Europe/Paris"``,
+        ``"Etc/GMT-1"`` for a fixed +01:00 offset, ``"UTC"``).
+    ds_kind : {"int", "datetime", "date"}
+        What ``ds`` was on input; forecasts are returned with the same kind.
+    exog : tuple of str
+        Exogenous column names (everything beyond ``unique_id, ds, y``).
+    report : ValidationReport
+    """
+
+    frame: pl.DataFrame
+    freq: str | int
+    lengths: dict[str, int]
+    tz: str | None = None
+    ds_kind: Literal["int", "datetime", "date"] = "datetime"
+    exog: tuple[str, ...] = ()
+    report: ValidationReport = field(default_factory=lambda: ValidationReport(_empty_filled()))
+
+    @property
+    def n_series(self) -> int:
+        """Number of series."""
+        return len(self.lengths)
+
+    @property
+    def ids(self) -> list[str]:
+        """Series ids in the frame's (sorted) order."""
+        return list(self.lengths)
+
+    def series_values(self) -> list[tuple[str, Any]]:
+        """``[(unique_id, y as float64 numpy array of shape (n_i,))...]`` in order."""
+        out = []
+        for (uid,), part in self.frame.select("unique_id", "y").group_by("unique_id", maintain_order=True):
+            out.append((str(uid), part["y"].to_numpy()))
+        return out
+
+    def subset(self, ids: Iterable[str]) -> Panel:
+        """The panel restricted to the given series (same freq, tz and kind)."""
+        keep = list(ids)
+        frame = self.frame.filter(pl.col("unique_id").is_in(keep))
+        return Panel(frame=frame, freq=self.freq, lengths={k: self.lengths[k] for k in self.lengths if k in set(keep)},
+                     tz=self.tz, ds_kind=self.ds_kind, exog=self.exog, report=self.report)
+
+
+def _empty_filled() -> pl.DataFrame:
+    return pl.DataFrame(schema={"unique_id": pl.String, "ds": pl.String, "reason": pl.String, "policy": pl.String})
+
+
+# --------------------------------------------------------------------------- helpers
+def _fmt(v: Any) -> str:
+    if hasattr(v, "isoformat"):
+        s = v.isoformat(sep=" ") if hasattr(v, "hour") else v.isoformat()
+        return s.removesuffix(" 00:00:00")
+    return str(v)
+
+
+def _examples(values: Sequence[Any], total: int | None = None) -> str:
+    shown = ", ".join(_fmt(v) for v in values[:_MAX_EXAMPLES])
+    total = len(values) if total is None else total
+    return shown + (f", ... ({total - _MAX_EXAMPLES} more)" if total > _MAX_EXAMPLES else "")
+
+
+def _series_messages(per_series: dict[str, str], what: str) -> str:
+    ids = list(per_series)
+    parts = [f"series '{uid}': {per_series[uid]}" for uid in ids[:_MAX_EXAMPLES]]
+    more = f"; ... and {len(ids) - _MAX_EXAMPLES} more series" if len(ids) > _MAX_EXAMPLES else ""
+    return f"{what}: " + "; ".join(parts) + more
+
+
+def to_polars(data: Any, *, field_name: str = "data") -> pl.DataFrame:
+    """Convert accepted inputs to a polars frame without changing values.
+
+    Parameters
+    ----------
+    data : pl.DataFrame, pd.DataFrame, mapping of column -> list, or list of row dicts
+
+    Raises
+    ------
+    InvalidInputError
+        For any other type, or a pandas/dict input whose columns cannot be represented
+        (for instance a ``ds`` column mixing integers and strings).
+    """
+    if isinstance(data, pl.DataFrame):
+        return data
+    if isinstance(data, pl.LazyFrame):
+        return data.collect()
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pd = None
+    if pd is not None and isinstance(data, pd.DataFrame):
+        pdf = data.reset_index(drop=not any(n in REQUIRED for n in data.index.names if n))
+        cols: dict[str, pl.Series] = {}
+        for name in pdf.columns:
+            col = pdf[name]
+            if col.dtype == object:
+                cols[str(name)] = _series_from_python(str(name), col.tolist(), field_name)
+            else:
+                cols[str(name)] = pl.from_pandas(col).rename(str(name))
+        return pl.DataFrame(cols)
+    if isinstance(data, Mapping):
+        return pl.DataFrame([_series_from_python(str(k), list(v), field_name) for k, v in data.items()])
+    if isinstance(data, list) and all(isinstance(r, Mapping) for r in data):
+        names: list[str] = []
+        for r in data:
+            for k in r:
+                if k not in names:
+                    names.append(k)
+        return pl.DataFrame([_series_from_python(n, [r.get(n) for r in data], field_name) for n in names])
+    raise InvalidInputError(
+        f"{field_name} must be a polars or pandas DataFrame, a mapping of columns or a list of rows, "
+        f"got {type(data).__name__}", field=field_name)
+
+
+def _series_from_python(name: str, values: list[Any], field_name: str) -> pl.Series:
+    """A column from Python values, refusing silent coercion of mixed types."""
+    kinds: dict[str, list[int]] = {}
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        k = ("bool" if isinstance(v, bool) else "number" if isinstance(v, int | float) else
+             "string" if isinstance(v, str) else "datetime" if hasattr(v, "year") else type(v).__name__)
+        kinds.setdefault(k, []).append(i)
+    if len(kinds) > 1:
+        desc = "; ".join(f"{k} at rows {_examples(rows)}" for k, rows in kinds.items())
+        raise InvalidInputError(f"column '{name}' mixes value types ({desc}); use one type per column",
+                                field=f"{field_name}.{name}", details={"column": name, "types": {k: v[:50] for k, v in kinds.items()}})
+    kind = next(iter(kinds), None)
+    if kind == "datetime":
+        import pandas as pd
+
+        aware = [i for i, v in enumerate(values) if v is not None and getattr(v, "tzinfo", None) is not None]
+        if aware and len(aware) != sum(v is not None for v in values):
+            naive = [i for i, v in enumerate(values) if v is not None and getattr(v, "tzinfo", None) is None]
+            raise InvalidInputError(
+                f"column '{name}' mixes timezone-aware and naive timestamps (aware at rows {_examples(aware)}; "
+                f"naive at rows {_examples(naive)}); give every timestamp a zone or none",
+                field=f"{field_name}.{name}")
+        if aware:
+            return pl.from_pandas(pd.Series(pd.to_datetime(values, utc=True), name=name))
+    if kind == "number":
+        if all(isinstance(v, int) for v in values if v is not None):
+            return pl.Series(name, values, dtype=pl.Int64)
+        return pl.Series(name, [float(v) if v is not None else None for v in values], dtype=pl.Float64)
+    try:
+        return pl.Series(name, values, strict=False)
+    except Exception as exc:  # polars raises several types here  # noqa: BLE001
+        raise InvalidInputError(f"column '{name}' could not be read: {exc}", field=f"{field_name}.{name}") from exc
+
+
+# --------------------------------------------------------------------------- frequency
+def normalize_freq(freq: str | int | None) -> str | int | None:
+    """Translate a frequency to a polars offset (datetime) or a positive int step.
+
+    Parameters
+    ----------
+    freq : str, int or None
+        polars offset (``"1h"``, ``"15m"``, ``"1mo"``), pandas alias (``"H"``, ``"D"``,
+        ``"MS"``, ``"ME"``, ``"15min"``, ``"W-SUN"``) or a positive integer step.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``freq`` is neither (message lists examples).
+    """
+    if freq is None:
+        return None
+    if isinstance(freq, bool):
+        raise InvalidParameterError(f"freq must be a polars offset like '1h' or a positive integer, got {freq!r}", field="freq")
+    if isinstance(freq, int):
+        if freq < 1:
+            raise InvalidParameterError(f"freq must be a positive integer step for integer ds, got {freq}", field="freq")
+        return freq
+    if not isinstance(freq, str) or not freq.strip():
+        raise InvalidParameterError(f"freq must be a string like '1h' or an integer, got {freq!r}", field="freq")
+    f = freq.strip()
+    if f.isdigit():
+        return normalize_freq(int(f))
+    if _POLARS_OFFSET.match(f):
+        return "3mo" if f == "1q" else f
+    if f in _PANDAS_ALIASES and _PANDAS_ALIASES[f]:
+        return _PANDAS_ALIASES[f]
+    m = _PANDAS_MULT.match(f)
+    if m:
+        n, unit, _anchor = int(m.group(1)), m.group(2), m.group(3)
+        base = _PANDAS_ALIASES.get(unit) or (f"1{unit}" if _POLARS_OFFSET.match(f"1{unit}") else None)
+        if base:
+            num, u = _POLARS_OFFSET.match(base).groups()  # type: ignore[union-attr]
+            return f"{n * int(num)}{u}"
+    if f.startswith("W-") or f.startswith("1W-"):
+        return "1w"
+    raise InvalidParameterError(
+        f"freq {freq!r} is not a known frequency; use a polars offset such as '1h', '30m', '1d', '1w', '1mo', "
+        f"'3mo', '1y' (pandas aliases 'H', 'D', 'W', 'MS', 'ME' are accepted) or an integer step", field="freq")
+
+
+_FIXED_UNITS_US = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000,
+                   "w": 7 * 86_400_000_000}
+
+
+def infer_freq(frame: pl.DataFrame) -> str | int:
+    """Infer the frequency from the most common step between consecutive ``ds``.
+
+    Parameters
+    ----------
+    frame : pl.DataFrame
+        ``unique_id, ds`` sorted by both, ``ds`` Int64 or naive Datetime (local clock).
+
+    Returns
+    -------
+    str or int
+        A polars offset for datetime ``ds`` (calendar months and years are recognised
+        from the day of month), an integer step for integer ``ds``.
+
+    Raises
+    ------
+    InvalidInputError
+        If no series has two observations, or steps are too irregular to name one
+        frequency (message gives the steps seen, and says to pass ``freq``).
+    """
+    diffs = frame.select(pl.col("ds").diff().over("unique_id").alias("d")).drop_nulls()
+    if diffs.height == 0:
+        raise InvalidInputError("cannot infer the frequency: every series has a single observation; pass freq",
+                                field="freq")
+    if frame.schema["ds"].is_integer():
+        step = int(diffs["d"].mode().sort()[0])
+        if step < 1:
+            raise InvalidInputError("cannot infer the frequency from integer ds steps; pass freq", field="freq")
+        return step
+    d_us = diffs.select(pl.col("d").dt.total_microseconds())["d"]
+    counts = d_us.value_counts(sort=True)
+    top = int(counts[0, 0])
+    share = counts[0, 1] / d_us.len()
+    day = _FIXED_UNITS_US["d"]
+    if top % day == 0 and 28 * day <= top <= 31 * day or 89 * day <= top <= 92 * day or 365 * day <= top <= 366 * day:
+        months = frame.select(
+            (pl.col("ds").dt.year() * 12 + pl.col("ds").dt.month()).diff().over("unique_id").alias("m")).drop_nulls()["m"]
+        step = int(months.mode().sort()[0])
+        if step >= 1 and (months == step).mean() >= 0.5:
+            return f"{step // 12}y" if step % 12 == 0 else f"{step}mo"
+    if share < 0.5:
+        seen = ", ".join(f"{_us_to_offset(int(v))} x{int(c)}" for v, c in counts.head(3).iter_rows())
+        raise InvalidInputError(f"cannot infer the frequency: steps between timestamps vary ({seen}); pass freq",
+                                field="freq")
+    return _us_to_offset(top)
+
+
+def _us_to_offset(us: int) -> str:
+    for unit in ("w", "d", "h", "m", "s", "ms", "us"):
+        size = _FIXED_UNITS_US[unit]
+        if us % size == 0:
+            return f"{us // size}{unit}"
+    return f"{us}us"  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- checks
+def find_missing_columns(frame: pl.DataFrame) -> dict[str, str | None]:
+    """Required columns that are absent, each with the closest present name (or None)."""
+    present = frame.columns
+    out: dict[str, str | None] = {}
+    lower = {c.lower().strip(): c for c in present}
+    for col in REQUIRED:
+        if col in present:
+            continue
+        guess = lower.get(col)
+        if guess is None:
+            close = difflib.get_close_matches(col, present, n=1, cutoff=0.6)
+            guess = close[0] if close else None
+        out[col] = guess
+    return out
+
+
+def find_invalid_y(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows whose ``y`` is null, NaN or infinite: ``unique_id, ds, y, row`` (input row number)."""
+    y = pl.col("y")
+    bad = y.is_null() | y.is_nan() | y.is_infinite()
+    return frame.with_row_index("row").filter(bad).select("unique_id", "ds", "y", "row")
+
+
+def find_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
+    """Duplicated ``(unique_id, ds)`` pairs: ``unique_id, ds, count``."""
+    return (frame.group_by("unique_id", "ds", maintain_order=True).len("count")
+            .filter(pl.col("count") > 1))
+
+
+def _local(frame: pl.DataFrame, tz: str | None) -> pl.DataFrame:
+    if tz is None:
+        return frame
+    return frame.with_columns(pl.col("ds").dt.replace_time_zone("UTC").dt.convert_time_zone(tz))
+
+
+def _from_local(frame: pl.DataFrame, tz: str | None) -> pl.DataFrame:
+    if tz is None:
+        return frame
+    return frame.with_columns(pl.col("ds").dt.convert_time_zone("UTC").dt.replace_time_zone(None))
+
+
+def find_gaps(frame: pl.DataFrame, freq: str | int, *, tz: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Missing grid points and off-grid timestamps, per series.
+
+    Parameters
+    ----------
+    frame : pl.DataFrame
+        ``unique_id, ds`` sorted, no duplicates.
+    freq : str or int
+        Normalised frequency.
+    tz : str, optional
+        The caller's zone; the grid is laid out on its local clock (so ``"1d"`` steps
+        stay at local midnight across daylight-saving changes).
+
+    Returns
+    -------
+    (missing, off_grid) : two frames ``unique_id, ds``
+        ``missing`` are timestamps on the grid from each series' first to last ``ds``
+        that have no row; ``off_grid`` are rows that are not on that grid.
+    """
+    keys = frame.select("unique_id", "ds")
+    if isinstance(freq, int):
+        bounds = keys.group_by("unique_id", maintain_order=True).agg(pl.col("ds").min().alias("lo"), pl.col("ds").max().alias("hi"))
+        off = keys.join(bounds, on="unique_id").filter((pl.col("ds") - pl.col("lo")) % freq != 0).select("unique_id", "ds")
+        grid = bounds.select("unique_id", pl.int_ranges("lo", pl.col("hi") + 1, freq).alias("ds")).explode("ds")
+    else:
+        local = _local(keys, tz)
+        bounds = local.group_by("unique_id", maintain_order=True).agg(pl.col("ds").min().alias("lo"), pl.col("ds").max().alias("hi"))
+        grid = bounds.select("unique_id", pl.datetime_ranges("lo", "hi", interval=freq).alias("ds")).explode("ds")
+        grid = _from_local(grid, tz)
+        if tz is None:
+            grid = grid.with_columns(pl.col("ds").cast(keys.schema["ds"]))
+        off = keys.join(grid, on=["unique_id", "ds"], how="anti")
+    missing = grid.join(keys, on=["unique_id", "ds"], how="anti")
+    return missing, off
+
+
+def check_min_length(panel: Panel, minimum: int, *, model: str, fallback: str | None = None) -> list[str]:
+    """Series shorter than ``minimum`` observations.
+
+    Returns the short series ids when ``fallback`` is given (the caller forecasts them
+    with the fallback model and reports it); otherwise raises.
+
+    Raises
+    ------
+    InsufficientHistoryError
+        Naming each short series with its length and the minimum.
+    """
+    short = {uid: n for uid, n in panel.lengths.items() if n < minimum}
+    if not short or fallback is not None:
+        return list(short)
+    per = {uid: f"{n} observations, model '{model}' needs at least {minimum}" for uid, n in short.items()}
+    raise InsufficientHistoryError(
+        _series_messages(per, f"{len(short)} series too short") + " (or ask for a fallback model)", field="data",
+        details={"model": model, "minimum": minimum, "series": {u: {"length": n, "minimum": minimum} for u, n in short.items()}})
+
+
+# --------------------------------------------------------------------------- ds coercion
+def _coerce_ds(frame: pl.DataFrame) -> tuple[pl.DataFrame, str | None, Literal["int", "datetime", "date"], list[str]]:
+    notes: list[str] = []
+    dtype = frame.schema["ds"]
+    ds = pl.col("ds")
+    if dtype.is_integer():
+        return frame.with_columns(ds.cast(pl.Int64)), None, "int", notes
+    if dtype.is_float():
+        bad = frame.with_row_index("row").filter(ds.is_not_null() & (ds != ds.floor()))
+        if bad.height:
+            raise InvalidInputError(
+                f"ds must be integer steps or timestamps; {bad.height} rows have fractional values "
+                f"(rows {_examples(bad['row'].to_list())})", field="ds")
+        return frame.with_columns(ds.cast(pl.Int64)), None, "int", notes
+    if dtype == pl.Date:
+        return frame.with_columns(ds.cast(pl.Datetime("us"))), None, "date", notes
+    if isinstance(dtype, pl.Datetime):
+        tz = dtype.time_zone
+        frame = frame.with_columns(ds.dt.cast_time_unit("us"))
+        if tz is not None:
+            frame = frame.with_columns(pl.col("ds").dt.convert_time_zone("UTC").dt.replace_time_zone(None))
+            notes.append(f"ds converted from {tz} to UTC; forecasts are returned in {tz}")
+        return frame, tz, "datetime", notes
+    if dtype == pl.String:
+        return _parse_ds_strings(frame, notes)
+    raise InvalidInputError(f"ds must be datetimes, dates, ISO 8601 strings or integer steps, got {dtype}", field="ds")
+
+
+def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]):
+    s = frame["ds"]
+    nonnull = s.drop_nulls()
+    is_int = nonnull.str.contains(r"^\s*-?\d+\s*$")
+    if nonnull.len() and bool(is_int.all()):
+        return frame.with_columns(pl.col("ds").str.strip_chars().cast(pl.Int64)), None, "int", notes
+    if bool(is_int.any()):
+        rows = frame.with_row_index("row").filter(pl.col("ds").str.contains(r"^\s*-?\d+\s*$"))["row"].to_list()
+        raise InvalidInputError(f"ds mixes integer steps and timestamps (integers at rows {_examples(rows)})", field="ds")
+    aware = s.str.contains(_TZ_SUFFIX.pattern)
+    n_aware = int(aware.sum() or 0)
+    if 0 < n_aware < nonnull.len():
+        idx = frame.with_row_index("row").with_columns(aware.alias("_a"))
+        a_rows = idx.filter(pl.col("_a"))["row"].to_list()
+        n_rows = idx.filter(~pl.col("_a") & pl.col("ds").is_not_null())["row"].to_list()
+        raise InvalidInputError(
+            f"ds mixes timezone-aware and naive timestamps (aware at rows {_examples(a_rows)}; naive at rows "
+            f"{_examples(n_rows)}); give every timestamp an offset or none", field="ds")
+    tz = None
+    if n_aware:
+        offsets = nonnull.str.extract(_TZ_SUFFIX.pattern, 1).unique().to_list()
+        parsed = s.str.replace(r"Z$", "+00:00").str.to_datetime(strict=False, time_unit="us")
+        if len(offsets) == 1:
+            off = offsets[0]
+            tz = "UTC" if off in ("Z", "+00:00", "+0000") else _offset_zone(off)
+        else:
+            tz = "UTC"
+            notes.append(f"ds has several UTC offsets ({', '.join(sorted(offsets)[:4])}); forecasts are returned in UTC")
+        parsed = parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        if tz != "UTC":
+            notes.append(f"ds converted from UTC offset {offsets[0]} to UTC; forecasts are returned at that offset")
+    else:
+        parsed = s.str.to_datetime(strict=False, time_unit="us")
+    failed = frame.with_row_index("row").with_columns(parsed.alias("_p")).filter(
+        pl.col("ds").is_not_null() & pl.col("_p").is_null())
+    if failed.height:
+        raise InvalidInputError(
+            f"ds has {failed.height} values that are not ISO 8601 timestamps (rows {_examples(failed['row'].to_list())}: "
+            f"{_examples([repr(v) for v in failed['ds'].to_list()])})", field="ds")
+    kind: Literal["datetime", "date"] = "date" if bool(nonnull.str.len_chars().max() == 10) and not n_aware else "datetime"
+    return frame.with_columns(parsed.alias("ds")), tz, kind, notes
+
+
+def _offset_zone(off: str) -> str:
+    """A zone name for a fixed UTC offset such as ``+01:00`` (``Etc/GMT-1``)."""
+    sign = 1 if off[0] == "+" else -1
+    hh, mm = int(off[1:3]), int(off[-2:])
+    if mm:
+        return "UTC"  # non-whole-hour fixed offsets have no Etc zone; UTC is exact
+    return "UTC" if hh == 0 else f"Etc/GMT{'-' if sign > 0 else '+'}{hh}"
+
+
+# --------------------------------------------------------------------------- main entry
+def validate_panel(
+    data: Any,
+    *,
+    freq: str | int | None = None,
+    fill_missing: FillPolicy | None = None,
+    fill_gaps: bool = False,
+    field_name: str = "data",
+) -> Panel:
+    """Validate a long-format panel and return it typed.
+
+    Parameters
+    ----------
+    data : polars/pandas DataFrame, mapping of columns, or list of row dicts
+        Columns ``unique_id, ds, y`` plus optional exogenous columns.
+    freq : str or int, optional
+        The series' frequency (see :func:`normalize_freq`); inferred when omitted.
+    fill_missing : {"zero", "forward", "interpolate"}, optional
+        Fill null/NaN/infinite ``y`` instead of rejecting them (``forward`` and
+        ``interpolate`` work within each series; a series that starts with a missing
+        value is still rejected by ``forward``). Filled rows are listed in
+        ``panel.report.filled``.
+    fill_gaps : bool, default False
+        Insert the missing grid rows (``y`` then filled by ``fill_missing``, which is
+        required). Inserted rows are reported with reason ``"gap"``.
+
+    Returns
+    -------
+    Panel
+
+    Raises
+    ------
+    InvalidInputError
+        Empty frame; missing/misspelled columns; non-numeric ``y``; null/NaN/infinite
+        ``y`` without a fill policy; duplicate ``(unique_id, ds)``; mixed ``ds`` types
+        or aware/naive timestamps; gaps or off-grid timestamps without ``fill_gaps``;
+        a frequency that cannot be inferred. Messages name series, rows and the rule.
+    InvalidParameterError
+        Unknown ``freq`` or fill policy, or ``fill_gaps`` without ``fill_missing``.
+    """
+    if fill_missing is not None and fill_missing not in _FILL_POLICIES:
+        raise InvalidParameterError(f"fill_missing must be one of {', '.join(_FILL_POLICIES)}, got {fill_missing!r}",
+                                    field="fill_missing")
+    if fill_gaps and fill_missing is None:
+        raise InvalidParameterError("fill_gaps=True inserts rows without y; choose fill_missing ('zero', 'forward' or "
+                                    "'interpolate') to fill them", field="fill_missing")
+    freq = normalize_freq(freq)
+    frame = to_polars(data, field_name=field_name)
+    notes: list[str] = []
+    if frame.height == 0:
+        raise InvalidInputError(f"{field_name} is empty: at least one row with unique_id, ds and y is needed", field=field_name)
+    missing = find_missing_columns(frame)
+    if missing:
+        parts = [f"'{c}'" + (f" (found '{g}': did you mean '{c}'?)" if g else "") for c, g in missing.items()]
+        raise InvalidInputError(
+            f"missing required column{'s' if len(missing) > 1 else ''} {', '.join(parts)}; "
+            f"the long format needs unique_id, ds, y (columns present: {', '.join(frame.columns)})",
+            field=field_name, details={"missing": list(missing), "present": frame.columns})
+
+    # unique_id
+    uid_dtype = frame.schema["unique_id"]
+    if not (uid_dtype == pl.String or uid_dtype.is_integer() or uid_dtype == pl.Categorical or uid_dtype == pl.Enum):
+        raise InvalidInputError(f"unique_id must be strings or integers, got {uid_dtype}", field="unique_id")
+    frame = frame.with_columns(pl.col("unique_id").cast(pl.String))
+    null_ids = frame.with_row_index("row").filter(pl.col("unique_id").is_null())
+    if null_ids.height:
+        raise InvalidInputError(f"unique_id is null in {null_ids.height} rows (rows {_examples(null_ids['row'].to_list())})",
+                                field="unique_id")
+
+    # y numeric
+    y_dtype = frame.schema["y"]
+    if y_dtype == pl.Boolean or not (y_dtype.is_numeric() or y_dtype == pl.Null):
+        bad = frame.with_row_index("row").filter(
+            pl.col("y").is_not_null() & pl.col("y").cast(pl.Float64, strict=False).is_null())
+        detail = (f"; rows {_examples(bad['row'].to_list())} are not numbers "
+                  f"({_examples([repr(v) for v in bad['y'].to_list()])})") if bad.height else ""
+        raise InvalidInputError(f"y must be numeric, got {y_dtype}{detail}", field="y",
+                                details={"rows": bad["row"].to_list()[:100] if bad.height else []})
+    frame = frame.with_columns(pl.col("y").cast(pl.Float64))
+
+    # ds
+    null_ds = frame.with_row_index("row").filter(pl.col("ds").is_null())
+    if null_ds.height:
+        per = {}
+        for (uid,), part in null_ds.group_by("unique_id", maintain_order=True):
+            per[uid] = f"ds is null at rows {_examples(part['row'].to_list())}"
+        raise InvalidInputError(_series_messages(per, f"{null_ds.height} rows without ds"), field="ds")
+    frame, tz, ds_kind, ds_notes = _coerce_ds(frame)
+    notes += ds_notes
+
+    # duplicates
+    dups = find_duplicates(frame)
+    if dups.height:
+        per = {}
+        for (uid,), part in dups.group_by("unique_id", maintain_order=True):
+            vals = [f"{_fmt(d)} x{c}" for d, c in part.select("ds", "count").iter_rows()]
+            per[uid] = f"{part['count'].sum()} duplicate timestamps ({_examples(vals, len(vals))})"
+        raise InvalidInputError(_series_messages(per, f"duplicate (unique_id, ds) rows in {len(per)} series"),
+                                field="ds", details={"duplicates": {u: v for u, v in per.items()}})
+
+    frame = frame.sort("unique_id", "ds", maintain_order=True)
+
+    # frequency
+    if freq is None:
+        local = _local(frame.select("unique_id", "ds"), tz)
+        if tz is not None:
+            local = local.with_columns(pl.col("ds").dt.replace_time_zone(None))
+        freq = infer_freq(local)
+    if ds_kind == "int" and not isinstance(freq, int):
+        raise InvalidParameterError(f"ds holds integer steps, so freq must be a positive integer, got {freq!r}", field="freq")
+    if ds_kind != "int" and isinstance(freq, int):
+        raise InvalidParameterError(f"ds holds timestamps, so freq must be an offset like '1h' or '1d', got {freq!r}",
+                                    field="freq")
+
+    # gaps
+    filled_parts: list[pl.DataFrame] = []
+    gaps, off = find_gaps(frame, freq, tz=tz)
+    if off.height:
+        per = {}
+        for (uid,), part in off.group_by("unique_id", maintain_order=True):
+            per[uid] = f"{part.height} timestamps off the {freq} grid ({_examples(part['ds'].to_list())})"
+        raise InvalidInputError(_series_messages(per, f"timestamps not on the frequency grid '{freq}'")
+                                + "; check freq", field="ds")
+    if gaps.height:
+        if not fill_gaps:
+            per = {}
+            for (uid,), part in gaps.group_by("unique_id", maintain_order=True):
+                per[uid] = f"{part.height} missing timestamps ({_examples(part['ds'].to_list())})"
+            raise InvalidInputError(
+                _series_messages(per, f"gaps against freq '{freq}' in {len(per)} series")
+                + "; pass fill_gaps with a fill_missing policy to fill them", field="ds",
+                details={"gaps": {u: v for u, v in per.items()}})
+        filler = gaps.with_columns(pl.lit(None, dtype=pl.Float64).alias("y"))
+        frame = pl.concat([frame, filler], how="diagonal_relaxed").sort("unique_id", "ds")
+        filled_parts.append(gaps.with_columns(pl.lit("gap").alias("reason")))
+
+    # y values
+    invalid = find_invalid_y(frame)
+    gap_keys = pl.concat(filled_parts).select("unique_id", "ds") if filled_parts else None
+    reported = invalid if gap_keys is None else invalid.join(gap_keys, on=["unique_id", "ds"], how="anti")
+    if reported.height and fill_missing is None:
+        per = {}
+        for (uid,), part in reported.group_by("unique_id", maintain_order=True):
+            kinds = sorted({"null" if v is None else "NaN" if math.isnan(v) else "infinite" for v in part["y"].to_list()})
+            per[uid] = f"{part.height} {'/'.join(kinds)} y values at ds {_examples(part['ds'].to_list())}"
+        raise InvalidInputError(
+            _series_messages(per, f"y must be finite numbers; {reported.height} rows are not")
+            + "; pass fill_missing ('zero', 'forward' or 'interpolate') to fill them", field="y",
+            details={"series": {u: v for u, v in per.items()}})
+    if invalid.height:
+        frame = frame.with_columns(
+            pl.when(pl.col("y").is_nan() | pl.col("y").is_infinite()).then(None).otherwise(pl.col("y")).alias("y"))
+        frame = _fill(frame, fill_missing)  # type: ignore[arg-type]
+        still = frame.filter(pl.col("y").is_null())
+        if still.height:
+            per = {}
+            for (uid,), part in still.group_by("unique_id", maintain_order=True):
+                per[uid] = f"cannot fill y at ds {_examples(part['ds'].to_list())} (no earlier value)"
+            raise InvalidInputError(_series_messages(per, f"fill_missing='{fill_missing}' left {still.height} rows empty"),
+                                    field="y")
+        if reported.height:
+            filled_parts.append(reported.select("unique_id", "ds").with_columns(pl.lit("missing").alias("reason")))
+
+    filled = (pl.concat(filled_parts).with_columns(pl.col("ds").cast(pl.String), pl.lit(fill_missing).alias("policy"))
+              .select("unique_id", "ds", "reason", "policy")) if filled_parts else _empty_filled()
+    lengths = dict(frame.group_by("unique_id", maintain_order=True).len().iter_rows())
+    exog = tuple(c for c in frame.columns if c not in REQUIRED)
+    return Panel(frame=frame.select(*REQUIRED, *exog), freq=freq, lengths=lengths, tz=tz, ds_kind=ds_kind, exog=exog,
+                 report=ValidationReport(filled, notes))
+
+
+def _fill(frame: pl.DataFrame, policy: FillPolicy) -> pl.DataFrame:
+    y = pl.col("y")
+    if policy == "zero":
+        expr = y.fill_null(0.0)
+    elif policy == "forward":
+        expr = y.forward_fill().over("unique_id")
+    else:
+        expr = y.interpolate().forward_fill().backward_fill().over("unique_id")
+    return frame.with_columns(expr.alias("y"))
+
+
+# --------------------------------------------------------------------------- h, level, output
+def validate_h(h: Any, *, max_h: int = MAX_HORIZON) -> int:
+    """Check a forecast horizon.
+
+    Parameters
+    ----------
+    h : int
+        Number of steps of ``freq`` to forecast; ``1 <= h <= max_h``.
+    max_h : int, default :data:`MAX_HORIZON`
+
+    Raises
+    ------
+    InvalidParameterError
+        ``"h must be an integer >= 1, got 0"`` and the like.
+    """
+    if isinstance(h, bool) or not isinstance(h, int):
+        if isinstance(h, float) and h.is_integer():
+            h = int(h)
+        else:
+            raise InvalidParameterError(f"h must be an integer >= 1, got {h!r}", field="h")
+    if h < 1:
+        raise InvalidParameterError(f"h must be an integer >= 1, got {h}", field="h")
+    if h > max_h:
+        raise InvalidParameterError(f"h must be at most {max_h}, got {h}", field="h", details={"max_h": max_h})
+    return h
+
+
+def validate_levels(level: Any) -> tuple[float | int, ...]:
+    """Check prediction-interval levels.
+
+    Parameters
+    ----------
+    level : number or sequence of numbers in (0, 100), percent
+
+    Returns
+    -------
+    tuple
+        Sorted unique levels; integral values as ``int`` (so columns read ``lo-95``).
+
+    Raises
+    ------
+    InvalidParameterError
+        A level outside (0, 100), not a number, or NaN.
+    """
+    if level is None:
+        return ()
+    if isinstance(level, int | float) and not isinstance(level, bool):
+        level = [level]
+    out = set()
+    for lv in level:
+        if isinstance(lv, bool) or not isinstance(lv, int | float) or math.isnan(lv) or not 0 < lv < 100:
+            raise InvalidParameterError(f"level must be numbers strictly between 0 and 100 (percent), got {lv!r}",
+                                        field="level")
+        out.add(int(lv) if float(lv).is_integer() else float(lv))
+    return tuple(sorted(out))
+
+
+def level_columns(model: str, levels: Iterable[float | int]) -> list[str]:
+    """Nixtla's interval column names: ``<model>-lo-<L>``, ``<model>-hi-<L>`` for each level."""
+    cols = []
+    for lv in levels:
+        cols += [f"{model}-lo-{lv}", f"{model}-hi-{lv}"]
+    return cols
+
+
+def future_frame(panel: Panel, h: int, *, ids: Sequence[str] | None = None) -> pl.DataFrame:
+    """The ``h`` timestamps after each series' last ``ds``: ``unique_id, ds`` (internal UTC form).
+
+    Steps are laid on the caller's local clock when the panel has a timezone (a
+    ``"1d"`` step stays at local midnight across daylight-saving changes).
+    """
+    last = panel.frame.group_by("unique_id", maintain_order=True).agg(pl.col("ds").last())
+    if ids is not None:
+        last = last.filter(pl.col("unique_id").is_in(list(ids)))
+    steps = pl.int_range(1, h + 1, eager=True)
+    rows = last.join(pl.DataFrame({"k": steps}), how="cross")
+    if isinstance(panel.freq, int):
+        return rows.select("unique_id", (pl.col("ds") + pl.col("k") * panel.freq).alias("ds"))
+    local = _local(rows, panel.tz)
+    num, unit = _POLARS_OFFSET.match(panel.freq).groups()  # type: ignore[union-attr]
+    local = local.with_columns(pl.col("ds").dt.offset_by(pl.format("{}" + unit, pl.col("k") * int(num))))
+    return _from_local(local, panel.tz).select("unique_id", "ds")
+
+
+def to_caller_tz(frame: pl.DataFrame, panel: Panel) -> pl.DataFrame:
+    """Return ``ds`` in the caller's form: their timezone, ``Date`` for date input, Int64 steps."""
+    if panel.ds_kind == "int":
+        return frame
+    if panel.ds_kind == "date":
+        return frame.with_columns(pl.col("ds").cast(pl.Date))
+    if panel.tz is not None:
+        return frame.with_columns(pl.col("ds").dt.replace_time_zone("UTC").dt.convert_time_zone(panel.tz))
+    return frame

@@ -1,0 +1,418 @@
+"""Dataset catalogue, verified file fetching and loaders into the long-format data contract.
+
+The catalogue (``datasets/catalogue.json`` at the repository root) names each dataset's
+files with their official URL (pinned to a commit) and sha256, and the standard setup
+(``freq``, ``h``, ``season_length``). :func:`fetch` finds a file, in this order:
+
+1. bundled with the project (files the catalogue marks ``"bundled": true``, kept beside it);
+2. ``$FORECASTING_DATA_DIR/<folder>/<file>`` (a read-only shared folder; never written);
+3. ``$FORECASTING_CACHE_DIR/<folder>/<file>`` (default ``~/.cache/forecasting``);
+4. a download from the official URL into the cache (temp file, sha256 check, rename).
+
+Every file is checked against its sha256 before it is used, wherever it came from; a
+mismatch is a :class:`~forecasting.errors.DatasetError` naming both hashes.
+
+The catalogue is found relative to this file (``<repo>/datasets``), which works for a
+source checkout and an editable install; a wheel does not carry it yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from forecasting.errors import DatasetError
+
+__all__ = [
+    "CATALOGUE_DIR",
+    "catalogue",
+    "dataset_info",
+    "fetch",
+    "load",
+    "load_air_passengers",
+    "load_ett_h1",
+    "load_m4_hourly",
+]
+
+#: Folder holding ``catalogue.json`` and the bundled files.
+CATALOGUE_DIR = Path(__file__).resolve().parents[1] / "datasets"
+
+DATA_DIR_ENV = "FORECASTING_DATA_DIR"
+CACHE_DIR_ENV = "FORECASTING_CACHE_DIR"
+_DOWNLOAD_TIMEOUT_S = 60
+_CHUNK = 1 << 20
+
+
+def catalogue() -> dict[str, dict[str, Any]]:
+    """Every dataset the project knows, as ``{name: info}`` (a fresh copy on each call).
+
+    Returns
+    -------
+    dict
+        ``info`` holds ``title``, ``folder``, ``files`` (``{file: {"url", "sha256", ...}}``),
+        ``freq``, ``season_length``, ``h`` where standard, ``source`` and ``citation``.
+
+    Raises
+    ------
+    DatasetError
+        If ``datasets/catalogue.json`` is missing or is not valid JSON.
+    """
+    path = CATALOGUE_DIR / "catalogue.json"
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return json.load(fh)["datasets"]
+    except FileNotFoundError as exc:
+        raise DatasetError(
+            f"dataset catalogue not found at {path}; it ships with the source tree "
+            "(install the project from a checkout, e.g. `pip install -e .`)"
+        ) from exc
+    except (json.JSONDecodeError, KeyError) as exc:
+        raise DatasetError(f"dataset catalogue {path} is not valid: {exc}") from exc
+
+
+def dataset_info(name: str) -> dict[str, Any]:
+    """The catalogue entry of one dataset.
+
+    Parameters
+    ----------
+    name : str
+        Catalogue name, e.g. ``"m4_hourly"``.
+
+    Raises
+    ------
+    DatasetError
+        If ``name`` is not in the catalogue; the message lists the known names.
+    """
+    entries = catalogue()
+    if name not in entries:
+        raise DatasetError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(entries))}",
+            field="dataset",
+            details={"known": sorted(entries)},
+        )
+    return entries[name]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, expected: str, name: str, file: str, *, advice: str) -> Path:
+    actual = _sha256(path)
+    if actual != expected:
+        raise DatasetError(
+            f"dataset {name!r} file {file!r} at {path} fails its checksum: sha256 expected {expected}, "
+            f"got {actual}. {advice}",
+            details={"path": str(path), "expected_sha256": expected, "actual_sha256": actual},
+        )
+    return path
+
+
+def _default_cache_dir() -> Path:
+    env = os.environ.get(CACHE_DIR_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "forecasting"
+
+
+def _default_data_dir() -> Path | None:
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else None
+
+
+def fetch(
+    name: str,
+    file: str,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+) -> Path:
+    """Path to a verified local copy of one catalogue file, downloading it if needed.
+
+    Parameters
+    ----------
+    name : str
+        Catalogue name, e.g. ``"m4_hourly"``.
+    file : str
+        File name within the dataset, e.g. ``"Hourly-train.csv"``.
+    data_dir : path, optional
+        Read-only data folder with ``<folder>/<file>`` inside; default ``$FORECASTING_DATA_DIR``
+        (unset: not used). Nothing is ever written there.
+    cache_dir : path, optional
+        Writable cache with the same layout; default ``$FORECASTING_CACHE_DIR``, else
+        ``~/.cache/forecasting``.
+    download : bool, default True
+        Whether to download from the official URL when no local copy exists.
+
+    Returns
+    -------
+    pathlib.Path
+        A file whose sha256 matches the catalogue.
+
+    Raises
+    ------
+    DatasetError
+        If the dataset or file is unknown; a local copy fails its checksum (naming both
+        hashes; it is refused, not replaced); the download fails or is disabled (the message
+        says where to put the file and gives the official URL); or the downloaded bytes fail
+        the checksum (nothing is kept).
+    """
+    info = dataset_info(name)
+    files = info["files"]
+    if file not in files:
+        raise DatasetError(
+            f"dataset {name!r} has no file {file!r}; its files: {', '.join(files)}",
+            field="file",
+            details={"known": list(files)},
+        )
+    spec = files[file]
+    expected = spec["sha256"]
+    folder = info["folder"]
+
+    if spec.get("bundled"):
+        path = CATALOGUE_DIR / file
+        if not path.is_file():
+            raise DatasetError(f"bundled file {file!r} of dataset {name!r} is missing from {CATALOGUE_DIR}")
+        return _verify(path, expected, name, file, advice="The bundled copy was modified; restore it from git.")
+
+    data_root = Path(data_dir) if data_dir is not None else _default_data_dir()
+    if data_root is not None:
+        path = data_root / folder / file
+        if path.is_file():
+            return _verify(
+                path, expected, name, file,
+                advice=f"Replace it with the official file from {spec['url']}.",
+            )
+
+    cache_root = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    cached = cache_root / folder / file
+    if cached.is_file():
+        return _verify(
+            cached, expected, name, file,
+            advice=f"Delete it to download it again from {spec['url']}.",
+        )
+
+    where = (
+        f"put the file at $FORECASTING_DATA_DIR/{folder}/{file} (e.g. FORECASTING_DATA_DIR=/path with "
+        f"/path/{folder}/{file})"
+        + (f"; FORECASTING_DATA_DIR is {data_root}, so {data_root / folder / file}" if data_root is not None else "")
+        + f", or at {cached}. Official URL: {spec['url']} (sha256 {expected})"
+    )
+    if not download or not spec.get("url"):
+        raise DatasetError(
+            f"dataset {name!r} file {file!r} is not available locally and downloading is disabled: {where}",
+            details={"url": spec.get("url"), "expected_path": f"{folder}/{file}"},
+        )
+    return _download(spec["url"], cached, expected, name, file, where)
+
+
+def _download(url: str, target: Path, expected: str, name: str, file: str, where: str) -> Path:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot create cache folder {target.parent}: {exc}; {where}") from exc
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{file}.", suffix=".part", dir=target.parent)
+    tmp = Path(tmp_name)
+    digest = hashlib.sha256()
+    try:
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as resp:
+                while chunk := resp.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+        except (urllib.error.URLError, OSError) as exc:
+            raise DatasetError(
+                f"dataset {name!r} file {file!r} is not available locally and the download failed ({exc}): {where}",
+                details={"url": url},
+            ) from exc
+        actual = digest.hexdigest()
+        if actual != expected:
+            raise DatasetError(
+                f"dataset {name!r} file {file!r} downloaded from {url} fails its checksum: sha256 expected "
+                f"{expected}, got {actual}; nothing was kept",
+                details={"url": url, "expected_sha256": expected, "actual_sha256": actual},
+            )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+def _read_m4_wide(path: Path) -> pl.DataFrame:
+    """Wide M4 CSV -> long ``unique_id, step (1-based), y``, in file order, padding dropped."""
+    wide = pl.read_csv(path, infer_schema_length=0)  # every column as text; ids and values
+    id_col = wide.columns[0]
+    value_cols = wide.columns[1:]
+    return (
+        wide.with_row_index("_order")
+        .unpivot(index=["_order", id_col], on=value_cols, variable_name="_col", value_name="y")
+        .filter(pl.col("y").is_not_null() & (pl.col("y") != ""))
+        .with_columns(
+            pl.col(id_col).alias("unique_id"),
+            (pl.col("_col").str.slice(1).cast(pl.Int64) - 1).alias("ds"),  # "V2" is the first value
+            pl.col("y").cast(pl.Float64),
+        )
+        .sort("_order", "ds")
+        .select("unique_id", "ds", "y")
+    )
+
+
+def load_m4_hourly(
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The M4 Hourly panel: 414 series, training part and the 48-step test part.
+
+    Parameters
+    ----------
+    data_dir, cache_dir, download
+        As :func:`fetch`.
+
+    Returns
+    -------
+    (train, test) : tuple of pl.DataFrame
+        Long format ``unique_id`` (Utf8, ``"H1"``...), ``ds`` (Int64 step index, 1-based per
+        series: M4 gives no start dates), ``y`` (Float64); series in file order, then by
+        ``ds``. The test continues each series' index (``n_train + 1 .. n_train + 48``).
+        353,500 training values (lengths 700 or 960) and 19,872 test values.
+
+    Raises
+    ------
+    DatasetError
+        As :func:`fetch`, or if the test and train files do not list the same series.
+
+    Notes
+    -----
+    Source: Makridakis, Spiliotis & Assimakopoulos (2020), IJF 36(1); files from
+    https://github.com/Mcompetitions/M4-methods (``Dataset/Train``, ``Dataset/Test``).
+    """
+    kw = {"data_dir": data_dir, "cache_dir": cache_dir, "download": download}
+    train = _read_m4_wide(fetch("m4_hourly", "Hourly-train.csv", **kw))
+    test = _read_m4_wide(fetch("m4_hourly", "Hourly-test.csv", **kw))
+    lengths = train.group_by("unique_id", maintain_order=True).agg(pl.len().cast(pl.Int64).alias("_n"))
+    test_ids = test["unique_id"].unique(maintain_order=True)
+    if test_ids.to_list() != lengths["unique_id"].to_list():
+        raise DatasetError("M4 Hourly: the test file does not list the same series, in the same order, as the train file")
+    test = test.join(lengths, on="unique_id", how="left", maintain_order="left").select(
+        "unique_id", (pl.col("ds") + pl.col("_n")).alias("ds"), "y"
+    )
+    return train, test
+
+
+def load_air_passengers() -> pl.DataFrame:
+    """Box & Jenkins' monthly international airline passengers, 1949-01 to 1960-12.
+
+    Returns
+    -------
+    pl.DataFrame
+        144 rows: ``unique_id`` (Utf8, ``"AirPassengers"``), ``ds`` (Datetime("us"), first of
+        each month), ``y`` (Float64, thousands of passengers). ``freq="1mo"``, usually
+        ``h=12``, ``season_length=12``.
+
+    Raises
+    ------
+    DatasetError
+        If the bundled file is missing or fails its checksum.
+
+    Notes
+    -----
+    Source: Box, G. E. P. & Jenkins, G. M. (1976), *Time Series Analysis: Forecasting and
+    Control*, Series G; R's ``datasets::AirPassengers``. The values equal
+    ``statsforecast.utils.AirPassengers``.
+    """
+    path = fetch("air_passengers", "air_passengers.csv")
+    return pl.read_csv(path, schema={"unique_id": pl.Utf8, "ds": pl.Date, "y": pl.Float64}).with_columns(
+        pl.col("ds").cast(pl.Datetime("us"))
+    )
+
+
+def load_ett_h1(
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+) -> pl.DataFrame:
+    """ETTh1: hourly oil temperature of one transformer, with six load series as exogenous columns.
+
+    Parameters
+    ----------
+    data_dir, cache_dir, download
+        As :func:`fetch`.
+
+    Returns
+    -------
+    pl.DataFrame
+        17,420 rows: ``unique_id`` (Utf8, ``"ETTh1"``), ``ds`` (Datetime("us"), hourly from
+        2016-07-01 00:00), ``y`` (Float64, oil temperature ``OT``), then the exogenous load
+        columns ``HUFL, HULL, MUFL, MULL, LUFL, LULL`` (Float64).
+
+    Raises
+    ------
+    DatasetError
+        As :func:`fetch`.
+
+    Notes
+    -----
+    Source: Zhou et al. (2021), "Informer", AAAI; https://github.com/zhouhaoyi/ETDataset
+    (CC BY-ND 4.0).
+    """
+    path = fetch("ett_h1", "ETTh1.csv", data_dir=data_dir, cache_dir=cache_dir, download=download)
+    raw = pl.read_csv(path)
+    exog = [c for c in raw.columns if c not in ("date", "OT")]
+    return raw.select(
+        pl.lit("ETTh1").alias("unique_id"),
+        pl.col("date").str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us").alias("ds"),
+        pl.col("OT").cast(pl.Float64).alias("y"),
+        *[pl.col(c).cast(pl.Float64) for c in exog],
+    )
+
+
+def load(name: str, **kwargs: Any) -> dict[str, Any]:
+    """Load a catalogue dataset by name.
+
+    Parameters
+    ----------
+    name : str
+        Catalogue name.
+    **kwargs
+        ``data_dir``, ``cache_dir``, ``download`` as :func:`fetch` (ignored for bundled data).
+
+    Returns
+    -------
+    dict
+        ``{"train": frame, "test": frame, "info": entry}`` for datasets with an official
+        split (``m4_hourly``), else ``{"data": frame, "info": entry}``.
+
+    Raises
+    ------
+    DatasetError
+        If the name is unknown, or as the dataset's loader.
+    """
+    info = dataset_info(name)
+    if name == "m4_hourly":
+        train, test = load_m4_hourly(**kwargs)
+        return {"train": train, "test": test, "info": info}
+    if name == "air_passengers":
+        return {"data": load_air_passengers(), "info": info}
+    if name == "ett_h1":
+        return {"data": load_ett_h1(**kwargs), "info": info}
+    raise DatasetError(  # pragma: no cover - a catalogue entry without a loader
+        f"dataset {name!r} is in the catalogue but has no loader yet; use fetch({name!r}, <file>) "
+        f"for its files: {', '.join(info['files'])}"
+    )

@@ -1,0 +1,88 @@
+"""The library's error hierarchy.
+
+Every error the library raises on purpose is a :class:`ForecastingError`. The
+library never imports a web framework: the API maps these classes to HTTP
+statuses in one table (``api/errors.py``), and the CLI prints their message.
+
+Messages name the thing, the rule and the value, e.g.
+``series 's1': 2 duplicate timestamps (2024-01-02 x2)``. Where an error is
+about a request field, :attr:`ForecastingError.field` names it (``"h"``,
+``"level"``, ``"data"``...), so the API can point at it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "CapabilityError",
+    "DatasetError",
+    "ForecastingError",
+    "InsufficientHistoryError",
+    "InvalidInputError",
+    "InvalidParameterError",
+    "ModelFitError",
+    "NotFittedError",
+    "UnknownModelError",
+]
+
+
+class ForecastingError(Exception):
+    """Base class of every error the library raises on purpose.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, naming the series, rows and rule.
+    field : str, optional
+        The request field the error is about (``"h"``, ``"data"``, ``"model"``...).
+    details : dict, optional
+        Machine-readable details (series ids, row numbers, limits). JSON-serialisable.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.details = details or {}
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.message
+
+
+class InvalidInputError(ForecastingError, ValueError):
+    """The data violates the data contract (columns, types, duplicates, gaps, nulls...)."""
+
+
+class InvalidParameterError(ForecastingError, ValueError):
+    """A parameter (``h``, ``level``, ``freq``, a hyperparameter) is out of its domain."""
+
+
+class NotFittedError(ForecastingError, ValueError, AttributeError):
+    """``predict`` was called before ``fit`` (as scikit-learn's ``NotFittedError``)."""
+
+
+class UnknownModelError(ForecastingError, KeyError):
+    """A model name that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class InsufficientHistoryError(InvalidInputError):
+    """One or more series are shorter than the model needs.
+
+    ``details["series"]`` maps each short series to ``{"length": n, "minimum": m}``.
+    """
+
+
+class CapabilityError(ForecastingError):
+    """The model cannot do what was asked (intervals, exogenous inputs, export...)."""
+
+
+class ModelFitError(ForecastingError):
+    """The model failed on one or more series; ``details["series"]`` maps id -> reason."""
+
+
+class DatasetError(ForecastingError):
+    """A dataset cannot be found, downloaded or verified (checksum mismatch)."""

@@ -1,0 +1,266 @@
+"""The registry of model specs: one source of truth for the CLI, the API and the tests.
+
+A spec is a model name plus typed, JSON-serialisable hyperparameters::
+
+    {"name": "auto_ets", "params": {"season_length": 24, "model": "ZZA"}}
+
+or just the name (``"auto_ets"``), in which case the defaults apply and
+``season_length`` is derived from the data's frequency (:func:`default_season_length`).
+Each model's parameters are a ``msgspec.Struct``: unknown or mistyped parameters are
+an :class:`~forecasting.errors.InvalidParameterError` naming the parameter.
+
+Adapters are imported lazily (as darts' ``_LAZY_IMPORTS``): naming a model does not
+import its library.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from forecasting.errors import InvalidParameterError, UnknownModelError
+
+__all__ = [
+    "REGISTRY",
+    "ModelEntry",
+    "ModelSpec",
+    "default_season_length",
+    "make_model",
+    "model_names",
+    "parse_spec",
+]
+
+SeasonLength = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
+
+
+class _Params(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    alias: str | None = None
+
+
+class _Seasonal(_Params, kw_only=True, forbid_unknown_fields=True):
+    season_length: SeasonLength | None = None
+
+
+class NaiveParams(_Params, kw_only=True, forbid_unknown_fields=True):
+    """``naive`` has no hyperparameters."""
+
+
+class SeasonalNaiveParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
+    """``season_length``: steps per season (default from ``freq``)."""
+
+
+class Naive2Params(_Seasonal, kw_only=True, forbid_unknown_fields=True):
+    """``season_length``: steps per season for the seasonality test and decomposition."""
+
+
+class AutoETSParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
+    """``model``: ETS code (error A/M/Z, trend N/A/M/Z, season N/A/M/Z); ``damped``: force or forbid damping."""
+
+    model: Annotated[str, msgspec.Meta(pattern="^[AMZ][NAMZ][NAMZ]$")] = "ZZZ"
+    damped: bool | None = None
+
+
+class AutoARIMAParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
+    """Orders searched by the Hyndman-Khandakar algorithm."""
+
+    d: Annotated[int, msgspec.Meta(ge=0, le=2)] | None = None
+    D: Annotated[int, msgspec.Meta(ge=0, le=1)] | None = None
+    max_p: Annotated[int, msgspec.Meta(ge=0, le=10)] = 5
+    max_q: Annotated[int, msgspec.Meta(ge=0, le=10)] = 5
+    stepwise: bool = True
+    approximation: bool | None = None
+
+
+class AutoThetaParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
+    """``model``: restrict to one of STM, OTM, DSTM, DOTM (default: choose)."""
+
+    decomposition_type: Literal["multiplicative", "additive"] = "multiplicative"
+    model: Literal["STM", "OTM", "DSTM", "DOTM"] | None = None
+
+
+class DynamicOptimizedThetaParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
+    """``decomposition_type`` of the seasonal adjustment."""
+
+    decomposition_type: Literal["multiplicative", "additive"] = "multiplicative"
+
+
+class MSTLParams(_Params, kw_only=True, forbid_unknown_fields=True):
+    """``season_length``: one period or several (``[24, 168]``); ``trend_model`` forecasts the trend."""
+
+    season_length: SeasonLength | list[SeasonLength] | None = None
+    trend_model: Literal["auto_ets", "auto_arima", "auto_theta"] = "auto_ets"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model: name, parameter type, adapter location and description."""
+
+    name: str
+    params: type[msgspec.Struct]
+    target: str  # "module:Class", imported lazily
+    summary: str
+    family: str = "statistical"
+    multi_season: bool = False
+
+    def load(self) -> Callable[..., Any]:
+        """Import and return the adapter class."""
+        module, _, cls = self.target.partition(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+_S = "forecasting.models.stats:"
+REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
+    ModelEntry("naive", NaiveParams, _S + "NaiveForecaster", "last value carried forward (random walk)"),
+    ModelEntry("naive2", Naive2Params, _S + "Naive2Forecaster", "M4 Naive2: naive on the seasonally adjusted series"),
+    ModelEntry("seasonal_naive", SeasonalNaiveParams, _S + "SeasonalNaiveForecaster",
+               "value one season earlier (M4 sNaive)"),
+    ModelEntry("auto_ets", AutoETSParams, _S + "AutoETSForecaster", "exponential smoothing chosen by AICc"),
+    ModelEntry("auto_arima", AutoARIMAParams, _S + "AutoARIMAForecaster", "ARIMA chosen by Hyndman-Khandakar"),
+    ModelEntry("auto_theta", AutoThetaParams, _S + "AutoThetaForecaster", "Theta family chosen by in-sample fit"),
+    ModelEntry("dynamic_optimized_theta", DynamicOptimizedThetaParams, _S + "DynamicOptimizedThetaForecaster",
+               "dynamic optimised Theta (Fiorucci et al. 2016)"),
+    ModelEntry("mstl", MSTLParams, _S + "MSTLForecaster", "multiple seasonal-trend decomposition (LOESS) + trend model",
+               multi_season=True),
+]}
+
+
+def model_names() -> list[str]:
+    """Registered model names, in registry order."""
+    return list(REGISTRY)
+
+
+class ModelSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A model name and its hyperparameters (JSON: ``{"name": ..., "params": {...}}``).
+
+    ``fallback`` names a model used for series too short for this one (or that it
+    fails on); every such series is reported. Without it they are errors.
+    """
+
+    name: str
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    fallback: str | None = None
+
+
+def parse_spec(spec: ModelSpec | str | dict[str, Any]) -> ModelSpec:
+    """Accept a name (``"auto_ets"``), a JSON object string, a dict or a :class:`ModelSpec`.
+
+    Raises
+    ------
+    UnknownModelError
+        Unknown name (the message lists the registered ones and the closest match).
+    InvalidParameterError
+        A malformed spec or parameters of the wrong type or range, naming the parameter.
+    """
+    if isinstance(spec, str):
+        text = spec.strip()
+        if text.startswith("{"):
+            try:
+                spec = msgspec.json.decode(text.encode(), type=ModelSpec)
+            except msgspec.ValidationError as exc:
+                raise InvalidParameterError(f"invalid model spec: {exc}", field="model") from exc
+            except msgspec.DecodeError as exc:
+                raise InvalidParameterError(f"model spec is not valid JSON: {exc}", field="model") from exc
+        else:
+            spec = ModelSpec(name=text)
+    elif isinstance(spec, dict):
+        try:
+            spec = msgspec.convert(spec, ModelSpec)
+        except msgspec.ValidationError as exc:
+            raise InvalidParameterError(f"invalid model spec: {exc}", field="model") from exc
+    entry = _entry(spec.name)
+    _params(entry, spec.params)
+    if spec.fallback is not None:
+        if spec.fallback == spec.name:
+            raise InvalidParameterError(f"fallback must differ from the model, got '{spec.fallback}'", field="model.fallback")
+        _entry(spec.fallback, field="model.fallback")
+    return spec
+
+
+def _entry(name: str, *, field: str = "model.name") -> ModelEntry:
+    if name not in REGISTRY:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(REGISTRY), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise UnknownModelError(f"unknown model '{name}'{hint}; registered models: {', '.join(REGISTRY)}", field=field,
+                                details={"models": list(REGISTRY)})
+    return REGISTRY[name]
+
+
+def _params(entry: ModelEntry, params: dict[str, Any]) -> msgspec.Struct:
+    try:
+        return msgspec.convert(params, entry.params)
+    except msgspec.ValidationError as exc:
+        msg = str(exc)
+        m = re.search(r"at `\$\.(\w+)`", msg)
+        unknown = re.search(r"unknown field `(\w+)`", msg)
+        name = (m and m.group(1)) or (unknown and unknown.group(1))
+        known = ", ".join(f for f in entry.params.__struct_fields__)
+        raise InvalidParameterError(
+            f"model '{entry.name}': invalid parameter{f' {name!r}' if name else ''}: {msg} (parameters: {known})",
+            field=f"model.params.{name}" if name else "model.params") from exc
+
+
+_SEASONS = {"m": 60 * 24, "h": 24, "d": 7, "w": 52, "mo": 12, "q": 4, "y": 1}
+_MULTI = {"h": [24, 168], "m": [60 * 24, 60 * 24 * 7], "d": [7, 365]}
+
+
+def default_season_length(freq: str | int | None, *, multiple: bool = False) -> int | list[int]:
+    """The conventional season length for a frequency.
+
+    Hourly 24 (multiple: [24, 168]), daily 7, weekly 52, monthly 12, quarterly 4,
+    yearly 1, sub-hourly one day of steps (30m -> 48); integer steps 1 (no known
+    season: pass ``season_length``). Conventions of the M4 competition and
+    Hyndman & Athanasopoulos, *FPP3*, 12.1.
+    """
+    if freq is None or isinstance(freq, int):
+        return 1
+    m = re.match(r"^(\d+)(ns|us|ms|s|m|h|d|w|mo|q|y)$", freq)
+    if not m:
+        return 1
+    n, unit = int(m.group(1)), m.group(2)
+    if unit == "mo":
+        unit, n = ("q", n // 3) if n % 3 == 0 and n > 1 else ("mo", n)
+    if multiple and unit in _MULTI and n == 1:
+        return list(_MULTI[unit])
+    base = _SEASONS.get(unit)
+    if base is None:
+        return 1
+    if unit in ("m", "h") and base % n == 0:
+        return base // n
+    return base if n == 1 else 1
+
+
+def make_model(spec: ModelSpec | str | dict[str, Any], *, freq: str | int | None = None, n_jobs: int = 1) -> Any:
+    """Build a model from its spec.
+
+    Parameters
+    ----------
+    spec : ModelSpec, name, JSON string or dict
+    freq : str or int, optional
+        The data's frequency, used for ``season_length`` when the spec leaves it out.
+    n_jobs : int, default 1
+        Worker processes for fitting (-1: all CPUs).
+
+    Returns
+    -------
+    A :class:`~forecasting.models.base.Forecaster`.
+
+    Raises
+    ------
+    UnknownModelError, InvalidParameterError
+    """
+    spec = parse_spec(spec)
+    fallback = None
+    if spec.fallback is not None:
+        fallback = make_model(ModelSpec(name=spec.fallback), freq=freq, n_jobs=n_jobs)
+    entry = REGISTRY[spec.name]
+    params = msgspec.structs.asdict(_params(entry, spec.params))
+    if "season_length" in params and params["season_length"] is None:
+        params["season_length"] = default_season_length(freq, multiple=entry.multi_season)
+    return entry.load()(**params, fallback=fallback, n_jobs=n_jobs)
