@@ -716,7 +716,9 @@ def validate_panel(
         if reported.height:
             filled_parts.append(reported.select("unique_id", "ds").with_columns(pl.lit("missing").alias("reason")))
 
-    filled = (pl.concat(filled_parts).with_columns(pl.col("ds").cast(pl.String), pl.lit(fill_missing).alias("policy"))
+    # report ds on the caller's clock (internal ds is naive UTC when the input was aware)
+    filled = (_local(pl.concat(filled_parts), tz)
+              .with_columns(pl.col("ds").cast(pl.String), pl.lit(fill_missing).alias("policy"))
               .select("unique_id", "ds", "reason", "policy")) if filled_parts else _empty_filled()
     lengths = dict(frame.group_by("unique_id", maintain_order=True).len().iter_rows())
     exog = tuple(c for c in frame.columns if c not in REQUIRED)
@@ -781,8 +783,8 @@ def validate_levels(level: Any) -> tuple[float | int, ...]:
     """
     if level is None:
         return ()
-    if isinstance(level, int | float) and not isinstance(level, bool):
-        level = [level]
+    if isinstance(level, int | float | str) and not isinstance(level, bool):
+        level = [level]  # a string is one (invalid) value, not a sequence of characters
     out = set()
     for lv in level:
         if isinstance(lv, bool) or not isinstance(lv, int | float) or math.isnan(lv) or not 0 < lv < 100:

@@ -1,0 +1,1 @@
+"""The Litestar HTTP service. Thin: it validates, calls :mod:`forecasting`, maps errors to HTTP."""

@@ -1,0 +1,83 @@
+"""The Litestar application factory.
+
+Routes are built inside :func:`create_app` (a handler object keeps the settings of the
+first app that served it). Handlers are thin: they call :mod:`forecasting.service` in
+a worker thread (never blocking the event loop) and map the result to a schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Litestar, get, post
+from litestar.logging import LoggingConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+
+from api.errors import exception_handlers
+from api.schemas import FallbackOut, ForecastRequest, ForecastResponse, HealthOut, ModelInfo
+from api.settings import Settings
+from forecasting import __version__
+from forecasting.service import Limits, forecast
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the API.
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        Defaults to :meth:`Settings.from_env`.
+    """
+    settings = settings or Settings.from_env()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    limits = Limits(max_h=settings.max_h, max_series=settings.max_series, max_rows=settings.max_rows)
+
+    @get("/healthz", tags=["health"], summary="Liveness")
+    async def healthz() -> HealthOut:
+        """The process is up."""
+        return HealthOut(status="ok", version=__version__)
+
+    @get("/v1/models", tags=["models"], summary="Registered models", sync_to_thread=False)
+    def list_models() -> list[ModelInfo]:
+        """Every model name accepted in `model`, with its hyperparameters."""
+        from forecasting.models import REGISTRY
+
+        return [ModelInfo(name=e.name, family=e.family, summary=e.summary, parameters=list(e.params.__struct_fields__))
+                for e in REGISTRY.values()]
+
+    @post("/v1/forecast", tags=["forecast"], summary="Forecast inline series", status_code=200, sync_to_thread=True)
+    def forecast_route(data: ForecastRequest) -> ForecastResponse:
+        """Fit the model on each series and forecast `h` steps, with intervals at each `level`.
+
+        Errors are RFC 9457 problem details: 400 for malformed bodies, 422 for data or parameters the
+        model cannot use (the `field` member names the request field, `detail` the series and rows).
+        """
+        model: Any = data.model if isinstance(data.model, str) else msgspec.structs.asdict(data.model)
+        result = forecast(data.data, model=model, h=data.h, freq=data.freq, level=data.level,
+                          fill_missing=data.fill_missing, fill_gaps=data.fill_gaps, limits=limits)
+        return ForecastResponse(
+            model=result.spec.name, alias=result.alias, params=result.spec.params, freq=result.panel.freq, h=data.h,
+            level=list(result.level), forecasts=result.forecasts.to_dicts(),
+            fallbacks=[FallbackOut(**f.to_dict()) for f in result.fallbacks],
+            filled=result.report.to_dict()["filled"], notes=result.notes)
+
+    return Litestar(
+        route_handlers=[healthz, list_models, forecast_route],
+        exception_handlers=exception_handlers(settings.max_body_bytes),
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="forecasting", version=__version__,
+            description="Time-series forecasting with a zoo of models. Long-format data: unique_id, ds, y.",
+            path="/schema", render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()]),
+        logging_config=LoggingConfig(log_exceptions="debug", root={"level": "WARNING", "handlers": ["queue_listener"]},
+                                     configure_root_logger=False),
+        debug=False,
+    )
+
+
+logging.getLogger("api").addHandler(logging.NullHandler())

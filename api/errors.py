@@ -1,0 +1,119 @@
+"""The one table from library error classes to HTTP statuses, and RFC 9457 bodies.
+
+Client mistakes are 4xx ``application/problem+json`` with ``field`` naming the request
+field at fault; the library never imports Litestar.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from forecasting.errors import (
+    CapabilityError,
+    DatasetError,
+    ForecastingError,
+    InsufficientHistoryError,
+    InvalidInputError,
+    InvalidParameterError,
+    ModelFitError,
+    NotFittedError,
+    UnknownModelError,
+)
+
+__all__ = ["STATUS", "exception_handlers", "problem"]
+
+log = logging.getLogger("api")
+
+#: library error class -> (HTTP status, problem type slug). Matched up the class hierarchy.
+STATUS: dict[type[ForecastingError], tuple[int, str]] = {
+    InsufficientHistoryError: (422, "insufficient-history"),
+    InvalidInputError: (422, "invalid-input"),
+    InvalidParameterError: (422, "invalid-parameter"),
+    UnknownModelError: (422, "unknown-model"),
+    CapabilityError: (422, "capability"),
+    ModelFitError: (422, "model-fit"),
+    NotFittedError: (409, "not-fitted"),
+    DatasetError: (404, "dataset"),
+    ForecastingError: (400, "bad-request"),
+}
+
+_TITLES = {400: "Bad request", 404: "Not found", 409: "Conflict", 413: "Request body too large",
+           422: "Unprocessable request", 500: "Internal server error"}
+
+
+def problem(status: int, detail: str, *, type_: str = "about:blank", field: str | None = None,
+            **extra: Any) -> Response[dict[str, Any]]:
+    """An RFC 9457 problem-details response."""
+    body: dict[str, Any] = {"type": type_ if type_ == "about:blank" else f"/problems/{type_}",
+                            "title": _TITLES.get(status, "Error"), "status": status, "detail": detail}
+    if field is not None:
+        body["field"] = field
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return Response(body, status_code=status, media_type="application/problem+json")
+
+
+def _status_for(exc: ForecastingError) -> tuple[int, str]:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 400, "bad-request"  # pragma: no cover - ForecastingError is in the table
+
+
+def _library_error(_: Request, exc: ForecastingError) -> Response[dict[str, Any]]:
+    status, slug = _status_for(exc)
+    field = exc.field
+    if field and not field.startswith(("data", "model")) and field in ("unique_id", "ds", "y"):
+        field = f"data.{field}"
+    return problem(status, exc.message, type_=slug, field=field, details=exc.details or None)
+
+
+def _validation_error(request: Request, exc: ValidationException) -> Response[dict[str, Any]]:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    fields = [e.get("key") for e in extra if isinstance(e, dict) and e.get("key")]
+    messages = [e.get("message") for e in extra if isinstance(e, dict) and e.get("message")]
+    detail = "; ".join(m for m in messages if m) or str(exc.detail)
+    unknown = re.search(r"unknown field `([^`]+)`", detail)
+    field = unknown.group(1) if unknown else fields[0] if fields else "body"
+    return problem(400, _json_hint(detail), type_="invalid-request", field=field, errors=extra or None)
+
+
+def _json_hint(detail: str) -> str:
+    if "JSON is malformed" in detail:
+        return (f"{detail}. The body must be JSON; NaN and Infinity are not JSON numbers: use null for a missing "
+                f"value (with fill_missing to fill it)")
+    return detail
+
+
+def _http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
+    detail = str(exc.detail)
+    if exc.status_code == 400 and "JSON is malformed" in detail:
+        return problem(400, _json_hint(detail), type_="invalid-json", field="body")
+    return problem(exc.status_code, detail)
+
+
+def _unexpected(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(HTTP_500_INTERNAL_SERVER_ERROR, "an unexpected error occurred; it has been logged")
+
+
+def exception_handlers(max_body_bytes: int) -> dict[Any, Any]:
+    """Handlers for the app: library errors, validation, HTTP errors (413 names the limit), the rest."""
+
+    def http_error(request: Request, exc: HTTPException) -> Response[dict[str, Any]]:
+        if exc.status_code == 413:
+            return problem(413, f"request body exceeds the limit of {max_body_bytes} bytes "
+                                f"(FORECASTING_MAX_BODY_BYTES)", field="body", limit=max_body_bytes)
+        return _http_error(request, exc)
+
+    return {
+        ForecastingError: _library_error,
+        ValidationException: _validation_error,
+        HTTPException: http_error,
+        Exception: _unexpected,
+    }

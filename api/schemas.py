@@ -1,0 +1,86 @@
+"""Request and response bodies (msgspec), documented in the OpenAPI page."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+__all__ = ["FallbackOut", "ForecastRequest", "ForecastResponse", "HealthOut", "ModelInfo", "ModelSpecIn"]
+
+
+class ModelSpecIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A model and its hyperparameters, e.g. ``{"name": "auto_ets", "params": {"season_length": 24}}``."""
+
+    name: Annotated[str, msgspec.Meta(description="Registry name, see GET /v1/models.", examples=["auto_ets"])]
+    params: Annotated[dict[str, Any], msgspec.Meta(description="Hyperparameters; see GET /v1/models.")] = {}
+    fallback: Annotated[str | None, msgspec.Meta(
+        description="Model used, and reported, for series too short for `name` or that it fails on.")] = None
+
+
+Rows = Annotated[list[dict[str, Any]], msgspec.Meta(
+    description="Long format: one object per observation with unique_id, ds (ISO 8601 timestamp or integer step) "
+                "and y (number; null only with fill_missing).",
+    examples=[[{"unique_id": "s1", "ds": "2024-01-01T00:00:00", "y": 10.0},
+               {"unique_id": "s1", "ds": "2024-01-01T01:00:00", "y": 12.5}]])]
+Columns = Annotated[dict[str, list[Any]], msgspec.Meta(
+    description="Column form: {\"unique_id\": [...], \"ds\": [...], \"y\": [...]}.")]
+
+
+class ForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Series to forecast and how."""
+
+    data: Rows | Columns
+    h: Annotated[int, msgspec.Meta(description="Steps of freq to forecast per series (>= 1).", examples=[24])]
+    model: Annotated[str | ModelSpecIn, msgspec.Meta(
+        description="Registry name or spec object.", examples=["auto_ets"])] = "auto_ets"
+    freq: Annotated[str | int | None, msgspec.Meta(
+        description="Frequency as a polars offset ('1h', '1d', '1mo') or an integer step for integer ds; "
+                    "inferred when omitted.")] = None
+    level: Annotated[list[float], msgspec.Meta(
+        description="Prediction-interval levels in percent, each in (0, 100).", examples=[[80, 95]])] = []
+    fill_missing: Annotated[Literal["zero", "forward", "interpolate"] | None, msgspec.Meta(
+        description="Fill null y instead of rejecting them; filled rows are reported.")] = None
+    fill_gaps: Annotated[bool, msgspec.Meta(
+        description="Insert missing timestamps (needs fill_missing); inserted rows are reported.")] = False
+
+
+class FallbackOut(msgspec.Struct):
+    """A series forecast by the fallback model, and why."""
+
+    unique_id: str
+    model: str
+    reason: str
+
+
+class ForecastResponse(msgspec.Struct):
+    """Forecasts in long format with Nixtla's column names, plus what was decided for the caller."""
+
+    model: str
+    alias: Annotated[str, msgspec.Meta(description="Name of the forecast column (the library's class name).")]
+    params: dict[str, Any]
+    freq: str | int
+    h: int
+    level: list[float]
+    forecasts: Annotated[list[dict[str, Any]], msgspec.Meta(
+        description="h objects per series: unique_id, ds (in the caller's timezone), <alias>, "
+                    "<alias>-lo-<level>, <alias>-hi-<level>.")]
+    fallbacks: list[FallbackOut]
+    filled: Annotated[list[dict[str, Any]], msgspec.Meta(description="Rows whose y was filled: unique_id, ds, reason, policy.")]
+    notes: list[str]
+
+
+class ModelInfo(msgspec.Struct):
+    """A registered model."""
+
+    name: str
+    family: str
+    summary: str
+    parameters: list[str]
+
+
+class HealthOut(msgspec.Struct):
+    """Liveness."""
+
+    status: Literal["ok"]
+    version: str

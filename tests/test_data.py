@@ -1,0 +1,747 @@
+"""The data contract: one test per rejection (error class + message content), the fill
+policies checked by hand, timezones, frequencies, and property tests of validate_panel."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from forecasting.data import (
+    MAX_HORIZON,
+    check_min_length,
+    future_frame,
+    infer_freq,
+    normalize_freq,
+    to_caller_tz,
+    validate_h,
+    validate_levels,
+    validate_panel,
+)
+from forecasting.errors import (
+    ForecastingError,
+    InsufficientHistoryError,
+    InvalidInputError,
+    InvalidParameterError,
+)
+from forecasting.models import make_model
+from forecasting.service import forecast
+
+DAYS4 = ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]
+
+
+def _daily(y: list, uid: str = "s1") -> dict:
+    return {"unique_id": [uid] * len(y), "ds": DAYS4[: len(y)], "y": y}
+
+
+def _filled(panel) -> list[tuple]:
+    return [tuple(r) for r in panel.report.filled.select("unique_id", "ds", "reason", "policy").iter_rows()]
+
+
+def _y(panel) -> list[float]:
+    return panel.frame["y"].to_list()
+
+
+# ----------------------------------------------------------------------------- columns
+
+
+def test_missing_column_named_with_present_columns() -> None:
+    with pytest.raises(InvalidInputError, match=r"missing required column 'y'") as err:
+        validate_panel({"unique_id": ["a"], "ds": ["2024-01-01"]})
+    assert "columns present: unique_id, ds" in err.value.message
+    assert err.value.details["missing"] == ["y"]
+    assert err.value.field == "data"
+
+
+def test_two_missing_columns_plural() -> None:
+    with pytest.raises(InvalidInputError, match=r"missing required columns 'ds', 'y'"):
+        validate_panel({"unique_id": ["a"], "value": [1.0]})
+
+
+def test_misspelled_y_column_suggests_the_right_name() -> None:
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel({"unique_id": ["a"], "ds": ["2024-01-01"], "Y": [1.0]})
+    assert "missing required column 'y' (found 'Y': did you mean 'y'?)" in err.value.message
+
+
+def test_date_instead_of_ds_is_named() -> None:
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel({"unique_id": ["a"], "date": ["2024-01-01"], "y": [1.0]})
+    msg = err.value.message
+    assert "missing required column 'ds'" in msg
+    assert "date" in msg  # the present column is listed so the caller sees the mix-up
+    assert err.value.details["present"] == ["unique_id", "date", "y"]
+
+
+def test_empty_frame_rejected() -> None:
+    empty = pl.DataFrame(schema={"unique_id": pl.String, "ds": pl.Datetime("us"), "y": pl.Float64})
+    with pytest.raises(InvalidInputError, match=r"data is empty"):
+        validate_panel(empty)
+    with pytest.raises(InvalidInputError, match=r"data is empty"):
+        validate_panel({"unique_id": [], "ds": [], "y": []})
+
+
+def test_unsupported_input_type_rejected() -> None:
+    with pytest.raises(InvalidInputError, match=r"data must be a polars or pandas DataFrame.*got str"):
+        validate_panel("unique_id,ds,y")
+
+
+# ----------------------------------------------------------------------------- y
+
+
+def test_y_strings_not_numeric_rows_named() -> None:
+    data = {"unique_id": ["a"] * 3, "ds": DAYS4[:3], "y": ["1", "abc", "3"]}
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel(data)
+    assert "y must be numeric" in err.value.message
+    assert "rows 1 are not numbers ('abc')" in err.value.message
+    assert err.value.details["rows"] == [1]
+    assert err.value.field == "y"
+
+
+def test_y_mixed_numbers_and_strings_rows_named() -> None:
+    data = {"unique_id": ["a"] * 3, "ds": DAYS4[:3], "y": [1.0, "abc", 3]}
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel(data)
+    assert "column 'y' mixes value types (number at rows 0, 2; string at rows 1)" in err.value.message
+
+
+@pytest.mark.parametrize(("bad", "word"), [(None, "null"), (float("nan"), "NaN"), (float("inf"), "infinite"),
+                                          (float("-inf"), "infinite")])
+@pytest.mark.parametrize("kind", ["dict", "polars", "pandas"])
+def test_invalid_y_named_per_series_with_ds(bad: float | None, word: str, kind: str) -> None:
+    data = {"unique_id": ["s1"] * 4 + ["s2"] * 4, "ds": DAYS4 * 2, "y": [1.0, bad, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0]}
+    frame = {"dict": data, "polars": pl.DataFrame(data, strict=False), "pandas": pd.DataFrame(data)}[kind]
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel(frame)
+    msg = err.value.message
+    if kind == "pandas" and bad is None or kind == "pandas" and bad != bad:
+        word = "null"  # pandas' missing marker is NaN, and None becomes NaN: both read as null
+    assert f"series 's1': 1 {word} y values at ds 2024-01-02" in msg
+    assert "s2" not in msg
+    assert "fill_missing" in msg
+    assert list(err.value.details["series"]) == ["s1"]
+
+
+def test_invalid_y_kinds_combined_per_series() -> None:
+    data = {"unique_id": ["s1"] * 4, "ds": DAYS4, "y": [1.0, None, float("nan"), float("inf")]}
+    with pytest.raises(InvalidInputError, match=r"series 's1': 3 NaN/infinite/null y values at ds "
+                                               r"2024-01-02, 2024-01-03, 2024-01-04"):
+        validate_panel(data)
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("zero", [2.0, 0.0, 4.0, 5.0]),
+    ("forward", [2.0, 2.0, 4.0, 5.0]),
+    ("interpolate", [2.0, 3.0, 4.0, 5.0]),  # halfway between 2 and 4
+])
+@pytest.mark.parametrize("bad", [None, float("nan"), float("inf")])
+def test_fill_policies_by_hand(policy: str, expected: list[float], bad: float | None) -> None:
+    panel = validate_panel(_daily([2.0, bad, 4.0, 5.0]), fill_missing=policy)
+    assert _y(panel) == expected
+    filled = panel.report.filled
+    assert filled.height == 1
+    assert filled["unique_id"].to_list() == ["s1"]
+    assert filled["ds"].to_list()[0].startswith("2024-01-02")
+    assert filled["reason"].to_list() == ["missing"]
+    assert filled["policy"].to_list() == [policy]
+
+
+def test_fill_lists_exactly_the_filled_rows_across_series() -> None:
+    data = {"unique_id": ["a"] * 4 + ["b"] * 4, "ds": DAYS4 * 2,
+            "y": [1.0, None, None, 7.0, 10.0, 20.0, 30.0, float("nan")]}
+    panel = validate_panel(data, fill_missing="interpolate")
+    assert _y(panel) == [1.0, 3.0, 5.0, 7.0, 10.0, 20.0, 30.0, 30.0]  # trailing NaN carried forward
+    assert [(u, d[:10], r) for u, d, r, _ in _filled(panel)] == [
+        ("a", "2024-01-02", "missing"), ("a", "2024-01-03", "missing"), ("b", "2024-01-04", "missing")]
+
+
+def test_nothing_filled_gives_empty_report() -> None:
+    panel = validate_panel(_daily([1.0, 2.0, 3.0]), fill_missing="zero")
+    assert panel.report.filled.height == 0
+    assert panel.report.to_dict()["filled"] == []
+
+
+def test_forward_fill_cannot_fill_a_leading_missing_value() -> None:
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel(_daily([None, 2.0, 3.0]), fill_missing="forward")
+    assert "fill_missing='forward' left 1 rows empty" in err.value.message
+    assert "series 's1': cannot fill y at ds 2024-01-01 (no earlier value)" in err.value.message
+
+
+def test_forward_fill_does_not_leak_across_series() -> None:
+    data = {"unique_id": ["a"] * 2 + ["b"] * 2, "ds": DAYS4[:2] * 2, "y": [1.0, 2.0, None, 5.0]}
+    with pytest.raises(InvalidInputError, match=r"series 'b': cannot fill y at ds 2024-01-01"):
+        validate_panel(data, fill_missing="forward")
+
+
+def test_unknown_fill_policy() -> None:
+    with pytest.raises(InvalidParameterError, match=r"fill_missing must be one of zero, forward, interpolate, got 'mean'"):
+        validate_panel(_daily([1.0, 2.0]), fill_missing="mean")  # type: ignore[arg-type]
+
+
+def test_fill_gaps_requires_a_policy() -> None:
+    with pytest.raises(InvalidParameterError, match=r"fill_gaps=True inserts rows without y; choose fill_missing"):
+        validate_panel(_daily([1.0, 2.0]), fill_gaps=True)
+
+
+# ----------------------------------------------------------------------------- duplicates
+
+
+def test_duplicate_timestamps_named() -> None:
+    data = {"unique_id": ["s1"] * 3 + ["s2"] * 2, "ds": ["2024-01-01", "2024-01-02", "2024-01-02"] + DAYS4[:2],
+            "y": [1.0, 2.0, 3.0, 1.0, 2.0]}
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel(data)
+    assert err.value.message.startswith("duplicate (unique_id, ds) rows in 1 series: ")
+    assert "series 's1': 2 duplicate timestamps (2024-01-02 x2)" in err.value.message
+    assert list(err.value.details["duplicates"]) == ["s1"]
+
+
+def test_duplicate_integer_steps_named() -> None:
+    data = {"unique_id": ["m"] * 4, "ds": [1, 2, 2, 2], "y": [1.0, 2.0, 3.0, 4.0]}
+    with pytest.raises(InvalidInputError, match=r"series 'm': 3 duplicate timestamps \(2 x3\)"):
+        validate_panel(data)
+
+
+# ----------------------------------------------------------------------------- ds types
+
+
+def test_ds_mixing_ints_and_strings_in_a_dict() -> None:
+    data = {"unique_id": ["s1"] * 3, "ds": [1, "2024-01-02", 3], "y": [1.0, 2.0, 3.0]}
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel(data)
+    assert "column 'ds' mixes value types (number at rows 0, 2; string at rows 1)" in err.value.message
+    assert err.value.field == "data.ds"
+
+
+def test_ds_mixing_ints_and_strings_in_a_pandas_object_column() -> None:
+    pdf = pd.DataFrame({"unique_id": ["s1"] * 3, "ds": pd.Series([1, "2024-01-02", 3], dtype=object),
+                        "y": [1.0, 2.0, 3.0]})
+    with pytest.raises(InvalidInputError, match=r"column 'ds' mixes value types \(number at rows 0, 2; string at rows 1\)"):
+        validate_panel(pdf)
+
+
+def test_ds_strings_mixing_integer_steps_and_timestamps() -> None:
+    data = {"unique_id": ["s1"] * 3, "ds": ["1", "2024-01-02", "3"], "y": [1.0, 2.0, 3.0]}
+    with pytest.raises(InvalidInputError, match=r"ds mixes integer steps and timestamps \(integers at rows 0, 2\)"):
+        validate_panel(data)
+
+
+def test_ds_not_a_timestamp() -> None:
+    data = {"unique_id": ["s1"] * 3, "ds": ["2024-01-01", "yesterday", "2024-01-03"], "y": [1.0, 2.0, 3.0]}
+    with pytest.raises(InvalidInputError, match=r"ds has 1 values that are not ISO 8601 timestamps \(rows 1: 'yesterday'\)"):
+        validate_panel(data)
+
+
+def test_fractional_ds_rejected() -> None:
+    data = {"unique_id": ["s1"] * 3, "ds": [1.0, 2.5, 3.0], "y": [1.0, 2.0, 3.0]}
+    with pytest.raises(InvalidInputError, match=r"1 rows have fractional values \(rows 1\)"):
+        validate_panel(data)
+
+
+def test_null_ds_named() -> None:
+    pdf = pd.DataFrame({"unique_id": ["s1"] * 3, "ds": pd.to_datetime(["2024-01-01", None, "2024-01-03"]),
+                        "y": [1.0, 2.0, 3.0]})
+    with pytest.raises(InvalidInputError, match=r"1 rows without ds: series 's1': ds is null at rows 1"):
+        validate_panel(pdf)
+
+
+def test_aware_and_naive_strings_rejected() -> None:
+    data = {"unique_id": ["s1"] * 3,
+            "ds": ["2024-01-01T00:00:00+01:00", "2024-01-02T00:00:00", "2024-01-03T00:00:00+01:00"],
+            "y": [1.0, 2.0, 3.0]}
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel(data)
+    assert "ds mixes timezone-aware and naive timestamps (aware at rows 0, 2; naive at rows 1)" in err.value.message
+
+
+def test_aware_and_naive_in_a_pandas_object_column_rejected() -> None:
+    values = [pd.Timestamp("2024-01-01", tz="Europe/Paris"), pd.Timestamp("2024-01-02"),
+              pd.Timestamp("2024-01-03", tz="Europe/Paris")]
+    pdf = pd.DataFrame({"unique_id": ["s1"] * 3, "ds": pd.Series(values, dtype=object), "y": [1.0, 2.0, 3.0]})
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel(pdf)
+    assert "column 'ds' mixes timezone-aware and naive timestamps (aware at rows 0, 2; naive at rows 1)" in err.value.message
+
+
+def test_aware_and_naive_python_datetimes_rejected() -> None:
+    utc = dt.timezone.utc
+    data = {"unique_id": ["s1"] * 2, "ds": [dt.datetime(2024, 1, 1, tzinfo=utc), dt.datetime(2024, 1, 2)], "y": [1.0, 2.0]}
+    with pytest.raises(InvalidInputError, match=r"mixes timezone-aware and naive timestamps"):
+        validate_panel(data)
+
+
+# ----------------------------------------------------------------------------- timezones
+
+
+def _paris(start: str = "2024-03-20", end: str = "2024-03-30") -> pd.DataFrame:
+    ds = pd.date_range(start, end, freq="D", tz="Europe/Paris")
+    return pd.DataFrame({"unique_id": "p", "ds": ds, "y": np.arange(len(ds), dtype=float)})
+
+
+def test_aware_ds_stored_in_utc_with_caller_zone_kept() -> None:
+    panel = validate_panel(_paris())
+    assert panel.tz == "Europe/Paris"
+    assert panel.frame.schema["ds"] == pl.Datetime("us")  # naive, in UTC
+    assert panel.frame["ds"][0] == dt.datetime(2024, 3, 19, 23, 0)  # 00:00 CET = 23:00 UTC
+    assert panel.freq == "1d"
+    assert any("Europe/Paris" in n for n in panel.report.notes)
+
+
+@pytest.mark.parametrize("kind", ["pandas", "polars"])
+def test_paris_daily_forecasts_stay_at_local_midnight_across_dst(kind: str) -> None:
+    # DST starts on 2024-03-31 in Europe/Paris: 24h steps in UTC would drift to 01:00 local.
+    data = _paris() if kind == "pandas" else pl.from_pandas(_paris())
+    out = forecast(data, model="naive", h=4).forecasts
+    assert out.schema["ds"] == pl.Datetime("us", "Europe/Paris")
+    local = [d.replace(tzinfo=None) for d in out["ds"].to_list()]
+    assert local == [dt.datetime(2024, 3, d) for d in (31,)] + [dt.datetime(2024, 4, d) for d in (1, 2, 3)]
+    utc = out["ds"].dt.convert_time_zone("UTC").dt.hour().to_list()
+    assert utc == [23, 22, 22, 22]  # the UTC offset changes, the local clock does not
+    assert out["Naive"].to_list() == [10.0] * 4
+
+
+def test_gap_in_paris_series_found_on_local_grid_and_reported_in_local_time() -> None:
+    # the series spans the DST change; 2024-03-25 is missing
+    pdf = _paris("2024-03-28", "2024-04-03")
+    pdf = pdf[pdf["ds"].dt.day != 1].reset_index(drop=True)  # drop 2024-04-01 (after the change)
+    with pytest.raises(InvalidInputError, match=r"series 'p': 1 missing timestamps"):
+        validate_panel(pdf)
+    panel = validate_panel(pdf, fill_gaps=True, fill_missing="zero")
+    assert panel.lengths == {"p": 7}
+    assert _filled(panel) == [("p", "2024-04-01 00:00:00.000000+02:00", "gap", "zero")]
+
+
+def test_fixed_offset_strings_returned_at_that_offset() -> None:
+    data = {"unique_id": ["s1"] * 3,
+            "ds": ["2024-01-01T00:00:00+01:00", "2024-01-02T00:00:00+01:00", "2024-01-03T00:00:00+01:00"],
+            "y": [1.0, 2.0, 3.0]}
+    panel = validate_panel(data)
+    assert panel.tz == "Etc/GMT-1"  # POSIX sign: GMT-1 is UTC+01:00
+    assert panel.frame["ds"].to_list()[0] == dt.datetime(2023, 12, 31, 23, 0)
+    out = forecast(data, model="naive", h=2).forecasts
+    assert [d.isoformat() for d in out["ds"].to_list()] == ["2024-01-04T00:00:00+01:00", "2024-01-05T00:00:00+01:00"]
+
+
+def test_z_suffix_is_utc() -> None:
+    data = {"unique_id": ["s1"] * 2, "ds": ["2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z"], "y": [1.0, 2.0]}
+    panel = validate_panel(data)
+    assert panel.tz == "UTC"
+    assert panel.freq == "1h"
+
+
+def test_several_offsets_returned_in_utc_with_a_note() -> None:
+    data = {"unique_id": ["s1"] * 3,
+            "ds": ["2024-03-30T00:00:00+01:00", "2024-03-31T00:00:00+01:00", "2024-04-01T00:00:00+02:00"],
+            "y": [1.0, 2.0, 3.0]}
+    with pytest.raises(InvalidInputError, match=r"steps between timestamps vary"):
+        validate_panel(data)  # 24h then 23h in UTC: irregular
+    panel = validate_panel(data, freq="1h", fill_gaps=True, fill_missing="interpolate")
+    assert panel.tz == "UTC"
+    assert any("several UTC offsets" in n for n in panel.report.notes)
+
+
+# ----------------------------------------------------------------------------- gaps and grid
+
+
+def test_gap_rejected_with_missing_timestamps() -> None:
+    data = {"unique_id": ["s1"] * 4 + ["s2"] * 2, "ds": ["2024-01-01", "2024-01-02", "2024-01-05", "2024-01-06"] + DAYS4[:2],
+            "y": [1.0, 2.0, 5.0, 6.0, 1.0, 2.0]}
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel(data)
+    msg = err.value.message
+    assert "gaps against freq '1d' in 1 series" in msg
+    assert "series 's1': 2 missing timestamps (2024-01-03, 2024-01-04)" in msg
+    assert "fill_gaps" in msg
+    assert list(err.value.details["gaps"]) == ["s1"]
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("zero", [1.0, 2.0, 0.0, 0.0, 5.0]),
+    ("forward", [1.0, 2.0, 2.0, 2.0, 5.0]),
+    ("interpolate", [1.0, 2.0, 3.0, 4.0, 5.0]),
+])
+def test_gaps_filled_and_reported_as_gap(policy: str, expected: list[float]) -> None:
+    data = {"unique_id": ["s1"] * 3, "ds": ["2024-01-01", "2024-01-02", "2024-01-05"], "y": [1.0, 2.0, 5.0]}
+    panel = validate_panel(data, fill_gaps=True, fill_missing=policy)
+    assert _y(panel) == expected
+    assert panel.lengths == {"s1": 5}
+    assert [(u, d[:10], r, p) for u, d, r, p in _filled(panel)] == [
+        ("s1", "2024-01-03", "gap", policy), ("s1", "2024-01-04", "gap", policy)]
+
+
+def test_gap_and_missing_value_reported_with_their_reasons() -> None:
+    data = {"unique_id": ["s1"] * 4, "ds": ["2024-01-01", "2024-01-02", "2024-01-04", "2024-01-05"],
+            "y": [1.0, None, 4.0, 5.0]}
+    panel = validate_panel(data, fill_gaps=True, fill_missing="interpolate")
+    assert _y(panel) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert sorted((d[:10], r) for _, d, r, _ in _filled(panel)) == [("2024-01-02", "missing"), ("2024-01-03", "gap")]
+
+
+def test_integer_gaps() -> None:
+    data = {"unique_id": ["m"] * 3, "ds": [1, 2, 5], "y": [1.0, 2.0, 5.0]}
+    with pytest.raises(InvalidInputError, match=r"series 'm': 2 missing timestamps \(3, 4\)"):
+        validate_panel(data, freq=1)
+
+
+def test_off_grid_timestamp_with_explicit_freq() -> None:
+    data = {"unique_id": ["s1"] * 3, "ds": ["2024-01-01 00:00", "2024-01-02 00:00", "2024-01-03 12:00"], "y": [1.0, 2.0, 4.0]}
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel(data, freq="1d")
+    msg = err.value.message
+    assert "timestamps not on the frequency grid '1d'" in msg
+    assert "series 's1': 1 timestamps off the 1d grid (2024-01-03 12:00:00)" in msg
+
+
+def test_off_grid_integer_step() -> None:
+    data = {"unique_id": ["m"] * 3, "ds": [0, 2, 5], "y": [1.0, 2.0, 3.0]}
+    with pytest.raises(InvalidInputError, match=r"series 'm': 1 timestamps off the 2 grid \(5\)"):
+        validate_panel(data, freq=2)
+
+
+def test_freq_kind_must_match_ds_kind() -> None:
+    with pytest.raises(InvalidParameterError, match=r"ds holds integer steps, so freq must be a positive integer, got '1d'"):
+        validate_panel({"unique_id": ["m"] * 2, "ds": [1, 2], "y": [1.0, 2.0]}, freq="1d")
+    with pytest.raises(InvalidParameterError, match=r"ds holds timestamps, so freq must be an offset"):
+        validate_panel(_daily([1.0, 2.0]), freq=1)
+
+
+# ----------------------------------------------------------------------------- frequency
+
+
+def test_freq_cannot_be_inferred_from_single_observations() -> None:
+    data = {"unique_id": ["s1", "s2"], "ds": ["2024-01-01", "2024-01-02"], "y": [1.0, 2.0]}
+    with pytest.raises(InvalidInputError, match=r"every series has a single observation; pass freq") as err:
+        validate_panel(data)
+    assert err.value.field == "freq"
+    panel = validate_panel(data, freq="1d")  # an explicit freq makes it valid
+    assert panel.lengths == {"s1": 1, "s2": 1}
+
+
+def test_freq_cannot_be_inferred_from_irregular_steps() -> None:
+    data = {"unique_id": ["s1"] * 5, "ds": ["2024-01-01", "2024-01-02", "2024-01-05", "2024-01-12", "2024-01-30"],
+            "y": [1.0, 2.0, 3.0, 4.0, 5.0]}
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel(data)
+    assert "cannot infer the frequency: steps between timestamps vary (" in err.value.message
+    assert "1d x1" in err.value.message and "3d x1" in err.value.message and "pass freq" in err.value.message
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("H", "1h"), ("h", "1h"), ("D", "1d"), ("MS", "1mo"), ("ME", "1mo"), ("M", "1mo"), ("W", "1w"), ("W-SUN", "1w"),
+    ("15min", "15m"), ("QS", "3mo"), ("1q", "3mo"), ("YS", "1y"), ("1h", "1h"), ("30m", "30m"), (7, 7), ("24", 24),
+    (None, None),
+])
+def test_normalize_freq(given, expected) -> None:
+    assert normalize_freq(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["fortnightly", "", 0, -3, True, 1.5])
+def test_normalize_freq_rejects(bad) -> None:
+    with pytest.raises(InvalidParameterError, match=r"freq"):
+        normalize_freq(bad)
+
+
+def test_unknown_freq_message_lists_examples() -> None:
+    with pytest.raises(InvalidParameterError, match=r"freq 'fortnightly' is not a known frequency; use a polars offset"):
+        validate_panel(_daily([1.0, 2.0]), freq="fortnightly")
+
+
+@pytest.mark.parametrize("dates", [
+    ["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01", "2024-05-01"],
+    ["2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30", "2024-05-31"],
+])
+def test_monthly_inference_month_start_and_month_end(dates: list[str]) -> None:
+    panel = validate_panel({"unique_id": ["s1"] * 5, "ds": dates, "y": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    assert panel.freq == "1mo"
+    assert panel.ds_kind == "date"
+
+
+def test_month_end_future_dates() -> None:
+    dates = ["2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30", "2024-05-31"]
+    panel = validate_panel({"unique_id": ["s1"] * 5, "ds": dates, "y": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    out = to_caller_tz(future_frame(panel, 3), panel)
+    assert out["ds"].to_list() == [dt.date(2024, 6, 30), dt.date(2024, 7, 31), dt.date(2024, 8, 31)]
+
+
+def test_month_start_future_dates() -> None:
+    dates = ["2023-11-01", "2023-12-01", "2024-01-01"]
+    panel = validate_panel({"unique_id": ["s1"] * 3, "ds": dates, "y": [1.0, 2.0, 3.0]})
+    out = to_caller_tz(future_frame(panel, 2), panel)
+    assert out["ds"].to_list() == [dt.date(2024, 2, 1), dt.date(2024, 3, 1)]
+
+
+@pytest.mark.parametrize(("step_days", "expected"), [(1, "1d"), (7, "1w"), (91, "3mo"), (365, "1y")])
+def test_infer_freq_fixed_and_calendar(step_days: int, expected: str) -> None:
+    if expected == "3mo":
+        ds = [dt.datetime(2024, m, 1) for m in (1, 4, 7, 10)]
+    elif expected == "1y":
+        ds = [dt.datetime(y, 1, 1) for y in (2020, 2021, 2022, 2023)]
+    else:
+        ds = [dt.datetime(2024, 1, 1) + dt.timedelta(days=step_days * k) for k in range(4)]
+    frame = pl.DataFrame({"unique_id": ["s"] * 4, "ds": ds}).with_columns(pl.col("ds").dt.cast_time_unit("us"))
+    assert infer_freq(frame) == expected
+
+
+def test_hourly_inferred() -> None:
+    ds = pd.date_range("2024-01-01", periods=6, freq="h")
+    panel = validate_panel(pd.DataFrame({"unique_id": "s", "ds": ds, "y": np.arange(6.0)}))
+    assert panel.freq == "1h"
+    assert panel.ds_kind == "datetime"
+
+
+# ----------------------------------------------------------------------------- ds kinds, inputs
+
+
+def test_integer_ds_m4_style() -> None:
+    data = {"unique_id": ["H1"] * 4 + ["H2"] * 3, "ds": [1, 2, 3, 4, 1, 2, 3], "y": [1.0, 2.0, 3.0, 4.0, 5, 6, 7]}
+    panel = validate_panel(data)
+    assert panel.ds_kind == "int"
+    assert panel.freq == 1
+    assert panel.frame.schema["ds"] == pl.Int64
+    assert panel.lengths == {"H1": 4, "H2": 3}
+    out = to_caller_tz(future_frame(panel, 2), panel)
+    assert out.rows() == [("H1", 5), ("H1", 6), ("H2", 4), ("H2", 5)]
+
+
+def test_integer_strings_are_integer_steps() -> None:
+    panel = validate_panel({"unique_id": ["a"] * 3, "ds": ["10", "20", "30"], "y": [1.0, 2.0, 3.0]})
+    assert panel.ds_kind == "int"
+    assert panel.freq == 10
+
+
+def test_datetime_ds_supported() -> None:
+    ds = [dt.datetime(2024, 1, 1, h) for h in range(3)]
+    panel = validate_panel(pl.DataFrame({"unique_id": ["a"] * 3, "ds": ds, "y": [1.0, 2.0, 3.0]}))
+    assert panel.ds_kind == "datetime"
+    assert panel.freq == "1h"
+    assert panel.tz is None
+
+
+def test_date_ds_returned_as_dates() -> None:
+    data = pl.DataFrame({"unique_id": ["a"] * 3, "ds": [dt.date(2024, 1, d) for d in (1, 2, 3)], "y": [1.0, 2.0, 3.0]})
+    out = forecast(data, model="naive", h=2).forecasts
+    assert out.schema["ds"] == pl.Date
+    assert out["ds"].to_list() == [dt.date(2024, 1, 4), dt.date(2024, 1, 5)]
+
+
+def test_pandas_input_accepted() -> None:
+    pdf = pd.DataFrame({"unique_id": ["b", "b", "a", "a", "a"],
+                        "ds": pd.to_datetime(["2024-01-02", "2024-01-01", "2024-01-01", "2024-01-02", "2024-01-03"]),
+                        "y": [2, 1, 10, 20, 30]})
+    panel = validate_panel(pdf)
+    assert panel.frame.schema == pl.Schema({"unique_id": pl.String, "ds": pl.Datetime("us"), "y": pl.Float64})
+    assert panel.frame.rows() == [("a", dt.datetime(2024, 1, 1), 10.0), ("a", dt.datetime(2024, 1, 2), 20.0),
+                                  ("a", dt.datetime(2024, 1, 3), 30.0), ("b", dt.datetime(2024, 1, 1), 1.0),
+                                  ("b", dt.datetime(2024, 1, 2), 2.0)]
+    assert panel.lengths == {"a": 3, "b": 2}
+    assert panel.freq == "1d"
+
+
+def test_pandas_ds_index_accepted() -> None:
+    pdf = pd.DataFrame({"unique_id": ["a"] * 3, "y": [1.0, 2.0, 3.0]},
+                       index=pd.Index(pd.to_datetime(DAYS4[:3]), name="ds"))
+    assert validate_panel(pdf).lengths == {"a": 3}
+
+
+def test_list_of_records_and_integer_ids() -> None:
+    rows = [{"unique_id": 7, "ds": "2024-01-01", "y": 1}, {"unique_id": 7, "ds": "2024-01-02", "y": 2}]
+    panel = validate_panel(rows)
+    assert panel.ids == ["7"]
+    assert _y(panel) == [1.0, 2.0]
+
+
+def test_exogenous_columns_kept() -> None:
+    data = {"unique_id": ["a"] * 2, "ds": DAYS4[:2], "y": [1.0, 2.0], "price": [3.0, 4.0]}
+    panel = validate_panel(data)
+    assert panel.exog == ("price",)
+    assert panel.frame.columns == ["unique_id", "ds", "y", "price"]
+
+
+# ----------------------------------------------------------------------------- h and level
+
+
+@pytest.mark.parametrize(("h", "msg"), [
+    (0, "h must be an integer >= 1, got 0"),
+    (-1, "h must be an integer >= 1, got -1"),
+    (1.5, "h must be an integer >= 1, got 1.5"),
+    ("3", "h must be an integer >= 1, got '3'"),
+    (True, "h must be an integer >= 1, got True"),
+    (None, "h must be an integer >= 1, got None"),
+    (MAX_HORIZON + 1, f"h must be at most {MAX_HORIZON}, got {MAX_HORIZON + 1}"),
+])
+def test_validate_h_rejects(h, msg: str) -> None:
+    with pytest.raises(InvalidParameterError) as err:
+        validate_h(h)
+    assert err.value.message == msg
+    assert err.value.field == "h"
+
+
+def test_validate_h_accepts() -> None:
+    assert validate_h(1) == 1
+    assert validate_h(MAX_HORIZON) == MAX_HORIZON
+    assert validate_h(12.0) == 12
+    assert validate_h(5, max_h=5) == 5
+    with pytest.raises(InvalidParameterError, match=r"h must be at most 4, got 5"):
+        validate_h(5, max_h=4)
+
+
+@pytest.mark.parametrize("level", [0, 100, -5, 120, [80, 100], float("nan"), "95", [True], [None]])
+def test_validate_levels_rejects(level) -> None:
+    with pytest.raises(InvalidParameterError, match=r"level must be numbers strictly between 0 and 100 \(percent\)") as err:
+        validate_levels(level)
+    assert err.value.field == "level"
+
+
+def test_validate_levels_string_named_whole() -> None:
+    # regression: a string used to be iterated character by character ("got '9'")
+    with pytest.raises(InvalidParameterError, match=r"got '95'$"):
+        validate_levels("95")
+
+
+def test_validate_levels_accepts() -> None:
+    assert validate_levels(None) == ()
+    assert validate_levels([]) == ()
+    assert validate_levels(95) == (95,)
+    assert validate_levels([95, 80, 80.0, 99.5]) == (80, 95, 99.5)
+    assert all(type(v) is int for v in validate_levels([80.0, 95]))
+
+
+# ----------------------------------------------------------------------------- history length
+
+
+def _short(n: int = 5, uid: str = "short") -> dict:
+    return {"unique_id": [uid] * n, "ds": list(range(1, n + 1)), "y": [float(v) for v in range(1, n + 1)]}
+
+
+def test_series_too_short_for_the_model() -> None:
+    model = make_model({"name": "seasonal_naive", "params": {"season_length": 12}})
+    data = {"unique_id": ["short"] * 5 + ["long"] * 20, "ds": list(range(1, 6)) + list(range(1, 21)),
+            "y": [1.0] * 25}
+    with pytest.raises(InsufficientHistoryError) as err:
+        model.fit(data)
+    msg = err.value.message
+    assert "series 'short': 5 observations, model 'seasonal_naive' needs at least 13" in msg
+    assert "long" not in msg
+    assert err.value.details["series"] == {"short": {"length": 5, "minimum": 13}}
+    assert err.value.details["minimum"] == 13
+    assert isinstance(err.value, InvalidInputError)  # a data problem, same HTTP class
+
+
+def test_check_min_length_returns_short_ids_with_fallback() -> None:
+    panel = validate_panel(_short(3))
+    assert check_min_length(panel, 3, model="m") == []
+    assert check_min_length(panel, 4, model="m", fallback="naive") == ["short"]
+    with pytest.raises(InsufficientHistoryError, match=r"series 'short': 3 observations, model 'm' needs at least 4"):
+        check_min_length(panel, 4, model="m")
+
+
+def test_explicit_fallback_forecasts_short_series_with_naive() -> None:
+    model = make_model({"name": "seasonal_naive", "params": {"season_length": 12}, "fallback": "naive"})
+    long_y = [float(v % 12) for v in range(24)]
+    data = {"unique_id": ["short"] * 5 + ["long"] * 24, "ds": list(range(1, 6)) + list(range(1, 25)),
+            "y": [1.0, 2.0, 3.0, 4.0, 5.0] + long_y}
+    out = model.fit(data).predict(3)
+    assert [f.to_dict() for f in model.fallbacks_] == [
+        {"unique_id": "short", "model": "naive",
+         "reason": "5 observations, model 'seasonal_naive' needs at least 13"}]
+    short = out.filter(pl.col("unique_id") == "short")
+    assert short["SeasonalNaive"].to_list() == [5.0, 5.0, 5.0]  # naive: the last value
+    assert short["ds"].to_list() == [6, 7, 8]
+    long = out.filter(pl.col("unique_id") == "long")
+    assert long["SeasonalNaive"].to_list() == [0.0, 1.0, 2.0]  # the season repeated
+
+
+def test_service_reports_fallbacks() -> None:
+    result = forecast(_short(5), model={"name": "seasonal_naive", "params": {"season_length": 12}, "fallback": "naive"}, h=2)
+    assert [f.unique_id for f in result.fallbacks] == ["short"]
+    assert result.forecasts["SeasonalNaive"].to_list() == [5.0, 5.0]
+
+
+def test_service_errors_are_library_errors() -> None:
+    with pytest.raises(ForecastingError):
+        forecast(_short(5), model={"name": "seasonal_naive", "params": {"season_length": 12}}, h=2)
+
+
+# ----------------------------------------------------------------------------- properties
+
+
+@st.composite
+def panels(draw):
+    """A small panel as a dict of columns: int or datetime ds, on a regular grid per series, shuffled."""
+    n_series = draw(st.integers(1, 4))
+    datetime_ds = draw(st.booleans())
+    rows = []
+    for k in range(n_series):
+        uid = draw(st.sampled_from(["a", "b", "s 1", "é", "0"])) + str(k)
+        n = draw(st.integers(1, 6))
+        start = draw(st.integers(-5, 5))
+        ys = draw(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64, min_value=-1e12, max_value=1e12),
+                           min_size=n, max_size=n))
+        for i, y in enumerate(ys):
+            ds = dt.datetime(2024, 1, 10) + dt.timedelta(days=start + i) if datetime_ds else start + i
+            rows.append((uid, ds, y))
+    order = draw(st.permutations(range(len(rows))))
+    rows = [rows[i] for i in order]
+    return rows, ("1d" if datetime_ds else 1)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(panels(), st.sampled_from(["dict", "polars", "pandas", "records"]))
+@example(([("a0", 1, 0.0)], 1), "dict")
+@example(([("a0", 3, -0.0), ("b1", 1, 1e12), ("a0", 2, 5.5)], 1), "pandas")
+def test_validate_panel_preserves_every_triple(drawn, kind: str) -> None:
+    rows, freq = drawn
+    cols = {"unique_id": [r[0] for r in rows], "ds": [r[1] for r in rows], "y": [r[2] for r in rows]}
+    data = {"dict": cols, "polars": pl.DataFrame(cols), "pandas": pd.DataFrame(cols),
+            "records": [dict(zip(("unique_id", "ds", "y"), r, strict=True)) for r in rows]}[kind]
+    panel = validate_panel(data, freq=freq)
+    got = panel.frame.select("unique_id", "ds", "y").rows()
+    assert sorted(got) == sorted(rows)
+    assert sum(panel.lengths.values()) == len(rows) == panel.frame.height
+    assert panel.lengths == {u: sum(r[0] == u for r in rows) for u in panel.lengths}
+    # sorted by (unique_id, ds), ids in that order
+    assert got == sorted(got, key=lambda r: (r[0], r[1]))
+    assert panel.ids == sorted(set(cols["unique_id"]))
+    assert panel.report.filled.height == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(panels(), st.integers(1, 5))
+def test_future_frame_continues_each_series(drawn, h: int) -> None:
+    rows, freq = drawn
+    panel = validate_panel({"unique_id": [r[0] for r in rows], "ds": [r[1] for r in rows], "y": [r[2] for r in rows]},
+                           freq=freq)
+    fut = future_frame(panel, h)
+    assert fut.height == h * panel.n_series
+    last = {u: max(r[1] for r in rows if r[0] == u) for u in panel.lengths}
+    step = dt.timedelta(days=1) if freq == "1d" else 1
+    for uid, part in fut.group_by("unique_id", maintain_order=True):
+        assert part["ds"].to_list() == [last[uid[0]] + step * k for k in range(1, h + 1)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.floats(allow_infinity=True, allow_nan=True, min_value=None, max_value=None),
+                          st.floats(-100, 100)), min_size=2, max_size=10),
+       st.sampled_from(["zero", "interpolate"]))
+def test_fill_reports_exactly_the_invalid_rows(ys: list[float | None], policy: str) -> None:
+    def bad(v: float | None) -> bool:
+        return v is None or not math.isfinite(v)
+
+    if all(bad(v) for v in ys) and policy == "interpolate":
+        ys = [*ys[:-1], 1.0]
+    data = {"unique_id": ["s"] * len(ys), "ds": list(range(len(ys))), "y": ys}
+    panel = validate_panel(data, fill_missing=policy)
+    expected = [str(i) for i, v in enumerate(ys) if bad(v)]
+    assert panel.report.filled["ds"].to_list() == expected
+    assert panel.frame["y"].is_finite().all()
+    for i, v in enumerate(ys):
+        if not bad(v):
+            assert panel.frame["y"][i] == v  # valid values are never touched

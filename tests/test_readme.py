@@ -1,0 +1,166 @@
+"""The README's examples are tests: its CLI and curl commands run as written.
+
+The curl example runs against a real server (``forecasting serve`` under uvicorn on a
+free loopback port), the CLI example in a scratch folder beside a copy of the bundled
+dataset path.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+BIN = Path(sys.executable).parent
+
+
+def _bash_blocks() -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+
+
+def _commands(prefix: str) -> list[str]:
+    """Commands in ```bash blocks that start with ``prefix`` (continuation lines joined)."""
+    out = []
+    for block in _bash_blocks():
+        joined = re.sub(r"\\\n", " ", block)
+        current: list[str] = []
+        for line in joined.splitlines(keepends=True):
+            if line.startswith(prefix) and not current:
+                current = [line]
+            elif current:
+                current.append(line)
+            if current and _balanced("".join(current)):
+                out.append("".join(current).strip())
+                current = []
+    return out
+
+
+def _balanced(text: str) -> bool:
+    try:
+        shlex.split(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    state = tmp_path_factory.mktemp("state")
+    env = {**os.environ, "FORECASTING_STATE_DIR": str(state)}
+    proc = subprocess.Popen([str(BIN / "forecasting"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("server did not answer /healthz within 60 s")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_readme_gives_the_two_setup_commands():
+    setup = _bash_blocks()[0]
+    assert "make run" in setup and "make test" in setup
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^run:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+
+
+def test_readme_curl_example_against_a_real_server(server: str):
+    commands = _commands("curl ")
+    assert len(commands) == 1
+    cmd = commands[0].replace("http://127.0.0.1:8000", server)
+    out = subprocess.run(["bash", "-c", cmd + " -w '\\n%{http_code}'"], capture_output=True, text=True, timeout=120)
+    body, _, status = out.stdout.rpartition("\n")
+    assert status == "200", out.stdout + out.stderr
+    answer = json.loads(body)
+    assert answer["model"] == "auto_ets" and answer["alias"] == "AutoETS"
+    assert answer["params"]["season_length"] == 7  # derived from the daily frequency, as the README says
+    assert any("season_length=7" in n for n in answer["notes"])
+    rows = answer["forecasts"]
+    assert [r["ds"] for r in rows] == [f"2024-03-{d}" for d in range(18, 25)]
+    assert set(rows[0]) == {"unique_id", "ds", "AutoETS", "AutoETS-lo-80", "AutoETS-hi-80"}
+    for r in rows:
+        assert r["AutoETS-lo-80"] < r["AutoETS"] < r["AutoETS-hi-80"]
+        assert 90 < r["AutoETS"] < 170  # the series lives between 110 and 150
+
+
+def test_readme_error_example(server: str):
+    """"h": 0 gets a problem whose field is "h", as the README says."""
+    r = httpx.post(server + "/v1/forecast", json={"data": {"unique_id": ["a"] * 3, "ds": [1, 2, 3], "y": [1, 2, 3]},
+                                                  "h": 0, "model": "naive"})
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["field"] == "h" and r.json()["detail"] == "h must be an integer >= 1, got 0"
+
+
+def test_readme_openapi_pages(server: str):
+    doc = httpx.get(server + "/schema/openapi.json").json()
+    assert "/v1/forecast" in doc["paths"]
+    assert httpx.get(server + "/schema/swagger").status_code == 200
+
+
+def test_readme_cli_example(tmp_path: Path):
+    commands = _commands("forecasting forecast")
+    assert len(commands) == 1
+    (tmp_path / "datasets").mkdir()
+    shutil.copy(REPO / "datasets" / "air_passengers.csv", tmp_path / "datasets" / "air_passengers.csv")
+    out = subprocess.run(shlex.split(commands[0]), cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
+    assert out.returncode == 0, out.stderr
+    with open(tmp_path / "air_forecast.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["ds"] for r in rows] == [f"1961-{m:02d}-01" for m in range(1, 13)]
+    assert list(rows[0]) == ["unique_id", "ds", "AutoETS", "AutoETS-lo-80", "AutoETS-hi-80", "AutoETS-lo-95",
+                             "AutoETS-hi-95"]
+    for r in rows:
+        v = {k: float(x) for k, x in r.items() if k.startswith("AutoETS")}
+        assert v["AutoETS-lo-95"] < v["AutoETS-lo-80"] < v["AutoETS"] < v["AutoETS-hi-80"] < v["AutoETS-hi-95"]
+    # July carries the yearly peak, as in every year of the data
+    july = float(rows[6]["AutoETS"])
+    assert july == max(float(r["AutoETS"]) for r in rows)
+
+
+def test_readme_bench_example_quick(tmp_path: Path, data_dir: Path):
+    """The README's bench command, on 5 series to stay fast (the full run is in the issue note)."""
+    commands = _commands("forecasting bench")
+    assert len(commands) == 1
+    args = shlex.split(commands[0]) + ["--series-limit", "5"]
+    out = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
+    assert out.returncode == 0, out.stderr
+    with open(tmp_path / "bench-results" / "metrics.csv") as fh:
+        rows = {r["model"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"naive2", "seasonal_naive", "auto_ets"}
+    assert float(rows["naive2"]["owa"]) == pytest.approx(1.0)
+    assert (tmp_path / "bench-results" / "leaderboard.md").read_text().startswith("| model")
