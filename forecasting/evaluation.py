@@ -9,7 +9,7 @@ Source: Makridakis, S., Spiliotis, E. & Assimakopoulos, V. (2020). "The M4 Compe
 36(1), 54-74; the organisers' evaluation code, ``Benchmarks and Evaluation.R`` in
 https://github.com/Mcompetitions/M4-methods (``smape_cal``, ``mase_cal``, ``msis_cal``).
 
-Rolling-origin cross-validation lives elsewhere (it needs the model zoo).
+Rolling-origin cross-validation is :func:`forecasting.backtest.cross_validation` (it needs the model zoo).
 """
 
 from __future__ import annotations
