@@ -11,12 +11,12 @@ import logging
 from typing import Any
 
 import msgspec
-from litestar import Litestar, get, post
+from litestar import Litestar, Request, get, post
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
-from api.errors import exception_handlers
+from api.errors import exception_handlers, problem
 from api.schemas import FallbackOut, ForecastRequest, ForecastResponse, HealthOut, ModelInfo
 from api.settings import Settings
 from forecasting import __version__
@@ -50,7 +50,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return [ModelInfo(name=e.name, family=e.family, summary=e.summary, parameters=list(e.params.__struct_fields__))
                 for e in REGISTRY.values()]
 
-    @post("/v1/forecast", tags=["forecast"], summary="Forecast inline series", status_code=200, sync_to_thread=True)
+    @post("/v1/forecast", tags=["forecast"], summary="Forecast inline series", status_code=200, sync_to_thread=True,
+          before_request=_require_json)
     def forecast_route(data: ForecastRequest) -> ForecastResponse:
         """Fit the model on each series and forecast `h` steps, with intervals at each `level`.
 
@@ -78,6 +79,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
                                      configure_root_logger=False),
         debug=False,
     )
+
+
+async def _require_json(request: Request) -> Any:
+    """415 for a body sent as a form or text (``curl -d`` without ``-H 'content-type: application/json'``)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        return problem(415, f"the body must be JSON sent with content-type application/json, got '{media}'",
+                       field="content-type")
+    return None
 
 
 logging.getLogger("api").addHandler(logging.NullHandler())

@@ -43,8 +43,9 @@ STATUS: dict[type[ForecastingError], tuple[int, str]] = {
     ForecastingError: (400, "bad-request"),
 }
 
-_TITLES = {400: "Bad request", 404: "Not found", 409: "Conflict", 413: "Request body too large",
-           422: "Unprocessable request", 500: "Internal server error"}
+_TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 409: "Conflict",
+           413: "Request body too large", 415: "Unsupported media type", 422: "Unprocessable request",
+           500: "Internal server error"}
 
 
 def problem(status: int, detail: str, *, type_: str = "about:blank", field: str | None = None,
@@ -75,16 +76,33 @@ def _library_error(_: Request, exc: ForecastingError) -> Response[dict[str, Any]
 
 def _validation_error(request: Request, exc: ValidationException) -> Response[dict[str, Any]]:
     extra = exc.extra if isinstance(exc.extra, list) else []
-    fields = [e.get("key") for e in extra if isinstance(e, dict) and e.get("key")]
-    messages = [e.get("message") for e in extra if isinstance(e, dict) and e.get("message")]
-    detail = "; ".join(m for m in messages if m) or str(exc.detail)
-    unknown = re.search(r"unknown field `([^`]+)`", detail)
-    field = unknown.group(1) if unknown else fields[0] if fields else "body"
+    errors = [e for e in extra if isinstance(e, dict)]
+    first = next((e for e in errors if e.get("key")), {})
+    key, message = str(first.get("key") or ""), str(first.get("message") or "")
+    if key == "data" and (message in ("'data'", "") or message.startswith("Expected `object`, got")):
+        # litestar names the whole body "data": a missing or null body surfaces as KeyError('data') and an
+        # array, string or number body as "Expected `object`"; neither is about the request's `data` member
+        what = "empty or null" if message in ("'data'", "") else f"not a JSON object ({message})"
+        detail = (f"the request body is {what}; send a JSON object such as "
+                  '{"data": {"unique_id": [...], "ds": [...], "y": [...]}, "h": 12}')
+        return problem(400, detail, type_="invalid-request", field="body", errors=extra or None)
+    unknown = re.search(r"unknown field `([^`]+)`", message)
+    if unknown:  # msgspec reports the object holding the unknown member; name the member itself
+        field = unknown.group(1) if key in ("", "data") else f"{key}.{unknown.group(1)}"
+        detail = f"{field}: {message} (the accepted fields are in the OpenAPI document, /schema/openapi.json)"
+    else:
+        field = key or "body"
+        detail = "; ".join(f"{e['key']}: {e['message']}" if e.get("key") else str(e["message"])
+                           for e in errors if e.get("message")) or str(exc.detail)
     return problem(400, _json_hint(detail), type_="invalid-request", field=field, errors=extra or None)
 
 
+#: msgspec's messages for a body that is not JSON at all
+_DECODE_ERRORS = ("JSON is malformed", "Input data was truncated")
+
+
 def _json_hint(detail: str) -> str:
-    if "JSON is malformed" in detail:
+    if any(m in detail for m in _DECODE_ERRORS):
         return (f"{detail}. The body must be JSON; NaN and Infinity are not JSON numbers: use null for a missing "
                 f"value (with fill_missing to fill it)")
     return detail
@@ -92,7 +110,7 @@ def _json_hint(detail: str) -> str:
 
 def _http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
     detail = str(exc.detail)
-    if exc.status_code == 400 and "JSON is malformed" in detail:
+    if exc.status_code == 400 and any(m in detail for m in _DECODE_ERRORS):
         return problem(400, _json_hint(detail), type_="invalid-json", field="body")
     return problem(exc.status_code, detail)
 

@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from forecasting.errors import ForecastingError
@@ -32,8 +33,17 @@ err_console = Console(stderr=True)
 
 
 def _fail(exc: ForecastingError) -> typer.Exit:
-    where = f" [{exc.field}]" if exc.field else ""
-    err_console.print(f"[bold red]error{where}:[/] {exc.message}", highlight=False, soft_wrap=True)
+    # escape: messages quote user data and lists ("[24, 168]") that rich would read as markup and drop
+    where = escape(f" [{exc.field}]") if exc.field else ""
+    err_console.print(f"[bold red]error{where}:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def _fail_os(exc: OSError, what: str) -> typer.Exit:
+    reason = exc.strerror or str(exc)
+    target = f" '{exc.filename}'" if exc.filename else ""
+    err_console.print(f"[bold red]error {escape(f'[{what}]')}:[/] cannot write{escape(target)}: {escape(reason)}",
+                      highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
@@ -72,17 +82,19 @@ def forecast(
         write_table(result.forecasts, output)
     except ForecastingError as exc:
         raise _fail(exc) from None
+    except OSError as exc:  # unwritable --output (read errors of --input are ForecastingErrors)
+        raise _fail_os(exc, "output") from None
     for note in result.notes:
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     filled = result.report.filled
     if filled.height:
         err_console.print(f"[yellow]note:[/] filled {filled.height} rows ({fill_missing}); first: "
-                          f"{filled.head(3).to_dicts()}", highlight=False)
+                          f"{escape(str(filled.head(3).to_dicts()))}", highlight=False, soft_wrap=True)
     for fb in result.fallbacks:
-        err_console.print(f"[yellow]fallback:[/] series '{fb.unique_id}' forecast with '{fb.model}': {fb.reason}",
-                          highlight=False)
-    console.print(f"wrote {result.forecasts.height} rows ({result.panel.n_series} series x h={h}, model "
-                  f"{result.spec.name}, freq {result.panel.freq}) to {output}", highlight=False)
+        err_console.print(f"[yellow]fallback:[/] {escape(f'series {fb.unique_id!r} forecast with {fb.model!r}: {fb.reason}')}",
+                          highlight=False, soft_wrap=True)
+    console.print(escape(f"wrote {result.forecasts.height} rows ({result.panel.n_series} series x h={h}, model "
+                         f"{result.spec.name}, freq {result.panel.freq}) to {output}"), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -120,6 +132,8 @@ def bench(
         paths = write_results(result, output)
     except ForecastingError as exc:
         raise _fail(exc) from None
+    except OSError as exc:
+        raise _fail_os(exc, "output") from None
     table = Table(title=f"{dataset} (sMAPE 0-200, MASE and OWA: lower is better)")
     shown = [c for c in result.metrics.columns if c != "dataset"]
     for c in shown:
@@ -127,7 +141,8 @@ def bench(
     for row in result.metrics.select(shown).iter_rows():
         table.add_row(*[("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)) for v in row])
     console.print(table)
-    console.print(f"wrote {paths['metrics']}, {paths['forecasts']}, {paths['leaderboard']}", highlight=False)
+    console.print(escape(f"wrote {paths['metrics']}, {paths['forecasts']}, {paths['leaderboard']}"), highlight=False,
+                  soft_wrap=True)
 
 
 def _split_models(text: str) -> list[str]:

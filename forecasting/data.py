@@ -259,7 +259,14 @@ def _series_from_python(name: str, values: list[Any], field_name: str) -> pl.Ser
                 f"naive at rows {_examples(naive)}); give every timestamp a zone or none",
                 field=f"{field_name}.{name}")
         if aware:
-            return pl.from_pandas(pd.Series(pd.to_datetime(values, utc=True), name=name))
+            utc = pd.Series(pd.to_datetime(values, utc=True), name=name)
+            zones = {str(getattr(v.tzinfo, "key", v.tzinfo)) for v in values if v is not None}
+            if len(zones) == 1:  # one zone: keep it, so the grid and the forecasts follow the caller's clock
+                try:
+                    return pl.from_pandas(utc.dt.tz_convert(zones.pop()))
+                except Exception:  # a zone pandas/polars cannot name (fixed offset): UTC is exact  # noqa: BLE001
+                    pass
+            return pl.from_pandas(utc)
     if kind == "number":
         if all(isinstance(v, int) for v in values if v is not None):
             return pl.Series(name, values, dtype=pl.Int64)

@@ -308,6 +308,31 @@ def test_paris_daily_forecasts_stay_at_local_midnight_across_dst(kind: str) -> N
     assert out["Naive"].to_list() == [10.0] * 4
 
 
+def test_python_zoneinfo_datetimes_keep_their_zone_across_dst() -> None:
+    # regression: aware Python datetimes (dict/records input, pandas object columns) were
+    # converted to UTC and lost their zone, so a Paris daily series across the DST change was
+    # rejected as "off the 1d grid" and forecasts came back in UTC.
+    from zoneinfo import ZoneInfo
+
+    paris = ZoneInfo("Europe/Paris")
+    ds = [dt.datetime(2024, 3, d, tzinfo=paris) for d in range(25, 31)]
+    rows = [{"unique_id": "p", "ds": d, "y": float(i)} for i, d in enumerate(ds)]
+    panel = validate_panel(rows)
+    assert (panel.tz, panel.freq) == ("Europe/Paris", "1d")
+    out = forecast(rows, model="naive", h=3).forecasts
+    assert [d.isoformat() for d in out["ds"].to_list()] == [
+        "2024-03-31T00:00:00+01:00", "2024-04-01T00:00:00+02:00", "2024-04-02T00:00:00+02:00"]
+
+
+def test_python_datetimes_in_several_zones_stored_in_utc() -> None:
+    from zoneinfo import ZoneInfo
+
+    ds = [dt.datetime(2024, 1, 1, tzinfo=ZoneInfo("Europe/Paris")), dt.datetime(2024, 1, 1, 23, tzinfo=dt.timezone.utc)]
+    panel = validate_panel({"unique_id": ["a"] * 2, "ds": ds, "y": [1.0, 2.0]})
+    assert panel.tz == "UTC"
+    assert panel.frame["ds"].to_list() == [dt.datetime(2023, 12, 31, 23), dt.datetime(2024, 1, 1, 23)]
+
+
 def test_gap_in_paris_series_found_on_local_grid_and_reported_in_local_time() -> None:
     # the series spans the DST change; 2024-03-25 is missing
     pdf = _paris("2024-03-28", "2024-04-03")

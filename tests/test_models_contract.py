@@ -1,0 +1,314 @@
+"""The model contract over the whole registry (scikit-learn ``parametrize_with_checks`` style),
+hand-computed forecasts, a regression pin against statsforecast, and per-series failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from forecasting.data import validate_panel
+from forecasting.datasets import load_air_passengers
+from forecasting.decomposition import seasonality_test
+from forecasting.errors import (
+    CapabilityError,
+    InsufficientHistoryError,
+    InvalidParameterError,
+    ModelFitError,
+    NotFittedError,
+)
+from forecasting.models import REGISTRY, Forecaster, LocalForecaster, make_model, model_names
+
+H = 12
+LEVELS = [80, 95]
+
+
+@pytest.fixture(scope="module")
+def air() -> pl.DataFrame:
+    return load_air_passengers()
+
+
+@pytest.fixture(scope="module")
+def panel2(air: pl.DataFrame) -> pl.DataFrame:
+    """Two series with different ends: AirPassengers (to 1960-12) and a scaled copy cut at 1958-12."""
+    other = air.head(120).with_columns(pl.lit("B").alias("unique_id"), (pl.col("y") * 2 + 1).alias("y"))
+    return pl.concat([air, other])
+
+
+def _months_after(last: dt.datetime, h: int) -> list[dt.datetime]:
+    out, y, m = [], last.year, last.month
+    for _ in range(h):
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        out.append(dt.datetime(y, m, 1))
+    return out
+
+
+def _model(name: str) -> Any:
+    return make_model(name, freq="1mo")  # season_length 12 derived from the monthly frequency
+
+
+ALL = pytest.mark.parametrize("name", model_names())
+
+
+def test_registry_is_the_source_of_truth() -> None:
+    assert model_names() == list(REGISTRY)
+    assert {"naive", "naive2", "seasonal_naive", "auto_ets", "auto_theta"} <= set(model_names())
+
+
+# ----------------------------------------------------------------------------- the contract
+
+
+@ALL
+def test_fit_returns_self_and_follows_the_protocol(name: str, air: pl.DataFrame) -> None:
+    model = _model(name)
+    assert isinstance(model, Forecaster)
+    assert model.name == name
+    assert model.alias
+    assert isinstance(model.min_train_length, int) and model.min_train_length >= 1
+    assert model.fit(air) is model
+    if "season_length" in model.get_params():
+        assert model.get_params()["season_length"] in (12, [12])
+
+
+@ALL
+def test_predict_before_fit_raises_not_fitted(name: str) -> None:
+    model = _model(name)
+    with pytest.raises(NotFittedError, match=rf"model '{name}' is not fitted: call fit"):
+        model.predict(H)
+    with pytest.raises(AttributeError):  # as scikit-learn's NotFittedError
+        model.predict(H)
+
+
+@ALL
+def test_h_rows_per_series_on_the_grid_with_levels(name: str, panel2: pl.DataFrame) -> None:
+    model = _model(name).fit(panel2)
+    out = model.predict(H, level=LEVELS)
+    a = model.alias
+    assert out.columns == ["unique_id", "ds", a, f"{a}-lo-80", f"{a}-hi-80", f"{a}-lo-95", f"{a}-hi-95"]
+    assert out.schema["ds"] == pl.Datetime("us")
+    assert out.group_by("unique_id", maintain_order=True).len().rows() == [("AirPassengers", H), ("B", H)]
+    for uid, last in (("AirPassengers", dt.datetime(1960, 12, 1)), ("B", dt.datetime(1958, 12, 1))):
+        assert out.filter(pl.col("unique_id") == uid)["ds"].to_list() == _months_after(last, H)
+    values = out.select(pl.exclude("unique_id", "ds"))
+    assert values.null_count().sum_horizontal()[0] == 0
+    assert all(values[c].is_finite().all() for c in values.columns)
+    tol = 1e-9
+    assert (out[f"{a}-lo-95"] <= out[f"{a}-lo-80"] + tol).all()
+    assert (out[f"{a}-lo-80"] <= out[a] + tol).all()
+    assert (out[a] <= out[f"{a}-hi-80"] + tol).all()
+    assert (out[f"{a}-hi-80"] <= out[f"{a}-hi-95"] + tol).all()
+
+
+@ALL
+def test_point_forecast_does_not_depend_on_levels(name: str, air: pl.DataFrame) -> None:
+    model = _model(name).fit(air)
+    plain = model.predict(H)
+    assert plain.columns == ["unique_id", "ds", model.alias]
+    with_levels = model.predict(H, level=LEVELS)
+    np.testing.assert_allclose(plain[model.alias].to_numpy(), with_levels[model.alias].to_numpy(), rtol=1e-12)
+
+
+@ALL
+def test_predict_with_history_refits(name: str, air: pl.DataFrame) -> None:
+    model = _model(name).fit(air)
+    history = air.head(120)  # ends 1958-12
+    out = model.predict(6, history=history)
+    assert out["ds"].to_list() == _months_after(dt.datetime(1958, 12, 1), 6)
+    fresh = _model(name).fit(history).predict(6)
+    np.testing.assert_allclose(out[model.alias].to_numpy(), fresh[model.alias].to_numpy(), rtol=1e-10)
+    # the model now holds the new history: a plain predict continues from it
+    assert model.predict(1)["ds"].to_list() == [dt.datetime(1959, 1, 1)]
+
+
+@ALL
+def test_exogenous_columns_refused(name: str, air: pl.DataFrame) -> None:
+    model = _model(name)
+    with pytest.raises(CapabilityError, match=rf"model '{name}' does not use exogenous columns; drop price"):
+        model.fit(air.with_columns(pl.lit(1.0).alias("price")))
+
+
+@ALL
+def test_x_future_refused(name: str, air: pl.DataFrame) -> None:
+    model = _model(name).fit(air)
+    X_future = pl.DataFrame({"unique_id": ["AirPassengers"], "ds": [dt.datetime(1961, 1, 1)], "price": [1.0]})
+    with pytest.raises(CapabilityError, match=r"X_future is not accepted") as err:
+        model.predict(1, X_future=X_future)
+    assert err.value.field == "X_future"
+
+
+@ALL
+def test_bad_h_and_level_refused(name: str, air: pl.DataFrame) -> None:
+    model = _model(name).fit(air)
+    with pytest.raises(InvalidParameterError, match=r"h must be an integer >= 1, got 0"):
+        model.predict(0)
+    with pytest.raises(InvalidParameterError, match=r"level must be numbers strictly between 0 and 100"):
+        model.predict(1, level=[100])
+
+
+@ALL
+def test_min_train_length_is_enforced_and_sufficient(name: str, air: pl.DataFrame) -> None:
+    model = _model(name)
+    n = model.min_train_length
+    if n > 1:
+        with pytest.raises(InsufficientHistoryError) as err:
+            model.fit(validate_panel(air.head(n - 1), freq="1mo"))
+        assert err.value.details["series"] == {"AirPassengers": {"length": n - 1, "minimum": n}}
+    fitted = _model(name).fit(validate_panel(air.head(n), freq="1mo"))
+    out = fitted.predict(3, level=[80])
+    assert out.height == 3
+    assert all(out[c].is_finite().all() for c in out.columns[2:])
+
+
+# ----------------------------------------------------------------------------- by hand
+
+
+def test_naive_is_the_last_value(air: pl.DataFrame) -> None:
+    out = make_model("naive").fit(air).predict(5)
+    assert out["Naive"].to_list() == [432.0] * 5
+
+
+def test_naive_per_series(panel2: pl.DataFrame) -> None:
+    out = make_model("naive").fit(panel2).predict(2)
+    b_last = float(panel2.filter(pl.col("unique_id") == "B")["y"][-1])
+    assert out["Naive"].to_list() == [432.0, 432.0, b_last, b_last]
+
+
+def test_seasonal_naive_repeats_the_last_season(air: pl.DataFrame) -> None:
+    out = make_model({"name": "seasonal_naive", "params": {"season_length": 12}}).fit(air).predict(H)
+    assert out["SeasonalNaive"].to_list() == [417.0, 391.0, 419.0, 461.0, 472.0, 535.0, 622.0, 606.0, 508.0, 461.0,
+                                              390.0, 432.0]
+    again = make_model({"name": "seasonal_naive", "params": {"season_length": 12}}).fit(air).predict(24)
+    assert again["SeasonalNaive"].to_list()[12:] == out["SeasonalNaive"].to_list()
+
+
+def test_naive_intervals_widen_with_sqrt_h(air: pl.DataFrame) -> None:
+    out = make_model("naive").fit(air).predict(4, level=[95])
+    half = (out["Naive-hi-95"] - out["Naive"]).to_numpy()
+    np.testing.assert_allclose(half / half[0], np.sqrt([1, 2, 3, 4]), rtol=1e-9)
+
+
+def test_naive2_equals_naive_when_the_seasonality_test_fails() -> None:
+    y = np.array([5.0, 3, 8, 1, 9, 2, 7, 4, 6, 3, 8, 2, 5, 9, 1, 7, 3, 6, 4, 8, 2, 9, 5, 1, 6, 3, 7, 2, 8, 4, 5, 9,
+                  3, 6, 1, 7])
+    assert not seasonality_test(y, 12)
+    data = {"unique_id": ["x"] * len(y), "ds": list(range(len(y))), "y": y.tolist()}
+    naive2 = make_model({"name": "naive2", "params": {"season_length": 12}}).fit(data).predict(H)
+    naive = make_model("naive").fit(data).predict(H)
+    assert naive2["Naive2"].to_list() == naive["Naive"].to_list() == [7.0] * H
+
+
+def test_naive2_on_seasonal_air_passengers_is_not_naive(air: pl.DataFrame) -> None:
+    assert seasonality_test(air["y"].to_numpy(), 12)
+    out = make_model({"name": "naive2", "params": {"season_length": 12}}).fit(air).predict(H)["Naive2"].to_numpy()
+    assert not np.allclose(out, 432.0)
+    assert np.argmax(out) in (6, 7)  # July/August peak survives the reseasonalisation
+
+
+@pytest.mark.parametrize(("name", "sf_class"), [("auto_ets", "AutoETS"), ("auto_theta", "AutoTheta")])
+def test_matches_statsforecast_on_air_passengers(name: str, sf_class: str, air: pl.DataFrame) -> None:
+    """Regression pin: our per-series adapters give StatsForecast's own numbers."""
+    import statsforecast.models as sfm
+    from statsforecast import StatsForecast
+
+    ref = StatsForecast(models=[getattr(sfm, sf_class)(season_length=12)], freq="MS").forecast(
+        df=air.to_pandas(), h=H, level=[95])
+    ours = make_model({"name": name, "params": {"season_length": 12}}).fit(air).predict(H, level=[95])
+    assert [d.to_pydatetime() for d in ref["ds"]] == ours["ds"].to_list()
+    for col in (sf_class, f"{sf_class}-lo-95", f"{sf_class}-hi-95"):
+        np.testing.assert_allclose(ours[col].to_numpy(), ref[col].to_numpy(), rtol=0, atol=1e-6)
+
+
+def test_n_jobs_gives_the_same_forecasts(air: pl.DataFrame) -> None:
+    panel = pl.concat([air.with_columns(pl.lit(f"s{k}").alias("unique_id"), pl.col("y") + k) for k in range(4)])
+    one = make_model("seasonal_naive", freq="1mo", n_jobs=1).fit(panel).predict(3, level=[80])
+    two = make_model("seasonal_naive", freq="1mo", n_jobs=2).fit(panel).predict(3, level=[80])
+    assert one.equals(two)
+
+
+# ----------------------------------------------------------------------------- base class paths
+
+
+class _LastValue(LocalForecaster):
+    """A tiny local model for the base-class paths: forecasts the last value."""
+
+    name = "last_value"
+    default_alias = "Last"
+
+    def _fit_one(self, y: np.ndarray) -> float:
+        return float(y[-1])
+
+    def _predict_one(self, state: float, h: int, levels: tuple[float, ...]) -> dict[str, np.ndarray]:
+        out = {"mean": np.full(h, state)}
+        for lv in levels:
+            out[f"lo-{lv}"] = np.full(h, state - lv)
+            out[f"hi-{lv}"] = np.full(h, state + lv)
+        return out
+
+
+class _NoIntervals(_LastValue):
+    name = "no_intervals"
+    supports_intervals = False
+
+
+class _FailsOnNegative(_LastValue):
+    name = "fails_on_negative"
+
+    def _fit_one(self, y: np.ndarray) -> float:
+        if y.min() < 0:
+            raise ValueError("negative values are not supported")
+        return float(y[-1])
+
+
+class _NaNForecast(_LastValue):
+    name = "nan_forecast"
+
+    def _predict_one(self, state: float, h: int, levels: tuple[float, ...]) -> dict[str, np.ndarray]:
+        return {"mean": np.full(h, np.nan)}
+
+
+TWO = {"unique_id": ["ok"] * 3 + ["neg"] * 3, "ds": [1, 2, 3] * 2, "y": [1.0, 2.0, 3.0, 1.0, -2.0, 3.0]}
+
+
+def test_intervals_refused_when_unsupported() -> None:
+    model = _NoIntervals().fit(TWO)
+    with pytest.raises(CapabilityError, match=r"model 'no_intervals' cannot give prediction intervals") as err:
+        model.predict(2, level=[80])
+    assert err.value.field == "level"
+    assert model.predict(2)["Last"].to_list() == [3.0, 3.0, 3.0, 3.0]
+
+
+def test_base_class_builds_nixtla_columns() -> None:
+    out = _LastValue(alias="L").fit(TWO).predict(2, level=[95, 80])
+    assert out.columns == ["unique_id", "ds", "L", "L-lo-80", "L-hi-80", "L-lo-95", "L-hi-95"]
+    assert out.rows()[0] == ("neg", 4, 3.0, -77.0, 83.0, -92.0, 98.0)
+
+
+def test_failure_on_one_series_names_it() -> None:
+    with pytest.raises(ModelFitError) as err:
+        _FailsOnNegative().fit(TWO)
+    msg = err.value.message
+    assert "model 'fails_on_negative' failed on 1 series: series 'neg': ValueError: negative values are not supported" in msg
+    assert "'ok'" not in msg
+    assert err.value.details["series"] == {"neg": "ValueError: negative values are not supported"}
+
+
+def test_failure_on_one_series_uses_the_fallback_and_reports_it() -> None:
+    model = _FailsOnNegative(fallback=make_model("naive"))
+    out = model.fit(TWO).predict(2)
+    assert [(f.unique_id, f.model) for f in model.fallbacks_] == [("neg", "naive")]
+    assert "ValueError: negative values are not supported" in model.fallbacks_[0].reason
+    assert out.filter(pl.col("unique_id") == "neg")["Last"].to_list() == [3.0, 3.0]
+    assert out.filter(pl.col("unique_id") == "ok")["Last"].to_list() == [3.0, 3.0]
+
+
+def test_non_finite_forecasts_are_a_model_error() -> None:
+    with pytest.raises(ModelFitError, match=r"produced non-finite forecasts for 2 series: series 'neg': non-finite 'mean'"):
+        _NaNForecast().fit(TWO).predict(1)
+
+
+def test_no_fallbacks_when_everything_fits() -> None:
+    model = _LastValue(fallback=make_model("naive")).fit(TWO)
+    assert model.fallbacks_ == []
