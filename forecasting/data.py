@@ -395,8 +395,18 @@ def find_missing_columns(frame: pl.DataFrame) -> dict[str, str | None]:
         if guess is None:
             close = difflib.get_close_matches(col, present, n=1, cutoff=0.6)
             guess = close[0] if close else None
+        if guess is None:
+            guess = next((lower[s] for s in _SYNONYMS[col] if s in lower and lower[s] not in REQUIRED), None)
         out[col] = guess
     return out
+
+
+#: Names other tools use for the required columns, offered as "did you mean" hints.
+_SYNONYMS = {
+    "unique_id": ("id", "series", "series_id", "item_id", "uid", "key", "store", "sku"),
+    "ds": ("date", "datetime", "timestamp", "time", "period", "index", "t", "step"),
+    "y": ("value", "target", "sales", "demand", "count", "cnt", "values", "observation"),
+}
 
 
 def find_invalid_y(frame: pl.DataFrame) -> pl.DataFrame:
@@ -613,7 +623,7 @@ def validate_panel(
         raise InvalidInputError(f"{field_name} is empty: at least one row with unique_id, ds and y is needed", field=field_name)
     missing = find_missing_columns(frame)
     if missing:
-        parts = [f"'{c}'" + (f" (found '{g}': did you mean '{c}'?)" if g else "") for c, g in missing.items()]
+        parts = [f"'{c}'" + (f" (found '{g}': rename it to '{c}')" if g else "") for c, g in missing.items()]
         raise InvalidInputError(
             f"missing required column{'s' if len(missing) > 1 else ''} {', '.join(parts)}; "
             f"the long format needs unique_id, ds, y (columns present: {', '.join(frame.columns)})",
@@ -725,12 +735,22 @@ def validate_panel(
 
     # report ds on the caller's clock (internal ds is naive UTC when the input was aware)
     filled = (_local(pl.concat(filled_parts), tz)
-              .with_columns(pl.col("ds").cast(pl.String), pl.lit(fill_missing).alias("policy"))
+              .with_columns(_ds_text(ds_kind, tz), pl.lit(fill_missing).alias("policy"))
               .select("unique_id", "ds", "reason", "policy")) if filled_parts else _empty_filled()
     lengths = dict(frame.group_by("unique_id", maintain_order=True).len().iter_rows())
     exog = tuple(c for c in frame.columns if c not in REQUIRED)
     return Panel(frame=frame.select(*REQUIRED, *exog), freq=freq, lengths=lengths, tz=tz, ds_kind=ds_kind, exog=exog,
                  report=ValidationReport(filled, notes))
+
+
+def _ds_text(kind: str, tz: str | None) -> pl.Expr:
+    """``ds`` as the caller wrote it: integer steps, ``YYYY-MM-DD`` or ISO 8601 (with offset when aware)."""
+    ds = pl.col("ds")
+    if kind == "int":
+        return ds.cast(pl.String)
+    if kind == "date":
+        return ds.dt.to_string("%Y-%m-%d")
+    return ds.dt.to_string("%Y-%m-%dT%H:%M:%S%:z" if tz else "%Y-%m-%dT%H:%M:%S")
 
 
 def _fill(frame: pl.DataFrame, policy: FillPolicy) -> pl.DataFrame:
