@@ -117,9 +117,17 @@ def bench(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from benchmarks.harness import run_benchmark, write_results
+    from forecasting.data import validate_h
+    from forecasting.errors import InvalidParameterError
 
     names = [m.strip() for m in _split_models(models) if m.strip()]
     try:
+        # checked here: the harness reads h=0 and --series-limit 0 as "not given" and would silently use defaults
+        if h is not None:
+            validate_h(h)
+        if series_limit is not None and series_limit < 1:
+            raise InvalidParameterError(f"--series-limit must be a positive number of series, got {series_limit}",
+                                        field="series_limit")
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TimeElapsedColumn(), console=err_console, transient=False) as progress:
             task = progress.add_task(f"{dataset}: fitting {len(names)} models", total=len(names))
@@ -134,11 +142,14 @@ def bench(
         raise _fail(exc) from None
     except OSError as exc:
         raise _fail_os(exc, "output") from None
-    table = Table(title=f"{dataset} (sMAPE 0-200, MASE and OWA: lower is better)")
-    shown = [c for c in result.metrics.columns if c != "dataset"]
-    for c in shown:
-        table.add_column(c, justify="left" if c == "model" else "right")
-    for row in result.metrics.select(shown).iter_rows():
+    table = Table(title=f"{dataset} (lower is better; all columns in metrics.csv)")
+    headers = {"model": "model", "smape": "sMAPE", "mase": "MASE", "owa": "OWA"}
+    headers |= {c: c.replace("coverage_", "cov").replace("msis_", "MSIS") for c in result.metrics.columns
+                if c.startswith(("coverage_", "msis_"))}
+    headers["fit_predict_seconds"] = "secs"
+    for c, title in headers.items():
+        table.add_column(title, justify="left" if c == "model" else "right", no_wrap=True)
+    for row in result.metrics.select(list(headers)).iter_rows():
         table.add_row(*[("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)) for v in row])
     console.print(table)
     console.print(escape(f"wrote {paths['metrics']}, {paths['forecasts']}, {paths['leaderboard']}"), highlight=False,
