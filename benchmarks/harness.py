@@ -101,7 +101,7 @@ def run_benchmark(
         full = loaded["data"] if "data" in loaded else pl.concat([loaded["train"], loaded["test"]])
         train, test = holdout_split(full.select("unique_id", "ds", "y"), horizon)
     if series_limit:
-        keep = train["unique_id"].unique(maintain_order=True).head(series_limit)
+        keep = train["unique_id"].unique(maintain_order=True).head(series_limit).to_list()
         train, test = train.filter(pl.col("unique_id").is_in(keep)), test.filter(pl.col("unique_id").is_in(keep))
     train, test = train.select("unique_id", "ds", "y"), test.select("unique_id", "ds", "y")
     season_length = int(info["season_length"])
