@@ -86,9 +86,9 @@ def _validation_error(request: Request, exc: ValidationException) -> Response[di
         detail = (f"the request body is {what}; send a JSON object such as "
                   '{"data": {"unique_id": [...], "ds": [...], "y": [...]}, "h": 12}')
         return problem(400, detail, type_="invalid-request", field="body", errors=extra or None)
-    unknown = re.search(r"unknown field `([^`]+)`", message)
-    if unknown:  # msgspec reports the object holding the unknown member; name the member itself
-        field = unknown.group(1) if key in ("", "data") else f"{key}.{unknown.group(1)}"
+    member = re.search(r"(unknown|missing required) field `([^`]+)`", message)
+    if member:  # msgspec reports the object holding the member; name the member itself
+        field = member.group(2) if key in ("", "data") else f"{key}.{member.group(2)}"
         detail = f"{field}: {message} (the accepted fields are in the OpenAPI document, /schema/openapi.json)"
     else:
         field = key or "body"

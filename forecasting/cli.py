@@ -91,8 +91,8 @@ def forecast(
         err_console.print(f"[yellow]note:[/] filled {filled.height} rows ({fill_missing}); first: "
                           f"{escape(str(filled.head(3).to_dicts()))}", highlight=False, soft_wrap=True)
     for fb in result.fallbacks:
-        err_console.print(f"[yellow]fallback:[/] {escape(f'series {fb.unique_id!r} forecast with {fb.model!r}: {fb.reason}')}",
-                          highlight=False, soft_wrap=True)
+        what = f"series {fb.unique_id!r} forecast with {fb.model!r}: {fb.reason}"
+        err_console.print(f"[yellow]fallback:[/] {escape(what)}", highlight=False, soft_wrap=True)
     console.print(escape(f"wrote {result.forecasts.height} rows ({result.panel.n_series} series x h={h}, model "
                          f"{result.spec.name}, freq {result.panel.freq}) to {output}"), highlight=False, soft_wrap=True)
 
