@@ -14,6 +14,7 @@ import msgspec
 from litestar import Litestar, Request, get, post
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
+from litestar.params import JSONBody
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
 from api.errors import exception_handlers, problem
@@ -52,7 +53,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @post("/v1/forecast", tags=["forecast"], summary="Forecast inline series", status_code=200, sync_to_thread=True,
           before_request=_require_json)
-    def forecast_route(data: ForecastRequest) -> ForecastResponse:
+    def forecast_route(data: JSONBody[ForecastRequest]) -> ForecastResponse:
         """Fit the model on each series and forecast `h` steps, with intervals at each `level`.
 
         Errors are RFC 9457 problem details: 400 for malformed bodies, 422 for data or parameters the

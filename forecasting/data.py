@@ -221,6 +221,18 @@ def to_polars(data: Any, *, field_name: str = "data") -> pl.DataFrame:
                 cols[str(name)] = pl.from_pandas(col).rename(str(name))
         return pl.DataFrame(cols)
     if isinstance(data, Mapping):
+        lengths = {str(k): len(v) if isinstance(v, Sequence) and not isinstance(v, str) else None for k, v in data.items()}
+        if any(n is None for n in lengths.values()):
+            bad = [k for k, n in lengths.items() if n is None]
+            raise InvalidInputError(f"{field_name}: column {', '.join(repr(b) for b in bad)} must be a list of values",
+                                    field=f"{field_name}.{bad[0]}")
+        if len(set(lengths.values())) > 1:
+            longest = max(lengths.values())  # type: ignore[type-var]
+            short = {k: n for k, n in lengths.items() if n != longest}
+            raise InvalidInputError(
+                f"{field_name}: columns must have the same length; " + ", ".join(
+                    f"'{k}' has {n} values" for k, n in short.items()) + f" but others have {longest}",
+                field=f"{field_name}.{next(iter(short))}", details={"lengths": lengths})
         return pl.DataFrame([_series_from_python(str(k), list(v), field_name) for k, v in data.items()])
     if isinstance(data, list) and all(isinstance(r, Mapping) for r in data):
         names: list[str] = []
@@ -268,7 +280,14 @@ def _series_from_python(name: str, values: list[Any], field_name: str) -> pl.Ser
                     pass
             return pl.from_pandas(utc)
     if kind == "number":
-        if all(isinstance(v, int) for v in values if v is not None):
+        too_big = [i for i, v in enumerate(values) if isinstance(v, int) and not -(2**63) <= v < 2**63
+                    and (name != "y" or abs(v) > 1.7e308)]
+        if too_big:
+            raise InvalidInputError(
+                f"column '{name}' has numbers too large to represent (rows {_examples(too_big)}; "
+                f"{'integers must fit in 64 bits' if name != 'y' else 'beyond the float64 range'})",
+                field=f"{field_name}.{name}")
+        if all(isinstance(v, int) for v in values if v is not None) and name != "y":
             return pl.Series(name, values, dtype=pl.Int64)
         return pl.Series(name, [float(v) if v is not None else None for v in values], dtype=pl.Float64)
     try:
@@ -434,6 +453,33 @@ def _from_local(frame: pl.DataFrame, tz: str | None) -> pl.DataFrame:
     return frame.with_columns(pl.col("ds").dt.convert_time_zone("UTC").dt.replace_time_zone(None))
 
 
+def find_oversized_grids(frame: pl.DataFrame, freq: str | int) -> pl.DataFrame:
+    """Series whose first-to-last ``ds`` span implies far more grid steps than rows.
+
+    A typo in one timestamp (year 2030 among 2000s, an integer step of 10**15) or a
+    wrong ``freq`` ("1ns" for daily data) would make the gap check lay out billions of
+    grid points. Such series are returned (``unique_id, rows, steps, lo, hi``) and
+    rejected instead: a gap that large is never meant to be filled.
+
+    The limit is ``10 * rows + 10_000`` steps per series.
+    """
+    if isinstance(freq, int):
+        span = (pl.col("ds").max() - pl.col("ds").min()) // freq
+    else:
+        num, unit = _POLARS_OFFSET.match(freq).groups()  # type: ignore[union-attr]
+        n = int(num)
+        if unit in ("mo", "q", "y"):
+            months = n * {"mo": 1, "q": 3, "y": 12}[unit]
+            ym = pl.col("ds").dt.year().cast(pl.Int64) * 12 + pl.col("ds").dt.month().cast(pl.Int64)
+            span = (ym.max() - ym.min()) // months
+        else:
+            step_ns = n * {"ns": 1, "us": 1_000, "ms": 1_000_000}.get(unit, _FIXED_UNITS_US.get(unit, 0) * 1_000)
+            span = (pl.col("ds").max() - pl.col("ds").min()).dt.total_nanoseconds() // step_ns
+    sizes = frame.group_by("unique_id", maintain_order=True).agg(
+        pl.len().alias("rows"), (span + 1).alias("steps"), pl.col("ds").min().alias("lo"), pl.col("ds").max().alias("hi"))
+    return sizes.filter(pl.col("steps") > 10 * pl.col("rows") + 10_000)
+
+
 def find_gaps(frame: pl.DataFrame, freq: str | int, *, tz: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Missing grid points and off-grid timestamps, per series.
 
@@ -496,6 +542,11 @@ def _coerce_ds(frame: pl.DataFrame) -> tuple[pl.DataFrame, str | None, Literal["
     dtype = frame.schema["ds"]
     ds = pl.col("ds")
     if dtype.is_integer():
+        cast = frame.with_row_index("row").select("row", ds.cast(pl.Int64, strict=False).alias("c"), ds.alias("o"))
+        bad = cast.filter(pl.col("c").is_null() & pl.col("o").is_not_null())
+        if bad.height:
+            raise InvalidInputError(f"ds has integers too large for 64 bits (rows {_examples(bad['row'].to_list())})",
+                                    field="ds")
         return frame.with_columns(ds.cast(pl.Int64)), None, "int", notes
     if dtype.is_float():
         bad = frame.with_row_index("row").filter(ds.is_not_null() & (ds != ds.floor()))
@@ -539,7 +590,10 @@ def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]):
     tz = None
     if n_aware:
         offsets = nonnull.str.extract(_TZ_SUFFIX.pattern, 1).unique().to_list()
-        parsed = s.str.replace(r"Z$", "+00:00").str.to_datetime(strict=False, time_unit="us")
+        try:
+            parsed = s.str.replace(r"Z$", "+00:00").str.to_datetime(strict=False, time_unit="us")
+        except pl.exceptions.PolarsError:
+            parsed = pl.Series("ds", [None] * s.len(), dtype=pl.Datetime("us", "UTC"))
         if len(offsets) == 1:
             off = offsets[0]
             tz = "UTC" if off in ("Z", "+00:00", "+0000") else _offset_zone(off)
@@ -550,7 +604,10 @@ def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]):
         if tz != "UTC":
             notes.append(f"ds converted from UTC offset {offsets[0]} to UTC; forecasts are returned at that offset")
     else:
-        parsed = s.str.to_datetime(strict=False, time_unit="us")
+        try:
+            parsed = s.str.to_datetime(strict=False, time_unit="us")
+        except pl.exceptions.PolarsError:  # no value matched any ISO 8601 pattern polars could infer
+            parsed = pl.Series("ds", [None] * s.len(), dtype=pl.Datetime("us"))
     failed = frame.with_row_index("row").with_columns(parsed.alias("_p")).filter(
         pl.col("ds").is_not_null() & pl.col("_p").is_null())
     if failed.height:
@@ -685,6 +742,14 @@ def validate_panel(
                                     field="freq")
 
     # gaps
+    huge = find_oversized_grids(frame, freq)
+    if huge.height:
+        per = {u: f"ds runs from {_fmt(lo)} to {_fmt(hi)}, {steps:,} steps of '{freq}', but the series has {rows} rows"
+               for u, rows, steps, lo, hi in huge.iter_rows()}
+        raise InvalidInputError(
+            _series_messages(per, "ds spans far more steps than there are observations")
+            + "; check ds for a mistyped value or pass the right freq", field="ds",
+            details={"series": list(per)[:100]})
     filled_parts: list[pl.DataFrame] = []
     gaps, off = find_gaps(frame, freq, tz=tz)
     if off.height:

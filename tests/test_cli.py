@@ -155,8 +155,6 @@ def test_forecast_usage_errors_exit_2(panel_csv: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--h" in result.output
 
 
-@pytest.mark.xfail(strict=True, reason="forecasting.data lets polars errors escape (ComputeError / "
-                   "InvalidOperationError): the CLI prints a traceback and exits 1")
 @pytest.mark.parametrize("content", [
     "unique_id,ds,y\na,foo,1\na,bar,2\n",  # no value is a timestamp
     "unique_id,ds,y\na,100000000000000000000,1\na,100000000000000000001,2\n",  # ds beyond int64
