@@ -597,6 +597,9 @@ def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]):
         if len(offsets) == 1:
             off = offsets[0]
             tz = "UTC" if off in ("Z", "+00:00", "+0000") else _offset_zone(off)
+            if tz == "UTC" and off not in ("Z", "+00:00", "+0000"):
+                notes.append(f"ds UTC offset {off} is not a whole number of hours, which has no fixed-offset zone; "
+                             f"forecasts are returned in UTC")
         else:
             tz = "UTC"
             notes.append(f"ds has several UTC offsets ({', '.join(sorted(offsets)[:4])}); forecasts are returned in UTC")

@@ -772,3 +772,14 @@ def test_fill_reports_exactly_the_invalid_rows(ys: list[float | None], policy: s
     for i, v in enumerate(ys):
         if not bad(v):
             assert panel.frame["y"][i] == v  # valid values are never touched
+
+
+def test_half_hour_offset_is_returned_in_utc_and_said_so() -> None:
+    """Regression: '+05:30' has no fixed-offset zone in polars; the answer is UTC, with a note."""
+    from forecasting.service import forecast
+
+    data = {"unique_id": ["a"] * 5, "ds": [f"2024-01-0{i}T00:00:00+05:30" for i in range(1, 6)], "y": [1.0, 2, 3, 4, 5]}
+    result = forecast(data, model="naive", h=2)
+    assert any("+05:30" in n and "UTC" in n for n in result.notes)
+    assert [d.isoformat() for d in result.forecasts["ds"].to_list()] == ["2024-01-05T18:30:00+00:00",
+                                                                        "2024-01-06T18:30:00+00:00"]

@@ -312,3 +312,18 @@ def test_non_finite_forecasts_are_a_model_error() -> None:
 def test_no_fallbacks_when_everything_fits() -> None:
     model = _LastValue(fallback=make_model("naive")).fit(TWO)
     assert model.fallbacks_ == []
+
+
+def test_mstl_refuses_season_length_one_instead_of_silently_dropping_seasonality():
+    """Regression: integer ds gives season_length 1 by default; MSTL then has nothing to decompose."""
+    df = pl.DataFrame({"unique_id": ["a"] * 30, "ds": list(range(30)), "y": [float(i % 5) for i in range(30)]})
+    with pytest.raises(InvalidParameterError, match=r"'mstl' needs every season_length >= 2, got 1") as err:
+        make_model("mstl", freq=1).fit(df)
+    assert err.value.field == "model.params.season_length"
+
+
+def test_invalid_list_parameter_names_the_parameter():
+    with pytest.raises(InvalidParameterError) as err:
+        make_model({"name": "mstl", "params": {"season_length": [24, -1]}})
+    assert err.value.field == "model.params.season_length"
+    assert "season_length[1]" in err.value.message

@@ -197,7 +197,7 @@ def _params(entry: ModelEntry, params: dict[str, Any]) -> msgspec.Struct:
         return msgspec.convert(params, entry.params)
     except msgspec.ValidationError as exc:
         msg = str(exc)
-        m = re.search(r"at `\$\.(\w+)`", msg)
+        m = re.search(r"at `\$\.(\w+)", msg)
         unknown = re.search(r"unknown field `(\w+)`", msg)
         name = (m and m.group(1)) or (unknown and unknown.group(1))
         known = ", ".join(f for f in entry.params.__struct_fields__)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from forecasting.decomposition import seasonal_indices, seasonality_test
+from forecasting.errors import InvalidParameterError
 from forecasting.models.base import LocalForecaster
 
 __all__ = [
@@ -313,6 +314,23 @@ class MSTLForecaster(_StatsForecastAdapter):
     def min_train_length(self) -> int:
         """Two full cycles of the longest season, plus one (LOESS needs two cycles per season)."""
         return 2 * max(self.seasons) + 1
+
+    def fit(self, panel: Any, *, static: Any = None) -> MSTLForecaster:
+        """Fit per series; see :meth:`LocalForecaster.fit`.
+
+        Raises
+        ------
+        InvalidParameterError
+            A season length below 2: MSTL decomposes seasons, and with none it would
+            silently become its trend model (integer ``ds`` has no calendar, so pass
+            ``season_length``).
+        """
+        if min(self.seasons) < 2:
+            raise InvalidParameterError(
+                f"model 'mstl' needs every season_length >= 2, got {self.season_length}; with integer ds there is no "
+                f"calendar to derive it from: pass params.season_length (e.g. 24 for hourly data)",
+                field="model.params.season_length")
+        return super().fit(panel, static=static)
 
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters (JSON-serialisable)."""
