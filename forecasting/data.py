@@ -650,8 +650,9 @@ def validate_panel(
     fill_missing : {"zero", "forward", "interpolate"}, optional
         Fill null/NaN/infinite ``y`` instead of rejecting them (``forward`` and
         ``interpolate`` work within each series; a series that starts with a missing
-        value is still rejected by ``forward``). Filled rows are listed in
-        ``panel.report.filled``.
+        value is still rejected by ``forward``, while ``interpolate`` is linear inside
+        the series and carries the nearest value to a missing first or last row).
+        Filled rows are listed in ``panel.report.filled``.
     fill_gaps : bool, default False
         Insert the missing grid rows (``y`` then filled by ``fill_missing``, which is
         required). Inserted rows are reported with reason ``"gap"``.
