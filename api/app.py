@@ -13,12 +13,12 @@ from typing import Any
 import msgspec
 from litestar import Litestar, Request, get, post
 from litestar.logging import LoggingConfig
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.params import JSONBody
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
 from api.errors import exception_handlers, problem
-from api.schemas import FallbackOut, ForecastRequest, ForecastResponse, HealthOut, ModelInfo
+from api.schemas import FallbackOut, ForecastRequest, ForecastResponse, HealthOut, ModelInfo, Problem
 from api.settings import Settings
 from forecasting import __version__
 from forecasting.service import Limits, forecast
@@ -36,7 +36,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """
     settings = settings or Settings.from_env()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    limits = Limits(max_h=settings.max_h, max_series=settings.max_series, max_rows=settings.max_rows)
+    limits = Limits(max_h=settings.max_h, max_series=settings.max_series, max_rows=settings.max_rows,
+                    max_seconds=settings.max_seconds)
 
     @get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> HealthOut:
@@ -51,8 +52,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return [ModelInfo(name=e.name, family=e.family, summary=e.summary, parameters=list(e.params.__struct_fields__))
                 for e in REGISTRY.values()]
 
+    problem_json = "application/problem+json"
+    problems = {
+        400: ResponseSpec(Problem, description="Malformed body: not JSON, wrong types, unknown fields (field named).",
+                          media_type=problem_json),
+        413: ResponseSpec(Problem, description="Body larger than the service limit.", media_type=problem_json),
+        415: ResponseSpec(Problem, description="Body is not application/json.", media_type=problem_json),
+        422: ResponseSpec(Problem, description="Data or parameters the model cannot use: bad h or level, unknown "
+                                               "model, duplicates, gaps, nulls, series too short, time limit "
+                                               "(detail names the series and rows).", media_type=problem_json),
+    }
+
     @post("/v1/forecast", tags=["forecast"], summary="Forecast inline series", status_code=200, sync_to_thread=True,
-          before_request=_require_json)
+          before_request=_require_json, responses=problems)
     def forecast_route(data: JSONBody[ForecastRequest]) -> ForecastResponse:
         """Fit the model on each series and forecast `h` steps, with intervals at each `level`.
 

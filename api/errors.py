@@ -23,6 +23,7 @@ from forecasting.errors import (
     InvalidParameterError,
     ModelFitError,
     NotFittedError,
+    TimeLimitError,
     UnknownModelError,
 )
 
@@ -38,6 +39,7 @@ STATUS: dict[type[ForecastingError], tuple[int, str]] = {
     UnknownModelError: (422, "unknown-model"),
     CapabilityError: (422, "capability"),
     ModelFitError: (422, "model-fit"),
+    TimeLimitError: (422, "time-limit"),
     NotFittedError: (409, "not-fitted"),
     DatasetError: (404, "dataset"),
     ForecastingError: (400, "bad-request"),
@@ -129,7 +131,12 @@ def exception_handlers(max_body_bytes: int) -> dict[Any, Any]:
                                 f"(FORECASTING_MAX_BODY_BYTES)", field="body", limit=max_body_bytes)
         return _http_error(request, exc)
 
+    def too_deep(request: Request, exc: RecursionError) -> Response[dict[str, Any]]:
+        return problem(400, "the request body is nested too deeply; data must be rows or columns of plain values",
+                       type_="invalid-request", field="body")
+
     return {
+        RecursionError: too_deep,
         ForecastingError: _library_error,
         ValidationException: _validation_error,
         HTTPException: http_error,

@@ -6,7 +6,18 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-__all__ = ["FallbackOut", "ForecastRequest", "ForecastResponse", "HealthOut", "ModelInfo", "ModelSpecIn"]
+__all__ = ["FallbackOut", "ForecastRequest", "ForecastResponse", "HealthOut", "ModelInfo", "ModelSpecIn", "Problem"]
+
+
+class Problem(msgspec.Struct):
+    """An RFC 9457 problem (media type application/problem+json)."""
+
+    type: Annotated[str, msgspec.Meta(description="Problem kind, e.g. /problems/invalid-input.")]
+    title: str
+    status: int
+    detail: Annotated[str, msgspec.Meta(description="What is wrong, naming the series, rows and rule.")]
+    field: Annotated[str | None, msgspec.Meta(description="The request field at fault, e.g. h, data.ds, model.name.")] = None
+    details: dict[str, Any] | None = None
 
 
 class ModelSpecIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -30,8 +41,17 @@ Columns = Annotated[dict[str, list[Any]], msgspec.Meta(
 class ForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Series to forecast and how."""
 
-    data: Rows | Columns
-    h: Annotated[int, msgspec.Meta(description="Steps of freq to forecast per series (>= 1).", examples=[24])]
+    data: Annotated[Rows | Columns, msgspec.Meta(
+        description="The series in long format, as rows [{\"unique_id\", \"ds\", \"y\"}, ...] or as columns "
+                    "{\"unique_id\": [...], \"ds\": [...], \"y\": [...]}. unique_id: series name; ds: ISO 8601 "
+                    "timestamp (optionally with a UTC offset) or integer step; y: number (null only with "
+                    "fill_missing). Extra columns are exogenous inputs (models that use them only).",
+        examples=[{"unique_id": ["s1", "s1", "s1", "s1", "s1", "s1", "s1", "s1"],
+                   "ds": ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04", "2024-03-05", "2024-03-06",
+                          "2024-03-07", "2024-03-08"],
+                   "y": [112, 118, 132, 129, 121, 135, 148, 110]}])]
+    h: Annotated[int, msgspec.Meta(description="Steps of freq to forecast per series (1 to the service's max_h, "
+                                               "1,000 by default).", examples=[3])]
     model: Annotated[str | ModelSpecIn, msgspec.Meta(
         description="Registry name or spec object.", examples=["auto_ets"])] = "auto_ets"
     freq: Annotated[str | int | None, msgspec.Meta(

@@ -28,6 +28,9 @@ class Settings:
         Most series per request (``FORECASTING_MAX_SERIES``, default 1,000).
     max_rows : int
         Most input rows per request (``FORECASTING_MAX_ROWS``, default 1,000,000).
+    max_seconds : int
+        Wall time a forecast request may spend fitting (``FORECASTING_MAX_SECONDS``,
+        default 60); past it the answer is 422 naming the limit.
     """
 
     state_dir: Path = Path("var")
@@ -35,6 +38,7 @@ class Settings:
     max_h: int = 1_000
     max_series: int = 1_000
     max_rows: int = 1_000_000
+    max_seconds: int = 60
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -56,4 +60,5 @@ class Settings:
             max_h=min(num("FORECASTING_MAX_H", cls.max_h), MAX_HORIZON),
             max_series=num("FORECASTING_MAX_SERIES", cls.max_series),
             max_rows=num("FORECASTING_MAX_ROWS", cls.max_rows),
+            max_seconds=num("FORECASTING_MAX_SECONDS", cls.max_seconds),
         )

@@ -176,7 +176,8 @@ def models() -> None:
     from forecasting.models import REGISTRY
 
     table = Table(title="models (use the name with --model; parameters via a JSON spec)")
-    for col in ("name", "family", "parameters", "summary"):
+    table.add_column("name", no_wrap=True)
+    for col in ("family", "parameters", "summary"):
         table.add_column(col)
     for entry in REGISTRY.values():
         params = ", ".join(f for f in entry.params.__struct_fields__)
@@ -207,9 +208,13 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.", envvar="FORECASTING_PORT")] = 8000,
 ) -> None:
     """Start the HTTP API (OpenAPI docs at /schema; what `make run` calls)."""
+    import logging
+
     import uvicorn
 
     from api.app import create_app
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from api.settings import Settings
 
     settings = Settings.from_env()

@@ -128,6 +128,9 @@ class Panel:
         What ``ds`` was on input; forecasts are returned with the same kind.
     exog : tuple of str
         Exogenous column names (everything beyond ``unique_id, ds, y``).
+    month_end : bool
+        Monthly/quarterly/yearly ``ds`` anchored at month ends (2024-01-31, 2024-02-29...):
+        the grid and future timestamps stay on month ends.
     report : ValidationReport
     """
 
@@ -137,6 +140,7 @@ class Panel:
     tz: str | None = None
     ds_kind: Literal["int", "datetime", "date"] = "datetime"
     exog: tuple[str, ...] = ()
+    month_end: bool = False
     report: ValidationReport = field(default_factory=lambda: ValidationReport(_empty_filled()))
 
     @property
@@ -161,7 +165,7 @@ class Panel:
         keep = list(ids)
         frame = self.frame.filter(pl.col("unique_id").is_in(keep))
         return Panel(frame=frame, freq=self.freq, lengths={k: self.lengths[k] for k in self.lengths if k in set(keep)},
-                     tz=self.tz, ds_kind=self.ds_kind, exog=self.exog, report=self.report)
+                     tz=self.tz, ds_kind=self.ds_kind, exog=self.exog, month_end=self.month_end, report=self.report)
 
 
 def _empty_filled() -> pl.DataFrame:
@@ -480,7 +484,17 @@ def find_oversized_grids(frame: pl.DataFrame, freq: str | int) -> pl.DataFrame:
     return sizes.filter(pl.col("steps") > 10 * pl.col("rows") + 10_000)
 
 
-def find_gaps(frame: pl.DataFrame, freq: str | int, *, tz: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+def is_month_end_anchored(frame: pl.DataFrame, freq: str | int) -> bool:
+    """True when ``freq`` counts calendar months and every ``ds`` is the last day of its month
+    (and not every one is also the first, i.e. not daily-looking data)."""
+    if isinstance(freq, int) or not re.match(r"^\d+(mo|q|y)$", freq) or frame.schema["ds"] == pl.Int64:
+        return False
+    ds = pl.col("ds")
+    return bool(frame.select(((ds.dt.month_end().dt.day() == ds.dt.day()).all() & (ds.dt.day() != 1).any())).item())
+
+
+def find_gaps(frame: pl.DataFrame, freq: str | int, *, tz: str | None = None,
+              month_end: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Missing grid points and off-grid timestamps, per series.
 
     Parameters
@@ -492,6 +506,8 @@ def find_gaps(frame: pl.DataFrame, freq: str | int, *, tz: str | None = None) ->
     tz : str, optional
         The caller's zone; the grid is laid out on its local clock (so ``"1d"`` steps
         stay at local midnight across daylight-saving changes).
+    month_end : bool
+        Lay a monthly grid on month ends (see :func:`is_month_end_anchored`).
 
     Returns
     -------
@@ -506,8 +522,12 @@ def find_gaps(frame: pl.DataFrame, freq: str | int, *, tz: str | None = None) ->
         grid = bounds.select("unique_id", pl.int_ranges("lo", pl.col("hi") + 1, freq).alias("ds")).explode("ds")
     else:
         local = _local(keys, tz)
+        if month_end:
+            local = local.with_columns(pl.col("ds").dt.month_start())
         bounds = local.group_by("unique_id", maintain_order=True).agg(pl.col("ds").min().alias("lo"), pl.col("ds").max().alias("hi"))
         grid = bounds.select("unique_id", pl.datetime_ranges("lo", "hi", interval=freq).alias("ds")).explode("ds")
+        if month_end:
+            grid = grid.with_columns(pl.col("ds").dt.month_end())
         grid = _from_local(grid, tz)
         if tz is None:
             grid = grid.with_columns(pl.col("ds").cast(keys.schema["ds"]))
@@ -590,10 +610,7 @@ def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]):
     tz = None
     if n_aware:
         offsets = nonnull.str.extract(_TZ_SUFFIX.pattern, 1).unique().to_list()
-        try:
-            parsed = s.str.replace(r"Z$", "+00:00").str.to_datetime(strict=False, time_unit="us")
-        except pl.exceptions.PolarsError:
-            parsed = pl.Series("ds", [None] * s.len(), dtype=pl.Datetime("us", "UTC"))
+        parsed = _parse_iso(s.str.replace(r"Z$", "+00:00"), aware=True)
         if len(offsets) == 1:
             off = offsets[0]
             tz = "UTC" if off in ("Z", "+00:00", "+0000") else _offset_zone(off)
@@ -607,10 +624,7 @@ def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]):
         if tz != "UTC":
             notes.append(f"ds converted from UTC offset {offsets[0]} to UTC; forecasts are returned at that offset")
     else:
-        try:
-            parsed = s.str.to_datetime(strict=False, time_unit="us")
-        except pl.exceptions.PolarsError:  # no value matched any ISO 8601 pattern polars could infer
-            parsed = pl.Series("ds", [None] * s.len(), dtype=pl.Datetime("us"))
+        parsed = _parse_iso(s, aware=False)
     failed = frame.with_row_index("row").with_columns(parsed.alias("_p")).filter(
         pl.col("ds").is_not_null() & pl.col("_p").is_null())
     if failed.height:
@@ -619,6 +633,17 @@ def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]):
             f"{_examples([repr(v) for v in failed['ds'].to_list()])})", field="ds")
     kind: Literal["datetime", "date"] = "date" if bool(nonnull.str.len_chars().max() == 10) and not n_aware else "datetime"
     return frame.with_columns(parsed.alias("ds")), tz, kind, notes
+
+
+_ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+
+
+def _parse_iso(s: pl.Series, *, aware: bool) -> pl.Series:
+    """Parse ISO 8601 strings value by value (never inferring one format from the first value,
+    so '01/02/2024' is refused rather than making every ISO value fail)."""
+    formats = [f + "%z" for f in _ISO_FORMATS[:-1]] if aware else list(_ISO_FORMATS)
+    parts = [s.str.strip_chars().str.to_datetime(f, strict=False, time_unit="us") for f in formats]
+    return pl.select(pl.coalesce(parts)).to_series().alias("ds")
 
 
 def _offset_zone(off: str) -> str:
@@ -755,7 +780,8 @@ def validate_panel(
             + "; check ds for a mistyped value or pass the right freq", field="ds",
             details={"series": list(per)[:100]})
     filled_parts: list[pl.DataFrame] = []
-    gaps, off = find_gaps(frame, freq, tz=tz)
+    month_end = ds_kind != "int" and is_month_end_anchored(_local(frame.select("ds"), tz), freq)
+    gaps, off = find_gaps(frame, freq, tz=tz, month_end=month_end)
     if off.height:
         per = {}
         for (uid,), part in off.group_by("unique_id", maintain_order=True):
@@ -809,6 +835,7 @@ def validate_panel(
     lengths = dict(frame.group_by("unique_id", maintain_order=True).len().iter_rows())
     exog = tuple(c for c in frame.columns if c not in REQUIRED)
     return Panel(frame=frame.select(*REQUIRED, *exog), freq=freq, lengths=lengths, tz=tz, ds_kind=ds_kind, exog=exog,
+                 month_end=month_end,
                  report=ValidationReport(filled, notes))
 
 
@@ -913,7 +940,11 @@ def future_frame(panel: Panel, h: int, *, ids: Sequence[str] | None = None) -> p
         return rows.select("unique_id", (pl.col("ds") + pl.col("k") * panel.freq).alias("ds"))
     local = _local(rows, panel.tz)
     num, unit = _POLARS_OFFSET.match(panel.freq).groups()  # type: ignore[union-attr]
-    local = local.with_columns(pl.col("ds").dt.offset_by(pl.format("{}" + unit, pl.col("k") * int(num))))
+    if panel.month_end:  # step from the month start, land on the month end (2024-02-29 -> 2024-03-31)
+        local = local.with_columns(pl.col("ds").dt.month_start().dt.offset_by(
+            pl.format("{}" + unit, pl.col("k") * int(num))).dt.month_end())
+    else:
+        local = local.with_columns(pl.col("ds").dt.offset_by(pl.format("{}" + unit, pl.col("k") * int(num))))
     return _from_local(local, panel.tz).select("unique_id", "ds")
 
 
@@ -926,3 +957,71 @@ def to_caller_tz(frame: pl.DataFrame, panel: Panel) -> pl.DataFrame:
     if panel.tz is not None:
         return frame.with_columns(pl.col("ds").dt.replace_time_zone("UTC").dt.convert_time_zone(panel.tz))
     return frame
+
+
+def validate_future(X_future: Any, panel: Panel, h: int, columns: Sequence[str]) -> pl.DataFrame:
+    """Check future exogenous values and align them to the forecast grid.
+
+    Parameters
+    ----------
+    X_future : frame (polars, pandas, mapping or rows)
+        ``unique_id, ds`` and the exogenous ``columns`` for (at least) the ``h`` steps
+        after each series' end; ``ds`` in the same form as the history's.
+    panel : Panel
+        The history being forecast.
+    h : int
+        Horizon.
+    columns : sequence of str
+        Exogenous columns the model needs.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``unique_id, ds`` (internal form, as :func:`future_frame`) and ``columns``, ``h``
+        rows per series in order.
+
+    Raises
+    ------
+    InvalidInputError
+        ``X_future`` absent, missing columns, ``ds`` of another kind, or missing/null
+        values: the message lists the exact ``(unique_id, ds)`` pairs and columns.
+    """
+    needed = list(columns)
+    grid = future_frame(panel, h)
+    if not needed:
+        return grid
+    if X_future is None:
+        raise InvalidInputError(
+            f"X_future is required: the model uses future exogenous columns {needed}; give unique_id, ds and those "
+            f"columns for the {h} steps after each series' end", field="X_future")
+    fut = to_polars(X_future, field_name="X_future")
+    absent = [c for c in ["unique_id", "ds", *needed] if c not in fut.columns]
+    if absent:
+        raise InvalidInputError(f"X_future lacks columns {absent} (has {', '.join(fut.columns)})", field="X_future")
+    fut = fut.select("unique_id", "ds", *needed).with_columns(pl.col("unique_id").cast(pl.String))
+    fut, tz, kind, _ = _coerce_ds(fut)
+    if (kind == "int") != (panel.ds_kind == "int"):
+        raise InvalidInputError(f"X_future ds must be {'integer steps' if panel.ds_kind == 'int' else 'timestamps'} "
+                                f"like the history's", field="X_future.ds")
+    if kind != "int" and (tz is None) != (panel.tz is None):
+        raise InvalidInputError("X_future ds must be timezone-aware exactly when the history's is", field="X_future.ds")
+    dups = find_duplicates(fut)
+    if dups.height:
+        raise InvalidInputError(f"X_future has duplicate (unique_id, ds) rows: "
+                                f"{_examples([f'({u}, {_fmt(d)})' for u, d, _ in dups.iter_rows()])}",
+                                field="X_future")
+    if kind != "int":
+        fut = fut.with_columns(pl.col("ds").cast(grid.schema["ds"]))
+    aligned = grid.join(fut, on=["unique_id", "ds"], how="left", maintain_order="left")
+    problems: list[str] = []
+    for col in needed:
+        miss = aligned.filter(pl.col(col).is_null() | (pl.col(col).is_nan() if aligned.schema[col].is_float()
+                                                       else pl.lit(False)))
+        if miss.height:
+            shown = to_caller_tz(miss.select("unique_id", "ds"), panel)
+            pairs = [f"({u}, {_fmt(d)})" for u, d in shown.iter_rows()]
+            problems.append(f"'{col}' missing for {miss.height} (unique_id, ds) pairs: {_examples(pairs)}")
+    if problems:
+        raise InvalidInputError("X_future does not cover the forecast horizon: " + "; ".join(problems), field="X_future",
+                                details={"missing": problems})
+    return aligned

@@ -23,6 +23,7 @@ __all__ = [
     "InvalidParameterError",
     "ModelFitError",
     "NotFittedError",
+    "TimeLimitError",
     "UnknownModelError",
 ]
 
@@ -86,3 +87,7 @@ class ModelFitError(ForecastingError):
 
 class DatasetError(ForecastingError):
     """A dataset cannot be found, downloaded or verified (checksum mismatch)."""
+
+
+class TimeLimitError(ForecastingError):
+    """The work asked for did not finish within the allowed time (``details["limit_seconds"]``)."""

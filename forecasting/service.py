@@ -8,6 +8,7 @@ that nothing happens silently. Routes and CLI commands are thin wrappers over it
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +36,14 @@ class Limits:
         Most series per request.
     max_rows : int
         Most input rows per request.
+    max_seconds : float, optional
+        Wall time allowed for fitting; past it the work stops with ``TimeLimitError``.
     """
 
     max_h: int = MAX_HORIZON
     max_series: int = 1_000_000
     max_rows: int = 100_000_000
+    max_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,10 @@ def forecast(
                          fallback=spec.fallback)
         origin = f"freq '{panel.freq}'" if isinstance(panel.freq, str) else "integer ds (no calendar: pass season_length)"
         notes.append(f"season_length={params['season_length']} derived from {origin}")
+    if limits.max_seconds is not None:
+        forecaster.deadline = time.time() + limits.max_seconds
+        if getattr(forecaster, "fallback", None) is not None:
+            forecaster.fallback.deadline = forecaster.deadline
     forecaster.fit(panel)
     frame = forecaster.predict(h, level=levels)
     return ForecastResult(forecasts=frame, spec=spec, alias=forecaster.alias, panel=panel, level=levels,

@@ -21,6 +21,7 @@ import copy
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from forecasting.data import (
     validate_levels,
     validate_panel,
 )
-from forecasting.errors import CapabilityError, ModelFitError, NotFittedError
+from forecasting.errors import CapabilityError, ModelFitError, NotFittedError, TimeLimitError
 
 __all__ = ["Fallback", "Forecaster", "LocalForecaster", "as_panel"]
 
@@ -105,9 +106,14 @@ def as_panel(data: Panel | Any, *, freq: str | int | None = None) -> Panel:
     return data if isinstance(data, Panel) else validate_panel(data, freq=freq)
 
 
-def _run_fit(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np.ndarray]]) -> list[tuple[str, Any, str | None]]:
+def _run_fit(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np.ndarray]],
+             deadline: float | None = None) -> list[tuple[str, Any, str | None]]:
     out = []
-    for uid, y in items:
+    for i, (uid, y) in enumerate(items):
+        if deadline is not None and time.time() > deadline:
+            raise TimeLimitError(f"fitting stopped after {i} of {len(items)} series: the time limit was reached; send "
+                                 f"fewer or shorter series, or choose a faster model", field="data",
+                                 details={"fitted": i, "series": len(items)})
         try:
             out.append((uid, fit_one(y), None))
         except Exception as exc:  # the underlying library's own errors, reported per series  # noqa: BLE001
@@ -144,6 +150,7 @@ class LocalForecaster:
         self.alias = alias or self.default_alias
         self.fallback = fallback
         self.n_jobs = n_jobs
+        self.deadline: float | None = None  # epoch seconds after which fitting stops with TimeLimitError
 
     # -- subclass hooks -----------------------------------------------------------
     @property
@@ -220,14 +227,14 @@ class LocalForecaster:
     def _fit_many(self, items: list[tuple[str, np.ndarray]]) -> list[tuple[str, Any, str | None]]:
         n_jobs = (os.cpu_count() or 1) if self.n_jobs == -1 else max(1, self.n_jobs)
         if n_jobs == 1 or len(items) < 2 * n_jobs:
-            return _run_fit(self._fit_one, items)
+            return _run_fit(self._fit_one, items, self.deadline)
         size = math.ceil(len(items) / (4 * n_jobs))
         chunks = [items[i:i + size] for i in range(0, len(items), size)]
         worker = copy.copy(self)  # ship parameters only, not fitted state, to the workers
         for attr in ("panel_", "states_", "fallback_states_", "fallbacks_", "fallback"):
             worker.__dict__.pop(attr, None)
         with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            parts = pool.map(_run_fit, [worker._fit_one] * len(chunks), chunks)
+            parts = pool.map(_run_fit, [worker._fit_one] * len(chunks), chunks, [self.deadline] * len(chunks))
             return [r for part in parts for r in part]
 
     def predict(
@@ -275,6 +282,7 @@ class LocalForecaster:
             raise CapabilityError(f"model '{self.name}' does not use exogenous columns, so X_future is not accepted",
                                   field="X_future")
         cols: dict[str, list[np.ndarray]] = {c: [] for c in ["mean", *[f"{s}-{lv}" for lv in levels for s in ("lo", "hi")]]}
+        outputs: dict[str, dict[str, np.ndarray]] = {}
         bad: dict[str, str] = {}
         for uid in self.panel_.ids:
             if uid in self.states_:
@@ -282,16 +290,30 @@ class LocalForecaster:
             else:
                 assert self.fallback is not None
                 out = self.fallback._predict_one(self.fallback_states_[uid], h, levels)
-            for key in cols:
-                arr = np.asarray(out[key], dtype=np.float64)
-                if arr.shape != (h,) or not np.isfinite(arr).all():
-                    bad[uid] = f"non-finite '{key}' values"
-                cols[key].append(arr)
+            outputs[uid] = {k: np.asarray(out[k], dtype=np.float64) for k in cols}
+            broken = [k for k, a in outputs[uid].items() if a.shape != (h,) or not np.isfinite(a).all()]
+            if broken:
+                bad[uid] = f"non-finite '{broken[0]}' values"
+        if bad and self.fallback is not None and all(u in self.states_ for u in bad):
+            # the model fitted but its forecasts are unusable: the fallback takes over, reported per series
+            fb = self.fallback
+            fb.fit(self.panel_.subset(bad))
+            for uid in bad:
+                out = fb._predict_one(fb.states_[uid], h, levels)
+                outputs[uid] = {k: np.asarray(out[k], dtype=np.float64) for k in cols}
+            self.fallbacks_ = [f for f in self.fallbacks_ if f.unique_id not in bad] + [
+                Fallback(u, fb.name, f"model '{self.name}' produced {r}") for u, r in bad.items()]
+            bad = {u: f"fallback '{fb.name}' produced non-finite values too" for u in bad
+                   if not all(np.isfinite(a).all() for a in outputs[u].values())}
         if bad:
             raise ModelFitError(
                 f"model '{self.name}' produced non-finite forecasts for {len(bad)} series: "
-                + "; ".join(f"series '{u}': {r}" for u, r in list(bad.items())[:5]),
+                + "; ".join(f"series '{u}': {r}" for u, r in list(bad.items())[:5])
+                + ("" if self.fallback is not None else " (or ask for a fallback model)"),
                 field="data", details={"model": self.name, "series": bad})
+        for uid in self.panel_.ids:
+            for key in cols:
+                cols[key].append(outputs[uid][key])
         frame = future_frame(self.panel_, h)
         names = {"mean": self.alias} | {k: f"{self.alias}-{k}" for k in cols if k != "mean"}
         frame = frame.with_columns([pl.Series(names[k], np.concatenate(v)) for k, v in cols.items()])

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from forecasting.errors import InvalidParameterError, UnknownModelError
+from forecasting.features import FeatureSpec
 
 __all__ = [
     "REGISTRY",
@@ -38,8 +39,13 @@ __all__ = [
 SeasonLength = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
 
 
+Alias = Annotated[str, msgspec.Meta(
+    pattern=r"^(?!(unique_id|ds|y|cutoff)$)[A-Za-z_][A-Za-z0-9_.]{0,63}$",
+    description="Output column name: letters, digits, '_' or '.', not unique_id, ds, y or cutoff.")]
+
+
 class _Params(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    alias: str | None = None
+    alias: Alias | None = None
 
 
 class _Seasonal(_Params, kw_only=True, forbid_unknown_fields=True):
@@ -92,8 +98,28 @@ class DynamicOptimizedThetaParams(_Seasonal, kw_only=True, forbid_unknown_fields
 class MSTLParams(_Params, kw_only=True, forbid_unknown_fields=True):
     """``season_length``: one period or several (``[24, 168]``); ``trend_model`` forecasts the trend."""
 
-    season_length: SeasonLength | list[SeasonLength] | None = None
+    season_length: SeasonLength | Annotated[list[SeasonLength], msgspec.Meta(min_length=1, max_length=4)] | None = None
     trend_model: Literal["auto_ets", "auto_arima", "auto_theta"] = "auto_ets"
+
+
+class XGBoostParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
+    """Global XGBoost over the polars feature pipeline; see :class:`forecasting.models.xgb.XGBoostForecaster`."""
+
+    features: FeatureSpec | None = None
+    strategy: Literal["recursive", "direct"] = "recursive"
+    step_group_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+    horizon: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
+    n_estimators: Annotated[int, msgspec.Meta(ge=1, le=20_000)] = 300
+    learning_rate: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.05
+    max_depth: Annotated[int, msgspec.Meta(ge=1, le=20)] = 7
+    min_child_weight: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    subsample: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
+    colsample_bytree: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
+    reg_lambda: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    objective: Literal["reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror"] = "reg:squarederror"
+    conformal_windows: Annotated[int, msgspec.Meta(ge=0, le=20)] = 1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -126,6 +152,9 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
                "dynamic optimised Theta (Fiorucci et al. 2016)"),
     ModelEntry("mstl", MSTLParams, _S + "MSTLForecaster", "multiple seasonal-trend decomposition (LOESS) + trend model",
                multi_season=True),
+    ModelEntry("xgboost", XGBoostParams, "forecasting.models.xgb:XGBoostForecaster",
+               "global gradient-boosted trees over lag/rolling/calendar features, conformal intervals",
+               family="machine-learning"),
 ]}
 
 

@@ -1,0 +1,406 @@
+"""The polars feature pipeline shared by the global models (XGBoost now, the networks later).
+
+A :class:`FeatureSpec` describes the features; a :class:`FeaturePipeline` is that spec
+plus what fitting decided (frequency, timezone, the exogenous columns, feature order).
+Both are JSON-serialisable, and one method, :meth:`FeaturePipeline.transform`, builds
+the feature rows for training *and* for inference, so there is one code path:
+
+* training: ``transform(history)`` and keep the rows whose features and target exist;
+* recursive inference: append the next timestamp (``y`` unknown) to each series' tail,
+  ``transform`` it, predict, write the prediction into ``y`` and repeat.
+
+Every feature is computed within its own series (``.over("unique_id")``) on a frame
+sorted by ``ds``. Target-derived features only look at earlier rows (every lag is
+>= 1), and :meth:`FeaturePipeline.check_regular` verifies the series are on the
+``freq`` grid first, so a shift of one row is exactly one step of ``freq`` (gaps are
+rejected or filled at the edge, :func:`forecasting.data.validate_panel`).
+
+Target transforms, applied in this order and inverted exactly in reverse:
+
+* per-series scaling (``"standard"``: ``(y - mean) / std``; ``"mean"``: ``y / mean|y|``),
+  with the statistics of each series' own history;
+* differences (``[1]``, a seasonal ``[24]``, or several), as mlforecast's
+  ``Differences`` (Nixtla, mlforecast ``target_transforms``).
+
+Feature names: ``lag_24``, ``rolling_mean_24_lag_1``, ``seasonal_rolling_mean_24x7_lag_24``
+(the mean of the values 24, 48, ..., 168 steps back), ``expanding_mean_lag_1``, calendar
+names (``hour``, ``dayofweek``...), static and future exogenous column names, and
+``<column>_lag_<L>`` for historic-only exogenous columns.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+import msgspec
+import numpy as np
+import polars as pl
+
+from forecasting.data import Panel
+from forecasting.errors import InvalidInputError, InvalidParameterError
+
+__all__ = ["CALENDAR", "FeaturePipeline", "FeatureSpec", "RollingSpec", "default_features"]
+
+Stat = Literal["mean", "std", "min", "max"]
+CALENDAR = ("minute", "hour", "dayofweek", "day", "dayofyear", "week", "month", "quarter", "year")
+Positive = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+TARGET = "_target"
+SCALE_MEAN, SCALE_STD = "_scale_loc", "_scale_scale"
+
+
+class RollingSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Rolling statistics of the (transformed) target.
+
+    ``window`` consecutive values ending ``lag`` steps back; with ``season_length`` the
+    window takes every ``season_length``-th value instead (``window`` seasons back):
+    ``seasonal_rolling_mean_24x7_lag_24`` is the mean of the values 24, 48, ..., 168
+    steps back (mlforecast's ``seasonal_rolling_mean``).
+    """
+
+    window: Positive
+    stats: list[Stat] = msgspec.field(default_factory=lambda: ["mean"])
+    lag: Positive = 1
+    season_length: Positive | None = None
+
+
+class FeatureSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Which features to build (JSON: the keys below).
+
+    Attributes
+    ----------
+    lags : list of int >= 1
+        Lags of the transformed target, in steps of ``freq``.
+    rolling : list of RollingSpec
+    expanding_mean_lags : list of int >= 1
+        Mean of all values up to ``L`` steps back.
+    calendar : list of names from :data:`CALENDAR`
+        Taken from ``ds`` on the caller's clock (datetime ``ds`` only).
+    static : list of str
+        Columns of the static frame (one row per series).
+    future_exog : list of str
+        Exogenous columns known for the future (given in ``X_future`` at predict time).
+    hist_exog : dict of str to list of int
+        Historic-only exogenous columns and their lags (each lag >= the model's maximum
+        horizon, so no future value is ever needed).
+    differences : list of int >= 1
+        Target differences, applied in order (``[24]`` = seasonal difference).
+    scaler : {"none", "standard", "mean"}
+        Per-series scaling of the target before differencing.
+    """
+
+    lags: list[Positive] = msgspec.field(default_factory=list)
+    rolling: list[RollingSpec] = msgspec.field(default_factory=list)
+    expanding_mean_lags: list[Positive] = msgspec.field(default_factory=list)
+    calendar: list[Literal["minute", "hour", "dayofweek", "day", "dayofyear", "week", "month", "quarter", "year"]] = (
+        msgspec.field(default_factory=list))
+    static: list[str] = msgspec.field(default_factory=list)
+    future_exog: list[str] = msgspec.field(default_factory=list)
+    hist_exog: dict[str, list[Positive]] = msgspec.field(default_factory=dict)
+    differences: list[Positive] = msgspec.field(default_factory=list)
+    scaler: Literal["none", "standard", "mean"] = "none"
+
+
+_CALENDAR_BY_UNIT = {"m": ["minute", "hour", "dayofweek"], "h": ["hour", "dayofweek"], "d": ["dayofweek", "month"],
+                     "w": ["week"], "mo": ["month"], "q": ["quarter"], "y": []}
+
+
+def default_features(season_length: int, *, freq: str | int | None = None) -> FeatureSpec:
+    """Sensible features for a season length and frequency (a starting point, not a tuned set).
+
+    For a season ``m`` > 1: lags 1-3 and every multiple of ``m`` up to 7 seasons, rolling
+    mean and std over one season, the seasonal rolling mean of the same position over
+    the last 7 seasons, a seasonal difference ``[m]`` and per-series standard scaling
+    (so one global model serves series of any scale). Hourly data (``m`` = 24) thus
+    gets lags 24, 48, ..., 168, as Nixtla's M4 Hourly examples. For ``m`` = 1: lags 1-7,
+    a 7-step rolling mean and a first difference. Calendar features suited to a
+    datetime ``freq`` (hourly: hour and day of week; daily: day of week and month;
+    monthly: month...); none for integer steps.
+    """
+    calendar: list[str] = []
+    if isinstance(freq, str):
+        unit = re.match(r"^\d+(\w+)$", freq)
+        calendar = list(_CALENDAR_BY_UNIT.get(unit.group(1), []) if unit else [])
+    if season_length > 1:
+        m = season_length
+        lags = sorted({1, 2, 3, *[m * i for i in range(1, 8)]})
+        return FeatureSpec(
+            lags=lags,
+            rolling=[RollingSpec(window=m, stats=["mean", "std"], lag=1),
+                     RollingSpec(window=7, stats=["mean"], lag=m, season_length=m)],
+            differences=[m], scaler="standard", calendar=calendar)  # type: ignore[arg-type]
+    return FeatureSpec(lags=list(range(1, 8)), rolling=[RollingSpec(window=7, stats=["mean"], lag=1)],
+                       differences=[1], scaler="standard", calendar=calendar)  # type: ignore[arg-type]
+
+
+class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A fitted feature pipeline: the spec plus the panel's form.
+
+    Build one with :meth:`fit`; save it with :meth:`to_json` and restore it with
+    :meth:`from_json`. All work happens in :meth:`transform`.
+    """
+
+    spec: FeatureSpec
+    freq: str | int
+    tz: str | None = None
+    ds_kind: str = "datetime"
+    feature_names: list[str] = msgspec.field(default_factory=list)
+    target_lags: dict[str, int] = msgspec.field(default_factory=dict)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def fit(cls, spec: FeatureSpec, panel: Panel, *, static: pl.DataFrame | None = None,
+            max_horizon: int | None = None) -> FeaturePipeline:
+        """Check ``spec`` against ``panel`` and fix the feature order.
+
+        Raises
+        ------
+        InvalidParameterError
+            Calendar features on integer ``ds``; a historic-exogenous lag below
+            ``max_horizon``; no feature at all.
+        InvalidInputError
+            A named exogenous or static column that is absent.
+        """
+        if spec.calendar and panel.ds_kind == "int":
+            raise InvalidParameterError(
+                f"calendar features {spec.calendar} need datetime ds; this panel has integer steps", field="features.calendar")
+        missing = [c for c in [*spec.future_exog, *spec.hist_exog] if c not in panel.frame.columns]
+        if missing:
+            raise InvalidInputError(f"exogenous columns {missing} named in the features are not in the data "
+                                    f"(columns: {', '.join(panel.frame.columns)})", field="data")
+        if spec.static:
+            if static is None:
+                raise InvalidInputError(f"static features {spec.static} need a static frame (unique_id + columns)",
+                                        field="static")
+            absent = [c for c in spec.static if c not in static.columns]
+            if absent:
+                raise InvalidInputError(f"static columns {absent} are not in the static frame", field="static")
+        for col, lags in spec.hist_exog.items():
+            low = [lag for lag in lags if max_horizon is not None and lag < max_horizon]
+            if low:
+                raise InvalidParameterError(
+                    f"historic-only exogenous '{col}' lags {low} are below the maximum horizon {max_horizon}: their "
+                    f"future values would be needed; use lags >= {max_horizon} or pass '{col}' as future_exog",
+                    field="features.hist_exog")
+        names, target_lags = cls._names(spec)
+        if not names:
+            raise InvalidParameterError("the feature spec produces no feature", field="features")
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise InvalidParameterError(f"duplicate features {dup}", field="features")
+        return cls(spec=spec, freq=panel.freq, tz=panel.tz, ds_kind=panel.ds_kind, feature_names=names,
+                   target_lags=target_lags)
+
+    @staticmethod
+    def _names(spec: FeatureSpec) -> tuple[list[str], dict[str, int]]:
+        names: list[str] = []
+        lags: dict[str, int] = {}
+        for lag in spec.lags:
+            names.append(f"lag_{lag}")
+            lags[names[-1]] = lag
+        for r in spec.rolling:
+            for stat in r.stats:
+                kind = f"seasonal_rolling_{stat}_{r.season_length}x{r.window}" if r.season_length else f"rolling_{stat}_{r.window}"
+                names.append(f"{kind}_lag_{r.lag}")
+                lags[names[-1]] = r.lag
+        for lag in spec.expanding_mean_lags:
+            names.append(f"expanding_mean_lag_{lag}")
+            lags[names[-1]] = lag
+        names += list(spec.calendar)
+        names += list(spec.static)
+        names += list(spec.future_exog)
+        for col, col_lags in spec.hist_exog.items():
+            names += [f"{col}_lag_{lag}" for lag in col_lags]
+        return names, lags
+
+    @property
+    def lookback(self) -> int:
+        """Rows of history a series needs before its first complete feature row."""
+        spec = self.spec
+        need = [0]
+        need += list(spec.lags) + list(spec.expanding_mean_lags)
+        need += [r.lag + (r.window - 1) * (r.season_length or 1) for r in spec.rolling]
+        need += [lag for lags in spec.hist_exog.values() for lag in lags]
+        return max(need) + sum(spec.differences)
+
+    @property
+    def min_length(self) -> int:
+        """Fewest observations a series needs to produce one training row (lookback + 1)."""
+        return self.lookback + 1
+
+    def to_json(self) -> bytes:
+        """The pipeline as JSON bytes."""
+        return msgspec.json.encode(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> FeaturePipeline:
+        """Restore a pipeline written by :meth:`to_json`."""
+        return msgspec.json.decode(raw, type=cls)
+
+    # ------------------------------------------------------------------ checks
+    def check_regular(self, frame: pl.DataFrame) -> None:
+        """Verify consecutive rows of each series are exactly one ``freq`` step apart.
+
+        Raises
+        ------
+        InvalidInputError
+            Naming the series and the first irregular timestamp.
+        """
+        ds = pl.col("ds")
+        if isinstance(self.freq, int):
+            step_ok = ds.diff().over("unique_id") == self.freq
+        else:
+            num, unit = re.match(r"^(\d+)(\w+)$", self.freq).groups()  # type: ignore[union-attr]
+            local = ds if self.tz is None else ds.dt.replace_time_zone("UTC").dt.convert_time_zone(self.tz)
+            if unit in ("mo", "q", "y"):  # calendar months (month-start or month-end anchored alike)
+                months = int(num) * {"mo": 1, "q": 3, "y": 12}[unit]
+                index = local.dt.year().cast(pl.Int64) * 12 + local.dt.month().cast(pl.Int64)
+                step_ok = index.diff().over("unique_id") == months
+            else:
+                step_ok = local.shift(1).over("unique_id").dt.offset_by(self.freq) == local
+        bad = frame.with_columns(step_ok.alias("_ok")).filter(pl.col("_ok").not_())
+        if bad.height:
+            first = bad.group_by("unique_id", maintain_order=True).agg(pl.col("ds").first())
+            listed = "; ".join(f"series '{u}' at {d}" for u, d in first.head(5).iter_rows())
+            raise InvalidInputError(f"series are not on the '{self.freq}' grid (a gap or misplaced timestamp): {listed}",
+                                    field="data")
+
+    # ------------------------------------------------------------------ the one code path
+    def scale_stats(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Per-series scaling statistics of ``y``: ``unique_id, _scale_loc, _scale_scale``."""
+        y = pl.col("y")
+        if self.spec.scaler == "standard":
+            loc, scale = y.mean(), y.std(ddof=0)
+        elif self.spec.scaler == "mean":
+            loc, scale = pl.lit(0.0), y.abs().mean()
+        else:
+            loc, scale = pl.lit(0.0), pl.lit(1.0)
+        stats = frame.group_by("unique_id", maintain_order=True).agg(loc.alias(SCALE_MEAN), scale.alias(SCALE_STD))
+        return stats.with_columns(
+            pl.when(pl.col(SCALE_STD).is_null() | (pl.col(SCALE_STD) <= 1e-12)).then(1.0)
+            .otherwise(pl.col(SCALE_STD)).alias(SCALE_STD),
+            pl.col(SCALE_MEAN).fill_null(0.0))
+
+    def transform(self, frame: pl.DataFrame, *, scales: pl.DataFrame, static: pl.DataFrame | None = None) -> pl.DataFrame:
+        """Add the transformed target and every feature to ``frame``.
+
+        Parameters
+        ----------
+        frame : pl.DataFrame
+            ``unique_id, ds, y`` (+ exogenous columns), sorted by ``unique_id, ds``, on
+            the ``freq`` grid; ``y`` may be null on rows to forecast.
+        scales : pl.DataFrame
+            From :meth:`scale_stats` on the series' history.
+        static : pl.DataFrame, optional
+            ``unique_id`` + static columns.
+
+        Returns
+        -------
+        pl.DataFrame
+            ``frame`` + ``_target`` (scaled, differenced ``y``) + the features in
+            :attr:`feature_names` order (null where the history is too short).
+        """
+        spec = self.spec
+        out = frame.join(scales, on="unique_id", how="left", maintain_order="left")
+        target = (pl.col("y") - pl.col(SCALE_MEAN)) / pl.col(SCALE_STD)
+        out = out.with_columns(target.alias(TARGET))
+        for d in spec.differences:
+            out = out.with_columns((pl.col(TARGET) - pl.col(TARGET).shift(d).over("unique_id")).alias(TARGET))
+        z = pl.col(TARGET)
+        exprs: list[pl.Expr] = [z.shift(lag).over("unique_id").alias(f"lag_{lag}") for lag in spec.lags]
+        for r in spec.rolling:
+            if r.season_length:
+                cols = [z.shift(r.lag + i * r.season_length).over("unique_id") for i in range(r.window)]
+                mean = pl.sum_horizontal(cols) / r.window
+                for stat in r.stats:
+                    name = f"seasonal_rolling_{stat}_{r.season_length}x{r.window}_lag_{r.lag}"
+                    if stat == "mean":
+                        e = mean
+                    elif stat == "std":
+                        e = (pl.sum_horizontal([(c - mean) ** 2 for c in cols]) / max(r.window - 1, 1)).sqrt()
+                    elif stat == "min":
+                        e = pl.min_horizontal(cols)
+                    else:
+                        e = pl.max_horizontal(cols)
+                    # sum/min/max_horizontal skip nulls: require every value to be present
+                    e = pl.when(pl.any_horizontal([c.is_null() for c in cols])).then(None).otherwise(e)
+                    exprs.append(e.alias(name))
+            else:
+                shifted = z.shift(r.lag)
+                for stat in r.stats:
+                    fn = {"mean": shifted.rolling_mean, "std": shifted.rolling_std, "min": shifted.rolling_min,
+                          "max": shifted.rolling_max}[stat]
+                    exprs.append(fn(window_size=r.window).over("unique_id").alias(f"rolling_{stat}_{r.window}_lag_{r.lag}"))
+        for lag in spec.expanding_mean_lags:
+            shifted = z.shift(lag)
+            exprs.append((shifted.cum_sum() / shifted.cum_count()).over("unique_id").alias(f"expanding_mean_lag_{lag}"))
+        if spec.calendar:
+            local = pl.col("ds") if self.tz is None else (
+                pl.col("ds").dt.replace_time_zone("UTC").dt.convert_time_zone(self.tz))
+            cal = {"minute": local.dt.minute(), "hour": local.dt.hour(), "dayofweek": local.dt.weekday() - 1,
+                   "day": local.dt.day(), "dayofyear": local.dt.ordinal_day(), "week": local.dt.week(),
+                   "month": local.dt.month(), "quarter": local.dt.quarter(), "year": local.dt.year()}
+            exprs += [cal[c].cast(pl.Float64).alias(c) for c in spec.calendar]
+        for col, lags in spec.hist_exog.items():
+            exprs += [pl.col(col).shift(lag).over("unique_id").alias(f"{col}_lag_{lag}") for lag in lags]
+        out = out.with_columns(exprs)
+        if spec.static:
+            assert static is not None
+            out = out.join(static.select("unique_id", *spec.static), on="unique_id", how="left", maintain_order="left")
+        return out
+
+    def matrix(self, rows: pl.DataFrame) -> np.ndarray:
+        """The feature matrix of transformed rows: float32 array of shape (n_rows, n_features)."""
+        return rows.select([pl.col(c).cast(pl.Float32) for c in self.feature_names]).to_numpy()
+
+    def training_rows(self, transformed: pl.DataFrame) -> pl.DataFrame:
+        """Rows with a target and every target-derived feature (exogenous nulls are kept: XGBoost handles them)."""
+        needed = [TARGET, *self.target_lags, *[f"{c}_lag_{lag}" for c, lags in self.spec.hist_exog.items() for lag in lags]]
+        return transformed.drop_nulls(subset=needed)
+
+    def inverse(self, z: np.ndarray, history_levels: list[np.ndarray], scale: tuple[float, float]) -> np.ndarray:
+        """Invert the target transforms for one series' forecast path.
+
+        Parameters
+        ----------
+        z : array of shape (h,)
+            Forecasts on the transformed (scaled, differenced) scale, in time order.
+        history_levels : list of arrays
+            For each difference, in order, the series at that stage (before applying
+            it) over the history (scaled target for the first difference, once
+            differenced for the second...), at least ``d`` values each.
+        scale : (loc, scale)
+
+        Returns
+        -------
+        array of shape (h,)
+            Forecasts in the units of ``y``.
+        """
+        out = np.asarray(z, dtype=np.float64)
+        for d, level in zip(reversed(self.spec.differences), reversed(history_levels), strict=True):
+            path = np.concatenate([np.asarray(level, dtype=np.float64)[-d:], np.empty(len(out))])
+            for i in range(len(out)):
+                path[d + i] = out[i] + path[i]
+            out = path[d:]
+        loc, sc = scale
+        return out * sc + loc
+
+    def difference_stages(self, y_scaled: np.ndarray) -> list[np.ndarray]:
+        """The series before each difference (for :meth:`inverse`): ``[s, s - s.shift(d1), ...]`` minus the last."""
+        stages = []
+        cur = np.asarray(y_scaled, dtype=np.float64)
+        for d in self.spec.differences:
+            stages.append(cur)
+            nxt = np.full_like(cur, np.nan)
+            nxt[d:] = cur[d:] - cur[:-d]
+            cur = nxt
+        return stages
+
+    def forecast_feature_mask(self, step: int) -> np.ndarray:
+        """Which features of step ``step`` (1-based) are computed from earlier forecasts.
+
+        A target-derived feature with lag ``L`` uses a forecast value at steps ``k > L``
+        (recursive forecasting). Returns a bool array of shape (n_features,).
+        """
+        return np.array([self.target_lags.get(n, step + 1) < step for n in self.feature_names])
+

@@ -1,0 +1,588 @@
+"""The XGBoost global forecaster: one gradient-boosted model over every series.
+
+Features come from :mod:`forecasting.features` (lags, rolling and seasonal-rolling
+statistics, calendar, static and exogenous columns, scaled and differenced target).
+Multi-step forecasts are recursive by default (each step's prediction feeds the next
+step's lags, as mlforecast's ``MLForecast.predict``) or direct (one model per horizon
+step, or per group of steps with the step as a feature).
+
+Prediction intervals are split-conformal on rolling-origin residuals (as mlforecast's
+``PredictionIntervals``): the model is refitted with the last ``conformal_windows``
+blocks of ``horizon`` steps held out, and the absolute errors of its forecasts, divided
+by each series' scale (mean absolute seasonal difference, so that one quantile serves
+series of any size and series never seen in training), give per-step quantiles with the
+finite-sample correction ``ceil((n + 1) level) / n``. Sources: Vovk, Gammerman & Shafer,
+*Algorithmic Learning in a Random World* (2005); Papadopoulos, Vovk & Gammerman,
+normalised nonconformity scores, JAIR 40 (2011); Stankeviciute et al., NeurIPS 2021
+(conformal time-series forecasting). XGBoost: Chen & Guestrin, KDD 2016.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import msgspec
+import numpy as np
+import polars as pl
+
+from forecasting.data import (
+    Panel,
+    future_frame,
+    level_columns,
+    to_caller_tz,
+    validate_future,
+    validate_h,
+    validate_levels,
+)
+from forecasting.errors import (
+    CapabilityError,
+    InsufficientHistoryError,
+    InvalidInputError,
+    NotFittedError,
+    TimeLimitError,
+)
+from forecasting.features import SCALE_STD, TARGET, FeaturePipeline, FeatureSpec, default_features
+from forecasting.models.base import Fallback, as_panel
+
+__all__ = ["XGBoostForecaster", "resolve_device"]
+
+FORMAT_VERSION = 1
+
+
+@lru_cache(maxsize=1)
+def _cuda_works() -> bool:
+    """True when this XGBoost has CUDA and a GPU accepts a tiny training run.
+
+    XGBoost falls back to the CPU with a warning when no GPU is visible, so the
+    trained booster's own configuration is read back rather than trusting the request.
+    """
+    import warnings
+
+    import xgboost as xgb
+
+    if not xgb.build_info().get("USE_CUDA"):
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            booster = xgb.train({"device": "cuda", "verbosity": 0},
+                                xgb.DMatrix(np.zeros((2, 1)), label=[0.0, 1.0]), 1)
+        return json.loads(booster.save_config())["learner"]["generic_param"]["device"].startswith("cuda")
+    except xgb.core.XGBoostError:
+        return False
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when XGBoost has CUDA and a GPU answers, else ``"cpu"``."""
+    if device == "auto":
+        return "cuda" if _cuda_works() else "cpu"
+    return device
+
+
+def _Deadline(deadline: float) -> Any:  # noqa: N802 - a factory for an xgboost callback
+    """An XGBoost training callback that raises TimeLimitError once ``deadline`` (epoch s) passes."""
+    import time
+
+    import xgboost as xgb
+
+    class Deadline(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            if time.time() > deadline:
+                raise TimeLimitError(f"training stopped after {epoch + 1} boosting rounds: the time limit was reached; "
+                                     f"send fewer series or lower n_estimators", field="data")
+            return False
+
+    return Deadline()
+
+
+@dataclass
+class StepRows:
+    """The model call that produced one forecast step: keys, features, output."""
+
+    step: int
+    keys: pl.DataFrame  # unique_id, ds (caller form)
+    X: np.ndarray  # (n_series, n_features) float32
+    output: np.ndarray  # (n_series,) booster output (transformed scale)
+
+
+class XGBoostForecaster:
+    """Global XGBoost forecaster (registry name ``xgboost``).
+
+    Parameters
+    ----------
+    season_length : int
+        Steps per season; drives the default features (lags at multiples of it, a
+        seasonal difference) and the conformal scale.
+    features : FeatureSpec or dict, optional
+        Feature spec; defaults to :func:`forecasting.features.default_features`, with
+        any exogenous columns of the data as future-known inputs.
+    strategy : {"recursive", "direct"}
+    step_group_size : int
+        Direct strategy: steps per model (1 = one model per step).
+    horizon : int, optional
+        Longest horizon trained for (direct) and calibrated for (intervals); default
+        two seasons (M4 Hourly: 48).
+    n_estimators, learning_rate, max_depth, min_child_weight, subsample, colsample_bytree,
+    reg_lambda, objective : XGBoost hyperparameters.
+    conformal_windows : int
+        Held-out windows used to calibrate intervals (0 = no intervals).
+    device : {"auto", "cpu", "cuda"}
+    seed : int
+    """
+
+    name: ClassVar[str] = "xgboost"
+    default_alias: ClassVar[str] = "XGBoost"
+    supports_intervals: ClassVar[bool] = True
+    supports_exog: ClassVar[bool] = True
+    is_global: ClassVar[bool] = True
+
+    def __init__(self, *, season_length: int = 1, features: FeatureSpec | dict[str, Any] | None = None,
+                 strategy: str = "recursive", step_group_size: int = 1, horizon: int | None = None,
+                 n_estimators: int = 300, learning_rate: float = 0.05, max_depth: int = 7,
+                 min_child_weight: float = 1.0, subsample: float = 0.8, colsample_bytree: float = 0.8,
+                 reg_lambda: float = 1.0, objective: str = "reg:squarederror", conformal_windows: int = 1,
+                 device: str = "auto", seed: int = 0, alias: str | None = None, fallback: Any = None,
+                 n_jobs: int = 1):
+        self.season_length = season_length
+        self.features = (msgspec.convert(features, FeatureSpec) if isinstance(features, dict) else features)
+        self.strategy = strategy
+        self.step_group_size = step_group_size
+        self.horizon = horizon
+        self.n_estimators, self.learning_rate, self.max_depth = n_estimators, learning_rate, max_depth
+        self.min_child_weight, self.subsample, self.colsample_bytree = min_child_weight, subsample, colsample_bytree
+        self.reg_lambda, self.objective = reg_lambda, objective
+        self.conformal_windows = conformal_windows
+        self.device, self.seed = device, seed
+        self.alias = alias or self.default_alias
+        self.fallback = fallback
+        self.n_jobs = n_jobs
+        self.deadline: float | None = None  # epoch seconds after which training stops with TimeLimitError
+
+    # ------------------------------------------------------------------ params
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters (JSON-serialisable)."""
+        return {"season_length": self.season_length,
+                "features": msgspec.to_builtins(self.features) if self.features is not None else None,
+                "strategy": self.strategy, "step_group_size": self.step_group_size, "horizon": self.horizon,
+                "n_estimators": self.n_estimators, "learning_rate": self.learning_rate, "max_depth": self.max_depth,
+                "min_child_weight": self.min_child_weight, "subsample": self.subsample,
+                "colsample_bytree": self.colsample_bytree, "reg_lambda": self.reg_lambda, "objective": self.objective,
+                "conformal_windows": self.conformal_windows, "device": self.device, "seed": self.seed}
+
+    @property
+    def calibrated_horizon(self) -> int:
+        """Horizon the intervals (and direct models) are built for."""
+        return self.horizon or max(2 * self.season_length, 14 if self.season_length == 1 else 0)
+
+    @property
+    def min_train_length(self) -> int:
+        """Observations a series needs: the pipeline's lookback + 1 (known after fit; else from the default spec)."""
+        if hasattr(self, "pipeline_"):
+            return self.pipeline_.min_length
+        spec = self.features or default_features(self.season_length)
+        return FeaturePipeline(spec=spec, freq=1).min_length
+
+    def _xgb_params(self, device: str) -> dict[str, Any]:
+        return {"objective": self.objective, "eta": self.learning_rate, "max_depth": self.max_depth,
+                "min_child_weight": self.min_child_weight, "subsample": self.subsample,
+                "colsample_bytree": self.colsample_bytree, "lambda": self.reg_lambda, "tree_method": "hist",
+                "device": device, "seed": self.seed, "verbosity": 0,
+                "nthread": (os.cpu_count() or 1) if self.n_jobs == -1 else max(1, self.n_jobs)}
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> Self:
+        """Fit the global model (and calibrate intervals) on every series.
+
+        Raises
+        ------
+        InsufficientHistoryError
+            Series shorter than the pipeline's lookback + 1, naming each with its length
+            and the minimum (unless a ``fallback`` model is given).
+        InvalidInputError, InvalidParameterError
+            Exogenous/static columns that do not match the feature spec.
+        """
+        panel = as_panel(panel)
+        spec = self.features or default_features(self.season_length, freq=panel.freq)
+        if self.features is None and panel.exog:
+            spec = msgspec.structs.replace(spec, future_exog=list(panel.exog))
+        unused = [c for c in panel.exog if c not in spec.future_exog and c not in spec.hist_exog]
+        if unused:
+            raise InvalidInputError(f"exogenous columns {unused} are not in the feature spec: list them in "
+                                    f"features.future_exog or features.hist_exog, or drop them", field="data")
+        horizon = self.calibrated_horizon
+        pipeline = FeaturePipeline.fit(spec, panel, static=static, max_horizon=horizon)
+        pipeline.check_regular(panel.frame)
+        self.pipeline_ = pipeline
+        short = {u: n for u, n in panel.lengths.items() if n < pipeline.min_length}
+        self.fallbacks_: list[Fallback] = []
+        if short:
+            if self.fallback is None:
+                raise InsufficientHistoryError(
+                    f"{len(short)} series too short for model 'xgboost' (needs at least {pipeline.min_length} "
+                    f"observations: lookback {pipeline.lookback} + 1): "
+                    + "; ".join(f"series '{u}': {n} observations" for u, n in list(short.items())[:5]),
+                    field="data", details={"minimum": pipeline.min_length,
+                                           "series": {u: {"length": n, "minimum": pipeline.min_length}
+                                                      for u, n in short.items()}})
+            self.fallback.fit(panel.subset(short))
+            self.fallbacks_ = [Fallback(u, self.fallback.name, f"{n} observations, model 'xgboost' needs at least "
+                                                               f"{pipeline.min_length}") for u, n in short.items()]
+            panel = panel.subset([u for u in panel.lengths if u not in short])
+        self.static_ = static
+        self.device_ = resolve_device(self.device)
+        self.boosters_ = self._train(panel)
+        self.panel_ = panel
+        self.scales_ = pipeline.scale_stats(panel.frame)
+        self.cscales_ = self._series_scale(panel.frame)
+        self.scores_ = self._calibrate(panel) if self.conformal_windows > 0 else None
+        return self
+
+    def _groups(self) -> list[list[int]]:
+        if self.strategy == "recursive":
+            return [[1]]
+        g = max(1, self.step_group_size)
+        steps = list(range(1, self.calibrated_horizon + 1))
+        return [steps[i:i + g] for i in range(0, len(steps), g)]
+
+    def _time_columns(self) -> list[str]:
+        spec = self.pipeline_.spec
+        return [*spec.calendar, *spec.future_exog]
+
+    def _train(self, panel: Panel) -> list[Any]:
+        import xgboost as xgb
+
+        pipe = self.pipeline_
+        scales = pipe.scale_stats(panel.frame)
+        tr = pipe.transform(panel.frame, scales=scales, static=self.static_)
+        boosters = []
+        for group in self._groups():
+            parts = []
+            for k in group:
+                shifted = tr
+                if k > 1:  # direct: target and time features of step k, target-derived features of the origin
+                    moved = [TARGET, *self._time_columns()]
+                    shifted = tr.with_columns([pl.col(c).shift(-(k - 1)).over("unique_id") for c in moved])
+                rows = pipe.training_rows(shifted)
+                X = pipe.matrix(rows)
+                if len(group) > 1:
+                    X = np.column_stack([X, np.full(len(X), k, dtype=np.float32)])
+                parts.append((X, rows[TARGET].to_numpy()))
+            X = np.concatenate([p[0] for p in parts])
+            y = np.concatenate([p[1] for p in parts])
+            if len(y) == 0:
+                raise InsufficientHistoryError("no training rows: every series is shorter than the features need",
+                                               field="data")
+            names = pipe.feature_names + (["horizon_step"] if len(group) > 1 else [])
+            dtrain = xgb.DMatrix(X, label=y, feature_names=names)
+            callbacks = [_Deadline(self.deadline)] if self.deadline is not None else None
+            boosters.append(xgb.train(self._xgb_params(self.device_), dtrain, num_boost_round=self.n_estimators,
+                                      callbacks=callbacks))
+        return boosters
+
+    def _series_scale(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Per-series conformal scale: mean |y_t - y_{t-m}| (MASE's denominator), else std, else 1."""
+        m = self.season_length if self.season_length > 1 else 1
+        y = pl.col("y")
+        out = frame.group_by("unique_id", maintain_order=True).agg(
+            (y - y.shift(m)).abs().mean().alias("s1"), (y - y.shift(1)).abs().mean().alias("s2"))
+        return out.select("unique_id", pl.coalesce(
+            pl.when(pl.col("s1") > 0).then(pl.col("s1")), pl.when(pl.col("s2") > 0).then(pl.col("s2")),
+            pl.lit(1.0)).alias("_cscale"))
+
+    def _calibrate(self, panel: Panel) -> np.ndarray:
+        """Normalised absolute errors on held-out windows: array (n_scores, horizon)."""
+        horizon = self.calibrated_horizon
+        idx = pl.int_range(pl.len()).over("unique_id")
+        size = pl.len().over("unique_id")
+        scores = []
+        saved = self.boosters_
+        try:
+            for w in range(1, self.conformal_windows + 1):
+                cut = w * horizon
+                keep = [u for u, n in panel.lengths.items() if n - cut >= self.pipeline_.min_length]
+                if not keep:
+                    break
+                frame = panel.frame.filter(pl.col("unique_id").is_in(keep))
+                train = frame.filter(idx < size - cut)
+                test = frame.filter((idx >= size - cut) & (idx < size - cut + horizon))
+                sub = Panel(frame=train, freq=panel.freq, lengths={u: panel.lengths[u] - cut for u in keep},
+                            tz=panel.tz, ds_kind=panel.ds_kind, exog=panel.exog)
+                self.boosters_ = self._train(sub)
+                fut = test.select("unique_id", "ds", *panel.exog) if panel.exog else None
+                paths, _ = self._paths(sub, horizon, fut, scales=self.pipeline_.scale_stats(train))
+                scale = self._series_scale(train)
+                truth = test.select("unique_id", "y").with_columns(pl.int_range(pl.len()).over("unique_id").alias("k"))
+                pred = paths.select("unique_id", "_pred").with_columns(pl.int_range(pl.len()).over("unique_id").alias("k"))
+                joined = truth.join(pred, on=["unique_id", "k"]).join(scale, on="unique_id")
+                err = ((joined["y"] - joined["_pred"]).abs() / joined["_cscale"]).to_numpy()
+                scores.append(err.reshape(len(keep), horizon))
+        finally:
+            self.boosters_ = saved
+        if not scores:
+            return np.empty((0, horizon))
+        return np.concatenate(scores)
+
+    # ------------------------------------------------------------------ predict
+    def _paths(self, panel: Panel, h: int, X_future: Any, *, scales: pl.DataFrame,
+               collect: bool = False) -> tuple[pl.DataFrame, list[StepRows]]:
+        """Forecast ``h`` steps for every series of ``panel``: frame unique_id, ds, _pred (internal ds).
+
+        ``scales`` are the target-scaling statistics of each series' full history.
+        """
+        pipe = self.pipeline_
+        exog_cols = list(pipe.spec.future_exog)
+        future = validate_future(X_future, panel, h, exog_cols)
+        hist_cols = ["unique_id", "ds", "y", *pipe.spec.future_exog, *pipe.spec.hist_exog]
+        keep = pipe.lookback + 1
+        tail = panel.frame.select(hist_cols).filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - keep)
+        future = future.with_columns(pl.int_range(1, pl.len() + 1).over("unique_id").alias("_step"))
+        steps: list[StepRows] = []
+        preds: list[pl.DataFrame] = []
+        origin_X: np.ndarray | None = None
+        groups = self._groups()
+        for k in range(1, h + 1):
+            new = future.filter(pl.col("_step") == k).drop("_step").with_columns(pl.lit(0.0).alias("y"))
+            for c in pipe.spec.hist_exog:
+                new = new.with_columns(pl.lit(None, dtype=panel.frame.schema[c]).alias(c))
+            frame = pl.concat([tail, new.select(hist_cols)], how="vertical_relaxed").sort("unique_id", "ds")
+            tr = pipe.transform(frame, scales=scales, static=self.static_)
+            last = tr.join(new.select("unique_id", "ds"), on=["unique_id", "ds"], how="semi", maintain_order="left")
+            X = pipe.matrix(last)
+            if self.strategy == "recursive":
+                booster, Xk = self.boosters_[0], X
+            else:
+                if k == 1:
+                    origin_X = X
+                gi = next(i for i, g in enumerate(groups) if k in g) if k <= self.calibrated_horizon else None
+                if gi is None:
+                    raise CapabilityError(f"direct strategy was trained for h <= {self.calibrated_horizon}, got h={h}; "
+                                          f"refit with a larger horizon", field="h")
+                time_idx = [pipe.feature_names.index(c) for c in self._time_columns()]
+                Xk = origin_X.copy()  # type: ignore[union-attr]
+                Xk[:, time_idx] = X[:, time_idx]
+                if len(groups[gi]) > 1:
+                    Xk = np.column_stack([Xk, np.full(len(Xk), k, dtype=np.float32)])
+                booster = self.boosters_[gi]
+            z = self._predict_booster(booster, Xk)
+            y_new = (z - last[TARGET].to_numpy()) * last[SCALE_STD].to_numpy()
+            if not np.isfinite(y_new).all():
+                bad = last.filter(~pl.Series(np.isfinite(y_new)))["unique_id"].head(5).to_list()
+                raise InvalidInputError(f"non-finite forecasts at step {k} for series {bad}; check the inputs",
+                                        field="data")
+            done = new.select("unique_id", "ds").with_columns(pl.Series("_pred", y_new))
+            preds.append(done)
+            tail = pl.concat([tail, new.select(hist_cols).with_columns(pl.Series("y", y_new))], how="vertical_relaxed")
+            if collect:
+                steps.append(StepRows(step=k, keys=to_caller_tz(new.select("unique_id", "ds"), panel), X=Xk, output=z))
+        out = pl.concat(preds).sort("unique_id", "ds")
+        return out, steps
+
+    def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:
+        import xgboost as xgb
+
+        names = booster.feature_names
+        return booster.predict(xgb.DMatrix(X, feature_names=names), **kw)
+
+    def _history(self, history: Any) -> Panel:
+        if history is None:
+            return self.panel_
+        panel = as_panel(history, freq=self.pipeline_.freq)
+        if panel.freq != self.pipeline_.freq:
+            raise InvalidInputError(f"history freq '{panel.freq}' differs from the training freq '{self.pipeline_.freq}'",
+                                    field="history")
+        self.pipeline_.check_regular(panel.frame)
+        short = {u: n for u, n in panel.lengths.items() if n < self.pipeline_.lookback}
+        if short:
+            raise InsufficientHistoryError(
+                f"{len(short)} series in history too short for model 'xgboost' (needs at least "
+                f"{self.pipeline_.lookback} observations): "
+                + "; ".join(f"series '{u}': {n} observations" for u, n in list(short.items())[:5]),
+                field="history", details={"minimum": self.pipeline_.lookback,
+                                          "series": {u: {"length": n, "minimum": self.pipeline_.lookback}
+                                                     for u, n in short.items()}})
+        return panel
+
+    def predict(self, h: int, *, history: Panel | Any | None = None, X_future: Any = None,
+                level: Sequence[float] = ()) -> pl.DataFrame:
+        """Forecast ``h`` steps after each series' end, without retraining.
+
+        Parameters
+        ----------
+        h : int
+        history : Panel or frame, optional
+            Series to forecast from (new series, or newer observations of known ones);
+            default: the training series.
+        X_future : frame, optional
+            ``unique_id, ds`` + the future exogenous columns for the ``h`` steps.
+        level : numbers in (0, 100)
+            Conformal interval levels, percent (``h`` <= the calibrated horizon).
+
+        Raises
+        ------
+        NotFittedError, InsufficientHistoryError, InvalidInputError (missing future
+        values, naming the ``(unique_id, ds)`` pairs and columns), CapabilityError.
+        """
+        if not hasattr(self, "boosters_"):
+            raise NotFittedError("model 'xgboost' is not fitted: call fit(panel) before predict(h)")
+        h = validate_h(h)
+        levels = validate_levels(level)
+        if levels and self.scores_ is None:
+            raise CapabilityError("this xgboost model was fitted without conformal calibration "
+                                  "(conformal_windows=0), so it cannot give intervals", field="level")
+        if levels and h > self.calibrated_horizon:
+            raise CapabilityError(f"intervals are calibrated for h <= {self.calibrated_horizon}; ask for a shorter h "
+                                  f"or refit with params.horizon >= {h}", field="h")
+        panel = self._history(history)
+        scales, cscales = self._scales(panel, history)
+        paths, _ = self._paths(panel, h, X_future, scales=scales)
+        frame = paths.rename({"_pred": self.alias})
+        if levels:
+            frame = self._intervals(frame, cscales, levels)
+        out = to_caller_tz(frame, panel)
+        if history is None and self.fallbacks_:
+            fb = self.fallback.predict(h, level=levels)
+            fb = fb.rename({c: c.replace(self.fallback.alias, self.alias, 1) for c in fb.columns})
+            out = pl.concat([out, fb.select(out.columns)], how="vertical_relaxed").sort("unique_id", "ds")
+        return out
+
+    def _scales(self, panel: Panel, history: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Target-scaling and conformal scales: the training ones, or those of the given history."""
+        if history is None:
+            return self.scales_, self.cscales_
+        return self.pipeline_.scale_stats(panel.frame), self._series_scale(panel.frame)
+
+    def _intervals(self, frame: pl.DataFrame, cscales: pl.DataFrame, levels: tuple[float | int, ...]) -> pl.DataFrame:
+        scores = self.scores_
+        assert scores is not None
+        n = scores.shape[0]
+        if n == 0:
+            raise CapabilityError("no series was long enough to calibrate intervals (needs the lookback plus "
+                                  f"{self.conformal_windows} x {self.calibrated_horizon} steps)", field="level")
+        frame = frame.join(cscales, on="unique_id", how="left", maintain_order="left").with_columns(
+            pl.int_range(pl.len()).over("unique_id").alias("_k"))
+        ordered = np.sort(scores, axis=0)
+        cols = []
+        for lv in levels:
+            rank = min(n, math.ceil((n + 1) * lv / 100))  # split-conformal finite-sample quantile
+            q = pl.Series(f"_q{lv}", ordered[rank - 1])  # (horizon,): one quantile per step
+            frame = frame.with_columns(pl.col("_k").replace_strict(list(range(len(q))), q.to_list(),
+                                                                   return_dtype=pl.Float64).alias(f"_q{lv}"))
+            width = pl.col(f"_q{lv}") * pl.col("_cscale")
+            cols += [(pl.col(self.alias) - width).alias(f"{self.alias}-lo-{lv}"),
+                     (pl.col(self.alias) + width).alias(f"{self.alias}-hi-{lv}")]
+        return frame.with_columns(cols).select("unique_id", "ds", self.alias, *level_columns(self.alias, levels))
+
+    # ------------------------------------------------------------------ explanations
+    def explain(self, h: int, *, history: Any = None, X_future: Any = None) -> Any:
+        """Exact TreeSHAP of each forecast step's model call (XGBoost ``pred_contribs``).
+
+        Values are in the model's output units: the transformed target (scaled,
+        differenced ``y``). For recursive forecasts, features computed from earlier
+        forecasts are flagged in ``is_forecast_value``.
+
+        Returns
+        -------
+        forecasting.explanation.Explanation
+        """
+        from forecasting.explanation import Explanation
+
+        if not hasattr(self, "boosters_"):
+            raise NotFittedError("model 'xgboost' is not fitted: call fit(panel) before explain(h)")
+        h = validate_h(h)
+        panel = self._history(history)
+        scales, _ = self._scales(panel, history)
+        _, steps = self._paths(panel, h, X_future, scales=scales, collect=True)
+        groups = self._groups()
+        values, base, data, output, masks, keys = [], [], [], [], [], []
+        names = list(self.pipeline_.feature_names)
+        for st in steps:
+            gi = 0 if self.strategy == "recursive" else next(i for i, g in enumerate(groups) if st.step in g)
+            contrib = self._predict_booster(self.boosters_[gi], st.X, pred_contribs=True)
+            contrib = contrib[:, :len(names)] if contrib.shape[1] == len(names) + 1 else np.column_stack(
+                [contrib[:, :len(names)], contrib[:, -1]])
+            values.append(contrib[:, :len(names)])
+            base.append(contrib[:, -1])
+            data.append(st.X[:, :len(names)].astype(np.float64))
+            output.append(st.output)
+            mask = (self.pipeline_.forecast_feature_mask(st.step) if self.strategy == "recursive"
+                    else np.zeros(len(names), dtype=bool))
+            masks.append(np.tile(mask, (len(st.X), 1)))
+            keys.append(st.keys.with_columns(pl.lit(st.step).alias("step")))
+        return Explanation(values=np.concatenate(values), base_values=np.concatenate(base), feature_names=names,
+                           data=np.concatenate(data), output=np.concatenate(output),
+                           rows=pl.concat(keys), method="tree_shap (xgboost pred_contribs, exact)",
+                           is_forecast_value=np.concatenate(masks))
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model folder: ``booster_<i>.ubj`` (XGBoost UBJ), ``pipeline.json``,
+        ``model.json`` (params, per-series state, conformal scores) and ``history.parquet``
+        (each series' last lookback rows). Files are written to a temporary folder and
+        renamed into place."""
+        if not hasattr(self, "boosters_"):
+            raise NotFittedError("model 'xgboost' is not fitted: nothing to save")
+        if self.fallbacks_ or self.static_ is not None:
+            raise CapabilityError("saving an xgboost model with fallbacks or static features is not supported yet",
+                                  field="model")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        for i, b in enumerate(self.boosters_):
+            b.save_model(str(tmp / f"booster_{i}.ubj"))
+        (tmp / "pipeline.json").write_bytes(self.pipeline_.to_json())
+        keep = self.pipeline_.lookback + 1
+        hist = self.panel_.frame.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - keep)
+        hist.write_parquet(tmp / "history.parquet")
+        meta = {"format_version": FORMAT_VERSION, "model": self.name, "params": self.get_params(), "alias": self.alias,
+                "panel": {"freq": self.panel_.freq, "tz": self.panel_.tz, "ds_kind": self.panel_.ds_kind,
+                          "exog": list(self.panel_.exog), "lengths": self.panel_.lengths},
+                "scales": self.scales_.to_dict(as_series=False), "cscales": self.cscales_.to_dict(as_series=False),
+                "conformal_scores": None if self.scores_ is None else self.scores_.tolist(),
+                "n_boosters": len(self.boosters_), "device_trained": self.device_}
+        (tmp / "model.json").write_text(json.dumps(meta))
+        if target.exists():
+            import shutil
+
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> XGBoostForecaster:
+        """Load a folder written by :meth:`save` (on the CPU by default, whatever it was trained on)."""
+        import xgboost as xgb
+
+        folder = Path(path)
+        meta = json.loads((folder / "model.json").read_text())
+        if meta.get("format_version") != FORMAT_VERSION or meta.get("model") != cls.name:
+            raise InvalidInputError(f"'{folder}' is not an xgboost model folder of format {FORMAT_VERSION}",
+                                    field="model")
+        params = dict(meta["params"])
+        params["device"] = device
+        model = cls(**params, alias=meta["alias"])
+        model.pipeline_ = FeaturePipeline.from_json((folder / "pipeline.json").read_bytes())
+        model.boosters_ = []
+        for i in range(meta["n_boosters"]):
+            b = xgb.Booster()
+            b.load_model(str(folder / f"booster_{i}.ubj"))
+            b.set_param({"device": resolve_device(device)})
+            model.boosters_.append(b)
+        p = meta["panel"]
+        frame = pl.read_parquet(folder / "history.parquet")
+        model.panel_ = Panel(frame=frame, freq=p["freq"], lengths={k: int(v) for k, v in p["lengths"].items()},
+                             tz=p["tz"], ds_kind=p["ds_kind"], exog=tuple(p["exog"]))
+        model.scales_ = pl.DataFrame(meta["scales"])
+        model.cscales_ = pl.DataFrame(meta["cscales"])
+        model.scores_ = None if meta["conformal_scores"] is None else np.asarray(meta["conformal_scores"])
+        model.static_ = None
+        model.fallbacks_ = []
+        model.device_ = resolve_device(device)
+        return model
