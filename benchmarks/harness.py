@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from forecasting import datasets
 from forecasting.data import validate_levels, validate_panel
-from forecasting.errors import InvalidParameterError
+from forecasting.errors import InvalidParameterError, ModelFitError
 from forecasting.evaluation import evaluate
 from forecasting.models import REGISTRY, ModelSpec, default_season_length, make_model, parse_spec
 
@@ -28,10 +28,11 @@ __all__ = ["BenchResult", "holdout_split", "run_benchmark", "write_results"]
 
 @dataclass(frozen=True)
 class BenchResult:
-    """Scores per model (``metrics``) and the forecasts they were computed from."""
+    """Scores per model (``metrics``), the forecasts they were computed from, and notes."""
 
     metrics: pl.DataFrame
     forecasts: pl.DataFrame
+    notes: list[str] = field(default_factory=list)
 
 
 def holdout_split(frame: pl.DataFrame, h: int) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -94,8 +95,12 @@ def run_benchmark(
     levels = validate_levels(level)
     loaded = datasets.load(dataset)
     info = loaded["info"]
+    if h is None and "h" not in info:
+        raise InvalidParameterError(f"dataset '{dataset}' has no standard horizon; pass h (--h N)", field="h")
+    if h is not None and (isinstance(h, bool) or not isinstance(h, int) or h < 1):
+        raise InvalidParameterError(f"h must be an integer >= 1, got {h!r}", field="h")
     horizon = int(h or info["h"])
-    if "train" in loaded and h in (None, info["h"]):
+    if "train" in loaded and h in (None, info.get("h")):
         train, test = loaded["train"], loaded["test"]
     else:
         full = loaded["data"] if "data" in loaded else pl.concat([loaded["train"], loaded["test"]])
@@ -137,10 +142,14 @@ def run_benchmark(
             on_model_done(name, secs)
     base = out.select("unique_id", "ds")
     naive2_col = "naive2" if "naive2" in columns else None
+    notes: list[str] = []
     if naive2_col is None:
-        ref, _, alias = fit_predict(ModelSpec(name="naive2"))
-        frames.append(ref.select(pl.col(alias).alias("__naive2")))
-        naive2_col = "__naive2"
+        try:
+            ref, _, alias = fit_predict(ModelSpec(name="naive2"))
+            frames.append(ref.select(pl.col(alias).alias("__naive2")))
+            naive2_col = "__naive2"
+        except ModelFitError as exc:  # e.g. multiplicative decomposition of non-positive series
+            notes.append(f"OWA not computed: the Naive2 benchmark failed ({exc.message})")
     forecasts = pl.concat([base, *frames], how="horizontal")
     test = test.with_columns(pl.col("ds").cast(forecasts.schema["ds"]))
     scores = evaluate(forecasts, test, train, models=columns, season_length=season_length, level=levels,
@@ -150,7 +159,7 @@ def run_benchmark(
         pl.col("model").replace_strict(seconds, return_dtype=pl.Float64).alias("fit_predict_seconds"),
     )
     metrics = metrics.select("dataset", "model", *[c for c in metrics.columns if c not in ("dataset", "model")])
-    return BenchResult(metrics=metrics, forecasts=forecasts.drop("__naive2", strict=False))
+    return BenchResult(metrics=metrics, forecasts=forecasts.drop("__naive2", strict=False), notes=notes)
 
 
 def write_results(result: BenchResult, output: str | Path) -> dict[str, Path]:

@@ -152,6 +152,8 @@ def bench(
     for row in result.metrics.select(list(headers)).iter_rows():
         table.add_row(*[("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)) for v in row])
     console.print(table)
+    for note in result.notes:
+        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     console.print(escape(f"wrote {paths['metrics']}, {paths['forecasts']}, {paths['leaderboard']}"), highlight=False,
                   soft_wrap=True)
 

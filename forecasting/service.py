@@ -137,6 +137,16 @@ def forecast(
                          fallback=spec.fallback)
         origin = f"freq '{panel.freq}'" if isinstance(panel.freq, str) else "integer ds (no calendar: pass season_length)"
         notes.append(f"season_length={params['season_length']} derived from {origin}")
+    season = params.get("season_length")
+    m = max(season) if isinstance(season, list) else season
+    if isinstance(m, int) and m > 1:
+        need = 3 * m if spec.name == "naive2" else 2 * m
+        short = [u for u, n in panel.lengths.items() if n < need]
+        if short and spec.name not in ("seasonal_naive", "mstl"):  # those two refuse short series outright
+            listed = ", ".join(f"'{u}'" for u in short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
+            notes.append(f"{len(short)} series ({listed}) have fewer than {need} observations ({need // m} seasons "
+                         f"of {m}): '{spec.name}' may fit them without a seasonal component, as it needs about "
+                         f"{need // m} seasons to estimate one")
     if limits.max_seconds is not None:
         forecaster.deadline = time.time() + limits.max_seconds
         if getattr(forecaster, "fallback", None) is not None:

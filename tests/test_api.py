@@ -572,3 +572,17 @@ def test_fuzzed_bodies_never_get_a_5xx(client: TestClient, body: dict[str, Any])
         assert r.json()["detail"]
     else:
         assert "NaN" not in r.text and "Infinity" not in r.text
+
+
+def test_deeply_nested_body_is_a_400_not_a_500(client: TestClient) -> None:
+    body = '{"h": 1, "data": ' + "[" * 5000 + "]" * 5000 + "}"
+    r = client.post("/v1/forecast", content=body.encode(), headers={"content-type": "application/json"})
+    problem(r, 400, "body", "nested too deeply")
+
+
+def test_openapi_documents_problem_responses(client: TestClient) -> None:
+    doc = client.get("/schema/openapi.json").json()
+    responses = doc["paths"]["/v1/forecast"]["post"]["responses"]
+    assert {"200", "400", "413", "415", "422"} <= set(responses)
+    assert "application/problem+json" in responses["422"]["content"]
+    assert "unique_id" in doc["components"]["schemas"]["ForecastRequest"]["properties"]["data"]["description"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import shutil
@@ -282,3 +283,19 @@ def test_installed_entry_point() -> None:
     assert proc.returncode == 0, proc.stderr
     for name in ("forecast", "bench", "models", "datasets"):
         assert name in proc.stdout
+
+
+def test_bench_dataset_without_standard_horizon_asks_for_h(tmp_path: Path, data_dir: Path) -> None:
+    """Regression: `bench --dataset ett_h1` used to crash with KeyError 'h'."""
+    result = invoke("bench", "--dataset", "ett_h1", "--models", "naive", "--output", tmp_path / "r")
+    assert result.exit_code == 2
+    assert "dataset 'ett_h1' has no standard horizon; pass h (--h N)" in result.output
+
+
+def test_bench_reports_when_naive2_cannot_be_computed(tmp_path: Path, data_dir: Path) -> None:
+    """ETTh1's oil temperature goes below zero: Naive2's multiplicative decomposition fails, OWA is left empty."""
+    result = invoke("bench", "--dataset", "ett_h1", "--models", "naive", "--h", "24", "--output", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    assert "OWA not computed" in result.output
+    rows = list(csv.DictReader(open(tmp_path / "r" / "metrics.csv")))
+    assert rows[0]["model"] == "naive" and rows[0]["owa"] == ""

@@ -783,3 +783,35 @@ def test_half_hour_offset_is_returned_in_utc_and_said_so() -> None:
     assert any("+05:30" in n and "UTC" in n for n in result.notes)
     assert [d.isoformat() for d in result.forecasts["ds"].to_list()] == ["2024-01-05T18:30:00+00:00",
                                                                         "2024-01-06T18:30:00+00:00"]
+
+
+def test_month_end_series_forecast_month_ends() -> None:
+    """Regression: month-end monthly data was forecast on the 29th (2024-02-29 + 1mo = 2024-03-29)."""
+    import calendar
+
+    from forecasting.service import forecast
+
+    ds = [f"{y}-{m:02d}-{calendar.monthrange(y, m)[1]:02d}" for y, m in [(2023, i) for i in range(1, 13)] + [(2024, 1), (2024, 2)]]
+    result = forecast({"unique_id": ["a"] * 14, "ds": ds, "y": [float(i) for i in range(14)]}, model="naive", h=4)
+    assert [d.isoformat() for d in result.forecasts["ds"].to_list()] == ["2024-03-31", "2024-04-30", "2024-05-31",
+                                                                        "2024-06-30"]
+    # a month-end series starting on the 30th is on its grid too
+    panel = validate_panel({"unique_id": ["b"] * 8, "ds": ds[5:13], "y": [1.0] * 8})
+    assert panel.freq == "1mo" and panel.month_end
+
+
+def test_non_iso_value_is_named_not_the_iso_ones() -> None:
+    """Regression: a leading '01/02/2024' made polars infer that format and reject every ISO value."""
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel({"unique_id": ["a"] * 3, "ds": ["01/02/2024", "2024-01-02", "2024-01-03"], "y": [1.0, 2, 3]})
+    assert err.value.message == "ds has 1 values that are not ISO 8601 timestamps (rows 0: '01/02/2024')"
+
+
+def test_time_limit_stops_fitting_with_a_clear_error() -> None:
+    from forecasting.errors import TimeLimitError
+    from forecasting.service import Limits, forecast
+
+    data = {"unique_id": [f"s{i}" for i in range(3) for _ in range(30)], "ds": list(range(30)) * 3,
+            "y": [float(i % 7) for i in range(90)]}
+    with pytest.raises(TimeLimitError, match=r"fitting stopped after 0 of 3 series: the time limit was reached"):
+        forecast(data, model="auto_ets", h=2, limits=Limits(max_seconds=-1))

@@ -343,3 +343,21 @@ def test_invalid_list_parameter_names_the_parameter():
         make_model({"name": "mstl", "params": {"season_length": [24, -1]}})
     assert err.value.field == "model.params.season_length"
     assert "season_length[1]" in err.value.message
+
+
+def test_fallback_replaces_non_finite_forecasts_and_reports_it():
+    """Regression: AutoETS gives NaN 95% bounds on this exactly trending hourly series; the fallback takes over."""
+    ds = [dt.datetime(2024, 1, 1) + dt.timedelta(hours=i) for i in range(100)]
+    df = pl.DataFrame({"unique_id": ["s"] * 100, "ds": ds, "y": [10 + (i % 24) + 0.1 * i for i in range(100)]})
+    model = make_model({"name": "auto_ets", "fallback": "seasonal_naive"}, freq="1h").fit(df)
+    out = model.predict(3, level=[95])
+    assert [f.unique_id for f in model.fallbacks_] == ["s"]
+    assert "produced non-finite" in model.fallbacks_[0].reason
+    assert out["AutoETS"].to_list() == pytest.approx([10 + 4 + 0.1 * 76, 10 + 5 + 0.1 * 77, 10 + 6 + 0.1 * 78])
+
+
+@pytest.mark.parametrize("alias", ["ds", "y", "unique_id", "", "a-b"])
+def test_alias_cannot_clash_with_output_columns(alias):
+    with pytest.raises(InvalidParameterError) as err:
+        make_model({"name": "naive", "params": {"alias": alias}})
+    assert err.value.field == "model.params.alias"
