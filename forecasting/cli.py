@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from forecasting.errors import ForecastingError
+import polars as pl
+
+from forecasting.errors import CapabilityError, ForecastingError
 
 app = typer.Typer(
     name="forecasting",
@@ -156,6 +158,91 @@ def bench(
         err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     console.print(escape(f"wrote {paths['metrics']}, {paths['forecasts']}, {paths['leaderboard']}"), highlight=False,
                   soft_wrap=True)
+
+
+@app.command()
+def train(
+    input: Annotated[Path, typer.Option("--input", "-i", help="CSV or Parquet training data (unique_id, ds, y, ...).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write the model to (safe formats: "
+                                         "XGBoost UBJ + JSON + Parquet).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="A global model spec, e.g. xgboost or "
+                                       "'{\"name\": \"xgboost\", \"params\": {\"season_length\": 24}}'.")] = "xgboost",
+    freq: Annotated[Optional[str], typer.Option("--freq", help="Frequency; inferred when omitted.")] = None,
+    n_jobs: Annotated[int, typer.Option(help="Threads (-1: all CPUs).")] = -1,
+) -> None:
+    """Train a global model and save it, to forecast or explain later with --model FOLDER.
+
+    Example: forecasting train --input history.csv --model xgboost --output models/demand
+    """
+    from forecasting.data import validate_panel
+    from forecasting.models import make_model
+    from forecasting.service import read_table
+
+    try:
+        panel = validate_panel(read_table(input), freq=freq)
+        forecaster = make_model(model, freq=panel.freq, n_jobs=n_jobs)
+        if not hasattr(forecaster, "save"):
+            raise CapabilityError(f"model '{forecaster.name}' is refitted from history each time and is not saved; "
+                                  f"use `forecasting forecast`", field="model")
+        forecaster.fit(panel)
+        path = forecaster.save(output)
+    except ForecastingError as exc:
+        raise _fail(exc) from None
+    console.print(escape(f"trained {forecaster.name} on {panel.n_series} series ({panel.frame.height} rows); "
+                         f"saved to {path}"), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def explain(
+    model: Annotated[str, typer.Option("--model", "-m", help="A saved model folder (from `forecasting train`) or a "
+                                       "spec to fit on --input first (e.g. xgboost).")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="History to forecast from (CSV or Parquet).")],
+    h: Annotated[int, typer.Option("--h", help="Steps to forecast and explain per series.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the SHAP values (.csv or .parquet): "
+                                         "one row per (series, step, feature).")],
+    freq: Annotated[Optional[str], typer.Option("--freq", help="Frequency; inferred when omitted.")] = None,
+    top: Annotated[int, typer.Option(help="Features to print per forecast step.")] = 3,
+) -> None:
+    """Explain each forecast step with exact SHAP values (TreeSHAP for XGBoost), in units of y.
+
+    Example: forecasting explain --model xgboost --input history.csv --h 24 --output shap.csv
+    """
+    from forecasting.data import validate_panel
+    from forecasting.explain import explain_forecast
+    from forecasting.models import make_model
+    from forecasting.service import read_table, write_table
+
+    try:
+        data = read_table(input)
+        folder = Path(model)
+        if folder.is_dir():
+            from forecasting.models.xgb import XGBoostForecaster
+
+            forecaster = XGBoostForecaster.load(folder)
+            explanation = explain_forecast(forecaster, h, history=validate_panel(data, freq=freq or forecaster.pipeline_.freq))
+        else:
+            panel = validate_panel(data, freq=freq)
+            forecaster = make_model(model, freq=panel.freq, n_jobs=-1)
+            if not hasattr(forecaster, "explain"):
+                explain_forecast(forecaster, h)  # raises the CapabilityError that says why
+            forecaster.fit(panel)
+            explanation = explain_forecast(forecaster, h)
+        long = explanation.to_frame()
+        write_table(long, output)
+    except ForecastingError as exc:
+        raise _fail(exc) from None
+    console.print(escape(f"{explanation.method}; additivity error {explanation.additivity_error:.3g} "
+                         f"(relative {explanation.additivity_error_relative:.2g}); wrote {long.height} rows to {output}"),
+                  highlight=False, soft_wrap=True)
+    table = Table(title=f"top {top} features per step (first series)")
+    for col in ("step", "ds", "feature", "value", "shap", "from forecast"):
+        table.add_column(col)
+    first = explanation.rows["unique_id"][0]
+    shown = explanation.top(max(1, top)).filter(pl.col("unique_id") == first).head(top * 6)
+    for r in shown.iter_rows(named=True):
+        table.add_row(str(r["step"]), str(r["ds"]), r["feature"], f"{r['value']:.4g}", f"{r['shap']:+.4g}",
+                      "yes" if r.get("is_forecast_value") else "")
+    console.print(table)
 
 
 def _split_models(text: str) -> list[str]:

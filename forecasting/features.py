@@ -47,6 +47,7 @@ CALENDAR = ("minute", "hour", "dayofweek", "day", "dayofyear", "week", "month", 
 Positive = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 TARGET = "_target"
 SCALE_MEAN, SCALE_STD = "_scale_loc", "_scale_scale"
+_POS = "_position_in_series"
 
 
 class RollingSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -157,7 +158,7 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         ------
         InvalidParameterError
             Calendar features on integer ``ds``; a historic-exogenous lag below
-            ``max_horizon``; no feature at all.
+            ``max_horizon``; a rolling ``std`` over a window of 1; no feature at all.
         InvalidInputError
             A named exogenous or static column that is absent.
         """
@@ -182,6 +183,10 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                     f"historic-only exogenous '{col}' lags {low} are below the maximum horizon {max_horizon}: their "
                     f"future values would be needed; use lags >= {max_horizon} or pass '{col}' as future_exog",
                     field="features.hist_exog")
+        one = [r for r in spec.rolling if r.window < 2 and "std" in r.stats]
+        if one:  # the sample std of one value is undefined (polars: null on every row, so no training row)
+            raise InvalidParameterError(f"rolling std needs a window >= 2, got window {one[0].window}",
+                                        field="features.rolling")
         names, target_lags = cls._names(spec)
         if not names:
             raise InvalidParameterError("the feature spec produces no feature", field="features")
@@ -302,15 +307,30 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         """
         spec = self.spec
         out = frame.join(scales, on="unique_id", how="left", maintain_order="left")
+        # Plain shifts (lags, differences, seasonal windows, exogenous lags) are the hot path. When
+        # each series' rows are contiguous (the documented input), a shift of the whole column
+        # masked by the row's position in its series gives exactly shift().over("unique_id")
+        # (values are copied, never combined) several times faster; otherwise use over().
+        uid = out["unique_id"]
+        contiguous = out.height == 0 or int(uid.ne_missing(uid.shift(1)).sum()) == uid.n_unique()
+        if contiguous:
+            start = pl.col("unique_id").ne_missing(pl.col("unique_id").shift(1))
+            row = pl.int_range(pl.len(), dtype=pl.Int64)
+            out = out.with_columns((row - pl.when(start).then(row).forward_fill()).alias(_POS))
+
+        def back(e: pl.Expr, k: int) -> pl.Expr:
+            """``e`` ``k`` rows earlier in the same series (null before the series starts)."""
+            return pl.when(pl.col(_POS) >= k).then(e.shift(k)) if contiguous else e.shift(k).over("unique_id")
+
         target = (pl.col("y") - pl.col(SCALE_MEAN)) / pl.col(SCALE_STD)
         out = out.with_columns(target.alias(TARGET))
         for d in spec.differences:
-            out = out.with_columns((pl.col(TARGET) - pl.col(TARGET).shift(d).over("unique_id")).alias(TARGET))
+            out = out.with_columns((pl.col(TARGET) - back(pl.col(TARGET), d)).alias(TARGET))
         z = pl.col(TARGET)
-        exprs: list[pl.Expr] = [z.shift(lag).over("unique_id").alias(f"lag_{lag}") for lag in spec.lags]
+        exprs: list[pl.Expr] = [back(z, lag).alias(f"lag_{lag}") for lag in spec.lags]
         for r in spec.rolling:
             if r.season_length:
-                cols = [z.shift(r.lag + i * r.season_length).over("unique_id") for i in range(r.window)]
+                cols = [back(z, r.lag + i * r.season_length) for i in range(r.window)]
                 mean = pl.sum_horizontal(cols) / r.window
                 for stat in r.stats:
                     name = f"seasonal_rolling_{stat}_{r.season_length}x{r.window}_lag_{r.lag}"
@@ -342,8 +362,10 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                    "month": local.dt.month(), "quarter": local.dt.quarter(), "year": local.dt.year()}
             exprs += [cal[c].cast(pl.Float64).alias(c) for c in spec.calendar]
         for col, lags in spec.hist_exog.items():
-            exprs += [pl.col(col).shift(lag).over("unique_id").alias(f"{col}_lag_{lag}") for lag in lags]
+            exprs += [back(pl.col(col), lag).alias(f"{col}_lag_{lag}") for lag in lags]
         out = out.with_columns(exprs)
+        if contiguous:
+            out = out.drop(_POS)
         if spec.static:
             assert static is not None
             out = out.join(static.select("unique_id", *spec.static), on="unique_id", how="left", maintain_order="left")

@@ -111,6 +111,8 @@ class StepRows:
     keys: pl.DataFrame  # unique_id, ds (caller form)
     X: np.ndarray  # (n_series, n_features) float32
     output: np.ndarray  # (n_series,) booster output (transformed scale)
+    z0: np.ndarray  # (n_series,) transformed target when y = 0: y = (output - z0) * scale
+    scale: np.ndarray  # (n_series,) per-series scale of the target transform
 
 
 class XGBoostForecaster:
@@ -381,15 +383,17 @@ class XGBoostForecaster:
             preds.append(done)
             tail = pl.concat([tail, new.select(hist_cols).with_columns(pl.Series("y", y_new))], how="vertical_relaxed")
             if collect:
-                steps.append(StepRows(step=k, keys=to_caller_tz(new.select("unique_id", "ds"), panel), X=Xk, output=z))
+                steps.append(StepRows(step=k, keys=to_caller_tz(new.select("unique_id", "ds"), panel), X=Xk, output=z,
+                                      z0=last[TARGET].to_numpy(), scale=last[SCALE_STD].to_numpy()))
         out = pl.concat(preds).sort("unique_id", "ds")
         return out, steps
 
     def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:
         import xgboost as xgb
 
-        names = booster.feature_names
-        return booster.predict(xgb.DMatrix(X, feature_names=names), **kw)
+        if not kw:  # plain predictions: no DMatrix construction (it dominates small recursive batches)
+            return booster.inplace_predict(X, validate_features=False)
+        return booster.predict(xgb.DMatrix(X, feature_names=booster.feature_names), **kw)
 
     def _history(self, history: Any) -> Panel:
         if history is None:
@@ -481,45 +485,94 @@ class XGBoostForecaster:
         return frame.with_columns(cols).select("unique_id", "ds", self.alias, *level_columns(self.alias, levels))
 
     # ------------------------------------------------------------------ explanations
-    def explain(self, h: int, *, history: Any = None, X_future: Any = None) -> Any:
+    def explain(self, h: int, *, history: Any = None, X_future: Any = None, units: str = "y") -> Any:
         """Exact TreeSHAP of each forecast step's model call (XGBoost ``pred_contribs``).
 
-        Values are in the model's output units: the transformed target (scaled,
-        differenced ``y``). For recursive forecasts, features computed from earlier
-        forecasts are flagged in ``is_forecast_value``.
+        Step ``k``'s row explains the booster call that produced step ``k``; in a recursive
+        forecast, features computed from earlier forecasts are flagged in
+        ``is_forecast_value`` (a lag ``L`` feature at step ``k > L``).
+
+        Parameters
+        ----------
+        h : int
+        history, X_future
+            As :meth:`predict`.
+        units : {"y", "model"}
+            ``"y"`` (default): values in the units of ``y``. The booster predicts the
+            transformed target ``z``, and ``y = (z - z0) * scale`` is affine for each row,
+            so SHAP values scale exactly (``values * scale``, base ``(base - z0) * scale``)
+            and add up to the forecast itself. ``"model"``: the booster's own units.
 
         Returns
         -------
         forecasting.explanation.Explanation
+            ``h`` rows per series (keys ``unique_id, ds, step``).
         """
         from forecasting.explanation import Explanation
 
         if not hasattr(self, "boosters_"):
             raise NotFittedError("model 'xgboost' is not fitted: call fit(panel) before explain(h)")
+        if units not in ("y", "model"):
+            raise InvalidInputError(f"units must be 'y' or 'model', got {units!r}", field="units")
         h = validate_h(h)
         panel = self._history(history)
         scales, _ = self._scales(panel, history)
         _, steps = self._paths(panel, h, X_future, scales=scales, collect=True)
         groups = self._groups()
-        values, base, data, output, masks, keys = [], [], [], [], [], []
         names = list(self.pipeline_.feature_names)
+        values, base, data, output, masks, keys = [], [], [], [], [], []
         for st in steps:
             gi = 0 if self.strategy == "recursive" else next(i for i, g in enumerate(groups) if st.step in g)
             contrib = self._predict_booster(self.boosters_[gi], st.X, pred_contribs=True)
-            contrib = contrib[:, :len(names)] if contrib.shape[1] == len(names) + 1 else np.column_stack(
-                [contrib[:, :len(names)], contrib[:, -1]])
-            values.append(contrib[:, :len(names)])
-            base.append(contrib[:, -1])
+            # columns: one per booster feature (ours, + horizon_step for grouped direct models), then the bias
+            v, b = contrib[:, :len(names)], contrib[:, -1] + contrib[:, len(names):-1].sum(axis=1)
+            out = st.output
+            if units == "y":
+                v, b, out = v * st.scale[:, None], (b - st.z0) * st.scale, (out - st.z0) * st.scale
+            values.append(v)
+            base.append(b)
             data.append(st.X[:, :len(names)].astype(np.float64))
-            output.append(st.output)
+            output.append(out)
             mask = (self.pipeline_.forecast_feature_mask(st.step) if self.strategy == "recursive"
                     else np.zeros(len(names), dtype=bool))
             masks.append(np.tile(mask, (len(st.X), 1)))
             keys.append(st.keys.with_columns(pl.lit(st.step).alias("step")))
-        return Explanation(values=np.concatenate(values), base_values=np.concatenate(base), feature_names=names,
-                           data=np.concatenate(data), output=np.concatenate(output),
-                           rows=pl.concat(keys), method="tree_shap (xgboost pred_contribs, exact)",
-                           is_forecast_value=np.concatenate(masks))
+        where = "forecast units of y" if units == "y" else "the model's transformed-target units"
+        rows = pl.concat(keys)
+        order = rows.with_row_index("_i").sort("unique_id", "step")["_i"].to_numpy()
+        return Explanation(values=np.concatenate(values)[order], base_values=np.concatenate(base)[order],
+                           feature_names=names, data=np.concatenate(data)[order],
+                           output=np.concatenate(output)[order], rows=rows[order],
+                           method=f"tree_shap (xgboost pred_contribs, exact), in {where}",
+                           is_forecast_value=np.concatenate(masks)[order])
+
+    def global_importance(self, data: Panel | Any | None = None, *, max_rows: int = 10_000, seed: int = 0) -> pl.DataFrame:
+        """Mean |SHAP| per feature over training-style rows of ``data`` (default: the training series).
+
+        Rows are sampled down to ``max_rows`` (seeded). Values are in units of ``y``
+        (each row's SHAP values times its series' scale).
+
+        Returns
+        -------
+        pl.DataFrame
+            ``feature, mean_abs_shap`` (largest first).
+        """
+        if not hasattr(self, "boosters_"):
+            raise NotFittedError("model 'xgboost' is not fitted: call fit(panel) first")
+        panel = self._history(data)
+        pipe = self.pipeline_
+        scales, _ = self._scales(panel, data)
+        rows = pipe.training_rows(pipe.transform(panel.frame, scales=scales, static=self.static_))
+        if rows.height > max_rows:
+            rows = rows.sample(n=max_rows, seed=seed)
+        X = pipe.matrix(rows)
+        booster = self.boosters_[0]
+        if len(booster.feature_names or []) > X.shape[1]:  # grouped direct model: the first step
+            X = np.column_stack([X, np.ones(len(X), dtype=np.float32)])
+        contrib = self._predict_booster(booster, X, pred_contribs=True)[:, :len(pipe.feature_names)]
+        contrib = contrib * rows[SCALE_STD].to_numpy()[:, None]
+        return pl.DataFrame({"feature": pipe.feature_names, "mean_abs_shap": np.abs(contrib).mean(axis=0)}).sort(
+            "mean_abs_shap", descending=True)
 
     # ------------------------------------------------------------------ save / load
     def save(self, path: str | os.PathLike[str]) -> Path:

@@ -1,0 +1,237 @@
+"""The one shape of a model explanation, shared by every model family.
+
+:class:`Explanation` holds SHAP values (Shapley additive explanations; Lundberg & Lee,
+"A Unified Approach to Interpreting Model Predictions", NeurIPS 2017) or, for families
+that have no SHAP, a clearly labelled substitute (``method`` says which). For trees the
+values are exact TreeSHAP (Lundberg et al., "From local explanations to global
+understanding with explainable AI for trees", Nature Machine Intelligence 2, 2020).
+
+Additivity (``base_values + values.sum(axis=1) == output``) is measured and reported
+(:attr:`Explanation.additivity_error`), never assumed.
+
+This module only defines the data type; computing explanations lives with the models
+(:mod:`forecasting.tabular`) and in :mod:`forecasting.explain`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from forecasting.errors import InvalidInputError, InvalidParameterError
+
+__all__ = ["Explanation"]
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """SHAP values of a set of predictions, one row per prediction explained.
+
+    Attributes
+    ----------
+    values : ndarray of shape (n_rows, n_features), float
+        SHAP value of each feature for each row, in the units of ``output`` (the target's
+        units for regression; log-odds when a classifier's margin is explained).
+    base_values : ndarray of shape (n_rows,), float
+        The expected output the values are measured from (TreeSHAP: the training data's
+        mean output as the trees see it; linear SHAP: the output at the background mean).
+    feature_names : list of str, length n_features
+        Feature of each column of ``values`` and ``data``.
+    data : ndarray of shape (n_rows, n_features), float
+        The feature values the model saw; NaN = missing. Categorical features hold their
+        integer category code (the model's metadata maps codes to labels).
+    output : ndarray of shape (n_rows,), float
+        The model output being explained (the prediction, or the margin / log-odds).
+    rows : pl.DataFrame with n_rows rows
+        Which prediction each row explains: ``unique_id, ds, step`` for forecasts, a
+        ``row`` index (position in the input table) for tables.
+    method : str
+        How the values were computed, e.g. ``"tree_shap (xgboost pred_contribs)"``,
+        ``"exact linear SHAP"``; says when the margin (log-odds) is explained and when the
+        values are an approximation (sampling) rather than exact.
+    is_forecast_value : ndarray of shape (n_rows, n_features), bool, optional
+        True where the feature value came from the model's own earlier forecast (recursive
+        forecasting: a lag beyond the last observation); None for tables.
+
+    Raises
+    ------
+    InvalidInputError
+        On construction, if the shapes disagree (the message gives them).
+
+    Examples
+    --------
+    >>> import numpy as np, polars as pl
+    >>> e = Explanation(values=np.array([[1.0, -0.5]]), base_values=np.array([2.0]),
+    ...                 feature_names=["a", "b"], data=np.array([[3.0, np.nan]]),
+    ...                 output=np.array([2.5]), rows=pl.DataFrame({"row": [0]}), method="example")
+    >>> e.additivity_error
+    0.0
+    >>> e.top(1)["feature"].to_list()
+    ['a']
+    """
+
+    values: np.ndarray
+    base_values: np.ndarray
+    feature_names: list[str]
+    data: np.ndarray
+    output: np.ndarray
+    rows: pl.DataFrame
+    method: str
+    is_forecast_value: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        values = np.asarray(self.values, dtype=np.float64)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "base_values", np.asarray(self.base_values, dtype=np.float64).reshape(-1))
+        object.__setattr__(self, "data", np.asarray(self.data, dtype=np.float64))
+        object.__setattr__(self, "output", np.asarray(self.output, dtype=np.float64).reshape(-1))
+        object.__setattr__(self, "feature_names", [str(f) for f in self.feature_names])
+        if values.ndim != 2:
+            raise InvalidInputError(f"Explanation values must be 2-D (n_rows, n_features), got shape {values.shape}")
+        n, f = values.shape
+        problems = []
+        if len(self.feature_names) != f:
+            problems.append(f"feature_names has {len(self.feature_names)} names for {f} features")
+        if self.data.shape != (n, f):
+            problems.append(f"data has shape {self.data.shape}, expected {(n, f)}")
+        if self.base_values.shape != (n,):
+            problems.append(f"base_values has shape {self.base_values.shape}, expected {(n,)}")
+        if self.output.shape != (n,):
+            problems.append(f"output has shape {self.output.shape}, expected {(n,)}")
+        if self.rows.height != n:
+            problems.append(f"rows has {self.rows.height} rows, expected {n}")
+        if self.is_forecast_value is not None:
+            flags = np.asarray(self.is_forecast_value, dtype=bool)
+            object.__setattr__(self, "is_forecast_value", flags)
+            if flags.shape != (n, f):
+                problems.append(f"is_forecast_value has shape {flags.shape}, expected {(n, f)}")
+        if problems:
+            raise InvalidInputError("inconsistent Explanation: " + "; ".join(problems))
+
+    # ------------------------------------------------------------------ additivity
+
+    @property
+    def n_rows(self) -> int:
+        """Number of predictions explained."""
+        return int(self.values.shape[0])
+
+    @property
+    def additivity_residual(self) -> np.ndarray:
+        """``base_values + values.sum(axis=1) - output``, shape (n_rows,), in output units."""
+        return self.base_values + self.values.sum(axis=1) - self.output
+
+    @property
+    def additivity_error(self) -> float:
+        """Largest ``|base_values + sum(values) - output|`` over rows, in output units (0.0 if no rows)."""
+        if self.n_rows == 0:
+            return 0.0
+        return float(np.max(np.abs(self.additivity_residual)))
+
+    @property
+    def additivity_error_relative(self) -> float:
+        """:attr:`additivity_error` divided by the largest ``|output|`` (floored at 1e-12)."""
+        if self.n_rows == 0:
+            return 0.0
+        scale = max(float(np.max(np.abs(self.output))), 1e-12)
+        return self.additivity_error / scale
+
+    # ------------------------------------------------------------------ views
+
+    def to_frame(self) -> pl.DataFrame:
+        """Long format: one row per (prediction, feature).
+
+        Returns
+        -------
+        pl.DataFrame
+            The columns of :attr:`rows` (the row keys), then ``feature`` (Utf8), ``value``
+            (Float64, NaN = missing), ``shap`` (Float64) and ``is_forecast_value`` (Boolean,
+            only when set); predictions in their order, features by ``|shap|`` descending
+            within each prediction. ``n_rows * n_features`` rows.
+        """
+        n, f = self.values.shape
+        cols: dict[str, Any] = {
+            "_i": np.repeat(np.arange(n, dtype=np.int64), f),
+            "feature": np.tile(np.asarray(self.feature_names, dtype=object), n).tolist() if n else [],
+            "value": self.data.reshape(-1),
+            "shap": self.values.reshape(-1),
+        }
+        if self.is_forecast_value is not None:
+            cols["is_forecast_value"] = self.is_forecast_value.reshape(-1)
+        long = pl.DataFrame(cols, schema_overrides={"feature": pl.Utf8})
+        keys = self.rows.with_row_index("_i").with_columns(pl.col("_i").cast(pl.Int64))
+        long = (
+            long.with_columns(pl.col("shap").abs().alias("_abs"))
+            .sort(["_i", "_abs"], descending=[False, True], maintain_order=True)
+            .join(keys, on="_i", how="left", maintain_order="left")
+        )
+        return long.select(*self.rows.columns, *[c for c in cols if c != "_i"])
+
+    def top(self, k: int = 5) -> pl.DataFrame:
+        """The ``k`` features with the largest ``|shap|`` of each prediction (long format, as :meth:`to_frame`).
+
+        Raises
+        ------
+        InvalidParameterError
+            If ``k`` is not an integer >= 1.
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InvalidParameterError(f"k must be an integer >= 1, got {k!r}", field="k")
+        f = self.values.shape[1]
+        frame = self.to_frame()
+        rank = np.tile(np.arange(f), self.n_rows)
+        return frame.filter(pl.Series(rank < k))
+
+    def global_importance(self) -> pl.DataFrame:
+        """Mean ``|shap|`` per feature over the rows explained.
+
+        Returns
+        -------
+        pl.DataFrame
+            ``feature`` (Utf8), ``mean_abs_shap`` (Float64, output units), largest first.
+        """
+        mean_abs = np.abs(self.values).mean(axis=0) if self.n_rows else np.zeros(len(self.feature_names))
+        return pl.DataFrame(
+            {"feature": self.feature_names, "mean_abs_shap": mean_abs},
+            schema={"feature": pl.Utf8, "mean_abs_shap": pl.Float64},
+        ).sort("mean_abs_shap", descending=True, maintain_order=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (plain lists and numbers; NaN -> None; datetimes as ISO 8601 strings).
+
+        Keys: ``method``, ``feature_names``, ``rows`` (list of records), ``values``,
+        ``base_values``, ``data``, ``output``, ``is_forecast_value`` (or None),
+        ``additivity_error``, ``additivity_error_relative``.
+        """
+        return {
+            "method": self.method,
+            "feature_names": list(self.feature_names),
+            "rows": [{k: _json_scalar(v) for k, v in rec.items()} for rec in self.rows.to_dicts()],
+            "values": _json_array(self.values),
+            "base_values": _json_array(self.base_values),
+            "data": _json_array(self.data),
+            "output": _json_array(self.output),
+            "is_forecast_value": None if self.is_forecast_value is None else self.is_forecast_value.tolist(),
+            "additivity_error": self.additivity_error,
+            "additivity_error_relative": self.additivity_error_relative,
+        }
+
+
+def _json_scalar(v: Any) -> Any:
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, np.generic):
+        return _json_scalar(v.item())
+    return v
+
+
+def _json_array(a: np.ndarray) -> list[Any]:
+    obj = a.astype(object)
+    obj[~np.isfinite(a)] = None
+    return obj.tolist()

@@ -1,0 +1,216 @@
+"""The XGBoost global forecaster: recursion by hand, save/load, new series, exogenous inputs,
+conformal coverage on held-out data, and exact SHAP additivity on real data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import xgboost as xgb
+
+from forecasting.data import validate_panel
+from forecasting.datasets import load_air_passengers, load_m4_hourly
+from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidInputError, InvalidParameterError
+from forecasting.evaluation import coverage
+from forecasting.explain import explain_forecast, global_importance
+from forecasting.models import make_model
+from forecasting.models.xgb import XGBoostForecaster
+
+SMALL = {"n_estimators": 60, "max_depth": 4}
+
+
+@pytest.fixture(scope="module")
+def air() -> pl.DataFrame:
+    return load_air_passengers()
+
+
+@pytest.fixture(scope="module")
+def air_model(air: pl.DataFrame) -> XGBoostForecaster:
+    return make_model({"name": "xgboost", "params": SMALL}, freq="1mo").fit(air)
+
+
+@pytest.fixture(scope="module")
+def m4_small(data_dir: Path):
+    train, test = load_m4_hourly()
+    ids = train["unique_id"].unique(maintain_order=True).head(60).to_list()
+    return train.filter(pl.col("unique_id").is_in(ids)), test.filter(pl.col("unique_id").is_in(ids))
+
+
+@pytest.fixture(scope="module")
+def m4_model(m4_small) -> XGBoostForecaster:
+    train, _ = m4_small
+    params = {"season_length": 24, "n_estimators": 150, "conformal_windows": 2}
+    return make_model({"name": "xgboost", "params": params}, freq=1, n_jobs=2).fit(train)
+
+
+def test_recursive_forecast_by_hand():
+    """With only lag_1 and no transforms, step 2 is the booster applied to step 1's forecast."""
+    y = [float(v) for v in np.sin(np.arange(60) / 3) * 10 + 50]
+    df = pl.DataFrame({"unique_id": ["a"] * 60, "ds": list(range(60)), "y": y})
+    spec = {"features": {"lags": [1]}, "n_estimators": 20, "max_depth": 3, "conformal_windows": 0}
+    model = make_model({"name": "xgboost", "params": spec}, freq=1).fit(df)
+    out = model.predict(3)["XGBoost"].to_list()
+    booster = model.boosters_[0]
+
+    def one(v: float) -> float:
+        return float(booster.predict(xgb.DMatrix(np.array([[v]], dtype=np.float32), feature_names=["lag_1"]))[0])
+
+    step1 = one(y[-1])
+    step2 = one(np.float32(step1))
+    step3 = one(np.float32(step2))
+    assert out == pytest.approx([step1, step2, step3], rel=1e-6)
+    assert out[0] != out[1]
+
+
+def test_forecast_shape_dates_and_intervals(air_model: XGBoostForecaster):
+    out = air_model.predict(12, level=[80, 95])
+    assert out["ds"].to_list() == [dt.datetime(1961, m, 1) for m in range(1, 13)]
+    assert out.columns == ["unique_id", "ds", "XGBoost", "XGBoost-lo-80", "XGBoost-hi-80", "XGBoost-lo-95",
+                           "XGBoost-hi-95"]
+    assert (out["XGBoost-lo-95"] <= out["XGBoost-lo-80"]).all() and (out["XGBoost-lo-80"] < out["XGBoost"]).all()
+    assert (out["XGBoost"] < out["XGBoost-hi-80"]).all() and (out["XGBoost-hi-80"] <= out["XGBoost-hi-95"]).all()
+    # the 1961 peak month is July, as in every year of the history
+    assert out["XGBoost"].arg_max() == 6
+
+
+def test_save_load_gives_identical_forecasts(air_model: XGBoostForecaster, tmp_path: Path):
+    folder = air_model.save(tmp_path / "model")
+    assert sorted(p.name for p in folder.iterdir()) == ["booster_0.ubj", "history.parquet", "model.json",
+                                                        "pipeline.json"]
+    loaded = XGBoostForecaster.load(folder)
+    before, after = air_model.predict(12, level=[90]), loaded.predict(12, level=[90])
+    assert before.equals(after)
+    # loaded on the CPU whatever it was trained on (simulating a GPU-trained artifact by its config)
+    config = json.loads(loaded.boosters_[0].save_config())
+    assert config["learner"]["generic_param"]["device"] == "cpu"
+
+
+def test_load_refuses_a_folder_of_another_kind(tmp_path: Path):
+    (tmp_path / "model.json").write_text(json.dumps({"format_version": 99, "model": "xgboost"}))
+    with pytest.raises(InvalidInputError, match="is not an xgboost model folder"):
+        XGBoostForecaster.load(tmp_path)
+
+
+def test_new_series_from_history_without_retraining(air_model: XGBoostForecaster, air: pl.DataFrame):
+    """A series the model never saw, with the same values, gets the same forecast; the model is unchanged."""
+    renamed = air.with_columns(pl.lit("new_series").alias("unique_id"))
+    out = air_model.predict(6, history=renamed)
+    assert out["unique_id"].unique().to_list() == ["new_series"]
+    np.testing.assert_allclose(out["XGBoost"].to_numpy(), air_model.predict(6)["XGBoost"].to_numpy(), rtol=1e-6)
+
+
+def test_history_too_short_names_series_and_minimum(air_model: XGBoostForecaster, air: pl.DataFrame):
+    short = air.tail(20).with_columns(pl.lit("tiny").alias("unique_id"))
+    need = air_model.pipeline_.lookback
+    with pytest.raises(InsufficientHistoryError) as err:
+        air_model.predict(3, history=pl.concat([air, short]))
+    assert f"series 'tiny': 20 observations" in err.value.message and f"at least {need}" in err.value.message
+    assert err.value.details["series"] == {"tiny": {"length": 20, "minimum": need}}
+
+
+def test_training_series_too_short_is_refused_or_falls_back(air: pl.DataFrame):
+    short = air.tail(30).with_columns(pl.lit("tiny").alias("unique_id"))
+    data = pl.concat([air, short])
+    with pytest.raises(InsufficientHistoryError, match=r"series 'tiny': 30 observations"):
+        make_model({"name": "xgboost", "params": SMALL}, freq="1mo").fit(data)
+    model = make_model({"name": "xgboost", "params": SMALL, "fallback": "seasonal_naive"}, freq="1mo").fit(data)
+    out = model.predict(3)
+    assert [f.unique_id for f in model.fallbacks_] == ["tiny"]
+    tiny = out.filter(pl.col("unique_id") == "tiny")["XGBoost"].to_list()
+    assert tiny == air.tail(12)["y"].head(3).to_list()  # seasonal naive: Jan-Mar 1960
+
+
+def _with_price(air: pl.DataFrame) -> pl.DataFrame:
+    return air.with_columns((pl.int_range(pl.len()) % 3).cast(pl.Float64).alias("price"))
+
+
+def test_future_exogenous_values_are_required_and_missing_pairs_named(air: pl.DataFrame):
+    model = make_model({"name": "xgboost", "params": SMALL}, freq="1mo").fit(_with_price(air))
+    assert "price" in model.pipeline_.feature_names
+    future = pl.DataFrame({"unique_id": ["AirPassengers"] * 3, "ds": [dt.datetime(1961, m, 1) for m in (1, 2, 4)],
+                           "price": [1.0, 2.0, 0.0]})
+    with pytest.raises(InvalidInputError) as err:
+        model.predict(3, X_future=future)
+    assert err.value.field == "X_future"
+    assert "'price' missing for 1 (unique_id, ds) pairs: (AirPassengers, 1961-03-01)" in err.value.message
+    with pytest.raises(InvalidInputError, match=r"X_future is required.*\['price'\]"):
+        model.predict(3)
+    full = future.with_columns(pl.Series("ds", [dt.datetime(1961, m, 1) for m in (1, 2, 3)]))
+    assert model.predict(3, X_future=full).height == 3
+
+
+def test_unknown_exogenous_column_in_spec_is_refused(air: pl.DataFrame):
+    spec = {"name": "xgboost", "params": {**SMALL, "features": {"lags": [1, 12], "future_exog": ["promo"]}}}
+    with pytest.raises(InvalidInputError, match=r"exogenous columns \['promo'\] named in the features are not in the data"):
+        make_model(spec, freq="1mo").fit(air)
+
+
+def test_invalid_feature_spec_names_the_parameter():
+    with pytest.raises(InvalidParameterError) as err:
+        make_model({"name": "xgboost", "params": {"features": {"lags": [0]}}})
+    assert err.value.field == "model.params.features"
+
+
+def test_direct_strategy(air: pl.DataFrame):
+    params = {**SMALL, "strategy": "direct", "step_group_size": 6, "horizon": 12}
+    model = make_model({"name": "xgboost", "params": params}, freq="1mo").fit(air)
+    assert len(model.boosters_) == 2
+    out = model.predict(12, level=[80])
+    assert out.height == 12 and out["XGBoost"].is_finite().all()
+    assert out["XGBoost"].arg_max() == 6  # July
+    with pytest.raises(CapabilityError, match="trained for h <= 12"):
+        model.predict(13)
+    e = explain_forecast(model, 12)
+    assert e.additivity_error_relative < 1e-5
+
+
+def test_conformal_coverage_on_held_out_m4(m4_model: XGBoostForecaster, m4_small):
+    """Coverage of the real 48-hour test values is within a few points of the nominal level."""
+    _, test = m4_small
+    out = m4_model.predict(48, level=[80, 95]).join(test, on=["unique_id", "ds"])
+    assert out.height == 60 * 48
+    for lv in (80, 95):
+        cov = coverage(out["y"].to_numpy(), out[f"XGBoost-lo-{lv}"].to_numpy(), out[f"XGBoost-hi-{lv}"].to_numpy())
+        assert abs(cov - lv / 100) < 0.06, (lv, cov)
+
+
+def test_shap_additivity_on_real_data(m4_model: XGBoostForecaster):
+    e_y = explain_forecast(m4_model, 48)
+    assert e_y.n_rows == 60 * 48
+    assert e_y.additivity_error_relative < 1e-3, e_y.additivity_error_relative
+    forecast = m4_model.predict(48).sort("unique_id", "ds")["XGBoost"].to_numpy()
+    np.testing.assert_allclose(e_y.output, forecast, rtol=1e-6)  # in units of y, the outputs are the forecasts
+    e_model = explain_forecast(m4_model, 6, units="model")
+    assert e_model.additivity_error_relative < 1e-3
+    # step k flags exactly the lags shorter than k as coming from earlier forecasts
+    flagged = e_y.to_frame().filter(pl.col("is_forecast_value"))
+    lags = flagged.filter(pl.col("feature").str.starts_with("lag_")).with_columns(
+        pl.col("feature").str.strip_prefix("lag_").cast(pl.Int64).alias("lag"))
+    assert (lags["lag"] < lags["step"]).all() and lags.height > 0
+    assert flagged.filter(pl.col("step") == 1).height == 0
+
+
+def test_global_importance_ranks_seasonal_lags_high(m4_model: XGBoostForecaster):
+    imp = global_importance(m4_model, max_rows=2000)
+    assert imp.columns == ["feature", "mean_abs_shap"]
+    assert set(imp["feature"]) == set(m4_model.pipeline_.feature_names)
+    top = imp["feature"].head(5).to_list()
+    assert any(f in top for f in ("lag_1", "lag_24", "lag_168", "rolling_mean_24_lag_1")), top
+
+
+def test_statistical_models_have_no_shap(air: pl.DataFrame):
+    model = make_model("auto_ets", freq="1mo").fit(air)
+    with pytest.raises(CapabilityError, match="explained by their decomposition"):
+        explain_forecast(model, 3)
+
+
+def test_panel_with_gap_filled_is_on_grid(air: pl.DataFrame):
+    """The pipeline refuses rows that are not one freq step apart (it never treats 'previous row' as lag 1)."""
+    model = make_model({"name": "xgboost", "params": SMALL}, freq="1mo")
+    gappy = validate_panel(air.filter(pl.col("ds") != dt.datetime(1955, 6, 1)), fill_gaps=True,
+                           fill_missing="interpolate")
+    assert model.fit(gappy).predict(2).height == 2
