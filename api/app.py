@@ -73,7 +73,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         """
         model: Any = data.model if isinstance(data.model, str) else msgspec.structs.asdict(data.model)
         result = forecast(data.data, model=model, h=data.h, freq=data.freq, level=data.level,
-                          fill_missing=data.fill_missing, fill_gaps=data.fill_gaps, limits=limits)
+                          fill_missing=data.fill_missing, fill_gaps=data.fill_gaps, X_future=data.X_future,
+                          limits=limits)
         return ForecastResponse(
             model=result.spec.name, alias=result.alias, params=result.spec.params, freq=result.panel.freq, h=data.h,
             level=list(result.level), forecasts=result.forecasts.to_dicts(),

@@ -63,6 +63,9 @@ class ForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         description="Fill null y instead of rejecting them; filled rows are reported.")] = None
     fill_gaps: Annotated[bool, msgspec.Meta(
         description="Insert missing timestamps (needs fill_missing); inserted rows are reported.")] = False
+    X_future: Annotated[Rows | Columns | None, msgspec.Meta(
+        description="Future values of exogenous columns for models that use them (xgboost): unique_id, ds and the "
+                    "columns, for the h steps after each series' end.")] = None
 
 
 class FallbackOut(msgspec.Struct):

@@ -312,11 +312,11 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         # masked by the row's position in its series gives exactly shift().over("unique_id")
         # (values are copied, never combined) several times faster; otherwise use over().
         uid = out["unique_id"]
-        contiguous = out.height == 0 or int(uid.ne_missing(uid.shift(1)).sum()) == uid.n_unique()
+        start = uid.ne_missing(uid.shift(1))  # first row of each run of one series
+        contiguous = out.height == 0 or int(start.sum()) == uid.n_unique()
         if contiguous:
-            start = pl.col("unique_id").ne_missing(pl.col("unique_id").shift(1))
             row = pl.int_range(pl.len(), dtype=pl.Int64)
-            out = out.with_columns((row - pl.when(start).then(row).forward_fill()).alias(_POS))
+            out = out.with_columns((row - pl.when(pl.lit(start)).then(row).forward_fill()).alias(_POS))
 
         def back(e: pl.Expr, k: int) -> pl.Expr:
             """``e`` ``k`` rows earlier in the same series (null before the series starts)."""

@@ -89,6 +89,7 @@ def forecast(
     level: Sequence[float] = (),
     fill_missing: FillPolicy | None = None,
     fill_gaps: bool = False,
+    X_future: Any = None,
     n_jobs: int = 1,
     limits: Limits = Limits(),
 ) -> ForecastResult:
@@ -108,6 +109,9 @@ def forecast(
         Prediction-interval levels, percent.
     fill_missing, fill_gaps
         As :func:`~forecasting.data.validate_panel`.
+    X_future : frame, optional
+        Future values of the exogenous columns (``unique_id, ds, <columns>`` for the
+        ``h`` steps), for models that use them (``xgboost``).
     n_jobs : int
         Worker processes for fitting.
     limits : Limits
@@ -152,7 +156,8 @@ def forecast(
         if getattr(forecaster, "fallback", None) is not None:
             forecaster.fallback.deadline = forecaster.deadline
     forecaster.fit(panel)
-    frame = forecaster.predict(h, level=levels)
+    frame = forecaster.predict(h, level=levels, X_future=X_future) if X_future is not None else forecaster.predict(
+        h, level=levels)
     return ForecastResult(forecasts=frame, spec=spec, alias=forecaster.alias, panel=panel, level=levels,
                           fallbacks=list(forecaster.fallbacks_), notes=notes)
 

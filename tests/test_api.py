@@ -586,3 +586,17 @@ def test_openapi_documents_problem_responses(client: TestClient) -> None:
     assert {"200", "400", "413", "415", "422"} <= set(responses)
     assert "application/problem+json" in responses["422"]["content"]
     assert "unique_id" in doc["components"]["schemas"]["ForecastRequest"]["properties"]["data"]["description"]
+
+
+def test_xgboost_with_future_exogenous_values(client: TestClient) -> None:
+    n = 60
+    data = {"unique_id": ["a"] * n, "ds": list(range(n)), "y": [float(i % 7) for i in range(n)],
+            "price": [float(i % 3) for i in range(n)]}
+    body = {"data": data, "h": 3, "model": {"name": "xgboost", "params": {"season_length": 7, "n_estimators": 20}}}
+    problem(post(client, body), 422, "X_future", "X_future is required", "price")
+    body["X_future"] = {"unique_id": ["a"] * 3, "ds": [60, 61, 63], "price": [1.0, 2.0, 0.0]}
+    problem(post(client, body), 422, "X_future", "'price' missing for 1 (unique_id, ds) pairs: (a, 62)")
+    body["X_future"]["ds"] = [60, 61, 62]
+    answer = ok(client, body)
+    assert [r["ds"] for r in answer["forecasts"]] == [60, 61, 62]
+    assert all(isinstance(r["XGBoost"], float) for r in answer["forecasts"])

@@ -305,6 +305,23 @@ def test_series_never_mix(spec: FeatureSpec, data: pl.DataFrame, new: float) -> 
     assert before.equals(after)
 
 
+@given(spec=_specs(), data=_panels())
+@example(spec=FeatureSpec(lags=[1], rolling=[RollingSpec(window=2, lag=1, season_length=2)], differences=[1],
+                          hist_exog={"x": [2]}),
+         data=pl.DataFrame({"unique_id": ["s0", "s0", "s1", "s1", "s2"], "ds": [0, 1, 0, 1, 0],
+                            "y": [1.0, 2.0, 3.0, 4.0, 5.0], "x": [1.0, 2.0, 3.0, 4.0, 5.0]}))
+@_SETTINGS
+def test_interleaved_rows_give_the_same_features(spec: FeatureSpec, data: pl.DataFrame) -> None:
+    """Series whose rows are not contiguous (sorted by ds, then id) take the ``over`` path: same values per row."""
+    pipe = FeaturePipeline.fit(spec, validate_panel(data, freq=1))
+    scales = pipe.scale_stats(data)
+    interleaved = data.sort("ds", "unique_id")
+    want = pipe.transform(data, scales=scales)
+    got = pipe.transform(interleaved, scales=scales)
+    assert got.height == interleaved.height and got.columns == want.columns
+    assert got.sort("unique_id", "ds").equals(want)
+
+
 @given(differences=_DIFFS, scaler=_SCALER, seed=st.integers(0, 2**32 - 1), n_hist=st.integers(8, 40),
        h=st.integers(1, 12), level=st.sampled_from([0.0, 1.0, -50.0, 1e5]))
 @example(differences=[1, 3], scaler="standard", seed=0, n_hist=8, h=12, level=1e5)

@@ -164,3 +164,21 @@ def test_readme_bench_example_quick(tmp_path: Path, data_dir: Path):
     assert set(rows) == {"naive2", "seasonal_naive", "auto_ets"}
     assert float(rows["naive2"]["owa"]) == pytest.approx(1.0)
     assert (tmp_path / "bench-results" / "leaderboard.md").read_text().startswith("| model")
+
+
+def test_readme_train_and_explain_examples(tmp_path: Path):
+    train_cmd, explain_cmd = _commands("forecasting train"), _commands("forecasting explain")
+    assert len(train_cmd) == 1 and len(explain_cmd) == 1
+    (tmp_path / "datasets").mkdir()
+    shutil.copy(REPO / "datasets" / "air_passengers.csv", tmp_path / "datasets" / "air_passengers.csv")
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    for cmd in (train_cmd[0], explain_cmd[0]):
+        out = subprocess.run(shlex.split(cmd), cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+        assert out.returncode == 0, out.stderr + out.stdout
+    assert "additivity error" in out.stdout
+    with open(tmp_path / "air_shap.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {"unique_id", "ds", "step", "feature", "value", "shap", "is_forecast_value"} <= set(rows[0])
+    assert {int(r["step"]) for r in rows} == set(range(1, 13))
+    # step 12 uses lag 1..11 values that the model forecast itself
+    assert any(r["feature"] == "lag_1" and r["step"] == "12" and r["is_forecast_value"] == "true" for r in rows)
