@@ -343,8 +343,10 @@ class XGBoostForecaster:
         exog_cols = list(pipe.spec.future_exog)
         future = validate_future(X_future, panel, h, exog_cols)
         hist_cols = ["unique_id", "ds", "y", *pipe.spec.future_exog, *pipe.spec.hist_exog]
-        keep = pipe.lookback + 1
-        tail = panel.frame.select(hist_cols).filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - keep)
+        tail = panel.frame.select(hist_cols)
+        if not pipe.spec.expanding_mean_lags:  # an expanding mean needs the whole history; everything else the lookback
+            keep = pipe.lookback + 1
+            tail = tail.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - keep)
         future = future.with_columns(pl.int_range(1, pl.len() + 1).over("unique_id").alias("_step"))
         steps: list[StepRows] = []
         preds: list[pl.DataFrame] = []
@@ -591,8 +593,10 @@ class XGBoostForecaster:
         for i, b in enumerate(self.boosters_):
             b.save_model(str(tmp / f"booster_{i}.ubj"))
         (tmp / "pipeline.json").write_bytes(self.pipeline_.to_json())
-        keep = self.pipeline_.lookback + 1
-        hist = self.panel_.frame.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - keep)
+        hist = self.panel_.frame
+        if not self.pipeline_.spec.expanding_mean_lags:  # an expanding mean needs the whole history
+            keep = self.pipeline_.lookback + 1
+            hist = hist.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - keep)
         hist.write_parquet(tmp / "history.parquet")
         meta = {"format_version": FORMAT_VERSION, "model": self.name, "params": self.get_params(), "alias": self.alias,
                 "panel": {"freq": self.panel_.freq, "tz": self.panel_.tz, "ds_kind": self.panel_.ds_kind,
