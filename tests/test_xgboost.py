@@ -108,7 +108,7 @@ def test_history_too_short_names_series_and_minimum(air_model: XGBoostForecaster
     need = air_model.pipeline_.lookback
     with pytest.raises(InsufficientHistoryError) as err:
         air_model.predict(3, history=pl.concat([air, short]))
-    assert f"series 'tiny': 20 observations" in err.value.message and f"at least {need}" in err.value.message
+    assert "series 'tiny': 20 observations" in err.value.message and f"at least {need}" in err.value.message
     assert err.value.details["series"] == {"tiny": {"length": 20, "minimum": need}}
 
 

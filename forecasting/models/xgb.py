@@ -25,7 +25,6 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -35,7 +34,6 @@ import polars as pl
 
 from forecasting.data import (
     Panel,
-    future_frame,
     level_columns,
     to_caller_tz,
     validate_future,
@@ -49,42 +47,13 @@ from forecasting.errors import (
     NotFittedError,
     TimeLimitError,
 )
+from forecasting.devices import resolve_device
 from forecasting.features import SCALE_STD, TARGET, FeaturePipeline, FeatureSpec, default_features
 from forecasting.models.base import Fallback, as_panel
 
 __all__ = ["XGBoostForecaster", "resolve_device"]
 
 FORMAT_VERSION = 1
-
-
-@lru_cache(maxsize=1)
-def _cuda_works() -> bool:
-    """True when this XGBoost has CUDA and a GPU accepts a tiny training run.
-
-    XGBoost falls back to the CPU with a warning when no GPU is visible, so the
-    trained booster's own configuration is read back rather than trusting the request.
-    """
-    import warnings
-
-    import xgboost as xgb
-
-    if not xgb.build_info().get("USE_CUDA"):
-        return False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            booster = xgb.train({"device": "cuda", "verbosity": 0},
-                                xgb.DMatrix(np.zeros((2, 1)), label=[0.0, 1.0]), 1)
-        return json.loads(booster.save_config())["learner"]["generic_param"]["device"].startswith("cuda")
-    except xgb.core.XGBoostError:
-        return False
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when XGBoost has CUDA and a GPU answers, else ``"cpu"``."""
-    if device == "auto":
-        return "cuda" if _cuda_works() else "cpu"
-    return device
 
 
 def _Deadline(deadline: float) -> Any:  # noqa: N802 - a factory for an xgboost callback
