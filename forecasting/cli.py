@@ -9,6 +9,7 @@ nothing here calls ``sys.exit`` from library code.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -30,8 +31,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# when piped or captured, rich assumes 80 columns and cuts tables; use a wider page there
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def _fail(exc: ForecastingError) -> typer.Exit:
