@@ -15,6 +15,11 @@ sorted by ``ds``. Target-derived features only look at earlier rows (every lag i
 ``freq`` grid first, so a shift of one row is exactly one step of ``freq`` (gaps are
 rejected or filled at the edge, :func:`forecasting.data.validate_panel`).
 
+Timezones: ``ds`` is stored in UTC and a step of ``freq`` is a step of absolute time, so
+in a zone with daylight saving an hourly ``lag_24`` is the same *UTC* hour the day before
+(one local hour off for a day after each clock change). Calendar features (``hour``...)
+are computed on the caller's local clock, which lets the model learn local patterns.
+
 Target transforms, applied in this order and inverted exactly in reverse:
 
 * per-series scaling (``"standard"``: ``(y - mean) / std``; ``"mean"``: ``y / mean|y|``),
@@ -167,6 +172,10 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if spec.calendar and panel.ds_kind == "int":
             raise InvalidParameterError(
                 f"calendar features {spec.calendar} need datetime ds; this panel has integer steps", field="features.calendar")
+        both = sorted(set(spec.future_exog) & set(spec.hist_exog))
+        if both:
+            raise InvalidParameterError(f"exogenous columns {both} are listed both as future_exog and hist_exog; a "
+                                        f"column is either known in the future or not", field="features")
         missing = [c for c in [*spec.future_exog, *spec.hist_exog] if c not in panel.frame.columns]
         if missing:
             raise InvalidInputError(f"exogenous columns {missing} named in the features are not in the data "

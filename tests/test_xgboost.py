@@ -214,3 +214,67 @@ def test_panel_with_gap_filled_is_on_grid(air: pl.DataFrame):
     gappy = validate_panel(air.filter(pl.col("ds") != dt.datetime(1955, 6, 1)), fill_gaps=True,
                            fill_missing="interpolate")
     assert model.fit(gappy).predict(2).height == 2
+
+
+# ----------------------------------------------------------------------------- regressions from the hostile test
+def _exog(air: pl.DataFrame, values) -> pl.DataFrame:
+    return air.with_columns(pl.Series("temp", values))
+
+
+def test_nulls_in_exogenous_training_column_are_missing_values(air: pl.DataFrame):
+    """Regression: interval calibration sent held-out rows through X_future validation, rejecting nulls."""
+    values = [None if i % 7 == 0 else float(i % 5) for i in range(air.height)]
+    model = make_model({"name": "xgboost", "params": SMALL}, freq="1mo").fit(_exog(air, values))
+    future = pl.DataFrame({"unique_id": ["AirPassengers"] * 3, "ds": [dt.datetime(1961, m, 1) for m in (1, 2, 3)],
+                           "temp": [1.0, 2.0, 3.0]})
+    assert model.predict(3, X_future=future, level=[80]).height == 3
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    (["a"] * 144, "exogenous column 'temp' must be numeric, got String"),
+    ([float("inf")] + [1.0] * 143, "exogenous column 'temp' has 1 infinite values"),
+])
+def test_bad_exogenous_values_are_named(air: pl.DataFrame, values, message):
+    with pytest.raises(InvalidInputError, match=message) as err:
+        make_model({"name": "xgboost", "params": SMALL}, freq="1mo").fit(_exog(air, values))
+    assert err.value.field == "data.temp"
+
+
+def test_column_both_future_and_historic_is_refused(air: pl.DataFrame):
+    spec = {**SMALL, "horizon": 12, "features": {"lags": [12], "future_exog": ["temp"], "hist_exog": {"temp": [12]}}}
+    with pytest.raises(InvalidParameterError, match=r"\['temp'\] are listed both as future_exog and hist_exog"):
+        make_model({"name": "xgboost", "params": spec}, freq="1mo").fit(_exog(air, [1.0] * 144))
+
+
+def test_history_with_another_timezone_is_refused(air_model: XGBoostForecaster, air: pl.DataFrame):
+    aware = air.with_columns(pl.col("ds").dt.replace_time_zone("Europe/Paris"))
+    with pytest.raises(InvalidInputError, match=r"history ds must be like the training data's"):
+        air_model.predict(3, history=aware)
+
+
+def test_x_future_for_a_model_without_exogenous_inputs_is_refused(air_model: XGBoostForecaster):
+    future = pl.DataFrame({"unique_id": ["AirPassengers"], "ds": [dt.datetime(1961, 1, 1)], "temp": [1.0]})
+    with pytest.raises(CapabilityError, match="uses no future exogenous columns"):
+        air_model.predict(1, X_future=future)
+
+
+@pytest.mark.parametrize("damage", ["delete_booster", "corrupt_booster", "model_json_list", "edit_history",
+                                    "bad_params"])
+def test_damaged_model_folder_is_refused_with_a_typed_error(air_model: XGBoostForecaster, tmp_path: Path, damage):
+    folder = air_model.save(tmp_path / "m")
+    if damage == "delete_booster":
+        (folder / "booster_0.ubj").unlink()
+    elif damage == "corrupt_booster":
+        (folder / "booster_0.ubj").write_bytes(b"not a model")
+    elif damage == "model_json_list":
+        (folder / "model.json").write_text("[1, 2]")
+    elif damage == "edit_history":
+        with open(folder / "history.parquet", "ab") as fh:
+            fh.write(b"x")
+    else:
+        meta = json.loads((folder / "model.json").read_text())
+        meta["params"]["season_length"] = -5
+        (folder / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(InvalidInputError) as err:
+        XGBoostForecaster.load(folder)
+    assert str(folder) in err.value.message and err.value.field == "model"

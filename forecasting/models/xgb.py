@@ -34,6 +34,7 @@ import polars as pl
 
 from forecasting.data import (
     Panel,
+    future_frame,
     level_columns,
     to_caller_tz,
     validate_future,
@@ -42,8 +43,10 @@ from forecasting.data import (
 )
 from forecasting.errors import (
     CapabilityError,
+    ForecastingError,
     InsufficientHistoryError,
     InvalidInputError,
+    InvalidParameterError,
     NotFittedError,
     TimeLimitError,
 )
@@ -54,6 +57,28 @@ from forecasting.models.base import Fallback, as_panel
 __all__ = ["XGBoostForecaster", "resolve_device"]
 
 FORMAT_VERSION = 1
+
+
+def _check_exog_values(frame: pl.DataFrame, columns: list[str], *, where: str) -> None:
+    """Exogenous columns must be numeric (or boolean) and finite; nulls/NaN are missing values.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the column, the rule and the first offending rows.
+    """
+    for col in columns:
+        dtype = frame.schema[col]
+        if not (dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.Null):
+            raise InvalidInputError(f"{where}: exogenous column '{col}' must be numeric, got {dtype}; encode "
+                                    f"categories as numbers", field=f"{where}.{col}")
+        if dtype.is_float():
+            bad = frame.filter(pl.col(col).is_infinite())
+            if bad.height:
+                pairs = ", ".join(f"({u}, {d})" for u, d in bad.select("unique_id", "ds").head(5).iter_rows())
+                raise InvalidInputError(f"{where}: exogenous column '{col}' has {bad.height} infinite values "
+                                        f"(unique_id, ds): {pairs}; use null for a missing value",
+                                        field=f"{where}.{col}")
 
 
 def _Deadline(deadline: float) -> Any:  # noqa: N802 - a factory for an xgboost callback
@@ -188,6 +213,7 @@ class XGBoostForecaster:
         if unused:
             raise InvalidInputError(f"exogenous columns {unused} are not in the feature spec: list them in "
                                     f"features.future_exog or features.hist_exog, or drop them", field="data")
+        _check_exog_values(panel.frame, list(panel.exog), where="data")
         horizon = self.calibrated_horizon
         pipeline = FeaturePipeline.fit(spec, panel, static=static, max_horizon=horizon)
         pipeline.check_regular(panel.frame)
@@ -288,7 +314,7 @@ class XGBoostForecaster:
                             tz=panel.tz, ds_kind=panel.ds_kind, exog=panel.exog)
                 self.boosters_ = self._train(sub)
                 fut = test.select("unique_id", "ds", *panel.exog) if panel.exog else None
-                paths, _ = self._paths(sub, horizon, fut, scales=self.pipeline_.scale_stats(train))
+                paths, _ = self._paths(sub, horizon, fut, scales=self.pipeline_.scale_stats(train), trusted_future=True)
                 scale = self._series_scale(train)
                 truth = test.select("unique_id", "y").with_columns(pl.int_range(pl.len()).over("unique_id").alias("k"))
                 pred = paths.select("unique_id", "_pred").with_columns(pl.int_range(pl.len()).over("unique_id").alias("k"))
@@ -302,15 +328,27 @@ class XGBoostForecaster:
         return np.concatenate(scores)
 
     # ------------------------------------------------------------------ predict
-    def _paths(self, panel: Panel, h: int, X_future: Any, *, scales: pl.DataFrame,
-               collect: bool = False) -> tuple[pl.DataFrame, list[StepRows]]:
+    def _paths(self, panel: Panel, h: int, X_future: Any, *, scales: pl.DataFrame, collect: bool = False,
+               trusted_future: bool = False) -> tuple[pl.DataFrame, list[StepRows]]:
         """Forecast ``h`` steps for every series of ``panel``: frame unique_id, ds, _pred (internal ds).
 
         ``scales`` are the target-scaling statistics of each series' full history.
+        ``trusted_future``: ``X_future`` is held-out training data in internal form
+        (calibration), whose missing exogenous values are kept as missing, as in training.
         """
         pipe = self.pipeline_
         exog_cols = list(pipe.spec.future_exog)
-        future = validate_future(X_future, panel, h, exog_cols)
+        if trusted_future:
+            future = future_frame(panel, h)
+            if exog_cols:
+                future = future.join(X_future.select("unique_id", "ds", *exog_cols), on=["unique_id", "ds"],
+                                     how="left", maintain_order="left")
+        else:
+            if X_future is not None and not exog_cols:
+                raise CapabilityError("this xgboost model uses no future exogenous columns, so X_future is not "
+                                      "accepted", field="X_future")
+            future = validate_future(X_future, panel, h, exog_cols)
+            _check_exog_values(future, exog_cols, where="X_future")
         hist_cols = ["unique_id", "ds", "y", *pipe.spec.future_exog, *pipe.spec.hist_exog]
         tail = panel.frame.select(hist_cols)
         if not pipe.spec.expanding_mean_lags:  # an expanding mean needs the whole history; everything else the lookback
@@ -373,6 +411,16 @@ class XGBoostForecaster:
         if panel.freq != self.pipeline_.freq:
             raise InvalidInputError(f"history freq '{panel.freq}' differs from the training freq '{self.pipeline_.freq}'",
                                     field="history")
+        if (panel.ds_kind == "int") != (self.pipeline_.ds_kind == "int") or panel.tz != self.pipeline_.tz:
+            raise InvalidInputError(
+                f"history ds must be like the training data's ({self.pipeline_.ds_kind}, timezone "
+                f"{self.pipeline_.tz or 'none'}); got {panel.ds_kind}, timezone {panel.tz or 'none'}", field="history")
+        missing = [c for c in [*self.pipeline_.spec.future_exog, *self.pipeline_.spec.hist_exog]
+                   if c not in panel.frame.columns]
+        if missing:
+            raise InvalidInputError(f"history lacks the exogenous columns {missing} the model was trained with",
+                                    field="history")
+        _check_exog_values(panel.frame, list(panel.exog), where="history")
         self.pipeline_.check_regular(panel.frame)
         short = {u: n for u, n in panel.lengths.items() if n < self.pipeline_.lookback}
         if short:
@@ -415,6 +463,7 @@ class XGBoostForecaster:
         if levels and h > self.calibrated_horizon:
             raise CapabilityError(f"intervals are calibrated for h <= {self.calibrated_horizon}; ask for a shorter h "
                                   f"or refit with params.horizon >= {h}", field="h")
+        self._check_hist_exog_horizon(h)
         panel = self._history(history)
         scales, cscales = self._scales(panel, history)
         paths, _ = self._paths(panel, h, X_future, scales=scales)
@@ -427,6 +476,13 @@ class XGBoostForecaster:
             fb = fb.rename({c: c.replace(self.fallback.alias, self.alias, 1) for c in fb.columns})
             out = pl.concat([out, fb.select(out.columns)], how="vertical_relaxed").sort("unique_id", "ds")
         return out
+
+    def _check_hist_exog_horizon(self, h: int) -> None:
+        """Historic-only exogenous lags must reach back beyond the horizon (their future is unknown)."""
+        lags = [lag for lags in self.pipeline_.spec.hist_exog.values() for lag in lags]
+        if lags and h > min(lags):
+            raise CapabilityError(f"h={h} exceeds the shortest historic-exogenous lag {min(lags)}: steps beyond it "
+                                  f"would need unknown future values; ask for h <= {min(lags)}", field="h")
 
     def _scales(self, panel: Panel, history: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Target-scaling and conformal scales: the training ones, or those of the given history."""
@@ -486,6 +542,7 @@ class XGBoostForecaster:
         if units not in ("y", "model"):
             raise InvalidInputError(f"units must be 'y' or 'model', got {units!r}", field="units")
         h = validate_h(h)
+        self._check_hist_exog_horizon(h)
         panel = self._history(history)
         scales, _ = self._scales(panel, history)
         _, steps = self._paths(panel, h, X_future, scales=scales, collect=True)
@@ -530,6 +587,8 @@ class XGBoostForecaster:
         """
         if not hasattr(self, "boosters_"):
             raise NotFittedError("model 'xgboost' is not fitted: call fit(panel) first")
+        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+            raise InvalidParameterError(f"max_rows must be an integer >= 1, got {max_rows!r}", field="max_rows")
         panel = self._history(data)
         pipe = self.pipeline_
         scales, _ = self._scales(panel, data)
@@ -573,6 +632,8 @@ class XGBoostForecaster:
                 "scales": self.scales_.to_dict(as_series=False), "cscales": self.cscales_.to_dict(as_series=False),
                 "conformal_scores": None if self.scores_ is None else self.scores_.tolist(),
                 "n_boosters": len(self.boosters_), "device_trained": self.device_}
+        # every other file's sha256 is recorded, and checked on load: a changed byte is refused, never loaded
+        meta["files"] = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
         (tmp / "model.json").write_text(json.dumps(meta))
         if target.exists():
             import shutil
@@ -583,32 +644,84 @@ class XGBoostForecaster:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> XGBoostForecaster:
-        """Load a folder written by :meth:`save` (on the CPU by default, whatever it was trained on)."""
+        """Load a folder written by :meth:`save` (on the CPU by default, whatever it was trained on).
+
+        Every file's sha256 is checked against ``model.json`` and the parameters are
+        validated as a spec would be.
+
+        Raises
+        ------
+        InvalidInputError
+            A folder that is not an xgboost model, is incomplete, or whose files changed
+            (naming the file and the problem).
+        """
         import xgboost as xgb
 
+        from forecasting.models.registry import parse_spec
+
         folder = Path(path)
-        meta = json.loads((folder / "model.json").read_text())
-        if meta.get("format_version") != FORMAT_VERSION or meta.get("model") != cls.name:
-            raise InvalidInputError(f"'{folder}' is not an xgboost model folder of format {FORMAT_VERSION}",
-                                    field="model")
-        params = dict(meta["params"])
-        params["device"] = device
-        model = cls(**params, alias=meta["alias"])
-        model.pipeline_ = FeaturePipeline.from_json((folder / "pipeline.json").read_bytes())
-        model.boosters_ = []
-        for i in range(meta["n_boosters"]):
-            b = xgb.Booster()
-            b.load_model(str(folder / f"booster_{i}.ubj"))
-            b.set_param({"device": resolve_device(device)})
-            model.boosters_.append(b)
-        p = meta["panel"]
-        frame = pl.read_parquet(folder / "history.parquet")
-        model.panel_ = Panel(frame=frame, freq=p["freq"], lengths={k: int(v) for k, v in p["lengths"].items()},
-                             tz=p["tz"], ds_kind=p["ds_kind"], exog=tuple(p["exog"]))
-        model.scales_ = pl.DataFrame(meta["scales"])
-        model.cscales_ = pl.DataFrame(meta["cscales"])
-        model.scores_ = None if meta["conformal_scores"] is None else np.asarray(meta["conformal_scores"])
+        try:
+            meta = json.loads((folder / "model.json").read_text())
+            if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION or meta.get("model") != cls.name:
+                raise InvalidInputError(f"'{folder}' is not an xgboost model folder of format {FORMAT_VERSION}",
+                                        field="model")
+            files = meta.get("files")
+            if not isinstance(files, dict) or "pipeline.json" not in files or "history.parquet" not in files:
+                raise InvalidInputError(f"model folder '{folder}' has no file manifest", field="model")
+            for name, digest in files.items():
+                if "/" in name or "\\" in name or name.startswith("."):
+                    raise InvalidInputError(f"model folder '{folder}': bad file name {name!r} in the manifest",
+                                            field="model")
+                actual = _sha256(folder / name)
+                if actual != digest:
+                    raise InvalidInputError(f"model folder '{folder}': {name} has changed (sha256 {actual[:12]}..., "
+                                            f"expected {str(digest)[:12]}...); refusing to load it", field="model")
+            params = dict(meta["params"])
+            spec = parse_spec({"name": cls.name, "params": {k: v for k, v in params.items() if v is not None}})
+            n_boosters = int(meta["n_boosters"])
+            if not 1 <= n_boosters <= len([f for f in files if f.startswith("booster_")]):
+                raise InvalidInputError(f"model folder '{folder}': n_boosters {n_boosters} does not match its files",
+                                        field="model")
+            params["device"] = device
+            model = cls(**{**params, **spec.params, "device": device}, alias=meta["alias"])
+            model.pipeline_ = FeaturePipeline.from_json((folder / "pipeline.json").read_bytes())
+            model.boosters_ = []
+            for i in range(n_boosters):
+                b = xgb.Booster()
+                b.load_model(str(folder / f"booster_{i}.ubj"))
+                b.set_param({"device": resolve_device(device)})
+                model.boosters_.append(b)
+            p = meta["panel"]
+            frame = pl.read_parquet(folder / "history.parquet")
+            model.panel_ = Panel(frame=frame, freq=p["freq"], lengths={k: int(v) for k, v in p["lengths"].items()},
+                                 tz=p["tz"], ds_kind=p["ds_kind"], exog=tuple(p["exog"]))
+            model.scales_ = pl.DataFrame(meta["scales"])
+            model.cscales_ = pl.DataFrame(meta["cscales"])
+            model.scores_ = None if meta["conformal_scores"] is None else np.asarray(meta["conformal_scores"],
+                                                                                       dtype=np.float64)
+            if model.scores_ is not None and (model.scores_.ndim != 2 or not np.isfinite(model.scores_).all()
+                                              or (model.scores_ < 0).any()):
+                raise InvalidInputError(f"model folder '{folder}': conformal scores are not finite non-negative "
+                                        f"numbers", field="model")
+        except ForecastingError as exc:
+            if isinstance(exc, InvalidInputError):
+                raise
+            raise InvalidInputError(f"model folder '{folder}' is damaged: {exc.message}", field="model") from exc
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, xgb.core.XGBoostError,
+                pl.exceptions.PolarsError, msgspec.ValidationError) as exc:
+            raise InvalidInputError(f"model folder '{folder}' is damaged or incomplete: {type(exc).__name__}: {exc}",
+                                    field="model") from exc
         model.static_ = None
         model.fallbacks_ = []
         model.device_ = resolve_device(device)
         return model
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
