@@ -10,7 +10,10 @@ Columns
 -------
 - numeric (integer, float, boolean) columns are features as they are; null and NaN are
   "missing", which XGBoost and histogram gradient boosting handle natively (learned
-  default directions) and the linear model imputes with the training mean;
+  default directions) and the linear model imputes with the training mean; infinities
+  (``inf``/``-inf``) are refused, in features (fit, predict, explain) and in the target, with
+  an :class:`~forecasting.errors.InvalidInputError` naming the column and the rows; a feature
+  column with no value at all (every value null/NaN) is refused at fit time;
 - string, ``Categorical`` and ``Enum`` columns are categorical: their categories are the
   sorted distinct training values, recorded with the model, and the models see integer
   codes (XGBoost and histogram gradient boosting split on them natively, as categories;
@@ -79,6 +82,24 @@ _FORMAT_VERSION = 1
 _META_FILE = "metadata.json"
 _XGB_FILE = "model.ubj"
 
+#: xgboost parameters accepted in ``params`` (native names and their aliases) besides ``n_estimators``.
+_XGB_PARAMS = frozenset({
+    "n_estimators", "num_boost_round", "learning_rate", "eta", "max_depth", "max_leaves", "min_child_weight",
+    "subsample", "sampling_method", "colsample_bytree", "colsample_bylevel", "colsample_bynode",
+    "reg_lambda", "lambda", "reg_alpha", "alpha", "gamma", "min_split_loss", "max_delta_step", "max_bin",
+    "grow_policy", "scale_pos_weight", "max_cat_to_onehot", "max_cat_threshold", "num_parallel_tree",
+    "monotone_constraints", "interaction_constraints", "base_score", "huber_slope", "quantile_alpha",
+    "objective", "tree_method", "verbosity", "max_cached_hist_node",
+})
+#: xgboost parameters that a TabularModel argument sets.
+_XGB_REDIRECT = {"seed": "seed", "random_state": "seed", "device": "device", "nthread": "n_jobs", "n_jobs": "n_jobs"}
+#: Objectives whose margin is the prediction (regression) or the log-odds (classification); first is the default.
+_XGB_OBJECTIVES = {
+    "regression": ("reg:squarederror", "reg:squaredlogerror", "reg:pseudohubererror", "reg:absoluteerror",
+                   "reg:quantileerror"),
+    "classification": ("binary:logistic", "binary:logitraw"),
+}
+
 #: Default hyperparameters per algorithm (``params`` entries override them).
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     # xgboost native names; n_estimators is the number of boosting rounds
@@ -129,6 +150,12 @@ def _row_list(idx: np.ndarray, limit: int = 10) -> str:
     return shown + (f", ... ({len(idx)} rows)" if len(idx) > limit else "")
 
 
+def _all_missing(s: pl.Series) -> bool:
+    if s.dtype == pl.Null or s.null_count() == s.len():
+        return True
+    return bool(s.dtype.is_float() and (s.is_nan() | s.is_null()).all())
+
+
 def _check_target(frame: pl.DataFrame, target: str) -> pl.Series:
     if not isinstance(target, str) or target not in frame.columns:
         raise InvalidInputError(
@@ -146,7 +173,26 @@ def _check_target(frame: pl.DataFrame, target: str) -> pl.Series:
             f"target {target!r} is missing (null/NaN) in {bad.size} rows: {_row_list(bad)}; drop those rows first",
             field="target", details={"rows": bad[:100].tolist(), "n_rows": int(bad.size)},
         )
+    if y.dtype.is_float():
+        inf = np.flatnonzero(y.is_infinite().to_numpy())
+        if inf.size:
+            raise InvalidInputError(
+                f"target {target!r} is infinite (inf/-inf) in {inf.size} rows: {_row_list(inf)}; "
+                "only finite values are allowed: drop or fix those rows",
+                field="target", details={"column": target, "rows": inf[:100].tolist(), "n_rows": int(inf.size)},
+            )
     return y
+
+
+def _check_finite(name: str, values: np.ndarray) -> None:
+    """Refuse inf/-inf in a numeric feature (NaN is allowed: it means missing)."""
+    inf = np.flatnonzero(np.isinf(values))
+    if inf.size:
+        raise InvalidInputError(
+            f"feature {name!r} is infinite (inf/-inf) in {inf.size} rows: {_row_list(inf)}; only finite values "
+            "are allowed (null/NaN means missing): replace the infinities or drop those rows",
+            field="data", details={"column": name, "rows": inf[:100].tolist(), "n_rows": int(inf.size)},
+        )
 
 
 # --------------------------------------------------------------------------- the model
@@ -167,7 +213,8 @@ class TabularModel:
         numeric columns and one-hot categorical columns).
     params : dict, optional
         Hyperparameters, merged over :data:`DEFAULT_PARAMS`: xgboost native parameters plus
-        ``n_estimators`` (boosting rounds); HistGradientBoosting* keyword arguments; Ridge's
+        ``n_estimators`` (boosting rounds; unknown names are refused, listing the accepted
+        ones, and ``seed``/``device``/``nthread`` are the constructor's arguments); HistGradientBoosting* keyword arguments; Ridge's
         ``alpha`` or LogisticRegression's ``C``/``max_iter``. JSON-serialisable.
     device : str, default "auto"
         XGBoost only: see :func:`resolve_device`. A model trained on a GPU predicts on a CPU.
@@ -313,6 +360,7 @@ class TabularModel:
                     raise InvalidInputError(
                         f"feature {name!r} was numeric in training but is {s.dtype} here", field="data")
                 out[:, j] = s.cast(pl.Float64).fill_null(float("nan")).to_numpy()
+                _check_finite(name, out[:, j])
         return out
 
     def _linear_design(self, x: np.ndarray) -> np.ndarray:
@@ -365,8 +413,10 @@ class TabularModel:
         InvalidInputError
             If ``target`` is not a column (close matches are suggested) or has missing values
             (the rows are named); a feature column is absent, or neither numeric nor
-            text/categorical (named with its dtype); there are no rows or no features; a
-            regression target is not numeric; a classification target has other than two values.
+            text/categorical (named with its dtype), or entirely missing (all null/NaN); a
+            feature or the target holds inf/-inf (column and rows named); there are no rows or
+            no features; a regression target is not numeric; a classification target has other
+            than two values.
         """
         self._validate_params()
         frame = _to_polars(table)
@@ -386,6 +436,12 @@ class TabularModel:
             raise InvalidInputError("no feature columns: the table has only the target", field="features")
         if frame.height < 2:
             raise InvalidInputError(f"need at least 2 rows to fit, got {frame.height}", field="data")
+        empty = [c for c in features if _all_missing(frame[c])]
+        if empty:
+            raise InvalidInputError(
+                f"feature column(s) entirely missing (every value null/NaN) in the {frame.height} training rows: "
+                f"{', '.join(repr(c) for c in empty)}; a model cannot learn from them: drop them (features=) "
+                "or fill them", field="features", details={"columns": empty})
         bad = [(c, frame.schema[c]) for c in features
                if not (_is_numeric(frame.schema[c]) or _is_categorical(frame.schema[c]))]
         if bad:
@@ -439,11 +495,34 @@ class TabularModel:
         return self
 
     def _xgb_params(self) -> tuple[dict[str, Any], int]:
-        params = {**DEFAULT_PARAMS["xgboost"], **self.params}
-        rounds = params.pop("n_estimators", params.pop("num_boost_round", 100))
+        user = dict(self.params)
+        for name, arg in _XGB_REDIRECT.items():
+            if name in user:
+                raise InvalidParameterError(
+                    f"xgboost parameter {name!r} is set by the TabularModel argument {arg}=, not in params",
+                    field="params", details={"parameter": name})
+        unknown = sorted(k for k in user if k not in _XGB_PARAMS)
+        if unknown:
+            hints = "".join(_close(str(k), sorted(_XGB_PARAMS)) for k in unknown[:3])
+            raise InvalidParameterError(
+                f"unknown xgboost parameter(s): {', '.join(repr(k) for k in unknown)}{hints}; "
+                f"accepted: {', '.join(sorted(_XGB_PARAMS))}",
+                field="params", details={"unknown": unknown, "accepted": sorted(_XGB_PARAMS)})
+        if "n_estimators" in user and "num_boost_round" in user:
+            raise InvalidParameterError("give n_estimators or num_boost_round (the same thing), not both",
+                                        field="params")
+        allowed = _XGB_OBJECTIVES[self.kind]
+        if "objective" in user and user["objective"] not in allowed:
+            raise InvalidParameterError(
+                f"xgboost objective for {self.kind} must be one of {', '.join(allowed)} (objectives whose margin is "
+                f"the prediction / the log-odds), got {user['objective']!r}", field="params")
+        if "num_boost_round" in user:
+            user["n_estimators"] = user.pop("num_boost_round")
+        params = {**DEFAULT_PARAMS["xgboost"], **user}
+        rounds = params.pop("n_estimators")
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
             raise InvalidParameterError(f"n_estimators must be an integer >= 1, got {rounds!r}", field="params")
-        objective = "reg:squarederror" if self.kind == "regression" else "binary:logistic"
+        objective = allowed[0]
         base = {"objective": objective, "tree_method": "hist", "seed": self.seed, "verbosity": 1,
                 "max_cat_to_onehot": 1}
         return {**base, **params}, rounds
@@ -479,7 +558,7 @@ class TabularModel:
             model = cls(categorical_features=mask if mask.any() else None, random_state=self.seed, **kwargs)
         except TypeError as exc:
             raise InvalidParameterError(f"{cls.__name__} rejected params {self.params}: {exc}", field="params") from exc
-        self._sk_ = model.fit(x, y)
+        self._sk_ = _sk_fit(model, x, y, self.params)
         rng = np.random.default_rng(self.seed)
         self._background_ = x[rng.choice(x.shape[0], size=min(100, x.shape[0]), replace=False)]
 
@@ -507,7 +586,7 @@ class TabularModel:
             model = cls(**kwargs)
         except TypeError as exc:
             raise InvalidParameterError(f"{cls.__name__} rejected params {self.params}: {exc}", field="params") from exc
-        model.fit(z, y)
+        _sk_fit(model, z, y, self.params)
         self._linear_["coef"] = np.asarray(model.coef_, dtype=np.float64).reshape(-1).tolist()
         self._linear_["intercept"] = float(np.asarray(model.intercept_).reshape(-1)[0])
         self._linear_["design_mean"] = z.mean(axis=0).tolist()
@@ -516,6 +595,8 @@ class TabularModel:
 
     def _margin(self, x: np.ndarray) -> np.ndarray:
         """Raw model output: the prediction (regression) or the log-odds (classification)."""
+        if x.shape[0] == 0:  # every algorithm answers an empty table with an empty prediction
+            return np.empty(0, dtype=np.float64)
         if self.algorithm == "xgboost":
             return self._booster_.predict(self._dmatrix(x), output_margin=True).astype(np.float64)
         if self.algorithm == "linear":
@@ -537,7 +618,8 @@ class TabularModel:
         Returns
         -------
         pl.DataFrame
-            One row per input row, in order. Regression: ``prediction`` (Float64, target
+            One row per input row, in order (an empty table gives an empty frame with the same
+            columns, for every algorithm). Regression: ``prediction`` (Float64, target
             units). Classification: ``prediction`` (the predicted class, the target's type:
             ``classes_[1]`` when ``probability >= 0.5``) and ``probability`` (Float64,
             probability of ``classes_[1]``).
@@ -548,7 +630,8 @@ class TabularModel:
             Before :meth:`fit`.
         InvalidInputError
             If feature columns are missing (all named), have another type than in training,
-            or (``handle_unknown="error"``) hold categories not seen in training.
+            hold inf/-inf (column and rows named), or (``handle_unknown="error"``) hold
+            categories not seen in training.
         """
         self._check_fitted("predict")
         x = self._encode(_to_polars(table))
@@ -598,6 +681,11 @@ class TabularModel:
         x = self._encode(_to_polars(table))
         n = x.shape[0]
         target = "the prediction" if self.kind == "regression" else f"the margin (log-odds of {self.classes_[1]!r})"
+        if n == 0:
+            f = len(self.feature_names_)
+            return Explanation(values=np.zeros((0, f)), base_values=np.zeros(0), feature_names=list(self.feature_names_),
+                               data=x, output=np.zeros(0), rows=pl.DataFrame({"row": np.zeros(0, dtype=np.int64)}),
+                               method=f"no rows to explain ({self.algorithm}, {target})")
         if self.algorithm == "xgboost":
             contribs = self._booster_.predict(self._dmatrix(x), pred_contribs=True).astype(np.float64)
             values, base = contribs[:, :-1], contribs[:, -1]
@@ -705,25 +793,43 @@ class TabularModel:
         Raises
         ------
         InvalidInputError
-            If the folder lacks the files, the metadata is not this format, or the booster
-            fails its recorded sha256.
+            ``model folder '...' is damaged or incomplete: <reason>`` for any folder that
+            cannot be loaded as saved: a file missing or unreadable, metadata that is not this
+            format or not of the expected shape (keys, types, lengths consistent with the
+            features and categories), a booster that fails its recorded sha256, cannot be read,
+            or does not match the metadata's features.
+        InvalidParameterError
+            If ``device`` is invalid.
         """
+        if device != "auto":
+            resolve_device(device)  # the caller's argument: refused as such, before reading the folder
         folder = Path(path)
+        try:
+            return cls._load_folder(folder, device)
+        except _Damaged as exc:
+            reason = str(exc)
+            cause: BaseException = exc
+        except Exception as exc:  # noqa: BLE001 - any failure reading a folder means it is damaged
+            reason = f"{type(exc).__name__}: {exc}"
+            cause = exc
+        raise InvalidInputError(f"model folder '{folder}' is damaged or incomplete: {reason}", field="path") from cause
+
+    @classmethod
+    def _load_folder(cls, folder: Path, device: str) -> TabularModel:
         meta_path = folder / _META_FILE
+        if not meta_path.is_file():
+            raise _Damaged(f"{_META_FILE} is missing (no saved tabular model there)")
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise InvalidInputError(f"no saved tabular model at {folder}: {meta_path.name} is missing",
-                                    field="path") from exc
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{meta_path} is not valid JSON: {exc}", field="path") from exc
-        if meta.get("format") != "forecasting.tabular" or meta.get("format_version") != _FORMAT_VERSION:
-            raise InvalidInputError(
-                f"{meta_path} is not a forecasting.tabular model of format version {_FORMAT_VERSION} "
-                f"(format {meta.get('format')!r}, version {meta.get('format_version')!r})", field="path")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise _Damaged(f"{_META_FILE} is not valid JSON: {exc}") from exc
+        _check_meta(meta)
         model = cls(kind=meta["kind"], algorithm=meta["algorithm"], params=meta["params"], device=device,
                     seed=meta["seed"], handle_unknown=meta["handle_unknown"], n_jobs=meta.get("n_jobs"))
-        model._validate_params()
+        try:
+            model._validate_params()
+        except InvalidParameterError as exc:
+            raise _Damaged(f"{_META_FILE}: {exc}") from exc
         model.feature_names_ = list(meta["features"])
         model.categories_ = {k: list(v) for k, v in meta["categories"].items()}
         model.target_ = meta["target"]
@@ -733,29 +839,123 @@ class TabularModel:
 
             art = meta["artifact"]
             booster_path = folder / art["file"]
-            try:
-                raw = booster_path.read_bytes()
-            except FileNotFoundError as exc:
-                raise InvalidInputError(f"saved model at {folder} lacks its booster file {art['file']}",
-                                        field="path") from exc
+            if not booster_path.is_file():
+                raise _Damaged(f"the booster file {art['file']} is missing")
+            raw = booster_path.read_bytes()
             actual = hashlib.sha256(raw).hexdigest()
             if actual != art["sha256"]:
-                raise InvalidInputError(
-                    f"booster {booster_path} fails its checksum: sha256 expected {art['sha256']}, got {actual}",
-                    field="path")
+                raise _Damaged(f"booster {booster_path} fails its checksum: sha256 expected {art['sha256']}, "
+                               f"got {actual}")
             booster = xgb.Booster()
-            booster.load_model(bytearray(raw))
+            try:
+                booster.load_model(bytearray(raw))
+            except xgb.core.XGBoostError as exc:
+                raise _Damaged(f"xgboost cannot read the booster {art['file']}: {str(exc)[:200]}") from exc
+            n = len(model.feature_names_)
+            if booster.num_features() != n:
+                raise _Damaged(f"the booster has {booster.num_features()} features but {_META_FILE} lists {n}")
+            types = ["c" if f in model.categories_ else "q" for f in model.feature_names_]
+            if booster.feature_types is not None and list(booster.feature_types) != types:
+                raise _Damaged(f"the booster's feature types {list(booster.feature_types)} do not match the "
+                               f"categorical features in {_META_FILE} ({types})")
             model.device_ = resolve_device(device)
             booster.set_param({"device": model.device_})
             if model.n_jobs is not None:
                 booster.set_param({"nthread": model.n_jobs})
             model._booster_ = booster
-        elif model.algorithm == "linear":
+        else:
             model._linear_ = meta["linear"]
             model.device_ = "cpu"
-        else:
-            raise InvalidInputError(f"{meta_path}: algorithm {model.algorithm!r} has no safe saved form", field="path")
         return model
+
+
+class _Damaged(Exception):
+    """Why a saved model folder cannot be loaded (wrapped into InvalidInputError by ``load``)."""
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_meta(meta: Any) -> None:
+    """Check the shape of a saved model's metadata; raise :class:`_Damaged` naming the first problem."""
+    if not isinstance(meta, dict):
+        raise _Damaged(f"{_META_FILE} is not a JSON object")
+    if meta.get("format") != "forecasting.tabular" or meta.get("format_version") != _FORMAT_VERSION:
+        raise _Damaged(f"{_META_FILE} is not a forecasting.tabular model of format version {_FORMAT_VERSION} "
+                       f"(format {meta.get('format')!r}, version {meta.get('format_version')!r})")
+    required = ["kind", "algorithm", "params", "seed", "handle_unknown", "target", "features", "categories",
+                "classes"]
+    algorithm = meta.get("algorithm")
+    if meta.get("kind") not in KINDS:
+        raise _Damaged(f"'kind' must be one of {', '.join(KINDS)}, got {meta.get('kind')!r}")
+    if algorithm not in ALGORITHMS:
+        raise _Damaged(f"'algorithm' must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    if algorithm == "xgboost":
+        required.append("artifact")
+    elif algorithm == "linear":
+        required.append("linear")
+    else:
+        raise _Damaged(f"algorithm {algorithm!r} has no safe saved form")
+    absent = [k for k in required if k not in meta]
+    if absent:
+        raise _Damaged(f"{_META_FILE} lacks key(s): {', '.join(absent)}")
+    if not isinstance(meta["params"], dict):
+        raise _Damaged("'params' must be an object")
+    target, features, categories = meta["target"], meta["features"], meta["categories"]
+    if not isinstance(target, str):
+        raise _Damaged("'target' must be a string")
+    if (not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features)
+            or len(set(features)) != len(features) or target in features):
+        raise _Damaged("'features' must be a non-empty list of distinct column names, without the target")
+    if not isinstance(categories, dict) or not set(categories) <= set(features):
+        raise _Damaged("'categories' must be an object keyed by feature names")
+    for name, cats in categories.items():
+        if (not isinstance(cats, list) or not all(isinstance(c, str) for c in cats)
+                or len(set(cats)) != len(cats)):
+            raise _Damaged(f"'categories'[{name!r}] must be a list of distinct strings")
+    classes = meta["classes"]
+    want = 2 if meta["kind"] == "classification" else 0
+    if (not isinstance(classes, list) or len(classes) != want
+            or not all(isinstance(c, (str, int, float, bool)) for c in classes) or len(set(classes)) != want):
+        raise _Damaged(f"'classes' must list {want} distinct values for kind {meta['kind']!r}")
+    if algorithm == "xgboost":
+        art = meta["artifact"]
+        if (not isinstance(art, dict) or not isinstance(art.get("file"), str) or not isinstance(art.get("sha256"), str)
+                or art["file"] in ("", ".", "..") or Path(art["file"]).name != art["file"] or "\\" in art["file"]):
+            raise _Damaged("'artifact' must be an object with a plain 'file' name and its 'sha256'")
+        return
+    lin = meta["linear"]
+    if not isinstance(lin, dict):
+        raise _Damaged("'linear' must be an object")
+    absent = [k for k in ("mean", "scale", "coef", "intercept", "design_mean") if k not in lin]
+    if absent:
+        raise _Damaged(f"'linear' lacks key(s): {', '.join(absent)}")
+    numeric = {f for f in features if f not in categories}
+    for key in ("mean", "scale"):
+        part = lin[key]
+        if not isinstance(part, dict) or set(part) != numeric or not all(_is_number(v) for v in part.values()):
+            raise _Damaged(f"'linear'[{key!r}] must map each numeric feature to a finite number")
+    if any(v <= 0 for v in lin["scale"].values()):
+        raise _Damaged("'linear'['scale'] must be positive")
+    width = sum(len(categories[f]) if f in categories else 1 for f in features)
+    for key in ("coef", "design_mean"):
+        part = lin[key]
+        if not isinstance(part, list) or len(part) != width or not all(_is_number(v) for v in part):
+            raise _Damaged(f"'linear'[{key!r}] must be a list of {width} finite numbers (one per design column)")
+    if not _is_number(lin["intercept"]):
+        raise _Damaged("'linear'['intercept'] must be a finite number")
+
+
+def _sk_fit(model: Any, x: np.ndarray, y: np.ndarray, params: Mapping[str, Any]) -> Any:
+    """``model.fit(x, y)``, turning scikit-learn's parameter-value errors into InvalidParameterError."""
+    from sklearn.utils._param_validation import InvalidParameterError as SkInvalidParameterError
+
+    try:
+        return model.fit(x, y)
+    except SkInvalidParameterError as exc:
+        raise InvalidParameterError(f"{type(model).__name__} rejected params {dict(params)}: {exc}",
+                                    field="params") from exc
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -282,3 +282,129 @@ def test_toy_missing_values_every_algorithm() -> None:
                              n_jobs=1).fit(table, "y")
         pred = model.predict(table)["prediction"].to_numpy()
         assert np.isfinite(pred).all(), algorithm
+
+
+# ------------------------------------------------------------------ tester's findings (regressions)
+
+NUM = pl.DataFrame({"x": [float(i) for i in range(40)], "c": ["a", "b"] * 20,
+                    "y": [float(i % 7) for i in range(40)]})
+ALGOS = ["xgboost", "hist_gradient_boosting", "linear"]
+
+
+def _model(algorithm: str, **kw) -> TabularModel:
+    params = {"n_estimators": 5} if algorithm == "xgboost" else {"max_iter": 5} if algorithm == "hist_gradient_boosting" else {}
+    return TabularModel(algorithm=algorithm, params=params, n_jobs=1, **kw)
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("empty", [pl.Series("e", [None] * 40, dtype=pl.Float64), pl.Series("e", [float("nan")] * 40),
+                                   pl.Series("e", [None] * 40, dtype=pl.Null), pl.Series("e", [None] * 40, dtype=pl.Utf8)])
+def test_all_missing_feature_column_is_refused(algorithm: str, empty: pl.Series) -> None:
+    with pytest.raises(InvalidInputError, match=r"entirely missing.*40 training rows: 'e'") as info:
+        _model(algorithm).fit(NUM.with_columns(empty), "y")
+    assert info.value.field == "features" and info.value.details["columns"] == ["e"]
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("kind", ["regression", "classification"])
+def test_predict_and_explain_on_empty_table(algorithm: str, kind: str) -> None:
+    table = NUM.with_columns((pl.col("y") > 3).alias("y")) if kind == "classification" else NUM
+    model = _model(algorithm, kind=kind).fit(table, "y")
+    pred = model.predict(table.clear())
+    full = model.predict(table.head(3))
+    assert pred.height == 0 and pred.schema == full.schema
+    exp = model.explain(table.clear())
+    assert exp.values.shape == (0, 2)
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("value", [float("inf"), float("-inf")])
+def test_infinite_values_are_refused(algorithm: str, value: float) -> None:
+    bad_y = NUM.with_columns(pl.when(pl.int_range(40).is_in([3, 8])).then(value).otherwise(pl.col("y")).alias("y"))
+    with pytest.raises(InvalidInputError, match=r"target 'y' is infinite \(inf/-inf\) in 2 rows: 3, 8") as info:
+        _model(algorithm).fit(bad_y, "y")
+    assert info.value.field == "target"
+    bad_x = NUM.with_columns(pl.when(pl.int_range(40) == 5).then(value).otherwise(pl.col("x")).alias("x"))
+    with pytest.raises(InvalidInputError, match=r"feature 'x' is infinite \(inf/-inf\) in 1 rows: 5") as info:
+        _model(algorithm).fit(bad_x, "y")
+    assert info.value.field == "data" and info.value.details == {"column": "x", "rows": [5], "n_rows": 1}
+    model = _model(algorithm).fit(NUM.with_columns(pl.when(pl.int_range(40) == 5).then(None).otherwise(pl.col("x"))
+                                                   .alias("x")), "y")  # null/NaN stays "missing"
+    for call in (model.predict, model.explain):
+        with pytest.raises(InvalidInputError, match=r"feature 'x' is infinite .* rows: 5"):
+            call(bad_x)
+    with pytest.raises(InvalidInputError, match="target 'y' is infinite"):
+        cross_validate({"algorithm": algorithm}, bad_y, "y", k=2)
+
+
+def test_xgboost_unknown_params_are_refused() -> None:
+    with pytest.raises(InvalidParameterError, match=r"unknown xgboost parameter\(s\): 'bogus'; accepted: .*max_depth") as info:
+        TabularModel(params={"bogus": 1}, n_jobs=1).fit(NUM, "y")
+    assert info.value.field == "params" and "learning_rate" in info.value.details["accepted"]
+    with pytest.raises(InvalidParameterError, match=r"'max_dept'.*did you mean 'max_depth'"):
+        TabularModel(params={"max_dept": 3}, n_jobs=1).fit(NUM, "y")
+    with pytest.raises(InvalidParameterError, match="'seed' is set by the TabularModel argument seed="):
+        TabularModel(params={"seed": 3}, n_jobs=1).fit(NUM, "y")
+    with pytest.raises(InvalidParameterError, match="objective for regression must be one of"):
+        TabularModel(params={"objective": "count:poisson"}, n_jobs=1).fit(NUM, "y")
+    # num_boost_round is an alias of n_estimators (it used to be ignored in favour of the default)
+    model = TabularModel(params={"num_boost_round": 3}, n_jobs=1).fit(NUM, "y")
+    assert model._booster_.num_boosted_rounds() == 3
+    with pytest.raises(InvalidParameterError, match="not both"):
+        TabularModel(params={"num_boost_round": 3, "n_estimators": 3}, n_jobs=1).fit(NUM, "y")
+
+
+@pytest.mark.parametrize("algorithm,params", [("hist_gradient_boosting", {"max_iter": -1}), ("linear", {"alpha": -1.0})])
+def test_sklearn_bad_param_values_are_typed(algorithm: str, params: dict) -> None:
+    with pytest.raises(InvalidParameterError, match="rejected params") as info:
+        TabularModel(algorithm=algorithm, params=params, n_jobs=1).fit(NUM, "y")
+    assert info.value.field == "params"
+
+
+def _edit_meta(folder: Path, edit) -> None:
+    import json
+
+    meta = json.loads((folder / "metadata.json").read_text())
+    edit(meta)
+    (folder / "metadata.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("algorithm,edit,reason", [
+    ("xgboost", lambda m: m.update(features=["x"], categories={}), r"the booster has 2 features but metadata.json lists 1"),
+    ("xgboost", lambda m: m.update(features=m["features"][:1]), r"'categories' must be an object keyed by feature names"),
+    ("xgboost", lambda m: m.pop("artifact"), r"lacks key\(s\): artifact"),
+    ("xgboost", lambda m: m.update(artifact={"file": "../model.ubj", "sha256": "0"}), r"plain 'file' name"),
+    ("xgboost", lambda m: m.update(categories={}), r"feature types"),
+    ("xgboost", lambda m: m.update(kind="ranking"), r"'kind' must be one of"),
+    ("linear", lambda m: m.update(linear={}), r"'linear' lacks key\(s\): mean, scale, coef, intercept, design_mean"),
+    ("linear", lambda m: m["linear"].update(coef=[1.0]), r"'linear'\['coef'\] must be a list of 3 finite numbers"),
+    ("linear", lambda m: m.update(features=["x"], categories={}), r"'linear'\['coef'\] must be a list of 1 finite"),
+    ("linear", lambda m: m["linear"]["mean"].pop("x"), r"'linear'\['mean'\] must map each numeric feature"),
+    ("linear", lambda m: m.update(classes=[0, 1]), r"'classes' must list 0 distinct values"),
+    ("linear", lambda m: m.update(seed=-1), r"seed must be an integer >= 0"),
+    ("linear", lambda m: m.update(params=[]), r"'params' must be an object"),
+    ("linear", lambda m: m.clear(), r"not a forecasting.tabular model"),
+])
+def test_damaged_saved_model_is_refused(tmp_path: Path, algorithm: str, edit, reason: str) -> None:
+    folder = _model(algorithm).fit(NUM, "y").save(tmp_path / "m")
+    _edit_meta(folder, edit)
+    with pytest.raises(InvalidInputError, match=rf"model folder '.*' is damaged or incomplete: .*{reason}") as info:
+        TabularModel.load(folder)
+    assert info.value.field == "path"
+
+
+def test_damaged_files_are_refused(tmp_path: Path) -> None:
+    folder = _model("xgboost").fit(NUM, "y").save(tmp_path / "m")
+    (folder / "model.ubj").unlink()
+    with pytest.raises(InvalidInputError, match=r"damaged or incomplete: the booster file model.ubj is missing"):
+        TabularModel.load(folder)
+    (folder / "metadata.json").write_text("{not json")
+    with pytest.raises(InvalidInputError, match=r"damaged or incomplete: metadata.json is not valid JSON"):
+        TabularModel.load(folder)
+    (folder / "metadata.json").write_text("[1, 2]")
+    with pytest.raises(InvalidInputError, match=r"damaged or incomplete: metadata.json is not a JSON object"):
+        TabularModel.load(folder)
+    with pytest.raises(InvalidInputError, match=r"damaged or incomplete: metadata.json is missing"):
+        TabularModel.load(tmp_path / "nowhere")
+    with pytest.raises(InvalidParameterError, match="device must be"):
+        TabularModel.load(folder, device="tpu")
