@@ -293,6 +293,7 @@ def report(
     = None,
     freq: Annotated[Optional[str], typer.Option("--freq", help="Frequency; inferred when omitted.")] = None,
     title: Annotated[Optional[str], typer.Option("--title", help="Report heading.")] = None,
+    n_jobs: Annotated[int, typer.Option(help="Threads/processes for fitting (-1: all CPUs).")] = 1,
 ) -> None:
     """Write a self-contained HTML report: model card, SHAP plots (or decomposition), forecasts.
 
@@ -315,7 +316,7 @@ def report(
             panel = validate_panel(data, freq=freq)
             chosen = model
         written = write_report(chosen, panel, output, h=h, level=tuple(level) if level else (80, 95),
-                               series=series or None, title=title, data_name=input.name, n_jobs=-1)
+                               series=series or None, title=title, data_name=input.name, n_jobs=n_jobs)
     except ForecastingError as exc:
         raise _fail(exc) from None
     except OSError as exc:

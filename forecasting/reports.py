@@ -1,0 +1,900 @@
+"""Self-contained HTML reports of a model's forecasts and why it made them.
+
+:func:`build_report` returns one HTML document (inline CSS, plots embedded as
+``data:image/png;base64`` images, no scripts, nothing fetched from the network) for a
+model and a dataset:
+
+* **Model card**: the model's spec (name and parameters), the data (series, rows,
+  frequency, date range), validation metrics from holding out the last ``h`` points of
+  each series (sMAPE and MASE, M4 definitions; interval coverage per level) and the
+  library versions.
+* For models with SHAP explanations (``explain``: ``xgboost``): global importance
+  (mean ``|SHAP|`` bar chart), a beeswarm (SHAP value per forecast, coloured by the
+  feature value's rank), dependence plots of the top three features, and waterfall
+  plots of selected forecasts (base value, largest contributions, output; lag values
+  that came from the model's own earlier forecasts are labelled "from forecast").
+* For statistical models: their decomposition (trend / seasonal / remainder), headed
+  "Decomposition (not SHAP)": MSTL's own components for ``mstl``, a classical
+  moving-average decomposition (R's ``decompose``, the one Naive2 uses) otherwise.
+* The forecast plot with its intervals for every selected series.
+
+Plots are drawn on :class:`matplotlib.figure.Figure` objects with the Agg canvas:
+``matplotlib.pyplot`` and its global figure list are never touched.
+
+Sources: Lundberg & Lee, NeurIPS 2017 (SHAP); Lundberg et al., Nature Machine
+Intelligence 2, 2020 (TreeSHAP, beeswarm and dependence plots); Makridakis, Spiliotis &
+Assimakopoulos, IJF 36(1) 2020 (sMAPE, MASE); Bandara, Hyndman & Bergmeir 2021 (MSTL).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+import platform
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from forecasting.data import Panel, validate_h, validate_levels, validate_panel
+from forecasting.errors import CapabilityError, ForecastingError, InvalidInputError, InvalidParameterError
+
+__all__ = ["SELECTIONS", "WrittenReport", "build_report", "write_report"]
+
+#: Rules for picking the forecasts shown in waterfall and forecast plots.
+SELECTIONS = ("largest", "smallest", "most_uncertain")
+
+_TOP_FEATURES = 12  # bars in the importance chart / rows in the beeswarm
+_WATERFALL_ROWS = 10  # contributions shown one by one; the rest are summed in one row
+_BEESWARM_MAX_ROWS = 3000
+_VERSIONS = ("polars", "numpy", "xgboost", "statsforecast", "shap", "matplotlib", "scipy")
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    """What :func:`write_report` wrote.
+
+    Attributes
+    ----------
+    path : Path
+        The HTML file.
+    sections : list of (id, title)
+        The report's sections, in order.
+    notes : list of str
+        Things the report could not show, and why (also written in the report).
+    """
+
+    path: Path
+    sections: list[tuple[str, str]]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Doc:
+    title: str
+    sections: list[tuple[str, str, str]] = field(default_factory=list)  # id, title, body html
+    notes: list[str] = field(default_factory=list)
+    n_plots: int = 0
+
+    def plot(self, fig: Any, *, name: str, alt: str, caption: str | None = None) -> str:
+        """The figure as an embedded PNG ``<figure>`` with an id and alt text."""
+        self.n_plots += 1
+        pid = f"plot-{self.n_plots}-{_slug(name)}"
+        src = _png(fig)
+        cap = f"<figcaption>{_e(caption)}</figcaption>" if caption else ""
+        return (f'<figure id="{pid}-figure"><img id="{pid}" alt="{_e(alt)}" '
+                f'src="data:image/png;base64,{src}">{cap}</figure>')
+
+    def render(self) -> str:
+        nav = " ".join(f'<a href="#{sid}">{_e(t)}</a>' for sid, t, _ in self.sections)
+        notes = ""
+        if self.notes:
+            notes = ('<section id="notes" data-title="Notes"><h2>Notes</h2><ul>'
+                     + "".join(f"<li>{_e(n)}</li>" for n in self.notes) + "</ul></section>")
+        body = "\n".join(f'<section id="{sid}" data-title="{_e(t)}"><h2>{_e(t)}</h2>\n{b}\n</section>'
+                         for sid, t, b in self.sections)
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+                f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+                f"<title>{_e(self.title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+                f"<header><h1>{_e(self.title)}</h1><p class=\"muted\">generated {_e(stamp)} by forecasting.reports"
+                f"</p><nav>{nav}</nav></header>\n<main>\n{body}\n{notes}\n</main>\n</body>\n</html>\n")
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1b1f24;
+background:#fff;line-height:1.45}
+header{padding:1rem 2rem;border-bottom:1px solid #d0d7de;background:#f6f8fa}
+header h1{margin:0 0 .25rem 0;font-size:1.5rem}
+nav a{margin-right:1rem;color:#0a58ca;text-decoration:none}
+main{padding:0 2rem 2rem 2rem;max-width:1150px}
+section{margin-top:1.5rem;border-bottom:1px solid #eaeef2;padding-bottom:1rem}
+h2{font-size:1.25rem;margin-bottom:.5rem}h3{font-size:1.05rem;margin-bottom:.25rem}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
+th,td{border:1px solid #d0d7de;padding:.2rem .5rem;text-align:left;vertical-align:top}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f6f8fa}
+figure{margin:.75rem 0}img{max-width:100%;height:auto;border:1px solid #eaeef2}
+figcaption,.muted{color:#57606a;font-size:.85rem}
+.label{display:inline-block;background:#fff8c5;border:1px solid #d4a72c;border-radius:4px;padding:0 .4rem;
+font-size:.85rem}
+.pair{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
+code{background:#f6f8fa;padding:0 .2rem}
+"""
+
+
+# ---------------------------------------------------------------------------- public API
+
+
+def build_report(
+    model: Any,
+    panel_or_frame: Panel | Any,
+    *,
+    h: int,
+    level: Sequence[float] = (80, 95),
+    series: Sequence[str] | None = None,
+    select: Sequence[str] = SELECTIONS,
+    validation: bool | Mapping[str, float] | pl.DataFrame | None = None,
+    title: str | None = None,
+    data_name: str | None = None,
+    freq: str | int | None = None,
+    n_jobs: int = 1,
+) -> str:
+    """One self-contained HTML report of a model's forecasts on a dataset.
+
+    Parameters
+    ----------
+    model : forecaster or spec
+        A forecaster (fitted or not; an unfitted one is fitted on the data) or a model
+        spec (registry name, JSON string, dict or ``ModelSpec``), fitted on the data.
+    panel_or_frame : Panel or long-format frame
+        ``unique_id, ds, y``: the history forecast from (and fitted on, when the model is
+        not fitted yet).
+    h : int
+        Steps forecast per series (and held out for the validation metrics).
+    level : numbers in (0, 100)
+        Interval levels, percent.
+    series : sequence of str, optional
+        Series to show (waterfalls of their first and last steps, forecast plots); when
+        given, they replace the ``select`` rules.
+    select : subset of ``("largest", "smallest", "most_uncertain")``
+        Which forecasts to show: the largest and smallest point forecast over all
+        (series, step), and the widest interval relative to its forecast
+        (``(hi - lo) / |forecast|`` at the widest level).
+    validation : None, False, mapping or frame
+        ``None``: hold out the last ``h`` points of each series, refit the model's spec
+        and score the forecasts (:func:`forecasting.backtest.cross_validation` with one
+        window; sMAPE, MASE and coverage per series, then averaged as in M4).
+        ``False``: skip. A mapping (``{"smape": ..., ...}``) or a one-row frame (as
+        :func:`forecasting.evaluation.evaluate` returns): shown as given.
+    title : str, optional
+        Heading; default ``"<model> on <data>"``.
+    data_name : str, optional
+        The dataset's name in the model card (default ``"data"``).
+    freq : str or int, optional
+        Frequency of ``panel_or_frame`` when it is a frame (inferred otherwise).
+    n_jobs : int
+        Worker processes for fitting (-1: all CPUs).
+
+    Returns
+    -------
+    str
+        The HTML document (UTF-8 text).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``h`` or a level out of range; an unknown ``select`` rule.
+    InvalidInputError
+        A series in ``series`` that is not in the data (naming it).
+    UnknownModelError, InsufficientHistoryError, CapabilityError, NotFittedError
+        From building, fitting or running the model.
+    """
+    return _build(model, panel_or_frame, h=h, level=level, series=series, select=select, validation=validation,
+                  title=title, data_name=data_name, freq=freq, n_jobs=n_jobs).render()
+
+
+def write_report(model: Any, panel_or_frame: Panel | Any, path: str | os.PathLike[str], *, h: int,
+                 **kwargs: Any) -> WrittenReport:
+    """Build the report (arguments as :func:`build_report`) and write it to ``path`` atomically.
+
+    The HTML is written to a temporary file in the target folder and renamed into place,
+    so a reader never sees a half-written report.
+
+    Returns
+    -------
+    WrittenReport
+        The path, the sections written and the report's notes.
+
+    Raises
+    ------
+    As :func:`build_report`; ``OSError`` if the folder cannot be written.
+    """
+    doc = _build(model, panel_or_frame, h=h, **kwargs)
+    text = doc.render()
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return WrittenReport(path=target, sections=[(sid, t) for sid, t, _ in doc.sections], notes=list(doc.notes))
+
+
+# ---------------------------------------------------------------------------- assembly
+
+
+def _build(model: Any, panel_or_frame: Any, *, h: int, level: Sequence[float] = (80, 95),
+           series: Sequence[str] | None = None, select: Sequence[str] = SELECTIONS,
+           validation: Any = None, title: str | None = None, data_name: str | None = None,
+           freq: str | int | None = None, n_jobs: int = 1) -> _Doc:
+    from forecasting.models.registry import ModelSpec, make_model, parse_spec
+
+    h = validate_h(h)
+    levels = validate_levels(level)
+    rules = _check_select(select)
+    if isinstance(model, (str, dict, ModelSpec)):
+        spec = parse_spec(model)
+        panel = panel_or_frame if isinstance(panel_or_frame, Panel) else validate_panel(panel_or_frame, freq=freq)
+        forecaster = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
+    else:
+        forecaster = model
+        spec = None
+        if isinstance(panel_or_frame, Panel):
+            panel = panel_or_frame
+        else:
+            pipe = getattr(forecaster, "pipeline_", None)
+            panel = validate_panel(panel_or_frame, freq=freq if freq is not None else getattr(pipe, "freq", None))
+    asked = list(series) if series is not None else None
+    if asked is not None:
+        missing = [s for s in asked if s not in panel.lengths]
+        if missing:
+            raise InvalidInputError(f"series {missing[:5]} not in the data ({panel.n_series} series, e.g. "
+                                    f"{panel.ids[:3]})", field="series")
+        if not asked:
+            raise InvalidParameterError("series must name at least one series when given", field="series")
+
+    fitted_here = not _is_fitted(forecaster)
+    if fitted_here:
+        forecaster.fit(panel)
+    name = getattr(forecaster, "name", type(forecaster).__name__)
+    alias = getattr(forecaster, "alias", name)
+    doc = _Doc(title=title or f"{name} on {data_name or 'data'}")
+
+    history = None if fitted_here else panel
+    fc, levels_used = _forecast(forecaster, h, history, levels, doc)
+    fc = fc.sort("unique_id", "ds").with_columns((pl.int_range(pl.len()).over("unique_id") + 1).alias("step"))
+    chosen = _choose(fc, alias, levels_used, rules, asked, h, doc)
+
+    season = _season_length(forecaster, panel)
+    spec_dict = _spec_of(forecaster, spec)
+    metrics = _validation(spec_dict, panel, h, levels, season, validation, alias, n_jobs, doc)
+    doc.sections.append(("model-card", "Model card", _model_card(forecaster, spec_dict, panel, data_name, h,
+                                                                 levels_used, season, metrics, fitted_here)))
+    if hasattr(forecaster, "explain"):
+        _shap_sections(doc, forecaster, panel, history, h, chosen)
+    else:
+        _decomposition_section(doc, forecaster, panel, chosen, season)
+    _forecast_section(doc, panel, fc, alias, levels_used, chosen, h, season)
+    return doc
+
+
+def _check_select(select: Sequence[str]) -> list[str]:
+    rules = [select] if isinstance(select, str) else list(select)
+    bad = [r for r in rules if r not in SELECTIONS]
+    if bad:
+        raise InvalidParameterError(f"select must be a subset of {list(SELECTIONS)}, got {bad}", field="select")
+    return list(dict.fromkeys(rules))
+
+
+def _is_fitted(model: Any) -> bool:
+    return any(hasattr(model, a) for a in ("boosters_", "states_", "panel_"))
+
+
+def _forecast(model: Any, h: int, history: Any, levels: tuple[float | int, ...],
+              doc: _Doc) -> tuple[pl.DataFrame, tuple[float | int, ...]]:
+    if levels and not getattr(model, "supports_intervals", True):
+        doc.notes.append(f"model '{model.name}' gives no prediction intervals: forecasts are shown without them")
+        levels = ()
+    try:
+        return model.predict(h, history=history, level=levels), levels
+    except CapabilityError as exc:
+        if not levels:
+            raise
+        doc.notes.append(f"no prediction intervals: {exc.message}")
+        return model.predict(h, history=history), ()
+
+
+def _season_length(model: Any, panel: Panel) -> int:
+    from forecasting.models.registry import default_season_length
+
+    m = getattr(model, "season_length", None)
+    if m is None:
+        m = default_season_length(panel.freq)
+    if isinstance(m, (list, tuple)):
+        m = min(m)
+    return max(1, int(m))
+
+
+def _spec_of(model: Any, spec: Any) -> dict[str, Any]:
+    if spec is not None:
+        import msgspec
+
+        out = msgspec.to_builtins(spec)
+        params = dict(out.get("params") or {})
+        # the parameters the model was built with (defaults and derived season_length included)
+        params.update({k: v for k, v in model.get_params().items() if k not in params})
+        if params.get("season_length") is None and getattr(model, "season_length", None) is not None:
+            params["season_length"] = model.season_length
+        out["params"] = params
+        return out
+    params = dict(model.get_params()) if hasattr(model, "get_params") else {}
+    out: dict[str, Any] = {"name": getattr(model, "name", type(model).__name__), "params": params}
+    fb = getattr(model, "fallback", None)
+    if fb is not None and getattr(fb, "name", None):
+        out["fallback"] = fb.name
+    return out
+
+
+def _choose(fc: pl.DataFrame, alias: str, levels: tuple[float | int, ...], rules: list[str],
+            asked: list[str] | None, h: int, doc: _Doc) -> list[dict[str, Any]]:
+    """Selected forecasts: ``[{unique_id, step, ds, value, why: [...]}]`` (deduplicated, in rule order)."""
+    picks: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def add(row: dict[str, Any], why: str) -> None:
+        key = (row["unique_id"], int(row["step"]))
+        if key not in picks:
+            picks[key] = {"unique_id": row["unique_id"], "step": int(row["step"]), "ds": row["ds"],
+                          "value": float(row[alias]), "why": []}
+        picks[key]["why"].append(why)
+
+    if asked is not None:
+        for uid in asked:
+            part = fc.filter(pl.col("unique_id") == uid)
+            if part.height == 0:
+                doc.notes.append(f"series '{uid}' has no forecast")
+                continue
+            add(part.row(0, named=True), "asked (first step)")
+            if part.height > 1:
+                add(part.row(part.height - 1, named=True), f"asked (step {part.height})")
+        return list(picks.values())
+    for rule in rules:
+        if rule == "largest":
+            add(fc.row(int(fc[alias].arg_max()), named=True), "largest forecast")
+        elif rule == "smallest":
+            add(fc.row(int(fc[alias].arg_min()), named=True), "smallest forecast")
+        elif rule == "most_uncertain":
+            if not levels:
+                doc.notes.append("'most_uncertain' needs prediction intervals; none were computed")
+                continue
+            lv = max(levels)
+            rel = ((pl.col(f"{alias}-hi-{lv}") - pl.col(f"{alias}-lo-{lv}"))
+                   / pl.max_horizontal(pl.col(alias).abs(), pl.lit(1e-12)))
+            widths = fc.select(rel.alias("w"))["w"]
+            add(fc.row(int(widths.arg_max()), named=True), f"most uncertain (widest {_lv(lv)}% interval relative "
+                                                           f"to the forecast: {widths.max():.3g})")
+    return list(picks.values())
+
+
+# ---------------------------------------------------------------------------- model card
+
+
+def _validation(spec: dict[str, Any], panel: Panel, h: int, levels: tuple[float | int, ...], season: int,
+                validation: Any, alias: str, n_jobs: int, doc: _Doc) -> dict[str, Any] | None:
+    if validation is False:
+        return None
+    if isinstance(validation, pl.DataFrame):
+        if validation.height != 1:
+            raise InvalidInputError(f"validation frame must have one row, got {validation.height}", field="validation")
+        return {"source": "given", "metrics": validation.row(0, named=True)}
+    if isinstance(validation, Mapping):
+        return {"source": "given", "metrics": dict(validation)}
+    if validation is not None and validation is not True:
+        raise InvalidParameterError(f"validation must be None, False, a mapping or a one-row frame, got "
+                                    f"{type(validation).__name__}", field="validation")
+    from forecasting.backtest import cross_validation
+    from forecasting.evaluation import evaluate
+
+    try:
+        try:
+            cv = cross_validation(panel, model=spec, h=h, n_windows=1, level=levels, n_jobs=n_jobs)
+        except CapabilityError as exc:
+            if not levels:
+                raise
+            doc.notes.append(f"validation without interval coverage: {exc.message}")
+            levels = ()
+            cv = cross_validation(panel, model=spec, h=h, n_windows=1, n_jobs=n_jobs)
+        out_alias = next(c for c in cv.columns if c not in ("unique_id", "ds", "cutoff", "y") and "-lo-" not in c
+                         and "-hi-" not in c)
+        idx = pl.int_range(pl.len()).over("unique_id")
+        train = panel.frame.filter(idx < pl.len().over("unique_id") - h).select("unique_id", "ds", "y")
+        scores = evaluate(cv.drop("y", "cutoff"), cv.select("unique_id", "ds", "y"), train, models=[out_alias],
+                          season_length=season, level=levels)
+    except ForecastingError as exc:
+        doc.notes.append(f"validation metrics not computed: {exc.message}")
+        return None
+    row = scores.row(0, named=True)
+    keep = {"smape": row["smape"], "mase": row["mase"]}
+    for lv in levels:
+        keep[f"coverage_{_lv(lv)}"] = row.get(f"coverage_{_lv(lv)}", row.get(f"coverage_{lv}"))
+    return {"source": f"last {h} points of each series held out; the spec refitted on the rest "
+                      f"(cross_validation, n_windows=1); MASE with season_length {season}; per series, then averaged "
+                      f"over {panel.n_series} series", "metrics": keep}
+
+
+def _model_card(model: Any, spec: dict[str, Any], panel: Panel, data_name: str | None, h: int,
+                levels: tuple[float | int, ...], season: int, metrics: dict[str, Any] | None, fitted_here: bool) -> str:
+    rows = [("model", spec.get("name", "")), ("output column", getattr(model, "alias", "")),
+            ("family", "global (one model over all series)" if getattr(model, "is_global", False)
+             else "local (one model per series)"),
+            ("explanations", "exact TreeSHAP" if hasattr(model, "explain") else "decomposition (no SHAP values)"),
+            ("fitted", "on this data" if fitted_here else "before the report (loaded or given fitted)"),
+            ("horizon h", str(h)), ("interval levels", ", ".join(f"{_lv(v)}%" for v in levels) or "none")]
+    if spec.get("fallback"):
+        rows.append(("fallback", spec["fallback"]))
+    out = ['<h3>Spec</h3>', _kv_table(rows, tid="spec-table")]
+    params = spec.get("params") or {}
+    prow = [(k, _param_text(v)) for k, v in params.items()]
+    out += ['<h3>Parameters</h3>', _kv_table(prow, tid="params-table", head=("parameter", "value")) if prow
+            else '<p class="muted">no hyperparameters</p>']
+    out += ["<h3>Data</h3>", _data_table(panel, data_name)]
+    fbs = getattr(model, "fallbacks_", None) or []
+    if fbs:
+        out.append(f"<p>{len(fbs)} series used the fallback model: "
+                   + _e("; ".join(f"{f.unique_id}: {f.reason}" for f in fbs[:10])) + "</p>")
+    out.append("<h3>Validation</h3>")
+    if metrics is None:
+        out.append('<p class="muted">not computed (see the notes)</p>')
+    else:
+        names = {"smape": "sMAPE (0-200)", "mase": "MASE"}
+        trs = []
+        for k, v in metrics["metrics"].items():
+            label = names.get(k, k.replace("coverage_", "coverage ") + ("% interval" if k.startswith("coverage_")
+                                                                          else ""))
+            num = _num(v)
+            trs.append(f'<tr><th>{_e(label)}</th><td class="num" id="validation-{_slug(k)}" '
+                       f'data-value="{_e(repr(num))}">{_e(_fmt(num, 3))}</td></tr>')
+        out.append('<table id="validation-table"><tr><th>metric</th><th>value</th></tr>' + "".join(trs) + "</table>")
+        out.append(f'<p class="muted">{_e(metrics["source"])}</p>')
+    out += ["<h3>Library versions</h3>", _kv_table(_versions(), tid="versions-table", head=("library", "version"))]
+    return "\n".join(out)
+
+
+def _data_table(panel: Panel, data_name: str | None) -> str:
+    lengths = list(panel.lengths.values())
+    ds = panel.frame["ds"]
+    first, last = ds.min(), ds.max()
+    tz = f" ({panel.tz})" if panel.tz else ""
+    cells = [data_name or "data", str(panel.n_series), str(panel.frame.height), str(panel.freq),
+             f"{first} to {last}{tz}", f"{min(lengths)} to {max(lengths)}",
+             ", ".join(panel.exog) or "none"]
+    head = ["dataset", "series", "rows", "freq", "ds range", "series length", "exogenous"]
+    return ('<table id="data-table"><tr>' + "".join(f"<th>{_e(x)}</th>" for x in head) + "</tr><tr>"
+            + "".join(f"<td>{_e(x)}</td>" for x in cells) + "</tr></table>")
+
+
+def _versions() -> list[tuple[str, str]]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from forecasting import __version__
+
+    out = [("python", platform.python_version()), ("forecasting", __version__)]
+    for pkg in _VERSIONS:
+        try:
+            out.append((pkg, version(pkg)))
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+# ---------------------------------------------------------------------------- SHAP sections
+
+
+def _shap_sections(doc: _Doc, model: Any, panel: Panel, history: Any, h: int, chosen: list[dict[str, Any]]) -> None:
+    exp = model.explain(h, history=history)
+    n = exp.n_rows
+    where = f"{n} forecasts explained ({panel.n_series} series x {h} steps)"
+    imp = exp.global_importance()
+    top = imp.head(_TOP_FEATURES)
+    # importance over history rows (as the model saw in training), for comparison
+    hist_imp: dict[str, float] = {}
+    if hasattr(model, "global_importance"):
+        try:
+            gi = model.global_importance(panel, max_rows=5000, seed=0)
+            hist_imp = dict(zip(gi["feature"].to_list(), gi["mean_abs_shap"].to_list(), strict=True))
+        except ForecastingError as exc:
+            doc.notes.append(f"importance over the history not computed: {exc.message}")
+    fig = _figure(8, 0.35 * top.height + 1.2)
+    ax = fig.add_subplot()
+    feats = top["feature"].to_list()[::-1]
+    ax.barh(feats, top["mean_abs_shap"].to_list()[::-1], color="#1f77b4")
+    ax.set_xlabel("mean |SHAP value| (units of y)")
+    ax.set_title("Global importance over the forecasts")
+    trs = "".join(f'<tr><td>{_e(f)}</td><td class="num">{_e(_fmt(v))}</td>'
+                  f'<td class="num">{_e(_fmt(hist_imp.get(f)))}</td></tr>'
+                  for f, v in top.iter_rows())
+    body = (f"<p>Mean absolute SHAP value of each feature (exact TreeSHAP, {_e(exp.method)}) over the "
+            f"{_e(where)}; larger means the feature moves the forecasts more, in units of y.</p>"
+            + doc.plot(fig, name="importance", alt=f"Bar chart of mean absolute SHAP value for the top {top.height} "
+                       f"features; the largest is {feats[-1]}")
+            + '<table id="importance-table"><tr><th>feature</th><th>mean |SHAP|, forecasts</th>'
+              f'<th>mean |SHAP|, history rows</th></tr>{trs}</table>'
+            + f'<p class="muted">Additivity (base value + SHAP values = forecast): largest error '
+              f'{_e(_fmt(exp.additivity_error))} (relative {_e(_fmt(exp.additivity_error_relative))}).</p>')
+    doc.sections.append(("global-importance", "Global importance (SHAP)", body))
+
+    doc.sections.append(("beeswarm", "SHAP beeswarm", _beeswarm(doc, exp, top["feature"].to_list(), where)))
+    doc.sections.append(("dependence", "SHAP dependence plots", _dependence(doc, exp, top["feature"].to_list()[:3])))
+    doc.sections.append(("waterfalls", "SHAP waterfalls of selected forecasts", _waterfalls(doc, exp, chosen)))
+
+
+def _beeswarm(doc: _Doc, exp: Any, feats: list[str], where: str) -> str:
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    rng = np.random.default_rng(0)
+    rows = np.arange(exp.n_rows)
+    if len(rows) > _BEESWARM_MAX_ROWS:
+        rows = np.sort(rng.choice(rows, _BEESWARM_MAX_ROWS, replace=False))
+    fig = _figure(9, 0.45 * len(feats) + 1.5)
+    ax = fig.add_subplot()
+    cmap = colormaps["coolwarm"]
+    norm = Normalize(0, 1)
+    sc = None
+    for pos, f in enumerate(reversed(feats)):
+        j = exp.feature_names.index(f)
+        x = exp.values[rows, j]
+        d = exp.data[rows, j]
+        ok = np.isfinite(d)
+        rank = np.full(len(d), np.nan)
+        if ok.sum() > 1:
+            r = np.argsort(np.argsort(d[ok], kind="stable"), kind="stable")
+            rank[ok] = r / (ok.sum() - 1)
+        elif ok.sum() == 1:
+            rank[ok] = 0.5
+        y = pos + _swarm_offsets(x, rng)
+        if (~ok).any():
+            ax.scatter(x[~ok], y[~ok], s=6, color="#9a9a9a", alpha=0.7, linewidths=0)
+        sc = ax.scatter(x[ok], y[ok], s=6, c=rank[ok], cmap=cmap, norm=norm, alpha=0.8, linewidths=0)
+    ax.set_yticks(range(len(feats)), list(reversed(feats)))
+    ax.axvline(0, color="#888", lw=0.8)
+    ax.set_xlabel("SHAP value (units of y): effect on the forecast")
+    ax.set_title("SHAP values per forecast")
+    if sc is not None:
+        cb = fig.colorbar(sc, ax=ax, fraction=0.04, pad=0.01)
+        cb.set_ticks([0, 1], labels=["low", "high"])
+        cb.set_label("feature value (rank within feature)")
+    sampled = f" (a seeded sample of {len(rows)})" if len(rows) < exp.n_rows else ""
+    return (f"<p>Each point is one forecast{_e(sampled)} of the {_e(where)}: its SHAP value for the feature (x) "
+            "coloured by the feature's value, ranked within the feature from low (blue) to high (red); grey = "
+            "missing.</p>" + doc.plot(fig, name="beeswarm", alt=f"Beeswarm plot of SHAP values for the top "
+                                      f"{len(feats)} features, coloured by feature value rank"))
+
+
+def _swarm_offsets(x: np.ndarray, rng: np.random.Generator, width: float = 0.4) -> np.ndarray:
+    """Vertical offsets that spread points of similar x (a cheap beeswarm: wider where denser)."""
+    if len(x) == 0:
+        return np.zeros(0)
+    lo, hi = float(np.min(x)), float(np.max(x))
+    bins = np.clip(((x - lo) / ((hi - lo) or 1.0) * 60).astype(int), 0, 59)
+    counts = np.bincount(bins, minlength=60)
+    dens = counts[bins] / max(counts.max(), 1)
+    return (rng.random(len(x)) - 0.5) * 2 * width * np.sqrt(dens)
+
+
+def _dependence(doc: _Doc, exp: Any, feats: list[str]) -> str:
+    if not feats:
+        return '<p class="muted">no features</p>'
+    fig = _figure(4.2 * len(feats), 3.6)
+    axes = fig.subplots(1, len(feats), squeeze=False)[0]
+    for ax, f in zip(axes, feats, strict=True):
+        j = exp.feature_names.index(f)
+        x, v = exp.data[:, j], exp.values[:, j]
+        flags = (exp.is_forecast_value[:, j] if exp.is_forecast_value is not None else np.zeros(len(x), bool))
+        ax.scatter(x[~flags], v[~flags], s=7, alpha=0.6, color="#1f77b4", linewidths=0, label="observed value")
+        if flags.any():
+            ax.scatter(x[flags], v[flags], s=7, alpha=0.6, color="#ff7f0e", linewidths=0,
+                       label="value from the model's forecast")
+        ax.axhline(0, color="#888", lw=0.8)
+        ax.set_xlabel(f"{f} (feature value)")
+        ax.set_ylabel("SHAP value (units of y)")
+        ax.set_title(f)
+        ax.legend(fontsize=7, loc="best")
+    return ("<p>SHAP value of the three most important features against the feature's value, one point per "
+            "forecast; orange points are lag values that came from the model's own earlier forecasts "
+            "(recursive forecasting). Feature values are on the model's input scale (after the pipeline's per-series "
+            "scaling and differencing).</p>"
+            + doc.plot(fig, name="dependence", alt="Dependence plots (feature value against SHAP value) for "
+                       + ", ".join(feats)))
+
+
+def _waterfalls(doc: _Doc, exp: Any, chosen: list[dict[str, Any]]) -> str:
+    index = {(str(u), int(s)): i for i, (u, s) in enumerate(exp.rows.select("unique_id", "step").iter_rows())}
+    parts = ["<p>Each waterfall starts at the model's base value (the average output the trees start from) and "
+             "adds each feature's SHAP value to reach the forecast. The largest contributions are shown one by "
+             f"one ({_WATERFALL_ROWS} at most), the others summed in one row. "
+             '<span class="label">from forecast</span> marks a lag value that is the model\'s own earlier '
+             "forecast, not an observation. Feature values are as the model sees them (after the pipeline's "
+             "per-series scaling and differencing); SHAP values are in units of y.</p>"]
+    for k, pick in enumerate(chosen, start=1):
+        i = index.get((pick["unique_id"], pick["step"]))
+        if i is None:
+            doc.notes.append(f"no SHAP explanation for series '{pick['unique_id']}' step {pick['step']} (a fallback "
+                             f"model forecast it)")
+            continue
+        parts.append(_waterfall(doc, exp, i, pick, k))
+    return "\n".join(parts)
+
+
+def _waterfall(doc: _Doc, exp: Any, i: int, pick: dict[str, Any], k: int) -> str:
+    vals, data = exp.values[i], exp.data[i]
+    flags = exp.is_forecast_value[i] if exp.is_forecast_value is not None else np.zeros(len(vals), bool)
+    base, output = float(exp.base_values[i]), float(exp.output[i])
+    order = np.argsort(-np.abs(vals), kind="stable")
+    shown, rest = order[:_WATERFALL_ROWS], order[_WATERFALL_ROWS:]
+    other = float(vals[rest].sum()) if len(rest) else None
+    labels, contribs = [], []
+    for j in shown:
+        tag = " (from forecast)" if flags[j] else ""
+        labels.append(f"{exp.feature_names[j]} = {_fmt(data[j])}{tag}")
+        contribs.append(float(vals[j]))
+    if other is not None:
+        labels.append(f"{len(rest)} other features")
+        contribs.append(other)
+    # plot: top row base value, then contributions, then the output
+    n = len(contribs)
+    fig = _figure(9, 0.38 * (n + 2) + 1.3)
+    ax = fig.add_subplot()
+    ypos = np.arange(n + 2)[::-1]
+    cum = base
+    ax.barh(ypos[0], 0, left=base)
+    ax.plot([base], [ypos[0]], marker="D", color="#444")
+    for r, c in enumerate(contribs, start=1):
+        ax.barh(ypos[r], c, left=cum, color="#d62728" if c >= 0 else "#1f77b4", height=0.7)
+        ax.annotate(f"{c:+.4g}", (cum + c, ypos[r]), xytext=(3 if c >= 0 else -3, 0), textcoords="offset points",
+                    va="center", ha="left" if c >= 0 else "right", fontsize=7)
+        ax.plot([cum + c, cum + c], [ypos[r] - 0.35, ypos[r] - 0.65], color="#888", lw=0.7)
+        cum += c
+    ax.plot([output], [ypos[-1]], marker="D", color="#2ca02c")
+    ax.axvline(base, color="#aaa", lw=0.7, ls=":")
+    ax.axvline(output, color="#2ca02c", lw=0.7, ls=":")
+    ax.set_yticks(ypos, [f"base value = {_fmt(base)}", *labels, f"forecast = {_fmt(output)}"], fontsize=8)
+    for t, lab in zip(ax.get_yticklabels()[1:-1], labels, strict=True):
+        if lab.endswith("(from forecast)"):
+            t.set_color("#b35900")
+    ax.set_xlabel("forecast value (units of y)")
+    ax.margins(x=0.15)
+    ds = pick["ds"]
+    ax.set_title(f"series {pick['unique_id']}, step {pick['step']} (ds {ds})", fontsize=10)
+    why = "; ".join(pick["why"])
+    head = (f"<h3>Series {_e(pick['unique_id'])}, step {pick['step']} (ds {_e(str(ds))}): {_e(why)}</h3>")
+    img = doc.plot(fig, name=f"waterfall-{k}", alt=f"Waterfall of SHAP values for series {pick['unique_id']} "
+                   f"step {pick['step']}: base value {_fmt(base)}, forecast {_fmt(output)}")
+    trs = [f'<tr data-kind="base" data-value="{_e(repr(base))}"><td>base value</td><td class="num">'
+           f"{_e(_fmt(base))}</td></tr>"]
+    for lab, c in zip(labels, contribs, strict=True):
+        cls = ' <span class="label">from forecast</span>' if lab.endswith("(from forecast)") else ""
+        text = lab.removesuffix(" (from forecast)")
+        kind = "other" if other is not None and lab is labels[-1] else "contribution"
+        trs.append(f'<tr data-kind="{kind}" data-shap="{_e(repr(c))}"><td>{_e(text)}{cls}</td>'
+                   f'<td class="num">{_e(f"{c:+.6g}")}</td></tr>')
+    trs.append(f'<tr data-kind="output" data-value="{_e(repr(output))}"><th>forecast</th><td class="num">'
+               f"{_e(_fmt(output))}</td></tr>")
+    table = (f'<table class="waterfall-table" id="waterfall-{k}-table" data-series="{_e(pick["unique_id"])}" '
+             f'data-step="{pick["step"]}"><tr><th>row</th><th>SHAP value</th></tr>{"".join(trs)}</table>')
+    return f'{head}<div class="pair">{img}{table}</div>'
+
+
+# ---------------------------------------------------------------------------- decomposition
+
+
+def _decomposition_section(doc: _Doc, model: Any, panel: Panel, chosen: list[dict[str, Any]], season: int) -> None:
+    ids = list(dict.fromkeys(p["unique_id"] for p in chosen)) or panel.ids[:1]
+    values = dict(panel.series_values())
+    parts = ['<p><span class="label">Decomposition (not SHAP)</span> Statistical models have no per-feature '
+             "SHAP values. Each series below is split into trend, seasonal and remainder components; this "
+             "describes the series the model is fitted on, it is not an attribution of the forecast.</p>"]
+    for k, uid in enumerate(ids, start=1):
+        y = values[uid]
+        comps, method = _decompose(model, uid, y, season)
+        tail = min(len(y), max(8 * season, 200))
+        fig = _figure(10, 1.7 * len(comps) + 0.8)
+        axes = fig.subplots(len(comps), 1, sharex=True, squeeze=False)[:, 0]
+        x = panel.frame.filter(pl.col("unique_id") == uid)["ds"].to_numpy()[-tail:]
+        for ax, (cname, arr) in zip(axes, comps.items(), strict=True):
+            ax.plot(x, np.asarray(arr)[-tail:], lw=1, color="#1f77b4" if cname != "remainder" else "#7f7f7f")
+            ax.set_ylabel(cname, fontsize=8)
+        axes[0].set_title(f"Decomposition (not SHAP): series {uid} - {method}", fontsize=10)
+        axes[-1].set_xlabel("ds")
+        parts.append(f"<h3>Decomposition (not SHAP): series {_e(uid)}</h3><p class=\"muted\">{_e(method)}; "
+                     f"last {tail} of {len(y)} observations shown.</p>")
+        parts.append(doc.plot(fig, name=f"decomposition-{k}", alt=f"Decomposition (not SHAP) of series {uid} into "
+                              + ", ".join(comps), caption=f"Decomposition (not SHAP): {method}"))
+    doc.sections.append(("decomposition", "Decomposition (not SHAP)", "\n".join(parts)))
+
+
+def _decompose(model: Any, uid: str, y: np.ndarray, season: int) -> tuple[dict[str, np.ndarray], str]:
+    """Components of one series and a sentence saying how they were computed."""
+    if getattr(model, "name", "") == "mstl":
+        state = getattr(model, "states_", {}).get(uid)
+        if state is None or len(getattr(state, "model_", [])) != len(y):
+            try:
+                state = model._fit_one(y)  # the model's own MSTL on this history
+            except Exception:  # noqa: BLE001 - fall back to the classical decomposition, said in the method text
+                state = None
+        if state is not None and hasattr(state, "model_"):
+            comp = state.model_
+            out = {c: comp[c].to_numpy() for c in comp.columns}
+            out["observed"] = out.pop("data")
+            ordered = {"observed": out.pop("observed"), "trend": out.pop("trend")}
+            rem = out.pop("remainder")
+            ordered.update(out)
+            ordered["remainder"] = rem
+            return ordered, "MSTL's own components (statsforecast MSTL: LOESS trend and seasonal components)"
+    return _classical(y, season, naive2=getattr(model, "name", "") == "naive2")
+
+
+def _classical(y: np.ndarray, m: int, *, naive2: bool = False) -> tuple[dict[str, np.ndarray], str]:
+    from forecasting.decomposition import seasonal_indices, seasonality_test
+
+    n = len(y)
+    if m < 2 or n < 2 * m:
+        w = min(max(3, (n // 10) | 1), n if n % 2 else n - 1) if n >= 3 else 1
+        trend = _centred_ma(y, w)
+        why = "no seasonal period" if m < 2 else f"fewer than two seasons ({n} < {2 * m})"
+        return ({"observed": y, "trend": trend, "remainder": y - trend},
+                f"moving-average trend (window {w}) and remainder; no seasonal component ({why})")
+    trend = _centred_ma(y, m)
+    test = ""
+    if naive2:
+        passed = seasonality_test(y, m)
+        test = (f"; Naive2's 90% autocorrelation test at lag {m} {'passed' if passed else 'failed'}, so Naive2 "
+                f"{'divides by these seasonal indices' if passed else 'does not seasonally adjust this series'}")
+    if np.all(y > 0):
+        seasonal = seasonal_indices(y, m)
+        return ({"observed": y, "trend": trend, "seasonal (index)": seasonal, "remainder (ratio)": y / (trend * seasonal)},
+                f"classical multiplicative decomposition, season length {m} (R decompose; the seasonal indices of "
+                f"the M4 Naive2 benchmark){test}")
+    detr = y - trend
+    n_cycles = -(-n // m)
+    padded = np.full(n_cycles * m, np.nan)
+    padded[:n] = detr
+    figure = np.nanmean(padded.reshape(n_cycles, m), axis=0)
+    figure = figure - figure.mean()
+    seasonal = np.tile(figure, n_cycles)[:n]
+    return ({"observed": y, "trend": trend, "seasonal": seasonal, "remainder": y - trend - seasonal},
+            f"classical additive decomposition, season length {m} (R decompose, additive: the series has values "
+            f"<= 0){test}")
+
+
+def _centred_ma(y: np.ndarray, m: int) -> np.ndarray:
+    """Centred moving average of order ``m`` (2 x m for even ``m``, as R's ``decompose``); NaN at the ends."""
+    n = len(y)
+    w = np.concatenate(([0.5], np.ones(m - 1), [0.5])) / m if m % 2 == 0 else np.ones(m) / m
+    half = (len(w) - 1) // 2
+    out = np.full(n, np.nan)
+    if n >= len(w):
+        out[half:n - half] = np.convolve(y, w, mode="valid")
+    return out
+
+
+# ---------------------------------------------------------------------------- forecasts
+
+
+def _forecast_section(doc: _Doc, panel: Panel, fc: pl.DataFrame, alias: str, levels: tuple[float | int, ...],
+                      chosen: list[dict[str, Any]], h: int, season: int) -> None:
+    from matplotlib import colormaps
+
+    ids = list(dict.fromkeys(p["unique_id"] for p in chosen)) or panel.ids[:1]
+    parts = [f"<p>Each selected series: the last observations, the forecast ({h} steps) and its prediction "
+             "intervals" + (f" ({', '.join(_lv(v) + '%' for v in levels)})" if levels else " (none computed)")
+             + "; selected forecast steps are marked.</p>"]
+    blues = colormaps["Blues"]
+    tail = max(3 * h, 2 * season, 48)
+    for k, uid in enumerate(ids, start=1):
+        hist = panel.frame.filter(pl.col("unique_id") == uid).tail(tail)
+        part = fc.filter(pl.col("unique_id") == uid)
+        fig = _figure(10, 3.6)
+        ax = fig.add_subplot()
+        hx = hist["ds"].to_numpy()
+        if panel.tz and hist.schema["ds"] != part.schema["ds"]:  # forecasts come back in the caller's zone
+            hx = hist.with_columns(pl.col("ds").dt.replace_time_zone("UTC").dt.convert_time_zone(panel.tz)
+                                   .dt.replace_time_zone(None))["ds"].to_numpy()
+        fx = part["ds"].to_numpy()
+        if part.schema["ds"] == pl.Datetime or isinstance(part.schema["ds"], pl.Datetime):
+            fx = part["ds"].dt.replace_time_zone(None).to_numpy()
+        ax.plot(hx, hist["y"].to_numpy(), color="#333", lw=1, label="history")
+        for j, lv in enumerate(sorted(levels, reverse=True)):
+            ax.fill_between(fx, part[f"{alias}-lo-{lv}"].to_numpy(), part[f"{alias}-hi-{lv}"].to_numpy(),
+                            color=blues(0.3 + 0.25 * j), alpha=0.6, linewidth=0, label=f"{_lv(lv)}% interval")
+        ax.plot(fx, part[alias].to_numpy(), color="#1f4e9c", lw=1.5, label=f"forecast ({alias})")
+        marks = [p for p in chosen if p["unique_id"] == uid]
+        for p in marks:
+            xi = fx[p["step"] - 1]
+            ax.plot([xi], [p["value"]], marker="o", color="#d62728", ms=6)
+            ax.annotate(f"step {p['step']}", (xi, p["value"]), xytext=(4, 6), textcoords="offset points", fontsize=7)
+        ax.set_title(f"series {uid}: forecast with intervals", fontsize=10)
+        ax.set_xlabel("ds")
+        ax.set_ylabel("y")
+        ax.legend(fontsize=7, loc="upper left")
+        why = "; ".join(dict.fromkeys(w for p in marks for w in p["why"])) or "first series"
+        parts.append(f"<h3>Series {_e(uid)}: {_e(why)}</h3>")
+        parts.append(doc.plot(fig, name=f"forecast-{k}", alt=f"Forecast plot of series {uid}: last {hist.height} "
+                              f"observations, {h}-step forecast" + (" with prediction intervals" if levels else "")))
+    doc.sections.append(("forecasts", "Forecasts with intervals", "\n".join(parts)))
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _figure(w: float, h: float) -> Any:
+    """A standalone Agg figure (no pyplot, no global figure registry)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, max(h, 1.5)), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in str(text).lower()).strip("-") or "x"
+
+
+def _lv(lv: float | int) -> str:
+    return str(int(lv)) if float(lv).is_integer() else str(lv)
+
+
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _fmt(v: Any, digits: int | None = None) -> str:
+    f = _num(v)
+    if f is None:
+        return "-" if v is None or isinstance(v, (int, float, np.floating)) else str(v)
+    if digits is not None:
+        return f"{f:.{digits}f}"
+    return f"{f:.4g}"
+
+
+def _param_text(v: Any) -> str:
+    if isinstance(v, (dict, list, tuple)):
+        return json.dumps(v, default=str)
+    return "null" if v is None else str(v)
+
+
+def _kv_table(rows: Sequence[tuple[str, str]], *, tid: str, head: tuple[str, str] = ("", "")) -> str:
+    th = f"<tr><th>{_e(head[0])}</th><th>{_e(head[1])}</th></tr>" if any(head) else ""
+    return (f'<table id="{tid}">{th}' + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
+            + "</table>")
