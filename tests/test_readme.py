@@ -183,3 +183,18 @@ def test_readme_train_and_explain_examples(tmp_path: Path):
     # the seasonal lag_12 of step 13 onwards is a value the model forecast itself; not before
     flagged = {int(r["step"]) for r in rows if r["feature"] == "lag_12" and r["is_forecast_value"] == "true"}
     assert flagged == set(range(13, 25))
+
+
+def test_readme_report_example(tmp_path: Path):
+    commands = _commands("forecasting report")
+    assert len(commands) == 1
+    (tmp_path / "datasets").mkdir()
+    shutil.copy(REPO / "datasets" / "air_passengers.csv", tmp_path / "datasets" / "air_passengers.csv")
+    out = subprocess.run(shlex.split(commands[0]), cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
+    assert out.returncode == 0, out.stderr
+    html = (tmp_path / "air_report.html").read_text()
+    for section in ("Model card", "Global importance (SHAP)", "SHAP beeswarm", "SHAP dependence plots",
+                    "SHAP waterfalls of selected forecasts", "Forecasts with intervals"):
+        assert section in html
+    assert "http://" not in html and "https://" not in html and html.count("data:image/png;base64,") >= 5
