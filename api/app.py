@@ -18,10 +18,22 @@ from litestar.params import JSONBody
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
 from api.errors import exception_handlers, problem
-from api.schemas import FallbackOut, ForecastRequest, ForecastResponse, HealthOut, ModelInfo, Problem
+from api.schemas import (
+    CrossValidationRequest,
+    CrossValidationResponse,
+    FallbackOut,
+    ForecastRequest,
+    ForecastResponse,
+    HealthOut,
+    ModelInfo,
+    Problem,
+)
 from api.settings import Settings
 from forecasting import __version__
-from forecasting.service import Limits, forecast
+from forecasting.backtest import cross_validation_metrics
+from forecasting.data import validate_panel
+from forecasting.errors import InvalidParameterError
+from forecasting.service import Limits, check_limits, forecast
 
 __all__ = ["create_app"]
 
@@ -81,8 +93,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
             fallbacks=[FallbackOut(**f.to_dict()) for f in result.fallbacks],
             filled=result.report.to_dict()["filled"], notes=result.notes)
 
+    @post("/v1/cross_validation", tags=["forecast"], summary="Backtest models on rolling origins", status_code=200,
+          sync_to_thread=True, before_request=_require_json, responses=problems)
+    def cross_validation_route(data: JSONBody[CrossValidationRequest]) -> CrossValidationResponse:
+        """Fit each model on the data before each of `n_windows` origins, forecast `h` steps, score every window."""
+        models = [m if isinstance(m, str) else msgspec.structs.asdict(m) for m in data.models]
+        panel = validate_panel(data.data, freq=data.freq)
+        check_limits(panel, limits)
+        if data.h > limits.max_h:
+            raise InvalidParameterError(f"h must be at most {limits.max_h}, got {data.h}", field="h")
+        scores = cross_validation_metrics(panel, models=models, h=data.h, n_windows=data.n_windows,
+                                          step_size=data.step_size, level=data.level, season_length=data.season_length)
+        return CrossValidationResponse(metrics=scores.to_dicts())
+
     return Litestar(
-        route_handlers=[healthz, list_models, forecast_route],
+        route_handlers=[healthz, list_models, forecast_route, cross_validation_route],
         exception_handlers=exception_handlers(settings.max_body_bytes),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-__all__ = ["FallbackOut", "ForecastRequest", "ForecastResponse", "HealthOut", "ModelInfo", "ModelSpecIn", "Problem"]
+__all__ = ["CrossValidationRequest", "CrossValidationResponse", "FallbackOut", "ForecastRequest", "ForecastResponse", "HealthOut", "ModelInfo", "ModelSpecIn", "Problem"]
 
 
 class Problem(msgspec.Struct):
@@ -107,3 +107,26 @@ class HealthOut(msgspec.Struct):
 
     status: Literal["ok"]
     version: str
+
+
+class CrossValidationRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Backtest models on rolling origins and score each window."""
+
+    data: Annotated[Rows | Columns, msgspec.Meta(description="Series in long format, as in POST /v1/forecast.")]
+    h: Annotated[int, msgspec.Meta(description="Steps forecast from each origin.", examples=[12])]
+    models: Annotated[list[str | ModelSpecIn], msgspec.Meta(
+        min_length=1, max_length=8, description="Models to compare (names or spec objects).",
+        examples=[["seasonal_naive", "auto_ets"]])]
+    n_windows: Annotated[int, msgspec.Meta(ge=1, le=20, description="Number of forecast origins.")] = 1
+    step_size: Annotated[Annotated[int, msgspec.Meta(ge=1)] | None, msgspec.Meta(
+        description="Steps between origins (default h).")] = None
+    level: Annotated[list[float], msgspec.Meta(description="Interval levels for coverage and MSIS.")] = []
+    freq: str | int | None = None
+    season_length: Annotated[Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None, msgspec.Meta(
+        description="MASE/MSIS scale lag (default: the frequency's season).")] = None
+
+
+class CrossValidationResponse(msgspec.Struct):
+    """Metrics per model and window (sMAPE 0-200, MASE, MAE, RMSE; coverage and MSIS per level)."""
+
+    metrics: list[dict[str, Any]]

@@ -1,19 +1,50 @@
 """The benchmark harness behind ``forecasting bench``.
 
-For a catalogue dataset, every model is fitted on the training part and forecasts the
-test horizon (the official split where the dataset has one, as M4; otherwise the last
-``h`` observations of each series are held out). Forecasts are scored with the M4
-definitions (:mod:`forecasting.evaluation`): sMAPE, MASE, OWA against Naive2 (always
-computed, whether or not ``naive2`` is in the model list), MAE, RMSE, and coverage and
-MSIS when levels are asked. Fit + predict wall time is measured per model.
+A benchmark is a set of **tasks**: (dataset, model spec, window). Each task fits one model
+on every series of the dataset cut at the window's origin and forecasts ``h`` steps
+(:func:`run_task`); it returns the forecasts with the fit time, the predict time and the
+peak memory of the process that ran it. Windows are rolling origins ``step_size`` steps
+apart; window 0 is the last one, whose test part is each series' last ``h`` observations
+(for M4, whose official test part continues the training series, window 0 is exactly the
+official train/test split), window 1 ends ``step_size`` steps earlier, and so on.
+
+Tasks run in-process (``n_jobs=1``), in worker processes (``engine="local"``, a
+``ProcessPoolExecutor`` of ``n_jobs`` spawned workers, each model fitted with one
+thread/process), or on a Ray cluster (``engine="ray"``; a local instance when no address
+is given). The same :func:`run_task` runs everywhere, so the results are the same.
+
+Each finished task is written to ``store/`` as one Parquet file, atomically (temporary
+file + rename), named by a hash of (dataset fingerprint, canonical model spec, window
+origin, h, levels, series limit, code version). An interrupted run resumes where it
+stopped and a rerun loads what is there instead of recomputing it. The code version is
+``forecasting.__version__`` plus the git commit when the code lives in a git checkout.
+
+Scores are computed from the stored forecasts (:mod:`forecasting.evaluation`, M4
+definitions): sMAPE, MASE, OWA against Naive2 (always computed: a Naive2 task is added
+per window whether or not ``naive2`` is in the model list), MAE, RMSE, and coverage and
+MSIS for each requested level; per window, then averaged over windows (OWA too: the
+mean of the per-window OWAs).
+
+Memory: ``peak_memory_mb`` is the peak resident set size of the process running the task
+during fit + predict, sampled every 5 ms from ``/proc/self/statm`` (elsewhere: the
+process's ``ru_maxrss``). It includes the interpreter and the imported libraries (about
+200-300 MB); ``memory_delta_mb`` is that peak minus the resident size when the task
+started, the memory the task itself needed. In-process runs (``n_jobs=1``) share the
+process with the caller, so the peak there includes the caller's data.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import polars as pl
 
@@ -23,18 +54,67 @@ from forecasting.errors import InvalidParameterError, ModelFitError
 from forecasting.evaluation import evaluate
 from forecasting.models import REGISTRY, ModelSpec, default_season_length, make_model, parse_spec
 
-__all__ = ["BenchResult", "holdout_split", "run_benchmark", "write_results"]
+__all__ = ["BenchData", "BenchResult", "Task", "code_version", "holdout_split", "load_bench_data", "plan_tasks",
+           "run_benchmark", "run_task", "write_results"]
+
+NAIVE2 = "__naive2"
+TIMING_COLUMNS = ("fit_seconds", "predict_seconds", "fit_predict_seconds", "peak_memory_mb", "memory_delta_mb")
 
 
 @dataclass(frozen=True)
 class BenchResult:
-    """Scores per model (``metrics``), the forecasts they were computed from, and notes."""
+    """Scores per model (``metrics``, averaged over windows; ``window_metrics``, per window),
+    the forecasts they were computed from, and notes.
+
+    ``cached`` and ``computed`` count the tasks loaded from the store and run.
+    """
 
     metrics: pl.DataFrame
     forecasts: pl.DataFrame
     notes: list[str] = field(default_factory=list)
+    window_metrics: pl.DataFrame | None = None
+    history: pl.DataFrame | None = None
+    cached: int = 0
+    computed: int = 0
 
 
+@dataclass(frozen=True)
+class BenchData:
+    """A dataset ready to benchmark: every series in full, and how to read it."""
+
+    name: str
+    fingerprint: str  # what identifies the data in the store keys
+    data: pl.DataFrame  # unique_id, ds, y; the test part (if any) appended
+    freq: str | int
+    calendar_freq: str | int
+    h: int
+    season_length: int
+
+
+@dataclass(frozen=True)
+class Task:
+    """One model on one window of one dataset."""
+
+    dataset: str
+    fingerprint: str
+    model: str  # output name (column) of the model in the results
+    spec: str  # canonical JSON of the effective spec (season lengths filled in)
+    window: int  # 0 = the last window
+    offset: int  # observations after the window's origin, counted from each series' end
+    h: int
+    levels: tuple[float, ...]
+    freq: str | int
+    series_limit: int | None
+    version: str
+
+    @property
+    def key(self) -> str:
+        """Store key: a hash of everything the task's output depends on (not its output name)."""
+        ident = {k: v for k, v in asdict(self).items() if k not in ("model", "window", "dataset")}
+        return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+# --------------------------------------------------------------------------- data
 def holdout_split(frame: pl.DataFrame, h: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split each series into its first ``n - h`` rows (train) and last ``h`` rows (test).
 
@@ -54,125 +134,494 @@ def holdout_split(frame: pl.DataFrame, h: int) -> tuple[pl.DataFrame, pl.DataFra
     return frame.filter(idx < size - h), frame.filter(idx >= size - h)
 
 
+def _cut(frame: pl.DataFrame, offset: int, h: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows before the origin (train) and the ``h`` after it (test); ``offset`` rows follow the origin."""
+    idx = pl.int_range(pl.len()).over("unique_id")
+    size = pl.len().over("unique_id")
+    return frame.filter(idx < size - offset), frame.filter((idx >= size - offset) & (idx < size - offset + h))
+
+
+def load_bench_data(dataset: str | None = None, *, input: str | Path | None = None, freq: str | int | None = None,
+                    h: int | None = None, season_length: int | None = None,
+                    series_limit: int | None = None) -> BenchData:
+    """A catalogue dataset (``dataset``) or the user's file (``input`` with ``freq`` and ``h``).
+
+    Raises
+    ------
+    InvalidParameterError
+        Neither or both of ``dataset`` and ``input``; no horizon; a bad ``h``.
+    DatasetError, InvalidInputError
+        From the catalogue or the file's validation.
+    """
+    if (dataset is None) == (input is None):
+        raise InvalidParameterError("give a catalogue dataset (--dataset) or a file (--input), not both or neither",
+                                    field="dataset")
+    if h is not None and (isinstance(h, bool) or not isinstance(h, int) or h < 1):
+        raise InvalidParameterError(f"h must be an integer >= 1, got {h!r}", field="h")
+    if input is not None:
+        from forecasting.service import read_table
+
+        path = Path(input)
+        if h is None:
+            raise InvalidParameterError("a benchmark on your own file needs the horizon: pass --h N", field="h")
+        panel = validate_panel(read_table(path), freq=freq)
+        frame = panel.frame.select("unique_id", "ds", "y")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        name, fingerprint, cal = path.stem, f"file:{digest}:{panel.freq}", panel.freq
+        m = season_length or default_season_length(panel.freq)
+        assert isinstance(m, int)
+        the_freq: str | int = panel.freq
+    else:
+        assert dataset is not None
+        loaded = datasets.load(dataset)
+        info = loaded["info"]
+        if h is None and "h" not in info:
+            raise InvalidParameterError(f"dataset '{dataset}' has no standard horizon; pass h (--h N)", field="h")
+        h = int(h or info["h"])
+        frame = loaded["data"] if "data" in loaded else pl.concat([loaded["train"], loaded["test"]])
+        frame = frame.select("unique_id", "ds", "y").sort("unique_id", "ds")
+        name, fingerprint = dataset, f"catalogue:{dataset}"
+        the_freq, cal = info["freq"], info.get("calendar_freq", info["freq"])
+        m = int(season_length or info["season_length"])
+    if series_limit:
+        keep = frame["unique_id"].unique(maintain_order=True).head(series_limit).to_list()
+        frame = frame.filter(pl.col("unique_id").is_in(keep))
+    return BenchData(name=name, fingerprint=fingerprint, data=frame, freq=the_freq, calendar_freq=cal, h=int(h),
+                     season_length=m)
+
+
+# --------------------------------------------------------------------------- specs and tasks
+def code_version() -> str:
+    """``forecasting.__version__`` plus ``+g<commit>`` when the code is a git checkout."""
+    import forecasting
+
+    version = forecasting.__version__
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
+                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        return f"{version}+g{commit}" if commit else version
+    except (OSError, subprocess.SubprocessError):
+        return version
+
+
+def effective_spec(spec: ModelSpec, *, season_length: int, calendar_freq: str | int) -> ModelSpec:
+    """The spec with the dataset's season length filled in where the spec leaves it out.
+
+    Multi-season models (``mstl``, ``ensemble``) get every conventional period of the
+    calendar frequency (hourly: [24, 168]).
+    """
+    entry = REGISTRY[spec.name]
+    params = dict(spec.params)
+    if "season_length" in entry.params.__struct_fields__ and params.get("season_length") is None:
+        multi = default_season_length(calendar_freq, multiple=True) if entry.multi_season else season_length
+        if entry.multi_season and isinstance(multi, int):
+            multi = season_length
+        params["season_length"] = multi
+    return ModelSpec(name=spec.name, params=params, fallback=spec.fallback)
+
+
+def canonical(spec: ModelSpec) -> str:
+    """JSON of a spec with sorted keys: equal specs give equal strings."""
+    return json.dumps({"name": spec.name, "params": spec.params, "fallback": spec.fallback}, sort_keys=True,
+                      separators=(",", ":"))
+
+
+def _names(specs: Sequence[ModelSpec]) -> list[str]:
+    names: list[str] = []
+    for spec in specs:
+        base = spec.params.get("alias") or spec.name
+        names.append(base if base not in names else f"{base}_{len(names)}")
+    return names
+
+
+def plan_tasks(bench: BenchData, models: Sequence[str], *, windows: int = 1, step_size: int | None = None,
+               level: Sequence[float] = (), series_limit: int | None = None,
+               version: str | None = None) -> tuple[list[Task], list[Task]]:
+    """The model tasks and the Naive2 reference tasks (one per window), in order.
+
+    Raises
+    ------
+    InvalidParameterError
+        No model, ``windows`` or ``step_size`` < 1, or a series too short for the windows.
+    """
+    specs = [parse_spec(m) for m in models]
+    if not specs:
+        raise InvalidParameterError("give at least one model", field="models")
+    if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
+        raise InvalidParameterError(f"windows must be an integer >= 1, got {windows!r}", field="windows")
+    step = bench.h if step_size is None else step_size
+    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+        raise InvalidParameterError(f"step_size must be an integer >= 1, got {step_size!r}", field="step_size")
+    levels = tuple(validate_levels(level))
+    held = bench.h + (windows - 1) * step
+    n = bench.data.group_by("unique_id").len()
+    short = n.filter(pl.col("len") <= held)
+    if short.height:
+        ids = ", ".join(short.sort("len")["unique_id"].head(5).to_list())
+        raise InvalidParameterError(
+            f"h={bench.h} with {windows} window(s) every {step} steps holds out {held} observations, which leaves no "
+            f"training data for series {ids} (lengths <= {held})", field="h")
+    version = version or code_version()
+    effective = [effective_spec(s, season_length=bench.season_length, calendar_freq=bench.calendar_freq) for s in specs]
+    ref = effective_spec(ModelSpec(name="naive2"), season_length=bench.season_length,
+                         calendar_freq=bench.calendar_freq)
+
+    def task(name: str, spec: ModelSpec, w: int) -> Task:
+        return Task(dataset=bench.name, fingerprint=bench.fingerprint, model=name, spec=canonical(spec), window=w,
+                    offset=bench.h + w * step, h=bench.h, levels=levels, freq=bench.freq, series_limit=series_limit,
+                    version=version)
+
+    names = _names(specs)
+    tasks = [task(name, spec, w) for w in range(windows) for name, spec in zip(names, effective, strict=True)]
+    refs = [task(NAIVE2, ref, w) for w in range(windows)]
+    return tasks, refs
+
+
+# --------------------------------------------------------------------------- one task
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class _PeakRSS:
+    """Peak resident set size of this process while the block runs (a 5 ms sampling thread)."""
+
+    def __enter__(self) -> _PeakRSS:
+        self.start = self.peak = _rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+
+def run_task(task: Task, data: pl.DataFrame) -> pl.DataFrame:
+    """Fit the task's model on the window's training part and forecast ``h`` steps.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``h`` rows per series: ``unique_id, ds, mean[, lo-<L>, hi-<L>]`` and, repeated on
+        every row, ``fit_seconds, predict_seconds, peak_memory_mb, memory_delta_mb``.
+
+    Raises
+    ------
+    ForecastingError
+        Whatever the model raises (the task is then not stored).
+    """
+    train, _ = _cut(data, task.offset, task.h)
+    panel = validate_panel(train, freq=task.freq)
+    spec = parse_spec(task.spec)
+    model = make_model(spec, freq=panel.freq, n_jobs=1)
+    with _PeakRSS() as mem:
+        t0 = time.perf_counter()
+        model.fit(panel)
+        t1 = time.perf_counter()
+        out = model.predict(task.h, level=list(task.levels))
+        t2 = time.perf_counter()
+    alias = model.alias
+    out = out.rename({c: "mean" if c == alias else c[len(alias) + 1:] for c in out.columns if c.startswith(alias)})
+    mb = 1024.0 * 1024.0
+    return out.with_columns(pl.lit(t1 - t0).alias("fit_seconds"), pl.lit(t2 - t1).alias("predict_seconds"),
+                            pl.lit(mem.peak / mb).alias("peak_memory_mb"),
+                            pl.lit(max(mem.peak - mem.start, 0) / mb).alias("memory_delta_mb"))
+
+
+def _guarded(task: Task, data: pl.DataFrame) -> pl.DataFrame | ModelFitError:
+    """The Naive2 reference may fail (multiplicative decomposition of non-positive series): return the error."""
+    try:
+        return run_task(task, data)
+    except ModelFitError as exc:
+        return exc
+
+
+# --------------------------------------------------------------------------- store
+class Store:
+    """``DIR/<key>.parquet``, one file per finished task, written atomically."""
+
+    def __init__(self, root: str | Path | None):
+        self.root = Path(root) if root is not None else None
+        if self.root is not None:
+            self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, task: Task) -> Path | None:
+        return None if self.root is None else self.root / f"{task.key}.parquet"
+
+    def load(self, task: Task) -> pl.DataFrame | None:
+        path = self.path(task)
+        if path is None or not path.is_file():
+            return None
+        try:
+            return (pl.read_parquet(path).drop("key", "dataset", "model", "spec", "window", "version", strict=False)
+                    .rechunk())
+        except (OSError, pl.exceptions.ComputeError):  # a damaged file: recompute the task
+            return None
+
+    def save(self, task: Task, frame: pl.DataFrame) -> None:
+        path = self.path(task)
+        if path is None:
+            return
+        tagged = frame.with_columns(pl.lit(task.key).alias("key"), pl.lit(task.dataset).alias("dataset"),
+                                    pl.lit(task.model).alias("model"), pl.lit(task.spec).alias("spec"),
+                                    pl.lit(task.window).alias("window"), pl.lit(task.version).alias("version"))
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+        tagged.write_parquet(tmp)
+        os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- engines
+Engine = Literal["local", "ray"]
+Done = Callable[[Task, pl.DataFrame | ModelFitError], None]
+
+
+def _run_local(todo: list[tuple[Task, Callable[..., Any]]], data: pl.DataFrame, n_jobs: int, done: Done) -> None:
+    if n_jobs == 1 or len(todo) <= 1:
+        for task, fn in todo:
+            done(task, fn(task, data))
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    with ProcessPoolExecutor(max_workers=min(n_jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = {pool.submit(fn, task, data): task for task, fn in todo}
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    done(pending.pop(fut), fut.result())
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+
+def _run_ray(todo: list[tuple[Task, Callable[..., Any]]], data: pl.DataFrame, n_jobs: int, address: str | None,
+             done: Done) -> None:
+    import ray
+
+    started = not ray.is_initialized()
+    ray.init(address=address, num_cpus=None if address else n_jobs, include_dashboard=False, ignore_reinit_error=True,
+             log_to_driver=False)
+    try:
+        data_ref = ray.put(data)
+        remotes = {fn: ray.remote(num_cpus=1, max_retries=0)(fn) for fn in {fn for _, fn in todo}}
+        pending = {remotes[fn].remote(task, data_ref): task for task, fn in todo}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                task = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    for other in pending:
+                        ray.cancel(other)
+                    cause = getattr(exc, "cause", None)
+                    raise (cause if isinstance(cause, BaseException) else exc) from None
+                done(task, result)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# --------------------------------------------------------------------------- scoring
+def _score_window(w: int, results: dict[Task, pl.DataFrame | ModelFitError], tasks: list[Task], ref: Task,
+                  bench: BenchData, levels: Sequence[float], notes: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    train, test = _cut(bench.data, ref.offset, bench.h)
+    base: pl.DataFrame | None = None
+    for task in tasks:
+        out = results[task]
+        assert isinstance(out, pl.DataFrame)
+        cols = [c for c in out.columns if c not in ("unique_id", "ds", *TIMING_COLUMNS)]
+        renamed = out.select("unique_id", "ds", *[pl.col(c).alias(task.model if c == "mean" else f"{task.model}-{c}")
+                                                  for c in cols])
+        base = renamed if base is None else base.join(renamed, on=["unique_id", "ds"], how="left",
+                                                      maintain_order="left")
+    assert base is not None
+    naive2_col: str | None = NAIVE2
+    ref_out = results[ref]
+    if isinstance(ref_out, ModelFitError):
+        naive2_col = None
+        note = f"OWA not computed: the Naive2 benchmark failed ({ref_out.message})"
+        if note not in notes:
+            notes.append(note)
+    else:
+        base = base.join(ref_out.select("unique_id", "ds", pl.col("mean").alias(NAIVE2)), on=["unique_id", "ds"],
+                         how="left", maintain_order="left")
+    base = base.rechunk()
+    test = test.with_columns(pl.col("ds").cast(base.schema["ds"])).rechunk()
+    train = train.rechunk()
+    scores = evaluate(base, test, train, models=[t.model for t in tasks], season_length=bench.season_length,
+                      level=levels, naive2_column=naive2_col)
+    cutoff = train.group_by("unique_id").agg(pl.col("ds").last().alias("cutoff"))
+    forecasts = (test.join(cutoff, on="unique_id").join(base.drop(NAIVE2, strict=False), on=["unique_id", "ds"])
+                 .with_columns(pl.lit(w).alias("window")))
+    forecasts = forecasts.select("unique_id", "ds", "window", "cutoff", "y",
+                                 *[c for c in forecasts.columns if c not in ("unique_id", "ds", "window", "cutoff", "y")])
+    timing = pl.DataFrame([{"model": t.model, **{c: float(results[t][c][0]) for c in TIMING_COLUMNS  # type: ignore[index]
+                                                 if c != "fit_predict_seconds"}} for t in tasks])
+    timing = timing.with_columns((pl.col("fit_seconds") + pl.col("predict_seconds")).alias("fit_predict_seconds"))
+    scores = scores.join(timing, on="model", maintain_order="left").with_columns(pl.lit(w).alias("window"))
+    return scores, forecasts
+
+
 def run_benchmark(
-    dataset: str,
+    dataset: str | None,
     models: Sequence[str],
     *,
     h: int | None = None,
     level: Sequence[float] = (),
     n_jobs: int = 1,
     series_limit: int | None = None,
+    windows: int = 1,
+    step_size: int | None = None,
+    input: str | Path | None = None,
+    freq: str | int | None = None,
+    engine: Engine = "local",
+    ray_address: str | None = None,
+    store: str | Path | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
+    on_task_done: Callable[[Task, bool], None] | None = None,
     on_model_done: Callable[[str, float], None] | None = None,
 ) -> BenchResult:
-    """Fit every model on the dataset's training part and score its test forecasts.
+    """Run every (model, window) task on a dataset and score the forecasts.
 
     Parameters
     ----------
-    dataset : str
-        Catalogue name (``m4_hourly``, ``air_passengers``...).
+    dataset : str, optional
+        Catalogue name (``m4_hourly``, ``air_passengers``...); or give ``input``.
     models : sequence of str
-        Model specs (registry names or JSON specs).
+        Model specs (registry names or JSON specs), ``ensemble`` included.
     h : int, optional
-        Horizon; defaults to the catalogue's (M4 Hourly: 48).
+        Horizon; defaults to the catalogue's (M4 Hourly: 48). Required with ``input``.
     level : numbers in (0, 100)
         Interval levels for coverage and MSIS.
     n_jobs : int
-        Worker processes per model fit.
+        Tasks run at once (-1: one per CPU). 1 runs them in this process.
     series_limit : int, optional
         Keep only the first N series (quick runs).
-    on_model_done : callable(model, seconds), optional
-        Progress callback.
+    windows, step_size : int
+        Rolling origins and the steps between them (default ``h``). Window 0 ends at
+        each series' end (M4: the official test part).
+    input, freq : optional
+        The user's own long-format file instead of a catalogue dataset.
+    engine : {"local", "ray"}; ray_address : str, optional
+        Where tasks run; ``ray`` without an address starts a local Ray instance with
+        ``n_jobs`` CPUs and shuts it down afterwards.
+    store : path, optional
+        Folder of finished tasks (resume and cache). None: nothing is stored.
+    on_plan(total, cached), on_task_done(task, cached), on_model_done(model, seconds)
+        Progress callbacks.
 
     Returns
     -------
     BenchResult
         ``metrics``: ``dataset, model, smape, mase, owa, mae, rmse, [coverage_L, msis_L],
-        fit_predict_seconds``, one row per model.
+        fit_seconds, predict_seconds, fit_predict_seconds, peak_memory_mb,
+        memory_delta_mb, windows``; one row per model, in the order given (seconds
+        summed over windows, memory the maximum). ``window_metrics``: the same per
+        window.
     """
-    specs = [parse_spec(m) for m in models]
-    if not specs:
-        raise InvalidParameterError("give at least one model", field="models")
+    if series_limit is not None and series_limit < 1:
+        raise InvalidParameterError(f"series_limit must be a positive number of series, got {series_limit}",
+                                    field="series_limit")
+    if engine not in ("local", "ray"):
+        raise InvalidParameterError(f"engine must be 'local' or 'ray', got {engine!r}", field="engine")
     levels = validate_levels(level)
-    loaded = datasets.load(dataset)
-    info = loaded["info"]
-    if h is None and "h" not in info:
-        raise InvalidParameterError(f"dataset '{dataset}' has no standard horizon; pass h (--h N)", field="h")
-    if h is not None and (isinstance(h, bool) or not isinstance(h, int) or h < 1):
-        raise InvalidParameterError(f"h must be an integer >= 1, got {h!r}", field="h")
-    horizon = int(h or info["h"])
-    if "train" in loaded and h in (None, info.get("h")):
-        train, test = loaded["train"], loaded["test"]
-    else:
-        full = loaded["data"] if "data" in loaded else pl.concat([loaded["train"], loaded["test"]])
-        train, test = holdout_split(full.select("unique_id", "ds", "y"), horizon)
-    if series_limit:
-        keep = train["unique_id"].unique(maintain_order=True).head(series_limit).to_list()
-        train, test = train.filter(pl.col("unique_id").is_in(keep)), test.filter(pl.col("unique_id").is_in(keep))
-    train, test = train.select("unique_id", "ds", "y"), test.select("unique_id", "ds", "y")
-    season_length = int(info["season_length"])
-    freq = info["freq"]
-    calendar = info.get("calendar_freq", freq)
-    panel = validate_panel(train, freq=freq)
+    bench = load_bench_data(dataset, input=input, freq=freq, h=h, series_limit=series_limit)
+    tasks, refs = plan_tasks(bench, models, windows=windows, step_size=step_size, level=levels,
+                             series_limit=series_limit)
+    n_jobs = (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
+    st = Store(store)
+    results: dict[Task, pl.DataFrame | ModelFitError] = {}
+    todo: list[tuple[Task, Callable[..., Any]]] = []
+    unique: dict[str, Task] = {}
+    for task in [*refs, *tasks]:
+        cached = st.load(task)
+        if cached is not None:
+            results[task] = cached
+        elif task.key not in unique:
+            unique[task.key] = task
+            todo.append((task, _guarded if task.model == NAIVE2 else run_task))
+    cached_n = sum(1 for t in tasks if t in results)
+    if on_plan:
+        on_plan(len(tasks), cached_n)
+    if on_task_done:
+        for t in tasks:
+            if t in results:
+                on_task_done(t, True)
 
-    def fit_predict(spec: ModelSpec) -> tuple[pl.DataFrame, float, str]:
-        entry = REGISTRY[spec.name]
-        params = dict(spec.params)
-        if "season_length" in entry.params.__struct_fields__ and "season_length" not in params:
-            params["season_length"] = (default_season_length(calendar, multiple=True) if entry.multi_season
-                                       else season_length)
-        model = make_model(ModelSpec(name=spec.name, params=params, fallback=spec.fallback), freq=panel.freq,
-                           n_jobs=n_jobs)
-        start = time.perf_counter()
-        out = model.fit(panel).predict(horizon, level=levels)
-        return out, time.perf_counter() - start, model.alias
+    by_key: dict[str, list[Task]] = {}
+    for t in [*refs, *tasks]:
+        by_key.setdefault(t.key, []).append(t)
 
-    columns: list[str] = []
-    seconds: dict[str, float] = {}
-    frames: list[pl.DataFrame] = []
-    names: list[str] = []
-    for spec in specs:
-        out, secs, alias = fit_predict(spec)
-        name = spec.name if spec.name not in names else f"{spec.name}_{len(names)}"
-        renamed = out.rename({c: c.replace(alias, name, 1) for c in out.columns if c.startswith(alias)})
-        frames.append(renamed.drop("unique_id", "ds"))
-        columns.append(name)
-        names.append(name)
-        seconds[name] = secs
-        if on_model_done:
-            on_model_done(name, secs)
-    base = out.select("unique_id", "ds")
-    naive2_col = "naive2" if "naive2" in columns else None
+    def done(task: Task, out: pl.DataFrame | ModelFitError) -> None:
+        if isinstance(out, pl.DataFrame):
+            # one memory layout whatever the source (this process, a worker, Ray, the store): polars' float sums
+            # depend on chunking, and scores must be the same to the last bit
+            out = out.rechunk()
+            st.save(task, out)
+        for same in by_key[task.key]:
+            results[same] = out
+            if same.model != NAIVE2:
+                if on_task_done:
+                    on_task_done(same, False)
+                if on_model_done:
+                    on_model_done(same.model, float(out["fit_seconds"][0] + out["predict_seconds"][0]))  # type: ignore[index]
+
+    if todo:
+        if engine == "ray":
+            _run_ray(todo, bench.data, n_jobs, ray_address, done)
+        else:
+            _run_local(todo, bench.data, n_jobs, done)
+
     notes: list[str] = []
-    if naive2_col is None:
-        try:
-            ref, _, alias = fit_predict(ModelSpec(name="naive2"))
-            frames.append(ref.select(pl.col(alias).alias("__naive2")))
-            naive2_col = "__naive2"
-        except ModelFitError as exc:  # e.g. multiplicative decomposition of non-positive series
-            notes.append(f"OWA not computed: the Naive2 benchmark failed ({exc.message})")
-    forecasts = pl.concat([base, *frames], how="horizontal")
-    test = test.with_columns(pl.col("ds").cast(forecasts.schema["ds"]))
-    scores = evaluate(forecasts, test, train, models=columns, season_length=season_length, level=levels,
-                      naive2_column=naive2_col)
-    metrics = scores.with_columns(
-        pl.lit(dataset).alias("dataset"),
-        pl.col("model").replace_strict(seconds, return_dtype=pl.Float64).alias("fit_predict_seconds"),
-    )
-    metrics = metrics.select("dataset", "model", *[c for c in metrics.columns if c not in ("dataset", "model")])
-    return BenchResult(metrics=metrics, forecasts=forecasts.drop("__naive2", strict=False), notes=notes)
+    per_window, frames = [], []
+    for w, ref in enumerate(refs):
+        scores, fc = _score_window(w, results, [t for t in tasks if t.window == w], ref, bench, levels, notes)
+        per_window.append(scores)
+        frames.append(fc)
+    window_metrics = pl.concat(per_window, how="diagonal_relaxed").with_columns(pl.lit(bench.name).alias("dataset"))
+    window_metrics = window_metrics.select("dataset", "model", "window",
+                                           *[c for c in window_metrics.columns if c not in ("dataset", "model", "window")])
+    score_cols = [c for c in window_metrics.columns if c not in ("dataset", "model", "window", *TIMING_COLUMNS)]
+    metrics = (window_metrics.group_by("dataset", "model", maintain_order=True)
+               .agg(*[pl.col(c).mean() for c in score_cols],
+                    *[pl.col(c).sum() for c in ("fit_seconds", "predict_seconds", "fit_predict_seconds")],
+                    *[pl.col(c).max() for c in ("peak_memory_mb", "memory_delta_mb")],
+                    pl.len().alias("windows")))
+    history = _cut(bench.data, refs[0].offset, 0)[0].group_by("unique_id", maintain_order=True).tail(3 * bench.h)
+    return BenchResult(metrics=metrics, forecasts=pl.concat(frames, how="diagonal_relaxed"), notes=notes,
+                       window_metrics=window_metrics, history=history, cached=cached_n,
+                       computed=len(tasks) - cached_n)
 
 
+# --------------------------------------------------------------------------- output
 def write_results(result: BenchResult, output: str | Path) -> dict[str, Path]:
-    """Write ``metrics.csv``, ``forecasts.parquet`` and ``leaderboard.md`` into ``output``."""
+    """Write ``metrics.csv``, ``metrics_by_window.csv``, ``forecasts.parquet``, ``leaderboard.md`` and
+    ``leaderboard.html`` (self-contained: plots embedded as PNG data) into ``output``."""
+    from benchmarks.leaderboard import markdown_table, write_html
+
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"metrics": out / "metrics.csv", "forecasts": out / "forecasts.parquet", "leaderboard": out / "leaderboard.md"}
+    paths = {"metrics": out / "metrics.csv", "forecasts": out / "forecasts.parquet", "leaderboard": out / "leaderboard.md",
+             "html": out / "leaderboard.html", "window_metrics": out / "metrics_by_window.csv"}
     result.metrics.write_csv(paths["metrics"])
+    if result.window_metrics is not None:
+        result.window_metrics.write_csv(paths["window_metrics"])
     result.forecasts.write_parquet(paths["forecasts"])
-    m = result.metrics.sort("owa", nulls_last=True)
-    cols = [c for c in m.columns if c != "dataset"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in m.select(cols).iter_rows():
-        lines.append("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |")
-    paths["leaderboard"].write_text("\n".join(lines) + "\n")
+    paths["leaderboard"].write_text(markdown_table(result.metrics))
+    write_html(result, paths["html"])
     return paths

@@ -19,7 +19,7 @@ from forecasting.data import Panel, to_caller_tz, validate_h, validate_levels, v
 from forecasting.errors import InsufficientHistoryError, InvalidParameterError
 from forecasting.models.registry import ModelSpec, make_model, parse_spec
 
-__all__ = ["cross_validation"]
+__all__ = ["cross_validation", "cross_validation_metrics"]
 
 
 def cross_validation(
@@ -102,3 +102,62 @@ def cross_validation(
         frames.append(actual.join(cutoff, on="unique_id").join(fc, on=["unique_id", "ds"], how="left")
                       .select("unique_id", "ds", "cutoff", "y", *[c for c in fc.columns if c not in ("unique_id", "ds")]))
     return pl.concat(frames).sort("unique_id", "cutoff", "ds")
+
+
+def cross_validation_metrics(
+    data: Panel | Any,
+    *,
+    models: Sequence[ModelSpec | str | dict[str, Any]],
+    h: int,
+    n_windows: int = 1,
+    step_size: int | None = None,
+    level: Sequence[float] = (),
+    freq: str | int | None = None,
+    season_length: int | None = None,
+    n_jobs: int = 1,
+) -> pl.DataFrame:
+    """Backtest several models and score every window (M4 definitions).
+
+    Parameters
+    ----------
+    models : sequence of specs
+        One or more registry names or specs.
+    season_length : int, optional
+        MASE/MSIS scale lag; defaults to the frequency's season (``default_season_length``).
+    Other parameters as :func:`cross_validation`.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per (model, cutoff): ``model, cutoff, smape, mase, mae, rmse`` and, for each
+        level, ``coverage_<L>`` and ``msis_<L>``; metrics are per series then averaged.
+
+    Raises
+    ------
+    InvalidParameterError
+        No model, or as :func:`cross_validation`.
+    """
+    from forecasting.evaluation import evaluate
+    from forecasting.models.registry import default_season_length
+
+    if not models:
+        raise InvalidParameterError("give at least one model", field="models")
+    panel = data if isinstance(data, Panel) else validate_panel(data, freq=freq)
+    m = season_length or default_season_length(panel.freq)
+    m = m if isinstance(m, int) else 1
+    frames = []
+    for spec_in in models:
+        spec = parse_spec(spec_in)
+        cv = cross_validation(panel, model=spec, h=h, n_windows=n_windows, step_size=step_size, level=level, n_jobs=n_jobs)
+        alias = next(c for c in cv.columns if c not in ("unique_id", "ds", "cutoff", "y") and "-lo-" not in c
+                     and "-hi-" not in c)
+        history = to_caller_tz(panel.frame.select("unique_id", "ds", "y"), panel)
+        for (cutoff,), window in cv.group_by("cutoff", maintain_order=True):
+            per_series_cut = window.select("unique_id", "cutoff").unique()
+            train = history.join(per_series_cut, on="unique_id").filter(pl.col("ds") <= pl.col("cutoff")).drop("cutoff")
+            scores = evaluate(window.drop("cutoff", "y"), window.select("unique_id", "ds", "y"), train,
+                              models=[alias], season_length=m, level=level)
+            frames.append(scores.drop("owa").with_columns(pl.lit(spec.name).alias("model"),
+                                                          pl.lit(cutoff).alias("cutoff")))
+    out = pl.concat(frames, how="diagonal_relaxed")
+    return out.select("model", "cutoff", *[c for c in out.columns if c not in ("model", "cutoff")])

@@ -15,7 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ArtifactIntegrityError",
     "CapabilityError",
+    "ConflictError",
     "DatasetError",
     "ForecastingError",
     "InsufficientHistoryError",
@@ -23,6 +25,7 @@ __all__ = [
     "InvalidParameterError",
     "ModelFitError",
     "NotFittedError",
+    "NotFoundError",
     "TimeLimitError",
     "UnknownModelError",
 ]
@@ -91,3 +94,27 @@ class DatasetError(ForecastingError):
 
 class TimeLimitError(ForecastingError):
     """The work asked for did not finish within the allowed time (``details["limit_seconds"]``)."""
+
+
+class NotFoundError(ForecastingError, LookupError):
+    """A named thing (a registered model, version, alias or job) does not exist for this tenant.
+
+    Another tenant's model or job is "not found" too, never "forbidden", so that names do
+    not leak across tenants. ``field`` names what was looked up (``"model"``, ``"job_id"``).
+    """
+
+
+class ConflictError(ForecastingError):
+    """The request conflicts with the current state: deleting a version an alias points to,
+    cancelling a job that has already finished, registering a name that is taken.
+    ``details`` names what it conflicts with (``{"aliases": [...]}``, ``{"state": ...}``).
+    """
+
+
+class ArtifactIntegrityError(ForecastingError):
+    """A stored model artifact no longer matches the sha256 digest recorded when it was
+    registered (a file changed, is missing or was added); it is refused, never loaded.
+
+    This is the server's problem, not the caller's: ``details`` names the ``file``, the
+    ``expected`` and ``actual`` digests and the artifact ``path``.
+    """

@@ -21,7 +21,7 @@ from forecasting.errors import InvalidInputError, InvalidParameterError
 from forecasting.models.base import Fallback
 from forecasting.models.registry import ModelSpec, make_model, parse_spec
 
-__all__ = ["ForecastResult", "Limits", "forecast", "read_table", "write_table"]
+__all__ = ["ForecastResult", "Limits", "check_limits", "forecast", "read_table", "write_table"]
 
 
 @dataclass(frozen=True)
@@ -127,12 +127,7 @@ def forecast(
     levels = validate_levels(level)
     spec = parse_spec(model)
     panel = validate_panel(data, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps)
-    if panel.frame.height > limits.max_rows:
-        raise InvalidInputError(f"data has {panel.frame.height} rows; the limit is {limits.max_rows}", field="data",
-                                details={"limit": limits.max_rows})
-    if panel.n_series > limits.max_series:
-        raise InvalidInputError(f"data has {panel.n_series} series; the limit is {limits.max_series}", field="data",
-                                details={"limit": limits.max_series})
+    check_limits(panel, limits)
     forecaster = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
     notes = list(panel.report.notes)
     params = forecaster.get_params()
@@ -160,6 +155,22 @@ def forecast(
         h, level=levels)
     return ForecastResult(forecasts=frame, spec=spec, alias=forecaster.alias, panel=panel, level=levels,
                           fallbacks=list(forecaster.fallbacks_), notes=notes)
+
+
+def check_limits(panel: Panel, limits: Limits) -> None:
+    """Refuse panels above the row or series limits.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the count and the limit.
+    """
+    if panel.frame.height > limits.max_rows:
+        raise InvalidInputError(f"data has {panel.frame.height} rows; the limit is {limits.max_rows}", field="data",
+                                details={"limit": limits.max_rows})
+    if panel.n_series > limits.max_series:
+        raise InvalidInputError(f"data has {panel.n_series} series; the limit is {limits.max_series}", field="data",
+                                details={"limit": limits.max_series})
 
 
 _READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}

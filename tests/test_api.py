@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -600,3 +601,28 @@ def test_xgboost_with_future_exogenous_values(client: TestClient) -> None:
     answer = ok(client, body)
     assert [r["ds"] for r in answer["forecasts"]] == [60, 61, 62]
     assert all(isinstance(r["XGBoost"], float) for r in answer["forecasts"])
+
+
+def test_cross_validation_scores_every_window(client: TestClient) -> None:
+    """Seasonal naive from cutoff 1959-06: Jul-Dec 1958 forecasts Jul-Dec 1959, MAE 56.33 by hand."""
+    from forecasting.datasets import load_air_passengers
+
+    air = load_air_passengers().with_columns(pl.col("ds").dt.strftime("%Y-%m-%d"))
+    body = {"data": air.to_dict(as_series=False), "h": 6, "n_windows": 3, "models": ["seasonal_naive", "naive"],
+            "level": [80]}
+    response = client.post("/v1/cross_validation", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    rows = answer["metrics"]
+    assert len(rows) == 6 and {r["model"] for r in rows} == {"seasonal_naive", "naive"}
+    first = next(r for r in rows if r["model"] == "seasonal_naive" and r["cutoff"].startswith("1959-06-01"))
+    assert first["mae"] == pytest.approx((57 + 54 + 59 + 48 + 52 + 68) / 6)
+    assert 0 <= first["coverage_80"] <= 1
+
+
+def test_cross_validation_rejections(client: TestClient) -> None:
+    data = {"unique_id": ["a"] * 20, "ds": list(range(20)), "y": [float(i) for i in range(20)]}
+    r = client.post("/v1/cross_validation", json={"data": data, "h": 5, "n_windows": 4, "models": ["naive"]})
+    problem(r, 422, "data", "too short for 4 windows")
+    r = client.post("/v1/cross_validation", json={"data": data, "h": 2, "models": []})
+    problem(r, 400, "models")

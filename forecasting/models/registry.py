@@ -122,6 +122,25 @@ class XGBoostParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
     seed: int = 0
 
 
+#: Default ensemble members: the two strongest single models on M4 Hourly (xgboost OWA 0.441,
+#: mstl 0.604) and a cheap, robust statistical third (see forecasting.models.ensemble).
+DEFAULT_ENSEMBLE_MEMBERS: tuple[str, ...] = ("xgboost", "mstl", "dynamic_optimized_theta")
+
+
+class EnsembleParams(_Params, kw_only=True, forbid_unknown_fields=True):
+    """``members``: specs combined; ``method``: ``median`` or ``weighted`` (1 / validation error).
+
+    See :class:`forecasting.models.ensemble.EnsembleForecaster`.
+    """
+
+    members: Annotated[list[str | dict[str, Any]], msgspec.Meta(min_length=2, max_length=10)] = msgspec.field(
+        default_factory=lambda: list(DEFAULT_ENSEMBLE_MEMBERS))
+    method: Literal["median", "weighted"] = "median"
+    validation_h: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
+    validation_metric: Literal["smape", "mase"] = "smape"
+    season_length: SeasonLength | Annotated[list[SeasonLength], msgspec.Meta(min_length=1, max_length=4)] | None = None
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One registered model: name, parameter type, adapter location and description."""
@@ -155,6 +174,8 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
     ModelEntry("xgboost", XGBoostParams, "forecasting.models.xgb:XGBoostForecaster",
                "global gradient-boosted trees over lag/rolling/calendar features, conformal intervals",
                family="machine-learning"),
+    ModelEntry("ensemble", EnsembleParams, "forecasting.models.ensemble:EnsembleForecaster",
+               "median or validation-weighted combination of member models", family="combination", multi_season=True),
 ]}
 
 

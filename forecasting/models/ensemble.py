@@ -1,0 +1,289 @@
+"""Forecast combination: the median or a validation-weighted mean of member models.
+
+Combining forecasts is one of the most reliable ways to improve accuracy (Bates &
+Granger 1969; Makridakis, Spiliotis & Assimakopoulos 2020, the M4 competition, where 12
+of the 17 most accurate methods were combinations). Two rules:
+
+``median``
+    Per step, the median of the members' point forecasts (Stock & Watson 2004; robust
+    to one member going astray). No validation fit.
+``weighted``
+    Per step, ``sum_i w_i * f_i`` with ``w_i`` proportional to ``1 / e_i``, where
+    ``e_i`` is member ``i``'s sMAPE (or MASE) on a held-out window: each member is
+    fitted on every series minus its last ``validation_h`` observations, forecasts
+    those ``validation_h`` steps, and is scored (mean over the series long enough for
+    every member), then refitted on the full history. One weight per member, shared by
+    all series (per-series weights from one window are too noisy). Costs two fits per
+    member.
+
+Intervals are a heuristic: the median (``median``) or the same weighted mean
+(``weighted``, weights renormalised) of the members' bounds, level by level, over the
+members that can give intervals for these series (xgboost cannot when no series is long
+enough to calibrate its conformal intervals; ``interval_members_`` lists those used),
+then widened where needed so that lo <= point <= hi. Both keep the bounds nested
+(lo-95 <= lo-80 <= point <= hi-80 <= hi-95) but carry no coverage guarantee; check
+coverage with ``forecasting bench --level``.
+
+Short series follow the members: without a ``fallback`` a series shorter than the
+longest member minimum is an ``InsufficientHistoryError``; with one, every member hands
+its too-short (or failed) series to that fallback, and the series are listed in
+``fallbacks_``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import polars as pl
+
+from forecasting.data import Panel, check_min_length, level_columns, validate_h, validate_levels
+from forecasting.errors import CapabilityError, InvalidParameterError, NotFittedError
+from forecasting.models.base import Fallback, as_panel
+from forecasting.models.registry import DEFAULT_ENSEMBLE_MEMBERS
+
+__all__ = ["DEFAULT_MEMBERS", "EnsembleForecaster"]
+
+DEFAULT_MEMBERS = DEFAULT_ENSEMBLE_MEMBERS
+
+
+def _drop_last(panel: Panel, k: int, keep: Sequence[str]) -> Panel:
+    """The panel restricted to ``keep`` without each series' last ``k`` observations."""
+    sub = panel.subset(keep)
+    idx = pl.int_range(pl.len()).over("unique_id")
+    frame = sub.frame.filter(idx < pl.len().over("unique_id") - k)
+    return Panel(frame=frame, freq=sub.freq, lengths={u: n - k for u, n in sub.lengths.items()}, tz=sub.tz,
+                 ds_kind=sub.ds_kind, exog=sub.exog, month_end=sub.month_end, report=sub.report)
+
+
+def _last(panel: Panel, k: int, keep: Sequence[str]) -> pl.DataFrame:
+    sub = panel.frame.filter(pl.col("unique_id").is_in(list(keep)))
+    idx = pl.int_range(pl.len()).over("unique_id")
+    return sub.filter(idx >= pl.len().over("unique_id") - k).select("unique_id", "ds", "y")
+
+
+def validation_error(actual: np.ndarray, forecast: np.ndarray, ids: np.ndarray, *, metric: str = "smape",
+                     scale: dict[str, float] | None = None) -> float:
+    """Mean over series of the per-series sMAPE (0-200) or MASE of aligned arrays of shape (n,)."""
+    frame = pl.DataFrame({"unique_id": ids, "y": actual, "f": forecast})
+    err = (pl.col("y") - pl.col("f")).abs()
+    if metric == "smape":
+        den = pl.col("y").abs() + pl.col("f").abs()
+        per = frame.group_by("unique_id").agg(pl.when(den > 0).then(200.0 * err / den).otherwise(0.0).mean().alias("e"))
+    else:
+        assert scale is not None
+        per = frame.group_by("unique_id").agg(err.mean().alias("e"))
+        per = per.with_columns(pl.col("e") / pl.col("unique_id").replace_strict(scale, return_dtype=pl.Float64))
+    return float(per["e"].mean())
+
+
+class EnsembleForecaster:
+    """Median or validation-weighted combination of registry models.
+
+    Parameters
+    ----------
+    members : list of specs
+        Registry names or spec dicts (at least 2). A member without ``season_length``
+        gets the ensemble's (the first period for single-season models, all of them for
+        ``mstl``).
+    method : {"median", "weighted"}
+    validation_h : int, optional
+        Held-out steps per series for the weights (``weighted`` only); default two
+        seasons (48 for hourly data, the M4 Hourly horizon), at least 6.
+    validation_metric : {"smape", "mase"}
+    season_length : int or list of int
+        Steps per season, passed down to members.
+    """
+
+    name: ClassVar[str] = "ensemble"
+    default_alias: ClassVar[str] = "Ensemble"
+    supports_intervals: ClassVar[bool] = True
+    supports_exog: ClassVar[bool] = False
+    is_global: ClassVar[bool] = False
+
+    def __init__(self, *, members: Sequence[Any] = DEFAULT_MEMBERS, method: str = "median",
+                 validation_h: int | None = None, validation_metric: str = "smape",
+                 season_length: int | list[int] = 1, alias: str | None = None, fallback: Any = None, n_jobs: int = 1):
+        self.members = list(members)
+        self.method = method
+        self.validation_h = validation_h
+        self.validation_metric = validation_metric
+        self.season_length = season_length
+        self.alias = alias or self.default_alias
+        self.fallback = fallback
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ members
+    def _member_specs(self) -> list[Any]:
+        from forecasting.models.registry import REGISTRY, ModelSpec, parse_spec
+
+        if len(self.members) < 2:
+            raise InvalidParameterError(f"an ensemble needs at least 2 members, got {len(self.members)}",
+                                        field="model.params.members")
+        seasons = self.season_length if isinstance(self.season_length, list) else [self.season_length]
+        specs = []
+        for m in self.members:
+            spec = parse_spec(m)
+            if spec.name == "ensemble":
+                raise InvalidParameterError("an ensemble member cannot itself be an ensemble",
+                                            field="model.params.members")
+            params = dict(spec.params)
+            entry = REGISTRY[spec.name]
+            if "season_length" in entry.params.__struct_fields__ and params.get("season_length") is None:
+                params["season_length"] = list(seasons) if entry.multi_season else seasons[0]
+            fallback = spec.fallback
+            if fallback is None and self.fallback is not None and self.fallback.name != spec.name:
+                fallback = self.fallback.name
+            specs.append(ModelSpec(name=spec.name, params=params, fallback=fallback))
+        return specs
+
+    def _build(self) -> list[Any]:
+        from forecasting.models.registry import make_model
+
+        return [make_model(s, n_jobs=self.n_jobs) for s in self._member_specs()]
+
+    @property
+    def min_train_length(self) -> int:
+        """The longest minimum among the members."""
+        return max(m.min_train_length for m in self._build())
+
+    @property
+    def resolved_validation_h(self) -> int:
+        """Held-out steps used for the weights."""
+        if self.validation_h is not None:
+            return self.validation_h
+        first = self.season_length[0] if isinstance(self.season_length, list) else self.season_length
+        return max(2 * first, 6)
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters (JSON-serialisable)."""
+        return {"members": [m if isinstance(m, str) else json.loads(json.dumps(m, default=str)) for m in self.members],
+                "method": self.method, "validation_h": self.validation_h, "validation_metric": self.validation_metric,
+                "season_length": self.season_length}
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> Self:
+        """Fit every member (and, for ``weighted``, score each on a held-out window first).
+
+        Raises
+        ------
+        InsufficientHistoryError
+            Series shorter than the longest member minimum (without a ``fallback``).
+        CapabilityError
+            Exogenous columns or static features (the combination uses none).
+        ModelFitError
+            A member failed (without a ``fallback``).
+        """
+        panel = as_panel(panel)
+        if panel.exog:
+            raise CapabilityError(
+                f"model '{self.name}' does not use exogenous columns; drop {', '.join(panel.exog)} or choose a model "
+                f"that supports them", field="data")
+        if static is not None:
+            raise CapabilityError(f"model '{self.name}' does not use static features", field="static")
+        if self.method not in ("median", "weighted"):
+            raise InvalidParameterError(f"method must be 'median' or 'weighted', got {self.method!r}",
+                                        field="model.params.method")
+        members = self._build()
+        minimum = max(m.min_train_length for m in members)
+        check_min_length(panel, minimum, model=self.name, fallback=self.fallback.name if self.fallback else None)
+        self.validation_errors_: list[float] | None = None
+        if self.method == "weighted":
+            self.validation_errors_ = self._validation_errors(panel, minimum)
+            inv = np.array([1.0 / max(e, 1e-12) if np.isfinite(e) else 0.0 for e in self.validation_errors_])
+            self.weights_ = (inv / inv.sum()) if inv.sum() > 0 else np.full(len(members), 1.0 / len(members))
+        else:
+            self.weights_ = None
+        self.members_ = [m.fit(panel) for m in members]
+        seen: dict[str, Fallback] = {}
+        for m in self.members_:
+            for fb in getattr(m, "fallbacks_", []):
+                seen.setdefault(fb.unique_id, fb)
+        self.fallbacks_ = list(seen.values())
+        self.panel_ = panel
+        return self
+
+    def _validation_errors(self, panel: Panel, minimum: int) -> list[float]:
+        k = self.resolved_validation_h
+        keep = [u for u, n in panel.lengths.items() if n >= k + minimum]
+        if not keep:  # no series long enough to score on: equal weights
+            return [1.0] * len(self.members)
+        train = _drop_last(panel, k, keep)
+        actual = _last(panel, k, keep).sort("unique_id", "ds")
+        scale = None
+        if self.validation_metric == "mase":
+            m = self.season_length[0] if isinstance(self.season_length, list) else self.season_length
+            lag = m if all(n > m for n in train.lengths.values()) else 1
+            scale = {r[0]: r[1] for r in train.frame.group_by("unique_id").agg(
+                (pl.col("y") - pl.col("y").shift(lag)).abs().mean().fill_null(0.0)).iter_rows()}
+            scale = {u: (s if s and s > 0 else 1.0) for u, s in scale.items()}
+        errors = []
+        for member in self._build():
+            fc = member.fit(train).predict(k)
+            joined = actual.join(fc.rename({member.alias: "__f"}).select("unique_id", "__f",
+                                                                          pl.col("ds").cast(actual.schema["ds"])),
+                                 on=["unique_id", "ds"], how="left")
+            errors.append(validation_error(joined["y"].to_numpy(), joined["__f"].to_numpy(),
+                                           joined["unique_id"].to_numpy(), metric=self.validation_metric, scale=scale))
+        return errors
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, h: int, *, history: Panel | Any | None = None, X_future: pl.DataFrame | None = None,
+                level: Sequence[float] = ()) -> pl.DataFrame:
+        """Combine the members' forecasts: ``unique_id, ds, <alias>[, <alias>-lo-<L>, <alias>-hi-<L>]``.
+
+        ``history`` refits every member on it (as the local models do).
+
+        Raises
+        ------
+        NotFittedError, CapabilityError, InvalidParameterError
+        """
+        if history is not None:
+            return self.fit(as_panel(history, freq=getattr(self, "panel_", None) and self.panel_.freq)).predict(
+                h, X_future=X_future, level=level)
+        if not hasattr(self, "members_"):
+            raise NotFittedError(f"model '{self.name}' is not fitted: call fit(panel) before predict(h)")
+        h = validate_h(h)
+        levels = validate_levels(level)
+        if X_future is not None:
+            raise CapabilityError(f"model '{self.name}' does not use exogenous columns, so X_future is not accepted",
+                                  field="X_future")
+        outs, with_bounds = [], []
+        for m in self.members_:
+            try:
+                outs.append(m.predict(h, level=levels))
+                with_bounds.append(True)
+            except CapabilityError:  # e.g. xgboost: series too short to calibrate its conformal intervals
+                if not levels:
+                    raise
+                outs.append(m.predict(h))
+                with_bounds.append(False)
+        if levels and not any(with_bounds):
+            raise CapabilityError(f"model '{self.name}': no member could give prediction intervals; ask without level",
+                                  field="level")
+        base = outs[0].select("unique_id", "ds")
+        # members order their rows alike, except around fallbacks: align on the keys
+        outs = [base.join(o, on=["unique_id", "ds"], how="left", maintain_order="left") for o in outs]
+        self.interval_members_ = [m.name for m, b in zip(self.members_, with_bounds, strict=True) if b]
+        point = self._combine([o[m.alias].to_numpy() for o, m in zip(outs, self.members_, strict=True)],
+                              [True] * len(outs))
+        columns = {self.alias: point}
+        for suffix in [c[len(self.default_alias):] for c in level_columns(self.default_alias, levels)]:
+            bound = self._combine([o[m.alias + suffix].to_numpy() if b else None
+                                   for o, m, b in zip(outs, self.members_, with_bounds, strict=True)], with_bounds)
+            # the point may fall outside bounds combined from fewer members: keep lo <= point <= hi
+            columns[self.alias + suffix] = np.minimum(bound, point) if "-lo-" in suffix else np.maximum(bound, point)
+        return base.with_columns([pl.Series(k, v, dtype=pl.Float64) for k, v in columns.items()])
+
+    def _combine(self, arrays: list[np.ndarray | None], use: list[bool]) -> np.ndarray:
+        stack = np.column_stack([a for a, u in zip(arrays, use, strict=True) if u])
+        if self.weights_ is None:
+            return np.median(stack, axis=1)
+        w = np.asarray([wt for wt, u in zip(self.weights_, use, strict=True) if u])
+        return stack @ (w / w.sum())
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
