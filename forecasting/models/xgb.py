@@ -120,6 +120,8 @@ class XGBoostForecaster:
     features : FeatureSpec or dict, optional
         Feature spec; defaults to :func:`forecasting.features.default_features`, with
         any exogenous columns of the data as future-known inputs.
+    recent_lags : bool
+        With the default features, also lags 1 .. season_length-1 (ignored with ``features``).
     strategy : {"recursive", "direct"}
     step_group_size : int
         Direct strategy: steps per model (1 = one model per step).
@@ -141,7 +143,8 @@ class XGBoostForecaster:
     is_global: ClassVar[bool] = True
 
     def __init__(self, *, season_length: int = 1, features: FeatureSpec | dict[str, Any] | None = None,
-                 strategy: str = "recursive", step_group_size: int = 1, horizon: int | None = None,
+                 recent_lags: bool = False, strategy: str = "recursive", step_group_size: int = 1,
+                 horizon: int | None = None,
                  n_estimators: int = 300, learning_rate: float = 0.05, max_depth: int = 7,
                  min_child_weight: float = 1.0, subsample: float = 0.8, colsample_bytree: float = 0.8,
                  reg_lambda: float = 1.0, objective: str = "reg:squarederror", conformal_windows: int = 1,
@@ -149,6 +152,7 @@ class XGBoostForecaster:
                  n_jobs: int = 1):
         self.season_length = season_length
         self.features = (msgspec.convert(features, FeatureSpec) if isinstance(features, dict) else features)
+        self.recent_lags = recent_lags
         self.strategy = strategy
         self.step_group_size = step_group_size
         self.horizon = horizon
@@ -167,6 +171,7 @@ class XGBoostForecaster:
         """Hyperparameters (JSON-serialisable)."""
         return {"season_length": self.season_length,
                 "features": msgspec.to_builtins(self.features) if self.features is not None else None,
+                "recent_lags": self.recent_lags,
                 "strategy": self.strategy, "step_group_size": self.step_group_size, "horizon": self.horizon,
                 "n_estimators": self.n_estimators, "learning_rate": self.learning_rate, "max_depth": self.max_depth,
                 "min_child_weight": self.min_child_weight, "subsample": self.subsample,
@@ -183,7 +188,7 @@ class XGBoostForecaster:
         """Observations a series needs: the pipeline's lookback + 1 (known after fit; else from the default spec)."""
         if hasattr(self, "pipeline_"):
             return self.pipeline_.min_length
-        spec = self.features or default_features(self.season_length)
+        spec = self.features or default_features(self.season_length, recent_lags=self.recent_lags)
         return FeaturePipeline(spec=spec, freq=1).min_length
 
     def _xgb_params(self, device: str) -> dict[str, Any]:
@@ -206,7 +211,7 @@ class XGBoostForecaster:
             Exogenous/static columns that do not match the feature spec.
         """
         panel = as_panel(panel)
-        spec = self.features or default_features(self.season_length, freq=panel.freq)
+        spec = self.features or default_features(self.season_length, freq=panel.freq, recent_lags=self.recent_lags)
         if self.features is None and panel.exog:
             spec = msgspec.structs.replace(spec, future_exog=list(panel.exog))
         unused = [c for c in panel.exog if c not in spec.future_exog and c not in spec.hist_exog]

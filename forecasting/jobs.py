@@ -1,0 +1,624 @@
+"""Training jobs: models are trained in worker processes, never on the caller's thread.
+
+:class:`JobRunner` records a job (``queued``), persists the training data to
+``<artifacts_dir>/_jobs/<id>/data.parquet`` and hands the work to a
+``ProcessPoolExecutor`` (spawn context, so a worker never inherits the API's event
+loop, threads or open connections). The worker opens the registry database itself,
+marks the job ``running`` and writes its progress there:
+
+====  =====================================================================
+0.1   data validated (forecast: :func:`~forecasting.data.validate_panel`)
+0.3   validation metrics measured (held-out last ``h`` steps / k-fold)
+0.5   model fitted on all the data
+0.9   artifact saved to a temporary folder
+1.0   version registered (by the parent process), job ``succeeded``
+====  =====================================================================
+
+Failures are caught in the worker and the job is marked ``failed`` with the library
+error's message (and the field it names); unexpected exceptions are reported as
+``internal error: <type>: <message>``.
+
+Cancellation is cooperative: :meth:`JobRunner.cancel` marks a ``queued`` or
+``running`` job ``cancelled`` at once; a queued job never starts, and a running worker
+checks the flag between steps (before fitting, after fitting, after saving) and stops
+there, registering nothing. A fit in progress is not interrupted (worker processes are
+shared, and terminating one would break the pool for the other jobs); the time limit
+(``time_limit_s``) bounds it instead: it is given to the forecaster as its deadline
+(XGBoost stops with :class:`~forecasting.errors.TimeLimitError`) and checked between
+steps.
+
+Restarts: :meth:`JobRunner.recover` (call it once at startup, before submitting) marks
+every job left ``queued`` or ``running`` by a previous process ``failed`` with
+``"interrupted by a restart"`` -- they are not re-queued: the caller resubmits, and
+nothing ever stays silently "running". Their data files and half-registered versions
+are removed.
+
+What gets registered
+--------------------
+* global forecasters that can be saved (``xgboost``): the fitted artifact;
+* tabular models (:class:`~forecasting.tabular.TabularModel`, xgboost or linear): the artifact;
+* statistical forecasters (``auto_ets``, ``mstl``...): the spec only, with the data
+  fingerprint and validation metrics; they refit on the history given at forecast time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import multiprocessing
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from forecasting.errors import (
+    CapabilityError,
+    ConflictError,
+    ForecastingError,
+    InvalidInputError,
+    InvalidParameterError,
+    TimeLimitError,
+)
+from forecasting.registry import TERMINAL_STATES, JobInfo, Registry, validate_name
+
+__all__ = ["JobRunner", "data_fingerprint", "default_validation_h"]
+
+_DATA_FILE = "data.parquet"
+_JOBS_DIR = "_jobs"
+_TABULAR_KEYS = {"kind", "algorithm", "params", "device", "seed", "handle_unknown", "n_jobs"}
+
+
+def default_validation_h(season_length: int | list[int] | None) -> int:
+    """Held-out steps when ``h`` is not given: two seasons, or 14 without a season (as XGBoost's calibration)."""
+    m = max(season_length) if isinstance(season_length, list) else (season_length or 1)
+    return 2 * m if m > 1 else 14
+
+
+def data_fingerprint(frame: pl.DataFrame, *, freq: str | int | None = None, series: bool = True) -> dict[str, Any]:
+    """What a model was trained on, compactly: enough to tell two training sets apart.
+
+    Parameters
+    ----------
+    frame : pl.DataFrame
+        The validated training frame (forecast: a panel's frame, sorted by ``unique_id, ds``).
+    freq : str or int, optional
+    series : bool, default True
+        Forecast data (``unique_id``/``ds`` columns); False for a plain table.
+
+    Returns
+    -------
+    dict
+        ``series`` (count, None for tables), ``rows``, ``columns``, ``ds_min``, ``ds_max``
+        (ISO 8601 or integers; None for tables), ``freq`` and ``sha256``: the sha256 of the
+        canonical frame, i.e. the CSV text of the frame with ``unique_id, ds, y`` first and
+        the other columns sorted by name, rows sorted by ``unique_id, ds`` (tables: as given).
+    """
+    if series:
+        rest = sorted(c for c in frame.columns if c not in ("unique_id", "ds", "y"))
+        canon = frame.select("unique_id", "ds", "y", *rest).sort("unique_id", "ds")
+    else:
+        canon = frame.select(sorted(frame.columns))
+    digest = hashlib.sha256(canon.write_csv().encode("utf-8")).hexdigest()
+
+    def _plain(v: Any) -> Any:
+        return v.isoformat() if hasattr(v, "isoformat") else v
+
+    return {
+        "series": canon["unique_id"].n_unique() if series else None,
+        "rows": canon.height,
+        "columns": list(canon.columns),
+        "ds_min": _plain(canon["ds"].min()) if series and canon.height else None,
+        "ds_max": _plain(canon["ds"].max()) if series and canon.height else None,
+        "freq": freq,
+        "sha256": digest,
+    }
+
+
+# --------------------------------------------------------------------------- worker side
+class _Cancelled(Exception):
+    pass
+
+
+class _Worker:
+    """One job's steps inside the worker process."""
+
+    def __init__(self, job: dict[str, Any]):
+        self.job = job
+        self.id = job["id"]
+        self.registry = Registry(job["database_url"], job["artifacts_dir"], migrate=False, cache_size=0)
+        self.deadline = job["started"] + job["time_limit_s"]
+        self._stop = threading.Event()
+
+    def step(self, progress: float, message: str) -> None:
+        """Record progress and stop if the job was cancelled or is out of time."""
+        if self.registry.job_state(self.id) != "running":
+            raise _Cancelled
+        if time.time() > self.deadline:
+            raise TimeLimitError(f"training did not finish within the time limit of {self.job['time_limit_s']} s "
+                                 f"(stopped after: {message})", field="time_limit_s",
+                                 details={"limit_seconds": self.job["time_limit_s"]})
+        self.registry.update_job(self.id, only_from=("running",), progress=progress, message=message,
+                                 heartbeat_at=_now())
+
+    def _beat(self) -> None:
+        while not self._stop.wait(10.0):
+            try:
+                self.registry.update_job(self.id, only_from=("running",), heartbeat_at=_now())
+            except Exception:  # noqa: BLE001 - a missed heartbeat is not worth failing the job for
+                pass
+
+    def run(self) -> dict[str, Any]:
+        if not self.registry.update_job(self.id, only_from=("queued",), state="running", started_at=_now(),
+                                        heartbeat_at=_now(), message="started"):
+            return {"status": "cancelled"}
+        beat = threading.Thread(target=self._beat, daemon=True)
+        beat.start()
+        try:
+            frame = pl.read_parquet(Path(self.job["dir"]) / _DATA_FILE)
+            if self.job["kind"] == "tabular":
+                return self._tabular(frame)
+            return self._forecast(frame)
+        except _Cancelled:
+            return {"status": "cancelled"}
+        except ForecastingError as exc:
+            return {"status": "failed", "error": exc.message, "field": exc.field}
+        except Exception as exc:  # noqa: BLE001 - reported on the job, never lost
+            return {"status": "failed", "error": f"internal error: {type(exc).__name__}: {exc}", "field": None}
+        finally:
+            self._stop.set()
+            self.registry.close()
+
+    # ------------------------------------------------------------------ forecast
+    def _forecast(self, frame: pl.DataFrame) -> dict[str, Any]:
+        from forecasting.backtest import cross_validation
+        from forecasting.data import validate_h, validate_panel
+        from forecasting.models.registry import ModelSpec, make_model, parse_spec
+
+        spec = parse_spec(self.job["spec"])
+        panel = validate_panel(frame, freq=self.job.get("freq"))
+        model = make_model(spec, freq=panel.freq)
+        params = model.get_params()
+        if "season_length" in params and "season_length" not in spec.params:
+            spec = ModelSpec(name=spec.name, params={**spec.params, "season_length": params["season_length"]},
+                             fallback=spec.fallback)
+        h = self.job.get("h") or getattr(model, "calibrated_horizon", None) or default_validation_h(
+            params.get("season_length"))
+        h = validate_h(h)
+        self.step(0.1, "data validated")
+
+        metrics = self._holdout_metrics(cross_validation, panel, spec, h, params.get("season_length"))
+        self.step(0.3, "validation metrics measured")
+
+        model.deadline = self.deadline
+        model.fit(panel)
+        self.step(0.5, "fitted")
+
+        artifact = None
+        if callable(getattr(type(model), "save", None)) and callable(getattr(type(model), "load", None)):
+            artifact = Path(self.job["dir"]) / "artifact"
+            model.save(artifact)
+        self.step(0.9, "saved" if artifact is not None else "spec recorded (statistical model: no artifact)")
+        import msgspec
+
+        return {"status": "ok", "kind": "forecast", "spec": msgspec.to_builtins(spec),
+                "artifact": None if artifact is None else str(artifact),
+                "fingerprint": data_fingerprint(panel.frame, freq=panel.freq),
+                "metrics": metrics, "exog": list(panel.exog), "max_h": h}
+
+    @staticmethod
+    def _holdout_metrics(cross_validation: Any, panel: Any, spec: Any, h: int, season: Any) -> dict[str, Any]:
+        """sMAPE and MASE (M4 definitions) of the last ``h`` steps, fitted on what precedes them."""
+        from forecasting.errors import InsufficientHistoryError
+        from forecasting.evaluation import mase, smape
+
+        m = (max(season) if isinstance(season, list) else season) or 1
+        try:
+            cv = cross_validation(panel, model=spec, h=h, n_windows=1)
+        except (InsufficientHistoryError, CapabilityError) as exc:
+            return {"window": {"h": h, "n_windows": 1}, "skipped": exc.message}
+        col = next(c for c in cv.columns if c not in ("unique_id", "ds", "cutoff", "y") and "-lo-" not in c
+                   and "-hi-" not in c)
+        ys = dict(panel.series_values())
+        s_list, m_list = [], []
+        for (uid,), part in cv.group_by("unique_id", maintain_order=True):
+            y, f = part["y"].to_numpy(), part[col].to_numpy()
+            s_list.append(smape(y, f))
+            try:
+                m_list.append(mase(y, f, ys[str(uid)][:-h], m))
+            except ForecastingError:  # a flat training series has no MASE scale
+                pass
+        out: dict[str, Any] = {"window": {"h": h, "n_windows": 1, "cutoff": str(cv["cutoff"].max())},
+                               "smape": float(sum(s_list) / len(s_list)), "n_series": len(s_list)}
+        if m_list and all(math.isfinite(v) for v in m_list):
+            out["mase"] = float(sum(m_list) / len(m_list))
+            out["mase_season_length"] = m
+        return out
+
+    # ------------------------------------------------------------------ tabular
+    def _tabular(self, frame: pl.DataFrame) -> dict[str, Any]:
+        from forecasting.tabular import TabularModel, cross_validate
+
+        spec = dict(self.job["spec"])
+        target = self.job["target"]
+        model = TabularModel(**spec)
+        if frame.height == 0:
+            raise InvalidInputError("data has no rows", field="data")
+        self.step(0.1, "data loaded")
+
+        metrics: dict[str, Any]
+        if frame.height >= 20:
+            k = 5 if frame.height >= 50 else 3
+            folds = cross_validate(spec, frame, target, k=k)
+            cols = [c for c in folds.columns if c not in ("fold", "n_train", "n_test", "fit_seconds")]
+            metrics = {"window": {"method": "k-fold", "k": k}}
+            for c in cols:
+                value = folds[c].mean()
+                metrics[c] = float(value) if value is not None and math.isfinite(value) else None
+        else:
+            metrics = {"window": {"method": "k-fold"}, "skipped": f"{frame.height} rows: too few to cross-validate "
+                                                                  f"(20 needed)"}
+        self.step(0.3, "validation metrics measured")
+
+        model.fit(frame, target)
+        self.step(0.5, "fitted")
+        artifact = Path(self.job["dir"]) / "artifact"
+        model.save(artifact)
+        self.step(0.9, "saved")
+        fp = data_fingerprint(frame, series=False)
+        return {"status": "ok", "kind": "tabular", "spec": {**model.get_params(), "target": target},
+                "artifact": str(artifact), "fingerprint": {**fp, "target": target}, "metrics": metrics,
+                "exog": list(model.feature_names_), "max_h": None}
+
+
+def _train_worker(job: dict[str, Any]) -> dict[str, Any]:
+    """Entry point in the worker process (module-level so the spawn context can import it)."""
+    return _Worker(job).run()
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- parent side
+class JobRunner:
+    """Runs training jobs in worker processes and records them in the registry's job table.
+
+    Parameters
+    ----------
+    registry : Registry
+    max_workers : int, default 1
+        Worker processes (jobs beyond that wait ``queued``).
+    time_limit_s : float, default 3600
+        Wall time a job may take from its start, seconds (see the module docstring).
+    max_tasks_per_child : int, optional
+        Jobs a worker process runs before it is replaced (None: reused; 1 gives every job
+        a fresh process, at ~2 s of start-up each).
+
+    Use one runner per database: :meth:`recover` assumes no other process runs jobs on
+    it (or pass ``stale_after_s`` to only fail jobs whose heartbeat stopped).
+    """
+
+    def __init__(self, registry: Registry, *, max_workers: int = 1, time_limit_s: float = 3600.0,
+                 max_tasks_per_child: int | None = None) -> None:
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise InvalidParameterError(f"max_workers must be an integer >= 1, got {max_workers!r}",
+                                        field="max_workers")
+        if isinstance(time_limit_s, bool) or not isinstance(time_limit_s, int | float) or not time_limit_s > 0:
+            raise InvalidParameterError(f"time_limit_s must be a number > 0, got {time_limit_s!r}",
+                                        field="time_limit_s")
+        self.registry = registry
+        self.max_workers = max_workers
+        self.time_limit_s = float(time_limit_s)
+        self.jobs_dir = registry.artifacts_dir / _JOBS_DIR
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        kw: dict[str, Any] = {"max_workers": max_workers, "mp_context": multiprocessing.get_context("spawn")}
+        if max_tasks_per_child is not None:
+            kw["max_tasks_per_child"] = max_tasks_per_child
+        self._pool = ProcessPoolExecutor(**kw)
+        # registering a version copies files: done off the pool's management thread
+        self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forecasting-jobs")
+        self._futures: dict[str, Future[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __enter__(self) -> JobRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # ------------------------------------------------------------------ submit
+    def submit_training(
+        self,
+        tenant: str,
+        name: str,
+        spec: Any,
+        data: Any,
+        kind: Literal["forecast", "tabular"] = "forecast",
+        target: str | None = None,
+        *,
+        h: int | None = None,
+        freq: str | int | None = None,
+    ) -> str:
+        """Queue the training of a new version of ``name`` and return the job id.
+
+        Parameters
+        ----------
+        tenant : str
+            Owner of the job and the model.
+        name : str
+            Model name (``^[a-z0-9][a-z0-9_.-]{0,62}$``).
+        spec : forecast: registry spec (name, JSON or dict, see
+            :func:`~forecasting.models.registry.parse_spec`); tabular: a dict of
+            :class:`~forecasting.tabular.TabularModel` arguments (``kind``, ``algorithm``,
+            ``params``, ``seed``...).
+        data : frame, mapping of columns, list of rows, or a path to a CSV/Parquet file
+            Forecast: long format ``unique_id, ds, y[, exog]``; tabular: a table with ``target``.
+        kind : {"forecast", "tabular"}
+        target : str
+            Tabular only (required there): the target column.
+        h : int, optional
+            Forecast only: the validation window and the version's ``max_h``; default the
+            model's calibrated horizon (two seasons, or 14).
+        freq : str or int, optional
+            Forecast only: the data's frequency (inferred when omitted).
+
+        Raises
+        ------
+        InvalidParameterError, UnknownModelError
+            Bad name, kind, spec, target or ``h`` -- checked here, before anything is queued.
+        CapabilityError
+            A tabular algorithm that cannot be saved (``hist_gradient_boosting``).
+        InvalidInputError
+            Data that cannot be read or written as Parquet. (The data contract itself is
+            checked by the worker; violations fail the job with the message.)
+        """
+        from forecasting.data import to_polars, validate_h
+
+        if self._closed:
+            raise ConflictError("the job runner is shut down", field="job")
+        validate_name(tenant, field="tenant")
+        validate_name(name, field="name")
+        if kind not in ("forecast", "tabular"):
+            raise InvalidParameterError(f"kind must be 'forecast' or 'tabular', got {kind!r}", field="kind")
+        request: dict[str, Any] = {"name": name, "kind": kind}
+        if kind == "forecast":
+            import msgspec
+
+            from forecasting.models.registry import parse_spec
+
+            if target not in (None, "y"):
+                raise InvalidParameterError(f"target is for tabular models; forecast data's target is 'y', got "
+                                            f"{target!r}", field="target")
+            request["spec"] = msgspec.to_builtins(parse_spec(spec))
+            if h is not None:
+                request["h"] = validate_h(h)
+            if freq is not None:
+                request["freq"] = freq
+        else:
+            request["spec"], request["target"] = _check_tabular(spec, target)
+            if h is not None:
+                raise InvalidParameterError("h is for forecast models", field="h")
+        frame = data if isinstance(data, pl.DataFrame) else (
+            _read_path(data) if isinstance(data, str | os.PathLike) else to_polars(data))
+
+        job_id = str(uuid.uuid4())
+        folder = self.jobs_dir / job_id
+        folder.mkdir(parents=True)
+        try:
+            tmp = folder / f".{_DATA_FILE}.tmp"
+            frame.write_parquet(tmp)
+            os.replace(tmp, folder / _DATA_FILE)
+        except (pl.exceptions.PolarsError, OSError, ValueError, TypeError) as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise InvalidInputError(f"data cannot be stored as Parquet: {exc}", field="data") from exc
+        request["rows"] = frame.height
+        self.registry.create_job(tenant=tenant, kind="train", request=request, job_id=job_id)
+        payload = {"id": job_id, "tenant": tenant, "dir": str(folder), "database_url": self.registry.database_url,
+                   "artifacts_dir": str(self.registry.artifacts_dir), "time_limit_s": self.time_limit_s,
+                   "started": time.time(), **request}
+        with self._lock:
+            future = self._pool.submit(_start_clock, payload)
+            self._futures[job_id] = future
+        future.add_done_callback(lambda f, j=job_id, t=tenant: self._on_done(j, t, f))
+        return job_id
+
+    def _on_done(self, job_id: str, tenant: str, future: Future[dict[str, Any]]) -> None:
+        try:
+            self._finisher.submit(self._finish, job_id, tenant, future)
+        except RuntimeError:  # the finisher is shut down (shutdown(wait=False)): finish here
+            self._finish(job_id, tenant, future)
+
+    # ------------------------------------------------------------------ finish (parent)
+    def _finish(self, job_id: str, tenant: str, future: Future[dict[str, Any]]) -> None:
+        folder = self.jobs_dir / job_id
+        try:
+            if future.cancelled():
+                self.registry.update_job(job_id, only_from=("queued", "running"), state="cancelled",
+                                         message="cancelled before it started")
+                return
+            exc = future.exception()
+            if exc is not None:  # the worker process died (killed, out of memory): BrokenProcessPool
+                self.registry.update_job(job_id, only_from=("queued", "running"), state="failed",
+                                         error=f"the worker process failed: {type(exc).__name__}: {exc}",
+                                         message="failed")
+                return
+            result = future.result()
+            if result["status"] == "cancelled":
+                self.registry.update_job(job_id, only_from=("queued", "running"), state="cancelled",
+                                         message="cancelled")
+                return
+            if result["status"] == "failed":
+                self.registry.update_job(job_id, only_from=("running",), state="failed", error=result["error"],
+                                         error_field=result.get("field"), message="failed")
+                return
+            if self.registry.job_state(job_id) != "running":
+                return  # cancelled after the worker's last check
+            request = self.registry.get_job(job_id, tenant).request
+            try:
+                info = self.registry.register_version(
+                    request["name"], tenant=tenant, spec=result["spec"], kind=result["kind"],
+                    artifact_src_dir=result["artifact"], fingerprint=result["fingerprint"], metrics=result["metrics"],
+                    exog=result["exog"], max_h=result["max_h"])
+            except ForecastingError as exc:
+                self.registry.update_job(job_id, only_from=("running",), state="failed", error=exc.message,
+                                         error_field=exc.field, message="failed")
+                return
+            if not self.registry.update_job(job_id, only_from=("running",), state="succeeded", progress=1.0,
+                                            message=f"registered {info.ref}", result_model=info.name,
+                                            result_version=info.version):
+                # cancelled while registering: the caller asked for nothing to be kept
+                self.registry.delete_version(info.name, info.version, tenant, force=True)
+        except Exception as exc:  # noqa: BLE001 - the job must never stay "running"
+            self.registry.update_job(job_id, only_from=("queued", "running"), state="failed",
+                                     error=f"internal error: {type(exc).__name__}: {exc}", message="failed")
+        finally:
+            with self._lock:
+                self._futures.pop(job_id, None)
+            shutil.rmtree(folder, ignore_errors=True)
+
+    # ------------------------------------------------------------------ queries and control
+    def get_job(self, job_id: str, tenant: str) -> JobInfo:
+        """The job's state, progress and result.
+
+        Raises
+        ------
+        NotFoundError
+            No such job for this tenant.
+        """
+        return self.registry.get_job(job_id, tenant)
+
+    def list_jobs(self, tenant: str, *, state: str | None = None, limit: int = 100) -> list[JobInfo]:
+        """The tenant's jobs, newest first."""
+        return self.registry.list_jobs(tenant, state=state, limit=limit)
+
+    def cancel(self, job_id: str, tenant: str) -> JobInfo:
+        """Cancel a queued or running job (cooperatively, see the module docstring).
+
+        Returns
+        -------
+        JobInfo
+            In state ``cancelled``.
+
+        Raises
+        ------
+        NotFoundError
+            No such job for this tenant.
+        ConflictError
+            The job has already finished (``details["state"]``).
+        """
+        info = self.registry.get_job(job_id, tenant)
+        if info.state in TERMINAL_STATES or not self.registry.update_job(
+                job_id, only_from=("queued", "running"), state="cancelled",
+                message="cancelled" if info.state == "queued" else "cancel requested; the worker stops at its next "
+                                                                    "step"):
+            state = self.registry.get_job(job_id, tenant).state
+            if state == "cancelled":
+                return self.registry.get_job(job_id, tenant)
+            raise ConflictError(f"job '{job_id}' has already {state}; only queued or running jobs can be cancelled",
+                                field="job_id", details={"state": state})
+        with self._lock:
+            future = self._futures.get(job_id)
+        if future is not None:
+            future.cancel()  # only works while the pool has not handed it to a process; the flag covers the rest
+        return self.registry.get_job(job_id, tenant)
+
+    def wait(self, job_id: str, tenant: str, *, timeout_s: float = 600.0, poll_s: float = 0.2) -> JobInfo:
+        """Poll until the job is finished (succeeded, failed or cancelled) and its result recorded.
+
+        Raises
+        ------
+        TimeLimitError
+            Still unfinished after ``timeout_s``.
+        """
+        end = time.monotonic() + timeout_s
+        while True:
+            info = self.registry.get_job(job_id, tenant)
+            with self._lock:
+                pending = job_id in self._futures
+            if info.done and not pending:
+                return info
+            if time.monotonic() > end:
+                raise TimeLimitError(f"job '{job_id}' still {info.state} after {timeout_s} s", field="job_id",
+                                     details={"limit_seconds": timeout_s})
+            time.sleep(poll_s)
+
+    def recover(self, *, stale_after_s: float | None = None) -> list[str]:
+        """Fail the jobs a previous process left ``queued`` or ``running``; returns their ids.
+
+        Each is marked ``failed`` with ``"interrupted by a restart"`` (not re-queued: the
+        caller resubmits). Call once at startup, before :meth:`submit_training`. With
+        ``stale_after_s``, only jobs whose heartbeat (or creation) is older than that are
+        failed -- for deployments where several processes share the database. Also removes
+        their data folders and any version left half-registered.
+        """
+        now = _now()
+        failed = []
+        with self._lock:
+            mine = set(self._futures)
+        for job in self.registry.unfinished_jobs():
+            if job.id in mine:
+                continue
+            last = job.heartbeat_at or job.started_at or job.created_at
+            if stale_after_s is not None and (now - last).total_seconds() < stale_after_s:
+                continue
+            if self.registry.update_job(job.id, only_from=("queued", "running"), state="failed",
+                                        error="interrupted by a restart", message="failed"):
+                failed.append(job.id)
+                shutil.rmtree(self.jobs_dir / job.id, ignore_errors=True)
+        if stale_after_s is None:
+            self.registry.remove_pending_versions()
+        return failed
+
+    def shutdown(self, *, wait: bool = True, cancel_queued: bool = True) -> None:
+        """Stop accepting jobs; cancel the queued ones (by default) and wait for running ones."""
+        self._closed = True
+        if cancel_queued:
+            with self._lock:
+                ids = list(self._futures)
+            for job_id in ids:
+                self.registry.update_job(job_id, only_from=("queued",), state="cancelled",
+                                         message="cancelled at shutdown")
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_queued)
+        self._finisher.shutdown(wait=wait)
+
+
+def _start_clock(payload: dict[str, Any]) -> dict[str, Any]:
+    """The time limit counts from when a worker picks the job up, not from submission."""
+    return _train_worker({**payload, "started": time.time()})
+
+
+def _read_path(path: str | os.PathLike[str]) -> pl.DataFrame:
+    from forecasting.service import read_table
+
+    return read_table(path)
+
+
+def _check_tabular(spec: Any, target: Any) -> tuple[dict[str, Any], str]:
+    from forecasting.tabular import TabularModel
+
+    if not isinstance(spec, Mapping):
+        raise InvalidParameterError(f"a tabular spec must be an object of TabularModel arguments "
+                                    f"({', '.join(sorted(_TABULAR_KEYS))}), got {type(spec).__name__}", field="spec")
+    unknown = set(spec) - _TABULAR_KEYS
+    if unknown:
+        raise InvalidParameterError(f"unknown tabular spec keys: {', '.join(sorted(unknown))} (known: "
+                                    f"{', '.join(sorted(_TABULAR_KEYS))})", field=f"spec.{sorted(unknown)[0]}")
+    if not isinstance(target, str) or not target:
+        raise InvalidParameterError(f"target must name the target column for a tabular model, got {target!r}",
+                                    field="target")
+    model = TabularModel(**dict(spec))
+    model._validate_params()
+    if model.algorithm == "hist_gradient_boosting":
+        raise CapabilityError("hist_gradient_boosting models cannot be saved safely, so they cannot be registered; "
+                              "use algorithm 'xgboost' or 'linear'", field="spec.algorithm")
+    return dict(spec), target
