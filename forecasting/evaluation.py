@@ -564,7 +564,8 @@ def evaluate(
             (~pl.col("y").is_finite()).any().alias("has_nonfinite"),
         )
     )
-    joined = fc.join(act, on=["unique_id", "ds"], how="inner").join(scale, on="unique_id", how="left")
+    joined = (fc.join(act, on=["unique_id", "ds"], how="inner").join(scale, on="unique_id", how="left")
+              .sort("unique_id", "ds"))
     series_ids = joined["unique_id"].unique(maintain_order=True)
     no_train = joined.filter(pl.col("n_train").is_null())["unique_id"]
     if no_train.len():
@@ -634,7 +635,7 @@ def evaluate(
 
     exprs = [e for col in score_cols for e in point_exprs(col)]
     exprs += [e for (model, lv), (lo, hi) in interval_cols.items() for e in interval_exprs(model, lv, lo, hi)]
-    per_series = joined.group_by("unique_id").agg(exprs)
+    per_series = joined.group_by("unique_id").agg(exprs).sort("unique_id")  # fixed order: reproducible float sums
     means = per_series.drop("unique_id").mean().row(0, named=True)
 
     naive2 = None

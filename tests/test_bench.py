@@ -71,7 +71,7 @@ def test_interrupted_run_resumes_and_reruns_are_cached(tmp_path: Path, monkeypat
     # the scores come from the stored forecasts: the same as a fresh run without a store
     fresh = run_benchmark("air_passengers", ["naive", "seasonal_naive"], windows=2)
     from polars.testing import assert_frame_equal
-    assert_frame_equal(fresh.metrics.select(scores), again.metrics.select(scores), check_exact=False, rel_tol=1e-12)
+    assert_frame_equal(fresh.metrics.select(scores), again.metrics.select(scores), check_exact=True)
 
 
 def test_cli_user_file_cache_and_self_contained_html(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,12 +167,11 @@ def test_ray_engine_gives_the_local_results(tmp_path: Path, monkeypatch: pytest.
     assert local.window_metrics is not None and remote.window_metrics is not None
     from polars.testing import assert_frame_equal
 
-    # forecasts are bit-identical; scores agree to 1e-12 (last-bit differences in OWA, see the harness notes)
+    # forecasts and scores are identical (evaluate sums in a fixed order)
     assert remote.forecasts.equals(local.forecasts)
     assert_frame_equal(remote.window_metrics.drop(TIMING_COLUMNS), local.window_metrics.drop(TIMING_COLUMNS),
-                       check_exact=False, rel_tol=1e-12)
-    assert_frame_equal(remote.metrics.drop(TIMING_COLUMNS), local.metrics.drop(TIMING_COLUMNS), check_exact=False,
-                       rel_tol=1e-12)
+                       check_exact=True)
+    assert_frame_equal(remote.metrics.drop(TIMING_COLUMNS), local.metrics.drop(TIMING_COLUMNS), check_exact=True)
     import ray
 
     assert not ray.is_initialized()  # shut down after the run
