@@ -1,24 +1,47 @@
 """The Litestar application factory.
 
 Routes are built inside :func:`create_app` (a handler object keeps the settings of the
-first app that served it). Handlers are thin: they call :mod:`forecasting.service` in
-a worker thread (never blocking the event loop) and map the result to a schema.
+first app that served it). Handlers are thin: they call :mod:`forecasting.service` or
+:class:`api.service.Services` (registry, jobs) in a worker thread (never blocking the
+event loop) and map the result to a schema.
+
+The factory opens the model :class:`~forecasting.registry.Registry` (database and artifact
+store from the settings) and a :class:`~forecasting.jobs.JobRunner`; on startup the runner
+fails jobs a previous process left unfinished (``recover``), on shutdown it stops.
+
+Access: with API keys configured (``FORECASTING_API_KEYS`` / ``FORECASTING_API_KEYS_FILE``)
+every route but ``/healthz``, ``/readyz`` and ``/schema*`` needs ``Authorization: Bearer
+<key>`` or ``X-API-Key: <key>`` and sees only its tenant's models and jobs; with none
+configured every request is tenant ``default``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Litestar, Request, get, post
+from litestar import Litestar, MediaType, Request, Response, delete, get, post, put
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import ValidationException
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.params import JSONBody
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_202_ACCEPTED
+from litestar.concurrency import sync_to_thread
 
+from api.auth import KeyGuard, tenant_of
 from api.errors import exception_handlers, problem
+from api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from api.metrics import Metrics
+from api.service import Services, job_out
 from api.schemas import (
+    AliasRequest,
+    ExplainRequest,
+    PredictRequest,
+    RegisteredForecastRequest,
+    TrainRequest,
     CrossValidationRequest,
     CrossValidationResponse,
     FallbackOut,
@@ -33,6 +56,8 @@ from forecasting import __version__
 from forecasting.backtest import cross_validation_metrics
 from forecasting.data import validate_panel
 from forecasting.errors import InvalidParameterError
+from forecasting.jobs import JobRunner
+from forecasting.registry import Registry, validate_name
 from forecasting.service import Limits, check_limits, forecast
 
 __all__ = ["create_app"]
@@ -50,14 +75,35 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     limits = Limits(max_h=settings.max_h, max_series=settings.max_series, max_rows=settings.max_rows,
                     max_seconds=settings.max_seconds)
+    database_url, artifacts_dir = settings.registry_locations
+    registry = Registry(database_url, artifacts_dir, cache_size=settings.model_cache_size)
+    runner = JobRunner(registry, max_workers=settings.job_workers, time_limit_s=settings.max_train_seconds)
+    services = Services(registry=registry, runner=runner, limits=limits)
+    metrics = Metrics(jobs_by_state=services.jobs_by_state, cache=services.cache_size)
 
-    @get("/healthz", tags=["health"], summary="Liveness")
+    @get("/healthz", tags=["health"], summary="Liveness", opt={"public": True})
     async def healthz() -> HealthOut:
         """The process is up."""
         return HealthOut(status="ok", version=__version__)
 
-    @get("/v1/models", tags=["models"], summary="Registered models", sync_to_thread=False)
-    def list_models() -> list[ModelInfo]:
+    @get("/readyz", tags=["health"], summary="Readiness", opt={"public": True}, sync_to_thread=True,
+         responses={503: ResponseSpec(Problem, description="Database or artifact store unreachable.",
+                                      media_type="application/problem+json")})
+    def readyz() -> Response[Any]:
+        """The registry database answers and the artifact store is a writable folder."""
+        problems = services.readiness()
+        if problems:
+            return problem(503, "; ".join(problems), type_="not-ready")
+        return Response({"status": "ready"}, status_code=200)
+
+    @get("/metrics", tags=["health"], summary="Prometheus metrics", media_type=METRICS_CONTENT_TYPE,
+         sync_to_thread=True)
+    def metrics_route() -> bytes:
+        """Request counts and latencies per route and status, jobs by state, model cache size (text format)."""
+        return metrics.exposition()
+
+    @get("/v1/model-types", tags=["models"], summary="Model types of the zoo", sync_to_thread=False)
+    def list_model_types() -> list[ModelInfo]:
         """Every model name accepted in `model`, with its hyperparameters."""
         from forecasting.models import REGISTRY
 
@@ -106,8 +152,23 @@ def create_app(settings: Settings | None = None) -> Litestar:
                                           step_size=data.step_size, level=data.level, season_length=data.season_length)
         return CrossValidationResponse(metrics=scores.to_dicts())
 
+    registered = _registry_routes(services, problems)
+
+    def recover() -> None:
+        runner.recover()
+
+    def close() -> None:
+        runner.shutdown()
+        registry.close()
+
     return Litestar(
-        route_handlers=[healthz, list_models, forecast_route, cross_validation_route],
+        route_handlers=[healthz, readyz, metrics_route, list_model_types, forecast_route, cross_validation_route,
+                        *registered],
+        guards=[KeyGuard(settings.api_keys)],
+        dependencies={"tenant": Provide(_tenant, sync_to_thread=False)},
+        middleware=[metrics.middleware],
+        on_startup=[recover],
+        on_shutdown=[close],
         exception_handlers=exception_handlers(settings.max_body_bytes),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -118,6 +179,188 @@ def create_app(settings: Settings | None = None) -> Litestar:
                                      configure_root_logger=False),
         debug=False,
     )
+
+
+def _tenant(request: Request) -> str:
+    return tenant_of(request)
+
+
+def _registry_routes(services: Services, problems: dict[int, ResponseSpec]) -> list[Any]:
+    """The /v1/models (registered models), /v1/jobs routes."""
+    problem_json = "application/problem+json"
+    more = {**problems,
+            404: ResponseSpec(Problem, description="No such model, version, alias or job for this tenant.",
+                              media_type=problem_json),
+            409: ResponseSpec(Problem, description="Conflict: an alias points at the version, the job has finished.",
+                              media_type=problem_json)}
+
+    @post("/v1/models", tags=["registry"], summary="Train and register a model (a job)", status_code=202,
+          responses=more)
+    async def train(request: Request, tenant: NamedDependency[str]) -> Response[dict[str, Any]]:
+        """Queue training of a new version of `name`; 202 with the job and its Location (/v1/jobs/{id}).
+
+        JSON body (TrainRequest: name, model, data, kind, target, h, freq), or multipart/form-data with the
+        same fields as form fields and the data as a CSV or Parquet file in `file` (read as data only).
+        """
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media == "multipart/form-data":
+            form = await request.form()
+            fields = _form_fields(form)
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise InvalidParameterError("multipart training needs the data as a file in form field 'file' "
+                                            "(.csv or .parquet)", field="file")
+            content = await upload.read()
+            job = await sync_to_thread(services.submit_upload, tenant, filename=upload.filename or "", content=content,
+                                       **fields)
+        else:
+            if media and media != "application/json" and not media.endswith("+json"):
+                return problem(415, f"the body must be JSON (application/json) or multipart/form-data, got '{media}'",
+                               field="content-type")
+            body = _decode(await request.body(), TrainRequest)
+            job = await sync_to_thread(services.submit_training, tenant, name=body.name, model=body.model,
+                                       data=body.data, kind=body.kind, target=body.target, h=body.h, freq=body.freq)
+        return Response(job_out(job), status_code=HTTP_202_ACCEPTED, headers={"Location": f"/v1/jobs/{job.id}"})
+
+    @get("/v1/models", tags=["registry"], summary="The tenant's registered models", sync_to_thread=True)
+    def list_registered(tenant: NamedDependency[str]) -> list[dict[str, Any]]:
+        """Each model name with its latest version, version count and aliases."""
+        return [_no_tenant(m.to_dict()) for m in services.registry.list_models(tenant)]
+
+    @get("/v1/models/{name:str}", tags=["registry"], summary="A model's versions and aliases", sync_to_thread=True,
+         responses=more)
+    def get_model(name: FromPath[str], tenant: NamedDependency[str]) -> dict[str, Any]:
+        """Versions (spec, metrics, data fingerprint, artifact digest), aliases and the latest version."""
+        versions = services.registry.versions(name, tenant)
+        summary = next(m for m in services.registry.list_models(tenant) if m.name == name)
+        return {**_no_tenant(summary.to_dict()), "versions": [_no_tenant(v.to_dict()) for v in versions]}
+
+    @delete("/v1/models/{name:str}/versions/{version:int}", tags=["registry"], summary="Delete a version",
+            status_code=204, sync_to_thread=True, responses=more)
+    def delete_version(name: FromPath[str], version: FromPath[int], tenant: NamedDependency[str], force: FromQuery[bool] = False) -> None:
+        """Delete a version and its artifact; 409 while an alias points at it (unless `force`, which drops the
+        aliases too)."""
+        services.registry.delete_version(name, version, tenant, force=force)
+
+    @put("/v1/models/{name:str}/aliases/{alias:str}", tags=["registry"], summary="Point an alias at a version",
+         sync_to_thread=True, before_request=_require_json, responses=more)
+    def set_alias(name: FromPath[str], alias: FromPath[str], data: JSONBody[AliasRequest], tenant: NamedDependency[str]) -> dict[str, Any]:
+        """Create or move `name@alias` to `version`."""
+        return _no_tenant(services.registry.set_alias(name, alias, data.version, tenant).to_dict())
+
+    @delete("/v1/models/{name:str}/aliases/{alias:str}", tags=["registry"], summary="Remove an alias",
+            status_code=204, sync_to_thread=True, responses=more)
+    def delete_alias(name: FromPath[str], alias: FromPath[str], tenant: NamedDependency[str]) -> None:
+        """Remove `name@alias` (the version stays)."""
+        services.registry.delete_alias(name, alias, tenant)
+
+    @post("/v1/models/{ref:str}/forecast", tags=["registry"], summary="Forecast with a registered model",
+          status_code=200, sync_to_thread=True, before_request=_require_json, responses=more)
+    def forecast_registered(ref: FromPath[str], data: JSONBody[RegisteredForecastRequest], tenant: NamedDependency[str]) -> dict[str, Any]:
+        """`ref`: name (latest), name@3 or name@alias. Saved models predict from the stored model (history
+        optional); spec-only statistical versions refit on `history` (required)."""
+        return services.forecast(tenant, ref, h=data.h, level=data.level, history=data.history,
+                                 X_future=data.X_future)
+
+    @post("/v1/models/{ref:str}/explain", tags=["registry"], summary="SHAP values of a registered model",
+          status_code=200, sync_to_thread=True, before_request=_require_json, responses=more)
+    def explain_registered(ref: FromPath[str], data: JSONBody[ExplainRequest], tenant: NamedDependency[str]) -> dict[str, Any]:
+        """Forecast models: the forecast rows asked (`h`, optional `series`, `steps`); tabular: `rows`. Each row
+        has its base value, output and top-`k` contributions; with the additivity error. Statistical models: 422."""
+        info = services.registry.get(ref, tenant=tenant)
+        if info.kind == "tabular":
+            if data.rows is None:
+                raise InvalidParameterError("rows is required to explain a tabular model", field="rows")
+            return services.explain_rows(tenant, ref, rows=data.rows, k=data.k)
+        if data.h is None:
+            raise InvalidParameterError("h is required to explain a forecast model", field="h")
+        return services.explain(tenant, ref, h=data.h, history=data.history, X_future=data.X_future,
+                                series=data.series, steps=data.steps, k=data.k)
+
+    @get("/v1/models/{ref:str}/report", tags=["registry"], summary="HTML report of a registered model",
+         media_type=MediaType.HTML, sync_to_thread=True, responses=more)
+    def report(ref: FromPath[str], h: FromQuery[int], tenant: NamedDependency[str]) -> str:
+        """Self-contained HTML: forecasts from the stored history, model card, SHAP waterfalls."""
+        return services.report(tenant, ref, h=h)
+
+    @post("/v1/models/{ref:str}/predict", tags=["registry"], summary="Predict rows with a tabular model",
+          status_code=200, sync_to_thread=True, before_request=_require_json, responses=more)
+    def predict(ref: FromPath[str], data: JSONBody[PredictRequest], tenant: NamedDependency[str]) -> dict[str, Any]:
+        """One prediction per row, in order (classification: prediction and probability)."""
+        return services.predict(tenant, ref, rows=data.rows)
+
+    @get("/v1/jobs", tags=["jobs"], summary="The tenant's jobs", sync_to_thread=True)
+    def list_jobs(tenant: NamedDependency[str], job_state: Annotated[str | None, QueryParameter(name="state")] = None,
+                  limit: FromQuery[int] = 100) -> list[dict[str, Any]]:
+        """Newest first, optionally only jobs in `state`."""
+        if not 1 <= limit <= 1000:
+            raise InvalidParameterError(f"limit must be in 1..1000, got {limit}", field="limit")
+        return [job_out(j) for j in services.runner.list_jobs(tenant, state=job_state, limit=limit)]
+
+    @get("/v1/jobs/{job_id:str}", tags=["jobs"], summary="A job's state", sync_to_thread=True, responses=more)
+    def get_job(job_id: FromPath[str], tenant: NamedDependency[str]) -> dict[str, Any]:
+        """State, progress, last step, timings, error (failed) and the registered version (succeeded)."""
+        return job_out(services.runner.get_job(job_id, tenant))
+
+    @post("/v1/jobs/{job_id:str}/cancel", tags=["jobs"], summary="Cancel a job", status_code=200,
+          sync_to_thread=True, responses=more)
+    def cancel_job(job_id: FromPath[str], tenant: NamedDependency[str]) -> dict[str, Any]:
+        """Cancel a queued or running job (a running one stops at its next step); 409 once finished."""
+        return job_out(services.runner.cancel(job_id, tenant))
+
+    return [train, list_registered, get_model, delete_version, set_alias, delete_alias, forecast_registered,
+            explain_registered, report, predict, list_jobs, get_job, cancel_job]
+
+
+def _no_tenant(d: dict[str, Any]) -> dict[str, Any]:
+    d.pop("tenant", None)
+    return d
+
+
+def _decode(body: bytes, type_: Any) -> Any:
+    """Decode a JSON body into ``type_``; errors become the usual 400 (the field named)."""
+    if not body:
+        raise ValidationException("Validation failed", extra=[{"key": "data", "message": "'data'"}])
+    try:
+        return msgspec.json.decode(body, type=type_)
+    except msgspec.ValidationError as exc:
+        message, _, path = str(exc).partition(" - at `$")
+        key = path.rstrip("`").lstrip(".") or "data"
+        raise ValidationException("Validation failed", extra=[{"key": key, "message": message}]) from None
+    except msgspec.DecodeError as exc:
+        raise ValidationException(str(exc), extra=[{"key": "body", "message": str(exc)}]) from None
+
+
+def _form_fields(form: Any) -> dict[str, Any]:
+    """The training fields of a multipart form (all text): name, model (name or JSON spec), kind, target, h, freq."""
+    known = {"name", "model", "kind", "target", "h", "freq", "file"}
+    unknown = sorted(set(form.keys()) - known)
+    if unknown:
+        raise InvalidParameterError(f"unknown form field '{unknown[0]}' (accepted: {', '.join(sorted(known))})",
+                                    field=unknown[0])
+    name = form.get("name")
+    if not isinstance(name, str):
+        raise InvalidParameterError("form field 'name' is required", field="name")
+    validate_name(name, field="name")
+    model: Any = form.get("model") or "auto_ets"
+    if isinstance(model, str) and model.strip().startswith("{"):
+        try:
+            model = msgspec.json.decode(model)
+        except msgspec.DecodeError as exc:
+            raise InvalidParameterError(f"form field 'model' is not valid JSON: {exc}", field="model") from None
+    kind = form.get("kind") or "forecast"
+    h: Any = form.get("h")
+    if h not in (None, ""):
+        try:
+            h = int(h)
+        except ValueError:
+            raise InvalidParameterError(f"h must be an integer >= 1, got {h!r}", field="h") from None
+    else:
+        h = None
+    freq: Any = form.get("freq") or None
+    if isinstance(freq, str) and freq.isdigit():
+        freq = int(freq)
+    return {"name": name, "model": model, "kind": kind, "target": form.get("target") or None, "h": h, "freq": freq}
 
 
 async def _require_json(request: Request) -> Any:

@@ -15,7 +15,9 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from forecasting.errors import (
+    ArtifactIntegrityError,
     CapabilityError,
+    ConflictError,
     DatasetError,
     ForecastingError,
     InsufficientHistoryError,
@@ -23,6 +25,7 @@ from forecasting.errors import (
     InvalidParameterError,
     ModelFitError,
     NotFittedError,
+    NotFoundError,
     TimeLimitError,
     UnknownModelError,
 )
@@ -42,12 +45,15 @@ STATUS: dict[type[ForecastingError], tuple[int, str]] = {
     TimeLimitError: (422, "time-limit"),
     NotFittedError: (409, "not-fitted"),
     DatasetError: (404, "dataset"),
+    NotFoundError: (404, "not-found"),  # another tenant's model or job too: its existence is not revealed
+    ConflictError: (409, "conflict"),
+    ArtifactIntegrityError: (500, "artifact-integrity"),  # a stored artifact failed its digest: never loaded
     ForecastingError: (400, "bad-request"),
 }
 
-_TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 409: "Conflict",
+_TITLES = {400: "Bad request", 401: "Unauthorized", 404: "Not found", 405: "Method not allowed", 409: "Conflict",
            413: "Request body too large", 415: "Unsupported media type", 422: "Unprocessable request",
-           500: "Internal server error"}
+           500: "Internal server error", 503: "Service unavailable"}
 
 
 def problem(status: int, detail: str, *, type_: str = "about:blank", field: str | None = None,
@@ -68,8 +74,10 @@ def _status_for(exc: ForecastingError) -> tuple[int, str]:
     return 400, "bad-request"  # pragma: no cover - ForecastingError is in the table
 
 
-def _library_error(_: Request, exc: ForecastingError) -> Response[dict[str, Any]]:
+def _library_error(request: Request, exc: ForecastingError) -> Response[dict[str, Any]]:
     status, slug = _status_for(exc)
+    if status >= 500:
+        log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc.message)
     field = exc.field
     if field and not field.startswith(("data", "model")) and field in ("unique_id", "ds", "y"):
         field = f"data.{field}"
@@ -114,6 +122,10 @@ def _http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
     detail = str(exc.detail)
     if exc.status_code == 400 and any(m in detail for m in _DECODE_ERRORS):
         return problem(400, _json_hint(detail), type_="invalid-json", field="body")
+    if exc.status_code == 401:
+        response = problem(401, detail, type_="unauthorized", field="authorization")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="forecasting"'
+        return response
     return problem(exc.status_code, detail)
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-__all__ = ["CrossValidationRequest", "CrossValidationResponse", "FallbackOut", "ForecastRequest", "ForecastResponse", "HealthOut", "ModelInfo", "ModelSpecIn", "Problem"]
+__all__ = ["AliasRequest", "ExplainRequest", "PredictRequest", "RegisteredForecastRequest", "TrainRequest", "CrossValidationRequest", "CrossValidationResponse", "FallbackOut", "ForecastRequest", "ForecastResponse", "HealthOut", "ModelInfo", "ModelSpecIn", "Problem"]
 
 
 class Problem(msgspec.Struct):
@@ -23,8 +23,8 @@ class Problem(msgspec.Struct):
 class ModelSpecIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A model and its hyperparameters, e.g. ``{"name": "auto_ets", "params": {"season_length": 24}}``."""
 
-    name: Annotated[str, msgspec.Meta(description="Registry name, see GET /v1/models.", examples=["auto_ets"])]
-    params: Annotated[dict[str, Any], msgspec.Meta(description="Hyperparameters; see GET /v1/models.")] = {}
+    name: Annotated[str, msgspec.Meta(description="Registry name, see GET /v1/model-types.", examples=["auto_ets"])]
+    params: Annotated[dict[str, Any], msgspec.Meta(description="Hyperparameters; see GET /v1/model-types.")] = {}
     fallback: Annotated[str | None, msgspec.Meta(
         description="Model used, and reported, for series too short for `name` or that it fails on.")] = None
 
@@ -130,3 +130,61 @@ class CrossValidationResponse(msgspec.Struct):
     """Metrics per model and window (sMAPE 0-200, MASE, MAE, RMSE; coverage and MSIS per level)."""
 
     metrics: list[dict[str, Any]]
+
+
+# --------------------------------------------------------------------------- registered models and jobs
+class TrainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Train and register a new version of a model (JSON form; the multipart form sends the same fields as form
+    fields and the data as a CSV or Parquet file in `file`)."""
+
+    name: Annotated[str, msgspec.Meta(description="Model name: 1-63 of a-z, 0-9, '_', '.', '-'.",
+                                      examples=["demand"])]
+    data: Annotated[Rows | Columns, msgspec.Meta(
+        description="Training data. forecast: long format unique_id, ds, y[, exogenous]; tabular: a table with the "
+                    "target column.")]
+    model: Annotated[str | dict[str, Any], msgspec.Meta(
+        description="forecast: registry name or spec {name, params, fallback} (GET /v1/model-types); tabular: "
+                    "TabularModel arguments {kind, algorithm, params, seed...}.",
+        examples=[{"name": "xgboost", "params": {"n_estimators": 50}}])] = "auto_ets"
+    kind: Literal["forecast", "tabular"] = "forecast"
+    target: Annotated[str | None, msgspec.Meta(description="tabular: the target column.")] = None
+    h: Annotated[int | None, msgspec.Meta(
+        description="forecast: validation window and the version's max_h (default: the model's calibrated "
+                    "horizon).")] = None
+    freq: str | int | None = None
+
+
+class RegisteredForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Forecast with a registered model."""
+
+    h: Annotated[int, msgspec.Meta(description="Steps to forecast per series.", examples=[24])]
+    level: Annotated[list[float], msgspec.Meta(description="Interval levels in percent, each in (0, 100).")] = []
+    history: Annotated[Rows | Columns | None, msgspec.Meta(
+        description="Series to forecast from. Saved (global) models: optional, default the stored training tail; "
+                    "spec-only (statistical) versions: required, they refit on it.")] = None
+    X_future: Annotated[Rows | Columns | None, msgspec.Meta(
+        description="Future exogenous values for the h steps (models trained with exogenous columns).")] = None
+
+
+class ExplainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """SHAP explanation. Forecast models: `h` (and optionally history, X_future, series, steps); tabular: `rows`."""
+
+    h: Annotated[int | None, msgspec.Meta(description="Forecast models: steps to forecast and explain.")] = None
+    history: Rows | Columns | None = None
+    X_future: Rows | Columns | None = None
+    series: Annotated[list[str] | None, msgspec.Meta(description="Only these series (default all).")] = None
+    steps: Annotated[list[int] | None, msgspec.Meta(description="Only these steps, 1..h (default all).")] = None
+    rows: Annotated[Rows | Columns | None, msgspec.Meta(description="Tabular models: the rows to explain.")] = None
+    k: Annotated[int, msgspec.Meta(ge=1, le=1000, description="Contributions kept per row, largest |shap| first.")] = 5
+
+
+class PredictRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Rows to predict with a registered tabular model."""
+
+    rows: Annotated[Rows | Columns, msgspec.Meta(description="Feature columns the model was trained on.")]
+
+
+class AliasRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The version an alias points to."""
+
+    version: Annotated[int, msgspec.Meta(ge=1, description="Version number.", examples=[1])]

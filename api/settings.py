@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from forecasting.data import MAX_HORIZON
+from forecasting.registry import default_locations, validate_name
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "hash_key", "parse_api_keys"]
+
+
+def hash_key(key: str) -> str:
+    """sha256 hex digest of an API key: only digests are kept in memory."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def parse_api_keys(text: str, *, source: str) -> tuple[tuple[str, str], ...]:
+    """``tenant:key`` pairs separated by commas or newlines (``#`` starts a comment) ->
+    ``((tenant, sha256 of key), ...)``.
+
+    Raises
+    ------
+    ValueError
+        A pair without ``:``, an empty key or a tenant that is not a valid name, naming
+        ``source`` and the pair's position (never the key).
+    """
+    out = []
+    items = [i.split("#", 1)[0].strip() for line in text.splitlines() for i in line.split(",")]
+    for n, item in enumerate([i for i in items if i], start=1):
+        tenant, sep, key = item.partition(":")
+        tenant, key = tenant.strip(), key.strip()
+        if not sep or not key:
+            raise ValueError(f"{source}: entry {n} must be 'tenant:key'")
+        try:
+            validate_name(tenant, field="tenant")
+        except ValueError as exc:
+            raise ValueError(f"{source}: entry {n}: {exc}") from None
+        out.append((tenant, hash_key(key)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -31,6 +63,21 @@ class Settings:
     max_seconds : int
         Wall time a forecast request may spend fitting (``FORECASTING_MAX_SECONDS``,
         default 60); past it the answer is 422 naming the limit.
+    database_url : str or None
+        Registry database (``FORECASTING_DATABASE_URL``); None: SQLite file
+        ``<state_dir>/forecasting.db``.
+    artifacts_dir : Path or None
+        Registry artifact store (``FORECASTING_ARTIFACTS_DIR``); None: ``<state_dir>/artifacts``.
+    max_train_seconds : int
+        Wall time a training job may take (``FORECASTING_MAX_TRAIN_SECONDS``, default 3,600).
+    job_workers : int
+        Training worker processes (``FORECASTING_JOB_WORKERS``, default 1).
+    model_cache_size : int
+        Fitted models kept loaded (``FORECASTING_MODEL_CACHE_SIZE``, default 4).
+    api_keys : tuple of (tenant, sha256 of key)
+        From ``FORECASTING_API_KEYS`` (comma-separated ``tenant:key`` pairs) and/or the file
+        named by ``FORECASTING_API_KEYS_FILE`` (one pair per line). Empty: no
+        authentication, every request is tenant ``default``.
     """
 
     state_dir: Path = Path("var")
@@ -39,6 +86,18 @@ class Settings:
     max_series: int = 1_000
     max_rows: int = 1_000_000
     max_seconds: int = 60
+    database_url: str | None = None
+    artifacts_dir: Path | None = None
+    max_train_seconds: int = 3600
+    job_workers: int = 1
+    model_cache_size: int = 4
+    api_keys: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def registry_locations(self) -> tuple[str, Path]:
+        """``(database URL, artifacts folder)`` with the defaults under ``state_dir`` filled in."""
+        url, artifacts = default_locations(self.state_dir)
+        return self.database_url or url, self.artifacts_dir or artifacts
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -54,6 +113,15 @@ class Settings:
                 raise ValueError(f"{key} must be a positive integer, got {raw}")
             return value
 
+        keys = parse_api_keys(env.get("FORECASTING_API_KEYS", ""), source="FORECASTING_API_KEYS")
+        key_file = env.get("FORECASTING_API_KEYS_FILE")
+        if key_file:
+            try:
+                text = Path(key_file).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(f"FORECASTING_API_KEYS_FILE: cannot read '{key_file}': {exc.strerror}") from None
+            keys += parse_api_keys(text, source=f"FORECASTING_API_KEYS_FILE ({key_file})")
+
         return cls(
             state_dir=Path(env.get("FORECASTING_STATE_DIR", "var")),
             max_body_bytes=num("FORECASTING_MAX_BODY_BYTES", cls.max_body_bytes),
@@ -61,4 +129,10 @@ class Settings:
             max_series=num("FORECASTING_MAX_SERIES", cls.max_series),
             max_rows=num("FORECASTING_MAX_ROWS", cls.max_rows),
             max_seconds=num("FORECASTING_MAX_SECONDS", cls.max_seconds),
+            database_url=env.get("FORECASTING_DATABASE_URL") or None,
+            artifacts_dir=Path(env["FORECASTING_ARTIFACTS_DIR"]) if env.get("FORECASTING_ARTIFACTS_DIR") else None,
+            max_train_seconds=num("FORECASTING_MAX_TRAIN_SECONDS", cls.max_train_seconds),
+            job_workers=num("FORECASTING_JOB_WORKERS", cls.job_workers),
+            model_cache_size=num("FORECASTING_MODEL_CACHE_SIZE", cls.model_cache_size),
+            api_keys=keys,
         )

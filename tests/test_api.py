@@ -81,8 +81,8 @@ def test_healthz(client: TestClient) -> None:
     assert r.json()["status"] == "ok" and r.json()["version"]
 
 
-def test_models_lists_the_registry_with_parameters(client: TestClient) -> None:
-    r = client.get("/v1/models")
+def test_model_types_lists_the_zoo_with_parameters(client: TestClient) -> None:
+    r = client.get("/v1/model-types")
     assert r.status_code == 200
     by_name = {m["name"]: m for m in r.json()}
     assert {"naive", "naive2", "seasonal_naive", "auto_ets", "auto_arima", "auto_theta", "mstl"} <= set(by_name)

@@ -1,0 +1,285 @@
+"""Registered models over HTTP: training jobs, forecasts by reference, explanations, reports, tenants.
+
+One app (module scope) on a temporary state folder with two API keys (tenants ``acme`` and
+``beta``); training runs in the real worker processes of the app's job runner, with small
+XGBoost models so the module stays fast.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from litestar.testing import TestClient
+
+from api.app import create_app
+from api.settings import Settings, hash_key, parse_api_keys
+
+PROBLEM = "application/problem+json"
+KEY_A, KEY_B = "key-acme-123", "key-beta-456"
+A = {"Authorization": f"Bearer {KEY_A}"}
+B = {"X-API-Key": KEY_B}
+XGB = {"name": "xgboost", "params": {"n_estimators": 20, "max_depth": 3, "conformal_windows": 0}}
+
+
+def hourly(n_series: int = 2, n: int = 24 * 10, *, seed: int = 0, start: str = "2024-01-01") -> dict[str, list[Any]]:
+    """Hourly series with a daily season (columns form)."""
+    rng = np.random.default_rng(seed)
+    ds = pl.datetime_range(pl.lit(start).str.to_datetime(), pl.lit(start).str.to_datetime() + pl.duration(hours=n - 1),
+                           "1h", eager=True).dt.strftime("%Y-%m-%dT%H:%M:%S").to_list()
+    out: dict[str, list[Any]] = {"unique_id": [], "ds": [], "y": []}
+    for i in range(n_series):
+        t = np.arange(n)
+        y = 50 + 10 * i + 8 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, n)
+        out["unique_id"] += [f"s{i}"] * n
+        out["ds"] += ds
+        out["y"] += [round(float(v), 3) for v in y]
+    return out
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    keys = parse_api_keys(f"acme:{KEY_A}, beta:{KEY_B}", source="test")
+    app = create_app(Settings(state_dir=tmp_path_factory.mktemp("state"), api_keys=keys, max_train_seconds=120))
+    with TestClient(app) as c:
+        yield c
+
+
+def problem(r: Any, status: int, field: str | None = None, *needles: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith(PROBLEM), r.headers["content-type"]
+    body = r.json()
+    assert body["status"] == status and body["detail"]
+    if field is not None:
+        assert body.get("field") == field, body
+    for needle in needles:
+        assert needle.lower() in body["detail"].lower(), (needle, body["detail"])
+    return body
+
+
+def train(client: TestClient, body: dict[str, Any], headers: dict[str, str] = A) -> dict[str, Any]:
+    r = client.post("/v1/models", json=body, headers=headers)
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert r.headers["location"] == f"/v1/jobs/{job['id']}"
+    assert job["state"] in ("queued", "running")
+    return job
+
+
+def wait(client: TestClient, job_id: str, headers: dict[str, str] = A, timeout: float = 120) -> dict[str, Any]:
+    end = time.monotonic() + timeout
+    while True:
+        r = client.get(f"/v1/jobs/{job_id}", headers=headers)
+        assert r.status_code == 200, r.text
+        job = r.json()
+        if job["state"] in ("succeeded", "failed", "cancelled") and (job["state"] != "succeeded" or job["version"]):
+            return job
+        assert time.monotonic() < end, job
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def demand(client: TestClient) -> dict[str, Any]:
+    """An XGBoost model 'demand' of tenant acme, trained through the API (version 1)."""
+    job = wait(client, train(client, {"name": "demand", "model": XGB, "data": hourly(), "h": 24})["id"])
+    assert job["state"] == "succeeded", job
+    return job
+
+
+# --------------------------------------------------------------------------- training and forecasting
+def test_xgboost_job_succeeds_with_timings_and_result(demand: dict[str, Any]) -> None:
+    assert demand["progress"] == 1.0 and demand["result"]["ref"] == "demand@1"
+    assert demand["timings"]["run_s"] is not None and demand["timings"]["total_s"] >= demand["timings"]["run_s"]
+    assert demand["error"] is None and "tenant" not in demand
+
+
+def test_forecast_by_name_version_and_alias(client: TestClient, demand: dict[str, Any]) -> None:
+    by_name = client.post("/v1/models/demand/forecast", json={"h": 12}, headers=A)
+    assert by_name.status_code == 200, by_name.text
+    out = by_name.json()
+    assert out["model"] == "demand@1" and len(out["forecasts"]) == 2 * 12
+    assert out["forecasts"][0]["ds"].startswith("2024-01-11T00:00")  # after the stored training tail
+    assert all(math.isfinite(row[out["alias"]]) for row in out["forecasts"])
+    by_version = client.post("/v1/models/demand@1/forecast", json={"h": 12}, headers=A).json()
+    assert by_version["forecasts"] == out["forecasts"]
+
+    r = client.put("/v1/models/demand/aliases/production", json={"version": 1}, headers=A)
+    assert r.status_code == 200, r.text
+    assert "production" in r.json()["aliases"]
+    by_alias = client.post("/v1/models/demand@production/forecast", json={"h": 12}, headers=A).json()
+    assert by_alias["forecasts"] == out["forecasts"]
+
+    problem(client.post("/v1/models/demand@staging/forecast", json={"h": 12}, headers=A), 404, "model", "staging")
+    problem(client.post("/v1/models/demand@7/forecast", json={"h": 12}, headers=A), 404, "model", "version 7")
+    problem(client.post("/v1/models/demand/forecast", json={"h": 0}, headers=A), 422, "h")
+
+
+def test_forecast_with_new_history(client: TestClient, demand: dict[str, Any]) -> None:
+    new = hourly(n=24 * 9, seed=3, start="2024-03-01")
+    r = client.post("/v1/models/demand/forecast", json={"h": 6, "history": new}, headers=A)
+    assert r.status_code == 200, r.text
+    rows = r.json()["forecasts"]
+    assert len(rows) == 12 and rows[0]["ds"].startswith("2024-03-10T00:00")
+    bad = hourly(n=24 * 9, seed=3, start="2024-03-01")
+    bad["y"][3] = None
+    problem(client.post("/v1/models/demand/forecast", json={"h": 6, "history": bad}, headers=A), 422, None, "s0")
+
+
+def test_explain_is_additive_and_ordered(client: TestClient, demand: dict[str, Any]) -> None:
+    r = client.post("/v1/models/demand/explain", json={"h": 6, "series": ["s1"], "steps": [1, 6], "k": 3}, headers=A)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert [(row["unique_id"], row["step"]) for row in out["rows"]] == [("s1", 1), ("s1", 6)]
+    assert out["additivity_error"] < 1e-3 * max(abs(row["output"]) for row in out["rows"])
+    for row in out["rows"]:
+        shap = [abs(c["shap"]) for c in row["contributions"]]
+        assert len(shap) == 3 and shap == sorted(shap, reverse=True)
+    forecast = client.post("/v1/models/demand/forecast", json={"h": 6}, headers=A).json()
+    s1 = [f for f in forecast["forecasts"] if f["unique_id"] == "s1"]
+    assert out["rows"][0]["output"] == pytest.approx(s1[0][forecast["alias"]], rel=1e-5)
+    problem(client.post("/v1/models/demand/explain", json={"h": 6, "series": ["nope"]}, headers=A), 422, "series")
+    problem(client.post("/v1/models/demand/explain", json={"h": 6, "steps": [7]}, headers=A), 422, "steps")
+
+
+def test_report_is_html(client: TestClient, demand: dict[str, Any]) -> None:
+    r = client.get("/v1/models/demand/report", params={"h": 12}, headers=A)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/html")
+    assert "<html" in r.text.lower() and "demand@1" in r.text
+
+
+def test_statistical_spec_only_needs_history(client: TestClient) -> None:
+    spec = {"name": "seasonal_naive", "params": {"season_length": 24}}
+    job = wait(client, train(client, {"name": "snaive", "model": spec, "data": hourly(), "h": 24})["id"])
+    assert job["state"] == "succeeded", job
+    info = client.get("/v1/models/snaive", headers=A).json()
+    assert info["versions"][0]["artifact"] is None and info["versions"][0]["metrics"]["smape"] >= 0
+    problem(client.post("/v1/models/snaive/forecast", json={"h": 24}, headers=A), 422, "history", "spec only")
+    r = client.post("/v1/models/snaive/forecast", json={"h": 24, "history": hourly(n_series=1, n=72)}, headers=A)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["forecasts"]) == 24
+    problem(client.post("/v1/models/snaive/explain", json={"h": 24}, headers=A), 422, "model", "decomposition")
+    problem(client.get("/v1/models/snaive/report", params={"h": 12}, headers=A), 422, "model")
+
+
+def test_tabular_linear_train_predict_explain(client: TestClient) -> None:
+    rng = np.random.default_rng(1)
+    x1, x2 = rng.normal(size=60), rng.normal(size=60)
+    table = {"x1": x1.tolist(), "x2": x2.tolist(), "y": (3 * x1 - 2 * x2 + 1).tolist()}
+    job = wait(client, train(client, {"name": "price", "kind": "tabular", "target": "y",
+                                      "model": {"kind": "regression", "algorithm": "linear"}, "data": table})["id"])
+    assert job["state"] == "succeeded", job
+    rows = [{"x1": 1.0, "x2": 0.0}, {"x1": 0.0, "x2": 1.0}]
+    r = client.post("/v1/models/price/predict", json={"rows": rows}, headers=A)
+    assert r.status_code == 200, r.text
+    preds = [p["prediction"] for p in r.json()["predictions"]]
+    assert preds == pytest.approx([4.0, -1.0], abs=0.1)  # ridge-regularised
+    r = client.post("/v1/models/price/explain", json={"rows": rows, "k": 1}, headers=A)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["additivity_error"] < 1e-6
+    assert [row["contributions"][0]["feature"] for row in out["rows"]] == ["x1", "x2"]
+    problem(client.post("/v1/models/price/forecast", json={"h": 3}, headers=A), 422, "model", "tabular")
+    problem(client.post("/v1/models/price/predict", json={"rows": [{"x1": 1.0}]}, headers=A), 422, None, "x2")
+
+
+def test_multipart_csv_upload_trains(client: TestClient) -> None:
+    csv = pl.DataFrame(hourly(n_series=1)).write_csv()
+    r = client.post("/v1/models", files={"file": ("data.csv", io.BytesIO(csv.encode()), "text/csv")},
+                    data={"name": "uploaded", "model": '{"name": "seasonal_naive", "params": {"season_length": 24}}',
+                          "h": "24"}, headers=A)
+    assert r.status_code == 202, r.text
+    job = wait(client, r.json()["id"])
+    assert job["state"] == "succeeded", job
+    r = client.post("/v1/models", files={"file": ("data.txt", io.BytesIO(b"x"), "text/plain")},
+                    data={"name": "uploaded"}, headers=A)
+    problem(r, 422, "file", ".csv")
+
+
+def test_job_failure_surfaces_the_library_message(client: TestClient) -> None:
+    short = hourly(n=30)
+    job = wait(client, train(client, {"name": "short", "model": XGB, "data": short})["id"])
+    assert job["state"] == "failed"
+    assert "too short" in job["error"] and job["error_field"] == "data", job
+    problem(client.post(f"/v1/jobs/{job['id']}/cancel", headers=A), 409, "job_id", "failed")
+    problem(client.post("/v1/models", json={"name": "Bad Name", "model": XGB, "data": short}, headers=A), 422, "name")
+    problem(client.post("/v1/models", json={"name": "x", "model": "nope", "data": short}, headers=A), 422)
+    problem(client.post("/v1/models", json={"name": "x", "data": short, "bogus": 1}, headers=A), 400, "bogus")
+
+
+# --------------------------------------------------------------------------- registry management
+def test_list_and_delete_version_rules(client: TestClient, demand: dict[str, Any]) -> None:
+    job = wait(client, train(client, {"name": "demand", "model": XGB, "data": hourly(seed=5), "h": 24})["id"])
+    assert job["state"] == "succeeded" and job["version"] == 2
+    client.put("/v1/models/demand/aliases/production", json={"version": 1}, headers=A)
+    listed = {m["name"]: m for m in client.get("/v1/models", headers=A).json()}
+    assert listed["demand"]["latest_version"] == 2 and listed["demand"]["aliases"]["production"] == 1
+    body = problem(client.delete("/v1/models/demand/versions/1", headers=A), 409, "version", "production")
+    assert body["details"]["aliases"] == ["production"]
+    assert client.delete("/v1/models/demand/versions/2", headers=A).status_code == 204
+    problem(client.delete("/v1/models/demand/versions/2", headers=A), 404, "model")
+    assert [v["version"] for v in client.get("/v1/models/demand", headers=A).json()["versions"]] == [1]
+    problem(client.put("/v1/models/demand/aliases/latest", json={"version": 1}, headers=A), 422, "alias")
+
+
+# --------------------------------------------------------------------------- access
+def test_tenants_are_isolated(client: TestClient, demand: dict[str, Any]) -> None:
+    assert client.get("/v1/models", headers=B).json() == []
+    problem(client.post("/v1/models/demand/forecast", json={"h": 3}, headers=B), 404, "model", "not found")
+    problem(client.get("/v1/models/demand", headers=B), 404)
+    problem(client.get(f"/v1/jobs/{demand['id']}", headers=B), 404, "job_id")
+    problem(client.post(f"/v1/jobs/{demand['id']}/cancel", headers=B), 404)
+    assert client.get("/v1/jobs", headers=B).json() == []
+
+
+def test_keys_are_required_except_on_open_routes(client: TestClient) -> None:
+    r = client.get("/v1/models")
+    problem(r, 401, "authorization", "api key")
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    problem(client.get("/v1/models", headers={"Authorization": "Bearer wrong"}), 401, None, "not valid")
+    problem(client.post("/v1/forecast", json={"h": 1, "data": hourly()}), 401)
+    for path in ("/healthz", "/readyz", "/schema/openapi.json"):
+        assert client.get(path).status_code == 200, path
+
+
+def test_no_keys_means_tenant_default(tmp_path: Path) -> None:
+    with TestClient(create_app(Settings(state_dir=tmp_path))) as c:
+        assert c.get("/v1/models").json() == []
+        assert c.get("/v1/model-types").status_code == 200
+
+
+def test_keys_from_a_file_are_hashed(tmp_path: Path) -> None:
+    f = tmp_path / "keys"
+    f.write_text("# tenants\nacme:k1\nbeta:k2\n")
+    settings = Settings.from_env({"FORECASTING_API_KEYS_FILE": str(f), "FORECASTING_API_KEYS": "gamma:k3"})
+    assert settings.api_keys == (("gamma", hash_key("k3")), ("acme", hash_key("k1")), ("beta", hash_key("k2")))
+    with pytest.raises(ValueError, match="entry 1"):
+        Settings.from_env({"FORECASTING_API_KEYS": "no-colon"})
+
+
+# --------------------------------------------------------------------------- operations
+def test_readyz_and_metrics(client: TestClient, demand: dict[str, Any]) -> None:
+    assert client.get("/readyz").json() == {"status": "ready"}
+    client.post("/v1/models/demand/forecast", json={"h": 3}, headers=A)
+    r = client.get("/metrics", headers=A)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert 'forecasting_http_requests_total{method="POST",route="/v1/models/{ref}/forecast",status="200"}' in text
+    assert "forecasting_http_request_duration_seconds_bucket" in text
+    assert 'forecasting_jobs{state="succeeded"}' in text and 'forecasting_jobs{state="failed"}' in text
+    assert "forecasting_model_cache_size" in text
+    problem(client.get("/metrics"), 401)
+
+
+def test_readyz_503_when_the_artifact_store_is_gone(tmp_path: Path) -> None:
+    with TestClient(create_app(Settings(state_dir=tmp_path))) as c:
+        (tmp_path / "artifacts" / "_jobs").rmdir()
+        (tmp_path / "artifacts").rmdir()
+        problem(c.get("/readyz"), 503, None, "artifact store")
