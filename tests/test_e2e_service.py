@@ -1,0 +1,131 @@
+"""End to end against the real server: ``forecasting serve`` (uvicorn) on a free loopback port.
+
+Train XGBoost on a few M4 Hourly series through ``POST /v1/models``, follow the job, forecast
+with new history, explain, restart the server on the same state folder and check the model
+still forecasts the same numbers. Skipped without the dataset folder.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+import pytest
+
+BIN = Path(sys.executable).parent
+KEY = "e2e-secret"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+SPEC = {"name": "xgboost", "params": {"n_estimators": 30, "max_depth": 4, "season_length": 24,
+                                      "conformal_windows": 0}}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One ``forecasting serve`` process on a state folder."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.proc: subprocess.Popen[str] | None = None
+        self.base = ""
+
+    def start(self) -> str:
+        port = _free_port()
+        env = {**os.environ, "FORECASTING_STATE_DIR": str(self.state), "FORECASTING_API_KEYS": f"e2e:{KEY}",
+               "FORECASTING_MAX_TRAIN_SECONDS": "300"}
+        self.proc = subprocess.Popen([str(BIN / "forecasting"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.base = f"http://127.0.0.1:{port}"
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.proc.stdout.read() if self.proc.stdout else ''}")
+            try:
+                if httpx.get(self.base + "/readyz", timeout=1).status_code == 200:
+                    return self.base
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("server was not ready within 60 s")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture()
+def server(tmp_path: Path) -> Iterator[Server]:
+    s = Server(tmp_path / "state")
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def _columns(frame: pl.DataFrame) -> dict[str, list[Any]]:
+    return {c: frame[c].to_list() for c in ("unique_id", "ds", "y")}
+
+
+def test_train_forecast_explain_restart(server: Server, data_dir: Path) -> None:
+    from forecasting.datasets import load_m4_hourly
+
+    train, test = load_m4_hourly(data_dir=data_dir, download=False)
+    ids = train["unique_id"].unique(maintain_order=True).to_list()[:4]
+    train, test = train.filter(pl.col("unique_id").is_in(ids)), test.filter(pl.col("unique_id").is_in(ids))
+
+    with httpx.Client(base_url=server.base, headers=AUTH, timeout=120) as c:
+        r = c.post("/v1/models", json={"name": "m4h", "model": SPEC, "data": _columns(train), "h": 48})
+        assert r.status_code == 202, r.text
+        location = r.headers["location"]
+        end = time.monotonic() + 240
+        while (job := c.get(location).json())["state"] not in ("succeeded", "failed", "cancelled"):
+            assert time.monotonic() < end, job
+            time.sleep(0.5)
+        assert job["state"] == "succeeded", job
+        assert job["version"] == 1
+
+        stored = c.post("/v1/models/m4h/forecast", json={"h": 48})
+        assert stored.status_code == 200, stored.text
+        history = pl.concat([train, test]).sort("unique_id", "ds")
+        fresh = c.post("/v1/models/m4h@1/forecast", json={"h": 48, "history": _columns(history)})
+        assert fresh.status_code == 200, fresh.text
+        rows = fresh.json()["forecasts"]
+        assert len(rows) == 4 * 48
+        last = dict(history.group_by("unique_id").agg(pl.col("ds").max()).iter_rows())
+        assert rows[0]["ds"] == last[rows[0]["unique_id"]] + 1  # forecasts start after the new history
+
+        explained = c.post("/v1/models/m4h/explain", json={"h": 48, "history": _columns(history),
+                                                           "series": [ids[0]], "steps": [1, 24, 48], "k": 5})
+        assert explained.status_code == 200, explained.text
+        exp = explained.json()
+        assert [r["step"] for r in exp["rows"]] == [1, 24, 48]
+        assert exp["additivity_error_relative"] < 1e-4
+
+    server.stop()
+    server.start()
+    with httpx.Client(base_url=server.base, headers=AUTH, timeout=120) as c:
+        assert [m["name"] for m in c.get("/v1/models").json()] == ["m4h"]
+        again = c.post("/v1/models/m4h/forecast", json={"h": 48})
+        assert again.json()["forecasts"] == stored.json()["forecasts"]
+        again_fresh = c.post("/v1/models/m4h@1/forecast", json={"h": 48, "history": _columns(history)})
+        assert again_fresh.json()["forecasts"] == rows
+        assert c.get(location).json()["state"] == "succeeded"
