@@ -129,3 +129,39 @@ def test_train_forecast_explain_restart(server: Server, data_dir: Path) -> None:
         again_fresh = c.post("/v1/models/m4h@1/forecast", json={"h": 48, "history": _columns(history)})
         assert again_fresh.json()["forecasts"] == rows
         assert c.get(location).json()["state"] == "succeeded"
+
+
+# --------------------------------------------------------------------------- schemathesis: no 5xx anywhere
+def _fuzz_app(tmp: Path) -> Any:
+    from api.app import create_app
+    from api.settings import Settings
+
+    return create_app(Settings(state_dir=tmp, max_train_seconds=20, max_rows=5_000, max_seconds=10))
+
+
+def test_openapi_fuzzing_finds_no_server_error(tmp_path: Path) -> None:
+    """Bounded schemathesis run (a few examples per operation, < 60 s) over every documented operation."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+
+    app = _fuzz_app(tmp_path)
+    failures: list[str] = []
+    # schemathesis runs the app's lifespan (startup: job recovery) itself and ends it after the test
+    schema = schemathesis.openapi.from_asgi("/schema/openapi.json", app)
+    start = time.monotonic()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @settings(max_examples=40, deadline=None, database=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
+        @given(operation.as_strategy())
+        def check(case: Any) -> None:
+            response = case.call()
+            if response.status_code >= 500:
+                failures.append(f"{case.operation.label}: {response.status_code} {response.text[:300]} "
+                                f"for body {str(case.body)[:200]} query {case.query}")
+
+        check()
+        assert time.monotonic() - start < 60, "fuzzing took over 60 s"
+    assert not failures, "\n".join(failures)
+
