@@ -132,6 +132,22 @@ def test_forecast_with_new_history(client: TestClient, demand: dict[str, Any]) -
     problem(client.post("/v1/models/demand/forecast", json={"h": 6, "history": bad}, headers=A), 422, None, "s0")
 
 
+def test_concurrent_forecasts_share_the_cached_model_safely(client: TestClient, demand: dict[str, Any]) -> None:
+    """The loaded model is shared by every request thread: concurrent forecasts equal serial ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [{"h": 12, "history": hourly(n=24 * 9, seed=10 + i, start="2024-03-01")} for i in range(6)]
+
+    def run(body: dict[str, Any]) -> list[dict[str, Any]]:
+        r = client.post("/v1/models/demand/forecast", json=body, headers=A)
+        assert r.status_code == 200, r.text
+        return r.json()["forecasts"]
+
+    serial = [run(b) for b in bodies]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert list(pool.map(run, bodies * 2)) == serial * 2
+
+
 def test_explain_is_additive_and_ordered(client: TestClient, demand: dict[str, Any]) -> None:
     r = client.post("/v1/models/demand/explain", json={"h": 6, "series": ["s1"], "steps": [1, 6], "k": 3}, headers=A)
     assert r.status_code == 200, r.text
