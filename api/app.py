@@ -18,6 +18,7 @@ configured every request is tenant ``default``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
@@ -27,6 +28,7 @@ from litestar.exceptions import ValidationException
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 from litestar.concurrency import sync_to_thread
@@ -195,7 +197,7 @@ def _registry_routes(services: Services, problems: dict[int, ResponseSpec]) -> l
                               media_type=problem_json)}
 
     @post("/v1/models", tags=["registry"], summary="Train and register a model (a job)", status_code=202,
-          responses=more)
+          responses=more, operation_class=_TrainOperation)
     async def train(request: Request, tenant: NamedDependency[str]) -> Response[dict[str, Any]]:
         """Queue training of a new version of `name`; 202 with the job and its Location (/v1/jobs/{id}).
 
@@ -225,15 +227,13 @@ def _registry_routes(services: Services, problems: dict[int, ResponseSpec]) -> l
     @get("/v1/models", tags=["registry"], summary="The tenant's registered models", sync_to_thread=True)
     def list_registered(tenant: NamedDependency[str]) -> list[dict[str, Any]]:
         """Each model name with its latest version, version count and aliases."""
-        return [_no_tenant(m.to_dict()) for m in services.registry.list_models(tenant)]
+        return services.list_models(tenant)
 
     @get("/v1/models/{name:str}", tags=["registry"], summary="A model's versions and aliases", sync_to_thread=True,
          responses=more)
     def get_model(name: FromPath[str], tenant: NamedDependency[str]) -> dict[str, Any]:
         """Versions (spec, metrics, data fingerprint, artifact digest), aliases and the latest version."""
-        versions = services.registry.versions(name, tenant)
-        summary = next(m for m in services.registry.list_models(tenant) if m.name == name)
-        return {**_no_tenant(summary.to_dict()), "versions": [_no_tenant(v.to_dict()) for v in versions]}
+        return services.model_detail(tenant, name)
 
     @delete("/v1/models/{name:str}/versions/{version:int}", tags=["registry"], summary="Delete a version",
             status_code=204, sync_to_thread=True, responses=more)
@@ -246,7 +246,7 @@ def _registry_routes(services: Services, problems: dict[int, ResponseSpec]) -> l
          sync_to_thread=True, before_request=_require_json, responses=more)
     def set_alias(name: FromPath[str], alias: FromPath[str], data: JSONBody[AliasRequest], tenant: NamedDependency[str]) -> dict[str, Any]:
         """Create or move `name@alias` to `version`."""
-        return _no_tenant(services.registry.set_alias(name, alias, data.version, tenant).to_dict())
+        return services.set_alias(tenant, name, alias, version=data.version)
 
     @delete("/v1/models/{name:str}/aliases/{alias:str}", tags=["registry"], summary="Remove an alias",
             status_code=204, sync_to_thread=True, responses=more)
@@ -267,15 +267,8 @@ def _registry_routes(services: Services, problems: dict[int, ResponseSpec]) -> l
     def explain_registered(ref: FromPath[str], data: JSONBody[ExplainRequest], tenant: NamedDependency[str]) -> dict[str, Any]:
         """Forecast models: the forecast rows asked (`h`, optional `series`, `steps`); tabular: `rows`. Each row
         has its base value, output and top-`k` contributions; with the additivity error. Statistical models: 422."""
-        info = services.registry.get(ref, tenant=tenant)
-        if info.kind == "tabular":
-            if data.rows is None:
-                raise InvalidParameterError("rows is required to explain a tabular model", field="rows")
-            return services.explain_rows(tenant, ref, rows=data.rows, k=data.k)
-        if data.h is None:
-            raise InvalidParameterError("h is required to explain a forecast model", field="h")
-        return services.explain(tenant, ref, h=data.h, history=data.history, X_future=data.X_future,
-                                series=data.series, steps=data.steps, k=data.k)
+        return services.explain_any(tenant, ref, h=data.h, history=data.history, X_future=data.X_future,
+                                    series=data.series, steps=data.steps, rows=data.rows, k=data.k)
 
     @get("/v1/models/{ref:str}/report", tags=["registry"], summary="HTML report of a registered model",
          media_type=MediaType.HTML, sync_to_thread=True, responses=more)
@@ -312,9 +305,24 @@ def _registry_routes(services: Services, problems: dict[int, ResponseSpec]) -> l
             explain_registered, report, predict, list_jobs, get_job, cancel_job]
 
 
-def _no_tenant(d: dict[str, Any]) -> dict[str, Any]:
-    d.pop("tenant", None)
-    return d
+_MULTIPART_TRAIN = {
+    "type": "object", "required": ["name", "file"],
+    "properties": {"name": {"type": "string"}, "file": {"type": "string", "format": "binary",
+                                                        "description": "The data: a .csv or .parquet file."},
+                   "model": {"type": "string", "description": "Registry name or a JSON spec object."},
+                   "kind": {"type": "string", "enum": ["forecast", "tabular"]}, "target": {"type": "string"},
+                   "h": {"type": "integer"}, "freq": {"type": "string"}}}
+
+
+@dataclass
+class _TrainOperation(Operation):
+    """POST /v1/models reads its body itself (JSON or multipart): document both forms."""
+
+    def __post_init__(self) -> None:
+        (_, ), components = msgspec.json.schema_components([TrainRequest])
+        self.request_body = RequestBody(required=True, content={
+            "application/json": OpenAPIMediaType(schema=components["TrainRequest"]),  # type: ignore[arg-type]
+            "multipart/form-data": OpenAPIMediaType(schema=_MULTIPART_TRAIN)})  # type: ignore[arg-type]
 
 
 def _decode(body: bytes, type_: Any) -> Any:

@@ -76,6 +76,27 @@ class Services:
                 raise InvalidInputError(exc.message.replace(str(path), filename), field="file") from exc
         return self.submit_training(tenant, data=frame, **fields)
 
+    # ------------------------------------------------------------------ the registry
+    def list_models(self, tenant: str) -> list[dict[str, Any]]:
+        """The tenant's models: name, latest version, version count, aliases."""
+        return [_no_tenant(m.to_dict()) for m in self.registry.list_models(tenant)]
+
+    def model_detail(self, tenant: str, name: str) -> dict[str, Any]:
+        """A model's summary and every version (spec, metrics, fingerprint, digest).
+
+        Raises
+        ------
+        NotFoundError
+            No such model for this tenant.
+        """
+        versions = self.registry.versions(name, tenant)
+        summary = next(m for m in self.registry.list_models(tenant) if m.name == name)
+        return {**_no_tenant(summary.to_dict()), "versions": [_no_tenant(v.to_dict()) for v in versions]}
+
+    def set_alias(self, tenant: str, name: str, alias: str, *, version: int) -> dict[str, Any]:
+        """Point ``name@alias`` at ``version``; returns that version."""
+        return _no_tenant(self.registry.set_alias(name, alias, version, tenant).to_dict())
+
     # ------------------------------------------------------------------ registered forecast models
     def _forecast_version(self, tenant: str, ref: str) -> VersionInfo:
         info = self.registry.get(ref, tenant=tenant)
@@ -143,6 +164,18 @@ class Services:
         explanation = _select(explanation, series=series, steps=steps)
         return {"model": info.ref, "name": info.name, "version": info.version, "h": h,
                 **explanation_out(explanation, k=k)}
+
+    def explain_any(self, tenant: str, ref: str, *, h: int | None, history: Any, X_future: Any,
+                    series: Sequence[str] | None, steps: Sequence[int] | None, rows: Any, k: int) -> dict[str, Any]:
+        """:meth:`explain` for forecast models (``h`` required), :meth:`explain_rows` for tabular ones (``rows``)."""
+        info = self.registry.get(ref, tenant=tenant)
+        if info.kind == "tabular":
+            if rows is None:
+                raise InvalidParameterError("rows is required to explain a tabular model", field="rows")
+            return self.explain_rows(tenant, ref, rows=rows, k=k)
+        if h is None:
+            raise InvalidParameterError("h is required to explain a forecast model", field="h")
+        return self.explain(tenant, ref, h=h, history=history, X_future=X_future, series=series, steps=steps, k=k)
 
     def report(self, tenant: str, ref: str, *, h: int) -> str:
         """The HTML report of a saved model's forecasts from its stored training history.
@@ -215,6 +248,11 @@ class Services:
 
 
 # --------------------------------------------------------------------------- helpers
+def _no_tenant(d: dict[str, Any]) -> dict[str, Any]:
+    d.pop("tenant", None)
+    return d
+
+
 def _check_table_limits(frame: pl.DataFrame, limits: Limits, *, series: bool) -> None:
     if frame.height > limits.max_rows:
         raise InvalidInputError(f"data has {frame.height} rows; the limit is {limits.max_rows}", field="data",
