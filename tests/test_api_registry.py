@@ -45,9 +45,14 @@ def hourly(n_series: int = 2, n: int = 24 * 10, *, seed: int = 0, start: str = "
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(scope="module")
+def client(state_dir: Path) -> Iterator[TestClient]:
     keys = parse_api_keys(f"acme:{KEY_A}, beta:{KEY_B}", source="test")
-    app = create_app(Settings(state_dir=tmp_path_factory.mktemp("state"), api_keys=keys, max_train_seconds=120))
+    app = create_app(Settings(state_dir=state_dir, api_keys=keys, max_train_seconds=120))
     with TestClient(app) as c:
         yield c
 
@@ -217,6 +222,33 @@ def test_multipart_csv_upload_trains(client: TestClient) -> None:
     r = client.post("/v1/models", files={"file": ("data.txt", io.BytesIO(b"x"), "text/plain")},
                     data={"name": "uploaded"}, headers=A)
     problem(r, 422, "file", ".csv")
+
+
+def test_multipart_parquet_upload_trains_a_tabular_model(client: TestClient) -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=40)
+    buf = io.BytesIO()
+    pl.DataFrame({"x": x, "y": 2 * x + 1}).write_parquet(buf)
+    r = client.post("/v1/models", files={"file": ("table.parquet", io.BytesIO(buf.getvalue()),
+                                                   "application/octet-stream")},
+                    data={"name": "uploaded-tab", "kind": "tabular", "target": "y",
+                          "model": '{"kind": "regression", "algorithm": "linear"}'}, headers=A)
+    assert r.status_code == 202, r.text
+    assert wait(client, r.json()["id"])["state"] == "succeeded"
+    out = client.post("/v1/models/uploaded-tab/predict", json={"rows": {"x": [0.0]}}, headers=A).json()
+    assert out["predictions"][0]["prediction"] == pytest.approx(1.0, abs=0.1)
+    problem(client.post("/v1/models", files={"file": ("t.parquet", io.BytesIO(b"not parquet"), "x/y")},
+                        data={"name": "bad", "kind": "tabular", "target": "y"}, headers=A), 422, "file", "t.parquet")
+
+
+def test_tampered_artifact_is_a_500_naming_the_file(client: TestClient, state_dir: Path) -> None:
+    job = wait(client, train(client, {"name": "tamper", "model": XGB, "data": hourly(seed=9)})["id"])
+    assert job["state"] == "succeeded", job
+    folder = state_dir / "artifacts" / "acme" / "tamper" / "1"
+    (folder / "pipeline.json").write_bytes((folder / "pipeline.json").read_bytes() + b" ")
+    body = problem(client.post("/v1/models/tamper/forecast", json={"h": 3}, headers=A), 500, "model",
+                   "pipeline.json", "has changed")
+    assert body["type"] == "/problems/artifact-integrity"
 
 
 def test_job_failure_surfaces_the_library_message(client: TestClient) -> None:
