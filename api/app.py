@@ -219,9 +219,14 @@ def _registry_routes(services: Services, problems: dict[int, ResponseSpec]) -> l
             if media and media != "application/json" and not media.endswith("+json"):
                 return problem(415, f"the body must be JSON (application/json) or multipart/form-data, got '{media}'",
                                field="content-type")
-            body = _decode(await request.body(), TrainRequest)
-            job = await sync_to_thread(services.submit_training, tenant, name=body.name, model=body.model,
-                                       data=body.data, kind=body.kind, target=body.target, h=body.h, freq=body.freq)
+            raw = await request.body()
+
+            def submit() -> Any:  # decoding a large body is CPU work too: off the event loop
+                body = _decode(raw, TrainRequest)
+                return services.submit_training(tenant, name=body.name, model=body.model, data=body.data,
+                                                kind=body.kind, target=body.target, h=body.h, freq=body.freq)
+
+            job = await sync_to_thread(submit)
         return Response(job_out(job), status_code=HTTP_202_ACCEPTED, headers={"Location": f"/v1/jobs/{job.id}"})
 
     @get("/v1/models", tags=["registry"], summary="The tenant's registered models", sync_to_thread=True)
