@@ -32,6 +32,7 @@ def cross_validation(
     level: Sequence[float] = (),
     freq: str | int | None = None,
     n_jobs: int = 1,
+    deadline: float | None = None,
 ) -> pl.DataFrame:
     """Backtest ``model`` over ``n_windows`` rolling origins.
 
@@ -50,6 +51,8 @@ def cross_validation(
         test windows).
     level : numbers in (0, 100)
         Interval levels, percent.
+    deadline : float, optional
+        Epoch seconds after which fitting stops with ``TimeLimitError``.
 
     Returns
     -------
@@ -95,6 +98,10 @@ def cross_validation(
                       lengths={u: n - end for u, n in panel.lengths.items()}, tz=panel.tz, ds_kind=panel.ds_kind,
                       exog=panel.exog, report=panel.report)
         forecaster = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
+        if deadline is not None:
+            forecaster.deadline = deadline
+            if getattr(forecaster, "fallback", None) is not None:
+                forecaster.fallback.deadline = deadline
         fc = forecaster.fit(train).predict(h, level=levels)
         cutoff = to_caller_tz(train_rows.group_by("unique_id", maintain_order=True).agg(pl.col("ds").last().alias("cutoff"))
                               .rename({"cutoff": "ds"}), panel).rename({"ds": "cutoff"})

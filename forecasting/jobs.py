@@ -167,6 +167,10 @@ class _Worker:
             return self._forecast(frame)
         except _Cancelled:
             return {"status": "cancelled"}
+        except TimeLimitError as exc:
+            return {"status": "failed", "field": exc.field,
+                    "error": f"training did not finish within the time limit of {self.job['time_limit_s']} s: "
+                             f"{exc.message}"}
         except ForecastingError as exc:
             return {"status": "failed", "error": exc.message, "field": exc.field}
         except Exception as exc:  # noqa: BLE001 - reported on the job, never lost
@@ -193,7 +197,7 @@ class _Worker:
         h = validate_h(h)
         self.step(0.1, "data validated")
 
-        metrics = self._holdout_metrics(cross_validation, panel, spec, h, params.get("season_length"))
+        metrics = self._holdout_metrics(cross_validation, panel, spec, h, params.get("season_length"), self.deadline)
         self.step(0.3, "validation metrics measured")
 
         model.deadline = self.deadline
@@ -213,14 +217,15 @@ class _Worker:
                 "metrics": metrics, "exog": list(panel.exog), "max_h": h}
 
     @staticmethod
-    def _holdout_metrics(cross_validation: Any, panel: Any, spec: Any, h: int, season: Any) -> dict[str, Any]:
+    def _holdout_metrics(cross_validation: Any, panel: Any, spec: Any, h: int, season: Any,
+                         deadline: float | None = None) -> dict[str, Any]:
         """sMAPE and MASE (M4 definitions) of the last ``h`` steps, fitted on what precedes them."""
         from forecasting.errors import InsufficientHistoryError
         from forecasting.evaluation import mase, smape
 
         m = (max(season) if isinstance(season, list) else season) or 1
         try:
-            cv = cross_validation(panel, model=spec, h=h, n_windows=1)
+            cv = cross_validation(panel, model=spec, h=h, n_windows=1, deadline=deadline)
         except (InsufficientHistoryError, CapabilityError) as exc:
             return {"window": {"h": h, "n_windows": 1}, "skipped": exc.message}
         col = next(c for c in cv.columns if c not in ("unique_id", "ds", "cutoff", "y") and "-lo-" not in c
