@@ -239,21 +239,15 @@ def explain(
 
     Example: forecasting explain --model xgboost --input history.csv --h 24 --output shap.csv
     """
-    from forecasting.data import validate_panel
     from forecasting.explain import explain_forecast
     from forecasting.models import make_model
     from forecasting.service import read_table, write_table
 
     try:
-        data = read_table(input)
-        folder = Path(model)
-        if folder.is_dir():
-            from forecasting.models.xgb import XGBoostForecaster
-
-            forecaster = XGBoostForecaster.load(folder)
-            explanation = explain_forecast(forecaster, h, history=validate_panel(data, freq=freq or forecaster.pipeline_.freq))
+        saved, panel = _saved_model_or_panel(model, read_table(input), freq)
+        if saved is not None:
+            explanation = explain_forecast(saved, h, history=panel)
         else:
-            panel = validate_panel(data, freq=freq)
             forecaster = make_model(model, freq=panel.freq, n_jobs=-1)
             if not hasattr(forecaster, "explain"):
                 explain_forecast(forecaster, h)  # raises the CapabilityError that says why
@@ -299,22 +293,12 @@ def report(
 
     Example: forecasting report --model xgboost --input history.csv --h 24 --output report.html
     """
-    from forecasting.data import validate_panel
     from forecasting.reports import write_report
     from forecasting.service import read_table
 
     try:
-        data = read_table(input)
-        folder = Path(model)
-        if folder.is_dir():
-            from forecasting.models.xgb import XGBoostForecaster
-
-            forecaster = XGBoostForecaster.load(folder)
-            panel = validate_panel(data, freq=freq or forecaster.pipeline_.freq)
-            chosen: object = forecaster
-        else:
-            panel = validate_panel(data, freq=freq)
-            chosen = model
+        saved, panel = _saved_model_or_panel(model, read_table(input), freq)
+        chosen: object = saved if saved is not None else model
         written = write_report(chosen, panel, output, h=h, level=tuple(level) if level else (80, 95),
                                series=series or None, title=title, data_name=input.name, n_jobs=n_jobs)
     except ForecastingError as exc:
@@ -325,6 +309,18 @@ def report(
         err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     console.print(escape(f"wrote {written.path}: sections " + ", ".join(t for _, t in written.sections)),
                   highlight=False, soft_wrap=True)
+
+
+def _saved_model_or_panel(model: str, data: pl.DataFrame, freq: str | None) -> tuple[object | None, object]:
+    """``--model`` is a folder from `forecasting train` (loaded) or a spec (None): returns (model or None, panel)."""
+    from forecasting.data import validate_panel
+
+    if Path(model).is_dir():
+        from forecasting.models.xgb import XGBoostForecaster
+
+        saved = XGBoostForecaster.load(model)
+        return saved, validate_panel(data, freq=freq or saved.pipeline_.freq)
+    return None, validate_panel(data, freq=freq)
 
 
 def _split_models(text: str) -> list[str]:

@@ -85,6 +85,7 @@ from forecasting.errors import (
     InvalidParameterError,
     NotFoundError,
 )
+from forecasting.hashing import sha256_file
 
 __all__ = [
     "DEFAULT_ARTIFACTS_DIR",
@@ -419,14 +420,6 @@ def _job_info(row: JobRow) -> JobInfo:
 
 
 # --------------------------------------------------------------------------- artifacts
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _folder_files(folder: Path) -> list[tuple[str, Path]]:
     """Regular files under ``folder`` as (relative posix path, path), sorted; refuses links and odd entries."""
     out = []
@@ -466,7 +459,7 @@ def artifact_digest(folder: str | os.PathLike[str]) -> tuple[str, dict[str, str]
     files: dict[str, str] = {}
     size = 0
     for rel, p in _folder_files(root):
-        files[rel] = _sha256_file(p)
+        files[rel] = sha256_file(p)
         size += p.stat().st_size
     return _combine(files), files, size
 
@@ -944,7 +937,7 @@ class Registry:
                 raise ArtifactIntegrityError(f"{where}: unexpected file {rel} was added; refusing to load it",
                                              field="model", details={"path": info.artifact, "file": rel,
                                                                      "expected": None})
-            digest = _sha256_file(actual[rel])
+            digest = sha256_file(actual[rel])
             if digest != expected[rel]:
                 raise ArtifactIntegrityError(
                     f"{where}: file {rel} has changed (sha256 {digest[:12]}..., registered {expected[rel][:12]}...); "

@@ -51,6 +51,7 @@ from forecasting.errors import (
     TimeLimitError,
 )
 from forecasting.devices import resolve_device
+from forecasting.hashing import sha256_file
 from forecasting.features import SCALE_STD, TARGET, FeaturePipeline, FeatureSpec, default_features
 from forecasting.models.base import Fallback, as_panel
 
@@ -638,7 +639,7 @@ class XGBoostForecaster:
                 "conformal_scores": None if self.scores_ is None else self.scores_.tolist(),
                 "n_boosters": len(self.boosters_), "device_trained": self.device_}
         # every other file's sha256 is recorded, and checked on load: a changed byte is refused, never loaded
-        meta["files"] = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
+        meta["files"] = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
         (tmp / "model.json").write_text(json.dumps(meta))
         if target.exists():
             import shutil
@@ -677,7 +678,7 @@ class XGBoostForecaster:
                 if "/" in name or "\\" in name or name.startswith("."):
                     raise InvalidInputError(f"model folder '{folder}': bad file name {name!r} in the manifest",
                                             field="model")
-                actual = _sha256(folder / name)
+                actual = sha256_file(folder / name)
                 if actual != digest:
                     raise InvalidInputError(f"model folder '{folder}': {name} has changed (sha256 {actual[:12]}..., "
                                             f"expected {str(digest)[:12]}...); refusing to load it", field="model")
@@ -721,12 +722,3 @@ class XGBoostForecaster:
         model.device_ = resolve_device(device)
         return model
 
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
