@@ -57,6 +57,12 @@ def _balanced(text: str) -> bool:
         return False
 
 
+def _scratch_with_air_passengers(folder: Path) -> None:
+    """A scratch folder laid out like the checkout for the README's `datasets/air_passengers.csv` paths."""
+    (folder / "datasets").mkdir()
+    shutil.copy(REPO / "datasets" / "air_passengers.csv", folder / "datasets" / "air_passengers.csv")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -133,8 +139,7 @@ def test_readme_openapi_pages(server: str):
 def test_readme_cli_example(tmp_path: Path):
     commands = _commands("forecasting forecast")
     assert len(commands) == 1
-    (tmp_path / "datasets").mkdir()
-    shutil.copy(REPO / "datasets" / "air_passengers.csv", tmp_path / "datasets" / "air_passengers.csv")
+    _scratch_with_air_passengers(tmp_path)
     out = subprocess.run(shlex.split(commands[0]), cwd=tmp_path, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
     assert out.returncode == 0, out.stderr
@@ -169,8 +174,7 @@ def test_readme_bench_example_quick(tmp_path: Path, data_dir: Path):
 def test_readme_train_and_explain_examples(tmp_path: Path):
     train_cmd, explain_cmd = _commands("forecasting train"), _commands("forecasting explain")
     assert len(train_cmd) == 1 and len(explain_cmd) == 1
-    (tmp_path / "datasets").mkdir()
-    shutil.copy(REPO / "datasets" / "air_passengers.csv", tmp_path / "datasets" / "air_passengers.csv")
+    _scratch_with_air_passengers(tmp_path)
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     for cmd in (train_cmd[0], explain_cmd[0]):
         out = subprocess.run(shlex.split(cmd), cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
@@ -188,8 +192,7 @@ def test_readme_train_and_explain_examples(tmp_path: Path):
 def test_readme_report_example(tmp_path: Path):
     commands = _commands("forecasting report")
     assert len(commands) == 1
-    (tmp_path / "datasets").mkdir()
-    shutil.copy(REPO / "datasets" / "air_passengers.csv", tmp_path / "datasets" / "air_passengers.csv")
+    _scratch_with_air_passengers(tmp_path)
     out = subprocess.run(shlex.split(commands[0]), cwd=tmp_path, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
     assert out.returncode == 0, out.stderr
