@@ -63,6 +63,12 @@ def _scratch_with_air_passengers(folder: Path) -> None:
     shutil.copy(REPO / "datasets" / "air_passengers.csv", folder / "datasets" / "air_passengers.csv")
 
 
+def _run(args: list[str], cwd: Path, *, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """Run a README command as a user would: the installed `forecasting` on PATH, in ``cwd``."""
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -140,8 +146,7 @@ def test_readme_cli_example(tmp_path: Path):
     commands = _commands("forecasting forecast")
     assert len(commands) == 1
     _scratch_with_air_passengers(tmp_path)
-    out = subprocess.run(shlex.split(commands[0]), cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
+    out = _run(shlex.split(commands[0]), tmp_path)
     assert out.returncode == 0, out.stderr
     with open(tmp_path / "air_forecast.csv") as fh:
         rows = list(csv.DictReader(fh))
@@ -161,8 +166,7 @@ def test_readme_bench_example_quick(tmp_path: Path, data_dir: Path):
     commands = _commands("forecasting bench")
     assert len(commands) == 1
     args = shlex.split(commands[0]) + ["--series-limit", "5"]
-    out = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
+    out = _run(args, tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr
     with open(tmp_path / "bench-results" / "metrics.csv") as fh:
         rows = {r["model"]: r for r in csv.DictReader(fh)}
@@ -175,9 +179,8 @@ def test_readme_train_and_explain_examples(tmp_path: Path):
     train_cmd, explain_cmd = _commands("forecasting train"), _commands("forecasting explain")
     assert len(train_cmd) == 1 and len(explain_cmd) == 1
     _scratch_with_air_passengers(tmp_path)
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     for cmd in (train_cmd[0], explain_cmd[0]):
-        out = subprocess.run(shlex.split(cmd), cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+        out = _run(shlex.split(cmd), tmp_path)
         assert out.returncode == 0, out.stderr + out.stdout
     assert "additivity error" in out.stdout
     with open(tmp_path / "air_shap.csv") as fh:
@@ -193,8 +196,7 @@ def test_readme_report_example(tmp_path: Path):
     commands = _commands("forecasting report")
     assert len(commands) == 1
     _scratch_with_air_passengers(tmp_path)
-    out = subprocess.run(shlex.split(commands[0]), cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
+    out = _run(shlex.split(commands[0]), tmp_path)
     assert out.returncode == 0, out.stderr
     html = (tmp_path / "air_report.html").read_text()
     for section in ("Model card", "Global importance (SHAP)", "SHAP beeswarm", "SHAP dependence plots",
