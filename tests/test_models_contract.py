@@ -47,8 +47,14 @@ def _months_after(last: dt.datetime, h: int) -> list[dt.datetime]:
     return out
 
 
+#: deep models train for a handful of steps on tiny networks here (their quality is benchmarked elsewhere)
+SMALL = {"nhits": {"max_steps": 5, "windows_batch_size": 16, "batch_size": 2, "mlp_units": 16},
+         "tft": {"max_steps": 5, "windows_batch_size": 16, "batch_size": 2, "hidden_size": 8}}
+
+
 def _model(name: str) -> Any:
-    return make_model(name, freq="1mo")  # season_length 12 derived from the monthly frequency
+    # season_length 12 derived from the monthly frequency
+    return make_model({"name": name, "params": SMALL.get(name, {})}, freq="1mo")
 
 
 ALL = pytest.mark.parametrize("name", model_names())

@@ -123,6 +123,51 @@ class XGBoostParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
     seed: int = 0
 
 
+Level = Annotated[float, msgspec.Meta(gt=0, lt=100)]
+
+
+class _NeuralParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
+    """Training settings shared by ``nhits`` and ``tft`` (neuralforecast's names); see
+    :class:`forecasting.models.neural.NeuralForecaster`."""
+
+    horizon: Annotated[int, msgspec.Meta(ge=1, le=2_000)] | None = None
+    input_size: Annotated[int, msgspec.Meta(ge=1, le=20_000)] | None = None
+    max_steps: Annotated[int, msgspec.Meta(ge=1, le=200_000)] = 1000
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 32
+    windows_batch_size: Annotated[int, msgspec.Meta(ge=1, le=65_536)] = 1024
+    learning_rate: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1e-3
+    num_lr_decays: Annotated[int, msgspec.Meta(ge=-1, le=100)] = 3
+    early_stop_patience_steps: Annotated[int, msgspec.Meta(ge=-1, le=10_000)] = -1
+    val_check_steps: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 100
+    scaler_type: Literal["robust", "standard", "minmax", "identity"] = "robust"
+    level: Annotated[list[Level], msgspec.Meta(min_length=0, max_length=10)] = msgspec.field(
+        default_factory=lambda: [80, 95])
+    hist_exog: list[str] = msgspec.field(default_factory=list)
+    calendar: list[Literal["minute", "hour", "dayofweek", "day", "dayofyear", "week", "month", "quarter",
+                           "year"]] | None = None
+    random_seed: int = 1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class NHITSParams(_NeuralParams, kw_only=True, forbid_unknown_fields=True):
+    """NHITS (Challu et al., AAAI 2023): pooling kernels, frequency downsampling per stack, block width."""
+
+    n_pool_kernel_size: Annotated[list[Annotated[int, msgspec.Meta(ge=1, le=1000)]],
+                                  msgspec.Meta(min_length=3, max_length=3)] | None = None
+    n_freq_downsample: Annotated[list[Annotated[int, msgspec.Meta(ge=1, le=1000)]],
+                                 msgspec.Meta(min_length=3, max_length=3)] | None = None
+    mlp_units: Annotated[int, msgspec.Meta(ge=4, le=4096)] | None = None
+    dropout_prob_theta: Annotated[float, msgspec.Meta(ge=0, lt=1)] | None = None
+
+
+class TFTParams(_NeuralParams, kw_only=True, forbid_unknown_fields=True):
+    """Temporal Fusion Transformer (Lim et al., IJF 2021): hidden size, attention heads, dropout."""
+
+    hidden_size: Annotated[int, msgspec.Meta(ge=4, le=1024)] | None = None
+    n_head: Annotated[int, msgspec.Meta(ge=1, le=16)] | None = None
+    dropout: Annotated[float, msgspec.Meta(ge=0, lt=1)] | None = None
+
+
 #: Default ensemble members: the two strongest single models on M4 Hourly (xgboost OWA 0.441,
 #: mstl 0.604) and a cheap, robust statistical third (see forecasting.models.ensemble).
 #: Median of two different global XGBoost models (seasonal lags only; with recent lags too) and MSTL:
@@ -178,6 +223,12 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
     ModelEntry("xgboost", XGBoostParams, "forecasting.models.xgb:XGBoostForecaster",
                "global gradient-boosted trees over lag/rolling/calendar features, conformal intervals",
                family="machine-learning"),
+    ModelEntry("nhits", NHITSParams, "forecasting.models.neural:NHITSForecaster",
+               "NHITS neural network (neuralforecast), quantile outputs; trains on a GPU when present",
+               family="deep-learning"),
+    ModelEntry("tft", TFTParams, "forecasting.models.neural:TFTForecaster",
+               "Temporal Fusion Transformer (neuralforecast), quantile outputs; trains on a GPU when present",
+               family="deep-learning"),
     ModelEntry("ensemble", EnsembleParams, "forecasting.models.ensemble:EnsembleForecaster",
                "median or validation-weighted combination of member models", family="combination", multi_season=True),
 ]}

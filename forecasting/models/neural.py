@@ -1,0 +1,959 @@
+"""Deep forecasters: NHITS and the Temporal Fusion Transformer through neuralforecast.
+
+* NHITS: Challu, Olivares, Oreshkin, Garza, Mergenthaler-Canseco & Dubrawski, "N-HiTS:
+  Neural Hierarchical Interpolation for Time Series Forecasting", AAAI 2023.
+* TFT: Lim, Arik, Loeff & Pfister, "Temporal Fusion Transformers for interpretable
+  multi-horizon time series forecasting", International Journal of Forecasting 37(4), 2021.
+
+Both are trained by neuralforecast (``NeuralForecast.fit``: its window sampling, optimiser
+and early stopping), as global models over every series, with a multi-quantile loss
+(``MQLoss``) at the spec's ``level``s: the point forecast is the median.
+
+Forecasting does *not* go back through ``NeuralForecast.predict``: one small torch module
+(:class:`NetworkCore`) takes a window of raw values (``temporal``: ``y`` and the temporal
+exogenous columns over ``input_size + horizon`` steps, plus the availability mask) and
+returns the quantiles in the units of ``y``. It calls the network's own window
+normalisation, forward pass and inverse normalisation, so it equals neuralforecast's
+predictions (a test checks it), and the same module is what SHAP/integrated gradients
+differentiate and what the ONNX export traces (scaling included, so no statistics live
+outside the graph).
+
+Calendar inputs (hour of day, day of week, ...) and the future-known, historic and static
+exogenous columns come from :class:`forecasting.features.FeaturePipeline`, the pipeline of
+the XGBoost forecaster. neuralforecast, torch and Lightning are imported only when a
+neural model is fitted or loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import msgspec
+import numpy as np
+import polars as pl
+
+from forecasting.data import Panel, future_frame, to_caller_tz, validate_future, validate_h, validate_levels
+from forecasting.errors import (
+    CapabilityError,
+    ForecastingError,
+    InsufficientHistoryError,
+    InvalidInputError,
+    InvalidParameterError,
+    NotFittedError,
+    TimeLimitError,
+)
+from forecasting.features import _CALENDAR_BY_UNIT, FeaturePipeline, FeatureSpec
+from forecasting.hashing import sha256_file
+from forecasting.models.base import Fallback, as_panel
+from forecasting.models.xgb import _check_exog_values
+
+__all__ = ["NHITSForecaster", "NetworkCore", "NeuralForecaster", "TFTForecaster", "torch_device"]
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+Progress = Callable[[float, str], None]
+
+
+def torch_device(device: str = "auto") -> str:
+    """``"cuda"`` when ``device="auto"`` and torch sees a GPU, else ``"cpu"``; explicit values as given.
+
+    Raises
+    ------
+    InvalidParameterError
+        An unknown device name, or ``"cuda"`` when torch sees no GPU.
+    """
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return "cpu"
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise InvalidParameterError(f"device '{device}' asked for, but torch sees no GPU; use 'auto' or 'cpu'",
+                                        field="device")
+        return device
+    raise InvalidParameterError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}", field="device")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence Lightning's banners and warnings (GPU availability, worker counts, ...)."""
+    names = ["lightning", "lightning.pytorch", "pytorch_lightning", "lightning_fabric", "neuralforecast"]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, lv in zip(loggers, levels, strict=True):
+            lg.setLevel(lv)
+
+
+def _check_complete(frame: pl.DataFrame, columns: list[str], *, where: str) -> None:
+    """The networks take no missing exogenous values (trees do): nulls and NaN are refused.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the column, the count and the first ``(unique_id, ds)`` pairs.
+    """
+    for col in columns:
+        e = pl.col(col).is_null()
+        if frame.schema[col].is_float():
+            e = e | pl.col(col).is_nan()
+        bad = frame.filter(e)
+        if bad.height:
+            pairs = ", ".join(f"({u}, {d})" for u, d in bad.select("unique_id", "ds").head(5).iter_rows())
+            raise InvalidInputError(f"{where}: exogenous column '{col}' has {bad.height} missing values (unique_id, "
+                                    f"ds): {pairs}; the neural models need every value (fill them first)",
+                                    field=f"{where}.{col}")
+
+
+def quantile_of(name: str) -> float:
+    """The quantile an MQLoss output stands for: ``-median`` 0.5, ``-lo-80`` 0.1, ``-hi-80`` 0.9."""
+    if name == "-median":
+        return 0.5
+    side, lv = name[1:3], float(name.split("-")[-1])
+    return 0.5 - lv / 200 if side == "lo" else 0.5 + lv / 200
+
+
+def rearrange_quantiles(q: np.ndarray, output_names: list[str]) -> np.ndarray:
+    """Sort each row's quantile outputs into quantile order, so intervals never cross.
+
+    A network's separately learnt quantiles can cross (lo-95 above lo-80); sorting the
+    outputs of each (series, step) is the monotone rearrangement of Chernozhukov,
+    Fernandez-Val & Galichon, "Quantile and probability curves without crossing",
+    Econometrica 78(3), 2010, which never increases the quantile loss.
+
+    Parameters
+    ----------
+    q : ndarray of shape (..., Q)
+    output_names : list of str, length Q (``-median``, ``-lo-80``...)
+    """
+    order = np.argsort([quantile_of(n) for n in output_names], kind="stable")
+    out = np.empty_like(q)
+    out[..., order] = np.sort(q, axis=-1)
+    return out
+
+
+def _core_class() -> type:
+    import torch
+
+    class _NetworkCore(torch.nn.Module):
+        """Raw window -> quantiles in y units: normalisation, network, inverse normalisation.
+
+        ``forward(temporal, static)``:
+
+        * ``temporal``: float32 tensor of shape ``(B, input_size + h, C)``, columns
+          :attr:`temporal_cols` (``y``, the temporal exogenous columns, ``available_mask``);
+          the last ``h`` rows carry future exogenous values, ``y = 0`` and mask 0.
+        * ``static``: ``(B, S)`` static values, or an empty ``(B, 0)`` tensor.
+
+        Returns ``(B, h, Q)``: the loss's outputs in order (``output_names``).
+        """
+
+        def __init__(self, net: Any, temporal_cols: list[str], static_cols: list[str]):
+            super().__init__()
+            self.net = net
+            self.temporal_cols = list(temporal_cols)
+            self.static_cols = list(static_cols)
+
+        def forward(self, temporal: Any, static: Any) -> Any:
+            import pandas as pd
+
+            net = self.net
+            windows = {"temporal": temporal.clone().unsqueeze(-1), "temporal_cols": pd.Index(self.temporal_cols),
+                       "static": static if self.static_cols else None,
+                       "static_cols": pd.Index(self.static_cols) if self.static_cols else None}
+            windows = net._normalization(windows=windows, y_idx=0)
+            insample_y, insample_mask, _, _, hist, futr, stat = net._parse_windows({"y_idx": 0}, windows)
+            out = net._predict_step_direct_batch(insample_y=insample_y, insample_mask=insample_mask, futr_exog=futr,
+                                                 hist_exog=hist, stat_exog=stat, y_idx=0)
+            return out.reshape(out.shape[0], out.shape[1], -1)
+
+    return _NetworkCore
+
+
+def NetworkCore(net: Any, temporal_cols: list[str], static_cols: list[str]) -> Any:  # noqa: N802 - a class factory
+    """The torch module mapping raw windows to quantiles (see the module docstring)."""
+    return _core_class()(net, temporal_cols, static_cols)
+
+
+class NeuralForecaster:
+    """Base of the neuralforecast adapters (``nhits``, ``tft``).
+
+    Parameters
+    ----------
+    season_length : int
+        Steps per season; drives the defaults of ``horizon`` and ``input_size``.
+    horizon : int, optional
+        Steps the network outputs at once (neuralforecast's ``h``); default two seasons
+        (M4 Hourly: 48), at least 14 for non-seasonal data. Longer forecasts are made
+        recursively in blocks of ``horizon`` steps, feeding the median back.
+    input_size : int, optional
+        Steps of history each forecast reads; default ``max(2 * horizon, 7 * season_length)``.
+    max_steps, batch_size, windows_batch_size, learning_rate, num_lr_decays,
+    early_stop_patience_steps, val_check_steps, scaler_type, random_seed : neuralforecast's
+        training settings (validation: the last ``horizon`` steps of each series, used
+        when ``early_stop_patience_steps > 0``).
+    level : list of numbers in (0, 100)
+        Interval levels trained into the quantile loss (``MQLoss(level=...)``); ``predict``
+        accepts any subset of them.
+    hist_exog : list of str
+        Exogenous columns known only up to the forecast origin (the rest are future-known).
+    calendar : list of str, optional
+        Calendar inputs (future-known, from ``ds`` on the caller's clock); default by
+        frequency (hourly: ``hour``, ``dayofweek``); ``[]`` for none.
+    device : {"auto", "cpu", "cuda"}
+        ``auto``: a GPU when torch sees one. Forecasts always run where the weights are.
+    """
+
+    name: ClassVar[str] = ""
+    default_alias: ClassVar[str] = ""
+    supports_intervals: ClassVar[bool] = True
+    supports_exog: ClassVar[bool] = True
+    is_global: ClassVar[bool] = True
+    _arch_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *, season_length: int = 1, horizon: int | None = None, input_size: int | None = None,
+                 max_steps: int = 1000, batch_size: int = 32, windows_batch_size: int = 1024,
+                 learning_rate: float = 1e-3, num_lr_decays: int = 3, early_stop_patience_steps: int = -1,
+                 val_check_steps: int = 100, scaler_type: str = "robust", level: Sequence[float] = (80, 95),
+                 hist_exog: Sequence[str] = (), calendar: Sequence[str] | None = None, random_seed: int = 1,
+                 device: str = "auto", alias: str | None = None, fallback: Any = None, n_jobs: int = 1,
+                 **arch: Any):
+        self.season_length = season_length
+        self.horizon = horizon
+        self.input_size = input_size
+        self.max_steps, self.batch_size, self.windows_batch_size = max_steps, batch_size, windows_batch_size
+        self.learning_rate, self.num_lr_decays = learning_rate, num_lr_decays
+        self.early_stop_patience_steps, self.val_check_steps = early_stop_patience_steps, val_check_steps
+        self.scaler_type = scaler_type
+        self.level = [float(v) if not float(v).is_integer() else int(v) for v in level]
+        self.hist_exog = list(hist_exog)
+        self.calendar = None if calendar is None else list(calendar)
+        self.random_seed = random_seed
+        self.device = device
+        self.alias = alias or self.default_alias
+        self.fallback = fallback
+        self.n_jobs = n_jobs
+        unknown = sorted(set(arch) - set(self._arch_keys))
+        if unknown:
+            raise InvalidParameterError(f"model '{self.name}': unknown parameters {unknown}", field="model.params")
+        self.arch = dict(arch)
+        self.deadline: float | None = None  # epoch seconds after which training stops with TimeLimitError
+        self.progress: Progress | None = None  # called with (fraction done, message) during training
+
+    # ------------------------------------------------------------------ params
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters (JSON-serialisable)."""
+        return {"season_length": self.season_length, "horizon": self.horizon, "input_size": self.input_size,
+                "max_steps": self.max_steps, "batch_size": self.batch_size,
+                "windows_batch_size": self.windows_batch_size, "learning_rate": self.learning_rate,
+                "num_lr_decays": self.num_lr_decays, "early_stop_patience_steps": self.early_stop_patience_steps,
+                "val_check_steps": self.val_check_steps, "scaler_type": self.scaler_type, "level": list(self.level),
+                "hist_exog": list(self.hist_exog), "calendar": self.calendar, "random_seed": self.random_seed,
+                "device": self.device, **self.arch}
+
+    @property
+    def trained_horizon(self) -> int:
+        """Steps the network outputs at once."""
+        return self.horizon or max(2 * self.season_length, 14 if self.season_length == 1 else 0)
+
+    @property
+    def window(self) -> int:
+        """Steps of history each forecast reads (``input_size``)."""
+        return self.input_size or max(2 * self.trained_horizon, 7 * self.season_length)
+
+    @property
+    def min_train_length(self) -> int:
+        """Observations a series needs: one full training window (``input_size + horizon``)."""
+        return self.window + self.trained_horizon
+
+    def _loss(self) -> Any:
+        from neuralforecast.losses.pytorch import MQLoss
+
+        return MQLoss(level=list(self.level))
+
+    def _build_net(self, futr: list[str], hist: list[str], stat: list[str], trainer: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ fit
+    def _split_exog(self, panel: Panel, static: pl.DataFrame | None) -> tuple[list[str], list[str], list[str]]:
+        unknown = [c for c in self.hist_exog if c not in panel.exog]
+        if unknown:
+            raise InvalidInputError(f"hist_exog columns {unknown} are not in the data (exogenous columns: "
+                                    f"{list(panel.exog) or 'none'})", field="data")
+        futr = [c for c in panel.exog if c not in self.hist_exog]
+        stat: list[str] = []
+        if static is not None:
+            static = static if isinstance(static, pl.DataFrame) else pl.DataFrame(static)
+            if "unique_id" not in static.columns:
+                raise InvalidInputError("the static frame needs a unique_id column", field="static")
+            stat = [c for c in static.columns if c != "unique_id"]
+            bad = [c for c in stat if not static.schema[c].is_numeric()]
+            if bad:
+                raise InvalidInputError(f"static columns {bad} are not numeric; encode them as numbers first",
+                                        field="static")
+            _check_exog_values(static.with_columns(pl.lit(0).alias("ds")), stat, where="static")
+            _check_complete(static.with_columns(pl.lit(0).alias("ds")), stat, where="static")
+            missing = sorted(set(panel.lengths) - set(static["unique_id"].cast(pl.String).to_list()))
+            if missing:
+                raise InvalidInputError(f"the static frame has no row for series {missing[:5]}"
+                                        f"{' ...' if len(missing) > 5 else ''}", field="static")
+        return futr, list(self.hist_exog), stat
+
+    def _calendar(self, panel: Panel) -> list[str]:
+        if self.calendar is not None:
+            if self.calendar and panel.ds_kind == "int":
+                raise InvalidParameterError(f"calendar inputs {self.calendar} need datetime ds; this data has integer "
+                                            f"steps", field="model.params.calendar")
+            return list(self.calendar)
+        if panel.ds_kind == "int" or not isinstance(panel.freq, str):
+            return []
+        import re
+
+        unit = re.match(r"^\d+(\w+)$", panel.freq)
+        return list(_CALENDAR_BY_UNIT.get(unit.group(1), [])) if unit else []
+
+    def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> Self:
+        """Train the network on every series (global model).
+
+        Raises
+        ------
+        InsufficientHistoryError
+            Series shorter than ``input_size + horizon``, naming each (unless a
+            ``fallback`` model is given).
+        InvalidInputError
+            Exogenous or static columns that are missing or not finite.
+        ModelFitError
+            The training loss became NaN.
+        """
+        panel = as_panel(panel)
+        futr, hist, stat = self._split_exog(panel, static)
+        _check_exog_values(panel.frame, list(panel.exog), where="data")
+        _check_complete(panel.frame, list(panel.exog), where="data")
+        calendar = self._calendar(panel)
+        spec = FeatureSpec(calendar=calendar, future_exog=futr, static=stat)  # type: ignore[arg-type]
+        pipeline = FeaturePipeline(spec=spec, freq=panel.freq, tz=panel.tz, ds_kind=panel.ds_kind,
+                                   feature_names=[*calendar, *stat, *futr])
+        pipeline.check_regular(panel.frame)
+        short = {u: n for u, n in panel.lengths.items() if n < self.min_train_length}
+        self.fallbacks_: list[Fallback] = []
+        if short:
+            if self.fallback is None:
+                raise InsufficientHistoryError(
+                    f"{len(short)} series too short for model '{self.name}' (needs at least {self.min_train_length} "
+                    f"observations: input_size {self.window} + horizon {self.trained_horizon}): "
+                    + "; ".join(f"series '{u}': {n} observations" for u, n in list(short.items())[:5]),
+                    field="data", details={"minimum": self.min_train_length,
+                                           "series": {u: {"length": n, "minimum": self.min_train_length}
+                                                      for u, n in short.items()}})
+            self.fallback.fit(panel.subset(short))
+            self.fallbacks_ = [Fallback(u, self.fallback.name, f"{n} observations, model '{self.name}' needs at least "
+                                                               f"{self.min_train_length}") for u, n in short.items()]
+            panel = panel.subset([u for u in panel.lengths if u not in short])
+        self.pipeline_ = pipeline
+        self.futr_cols_ = [*calendar, *futr]
+        self.hist_cols_ = hist
+        self.static_cols_ = stat
+        self.static_ = None if static is None else (static if isinstance(static, pl.DataFrame)
+                                                    else pl.DataFrame(static)).with_columns(
+            pl.col("unique_id").cast(pl.String)).select("unique_id", *stat)
+        frame = self._temporal_frame(panel.frame)
+        self.device_ = torch_device(self.device)
+        self.net_ = self._train(frame)
+        self.panel_ = panel
+        return self
+
+    def _temporal_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``unique_id, ds, y`` + the network's temporal columns (calendar from the feature pipeline)."""
+        pipe = self.pipeline_
+        if pipe.spec.calendar:
+            scales = pl.DataFrame({"unique_id": frame["unique_id"].unique(maintain_order=True)}).with_columns(
+                pl.lit(0.0).alias("_scale_loc"), pl.lit(1.0).alias("_scale_scale"))
+            spec_cal = FeaturePipeline(spec=FeatureSpec(calendar=pipe.spec.calendar), freq=pipe.freq, tz=pipe.tz,
+                                       ds_kind=pipe.ds_kind, feature_names=list(pipe.spec.calendar))
+            frame = spec_cal.transform(frame, scales=scales)
+        cols = [*self.futr_cols_, *self.hist_cols_]
+        return frame.select("unique_id", "ds", pl.col("y").cast(pl.Float64),
+                            *[pl.col(c).cast(pl.Float64) for c in cols])
+
+    def _train(self, frame: pl.DataFrame) -> Any:
+        import torch
+        from neuralforecast import NeuralForecast
+
+        callback = _progress_callback(self, self.max_steps)
+        accelerator = "cpu" if self.device_ == "cpu" else "gpu"
+        with tempfile.TemporaryDirectory(prefix="forecasting-nf-") as root, _quiet():
+            trainer = {"accelerator": accelerator, "devices": 1, "logger": False, "enable_checkpointing": False,
+                       "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": root,
+                       "callbacks": [callback]}
+            net = self._build_net(self.futr_cols_, self.hist_cols_, self.static_cols_, trainer)
+            # neuralforecast sees integer steps: the grid is already checked, and univariate windows need
+            # no absolute time (the calendar inputs carry it)
+            df = frame.with_columns(pl.int_range(pl.len()).over("unique_id").alias("ds")).to_pandas()
+            static_df = self.static_.to_pandas() if self.static_cols_ else None
+            nf = NeuralForecast(models=[net], freq=1)
+            val_size = self.trained_horizon if self.early_stop_patience_steps > 0 else 0
+            cwd = os.getcwd()
+            try:
+                os.chdir(root)  # nothing Lightning writes lands in the caller's working directory
+                nf.fit(df=df, static_df=static_df, val_size=val_size)
+            except TimeLimitError:
+                raise
+            except Exception as exc:
+                if isinstance(exc.__cause__, TimeLimitError) or isinstance(exc.__context__, TimeLimitError):
+                    raise exc.__cause__ or exc.__context__ from None  # type: ignore[misc]
+                raise
+            finally:
+                os.chdir(cwd)
+        if callback.error is not None:
+            raise callback.error
+        model = nf.models[0]
+        model.trainer_kwargs = {}
+        model._trainer = None
+        self.temporal_cols_ = list(nf.dataset.temporal_cols) if hasattr(nf, "dataset") else None
+        if self.temporal_cols_ is None:
+            self.temporal_cols_ = ["y", *[c for c in df.columns if c not in ("unique_id", "ds", "y")], "available_mask"]
+        self.output_names_ = [str(n) for n in model.loss.output_names]
+        model.eval()
+        model.to(torch.device(self.device_))
+        return model
+
+    # ------------------------------------------------------------------ forecasting
+    def _core(self) -> Any:
+        return NetworkCore(self.net_, self.temporal_cols_, self.static_cols_)
+
+    def _history(self, history: Any) -> Panel:
+        if history is None:
+            return self.panel_
+        pipe = self.pipeline_
+        panel = as_panel(history, freq=pipe.freq)
+        if panel.freq != pipe.freq:
+            raise InvalidInputError(f"history freq '{panel.freq}' differs from the training freq '{pipe.freq}'",
+                                    field="history")
+        if (panel.ds_kind == "int") != (pipe.ds_kind == "int") or panel.tz != pipe.tz:
+            raise InvalidInputError(f"history ds must be like the training data's ({pipe.ds_kind}, timezone "
+                                    f"{pipe.tz or 'none'}); got {panel.ds_kind}, timezone {panel.tz or 'none'}",
+                                    field="history")
+        need = [c for c in [*pipe.spec.future_exog, *self.hist_cols_] if c not in panel.frame.columns]
+        if need:
+            raise InvalidInputError(f"history lacks the exogenous columns {need} the model was trained with",
+                                    field="history")
+        _check_exog_values(panel.frame, [*pipe.spec.future_exog, *self.hist_cols_], where="history")
+        _check_complete(panel.frame, [*pipe.spec.future_exog, *self.hist_cols_], where="history")
+        pipe.check_regular(panel.frame)
+        if self.static_cols_:
+            unknown = sorted(set(panel.lengths) - set(self.static_["unique_id"].to_list()))
+            if unknown:
+                raise InvalidInputError(f"series {unknown[:5]} have no static values (the model was trained with "
+                                        f"static columns {self.static_cols_})", field="history")
+        return panel
+
+    def _check_history_length(self, panel: Panel, where: str) -> None:
+        short = {u: n for u, n in panel.lengths.items() if n < self.window}
+        if short:
+            raise InsufficientHistoryError(
+                f"{len(short)} series in {where} too short for model '{self.name}' (needs at least {self.window} "
+                f"observations, its input_size): "
+                + "; ".join(f"series '{u}': {n} observations" for u, n in list(short.items())[:5]),
+                field=where, details={"minimum": self.window,
+                                      "series": {u: {"length": n, "minimum": self.window} for u, n in short.items()}})
+
+    def _windows(self, panel: Panel, h: int, X_future: Any) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+        """Future keys (internal ds), the temporal array ``(B, L + n_blocks*H, C)`` and static ``(B, S)``."""
+        H, L = self.trained_horizon, self.window
+        n_blocks = math.ceil(h / H)
+        steps = n_blocks * H
+        user_futr = list(self.pipeline_.spec.future_exog)
+        if user_futr:
+            future = validate_future(X_future, panel, steps, user_futr) if steps == h or X_future is None else \
+                self._future_blocks(X_future, panel, h, steps, user_futr)
+            _check_exog_values(future, user_futr, where="X_future")
+            _check_complete(future, user_futr, where="X_future")
+        else:
+            if X_future is not None:
+                raise CapabilityError(f"this {self.name} model uses no future exogenous columns, so X_future is not "
+                                      f"accepted", field="X_future")
+            future = future_frame(panel, steps)
+        tail = panel.frame.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - L)
+        cols = ["unique_id", "ds", "y", *user_futr, *self.hist_cols_]
+        fut = future.with_columns(pl.lit(0.0).alias("y"), *[pl.lit(0.0).alias(c) for c in self.hist_cols_])
+        frame = pl.concat([tail.select(cols), fut.select(cols)], how="vertical_relaxed").sort("unique_id", "ds",
+                                                                                               maintain_order=True)
+        frame = self._temporal_frame(frame)
+        n = panel.n_series
+        names = [c for c in self.temporal_cols_ if c != "available_mask"]
+        arr = frame.select(names).to_numpy().astype(np.float32).reshape(n, L + steps, len(names))
+        mask = np.zeros((n, L + steps, 1), dtype=np.float32)
+        mask[:, :L] = 1.0
+        temporal = np.concatenate([arr, mask], axis=2)
+        temporal = temporal[:, :, [([*names, "available_mask"]).index(c) for c in self.temporal_cols_]]
+        if self.static_cols_:
+            stat = pl.DataFrame({"unique_id": panel.ids}).join(self.static_, on="unique_id", how="left",
+                                                               maintain_order="left")
+            static = stat.select(self.static_cols_).to_numpy().astype(np.float32)
+        else:
+            static = np.zeros((n, 0), dtype=np.float32)
+        return future.select("unique_id", "ds"), temporal, static
+
+    def _future_blocks(self, X_future: Any, panel: Panel, h: int, steps: int, cols: list[str]) -> pl.DataFrame:
+        try:
+            return validate_future(X_future, panel, steps, cols)
+        except InvalidInputError as exc:
+            raise InvalidInputError(
+                f"model '{self.name}' forecasts in blocks of {self.trained_horizon} steps and reads the future "
+                f"exogenous values of the whole block, so X_future must cover {steps} steps per series for h={h}: "
+                f"{exc.message}", field="X_future", details=exc.details) from exc
+
+    def _run(self, temporal: np.ndarray, static: np.ndarray, h: int) -> np.ndarray:
+        """Quantile paths ``(B, h, Q)`` by blocks of ``horizon`` (recursive beyond one block)."""
+        import torch
+
+        H, L = self.trained_horizon, self.window
+        core = self._core()
+        y_col = self.temporal_cols_.index("y")
+        med = self.output_names_.index("-median")
+        dev = torch.device(self.device_)
+        out = []
+        temporal = temporal.copy()
+        with torch.no_grad(), _quiet():
+            st = torch.from_numpy(static).to(dev)
+            for b in range(math.ceil(h / H)):
+                window = temporal[:, b * H: b * H + L + H]
+                q = core(torch.from_numpy(np.ascontiguousarray(window)).to(dev), st).cpu().numpy()
+                out.append(q)
+                temporal[:, L + b * H: L + (b + 1) * H, y_col] = q[:, :, med]
+        return np.concatenate(out, axis=1)[:, :h].astype(np.float64)
+
+    def predict(self, h: int, *, history: Panel | Any | None = None, X_future: Any = None,
+                level: Sequence[float] = ()) -> pl.DataFrame:
+        """Forecast ``h`` steps after each series' end (median + quantile intervals), without retraining.
+
+        Parameters
+        ----------
+        h : int
+            Any horizon; beyond ``horizon`` steps the network runs again on its own median.
+        history : Panel or frame, optional
+            New or updated series (at least ``input_size`` observations each); default: the
+            training series.
+        X_future : frame, optional
+            ``unique_id, ds`` + the future exogenous columns, for ``ceil(h / horizon) * horizon``
+            steps per series (the network reads a whole block of future values).
+        level : subset of the trained ``level``
+
+        Raises
+        ------
+        NotFittedError, InsufficientHistoryError (naming the series), InvalidInputError
+        (missing future values, naming the ``(unique_id, ds)`` pairs), CapabilityError (a
+        level that was not trained).
+        """
+        if not hasattr(self, "net_"):
+            raise NotFittedError(f"model '{self.name}' is not fitted: call fit(panel) before predict(h)")
+        h = validate_h(h)
+        levels = validate_levels(level)
+        untrained = [lv for lv in levels if float(lv) not in {float(v) for v in self.level}]
+        if untrained:
+            raise CapabilityError(f"model '{self.name}' was trained for levels {self.level}; levels {untrained} need "
+                                  f"a model trained with them (params.level)", field="level")
+        if self.hist_cols_ and h > self.trained_horizon:
+            raise CapabilityError(f"with historic-only exogenous columns {self.hist_cols_}, h must be <= the trained "
+                                  f"horizon {self.trained_horizon} (later blocks would need their unknown values)",
+                                  field="h")
+        panel = self._history(history)
+        self._check_history_length(panel, "history" if history is not None else "data")
+        keys, temporal, static = self._windows(panel, h, X_future)
+        q = rearrange_quantiles(self._run(temporal, static, h), self.output_names_)
+        names = self.output_names_
+        data: dict[str, Any] = {self.alias: q[:, :, names.index("-median")].reshape(-1)}
+        for lv in levels:
+            lo, hi = q[:, :, names.index(f"-lo-{lv}")], q[:, :, names.index(f"-hi-{lv}")]
+            data[f"{self.alias}-lo-{lv}"] = lo.reshape(-1)
+            data[f"{self.alias}-hi-{lv}"] = hi.reshape(-1)
+        keys = keys.filter(pl.int_range(pl.len()).over("unique_id") < h)
+        frame = keys.with_columns(pl.Series(k, v) for k, v in data.items())
+        if not np.isfinite(frame.select(list(data)).to_numpy()).all():
+            raise InvalidInputError(f"model '{self.name}' produced non-finite forecasts; check the inputs for extreme "
+                                    f"values", field="data")
+        out = to_caller_tz(frame, panel)
+        if history is None and self.fallbacks_:
+            fb = self.fallback.predict(h, level=levels)
+            fb = fb.rename({c: c.replace(self.fallback.alias, self.alias, 1) for c in fb.columns})
+            out = pl.concat([out, fb.select(out.columns)], how="vertical_relaxed").sort("unique_id", "ds")
+        return out
+
+    # ------------------------------------------------------------------ explanations
+    def explain(self, h: int | None = None, *, history: Any = None, X_future: Any = None, n_steps: int = 64) -> Any:
+        """Attributions of each forecast step's median to every input (integrated gradients).
+
+        Integrated gradients (Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep
+        Networks", ICML 2017) through captum, on the network *with* its window scaling, in
+        units of ``y``. Path methods satisfy completeness: the values of a row add up to
+        the forecast minus the baseline's forecast; the Riemann-sum residual is reported
+        as the explanation's additivity error. The baseline of a window is the same window
+        with ``y`` and every temporal exogenous column flattened to their window means (a
+        history with no shape to react to), and static values set to their training means.
+        (Expected gradients, shap's ``GradientExplainer``, would average over a background
+        sample instead; it satisfies additivity only in expectation.)
+
+        Features: ``y_lag_<k>`` (``k`` = 1 is the last observation), ``<col>_lag_<k>`` and
+        ``<col>_step_<j>`` for temporal exogenous and calendar values over the input window
+        and the forecast block, and static columns by name.
+
+        Parameters
+        ----------
+        h : int, optional
+            Steps to explain, at most one block (``horizon``); default ``horizon``.
+        history, X_future
+            As :meth:`predict`.
+        n_steps : int
+            Integration steps (more: smaller additivity error).
+
+        Returns
+        -------
+        forecasting.explanation.Explanation
+            ``h`` rows per series (keys ``unique_id, ds, step``).
+        """
+        import torch
+        from captum.attr import IntegratedGradients
+
+        from forecasting.explanation import Explanation
+
+        if not hasattr(self, "net_"):
+            raise NotFittedError(f"model '{self.name}' is not fitted: call fit(panel) before explain(h)")
+        H, L = self.trained_horizon, self.window
+        h = H if h is None else validate_h(h)
+        if h > H:
+            raise CapabilityError(f"explanations cover one block of the network's output, h <= {H}; got h={h}",
+                                  field="h")
+        if isinstance(n_steps, bool) or not isinstance(n_steps, int) or not 2 <= n_steps <= 1024:
+            raise InvalidParameterError(f"n_steps must be an integer in [2, 1024], got {n_steps!r}", field="n_steps")
+        panel = self._history(history)
+        self._check_history_length(panel, "history" if history is not None else "data")
+        keys, temporal, static = self._windows(panel, h, X_future)
+        temporal, keys = temporal[:, :L + H], keys.filter(pl.int_range(pl.len()).over("unique_id") < h)
+        core = self._core().to(torch.device("cpu"))
+        self.net_.to(torch.device("cpu"))
+        med = self.output_names_.index("-median")
+        cols = list(self.temporal_cols_)
+        y_col, m_col = cols.index("y"), cols.index("available_mask")
+        ex_cols = [i for i, c in enumerate(cols) if c not in ("y", "available_mask")]
+        mask = torch.from_numpy(temporal[:, :, [m_col]])
+        futr_set = set(self.futr_cols_)
+
+        def f(y_in: Any, ex: Any, st: Any) -> Any:
+            B = y_in.shape[0]
+            full = torch.zeros((B, L + H, len(cols)), dtype=y_in.dtype)
+            full[:, :L, y_col] = y_in
+            for j, c in enumerate(ex_cols):
+                full[:, :, c] = ex[:, :, j]
+            full[:, :, m_col] = mask.repeat(B // mask.shape[0], 1, 1)[:, :, 0]
+            return core(full, st)[:, :h, med]
+
+        y_in = torch.from_numpy(temporal[:, :L, y_col].copy())
+        ex = torch.from_numpy(temporal[:, :, ex_cols].copy())
+        # historic-only columns have no future values: zeros there, attributions zero
+        st = torch.from_numpy(static.copy())
+        y_base = y_in.mean(dim=1, keepdim=True).expand_as(y_in).clone()
+        ex_base = ex.clone()
+        for j, c in enumerate(ex_cols):
+            span = L + H if cols[c] in futr_set else L
+            ex_base[:, :span, j] = ex[:, :span, j].mean(dim=1, keepdim=True)
+        st_base = st.clone()
+        if self.static_cols_:
+            st_base[:] = torch.from_numpy(self.static_.select(self.static_cols_).to_numpy().mean(axis=0)
+                                          .astype(np.float32))
+        ig = IntegratedGradients(f)
+        n = y_in.shape[0]
+        values, base, output = [], [], []
+        with _quiet():
+            with torch.no_grad():
+                out_all = f(y_in, ex, st).numpy().astype(np.float64)
+                base_all = f(y_base, ex_base, st_base).numpy().astype(np.float64)
+            for k in range(h):
+                attrs = ig.attribute((y_in, ex, st), baselines=(y_base, ex_base, st_base), target=k,
+                                     n_steps=n_steps, method="gausslegendre")
+                a_y, a_ex, a_st = (a.detach().numpy().astype(np.float64) for a in attrs)
+                parts = [a_y[:, ::-1]]  # lag 1 first
+                for j, c in enumerate(ex_cols):
+                    parts.append(a_ex[:, :L, j][:, ::-1])
+                    if cols[c] in futr_set:
+                        parts.append(a_ex[:, L:L + H, j])
+                parts.append(a_st)
+                values.append(np.concatenate(parts, axis=1))
+                base.append(base_all[:, k])
+                output.append(out_all[:, k])
+        names = [f"y_lag_{k}" for k in range(1, L + 1)]
+        data_parts = [temporal[:, :L, y_col][:, ::-1]]
+        for c in ex_cols:
+            names += [f"{cols[c]}_lag_{k}" for k in range(1, L + 1)]
+            data_parts.append(temporal[:, :L, c][:, ::-1])
+            if cols[c] in futr_set:
+                names += [f"{cols[c]}_step_{j}" for j in range(1, H + 1)]
+                data_parts.append(temporal[:, L:L + H, c])
+        names += list(self.static_cols_)
+        data_parts.append(static)
+        data = np.concatenate(data_parts, axis=1).astype(np.float64)
+        # rows: series-major (series i, steps 1..h)
+        V = np.stack(values, axis=1).reshape(n * h, -1)
+        Bv = np.stack(base, axis=1).reshape(-1)
+        Ov = np.stack(output, axis=1).reshape(-1)
+        Dv = np.repeat(data, h, axis=0)
+        rows = to_caller_tz(keys, panel).with_columns(pl.int_range(1, pl.len() + 1).over("unique_id").alias("step"))
+        self.net_.to(torch.device(self.device_))
+        return Explanation(values=V, base_values=Bv, feature_names=names, data=Dv, output=Ov, rows=rows,
+                           method=f"integrated gradients (captum, {n_steps} Gauss-Legendre steps) on the {self.alias} "
+                                  f"network with its window scaling, in units of y; baseline: the window flattened "
+                                  f"to its means")
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model folder: ``weights.safetensors`` (the network's tensors), ``pipeline.json``,
+        ``history.parquet`` (each series' last ``input_size`` rows), ``static.parquet`` (if any)
+        and ``model.json`` (params, columns, loss outputs, sha256 of every other file).
+        Written to a temporary folder and renamed into place; no pickle anywhere."""
+        from safetensors.torch import save_file
+
+        if not hasattr(self, "net_"):
+            raise NotFittedError(f"model '{self.name}' is not fitted: nothing to save")
+        if self.fallbacks_:
+            raise CapabilityError(f"saving a {self.name} model with fallbacks is not supported", field="model")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.net_.state_dict().items()}
+        save_file(state, str(tmp / "weights.safetensors"))
+        (tmp / "pipeline.json").write_bytes(self.pipeline_.to_json())
+        keep = self.window
+        hist = self.panel_.frame.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - keep)
+        hist.write_parquet(tmp / "history.parquet")
+        if self.static_ is not None:
+            self.static_.write_parquet(tmp / "static.parquet")
+        meta = {"format_version": FORMAT_VERSION, "model": self.name, "params": self.get_params(), "alias": self.alias,
+                "panel": {"freq": self.panel_.freq, "tz": self.panel_.tz, "ds_kind": self.panel_.ds_kind,
+                          "exog": list(self.panel_.exog), "lengths": self.panel_.lengths,
+                          "month_end": self.panel_.month_end},
+                "futr_cols": self.futr_cols_, "hist_cols": self.hist_cols_, "static_cols": self.static_cols_,
+                "temporal_cols": self.temporal_cols_, "output_names": self.output_names_,
+                "device_trained": self.device_}
+        meta["files"] = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
+        (tmp / "model.json").write_text(json.dumps(meta))
+        if target.exists():
+            import shutil
+
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> NeuralForecaster:
+        """Load a folder written by :meth:`save` onto ``device`` (the CPU by default, wherever it was trained).
+
+        Raises
+        ------
+        InvalidInputError
+            Not a model folder of this kind, a missing file, or a file whose sha256 changed.
+        """
+        import torch
+        from safetensors import SafetensorsError
+        from safetensors.torch import load_file
+
+        from forecasting.models.registry import parse_spec
+
+        folder = Path(path)
+        try:
+            meta = json.loads((folder / "model.json").read_text())
+            if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+                raise InvalidInputError(f"'{folder}' is not a neural model folder of format {FORMAT_VERSION}",
+                                        field="model")
+            kind = _NEURAL.get(str(meta.get("model")))
+            if kind is None or (cls is not NeuralForecaster and kind is not cls):
+                raise InvalidInputError(f"'{folder}' holds model {meta.get('model')!r}, not '{cls.name or 'nhits/tft'}'",
+                                        field="model")
+            files = meta.get("files")
+            if not isinstance(files, dict) or "weights.safetensors" not in files:
+                raise InvalidInputError(f"model folder '{folder}' has no file manifest", field="model")
+            for name, digest in files.items():
+                if "/" in name or "\\" in name or name.startswith("."):
+                    raise InvalidInputError(f"model folder '{folder}': bad file name {name!r} in the manifest",
+                                            field="model")
+                actual = sha256_file(folder / name)
+                if actual != digest:
+                    raise InvalidInputError(f"model folder '{folder}': {name} has changed (sha256 {actual[:12]}..., "
+                                            f"expected {str(digest)[:12]}...); refusing to load it", field="model")
+            params = {k: v for k, v in meta["params"].items() if v is not None}
+            spec = parse_spec({"name": kind.name, "params": params})
+            model = kind(**{**spec.params, "device": device}, alias=meta["alias"])
+            model.pipeline_ = FeaturePipeline.from_json((folder / "pipeline.json").read_bytes())
+            model.futr_cols_, model.hist_cols_ = list(meta["futr_cols"]), list(meta["hist_cols"])
+            model.static_cols_ = list(meta["static_cols"])
+            model.temporal_cols_, model.output_names_ = list(meta["temporal_cols"]), list(meta["output_names"])
+            model.static_ = pl.read_parquet(folder / "static.parquet") if model.static_cols_ else None
+            p = meta["panel"]
+            model.panel_ = Panel(frame=pl.read_parquet(folder / "history.parquet"), freq=p["freq"],
+                                 lengths={k: int(v) for k, v in p["lengths"].items()}, tz=p["tz"],
+                                 ds_kind=p["ds_kind"], exog=tuple(p["exog"]), month_end=bool(p.get("month_end")))
+            model.device_ = torch_device(device)
+            with _quiet():
+                net = model._build_net(model.futr_cols_, model.hist_cols_, model.static_cols_, {"logger": False})
+            state = load_file(str(folder / "weights.safetensors"), device="cpu")
+            net.load_state_dict(state, strict=True)
+            net.eval()
+            net.to(torch.device(model.device_))
+            model.net_ = net
+        except ForecastingError as exc:
+            if isinstance(exc, InvalidInputError):
+                raise
+            raise InvalidInputError(f"model folder '{folder}' is damaged: {exc.message}", field="model") from exc
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorsError, pl.exceptions.PolarsError,
+                msgspec.ValidationError) as exc:
+            raise InvalidInputError(f"model folder '{folder}' is damaged or incomplete: {type(exc).__name__}: {exc}",
+                                    field="model") from exc
+        model.fallbacks_ = []
+        return model
+
+
+class NHITSForecaster(NeuralForecaster):
+    """NHITS (registry name ``nhits``; Challu et al., AAAI 2023) through neuralforecast.
+
+    Architecture parameters (neuralforecast's names): ``n_pool_kernel_size``,
+    ``n_freq_downsample`` (default: by season length, hourly ``[24, 12, 1]``-like, capped by
+    the horizon), ``mlp_units`` (width of the two layers of each block, default 512),
+    ``dropout_prob_theta``. See :class:`NeuralForecaster` for the rest.
+    """
+
+    name: ClassVar[str] = "nhits"
+    default_alias: ClassVar[str] = "NHITS"
+    _arch_keys: ClassVar[tuple[str, ...]] = ("n_pool_kernel_size", "n_freq_downsample", "mlp_units",
+                                             "dropout_prob_theta")
+
+    def _build_net(self, futr: list[str], hist: list[str], stat: list[str], trainer: dict[str, Any]) -> Any:
+        from neuralforecast.models import NHITS
+
+        H = self.trained_horizon
+        m = self.season_length
+        freq_down = self.arch.get("n_freq_downsample") or (
+            [max(1, min(m, H // 2)), max(1, min(m, H // 2) // 2), 1] if m > 1 else [max(1, H // 4), max(1, H // 8), 1])
+        width = int(self.arch.get("mlp_units") or 512)
+        return NHITS(h=H, input_size=self.window, futr_exog_list=futr or None, hist_exog_list=hist or None,
+                     stat_exog_list=stat or None, loss=self._loss(), max_steps=self.max_steps,
+                     learning_rate=self.learning_rate, num_lr_decays=self.num_lr_decays,
+                     early_stop_patience_steps=self.early_stop_patience_steps, val_check_steps=self.val_check_steps,
+                     batch_size=self.batch_size, windows_batch_size=self.windows_batch_size,
+                     scaler_type=self.scaler_type, random_seed=self.random_seed,
+                     n_pool_kernel_size=list(self.arch.get("n_pool_kernel_size") or [2, 2, 1]),
+                     n_freq_downsample=list(freq_down), mlp_units=[[width, width]] * 3,
+                     dropout_prob_theta=float(self.arch.get("dropout_prob_theta") or 0.0), **trainer)
+
+
+class TFTForecaster(NeuralForecaster):
+    """Temporal Fusion Transformer (registry name ``tft``; Lim et al., IJF 2021) through neuralforecast.
+
+    Architecture parameters: ``hidden_size`` (default 64), ``n_head`` (4), ``dropout`` (0.1).
+    :meth:`variable_importance` gives TFT's own variable-selection weights.
+    """
+
+    name: ClassVar[str] = "tft"
+    default_alias: ClassVar[str] = "TFT"
+    _arch_keys: ClassVar[tuple[str, ...]] = ("hidden_size", "n_head", "dropout")
+
+    def _build_net(self, futr: list[str], hist: list[str], stat: list[str], trainer: dict[str, Any]) -> Any:
+        from neuralforecast.models import TFT
+
+        return TFT(h=self.trained_horizon, input_size=self.window, futr_exog_list=futr or None,
+                   hist_exog_list=hist or None, stat_exog_list=stat or None, loss=self._loss(),
+                   hidden_size=int(self.arch.get("hidden_size") or 64), n_head=int(self.arch.get("n_head") or 4),
+                   dropout=float(self.arch.get("dropout") if self.arch.get("dropout") is not None else 0.1),
+                   max_steps=self.max_steps, learning_rate=self.learning_rate, num_lr_decays=self.num_lr_decays,
+                   early_stop_patience_steps=self.early_stop_patience_steps, val_check_steps=self.val_check_steps,
+                   batch_size=self.batch_size, windows_batch_size=self.windows_batch_size,
+                   scaler_type=self.scaler_type, random_seed=self.random_seed, **trainer)
+
+    def variable_importance(self, *, history: Any = None, X_future: Any = None) -> dict[str, pl.DataFrame]:
+        """TFT's variable-selection weights for the forecast windows (not SHAP values).
+
+        The softmax weights of TFT's variable selection networks (Lim et al. 2021, 4.2),
+        averaged over the series forecast: ``past`` (per input step: each historic input,
+        the observed target), ``future`` (per forecast step: each future-known input) and
+        ``static``. Each row sums to 1. They say what the network attends to, not how
+        much each input moved the forecast: for that use :meth:`explain`.
+
+        Returns
+        -------
+        dict of str to pl.DataFrame
+            ``{"past": ..., "future": ..., "static": ...}`` (present parts only); every
+            frame has ``kind = "tft_variable_selection_weight"``.
+        """
+        import torch
+
+        if not hasattr(self, "net_"):
+            raise NotFittedError("model 'tft' is not fitted: call fit(panel) first")
+        panel = self._history(history)
+        self._check_history_length(panel, "history" if history is not None else "data")
+        H, L = self.trained_horizon, self.window
+        _, temporal, static = self._windows(panel, H, X_future)
+        with torch.no_grad(), _quiet():
+            self._core()(torch.from_numpy(np.ascontiguousarray(temporal[:, :L + H])).to(torch.device(self.device_)),
+                         torch.from_numpy(static).to(torch.device(self.device_)))
+            parts = self.net_.feature_importances()
+        out: dict[str, pl.DataFrame] = {}
+        names = {"Past variable importance over time": "past", "Future variable importance over time": "future",
+                 "Static covariates": "static"}
+        for key, frame in parts.items():
+            pf = pl.from_pandas(frame.reset_index(names="input" if key == "Static covariates" else "position"))
+            out[names.get(key, key)] = pf.with_columns(pl.lit("tft_variable_selection_weight").alias("kind"))
+        return out
+
+
+_NEURAL: dict[str, type[NeuralForecaster]] = {"nhits": NHITSForecaster, "tft": TFTForecaster}
+
+
+def _progress_callback(model: NeuralForecaster, total: int) -> Any:
+    """A Lightning callback reporting training steps to ``model.progress`` and enforcing ``model.deadline``."""
+    import pytorch_lightning as pl_
+
+    class _Progress(pl_.Callback):
+        def __init__(self) -> None:
+            self.error: ForecastingError | None = None
+            self.every = max(1, total // 20)
+            self.started = time.time()
+
+        def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+            step = trainer.global_step
+            loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+            if loss is not None and not math.isfinite(float(loss)):
+                from forecasting.errors import ModelFitError
+
+                self.error = ModelFitError(f"model '{model.name}': the training loss became {float(loss)} at step "
+                                           f"{step}; lower learning_rate or check the data's scale", field="model")
+                trainer.should_stop = True
+                return
+            if model.deadline is not None and time.time() > model.deadline:
+                self.error = TimeLimitError(f"training of '{model.name}' stopped at step {step} of {total}: the time "
+                                            f"limit was reached; use fewer max_steps or less data", field="data",
+                                            details={"steps": step, "max_steps": total})
+                trainer.should_stop = True
+                return
+            if step % self.every == 0 or step == total:
+                msg = f"{model.name}: step {step}/{total}, loss {float(loss):.4f}" if loss is not None else ""
+                if model.progress is not None:
+                    model.progress(min(1.0, step / total), msg)
+                else:
+                    log.info("%s (%.0f s)", msg, time.time() - self.started)
+
+    return _Progress()
