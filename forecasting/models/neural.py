@@ -61,6 +61,7 @@ __all__ = ["NHITSForecaster", "NetworkCore", "NeuralForecaster", "TFTForecaster"
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
+_EPS_PATH = 1e-3  # explanation baselines: this fraction of the way from the flat window to the input
 Progress = Callable[[float, str], None]
 
 
@@ -607,7 +608,9 @@ class NeuralForecaster:
         the forecast minus the baseline's forecast; the Riemann-sum residual is reported
         as the explanation's additivity error. The baseline of a window is the same window
         with ``y`` and every temporal exogenous column flattened to their window means (a
-        history with no shape to react to), and static values set to their training means.
+        history with no shape to react to; strictly, 0.1 % of the way from that flat window
+        towards the input, since an exactly flat window has no scale for the window
+        scaler), and static values set to their training means.
         (Expected gradients, shap's ``GradientExplainer``, would average over a background
         sample instead; it satisfies additivity only in expectation.)
 
@@ -649,7 +652,7 @@ class NeuralForecaster:
         temporal, keys = temporal[:, :L + H], keys.filter(pl.int_range(pl.len()).over("unique_id") < h)
         core = self._core().to(torch.device("cpu"))
         self.net_.to(torch.device("cpu"))
-        med = self.output_names_.index("-median")
+        med_sorted = sorted(quantile_of(n) for n in self.output_names_).index(0.5)
         cols = list(self.temporal_cols_)
         y_col, m_col = cols.index("y"), cols.index("available_mask")
         ex_cols = [i for i, c in enumerate(cols) if c not in ("y", "available_mask")]
@@ -663,7 +666,8 @@ class NeuralForecaster:
             for j, c in enumerate(ex_cols):
                 full[:, :, c] = ex[:, :, j]
             full[:, :, m_col] = mask.repeat(B // mask.shape[0], 1, 1)[:, :, 0]
-            return core(full, st)[:, :h, med]
+            # the point forecast after quantile rearrangement (rearrange_quantiles), as predict returns it
+            return torch.sort(core(full, st)[:, :h, :], dim=-1).values[:, :, med_sorted]
 
         y_in = torch.from_numpy(temporal[:, :L, y_col].copy())
         ex = torch.from_numpy(temporal[:, :, ex_cols].copy())
@@ -678,7 +682,13 @@ class NeuralForecaster:
         if self.static_cols_:
             st_base[:] = torch.from_numpy(self.static_.select(self.static_cols_).to_numpy().mean(axis=0)
                                           .astype(np.float32))
-        ig = IntegratedGradients(f)
+        # A perfectly flat window has no scale (the window scaler falls back to its guards there), so the
+        # forecast jumps at the flat point itself. Start the path just off it: along the straight path the
+        # scaled inputs are then constant and the output moves smoothly, so completeness holds to rounding.
+        y_base, ex_base, st_base = (b + _EPS_PATH * (x - b) for b, x in ((y_base, y_in), (ex_base, ex), (st_base, st)))
+        has_static = bool(self.static_cols_)
+        ig = IntegratedGradients(f if has_static else (lambda a, b: f(a, b, st)))
+        inputs, baselines = ((y_in, ex, st), (y_base, ex_base, st_base)) if has_static else ((y_in, ex), (y_base, ex_base))
         n = y_in.shape[0]
         values, base, output = [], [], []
         with _quiet():
@@ -686,9 +696,9 @@ class NeuralForecaster:
                 out_all = f(y_in, ex, st).numpy().astype(np.float64)
                 base_all = f(y_base, ex_base, st_base).numpy().astype(np.float64)
             for k in range(h):
-                attrs = ig.attribute((y_in, ex, st), baselines=(y_base, ex_base, st_base), target=k,
-                                     n_steps=n_steps, method="gausslegendre")
-                a_y, a_ex, a_st = (a.detach().numpy().astype(np.float64) for a in attrs)
+                attrs = ig.attribute(inputs, baselines=baselines, target=k, n_steps=n_steps, method="gausslegendre")
+                a_y, a_ex = (a.detach().numpy().astype(np.float64) for a in attrs[:2])
+                a_st = attrs[2].detach().numpy().astype(np.float64) if has_static else np.zeros((n, 0))
                 parts = [a_y[:, ::-1]]  # lag 1 first
                 for j, c in enumerate(ex_cols):
                     parts.append(a_ex[:, :L, j][:, ::-1])
@@ -736,7 +746,7 @@ class NeuralForecaster:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.net_.state_dict().items()}
+        state = {k: v.detach().to("cpu").clone().contiguous() for k, v in self.net_.state_dict().items()}
         save_file(state, str(tmp / "weights.safetensors"))
         (tmp / "pipeline.json").write_bytes(self.pipeline_.to_json())
         keep = self.window
@@ -770,7 +780,7 @@ class NeuralForecaster:
             Not a model folder of this kind, a missing file, or a file whose sha256 changed.
         """
         import torch
-        from safetensors import SafetensorsError
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         from forecasting.models.registry import parse_spec
@@ -820,7 +830,7 @@ class NeuralForecaster:
             if isinstance(exc, InvalidInputError):
                 raise
             raise InvalidInputError(f"model folder '{folder}' is damaged: {exc.message}", field="model") from exc
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorsError, pl.exceptions.PolarsError,
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError, pl.exceptions.PolarsError,
                 msgspec.ValidationError) as exc:
             raise InvalidInputError(f"model folder '{folder}' is damaged or incomplete: {type(exc).__name__}: {exc}",
                                     field="model") from exc
