@@ -311,15 +311,77 @@ def report(
                   highlight=False, soft_wrap=True)
 
 
+@app.command("export")
+def export_cmd(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A saved model folder (from `forecasting train`: "
+                                        "xgboost, nhits or tft).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write the ONNX artifact to.")],
+    quantize: Annotated[bool, typer.Option(help="Networks: also write an int8 graph and report its accuracy "
+                                           "change.")] = False,
+) -> None:
+    """Export a saved model to ONNX (graphs + pipeline + sha256 manifest), after a parity check.
+
+    Example: forecasting export --model models/demand --output models/demand.onnx
+    """
+    from forecasting.export import export_model
+
+    try:
+        native = load_saved(model)
+        path = export_model(native, output, quantize=quantize)
+    except ForecastingError as exc:
+        raise _fail(exc) from None
+    except OSError as exc:
+        raise _fail_os(exc, "output") from None
+    import json as _json
+
+    manifest = _json.loads((path / "manifest.json").read_text())
+    for graph, p in manifest["parity"].items():
+        console.print(escape(f"{graph}: parity on {p['rows']} rows: max abs diff {p['batch_many']['max_abs_diff']:.3g}, "
+                             f"relative {p['batch_many']['max_rel_diff']:.3g} (tolerance {manifest['tolerance']:g})"),
+                      highlight=False, soft_wrap=True)
+    if manifest.get("quantized"):
+        q = manifest["quantized"]
+        console.print(escape(f"int8 graph {q['graph']}: median forecast changes by {q['median_mean_abs_pct_change']:.3g} % "
+                             f"on average (max relative diff {q['max_rel_diff']:.3g})"), highlight=False, soft_wrap=True)
+    console.print(escape(f"exported {manifest['kind']} to {path}"), highlight=False, soft_wrap=True)
+
+
+def load_saved(folder: str | Path) -> object:
+    """Load a model folder written by ``save()`` (xgboost, nhits, tft) or an ONNX export folder.
+
+    Raises
+    ------
+    InvalidInputError
+        Not a model folder, or a damaged one.
+    """
+    import json as _json
+
+    from forecasting.errors import InvalidInputError
+
+    folder = Path(folder)
+    if (folder / "manifest.json").is_file():
+        from forecasting.runtime import load_onnx
+
+        return load_onnx(folder)
+    try:
+        name = _json.loads((folder / "model.json").read_text()).get("model")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InvalidInputError(f"'{folder}' is not a saved model folder (model.json: {exc})", field="model") from exc
+    from forecasting.models.registry import REGISTRY
+
+    if name not in REGISTRY or not hasattr(REGISTRY[name].load(), "load"):
+        raise InvalidInputError(f"'{folder}' holds model {name!r}, which cannot be loaded from a folder",
+                                field="model")
+    return REGISTRY[name].load().load(folder)
+
+
 def _saved_model_or_panel(model: str, data: pl.DataFrame, freq: str | None) -> tuple[object | None, object]:
     """``--model`` is a folder from `forecasting train` (loaded) or a spec (None): returns (model or None, panel)."""
     from forecasting.data import validate_panel
 
     if Path(model).is_dir():
-        from forecasting.models.xgb import XGBoostForecaster
-
-        saved = XGBoostForecaster.load(model)
-        return saved, validate_panel(data, freq=freq or saved.pipeline_.freq)
+        saved = load_saved(model)
+        return saved, validate_panel(data, freq=freq or saved.pipeline_.freq)  # type: ignore[attr-defined]
     return None, validate_panel(data, freq=freq)
 
 

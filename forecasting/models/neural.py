@@ -771,6 +771,27 @@ class NeuralForecaster:
         return target
 
     @classmethod
+    def _restore(cls, folder: Path, meta: dict[str, Any], *, device: str = "cpu") -> Any:
+        """Everything but the network, from a verified ``model.json`` and its folder (no torch import)."""
+        from forecasting.models.registry import parse_spec
+
+        params = {k: v for k, v in meta["params"].items() if v is not None}
+        spec = parse_spec({"name": cls.name, "params": params})
+        model = cls(**{**spec.params, "device": device}, alias=meta["alias"])
+        model.pipeline_ = FeaturePipeline.from_json((folder / "pipeline.json").read_bytes())
+        model.futr_cols_, model.hist_cols_ = list(meta["futr_cols"]), list(meta["hist_cols"])
+        model.static_cols_ = list(meta["static_cols"])
+        model.temporal_cols_, model.output_names_ = list(meta["temporal_cols"]), list(meta["output_names"])
+        model.static_ = pl.read_parquet(folder / "static.parquet") if model.static_cols_ else None
+        p = meta["panel"]
+        model.panel_ = Panel(frame=pl.read_parquet(folder / "history.parquet"), freq=p["freq"],
+                             lengths={k: int(v) for k, v in p["lengths"].items()}, tz=p["tz"],
+                             ds_kind=p["ds_kind"], exog=tuple(p["exog"]), month_end=bool(p.get("month_end")))
+        model.fallbacks_ = []
+        model.device_ = "cpu"
+        return model
+
+    @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> NeuralForecaster:
         """Load a folder written by :meth:`save` onto ``device`` (the CPU by default, wherever it was trained).
 
@@ -782,8 +803,6 @@ class NeuralForecaster:
         import torch
         from safetensors import SafetensorError
         from safetensors.torch import load_file
-
-        from forecasting.models.registry import parse_spec
 
         folder = Path(path)
         try:
@@ -806,18 +825,7 @@ class NeuralForecaster:
                 if actual != digest:
                     raise InvalidInputError(f"model folder '{folder}': {name} has changed (sha256 {actual[:12]}..., "
                                             f"expected {str(digest)[:12]}...); refusing to load it", field="model")
-            params = {k: v for k, v in meta["params"].items() if v is not None}
-            spec = parse_spec({"name": kind.name, "params": params})
-            model = kind(**{**spec.params, "device": device}, alias=meta["alias"])
-            model.pipeline_ = FeaturePipeline.from_json((folder / "pipeline.json").read_bytes())
-            model.futr_cols_, model.hist_cols_ = list(meta["futr_cols"]), list(meta["hist_cols"])
-            model.static_cols_ = list(meta["static_cols"])
-            model.temporal_cols_, model.output_names_ = list(meta["temporal_cols"]), list(meta["output_names"])
-            model.static_ = pl.read_parquet(folder / "static.parquet") if model.static_cols_ else None
-            p = meta["panel"]
-            model.panel_ = Panel(frame=pl.read_parquet(folder / "history.parquet"), freq=p["freq"],
-                                 lengths={k: int(v) for k, v in p["lengths"].items()}, tz=p["tz"],
-                                 ds_kind=p["ds_kind"], exog=tuple(p["exog"]), month_end=bool(p.get("month_end")))
+            model = kind._restore(folder, meta, device=device)
             model.device_ = torch_device(device)
             with _quiet():
                 net = model._build_net(model.futr_cols_, model.hist_cols_, model.static_cols_, {"logger": False})

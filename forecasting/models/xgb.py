@@ -649,6 +649,32 @@ class XGBoostForecaster:
         return target
 
     @classmethod
+    def _restore(cls, folder: Path, meta: dict[str, Any], *, device: str = "cpu") -> Self:
+        """Everything but the boosters, from a verified ``model.json`` and its folder (no xgboost import)."""
+        from forecasting.models.registry import parse_spec
+
+        params = dict(meta["params"])
+        spec = parse_spec({"name": cls.name, "params": {k: v for k, v in params.items() if v is not None}})
+        model = cls(**{**params, **spec.params, "device": device}, alias=meta["alias"])
+        model.pipeline_ = FeaturePipeline.from_json((folder / "pipeline.json").read_bytes())
+        p = meta["panel"]
+        frame = pl.read_parquet(folder / "history.parquet")
+        model.panel_ = Panel(frame=frame, freq=p["freq"], lengths={k: int(v) for k, v in p["lengths"].items()},
+                             tz=p["tz"], ds_kind=p["ds_kind"], exog=tuple(p["exog"]))
+        model.scales_ = pl.DataFrame(meta["scales"])
+        model.cscales_ = pl.DataFrame(meta["cscales"])
+        model.scores_ = None if meta["conformal_scores"] is None else np.asarray(meta["conformal_scores"],
+                                                                                   dtype=np.float64)
+        if model.scores_ is not None and (model.scores_.ndim != 2 or not np.isfinite(model.scores_).all()
+                                          or (model.scores_ < 0).any()):
+            raise InvalidInputError(f"model folder '{folder}': conformal scores are not finite non-negative "
+                                    f"numbers", field="model")
+        model.static_ = None
+        model.fallbacks_ = []
+        model.device_ = device
+        return model
+
+    @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> XGBoostForecaster:
         """Load a folder written by :meth:`save` (on the CPU by default, whatever it was trained on).
 
@@ -662,8 +688,6 @@ class XGBoostForecaster:
             (naming the file and the problem).
         """
         import xgboost as xgb
-
-        from forecasting.models.registry import parse_spec
 
         folder = Path(path)
         try:
@@ -682,33 +706,17 @@ class XGBoostForecaster:
                 if actual != digest:
                     raise InvalidInputError(f"model folder '{folder}': {name} has changed (sha256 {actual[:12]}..., "
                                             f"expected {str(digest)[:12]}...); refusing to load it", field="model")
-            params = dict(meta["params"])
-            spec = parse_spec({"name": cls.name, "params": {k: v for k, v in params.items() if v is not None}})
             n_boosters = int(meta["n_boosters"])
             if not 1 <= n_boosters <= len([f for f in files if f.startswith("booster_")]):
                 raise InvalidInputError(f"model folder '{folder}': n_boosters {n_boosters} does not match its files",
                                         field="model")
-            params["device"] = device
-            model = cls(**{**params, **spec.params, "device": device}, alias=meta["alias"])
-            model.pipeline_ = FeaturePipeline.from_json((folder / "pipeline.json").read_bytes())
+            model = cls._restore(folder, meta, device=device)
             model.boosters_ = []
             for i in range(n_boosters):
                 b = xgb.Booster()
                 b.load_model(str(folder / f"booster_{i}.ubj"))
                 b.set_param({"device": resolve_device(device)})
                 model.boosters_.append(b)
-            p = meta["panel"]
-            frame = pl.read_parquet(folder / "history.parquet")
-            model.panel_ = Panel(frame=frame, freq=p["freq"], lengths={k: int(v) for k, v in p["lengths"].items()},
-                                 tz=p["tz"], ds_kind=p["ds_kind"], exog=tuple(p["exog"]))
-            model.scales_ = pl.DataFrame(meta["scales"])
-            model.cscales_ = pl.DataFrame(meta["cscales"])
-            model.scores_ = None if meta["conformal_scores"] is None else np.asarray(meta["conformal_scores"],
-                                                                                       dtype=np.float64)
-            if model.scores_ is not None and (model.scores_.ndim != 2 or not np.isfinite(model.scores_).all()
-                                              or (model.scores_ < 0).any()):
-                raise InvalidInputError(f"model folder '{folder}': conformal scores are not finite non-negative "
-                                        f"numbers", field="model")
         except ForecastingError as exc:
             if isinstance(exc, InvalidInputError):
                 raise

@@ -1,0 +1,199 @@
+"""Serve exported models with ONNX Runtime: no xgboost, no torch.
+
+:func:`load_onnx` (or :meth:`OnnxForecaster.load`) reads a folder written by
+:func:`forecasting.export.export_model`, checks the sha256 of every file against its
+``manifest.json`` (a changed byte is refused, never loaded), and returns a forecaster
+that runs the *same* code as the native model (the polars feature pipeline, the
+recursion, the conformal or quantile intervals) with each model call answered by an
+``onnxruntime.InferenceSession`` instead of XGBoost or torch. It implements the
+:class:`~forecasting.models.base.Forecaster` predict API (``predict(h, history=...,
+X_future=..., level=...)``); it cannot be refit or explained (``CapabilityError``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forecasting.errors import CapabilityError, ForecastingError, InvalidInputError
+from forecasting.hashing import sha256_file
+from forecasting.models.neural import NeuralForecaster, _NEURAL
+from forecasting.models.xgb import XGBoostForecaster
+
+__all__ = ["OnnxForecaster", "OnnxNeuralForecaster", "OnnxXGBoostForecaster", "load_onnx", "verify_artifact"]
+
+FORMAT = "forecasting-onnx"
+
+
+def verify_artifact(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read ``manifest.json`` and check every listed file's sha256.
+
+    Returns
+    -------
+    dict
+        The manifest.
+
+    Raises
+    ------
+    InvalidInputError
+        Not an export folder, a file missing or not listed, or a file whose bytes changed
+        (naming the file and both digests' prefixes).
+    """
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"'{folder}' is not an ONNX export folder (manifest.json: {exc})",
+                                field="model") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("format_version") != 1:
+        raise InvalidInputError(f"'{folder}' is not an ONNX export folder of format {FORMAT} v1", field="model")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise InvalidInputError(f"export folder '{folder}' has no file manifest", field="model")
+    for name, digest in files.items():
+        if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+            raise InvalidInputError(f"export folder '{folder}': bad file name {name!r} in the manifest", field="model")
+        path = folder / name
+        if not path.is_file():
+            raise InvalidInputError(f"export folder '{folder}': {name} is missing", field="model")
+        actual = sha256_file(path)
+        if actual != digest:
+            raise InvalidInputError(f"export folder '{folder}': {name} has changed (sha256 {actual[:12]}..., expected "
+                                    f"{str(digest)[:12]}...); refusing to load it", field="model")
+    for graph in manifest.get("graphs", []):
+        if graph not in files:
+            raise InvalidInputError(f"export folder '{folder}': graph {graph!r} is not in the manifest", field="model")
+    return manifest
+
+
+def _session(path: Path, threads: int | None = None) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+class OnnxForecaster:
+    """Base of the ONNX Runtime forecasters: forecasts only (no fit, save or explain).
+
+    ``OnnxForecaster.load(path)`` is :func:`load_onnx`.
+    """
+
+    runtime = "onnxruntime"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, quantized: bool = False, threads: int | None = None) -> Any:
+        """Load an export folder (see :func:`load_onnx`)."""
+        return load_onnx(path, quantized=quantized, threads=threads)
+
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
+        raise CapabilityError("an ONNX-exported model forecasts only; train the native model and export it again",
+                              field="model")
+
+    def save(self, *args: Any, **kwargs: Any) -> Any:
+        raise CapabilityError("an ONNX-exported model is already an artifact: copy its folder", field="model")
+
+    def global_importance(self, *args: Any, **kwargs: Any) -> Any:
+        raise CapabilityError("explanations need the native model (SHAP runs on XGBoost or torch)", field="model")
+
+    def explain(self, *args: Any, **kwargs: Any) -> Any:
+        raise CapabilityError("explanations need the native model (SHAP runs on XGBoost or torch)", field="model")
+
+
+class OnnxXGBoostForecaster(OnnxForecaster, XGBoostForecaster):  # type: ignore[misc]
+    """The XGBoost forecaster with each booster answered by an ONNX graph."""
+
+    def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:
+        if kw:
+            raise CapabilityError("SHAP contributions need the native XGBoost model", field="model")
+        return booster.run(None, {"input": np.ascontiguousarray(X, dtype=np.float32)})[0].reshape(-1)
+
+
+class OnnxNeuralForecaster(OnnxForecaster, NeuralForecaster):  # type: ignore[misc]
+    """An NHITS/TFT forecaster whose network (window scaling included) is an ONNX graph."""
+
+    def _run(self, temporal: np.ndarray, static: np.ndarray, h: int) -> np.ndarray:
+        import math
+
+        H, L = self.trained_horizon, self.window
+        y_col = self.temporal_cols_.index("y")
+        med = self.output_names_.index("-median")
+        sess = self.net_
+        use_static = "static" in {i.name for i in sess.get_inputs()}
+        out = []
+        temporal = temporal.astype(np.float32, copy=True)
+        for b in range(math.ceil(h / H)):
+            feeds = {"temporal": np.ascontiguousarray(temporal[:, b * H: b * H + L + H])}
+            if use_static:
+                feeds["static"] = static.astype(np.float32)
+            q = sess.run(None, feeds)[0]
+            out.append(q)
+            temporal[:, L + b * H: L + (b + 1) * H, y_col] = q[:, :, med]
+        return np.concatenate(out, axis=1)[:, :h].astype(np.float64)
+
+
+def load_onnx(path: str | os.PathLike[str], *, quantized: bool = False, threads: int | None = None) -> Any:
+    """Load an export folder as a forecaster run by ONNX Runtime.
+
+    Parameters
+    ----------
+    path : folder written by :func:`forecasting.export.export_model`
+    quantized : bool
+        Use the int8 graph of a network export (when it was exported with ``quantize``).
+    threads : int, optional
+        ONNX Runtime intra-op threads (default: its own choice).
+
+    Returns
+    -------
+    OnnxXGBoostForecaster or OnnxNeuralForecaster
+
+    Raises
+    ------
+    InvalidInputError
+        A tampered, incomplete or foreign folder (see :func:`verify_artifact`).
+    CapabilityError
+        A kind this runtime does not serve, or ``quantized`` without an int8 graph.
+    """
+    folder = Path(path)
+    manifest = verify_artifact(folder)
+    kind = manifest.get("kind")
+    try:
+        meta = json.loads((folder / "model.json").read_text())
+        if kind == "xgboost":
+            model: Any = OnnxXGBoostForecaster._restore(folder, meta)
+            model.boosters_ = [_session(folder / g, threads) for g in manifest["graphs"]]
+            model.device_ = "cpu"
+        elif kind in _NEURAL:
+            cls = type(f"Onnx{_NEURAL[kind].__name__}", (OnnxNeuralForecaster, _NEURAL[kind]), {})
+            model = cls._restore(folder, meta)
+            graph = manifest["graphs"][0]
+            if quantized:
+                q = manifest.get("quantized")
+                if not q:
+                    raise CapabilityError(f"export folder '{folder}' has no int8 graph (export with quantize)",
+                                          field="quantized")
+                graph = q["graph"]
+                if graph not in manifest["files"]:
+                    raise InvalidInputError(f"export folder '{folder}': {graph} is not in the manifest", field="model")
+            model.net_ = _session(folder / graph, threads)
+        else:
+            raise CapabilityError(f"export folder '{folder}' holds a {kind!r} model, which this runtime does not serve",
+                                  field="model")
+    except ForecastingError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise InvalidInputError(f"export folder '{folder}' is damaged or incomplete: {type(exc).__name__}: {exc}",
+                                field="model") from exc
+    except Exception as exc:  # onnxruntime's own load errors (a graph that is not ONNX)  # noqa: BLE001
+        raise InvalidInputError(f"export folder '{folder}': a graph could not be loaded: {type(exc).__name__}: "
+                                f"{str(exc)[:200]}", field="model") from exc
+    model.manifest_ = manifest
+    return model
