@@ -281,6 +281,16 @@ def _registry_routes(services: Services, problems: dict[int, ResponseSpec]) -> l
         """Self-contained HTML: forecasts from the stored history, model card, SHAP waterfalls."""
         return services.report(tenant, ref, h=h)
 
+    @get("/v1/models/{ref:str}/onnx", tags=["registry"], summary="Download the model's ONNX export (zip)",
+         media_type="application/zip", sync_to_thread=True, responses=more)
+    def onnx(ref: FromPath[str], tenant: NamedDependency[str]) -> Response[bytes]:
+        """Exported on first request (parity-checked against the native model), then kept beside the artifact and
+        used to serve this version's forecasts. The zip holds the graphs, the feature pipeline, the state and
+        `manifest.json` with every file's sha256. Statistical models have nothing to export: 422."""
+        name, content = services.onnx_archive(tenant, ref)
+        return Response(content=content, media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
     @post("/v1/models/{ref:str}/predict", tags=["registry"], summary="Predict rows with a tabular model",
           status_code=200, sync_to_thread=True, before_request=_require_json, responses=more)
     def predict(ref: FromPath[str], data: JSONBody[PredictRequest], tenant: NamedDependency[str]) -> dict[str, Any]:
@@ -307,7 +317,7 @@ def _registry_routes(services: Services, problems: dict[int, ResponseSpec]) -> l
         return job_out(services.runner.cancel(job_id, tenant))
 
     return [train, list_registered, get_model, delete_version, set_alias, delete_alias, forecast_registered,
-            explain_registered, report, predict, list_jobs, get_job, cancel_job]
+            explain_registered, report, onnx, predict, list_jobs, get_job, cancel_job]
 
 
 _MULTIPART_TRAIN = {

@@ -133,11 +133,32 @@ class Services:
             result = forecast_inline(panel.frame, model=info.spec, h=h, freq=panel.freq, level=levels,
                                      X_future=X_future, limits=self.limits)
             return _forecast_out(info, h, levels, result.alias, result.forecasts, result.notes)
-        model = self.registry.load_model(info)
+        model, runtime = self.registry.load_serving_model(info)
         panel = self._history(info, history)
         frame = model.predict(h, history=panel, X_future=X_future, level=levels)
         notes = [] if panel is not None else ["forecast from the stored training history (no history given)"]
+        if runtime == "onnxruntime":
+            notes.append("served by onnxruntime from the model's ONNX export")
         return _forecast_out(info, h, levels, model.alias, frame, notes)
+
+    def onnx_archive(self, tenant: str, ref: str) -> tuple[str, bytes]:
+        """A zip of the version's ONNX export (exported on first request): ``(file name, bytes)``.
+
+        Raises
+        ------
+        NotFoundError (another tenant's model too), CapabilityError (statistical or tabular
+        models), ExportParityError.
+        """
+        import io
+        import zipfile
+
+        info = self.registry.get(ref, tenant=tenant)
+        folder = self.registry.export_onnx(info)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(folder.iterdir()):
+                zf.write(f, arcname=f"{info.name}-v{info.version}.onnx/{f.name}")
+        return f"{info.name}-v{info.version}.onnx.zip", buf.getvalue()
 
     def _needs_history(self, info: VersionInfo, history: Any) -> Any:
         if history is None:

@@ -80,6 +80,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from forecasting.errors import (
     ArtifactIntegrityError,
+    CapabilityError,
     ConflictError,
     InvalidInputError,
     InvalidParameterError,
@@ -575,6 +576,7 @@ class Registry:
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._export_lock = threading.Lock()
         if migrate:
             self.migrate()
 
@@ -862,6 +864,7 @@ class Registry:
                 trash = folder.parent / f"{_TMP_PREFIX}deleted-{version}-{uuid.uuid4().hex}"
                 os.replace(folder, trash)
                 shutil.rmtree(trash, ignore_errors=True)
+            shutil.rmtree(self._export_dir(rel), ignore_errors=True)
 
     def set_alias(self, name: str, alias: str, version: int, tenant: str) -> VersionInfo:
         """Point ``name@alias`` at ``version`` (creating or moving the alias).
@@ -994,6 +997,66 @@ class Registry:
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
         return model
+
+    # ------------------------------------------------------------------ ONNX exports
+    def _export_dir(self, relative: str) -> Path:
+        return self._version_dir(relative).parent / f"{self._version_dir(relative).name}.onnx"
+
+    def export_onnx(self, info: VersionInfo) -> Path:
+        """The version's ONNX export folder (:func:`forecasting.export.export_model`), made on first request.
+
+        The export sits beside the artifact (``<version>.onnx/``) with its own sha256
+        manifest, verified on every use; the native artifact is verified before exporting.
+
+        Raises
+        ------
+        CapabilityError
+            Spec-only (statistical) versions and models without an ONNX export.
+        ArtifactIntegrityError, InvalidInputError
+            A damaged artifact or export.
+        ExportParityError
+            The graph does not reproduce the model.
+        """
+        from forecasting.export import export_model
+        from forecasting.runtime import verify_artifact
+
+        if info.artifact is None:
+            raise CapabilityError(f"model '{info.ref}' is a statistical model refit from each request's history: "
+                                  f"there is no trained graph to export", field="model")
+        folder = self._export_dir(info.artifact)
+        with self._export_lock:
+            if (folder / "manifest.json").is_file():
+                verify_artifact(folder)
+                return folder
+            if info.kind == "tabular":
+                raise CapabilityError("ONNX export of tabular models is not available yet", field="model")
+            export_model(self.load_model(info), folder)
+        return folder
+
+    def load_serving_model(self, info: VersionInfo) -> tuple[Any, str]:
+        """The model to forecast with and its runtime: the ONNX export when there is one, else the native model.
+
+        ONNX models share the LRU cache of :meth:`load_model` (keyed by the export's manifest digest).
+        """
+        if info.artifact is not None and info.kind == "forecast":
+            folder = self._export_dir(info.artifact)
+            manifest = folder / "manifest.json"
+            if manifest.is_file():
+                from forecasting.runtime import load_onnx
+
+                key = (str(folder), sha256_file(manifest))
+                with self._cache_lock:
+                    if key in self._cache:
+                        self._cache.move_to_end(key)
+                        return self._cache[key], "onnxruntime"
+                model = load_onnx(folder)
+                if self.cache_size:
+                    with self._cache_lock:
+                        self._cache[key] = model
+                        while len(self._cache) > self.cache_size:
+                            self._cache.popitem(last=False)
+                return model, "onnxruntime"
+        return self.load_model(info), "native"
 
     # ------------------------------------------------------------------ jobs (used by forecasting.jobs)
     def create_job(self, *, tenant: str, kind: str, request: Mapping[str, Any], job_id: str | None = None) -> JobInfo:

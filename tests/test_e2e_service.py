@@ -7,11 +7,14 @@ still forecasts the same numbers. Skipped without the dataset folder.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,15 +123,38 @@ def test_train_forecast_explain_restart(server: Server, data_dir: Path) -> None:
         assert [r["step"] for r in exp["rows"]] == [1, 24, 48]
         assert exp["additivity_error_relative"] < 1e-4
 
+        # download the ONNX export: from now on this version is served by onnxruntime, forecasting the same
+        onnx = c.get("/v1/models/m4h/onnx")
+        assert onnx.status_code == 200, onnx.text
+        assert onnx.headers["content-type"] == "application/zip"
+        with zipfile.ZipFile(io.BytesIO(onnx.content)) as zf:
+            names = zf.namelist()
+            manifest = json.loads(zf.read("m4h-v1.onnx/manifest.json"))
+        assert "m4h-v1.onnx/booster_0.onnx" in names and manifest["kind"] == "xgboost"
+        assert manifest["parity"]["booster_0.onnx"]["batch_many"]["max_rel_diff"] < 1e-4
+        served = c.post("/v1/models/m4h@1/forecast", json={"h": 48, "history": _columns(history)}).json()
+        assert "served by onnxruntime from the model's ONNX export" in served["notes"]
+        _close(served["forecasts"], rows)
+        assert c.get("/v1/models/nothing/onnx").status_code == 404
+
     server.stop()
     server.start()
     with httpx.Client(base_url=server.base, headers=AUTH, timeout=120) as c:
         assert [m["name"] for m in c.get("/v1/models").json()] == ["m4h"]
         again = c.post("/v1/models/m4h/forecast", json={"h": 48})
-        assert again.json()["forecasts"] == stored.json()["forecasts"]
+        _close(again.json()["forecasts"], stored.json()["forecasts"])
         again_fresh = c.post("/v1/models/m4h@1/forecast", json={"h": 48, "history": _columns(history)})
-        assert again_fresh.json()["forecasts"] == rows
+        _close(again_fresh.json()["forecasts"], rows)
         assert c.get(location).json()["state"] == "succeeded"
+
+
+def _close(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
+    """Same rows and keys; values equal to 1e-4 relative (the ONNX graph computes in float32)."""
+    assert [(r["unique_id"], r["ds"]) for r in a] == [(r["unique_id"], r["ds"]) for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        for k, v in rb.items():
+            if isinstance(v, float):
+                assert abs(ra[k] - v) <= 1e-4 * max(abs(v), 1.0), (k, ra[k], v)
 
 
 # --------------------------------------------------------------------------- schemathesis: no 5xx anywhere
