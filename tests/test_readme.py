@@ -203,3 +203,15 @@ def test_readme_report_example(tmp_path: Path):
                     "SHAP waterfalls of selected forecasts", "Forecasts with intervals"):
         assert section in html
     assert "http://" not in html and "https://" not in html and html.count("data:image/png;base64,") >= 5
+
+
+def test_readme_export_example(tmp_path: Path):
+    """Train as the README says, then export: a verified ONNX folder whose parity the command prints."""
+    (train_cmd,), (export_cmd,) = _commands("forecasting train"), _commands("forecasting export")
+    _scratch_with_air_passengers(tmp_path)
+    assert _run(shlex.split(train_cmd), tmp_path).returncode == 0
+    out = _run(shlex.split(export_cmd), tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "booster_0.onnx: parity on" in out.stdout
+    manifest = json.loads((tmp_path / "models" / "air.onnx" / "manifest.json").read_text())
+    assert manifest["kind"] == "xgboost" and manifest["parity"]["booster_0.onnx"]["batch_1"]["max_rel_diff"] < 1e-4
