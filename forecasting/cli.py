@@ -318,6 +318,8 @@ def export_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write the ONNX artifact to.")],
     quantize: Annotated[bool, typer.Option(help="Networks: also write an int8 graph and report its accuracy "
                                            "change.")] = False,
+    sample: Annotated[Optional[Path], typer.Option(help="Tabular models: a CSV/Parquet table of real rows for the "
+                                                   "parity check.")] = None,
 ) -> None:
     """Export a saved model to ONNX (graphs + pipeline + sha256 manifest), after a parity check.
 
@@ -325,9 +327,12 @@ def export_cmd(
     """
     from forecasting.export import export_model
 
+    from forecasting.service import read_table
+
     try:
         native = load_saved(model)
-        path = export_model(native, output, quantize=quantize)
+        path = export_model(native, output, quantize=quantize,
+                            sample=read_table(sample) if sample is not None else None)
     except ForecastingError as exc:
         raise _fail(exc) from None
     except OSError as exc:
@@ -347,7 +352,7 @@ def export_cmd(
 
 
 def load_saved(folder: str | Path) -> object:
-    """Load a model folder written by ``save()`` (xgboost, nhits, tft) or an ONNX export folder.
+    """Load a model folder written by ``save()`` (xgboost, nhits, tft, tabular) or an ONNX export folder.
 
     Raises
     ------
@@ -363,6 +368,10 @@ def load_saved(folder: str | Path) -> object:
         from forecasting.runtime import load_onnx
 
         return load_onnx(folder)
+    if (folder / "metadata.json").is_file():
+        from forecasting.tabular import TabularModel
+
+        return TabularModel.load(folder, device="cpu")
     try:
         name = _json.loads((folder / "model.json").read_text()).get("model")
     except (OSError, ValueError, AttributeError) as exc:

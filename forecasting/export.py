@@ -11,7 +11,8 @@ An export is a folder::
 
 :class:`forecasting.runtime.OnnxForecaster` loads it with onnxruntime, numpy and polars
 only. Converters: XGBoost boosters through onnxmltools (``convert_xgboost``; features
-renamed ``f0..fN`` as it requires, the order kept in the manifest), NHITS/TFT networks (window scaling included) through
+renamed ``f0..fN`` as it requires, the order kept in the manifest), scikit-learn tabular
+models through skl2onnx, NHITS/TFT networks (window scaling included) through
 ``torch.onnx.export`` with a dynamic batch dimension.
 
 Every export checks parity on real inputs (the training data's last windows) at batch
@@ -271,8 +272,89 @@ def _network_feeds(sess: Any, temporal: np.ndarray, static: np.ndarray) -> dict[
     return feeds
 
 
+# ---------------------------------------------------------------------------- tabular
+def _export_tabular(model: Any, tmp: Path, sample: Any) -> dict[str, Any]:
+    """Tabular models: xgboost through onnxmltools, hist_gradient_boosting through skl2onnx, linear as a
+    skl2onnx linear graph over the model's own design matrix (imputation, standardisation, one-hot in numpy)."""
+    from forecasting.tabular import _to_polars
+
+    if sample is None:
+        raise InvalidParameterError("a tabular export needs `sample`: real rows (e.g. the training table's tail) "
+                                    "for the parity check", field="sample")
+    X = model._encode(_to_polars(sample, "sample"))
+    if len(X) == 0:
+        raise InvalidParameterError("the parity sample has no rows", field="sample")
+    meta = model._metadata()
+    if model.algorithm == "linear":
+        meta["linear"] = model._linear_
+    (tmp / "metadata.json").write_text(json.dumps(meta, indent=1))
+    path = tmp / "model.onnx"
+    classify = model.kind == "classification"
+    if model.algorithm == "xgboost":
+        if model.categories_:
+            raise CapabilityError(f"xgboost tabular models with categorical features ({sorted(model.categories_)}) "
+                                  f"have no ONNX converter for their categorical splits", field="model")
+        onx = _convert_booster(model._booster_, X.shape[1])
+        inputs = X
+    else:
+        from skl2onnx import to_onnx
+
+        if model.algorithm == "linear":
+            from sklearn.linear_model import LinearRegression
+
+            inputs = model._linear_design(X)
+            est = LinearRegression()  # the fitted coefficients, as a graph: margin = design @ coef + intercept
+            est.coef_ = np.asarray(model._linear_["coef"], dtype=np.float64)
+            est.intercept_ = float(model._linear_["intercept"])
+            est.n_features_in_ = inputs.shape[1]
+            classify_graph = False
+        else:
+            inputs = X
+            est = model._sk_
+            classify_graph = classify
+        options = {id(est): {"zipmap": False}} if classify_graph else None
+        try:
+            onx = to_onnx(est, inputs[:1].astype(np.float32), target_opset={"": TREE_OPSET, "ai.onnx.ml": 3},
+                          options=options)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            # skl2onnx 1.20 fails on scikit-learn 1.9's HistGradientBoosting trees (boolean node attributes)
+            raise CapabilityError(f"skl2onnx cannot convert this {type(est).__name__}: {type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0][:200]}; use algorithm 'xgboost' or 'linear' to export",
+                                  field="model") from exc
+    path.write_bytes(onx.SerializeToString())
+    sess = _session(path)
+    linear_margin = model.algorithm == "linear"
+    native = _tab_output(model._margin(X), classify and not linear_margin)
+    many = tabular_output(sess, inputs, classify and not linear_margin)
+    one = tabular_output(sess, inputs[:1], classify and not linear_margin)
+    what = "probability" if classify and not linear_margin else "margin"
+    parity = {"model.onnx": {"rows": int(len(X)), "compared": what,
+                             "batch_many": _parity(native, many, TOLERANCE["trees"], f"model.onnx (batch {len(X)})"),
+                             "batch_1": _parity(native[:1], one, TOLERANCE["trees"], "model.onnx (batch 1)")}}
+    return {"kind": "tabular", "graphs": ["model.onnx"], "parity": parity, "algorithm": model.algorithm,
+            "graph_output": "margin" if linear_margin or not classify else "probability",
+            "inputs": {"input": {"shape": ["batch", int(inputs.shape[1])], "dtype": "float32",
+                                 "columns": list(model.feature_names_),
+                                 "design": "linear design matrix" if linear_margin else "encoded features"}},
+            "versions": _versions("xgboost", "scikit-learn", "onnxmltools", "skl2onnx", "onnx", "onnxruntime")}
+
+
+def _tab_output(margin: np.ndarray, probability: bool) -> np.ndarray:
+    margin = np.asarray(margin, dtype=np.float64).reshape(-1)
+    return 1.0 / (1.0 + np.exp(-margin)) if probability else margin
+
+
+def tabular_output(sess: Any, inputs: np.ndarray, probability: bool) -> np.ndarray:
+    """A tabular graph's answer: the regression value / margin, or the positive class's probability."""
+    outs = sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(inputs, dtype=np.float32)})
+    if not probability:
+        return np.asarray(outs[0], dtype=np.float64).reshape(-1)
+    probs = np.asarray(outs[-1], dtype=np.float64)
+    return probs.reshape(len(probs), -1)[:, -1]
+
+
 # ---------------------------------------------------------------------------- entry point
-def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool = False,
+def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool = False, sample: Any = None,
                  sample_series: int = 64) -> Path:
     """Export a fitted model to an ONNX artifact folder, after a parity check.
 
@@ -280,12 +362,17 @@ def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool =
     ----------
     model
         A fitted :class:`~forecasting.models.xgb.XGBoostForecaster`,
-        :class:`~forecasting.models.neural.NeuralForecaster` (``nhits``, ``tft``).
+        :class:`~forecasting.models.neural.NeuralForecaster` (``nhits``, ``tft``) or
+        :class:`~forecasting.tabular.TabularModel` (xgboost without categorical features,
+        hist_gradient_boosting, linear).
     output : path
         Folder to write (replaced atomically if it exists).
     quantize : bool
         Networks only: also write an int8 dynamically quantised graph and report its
         change on the parity sample (the float32 graph stays the default).
+    sample : table, optional
+        Tabular models (required): real rows for the parity check, e.g. the training
+        table's tail.
     sample_series : int
         Forecasters: series whose last windows form the parity sample.
 
@@ -297,7 +384,7 @@ def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool =
     ------
     CapabilityError
         Statistical (refit-from-history) models, ensembles, models with fallbacks, and
-        (for now) tabular models.
+        xgboost tabular models with categorical features.
     NotFittedError
     ExportParityError
         The graph's outputs differ from the native model's beyond :data:`TOLERANCE`
@@ -308,9 +395,9 @@ def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool =
     from forecasting.tabular import TabularModel
 
     if isinstance(model, TabularModel):
-        raise CapabilityError("ONNX export of tabular models is not available yet; save() keeps xgboost and linear "
-                              "tabular models in safe formats (UBJ, JSON)", field="model")
-    if isinstance(model, XGBoostForecaster | NeuralForecaster):
+        if not model.is_fitted:
+            raise NotFittedError("the tabular model is not fitted: nothing to export")
+    elif isinstance(model, XGBoostForecaster | NeuralForecaster):
         if not (hasattr(model, "boosters_") or hasattr(model, "net_")):
             raise NotFittedError(f"model '{model.name}' is not fitted: nothing to export")
         if quantize and isinstance(model, XGBoostForecaster):
@@ -325,7 +412,9 @@ def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool =
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
-        if isinstance(model, XGBoostForecaster):
+        if isinstance(model, TabularModel):
+            info = _export_tabular(model, tmp, sample)
+        elif isinstance(model, XGBoostForecaster):
             info = _export_xgboost(model, tmp, sample_series)
         else:
             info = _export_network(model, tmp, sample_series, quantize)

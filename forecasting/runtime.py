@@ -23,8 +23,10 @@ from forecasting.errors import CapabilityError, ForecastingError, InvalidInputEr
 from forecasting.hashing import sha256_file
 from forecasting.models.neural import NeuralForecaster, _NEURAL
 from forecasting.models.xgb import XGBoostForecaster
+from forecasting.tabular import TabularModel
 
-__all__ = ["OnnxForecaster", "OnnxNeuralForecaster", "OnnxXGBoostForecaster", "load_onnx", "verify_artifact"]
+__all__ = ["OnnxForecaster", "OnnxNeuralForecaster", "OnnxTabularModel", "OnnxXGBoostForecaster", "load_onnx",
+           "verify_artifact"]
 
 FORMAT = "forecasting-onnx"
 
@@ -140,6 +142,34 @@ class OnnxNeuralForecaster(OnnxForecaster, NeuralForecaster):  # type: ignore[mi
         return np.concatenate(out, axis=1)[:, :h].astype(np.float64)
 
 
+class OnnxTabularModel(TabularModel):
+    """A tabular model whose trees or coefficients are an ONNX graph; encoding and outputs as the native model."""
+
+    runtime = "onnxruntime"
+
+    def _margin(self, x: np.ndarray) -> np.ndarray:
+        from forecasting.export import tabular_output
+
+        if x.shape[0] == 0:
+            return np.empty(0, dtype=np.float64)
+        if self.algorithm == "linear":
+            return tabular_output(self.session_, self._linear_design(x), False)
+        if self.kind == "regression":
+            return tabular_output(self.session_, x, False)
+        p = np.clip(tabular_output(self.session_, x, True), 1e-15, 1 - 1e-15)
+        return np.log(p / (1 - p))
+
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
+        raise CapabilityError("an ONNX-exported model predicts only; train the native model and export it again",
+                              field="model")
+
+    def save(self, *args: Any, **kwargs: Any) -> Any:
+        raise CapabilityError("an ONNX-exported model is already an artifact: copy its folder", field="model")
+
+    def explain(self, *args: Any, **kwargs: Any) -> Any:
+        raise CapabilityError("explanations need the native model", field="model")
+
+
 def load_onnx(path: str | os.PathLike[str], *, quantized: bool = False, threads: int | None = None) -> Any:
     """Load an export folder as a forecaster run by ONNX Runtime.
 
@@ -153,7 +183,7 @@ def load_onnx(path: str | os.PathLike[str], *, quantized: bool = False, threads:
 
     Returns
     -------
-    OnnxXGBoostForecaster or OnnxNeuralForecaster
+    OnnxXGBoostForecaster, OnnxNeuralForecaster or OnnxTabularModel
 
     Raises
     ------
@@ -166,6 +196,20 @@ def load_onnx(path: str | os.PathLike[str], *, quantized: bool = False, threads:
     manifest = verify_artifact(folder)
     kind = manifest.get("kind")
     try:
+        if kind == "tabular":
+            meta = json.loads((folder / "metadata.json").read_text())
+            model = OnnxTabularModel(kind=meta["kind"], algorithm=meta["algorithm"], params=meta["params"],
+                                     device="cpu", seed=meta["seed"], handle_unknown=meta["handle_unknown"],
+                                     n_jobs=meta.get("n_jobs"))
+            model._validate_params()
+            model.feature_names_ = list(meta["features"])
+            model.categories_ = {k: list(v) for k, v in meta["categories"].items()}
+            model.target_, model.classes_, model.device_ = meta["target"], list(meta["classes"]), "cpu"
+            if model.algorithm == "linear":
+                model._linear_ = meta["linear"]
+            model.session_ = _session(folder / manifest["graphs"][0], threads)
+            model.manifest_ = manifest
+            return model
         meta = json.loads((folder / "model.json").read_text())
         if kind == "xgboost":
             model: Any = OnnxXGBoostForecaster._restore(folder, meta)

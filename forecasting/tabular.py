@@ -764,11 +764,7 @@ class TabularModel:
                 field="algorithm")
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        meta: dict[str, Any] = {
-            "format": "forecasting.tabular", "format_version": _FORMAT_VERSION, **self.get_params(),
-            "target": self.target_, "features": self.feature_names_, "categories": self.categories_,
-            "classes": self.classes_, "device_trained": self.device_, "versions": _versions(self.algorithm),
-        }
+        meta = self._metadata()
         if self.algorithm == "xgboost":
             raw = bytes(self._booster_.save_raw(raw_format="ubj"))
             _atomic_write(folder / _XGB_FILE, raw)
@@ -777,6 +773,14 @@ class TabularModel:
             meta["linear"] = self._linear_
         _atomic_write(folder / _META_FILE, json.dumps(meta, indent=2).encode("utf-8"))
         return folder
+
+    def _metadata(self) -> dict[str, Any]:
+        """What describes a fitted model besides its weights (JSON-ready)."""
+        return {
+            "format": "forecasting.tabular", "format_version": _FORMAT_VERSION, **self.get_params(),
+            "target": self.target_, "features": self.feature_names_, "categories": self.categories_,
+            "classes": self.classes_, "device_trained": self.device_, "versions": _versions(self.algorithm),
+        }
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str = "auto") -> TabularModel:
