@@ -32,8 +32,9 @@ References (test MSE / MAE, the papers' tables; not rerun here):
 
 * PatchTST/64: Nie, Nguyen, Sinthong & Kalagnanam, "A Time Series is Worth 64 Words:
   Long-term Forecasting with Transformers", ICLR 2023, Table 3.
-* NHITS: the figures given for Nixtla's NHITS on ETTh1 (as reported in the long-horizon
-  literature with the same protocol).
+* NHITS: figures quoted for Nixtla's NHITS on ETTh1 under the same protocol (NHITS' own
+  paper, AAAI 2023, reports ETTm2 but not ETTh1; these come from later long-horizon
+  comparisons, and their exact source was not re-checked here).
 
 Note: the reference codebases (Informer/Autoformer/PatchTST) build the test loader with
 ``drop_last=True``, so their figures leave out the last incomplete batch of windows; here

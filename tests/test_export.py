@@ -197,3 +197,20 @@ def test_tabular_round_trip_in_a_fresh_process(algorithm: str, kind: str, tmp_pa
     assert np.abs(a - b).max() <= 1e-4 * np.abs(a).max()
     if kind == "classification":
         assert (model.predict(rows)["prediction"] == pl.read_parquet(tmp_path / "o.parquet")["prediction"]).mean() > 0.999
+
+
+def test_tft_round_trip(tmp_path: Path) -> None:
+    """TFT exports too (LSTM encoder, attention, variable selection), dynamic batch included."""
+    from forecasting.datasets import load_air_passengers
+
+    df = load_air_passengers()
+    df = pl.concat([df, df.with_columns(pl.lit("B").alias("unique_id"), pl.col("y") * 3)])
+    model = make_model({"name": "tft", "params": {"max_steps": 5, "hidden_size": 8, "windows_batch_size": 16,
+                                                  "batch_size": 2, "device": "cpu"}}, freq="1mo").fit(df)
+    folder = export_model(model, tmp_path / "tft.onnx")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["parity"]["network.onnx"]["batch_many"]["max_rel_diff"] < 1e-3
+    runtime = load_onnx(folder)
+    a, b = model.predict(30, level=[95]), runtime.predict(30, level=[95])  # 30 > horizon 24: recursion
+    for c in a.columns[2:]:
+        assert np.abs(a[c].to_numpy() - b[c].to_numpy()).max() <= 1e-3 * np.abs(a[c].to_numpy()).max(), c
