@@ -201,6 +201,8 @@ class _Worker:
         self.step(0.3, "validation metrics measured")
 
         model.deadline = self.deadline
+        if hasattr(model, "progress"):  # neural models report training steps (and stop on cancel)
+            model.progress = lambda done, message: self.step(0.3 + 0.2 * done, message)
         model.fit(panel)
         self.step(0.5, "fitted")
 

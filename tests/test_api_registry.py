@@ -188,6 +188,7 @@ def test_statistical_spec_only_needs_history(client: TestClient) -> None:
     assert len(r.json()["forecasts"]) == 24
     problem(client.post("/v1/models/snaive/explain", json={"h": 24}, headers=A), 422, "model", "decomposition")
     problem(client.get("/v1/models/snaive/report", params={"h": 12}, headers=A), 422, "model")
+    problem(client.get("/v1/models/snaive/onnx", headers=A), 422, "model", "no trained graph to export")
 
 
 def test_tabular_linear_train_predict_explain(client: TestClient) -> None:
@@ -357,3 +358,23 @@ def test_training_time_limit_fails_the_job(tmp_path: Path) -> None:
     assert "time limit of 1.0 s" in job["error"], job["error"]
     # the deadline reaches the hold-out validation fit too: the job stops within a few boosting rounds
     assert job["timings"]["run_s"] < 30, job["timings"]
+
+
+def test_nhits_job_forecast_and_onnx_serving(client: TestClient) -> None:
+    """A deep model goes through the same registry: trained in a job, saved as safetensors, exported on demand."""
+    spec = {"name": "nhits", "params": {"max_steps": 5, "mlp_units": 16, "windows_batch_size": 16, "batch_size": 2,
+                                        "horizon": 24, "input_size": 48, "device": "cpu"}}
+    job = wait(client, train(client, {"name": "deep", "model": spec, "data": hourly(), "h": 24})["id"])
+    assert job["state"] == "succeeded", job
+    native = client.post("/v1/models/deep/forecast", json={"h": 24, "level": [80]}, headers=A)
+    assert native.status_code == 200, native.text
+    rows = native.json()["forecasts"]
+    assert len(rows) == 48 and rows[0]["NHITS-lo-80"] <= rows[0]["NHITS"] <= rows[0]["NHITS-hi-80"]
+    r = client.get("/v1/models/deep/onnx", headers=A)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    served = client.post("/v1/models/deep/forecast", json={"h": 24, "level": [80]}, headers=A).json()
+    assert "served by onnxruntime from the model's ONNX export" in served["notes"]
+    for a, b in zip(served["forecasts"], rows, strict=True):
+        assert abs(a["NHITS"] - b["NHITS"]) <= 1e-3 * abs(b["NHITS"])
+    # another tenant cannot see it, and a statistical model has nothing to export
+    problem(client.get("/v1/models/deep/onnx", headers=B), 404, "model")
