@@ -127,6 +127,7 @@ class OnnxNeuralForecaster(OnnxForecaster, NeuralForecaster):  # type: ignore[mi
 
         H, L = self.trained_horizon, self.window
         y_col = self.temporal_cols_.index("y")
+        m_col = self.temporal_cols_.index("available_mask")
         med = self.output_names_.index("-median")
         sess = self.net_
         use_static = "static" in {i.name for i in sess.get_inputs()}
@@ -139,6 +140,7 @@ class OnnxNeuralForecaster(OnnxForecaster, NeuralForecaster):  # type: ignore[mi
             q = sess.run(None, feeds)[0]
             out.append(q)
             temporal[:, L + b * H: L + (b + 1) * H, y_col] = q[:, :, med]
+            temporal[:, L + b * H: L + (b + 1) * H, m_col] = 1.0
         return np.concatenate(out, axis=1)[:, :h].astype(np.float64)
 
 

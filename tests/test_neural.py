@@ -260,3 +260,26 @@ def test_cli_and_api_start_without_torch() -> None:
             "print(bad); sys.exit(1 if bad else 0)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_recursion_beyond_the_horizon_equals_neuralforecasts() -> None:
+    """Blocks after the first read the fed-back medians as available history, as neuralforecast's recursion."""
+    from neuralforecast import NeuralForecast
+    from neuralforecast.losses.pytorch import MQLoss
+    from neuralforecast.models import NHITS
+
+    df = load_air_passengers()
+    params = {**TINY_NHITS, "horizon": 6, "input_size": 12, "calendar": [], "level": [80]}
+    ours = make_model({"name": "nhits", "params": params}, freq="1mo").fit(df)
+    net = NHITS(h=6, input_size=12, loss=MQLoss(level=[80]), max_steps=5, windows_batch_size=16, batch_size=2,
+                scaler_type="robust", random_seed=1, n_freq_downsample=[3, 1, 1], n_pool_kernel_size=[2, 2, 1],
+                mlp_units=[[16, 16]] * 3, logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                accelerator="cpu")
+    assert ours.net_.hparams["n_freq_downsample"] == [3, 1, 1]
+    nf = NeuralForecast(models=[net], freq="1mo")
+    nf.fit(df.with_columns(pl.col("ds").dt.month_start()))
+    theirs = nf.predict(h=18)
+    names = ours.output_names_
+    raw = np.stack([theirs[f"NHITS{n}"].to_numpy() for n in names], axis=-1)[:, None, :]
+    expected = rearrange_quantiles(raw, names)[:, 0, names.index("-median")]
+    np.testing.assert_allclose(ours.predict(18)["NHITS"].to_numpy(), expected, rtol=1e-5)

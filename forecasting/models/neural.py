@@ -282,8 +282,10 @@ class NeuralForecaster:
 
     @property
     def min_train_length(self) -> int:
-        """Observations a series needs: one full training window (``input_size + horizon``)."""
-        return self.window + self.trained_horizon
+        """Observations a series needs: one full training window (``input_size + horizon``), plus the
+        ``horizon`` held out for validation when early stopping is on."""
+        val = self.trained_horizon if self.early_stop_patience_steps > 0 else 0
+        return self.window + self.trained_horizon + val
 
     def _loss(self) -> Any:
         from neuralforecast.losses.pytorch import MQLoss
@@ -359,7 +361,8 @@ class NeuralForecaster:
             if self.fallback is None:
                 raise InsufficientHistoryError(
                     f"{len(short)} series too short for model '{self.name}' (needs at least {self.min_train_length} "
-                    f"observations: input_size {self.window} + horizon {self.trained_horizon}): "
+                    f"observations: input_size {self.window} + horizon {self.trained_horizon}"
+                    f"{' + validation ' + str(self.trained_horizon) if self.early_stop_patience_steps > 0 else ''}): "
                     + "; ".join(f"series '{u}': {n} observations" for u, n in list(short.items())[:5]),
                     field="data", details={"minimum": self.min_train_length,
                                            "series": {u: {"length": n, "minimum": self.min_train_length}
@@ -400,8 +403,9 @@ class NeuralForecaster:
 
         callback = _progress_callback(self, self.max_steps)
         accelerator = "cpu" if self.device_ == "cpu" else "gpu"
+        devices: Any = [int(self.device_[5:])] if self.device_.startswith("cuda:") else 1
         with tempfile.TemporaryDirectory(prefix="forecasting-nf-") as root, _quiet():
-            trainer = {"accelerator": accelerator, "devices": 1, "logger": False, "enable_checkpointing": False,
+            trainer = {"accelerator": accelerator, "devices": devices, "logger": False, "enable_checkpointing": False,
                        "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": root,
                        "callbacks": [callback]}
             net = self._build_net(self.futr_cols_, self.hist_cols_, self.static_cols_, trainer)
@@ -529,6 +533,7 @@ class NeuralForecaster:
         H, L = self.trained_horizon, self.window
         core = self._core()
         y_col = self.temporal_cols_.index("y")
+        m_col = self.temporal_cols_.index("available_mask")
         med = self.output_names_.index("-median")
         dev = torch.device(self.device_)
         out = []
@@ -539,7 +544,10 @@ class NeuralForecaster:
                 window = temporal[:, b * H: b * H + L + H]
                 q = core(torch.from_numpy(np.ascontiguousarray(window)).to(dev), st).cpu().numpy()
                 out.append(q)
+                # the next block reads this block's median as observed history (available, as neuralforecast's
+                # own recursion marks it)
                 temporal[:, L + b * H: L + (b + 1) * H, y_col] = q[:, :, med]
+                temporal[:, L + b * H: L + (b + 1) * H, m_col] = 1.0
         return np.concatenate(out, axis=1)[:, :h].astype(np.float64)
 
     def predict(self, h: int, *, history: Panel | Any | None = None, X_future: Any = None,
@@ -600,6 +608,20 @@ class NeuralForecaster:
 
     # ------------------------------------------------------------------ explanations
     def explain(self, h: int | None = None, *, history: Any = None, X_future: Any = None, n_steps: int = 64) -> Any:
+        """Attributions of each forecast step's median to every input; see :meth:`_explain`.
+
+        The network runs on the CPU for this (captum's gradients) and goes back to its
+        device afterwards, also when the call fails.
+        """
+        try:
+            return self._explain(h, history=history, X_future=X_future, n_steps=n_steps)
+        finally:
+            if hasattr(self, "net_") and hasattr(self.net_, "to"):
+                import torch
+
+                self.net_.to(torch.device(self.device_))
+
+    def _explain(self, h: int | None = None, *, history: Any = None, X_future: Any = None, n_steps: int = 64) -> Any:
         """Attributions of each forecast step's median to every input (integrated gradients).
 
         Integrated gradients (Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep
