@@ -179,6 +179,17 @@ def run_python(url: str, body: bytes, *, clients: int, duration: float) -> dict[
 
 
 # --------------------------------------------------------------------------- main
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process (Linux /proc), MiB; NaN where unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def main() -> None:
     """Start (or reach) the server, train, load it at each concurrency and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -190,6 +201,8 @@ def main() -> None:
     parser.add_argument("--n-estimators", type=int, default=100)
     parser.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--synthetic", action="store_true", help="synthetic series instead of M4 Hourly")
+    parser.add_argument("--onnx", action="store_true", help="export the model first (GET /v1/models/{ref}/onnx): "
+                                                            "forecasts are then served by onnxruntime")
     args = parser.parse_args()
     tool = args.tool if args.tool != "auto" else ("wrk" if shutil.which("wrk") else "python")
     if tool == "wrk" and not shutil.which("wrk"):
@@ -203,10 +216,20 @@ def main() -> None:
             base = args.url.rstrip("/")
             HEADERS["Authorization"] = f"Bearer {os.environ.get('FORECASTING_LOAD_KEY', KEY)}"
         else:
+            t = time.perf_counter()
             proc, base = start_server(state)
+            print(f"server ready (GET /readyz 200) {time.perf_counter() - t:.2f} s after start; resident memory "
+                  f"{_rss_mb(proc.pid):.0f} MiB")
         t = time.perf_counter()
         ref = train_model(base, frame, n_estimators=args.n_estimators)
         print(f"trained {ref} on {what} in {time.perf_counter() - t:.1f} s (n_estimators={args.n_estimators})")
+        if args.onnx:
+            t = time.perf_counter()
+            r = httpx.get(f"{base}/v1/models/{ref}/onnx", headers=HEADERS, timeout=300)
+            if r.status_code != 200:
+                raise SystemExit(f"ONNX export failed: {r.status_code} {r.text[:500]}")
+            print(f"exported {ref} to ONNX in {time.perf_counter() - t:.1f} s ({len(r.content)} bytes zipped): "
+                  f"forecasts are served by onnxruntime")
         body = request_body(frame)
         url = f"{base}/v1/models/{ref}/forecast"
         warm = httpx.post(url, content=body, headers={**HEADERS, "Content-Type": "application/json"}, timeout=60)
@@ -221,6 +244,8 @@ def main() -> None:
             r = run(url, body, clients=c, duration=args.duration)
             print(f"| {c} | {r['requests']:.0f} | {r['rps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
                   f"{r['errors']:.0f} |", flush=True)
+        if proc is not None:
+            print(f"\nserver resident memory after the run: {_rss_mb(proc.pid):.0f} MiB")
     finally:
         if proc is not None:
             proc.terminate()
