@@ -66,7 +66,13 @@ def _model_calls(name: str, model, runtime, batch: pl.DataFrame, repeats: int) -
             with torch.no_grad():
                 return core(torch.from_numpy(x), torch.from_numpy(st[:len(x)])).numpy()
 
-        calls = {"native": native, "onnx": lambda x: sess.run(None, {"temporal": x})[0]}
+        def onnx(x: np.ndarray) -> np.ndarray:
+            feeds = {"temporal": x}
+            if "static" in {i.name for i in sess.get_inputs()}:
+                feeds["static"] = st[:len(x)]
+            return sess.run(None, feeds)[0]
+
+        calls = {"native": native, "onnx": onnx}
     for label, x in (("call, 1 row", X[:1]), (f"call, {len(X)} rows", X)):
         t_native, _ = _timed(lambda x=x: calls["native"](x), repeats * 4)
         t_onnx, _ = _timed(lambda x=x: calls["onnx"](x), repeats * 4)
