@@ -278,3 +278,26 @@ def test_damaged_model_folder_is_refused_with_a_typed_error(air_model: XGBoostFo
     with pytest.raises(InvalidInputError) as err:
         XGBoostForecaster.load(folder)
     assert str(folder) in err.value.message and err.value.field == "model"
+
+
+def test_block_recursion_equals_step_by_step(m4_model: XGBoostForecaster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seasonal-lag features (nearest target lag 24) let 24 steps share one pass: same forecasts, same SHAP."""
+    assert m4_model.recursive_block() == 24
+    fast = m4_model.predict(48, level=[80])
+    fast_long = m4_model.predict(60)  # beyond two blocks
+    fast_e = m4_model.explain(30)
+    monkeypatch.setattr(XGBoostForecaster, "recursive_block", lambda self: 1)
+    slow = m4_model.predict(48, level=[80])
+    np.testing.assert_allclose(fast_long["XGBoost"].to_numpy(), m4_model.predict(60)["XGBoost"].to_numpy(), rtol=1e-10)
+    slow_e = m4_model.explain(30)
+    assert fast["ds"].equals(slow["ds"]) and fast["unique_id"].equals(slow["unique_id"])
+    for c in fast.columns[2:]:
+        np.testing.assert_allclose(fast[c].to_numpy(), slow[c].to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(fast_e.values, slow_e.values, rtol=1e-9, atol=1e-9)
+    assert fast_e.rows.equals(slow_e.rows)
+    np.testing.assert_array_equal(fast_e.is_forecast_value, slow_e.is_forecast_value)
+
+
+def test_recent_lags_recurse_one_step_at_a_time(air: pl.DataFrame) -> None:
+    model = XGBoostForecaster(season_length=12, recent_lags=True, n_estimators=5).fit(air)
+    assert model.recursive_block() == 1
