@@ -458,6 +458,13 @@ def serve(
     settings = Settings.from_env()
     console.print(f"forecasting API on http://{host}:{port} (docs: http://{host}:{port}/schema, state: "
                   f"{settings.state_dir})", highlight=False)
+    if settings.api_keys:
+        tenants = sorted({tenant for tenant, _ in settings.api_keys})
+        console.print(f"API keys required (Authorization: Bearer <key> or X-API-Key) for tenants: "
+                      f"{', '.join(tenants)}", highlight=False)
+    else:
+        console.print("no API keys configured: no authentication, every request is tenant 'default' (set "
+                      "FORECASTING_API_KEYS=tenant:key,... to require keys)", highlight=False)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
