@@ -283,3 +283,15 @@ def test_recursion_beyond_the_horizon_equals_neuralforecasts() -> None:
     raw = np.stack([theirs[f"NHITS{n}"].to_numpy() for n in names], axis=-1)[:, None, :]
     expected = rearrange_quantiles(raw, names)[:, 0, names.index("-median")]
     np.testing.assert_allclose(ours.predict(18)["NHITS"].to_numpy(), expected, rtol=1e-5)
+
+
+def test_training_stops_at_the_deadline_with_a_time_limit_error() -> None:
+    import time
+
+    from forecasting.errors import TimeLimitError
+
+    model = make_model({"name": "nhits", "params": {**TINY_NHITS, "max_steps": 100_000}}, freq="1mo")
+    model.deadline = time.time() - 1  # already past: the first step's callback stops training
+    with pytest.raises(TimeLimitError, match=r"training of 'nhits' stopped at step 1 of 100000: the time limit"):
+        model.fit(load_air_passengers())
+    assert not hasattr(model, "net_")

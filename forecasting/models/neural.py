@@ -427,8 +427,9 @@ class NeuralForecaster:
                 raise
             finally:
                 os.chdir(cwd)
-        if callback.error is not None:
-            raise callback.error
+        error = _callback_error(callback)
+        if error is not None:
+            raise error
         model = nf.models[0]
         model.trainer_kwargs = {}
         model._trainer = None
@@ -963,15 +964,34 @@ class TFTForecaster(NeuralForecaster):
 _NEURAL: dict[str, type[NeuralForecaster]] = {"nhits": NHITSForecaster, "tft": TFTForecaster}
 
 
+#: errors raised inside training callbacks, by token: neuralforecast deep-copies its models (and with
+#: them the callback objects) before training, so the caller reads the outcome here, not off the object
+_CALLBACK_ERRORS: dict[str, ForecastingError] = {}
+
+
 def _progress_callback(model: NeuralForecaster, total: int) -> Any:
-    """A Lightning callback reporting training steps to ``model.progress`` and enforcing ``model.deadline``."""
+    """A Lightning callback reporting training steps to ``model.progress`` and enforcing ``model.deadline``.
+
+    It holds only plain values (the model's name, deadline, progress function and a token),
+    so the deep copy neuralforecast makes stays cheap; errors are left in
+    :data:`_CALLBACK_ERRORS` under the token, read by :func:`_callback_error`.
+    """
+    import uuid
+
     import pytorch_lightning as pl_
+
+    name, deadline, progress = model.name, model.deadline, model.progress
+    token = uuid.uuid4().hex
 
     class _Progress(pl_.Callback):
         def __init__(self) -> None:
-            self.error: ForecastingError | None = None
+            self.token = token
             self.every = max(1, total // 20)
             self.started = time.time()
+
+        def _stop(self, trainer: Any, error: ForecastingError) -> None:
+            _CALLBACK_ERRORS[self.token] = error
+            trainer.should_stop = True
 
         def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
             step = trainer.global_step
@@ -979,21 +999,25 @@ def _progress_callback(model: NeuralForecaster, total: int) -> Any:
             if loss is not None and not math.isfinite(float(loss)):
                 from forecasting.errors import ModelFitError
 
-                self.error = ModelFitError(f"model '{model.name}': the training loss became {float(loss)} at step "
-                                           f"{step}; lower learning_rate or check the data's scale", field="model")
-                trainer.should_stop = True
+                self._stop(trainer, ModelFitError(f"model '{name}': the training loss became {float(loss)} at step "
+                                                  f"{step}; lower learning_rate or check the data's scale",
+                                                  field="model"))
                 return
-            if model.deadline is not None and time.time() > model.deadline:
-                self.error = TimeLimitError(f"training of '{model.name}' stopped at step {step} of {total}: the time "
-                                            f"limit was reached; use fewer max_steps or less data", field="data",
-                                            details={"steps": step, "max_steps": total})
-                trainer.should_stop = True
+            if deadline is not None and time.time() > deadline:
+                self._stop(trainer, TimeLimitError(f"training of '{name}' stopped at step {step} of {total}: the "
+                                                   f"time limit was reached; use fewer max_steps or less data",
+                                                   field="data", details={"steps": step, "max_steps": total}))
                 return
             if step % self.every == 0 or step == total:
-                msg = f"{model.name}: step {step}/{total}, loss {float(loss):.4f}" if loss is not None else ""
-                if model.progress is not None:
-                    model.progress(min(1.0, step / total), msg)
+                msg = f"{name}: step {step}/{total}, loss {float(loss):.4f}" if loss is not None else ""
+                if progress is not None:
+                    progress(min(1.0, step / total), msg)
                 else:
                     log.info("%s (%.0f s)", msg, time.time() - self.started)
 
     return _Progress()
+
+
+def _callback_error(callback: Any) -> ForecastingError | None:
+    """The error a training callback stopped on (and forget it)."""
+    return _CALLBACK_ERRORS.pop(callback.token, None)
