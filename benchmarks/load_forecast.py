@@ -201,6 +201,8 @@ def main() -> None:
     parser.add_argument("--n-estimators", type=int, default=100)
     parser.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--synthetic", action="store_true", help="synthetic series instead of M4 Hourly")
+    parser.add_argument("--inline", metavar="MODEL", help="load POST /v1/forecast with this model spec (e.g. "
+                                                          "seasonal_naive) instead of a registered model")
     parser.add_argument("--onnx", action="store_true", help="export the model first (GET /v1/models/{ref}/onnx): "
                                                             "forecasts are then served by onnxruntime")
     args = parser.parse_args()
@@ -220,9 +222,12 @@ def main() -> None:
             proc, base = start_server(state)
             print(f"server ready (GET /readyz 200) {time.perf_counter() - t:.2f} s after start; resident memory "
                   f"{_rss_mb(proc.pid):.0f} MiB")
-        t = time.perf_counter()
-        ref = train_model(base, frame, n_estimators=args.n_estimators)
-        print(f"trained {ref} on {what} in {time.perf_counter() - t:.1f} s (n_estimators={args.n_estimators})")
+        if args.inline:
+            ref = None
+        else:
+            t = time.perf_counter()
+            ref = train_model(base, frame, n_estimators=args.n_estimators)
+            print(f"trained {ref} on {what} in {time.perf_counter() - t:.1f} s (n_estimators={args.n_estimators})")
         if args.onnx:
             t = time.perf_counter()
             r = httpx.get(f"{base}/v1/models/{ref}/onnx", headers=HEADERS, timeout=300)
@@ -232,11 +237,16 @@ def main() -> None:
                   f"forecasts are served by onnxruntime")
         body = request_body(frame)
         url = f"{base}/v1/models/{ref}/forecast"
+        if args.inline:
+            spec = json.loads(args.inline) if args.inline.strip().startswith("{") else args.inline
+            inline = json.loads(body)
+            body = json.dumps({"h": H, "data": inline["history"], "model": spec}).encode()
+            url = f"{base}/v1/forecast"
         warm = httpx.post(url, content=body, headers={**HEADERS, "Content-Type": "application/json"}, timeout=60)
         if warm.status_code != 200:
             raise SystemExit(f"warm-up request failed: {warm.status_code} {warm.text[:500]}")
         run = run_wrk if tool == "wrk" else run_python
-        print(f"\nPOST /v1/models/{ref}/forecast, one series of {N_POINTS} points, h={H}, {args.duration:g} s per "
+        print(f"\nPOST {url[len(base):]}, one series of {N_POINTS} points, h={H}, {args.duration:g} s per "
               f"level, load generator: {tool}\n")
         print("| clients | requests | requests/s | p50 ms | p99 ms | errors |")
         print("|--------:|---------:|-----------:|-------:|-------:|-------:|")
