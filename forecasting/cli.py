@@ -194,9 +194,9 @@ def bench(
 def train(
     input: Annotated[Path, typer.Option("--input", "-i", help="CSV or Parquet training data (unique_id, ds, y, ...).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write the model to (safe formats: "
-                                         "XGBoost UBJ + JSON + Parquet).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="A global model spec, e.g. xgboost or "
-                                       "'{\"name\": \"xgboost\", \"params\": {\"season_length\": 24}}'.")] = "xgboost",
+                                         "XGBoost UBJ or safetensors weights, JSON, Parquet).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="A global model spec: xgboost, nhits, tft, or JSON "
+                                       "such as '{\"name\": \"nhits\", \"params\": {\"max_steps\": 500}}'.")] = "xgboost",
     freq: Annotated[Optional[str], typer.Option("--freq", help="Frequency; inferred when omitted.")] = None,
     n_jobs: Annotated[int, typer.Option(help="Threads (-1: all CPUs).")] = -1,
 ) -> None:
