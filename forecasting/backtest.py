@@ -102,7 +102,16 @@ def cross_validation(
             forecaster.deadline = deadline
             if getattr(forecaster, "fallback", None) is not None:
                 forecaster.fallback.deadline = deadline
-        fc = forecaster.fit(train).predict(h, level=levels)
+        forecaster.fit(train)
+        pipeline = getattr(forecaster, "pipeline_", None)
+        if pipeline is not None and pipeline.spec.future_exog:
+            # the exogenous values after the cutoff are known in a backtest: they are the window's X_future
+            # (all later rows: a network reads whole blocks of future values)
+            X_future = to_caller_tz(panel.frame.filter(idx >= size - end).select(
+                "unique_id", "ds", *pipeline.spec.future_exog), panel)
+            fc = forecaster.predict(h, level=levels, X_future=X_future)
+        else:
+            fc = forecaster.predict(h, level=levels)
         cutoff = to_caller_tz(train_rows.group_by("unique_id", maintain_order=True).agg(pl.col("ds").last().alias("cutoff"))
                               .rename({"cutoff": "ds"}), panel).rename({"ds": "cutoff"})
         actual = to_caller_tz(test_rows.select("unique_id", "ds", "y"), panel)

@@ -295,3 +295,29 @@ def test_training_stops_at_the_deadline_with_a_time_limit_error() -> None:
     with pytest.raises(TimeLimitError, match=r"training of 'nhits' stopped at step 1 of 100000: the time limit"):
         model.fit(load_air_passengers())
     assert not hasattr(model, "net_")
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1.0])
+def test_tiny_and_constant_series_are_forecast_on_their_own_scale(scale: float) -> None:
+    """The network's scaler adds an absolute 1e-6: tiny windows are brought to unit magnitude around it, and a
+    window with no variation forecasts its constant (found by a hostile pass: 1e-4 constants came back as +-0.1)."""
+    y = np.sin(np.arange(96) / 3) + 2
+    sine = pl.DataFrame({"unique_id": ["a"] * 96, "ds": list(range(96)), "y": y * scale})
+    flat = pl.DataFrame({"unique_id": ["b"] * 96, "ds": list(range(96)), "y": [1e-4 * scale] * 96})
+    model = make_model({"name": "nhits", "params": TINY_NHITS}).fit(pl.concat([sine, flat]))
+    out = model.predict(3, level=[80])
+    b = out.filter(pl.col("unique_id") == "b")
+    assert b["NHITS"].to_list() == pytest.approx([1e-4 * scale] * 3, rel=1e-6)
+    assert b["NHITS-lo-80"].to_list() == pytest.approx([1e-4 * scale] * 3, rel=1e-6)
+    a = out.filter(pl.col("unique_id") == "a")["NHITS"].to_numpy()
+    assert np.all((a > 0.5 * scale) & (a < 4 * scale))  # on the series' scale, the right sign
+
+
+def test_values_beyond_float32_are_refused_and_units_checked() -> None:
+    df = pl.DataFrame({"unique_id": ["a"] * 96, "ds": list(range(96)), "y": [1e40] * 96})
+    with pytest.raises(InvalidInputError, match=r"column 'y' has 96 values beyond \+/-1e\+30 .* float32"):
+        make_model({"name": "nhits", "params": TINY_NHITS}).fit(df)
+    model = make_model({"name": "nhits", "params": TINY_NHITS}, freq="1mo").fit(load_air_passengers())
+    with pytest.raises(InvalidInputError, match=r"units must be 'y' for model 'nhits'"):
+        model.explain(3, units="model")
+    assert model.explain(3, units="y").values.shape[0] == 3

@@ -124,6 +124,29 @@ def _check_complete(frame: pl.DataFrame, columns: list[str], *, where: str) -> N
                                     field=f"{where}.{col}")
 
 
+#: largest magnitude the networks accept: they compute in float32 (max 3.4e38), and their window statistics square
+#: deviations, so values must stay far below it
+MAX_ABS_VALUE = 1e30
+
+
+def _check_range(frame: pl.DataFrame, columns: list[str], *, where: str) -> None:
+    """Refuse values the float32 networks cannot represent, naming the column and the first pairs.
+
+    Raises
+    ------
+    InvalidInputError
+    """
+    for col in columns:
+        if col not in frame.columns or not frame.schema[col].is_numeric():
+            continue
+        bad = frame.filter(pl.col(col).abs() > MAX_ABS_VALUE)
+        if bad.height:
+            pairs = ", ".join(f"({u}, {d})" for u, d in bad.select("unique_id", "ds").head(5).iter_rows())
+            raise InvalidInputError(f"{where}: column '{col}' has {bad.height} values beyond +/-{MAX_ABS_VALUE:g} "
+                                    f"(unique_id, ds): {pairs}; the neural models compute in float32: rescale the "
+                                    f"data", field=f"{where}.{col}" if col != "y" else where)
+
+
 def quantile_of(name: str) -> float:
     """The quantile an MQLoss output stands for: ``-median`` 0.5, ``-lo-80`` 0.1, ``-hi-80`` 0.9."""
     if name == "-median":
@@ -177,14 +200,29 @@ def _core_class() -> type:
             import pandas as pd
 
             net = self.net
-            windows = {"temporal": temporal.clone().unsqueeze(-1), "temporal_cols": pd.Index(self.temporal_cols),
+            yi, mi = self.temporal_cols.index("y"), self.temporal_cols.index("available_mask")
+            y, mask = temporal[:, :, yi], temporal[:, :, mi]
+            # Windows of tiny values: the network's scaler adds an absolute epsilon (1e-6) to the window's scale,
+            # which then swamps values of 1e-6 or less. Such windows are brought to unit magnitude first (and the
+            # outputs back); windows with values >= 1 are untouched (so forecasts equal neuralforecast's).
+            amax = torch.amax(torch.abs(y) * mask, dim=1, keepdim=True)
+            c = torch.where(amax < 1.0, torch.clamp(amax, min=1e-30), torch.ones_like(amax))
+            temporal = torch.cat([temporal[:, :, :yi], (y / c).unsqueeze(-1), temporal[:, :, yi + 1:]], dim=2)
+            windows = {"temporal": temporal.unsqueeze(-1), "temporal_cols": pd.Index(self.temporal_cols),
                        "static": static if self.static_cols else None,
                        "static_cols": pd.Index(self.static_cols) if self.static_cols else None}
             windows = net._normalization(windows=windows, y_idx=0)
             insample_y, insample_mask, _, _, hist, futr, stat = net._parse_windows({"y_idx": 0}, windows)
             out = net._predict_step_direct_batch(insample_y=insample_y, insample_mask=insample_mask, futr_exog=futr,
                                                  hist_exog=hist, stat_exog=stat, y_idx=0)
-            return out.reshape(out.shape[0], out.shape[1], -1)
+            out = out.reshape(out.shape[0], out.shape[1], -1) * c.unsqueeze(-1)
+            # A window without any variation carries no scale for the network (its scaler falls back to an
+            # absolute unit): every quantile of such a window's forecast is its constant value.
+            big = torch.full_like(y, float("inf"))
+            top = torch.amax(torch.where(mask > 0, y, -big), dim=1)
+            low = torch.amin(torch.where(mask > 0, y, big), dim=1)
+            flat = (top == low).reshape(-1, 1, 1)
+            return torch.where(flat, top.reshape(-1, 1, 1).expand_as(out), out)
 
     return _NetworkCore
 
@@ -350,6 +388,7 @@ class NeuralForecaster:
         futr, hist, stat = self._split_exog(panel, static)
         _check_exog_values(panel.frame, list(panel.exog), where="data")
         _check_complete(panel.frame, list(panel.exog), where="data")
+        _check_range(panel.frame, ["y", *panel.exog], where="data")
         calendar = self._calendar(panel)
         spec = FeatureSpec(calendar=calendar, future_exog=futr, static=stat)  # type: ignore[arg-type]
         pipeline = FeaturePipeline(spec=spec, freq=panel.freq, tz=panel.tz, ds_kind=panel.ds_kind,
@@ -424,6 +463,12 @@ class NeuralForecaster:
             except Exception as exc:
                 if isinstance(exc.__cause__, TimeLimitError) or isinstance(exc.__context__, TimeLimitError):
                     raise exc.__cause__ or exc.__context__ from None  # type: ignore[misc]
+                if "nan" in str(exc).lower() and "loss" in str(exc).lower():  # neuralforecast's own NaN-loss stop
+                    from forecasting.errors import ModelFitError
+
+                    raise ModelFitError(f"model '{self.name}': training failed, the loss became NaN ({exc}); lower "
+                                        f"learning_rate, use scaler_type 'robust' or 'standard', or check the data's "
+                                        f"scale", field="model") from exc
                 raise
             finally:
                 os.chdir(cwd)
@@ -463,6 +508,7 @@ class NeuralForecaster:
                                     field="history")
         _check_exog_values(panel.frame, [*pipe.spec.future_exog, *self.hist_cols_], where="history")
         _check_complete(panel.frame, [*pipe.spec.future_exog, *self.hist_cols_], where="history")
+        _check_range(panel.frame, ["y", *pipe.spec.future_exog, *self.hist_cols_], where="history")
         pipe.check_regular(panel.frame)
         if self.static_cols_:
             unknown = sorted(set(panel.lengths) - set(self.static_["unique_id"].to_list()))
@@ -492,6 +538,7 @@ class NeuralForecaster:
                 self._future_blocks(X_future, panel, h, steps, user_futr)
             _check_exog_values(future, user_futr, where="X_future")
             _check_complete(future, user_futr, where="X_future")
+            _check_range(future, user_futr, where="X_future")
         else:
             if X_future is not None:
                 raise CapabilityError(f"this {self.name} model uses no future exogenous columns, so X_future is not "
@@ -608,12 +655,18 @@ class NeuralForecaster:
         return out
 
     # ------------------------------------------------------------------ explanations
-    def explain(self, h: int | None = None, *, history: Any = None, X_future: Any = None, n_steps: int = 64) -> Any:
+    def explain(self, h: int | None = None, *, history: Any = None, X_future: Any = None, n_steps: int = 64,
+                units: str = "y") -> Any:
         """Attributions of each forecast step's median to every input; see :meth:`_explain`.
 
-        The network runs on the CPU for this (captum's gradients) and goes back to its
-        device afterwards, also when the call fails.
+        ``units`` must be ``"y"`` (the network's window scaling is part of what is
+        explained, so there is no other "model unit"). The network runs on the CPU for
+        this (captum's gradients) and goes back to its device afterwards, also when the
+        call fails.
         """
+        if units != "y":
+            raise InvalidInputError(f"units must be 'y' for model '{self.name}' (its window scaling is part of the "
+                                    f"network), got {units!r}", field="units")
         try:
             return self._explain(h, history=history, X_future=X_future, n_steps=n_steps)
         finally:
