@@ -60,8 +60,9 @@ def forecast(
     input: Annotated[Path, typer.Option("--input", "-i", help="CSV or Parquet file with unique_id, ds, y columns.")],
     h: Annotated[int, typer.Option("--h", help="Horizon: number of steps of freq to forecast per series.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write forecasts (.csv or .parquet).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Registry name (see `forecasting models`) or a JSON "
-                                       "spec such as '{\"name\": \"auto_ets\", \"params\": {\"season_length\": 12}}'.")]
+    model: Annotated[str, typer.Option("--model", "-m", help="Registry name (see `forecasting models`), a JSON "
+                                       "spec such as '{\"name\": \"auto_ets\", \"params\": {\"season_length\": 12}}', "
+                                       "or a saved model / ONNX export folder (forecasts without retraining).")]
     = "auto_ets",
     level: Annotated[Optional[list[float]], typer.Option("--level", "-l", help="Prediction-interval level in percent; "
                                                          "repeat for several (--level 80 --level 95).")] = None,
@@ -81,6 +82,14 @@ def forecast(
 
     try:
         data = read_table(input)
+        if Path(model).is_dir():  # a saved model (or ONNX export): forecast the file's series without retraining
+            saved, panel = _saved_model_or_panel(model, data, freq)
+            frame = saved.predict(h, history=panel, level=_levels(level))  # type: ignore[attr-defined]
+            write_table(frame, output)
+            console.print(escape(f"wrote {frame.height} rows ({panel.n_series} series x h={h}, saved model "  # type: ignore[attr-defined]
+                                 f"{getattr(saved, 'name', model)} from {model}) to {output}"), highlight=False,
+                          soft_wrap=True)
+            return
         result = run_forecast(data, model=model, h=h, freq=freq, level=_levels(level),
                               fill_missing=fill_missing, fill_gaps=fill_gaps, n_jobs=n_jobs)  # type: ignore[arg-type]
         write_table(result.forecasts, output)
@@ -330,6 +339,12 @@ def export_cmd(
     from forecasting.service import read_table
 
     try:
+        src, dst = model.resolve(), output.resolve()
+        if dst == src or src in dst.parents or dst in src.parents:
+            from forecasting.errors import InvalidParameterError
+
+            raise InvalidParameterError(f"--output {output} would overwrite the model folder {model}: export to "
+                                        f"another folder", field="output")
         native = load_saved(model)
         path = export_model(native, output, quantize=quantize,
                             sample=read_table(sample) if sample is not None else None)

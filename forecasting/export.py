@@ -364,7 +364,8 @@ def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool =
         A fitted :class:`~forecasting.models.xgb.XGBoostForecaster`,
         :class:`~forecasting.models.neural.NeuralForecaster` (``nhits``, ``tft``) or
         :class:`~forecasting.tabular.TabularModel` (xgboost without categorical features,
-        hist_gradient_boosting, linear).
+        linear; hist_gradient_boosting is attempted through skl2onnx, which cannot convert
+        scikit-learn 1.9's trees: refused with its reason).
     output : path
         Folder to write (replaced atomically if it exists).
     quantize : bool
@@ -383,8 +384,8 @@ def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool =
     Raises
     ------
     CapabilityError
-        Statistical (refit-from-history) models, ensembles, models with fallbacks, and
-        xgboost tabular models with categorical features.
+        Statistical (refit-from-history) models, ensembles, models with fallbacks,
+        xgboost tabular models with categorical features, and a converter's refusal.
     NotFittedError
     ExportParityError
         The graph's outputs differ from the native model's beyond :data:`TOLERANCE`

@@ -66,9 +66,31 @@ def verify_artifact(folder: str | os.PathLike[str]) -> dict[str, Any]:
         if actual != digest:
             raise InvalidInputError(f"export folder '{folder}': {name} has changed (sha256 {actual[:12]}..., expected "
                                     f"{str(digest)[:12]}...); refusing to load it", field="model")
-    for graph in manifest.get("graphs", []):
+    unlisted = sorted(p.name for p in folder.iterdir() if p.name != "manifest.json" and p.name not in files)
+    if unlisted:
+        raise InvalidInputError(f"export folder '{folder}': files {unlisted} are not in the manifest; refusing to load "
+                                f"it", field="model")
+    # the manifest itself carries no signature: what it may say is constrained to what an export writes
+    kind = manifest.get("kind")
+    expected = {"tabular": ["model.onnx"], "nhits": ["network.onnx"], "tft": ["network.onnx"]}
+    graphs = manifest.get("graphs")
+    if kind == "xgboost":
+        ok = isinstance(graphs, list) and graphs == [f"booster_{i}.onnx" for i in range(len(graphs))] and graphs
+    else:
+        ok = graphs == expected.get(str(kind))
+    if not ok:
+        raise InvalidInputError(f"export folder '{folder}': manifest lists graphs {graphs!r} for a {kind!r} model, "
+                                f"which an export never writes", field="model")
+    for graph in graphs:
         if graph not in files:
             raise InvalidInputError(f"export folder '{folder}': graph {graph!r} is not in the manifest", field="model")
+    q = manifest.get("quantized")
+    if q is not None and (not isinstance(q, dict) or q.get("graph") != "network.int8.onnx"):
+        raise InvalidInputError(f"export folder '{folder}': bad quantized entry in the manifest", field="model")
+    needed = {"tabular": ["metadata.json"]}.get(str(kind), ["model.json", "pipeline.json", "history.parquet"])
+    missing = [n for n in needed if n not in files]
+    if missing:
+        raise InvalidInputError(f"export folder '{folder}': {missing} missing from the manifest", field="model")
     return manifest
 
 
@@ -109,6 +131,9 @@ class OnnxForecaster:
     def explain(self, *args: Any, **kwargs: Any) -> Any:
         raise CapabilityError("explanations need the native model (SHAP runs on XGBoost or torch)", field="model")
 
+    def variable_importance(self, *args: Any, **kwargs: Any) -> Any:
+        raise CapabilityError("TFT's variable-selection weights need the native model", field="model")
+
 
 class OnnxXGBoostForecaster(OnnxForecaster, XGBoostForecaster):  # type: ignore[misc]
     """The XGBoost forecaster with each booster answered by an ONNX graph."""
@@ -116,7 +141,12 @@ class OnnxXGBoostForecaster(OnnxForecaster, XGBoostForecaster):  # type: ignore[
     def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:
         if kw:
             raise CapabilityError("SHAP contributions need the native XGBoost model", field="model")
-        return booster.run(None, {"input": np.ascontiguousarray(X, dtype=np.float32)})[0].reshape(-1)
+        try:
+            return booster.run(None, {"input": np.ascontiguousarray(X, dtype=np.float32)})[0].reshape(-1)
+        except Exception as exc:  # onnxruntime's own errors: the graph and the folder's state disagree  # noqa: BLE001
+            raise InvalidInputError(f"the exported graph refused its input ({type(exc).__name__}: "
+                                    f"{str(exc)[:200]}): the export folder is inconsistent; export again",
+                                    field="model") from exc
 
 
 class OnnxNeuralForecaster(OnnxForecaster, NeuralForecaster):  # type: ignore[misc]
@@ -137,7 +167,12 @@ class OnnxNeuralForecaster(OnnxForecaster, NeuralForecaster):  # type: ignore[mi
             feeds = {"temporal": np.ascontiguousarray(temporal[:, b * H: b * H + L + H])}
             if use_static:
                 feeds["static"] = static.astype(np.float32)
-            q = sess.run(None, feeds)[0]
+            try:
+                q = sess.run(None, feeds)[0]
+            except Exception as exc:  # onnxruntime's own errors: graph and state disagree  # noqa: BLE001
+                raise InvalidInputError(f"the exported graph refused its input ({type(exc).__name__}: "
+                                        f"{str(exc)[:200]}): the export folder is inconsistent; export again",
+                                        field="model") from exc
             out.append(q)
             temporal[:, L + b * H: L + (b + 1) * H, y_col] = q[:, :, med]
             temporal[:, L + b * H: L + (b + 1) * H, m_col] = 1.0
@@ -213,6 +248,9 @@ def load_onnx(path: str | os.PathLike[str], *, quantized: bool = False, threads:
             model.manifest_ = manifest
             return model
         meta = json.loads((folder / "model.json").read_text())
+        if meta.get("model") != kind:
+            raise InvalidInputError(f"export folder '{folder}': the manifest says {kind!r} but model.json holds "
+                                    f"{meta.get('model')!r}", field="model")
         if kind == "xgboost":
             model: Any = OnnxXGBoostForecaster._restore(folder, meta)
             model.boosters_ = [_session(folder / g, threads) for g in manifest["graphs"]]

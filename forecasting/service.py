@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from forecasting.data import MAX_HORIZON, FillPolicy, Panel, ValidationReport, validate_h, validate_levels, validate_panel
-from forecasting.errors import InvalidInputError, InvalidParameterError
+from forecasting.errors import CapabilityError, InvalidInputError, InvalidParameterError
 from forecasting.models.base import Fallback
 from forecasting.models.registry import ModelSpec, make_model, parse_spec
 
@@ -146,6 +146,9 @@ def forecast(
             notes.append(f"{len(short)} series ({listed}) have fewer than {need} observations ({need // m} seasons "
                          f"of {m}): '{spec.name}' may fit them without a seasonal component, as it needs about "
                          f"{need // m} seasons to estimate one")
+    if X_future is not None and not panel.exog:  # refused before any training, not after it
+        raise CapabilityError(f"X_future was given but the data has no exogenous columns, so model '{spec.name}' "
+                              f"would not use it: drop X_future, or add the columns to the data", field="X_future")
     if limits.max_seconds is not None:
         forecaster.deadline = time.time() + limits.max_seconds
         if getattr(forecaster, "fallback", None) is not None:

@@ -193,6 +193,17 @@ def _check_finite(name: str, values: np.ndarray) -> None:
             "are allowed (null/NaN means missing): replace the infinities or drop those rows",
             field="data", details={"column": name, "rows": inf[:100].tolist(), "n_rows": int(inf.size)},
         )
+    # XGBoost and ONNX Runtime read features as float32: larger magnitudes would become inf there
+    huge = np.flatnonzero(np.abs(np.nan_to_num(values)) > _FLOAT32_MAX)
+    if huge.size:
+        raise InvalidInputError(
+            f"feature {name!r} exceeds the float32 range (|x| > 3.4e38) in {huge.size} rows: {_row_list(huge)}; "
+            "the tree models compute in float32: rescale the column",
+            field="data", details={"column": name, "rows": huge[:100].tolist(), "n_rows": int(huge.size)},
+        )
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 # --------------------------------------------------------------------------- the model

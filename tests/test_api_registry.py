@@ -370,6 +370,11 @@ def test_nhits_job_forecast_and_onnx_serving(client: TestClient) -> None:
     assert native.status_code == 200, native.text
     rows = native.json()["forecasts"]
     assert len(rows) == 48 and rows[0]["NHITS-lo-80"] <= rows[0]["NHITS"] <= rows[0]["NHITS-hi-80"]
+    explained = client.post("/v1/models/deep/explain", json={"h": 3, "k": 4}, headers=A)
+    assert explained.status_code == 200, explained.text  # was a 500 (units= not accepted), found by a hostile pass
+    body = explained.json()
+    assert len(body["rows"]) == 6 and len(body["rows"][0]["contributions"]) == 4
+    assert body["additivity_error_relative"] < 1e-3
     r = client.get("/v1/models/deep/onnx", headers=A)
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
     served = client.post("/v1/models/deep/forecast", json={"h": 24, "level": [80]}, headers=A).json()

@@ -214,3 +214,44 @@ def test_tft_round_trip(tmp_path: Path) -> None:
     a, b = model.predict(30, level=[95]), runtime.predict(30, level=[95])  # 30 > horizon 24: recursion
     for c in a.columns[2:]:
         assert np.abs(a[c].to_numpy() - b[c].to_numpy()).max() <= 1e-3 * np.abs(a[c].to_numpy()).max(), c
+
+
+def test_manifest_edits_are_refused(xgb_export: tuple[object, Path], nhits_export: tuple[object, Path],
+                                    tmp_path: Path) -> None:
+    """The manifest has no signature, so what it may claim is constrained (found by a hostile pass)."""
+    import shutil
+
+    _, folder = nhits_export
+    copy = tmp_path / "n"
+    shutil.copytree(folder, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["graphs"] = ["network.int8.onnx"]  # serve the int8 graph as the float one
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InvalidInputError, match=r"lists graphs \['network.int8.onnx'\] for a 'nhits' model"):
+        load_onnx(copy)
+    manifest["graphs"], manifest["kind"] = ["network.onnx"], "tft"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InvalidInputError, match=r"the manifest says 'tft' but model.json holds 'nhits'"):
+        load_onnx(copy)
+    _, xfolder = xgb_export
+    extra = tmp_path / "x"
+    shutil.copytree(xfolder, extra)
+    (extra / "booster_1.onnx").write_bytes((extra / "booster_0.onnx").read_bytes())
+    with pytest.raises(InvalidInputError, match=r"files \['booster_1.onnx'\] are not in the manifest"):
+        load_onnx(extra)
+
+
+def test_cli_refuses_to_export_over_the_model(tmp_path: Path, m4: pl.DataFrame) -> None:
+    model = make_model({"name": "xgboost", "params": {"n_estimators": 5, "season_length": 24}}, freq=1).fit(m4)
+    folder = model.save(tmp_path / "m")
+    run = subprocess.run([sys.executable, "-m", "forecasting.cli", "export", "-m", str(folder), "-o", str(folder)],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode != 0 and "would overwrite the model folder" in run.stdout + run.stderr
+    assert (folder / "booster_0.ubj").is_file()
+    fc = tmp_path / "fc.csv"
+    m4.write_parquet(tmp_path / "h.parquet")
+    run = subprocess.run([sys.executable, "-m", "forecasting.cli", "forecast", "-i", str(tmp_path / "h.parquet"),
+                          "-m", str(folder), "--h", "6", "-o", str(fc)], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert pl.read_csv(fc).height == 12 * 6

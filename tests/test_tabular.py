@@ -408,3 +408,10 @@ def test_damaged_files_are_refused(tmp_path: Path) -> None:
         TabularModel.load(tmp_path / "nowhere")
     with pytest.raises(InvalidParameterError, match="device must be"):
         TabularModel.load(folder, device="tpu")
+
+
+def test_features_beyond_float32_are_refused_by_name() -> None:
+    t = pl.DataFrame({"x": [0.0, 1.0, 2.0, 3.0] * 5, "y": [0.0, 1.0, 2.0, 3.0] * 5})
+    model = TabularModel(algorithm="linear").fit(t, "y")
+    with pytest.raises(InvalidInputError, match=r"feature 'x' exceeds the float32 range .* in 1 rows"):
+        model.predict(pl.DataFrame({"x": [1.0, 1e39]}))

@@ -301,3 +301,15 @@ def test_block_recursion_equals_step_by_step(m4_model: XGBoostForecaster, monkey
 def test_recent_lags_recurse_one_step_at_a_time(air: pl.DataFrame) -> None:
     model = XGBoostForecaster(season_length=12, recent_lags=True, n_estimators=5).fit(air)
     assert model.recursive_block() == 1
+
+
+def test_a_model_too_short_to_calibrate_saves_and_loads(tmp_path: Path) -> None:
+    """No series long enough for a calibration window: scores of shape (0, horizon) survive save/load."""
+    t = np.arange(240)
+    df = pl.DataFrame({"unique_id": ["a"] * 240, "ds": t.tolist(), "y": (10 + np.sin(2 * np.pi * t / 24)).tolist()})
+    model = XGBoostForecaster(season_length=24, n_estimators=5).fit(df)
+    assert model.scores_.shape == (0, 48)
+    loaded = XGBoostForecaster.load(model.save(tmp_path / "m"))
+    assert loaded.predict(5).equals(model.predict(5))
+    with pytest.raises(CapabilityError, match="no series was long enough to calibrate intervals"):
+        loaded.predict(5, level=[80])

@@ -891,8 +891,10 @@ class NeuralForecaster:
                 raise InvalidInputError(f"'{folder}' holds model {meta.get('model')!r}, not '{cls.name or 'nhits/tft'}'",
                                         field="model")
             files = meta.get("files")
-            if not isinstance(files, dict) or "weights.safetensors" not in files:
-                raise InvalidInputError(f"model folder '{folder}' has no file manifest", field="model")
+            needed = ["weights.safetensors", "pipeline.json", "history.parquet"]
+            if not isinstance(files, dict) or any(n not in files for n in needed):
+                raise InvalidInputError(f"model folder '{folder}' has no complete file manifest (needs {needed})",
+                                        field="model")
             for name, digest in files.items():
                 if "/" in name or "\\" in name or name.startswith("."):
                     raise InvalidInputError(f"model folder '{folder}': bad file name {name!r} in the manifest",
@@ -902,6 +904,8 @@ class NeuralForecaster:
                     raise InvalidInputError(f"model folder '{folder}': {name} has changed (sha256 {actual[:12]}..., "
                                             f"expected {str(digest)[:12]}...); refusing to load it", field="model")
             model = kind._restore(folder, meta, device=device)
+            if model.static_cols_ and "static.parquet" not in files:
+                raise InvalidInputError(f"model folder '{folder}': static.parquet is not in the manifest", field="model")
             model.device_ = torch_device(device)
             with _quiet():
                 net = model._build_net(model.futr_cols_, model.hist_cols_, model.static_cols_, {"logger": False})

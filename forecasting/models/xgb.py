@@ -683,8 +683,13 @@ class XGBoostForecaster:
                              tz=p["tz"], ds_kind=p["ds_kind"], exog=tuple(p["exog"]))
         model.scales_ = pl.DataFrame(meta["scales"])
         model.cscales_ = pl.DataFrame(meta["cscales"])
-        model.scores_ = None if meta["conformal_scores"] is None else np.asarray(meta["conformal_scores"],
-                                                                                   dtype=np.float64)
+        raw = meta["conformal_scores"]
+        if raw is None:
+            model.scores_ = None
+        elif isinstance(raw, list) and not raw:  # no series was long enough to calibrate: (0, horizon)
+            model.scores_ = np.zeros((0, model.calibrated_horizon))
+        else:
+            model.scores_ = np.asarray(raw, dtype=np.float64)
         if model.scores_ is not None and (model.scores_.ndim != 2 or not np.isfinite(model.scores_).all()
                                           or (model.scores_ < 0).any()):
             raise InvalidInputError(f"model folder '{folder}': conformal scores are not finite non-negative "
