@@ -15,7 +15,8 @@ the XGBoost recursion (48 pipeline passes); the model calls themselves are what 
 so the table also times the model call alone ("call" rows: the booster or network on
 ready inputs, one row and every series' row). "Native" NHITS here is the project's own
 lean torch path (one forward over raw windows), not neuralforecast's ``predict``, which
-builds a dataset and a Lightning trainer per call.
+builds a dataset and a Lightning trainer per call: its time for one series is the
+"neuralforecast.predict" row.
 
 Run: ``python -m benchmarks.onnx_latency [--nhits-steps 100] [--repeats 5]``
 """
@@ -81,6 +82,29 @@ def _model_calls(name: str, model, runtime, batch: pl.DataFrame, repeats: int) -
     return out
 
 
+def _neuralforecast_predict(model, one: pl.DataFrame, repeats: int) -> dict[str, object]:
+    """The reference path: neuralforecast's own ``NeuralForecast.predict(df=...)`` for one series, with a network of
+    the same architecture (trained a few steps: latency does not depend on the weights)."""
+    import logging
+
+    from neuralforecast import NeuralForecast
+
+    from forecasting.models.neural import _quiet
+
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    with _quiet():
+        net = model._build_net([], [], [], {"logger": False, "enable_progress_bar": False,
+                                            "enable_checkpointing": False, "enable_model_summary": False,
+                                            "accelerator": "cpu"})
+        net.max_steps = 2
+        nf = NeuralForecast(models=[net], freq=1)
+        df = one.select("unique_id", "ds", "y").to_pandas()
+        nf.fit(df)
+        t, _ = _timed(lambda: nf.predict(df=df), repeats)
+    return {"model": "nhits", "case": "neuralforecast.predict", "native_ms": t * 1e3, "onnx_ms": float("nan"),
+            "speedup": float("nan"), "max_rel_diff": float("nan"), "fit_s": float("nan")}
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     from forecasting.datasets import load_m4_hourly
     from forecasting.export import export_model
@@ -120,6 +144,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
                 rows.append({"model": name, "case": label, "native_ms": native_s * 1e3, "onnx_ms": onnx_s * 1e3,
                              "speedup": native_s / onnx_s, "max_rel_diff": float(diff), "fit_s": fit_s})
             rows += _model_calls(name, model, runtime, batch, args.repeats)
+            if name == "nhits":
+                rows.append(_neuralforecast_predict(model, one, args.repeats))
     print(f"{'model':8} {'case':20} {'native ms':>10} {'onnx ms':>10} {'speedup':>8} {'max rel diff':>13}")
     for r in rows:
         print(f"{r['model']:8} {r['case']:20} {r['native_ms']:10.2f} {r['onnx_ms']:10.2f} {r['speedup']:8.2f} "
