@@ -115,8 +115,6 @@ def _convert_booster(booster: Any, n_features: int) -> Any:
 
 
 def _export_xgboost(model: Any, tmp: Path, sample_series: int) -> dict[str, Any]:
-    from forecasting.features import TARGET  # noqa: F401 - the transformed target the boosters predict
-
     model.save(tmp)  # the state (pipeline, history tail, scales, scores) and UBJ boosters
     for f in tmp.glob("booster_*.ubj"):
         f.unlink()

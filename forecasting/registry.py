@@ -975,21 +975,25 @@ class Registry:
             from forecasting.models.registry import make_model
 
             return make_model(info.spec, freq=info.fingerprint.get("freq"))
-        key = (info.artifact, info.sha256 or "")
+        def load() -> Any:
+            folder = self.artifact_path(info)
+            if info.kind == "tabular":
+                from forecasting.tabular import TabularModel
+
+                return TabularModel.load(folder, device="cpu")
+            from forecasting.models.registry import REGISTRY, parse_spec
+
+            return REGISTRY[parse_spec(info.spec).name].load().load(folder)
+
+        return self._cached((info.artifact, info.sha256 or ""), load)
+
+    def _cached(self, key: tuple[str, str], load: Any) -> Any:
+        """The LRU model cache: ``load()`` on a miss (outside the lock), kept up to ``cache_size`` entries."""
         with self._cache_lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        folder = self.artifact_path(info)
-        if info.kind == "tabular":
-            from forecasting.tabular import TabularModel
-
-            model = TabularModel.load(folder, device="cpu")
-        else:
-            from forecasting.models.registry import REGISTRY, parse_spec
-
-            cls = REGISTRY[parse_spec(info.spec).name].load()
-            model = cls.load(folder)
+        model = load()
         if self.cache_size:
             with self._cache_lock:
                 self._cache[key] = model
@@ -1044,18 +1048,7 @@ class Registry:
             if manifest.is_file():
                 from forecasting.runtime import load_onnx
 
-                key = (str(folder), sha256_file(manifest))
-                with self._cache_lock:
-                    if key in self._cache:
-                        self._cache.move_to_end(key)
-                        return self._cache[key], "onnxruntime"
-                model = load_onnx(folder)
-                if self.cache_size:
-                    with self._cache_lock:
-                        self._cache[key] = model
-                        while len(self._cache) > self.cache_size:
-                            self._cache.popitem(last=False)
-                return model, "onnxruntime"
+                return self._cached((str(folder), sha256_file(manifest)), lambda: load_onnx(folder)), "onnxruntime"
         return self.load_model(info), "native"
 
     # ------------------------------------------------------------------ jobs (used by forecasting.jobs)

@@ -152,31 +152,20 @@ class OnnxXGBoostForecaster(OnnxForecaster, XGBoostForecaster):  # type: ignore[
 class OnnxNeuralForecaster(OnnxForecaster, NeuralForecaster):  # type: ignore[misc]
     """An NHITS/TFT forecaster whose network (window scaling included) is an ONNX graph."""
 
-    def _run(self, temporal: np.ndarray, static: np.ndarray, h: int) -> np.ndarray:
-        import math
-
-        H, L = self.trained_horizon, self.window
-        y_col = self.temporal_cols_.index("y")
-        m_col = self.temporal_cols_.index("available_mask")
-        med = self.output_names_.index("-median")
+    def _network(self) -> Any:
         sess = self.net_
         use_static = "static" in {i.name for i in sess.get_inputs()}
-        out = []
-        temporal = temporal.astype(np.float32, copy=True)
-        for b in range(math.ceil(h / H)):
-            feeds = {"temporal": np.ascontiguousarray(temporal[:, b * H: b * H + L + H])}
-            if use_static:
-                feeds["static"] = static.astype(np.float32)
+
+        def call(window: np.ndarray, static: np.ndarray) -> np.ndarray:
+            feeds = {"temporal": window, **({"static": static} if use_static else {})}
             try:
-                q = sess.run(None, feeds)[0]
+                return sess.run(None, feeds)[0]
             except Exception as exc:  # onnxruntime's own errors: graph and state disagree  # noqa: BLE001
                 raise InvalidInputError(f"the exported graph refused its input ({type(exc).__name__}: "
                                         f"{str(exc)[:200]}): the export folder is inconsistent; export again",
                                         field="model") from exc
-            out.append(q)
-            temporal[:, L + b * H: L + (b + 1) * H, y_col] = q[:, :, med]
-            temporal[:, L + b * H: L + (b + 1) * H, m_col] = 1.0
-        return np.concatenate(out, axis=1)[:, :h].astype(np.float64)
+
+        return call
 
 
 class OnnxTabularModel(TabularModel):

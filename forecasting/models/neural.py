@@ -574,28 +574,38 @@ class NeuralForecaster:
                 f"exogenous values of the whole block, so X_future must cover {steps} steps per series for h={h}: "
                 f"{exc.message}", field="X_future", details=exc.details) from exc
 
-    def _run(self, temporal: np.ndarray, static: np.ndarray, h: int) -> np.ndarray:
-        """Quantile paths ``(B, h, Q)`` by blocks of ``horizon`` (recursive beyond one block)."""
+    def _network(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """One network call: float32 windows ``(B, L + H, C)`` and static ``(B, S)`` -> quantiles ``(B, H, Q)``.
+
+        The ONNX runtime (:mod:`forecasting.runtime`) overrides this with its session.
+        """
         import torch
 
+        core, dev = self._core(), torch.device(self.device_)
+
+        def call(window: np.ndarray, static: np.ndarray) -> np.ndarray:
+            with torch.no_grad(), _quiet():
+                return core(torch.from_numpy(window).to(dev), torch.from_numpy(static).to(dev)).cpu().numpy()
+
+        return call
+
+    def _run(self, temporal: np.ndarray, static: np.ndarray, h: int) -> np.ndarray:
+        """Quantile paths ``(B, h, Q)`` by blocks of ``horizon`` (recursive beyond one block)."""
         H, L = self.trained_horizon, self.window
-        core = self._core()
+        network = self._network()
         y_col = self.temporal_cols_.index("y")
         m_col = self.temporal_cols_.index("available_mask")
         med = self.output_names_.index("-median")
-        dev = torch.device(self.device_)
         out = []
-        temporal = temporal.copy()
-        with torch.no_grad(), _quiet():
-            st = torch.from_numpy(static).to(dev)
-            for b in range(math.ceil(h / H)):
-                window = temporal[:, b * H: b * H + L + H]
-                q = core(torch.from_numpy(np.ascontiguousarray(window)).to(dev), st).cpu().numpy()
-                out.append(q)
-                # the next block reads this block's median as observed history (available, as neuralforecast's
-                # own recursion marks it)
-                temporal[:, L + b * H: L + (b + 1) * H, y_col] = q[:, :, med]
-                temporal[:, L + b * H: L + (b + 1) * H, m_col] = 1.0
+        temporal = temporal.astype(np.float32, copy=True)
+        static = np.ascontiguousarray(static, dtype=np.float32)
+        for b in range(math.ceil(h / H)):
+            q = network(np.ascontiguousarray(temporal[:, b * H: b * H + L + H]), static)
+            out.append(q)
+            # the next block reads this block's median as observed history (available, as neuralforecast's
+            # own recursion marks it)
+            temporal[:, L + b * H: L + (b + 1) * H, y_col] = q[:, :, med]
+            temporal[:, L + b * H: L + (b + 1) * H, m_col] = 1.0
         return np.concatenate(out, axis=1)[:, :h].astype(np.float64)
 
     def predict(self, h: int, *, history: Panel | Any | None = None, X_future: Any = None,
