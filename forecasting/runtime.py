@@ -105,6 +105,15 @@ def _session(path: Path, threads: int | None = None) -> Any:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+def _run_session(sess: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """The session's first output; onnxruntime's own errors (graph and folder state disagree) as a typed error."""
+    try:
+        return sess.run(None, feeds)[0]
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise InvalidInputError(f"the exported graph refused its input ({type(exc).__name__}: {str(exc)[:200]}): the "
+                                f"export folder is inconsistent; export again", field="model") from exc
+
+
 class OnnxForecaster:
     """Base of the ONNX Runtime forecasters: forecasts only (no fit, save or explain).
 
@@ -141,12 +150,7 @@ class OnnxXGBoostForecaster(OnnxForecaster, XGBoostForecaster):  # type: ignore[
     def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:
         if kw:
             raise CapabilityError("SHAP contributions need the native XGBoost model", field="model")
-        try:
-            return booster.run(None, {"input": np.ascontiguousarray(X, dtype=np.float32)})[0].reshape(-1)
-        except Exception as exc:  # onnxruntime's own errors: the graph and the folder's state disagree  # noqa: BLE001
-            raise InvalidInputError(f"the exported graph refused its input ({type(exc).__name__}: "
-                                    f"{str(exc)[:200]}): the export folder is inconsistent; export again",
-                                    field="model") from exc
+        return _run_session(booster, {"input": np.ascontiguousarray(X, dtype=np.float32)}).reshape(-1)
 
 
 class OnnxNeuralForecaster(OnnxForecaster, NeuralForecaster):  # type: ignore[misc]
@@ -157,13 +161,7 @@ class OnnxNeuralForecaster(OnnxForecaster, NeuralForecaster):  # type: ignore[mi
         use_static = "static" in {i.name for i in sess.get_inputs()}
 
         def call(window: np.ndarray, static: np.ndarray) -> np.ndarray:
-            feeds = {"temporal": window, **({"static": static} if use_static else {})}
-            try:
-                return sess.run(None, feeds)[0]
-            except Exception as exc:  # onnxruntime's own errors: graph and state disagree  # noqa: BLE001
-                raise InvalidInputError(f"the exported graph refused its input ({type(exc).__name__}: "
-                                        f"{str(exc)[:200]}): the export folder is inconsistent; export again",
-                                        field="model") from exc
+            return _run_session(sess, {"temporal": window, **({"static": static} if use_static else {})})
 
         return call
 

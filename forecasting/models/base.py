@@ -42,7 +42,7 @@ from forecasting.data import (
 )
 from forecasting.errors import CapabilityError, ModelFitError, NotFittedError, TimeLimitError
 
-__all__ = ["Fallback", "Forecaster", "LocalForecaster", "as_panel"]
+__all__ = ["Fallback", "Forecaster", "LocalForecaster", "as_panel", "split_short"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,37 @@ class Fallback:
     def to_dict(self) -> dict[str, str]:
         """JSON-ready form."""
         return {"unique_id": self.unique_id, "model": self.model, "reason": self.reason}
+
+
+def split_short(model: Any, panel: Panel, minimum: int, why: str) -> Panel:
+    """Hand series shorter than ``minimum`` to ``model.fallback`` and return the others (global models).
+
+    Sets ``model.fallbacks_`` (one :class:`Fallback` per short series, after fitting the
+    fallback on them).
+
+    Raises
+    ------
+    InsufficientHistoryError
+        Without a fallback: ``N series too short for model 'name' (needs at least
+        minimum observations: why)``, naming up to five series and their lengths; the
+        details list every one.
+    """
+    from forecasting.errors import InsufficientHistoryError
+
+    short = {u: n for u, n in panel.lengths.items() if n < minimum}
+    model.fallbacks_ = []
+    if not short:
+        return panel
+    if model.fallback is None:
+        raise InsufficientHistoryError(
+            f"{len(short)} series too short for model '{model.name}' (needs at least {minimum} observations: {why}): "
+            + "; ".join(f"series '{u}': {n} observations" for u, n in list(short.items())[:5]),
+            field="data", details={"minimum": minimum,
+                                   "series": {u: {"length": n, "minimum": minimum} for u, n in short.items()}})
+    model.fallback.fit(panel.subset(short))
+    model.fallbacks_ = [Fallback(u, model.fallback.name, f"{n} observations, model '{model.name}' needs at least "
+                                                         f"{minimum}") for u, n in short.items()]
+    return panel.subset([u for u in panel.lengths if u not in short])
 
 
 def as_panel(data: Panel | Any, *, freq: str | int | None = None) -> Panel:

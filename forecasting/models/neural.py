@@ -54,7 +54,7 @@ from forecasting.errors import (
 )
 from forecasting.features import _CALENDAR_BY_UNIT, FeaturePipeline, FeatureSpec
 from forecasting.hashing import sha256_file
-from forecasting.models.base import Fallback, as_panel
+from forecasting.models.base import as_panel, split_short
 from forecasting.models.xgb import _check_exog_values
 
 __all__ = ["NHITSForecaster", "NetworkCore", "NeuralForecaster", "TFTForecaster", "torch_device"]
@@ -394,22 +394,9 @@ class NeuralForecaster:
         pipeline = FeaturePipeline(spec=spec, freq=panel.freq, tz=panel.tz, ds_kind=panel.ds_kind,
                                    feature_names=[*calendar, *stat, *futr])
         pipeline.check_regular(panel.frame)
-        short = {u: n for u, n in panel.lengths.items() if n < self.min_train_length}
-        self.fallbacks_: list[Fallback] = []
-        if short:
-            if self.fallback is None:
-                raise InsufficientHistoryError(
-                    f"{len(short)} series too short for model '{self.name}' (needs at least {self.min_train_length} "
-                    f"observations: input_size {self.window} + horizon {self.trained_horizon}"
-                    f"{' + validation ' + str(self.trained_horizon) if self.early_stop_patience_steps > 0 else ''}): "
-                    + "; ".join(f"series '{u}': {n} observations" for u, n in list(short.items())[:5]),
-                    field="data", details={"minimum": self.min_train_length,
-                                           "series": {u: {"length": n, "minimum": self.min_train_length}
-                                                      for u, n in short.items()}})
-            self.fallback.fit(panel.subset(short))
-            self.fallbacks_ = [Fallback(u, self.fallback.name, f"{n} observations, model '{self.name}' needs at least "
-                                                               f"{self.min_train_length}") for u, n in short.items()]
-            panel = panel.subset([u for u in panel.lengths if u not in short])
+        val = f" + validation {self.trained_horizon}" if self.early_stop_patience_steps > 0 else ""
+        panel = split_short(self, panel, self.min_train_length,
+                            f"input_size {self.window} + horizon {self.trained_horizon}{val}")
         self.pipeline_ = pipeline
         self.futr_cols_ = [*calendar, *futr]
         self.hist_cols_ = hist

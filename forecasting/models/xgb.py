@@ -53,7 +53,7 @@ from forecasting.errors import (
 from forecasting.devices import resolve_device
 from forecasting.hashing import sha256_file
 from forecasting.features import SCALE_STD, TARGET, FeaturePipeline, FeatureSpec, default_features
-from forecasting.models.base import Fallback, as_panel
+from forecasting.models.base import as_panel, split_short
 
 __all__ = ["XGBoostForecaster", "resolve_device"]
 
@@ -224,21 +224,7 @@ class XGBoostForecaster:
         pipeline = FeaturePipeline.fit(spec, panel, static=static, max_horizon=horizon)
         pipeline.check_regular(panel.frame)
         self.pipeline_ = pipeline
-        short = {u: n for u, n in panel.lengths.items() if n < pipeline.min_length}
-        self.fallbacks_: list[Fallback] = []
-        if short:
-            if self.fallback is None:
-                raise InsufficientHistoryError(
-                    f"{len(short)} series too short for model 'xgboost' (needs at least {pipeline.min_length} "
-                    f"observations: lookback {pipeline.lookback} + 1): "
-                    + "; ".join(f"series '{u}': {n} observations" for u, n in list(short.items())[:5]),
-                    field="data", details={"minimum": pipeline.min_length,
-                                           "series": {u: {"length": n, "minimum": pipeline.min_length}
-                                                      for u, n in short.items()}})
-            self.fallback.fit(panel.subset(short))
-            self.fallbacks_ = [Fallback(u, self.fallback.name, f"{n} observations, model 'xgboost' needs at least "
-                                                               f"{pipeline.min_length}") for u, n in short.items()]
-            panel = panel.subset([u for u in panel.lengths if u not in short])
+        panel = split_short(self, panel, pipeline.min_length, f"lookback {pipeline.lookback} + 1")
         self.static_ = static
         self.device_ = resolve_device(self.device)
         self.boosters_ = self._train(panel)
