@@ -223,6 +223,9 @@ def train(
         if not hasattr(forecaster, "save"):
             raise CapabilityError(f"model '{forecaster.name}' is refitted from history each time and is not saved; "
                                   f"use `forecasting forecast`", field="model")
+        if hasattr(forecaster, "progress"):  # neural models: training steps on stderr
+            forecaster.progress = lambda done, message: err_console.print(
+                f"[dim]{done:4.0%}[/] {escape(message)}", highlight=False)
         forecaster.fit(panel)
         path = forecaster.save(output)
     except ForecastingError as exc:
