@@ -246,7 +246,7 @@ def _export_network(model: Any, tmp: Path, sample_series: int, quantize: bool) -
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         qpath = tmp / "network.int8.onnx"
-        with contextlib.redirect_stdout(io.StringIO()), _quiet():  # the quantiser prints shape-inference notes
+        with contextlib.redirect_stdout(io.StringIO()), _quiet(root=True):  # the quantiser's shape-inference notes
             quantize_dynamic(str(path), str(qpath), weight_type=QuantType.QInt8)
         qsess = _session(qpath)
         q = qsess.run(None, feeds)[0]

@@ -87,11 +87,16 @@ def torch_device(device: str = "auto") -> str:
     raise InvalidParameterError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}", field="device")
 
 
+_NOISY = ("lightning", "pytorch_lightning", "lightning_fabric", "neuralforecast", "torch.onnx", "onnxscript",
+          "onnx_ir")
+
+
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence Lightning's banners and warnings (GPU availability, worker counts, ...)."""
-    names = ["lightning", "lightning.pytorch", "pytorch_lightning", "lightning_fabric", "neuralforecast"]
-    loggers = [logging.getLogger(n) for n in names]
+def _quiet(*, root: bool = False) -> Iterator[None]:
+    """Silence Lightning's banners ("Seed set to 1", GPU availability), the ONNX exporter's notes and
+    warnings for the duration; ``root``: the root logger too (onnxruntime's quantiser logs there)."""
+    names = [n for n in list(logging.root.manager.loggerDict) if n.startswith(_NOISY)] + list(_NOISY)
+    loggers = [logging.getLogger(n) for n in dict.fromkeys(names)] + ([logging.root] if root else [])
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
@@ -904,6 +909,8 @@ class NeuralForecaster:
             if model.static_cols_ and "static.parquet" not in files:
                 raise InvalidInputError(f"model folder '{folder}': static.parquet is not in the manifest", field="model")
             model.device_ = torch_device(device)
+            import neuralforecast.models  # noqa: F401 - imported first, so _quiet finds (and silences) its loggers
+
             with _quiet():
                 net = model._build_net(model.futr_cols_, model.hist_cols_, model.static_cols_, {"logger": False})
             state = load_file(str(folder / "weights.safetensors"), device="cpu")
