@@ -40,7 +40,7 @@ import numpy as np
 import polars as pl
 
 from forecasting.errors import CapabilityError, InvalidParameterError, ModelFitError, NotFittedError
-from forecasting.hashing import sha256_file
+from forecasting.hashing import seal_folder
 
 __all__ = ["ExportParityError", "FORMAT", "TOLERANCE", "export_model"]
 
@@ -88,18 +88,6 @@ def _session(path: Path) -> Any:
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def _finish(tmp: Path, target: Path, manifest: dict[str, Any]) -> Path:
-    manifest["files"] = {f.name: sha256_file(f) for f in sorted(tmp.iterdir()) if f.name != "manifest.json"}
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
-    return target
 
 
 # ---------------------------------------------------------------------------- xgboost forecaster
@@ -422,7 +410,7 @@ def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool =
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "forecasting_version": _versions("forecasting").get("forecasting", "unknown"),
                     "tolerance": TOLERANCE["trees" if info["kind"] in ("xgboost", "tabular") else "network"], **info}
-        return _finish(tmp, target, manifest)
+        return seal_folder(tmp, target, manifest, meta_name="manifest.json")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -53,7 +53,7 @@ from forecasting.errors import (
     TimeLimitError,
 )
 from forecasting.features import _CALENDAR_BY_UNIT, FeaturePipeline, FeatureSpec
-from forecasting.hashing import sha256_file
+from forecasting.hashing import seal_folder, verify_files
 from forecasting.models.base import as_panel, split_short
 from forecasting.models.xgb import _check_exog_values
 
@@ -839,14 +839,7 @@ class NeuralForecaster:
                 "futr_cols": self.futr_cols_, "hist_cols": self.hist_cols_, "static_cols": self.static_cols_,
                 "temporal_cols": self.temporal_cols_, "output_names": self.output_names_,
                 "device_trained": self.device_}
-        meta["files"] = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
-        (tmp / "model.json").write_text(json.dumps(meta))
-        if target.exists():
-            import shutil
-
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-        return target
+        return seal_folder(tmp, target, meta)
 
     @classmethod
     def _restore(cls, folder: Path, meta: dict[str, Any], *, device: str = "cpu") -> Any:
@@ -893,18 +886,7 @@ class NeuralForecaster:
                 raise InvalidInputError(f"'{folder}' holds model {meta.get('model')!r}, not '{cls.name or 'nhits/tft'}'",
                                         field="model")
             files = meta.get("files")
-            needed = ["weights.safetensors", "pipeline.json", "history.parquet"]
-            if not isinstance(files, dict) or any(n not in files for n in needed):
-                raise InvalidInputError(f"model folder '{folder}' has no complete file manifest (needs {needed})",
-                                        field="model")
-            for name, digest in files.items():
-                if "/" in name or "\\" in name or name.startswith("."):
-                    raise InvalidInputError(f"model folder '{folder}': bad file name {name!r} in the manifest",
-                                            field="model")
-                actual = sha256_file(folder / name)
-                if actual != digest:
-                    raise InvalidInputError(f"model folder '{folder}': {name} has changed (sha256 {actual[:12]}..., "
-                                            f"expected {str(digest)[:12]}...); refusing to load it", field="model")
+            verify_files(folder, files, required=["weights.safetensors", "pipeline.json", "history.parquet"])
             model = kind._restore(folder, meta, device=device)
             if model.static_cols_ and "static.parquet" not in files:
                 raise InvalidInputError(f"model folder '{folder}': static.parquet is not in the manifest", field="model")

@@ -51,7 +51,7 @@ from forecasting.errors import (
     TimeLimitError,
 )
 from forecasting.devices import resolve_device
-from forecasting.hashing import sha256_file
+from forecasting.hashing import seal_folder, verify_files
 from forecasting.features import SCALE_STD, TARGET, FeaturePipeline, FeatureSpec, default_features
 from forecasting.models.base import as_panel, split_short
 
@@ -645,14 +645,7 @@ class XGBoostForecaster:
                 "conformal_scores": None if self.scores_ is None else self.scores_.tolist(),
                 "n_boosters": len(self.boosters_), "device_trained": self.device_}
         # every other file's sha256 is recorded, and checked on load: a changed byte is refused, never loaded
-        meta["files"] = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
-        (tmp / "model.json").write_text(json.dumps(meta))
-        if target.exists():
-            import shutil
-
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-        return target
+        return seal_folder(tmp, target, meta)
 
     @classmethod
     def _restore(cls, folder: Path, meta: dict[str, Any], *, device: str = "cpu") -> Self:
@@ -707,16 +700,7 @@ class XGBoostForecaster:
                 raise InvalidInputError(f"'{folder}' is not an xgboost model folder of format {FORMAT_VERSION}",
                                         field="model")
             files = meta.get("files")
-            if not isinstance(files, dict) or "pipeline.json" not in files or "history.parquet" not in files:
-                raise InvalidInputError(f"model folder '{folder}' has no file manifest", field="model")
-            for name, digest in files.items():
-                if "/" in name or "\\" in name or name.startswith("."):
-                    raise InvalidInputError(f"model folder '{folder}': bad file name {name!r} in the manifest",
-                                            field="model")
-                actual = sha256_file(folder / name)
-                if actual != digest:
-                    raise InvalidInputError(f"model folder '{folder}': {name} has changed (sha256 {actual[:12]}..., "
-                                            f"expected {str(digest)[:12]}...); refusing to load it", field="model")
+            verify_files(folder, files, required=["pipeline.json", "history.parquet"])
             n_boosters = int(meta["n_boosters"])
             if not 1 <= n_boosters <= len([f for f in files if f.startswith("booster_")]):
                 raise InvalidInputError(f"model folder '{folder}': n_boosters {n_boosters} does not match its files",
