@@ -114,31 +114,37 @@ def _run_session(sess: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
                                 f"export folder is inconsistent; export again", field="model") from exc
 
 
-class OnnxForecaster:
+class _ExportedOnly:
+    """What an exported model refuses: it only answers (``_only``), it cannot train, be saved or explain."""
+
+    runtime = "onnxruntime"
+    _only = "forecasts"
+
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
+        raise CapabilityError(f"an ONNX-exported model {self._only} only; train the native model and export it again",
+                              field="model")
+
+    def save(self, *args: Any, **kwargs: Any) -> Any:
+        raise CapabilityError("an ONNX-exported model is already an artifact: copy its folder", field="model")
+
+    def explain(self, *args: Any, **kwargs: Any) -> Any:
+        raise CapabilityError("explanations need the native model (SHAP runs on the library that trained it)",
+                              field="model")
+
+
+class OnnxForecaster(_ExportedOnly):
     """Base of the ONNX Runtime forecasters: forecasts only (no fit, save or explain).
 
     ``OnnxForecaster.load(path)`` is :func:`load_onnx`.
     """
-
-    runtime = "onnxruntime"
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, quantized: bool = False, threads: int | None = None) -> Any:
         """Load an export folder (see :func:`load_onnx`)."""
         return load_onnx(path, quantized=quantized, threads=threads)
 
-    def fit(self, *args: Any, **kwargs: Any) -> Any:
-        raise CapabilityError("an ONNX-exported model forecasts only; train the native model and export it again",
-                              field="model")
-
-    def save(self, *args: Any, **kwargs: Any) -> Any:
-        raise CapabilityError("an ONNX-exported model is already an artifact: copy its folder", field="model")
-
     def global_importance(self, *args: Any, **kwargs: Any) -> Any:
-        raise CapabilityError("explanations need the native model (SHAP runs on XGBoost or torch)", field="model")
-
-    def explain(self, *args: Any, **kwargs: Any) -> Any:
-        raise CapabilityError("explanations need the native model (SHAP runs on XGBoost or torch)", field="model")
+        return self.explain()
 
     def variable_importance(self, *args: Any, **kwargs: Any) -> Any:
         raise CapabilityError("TFT's variable-selection weights need the native model", field="model")
@@ -166,10 +172,10 @@ class OnnxNeuralForecaster(OnnxForecaster, NeuralForecaster):  # type: ignore[mi
         return call
 
 
-class OnnxTabularModel(TabularModel):
+class OnnxTabularModel(_ExportedOnly, TabularModel):
     """A tabular model whose trees or coefficients are an ONNX graph; encoding and outputs as the native model."""
 
-    runtime = "onnxruntime"
+    _only = "predicts"
 
     def _margin(self, x: np.ndarray) -> np.ndarray:
         from forecasting.export import tabular_output
@@ -182,16 +188,6 @@ class OnnxTabularModel(TabularModel):
             return tabular_output(self.session_, x, False)
         p = np.clip(tabular_output(self.session_, x, True), 1e-15, 1 - 1e-15)
         return np.log(p / (1 - p))
-
-    def fit(self, *args: Any, **kwargs: Any) -> Any:
-        raise CapabilityError("an ONNX-exported model predicts only; train the native model and export it again",
-                              field="model")
-
-    def save(self, *args: Any, **kwargs: Any) -> Any:
-        raise CapabilityError("an ONNX-exported model is already an artifact: copy its folder", field="model")
-
-    def explain(self, *args: Any, **kwargs: Any) -> Any:
-        raise CapabilityError("explanations need the native model", field="model")
 
 
 def load_onnx(path: str | os.PathLike[str], *, quantized: bool = False, threads: int | None = None) -> Any:
