@@ -250,8 +250,44 @@ def to_polars(data: Any, *, field_name: str = "data") -> pl.DataFrame:
         f"got {type(data).__name__}", field=field_name)
 
 
+#: Fast paths for the common valid request (see :func:`_series_fast`, :func:`_scan_in_order`). Each one gives
+#: exactly what the general code gives, or steps aside for it; tests turn this off to compare the two.
+_FAST_PATHS = True
+_NONE_TYPE = type(None)
+_INT64_MIN, _INT64_END = -(2**63), 2**63
+
+
+def _series_fast(name: str, values: list[Any]) -> pl.Series | None:
+    """The column :func:`_series_from_python` would build, for plain columns only; None otherwise.
+
+    Plain means every value is exactly ``str`` (or None), or exactly ``int``/``float``
+    (or None) with every ``int`` within 64 bits. Anything else (bool, numpy scalars,
+    datetimes, mixed kinds, huge integers, only None) is left to the general path, which
+    owns every error message.
+    """
+    types = set(map(type, values))  # C speed; the general path classifies value by value
+    if not types - {str, _NONE_TYPE}:
+        return pl.Series(name, values, strict=False) if str in types else None
+    if types - {int, float, _NONE_TYPE} or not types & {int, float}:
+        return None
+    has_none = _NONE_TYPE in types
+    nums = [v for v in values if v is not None] if has_none else values
+    if int in types:
+        ints = nums if float not in types else [v for v in nums if type(v) is int]
+        if min(ints) < _INT64_MIN or max(ints) >= _INT64_END:
+            return None  # the general path refuses them (or, for y, reads them as floats)
+        if float not in types and name != "y":
+            return pl.Series(name, values, dtype=pl.Int64)
+    floats = [None if v is None else float(v) for v in values] if has_none else list(map(float, values))
+    return pl.Series(name, floats, dtype=pl.Float64)
+
+
 def _series_from_python(name: str, values: list[Any], field_name: str) -> pl.Series:
     """A column from Python values, refusing silent coercion of mixed types."""
+    if _FAST_PATHS:
+        fast = _series_fast(name, values)
+        if fast is not None:
+            return fast
     kinds: dict[str, list[int]] = {}
     for i, v in enumerate(values):
         if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -562,6 +598,8 @@ def _coerce_ds(frame: pl.DataFrame) -> tuple[pl.DataFrame, str | None, Literal["
     dtype = frame.schema["ds"]
     ds = pl.col("ds")
     if dtype.is_integer():
+        if _FAST_PATHS and dtype == pl.Int64:  # nothing to cast, nothing that can fail to
+            return frame, None, "int", notes
         cast = frame.with_row_index("row").select("row", ds.cast(pl.Int64, strict=False).alias("c"), ds.alias("o"))
         bad = cast.filter(pl.col("c").is_null() & pl.col("o").is_not_null())
         if bad.height:
@@ -625,9 +663,11 @@ def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]):
             notes.append(f"ds converted from UTC offset {offsets[0]} to UTC; forecasts are returned at that offset")
     else:
         parsed = _parse_iso(s, aware=False)
-    failed = frame.with_row_index("row").with_columns(parsed.alias("_p")).filter(
-        pl.col("ds").is_not_null() & pl.col("_p").is_null())
-    if failed.height:
+    # parsed is null wherever ds is: equal null counts mean nothing failed
+    failed = None if _FAST_PATHS and parsed.null_count() == s.null_count() else (
+        frame.with_row_index("row").with_columns(parsed.alias("_p")).filter(
+            pl.col("ds").is_not_null() & pl.col("_p").is_null()))
+    if failed is not None and failed.height:
         raise InvalidInputError(
             f"ds has {failed.height} values that are not ISO 8601 timestamps (rows {_examples(failed['row'].to_list())}: "
             f"{_examples([repr(v) for v in failed['ds'].to_list()])})", field="ds")
@@ -642,6 +682,14 @@ def _parse_iso(s: pl.Series, *, aware: bool) -> pl.Series:
     """Parse ISO 8601 strings value by value (never inferring one format from the first value,
     so '01/02/2024' is refused rather than making every ISO value fail)."""
     formats = [f + "%z" for f in _ISO_FORMATS[:-1]] if aware else list(_ISO_FORMATS)
+    if _FAST_PATHS:  # the same coalesce, format by format, stopping once every value parsed
+        out = None
+        for f in formats:
+            part = s.str.strip_chars().str.to_datetime(f, strict=False, time_unit="us")
+            out = part if out is None else out.fill_null(part)
+            if out.null_count() == s.null_count():  # later formats could only fill nulls of s itself
+                break
+        return out.alias("ds")  # type: ignore[union-attr]
     parts = [s.str.strip_chars().str.to_datetime(f, strict=False, time_unit="us") for f in formats]
     return pl.select(pl.coalesce(parts)).to_series().alias("ds")
 
@@ -719,9 +767,11 @@ def validate_panel(
     uid_dtype = frame.schema["unique_id"]
     if not (uid_dtype == pl.String or uid_dtype.is_integer() or uid_dtype == pl.Categorical or uid_dtype == pl.Enum):
         raise InvalidInputError(f"unique_id must be strings or integers, got {uid_dtype}", field="unique_id")
-    frame = frame.with_columns(pl.col("unique_id").cast(pl.String))
-    null_ids = frame.with_row_index("row").filter(pl.col("unique_id").is_null())
-    if null_ids.height:
+    if not (_FAST_PATHS and uid_dtype == pl.String):
+        frame = frame.with_columns(pl.col("unique_id").cast(pl.String))
+    null_ids = frame.with_row_index("row").filter(pl.col("unique_id").is_null()) if not (
+        _FAST_PATHS and frame["unique_id"].null_count() == 0) else None
+    if null_ids is not None and null_ids.height:
         raise InvalidInputError(f"unique_id is null in {null_ids.height} rows (rows {_examples(null_ids['row'].to_list())})",
                                 field="unique_id")
 
@@ -734,29 +784,33 @@ def validate_panel(
                   f"({_examples([repr(v) for v in bad['y'].to_list()])})") if bad.height else ""
         raise InvalidInputError(f"y must be numeric, got {y_dtype}{detail}", field="y",
                                 details={"rows": bad["row"].to_list()[:100] if bad.height else []})
-    frame = frame.with_columns(pl.col("y").cast(pl.Float64))
+    if not (_FAST_PATHS and y_dtype == pl.Float64):
+        frame = frame.with_columns(pl.col("y").cast(pl.Float64))
 
     # ds
-    null_ds = frame.with_row_index("row").filter(pl.col("ds").is_null())
-    if null_ds.height:
+    null_ds = frame.with_row_index("row").filter(pl.col("ds").is_null()) if not (
+        _FAST_PATHS and frame["ds"].null_count() == 0) else None
+    if null_ds is not None and null_ds.height:
         per = {}
         for (uid,), part in null_ds.group_by("unique_id", maintain_order=True):
             per[uid] = f"ds is null at rows {_examples(part['row'].to_list())}"
         raise InvalidInputError(_series_messages(per, f"{null_ds.height} rows without ds"), field="ds")
     frame, tz, ds_kind, ds_notes = _coerce_ds(frame)
     notes += ds_notes
+    scan = _scan(frame) if _FAST_PATHS else None
 
-    # duplicates
-    dups = find_duplicates(frame)
-    if dups.height:
-        per = {}
-        for (uid,), part in dups.group_by("unique_id", maintain_order=True):
-            vals = [f"{_fmt(d)} x{c}" for d, c in part.select("ds", "count").iter_rows()]
-            per[uid] = f"{part['count'].sum()} duplicate timestamps ({_examples(vals, len(vals))})"
-        raise InvalidInputError(_series_messages(per, f"duplicate (unique_id, ds) rows in {len(per)} series"),
-                                field="ds", details={"duplicates": {u: v for u, v in per.items()}})
+    if scan is None or not scan.in_order:  # in order: no duplicates, and sorting changes nothing
+        # duplicates
+        dups = find_duplicates(frame)
+        if dups.height:
+            per = {}
+            for (uid,), part in dups.group_by("unique_id", maintain_order=True):
+                vals = [f"{_fmt(d)} x{c}" for d, c in part.select("ds", "count").iter_rows()]
+                per[uid] = f"{part['count'].sum()} duplicate timestamps ({_examples(vals, len(vals))})"
+            raise InvalidInputError(_series_messages(per, f"duplicate (unique_id, ds) rows in {len(per)} series"),
+                                    field="ds", details={"duplicates": {u: v for u, v in per.items()}})
 
-    frame = frame.sort("unique_id", "ds", maintain_order=True)
+        frame = frame.sort("unique_id", "ds", maintain_order=True)
 
     # frequency
     if freq is None:
@@ -770,6 +824,71 @@ def validate_panel(
         raise InvalidParameterError(f"ds holds timestamps, so freq must be an offset like '1h' or '1d', got {freq!r}",
                                     field="freq")
 
+    if scan is not None and scan.on_grid(freq, tz):
+        # one freq step apart in every series and y finite: the grid and y checks would find nothing
+        month_end, filled_parts = False, []
+    else:
+        frame, month_end, filled_parts = _check_grid_and_y(frame, freq, tz, ds_kind, fill_missing, fill_gaps)
+
+    # report ds on the caller's clock (internal ds is naive UTC when the input was aware)
+    filled = (_local(pl.concat(filled_parts), tz)
+              .with_columns(_ds_text(ds_kind, tz), pl.lit(fill_missing).alias("policy"))
+              .select("unique_id", "ds", "reason", "policy")) if filled_parts else _empty_filled()
+    lengths = dict(frame.group_by("unique_id", maintain_order=True).len().iter_rows())
+    exog = tuple(c for c in frame.columns if c not in REQUIRED)
+    if not (_FAST_PATHS and tuple(frame.columns) == (*REQUIRED, *exog)):
+        frame = frame.select(*REQUIRED, *exog)
+    return Panel(frame=frame, freq=freq, lengths=lengths, tz=tz, ds_kind=ds_kind, exog=exog,
+                 month_end=month_end,
+                 report=ValidationReport(filled, notes))
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """One pass over a coerced frame (:func:`_scan`)."""
+
+    in_order: bool  # (unique_id, ds) strictly increasing: series contiguous, sorted, no duplicates
+    ds_int: bool  # ds is Int64 (else naive Datetime("us"), steps in microseconds)
+    y_finite: bool  # no null, NaN or infinite y
+    step_lo: int | None  # smallest and largest ds step within a series; None when no series has two rows
+    step_hi: int | None
+
+    def on_grid(self, freq: str | int, tz: str | None) -> bool:
+        """True when every series steps exactly one ``freq`` at a time with finite ``y``, so the
+        oversized-grid, gap, off-grid and invalid-y checks provably find nothing. Only for an
+        integer step or a fixed-length offset on a naive clock (a zone's or a calendar's steps vary)."""
+        if not (self.in_order and self.y_finite) or tz is not None or isinstance(freq, int) != self.ds_int:
+            return False
+        if isinstance(freq, int):
+            step = freq
+        else:
+            m = _POLARS_OFFSET.match(freq)
+            if m is None or m.group(2) not in _FIXED_UNITS_US:
+                return False
+            step = int(m.group(1)) * _FIXED_UNITS_US[m.group(2)]
+        return step >= 1 and (self.step_lo is None or self.step_lo == self.step_hi == step)
+
+
+def _scan(frame: pl.DataFrame) -> _Scan | None:
+    """Order, steps and y finiteness of ``unique_id`` (String, no nulls), ``ds`` (no nulls) and ``y``
+    (Float64) in a single query; None when ``ds`` is neither Int64 nor naive Datetime("us")."""
+    dtype = frame.schema["ds"]
+    ds_int = dtype == pl.Int64
+    if not ds_int and not (isinstance(dtype, pl.Datetime) and dtype.time_unit == "us" and dtype.time_zone is None):
+        return None
+    uid, t, y = pl.col("unique_id"), pl.col("ds").cast(pl.Int64), pl.col("y")
+    same = uid == uid.shift(1)
+    step = (t - t.shift(1)).filter(same)  # may wrap on overflow, but then it is not one positive step
+    in_order = ((same & (t > t.shift(1))) | (uid > uid.shift(1))).slice(1).all()
+    row = frame.select(in_order.alias("o"), (y.null_count() == 0).alias("n"), y.is_finite().all().alias("f"),
+                       step.min().alias("lo"), step.max().alias("hi")).row(0)
+    return _Scan(in_order=bool(row[0]), ds_int=ds_int, y_finite=bool(row[1] and row[2]), step_lo=row[3], step_hi=row[4])
+
+
+def _check_grid_and_y(frame: pl.DataFrame, freq: str | int, tz: str | None, ds_kind: str,
+                      fill_missing: FillPolicy | None, fill_gaps: bool) -> tuple[pl.DataFrame, bool, list[pl.DataFrame]]:
+    """Oversized grids, gaps, off-grid timestamps and invalid y of a sorted, duplicate-free frame:
+    raise, or fill as asked. Returns ``(frame, month_end, filled_parts)``."""
     # gaps
     huge = find_oversized_grids(frame, freq)
     if huge.height:
@@ -828,15 +947,7 @@ def validate_panel(
         if reported.height:
             filled_parts.append(reported.select("unique_id", "ds").with_columns(pl.lit("missing").alias("reason")))
 
-    # report ds on the caller's clock (internal ds is naive UTC when the input was aware)
-    filled = (_local(pl.concat(filled_parts), tz)
-              .with_columns(_ds_text(ds_kind, tz), pl.lit(fill_missing).alias("policy"))
-              .select("unique_id", "ds", "reason", "policy")) if filled_parts else _empty_filled()
-    lengths = dict(frame.group_by("unique_id", maintain_order=True).len().iter_rows())
-    exog = tuple(c for c in frame.columns if c not in REQUIRED)
-    return Panel(frame=frame.select(*REQUIRED, *exog), freq=freq, lengths=lengths, tz=tz, ds_kind=ds_kind, exog=exog,
-                 month_end=month_end,
-                 report=ValidationReport(filled, notes))
+    return frame, month_end, filled_parts
 
 
 def _ds_text(kind: str, tz: str | None) -> pl.Expr:

@@ -3,8 +3,11 @@ policies checked by hand, timezones, frequencies, and property tests of validate
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +15,9 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal, assert_series_equal
+
+import forecasting.data as data_module
 
 from forecasting.data import (
     MAX_HORIZON,
@@ -815,3 +821,198 @@ def test_time_limit_stops_fitting_with_a_clear_error() -> None:
             "y": [float(i % 7) for i in range(90)]}
     with pytest.raises(TimeLimitError, match=r"fitting stopped after 0 of 3 series: the time limit was reached"):
         forecast(data, model="auto_ets", h=2, limits=Limits(max_seconds=-1))
+
+
+# ----------------------------------------------------------------------------- fast paths
+# validate_panel has fast paths for the common valid request (plain Python columns, rows already in
+# order one freq step apart, finite y). They must give exactly what the general code gives: same
+# frame, freq, lengths, tz, kind, report, or the same error. data._FAST_PATHS = False is the general code.
+
+
+@contextlib.contextmanager
+def _general_paths() -> Iterator[None]:
+    previous = data_module._FAST_PATHS
+    data_module._FAST_PATHS = False
+    try:
+        yield
+    finally:
+        data_module._FAST_PATHS = previous
+
+
+def _outcome(make: Callable[[], Any], **kw: Any) -> tuple:
+    try:
+        return ("ok", validate_panel(make(), **kw))
+    except ForecastingError as exc:
+        return ("error", type(exc).__name__, exc.message, exc.field, exc.details)
+    except Exception as exc:  # noqa: BLE001 - whatever it is, both paths must raise the same
+        return ("crash", type(exc).__name__, str(exc))
+
+
+def _assert_paths_agree(make: Callable[[], Any], **kw: Any) -> tuple:
+    fast = _outcome(make, **kw)
+    with _general_paths():
+        general = _outcome(make, **kw)
+    if fast[0] != "ok" or general[0] != "ok":
+        assert fast == general
+        return fast
+    a, b = fast[1], general[1]
+    assert_frame_equal(a.frame, b.frame)
+    assert (a.freq, list(a.lengths.items()), a.tz, a.ds_kind, a.exog, a.month_end, a.report.notes) == (
+        b.freq, list(b.lengths.items()), b.tz, b.ds_kind, b.exog, b.month_end, b.report.notes)
+    assert_frame_equal(a.report.filled, b.report.filled)
+    return fast
+
+
+def _cols(ids: list, ds: list, y: list, **extra: list) -> dict:
+    return {"unique_id": ids, "ds": ds, "y": y, **extra}
+
+
+_N = 50
+_HOURS = [(dt.datetime(2024, 1, 1) + dt.timedelta(hours=i)).isoformat() for i in range(_N)]
+_YS = [float(i % 7) + 0.5 for i in range(_N)]
+_FAST_CASES: dict[str, tuple[Callable[[], Any], dict]] = {
+    # valid, fast
+    "int-ds-float-y": (lambda: _cols(["H1"] * _N, list(range(1, _N + 1)), _YS), {"freq": 1}),
+    "int-ds-int-y": (lambda: _cols(["H1"] * _N, list(range(1, _N + 1)), list(range(_N))), {"freq": 1}),
+    "int-ds-mixed-int-float-y": (lambda: _cols(["H1"] * 4, [1, 2, 3, 4], [1, 2.5, 3, -0.0]), {"freq": 1}),
+    "int-ds-step-3": (lambda: _cols(["a"] * 4, [0, 3, 6, 9], [1.0] * 4), {"freq": 3}),
+    "iso-hourly": (lambda: _cols(["H1"] * _N, _HOURS, _YS), {"freq": "1h"}),
+    "iso-hourly-inferred": (lambda: _cols(["H1"] * _N, _HOURS, _YS), {}),
+    "iso-dates-daily": (lambda: _daily([1.0, 2, 3, 4]), {"freq": "1d"}),
+    "iso-dates-inferred": (lambda: _daily([1.0, 2, 3, 4]), {}),
+    "iso-minutes-format": (lambda: _cols(["a"] * 3, ["2024-01-01 00:00", "2024-01-01 00:15", "2024-01-01 00:30"],
+                                         [1.0, 2, 3]), {"freq": "15m"}),
+    "python-datetimes": (lambda: _cols(["a"] * 3, [dt.datetime(2024, 1, 1, h) for h in range(3)], [1.0, 2, 3]),
+                         {"freq": "1h"}),
+    "python-dates-weekly": (lambda: _cols(["a"] * 3, [dt.date(2024, 1, 1) + dt.timedelta(weeks=k) for k in range(3)],
+                                          [1.0, 2, 3]), {"freq": "W"}),
+    "two-series-in-order": (lambda: _cols(["a", "a", "b", "b", "b"], [1, 2, 5, 6, 7], [1.0] * 5), {"freq": 1}),
+    "int-ids-and-exog": (lambda: _cols([1, 1, 2], [1, 2, 1], [1.0, 2, 3], x=[0.5, None, 1]), {"freq": 1}),
+    "single-rows-per-series": (lambda: _cols(["a", "b"], [1, 1], [1.0, 2]), {"freq": 1}),
+    "polars-input": (lambda: pl.DataFrame(_cols(["a"] * 3, _HOURS[:3], [1.0, 2, 3])), {"freq": "1h"}),
+    "pandas-input": (lambda: pd.DataFrame(_cols(["a"] * 3, pd.date_range("2024-01-01", periods=3, freq="h"),
+                                                [1.0, 2, 3])), {"freq": "1h"}),
+    "records-input": (lambda: [{"unique_id": "a", "ds": i, "y": float(i)} for i in range(4)], {"freq": 1}),
+    "int-ds-strings": (lambda: _cols(["a"] * 3, ["1", "2", "3"], [1.0, 2, 3]), {"freq": 1}),
+    # valid, but not the fast path's to prove
+    "unsorted": (lambda: _cols(["b", "a", "b", "a"], [2, 2, 1, 1], [1.0, 2, 3, 4]), {"freq": 1}),
+    "unsorted-iso": (lambda: _cols(["a"] * 3, [_HOURS[2], _HOURS[0], _HOURS[1]], [1.0, 2, 3]), {"freq": "1h"}),
+    "ids-out-of-order-but-contiguous": (lambda: _cols(["b", "b", "a", "a"], [1, 2, 1, 2], [1.0, 2, 3, 4]), {"freq": 1}),
+    "aware-strings": (lambda: _cols(["a"] * 3, [f"2024-01-01T0{h}:00:00+01:00" for h in range(3)], [1.0, 2, 3]),
+                      {"freq": "1h"}),
+    "monthly-month-ends": (lambda: _cols(["a"] * 3, ["2024-01-31", "2024-02-29", "2024-03-31"], [1.0, 2, 3]),
+                           {"freq": "1mo"}),
+    "huge-int-y-is-a-float": (lambda: _cols(["a"] * 3, [1, 2, 3], [10**20, 1, 2]), {"freq": 1}),
+    "nan-y-filled": (lambda: _cols(["a"] * 4, [1, 2, 3, 4], [1.0, float("nan"), None, 4]), {"freq": 1, "fill_missing": "zero"}),
+    "gap-filled": (lambda: _cols(["a"] * 3, [1, 2, 4], [1.0, 2, 4]), {"freq": 1, "fill_missing": "interpolate",
+                                                                        "fill_gaps": True}),
+    # errors: same message
+    "nan-y": (lambda: _cols(["a"] * 3, [1, 2, 3], [1.0, float("nan"), 3]), {"freq": 1}),
+    "inf-y": (lambda: _cols(["a"] * 3, [1, 2, 3], [1.0, float("inf"), 3]), {"freq": 1}),
+    "none-y": (lambda: _cols(["a"] * 3, [1, 2, 3], [1.0, None, 3]), {"freq": 1}),
+    "all-none-y": (lambda: _cols(["a"] * 2, [1, 2], [None, None]), {"freq": 1}),
+    "duplicates": (lambda: _cols(["a"] * 3, [1, 2, 2], [1.0, 2, 3]), {"freq": 1}),
+    "duplicate-iso": (lambda: _cols(["a"] * 3, [_HOURS[0], _HOURS[1], _HOURS[1]], [1.0, 2, 3]), {"freq": "1h"}),
+    "gap": (lambda: _cols(["a"] * 3, [1, 2, 4], [1.0, 2, 3]), {"freq": 1}),
+    "gap-iso": (lambda: _cols(["a"] * 3, [_HOURS[0], _HOURS[1], _HOURS[3]], [1.0, 2, 3]), {"freq": "1h"}),
+    "off-grid": (lambda: _cols(["a"] * 3, [0, 2, 3], [1.0, 2, 3]), {"freq": 2}),
+    "oversized-grid": (lambda: _cols(["a"] * 3, [0, 1, 10**15], [1.0, 2, 3]), {"freq": 1}),
+    "int64-wraparound": (lambda: _cols(["a"] * 2, [2**63 - 1, -(2**63)], [1.0, 2]), {"freq": 1}),
+    "bool-in-y": (lambda: _cols(["a"] * 3, [1, 2, 3], [1.0, True, 3]), {"freq": 1}),
+    "all-bool-y": (lambda: _cols(["a"] * 2, [1, 2], [True, False]), {"freq": 1}),
+    "huge-int-ds": (lambda: _cols(["a"] * 3, [1, 2, 10**20], [1.0, 2, 3]), {"freq": 1}),
+    "huge-int-ds-among-floats": (lambda: _cols(["a"] * 3, [1.0, 2.0, 2**63], [1.0, 2, 3]), {"freq": 1}),
+    "int-beyond-float-y": (lambda: _cols(["a"] * 3, [1, 2, 3], [10**400, 1, 2]), {"freq": 1}),
+    "mixed-int-str-ds": (lambda: _cols(["a"] * 3, [1, "2", 3], [1.0, 2, 3]), {"freq": 1}),
+    "mixed-str-nan-ds": (lambda: _cols(["a"] * 3, [_HOURS[0], float("nan"), _HOURS[2]], [1.0, 2, 3]), {"freq": "1h"}),
+    "string-y": (lambda: _cols(["a"] * 2, [1, 2], ["1", "2"]), {"freq": 1}),
+    "none-ds": (lambda: _cols(["a"] * 2, [1, None], [1.0, 2]), {"freq": 1}),
+    "none-id": (lambda: _cols(["a", None], [1, 2], [1.0, 2]), {"freq": 1}),
+    "not-iso-ds": (lambda: _cols(["a"] * 2, ["2024-01-01", "01/02/2024"], [1.0, 2]), {"freq": "1d"}),
+    "int-ds-with-offset-freq": (lambda: _cols(["a"] * 2, [1, 2], [1.0, 2]), {"freq": "1h"}),
+    "timestamps-with-int-freq": (lambda: _cols(["a"] * 2, _HOURS[:2], [1.0, 2]), {"freq": 1}),
+    "zero-offset-freq": (lambda: _cols(["a", "b"], _HOURS[:2], [1.0, 2]), {"freq": "0h"}),
+    "single-rows-inferred": (lambda: _cols(["a", "b"], [1, 1], [1.0, 2]), {}),
+}
+
+
+@pytest.mark.parametrize("case", list(_FAST_CASES))
+def test_fast_paths_give_what_the_general_code_gives(case: str) -> None:
+    make, kw = _FAST_CASES[case]
+    _assert_paths_agree(make, **kw)
+
+
+def test_fast_path_cases_cover_results_and_errors() -> None:
+    outcomes = {case: _outcome(make, **kw)[0] for case, (make, kw) in _FAST_CASES.items()}
+    assert outcomes["int-ds-float-y"] == outcomes["iso-hourly"] == outcomes["unsorted"] == "ok"
+    assert outcomes["nan-y"] == outcomes["duplicates"] == outcomes["gap"] == outcomes["bool-in-y"] == "error"
+    assert outcomes["huge-int-ds"] == outcomes["mixed-int-str-ds"] == outcomes["int-beyond-float-y"] == "error"
+
+
+@pytest.mark.parametrize("case", ["int-ds-float-y", "int-ds-int-y", "iso-hourly", "iso-dates-daily", "two-series-in-order",
+                                  "python-datetimes", "single-rows-per-series"])
+def test_the_common_request_skips_the_general_checks(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guard that the fast path is really taken (so the equivalence tests above test something)."""
+    def refuse(*_a: Any, **_k: Any) -> None:
+        raise AssertionError("general path taken")
+
+    for name in ("find_duplicates", "find_oversized_grids", "find_gaps", "find_invalid_y", "_check_grid_and_y"):
+        monkeypatch.setattr(data_module, name, refuse)
+    make, kw = _FAST_CASES[case]
+    panel = validate_panel(make(), **kw)
+    assert panel.report.filled.height == 0
+
+
+@pytest.mark.parametrize("values", [
+    [1, 2, 3], [1, None, 3], [-(2**63), 2**63 - 1], [2**63], [-(2**63) - 1], [10**400], [1.5, 2**63], [1, 2.5],
+    [0.5, float("nan"), None], [float("nan")], [float("nan"), None], [None], [], ["a", None, "b"], ["a", float("nan")],
+    [True, 1], [True, False], [1, "2"], [np.float64(1.5), 2.0], [np.int64(1), 2], [dt.date(2024, 1, 1), None],
+    [float("inf"), -0.0],
+], ids=repr)
+@pytest.mark.parametrize("name", ["ds", "y", "x"])
+def test_fast_columns_are_the_general_columns(values: list, name: str) -> None:
+    def build() -> tuple:
+        try:
+            return ("ok", data_module._series_from_python(name, list(values), "data"))
+        except InvalidInputError as exc:
+            return ("error", exc.message, exc.field)
+
+    fast = build()
+    with _general_paths():
+        general = build()
+    assert fast[0] == general[0]
+    if fast[0] == "ok":
+        assert_series_equal(fast[1], general[1])
+    else:
+        assert fast == general
+
+
+@st.composite
+def damaged_panels(draw):
+    """panels(), sometimes with a row dropped (gap), duplicated, or a y made NaN/None, in order or not."""
+    rows, freq = draw(panels())
+    if draw(st.booleans()):
+        rows = sorted(rows, key=lambda r: (r[0], r[1]))
+    damage = draw(st.sampled_from(["none", "none", "drop", "duplicate", "nan", "null"]))
+    i = draw(st.integers(0, len(rows) - 1))
+    if damage == "drop" and len(rows) > 2:
+        rows = rows[:i] + rows[i + 1:]
+    elif damage == "duplicate":
+        rows = [*rows[: i + 1], rows[i], *rows[i + 1:]]
+    elif damage in ("nan", "null"):
+        rows[i] = (rows[i][0], rows[i][1], float("nan") if damage == "nan" else None)
+    return rows, freq
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(damaged_panels(), st.sampled_from(["dict", "polars", "records"]), st.booleans(), st.booleans())
+def test_fast_paths_agree_on_random_panels(drawn, kind: str, int_y: bool, infer: bool) -> None:
+    rows, freq = drawn
+    cols = {"unique_id": [r[0] for r in rows], "ds": [r[1] for r in rows],
+            "y": [round(r[2]) if int_y and r[2] is not None and math.isfinite(r[2]) else r[2] for r in rows]}
+
+    def make() -> Any:
+        return {"dict": lambda: {k: list(v) for k, v in cols.items()}, "polars": lambda: pl.DataFrame(cols, strict=False),
+                "records": lambda: [dict(zip(cols, r, strict=True)) for r in zip(*cols.values(), strict=True)]}[kind]()
+
+    _assert_paths_agree(make, freq=None if infer else freq)
