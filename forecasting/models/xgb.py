@@ -342,11 +342,13 @@ class XGBoostForecaster:
             future = validate_future(X_future, panel, h, exog_cols)
             _check_exog_values(future, exog_cols, where="X_future")
         hist_cols = ["unique_id", "ds", "y", *pipe.spec.future_exog, *pipe.spec.hist_exog]
-        tail = panel.frame.select(hist_cols)
+        tail_q = panel.frame.lazy().select(hist_cols)
         if not pipe.spec.expanding_mean_lags:  # an expanding mean needs the whole history; everything else the lookback
             keep = pipe.lookback + 1
-            tail = tail.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - keep)
-        future = future.with_columns(pl.int_range(1, pl.len() + 1).over("unique_id").alias("_step"))
+            tail_q = tail_q.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - keep)
+        tail = tail_q.with_columns(pl.lit(None, dtype=pl.Int64).alias("_step")).collect(engine="in-memory")
+        future = future.lazy().with_columns(pl.int_range(1, pl.len() + 1).over("unique_id").alias("_step"))
+        hist_nulls = [pl.lit(None, dtype=panel.frame.schema[c]).alias(c) for c in pipe.spec.hist_exog]
         steps: list[StepRows] = []
         preds: list[pl.DataFrame] = []
         origin_X: np.ndarray | None = None
@@ -354,13 +356,14 @@ class XGBoostForecaster:
         block = self.recursive_block() if self.strategy == "recursive" else 1
         for k in range(1, h + 1, block):
             ks = list(range(k, min(h, k + block - 1) + 1))
-            new = future.filter(pl.col("_step").is_in(ks)).with_columns(pl.lit(0.0).alias("y"))
-            for c in pipe.spec.hist_exog:
-                new = new.with_columns(pl.lit(None, dtype=panel.frame.schema[c]).alias(c))
-            frame = pl.concat([tail, new.select(hist_cols)], how="vertical_relaxed").sort("unique_id", "ds")
-            tr = pipe.transform(frame, scales=scales, static=self.static_)
-            last = tr.join(new.select("unique_id", "ds", "_step"), on=["unique_id", "ds"], how="inner",
-                           maintain_order="left")
+            # One lazy query per block: the block's rows appended to the tail, features, the block's rows back
+            # (a query's fixed cost, not its size, dominates a small forecast).
+            new = future.filter(pl.col("_step").is_between(ks[0], ks[-1])).with_columns(pl.lit(0.0).alias("y"),
+                                                                                          *hist_nulls)
+            frame = pl.concat([tail.lazy(), new.select(*hist_cols, "_step")], how="vertical_relaxed").sort(
+                "unique_id", "ds")
+            last = (pipe.transform_lazy(frame, scales=scales, static=self.static_, contiguous=True)
+                    .filter(pl.col("_step").is_not_null()).collect(engine="in-memory"))
             X = pipe.matrix(last)
             if self.strategy == "recursive":
                 booster, Xk = self.boosters_[0], X
@@ -384,9 +387,10 @@ class XGBoostForecaster:
                 bad = last.filter(~pl.Series(np.isfinite(y_new)))["unique_id"].head(5).to_list()
                 raise InvalidInputError(f"non-finite forecasts at steps {ks[0]}-{ks[-1]} for series {bad}; check the "
                                         f"inputs", field="data")
-            preds.append(last.select("unique_id", "ds").with_columns(pl.Series("_pred", y_new)))
-            tail = pl.concat([tail, last.select(hist_cols).with_columns(pl.Series("y", y_new))],
-                             how="vertical_relaxed")
+            preds.append(pl.DataFrame([last.get_column("unique_id"), last.get_column("ds"), pl.Series("_pred", y_new)]))
+            done = pl.DataFrame([pl.Series("y", y_new) if c == "y" else last.get_column(c) for c in hist_cols]
+                                + [pl.Series("_step", [None] * last.height, dtype=pl.Int64)])
+            tail = tail.vstack(done) if done.schema == tail.schema else pl.concat([tail, done], how="vertical_relaxed")
             if collect:
                 step_of = last["_step"].to_numpy()
                 for kk in ks:
