@@ -364,6 +364,10 @@ def normalize_freq(freq: str | int | None) -> str | int | None:
     f = freq.strip()
     if f.isdigit():
         return normalize_freq(int(f))
+    zero = _POLARS_OFFSET.match(f) or _PANDAS_MULT.match(f)
+    if zero and int(zero.group(1) or 1) == 0:
+        raise InvalidParameterError(f"freq must be a positive step, got {freq!r} (a zero step has no grid)",
+                                    field="freq")
     if _POLARS_OFFSET.match(f):
         return "3mo" if f == "1q" else f
     if f in _PANDAS_ALIASES and _PANDAS_ALIASES[f]:
@@ -1042,13 +1046,14 @@ def future_frame(panel: Panel, h: int, *, ids: Sequence[str] | None = None) -> p
     Steps are laid on the caller's local clock when the panel has a timezone (a
     ``"1d"`` step stays at local midnight across daylight-saving changes).
     """
-    last = panel.frame.group_by("unique_id", maintain_order=True).agg(pl.col("ds").last())
+    last = panel.frame.lazy().group_by("unique_id", maintain_order=True).agg(pl.col("ds").last())
     if ids is not None:
         last = last.filter(pl.col("unique_id").is_in(list(ids)))
-    steps = pl.int_range(1, h + 1, eager=True)
-    rows = last.join(pl.DataFrame({"k": steps}), how="cross")
-    if isinstance(panel.freq, int):
-        return rows.select("unique_id", (pl.col("ds") + pl.col("k") * panel.freq).alias("ds"))
+    rows = last.join(pl.LazyFrame({"k": pl.int_range(1, h + 1, eager=True)}), how="cross", maintain_order="left_right")
+    if isinstance(panel.freq, int):  # one in-memory query: this runs on every forecast request
+        return rows.select("unique_id", (pl.col("ds") + pl.col("k") * panel.freq).alias("ds")).collect(
+            engine="in-memory")
+    rows = rows.collect(engine="in-memory")
     local = _local(rows, panel.tz)
     num, unit = _POLARS_OFFSET.match(panel.freq).groups()  # type: ignore[union-attr]
     if panel.month_end:  # step from the month start, land on the month end (2024-02-29 -> 2024-03-31)

@@ -36,6 +36,7 @@ names (``hour``, ``dayofweek``...), static and future exogenous column names, an
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from typing import Annotated, Literal
 
@@ -430,20 +431,23 @@ def _feature_exprs(spec_json: bytes, tz: str | None, contiguous: bool) -> tuple[
     exprs: list[pl.Expr] = [back(z, lag).alias(f"lag_{lag}") for lag in spec.lags]
     for r in spec.rolling:
         if r.season_length:
-            cols = [back(z, r.lag + i * r.season_length) for i in range(r.window)]
-            mean = pl.sum_horizontal(cols) / r.window
+            # Plain shifts and `+` (null if any term is null: every value must be present); with contiguous
+            # series one position test for the farthest shift replaces a test per term.
+            reach = [r.lag + i * r.season_length for i in range(r.window)]
+            cols = [z.shift(k) if contiguous else z.shift(k).over("unique_id") for k in reach]
+            total = functools.reduce(operator.add, cols)
+            mean = total / r.window
             for stat in r.stats:
                 name = f"seasonal_rolling_{stat}_{r.season_length}x{r.window}_lag_{r.lag}"
                 if stat == "mean":
                     e = mean
                 elif stat == "std":
-                    e = (pl.sum_horizontal([(c - mean) ** 2 for c in cols]) / max(r.window - 1, 1)).sqrt()
-                elif stat == "min":
-                    e = pl.min_horizontal(cols)
-                else:
-                    e = pl.max_horizontal(cols)
-                # sum/min/max_horizontal skip nulls: require every value to be present
-                e = pl.when(pl.any_horizontal([c.is_null() for c in cols])).then(None).otherwise(e)
+                    e = (functools.reduce(operator.add, [(c - mean) ** 2 for c in cols]) / max(r.window - 1, 1)).sqrt()
+                else:  # min/max_horizontal skip nulls: null when any value is missing, as the mean is
+                    e = pl.when(total.is_null()).then(None).otherwise(
+                        pl.min_horizontal(cols) if stat == "min" else pl.max_horizontal(cols))
+                if contiguous:
+                    e = pl.when(pl.col(_POS) >= reach[-1]).then(e)
                 exprs.append(e.alias(name))
         else:
             shifted = z.shift(r.lag)

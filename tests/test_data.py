@@ -482,6 +482,14 @@ def test_normalize_freq_rejects(bad) -> None:
         normalize_freq(bad)
 
 
+@pytest.mark.parametrize("zero", ["0h", "0min", "00d", "0mo"])
+def test_zero_step_freq_is_a_parameter_error(zero) -> None:
+    # used to reach polars and surface as a raw ComputeError ("`interval` must be positive")
+    with pytest.raises(InvalidParameterError, match=rf"freq must be a positive step, got '{zero}'"):
+        validate_panel({"unique_id": ["a", "a"], "ds": ["2024-01-01T00:00", "2024-01-01T01:00"], "y": [1.0, 2.0]},
+                       freq=zero)
+
+
 def test_unknown_freq_message_lists_examples() -> None:
     with pytest.raises(InvalidParameterError, match=r"freq 'fortnightly' is not a known frequency; use a polars offset"):
         validate_panel(_daily([1.0, 2.0]), freq="fortnightly")
