@@ -255,3 +255,18 @@ def test_cli_refuses_to_export_over_the_model(tmp_path: Path, m4: pl.DataFrame) 
                          cwd=ROOT)
     assert run.returncode == 0, run.stdout + run.stderr
     assert pl.read_csv(fc).height == 12 * 6
+
+
+def test_log_target_nhits_exports_with_the_transform_inside_the_graph(tmp_path: Path, m4: pl.DataFrame) -> None:
+    params = {"max_steps": 3, "mlp_units": 8, "windows_batch_size": 8, "batch_size": 4, "device": "cpu",
+              "season_length": 24, "input_size": 96, "target_transform": "log"}
+    model = make_model({"name": "nhits", "params": params}, freq=1).fit(m4)
+    folder = export_model(model, tmp_path / "log.onnx")
+    runtime = load_onnx(folder)
+    native, onnx = model.predict(72, level=[95]), runtime.predict(72, level=[95])
+    for c in native.columns[2:]:
+        a, b = native[c].to_numpy(), onnx[c].to_numpy()
+        assert np.abs(a - b).max() <= 1e-3 * np.abs(a).max(), c
+    history = m4.filter(pl.col("unique_id") == "H1").with_columns(pl.col("y") - 1000)  # H1 goes below 0
+    with pytest.raises(InvalidInputError, match=r"target_transform='log' needs y > 0"):
+        runtime.predict(24, history=history)

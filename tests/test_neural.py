@@ -321,3 +321,33 @@ def test_values_beyond_float32_are_refused_and_units_checked() -> None:
     with pytest.raises(InvalidInputError, match=r"units must be 'y' for model 'nhits'"):
         model.explain(3, units="model")
     assert model.explain(3, units="y").values.shape[0] == 3
+
+
+def test_log_target_is_the_network_of_log_y_exponentiated(tmp_path: Path) -> None:
+    """target_transform='log': the same seeded network trained on log(y) by hand, with exp on its quantiles."""
+    df = load_air_passengers()
+    params = {**TINY_NHITS, "horizon": 12, "input_size": 24}
+    logged = make_model({"name": "nhits", "params": {**params, "target_transform": "log"}}, freq="1mo").fit(df)
+    by_hand = make_model({"name": "nhits", "params": params}, freq="1mo").fit(df.with_columns(pl.col("y").log()))
+    ours, theirs = logged.predict(24, level=[80]), by_hand.predict(24, level=[80])  # 2 blocks: recursion in y units
+    for col in ["NHITS", "NHITS-lo-80", "NHITS-hi-80"]:
+        np.testing.assert_allclose(ours[col].to_numpy()[:12], np.exp(theirs[col].to_numpy()[:12]), rtol=1e-5)
+    assert (ours["NHITS-lo-80"] > 0).all()
+    # the second block reads the first block's median as history: in y units for one, log units for the other
+    np.testing.assert_allclose(ours["NHITS"].to_numpy()[12:], np.exp(theirs["NHITS"].to_numpy()[12:]), rtol=1e-4)
+    loaded = NeuralForecaster.load(logged.save(tmp_path / "m"))
+    assert loaded.target_transform == "log" and loaded.predict(24, level=[80]).equals(ours)
+
+
+def test_log_target_refuses_non_positive_values() -> None:
+    df = load_air_passengers()
+    bad = df.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(0.0).otherwise(pl.col("y")).alias("y"))
+    model = make_model({"name": "nhits", "params": {**TINY_NHITS, "target_transform": "log"}}, freq="1mo")
+    with pytest.raises(InvalidInputError, match=r"data: target_transform='log' needs y > 0, but 1 rows have y <= 0 "
+                                                r"\(unique_id, ds, y\): \(AirPassengers, 1949-06-01 00:00:00, 0\)"):
+        model.fit(bad)
+    model.fit(df)
+    with pytest.raises(InvalidInputError, match=r"history: target_transform='log' needs y > 0"):
+        model.predict(12, history=df.with_columns(pl.col("y") - 200))
+    with pytest.raises(InvalidParameterError, match=r"target_transform"):
+        make_model({"name": "nhits", "params": {"target_transform": "sqrt"}})

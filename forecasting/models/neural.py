@@ -195,18 +195,22 @@ def _core_class() -> type:
         Returns ``(B, h, Q)``: the loss's outputs in order (``output_names``).
         """
 
-        def __init__(self, net: Any, temporal_cols: list[str], static_cols: list[str]):
+        def __init__(self, net: Any, temporal_cols: list[str], static_cols: list[str], log_target: bool = False):
             super().__init__()
             self.net = net
             self.temporal_cols = list(temporal_cols)
             self.static_cols = list(static_cols)
+            self.log_target = bool(log_target)
 
         def forward(self, temporal: Any, static: Any) -> Any:
             import pandas as pd
 
             net = self.net
             yi, mi = self.temporal_cols.index("y"), self.temporal_cols.index("available_mask")
-            y, mask = temporal[:, :, yi], temporal[:, :, mi]
+            y_units, mask = temporal[:, :, yi], temporal[:, :, mi]
+            y = y_units
+            if self.log_target:  # the network was trained on log(y); unavailable (future) rows stay 0
+                y = torch.where(mask > 0, torch.log(torch.clamp(y_units, min=1e-30)), torch.zeros_like(y_units))
             # Windows of tiny values: the network's scaler adds an absolute epsilon (1e-6) to the window's scale,
             # which then swamps values of 1e-6 or less. Such windows are brought to unit magnitude first (and the
             # outputs back); windows with values >= 1 are untouched (so forecasts equal neuralforecast's).
@@ -221,20 +225,45 @@ def _core_class() -> type:
             out = net._predict_step_direct_batch(insample_y=insample_y, insample_mask=insample_mask, futr_exog=futr,
                                                  hist_exog=hist, stat_exog=stat, y_idx=0)
             out = out.reshape(out.shape[0], out.shape[1], -1) * c.unsqueeze(-1)
+            if self.log_target:  # quantiles commute with the monotone exp: exp(q_p(log y)) = q_p(y)
+                out = torch.exp(out)
             # A window without any variation carries no scale for the network (its scaler falls back to an
             # absolute unit): every quantile of such a window's forecast is its constant value.
-            big = torch.full_like(y, float("inf"))
-            top = torch.amax(torch.where(mask > 0, y, -big), dim=1)
-            low = torch.amin(torch.where(mask > 0, y, big), dim=1)
+            big = torch.full_like(y_units, float("inf"))
+            top = torch.amax(torch.where(mask > 0, y_units, -big), dim=1)
+            low = torch.amin(torch.where(mask > 0, y_units, big), dim=1)
             flat = (top == low).reshape(-1, 1, 1)
             return torch.where(flat, top.reshape(-1, 1, 1).expand_as(out), out)
 
     return _NetworkCore
 
 
-def NetworkCore(net: Any, temporal_cols: list[str], static_cols: list[str]) -> Any:  # noqa: N802 - a class factory
-    """The torch module mapping raw windows to quantiles (see the module docstring)."""
-    return _core_class()(net, temporal_cols, static_cols)
+def NetworkCore(net: Any, temporal_cols: list[str], static_cols: list[str],  # noqa: N802 - a class factory
+                log_target: bool = False) -> Any:
+    """The torch module mapping raw windows to quantiles (see the module docstring).
+
+    ``log_target``: the network was trained on ``log(y)``; windows are logged on the way in
+    and the quantiles exponentiated on the way out, inside the module (and so inside an
+    ONNX export and under the explanations).
+    """
+    return _core_class()(net, temporal_cols, static_cols, log_target)
+
+
+def _check_positive(frame: pl.DataFrame, *, where: str) -> None:
+    """``target_transform="log"`` needs every ``y > 0``.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the count and the first ``(unique_id, ds, y)`` rows.
+    """
+    bad = frame.filter(pl.col("y") <= 0)
+    if bad.height:
+        rows = ", ".join(f"({u}, {d}, {v:g})" for u, d, v in bad.select("unique_id", "ds", "y").head(5).iter_rows())
+        raise InvalidInputError(f"{where}: target_transform='log' needs y > 0, but {bad.height} rows have y <= 0 "
+                                f"(unique_id, ds, y): {rows}; drop the transform or shift the series",
+                                field=where, details={"series": bad["unique_id"].unique(maintain_order=True)
+                                                      .head(100).to_list()})
 
 
 class NeuralForecaster:
@@ -264,6 +293,11 @@ class NeuralForecaster:
         frequency (hourly: ``hour``, ``dayofweek``); ``[]`` for none.
     device : {"auto", "cpu", "cuda"}
         ``auto``: a GPU when torch sees one. Forecasts always run where the weights are.
+    target_transform : {"log"}, optional
+        Train on ``log(y)`` (every ``y`` must be > 0) and exponentiate the quantiles back
+        (quantiles commute with monotone maps, so they stay quantiles of ``y``). For
+        positive series with multiplicative seasonality or level-dependent noise (the
+        log transform of ES-RNN, Smyl 2020, the M4 winner); forecasts can never go <= 0.
     """
 
     name: ClassVar[str] = ""
@@ -278,8 +312,8 @@ class NeuralForecaster:
                  learning_rate: float = 1e-3, num_lr_decays: int = 3, early_stop_patience_steps: int = -1,
                  val_check_steps: int = 100, scaler_type: str = "robust", level: Sequence[float] = (80, 95),
                  hist_exog: Sequence[str] = (), calendar: Sequence[str] | None = None, random_seed: int = 1,
-                 device: str = "auto", alias: str | None = None, fallback: Any = None, n_jobs: int = 1,
-                 **arch: Any):
+                 device: str = "auto", target_transform: str | None = None, alias: str | None = None,
+                 fallback: Any = None, n_jobs: int = 1, **arch: Any):
         self.season_length = season_length
         self.horizon = horizon
         self.input_size = input_size
@@ -292,6 +326,10 @@ class NeuralForecaster:
         self.calendar = None if calendar is None else list(calendar)
         self.random_seed = random_seed
         self.device = device
+        if target_transform not in (None, "log"):
+            raise InvalidParameterError(f"model '{self.name}': target_transform must be 'log' or None, got "
+                                        f"{target_transform!r}", field="model.params.target_transform")
+        self.target_transform = target_transform
         self.alias = alias or self.default_alias
         self.fallback = fallback
         self.n_jobs = n_jobs
@@ -311,7 +349,7 @@ class NeuralForecaster:
                 "num_lr_decays": self.num_lr_decays, "early_stop_patience_steps": self.early_stop_patience_steps,
                 "val_check_steps": self.val_check_steps, "scaler_type": self.scaler_type, "level": list(self.level),
                 "hist_exog": list(self.hist_exog), "calendar": self.calendar, "random_seed": self.random_seed,
-                "device": self.device, **self.arch}
+                "device": self.device, "target_transform": self.target_transform, **self.arch}
 
     @property
     def trained_horizon(self) -> int:
@@ -394,6 +432,8 @@ class NeuralForecaster:
         _check_exog_values(panel.frame, list(panel.exog), where="data")
         _check_complete(panel.frame, list(panel.exog), where="data")
         _check_range(panel.frame, ["y", *panel.exog], where="data")
+        if self.target_transform == "log":
+            _check_positive(panel.frame, where="data")
         calendar = self._calendar(panel)
         spec = FeatureSpec(calendar=calendar, future_exog=futr, static=stat)  # type: ignore[arg-type]
         pipeline = FeaturePipeline(spec=spec, freq=panel.freq, tz=panel.tz, ds_kind=panel.ds_kind,
@@ -410,6 +450,8 @@ class NeuralForecaster:
                                                     else pl.DataFrame(static)).with_columns(
             pl.col("unique_id").cast(pl.String)).select("unique_id", *stat)
         frame = self._temporal_frame(panel.frame)
+        if self.target_transform == "log":
+            frame = frame.with_columns(pl.col("y").log())
         self.device_ = torch_device(self.device)
         self.net_ = self._train(frame)
         self.panel_ = panel
@@ -480,7 +522,7 @@ class NeuralForecaster:
 
     # ------------------------------------------------------------------ forecasting
     def _core(self) -> Any:
-        return NetworkCore(self.net_, self.temporal_cols_, self.static_cols_)
+        return NetworkCore(self.net_, self.temporal_cols_, self.static_cols_, self.target_transform == "log")
 
     def _history(self, history: Any) -> Panel:
         if history is None:
@@ -501,6 +543,8 @@ class NeuralForecaster:
         _check_exog_values(panel.frame, [*pipe.spec.future_exog, *self.hist_cols_], where="history")
         _check_complete(panel.frame, [*pipe.spec.future_exog, *self.hist_cols_], where="history")
         _check_range(panel.frame, ["y", *pipe.spec.future_exog, *self.hist_cols_], where="history")
+        if self.target_transform == "log":
+            _check_positive(panel.frame, where="history")
         pipe.check_regular(panel.frame)
         if self.static_cols_:
             unknown = sorted(set(panel.lengths) - set(self.static_["unique_id"].to_list()))

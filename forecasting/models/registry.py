@@ -147,6 +147,7 @@ class _NeuralParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
                            "year"]] | None = None
     random_seed: int = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    target_transform: Literal["log"] | None = None
 
 
 class NHITSParams(_NeuralParams, kw_only=True, forbid_unknown_fields=True):
