@@ -784,6 +784,20 @@ class Registry:
         """
         name, sel = parse_ref(name_or_ref)
         with self._session() as s:
+            # the common case in one query (this runs on every forecast request); misses take the detailed path
+            # below, whose errors say what is missing
+            stmt = (select(ModelRow, VersionRow).join(VersionRow, VersionRow.model_id == ModelRow.id)
+                    .where(ModelRow.tenant == tenant, ModelRow.name == name))
+            if sel is None:
+                stmt = stmt.where(VersionRow.status == "ready").order_by(VersionRow.version.desc()).limit(1)
+            elif isinstance(sel, int):
+                stmt = stmt.where(VersionRow.version == sel, VersionRow.status == "ready")
+            else:
+                stmt = stmt.join(AliasRow, AliasRow.version_id == VersionRow.id).where(AliasRow.model_id == ModelRow.id,
+                                                                                       AliasRow.alias == sel)
+            found = s.execute(stmt).first()
+            if found is not None:
+                return self._info(s, found[0], found[1])
             model = self._model_row(s, name, tenant)
             if sel is None:
                 row = s.scalar(select(VersionRow).where(VersionRow.model_id == model.id, VersionRow.status == "ready")
@@ -1004,7 +1018,8 @@ class Registry:
 
     # ------------------------------------------------------------------ ONNX exports
     def _export_dir(self, relative: str) -> Path:
-        return self._version_dir(relative).parent / f"{self._version_dir(relative).name}.onnx"
+        version = self._version_dir(relative)
+        return version.parent / f"{version.name}.onnx"
 
     def export_onnx(self, info: VersionInfo) -> Path:
         """The version's ONNX export folder (:func:`forecasting.export.export_model`), made on first request.
@@ -1044,11 +1059,17 @@ class Registry:
         """
         if info.artifact is not None and info.kind == "forecast":
             folder = self._export_dir(info.artifact)
-            manifest = folder / "manifest.json"
-            if manifest.is_file():
+            try:
+                st = (folder / "manifest.json").stat()
+            except OSError:
+                st = None
+            if st is not None:
                 from forecasting.runtime import load_onnx
 
-                return self._cached((str(folder), sha256_file(manifest)), lambda: load_onnx(folder)), "onnxruntime"
+                # keyed by the manifest file's identity (inode, size, mtime): an export is written to a temporary
+                # folder and renamed into place, so a new export is a new key; load_onnx verifies every sha256
+                key = (str(folder), f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+                return self._cached(key, lambda: load_onnx(folder)), "onnxruntime"
         return self.load_model(info), "native"
 
     # ------------------------------------------------------------------ jobs (used by forecasting.jobs)

@@ -280,11 +280,11 @@ class XGBoostForecaster:
         """Per-series conformal scale: mean |y_t - y_{t-m}| (MASE's denominator), else std, else 1."""
         m = self.season_length if self.season_length > 1 else 1
         y = pl.col("y")
-        out = frame.group_by("unique_id", maintain_order=True).agg(
+        out = frame.lazy().group_by("unique_id", maintain_order=True).agg(
             (y - y.shift(m)).abs().mean().alias("s1"), (y - y.shift(1)).abs().mean().alias("s2"))
         return out.select("unique_id", pl.coalesce(
             pl.when(pl.col("s1") > 0).then(pl.col("s1")), pl.when(pl.col("s2") > 0).then(pl.col("s2")),
-            pl.lit(1.0)).alias("_cscale"))
+            pl.lit(1.0)).alias("_cscale")).collect(engine="in-memory")
 
     def _calibrate(self, panel: Panel) -> np.ndarray:
         """Normalised absolute errors on held-out windows: array (n_scores, horizon)."""
