@@ -88,7 +88,7 @@ def cross_validation(
             f"'{spec.name}' (needs at least {need} = {held_out} held out + {need - held_out} to train): {listed}",
             field="data", details={"minimum": need, "series": {u: {"length": n, "minimum": need} for u, n in short.items()}})
     idx = pl.int_range(pl.len()).over("unique_id")
-    size = pl.len().over("unique_id")
+    size = pl.len().over("unique_id").cast(pl.Int64)
     frames = []
     for w in range(n_windows):
         end = held_out - w * step  # rows after the cutoff, counted from the end

@@ -185,11 +185,11 @@ def _export_network(model: Any, tmp: Path, sample_series: int, quantize: bool) -
     if model.pipeline_.spec.future_exog:
         # future-known exogenous values: the last H observed values stand in for a block (a real input window)
         frame = panel.frame
-        cut = frame.filter(pl.int_range(pl.len()).over("unique_id") < pl.len().over("unique_id") - H)
+        cut = frame.filter(pl.int_range(pl.len()).over("unique_id") < pl.len().over("unique_id").cast(pl.Int64) - H)
         from forecasting.models.base import as_panel
 
         hist = as_panel(cut.select("unique_id", "ds", "y", *panel.exog), freq=panel.freq)
-        X_future = frame.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - H).select(
+        X_future = frame.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id").cast(pl.Int64) - H).select(
             "unique_id", "ds", *model.pipeline_.spec.future_exog)
         _, temporal, static = model._windows(hist, H, X_future)
     else:

@@ -333,23 +333,28 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             engine="in-memory")  # polars 2 defaults lazy queries to its streaming engine: ~6 ms more per call here
 
     def transform_lazy(self, frame: pl.LazyFrame, *, scales: pl.DataFrame, static: pl.DataFrame | None = None,
-                       contiguous: bool) -> pl.LazyFrame:
+                       contiguous: bool, reach_checked: bool = False) -> pl.LazyFrame:
         """:meth:`transform` as one lazy query (one collect: the per-query overhead dominates small forecasts).
 
         ``contiguous``: every series' rows are consecutive in ``frame`` (the caller knows, e.g.
         right after a sort by ``unique_id, ds``); otherwise shifts go through ``over("unique_id")``.
+        ``reach_checked``: the caller keeps only rows with at least :attr:`lookback` earlier rows of
+        their own series in ``frame`` (a forecast's rows after the history tail): every value such a
+        row reads is then inside its series, so shifts need neither a series test nor ``over`` (the
+        other rows' features are wrong and must be dropped). Expanding means always use ``over``.
         """
         out = frame.join(scales.lazy(), on="unique_id", how="left", maintain_order="left")
-        if contiguous:
+        mode = "plain" if reach_checked else "masked" if contiguous else "over"
+        if mode == "masked":
             row = pl.int_range(pl.len(), dtype=pl.Int64)
             start = pl.col("unique_id").ne_missing(pl.col("unique_id").shift(1))
             out = out.with_columns((row - pl.when(start).then(row).forward_fill()).alias(_POS))
-        differences, exprs = _feature_exprs(msgspec.json.encode(self.spec), self.tz, contiguous)
+        differences, exprs = _feature_exprs(msgspec.json.encode(self.spec), self.tz, mode)
         out = out.with_columns(((pl.col("y") - pl.col(SCALE_MEAN)) / pl.col(SCALE_STD)).alias(TARGET))
         for e in differences:
             out = out.with_columns(e)
         out = out.with_columns(exprs)
-        if contiguous:
+        if mode == "masked":
             out = out.drop(_POS)
         if self.spec.static:
             assert static is not None
@@ -414,16 +419,21 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 @functools.lru_cache(maxsize=128)
-def _feature_exprs(spec_json: bytes, tz: str | None, contiguous: bool) -> tuple[list[pl.Expr], list[pl.Expr]]:
+def _feature_exprs(spec_json: bytes, tz: str | None, mode: str) -> tuple[list[pl.Expr], list[pl.Expr]]:
     """The expressions of :meth:`FeaturePipeline.transform_lazy` for one spec: ``(differences, features)``.
 
-    Cached (keyed by the spec's JSON): building the few hundred expressions of the default
-    hourly spec costs about as much as running them on one series.
+    ``mode``: ``"over"`` (shifts per series), ``"masked"`` (contiguous series: one shift of the
+    column, masked by the row's position ``_POS`` in its series) or ``"plain"`` (the kept rows
+    are known to read inside their series: bare shifts). Cached (keyed by the spec's JSON):
+    building the expressions costs about as much as running them on one series.
     """
     spec = msgspec.json.decode(spec_json, type=FeatureSpec)
+    contiguous = mode == "masked"
 
     def back(e: pl.Expr, k: int) -> pl.Expr:
         """``e`` ``k`` rows earlier in the same series (null before the series starts)."""
+        if mode == "plain":
+            return e.shift(k)
         return pl.when(pl.col(_POS) >= k).then(e.shift(k)) if contiguous else e.shift(k).over("unique_id")
 
     differences = [(pl.col(TARGET) - back(pl.col(TARGET), d)).alias(TARGET) for d in spec.differences]
@@ -434,7 +444,7 @@ def _feature_exprs(spec_json: bytes, tz: str | None, contiguous: bool) -> tuple[
             # Plain shifts and `+` (null if any term is null: every value must be present); with contiguous
             # series one position test for the farthest shift replaces a test per term.
             reach = [r.lag + i * r.season_length for i in range(r.window)]
-            cols = [z.shift(k) if contiguous else z.shift(k).over("unique_id") for k in reach]
+            cols = [z.shift(k).over("unique_id") if mode == "over" else z.shift(k) for k in reach]
             total = functools.reduce(operator.add, cols)
             mean = total / r.window
             for stat in r.stats:
@@ -454,7 +464,8 @@ def _feature_exprs(spec_json: bytes, tz: str | None, contiguous: bool) -> tuple[
             for stat in r.stats:
                 fn = {"mean": shifted.rolling_mean, "std": shifted.rolling_std, "min": shifted.rolling_min,
                       "max": shifted.rolling_max}[stat]
-                exprs.append(fn(window_size=r.window).over("unique_id").alias(f"rolling_{stat}_{r.window}_lag_{r.lag}"))
+                e = fn(window_size=r.window)
+                exprs.append((e if mode == "plain" else e.over("unique_id")).alias(f"rolling_{stat}_{r.window}_lag_{r.lag}"))
     for lag in spec.expanding_mean_lags:
         shifted = z.shift(lag)
         exprs.append((shifted.cum_sum() / shifted.cum_count()).over("unique_id").alias(f"expanding_mean_lag_{lag}"))

@@ -421,7 +421,7 @@ def _validation(spec: dict[str, Any], panel: Panel, h: int, levels: tuple[float 
         out_alias = next(c for c in cv.columns if c not in ("unique_id", "ds", "cutoff", "y") and "-lo-" not in c
                          and "-hi-" not in c)
         idx = pl.int_range(pl.len()).over("unique_id")
-        train = panel.frame.filter(idx < pl.len().over("unique_id") - h).select("unique_id", "ds", "y")
+        train = panel.frame.filter(idx < pl.len().over("unique_id").cast(pl.Int64) - h).select("unique_id", "ds", "y")
         scores = evaluate(cv.drop("y", "cutoff"), cv.select("unique_id", "ds", "y"), train, models=[out_alias],
                           season_length=season, level=levels)
     except ForecastingError as exc:

@@ -313,3 +313,35 @@ def test_a_model_too_short_to_calibrate_saves_and_loads(tmp_path: Path) -> None:
     assert loaded.predict(5).equals(model.predict(5))
     with pytest.raises(CapabilityError, match="no series was long enough to calibrate intervals"):
         loaded.predict(5, level=[80])
+
+
+@pytest.mark.parametrize("recent_lags", [False, True])
+def test_forecast_features_without_series_tests_equal_the_guarded_ones(recent_lags: bool,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The forecast path computes block rows with bare shifts (every read is inside the series): same forecasts as
+    the guarded features, over series of different lengths, with differences and rolling windows."""
+    from forecasting.features import FeaturePipeline, FeatureSpec, RollingSpec
+
+    train, _ = load_m4_hourly()
+    ids = train["unique_id"].unique(maintain_order=True).to_list()[:4]
+    data = train.filter(pl.col("unique_id").is_in(ids)).filter(  # one series shorter than the others
+        ~((pl.col("unique_id") == ids[1]) & (pl.int_range(pl.len()).over("unique_id") < 300)))
+    spec = FeatureSpec(lags=[1, 24] if recent_lags else [24, 48], differences=[24],
+                       rolling=[RollingSpec(window=6, stats=["mean", "std", "min", "max"], lag=24),
+                                RollingSpec(window=3, stats=["mean", "max"], lag=24, season_length=24)])
+    model = XGBoostForecaster(season_length=24, features=spec, n_estimators=20).fit(data)
+    history = data.filter(pl.col("unique_id") != ids[0]).filter(
+        pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - model.pipeline_.lookback)
+    fast, fast_h = model.predict(48, level=[80]), model.predict(30, history=history)
+    # a history of exactly `lookback` rows is enough (it used to forecast from an empty tail: an unsigned
+    # length minus lookback + 1 wrapped around), and gives what a longer one gives when scaling is off
+    assert model.pipeline_.spec.scaler == "none"
+    longer = data.filter(pl.col("unique_id") != ids[0]).filter(
+        pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - model.pipeline_.lookback - 10)
+    np.testing.assert_allclose(fast_h["XGBoost"].to_numpy(), model.predict(30, history=longer)["XGBoost"].to_numpy(),
+                               rtol=1e-12)
+    original = FeaturePipeline.transform_lazy
+    monkeypatch.setattr(FeaturePipeline, "transform_lazy",
+                        lambda self, frame, **kw: original(self, frame, **{**kw, "reach_checked": False}))
+    slow, slow_h = model.predict(48, level=[80]), model.predict(30, history=history)
+    assert fast.equals(slow) and fast_h.equals(slow_h)

@@ -53,7 +53,7 @@ def _drop_last(panel: Panel, k: int, keep: Sequence[str]) -> Panel:
     """The panel restricted to ``keep`` without each series' last ``k`` observations."""
     sub = panel.subset(keep)
     idx = pl.int_range(pl.len()).over("unique_id")
-    frame = sub.frame.filter(idx < pl.len().over("unique_id") - k)
+    frame = sub.frame.filter(idx < pl.len().over("unique_id").cast(pl.Int64) - k)
     return Panel(frame=frame, freq=sub.freq, lengths={u: n - k for u, n in sub.lengths.items()}, tz=sub.tz,
                  ds_kind=sub.ds_kind, exog=sub.exog, month_end=sub.month_end, report=sub.report)
 
@@ -61,7 +61,7 @@ def _drop_last(panel: Panel, k: int, keep: Sequence[str]) -> Panel:
 def _last(panel: Panel, k: int, keep: Sequence[str]) -> pl.DataFrame:
     sub = panel.frame.filter(pl.col("unique_id").is_in(list(keep)))
     idx = pl.int_range(pl.len()).over("unique_id")
-    return sub.filter(idx >= pl.len().over("unique_id") - k).select("unique_id", "ds", "y")
+    return sub.filter(idx >= pl.len().over("unique_id").cast(pl.Int64) - k).select("unique_id", "ds", "y")
 
 
 def validation_error(actual: np.ndarray, forecast: np.ndarray, ids: np.ndarray, *, metric: str = "smape",

@@ -580,7 +580,7 @@ class NeuralForecaster:
                 raise CapabilityError(f"this {self.name} model uses no future exogenous columns, so X_future is not "
                                       f"accepted", field="X_future")
             future = future_frame(panel, steps)
-        tail = panel.frame.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - L)
+        tail = panel.frame.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id").cast(pl.Int64) - L)
         cols = ["unique_id", "ds", "y", *user_futr, *self.hist_cols_]
         fut = future.with_columns(pl.lit(0.0).alias("y"), *[pl.lit(0.0).alias(c) for c in self.hist_cols_])
         frame = pl.concat([tail.select(cols), fut.select(cols)], how="vertical_relaxed").sort("unique_id", "ds",
@@ -872,7 +872,7 @@ class NeuralForecaster:
         save_file(state, str(tmp / "weights.safetensors"))
         (tmp / "pipeline.json").write_bytes(self.pipeline_.to_json())
         keep = self.window
-        hist = self.panel_.frame.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - keep)
+        hist = self.panel_.frame.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id").cast(pl.Int64) - keep)
         hist.write_parquet(tmp / "history.parquet")
         if self.static_ is not None:
             self.static_.write_parquet(tmp / "static.parquet")

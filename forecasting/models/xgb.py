@@ -290,7 +290,7 @@ class XGBoostForecaster:
         """Normalised absolute errors on held-out windows: array (n_scores, horizon)."""
         horizon = self.calibrated_horizon
         idx = pl.int_range(pl.len()).over("unique_id")
-        size = pl.len().over("unique_id")
+        size = pl.len().over("unique_id").cast(pl.Int64)
         scores = []
         saved = self.boosters_
         try:
@@ -345,7 +345,7 @@ class XGBoostForecaster:
         tail_q = panel.frame.lazy().select(hist_cols)
         if not pipe.spec.expanding_mean_lags:  # an expanding mean needs the whole history; everything else the lookback
             keep = pipe.lookback + 1
-            tail_q = tail_q.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - keep)
+            tail_q = tail_q.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id").cast(pl.Int64) - keep)
         tail = tail_q.with_columns(pl.lit(None, dtype=pl.Int64).alias("_step")).collect(engine="in-memory")
         future = future.lazy().with_columns(pl.int_range(1, pl.len() + 1).over("unique_id").alias("_step"))
         hist_nulls = [pl.lit(None, dtype=panel.frame.schema[c]).alias(c) for c in pipe.spec.hist_exog]
@@ -362,7 +362,10 @@ class XGBoostForecaster:
                                                                                           *hist_nulls)
             frame = pl.concat([tail.lazy(), new.select(*hist_cols, "_step")], how="vertical_relaxed").sort(
                 "unique_id", "ds")
-            last = (pipe.transform_lazy(frame, scales=scales, static=self.static_, contiguous=True)
+            # kept rows (the block's) follow at least `lookback` rows of their series: the tail holds
+            # min(lookback + 1, n) rows and every history has n >= lookback (checked in _history, fit)
+            last = (pipe.transform_lazy(frame, scales=scales, static=self.static_, contiguous=True,
+                                        reach_checked=True)
                     .filter(pl.col("_step").is_not_null()).collect(engine="in-memory"))
             X = pipe.matrix(last)
             if self.strategy == "recursive":
@@ -641,7 +644,7 @@ class XGBoostForecaster:
         hist = self.panel_.frame
         if not self.pipeline_.spec.expanding_mean_lags:  # an expanding mean needs the whole history
             keep = self.pipeline_.lookback + 1
-            hist = hist.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id") - keep)
+            hist = hist.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id").cast(pl.Int64) - keep)
         hist.write_parquet(tmp / "history.parquet")
         meta = {"format_version": FORMAT_VERSION, "model": self.name, "params": self.get_params(), "alias": self.alias,
                 "panel": {"freq": self.panel_.freq, "tz": self.panel_.tz, "ds_kind": self.panel_.ds_kind,
