@@ -1040,28 +1040,30 @@ def level_columns(model: str, levels: Iterable[float | int]) -> list[str]:
     return cols
 
 
-def future_frame(panel: Panel, h: int, *, ids: Sequence[str] | None = None) -> pl.DataFrame:
+def future_frame(panel: Panel, h: int, *, ids: Sequence[str] | None = None, lazy: bool = False) -> Any:
     """The ``h`` timestamps after each series' last ``ds``: ``unique_id, ds`` (internal UTC form).
 
     Steps are laid on the caller's local clock when the panel has a timezone (a
-    ``"1d"`` step stays at local midnight across daylight-saving changes).
+    ``"1d"`` step stays at local midnight across daylight-saving changes). One query
+    (this runs on every forecast request); ``lazy=True`` returns it uncollected
+    (a ``pl.LazyFrame``), else a ``pl.DataFrame``.
     """
     last = panel.frame.lazy().group_by("unique_id", maintain_order=True).agg(pl.col("ds").last())
     if ids is not None:
         last = last.filter(pl.col("unique_id").is_in(list(ids)))
     rows = last.join(pl.LazyFrame({"k": pl.int_range(1, h + 1, eager=True)}), how="cross", maintain_order="left_right")
-    if isinstance(panel.freq, int):  # one in-memory query: this runs on every forecast request
-        return rows.select("unique_id", (pl.col("ds") + pl.col("k") * panel.freq).alias("ds")).collect(
-            engine="in-memory")
-    rows = rows.collect(engine="in-memory")
-    local = _local(rows, panel.tz)
-    num, unit = _POLARS_OFFSET.match(panel.freq).groups()  # type: ignore[union-attr]
-    if panel.month_end:  # step from the month start, land on the month end (2024-02-29 -> 2024-03-31)
-        local = local.with_columns(pl.col("ds").dt.month_start().dt.offset_by(
-            pl.format("{}" + unit, pl.col("k") * int(num))).dt.month_end())
+    if isinstance(panel.freq, int):
+        out = rows.select("unique_id", (pl.col("ds") + pl.col("k") * panel.freq).alias("ds"))
     else:
-        local = local.with_columns(pl.col("ds").dt.offset_by(pl.format("{}" + unit, pl.col("k") * int(num))))
-    return _from_local(local, panel.tz).select("unique_id", "ds")
+        local = _local(rows, panel.tz)
+        num, unit = _POLARS_OFFSET.match(panel.freq).groups()  # type: ignore[union-attr]
+        if panel.month_end:  # step from the month start, land on the month end (2024-02-29 -> 2024-03-31)
+            local = local.with_columns(pl.col("ds").dt.month_start().dt.offset_by(
+                pl.format("{}" + unit, pl.col("k") * int(num))).dt.month_end())
+        else:
+            local = local.with_columns(pl.col("ds").dt.offset_by(pl.format("{}" + unit, pl.col("k") * int(num))))
+        out = _from_local(local, panel.tz).select("unique_id", "ds")
+    return out if lazy else out.collect(engine="in-memory")
 
 
 def to_caller_tz(frame: pl.DataFrame, panel: Panel) -> pl.DataFrame:

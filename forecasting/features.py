@@ -291,6 +291,10 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # ------------------------------------------------------------------ the one code path
     def scale_stats(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Per-series scaling statistics of ``y``: ``unique_id, _scale_loc, _scale_scale``."""
+        return self.scale_stats_lazy(frame.lazy()).collect(engine="in-memory")
+
+    def scale_stats_lazy(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """:meth:`scale_stats` as a lazy query."""
         y = pl.col("y")
         if self.spec.scaler == "standard":
             loc, scale = y.mean(), y.std(ddof=0)
@@ -298,11 +302,11 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             loc, scale = pl.lit(0.0), y.abs().mean()
         else:
             loc, scale = pl.lit(0.0), pl.lit(1.0)
-        stats = frame.lazy().group_by("unique_id", maintain_order=True).agg(loc.alias(SCALE_MEAN), scale.alias(SCALE_STD))
+        stats = frame.group_by("unique_id", maintain_order=True).agg(loc.alias(SCALE_MEAN), scale.alias(SCALE_STD))
         return stats.with_columns(
             pl.when(pl.col(SCALE_STD).is_null() | (pl.col(SCALE_STD) <= 1e-12)).then(1.0)
             .otherwise(pl.col(SCALE_STD)).alias(SCALE_STD),
-            pl.col(SCALE_MEAN).fill_null(0.0)).collect(engine="in-memory")
+            pl.col(SCALE_MEAN).fill_null(0.0))
 
     def transform(self, frame: pl.DataFrame, *, scales: pl.DataFrame, static: pl.DataFrame | None = None) -> pl.DataFrame:
         """Add the transformed target and every feature to ``frame``.

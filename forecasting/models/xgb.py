@@ -278,13 +278,16 @@ class XGBoostForecaster:
 
     def _series_scale(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Per-series conformal scale: mean |y_t - y_{t-m}| (MASE's denominator), else std, else 1."""
+        return self._series_scale_lazy(frame.lazy()).collect(engine="in-memory")
+
+    def _series_scale_lazy(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         m = self.season_length if self.season_length > 1 else 1
         y = pl.col("y")
-        out = frame.lazy().group_by("unique_id", maintain_order=True).agg(
+        out = frame.group_by("unique_id", maintain_order=True).agg(
             (y - y.shift(m)).abs().mean().alias("s1"), (y - y.shift(1)).abs().mean().alias("s2"))
         return out.select("unique_id", pl.coalesce(
             pl.when(pl.col("s1") > 0).then(pl.col("s1")), pl.when(pl.col("s2") > 0).then(pl.col("s2")),
-            pl.lit(1.0)).alias("_cscale")).collect(engine="in-memory")
+            pl.lit(1.0)).alias("_cscale"))
 
     def _calibrate(self, panel: Panel) -> np.ndarray:
         """Normalised absolute errors on held-out windows: array (n_scores, horizon)."""
@@ -339,14 +342,18 @@ class XGBoostForecaster:
             if X_future is not None and not exog_cols:
                 raise CapabilityError("this xgboost model uses no future exogenous columns, so X_future is not "
                                       "accepted", field="X_future")
-            future = validate_future(X_future, panel, h, exog_cols)
-            _check_exog_values(future, exog_cols, where="X_future")
+            if exog_cols:
+                future = validate_future(X_future, panel, h, exog_cols)
+                _check_exog_values(future, exog_cols, where="X_future")
+            else:  # folded into the first block's query
+                future = future_frame(panel, h, lazy=True)
         hist_cols = ["unique_id", "ds", "y", *pipe.spec.future_exog, *pipe.spec.hist_exog]
         tail_q = panel.frame.lazy().select(hist_cols)
         if not pipe.spec.expanding_mean_lags:  # an expanding mean needs the whole history; everything else the lookback
             keep = pipe.lookback + 1
             tail_q = tail_q.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id").cast(pl.Int64) - keep)
-        tail = tail_q.with_columns(pl.lit(None, dtype=pl.Int64).alias("_step")).collect(engine="in-memory")
+        tail_q = tail_q.with_columns(pl.lit(None, dtype=pl.Int64).alias("_step"))
+        tail: pl.DataFrame | None = None
         future = future.lazy().with_columns(pl.int_range(1, pl.len() + 1).over("unique_id").alias("_step"))
         hist_nulls = [pl.lit(None, dtype=panel.frame.schema[c]).alias(c) for c in pipe.spec.hist_exog]
         steps: list[StepRows] = []
@@ -360,13 +367,16 @@ class XGBoostForecaster:
             # (a query's fixed cost, not its size, dominates a small forecast).
             new = future.filter(pl.col("_step").is_between(ks[0], ks[-1])).with_columns(pl.lit(0.0).alias("y"),
                                                                                           *hist_nulls)
-            frame = pl.concat([tail.lazy(), new.select(*hist_cols, "_step")], how="vertical_relaxed").sort(
-                "unique_id", "ds")
+            frame = pl.concat([tail_q if tail is None else tail.lazy(), new.select(*hist_cols, "_step")],
+                              how="vertical_relaxed").sort("unique_id", "ds")
             # kept rows (the block's) follow at least `lookback` rows of their series: the tail holds
             # min(lookback + 1, n) rows and every history has n >= lookback (checked in _history, fit)
-            last = (pipe.transform_lazy(frame, scales=scales, static=self.static_, contiguous=True,
-                                        reach_checked=True)
-                    .filter(pl.col("_step").is_not_null()).collect(engine="in-memory"))
+            block_q = (pipe.transform_lazy(frame, scales=scales, static=self.static_, contiguous=True,
+                                           reach_checked=True).filter(pl.col("_step").is_not_null()))
+            if tail is None:  # the first block and the tail in one call
+                tail, last = pl.collect_all([tail_q, block_q], engine="in-memory")
+            else:
+                last = block_q.collect(engine="in-memory")
             X = pipe.matrix(last)
             if self.strategy == "recursive":
                 booster, Xk = self.boosters_[0], X
@@ -508,7 +518,10 @@ class XGBoostForecaster:
         """Target-scaling and conformal scales: the training ones, or those of the given history."""
         if history is None:
             return self.scales_, self.cscales_
-        return self.pipeline_.scale_stats(panel.frame), self._series_scale(panel.frame)
+        lf = panel.frame.lazy()
+        scales, cscales = pl.collect_all([self.pipeline_.scale_stats_lazy(lf), self._series_scale_lazy(lf)],
+                                         engine="in-memory")
+        return scales, cscales
 
     def _intervals(self, frame: pl.DataFrame, cscales: pl.DataFrame, levels: tuple[float | int, ...]) -> pl.DataFrame:
         scores = self.scores_
