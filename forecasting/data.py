@@ -364,11 +364,11 @@ def normalize_freq(freq: str | int | None) -> str | int | None:
     f = freq.strip()
     if f.isdigit():
         return normalize_freq(int(f))
-    zero = _POLARS_OFFSET.match(f) or _PANDAS_MULT.match(f)
-    if zero and int(zero.group(1) or 1) == 0:
-        raise InvalidParameterError(f"freq must be a positive step, got {freq!r} (a zero step has no grid)",
-                                    field="freq")
-    if _POLARS_OFFSET.match(f):
+    zero = InvalidParameterError(f"freq must be a positive step, got {freq!r} (a zero step has no grid)",
+                                 field="freq")
+    if m := _POLARS_OFFSET.match(f):
+        if int(m.group(1)) == 0:
+            raise zero
         return "3mo" if f == "1q" else f
     if f in _PANDAS_ALIASES and _PANDAS_ALIASES[f]:
         return _PANDAS_ALIASES[f]
@@ -377,6 +377,8 @@ def normalize_freq(freq: str | int | None) -> str | int | None:
         n, unit, _anchor = int(m.group(1)), m.group(2), m.group(3)
         base = _PANDAS_ALIASES.get(unit) or (f"1{unit}" if _POLARS_OFFSET.match(f"1{unit}") else None)
         if base:
+            if n == 0:
+                raise zero
             num, u = _POLARS_OFFSET.match(base).groups()  # type: ignore[union-attr]
             return f"{n * int(num)}{u}"
     if f.startswith("W-") or f.startswith("1W-"):

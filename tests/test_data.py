@@ -490,6 +490,13 @@ def test_zero_step_freq_is_a_parameter_error(zero) -> None:
                        freq=zero)
 
 
+def test_an_unknown_zero_freq_is_still_an_unknown_freq() -> None:
+    with pytest.raises(InvalidParameterError, match=r"freq '0xyz' is not a known frequency"):
+        normalize_freq("0xyz")
+    with pytest.raises(InvalidParameterError, match=r"freq must be a positive step, got '0MS'"):
+        normalize_freq("0MS")
+
+
 def test_unknown_freq_message_lists_examples() -> None:
     with pytest.raises(InvalidParameterError, match=r"freq 'fortnightly' is not a known frequency; use a polars offset"):
         validate_panel(_daily([1.0, 2.0]), freq="fortnightly")

@@ -345,3 +345,33 @@ def test_forecast_features_without_series_tests_equal_the_guarded_ones(recent_la
                         lambda self, frame, **kw: original(self, frame, **{**kw, "reach_checked": False}))
     slow, slow_h = model.predict(48, level=[80]), model.predict(30, history=history)
     assert fast.equals(slow) and fast_h.equals(slow_h)
+
+
+def test_expanding_means_with_differences_see_only_their_own_series() -> None:
+    """Each series' forecast from a multi-series panel equals its forecast on its own (an expanding mean sums the
+    whole differenced history, whose first rows must not read the previous series)."""
+    rng = np.random.default_rng(0)
+    n = 60
+    df = pl.DataFrame({"unique_id": ["a"] * n + ["b"] * n, "ds": list(range(n)) * 2,
+                       "y": np.r_[100 + rng.normal(0, 1, n).cumsum(), 5 + rng.normal(0, 1, n).cumsum()]})
+    model = XGBoostForecaster(features={"lags": [1], "expanding_mean_lags": [1], "differences": [1]},
+                              n_estimators=10, conformal_windows=0).fit(df)
+    together = model.predict(3)
+    for uid in ("a", "b"):
+        alone = model.predict(3, history=df.filter(pl.col("unique_id") == uid))
+        np.testing.assert_allclose(together.filter(pl.col("unique_id") == uid)["XGBoost"].to_numpy(),
+                                   alone["XGBoost"].to_numpy(), rtol=1e-12)
+
+
+def test_a_hand_built_panel_history_is_still_checked_for_gaps() -> None:
+    from forecasting.data import Panel
+
+    df = pl.DataFrame({"unique_id": ["a"] * 60, "ds": list(range(60)), "y": np.sin(np.arange(60.0)) + 10})
+    model = XGBoostForecaster(n_estimators=5, conformal_windows=0).fit(df)
+    p = validate_panel(df)
+    gap = Panel(frame=p.frame.filter(pl.col("ds") != 50), freq=1, lengths={"a": 59}, ds_kind="int")
+    with pytest.raises(InvalidInputError, match=r"not on the '1' grid \(a gap or misplaced timestamp\): series 'a' at 51"):
+        model.predict(2, history=gap)
+    backwards = Panel(frame=p.frame.sort("ds", descending=True), freq=1, lengths={"a": 60}, ds_kind="int")
+    with pytest.raises(InvalidInputError, match=r"not on the '1' grid"):
+        model.predict(2, history=backwards)

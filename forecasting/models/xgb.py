@@ -371,8 +371,11 @@ class XGBoostForecaster:
                               how="vertical_relaxed").sort("unique_id", "ds")
             # kept rows (the block's) follow at least `lookback` rows of their series: the tail holds
             # min(lookback + 1, n) rows and every history has n >= lookback (checked in _history, fit)
+            # (not with expanding means: they sum each series' whole history, whose first rows would read the
+            # previous series)
             block_q = (pipe.transform_lazy(frame, scales=scales, static=self.static_, contiguous=True,
-                                           reach_checked=True).filter(pl.col("_step").is_not_null()))
+                                           reach_checked=not pipe.spec.expanding_mean_lags)
+                       .filter(pl.col("_step").is_not_null()))
             if tail is None:  # the first block and the tail in one call
                 tail, last = pl.collect_all([tail_q, block_q], engine="in-memory")
             else:
@@ -450,8 +453,7 @@ class XGBoostForecaster:
             raise InvalidInputError(f"history lacks the exogenous columns {missing} the model was trained with",
                                     field="history")
         _check_exog_values(panel.frame, list(panel.exog), where="history")
-        if not isinstance(history, Panel):  # a Panel was validated on this grid already (same freq, checked above)
-            self.pipeline_.check_regular(panel.frame)
+        self.pipeline_.check_regular(panel.frame)
         short = {u: n for u, n in panel.lengths.items() if n < self.pipeline_.lookback}
         if short:
             raise InsufficientHistoryError(
