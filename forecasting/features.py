@@ -380,7 +380,14 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return out
 
     def matrix(self, rows: pl.DataFrame) -> np.ndarray:
-        """The feature matrix of transformed rows: float32 array of shape (n_rows, n_features)."""
+        """The feature matrix of transformed rows: float32 array of shape (n_rows, n_features) (nulls are NaN)."""
+        schema = rows.schema
+        if all(schema[c].is_float() or schema[c].is_integer() for c in self.feature_names):
+            # column by column, without a query (this runs once per recursion block of every forecast)
+            out = np.empty((rows.height, len(self.feature_names)), dtype=np.float32)
+            for j, c in enumerate(self.feature_names):
+                out[:, j] = rows.get_column(c).cast(pl.Float32).to_numpy()
+            return out
         return rows.select([pl.col(c).cast(pl.Float32) for c in self.feature_names]).to_numpy()
 
     def training_rows(self, transformed: pl.DataFrame) -> pl.DataFrame:

@@ -349,9 +349,11 @@ class XGBoostForecaster:
                 future = future_frame(panel, h, lazy=True)
         hist_cols = ["unique_id", "ds", "y", *pipe.spec.future_exog, *pipe.spec.hist_exog]
         tail_q = panel.frame.lazy().select(hist_cols)
+        one = panel.n_series == 1  # one series (a typical request): its rows are already in order
         if not pipe.spec.expanding_mean_lags:  # an expanding mean needs the whole history; everything else the lookback
             keep = pipe.lookback + 1
-            tail_q = tail_q.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id").cast(pl.Int64) - keep)
+            tail_q = (tail_q.slice(max(0, panel.frame.height - keep)) if one else tail_q.filter(
+                pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id").cast(pl.Int64) - keep))
         tail_q = tail_q.with_columns(pl.lit(None, dtype=pl.Int64).alias("_step"))
         tail: pl.DataFrame | None = None
         future = future.lazy().with_columns(pl.int_range(1, pl.len() + 1).over("unique_id").alias("_step"))
@@ -368,7 +370,9 @@ class XGBoostForecaster:
             new = future.filter(pl.col("_step").is_between(ks[0], ks[-1])).with_columns(pl.lit(0.0).alias("y"),
                                                                                           *hist_nulls)
             frame = pl.concat([tail_q if tail is None else tail.lazy(), new.select(*hist_cols, "_step")],
-                              how="vertical_relaxed").sort("unique_id", "ds")
+                              how="vertical_relaxed")
+            if not one:
+                frame = frame.sort("unique_id", "ds")
             # kept rows (the block's) follow at least `lookback` rows of their series: the tail holds
             # min(lookback + 1, n) rows and every history has n >= lookback (checked in _history, fit)
             # (not with expanding means: they sum each series' whole history, whose first rows would read the
@@ -413,8 +417,8 @@ class XGBoostForecaster:
                     rows = step_of == kk
                     steps.append(StepRows(step=kk, keys=to_caller_tz(last.filter(pl.Series(rows)).select(
                         "unique_id", "ds"), panel), X=Xk[rows], output=z[rows], z0=z0[rows], scale=scale[rows]))
-        out = pl.concat(preds).sort("unique_id", "ds")
-        return out, steps
+        out = pl.concat(preds)
+        return (out if one else out.sort("unique_id", "ds")), steps
 
     def recursive_block(self) -> int:
         """Steps forecast per model call in a recursive forecast.
