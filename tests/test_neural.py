@@ -349,5 +349,10 @@ def test_log_target_refuses_non_positive_values() -> None:
     model.fit(df)
     with pytest.raises(InvalidInputError, match=r"history: target_transform='log' needs y > 0"):
         model.predict(12, history=df.with_columns(pl.col("y") - 200))
-    with pytest.raises(InvalidParameterError, match=r"target_transform"):
+    # float32 windows: a positive value far below 1e-30 would be clamped, so it is refused, not forecast as 0
+    with pytest.raises(InvalidInputError, match=r"history: target_transform='log' needs y >= 1e-30 \(the networks "
+                                                r"compute in float32\), but 144 rows have y below 1e-30"):
+        model.predict(12, history=df.with_columns(pl.col("y") * 1e-38))
+    with pytest.raises(InvalidParameterError, match=r"Invalid enum value 'sqrt' - at `\$.target_transform`; allowed: "
+                                                    r"'log', None"):
         make_model({"name": "nhits", "params": {"target_transform": "sqrt"}})

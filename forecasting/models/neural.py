@@ -210,7 +210,7 @@ def _core_class() -> type:
             y_units, mask = temporal[:, :, yi], temporal[:, :, mi]
             y = y_units
             if self.log_target:  # the network was trained on log(y); unavailable (future) rows stay 0
-                y = torch.where(mask > 0, torch.log(torch.clamp(y_units, min=1e-30)), torch.zeros_like(y_units))
+                y = torch.where(mask > 0, torch.log(torch.clamp(y_units, min=MIN_LOG_VALUE)), torch.zeros_like(y_units))
             # Windows of tiny values: the network's scaler adds an absolute epsilon (1e-6) to the window's scale,
             # which then swamps values of 1e-6 or less. Such windows are brought to unit magnitude first (and the
             # outputs back); windows with values >= 1 are untouched (so forecasts equal neuralforecast's).
@@ -249,21 +249,28 @@ def NetworkCore(net: Any, temporal_cols: list[str], static_cols: list[str],  # n
     return _core_class()(net, temporal_cols, static_cols, log_target)
 
 
+#: smallest y the log transform accepts: float32 windows hold nothing much smaller, and the network core clamps there
+MIN_LOG_VALUE = 1e-30
+
+
 def _check_positive(frame: pl.DataFrame, *, where: str) -> None:
-    """``target_transform="log"`` needs every ``y > 0``.
+    """``target_transform="log"`` needs every ``y > 0`` (and ``>= MIN_LOG_VALUE``).
 
     Raises
     ------
     InvalidInputError
         Naming the count and the first ``(unique_id, ds, y)`` rows.
     """
-    bad = frame.filter(pl.col("y") <= 0)
-    if bad.height:
-        rows = ", ".join(f"({u}, {d}, {v:g})" for u, d, v in bad.select("unique_id", "ds", "y").head(5).iter_rows())
-        raise InvalidInputError(f"{where}: target_transform='log' needs y > 0, but {bad.height} rows have y <= 0 "
-                                f"(unique_id, ds, y): {rows}; drop the transform or shift the series",
-                                field=where, details={"series": bad["unique_id"].unique(maintain_order=True)
-                                                      .head(100).to_list()})
+    for rule, bad, advice in [
+            ("y > 0", frame.filter(pl.col("y") <= 0), "drop the transform or shift the series"),
+            (f"y >= {MIN_LOG_VALUE:g} (the networks compute in float32)",
+             frame.filter((pl.col("y") > 0) & (pl.col("y") < MIN_LOG_VALUE)), "rescale the data")]:
+        if bad.height:
+            rows = ", ".join(f"({u}, {d}, {v:g})" for u, d, v in bad.select("unique_id", "ds", "y").head(5).iter_rows())
+            raise InvalidInputError(
+                f"{where}: target_transform='log' needs {rule}, but {bad.height} rows have y "
+                f"{'<= 0' if rule == 'y > 0' else f'below {MIN_LOG_VALUE:g}'} (unique_id, ds, y): {rows}; {advice}",
+                field=where, details={"series": bad["unique_id"].unique(maintain_order=True).head(100).to_list()})
 
 
 class NeuralForecaster:

@@ -307,9 +307,26 @@ def _params(entry: ModelEntry, params: dict[str, Any]) -> msgspec.Struct:
         unknown = re.search(r"unknown field `(\w+)`", msg)
         name = (m and m.group(1)) or (unknown and unknown.group(1))
         known = ", ".join(f for f in entry.params.__struct_fields__)
+        choices = _choices(entry.params, name) if name and "Invalid enum value" in msg else []
+        allowed = f"; allowed: {', '.join(repr(c) for c in choices)}" if choices else ""
         raise InvalidParameterError(
-            f"model '{entry.name}': invalid parameter{f' {name!r}' if name else ''}: {msg} (parameters: {known})",
-            field=f"model.params.{name}" if name else "model.params") from exc
+            f"model '{entry.name}': invalid parameter{f' {name!r}' if name else ''}: {msg}{allowed} "
+            f"(parameters: {known})", field=f"model.params.{name}" if name else "model.params") from exc
+
+
+def _choices(params: type[msgspec.Struct], name: str) -> list[Any]:
+    """The literal values a parameter accepts (``[]`` when it is not an enumeration)."""
+    import msgspec.inspect as mi
+
+    info = mi.type_info(params)
+    field = next((f for f in getattr(info, "fields", ()) if f.name == name), None)
+    if field is None:
+        return []
+    types = field.type.types if isinstance(field.type, mi.UnionType) else (field.type,)
+    values: list[Any] = [v for t in types if isinstance(t, mi.LiteralType) for v in t.values]
+    if values and any(isinstance(t, mi.NoneType) for t in types):
+        values.append(None)
+    return values
 
 
 _SEASONS = {"m": 60 * 24, "h": 24, "d": 7, "w": 52, "mo": 12, "q": 4, "y": 1}
