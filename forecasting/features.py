@@ -44,7 +44,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from forecasting.data import Panel
+from forecasting.data import Panel, collect_small
 from forecasting.errors import InvalidInputError, InvalidParameterError
 
 __all__ = ["CALENDAR", "FeaturePipeline", "FeatureSpec", "RollingSpec", "default_features"]
@@ -290,8 +290,8 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         # finds and names the offending rows.
         uid = pl.col("unique_id")
         first = uid.ne_missing(uid.shift(1))
-        ok = frame.lazy().select((first.sum() == uid.n_unique()) & (first | steps(False).fill_null(False)).all()
-                                 ).collect(engine="in-memory").item()
+        ok = collect_small(frame.lazy().select(
+            (first.sum() == uid.n_unique()) & (first | steps(False).fill_null(False)).all())).item()
         if ok:
             return
         bad = frame.with_columns(steps(True).alias("_ok")).filter(pl.col("_ok").not_())
@@ -304,7 +304,7 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # ------------------------------------------------------------------ the one code path
     def scale_stats(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Per-series scaling statistics of ``y``: ``unique_id, _scale_loc, _scale_scale``."""
-        return self.scale_stats_lazy(frame.lazy()).collect(engine="in-memory")
+        return collect_small(self.scale_stats_lazy(frame.lazy()))
 
     def scale_stats_lazy(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         """:meth:`scale_stats` as a lazy query."""

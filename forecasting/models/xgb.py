@@ -34,6 +34,8 @@ import polars as pl
 
 from forecasting.data import (
     Panel,
+    collect_all_small,
+    collect_small,
     future_frame,
     level_columns,
     to_caller_tz,
@@ -278,7 +280,7 @@ class XGBoostForecaster:
 
     def _series_scale(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Per-series conformal scale: mean |y_t - y_{t-m}| (MASE's denominator), else std, else 1."""
-        return self._series_scale_lazy(frame.lazy()).collect(engine="in-memory")
+        return collect_small(self._series_scale_lazy(frame.lazy()))
 
     def _series_scale_lazy(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         m = self.season_length if self.season_length > 1 else 1
@@ -381,9 +383,9 @@ class XGBoostForecaster:
                                            reach_checked=not pipe.spec.expanding_mean_lags)
                        .filter(pl.col("_step").is_not_null()))
             if tail is None:  # the first block and the tail in one call
-                tail, last = pl.collect_all([tail_q, block_q], engine="in-memory")
+                tail, last = collect_all_small([tail_q, block_q])
             else:
-                last = block_q.collect(engine="in-memory")
+                last = collect_small(block_q)
             X = pipe.matrix(last)
             if self.strategy == "recursive":
                 booster, Xk = self.boosters_[0], X
@@ -525,8 +527,7 @@ class XGBoostForecaster:
         if history is None:
             return self.scales_, self.cscales_
         lf = panel.frame.lazy()
-        scales, cscales = pl.collect_all([self.pipeline_.scale_stats_lazy(lf), self._series_scale_lazy(lf)],
-                                         engine="in-memory")
+        scales, cscales = collect_all_small([self.pipeline_.scale_stats_lazy(lf), self._series_scale_lazy(lf)])
         return scales, cscales
 
     def _intervals(self, frame: pl.DataFrame, cscales: pl.DataFrame, levels: tuple[float | int, ...]) -> pl.DataFrame:
