@@ -144,6 +144,9 @@ class Panel:
         Monthly/quarterly/yearly ``ds`` anchored at month ends (2024-01-31, 2024-02-29...):
         the grid and future timestamps stay on month ends.
     report : ValidationReport
+    grid_checked : bool
+        Set by :func:`validate_panel`: every series is sorted and on the ``freq`` grid, so
+        models may skip re-checking it (a hand-built Panel is checked again).
     """
 
     frame: pl.DataFrame
@@ -154,6 +157,7 @@ class Panel:
     exog: tuple[str, ...] = ()
     month_end: bool = False
     report: ValidationReport = field(default_factory=lambda: ValidationReport(_empty_filled()))
+    grid_checked: bool = False
 
     @property
     def n_series(self) -> int:
@@ -180,8 +184,11 @@ class Panel:
                      tz=self.tz, ds_kind=self.ds_kind, exog=self.exog, month_end=self.month_end, report=self.report)
 
 
+_EMPTY_FILLED = pl.DataFrame(schema={"unique_id": pl.String, "ds": pl.String, "reason": pl.String, "policy": pl.String})
+
+
 def _empty_filled() -> pl.DataFrame:
-    return pl.DataFrame(schema={"unique_id": pl.String, "ds": pl.String, "reason": pl.String, "policy": pl.String})
+    return _EMPTY_FILLED  # polars frames are immutable: one shared empty report
 
 
 # --------------------------------------------------------------------------- helpers
@@ -852,13 +859,14 @@ def validate_panel(
     filled = (_local(pl.concat(filled_parts), tz)
               .with_columns(_ds_text(ds_kind, tz), pl.lit(fill_missing).alias("policy"))
               .select("unique_id", "ds", "reason", "policy")) if filled_parts else _empty_filled()
-    lengths = dict(frame.group_by("unique_id", maintain_order=True).len().iter_rows())
+    runs = frame.get_column("unique_id").rle()  # the frame is sorted by unique_id: one run per series
+    lengths = dict(zip(runs.struct.field("value").to_list(), runs.struct.field("len").to_list(), strict=True))
     exog = tuple(c for c in frame.columns if c not in REQUIRED)
     if not (_FAST_PATHS and tuple(frame.columns) == (*REQUIRED, *exog)):
         frame = frame.select(*REQUIRED, *exog)
     return Panel(frame=frame, freq=freq, lengths=lengths, tz=tz, ds_kind=ds_kind, exog=exog,
                  month_end=month_end,
-                 report=ValidationReport(filled, notes))
+                 report=ValidationReport(filled, notes), grid_checked=True)
 
 
 @dataclass(frozen=True)

@@ -535,6 +535,24 @@ def _make_engine(database_url: str) -> Engine:
 
 
 # --------------------------------------------------------------------------- the registry
+def _lookups() -> dict[str, Any]:
+    """The statements of :meth:`Registry.get`'s one-query path, built once (building them per request cost
+    more than running them)."""
+    from sqlalchemy import bindparam
+
+    base = (select(ModelRow, VersionRow).join(VersionRow, VersionRow.model_id == ModelRow.id)
+            .where(ModelRow.tenant == bindparam("tenant"), ModelRow.name == bindparam("name")))
+    return {
+        "latest": base.where(VersionRow.status == "ready").order_by(VersionRow.version.desc()).limit(1),
+        "version": base.where(VersionRow.version == bindparam("sel"), VersionRow.status == "ready"),
+        "alias": base.join(AliasRow, AliasRow.version_id == VersionRow.id).where(
+            AliasRow.model_id == ModelRow.id, AliasRow.alias == bindparam("sel")),
+    }
+
+
+_LOOKUP = _lookups()
+
+
 class Registry:
     """Model store: metadata in a SQL database, artifacts under ``artifacts_dir``.
 
@@ -786,16 +804,8 @@ class Registry:
         with self._session() as s:
             # the common case in one query (this runs on every forecast request); misses take the detailed path
             # below, whose errors say what is missing
-            stmt = (select(ModelRow, VersionRow).join(VersionRow, VersionRow.model_id == ModelRow.id)
-                    .where(ModelRow.tenant == tenant, ModelRow.name == name))
-            if sel is None:
-                stmt = stmt.where(VersionRow.status == "ready").order_by(VersionRow.version.desc()).limit(1)
-            elif isinstance(sel, int):
-                stmt = stmt.where(VersionRow.version == sel, VersionRow.status == "ready")
-            else:
-                stmt = stmt.join(AliasRow, AliasRow.version_id == VersionRow.id).where(AliasRow.model_id == ModelRow.id,
-                                                                                       AliasRow.alias == sel)
-            found = s.execute(stmt).first()
+            kind = "latest" if sel is None else "version" if isinstance(sel, int) else "alias"
+            found = s.execute(_LOOKUP[kind], {"tenant": tenant, "name": name, "sel": sel}).first()
             if found is not None:
                 return self._info(s, found[0], found[1])
             model = self._model_row(s, name, tenant)

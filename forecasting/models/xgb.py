@@ -459,7 +459,8 @@ class XGBoostForecaster:
             raise InvalidInputError(f"history lacks the exogenous columns {missing} the model was trained with",
                                     field="history")
         _check_exog_values(panel.frame, list(panel.exog), where="history")
-        self.pipeline_.check_regular(panel.frame)
+        if not panel.grid_checked:  # validate_panel checked this grid (same freq, checked above)
+            self.pipeline_.check_regular(panel.frame)
         short = {u: n for u, n in panel.lengths.items() if n < self.pipeline_.lookback}
         if short:
             raise InsufficientHistoryError(
