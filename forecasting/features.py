@@ -270,36 +270,29 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             Naming the series and the first irregular timestamp.
         """
         ds = pl.col("ds")
-
-        def steps(over: bool) -> pl.Expr:
-            def by(e: pl.Expr) -> pl.Expr:
-                return e.over("unique_id") if over else e
-
-            if isinstance(self.freq, int):
-                return by(ds.diff()) == self.freq
+        if isinstance(self.freq, int):
+            step_ok = ds.diff().over("unique_id") == self.freq
+        else:
             num, unit = re.match(r"^(\d+)(\w+)$", self.freq).groups()  # type: ignore[union-attr]
             local = ds if self.tz is None else ds.dt.replace_time_zone("UTC").dt.convert_time_zone(self.tz)
             if unit in ("mo", "q", "y"):  # calendar months (month-start or month-end anchored alike)
                 months = int(num) * {"mo": 1, "q": 3, "y": 12}[unit]
                 index = local.dt.year().cast(pl.Int64) * 12 + local.dt.month().cast(pl.Int64)
-                return by(index.diff()) == months
-            return by(local.shift(1)).dt.offset_by(self.freq) == local
-
-        # The common case in one query without per-series windows: each series' rows contiguous (as many runs
-        # of unique_id as ids) and every step inside a run on the grid. Otherwise the per-series check below
-        # finds and names the offending rows.
-        uid = pl.col("unique_id")
-        first = uid.ne_missing(uid.shift(1))
-        ok = collect_small(frame.lazy().select(
-            (first.sum() == uid.n_unique()) & (first | steps(False).fill_null(False)).all())).item()
-        if ok:
-            return
-        bad = frame.with_columns(steps(True).alias("_ok")).filter(pl.col("_ok").not_())
+                step_ok = index.diff().over("unique_id") == months
+            else:
+                step_ok = local.shift(1).over("unique_id").dt.offset_by(self.freq) == local
+        bad = frame.with_columns(step_ok.alias("_ok")).filter(pl.col("_ok").not_())
         if bad.height:
             first = bad.group_by("unique_id", maintain_order=True).agg(pl.col("ds").first())
             listed = "; ".join(f"series '{u}' at {d}" for u, d in first.head(5).iter_rows())
             raise InvalidInputError(f"series are not on the '{self.freq}' grid (a gap or misplaced timestamp): {listed}",
                                     field="data")
+
+    def check_panel(self, panel: Panel) -> None:
+        """:meth:`check_regular` for a Panel, skipped when :func:`~forecasting.data.validate_panel`
+        already checked this grid (``grid_checked``, same freq and zone)."""
+        if not (panel.grid_checked and panel.freq == self.freq and panel.tz == self.tz):
+            self.check_regular(panel.frame)
 
     # ------------------------------------------------------------------ the one code path
     def scale_stats(self, frame: pl.DataFrame) -> pl.DataFrame:

@@ -445,7 +445,7 @@ class NeuralForecaster:
         spec = FeatureSpec(calendar=calendar, future_exog=futr, static=stat)  # type: ignore[arg-type]
         pipeline = FeaturePipeline(spec=spec, freq=panel.freq, tz=panel.tz, ds_kind=panel.ds_kind,
                                    feature_names=[*calendar, *stat, *futr])
-        pipeline.check_regular(panel.frame)
+        pipeline.check_panel(panel)
         val = f" + validation {self.trained_horizon}" if self.early_stop_patience_steps > 0 else ""
         panel = split_short(self, panel, self.min_train_length,
                             f"input_size {self.window} + horizon {self.trained_horizon}{val}")
@@ -552,7 +552,7 @@ class NeuralForecaster:
         _check_range(panel.frame, ["y", *pipe.spec.future_exog, *self.hist_cols_], where="history")
         if self.target_transform == "log":
             _check_positive(panel.frame, where="history")
-        pipe.check_regular(panel.frame)
+        pipe.check_panel(panel)
         if self.static_cols_:
             unknown = sorted(set(panel.lengths) - set(self.static_["unique_id"].to_list()))
             if unknown:

@@ -224,7 +224,7 @@ class XGBoostForecaster:
         _check_exog_values(panel.frame, list(panel.exog), where="data")
         horizon = self.calibrated_horizon
         pipeline = FeaturePipeline.fit(spec, panel, static=static, max_horizon=horizon)
-        pipeline.check_regular(panel.frame)
+        pipeline.check_panel(panel)
         self.pipeline_ = pipeline
         panel = split_short(self, panel, pipeline.min_length, f"lookback {pipeline.lookback} + 1")
         self.static_ = static
@@ -459,8 +459,7 @@ class XGBoostForecaster:
             raise InvalidInputError(f"history lacks the exogenous columns {missing} the model was trained with",
                                     field="history")
         _check_exog_values(panel.frame, list(panel.exog), where="history")
-        if not panel.grid_checked:  # validate_panel checked this grid (same freq, checked above)
-            self.pipeline_.check_regular(panel.frame)
+        self.pipeline_.check_panel(panel)
         short = {u: n for u, n in panel.lengths.items() if n < self.pipeline_.lookback}
         if short:
             raise InsufficientHistoryError(
