@@ -33,12 +33,12 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 from litestar.concurrency import sync_to_thread
 
-from api.auth import KeyGuard, tenant_of
-from api.errors import exception_handlers, problem
-from api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from api.metrics import Metrics
-from api.service import Services, job_out
-from api.schemas import (
+from forecasting.api.auth import KeyGuard, tenant_of
+from forecasting.api.errors import exception_handlers, problem
+from forecasting.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from forecasting.api.metrics import Metrics
+from forecasting.api.service import Services, job_out
+from forecasting.api.schemas import (
     AliasRequest,
     ExplainRequest,
     PredictRequest,
@@ -53,7 +53,7 @@ from api.schemas import (
     ModelInfo,
     Problem,
 )
-from api.settings import Settings
+from forecasting.api.settings import Settings
 from forecasting import __version__
 from forecasting.backtest import cross_validation_metrics
 from forecasting.data import validate_panel
@@ -395,4 +395,4 @@ async def _require_json(request: Request) -> Any:
     return None
 
 
-logging.getLogger("api").addHandler(logging.NullHandler())
+logging.getLogger("forecasting.api").addHandler(logging.NullHandler())

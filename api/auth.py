@@ -19,7 +19,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
-from api.settings import hash_key
+from forecasting.api.settings import hash_key
 
 __all__ = ["DEFAULT_TENANT", "KeyGuard", "tenant_of"]
 

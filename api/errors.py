@@ -32,7 +32,7 @@ from forecasting.errors import (
 
 __all__ = ["STATUS", "exception_handlers", "problem"]
 
-log = logging.getLogger("api")
+log = logging.getLogger("forecasting.api")
 
 #: library error class -> (HTTP status, problem type slug). Matched up the class hierarchy.
 STATUS: dict[type[ForecastingError], tuple[int, str]] = {

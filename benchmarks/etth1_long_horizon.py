@@ -42,7 +42,7 @@ every window counts.
 
 Run::
 
-    FORECASTING_DATA_DIR=/path/to/datasets python -m benchmarks.etth1_long_horizon \\
+    FORECASTING_DATA_DIR=/path/to/datasets python -m forecasting.benchmarks.etth1_long_horizon \\
         [--horizons 96 192 336 720] [--max-steps 1000] [--input-size 512|5h] [--device auto] \\
         [--output results/etth1] [--quick]
 """

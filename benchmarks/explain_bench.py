@@ -8,7 +8,7 @@ Prints, for a model trained on the 414 M4 Hourly series:
 * throughput of exact TreeSHAP (``pred_contribs``) over 10,000 feature rows, rows/s;
 * the additivity error of both.
 
-Run: ``FORECASTING_DATA_DIR=... python -m benchmarks.explain_bench [--n-estimators 300] [--repeat 5]``
+Run: ``FORECASTING_DATA_DIR=... python -m forecasting.benchmarks.explain_bench [--n-estimators 300] [--repeat 5]``
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ so tracemalloc would miss most of it), and the ratio ours / mlforecast.
 
 Needs the ``bench`` extra (``pip install -e '.[bench]'``) and the dataset folder::
 
-    FORECASTING_DATA_DIR=/path/to/datasets python -m benchmarks.features_vs_mlforecast [--seasonal] [--threads N]
+    FORECASTING_DATA_DIR=/path/to/datasets python -m forecasting.benchmarks.features_vs_mlforecast [--seasonal] [--threads N]
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def child(lib: str, mode: str, seasonal: bool, threads: int, data: str) -> None:
 
 
 def run_child(lib: str, mode: str, args: argparse.Namespace, data: str) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "benchmarks.features_vs_mlforecast", "--child", lib, "--mode", mode,
+    cmd = [sys.executable, "-m", "forecasting.benchmarks.features_vs_mlforecast", "--child", lib, "--mode", mode,
            "--threads", str(args.threads), "--data", data] + (["--seasonal"] if args.seasonal else [])
     res = subprocess.run(cmd, capture_output=True, text=True, check=False, env=os.environ.copy())
     if res.returncode != 0:

@@ -24,9 +24,9 @@ Run on a fresh GPU machine (about 10 minutes including the installation; the CUD
 torch comes from PyPI's default index; with no internet, add ``--no-index --find-links
 <wheelhouse>`` to pip, and put the M4 files under ``$FORECASTING_DATA_DIR/m4_hourly/``)::
 
-    python3 -m venv .venv && .venv/bin/pip install -q -e '.[deep]' && nvidia-smi -L && FORECASTING_DATA_DIR=/path/to/datasets timeout 600 .venv/bin/python -m benchmarks.gpu_check --max-steps 500 --output gpu_check_out
+    python3 -m venv .venv && .venv/bin/pip install -q -e '.[deep]' && nvidia-smi -L && FORECASTING_DATA_DIR=/path/to/datasets timeout 600 .venv/bin/python -m forecasting.benchmarks.gpu_check --max-steps 500 --output gpu_check_out
 
-Small CPU run (end-to-end proof, a minute): ``python -m benchmarks.gpu_check --series 20
+Small CPU run (end-to-end proof, a minute): ``python -m forecasting.benchmarks.gpu_check --series 20
 --max-steps 20 --n-estimators 50``.
 """
 

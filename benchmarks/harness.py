@@ -612,7 +612,7 @@ def run_benchmark(
 def write_results(result: BenchResult, output: str | Path) -> dict[str, Path]:
     """Write ``metrics.csv``, ``metrics_by_window.csv``, ``forecasts.parquet``, ``leaderboard.md`` and
     ``leaderboard.html`` (self-contained: plots embedded as PNG data) into ``output``."""
-    from benchmarks.leaderboard import markdown_table, write_html
+    from forecasting.benchmarks.leaderboard import markdown_table, write_html
 
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 if TYPE_CHECKING:
-    from benchmarks.harness import BenchResult
+    from forecasting.benchmarks.harness import BenchResult
 
 __all__ = ["markdown_table", "write_html"]
 

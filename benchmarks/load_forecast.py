@@ -11,7 +11,7 @@ The load generator is `wrk <https://github.com/wg/wrk>`_ (Debian: ``apt-get inst
 wrk``) when it is on the PATH; otherwise (or with ``--tool python``) a bounded httpx
 async generator with the same measurements.
 
-Run: ``FORECASTING_DATA_DIR=... python -m benchmarks.load_forecast [--duration 10]
+Run: ``FORECASTING_DATA_DIR=... python -m forecasting.benchmarks.load_forecast [--duration 10]
 [--clients 1 8 32] [--n-estimators 100]``
 """
 

@@ -18,7 +18,7 @@ lean torch path (one forward over raw windows), not neuralforecast's ``predict``
 builds a dataset and a Lightning trainer per call: its time for one series is the
 "neuralforecast.predict" row.
 
-Run: ``python -m benchmarks.onnx_latency [--nhits-steps 100] [--repeats 5]``
+Run: ``python -m forecasting.benchmarks.onnx_latency [--nhits-steps 100] [--repeats 5]``
 """
 
 from __future__ import annotations

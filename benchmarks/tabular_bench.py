@@ -1,6 +1,6 @@
 """Tabular models on California Housing and UCI Bike Sharing (hourly), next to references.
 
-Run: ``python -m benchmarks.tabular_bench [--n-jobs N]`` (data from FORECASTING_DATA_DIR or the cache).
+Run: ``python -m forecasting.benchmarks.tabular_bench [--n-jobs N]`` (data from FORECASTING_DATA_DIR or the cache).
 
 Setup (the same as tests/test_tabular.py):
 - California Housing (Géron's housing.csv: ocean_proximity categorical, 207 missing

@@ -144,7 +144,7 @@ def bench(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from benchmarks.harness import run_benchmark, write_results
+    from forecasting.benchmarks.harness import run_benchmark, write_results
     from forecasting.data import validate_h
     from forecasting.errors import InvalidParameterError
 
@@ -468,10 +468,10 @@ def serve(
 
     import uvicorn
 
-    from api.app import create_app
+    from forecasting.api.app import create_app
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from api.settings import Settings
+    from forecasting.api.settings import Settings
 
     settings = Settings.from_env()
     console.print(f"forecasting API on http://{host}:{port} (docs: http://{host}:{port}/schema, state: "

@@ -44,8 +44,15 @@ __all__ = [
     "load_m4_hourly",
 ]
 
-#: Folder holding ``catalogue.json`` and the bundled files.
-CATALOGUE_DIR = Path(__file__).resolve().parents[1] / "datasets"
+def _catalogue_dir() -> Path:
+    """``forecasting/_data`` in an installed wheel (package data), ``datasets/`` in a checkout."""
+    here = Path(__file__).resolve().parent
+    installed = here / "_data"
+    return installed if (installed / "catalogue.json").is_file() else here.parent / "datasets"
+
+
+#: Folder holding ``catalogue.json`` and the bundled files (``air_passengers.csv``).
+CATALOGUE_DIR = _catalogue_dir()
 
 DATA_DIR_ENV = "FORECASTING_DATA_DIR"
 CACHE_DIR_ENV = "FORECASTING_CACHE_DIR"
@@ -73,8 +80,8 @@ def catalogue() -> dict[str, dict[str, Any]]:
             return json.load(fh)["datasets"]
     except FileNotFoundError as exc:
         raise DatasetError(
-            f"dataset catalogue not found at {path}; it ships with the source tree "
-            "(install the project from a checkout, e.g. `pip install -e .`)"
+            f"dataset catalogue not found at {path}; it ships with the package as forecasting/_data "
+            "(reinstall the project)"
         ) from exc
     except (json.JSONDecodeError, KeyError) as exc:
         raise DatasetError(f"dataset catalogue {path} is not valid: {exc}") from exc

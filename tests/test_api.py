@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from api.app import create_app
-from api.settings import Settings
+from forecasting.api.app import create_app
+from forecasting.api.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROBLEM = "application/problem+json"
@@ -502,8 +502,8 @@ _CRASH_SCRIPT = textwrap.dedent("""
     import json, sys, tempfile
     from pathlib import Path
     from litestar.testing import TestClient
-    from api.app import create_app
-    from api.settings import Settings
+    from forecasting.api.app import create_app
+    from forecasting.api.settings import Settings
     body = json.loads(sys.argv[1])
     with TestClient(create_app(Settings(state_dir=Path(tempfile.mkdtemp())))) as c:
         r = c.post("/v1/forecast", json=body)

@@ -19,8 +19,8 @@ import polars as pl
 import pytest
 from litestar.testing import TestClient
 
-from api.app import create_app
-from api.settings import Settings, hash_key, parse_api_keys
+from forecasting.api.app import create_app
+from forecasting.api.settings import Settings, hash_key, parse_api_keys
 
 PROBLEM = "application/problem+json"
 KEY_A, KEY_B = "key-acme-123", "key-beta-456"

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks import harness
-from benchmarks.harness import TIMING_COLUMNS, run_benchmark
+from forecasting.benchmarks import harness
+from forecasting.benchmarks.harness import TIMING_COLUMNS, run_benchmark
 from forecasting.cli import app
 from forecasting.datasets import load_air_passengers
 from forecasting.models import make_model

@@ -15,7 +15,7 @@ pytest.importorskip("neuralforecast")
 
 
 def test_etth1_quick_mode(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from benchmarks import etth1_long_horizon as bench
+    from forecasting.benchmarks import etth1_long_horizon as bench
 
     rows = bench.main(["--quick", "--device", "cpu", "--output", str(tmp_path)])
     assert len(rows) == 1
@@ -30,7 +30,7 @@ def test_etth1_quick_mode(data_dir: Path, tmp_path: Path, capsys: pytest.Capture
 def test_gpu_check_small(data_dir: Path) -> None:
     import torch
 
-    from benchmarks import gpu_check
+    from forecasting.benchmarks import gpu_check
 
     out = gpu_check.main(["--series", "3", "--max-steps", "2", "--n-estimators", "5", "--mlp-units", "16",
                           "--windows-batch-size", "32", "--skip-cpu-train"])

@@ -159,8 +159,8 @@ def _close(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
 
 # --------------------------------------------------------------------------- schemathesis: no 5xx anywhere
 def _fuzz_app(tmp: Path) -> Any:
-    from api.app import create_app
-    from api.settings import Settings
+    from forecasting.api.app import create_app
+    from forecasting.api.settings import Settings
 
     return create_app(Settings(state_dir=tmp, max_train_seconds=20, max_rows=5_000, max_seconds=10))
 

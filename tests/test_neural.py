@@ -254,7 +254,7 @@ def test_quantile_rearrangement_orders_crossed_outputs() -> None:
 
 
 def test_cli_and_api_start_without_torch() -> None:
-    code = ("import sys, forecasting.cli, api.app; from forecasting.models import make_model; "
+    code = ("import sys, forecasting.cli, forecasting.api.app; from forecasting.models import make_model; "
             "make_model('nhits'); make_model('tft'); "
             "bad = [m for m in ('torch', 'neuralforecast', 'pytorch_lightning', 'ray') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")

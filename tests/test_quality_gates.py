@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.harness import run_benchmark
+from forecasting.benchmarks.harness import run_benchmark
 
 # AirPassengers, last 12 months held out, season 12. Measured OWA in the comment.
 AIR_GATES = [
