@@ -1,5 +1,6 @@
-# The two set-up commands: `make run` (start the API) and `make test` (run the suite).
-# Both create .venv when missing and (re)install the project only when pyproject.toml changed.
+# The two set-up commands: `make run` (start the API) and `make test` (run the suite); `make check`
+# runs the linters (ruff, mypy). All create .venv when missing and (re)install the project only when
+# pyproject.toml changed.
 PYTHON ?= python3
 VENV   ?= .venv
 HOST   ?= 127.0.0.1
@@ -7,7 +8,7 @@ PORT   ?= 8000
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install clean
+.PHONY: run test check typecheck lint install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,5 +26,24 @@ run: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# mypy over the library, the service and the harness as one package. api/ and benchmarks/ install as
+# forecasting.api and forecasting.benchmarks (package-dir mapping, which mypy cannot follow): they are
+# linked into $(TYPECHECK)/forecasting/, a folder on MYPYPATH, and mypy's paths are mapped back.
+TYPECHECK := build/typecheck
+
+typecheck: install
+	@mkdir -p $(TYPECHECK)/forecasting
+	@ln -sfn ../../../api $(TYPECHECK)/forecasting/api
+	@ln -sfn ../../../benchmarks $(TYPECHECK)/forecasting/benchmarks
+	@MYPYPATH=$(TYPECHECK) $(PY) -m mypy -p forecasting -p forecasting.api -p forecasting.benchmarks \
+	  > $(TYPECHECK)/mypy.out 2>&1; status=$$?; \
+	  sed -e 's#^$(TYPECHECK)/forecasting/api/#api/#' -e 's#^$(TYPECHECK)/forecasting/benchmarks/#benchmarks/#' \
+	  $(TYPECHECK)/mypy.out; exit $$status
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+check: lint typecheck
+
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache build/typecheck
