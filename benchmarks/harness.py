@@ -6,7 +6,10 @@ on every series of the dataset cut at the window's origin and forecasts ``h`` st
 peak memory of the process that ran it. Windows are rolling origins ``step_size`` steps
 apart; window 0 is the last one, whose test part is each series' last ``h`` observations
 (for M4, whose official test part continues the training series, window 0 is exactly the
-official train/test split), window 1 ends ``step_size`` steps earlier, and so on.
+official train/test split), window 1 ends ``step_size`` steps earlier, and so on. The windows
+are cut by :func:`forecasting.backtest.rolling_origins`, the splitter behind
+:func:`forecasting.backtest.cross_validation`: the same data, ``h``, windows and step give
+the same cutoffs and the same training and test rows.
 
 Tasks run in-process (``n_jobs=1``), in worker processes (``engine="local"``, a
 ``ProcessPoolExecutor`` of ``n_jobs`` spawned workers, each model fitted with one
@@ -49,13 +52,15 @@ from typing import Any, Literal
 import polars as pl
 
 from forecasting import datasets
+from forecasting.backtest import Window, origin_step, rolling_origins
+from forecasting.benchmarks.leaderboard import markdown_table, write_html
 from forecasting.data import validate_levels, validate_panel
 from forecasting.errors import InvalidParameterError, ModelFitError
 from forecasting.evaluation import evaluate
 from forecasting.models import REGISTRY, ModelSpec, default_season_length, make_model, parse_spec
 
-__all__ = ["BenchData", "BenchResult", "Task", "code_version", "holdout_split", "load_bench_data", "plan_tasks",
-           "run_benchmark", "run_task", "write_results"]
+__all__ = ["BenchData", "BenchResult", "Task", "code_version", "load_bench_data", "plan_tasks", "run_benchmark",
+           "run_task", "write_results"]
 
 NAIVE2 = "__naive2"
 TIMING_COLUMNS = ("fit_seconds", "predict_seconds", "fit_predict_seconds", "peak_memory_mb", "memory_delta_mb")
@@ -100,7 +105,7 @@ class Task:
     model: str  # output name (column) of the model in the results
     spec: str  # canonical JSON of the effective spec (season lengths filled in)
     window: int  # 0 = the last window
-    offset: int  # observations after the window's origin, counted from each series' end
+    offset: int  # observations after the window's origin, counted from each series' end (Window.offset)
     h: int
     levels: tuple[float, ...]
     freq: str | int
@@ -115,32 +120,6 @@ class Task:
 
 
 # --------------------------------------------------------------------------- data
-def holdout_split(frame: pl.DataFrame, h: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split each series into its first ``n - h`` rows (train) and last ``h`` rows (test).
-
-    Raises
-    ------
-    InvalidParameterError
-        When a series has ``h`` or fewer observations (nothing left to train on).
-    """
-    frame = frame.sort("unique_id", "ds")
-    n = frame.group_by("unique_id").len()
-    short = n.filter(pl.col("len") <= h)
-    if short.height:
-        ids = ", ".join(short["unique_id"].head(5).to_list())
-        raise InvalidParameterError(f"h={h} leaves no training data for series {ids} (lengths <= h)", field="h")
-    idx = pl.int_range(pl.len()).over("unique_id")
-    size = pl.len().over("unique_id")
-    return frame.filter(idx < size - h), frame.filter(idx >= size - h)
-
-
-def _cut(frame: pl.DataFrame, offset: int, h: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Rows before the origin (train) and the ``h`` after it (test); ``offset`` rows follow the origin."""
-    idx = pl.int_range(pl.len()).over("unique_id")
-    size = pl.len().over("unique_id")
-    return frame.filter(idx < size - offset), frame.filter((idx >= size - offset) & (idx < size - offset + h))
-
-
 def load_bench_data(dataset: str | None = None, *, input: str | Path | None = None, freq: str | int | None = None,
                     h: int | None = None, season_length: int | None = None,
                     series_limit: int | None = None) -> BenchData:
@@ -247,11 +226,7 @@ def plan_tasks(bench: BenchData, models: Sequence[str], *, windows: int = 1, ste
     specs = [parse_spec(m) for m in models]
     if not specs:
         raise InvalidParameterError("give at least one model", field="models")
-    if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
-        raise InvalidParameterError(f"windows must be an integer >= 1, got {windows!r}", field="windows")
-    step = bench.h if step_size is None else step_size
-    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-        raise InvalidParameterError(f"step_size must be an integer >= 1, got {step_size!r}", field="step_size")
+    step = origin_step(h=bench.h, n_windows=windows, step_size=step_size, windows_field="windows")
     levels = tuple(validate_levels(level))
     held = bench.h + (windows - 1) * step
     n = bench.data.group_by("unique_id").len()
@@ -266,14 +241,15 @@ def plan_tasks(bench: BenchData, models: Sequence[str], *, windows: int = 1, ste
     ref = effective_spec(ModelSpec(name="naive2"), season_length=bench.season_length,
                          calendar_freq=bench.calendar_freq)
 
-    def task(name: str, spec: ModelSpec, w: int) -> Task:
-        return Task(dataset=bench.name, fingerprint=bench.fingerprint, model=name, spec=canonical(spec), window=w,
-                    offset=bench.h + w * step, h=bench.h, levels=levels, freq=bench.freq, series_limit=series_limit,
-                    version=version)
+    def task(name: str, spec: ModelSpec, win: Window) -> Task:
+        return Task(dataset=bench.name, fingerprint=bench.fingerprint, model=name, spec=canonical(spec),
+                    window=win.window, offset=win.offset, h=bench.h, levels=levels, freq=bench.freq,
+                    series_limit=series_limit, version=version)
 
     names = _names(specs)
-    tasks = [task(name, spec, w) for w in range(windows) for name, spec in zip(names, effective, strict=True)]
-    refs = [task(NAIVE2, ref, w) for w in range(windows)]
+    origins = rolling_origins(bench.data, h=bench.h, n_windows=windows, step_size=step, windows_field="windows")
+    tasks = [task(name, spec, win) for win in origins for name, spec in zip(names, effective, strict=True)]
+    refs = [task(NAIVE2, ref, win) for win in origins]
     return tasks, refs
 
 
@@ -322,8 +298,7 @@ def run_task(task: Task, data: pl.DataFrame) -> pl.DataFrame:
     ForecastingError
         Whatever the model raises (the task is then not stored).
     """
-    train, _ = _cut(data, task.offset, task.h)
-    panel = validate_panel(train, freq=task.freq)
+    panel = validate_panel(_window(task, data).train, freq=task.freq)
     spec = parse_spec(task.spec)
     model = make_model(spec, freq=panel.freq, n_jobs=1)
     with _PeakRSS() as mem:
@@ -338,6 +313,11 @@ def run_task(task: Task, data: pl.DataFrame) -> pl.DataFrame:
     return out.with_columns(pl.lit(t1 - t0).alias("fit_seconds"), pl.lit(t2 - t1).alias("predict_seconds"),
                             pl.lit(mem.peak / mb).alias("peak_memory_mb"),
                             pl.lit(max(mem.peak - mem.start, 0) / mb).alias("memory_delta_mb"))
+
+
+def _window(task: Task, data: pl.DataFrame) -> Window:
+    """The task's rolling origin of ``data`` (the tasks are planned by :func:`rolling_origins`)."""
+    return Window(window=task.window, offset=task.offset, h=task.h, frame=data)
 
 
 def _guarded(task: Task, data: pl.DataFrame) -> pl.DataFrame | ModelFitError:
@@ -439,7 +419,8 @@ def _run_ray(todo: list[tuple[Task, Callable[..., Any]]], data: pl.DataFrame, n_
 # --------------------------------------------------------------------------- scoring
 def _score_window(w: int, results: dict[Task, pl.DataFrame | ModelFitError], tasks: list[Task], ref: Task,
                   bench: BenchData, levels: Sequence[float], notes: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    train, test = _cut(bench.data, ref.offset, bench.h)
+    win = _window(ref, bench.data)
+    train, test = win.train, win.test
     base: pl.DataFrame | None = None
     for task in tasks:
         out = results[task]
@@ -465,8 +446,7 @@ def _score_window(w: int, results: dict[Task, pl.DataFrame | ModelFitError], tas
     train = train.rechunk()
     scores = evaluate(base, test, train, models=[t.model for t in tasks], season_length=bench.season_length,
                       level=levels, naive2_column=naive2_col)
-    cutoff = train.group_by("unique_id").agg(pl.col("ds").last().alias("cutoff"))
-    forecasts = (test.join(cutoff, on="unique_id").join(base.drop(NAIVE2, strict=False), on=["unique_id", "ds"])
+    forecasts = (test.join(win.cutoff, on="unique_id").join(base.drop(NAIVE2, strict=False), on=["unique_id", "ds"])
                  .with_columns(pl.lit(w).alias("window")))
     forecasts = forecasts.select("unique_id", "ds", "window", "cutoff", "y",
                                  *[c for c in forecasts.columns if c not in ("unique_id", "ds", "window", "cutoff", "y")])
@@ -602,7 +582,7 @@ def run_benchmark(
                     *[pl.col(c).sum() for c in ("fit_seconds", "predict_seconds", "fit_predict_seconds")],
                     *[pl.col(c).max() for c in ("peak_memory_mb", "memory_delta_mb")],
                     pl.len().alias("windows")))
-    history = _cut(bench.data, refs[0].offset, 0)[0].group_by("unique_id", maintain_order=True).tail(3 * bench.h)
+    history = _window(refs[0], bench.data).train.group_by("unique_id", maintain_order=True).tail(3 * bench.h)
     return BenchResult(metrics=metrics, forecasts=pl.concat(frames, how="diagonal_relaxed"), notes=notes,
                        window_metrics=window_metrics, history=history, cached=cached_n,
                        computed=len(tasks) - cached_n)
@@ -612,8 +592,6 @@ def run_benchmark(
 def write_results(result: BenchResult, output: str | Path) -> dict[str, Path]:
     """Write ``metrics.csv``, ``metrics_by_window.csv``, ``forecasts.parquet``, ``leaderboard.md`` and
     ``leaderboard.html`` (self-contained: plots embedded as PNG data) into ``output``."""
-    from forecasting.benchmarks.leaderboard import markdown_table, write_html
-
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out / "metrics.csv", "forecasts": out / "forecasts.parquet", "leaderboard": out / "leaderboard.md",
@@ -623,5 +601,5 @@ def write_results(result: BenchResult, output: str | Path) -> dict[str, Path]:
         result.window_metrics.write_csv(paths["window_metrics"])
     result.forecasts.write_parquet(paths["forecasts"])
     paths["leaderboard"].write_text(markdown_table(result.metrics))
-    write_html(result, paths["html"])
+    write_html(result.metrics, paths["html"], forecasts=result.forecasts, history=result.history, notes=result.notes)
     return paths

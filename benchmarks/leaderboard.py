@@ -4,6 +4,9 @@ The HTML page needs no network: its plots are matplotlib PNGs embedded as base64
 ``data:`` URIs and its style is inline. Plots: one bar chart per metric (sMAPE, MASE,
 OWA) by model, forecasts against actuals for a few series of the last window, and
 accuracy against fit + predict time.
+
+The functions take the harness's frames (``metrics``, ``forecasts``, ``history``), not its
+result type, so this module does not import the harness.
 """
 
 from __future__ import annotations
@@ -11,13 +14,11 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
-
-if TYPE_CHECKING:
-    from forecasting.benchmarks.harness import BenchResult
 
 __all__ = ["markdown_table", "write_html"]
 
@@ -54,18 +55,20 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _plots(result: BenchResult, n_series: int) -> list[tuple[str, str]]:
+def _plots(metrics: pl.DataFrame, forecasts: pl.DataFrame, history: pl.DataFrame | None,
+           n_series: int) -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    m = _ranked(result.metrics)
+    m = _ranked(metrics)
     models = m["model"].to_list()
     out: list[tuple[str, str]] = []
-    metrics = [c for c in ("smape", "mase", "owa") if m[c].null_count() < m.height]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.35 * len(models) + 1.6), squeeze=False)
-    for ax, col in zip(axes[0], metrics, strict=True):
+    shown_metrics = [c for c in ("smape", "mase", "owa") if m[c].null_count() < m.height]
+    fig, axes = plt.subplots(1, len(shown_metrics), figsize=(4.2 * len(shown_metrics), 0.35 * len(models) + 1.6),
+                             squeeze=False)
+    for ax, col in zip(axes[0], shown_metrics, strict=True):
         vals = [v if v is not None else 0.0 for v in m[col].to_list()]
         ax.barh(models[::-1], vals[::-1], color="#4477aa")
         ax.set_title(col.upper() if col != "smape" else "sMAPE")
@@ -73,16 +76,15 @@ def _plots(result: BenchResult, n_series: int) -> list[tuple[str, str]]:
     fig.suptitle("Accuracy by model (lower is better)")
     out.append(("Accuracy by model", _png(fig)))
 
-    fc = result.forecasts
-    last = fc.filter(pl.col("window") == 0)
+    last = forecasts.filter(pl.col("window") == 0)
     ids = last["unique_id"].unique(maintain_order=True).head(n_series).to_list()
     if ids:
         fig, axes = plt.subplots(len(ids), 1, figsize=(10, 2.6 * len(ids)), squeeze=False)
         shown = models[: min(4, len(models))]
         for ax, uid in zip(axes[:, 0], ids, strict=True):
             part = last.filter(pl.col("unique_id") == uid).sort("ds")
-            if result.history is not None:
-                hist = result.history.filter(pl.col("unique_id") == uid).sort("ds")
+            if history is not None:
+                hist = history.filter(pl.col("unique_id") == uid).sort("ds")
                 ax.plot(hist["ds"].to_list(), hist["y"].to_list(), color="#333333", lw=1, label="history")
             ax.plot(part["ds"].to_list(), part["y"].to_list(), color="black", lw=1.6, label="actual")
             for name in shown:
@@ -94,7 +96,7 @@ def _plots(result: BenchResult, n_series: int) -> list[tuple[str, str]]:
         fig.suptitle("Forecast vs actual (last window, best models)")
         out.append(("Forecast vs actual", _png(fig)))
 
-    key = "owa" if "owa" in metrics else "mase"
+    key = "owa" if "owa" in shown_metrics else "mase"
     fig, ax = plt.subplots(figsize=(7, 4.5))
     secs = m["fit_predict_seconds"].to_list()
     acc = m[key].to_list()
@@ -112,17 +114,41 @@ def _plots(result: BenchResult, n_series: int) -> list[tuple[str, str]]:
     return out
 
 
-def write_html(result: BenchResult, path: str | Path, *, n_series: int = 3) -> Path:
-    """Write the HTML leaderboard (table + plots, no external resources) to ``path``."""
-    m = _ranked(result.metrics)
+def write_html(metrics: pl.DataFrame, path: str | Path, *, forecasts: pl.DataFrame,
+               history: pl.DataFrame | None = None, notes: Sequence[str] = (), n_series: int = 3) -> Path:
+    """Write the HTML leaderboard (table + plots, no external resources) to ``path``.
+
+    Parameters
+    ----------
+    metrics : pl.DataFrame
+        One row per model: ``dataset, model, smape, mase, owa, ..., fit_predict_seconds``
+        (``BenchResult.metrics``).
+    path : path
+        The HTML file written.
+    forecasts : pl.DataFrame
+        ``unique_id, ds, window, cutoff, y, <model>...`` (``BenchResult.forecasts``); the
+        first ``n_series`` series of window 0 are plotted.
+    history : pl.DataFrame, optional
+        ``unique_id, ds, y`` before window 0, drawn before the forecasts.
+    notes : sequence of str
+        Listed under the table.
+    n_series : int, default 3
+        Series plotted.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    m = _ranked(metrics)
     dataset = ", ".join(sorted(set(m["dataset"].to_list())))
     cols = [c for c in m.columns if c != "dataset"]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
                    for row in m.select(cols).iter_rows())
     figures = "".join(f"<h2>{html.escape(title)}</h2><img alt=\"{html.escape(title)}\" src=\"{uri}\">"
-                      for title, uri in _plots(result, n_series))
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
+                      for title, uri in _plots(metrics, forecasts, history, n_series))
+    listed = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Leaderboard: {html.escape(dataset)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
@@ -132,7 +158,7 @@ img{{max-width:100%}}</style></head><body>
 <p>Ranked by OWA (MASE when Naive2 does not apply); lower is better. Seconds are summed over windows,
 memory is the peak resident size of the process that ran the task.</p>
 <table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>
-{f"<ul>{notes}</ul>" if notes else ""}
+{f"<ul>{listed}</ul>" if listed else ""}
 {figures}
 </body></html>
 """

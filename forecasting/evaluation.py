@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -426,6 +427,7 @@ def evaluate(
     season_length: int,
     level: Sequence[float] = (),
     naive2_column: str | None = None,
+    unscaled: Literal["raise", "null"] = "raise",
 ) -> pl.DataFrame:
     """Score forecasts against actuals, per model, M4 style (per series, then averaged).
 
@@ -454,6 +456,10 @@ def evaluate(
     naive2_column : str, optional
         Column of ``forecasts`` holding the Naive2 benchmark; when given, ``owa`` is computed
         from the dataset-level sMAPE and MASE of each model and of Naive2.
+    unscaled : {"raise", "null"}, default "raise"
+        A series without a MASE/MSIS scale (``season_length`` or fewer training points, or
+        a zero scale): raise (below), or give it a null MASE/MSIS and average those over the
+        other series (null when no series has a scale; ``owa`` is then null too).
 
     Returns
     -------
@@ -470,9 +476,10 @@ def evaluate(
         (naming the series), a forecast or actual is null/NaN/inf (naming the model and
         series), a series has no training data, or a series' MASE scale is 0.
     InsufficientHistoryError
-        If a series has ``season_length`` or fewer training points.
+        If a series has ``season_length`` or fewer training points (``unscaled="raise"``).
     InvalidParameterError
-        If ``models`` is empty, ``season_length`` < 1 or a level is outside (0, 100).
+        If ``models`` is empty, ``season_length`` < 1, a level is outside (0, 100) or
+        ``unscaled`` is not one of its values.
 
     Notes
     -----
@@ -484,6 +491,8 @@ def evaluate(
         raise InvalidParameterError("`models` must name at least one forecast column, got none", field="models")
     m = _season(season_length)
     levels = [_level(lv) for lv in level]
+    if unscaled not in ("raise", "null"):
+        raise InvalidParameterError(f"`unscaled` must be 'raise' or 'null', got {unscaled!r}", field="unscaled")
     for name, frame in (("forecasts", forecasts), ("actuals", actuals), ("train", train)):
         if not isinstance(frame, pl.DataFrame):
             raise InvalidInputError(f"`{name}` must be a polars DataFrame, got {type(frame).__name__}", field=name)
@@ -582,6 +591,10 @@ def evaluate(
             field="train",
             details={"series": bad_train["unique_id"].to_list()[:100]},
         )
+    if unscaled == "null":  # no scale: null MASE/MSIS for the series, left out of the means
+        undefined = (pl.col("n_train") <= m) | (pl.col("scale") == 0)
+        joined = joined.with_columns(pl.when(undefined).then(None).otherwise(pl.col("scale")).alias("scale"))
+        per_series_train = per_series_train.filter(~undefined)
     short = per_series_train.filter(pl.col("n_train") <= m)
     if short.height:
         raise InsufficientHistoryError(
@@ -652,7 +665,7 @@ def evaluate(
             "mae": means[f"{model}__mae"],
             "rmse": means[f"{model}__rmse"],
         }
-        if naive2 is not None:
+        if naive2 is not None and None not in (row["mase"], naive2[1]):
             row["owa"] = owa(row["smape"], row["mase"], naive2[0], naive2[1])  # type: ignore[arg-type]
         for lv in levels:
             key = _level_names(lv)[0]

@@ -406,28 +406,21 @@ def _validation(spec: dict[str, Any], panel: Panel, h: int, levels: tuple[float 
     if validation is not None and validation is not True:
         raise InvalidParameterError(f"validation must be None, False, a mapping or a one-row frame, got "
                                     f"{type(validation).__name__}", field="validation")
-    from forecasting.backtest import cross_validation
-    from forecasting.evaluation import evaluate
+    from forecasting.backtest import holdout_scores
 
     try:
         try:
-            cv = cross_validation(panel, model=spec, h=h, n_windows=1, level=levels, n_jobs=n_jobs)
+            scores = holdout_scores(panel, model=spec, h=h, season_length=season, level=levels, n_jobs=n_jobs)
         except CapabilityError as exc:
             if not levels:
                 raise
             doc.notes.append(f"validation without interval coverage: {exc.message}")
             levels = ()
-            cv = cross_validation(panel, model=spec, h=h, n_windows=1, n_jobs=n_jobs)
-        out_alias = next(c for c in cv.columns if c not in ("unique_id", "ds", "cutoff", "y") and "-lo-" not in c
-                         and "-hi-" not in c)
-        idx = pl.int_range(pl.len()).over("unique_id")
-        train = panel.frame.filter(idx < pl.len().over("unique_id").cast(pl.Int64) - h).select("unique_id", "ds", "y")
-        scores = evaluate(cv.drop("y", "cutoff"), cv.select("unique_id", "ds", "y"), train, models=[out_alias],
-                          season_length=season, level=levels)
+            scores = holdout_scores(panel, model=spec, h=h, season_length=season, n_jobs=n_jobs)
     except ForecastingError as exc:
         doc.notes.append(f"validation metrics not computed: {exc.message}")
         return None
-    row = scores.row(0, named=True)
+    row = scores.metrics
     keep = {"smape": row["smape"], "mase": row["mase"]}
     for lv in levels:
         keep[f"coverage_{_lv(lv)}"] = row.get(f"coverage_{_lv(lv)}", row.get(f"coverage_{lv}"))

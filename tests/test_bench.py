@@ -176,3 +176,13 @@ def test_ray_engine_gives_the_local_results(tmp_path: Path, monkeypatch: pytest.
 
     assert not ray.is_initialized()  # shut down after the run
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]  # nothing else written in the working directory
+
+
+def test_leaderboard_does_not_import_the_harness() -> None:
+    """Issue 12: no import circle between the harness and the leaderboard (the leaderboard takes frames)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import forecasting.benchmarks.leaderboard; "
+            "assert 'forecasting.benchmarks.harness' not in sys.modules, 'leaderboard imported the harness'")
+    subprocess.run([sys.executable, "-c", code], check=True)

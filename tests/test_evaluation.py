@@ -184,6 +184,24 @@ def test_evaluate_zero_scale_names_series() -> None:
         evaluate(forecasts, actuals, flat, models=["good"], season_length=1)
 
 
+def test_evaluate_unscaled_null_leaves_series_without_scale_out_of_mase_and_msis() -> None:
+    """Training jobs' hold-out: a flat series still counts in sMAPE, not in MASE/MSIS (and OWA is null)."""
+    forecasts, actuals, train = _tiny_frames()
+    flat = train.with_columns(pl.when(pl.col("unique_id") == "b").then(3.0).otherwise(pl.col("y")).alias("y"))
+    out = evaluate(forecasts, actuals, flat, models=["good", "naive2"], season_length=1, level=[80],
+                   naive2_column="naive2", unscaled="null")
+    good = out.row(0, named=True)
+    assert good["mase"] == pytest.approx(1 / 2)  # series a only (scale 2, errors 1, 1)
+    assert good["msis_80"] == pytest.approx(3.0)  # series a only
+    assert good["smape"] == pytest.approx(((200 * 1 / 11 + 200 * 1 / 13) / 2 + 0.0) / 2)  # both series
+    assert good["coverage_80"] == pytest.approx(0.5)  # both series
+    only_flat = evaluate(forecasts.filter(pl.col("unique_id") == "b"), actuals.filter(pl.col("unique_id") == "b"),
+                         flat, models=["good"], season_length=1, naive2_column="naive2", unscaled="null")
+    assert only_flat["mase"].to_list() == [None] and only_flat["owa"].to_list() == [None]
+    with pytest.raises(InvalidParameterError, match="unscaled"):
+        evaluate(forecasts, actuals, train, models=["good"], season_length=1, unscaled="skip")  # type: ignore[arg-type]
+
+
 def test_evaluate_rejects_missing_column_and_empty_models() -> None:
     forecasts, actuals, train = _tiny_frames()
     with pytest.raises(InvalidInputError, match="nope"):
