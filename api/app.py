@@ -1,11 +1,12 @@
 """The Litestar application factory.
 
 Routes are built inside :func:`create_app` (a handler object keeps the settings of the
-first app that served it). Handlers are thin: they call :mod:`forecasting.service` or
-:class:`api.service.Services` (registry, jobs) in a worker thread (never blocking the
-event loop) and map the result to a schema.
+first app that served it). Handlers are thin: one call to :mod:`forecasting.service` (inline
+data) or :class:`forecasting.service.registered.RegisteredModels` (registry, jobs) in a worker
+thread (never blocking the event loop), and a schema mapping (:mod:`forecasting.api.mapping`).
+Every route has a typed response schema.
 
-The factory opens the model :class:`~forecasting.registry.Registry` (database and artifact
+The factory opens the model :class:`~forecasting.store.Store` (database and artifact
 store from the settings) and a :class:`~forecasting.jobs.JobRunner`; on startup the runner
 fails jobs a previous process left unfinished (``recover``), on shutdown it stops.
 
@@ -37,30 +38,35 @@ from forecasting.api.auth import KeyGuard, tenant_of
 from forecasting.api.errors import exception_handlers, problem
 from forecasting.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from forecasting.api.metrics import Metrics
-from forecasting.api.service import Services, job_out
+from forecasting.api.mapping import explain_out, forecast_out, job_out, model_detail_out, model_out, version_out
 from forecasting.api.schemas import (
     AliasRequest,
-    ExplainRequest,
-    PredictRequest,
-    RegisteredForecastRequest,
-    TrainRequest,
     CrossValidationRequest,
     CrossValidationResponse,
-    FallbackOut,
+    ExplainRequest,
+    ExplainResponse,
     ForecastRequest,
     ForecastResponse,
     HealthOut,
+    JobOut,
+    ModelDetailOut,
     ModelInfo,
+    ModelSummaryOut,
+    PredictRequest,
+    PredictResponse,
     Problem,
+    ReadyOut,
+    RegisteredForecastRequest,
+    TrainRequest,
+    VersionOut,
 )
 from forecasting.api.settings import Settings
 from forecasting import __version__
-from forecasting.backtest import cross_validation_metrics
-from forecasting.data import validate_panel
+from forecasting import service
 from forecasting.errors import InvalidParameterError
 from forecasting.jobs import JobRunner
-from forecasting.registry import Registry, validate_name
-from forecasting.service import Limits, check_limits, forecast
+from forecasting.store import Store, validate_name
+from forecasting.service.registered import RegisteredModels
 
 __all__ = ["create_app"]
 
@@ -75,12 +81,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """
     settings = settings or Settings.from_env()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    limits = Limits(max_h=settings.max_h, max_series=settings.max_series, max_rows=settings.max_rows,
+    limits = service.Limits(max_h=settings.max_h, max_series=settings.max_series, max_rows=settings.max_rows,
                     max_seconds=settings.max_seconds)
     database_url, artifacts_dir = settings.registry_locations
-    registry = Registry(database_url, artifacts_dir, cache_size=settings.model_cache_size)
-    runner = JobRunner(registry, max_workers=settings.job_workers, time_limit_s=settings.max_train_seconds)
-    services = Services(registry=registry, runner=runner, limits=limits)
+    store = Store(database_url, artifacts_dir, cache_size=settings.model_cache_size)
+    runner = JobRunner(store, max_workers=settings.job_workers, time_limit_s=settings.max_train_seconds)
+    services = RegisteredModels(store=store, runner=runner, limits=limits)
     metrics = Metrics(jobs_by_state=services.jobs_by_state, cache=services.cache_size)
 
     @get("/healthz", tags=["health"], summary="Liveness", opt={"public": True})
@@ -91,12 +97,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @get("/readyz", tags=["health"], summary="Readiness", opt={"public": True}, sync_to_thread=True,
          responses={503: ResponseSpec(Problem, description="Database or artifact store unreachable.",
                                       media_type="application/problem+json")})
-    def readyz() -> Response[Any]:
+    def readyz() -> Response[ReadyOut] | Response[Any]:
         """The registry database answers and the artifact store is a writable folder."""
         problems = services.readiness()
         if problems:
             return problem(503, "; ".join(problems), type_="not-ready")
-        return Response({"status": "ready"}, status_code=200)
+        return Response(ReadyOut(status="ready"), status_code=200)
 
     @get("/metrics", tags=["health"], summary="Prometheus metrics", media_type=METRICS_CONTENT_TYPE,
          sync_to_thread=True)
@@ -131,28 +137,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
         Errors are RFC 9457 problem details: 400 for malformed bodies, 422 for data or parameters the
         model cannot use (the `field` member names the request field, `detail` the series and rows).
         """
-        model: Any = data.model if isinstance(data.model, str) else msgspec.structs.asdict(data.model)
-        result = forecast(data.data, model=model, h=data.h, freq=data.freq, level=data.level,
-                          fill_missing=data.fill_missing, fill_gaps=data.fill_gaps, X_future=data.X_future,
-                          limits=limits)
-        return ForecastResponse(
-            model=result.spec.name, alias=result.alias, params=result.spec.params, freq=result.panel.freq, h=data.h,
-            level=list(result.level), forecasts=result.forecasts.to_dicts(),
-            fallbacks=[FallbackOut(**f.to_dict()) for f in result.fallbacks],
-            filled=result.report.to_dict()["filled"], notes=result.notes)
+        return forecast_out(service.forecast(data.data, model=data.model, h=data.h, freq=data.freq, level=data.level,
+                                             fill_missing=data.fill_missing, fill_gaps=data.fill_gaps,
+                                             X_future=data.X_future, limits=limits))
 
     @post("/v1/cross_validation", tags=["forecast"], summary="Backtest models on rolling origins", status_code=200,
           sync_to_thread=True, before_request=_require_json, responses=problems)
     def cross_validation_route(data: JSONBody[CrossValidationRequest]) -> CrossValidationResponse:
         """Fit each model on the data before each of `n_windows` origins, forecast `h` steps, score every window."""
-        models = [m if isinstance(m, str) else msgspec.structs.asdict(m) for m in data.models]
-        panel = validate_panel(data.data, freq=data.freq)
-        check_limits(panel, limits)
-        if data.h > limits.max_h:
-            raise InvalidParameterError(f"h must be at most {limits.max_h}, got {data.h}", field="h")
-        scores = cross_validation_metrics(panel, models=models, h=data.h, n_windows=data.n_windows,
-                                          step_size=data.step_size, level=data.level, season_length=data.season_length)
-        return CrossValidationResponse(metrics=scores.to_dicts())
+        result = service.cross_validate(data.data, models=data.models, h=data.h, n_windows=data.n_windows,
+                                        step_size=data.step_size, level=data.level, freq=data.freq,
+                                        season_length=data.season_length, limits=limits)
+        return CrossValidationResponse(metrics=result.metrics.to_dicts())
 
     registered = _registry_routes(services, problems)
 
@@ -161,7 +157,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     def close() -> None:
         runner.shutdown()
-        registry.close()
+        store.close()
 
     return Litestar(
         route_handlers=[healthz, readyz, metrics_route, list_model_types, forecast_route, cross_validation_route,
@@ -187,7 +183,7 @@ def _tenant(request: Request) -> str:
     return tenant_of(request)
 
 
-def _registry_routes(services: Services, problems: dict[int, ResponseSpec]) -> list[Any]:
+def _registry_routes(services: RegisteredModels, problems: dict[int, ResponseSpec]) -> list[Any]:
     """The /v1/models (registered models), /v1/jobs routes."""
     problem_json = "application/problem+json"
     more = {**problems,
@@ -198,7 +194,7 @@ def _registry_routes(services: Services, problems: dict[int, ResponseSpec]) -> l
 
     @post("/v1/models", tags=["registry"], summary="Train and register a model (a job)", status_code=202,
           responses=more, operation_class=_TrainOperation)
-    async def train(request: Request, tenant: NamedDependency[str]) -> Response[dict[str, Any]]:
+    async def train(request: Request, tenant: NamedDependency[str]) -> Response[JobOut] | Response[Any]:
         """Queue training of a new version of `name`; 202 with the job and its Location (/v1/jobs/{id}).
 
         JSON body (TrainRequest: name, model, data, kind, target, h, freq), or multipart/form-data with the
@@ -210,8 +206,11 @@ def _registry_routes(services: Services, problems: dict[int, ResponseSpec]) -> l
             fields = _form_fields(form)
             upload = form.get("file")
             if upload is None or isinstance(upload, str):
-                raise InvalidParameterError("multipart training needs the data as a file in form field 'file' "
-                                            "(.csv or .parquet)", field="file")
+                msg = (
+                    "multipart training needs the data as a file in form field 'file' "
+                                            "(.csv or .parquet)"
+                )
+                raise InvalidParameterError(msg, field="file")
             content = await upload.read()
             job = await sync_to_thread(services.submit_upload, tenant, filename=upload.filename or "", content=content,
                                        **fields)
@@ -230,50 +229,61 @@ def _registry_routes(services: Services, problems: dict[int, ResponseSpec]) -> l
         return Response(job_out(job), status_code=HTTP_202_ACCEPTED, headers={"Location": f"/v1/jobs/{job.id}"})
 
     @get("/v1/models", tags=["registry"], summary="The tenant's registered models", sync_to_thread=True)
-    def list_registered(tenant: NamedDependency[str]) -> list[dict[str, Any]]:
+    def list_registered(tenant: NamedDependency[str]) -> list[ModelSummaryOut]:
         """Each model name with its latest version, version count and aliases."""
-        return services.list_models(tenant)
+        return [model_out(m) for m in services.list_models(tenant)]
 
     @get("/v1/models/{name:str}", tags=["registry"], summary="A model's versions and aliases", sync_to_thread=True,
          responses=more)
-    def get_model(name: FromPath[str], tenant: NamedDependency[str]) -> dict[str, Any]:
+    def get_model(name: FromPath[str], tenant: NamedDependency[str]) -> ModelDetailOut:
         """Versions (spec, metrics, data fingerprint, artifact digest), aliases and the latest version."""
-        return services.model_detail(tenant, name)
+        return model_detail_out(*services.model_detail(tenant, name))
 
     @delete("/v1/models/{name:str}/versions/{version:int}", tags=["registry"], summary="Delete a version",
             status_code=204, sync_to_thread=True, responses=more)
     def delete_version(name: FromPath[str], version: FromPath[int], tenant: NamedDependency[str], force: FromQuery[bool] = False) -> None:
         """Delete a version and its artifact; 409 while an alias points at it (unless `force`, which drops the
         aliases too)."""
-        services.registry.delete_version(name, version, tenant, force=force)
+        services.delete_version(tenant, name, version, force=force)
 
     @put("/v1/models/{name:str}/aliases/{alias:str}", tags=["registry"], summary="Point an alias at a version",
          sync_to_thread=True, before_request=_require_json, responses=more)
-    def set_alias(name: FromPath[str], alias: FromPath[str], data: JSONBody[AliasRequest], tenant: NamedDependency[str]) -> dict[str, Any]:
+    def set_alias(name: FromPath[str], alias: FromPath[str], data: JSONBody[AliasRequest], tenant: NamedDependency[str]) -> VersionOut:
         """Create or move `name@alias` to `version`."""
-        return services.set_alias(tenant, name, alias, version=data.version)
+        return version_out(services.set_alias(tenant, name, alias, version=data.version))
 
     @delete("/v1/models/{name:str}/aliases/{alias:str}", tags=["registry"], summary="Remove an alias",
             status_code=204, sync_to_thread=True, responses=more)
     def delete_alias(name: FromPath[str], alias: FromPath[str], tenant: NamedDependency[str]) -> None:
         """Remove `name@alias` (the version stays)."""
-        services.registry.delete_alias(name, alias, tenant)
+        services.delete_alias(tenant, name, alias)
 
     @post("/v1/models/{ref:str}/forecast", tags=["registry"], summary="Forecast with a registered model",
           status_code=200, sync_to_thread=True, before_request=_require_json, responses=more)
-    def forecast_registered(ref: FromPath[str], data: JSONBody[RegisteredForecastRequest], tenant: NamedDependency[str]) -> dict[str, Any]:
+    def forecast_registered(ref: FromPath[str], data: JSONBody[RegisteredForecastRequest], tenant: NamedDependency[str]) -> ForecastResponse:
         """`ref`: name (latest), name@3 or name@alias. Saved models predict from the stored model (history
-        optional); spec-only statistical versions refit on `history` (required)."""
-        return services.forecast(tenant, ref, h=data.h, level=data.level, history=data.history,
-                                 X_future=data.X_future)
+        optional; its series too short for the model go to the spec's fallback); spec-only statistical
+        versions refit on `history` (required). Same answer fields as POST /v1/forecast."""
+        return forecast_out(services.forecast(tenant, ref, h=data.h, level=data.level, history=data.history,
+                                              X_future=data.X_future, fill_missing=data.fill_missing,
+                                              fill_gaps=data.fill_gaps))
 
     @post("/v1/models/{ref:str}/explain", tags=["registry"], summary="SHAP values of a registered model",
           status_code=200, sync_to_thread=True, before_request=_require_json, responses=more)
-    def explain_registered(ref: FromPath[str], data: JSONBody[ExplainRequest], tenant: NamedDependency[str]) -> dict[str, Any]:
+    def explain_registered(ref: FromPath[str], data: JSONBody[ExplainRequest], tenant: NamedDependency[str]) -> ExplainResponse:
         """Forecast models: the forecast rows asked (`h`, optional `series`, `steps`); tabular: `rows`. Each row
         has its base value, output and top-`k` contributions; with the additivity error. Statistical models: 422."""
-        return services.explain_any(tenant, ref, h=data.h, history=data.history, X_future=data.X_future,
-                                    series=data.series, steps=data.steps, rows=data.rows, k=data.k)
+        if services.kind(tenant, ref) == "tabular":
+            if data.rows is None:
+                msg = "rows is required to explain a tabular model"
+                raise InvalidParameterError(msg, field="rows")
+            return explain_out(services.explain_rows(tenant, ref, rows=data.rows), k=data.k)
+        if data.h is None:
+            msg = "h is required to explain a forecast model"
+            raise InvalidParameterError(msg, field="h")
+        result = services.explain(tenant, ref, h=data.h, history=data.history, X_future=data.X_future,
+                                  series=data.series, steps=data.steps)
+        return explain_out(result, k=data.k, h=data.h)
 
     @get("/v1/models/{ref:str}/report", tags=["registry"], summary="HTML report of a registered model",
          media_type=MediaType.HTML, sync_to_thread=True, responses=more)
@@ -293,28 +303,28 @@ def _registry_routes(services: Services, problems: dict[int, ResponseSpec]) -> l
 
     @post("/v1/models/{ref:str}/predict", tags=["registry"], summary="Predict rows with a tabular model",
           status_code=200, sync_to_thread=True, before_request=_require_json, responses=more)
-    def predict(ref: FromPath[str], data: JSONBody[PredictRequest], tenant: NamedDependency[str]) -> dict[str, Any]:
+    def predict(ref: FromPath[str], data: JSONBody[PredictRequest], tenant: NamedDependency[str]) -> PredictResponse:
         """One prediction per row, in order (classification: prediction and probability)."""
-        return services.predict(tenant, ref, rows=data.rows)
+        info, predictions = services.predict(tenant, ref, rows=data.rows)
+        return PredictResponse(model=info.ref, name=info.name, version=info.version,
+                               predictions=predictions.to_dicts())
 
     @get("/v1/jobs", tags=["jobs"], summary="The tenant's jobs", sync_to_thread=True)
     def list_jobs(tenant: NamedDependency[str], job_state: Annotated[str | None, QueryParameter(name="state")] = None,
-                  limit: FromQuery[int] = 100) -> list[dict[str, Any]]:
+                  limit: FromQuery[int] = 100) -> list[JobOut]:
         """Newest first, optionally only jobs in `state`."""
-        if not 1 <= limit <= 1000:
-            raise InvalidParameterError(f"limit must be in 1..1000, got {limit}", field="limit")
-        return [job_out(j) for j in services.runner.list_jobs(tenant, state=job_state, limit=limit)]
+        return [job_out(j) for j in services.list_jobs(tenant, state=job_state, limit=limit)]
 
     @get("/v1/jobs/{job_id:str}", tags=["jobs"], summary="A job's state", sync_to_thread=True, responses=more)
-    def get_job(job_id: FromPath[str], tenant: NamedDependency[str]) -> dict[str, Any]:
+    def get_job(job_id: FromPath[str], tenant: NamedDependency[str]) -> JobOut:
         """State, progress, last step, timings, error (failed) and the registered version (succeeded)."""
-        return job_out(services.runner.get_job(job_id, tenant))
+        return job_out(services.get_job(tenant, job_id))
 
     @post("/v1/jobs/{job_id:str}/cancel", tags=["jobs"], summary="Cancel a job", status_code=200,
           sync_to_thread=True, responses=more)
-    def cancel_job(job_id: FromPath[str], tenant: NamedDependency[str]) -> dict[str, Any]:
+    def cancel_job(job_id: FromPath[str], tenant: NamedDependency[str]) -> JobOut:
         """Cancel a queued or running job (a running one stops at its next step); 409 once finished."""
-        return job_out(services.runner.cancel(job_id, tenant))
+        return job_out(services.cancel_job(tenant, job_id))
 
     return [train, list_registered, get_model, delete_version, set_alias, delete_alias, forecast_registered,
             explain_registered, report, onnx, predict, list_jobs, get_job, cancel_job]
@@ -343,13 +353,15 @@ class _TrainOperation(Operation):
 def _decode(body: bytes, type_: Any) -> Any:
     """Decode a JSON body into ``type_``; errors become the usual 400 (the field named)."""
     if not body:
-        raise ValidationException("Validation failed", extra=[{"key": "data", "message": "'data'"}])
+        msg = "Validation failed"
+        raise ValidationException(msg, extra=[{"key": "data", "message": "'data'"}])
     try:
         return msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
         message, _, path = str(exc).partition(" - at `$")
         key = path.rstrip("`").lstrip(".") or "data"
-        raise ValidationException("Validation failed", extra=[{"key": key, "message": message}]) from None
+        msg = "Validation failed"
+        raise ValidationException(msg, extra=[{"key": key, "message": message}]) from None
     except msgspec.DecodeError as exc:
         raise ValidationException(str(exc), extra=[{"key": "body", "message": str(exc)}]) from None
 
@@ -359,25 +371,29 @@ def _form_fields(form: Any) -> dict[str, Any]:
     known = {"name", "model", "kind", "target", "h", "freq", "file"}
     unknown = sorted(set(form.keys()) - known)
     if unknown:
-        raise InvalidParameterError(f"unknown form field '{unknown[0]}' (accepted: {', '.join(sorted(known))})",
+        msg = f"unknown form field '{unknown[0]}' (accepted: {', '.join(sorted(known))})"
+        raise InvalidParameterError(msg,
                                     field=unknown[0])
     name = form.get("name")
     if not isinstance(name, str):
-        raise InvalidParameterError("form field 'name' is required", field="name")
+        msg = "form field 'name' is required"
+        raise InvalidParameterError(msg, field="name")
     validate_name(name, field="name")
     model: Any = form.get("model") or "auto_ets"
     if isinstance(model, str) and model.strip().startswith("{"):
         try:
             model = msgspec.json.decode(model)
         except msgspec.DecodeError as exc:
-            raise InvalidParameterError(f"form field 'model' is not valid JSON: {exc}", field="model") from None
+            msg = f"form field 'model' is not valid JSON: {exc}"
+            raise InvalidParameterError(msg, field="model") from None
     kind = form.get("kind") or "forecast"
     h: Any = form.get("h")
     if h not in (None, ""):
         try:
             h = int(h)
         except ValueError:
-            raise InvalidParameterError(f"h must be an integer >= 1, got {h!r}", field="h") from None
+            msg = f"h must be an integer >= 1, got {h!r}"
+            raise InvalidParameterError(msg, field="h") from None
     else:
         h = None
     freq: Any = form.get("freq") or None

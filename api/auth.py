@@ -42,15 +42,19 @@ class KeyGuard:
             return
         presented = _presented_key(connection)
         if presented is None:
-            raise NotAuthorizedException("an API key is required: send 'Authorization: Bearer <key>' or "
-                                         "'X-API-Key: <key>'")
+            msg = (
+                "an API key is required: send 'Authorization: Bearer <key>' or "
+                                         "'X-API-Key: <key>'"
+            )
+            raise NotAuthorizedException(msg)
         digest = hash_key(presented)
         tenant = None
         for t, expected in self.keys:  # no early exit: the time taken does not depend on which key matched
             if hmac.compare_digest(digest, expected) and tenant is None:
                 tenant = t
         if tenant is None:
-            raise NotAuthorizedException("the API key is not valid")
+            msg = "the API key is not valid"
+            raise NotAuthorizedException(msg)
         connection.state.tenant = tenant
 
 

@@ -6,7 +6,14 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-__all__ = ["AliasRequest", "ExplainRequest", "PredictRequest", "RegisteredForecastRequest", "TrainRequest", "CrossValidationRequest", "CrossValidationResponse", "FallbackOut", "ForecastRequest", "ForecastResponse", "HealthOut", "ModelInfo", "ModelSpecIn", "Problem"]
+from forecasting.models.registry import ModelSpec
+
+__all__ = [
+    "AliasRequest", "Contribution", "CrossValidationRequest", "CrossValidationResponse", "ExplainRequest",
+    "ExplainResponse", "FallbackOut", "FilledOut", "ForecastRequest", "ForecastResponse", "HealthOut", "JobOut",
+    "JobResultOut", "JobTimings", "ModelDetailOut", "ModelInfo", "ModelSummaryOut", "PredictRequest",
+    "PredictResponse", "Problem", "ReadyOut", "RegisteredForecastRequest", "TrainRequest", "VersionOut",
+]
 
 
 class Problem(msgspec.Struct):
@@ -18,15 +25,6 @@ class Problem(msgspec.Struct):
     detail: Annotated[str, msgspec.Meta(description="What is wrong, naming the series, rows and rule.")]
     field: Annotated[str | None, msgspec.Meta(description="The request field at fault, e.g. h, data.ds, model.name.")] = None
     details: dict[str, Any] | None = None
-
-
-class ModelSpecIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A model and its hyperparameters, e.g. ``{"name": "auto_ets", "params": {"season_length": 24}}``."""
-
-    name: Annotated[str, msgspec.Meta(description="Registry name, see GET /v1/model-types.", examples=["auto_ets"])]
-    params: Annotated[dict[str, Any], msgspec.Meta(description="Hyperparameters; see GET /v1/model-types.")] = {}
-    fallback: Annotated[str | None, msgspec.Meta(
-        description="Model used, and reported, for series too short for `name` or that it fails on.")] = None
 
 
 Rows = Annotated[list[dict[str, Any]], msgspec.Meta(
@@ -52,7 +50,7 @@ class ForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                    "y": [112, 118, 132, 129, 121, 135, 148, 110]}])]
     h: Annotated[int, msgspec.Meta(description="Steps of freq to forecast per series (1 to the service's max_h, "
                                                "1,000 by default).", examples=[3])]
-    model: Annotated[str | ModelSpecIn, msgspec.Meta(
+    model: Annotated[str | ModelSpec, msgspec.Meta(
         description="Registry name or spec object.", examples=["auto_ets"])] = "auto_ets"
     freq: Annotated[str | int | None, msgspec.Meta(
         description="Frequency as a polars offset ('1h', '1d', '1mo') or an integer step for integer ds; "
@@ -76,23 +74,6 @@ class FallbackOut(msgspec.Struct):
     reason: str
 
 
-class ForecastResponse(msgspec.Struct):
-    """Forecasts in long format with Nixtla's column names, plus what was decided for the caller."""
-
-    model: str
-    alias: Annotated[str, msgspec.Meta(description="Name of the forecast column (the library's class name).")]
-    params: dict[str, Any]
-    freq: str | int
-    h: int
-    level: list[float]
-    forecasts: Annotated[list[dict[str, Any]], msgspec.Meta(
-        description="h objects per series: unique_id, ds (in the caller's timezone), <alias>, "
-                    "<alias>-lo-<level>, <alias>-hi-<level>.")]
-    fallbacks: list[FallbackOut]
-    filled: Annotated[list[dict[str, Any]], msgspec.Meta(description="Rows whose y was filled: unique_id, ds, reason, policy.")]
-    notes: list[str]
-
-
 class ModelInfo(msgspec.Struct):
     """A registered model."""
 
@@ -114,7 +95,7 @@ class CrossValidationRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields
 
     data: Annotated[Rows | Columns, msgspec.Meta(description="Series in long format, as in POST /v1/forecast.")]
     h: Annotated[int, msgspec.Meta(description="Steps forecast from each origin.", examples=[12])]
-    models: Annotated[list[str | ModelSpecIn], msgspec.Meta(
+    models: Annotated[list[str | ModelSpec], msgspec.Meta(
         min_length=1, max_length=8, description="Models to compare (names or spec objects).",
         examples=[["seasonal_naive", "auto_ets"]])]
     n_windows: Annotated[int, msgspec.Meta(ge=1, le=20, description="Number of forecast origins.")] = 1
@@ -164,6 +145,10 @@ class RegisteredForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fie
                     "spec-only (statistical) versions: required, they refit on it.")] = None
     X_future: Annotated[Rows | Columns | None, msgspec.Meta(
         description="Future exogenous values for the h steps (models trained with exogenous columns).")] = None
+    fill_missing: Annotated[Literal["zero", "forward", "interpolate"] | None, msgspec.Meta(
+        description="Fill null y of history instead of rejecting them; filled rows are reported.")] = None
+    fill_gaps: Annotated[bool, msgspec.Meta(
+        description="Insert missing timestamps in history (needs fill_missing); inserted rows are reported.")] = False
 
 
 class ExplainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -188,3 +173,163 @@ class AliasRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The version an alias points to."""
 
     version: Annotated[int, msgspec.Meta(ge=1, description="Version number.", examples=[1])]
+
+
+# --------------------------------------------------------------------------- typed responses
+class FilledOut(msgspec.Struct):
+    """A row whose y was filled (fill_missing / fill_gaps)."""
+
+    unique_id: str
+    ds: str
+    reason: str
+    policy: str
+
+
+class ForecastResponse(msgspec.Struct, omit_defaults=True):
+    """Forecasts in long format with Nixtla's column names, plus what was decided for the caller.
+
+    Every forecast route answers with these fields: inline data (POST /v1/forecast) and registered
+    versions (POST /v1/models/{ref}/forecast, where ``ref``, ``name`` and ``version`` are set).
+    """
+
+    model: Annotated[str, msgspec.Meta(description="Model name (registry name, e.g. auto_ets, xgboost).")]
+    alias: Annotated[str, msgspec.Meta(description="Name of the forecast column (the library's class name).")]
+    params: Annotated[dict[str, Any], msgspec.Meta(description="Effective hyperparameters (derived ones filled in).")]
+    freq: str | int
+    h: int
+    level: list[float]
+    forecasts: Annotated[list[dict[str, Any]], msgspec.Meta(
+        description="h objects per series: unique_id, ds (in the caller's timezone), <alias>, "
+                    "<alias>-lo-<level>, <alias>-hi-<level>.")]
+    fallbacks: Annotated[list[FallbackOut], msgspec.Meta(description="Series forecast by the fallback model.")]
+    filled: Annotated[list[FilledOut], msgspec.Meta(description="Rows whose y was filled.")]
+    notes: list[str]
+    runtime: Annotated[Literal["native", "onnxruntime"], msgspec.Meta(
+        description="What computed the forecasts: the native model or onnxruntime from its ONNX export.")]
+    ref: Annotated[str | None, msgspec.Meta(description="Registered models only: name@version that answered.")] = None
+    name: Annotated[str | None, msgspec.Meta(description="Registered models: the model name.")] = None
+    version: Annotated[int | None, msgspec.Meta(description="Registered models: the version.")] = None
+
+
+class VersionOut(msgspec.Struct):
+    """One registered version."""
+
+    name: str
+    version: int
+    ref: Annotated[str, msgspec.Meta(description="name@version")]
+    kind: Literal["forecast", "tabular"]
+    spec: Annotated[dict[str, Any], msgspec.Meta(description="The effective spec it was trained with.")]
+    fingerprint: Annotated[dict[str, Any], msgspec.Meta(description="Training data: series, rows, ds range, freq, "
+                                                                    "sha256.")]
+    metrics: Annotated[dict[str, Any], msgspec.Meta(description="Validation metrics and their window.")]
+    exog: list[str]
+    max_h: int | None
+    artifact: str | None
+    sha256: str | None
+    size_bytes: int
+    created_at: str
+    status: str
+    aliases: list[str]
+
+
+class ModelSummaryOut(msgspec.Struct):
+    """A registered model name with its versions' summary."""
+
+    name: str
+    created_at: str
+    latest_version: int | None
+    n_versions: int
+    aliases: dict[str, int]
+
+
+class ModelDetailOut(msgspec.Struct):
+    """A registered model: summary and every version."""
+
+    name: str
+    created_at: str
+    latest_version: int | None
+    n_versions: int
+    aliases: dict[str, int]
+    versions: list[VersionOut]
+
+
+class JobTimings(msgspec.Struct):
+    """Seconds queued, running and in all (so far, while not finished)."""
+
+    queued_s: float | None
+    run_s: float | None
+    total_s: float | None
+
+
+class JobResultOut(msgspec.Struct):
+    """The version a succeeded job registered."""
+
+    model: str
+    version: int | None
+    ref: str
+    location: str
+
+
+class JobOut(msgspec.Struct):
+    """A training job: state, progress, timings, error (failed) and result (succeeded)."""
+
+    id: str
+    kind: str
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    progress: Annotated[float, msgspec.Meta(description="0 to 1.")]
+    message: Annotated[str, msgspec.Meta(description="The last step done.")]
+    error: str | None
+    error_field: str | None
+    request: dict[str, Any]
+    model: str | None
+    version: int | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    heartbeat_at: str | None
+    timings: JobTimings
+    result: JobResultOut | None
+
+
+class Contribution(msgspec.Struct):
+    """One feature's contribution to an explained output, in units of y (tabular: of the model output)."""
+
+    feature: str
+    value: Annotated[Any, msgspec.Meta(description="The feature's value (null when not finite).")]
+    shap: float
+    is_forecast_value: Annotated[bool | None, msgspec.Meta(
+        description="Recursive forecasts: the value came from the model's own earlier forecast.")] = None
+
+
+class ExplainResponse(msgspec.Struct, omit_defaults=True):
+    """Explained rows (each with base value, output and top-k contributions) and the measured additivity error."""
+
+    model: Annotated[str, msgspec.Meta(description="Model name (xgboost, nhits, tft; tabular: its algorithm).")]
+    method: Annotated[str, msgspec.Meta(description="How the values were computed (TreeSHAP, integrated "
+                                                    "gradients...).")]
+    k: int
+    rows: Annotated[list[dict[str, Any]], msgspec.Meta(
+        description="Per explained row: its keys (unique_id, ds, step; tabular: row), base_value, output, "
+                    "contributions (feature, value, shap[, is_forecast_value]), largest |shap| first.")]
+    additivity_error: float | None
+    additivity_error_relative: float | None
+    h: int | None = None
+    notes: list[str] = []
+    ref: str | None = None
+    name: str | None = None
+    version: int | None = None
+
+
+class PredictResponse(msgspec.Struct):
+    """One prediction per row, in order (classification: prediction and probability)."""
+
+    model: Annotated[str, msgspec.Meta(description="name@version that answered.")]
+    name: str
+    version: int
+    predictions: list[dict[str, Any]]
+
+
+class ReadyOut(msgspec.Struct):
+    """Readiness."""
+
+    status: Literal["ready"]

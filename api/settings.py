@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forecasting.data import MAX_HORIZON
-from forecasting.registry import default_locations, validate_name
+from forecasting.store import default_locations, validate_name
 
 __all__ = ["Settings", "hash_key", "parse_api_keys"]
 
@@ -34,11 +34,13 @@ def parse_api_keys(text: str, *, source: str) -> tuple[tuple[str, str], ...]:
         tenant, sep, key = item.partition(":")
         tenant, key = tenant.strip(), key.strip()
         if not sep or not key:
-            raise ValueError(f"{source}: entry {n} must be 'tenant:key'")
+            msg = f"{source}: entry {n} must be 'tenant:key'"
+            raise ValueError(msg)
         try:
             validate_name(tenant, field="tenant")
         except ValueError as exc:
-            raise ValueError(f"{source}: entry {n}: {exc}") from None
+            msg = f"{source}: entry {n}: {exc}"
+            raise ValueError(msg) from None
         out.append((tenant, hash_key(key)))
     return tuple(out)
 
@@ -110,7 +112,8 @@ class Settings:
                 return default
             value = int(raw)
             if value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {raw}")
+                msg = f"{key} must be a positive integer, got {raw}"
+                raise ValueError(msg)
             return value
 
         keys = parse_api_keys(env.get("FORECASTING_API_KEYS", ""), source="FORECASTING_API_KEYS")
@@ -119,7 +122,8 @@ class Settings:
             try:
                 text = Path(key_file).read_text(encoding="utf-8")
             except OSError as exc:
-                raise ValueError(f"FORECASTING_API_KEYS_FILE: cannot read '{key_file}': {exc.strerror}") from None
+                msg = f"FORECASTING_API_KEYS_FILE: cannot read '{key_file}': {exc.strerror}"
+                raise ValueError(msg) from None
             keys += parse_api_keys(text, source=f"FORECASTING_API_KEYS_FILE ({key_file})")
 
         return cls(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -21,6 +21,11 @@ from rich.table import Table
 import polars as pl
 
 from forecasting.errors import CapabilityError, ForecastingError
+
+if TYPE_CHECKING:
+    from forecasting.data import FillPolicy
+    from forecasting.models.base import Forecaster
+    from forecasting.service import ForecastResult
 
 app = typer.Typer(
     name="forecasting",
@@ -72,42 +77,89 @@ def forecast(
     = None,
     fill_gaps: Annotated[bool, typer.Option(help="Insert missing timestamps (needs --fill-missing).")] = False,
     n_jobs: Annotated[int, typer.Option(help="Worker processes (-1: all CPUs).")] = 1,
+    fallback: Annotated[Optional[str], typer.Option(help="Model for series too short for --model (or that it fails "
+                                                    "on), e.g. naive; every such series is reported.")] = None,
 ) -> None:
     """Forecast every series of a file and write the forecasts.
 
     Example: forecasting forecast --input sales.csv --model auto_ets --h 12 --level 80 --level 95 --output fc.csv
     """
-    from forecasting.service import forecast as run_forecast
+    from forecasting import service
     from forecasting.service import read_table, write_table
 
     try:
         data = read_table(input)
         if Path(model).is_dir():  # a saved model (or ONNX export): forecast the file's series without retraining
-            saved, panel = _saved_model_or_panel(model, data, freq)
-            frame = saved.predict(h, history=panel, level=_levels(level))  # type: ignore[attr-defined]
-            write_table(frame, output)
-            console.print(escape(f"wrote {frame.height} rows ({panel.n_series} series x h={h}, saved model "  # type: ignore[attr-defined]
-                                 f"{getattr(saved, 'name', model)} from {model}) to {output}"), highlight=False,
-                          soft_wrap=True)
-            return
-        result = run_forecast(data, model=model, h=h, freq=freq, level=_levels(level),
-                              fill_missing=fill_missing, fill_gaps=fill_gaps, n_jobs=n_jobs)  # type: ignore[arg-type]
+            result = service.forecast_fitted(_load_forecaster(model), data, h=h, freq=_freq(freq), level=_levels(level),
+                                             fill_missing=_fill(fill_missing), fill_gaps=fill_gaps, fallback=fallback)
+        else:
+            result = service.forecast(data, model=_with_fallback(model, fallback), h=h, freq=_freq(freq),
+                                      level=_levels(level), fill_missing=_fill(fill_missing), fill_gaps=fill_gaps,
+                                      n_jobs=n_jobs)
         write_table(result.forecasts, output)
     except ForecastingError as exc:
         raise _fail(exc) from None
     except OSError as exc:  # unwritable --output (read errors of --input are ForecastingErrors)
         raise _fail_os(exc, "output") from None
+    _print_notes(result)
+    console.print(escape(f"wrote {result.forecasts.height} rows ({result.panel.n_series} series x h={h}, model "
+                         f"{result.spec.name}, freq {result.panel.freq}) to {output}"), highlight=False, soft_wrap=True)
+
+
+def _print_notes(result: ForecastResult) -> None:
+    """The notes, filled rows and fallbacks of a forecast, on stderr (the same fields every door reports)."""
     for note in result.notes:
         err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
-    filled = result.report.filled
+    filled = result.filled
     if filled.height:
-        err_console.print(f"[yellow]note:[/] filled {filled.height} rows ({fill_missing}); first: "
+        policy = filled["policy"][0] if "policy" in filled.columns else ""
+        err_console.print(f"[yellow]note:[/] filled {filled.height} rows ({policy}); first: "
                           f"{escape(str(filled.head(3).to_dicts()))}", highlight=False, soft_wrap=True)
     for fb in result.fallbacks:
         what = f"series {fb.unique_id!r} forecast with {fb.model!r}: {fb.reason}"
         err_console.print(f"[yellow]fallback:[/] {escape(what)}", highlight=False, soft_wrap=True)
-    console.print(escape(f"wrote {result.forecasts.height} rows ({result.panel.n_series} series x h={h}, model "
-                         f"{result.spec.name}, freq {result.panel.freq}) to {output}"), highlight=False, soft_wrap=True)
+
+
+def _freq(freq: str | None) -> str | int | None:
+    """``--freq``: a polars offset, or an integer step for integer ``ds``."""
+    return int(freq) if freq is not None and freq.strip().isdigit() else freq
+
+
+def _fill(fill_missing: str | None) -> FillPolicy | None:
+    """``--fill-missing`` checked against the policies (an InvalidParameterError names the allowed ones)."""
+    from forecasting.data import FILL_POLICIES
+    from forecasting.errors import InvalidParameterError
+
+    if fill_missing is None:
+        return None
+    for policy in FILL_POLICIES:
+        if policy == fill_missing:
+            return policy
+    msg = f"--fill-missing must be one of {', '.join(FILL_POLICIES)}, got {fill_missing!r}"
+    raise InvalidParameterError(msg, field="fill_missing")
+
+
+def _with_fallback(model: str, fallback: str | None) -> str | dict[str, object]:
+    """``--model`` with ``--fallback`` folded into its spec."""
+    if fallback is None:
+        return model
+    from forecasting.models.registry import parse_spec
+
+    spec = parse_spec(model)
+    return {"name": spec.name, "params": spec.params, "fallback": fallback}
+
+
+def _load_forecaster(folder: str | Path) -> Forecaster:
+    """A saved forecaster or ONNX export folder (a tabular model folder is a CapabilityError)."""
+    from forecasting.loading import load
+    from forecasting.tabular import TabularModel
+
+    loaded = load(folder)
+    if isinstance(loaded, TabularModel):
+        msg = (f"'{folder}' holds a tabular model, which predicts rows rather than forecasting series: use "
+               f"`forecasting explain --model {folder} --input rows.csv` or the HTTP predict route")
+        raise CapabilityError(msg, field="model")
+    return loaded
 
 
 @app.command()
@@ -155,10 +207,12 @@ def bench(
         if h is not None:
             validate_h(h)
         if series_limit is not None and series_limit < 1:
-            raise InvalidParameterError(f"--series-limit must be a positive number of series, got {series_limit}",
+            msg = f"--series-limit must be a positive number of series, got {series_limit}"
+            raise InvalidParameterError(msg,
                                         field="series_limit")
         if engine not in ("local", "ray"):
-            raise InvalidParameterError(f"--engine must be local or ray, got {engine!r}", field="engine")
+            msg = f"--engine must be local or ray, got {engine!r}"
+            raise InvalidParameterError(msg, field="engine")
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TimeElapsedColumn(), console=err_console, transient=False) as progress:
             bar = progress.add_task(f"{source}: planning", total=None)
@@ -213,21 +267,15 @@ def train(
 
     Example: forecasting train --input history.csv --model xgboost --output models/demand
     """
-    from forecasting.data import validate_panel
-    from forecasting.models import make_model
+    from forecasting import service
     from forecasting.service import read_table
 
+    def progress(done: float, message: str) -> None:  # neural models: training steps on stderr
+        err_console.print(f"[dim]{done:4.0%}[/] {escape(message)}", highlight=False)
+
     try:
-        panel = validate_panel(read_table(input), freq=freq)
-        forecaster = make_model(model, freq=panel.freq, n_jobs=n_jobs)
-        if not hasattr(forecaster, "save"):
-            raise CapabilityError(f"model '{forecaster.name}' is refitted from history each time and is not saved; "
-                                  f"use `forecasting forecast`", field="model")
-        if hasattr(forecaster, "progress"):  # neural models: training steps on stderr
-            forecaster.progress = lambda done, message: err_console.print(
-                f"[dim]{done:4.0%}[/] {escape(message)}", highlight=False)
-        forecaster.fit(panel)
-        path = forecaster.save(output)
+        forecaster, path, panel = service.fit_and_save(read_table(input), output, model=model, freq=_freq(freq),
+                                                       n_jobs=n_jobs, progress=progress)
     except ForecastingError as exc:
         raise _fail(exc) from None
     except OSError as exc:
@@ -238,12 +286,16 @@ def train(
 
 @app.command()
 def explain(
-    model: Annotated[str, typer.Option("--model", "-m", help="A saved model folder (from `forecasting train`) or a "
-                                       "spec to fit on --input first (e.g. xgboost).")],
-    input: Annotated[Path, typer.Option("--input", "-i", help="History to forecast from (CSV or Parquet).")],
-    h: Annotated[int, typer.Option("--h", help="Steps to forecast and explain per series.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="A saved model folder (from `forecasting train`; a "
+                                       "tabular model explains the rows of --input) or a spec to fit on --input "
+                                       "first (e.g. xgboost).")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="History to forecast from, or the rows a tabular model "
+                                        "explains (CSV or Parquet).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the SHAP values (.csv or .parquet): "
-                                         "one row per (series, step, feature).")],
+                                         "one row per (series, step, feature), or per (row, feature) for a tabular "
+                                         "model.")],
+    h: Annotated[Optional[int], typer.Option("--h", help="Steps to forecast and explain per series (forecast "
+                                             "models).")] = None,
     freq: Annotated[Optional[str], typer.Option("--freq", help="Frequency; inferred when omitted.")] = None,
     top: Annotated[int, typer.Option(help="Features to print per forecast step.")] = 3,
 ) -> None:
@@ -251,38 +303,55 @@ def explain(
 
     Example: forecasting explain --model xgboost --input history.csv --h 24 --output shap.csv
     """
-    from forecasting.explain import explain_forecast
-    from forecasting.models import make_model
+    from forecasting import service
     from forecasting.service import read_table, write_table
 
     try:
-        saved, panel = _saved_model_or_panel(model, read_table(input), freq)
-        if saved is not None:
-            explanation = explain_forecast(saved, h, history=panel)
+        data = read_table(input)
+        if Path(model).is_dir():
+            from forecasting.loading import load
+
+            result = service.explain(data, model=load(model), h=h, freq=_freq(freq))
         else:
-            forecaster = make_model(model, freq=panel.freq, n_jobs=-1)
-            if not hasattr(forecaster, "explain"):
-                explain_forecast(forecaster, h)  # raises the CapabilityError that says why
-            forecaster.fit(panel)
-            explanation = explain_forecast(forecaster, h)
+            if h is None:
+                from forecasting.errors import InvalidParameterError
+
+                msg = "--h is required to explain a forecast model"
+                raise InvalidParameterError(msg, field="h")
+            result = service.explain(data, model=model, h=h, freq=_freq(freq))
+        explanation = result.explanation
         long = explanation.to_frame()
         write_table(long, output)
     except ForecastingError as exc:
         raise _fail(exc) from None
     except OSError as exc:
         raise _fail_os(exc, "output") from None
+    for note in result.notes:
+        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     console.print(escape(f"{explanation.method}; additivity error {explanation.additivity_error:.3g} "
                          f"(relative {explanation.additivity_error_relative:.2g}); wrote {long.height} rows to {output}"),
                   highlight=False, soft_wrap=True)
+    if "unique_id" not in explanation.rows.columns:  # a tabular model: rows, not forecast steps
+        table = Table(title=f"top {top} features of the first rows")
+        for col in ("row", "feature", "value", "shap"):
+            table.add_column(col)
+        for r in explanation.top(max(1, top)).head(top * 6).iter_rows(named=True):
+            table.add_row(str(r.get("row", "")), r["feature"], _num(r["value"]), f"{r['shap']:+.4g}")
+        console.print(table)
+        return
     table = Table(title=f"top {top} features per step (first series)")
     for col in ("step", "ds", "feature", "value", "shap", "from forecast"):
         table.add_column(col)
     first = explanation.rows["unique_id"][0]
     shown = explanation.top(max(1, top)).filter(pl.col("unique_id") == first).head(top * 6)
     for r in shown.iter_rows(named=True):
-        table.add_row(str(r["step"]), str(r["ds"]), r["feature"], f"{r['value']:.4g}", f"{r['shap']:+.4g}",
+        table.add_row(str(r["step"]), str(r["ds"]), r["feature"], _num(r["value"]), f"{r['shap']:+.4g}",
                       "yes" if r.get("is_forecast_value") else "")
     console.print(table)
+
+
+def _num(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else str(value)
 
 
 @app.command()
@@ -305,14 +374,14 @@ def report(
 
     Example: forecasting report --model xgboost --input history.csv --h 24 --output report.html
     """
-    from forecasting.reports import write_report
+    from forecasting import service
     from forecasting.service import read_table
 
     try:
-        saved, panel = _saved_model_or_panel(model, read_table(input), freq)
-        chosen: object = saved if saved is not None else model
-        written = write_report(chosen, panel, output, h=h, level=tuple(level) if level else (80, 95),
-                               series=series or None, title=title, data_name=input.name, n_jobs=n_jobs)
+        chosen = _load_forecaster(model) if Path(model).is_dir() else model
+        written = service.report(read_table(input), output, model=chosen, h=h, level=tuple(level) if level else (80, 95),
+                                 series=series or None, freq=_freq(freq), title=title, data_name=input.name,
+                                 n_jobs=n_jobs)
     except ForecastingError as exc:
         raise _fail(exc) from None
     except OSError as exc:
@@ -337,27 +406,16 @@ def export_cmd(
 
     Example: forecasting export --model models/demand --output models/demand.onnx
     """
-    from forecasting.export import export_model
-
+    from forecasting import service
     from forecasting.service import read_table
 
     try:
-        src, dst = model.resolve(), output.resolve()
-        if dst == src or src in dst.parents or dst in src.parents:
-            from forecasting.errors import InvalidParameterError
-
-            raise InvalidParameterError(f"--output {output} would overwrite the model folder {model}: export to "
-                                        f"another folder", field="output")
-        native = load_saved(model)
-        path = export_model(native, output, quantize=quantize,
-                            sample=read_table(sample) if sample is not None else None)
+        path, manifest = service.export(model, output, quantize=quantize,
+                                        sample=read_table(sample, field="sample") if sample is not None else None)
     except ForecastingError as exc:
         raise _fail(exc) from None
     except OSError as exc:
         raise _fail_os(exc, "output") from None
-    import json as _json
-
-    manifest = _json.loads((path / "manifest.json").read_text())
     for graph, p in manifest["parity"].items():
         console.print(escape(f"{graph}: parity on {p['rows']} rows: max abs diff {p['batch_many']['max_abs_diff']:.3g}, "
                              f"relative {p['batch_many']['max_rel_diff']:.3g} (tolerance {manifest['tolerance']:g})"),
@@ -367,49 +425,6 @@ def export_cmd(
         console.print(escape(f"int8 graph {q['graph']}: median forecast changes by {q['median_mean_abs_pct_change']:.3g} % "
                              f"on average (max relative diff {q['max_rel_diff']:.3g})"), highlight=False, soft_wrap=True)
     console.print(escape(f"exported {manifest['kind']} to {path}"), highlight=False, soft_wrap=True)
-
-
-def load_saved(folder: str | Path) -> object:
-    """Load a model folder written by ``save()`` (xgboost, nhits, tft, tabular) or an ONNX export folder.
-
-    Raises
-    ------
-    InvalidInputError
-        Not a model folder, or a damaged one.
-    """
-    import json as _json
-
-    from forecasting.errors import InvalidInputError
-
-    folder = Path(folder)
-    if (folder / "manifest.json").is_file():
-        from forecasting.runtime import load_onnx
-
-        return load_onnx(folder)
-    if (folder / "metadata.json").is_file():
-        from forecasting.tabular import TabularModel
-
-        return TabularModel.load(folder, device="cpu")
-    try:
-        name = _json.loads((folder / "model.json").read_text()).get("model")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise InvalidInputError(f"'{folder}' is not a saved model folder (model.json: {exc})", field="model") from exc
-    from forecasting.models.registry import REGISTRY
-
-    if name not in REGISTRY or not hasattr(REGISTRY[name].load(), "load"):
-        raise InvalidInputError(f"'{folder}' holds model {name!r}, which cannot be loaded from a folder",
-                                field="model")
-    return REGISTRY[name].load().load(folder)
-
-
-def _saved_model_or_panel(model: str, data: pl.DataFrame, freq: str | None) -> tuple[object | None, object]:
-    """``--model`` is a folder from `forecasting train` (loaded) or a spec (None): returns (model or None, panel)."""
-    from forecasting.data import validate_panel
-
-    if Path(model).is_dir():
-        saved = load_saved(model)
-        return saved, validate_panel(data, freq=freq or saved.pipeline_.freq)  # type: ignore[attr-defined]
-    return None, validate_panel(data, freq=freq)
 
 
 def _split_models(text: str) -> list[str]:

@@ -92,7 +92,8 @@ class Explanation:
         object.__setattr__(self, "output", np.asarray(self.output, dtype=np.float64).reshape(-1))
         object.__setattr__(self, "feature_names", [str(f) for f in self.feature_names])
         if values.ndim != 2:
-            raise InvalidInputError(f"Explanation values must be 2-D (n_rows, n_features), got shape {values.shape}")
+            msg = f"Explanation values must be 2-D (n_rows, n_features), got shape {values.shape}"
+            raise InvalidInputError(msg)
         n, f = values.shape
         problems = []
         if len(self.feature_names) != f:
@@ -142,6 +143,13 @@ class Explanation:
 
     # ------------------------------------------------------------------ views
 
+    def subset(self, mask: np.ndarray) -> Explanation:
+        """The explanation of the rows where ``mask`` (bool array of shape (n_rows,)) is True."""
+        return Explanation(values=self.values[mask], base_values=self.base_values[mask],
+                           feature_names=self.feature_names, data=self.data[mask], output=self.output[mask],
+                           rows=self.rows.filter(pl.Series(mask)), method=self.method,
+                           is_forecast_value=None if self.is_forecast_value is None else self.is_forecast_value[mask])
+
     def to_frame(self) -> pl.DataFrame:
         """Long format: one row per (prediction, feature).
 
@@ -180,7 +188,8 @@ class Explanation:
             If ``k`` is not an integer >= 1.
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InvalidParameterError(f"k must be an integer >= 1, got {k!r}", field="k")
+            msg = f"k must be an integer >= 1, got {k!r}"
+            raise InvalidParameterError(msg, field="k")
         f = self.values.shape[1]
         frame = self.to_frame()
         rank = np.tile(np.arange(f), self.n_rows)

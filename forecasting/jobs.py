@@ -33,18 +33,12 @@ every job left ``queued`` or ``running`` by a previous process ``failed`` with
 nothing ever stays silently "running". Their data files and half-registered versions
 are removed.
 
-What gets registered
---------------------
-* global forecasters that can be saved (``xgboost``): the fitted artifact;
-* tabular models (:class:`~forecasting.tabular.TabularModel`, xgboost or linear): the artifact;
-* statistical forecasters (``auto_ets``, ``mstl``...): the spec only, with the data
-  fingerprint and validation metrics; they refit on the history given at forecast time.
+What a job runs is :func:`forecasting.service.training.train` (validation metrics, fit, save);
+this module only runs it: queue, worker processes, progress, cancel, time limit, restarts.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import multiprocessing
 import os
 import shutil
@@ -66,59 +60,13 @@ from forecasting.errors import (
     InvalidParameterError,
     TimeLimitError,
 )
-from forecasting.registry import TERMINAL_STATES, JobInfo, Registry, validate_name
+from forecasting.store import TERMINAL_STATES, JobInfo, Store, validate_name
 
-__all__ = ["JobRunner", "data_fingerprint", "default_validation_h"]
+__all__ = ["JobRunner"]
 
 _DATA_FILE = "data.parquet"
 _JOBS_DIR = "_jobs"
 _TABULAR_KEYS = {"kind", "algorithm", "params", "device", "seed", "handle_unknown", "n_jobs"}
-
-
-def default_validation_h(season_length: int | list[int] | None) -> int:
-    """Held-out steps when ``h`` is not given: two seasons, or 14 without a season (as XGBoost's calibration)."""
-    m = max(season_length) if isinstance(season_length, list) else (season_length or 1)
-    return 2 * m if m > 1 else 14
-
-
-def data_fingerprint(frame: pl.DataFrame, *, freq: str | int | None = None, series: bool = True) -> dict[str, Any]:
-    """What a model was trained on, compactly: enough to tell two training sets apart.
-
-    Parameters
-    ----------
-    frame : pl.DataFrame
-        The validated training frame (forecast: a panel's frame, sorted by ``unique_id, ds``).
-    freq : str or int, optional
-    series : bool, default True
-        Forecast data (``unique_id``/``ds`` columns); False for a plain table.
-
-    Returns
-    -------
-    dict
-        ``series`` (count, None for tables), ``rows``, ``columns``, ``ds_min``, ``ds_max``
-        (ISO 8601 or integers; None for tables), ``freq`` and ``sha256``: the sha256 of the
-        canonical frame, i.e. the CSV text of the frame with ``unique_id, ds, y`` first and
-        the other columns sorted by name, rows sorted by ``unique_id, ds`` (tables: as given).
-    """
-    if series:
-        rest = sorted(c for c in frame.columns if c not in ("unique_id", "ds", "y"))
-        canon = frame.select("unique_id", "ds", "y", *rest).sort("unique_id", "ds")
-    else:
-        canon = frame.select(sorted(frame.columns))
-    digest = hashlib.sha256(canon.write_csv().encode("utf-8")).hexdigest()
-
-    def _plain(v: Any) -> Any:
-        return v.isoformat() if hasattr(v, "isoformat") else v
-
-    return {
-        "series": canon["unique_id"].n_unique() if series else None,
-        "rows": canon.height,
-        "columns": list(canon.columns),
-        "ds_min": _plain(canon["ds"].min()) if series and canon.height else None,
-        "ds_max": _plain(canon["ds"].max()) if series and canon.height else None,
-        "freq": freq,
-        "sha256": digest,
-    }
 
 
 # --------------------------------------------------------------------------- worker side
@@ -132,7 +80,7 @@ class _Worker:
     def __init__(self, job: dict[str, Any]):
         self.job = job
         self.id = job["id"]
-        self.registry = Registry(job["database_url"], job["artifacts_dir"], migrate=False, cache_size=0)
+        self.registry = Store(job["database_url"], job["artifacts_dir"], migrate=False, cache_size=0)
         self.deadline = job["started"] + job["time_limit_s"]
         self._stop = threading.Event()
 
@@ -162,9 +110,7 @@ class _Worker:
         beat.start()
         try:
             frame = pl.read_parquet(Path(self.job["dir"]) / _DATA_FILE)
-            if self.job["kind"] == "tabular":
-                return self._tabular(frame)
-            return self._forecast(frame)
+            return self._train(frame)
         except _Cancelled:
             return {"status": "cancelled"}
         except TimeLimitError as exc:
@@ -179,109 +125,13 @@ class _Worker:
             self._stop.set()
             self.registry.close()
 
-    # ------------------------------------------------------------------ forecast
-    def _forecast(self, frame: pl.DataFrame) -> dict[str, Any]:
-        from forecasting.backtest import cross_validation
-        from forecasting.data import validate_h, validate_panel
-        from forecasting.models.registry import ModelSpec, make_model, parse_spec
+    def _train(self, frame: pl.DataFrame) -> dict[str, Any]:
+        from forecasting.service.training import train
 
-        spec = parse_spec(self.job["spec"])
-        panel = validate_panel(frame, freq=self.job.get("freq"))
-        model = make_model(spec, freq=panel.freq)
-        params = model.get_params()
-        if "season_length" in params and "season_length" not in spec.params:
-            spec = ModelSpec(name=spec.name, params={**spec.params, "season_length": params["season_length"]},
-                             fallback=spec.fallback)
-        h = self.job.get("h") or getattr(model, "calibrated_horizon", None) or default_validation_h(
-            params.get("season_length"))
-        h = validate_h(h)
-        self.step(0.1, "data validated")
-
-        metrics = self._holdout_metrics(cross_validation, panel, spec, h, params.get("season_length"), self.deadline)
-        self.step(0.3, "validation metrics measured")
-
-        model.deadline = self.deadline
-        if hasattr(model, "progress"):  # neural models report training steps (and stop on cancel)
-            model.progress = lambda done, message: self.step(0.3 + 0.2 * done, message)
-        model.fit(panel)
-        self.step(0.5, "fitted")
-
-        artifact = None
-        if callable(getattr(type(model), "save", None)) and callable(getattr(type(model), "load", None)):
-            artifact = Path(self.job["dir"]) / "artifact"
-            model.save(artifact)
-        self.step(0.9, "saved" if artifact is not None else "spec recorded (statistical model: no artifact)")
-        import msgspec
-
-        return {"status": "ok", "kind": "forecast", "spec": msgspec.to_builtins(spec),
-                "artifact": None if artifact is None else str(artifact),
-                "fingerprint": data_fingerprint(panel.frame, freq=panel.freq),
-                "metrics": metrics, "exog": list(panel.exog), "max_h": h}
-
-    @staticmethod
-    def _holdout_metrics(cross_validation: Any, panel: Any, spec: Any, h: int, season: Any,
-                         deadline: float | None = None) -> dict[str, Any]:
-        """sMAPE and MASE (M4 definitions) of the last ``h`` steps, fitted on what precedes them."""
-        from forecasting.errors import InsufficientHistoryError
-        from forecasting.evaluation import mase, smape
-
-        m = (max(season) if isinstance(season, list) else season) or 1
-        try:
-            cv = cross_validation(panel, model=spec, h=h, n_windows=1, deadline=deadline)
-        except (InsufficientHistoryError, CapabilityError) as exc:
-            return {"window": {"h": h, "n_windows": 1}, "skipped": exc.message}
-        col = next(c for c in cv.columns if c not in ("unique_id", "ds", "cutoff", "y") and "-lo-" not in c
-                   and "-hi-" not in c)
-        ys = dict(panel.series_values())
-        s_list, m_list = [], []
-        for (uid,), part in cv.group_by("unique_id", maintain_order=True):
-            y, f = part["y"].to_numpy(), part[col].to_numpy()
-            s_list.append(smape(y, f))
-            try:
-                m_list.append(mase(y, f, ys[str(uid)][:-h], m))
-            except ForecastingError:  # a flat training series has no MASE scale
-                pass
-        out: dict[str, Any] = {"window": {"h": h, "n_windows": 1, "cutoff": str(cv["cutoff"].max())},
-                               "smape": float(sum(s_list) / len(s_list)), "n_series": len(s_list)}
-        if m_list and all(math.isfinite(v) for v in m_list):
-            out["mase"] = float(sum(m_list) / len(m_list))
-            out["mase_season_length"] = m
-        return out
-
-    # ------------------------------------------------------------------ tabular
-    def _tabular(self, frame: pl.DataFrame) -> dict[str, Any]:
-        from forecasting.tabular import TabularModel, cross_validate
-
-        spec = dict(self.job["spec"])
-        target = self.job["target"]
-        model = TabularModel(**spec)
-        if frame.height == 0:
-            raise InvalidInputError("data has no rows", field="data")
-        self.step(0.1, "data loaded")
-
-        metrics: dict[str, Any]
-        if frame.height >= 20:
-            k = 5 if frame.height >= 50 else 3
-            folds = cross_validate(spec, frame, target, k=k)
-            cols = [c for c in folds.columns if c not in ("fold", "n_train", "n_test", "fit_seconds")]
-            metrics = {"window": {"method": "k-fold", "k": k}}
-            for c in cols:
-                value = folds[c].mean()
-                metrics[c] = float(value) if value is not None and math.isfinite(value) else None
-        else:
-            metrics = {"window": {"method": "k-fold"}, "skipped": f"{frame.height} rows: too few to cross-validate "
-                                                                  f"(20 needed)"}
-        self.step(0.3, "validation metrics measured")
-
-        model.fit(frame, target)
-        self.step(0.5, "fitted")
-        artifact = Path(self.job["dir"]) / "artifact"
-        model.save(artifact)
-        self.step(0.9, "saved")
-        fp = data_fingerprint(frame, series=False)
-        return {"status": "ok", "kind": "tabular", "spec": {**model.get_params(), "target": target},
-                "artifact": str(artifact), "fingerprint": {**fp, "target": target}, "metrics": metrics,
-                "exog": list(model.feature_names_), "max_h": None}
+        result = train(frame, kind=self.job["kind"], spec=self.job["spec"], target=self.job.get("target"),
+                       h=self.job.get("h"), freq=self.job.get("freq"), workdir=self.job["dir"],
+                       deadline=self.deadline, step=self.step)
+        return {"status": "ok", **result.to_dict()}
 
 
 def _train_worker(job: dict[str, Any]) -> dict[str, Any]:
@@ -301,7 +151,7 @@ class JobRunner:
 
     Parameters
     ----------
-    registry : Registry
+    registry : Store
     max_workers : int, default 1
         Worker processes (jobs beyond that wait ``queued``).
     time_limit_s : float, default 3600
@@ -314,7 +164,7 @@ class JobRunner:
     it (or pass ``stale_after_s`` to only fail jobs whose heartbeat stopped).
     """
 
-    def __init__(self, registry: Registry, *, max_workers: int = 1, time_limit_s: float = 3600.0,
+    def __init__(self, registry: Store, *, max_workers: int = 1, time_limit_s: float = 3600.0,
                  max_tasks_per_child: int | None = None) -> None:
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise InvalidParameterError(f"max_workers must be an integer >= 1, got {max_workers!r}",

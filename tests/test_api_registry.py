@@ -109,7 +109,9 @@ def test_forecast_by_name_version_and_alias(client: TestClient, demand: dict[str
     by_name = client.post("/v1/models/demand/forecast", json={"h": 12}, headers=A)
     assert by_name.status_code == 200, by_name.text
     out = by_name.json()
-    assert out["model"] == "demand@1" and len(out["forecasts"]) == 2 * 12
+    # the registered route answers with the fields of POST /v1/forecast, plus which version answered
+    assert out["model"] == "xgboost" and out["ref"] == "demand@1" and out["version"] == 1 and len(out["forecasts"]) == 2 * 12
+    assert out["fallbacks"] == [] and out["filled"] == [] and out["runtime"] == "native"
     assert out["forecasts"][0]["ds"].startswith("2024-01-11T00:00")  # after the stored training tail
     assert all(math.isfinite(row[out["alias"]]) for row in out["forecasts"])
     by_version = client.post("/v1/models/demand@1/forecast", json={"h": 12}, headers=A).json()

@@ -1,0 +1,612 @@
+"""The use cases on data the caller gives: forecast, cross-validate, explain, report, export.
+
+Each function validates its input once (the panel, ``h``, ``level``, the spec), resolves
+the effective spec with the one resolver (:func:`resolve`), runs the models and returns
+one typed result (:mod:`forecasting.service.results`). Routes and CLI commands are a
+call to one of these plus a schema mapping; the registered-model use cases
+(:mod:`forecasting.service.registered`) go through the same functions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import polars as pl
+
+from forecasting.data import (
+    MAX_HORIZON,
+    FillPolicy,
+    Panel,
+    validate_h,
+    validate_levels,
+    validate_panel,
+)
+from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidInputError, InvalidParameterError
+from forecasting.models.base import Fallback, Forecaster, require
+from forecasting.models.registry import ModelSpec, make_model, parse_spec
+from forecasting.service.results import CrossValidationResult, ExplainResult, ForecastResult, Registered
+
+__all__ = [
+    "Limits",
+    "explain_rows",
+    "export",
+    "report",
+    "check_limits",
+    "cross_validate",
+    "explain",
+    "forecast",
+    "forecast_fitted",
+    "resolve",
+]
+
+SpecLike = ModelSpec | str | dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request-size limits (the API sets these from its settings; the CLI and the library have none by default).
+
+    Attributes
+    ----------
+    max_h : int
+        Largest horizon, steps.
+    max_series : int
+        Most series per request.
+    max_rows : int
+        Most input rows per request.
+    max_seconds : float, optional
+        Wall time allowed for fitting; past it the work stops with ``TimeLimitError``.
+    """
+
+    max_h: int = MAX_HORIZON
+    max_series: int = 1_000_000
+    max_rows: int = 100_000_000
+    max_seconds: float | None = None
+
+
+def check_limits(panel: Panel, limits: Limits) -> None:
+    """Refuse panels above the row or series limits.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the count and the limit.
+    """
+    check_table_limits(panel.frame, limits, n_series=panel.n_series)
+
+
+def check_table_limits(frame: pl.DataFrame, limits: Limits, *, n_series: int | None = None,
+                       field: str = "data") -> None:
+    """Refuse a raw table above the row limit, or above the series limit when ``n_series`` is given.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the count and the limit.
+    """
+    if frame.height > limits.max_rows:
+        msg = f"{field} has {frame.height} rows; the limit is {limits.max_rows}"
+        raise InvalidInputError(msg, field=field, details={"limit": limits.max_rows})
+    if n_series is not None and n_series > limits.max_series:
+        msg = f"{field} has {n_series} series; the limit is {limits.max_series}"
+        raise InvalidInputError(msg, field=field, details={"limit": limits.max_series})
+
+
+# --------------------------------------------------------------------------- the one resolver
+def resolve(spec: SpecLike, panel: Panel) -> tuple[ModelSpec, list[str]]:
+    """The effective spec for ``panel``: derived parameters filled in, and what was derived, as notes.
+
+    ``season_length`` comes from the data's frequency (:func:`forecasting.models.registry.default_season_length`)
+    when the spec leaves it out; series shorter than the seasonal models need get a note.
+
+    Parameters
+    ----------
+    spec : spec
+        Registry name, JSON text, dict or :class:`ModelSpec`.
+    panel : Panel
+        The validated data.
+
+    Returns
+    -------
+    (ModelSpec, list of str)
+
+    Raises
+    ------
+    UnknownModelError, InvalidParameterError
+        As :func:`forecasting.models.registry.parse_spec`.
+    """
+    spec = parse_spec(spec)
+    notes: list[str] = []
+    params = make_model(spec, freq=panel.freq).get_params()
+    if "season_length" in params and "season_length" not in spec.params:
+        spec = ModelSpec(name=spec.name, params={**spec.params, "season_length": params["season_length"]},
+                         fallback=spec.fallback)
+        origin = f"freq '{panel.freq}'" if isinstance(panel.freq, str) else "integer ds (no calendar: pass season_length)"
+        notes.append(f"season_length={params['season_length']} derived from {origin}")
+    season = params.get("season_length")
+    m = max(season) if isinstance(season, list) else season
+    if isinstance(m, int) and m > 1:
+        need = 3 * m if spec.name == "naive2" else 2 * m
+        short = [u for u, n in panel.lengths.items() if n < need]
+        if short and spec.name not in ("seasonal_naive", "mstl"):  # those two refuse short series outright
+            listed = ", ".join(f"'{u}'" for u in short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
+            notes.append(f"{len(short)} series ({listed}) have fewer than {need} observations ({need // m} seasons "
+                         f"of {m}): '{spec.name}' may fit them without a seasonal component, as it needs about "
+                         f"{need // m} seasons to estimate one")
+    return spec, notes
+
+
+# --------------------------------------------------------------------------- forecast
+def forecast(
+    data: Any,
+    *,
+    model: SpecLike | Forecaster = "auto_ets",
+    h: int,
+    freq: str | int | None = None,
+    level: Sequence[float] = (),
+    fill_missing: FillPolicy | None = None,
+    fill_gaps: bool = False,
+    X_future: Any = None,
+    n_jobs: int = 1,
+    limits: Limits = Limits(),
+) -> ForecastResult:
+    """Validate ``data``, fit the model of ``model`` and forecast ``h`` steps per series.
+
+    Parameters
+    ----------
+    data : frame, mapping of columns or list of row dicts
+        Long format ``unique_id, ds, y`` (see :func:`forecasting.data.validate_panel`).
+    model : spec or fitted model
+        Registry name or spec (see :func:`forecasting.models.make_model`); or a fitted, saved or
+        exported global model (from :func:`forecasting.loading.load`), which forecasts ``data``
+        without retraining (:func:`forecast_fitted`).
+    h : int
+        Horizon in steps of ``freq``.
+    freq : str or int, optional
+        Inferred from ``ds`` when omitted.
+    level : numbers in (0, 100)
+        Prediction-interval levels, percent.
+    fill_missing, fill_gaps
+        As :func:`~forecasting.data.validate_panel`.
+    X_future : frame, optional
+        Future values of the exogenous columns (``unique_id, ds, <columns>`` for the ``h`` steps), for
+        models that use them.
+    n_jobs : int
+        Worker processes for fitting.
+    limits : Limits
+        Size limits, checked before any model work.
+
+    Returns
+    -------
+    ForecastResult
+
+    Raises
+    ------
+    InvalidInputError, InvalidParameterError, UnknownModelError, InsufficientHistoryError,
+    ModelFitError, CapabilityError, TimeLimitError
+        With the series, rows and rule named.
+    """
+    if not isinstance(model, ModelSpec | str | dict):
+        return forecast_fitted(model, data, h=h, freq=freq, level=level, fill_missing=fill_missing,
+                               fill_gaps=fill_gaps, X_future=X_future, limits=limits)
+    h = validate_h(h, max_h=limits.max_h)
+    levels = validate_levels(level)
+    spec = parse_spec(model)
+    panel = validate_panel(data, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps)
+    check_limits(panel, limits)
+    spec, derived = resolve(spec, panel)
+    if X_future is not None and not panel.exog:  # refused before any training, not after it
+        msg = (f"X_future was given but the data has no exogenous columns, so model '{spec.name}' would not use "
+               f"it: drop X_future, or add the columns to the data")
+        raise CapabilityError(msg, field="X_future")
+    forecaster = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
+    arm(forecaster, deadline=None if limits.max_seconds is None else time.time() + limits.max_seconds)
+    forecaster.fit(panel)
+    frame = forecaster.predict(h, level=levels, X_future=X_future)
+    return ForecastResult(forecasts=frame, spec=spec, alias=forecaster.alias, panel=panel, h=h, level=levels,
+                          fallbacks=list(forecaster.fallbacks_), notes=[*panel.report.notes, *derived])
+
+
+def forecast_fitted(
+    model: Forecaster,
+    data: Any = None,
+    *,
+    h: int,
+    freq: str | int | None = None,
+    level: Sequence[float] = (),
+    fill_missing: FillPolicy | None = None,
+    fill_gaps: bool = False,
+    X_future: Any = None,
+    limits: Limits = Limits(),
+    fallback: str | None = None,
+    registered: Registered | None = None,
+    runtime: str = "native",
+    field_name: str = "data",
+) -> ForecastResult:
+    """Forecast with a fitted global model (saved folder, ONNX export or registered version), without retraining.
+
+    Parameters
+    ----------
+    model : fitted global forecaster
+        From :func:`forecasting.loading.load` or a fitted ``xgboost`` / ``nhits`` / ``tft``.
+    data : frame, optional
+        The series to forecast from (validated against the model's frequency); ``None``: the model's
+        stored training history.
+    fallback : str, optional
+        Model (registry name) for series of ``data`` shorter than the model's input window: they are
+        fitted and forecast by it and reported in ``fallbacks`` (the spec's ``fallback``). Without it
+        such series are an ``InsufficientHistoryError``.
+    registered, runtime
+        Recorded on the result.
+    Other parameters as :func:`forecast`.
+
+    Raises
+    ------
+    InvalidInputError, InvalidParameterError, InsufficientHistoryError, CapabilityError
+    """
+    h = validate_h(h, max_h=limits.max_h)
+    levels = validate_levels(level)
+    spec = model_spec(model)
+    notes: list[str] = []
+    if data is None:
+        panel = stored_history(model)
+        notes.append("forecast from the stored training history (no history given)")
+    else:
+        trained_freq = training_freq(model)
+        if freq is not None and trained_freq is not None and str(freq) != str(trained_freq):
+            msg = f"freq '{freq}' differs from the frequency the model was trained on ('{trained_freq}')"
+            raise InvalidParameterError(msg, field="freq")
+        panel = validate_panel(data, freq=trained_freq if trained_freq is not None else freq,
+                               fill_missing=fill_missing, fill_gaps=fill_gaps, field_name=field_name)
+        check_limits(panel, limits)
+        notes.extend(panel.report.notes)
+    if runtime == "onnxruntime":
+        notes.append("served by onnxruntime from the model's ONNX export")
+    history = None if data is None else panel
+    fallback = fallback if fallback is not None else spec.fallback
+    try:
+        frame = model.predict(h, history=history, X_future=X_future, level=levels)
+        fallbacks: list[Fallback] = []
+    except InsufficientHistoryError as exc:
+        short = dict((exc.details or {}).get("series") or {})
+        if history is None or fallback is None or not short:
+            raise
+        frame, fallbacks = _with_fallback(model, panel, short, fallback, h=h, levels=levels, X_future=X_future)
+    return ForecastResult(forecasts=frame, spec=spec, alias=model.alias, panel=panel, h=h, level=levels,
+                          fallbacks=fallbacks, notes=notes, registered=registered, runtime=runtime)
+
+
+def _with_fallback(model: Forecaster, panel: Panel, short: dict[str, Any], fallback: str, *, h: int,
+                   levels: tuple[float | int, ...], X_future: Any) -> tuple[pl.DataFrame, list[Fallback]]:
+    """Forecast the long series with ``model`` and the ``short`` ones with a ``fallback`` fitted on them."""
+    long_ids = [u for u in panel.ids if u not in short]
+    parts = []
+    if long_ids:
+        future = None if X_future is None else _only(X_future, long_ids)
+        parts.append(model.predict(h, history=panel.subset(long_ids), X_future=future, level=levels))
+    fb_spec, _ = resolve(fallback, panel)
+    fb = make_model(fb_spec, freq=panel.freq)
+    fb.fit(panel.subset(list(short)))
+    fb_frame = fb.predict(h, level=levels)
+    parts.append(fb_frame.rename({c: c.replace(fb.alias, model.alias, 1) for c in fb_frame.columns
+                                  if c.startswith(fb.alias)}))
+    order = pl.DataFrame({"unique_id": panel.ids}).with_row_index("_order")
+    frame = (pl.concat(parts, how="vertical_relaxed").join(order, on="unique_id", how="left")
+             .sort("_order", "ds", maintain_order=True).drop("_order"))
+    reasons = [Fallback(u, fb.name, f"{info.get('length')} observations, model '{model.name}' needs at least "
+                                    f"{info.get('minimum')}") for u, info in short.items()]
+    return frame, reasons
+
+
+def _only(X_future: Any, ids: list[str]) -> pl.DataFrame:
+    from forecasting.data import to_polars
+
+    frame = X_future if isinstance(X_future, pl.DataFrame) else to_polars(X_future, field_name="X_future")
+    if "unique_id" not in frame.columns:
+        return frame
+    return frame.filter(pl.col("unique_id").cast(pl.String).is_in(ids))
+
+
+def model_spec(model: Forecaster) -> ModelSpec:
+    """The spec of a fitted model (its name, parameters and fallback)."""
+    params = {k: v for k, v in model.get_params().items() if v is not None}
+    fallback = getattr(model, "fallback", None)
+    return ModelSpec(name=model.name, params=params,
+                     fallback=fallback if isinstance(fallback, str) or fallback is None else fallback.name)
+
+
+def training_freq(model: Forecaster) -> str | int | None:
+    """The frequency a fitted global model was trained on (``None`` when it does not say)."""
+    pipeline = getattr(model, "pipeline_", None)
+    freq = getattr(pipeline, "freq", None)
+    if freq is None:
+        panel = getattr(model, "panel_", None)
+        freq = getattr(panel, "freq", None)
+    return freq if isinstance(freq, str | int) else None
+
+
+def stored_history(model: Forecaster) -> Panel:
+    """The training history a saved global model keeps (its forecasts start after it).
+
+    Raises
+    ------
+    CapabilityError
+        The model keeps none (statistical models registered as a spec refit on ``history``).
+    """
+    panel = getattr(model, "panel_", None)
+    if not isinstance(panel, Panel):
+        msg = f"model '{model.name}' keeps no training history: give the series to forecast from as history"
+        raise CapabilityError(msg, field="history")
+    return panel
+
+
+def arm(model: Forecaster, *, deadline: float | None = None,
+        progress: Callable[[float, str], None] | None = None) -> None:
+    """Give a model (and its fallback) a deadline and a progress callback, where it takes them."""
+    if deadline is not None:
+        model.deadline = deadline  # type: ignore[attr-defined]
+        fb = getattr(model, "fallback", None)
+        if fb is not None and not isinstance(fb, str):
+            fb.deadline = deadline
+    if progress is not None and model.capabilities.reports_progress:
+        model.progress = progress
+
+
+# --------------------------------------------------------------------------- cross-validate
+def cross_validate(
+    data: Any,
+    *,
+    models: Sequence[SpecLike],
+    h: int,
+    n_windows: int = 1,
+    step_size: int | None = None,
+    level: Sequence[float] = (),
+    freq: str | int | None = None,
+    season_length: int | None = None,
+    n_jobs: int = 1,
+    limits: Limits = Limits(),
+) -> CrossValidationResult:
+    """Backtest models over ``n_windows`` rolling origins and score every window (M4 definitions).
+
+    The splitter is :func:`forecasting.evaluation.rolling_origins`, the one the benchmark harness uses.
+
+    Parameters
+    ----------
+    models : sequence of specs
+        One or more registry names or specs.
+    h : int
+        Steps forecast from each origin.
+    n_windows : int
+        Number of origins (>= 1).
+    step_size : int, optional
+        Steps between origins (default ``h``).
+    season_length : int, optional
+        MASE/MSIS scale lag; defaults to the frequency's season.
+    Other parameters as :func:`forecast`.
+
+    Returns
+    -------
+    CrossValidationResult
+
+    Raises
+    ------
+    InvalidParameterError, InvalidInputError, InsufficientHistoryError, UnknownModelError
+    """
+    from forecasting.backtest import cross_validation_metrics
+
+    h = validate_h(h, max_h=limits.max_h)
+    levels = validate_levels(level)
+    if not models:
+        msg = "give at least one model"
+        raise InvalidParameterError(msg, field="models")
+    specs = [parse_spec(m) for m in models]
+    panel = validate_panel(data, freq=freq)
+    check_limits(panel, limits)
+    scores = cross_validation_metrics(panel, models=specs, h=h, n_windows=n_windows, step_size=step_size,
+                                      level=levels, season_length=season_length, n_jobs=n_jobs)
+    return CrossValidationResult(metrics=scores, panel=panel, notes=list(panel.report.notes))
+
+
+# --------------------------------------------------------------------------- explain
+def explain(
+    data: Any,
+    *,
+    model: SpecLike | Forecaster,
+    h: int,
+    freq: str | int | None = None,
+    X_future: Any = None,
+    fill_missing: FillPolicy | None = None,
+    fill_gaps: bool = False,
+    n_jobs: int = -1,
+    limits: Limits = Limits(),
+    registered: Registered | None = None,
+) -> ExplainResult:
+    """Explain each forecast step: SHAP values (trees) or integrated gradients (networks), in units of ``y``.
+
+    Parameters
+    ----------
+    data : frame
+        The series to forecast from; a spec is fitted on them first, a fitted model forecasts them
+        without retraining (``None``: its stored training history).
+    model : spec or fitted model
+    h : int
+        Steps to forecast and explain.
+
+    Returns
+    -------
+    ExplainResult
+        One explanation row per (series, step).
+
+    Raises
+    ------
+    CapabilityError
+        Models without per-feature attributions (the statistical zoo: they are explained by their
+        decomposition, see ``forecasting report``), naming the model.
+    """
+    from forecasting.explain import explain_forecast
+
+    h = validate_h(h, max_h=limits.max_h)
+    notes: list[str] = []
+    if isinstance(model, ModelSpec | str | dict):
+        spec = parse_spec(model)
+        panel = validate_panel(data, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps)
+        check_limits(panel, limits)
+        spec, notes = resolve(spec, panel)
+        fitted = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
+        require_capability(fitted, "explain")  # before fitting, not after
+        fitted.fit(panel)
+        explanation = explain_forecast(fitted, h, X_future=X_future)
+        return ExplainResult(explanation=explanation, model=spec.name, notes=[*panel.report.notes, *notes])
+    from forecasting.tabular import TabularModel
+
+    if isinstance(model, TabularModel):  # a table model explains the rows given
+        return explain_rows(model, data, limits=limits, registered=registered)
+    require_capability(model, "explain")
+    history = None
+    if data is not None:
+        trained_freq = training_freq(model)
+        history = validate_panel(data, freq=trained_freq if trained_freq is not None else freq,
+                                 fill_missing=fill_missing, fill_gaps=fill_gaps,
+                                 field_name="history" if registered is not None else "data")
+        check_limits(history, limits)
+        notes.extend(history.report.notes)
+    explanation = explain_forecast(model, h, history=history, X_future=X_future)
+    return ExplainResult(explanation=explanation, model=model.name, registered=registered, notes=notes)
+
+
+def explain_rows(model: Any, rows: Any, *, limits: Limits = Limits(),
+                 registered: Registered | None = None) -> ExplainResult:
+    """SHAP values of a tabular model (:class:`~forecasting.tabular.TabularModel`) for each row of ``rows``.
+
+    Raises
+    ------
+    InvalidInputError
+        ``rows`` missing, above the row limit, or lacking the model's feature columns.
+    """
+    from forecasting.data import to_polars
+
+    if rows is None:
+        msg = "rows is required to explain a tabular model"
+        raise InvalidInputError(msg, field="rows")
+    table = to_polars(rows, field_name="rows")
+    check_table_limits(table, limits, field="rows")
+    return ExplainResult(explanation=model.explain(table), model=str(model.get_params().get("algorithm")),
+                         registered=registered)
+
+
+def require_capability(model: Forecaster, capability: str) -> None:
+    """Raise the model's ``CapabilityError`` unless it declares ``capability`` (see the model contract)."""
+    from forecasting.models.base import Capability
+
+    require(model, cast(Capability, capability))
+
+
+# --------------------------------------------------------------------------- train a global model to a folder
+def fit_and_save(data: Any, output: str | Path, *, model: SpecLike = "xgboost", freq: str | int | None = None,
+                 n_jobs: int = -1, progress: Callable[[float, str], None] | None = None) -> tuple[Forecaster, Path,
+                                                                                                    Panel]:
+    """Fit a global model on ``data`` and save it to ``output`` (safe formats only).
+
+    Returns
+    -------
+    (fitted model, folder written, validated panel)
+
+    Raises
+    ------
+    CapabilityError
+        Models that are refitted on each forecast (the statistical zoo) are not saved.
+    """
+    spec = parse_spec(model)
+    panel = validate_panel(data, freq=freq)
+    spec, _ = resolve(spec, panel)
+    forecaster = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
+    require(forecaster, "save")  # statistical models: "... is refitted from history each time and is not saved"
+    arm(forecaster, progress=progress)
+    forecaster.fit(panel)
+    return forecaster, forecaster.save(output), panel
+
+
+# --------------------------------------------------------------------------- report and export
+def report(
+    data: Any,
+    output: str | Path,
+    *,
+    model: SpecLike | Forecaster,
+    h: int,
+    level: Sequence[float] = (80, 95),
+    series: Sequence[str] | None = None,
+    freq: str | int | None = None,
+    title: str | None = None,
+    data_name: str | None = None,
+    n_jobs: int = 1,
+) -> Any:
+    """Write the self-contained HTML report (model card, SHAP or decomposition, forecasts) of ``model`` on ``data``.
+
+    A spec is fitted on ``data`` (its last ``h`` points also held out for the model card's validation
+    metrics); a fitted or saved model forecasts ``data`` without retraining.
+
+    Returns
+    -------
+    forecasting.reports.WrittenReport
+        ``path``, ``sections``, ``notes``.
+
+    Raises
+    ------
+    InvalidInputError, InvalidParameterError, CapabilityError
+    """
+    from forecasting.reports import write_report
+
+    h = validate_h(h)
+    chosen: SpecLike | Forecaster = model
+    if isinstance(model, ModelSpec | str | dict):
+        chosen = parse_spec(model)
+        panel = validate_panel(data, freq=freq)
+    else:
+        trained_freq = training_freq(model)
+        panel = validate_panel(data, freq=trained_freq if trained_freq is not None else freq)
+    return write_report(chosen, panel, output, h=h, level=tuple(level), series=series, title=title,
+                        data_name=data_name, n_jobs=n_jobs)
+
+
+def export(model: str | Path, output: str | Path, *, quantize: bool = False, sample: Any = None) -> tuple[Path,
+                                                                                                           dict[str, Any]]:
+    """Export a saved model folder to ONNX (graphs + pipeline + sha256 manifest), after a parity check.
+
+    Parameters
+    ----------
+    model : path
+        A folder written by a model's ``save`` (``xgboost``, ``nhits``, ``tft``, tabular).
+    output : path
+        The export folder (must not be inside the model folder, nor hold it).
+    quantize : bool
+        Networks: also write an int8 graph and report its accuracy change.
+    sample : frame, optional
+        Tabular models: real rows for the parity check.
+
+    Returns
+    -------
+    (Path, dict)
+        The export folder and its manifest (parity figures per graph, the quantised graph's accuracy).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``output`` would overwrite the model folder.
+    CapabilityError, ExportParityError, ArtifactIntegrityError
+    """
+    import json
+
+    from forecasting.export import export_model
+    from forecasting.loading import load
+
+    src, dst = Path(model).resolve(), Path(output).resolve()
+    if dst == src or src in dst.parents or dst in src.parents:
+        msg = f"output {output} would overwrite the model folder {model}: export to another folder"
+        raise InvalidParameterError(msg, field="output")
+    path = export_model(load(model), output, quantize=quantize, sample=sample)
+    manifest: dict[str, Any] = json.loads((path / "manifest.json").read_text())
+    return path, manifest

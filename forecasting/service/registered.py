@@ -1,0 +1,325 @@
+"""The use cases on registered models: train (as a job), forecast, explain, report, export, predict, manage.
+
+:class:`RegisteredModels` holds one app's store, job runner and request limits. Every
+method is synchronous (the API runs them in worker threads), takes the caller's tenant
+and raises only library errors (:mod:`forecasting.errors`), which the API maps to HTTP
+statuses in one table. Forecasts and explanations go through the same functions as
+inline data (:func:`forecasting.service.forecast`, :func:`forecasting.service.explain`), so
+every door answers with the same fields.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from forecasting.data import FillPolicy, to_polars, validate_h
+from forecasting.errors import CapabilityError, InvalidInputError, InvalidParameterError
+from forecasting.explanation import Explanation
+from forecasting.jobs import JobRunner
+from forecasting.loading import export_version, load_serving, load_version
+from forecasting.store import JobInfo, ModelInfo, Store, VersionInfo
+from forecasting.service.core import Limits, check_table_limits, explain, explain_rows, forecast, forecast_fitted
+from forecasting.service.results import ExplainResult, ForecastResult, Registered
+from forecasting.service.tables import read_table
+
+__all__ = ["RegisteredModels"]
+
+_UPLOAD_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+@dataclass(frozen=True)
+class RegisteredModels:
+    """The store, the job runner and the request limits of one app.
+
+    Attributes
+    ----------
+    store : Store
+        Versions, aliases, jobs and artifacts.
+    runner : JobRunner
+        Runs training jobs in worker processes.
+    limits : Limits
+        Request-size limits.
+    """
+
+    store: Store
+    runner: JobRunner
+    limits: Limits
+
+    # ------------------------------------------------------------------ training
+    def submit_training(self, tenant: str, *, name: str, model: Any, data: Any, kind: str = "forecast",
+                        target: str | None = None, h: int | None = None,
+                        freq: str | int | None = None) -> JobInfo:
+        """Check the request and the data's size, queue the training, return the ``queued`` job.
+
+        ``data`` is rows, columns or a frame (inline or parsed from an uploaded file); the job runs
+        :func:`forecasting.service.training.train`.
+
+        Raises
+        ------
+        InvalidParameterError, InvalidInputError
+            A bad name, ``h`` or model; data above the limits.
+        """
+        if h is not None:
+            validate_h(h, max_h=self.limits.max_h)
+        frame = data if isinstance(data, pl.DataFrame) else to_polars(data)
+        n_series = frame["unique_id"].n_unique() if kind == "forecast" and "unique_id" in frame.columns else None
+        check_table_limits(frame, self.limits, n_series=n_series)
+        job_id = self.runner.submit_training(tenant, name, model, frame, kind=kind,  # type: ignore[arg-type]
+                                             target=target, h=h, freq=freq)
+        return self.runner.get_job(job_id, tenant)
+
+    def submit_upload(self, tenant: str, *, filename: str, content: bytes, **fields: Any) -> JobInfo:
+        """As :meth:`submit_training` with the data in an uploaded CSV or Parquet file (read as data only).
+
+        Raises
+        ------
+        InvalidParameterError
+            The file name does not end in .csv or .parquet.
+        """
+        suffix = Path(filename or "").suffix.lower()
+        if suffix not in _UPLOAD_SUFFIXES:
+            msg = f"the uploaded file must end in .csv or .parquet, got '{filename}'"
+            raise InvalidParameterError(msg, field="file")
+        with tempfile.TemporaryDirectory(prefix="forecasting-upload-") as tmp:
+            path = Path(tmp) / f"data{suffix}"
+            path.write_bytes(content)
+            try:
+                frame = read_table(path, field="file")
+            except InvalidInputError as exc:
+                raise InvalidInputError(exc.message.replace(str(path), filename), field="file") from exc
+        return self.submit_training(tenant, data=frame, **fields)
+
+    # ------------------------------------------------------------------ the registry
+    def list_models(self, tenant: str) -> list[ModelInfo]:
+        """The tenant's models: name, latest version, version count, aliases."""
+        return self.store.list_models(tenant)
+
+    def model_detail(self, tenant: str, name: str) -> tuple[ModelInfo, list[VersionInfo]]:
+        """A model's summary and every version.
+
+        Raises
+        ------
+        NotFoundError
+            No such model for this tenant.
+        """
+        versions = self.store.versions(name, tenant)
+        summary = next(m for m in self.store.list_models(tenant) if m.name == name)
+        return summary, versions
+
+    def set_alias(self, tenant: str, name: str, alias: str, *, version: int) -> VersionInfo:
+        """Point ``name@alias`` at ``version``; returns that version."""
+        return self.store.set_alias(name, alias, version, tenant)
+
+    def delete_alias(self, tenant: str, name: str, alias: str) -> None:
+        """Remove ``name@alias`` (the version stays)."""
+        self.store.delete_alias(name, alias, tenant)
+
+    def delete_version(self, tenant: str, name: str, version: int, *, force: bool = False) -> None:
+        """Delete a version and its artifact (``force`` drops the aliases pointing at it too)."""
+        self.store.delete_version(name, version, tenant, force=force)
+
+    # ------------------------------------------------------------------ jobs
+    def list_jobs(self, tenant: str, *, state: str | None = None, limit: int = 100) -> list[JobInfo]:
+        """The tenant's jobs, newest first.
+
+        Raises
+        ------
+        InvalidParameterError
+            ``limit`` outside 1..1000.
+        """
+        if isinstance(limit, bool) or not 1 <= limit <= 1000:
+            msg = f"limit must be in 1..1000, got {limit}"
+            raise InvalidParameterError(msg, field="limit")
+        return self.runner.list_jobs(tenant, state=state, limit=limit)
+
+    def get_job(self, tenant: str, job_id: str) -> JobInfo:
+        """One job (NotFoundError for another tenant's)."""
+        return self.runner.get_job(job_id, tenant)
+
+    def cancel_job(self, tenant: str, job_id: str) -> JobInfo:
+        """Cancel a queued or running job (ConflictError once finished)."""
+        return self.runner.cancel(job_id, tenant)
+
+    # ------------------------------------------------------------------ registered forecast models
+    def _forecast_version(self, tenant: str, ref: str) -> VersionInfo:
+        info = self.store.get(ref, tenant=tenant)
+        if info.kind != "forecast":
+            msg = f"model '{info.ref}' is a tabular model: use POST /v1/models/{info.name}@{info.version}/predict"
+            raise CapabilityError(msg, field="model")
+        return info
+
+    def forecast(self, tenant: str, ref: str, *, h: int, level: Sequence[float] = (), history: Any = None,
+                 X_future: Any = None, fill_missing: FillPolicy | None = None,
+                 fill_gaps: bool = False) -> ForecastResult:
+        """Forecast ``h`` steps with a registered model.
+
+        Saved (global) models predict from the stored model, from ``history`` when given and from
+        the stored training tail otherwise (series of ``history`` too short for the model go to the
+        spec's ``fallback``, reported); spec-only (statistical) versions refit on ``history``, which
+        they need. Both go through the functions inline forecasts use.
+
+        Raises
+        ------
+        NotFoundError, CapabilityError (a tabular model), InvalidInputError (``history`` missing for
+        a spec-only version, or invalid), InvalidParameterError.
+        """
+        info = self._forecast_version(tenant, ref)
+        registered = Registered(info.name, info.version)
+        if info.artifact is None:
+            if history is None:
+                msg = (f"model '{info.ref}' ({info.spec.get('name')}) is registered as a spec only: it refits at "
+                       f"forecast time, so history (the series to fit and forecast from) is required")
+                raise InvalidInputError(msg, field="history")
+            result = forecast(history, model=info.spec, h=h, freq=info.fingerprint.get("freq"), level=level,
+                              fill_missing=fill_missing, fill_gaps=fill_gaps, X_future=X_future,
+                              limits=self.limits)
+            return ForecastResult(**{**result.__dict__, "registered": registered})
+        model, runtime = load_serving(self.store, info)
+        return forecast_fitted(model, history, h=h, level=level, X_future=X_future, fill_missing=fill_missing,
+                               fill_gaps=fill_gaps, limits=self.limits, fallback=info.spec.get("fallback"),
+                               registered=registered, runtime=runtime, field_name="history")
+
+    def explain(self, tenant: str, ref: str, *, h: int, history: Any = None, X_future: Any = None,
+                series: Sequence[str] | None = None, steps: Sequence[int] | None = None) -> ExplainResult:
+        """Explanations of the forecast rows asked (all by default).
+
+        Raises
+        ------
+        CapabilityError
+            Statistical models (no per-feature attributions) and tabular models (use :meth:`explain_rows`).
+        InvalidInputError, InvalidParameterError
+            Unknown ``series``, ``steps`` outside 1..h.
+        """
+        info = self._forecast_version(tenant, ref)
+        h = validate_h(h, max_h=self.limits.max_h)
+        model = load_version(self.store, info)
+        result = explain(history, model=model, h=h, X_future=X_future, limits=self.limits,
+                         registered=Registered(info.name, info.version))
+        return ExplainResult(explanation=select_rows(result.explanation, series=series, steps=steps),
+                             model=result.model, registered=result.registered, notes=result.notes)
+
+    def report(self, tenant: str, ref: str, *, h: int) -> str:
+        """The HTML report of a saved model's forecasts from its stored training history.
+
+        Raises
+        ------
+        CapabilityError
+            Spec-only (statistical) versions keep no history to report on.
+        """
+        from forecasting.reports import build_report
+
+        info = self._forecast_version(tenant, ref)
+        h = validate_h(h, max_h=self.limits.max_h)
+        if info.artifact is None:
+            msg = (f"model '{info.ref}' is registered as a spec only and keeps no history: forecast it with history, "
+                   f"or run `forecasting report` on the data")
+            raise CapabilityError(msg, field="model")
+        model = load_version(self.store, info)
+        numeric = {k: v for k, v in info.metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        return build_report(model, model.panel_, h=h, validation=numeric or False, title=f"{info.ref}",
+                            data_name=f"training history of {info.ref}")
+
+    def onnx_archive(self, tenant: str, ref: str) -> tuple[str, bytes]:
+        """A zip of the version's ONNX export (exported on first request): ``(file name, bytes)``.
+
+        Raises
+        ------
+        NotFoundError (another tenant's model too), CapabilityError (statistical or tabular models),
+        ExportParityError.
+        """
+        info = self.store.get(ref, tenant=tenant)
+        folder = export_version(self.store, info)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(folder.iterdir()):
+                zf.write(f, arcname=f"{info.name}-v{info.version}.onnx/{f.name}")
+        return f"{info.name}-v{info.version}.onnx.zip", buf.getvalue()
+
+    # ------------------------------------------------------------------ tabular models
+    def _tabular(self, tenant: str, ref: str) -> tuple[VersionInfo, Any]:
+        info = self.store.get(ref, tenant=tenant)
+        if info.kind != "tabular":
+            msg = f"model '{info.ref}' is a forecast model: use POST /v1/models/{info.name}@{info.version}/forecast"
+            raise CapabilityError(msg, field="model")
+        return info, load_version(self.store, info)
+
+    def predict(self, tenant: str, ref: str, *, rows: Any) -> tuple[VersionInfo, pl.DataFrame]:
+        """Predictions of a registered tabular model for each row, in order."""
+        info, model = self._tabular(tenant, ref)
+        return info, model.predict(self._rows(rows))
+
+    def explain_rows(self, tenant: str, ref: str, *, rows: Any) -> ExplainResult:
+        """SHAP values of a registered tabular model for each row."""
+        info, model = self._tabular(tenant, ref)
+        return explain_rows(model, rows, limits=self.limits, registered=Registered(info.name, info.version))
+
+    def kind(self, tenant: str, ref: str) -> str:
+        """``"forecast"`` or ``"tabular"`` (NotFoundError when there is no such version)."""
+        return self.store.get(ref, tenant=tenant).kind
+
+    # ------------------------------------------------------------------ operations
+    def readiness(self) -> list[str]:
+        """What is not reachable: the database and the artifact store (``[]`` when ready)."""
+        import os
+
+        problems = []
+        try:
+            self.store.schema_revision()
+        except Exception as exc:  # noqa: BLE001 - any driver error means not ready
+            problems.append(f"database unreachable: {type(exc).__name__}")
+        folder = self.store.artifacts_dir
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            problems.append(f"artifact store '{folder}' is not a writable folder")
+        return problems
+
+    def jobs_by_state(self) -> dict[str, int]:
+        """Job counts by state, every tenant (for the metrics)."""
+        return self.store.job_counts()
+
+    def cache_size(self) -> tuple[int, int]:
+        """(fitted models loaded, capacity)."""
+        return self.store.cache_usage()
+
+    def _rows(self, rows: Any) -> pl.DataFrame:
+        table = to_polars(rows, field_name="rows")
+        check_table_limits(table, self.limits, field="rows")
+        return table
+
+
+def select_rows(e: Explanation, *, series: Sequence[str] | None, steps: Sequence[int] | None) -> Explanation:
+    """The rows of a forecast explanation for ``series`` and ``steps`` (all when ``None``).
+
+    Raises
+    ------
+    InvalidInputError
+        A series that is not in the forecast.
+    InvalidParameterError
+        A step outside 1..h.
+    """
+    import numpy as np
+
+    mask = np.ones(e.n_rows, dtype=bool)
+    if series is not None:
+        known = set(e.rows["unique_id"].cast(pl.Utf8).to_list())
+        missing = [s for s in series if s not in known]
+        if missing:
+            msg = f"series {missing[:5]} not in the forecast (series: {sorted(known)[:5]})"
+            raise InvalidInputError(msg, field="series")
+        mask &= e.rows["unique_id"].cast(pl.Utf8).is_in(list(series)).to_numpy()
+    if steps is not None:
+        bad = [s for s in steps if not 1 <= s <= int(e.rows["step"].max() or 0)]
+        if bad:
+            msg = f"steps must be in 1..h, got {bad[:5]}"
+            raise InvalidParameterError(msg, field="steps")
+        mask &= e.rows["step"].is_in(list(steps)).to_numpy()
+    if mask.all():
+        return e
+    return e.subset(mask)

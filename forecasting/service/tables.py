@@ -1,0 +1,64 @@
+"""Reading and writing the user's tables (CSV or Parquet): read as data only, never executed or unpickled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from forecasting.errors import InvalidInputError, InvalidParameterError
+
+__all__ = ["read_table", "write_table"]
+
+_READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def read_table(path: str | Path, *, field: str = "input") -> pl.DataFrame:
+    """Read a CSV or Parquet file as data.
+
+    CSV dates are parsed when they look like ISO 8601; ``unique_id`` is read as text.
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown extension.
+    InvalidInputError
+        Missing file, or a file that is not valid CSV/Parquet.
+    """
+    p = Path(path)
+    kind = _READERS.get(p.suffix.lower())
+    if kind is None:
+        msg = f"{field} file must end in .csv or .parquet, got '{p.name}'"
+        raise InvalidParameterError(msg, field=field)
+    if not p.is_file():
+        msg = f"{field} file '{p}' does not exist"
+        raise InvalidInputError(msg, field=field)
+    try:
+        if kind == "csv":
+            return pl.read_csv(p, try_parse_dates=True, schema_overrides={"unique_id": pl.String},
+                               infer_schema_length=10_000)
+        return pl.read_parquet(p)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        msg = f"could not read '{p}' as {kind}: {exc}"
+        raise InvalidInputError(msg, field=field) from exc
+
+
+def write_table(frame: pl.DataFrame, path: str | Path) -> Path:
+    """Write a frame as CSV or Parquet (by extension), creating parent folders.
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown extension.
+    """
+    p = Path(path)
+    kind = _READERS.get(p.suffix.lower())
+    if kind is None:
+        msg = f"output file must end in .csv or .parquet, got '{p.name}'"
+        raise InvalidParameterError(msg, field="output")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "csv":
+        frame.write_csv(p)
+    else:
+        frame.write_parquet(p)
+    return p

@@ -1,0 +1,224 @@
+"""The training use case: validate, measure hold-out metrics, fit on all the data, save.
+
+What a training job runs (:mod:`forecasting.jobs` calls :func:`train` in its worker
+process with a ``step`` callback that records progress and stops on cancel or time
+limit). What gets saved:
+
+* global forecasters that can be saved (``xgboost``, ``nhits``, ``tft``): the fitted model;
+  series shorter than the model needs go to the spec's ``fallback`` (they are left out of
+  the saved model, forecast by the fallback at forecast time, and said so in ``notes``);
+* tabular models (:class:`~forecasting.tabular.TabularModel`): the fitted model;
+* statistical forecasters (``auto_ets``, ``mstl``...): nothing but the effective spec, the data
+  fingerprint and the validation metrics; they refit on the history given at forecast time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import polars as pl
+
+from forecasting.data import Panel, validate_h, validate_panel
+from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidInputError
+from forecasting.models.registry import ModelSpec, make_model, parse_spec
+from forecasting.service.core import arm, resolve
+from forecasting.service.results import TrainResult
+
+__all__ = ["data_fingerprint", "default_validation_h", "holdout_metrics", "train"]
+
+Step = Callable[[float, str], None]
+
+
+def _no_step(progress: float, message: str) -> None:
+    return None
+
+
+def default_validation_h(season_length: int | list[int] | None) -> int:
+    """Held-out steps when ``h`` is not given: two seasons, or 14 without a season (as XGBoost's calibration)."""
+    m = max(season_length) if isinstance(season_length, list) else (season_length or 1)
+    return 2 * m if m > 1 else 14
+
+
+def data_fingerprint(frame: pl.DataFrame, *, freq: str | int | None = None, series: bool = True) -> dict[str, Any]:
+    """What a model was trained on, compactly: enough to tell two training sets apart.
+
+    Parameters
+    ----------
+    frame : pl.DataFrame
+        The validated training frame (forecast: a panel's frame, sorted by ``unique_id, ds``).
+    freq : str or int, optional
+    series : bool, default True
+        Forecast data (``unique_id``/``ds`` columns); False for a plain table.
+
+    Returns
+    -------
+    dict
+        ``series`` (count, None for tables), ``rows``, ``columns``, ``ds_min``, ``ds_max``
+        (ISO 8601 or integers; None for tables), ``freq`` and ``sha256``: the sha256 of the
+        canonical frame, i.e. the CSV text of the frame with ``unique_id, ds, y`` first and
+        the other columns sorted by name, rows sorted by ``unique_id, ds`` (tables: as given).
+    """
+    if series:
+        rest = sorted(c for c in frame.columns if c not in ("unique_id", "ds", "y"))
+        canon = frame.select("unique_id", "ds", "y", *rest).sort("unique_id", "ds")
+    else:
+        canon = frame.select(sorted(frame.columns))
+    digest = hashlib.sha256(canon.write_csv().encode("utf-8")).hexdigest()
+
+    def _plain(v: Any) -> Any:
+        return v.isoformat() if hasattr(v, "isoformat") else v
+
+    return {
+        "series": canon["unique_id"].n_unique() if series else None,
+        "rows": canon.height,
+        "columns": list(canon.columns),
+        "ds_min": _plain(canon["ds"].min()) if series and canon.height else None,
+        "ds_max": _plain(canon["ds"].max()) if series and canon.height else None,
+        "freq": freq,
+        "sha256": digest,
+    }
+
+
+def holdout_metrics(panel: Panel, spec: ModelSpec, h: int, *, deadline: float | None = None) -> dict[str, Any]:
+    """sMAPE and MASE (M4 definitions) of the last ``h`` steps, fitted on what precedes them.
+
+    :func:`forecasting.backtest.holdout_scores` in the JSON form a registered version records; a series
+    without a MASE scale is left out of the MASE; a model that cannot be validated on this data
+    (too short once ``h`` is held out) records why instead of scores.
+    """
+    from forecasting.backtest import holdout_scores
+
+    season = spec.params.get("season_length")
+    m = (max(season) if isinstance(season, list) else season) or 1
+    try:
+        scores = holdout_scores(panel, model=spec, h=h, season_length=m, unscaled="null", deadline=deadline)
+    except (InsufficientHistoryError, CapabilityError) as exc:
+        return {"window": {"h": h, "n_windows": 1}, "skipped": exc.message}
+    out: dict[str, Any] = {"window": {"h": h, "n_windows": 1, "cutoff": str(scores.cutoff)},
+                           "smape": scores.smape, "n_series": scores.n_series}
+    if scores.mase is not None:
+        out["mase"] = scores.mase
+        out["mase_season_length"] = m
+    return out
+
+
+def train(frame: pl.DataFrame, *, kind: str, spec: Any, workdir: str | Path, target: str | None = None,
+          h: int | None = None, freq: str | int | None = None, deadline: float | None = None,
+          step: Step = _no_step) -> TrainResult:
+    """Train a model for the registry: validation metrics, fit on all the data, save into ``workdir/artifact``.
+
+    Parameters
+    ----------
+    frame : pl.DataFrame
+        Forecast models: long format ``unique_id, ds, y[, exogenous]``; tabular: a table with ``target``.
+    kind : {"forecast", "tabular"}
+    spec : spec or dict
+        Forecast: registry name or spec; tabular: :class:`~forecasting.tabular.TabularModel` arguments.
+    workdir : path
+        The job's folder; the artifact is written to ``workdir/artifact``.
+    h : int, optional
+        Forecast models: held-out steps and the version's largest horizon (default: the model's
+        calibrated horizon, else two seasons).
+    deadline : float, optional
+        Epoch seconds; fitting stops with ``TimeLimitError`` past it.
+    step : callable(progress, message)
+        Called after each step (0.1 validated, 0.3 metrics, 0.3-0.5 training progress, 0.5 fitted,
+        0.9 saved); may raise to stop the training.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    InvalidInputError, InvalidParameterError, InsufficientHistoryError, ModelFitError, TimeLimitError
+    """
+    if kind == "tabular":
+        return _train_tabular(frame, spec=dict(spec), target=target, workdir=Path(workdir), step=step)
+    return _train_forecast(frame, spec=spec, h=h, freq=freq, workdir=Path(workdir), deadline=deadline, step=step)
+
+
+def _train_forecast(frame: pl.DataFrame, *, spec: Any, h: int | None, freq: str | int | None, workdir: Path,
+                    deadline: float | None, step: Step) -> TrainResult:
+    panel = validate_panel(frame, freq=freq)
+    effective, notes = resolve(parse_spec(spec), panel)
+    model = make_model(effective, freq=panel.freq)
+    h = validate_h(h or getattr(model, "calibrated_horizon", None)
+                   or default_validation_h(effective.params.get("season_length")))
+    step(0.1, "data validated")
+
+    metrics = holdout_metrics(panel, effective, h, deadline=deadline)
+    step(0.3, "validation metrics measured")
+
+    saved = model.capabilities.can_save
+    fit_panel = panel
+    if saved and effective.fallback is not None:
+        # a saved model holds no fallback: series too short for it are left out, and forecast by the spec's
+        # fallback at forecast time (forecasting.service.forecast_fitted), as an inline forecast does
+        model = make_model(ModelSpec(name=effective.name, params=effective.params), freq=panel.freq)
+    arm(model, deadline=deadline, progress=lambda done, message: step(0.3 + 0.2 * done, message))
+    try:
+        model.fit(fit_panel)
+    except InsufficientHistoryError as exc:
+        short = dict((exc.details or {}).get("series") or {})
+        if not saved or effective.fallback is None or not short or len(short) == panel.n_series:
+            raise
+        fit_panel = panel.subset([u for u in panel.ids if u not in short])
+        notes.append(f"{len(short)} series shorter than model '{effective.name}' needs are not in the saved model; "
+                     f"they are forecast by the fallback '{effective.fallback}' from the history given at forecast "
+                     f"time")
+        model.fit(fit_panel)
+    step(0.5, "fitted")
+
+    artifact = None
+    if saved:
+        artifact = workdir / "artifact"
+        model.save(artifact)
+    step(0.9, "saved" if artifact is not None else "spec recorded (statistical model: no artifact)")
+    return TrainResult(kind="forecast", spec=msgspec.to_builtins(effective),
+                       artifact=None if artifact is None else str(artifact),
+                       fingerprint=data_fingerprint(panel.frame, freq=panel.freq), metrics=metrics,
+                       exog=list(panel.exog), max_h=h, notes=notes)
+
+
+def _train_tabular(frame: pl.DataFrame, *, spec: dict[str, Any], target: str | None, workdir: Path,
+                   step: Step) -> TrainResult:
+    from forecasting.tabular import TabularModel, cross_validate
+
+    if target is None:
+        msg = "target is required for a tabular model"
+        raise InvalidInputError(msg, field="target")
+    model = TabularModel(**spec)
+    if frame.height == 0:
+        msg = "data has no rows"
+        raise InvalidInputError(msg, field="data")
+    step(0.1, "data loaded")
+
+    metrics: dict[str, Any]
+    if frame.height >= 20:
+        k = 5 if frame.height >= 50 else 3
+        folds = cross_validate(spec, frame, target, k=k)
+        cols = [c for c in folds.columns if c not in ("fold", "n_train", "n_test", "fit_seconds")]
+        metrics = {"window": {"method": "k-fold", "k": k}}
+        for c in cols:
+            value = folds[c].mean()
+            metrics[c] = float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+    else:
+        metrics = {"window": {"method": "k-fold"}, "skipped": f"{frame.height} rows: too few to cross-validate "
+                                                              f"(20 needed)"}
+    step(0.3, "validation metrics measured")
+
+    model.fit(frame, target)
+    step(0.5, "fitted")
+    artifact = workdir / "artifact"
+    model.save(artifact)
+    step(0.9, "saved")
+    fp = data_fingerprint(frame, series=False)
+    return TrainResult(kind="tabular", spec={**model.get_params(), "target": target}, artifact=str(artifact),
+                       fingerprint={**fp, "target": target}, metrics=metrics, exog=list(model.feature_names_),
+                       max_h=None)
