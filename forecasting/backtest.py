@@ -109,10 +109,12 @@ def origin_step(*, h: int, n_windows: int, step_size: int | None, windows_field:
         ``n_windows`` (named ``windows_field``) or ``step_size`` not an integer >= 1.
     """
     if isinstance(n_windows, bool) or not isinstance(n_windows, int) or n_windows < 1:
-        raise InvalidParameterError(f"{windows_field} must be an integer >= 1, got {n_windows!r}", field=windows_field)
+        msg = f"{windows_field} must be an integer >= 1, got {n_windows!r}"
+        raise InvalidParameterError(msg, field=windows_field)
     step = h if step_size is None else step_size
     if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-        raise InvalidParameterError(f"step_size must be an integer >= 1, got {step_size!r}", field="step_size")
+        msg = f"step_size must be an integer >= 1, got {step_size!r}"
+        raise InvalidParameterError(msg, field="step_size")
     return step
 
 
@@ -214,10 +216,11 @@ def cross_validation(
     short = {u: n for u, n in panel.lengths.items() if n < need}
     if short:
         listed = "; ".join(f"series '{u}': {n} observations" for u, n in list(short.items())[:5])
+        msg = (f"{len(short)} series too short for {n_windows} windows of h={h} every {step} steps with model "
+               f"'{spec.name}' (needs at least {need} = {held_out} held out + {need - held_out} to train): {listed}")
         raise InsufficientHistoryError(
-            f"{len(short)} series too short for {n_windows} windows of h={h} every {step} steps with model "
-            f"'{spec.name}' (needs at least {need} = {held_out} held out + {need - held_out} to train): {listed}",
-            field="data", details={"minimum": need, "series": {u: {"length": n, "minimum": need} for u, n in short.items()}})
+            msg, field="data",
+            details={"minimum": need, "series": {u: {"length": n, "minimum": need} for u, n in short.items()}})
     frames = []
     # earliest origin first, as the models have always been fitted (the output is sorted by cutoff anyway)
     for win in reversed(rolling_origins(panel.frame, h=h, n_windows=n_windows, step_size=step)):
@@ -282,7 +285,8 @@ def cross_validation_metrics(
     from forecasting.models.registry import default_season_length
 
     if not models:
-        raise InvalidParameterError("give at least one model", field="models")
+        msg = "give at least one model"
+        raise InvalidParameterError(msg, field="models")
     panel = data if isinstance(data, Panel) else validate_panel(data, freq=freq)
     m = season_length or default_season_length(panel.freq)
     m = m if isinstance(m, int) else 1

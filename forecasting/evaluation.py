@@ -9,7 +9,9 @@ Source: Makridakis, S., Spiliotis, E. & Assimakopoulos, V. (2020). "The M4 Compe
 36(1), 54-74; the organisers' evaluation code, ``Benchmarks and Evaluation.R`` in
 https://github.com/Mcompetitions/M4-methods (``smape_cal``, ``mase_cal``, ``msis_cal``).
 
-Rolling-origin cross-validation is :func:`forecasting.backtest.cross_validation` (it needs the model zoo).
+Rolling origins (the splitter), cross-validation and the hold-out scorer live in
+:mod:`forecasting.backtest` (they need the model zoo): :func:`~forecasting.backtest.rolling_origins`,
+:func:`~forecasting.backtest.cross_validation`, :func:`~forecasting.backtest.holdout_scores`.
 """
 
 from __future__ import annotations
@@ -492,7 +494,8 @@ def evaluate(
     m = _season(season_length)
     levels = [_level(lv) for lv in level]
     if unscaled not in ("raise", "null"):
-        raise InvalidParameterError(f"`unscaled` must be 'raise' or 'null', got {unscaled!r}", field="unscaled")
+        msg = f"`unscaled` must be 'raise' or 'null', got {unscaled!r}"
+        raise InvalidParameterError(msg, field="unscaled")
     for name, frame in (("forecasts", forecasts), ("actuals", actuals), ("train", train)):
         if not isinstance(frame, pl.DataFrame):
             raise InvalidInputError(f"`{name}` must be a polars DataFrame, got {type(frame).__name__}", field=name)
