@@ -247,8 +247,8 @@ def to_polars(data: Any, *, field_name: str = "data") -> pl.DataFrame:
         lengths = {str(k): len(v) if isinstance(v, Sequence) and not isinstance(v, str) else None for k, v in data.items()}
         if any(n is None for n in lengths.values()):
             bad = [k for k, n in lengths.items() if n is None]
-            raise InvalidInputError(f"{field_name}: column {', '.join(repr(b) for b in bad)} must be a list of values",
-                                    field=f"{field_name}.{bad[0]}")
+            msg = f"{field_name}: column {', '.join(repr(b) for b in bad)} must be a list of values"
+            raise InvalidInputError(msg, field=f"{field_name}.{bad[0]}")
         if len(set(lengths.values())) > 1:
             longest = max(lengths.values())  # type: ignore[type-var]
             short = {k: n for k, n in lengths.items() if n != longest}
@@ -264,9 +264,11 @@ def to_polars(data: Any, *, field_name: str = "data") -> pl.DataFrame:
                 if k not in names:
                     names.append(k)
         return pl.DataFrame([_series_from_python(n, [r.get(n) for r in data], field_name) for n in names])
-    raise InvalidInputError(
+    msg = (
         f"{field_name} must be a polars or pandas DataFrame, a mapping of columns or a list of rows, "
-        f"got {type(data).__name__}", field=field_name)
+        f"got {type(data).__name__}"
+    )
+    raise InvalidInputError(msg, field=field_name)
 
 
 #: Fast paths for the common valid request (see :func:`_series_fast`, :func:`_scan_in_order`). Each one gives
@@ -316,7 +318,8 @@ def _series_from_python(name: str, values: list[Any], field_name: str) -> pl.Ser
         kinds.setdefault(k, []).append(i)
     if len(kinds) > 1:
         desc = "; ".join(f"{k} at rows {_examples(rows)}" for k, rows in kinds.items())
-        raise InvalidInputError(f"column '{name}' mixes value types ({desc}); use one type per column",
+        msg = f"column '{name}' mixes value types ({desc}); use one type per column"
+        raise InvalidInputError(msg,
                                 field=f"{field_name}.{name}", details={"column": name, "types": {k: v[:50] for k, v in kinds.items()}})
     kind = next(iter(kinds), None)
     if kind == "datetime":
@@ -325,10 +328,11 @@ def _series_from_python(name: str, values: list[Any], field_name: str) -> pl.Ser
         aware = [i for i, v in enumerate(values) if v is not None and getattr(v, "tzinfo", None) is not None]
         if aware and len(aware) != sum(v is not None for v in values):
             naive = [i for i, v in enumerate(values) if v is not None and getattr(v, "tzinfo", None) is None]
-            raise InvalidInputError(
+            msg = (
                 f"column '{name}' mixes timezone-aware and naive timestamps (aware at rows {_examples(aware)}; "
-                f"naive at rows {_examples(naive)}); give every timestamp a zone or none",
-                field=f"{field_name}.{name}")
+                f"naive at rows {_examples(naive)}); give every timestamp a zone or none"
+            )
+            raise InvalidInputError(msg, field=f"{field_name}.{name}")
         if aware:
             utc = pd.Series(pd.to_datetime(values, utc=True), name=name)
             zones = {str(getattr(v.tzinfo, "key", v.tzinfo)) for v in values if v is not None}
@@ -342,17 +346,19 @@ def _series_from_python(name: str, values: list[Any], field_name: str) -> pl.Ser
         too_big = [i for i, v in enumerate(values) if isinstance(v, int) and not -(2**63) <= v < 2**63
                     and (name != "y" or abs(v) > 1.7e308)]
         if too_big:
-            raise InvalidInputError(
+            msg = (
                 f"column '{name}' has numbers too large to represent (rows {_examples(too_big)}; "
-                f"{'integers must fit in 64 bits' if name != 'y' else 'beyond the float64 range'})",
-                field=f"{field_name}.{name}")
+                f"{'integers must fit in 64 bits' if name != 'y' else 'beyond the float64 range'})"
+            )
+            raise InvalidInputError(msg, field=f"{field_name}.{name}")
         if all(isinstance(v, int) for v in values if v is not None) and name != "y":
             return pl.Series(name, values, dtype=pl.Int64)
         return pl.Series(name, [float(v) if v is not None else None for v in values], dtype=pl.Float64)
     try:
         return pl.Series(name, values, strict=False)
     except Exception as exc:  # polars raises several types here  # noqa: BLE001
-        raise InvalidInputError(f"column '{name}' could not be read: {exc}", field=f"{field_name}.{name}") from exc
+        msg = f"column '{name}' could not be read: {exc}"
+        raise InvalidInputError(msg, field=f"{field_name}.{name}") from exc
 
 
 # --------------------------------------------------------------------------- frequency
@@ -373,13 +379,16 @@ def normalize_freq(freq: str | int | None) -> str | int | None:
     if freq is None:
         return None
     if isinstance(freq, bool):
-        raise InvalidParameterError(f"freq must be a polars offset like '1h' or a positive integer, got {freq!r}", field="freq")
+        msg = f"freq must be a polars offset like '1h' or a positive integer, got {freq!r}"
+        raise InvalidParameterError(msg, field="freq")
     if isinstance(freq, int):
         if freq < 1:
-            raise InvalidParameterError(f"freq must be a positive integer step for integer ds, got {freq}", field="freq")
+            msg = f"freq must be a positive integer step for integer ds, got {freq}"
+            raise InvalidParameterError(msg, field="freq")
         return freq
     if not isinstance(freq, str) or not freq.strip():
-        raise InvalidParameterError(f"freq must be a string like '1h' or an integer, got {freq!r}", field="freq")
+        msg = f"freq must be a string like '1h' or an integer, got {freq!r}"
+        raise InvalidParameterError(msg, field="freq")
     f = freq.strip()
     if f.isdigit():
         return normalize_freq(int(f))
@@ -402,9 +411,11 @@ def normalize_freq(freq: str | int | None) -> str | int | None:
             return f"{n * int(num)}{u}"
     if f.startswith("W-") or f.startswith("1W-"):
         return "1w"
-    raise InvalidParameterError(
+    msg = (
         f"freq {freq!r} is not a known frequency; use a polars offset such as '1h', '30m', '1d', '1w', '1mo', "
-        f"'3mo', '1y' (pandas aliases 'H', 'D', 'W', 'MS', 'ME' are accepted) or an integer step", field="freq")
+        f"'3mo', '1y' (pandas aliases 'H', 'D', 'W', 'MS', 'ME' are accepted) or an integer step"
+    )
+    raise InvalidParameterError(msg, field="freq")
 
 
 _FIXED_UNITS_US = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000,
@@ -433,12 +444,13 @@ def infer_freq(frame: pl.DataFrame) -> str | int:
     """
     diffs = frame.select(pl.col("ds").diff().over("unique_id").alias("d")).drop_nulls()
     if diffs.height == 0:
-        raise InvalidInputError("cannot infer the frequency: every series has a single observation; pass freq",
-                                field="freq")
+        msg = "cannot infer the frequency: every series has a single observation; pass freq"
+        raise InvalidInputError(msg, field="freq")
     if frame.schema["ds"].is_integer():
         step = int(diffs["d"].mode().sort()[0])
         if step < 1:
-            raise InvalidInputError("cannot infer the frequency from integer ds steps; pass freq", field="freq")
+            msg = "cannot infer the frequency from integer ds steps; pass freq"
+            raise InvalidInputError(msg, field="freq")
         return step
     d_us = diffs.select(pl.col("d").dt.total_microseconds())["d"]
     counts = d_us.value_counts(sort=True)
@@ -453,8 +465,8 @@ def infer_freq(frame: pl.DataFrame) -> str | int:
             return f"{step // 12}y" if step % 12 == 0 else f"{step}mo"
     if share < 0.5:
         seen = ", ".join(f"{_us_to_offset(int(v))} x{int(c)}" for v, c in counts.head(3).iter_rows())
-        raise InvalidInputError(f"cannot infer the frequency: steps between timestamps vary ({seen}); pass freq",
-                                field="freq")
+        msg = f"cannot infer the frequency: steps between timestamps vary ({seen}); pass freq"
+        raise InvalidInputError(msg, field="freq")
     return _us_to_offset(top)
 
 
@@ -628,15 +640,17 @@ def _coerce_ds(frame: pl.DataFrame) -> tuple[pl.DataFrame, str | None, Literal["
         cast = frame.with_row_index("row").select("row", ds.cast(pl.Int64, strict=False).alias("c"), ds.alias("o"))
         bad = cast.filter(pl.col("c").is_null() & pl.col("o").is_not_null())
         if bad.height:
-            raise InvalidInputError(f"ds has integers too large for 64 bits (rows {_examples(bad['row'].to_list())})",
-                                    field="ds")
+            msg = f"ds has integers too large for 64 bits (rows {_examples(bad['row'].to_list())})"
+            raise InvalidInputError(msg, field="ds")
         return frame.with_columns(ds.cast(pl.Int64)), None, "int", notes
     if dtype.is_float():
         bad = frame.with_row_index("row").filter(ds.is_not_null() & (ds != ds.floor()))
         if bad.height:
-            raise InvalidInputError(
+            msg = (
                 f"ds must be integer steps or timestamps; {bad.height} rows have fractional values "
-                f"(rows {_examples(bad['row'].to_list())})", field="ds")
+                f"(rows {_examples(bad['row'].to_list())})"
+            )
+            raise InvalidInputError(msg, field="ds")
         return frame.with_columns(ds.cast(pl.Int64)), None, "int", notes
     if dtype == pl.Date:
         return frame.with_columns(ds.cast(pl.Datetime("us"))), None, "date", notes
@@ -649,7 +663,8 @@ def _coerce_ds(frame: pl.DataFrame) -> tuple[pl.DataFrame, str | None, Literal["
         return frame, tz, "datetime", notes
     if dtype == pl.String:
         return _parse_ds_strings(frame, notes)
-    raise InvalidInputError(f"ds must be datetimes, dates, ISO 8601 strings or integer steps, got {dtype}", field="ds")
+    msg = f"ds must be datetimes, dates, ISO 8601 strings or integer steps, got {dtype}"
+    raise InvalidInputError(msg, field="ds")
 
 
 def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]):
@@ -660,16 +675,19 @@ def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]):
         return frame.with_columns(pl.col("ds").str.strip_chars().cast(pl.Int64)), None, "int", notes
     if bool(is_int.any()):
         rows = frame.with_row_index("row").filter(pl.col("ds").str.contains(r"^\s*-?\d+\s*$"))["row"].to_list()
-        raise InvalidInputError(f"ds mixes integer steps and timestamps (integers at rows {_examples(rows)})", field="ds")
+        msg = f"ds mixes integer steps and timestamps (integers at rows {_examples(rows)})"
+        raise InvalidInputError(msg, field="ds")
     aware = s.str.contains(_TZ_SUFFIX.pattern)
     n_aware = int(aware.sum() or 0)
     if 0 < n_aware < nonnull.len():
         idx = frame.with_row_index("row").with_columns(aware.alias("_a"))
         a_rows = idx.filter(pl.col("_a"))["row"].to_list()
         n_rows = idx.filter(~pl.col("_a") & pl.col("ds").is_not_null())["row"].to_list()
-        raise InvalidInputError(
+        msg = (
             f"ds mixes timezone-aware and naive timestamps (aware at rows {_examples(a_rows)}; naive at rows "
-            f"{_examples(n_rows)}); give every timestamp an offset or none", field="ds")
+            f"{_examples(n_rows)}); give every timestamp an offset or none"
+        )
+        raise InvalidInputError(msg, field="ds")
     tz = None
     if n_aware:
         offsets = nonnull.str.extract(_TZ_SUFFIX.pattern, 1).unique().to_list()
@@ -693,9 +711,11 @@ def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]):
         frame.with_row_index("row").with_columns(parsed.alias("_p")).filter(
             pl.col("ds").is_not_null() & pl.col("_p").is_null()))
     if failed is not None and failed.height:
-        raise InvalidInputError(
+        msg = (
             f"ds has {failed.height} values that are not ISO 8601 timestamps (rows {_examples(failed['row'].to_list())}: "
-            f"{_examples([repr(v) for v in failed['ds'].to_list()])})", field="ds")
+            f"{_examples([repr(v) for v in failed['ds'].to_list()])})"
+        )
+        raise InvalidInputError(msg, field="ds")
     kind: Literal["datetime", "date"] = "date" if bool(nonnull.str.len_chars().max() == 10) and not n_aware else "datetime"
     return frame.with_columns(parsed.alias("ds")), tz, kind, notes
 
@@ -770,35 +790,41 @@ def validate_panel(
         Unknown ``freq`` or fill policy, or ``fill_gaps`` without ``fill_missing``.
     """
     if fill_missing is not None and fill_missing not in _FILL_POLICIES:
-        raise InvalidParameterError(f"fill_missing must be one of {', '.join(_FILL_POLICIES)}, got {fill_missing!r}",
-                                    field="fill_missing")
+        msg = f"fill_missing must be one of {', '.join(_FILL_POLICIES)}, got {fill_missing!r}"
+        raise InvalidParameterError(msg, field="fill_missing")
     if fill_gaps and fill_missing is None:
-        raise InvalidParameterError("fill_gaps=True inserts rows without y; choose fill_missing ('zero', 'forward' or "
-                                    "'interpolate') to fill them", field="fill_missing")
+        msg = (
+            "fill_gaps=True inserts rows without y; choose fill_missing ('zero', 'forward' or "
+                                    "'interpolate') to fill them"
+        )
+        raise InvalidParameterError(msg, field="fill_missing")
     freq = normalize_freq(freq)
     frame = to_polars(data, field_name=field_name)
     notes: list[str] = []
     if frame.height == 0:
-        raise InvalidInputError(f"{field_name} is empty: at least one row with unique_id, ds and y is needed", field=field_name)
+        msg = f"{field_name} is empty: at least one row with unique_id, ds and y is needed"
+        raise InvalidInputError(msg, field=field_name)
     missing = find_missing_columns(frame)
     if missing:
         parts = [f"'{c}'" + (f" (found '{g}': rename it to '{c}')" if g else "") for c, g in missing.items()]
-        raise InvalidInputError(
+        msg = (
             f"missing required column{'s' if len(missing) > 1 else ''} {', '.join(parts)}; "
-            f"the long format needs unique_id, ds, y (columns present: {', '.join(frame.columns)})",
-            field=field_name, details={"missing": list(missing), "present": frame.columns})
+            f"the long format needs unique_id, ds, y (columns present: {', '.join(frame.columns)})"
+        )
+        raise InvalidInputError(msg, field=field_name, details={"missing": list(missing), "present": frame.columns})
 
     # unique_id
     uid_dtype = frame.schema["unique_id"]
     if not (uid_dtype == pl.String or uid_dtype.is_integer() or uid_dtype == pl.Categorical or uid_dtype == pl.Enum):
-        raise InvalidInputError(f"unique_id must be strings or integers, got {uid_dtype}", field="unique_id")
+        msg = f"unique_id must be strings or integers, got {uid_dtype}"
+        raise InvalidInputError(msg, field="unique_id")
     if not (_FAST_PATHS and uid_dtype == pl.String):
         frame = frame.with_columns(pl.col("unique_id").cast(pl.String))
     null_ids = frame.with_row_index("row").filter(pl.col("unique_id").is_null()) if not (
         _FAST_PATHS and frame["unique_id"].null_count() == 0) else None
     if null_ids is not None and null_ids.height:
-        raise InvalidInputError(f"unique_id is null in {null_ids.height} rows (rows {_examples(null_ids['row'].to_list())})",
-                                field="unique_id")
+        msg = f"unique_id is null in {null_ids.height} rows (rows {_examples(null_ids['row'].to_list())})"
+        raise InvalidInputError(msg, field="unique_id")
 
     # y numeric
     y_dtype = frame.schema["y"]
@@ -807,8 +833,8 @@ def validate_panel(
             pl.col("y").is_not_null() & pl.col("y").cast(pl.Float64, strict=False).is_null())
         detail = (f"; rows {_examples(bad['row'].to_list())} are not numbers "
                   f"({_examples([repr(v) for v in bad['y'].to_list()])})") if bad.height else ""
-        raise InvalidInputError(f"y must be numeric, got {y_dtype}{detail}", field="y",
-                                details={"rows": bad["row"].to_list()[:100] if bad.height else []})
+        msg = f"y must be numeric, got {y_dtype}{detail}"
+        raise InvalidInputError(msg, field="y", details={"rows": bad["row"].to_list()[:100] if bad.height else []})
     if not (_FAST_PATHS and y_dtype == pl.Float64):
         frame = frame.with_columns(pl.col("y").cast(pl.Float64))
 
@@ -844,10 +870,11 @@ def validate_panel(
             local = local.with_columns(pl.col("ds").dt.replace_time_zone(None))
         freq = infer_freq(local)
     if ds_kind == "int" and not isinstance(freq, int):
-        raise InvalidParameterError(f"ds holds integer steps, so freq must be a positive integer, got {freq!r}", field="freq")
+        msg = f"ds holds integer steps, so freq must be a positive integer, got {freq!r}"
+        raise InvalidParameterError(msg, field="freq")
     if ds_kind != "int" and isinstance(freq, int):
-        raise InvalidParameterError(f"ds holds timestamps, so freq must be an offset like '1h' or '1d', got {freq!r}",
-                                    field="freq")
+        msg = f"ds holds timestamps, so freq must be an offset like '1h' or '1d', got {freq!r}"
+        raise InvalidParameterError(msg, field="freq")
 
     if scan is not None and scan.on_grid(freq, tz):
         # one freq step apart in every series and y finite: the grid and y checks would find nothing
@@ -1016,11 +1043,14 @@ def validate_h(h: Any, *, max_h: int = MAX_HORIZON) -> int:
         if isinstance(h, float) and h.is_integer():
             h = int(h)
         else:
-            raise InvalidParameterError(f"h must be an integer >= 1, got {h!r}", field="h")
+            msg = f"h must be an integer >= 1, got {h!r}"
+            raise InvalidParameterError(msg, field="h")
     if h < 1:
-        raise InvalidParameterError(f"h must be an integer >= 1, got {h}", field="h")
+        msg = f"h must be an integer >= 1, got {h}"
+        raise InvalidParameterError(msg, field="h")
     if h > max_h:
-        raise InvalidParameterError(f"h must be at most {max_h}, got {h}", field="h", details={"max_h": max_h})
+        msg = f"h must be at most {max_h}, got {h}"
+        raise InvalidParameterError(msg, field="h", details={"max_h": max_h})
     return h
 
 
@@ -1048,8 +1078,8 @@ def validate_levels(level: Any) -> tuple[float | int, ...]:
     out = set()
     for lv in level:
         if isinstance(lv, bool) or not isinstance(lv, int | float) or math.isnan(lv) or not 0 < lv < 100:
-            raise InvalidParameterError(f"level must be numbers strictly between 0 and 100 (percent), got {lv!r}",
-                                        field="level")
+            msg = f"level must be numbers strictly between 0 and 100 (percent), got {lv!r}"
+            raise InvalidParameterError(msg, field="level")
         out.add(int(lv) if float(lv).is_integer() else float(lv))
     return tuple(sorted(out))
 
@@ -1131,25 +1161,34 @@ def validate_future(X_future: Any, panel: Panel, h: int, columns: Sequence[str])
     if not needed:
         return grid
     if X_future is None:
-        raise InvalidInputError(
+        msg = (
             f"X_future is required: the model uses future exogenous columns {needed}; give unique_id, ds and those "
-            f"columns for the {h} steps after each series' end", field="X_future")
+            f"columns for the {h} steps after each series' end"
+        )
+        raise InvalidInputError(msg, field="X_future")
     fut = to_polars(X_future, field_name="X_future")
     absent = [c for c in ["unique_id", "ds", *needed] if c not in fut.columns]
     if absent:
-        raise InvalidInputError(f"X_future lacks columns {absent} (has {', '.join(fut.columns)})", field="X_future")
+        msg = f"X_future lacks columns {absent} (has {', '.join(fut.columns)})"
+        raise InvalidInputError(msg, field="X_future")
     fut = fut.select("unique_id", "ds", *needed).with_columns(pl.col("unique_id").cast(pl.String))
     fut, tz, kind, _ = _coerce_ds(fut)
     if (kind == "int") != (panel.ds_kind == "int"):
-        raise InvalidInputError(f"X_future ds must be {'integer steps' if panel.ds_kind == 'int' else 'timestamps'} "
-                                f"like the history's", field="X_future.ds")
+        msg = (
+            f"X_future ds must be {'integer steps' if panel.ds_kind == 'int' else 'timestamps'} "
+                                f"like the history's"
+        )
+        raise InvalidInputError(msg, field="X_future.ds")
     if kind != "int" and (tz is None) != (panel.tz is None):
-        raise InvalidInputError("X_future ds must be timezone-aware exactly when the history's is", field="X_future.ds")
+        msg = "X_future ds must be timezone-aware exactly when the history's is"
+        raise InvalidInputError(msg, field="X_future.ds")
     dups = find_duplicates(fut)
     if dups.height:
-        raise InvalidInputError(f"X_future has duplicate (unique_id, ds) rows: "
-                                f"{_examples([f'({u}, {_fmt(d)})' for u, d, _ in dups.iter_rows()])}",
-                                field="X_future")
+        msg = (
+            f"X_future has duplicate (unique_id, ds) rows: "
+                                f"{_examples([f'({u}, {_fmt(d)})' for u, d, _ in dups.iter_rows()])}"
+        )
+        raise InvalidInputError(msg, field="X_future")
     if kind != "int":
         fut = fut.with_columns(pl.col("ds").cast(grid.schema["ds"]))
     aligned = grid.join(fut, on=["unique_id", "ds"], how="left", maintain_order="left")

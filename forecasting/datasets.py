@@ -79,12 +79,14 @@ def catalogue() -> dict[str, dict[str, Any]]:
         with path.open(encoding="utf-8") as fh:
             return json.load(fh)["datasets"]
     except FileNotFoundError as exc:
-        raise DatasetError(
+        msg = (
             f"dataset catalogue not found at {path}; it ships with the package as forecasting/_data "
             "(reinstall the project)"
-        ) from exc
+        )
+        raise DatasetError(msg) from exc
     except (json.JSONDecodeError, KeyError) as exc:
-        raise DatasetError(f"dataset catalogue {path} is not valid: {exc}") from exc
+        msg = f"dataset catalogue {path} is not valid: {exc}"
+        raise DatasetError(msg) from exc
 
 
 def dataset_info(name: str) -> dict[str, Any]:
@@ -102,11 +104,8 @@ def dataset_info(name: str) -> dict[str, Any]:
     """
     entries = catalogue()
     if name not in entries:
-        raise DatasetError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(entries))}",
-            field="dataset",
-            details={"known": sorted(entries)},
-        )
+        msg = f"unknown dataset {name!r}; known datasets: {', '.join(sorted(entries))}"
+        raise DatasetError(msg, field="dataset", details={"known": sorted(entries)},)
     return entries[name]
 
 
@@ -121,11 +120,11 @@ def _sha256(path: Path) -> str:
 def _verify(path: Path, expected: str, name: str, file: str, *, advice: str) -> Path:
     actual = _sha256(path)
     if actual != expected:
-        raise DatasetError(
+        msg = (
             f"dataset {name!r} file {file!r} at {path} fails its checksum: sha256 expected {expected}, "
-            f"got {actual}. {advice}",
-            details={"path": str(path), "expected_sha256": expected, "actual_sha256": actual},
+            f"got {actual}. {advice}"
         )
+        raise DatasetError(msg, details={"path": str(path), "expected_sha256": expected, "actual_sha256": actual},)
     return path
 
 
@@ -180,11 +179,8 @@ def fetch(
     info = dataset_info(name)
     files = info["files"]
     if file not in files:
-        raise DatasetError(
-            f"dataset {name!r} has no file {file!r}; its files: {', '.join(files)}",
-            field="file",
-            details={"known": list(files)},
-        )
+        msg = f"dataset {name!r} has no file {file!r}; its files: {', '.join(files)}"
+        raise DatasetError(msg, field="file", details={"known": list(files)},)
     spec = files[file]
     expected = spec["sha256"]
     folder = info["folder"]
@@ -192,7 +188,8 @@ def fetch(
     if spec.get("bundled"):
         path = CATALOGUE_DIR / file
         if not path.is_file():
-            raise DatasetError(f"bundled file {file!r} of dataset {name!r} is missing from {CATALOGUE_DIR}")
+            msg = f"bundled file {file!r} of dataset {name!r} is missing from {CATALOGUE_DIR}"
+            raise DatasetError(msg)
         return _verify(path, expected, name, file, advice="The bundled copy was modified; restore it from git.")
 
     data_root = Path(data_dir) if data_dir is not None else _default_data_dir()
@@ -219,10 +216,8 @@ def fetch(
         + f", or at {cached}. Official URL: {spec['url']} (sha256 {expected})"
     )
     if not download or not spec.get("url"):
-        raise DatasetError(
-            f"dataset {name!r} file {file!r} is not available locally and downloading is disabled: {where}",
-            details={"url": spec.get("url"), "expected_path": f"{folder}/{file}"},
-        )
+        msg = f"dataset {name!r} file {file!r} is not available locally and downloading is disabled: {where}"
+        raise DatasetError(msg, details={"url": spec.get("url"), "expected_path": f"{folder}/{file}"},)
     return _download(spec["url"], cached, expected, name, file, where)
 
 
@@ -230,7 +225,8 @@ def _download(url: str, target: Path, expected: str, name: str, file: str, where
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DatasetError(f"cannot create cache folder {target.parent}: {exc}; {where}") from exc
+        msg = f"cannot create cache folder {target.parent}: {exc}; {where}"
+        raise DatasetError(msg) from exc
     fd, tmp_name = tempfile.mkstemp(prefix=f".{file}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
     digest = hashlib.sha256()
@@ -241,17 +237,15 @@ def _download(url: str, target: Path, expected: str, name: str, file: str, where
                     digest.update(chunk)
                     out.write(chunk)
         except (urllib.error.URLError, OSError) as exc:
-            raise DatasetError(
-                f"dataset {name!r} file {file!r} is not available locally and the download failed ({exc}): {where}",
-                details={"url": url},
-            ) from exc
+            msg = f"dataset {name!r} file {file!r} is not available locally and the download failed ({exc}): {where}"
+            raise DatasetError(msg, details={"url": url},) from exc
         actual = digest.hexdigest()
         if actual != expected:
-            raise DatasetError(
+            msg = (
                 f"dataset {name!r} file {file!r} downloaded from {url} fails its checksum: sha256 expected "
-                f"{expected}, got {actual}; nothing was kept",
-                details={"url": url, "expected_sha256": expected, "actual_sha256": actual},
+                f"{expected}, got {actual}; nothing was kept"
             )
+            raise DatasetError(msg, details={"url": url, "expected_sha256": expected, "actual_sha256": actual},)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -317,7 +311,8 @@ def load_m4_hourly(
     lengths = train.group_by("unique_id", maintain_order=True).agg(pl.len().cast(pl.Int64).alias("_n"))
     test_ids = test["unique_id"].unique(maintain_order=True)
     if test_ids.to_list() != lengths["unique_id"].to_list():
-        raise DatasetError("M4 Hourly: the test file does not list the same series, in the same order, as the train file")
+        msg = "M4 Hourly: the test file does not list the same series, in the same order, as the train file"
+        raise DatasetError(msg)
     test = test.join(lengths, on="unique_id", how="left", maintain_order="left").select(
         "unique_id", (pl.col("ds") + pl.col("_n")).alias("ds"), "y"
     )
@@ -482,7 +477,8 @@ def load_bike_sharing(
     (``project-bikesharing/Bike-Sharing-Dataset``), byte-identical to the UCI zip.
     """
     if kind not in ("hour", "day"):
-        raise InvalidParameterError(f"kind must be 'hour' or 'day', got {kind!r}", field="kind")
+        msg = f"kind must be 'hour' or 'day', got {kind!r}"
+        raise InvalidParameterError(msg, field="kind")
     path = fetch("bike_sharing", f"{kind}.csv", data_dir=data_dir, cache_dir=cache_dir, download=download)
     raw = pl.read_csv(path.read_bytes().replace(b"\r\n", b"\n"))
     ds = pl.col("dteday").str.to_date("%Y-%m-%d").cast(pl.Datetime("us"))
@@ -527,7 +523,10 @@ def load(name: str, **kwargs: Any) -> dict[str, Any]:
         return {"data": load_california_housing(**kwargs), "info": info}
     if name == "bike_sharing":
         return {"data": load_bike_sharing(**kwargs), "info": info}
-    raise DatasetError(  # pragma: no cover - a catalogue entry without a loader
+    msg = (
         f"dataset {name!r} is in the catalogue but has no loader yet; use fetch({name!r}, <file>) "
         f"for its files: {', '.join(info['files'])}"
+    )
+    raise DatasetError(  # pragma: no cover - a catalogue entry without a loader
+        msg
     )

@@ -57,22 +57,22 @@ class Naive2Forecast(NamedTuple):
 def _as_series(y: object, name: str = "y") -> np.ndarray:
     arr = np.asarray(y, dtype=np.float64)
     if arr.ndim != 1:
-        raise InvalidInputError(f"`{name}` must be 1-dimensional, got shape {arr.shape}", field=name)
+        msg = f"`{name}` must be 1-dimensional, got shape {arr.shape}"
+        raise InvalidInputError(msg, field=name)
     if arr.size == 0:
-        raise InvalidInputError(f"`{name}` must not be empty", field=name)
+        msg = f"`{name}` must not be empty"
+        raise InvalidInputError(msg, field=name)
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
-        raise InvalidInputError(
-            f"`{name}` must be finite; {bad.size} non-finite value(s) at positions {bad[:5].tolist()}",
-            field=name,
-            details={"positions": bad[:20].tolist()},
-        )
+        msg = f"`{name}` must be finite; {bad.size} non-finite value(s) at positions {bad[:5].tolist()}"
+        raise InvalidInputError(msg, field=name, details={"positions": bad[:20].tolist()},)
     return arr
 
 
 def _check_positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidParameterError(f"`{name}` must be an integer >= 1, got {value!r}", field=name)
+        msg = f"`{name}` must be an integer >= 1, got {value!r}"
+        raise InvalidParameterError(msg, field=name)
     return int(value)
 
 
@@ -126,10 +126,8 @@ def acf(y: Sequence[float] | np.ndarray, nlags: int) -> np.ndarray:
     x = _as_series(y)
     n = x.size
     if isinstance(nlags, bool) or not isinstance(nlags, (int, np.integer)) or not 0 <= nlags <= n - 1:
-        raise InvalidParameterError(
-            f"`nlags` must be an integer in [0, {n - 1}] for a series of length {n}, got {nlags!r}",
-            field="nlags",
-        )
+        msg = f"`nlags` must be an integer in [0, {n - 1}] for a series of length {n}, got {nlags!r}"
+        raise InvalidParameterError(msg, field="nlags",)
     d = x - x.mean()
     denom = float(np.dot(d, d))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -244,25 +242,22 @@ def seasonal_indices(y: Sequence[float] | np.ndarray, season_length: int) -> np.
     x = _as_series(y)
     m = _check_positive_int(season_length, "season_length")
     if m < 2:
-        raise InvalidParameterError(
-            f"`season_length` must be >= 2 for a seasonal decomposition, got {m}", field="season_length"
-        )
+        msg = f"`season_length` must be >= 2 for a seasonal decomposition, got {m}"
+        raise InvalidParameterError(msg, field="season_length")
     n = x.size
     if n < 2 * m:
-        raise InsufficientHistoryError(
+        msg = (
             f"a seasonal decomposition with season_length={m} needs at least {2 * m} observations "
-            f"(two full cycles), got {n}",
-            field="y",
-            details={"length": n, "minimum": 2 * m},
+            f"(two full cycles), got {n}"
         )
+        raise InsufficientHistoryError(msg, field="y", details={"length": n, "minimum": 2 * m},)
     nonpos = np.flatnonzero(x <= 0)
     if nonpos.size:
-        raise InvalidInputError(
+        msg = (
             f"a multiplicative decomposition needs strictly positive values; {nonpos.size} value(s) "
-            f"<= 0 at positions {nonpos[:5].tolist()}",
-            field="y",
-            details={"positions": nonpos[:20].tolist()},
+            f"<= 0 at positions {nonpos[:5].tolist()}"
         )
+        raise InvalidInputError(msg, field="y", details={"positions": nonpos[:20].tolist()},)
     if m % 2 == 0:
         weights = np.concatenate(([0.5], np.ones(m - 1), [0.5])) / m
     else:
@@ -385,14 +380,12 @@ def naive2_intervals(
     levels = list(level)
     for lv in levels:
         if isinstance(lv, bool) or not isinstance(lv, (int, float, np.integer, np.floating)) or not 0 < lv < 100:
-            raise InvalidParameterError(f"`level` values must be numbers in (0, 100), got {lv!r}", field="level")
+            msg = f"`level` values must be numbers in (0, 100), got {lv!r}"
+            raise InvalidParameterError(msg, field="level")
     x = _as_series(y)
     if x.size < 2:
-        raise InsufficientHistoryError(
-            f"naive prediction intervals need at least 2 observations, got {x.size}",
-            field="y",
-            details={"length": int(x.size), "minimum": 2},
-        )
+        msg = f"naive prediction intervals need at least 2 observations, got {x.size}"
+        raise InsufficientHistoryError(msg, field="y", details={"length": int(x.size), "minimum": 2},)
     fc = naive2_forecast(x, h, season_length)
     sigma = math.sqrt(float(np.mean(np.diff(fc.adjusted) ** 2)))
     steps = np.sqrt(np.arange(1, fc.mean.size + 1))

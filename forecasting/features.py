@@ -177,40 +177,50 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             A named exogenous or static column that is absent.
         """
         if spec.calendar and panel.ds_kind == "int":
-            raise InvalidParameterError(
-                f"calendar features {spec.calendar} need datetime ds; this panel has integer steps", field="features.calendar")
+            msg = f"calendar features {spec.calendar} need datetime ds; this panel has integer steps"
+            raise InvalidParameterError(msg, field="features.calendar")
         both = sorted(set(spec.future_exog) & set(spec.hist_exog))
         if both:
-            raise InvalidParameterError(f"exogenous columns {both} are listed both as future_exog and hist_exog; a "
-                                        f"column is either known in the future or not", field="features")
+            msg = (
+                f"exogenous columns {both} are listed both as future_exog and hist_exog; a "
+                                        f"column is either known in the future or not"
+            )
+            raise InvalidParameterError(msg, field="features")
         missing = [c for c in [*spec.future_exog, *spec.hist_exog] if c not in panel.frame.columns]
         if missing:
-            raise InvalidInputError(f"exogenous columns {missing} named in the features are not in the data "
-                                    f"(columns: {', '.join(panel.frame.columns)})", field="data")
+            msg = (
+                f"exogenous columns {missing} named in the features are not in the data "
+                                    f"(columns: {', '.join(panel.frame.columns)})"
+            )
+            raise InvalidInputError(msg, field="data")
         if spec.static:
             if static is None:
-                raise InvalidInputError(f"static features {spec.static} need a static frame (unique_id + columns)",
-                                        field="static")
+                msg = f"static features {spec.static} need a static frame (unique_id + columns)"
+                raise InvalidInputError(msg, field="static")
             absent = [c for c in spec.static if c not in static.columns]
             if absent:
-                raise InvalidInputError(f"static columns {absent} are not in the static frame", field="static")
+                msg = f"static columns {absent} are not in the static frame"
+                raise InvalidInputError(msg, field="static")
         for col, lags in spec.hist_exog.items():
             low = [lag for lag in lags if max_horizon is not None and lag < max_horizon]
             if low:
-                raise InvalidParameterError(
+                msg = (
                     f"historic-only exogenous '{col}' lags {low} are below the maximum horizon {max_horizon}: their "
-                    f"future values would be needed; use lags >= {max_horizon} or pass '{col}' as future_exog",
-                    field="features.hist_exog")
+                    f"future values would be needed; use lags >= {max_horizon} or pass '{col}' as future_exog"
+                )
+                raise InvalidParameterError(msg, field="features.hist_exog")
         one = [r for r in spec.rolling if r.window < 2 and "std" in r.stats]
         if one:  # the sample std of one value is undefined (polars: null on every row, so no training row)
-            raise InvalidParameterError(f"rolling std needs a window >= 2, got window {one[0].window}",
-                                        field="features.rolling")
+            msg = f"rolling std needs a window >= 2, got window {one[0].window}"
+            raise InvalidParameterError(msg, field="features.rolling")
         names, target_lags = cls._names(spec)
         if not names:
-            raise InvalidParameterError("the feature spec produces no feature", field="features")
+            msg = "the feature spec produces no feature"
+            raise InvalidParameterError(msg, field="features")
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
-            raise InvalidParameterError(f"duplicate features {dup}", field="features")
+            msg = f"duplicate features {dup}"
+            raise InvalidParameterError(msg, field="features")
         return cls(spec=spec, freq=panel.freq, tz=panel.tz, ds_kind=panel.ds_kind, feature_names=names,
                    target_lags=target_lags)
 
@@ -285,8 +295,8 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if bad.height:
             first = bad.group_by("unique_id", maintain_order=True).agg(pl.col("ds").first())
             listed = "; ".join(f"series '{u}' at {d}" for u, d in first.head(5).iter_rows())
-            raise InvalidInputError(f"series are not on the '{self.freq}' grid (a gap or misplaced timestamp): {listed}",
-                                    field="data")
+            msg = f"series are not on the '{self.freq}' grid (a gap or misplaced timestamp): {listed}"
+            raise InvalidInputError(msg, field="data")
 
     def check_panel(self, panel: Panel) -> None:
         """:meth:`check_regular` for a Panel, skipped when :func:`~forecasting.data.validate_panel`
