@@ -33,8 +33,8 @@ def resolve_device(device: str = "auto") -> str:
     if device in ("cpu", "cuda") or (isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit()):
         return device
     if device != "auto":
-        raise InvalidParameterError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<n>', got {device!r}",
-                                    field="device")
+        msg = f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<n>', got {device!r}"
+        raise InvalidParameterError(msg, field="device")
     if "cuda" not in _CUDA_PROBE:
         _CUDA_PROBE["cuda"] = _probe_cuda()
     return "cuda" if _CUDA_PROBE["cuda"] else "cpu"

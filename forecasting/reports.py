@@ -263,10 +263,14 @@ def _build(model: Any, panel_or_frame: Any, *, h: int, level: Sequence[float] = 
     if asked is not None:
         missing = [s for s in asked if s not in panel.lengths]
         if missing:
-            raise InvalidInputError(f"series {missing[:5]} not in the data ({panel.n_series} series, e.g. "
-                                    f"{panel.ids[:3]})", field="series")
+            msg = (
+                f"series {missing[:5]} not in the data ({panel.n_series} series, e.g. "
+                                    f"{panel.ids[:3]})"
+            )
+            raise InvalidInputError(msg, field="series")
         if not asked:
-            raise InvalidParameterError("series must name at least one series when given", field="series")
+            msg = "series must name at least one series when given"
+            raise InvalidParameterError(msg, field="series")
 
     fitted_here = not _is_fitted(forecaster)
     if fitted_here:
@@ -297,7 +301,8 @@ def _check_select(select: Sequence[str]) -> list[str]:
     rules = [select] if isinstance(select, str) else list(select)
     bad = [r for r in rules if r not in SELECTIONS]
     if bad:
-        raise InvalidParameterError(f"select must be a subset of {list(SELECTIONS)}, got {bad}", field="select")
+        msg = f"select must be a subset of {list(SELECTIONS)}, got {bad}"
+        raise InvalidParameterError(msg, field="select")
     return list(dict.fromkeys(rules))
 
 
@@ -399,13 +404,17 @@ def _validation(spec: dict[str, Any], panel: Panel, h: int, levels: tuple[float 
         return None
     if isinstance(validation, pl.DataFrame):
         if validation.height != 1:
-            raise InvalidInputError(f"validation frame must have one row, got {validation.height}", field="validation")
+            msg = f"validation frame must have one row, got {validation.height}"
+            raise InvalidInputError(msg, field="validation")
         return {"source": "given", "metrics": validation.row(0, named=True)}
     if isinstance(validation, Mapping):
         return {"source": "given", "metrics": dict(validation)}
     if validation is not None and validation is not True:
-        raise InvalidParameterError(f"validation must be None, False, a mapping or a one-row frame, got "
-                                    f"{type(validation).__name__}", field="validation")
+        msg = (
+            f"validation must be None, False, a mapping or a one-row frame, got "
+                                    f"{type(validation).__name__}"
+        )
+        raise InvalidParameterError(msg, field="validation")
     from forecasting.backtest import holdout_scores
 
     try:

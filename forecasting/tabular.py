@@ -125,8 +125,10 @@ def _to_polars(table: TableLike, what: str = "table") -> pl.DataFrame:
         try:
             return pl.from_pandas(table)
         except Exception as exc:  # noqa: BLE001 - pandas/pyarrow raise many types
-            raise InvalidInputError(f"{what}: cannot convert the pandas frame to polars: {exc}", field="data") from exc
-    raise InvalidInputError(f"{what} must be a polars or pandas DataFrame, got {type(table).__name__}", field="data")
+            msg = f"{what}: cannot convert the pandas frame to polars: {exc}"
+            raise InvalidInputError(msg, field="data") from exc
+    msg = f"{what} must be a polars or pandas DataFrame, got {type(table).__name__}"
+    raise InvalidInputError(msg, field="data")
 
 
 def _is_categorical(dtype: pl.DataType) -> bool:
@@ -158,27 +160,28 @@ def _all_missing(s: pl.Series) -> bool:
 
 def _check_target(frame: pl.DataFrame, target: str) -> pl.Series:
     if not isinstance(target, str) or target not in frame.columns:
-        raise InvalidInputError(
+        msg = (
             f"target column {target!r} is not in the table{_close(str(target), frame.columns)} "
-            f"(columns: {', '.join(frame.columns)})",
-            field="target", details={"columns": frame.columns},
+            f"(columns: {', '.join(frame.columns)})"
         )
+        raise InvalidInputError(msg, field="target", details={"columns": frame.columns},)
     y = frame[target]
     missing = y.is_null()
     if y.dtype.is_float():
         missing = missing | y.is_nan().fill_null(True)
     bad = np.flatnonzero(missing.to_numpy())
     if bad.size:
-        raise InvalidInputError(
-            f"target {target!r} is missing (null/NaN) in {bad.size} rows: {_row_list(bad)}; drop those rows first",
-            field="target", details={"rows": bad[:100].tolist(), "n_rows": int(bad.size)},
-        )
+        msg = f"target {target!r} is missing (null/NaN) in {bad.size} rows: {_row_list(bad)}; drop those rows first"
+        raise InvalidInputError(msg, field="target", details={"rows": bad[:100].tolist(), "n_rows": int(bad.size)},)
     if y.dtype.is_float():
         inf = np.flatnonzero(y.is_infinite().to_numpy())
         if inf.size:
-            raise InvalidInputError(
+            msg = (
                 f"target {target!r} is infinite (inf/-inf) in {inf.size} rows: {_row_list(inf)}; "
-                "only finite values are allowed: drop or fix those rows",
+                "only finite values are allowed: drop or fix those rows"
+            )
+            raise InvalidInputError(
+                msg,
                 field="target", details={"column": target, "rows": inf[:100].tolist(), "n_rows": int(inf.size)},
             )
     return y
@@ -188,17 +191,23 @@ def _check_finite(name: str, values: np.ndarray) -> None:
     """Refuse inf/-inf in a numeric feature (NaN is allowed: it means missing)."""
     inf = np.flatnonzero(np.isinf(values))
     if inf.size:
-        raise InvalidInputError(
+        msg = (
             f"feature {name!r} is infinite (inf/-inf) in {inf.size} rows: {_row_list(inf)}; only finite values "
-            "are allowed (null/NaN means missing): replace the infinities or drop those rows",
+            "are allowed (null/NaN means missing): replace the infinities or drop those rows"
+        )
+        raise InvalidInputError(
+            msg,
             field="data", details={"column": name, "rows": inf[:100].tolist(), "n_rows": int(inf.size)},
         )
     # XGBoost and ONNX Runtime read features as float32: larger magnitudes would become inf there
     huge = np.flatnonzero(np.abs(np.nan_to_num(values)) > _FLOAT32_MAX)
     if huge.size:
-        raise InvalidInputError(
+        msg = (
             f"feature {name!r} exceeds the float32 range (|x| > 3.4e38) in {huge.size} rows: {_row_list(huge)}; "
-            "the tree models compute in float32: rescale the column",
+            "the tree models compute in float32: rescale the column"
+        )
+        raise InvalidInputError(
+            msg,
             field="data", details={"column": name, "rows": huge[:100].tolist(), "n_rows": int(huge.size)},
         )
 
@@ -299,23 +308,29 @@ class TabularModel:
 
     def _validate_params(self) -> None:
         if self.kind not in KINDS:
-            raise InvalidParameterError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}", field="kind")
+            msg = f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}"
+            raise InvalidParameterError(msg, field="kind")
         if self.algorithm not in ALGORITHMS:
-            raise InvalidParameterError(
+            msg = (
                 f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}"
-                f"{_close(str(self.algorithm), ALGORITHMS)}", field="algorithm")
+                f"{_close(str(self.algorithm), ALGORITHMS)}"
+            )
+            raise InvalidParameterError(msg, field="algorithm")
         if self.handle_unknown not in _HANDLE_UNKNOWN:
-            raise InvalidParameterError(
-                f"handle_unknown must be 'error' or 'missing', got {self.handle_unknown!r}", field="handle_unknown")
+            msg = f"handle_unknown must be 'error' or 'missing', got {self.handle_unknown!r}"
+            raise InvalidParameterError(msg, field="handle_unknown")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InvalidParameterError(f"seed must be an integer >= 0, got {self.seed!r}", field="seed")
+            msg = f"seed must be an integer >= 0, got {self.seed!r}"
+            raise InvalidParameterError(msg, field="seed")
         if self.n_jobs is not None and (isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int)
                                         or self.n_jobs < 1):
-            raise InvalidParameterError(f"n_jobs must be None or an integer >= 1, got {self.n_jobs!r}", field="n_jobs")
+            msg = f"n_jobs must be None or an integer >= 1, got {self.n_jobs!r}"
+            raise InvalidParameterError(msg, field="n_jobs")
         try:
             json.dumps(self.params)
         except (TypeError, ValueError) as exc:
-            raise InvalidParameterError(f"params must be JSON-serialisable: {exc}", field="params") from exc
+            msg = f"params must be JSON-serialisable: {exc}"
+            raise InvalidParameterError(msg, field="params") from exc
 
     @property
     def is_fitted(self) -> bool:
@@ -332,7 +347,8 @@ class TabularModel:
 
     def _check_fitted(self, what: str) -> None:
         if not self.is_fitted:
-            raise NotFittedError(f"TabularModel({self.algorithm}) must be fitted before {what}; call fit(table, target)")
+            msg = f"TabularModel({self.algorithm}) must be fitted before {what}; call fit(table, target)"
+            raise NotFittedError(msg)
 
     # ------------------------------------------------------------------ encoding
 
@@ -340,17 +356,15 @@ class TabularModel:
         """Features of ``frame`` as float64 (n_rows, n_features): numeric as is, categories as codes, NaN missing."""
         missing = [c for c in self.feature_names_ if c not in frame.columns]
         if missing:
-            raise InvalidInputError(
-                f"the table lacks {len(missing)} feature column(s) the model was trained on: {', '.join(missing)}",
-                field="data", details={"missing_columns": missing},
-            )
+            msg = f"the table lacks {len(missing)} feature column(s) the model was trained on: {', '.join(missing)}"
+            raise InvalidInputError(msg, field="data", details={"missing_columns": missing},)
         out = np.empty((frame.height, len(self.feature_names_)), dtype=np.float64)
         for j, name in enumerate(self.feature_names_):
             s = frame[name]
             if name in self.categories_:
                 if not (_is_categorical(s.dtype) or s.dtype == pl.Null):
-                    raise InvalidInputError(
-                        f"feature {name!r} was categorical (text) in training but is {s.dtype} here", field="data")
+                    msg = f"feature {name!r} was categorical (text) in training but is {s.dtype} here"
+                    raise InvalidInputError(msg, field="data")
                 cats = self.categories_[name]
                 text = s.cast(pl.Utf8)
                 unknown = text.is_not_null() & ~text.is_in(cats)
@@ -358,18 +372,18 @@ class TabularModel:
                     values = text.filter(unknown).unique(maintain_order=True).to_list()
                     if self.handle_unknown == "error":
                         shown = ", ".join(repr(v) for v in values[:10]) + (" ..." if len(values) > 10 else "")
-                        raise InvalidInputError(
+                        msg = (
                             f"feature {name!r} has {len(values)} categor{'y' if len(values) == 1 else 'ies'} not seen "
                             f"in training: {shown} (known: {', '.join(repr(c) for c in cats[:20])}); pass "
-                            "handle_unknown='missing' to treat them as missing",
-                            field="data", details={"column": name, "unknown": values[:100]},
+                            "handle_unknown='missing' to treat them as missing"
                         )
+                        raise InvalidInputError(msg, field="data", details={"column": name, "unknown": values[:100]},)
                 codes = text.replace_strict(cats, list(range(len(cats))), default=None, return_dtype=pl.Float64)
                 out[:, j] = codes.fill_null(float("nan")).to_numpy()
             else:
                 if not (_is_numeric(s.dtype) or s.dtype == pl.Null):
-                    raise InvalidInputError(
-                        f"feature {name!r} was numeric in training but is {s.dtype} here", field="data")
+                    msg = f"feature {name!r} was numeric in training but is {s.dtype} here"
+                    raise InvalidInputError(msg, field="data")
                 out[:, j] = s.cast(pl.Float64).fill_null(float("nan")).to_numpy()
                 _check_finite(name, out[:, j])
         return out
@@ -439,20 +453,25 @@ class TabularModel:
             absent = [c for c in features if c not in frame.columns]
             if absent:
                 hints = "".join(_close(c, frame.columns) for c in absent[:3])
-                raise InvalidInputError(f"feature column(s) not in the table: {', '.join(absent)}{hints}",
-                                        field="features", details={"missing_columns": absent})
+                msg = f"feature column(s) not in the table: {', '.join(absent)}{hints}"
+                raise InvalidInputError(msg, field="features", details={"missing_columns": absent})
             if target in features:
-                raise InvalidInputError(f"target {target!r} is also listed as a feature", field="features")
+                msg = f"target {target!r} is also listed as a feature"
+                raise InvalidInputError(msg, field="features")
         if not features:
-            raise InvalidInputError("no feature columns: the table has only the target", field="features")
+            msg = "no feature columns: the table has only the target"
+            raise InvalidInputError(msg, field="features")
         if frame.height < 2:
-            raise InvalidInputError(f"need at least 2 rows to fit, got {frame.height}", field="data")
+            msg = f"need at least 2 rows to fit, got {frame.height}"
+            raise InvalidInputError(msg, field="data")
         empty = [c for c in features if _all_missing(frame[c])]
         if empty:
-            raise InvalidInputError(
+            msg = (
                 f"feature column(s) entirely missing (every value null/NaN) in the {frame.height} training rows: "
                 f"{', '.join(repr(c) for c in empty)}; a model cannot learn from them: drop them (features=) "
-                "or fill them", field="features", details={"columns": empty})
+                "or fill them"
+            )
+            raise InvalidInputError(msg, field="features", details={"columns": empty})
         bad = [(c, frame.schema[c]) for c in features
                if not (_is_numeric(frame.schema[c]) or _is_categorical(frame.schema[c]))]
         if bad:
@@ -470,24 +489,27 @@ class TabularModel:
         if self.algorithm == "hist_gradient_boosting":
             wide = [c for c, cats in categories.items() if len(cats) > 255]
             if wide:
-                raise InvalidInputError(
+                msg = (
                     f"hist_gradient_boosting supports at most 255 categories per feature; "
-                    f"{', '.join(f'{c!r} has {len(categories[c])}' for c in wide)}; use algorithm='xgboost'",
-                    field="features")
+                    f"{', '.join(f'{c!r} has {len(categories[c])}' for c in wide)}; use algorithm='xgboost'"
+                )
+                raise InvalidInputError(msg, field="features")
 
         if self.kind == "regression":
             if not _is_numeric(y_series.dtype):
-                raise InvalidInputError(f"regression target {target!r} must be numeric, got {y_series.dtype}",
-                                        field="target")
+                msg = f"regression target {target!r} must be numeric, got {y_series.dtype}"
+                raise InvalidInputError(msg, field="target")
             y = y_series.cast(pl.Float64).to_numpy()
             classes: list[Any] = []
         else:
             classes = sorted(y_series.unique().to_list())
             if len(classes) != 2:
                 shown = ", ".join(repr(c) for c in classes[:10])
-                raise InvalidInputError(
+                msg = (
                     f"classification target {target!r} must have exactly 2 distinct values (binary), "
-                    f"got {len(classes)}: {shown}", field="target", details={"n_classes": len(classes)})
+                    f"got {len(classes)}: {shown}"
+                )
+                raise InvalidInputError(msg, field="target", details={"n_classes": len(classes)})
             y = (y_series == classes[1]).cast(pl.Float64).to_numpy()
 
         self.feature_names_ = features
@@ -509,30 +531,35 @@ class TabularModel:
         user = dict(self.params)
         for name, arg in _XGB_REDIRECT.items():
             if name in user:
-                raise InvalidParameterError(
-                    f"xgboost parameter {name!r} is set by the TabularModel argument {arg}=, not in params",
-                    field="params", details={"parameter": name})
+                msg = f"xgboost parameter {name!r} is set by the TabularModel argument {arg}=, not in params"
+                raise InvalidParameterError(msg, field="params", details={"parameter": name})
         unknown = sorted(k for k in user if k not in _XGB_PARAMS)
         if unknown:
             hints = "".join(_close(str(k), sorted(_XGB_PARAMS)) for k in unknown[:3])
-            raise InvalidParameterError(
+            msg = (
                 f"unknown xgboost parameter(s): {', '.join(repr(k) for k in unknown)}{hints}; "
-                f"accepted: {', '.join(sorted(_XGB_PARAMS))}",
+                f"accepted: {', '.join(sorted(_XGB_PARAMS))}"
+            )
+            raise InvalidParameterError(
+                msg,
                 field="params", details={"unknown": unknown, "accepted": sorted(_XGB_PARAMS)})
         if "n_estimators" in user and "num_boost_round" in user:
-            raise InvalidParameterError("give n_estimators or num_boost_round (the same thing), not both",
-                                        field="params")
+            msg = "give n_estimators or num_boost_round (the same thing), not both"
+            raise InvalidParameterError(msg, field="params")
         allowed = _XGB_OBJECTIVES[self.kind]
         if "objective" in user and user["objective"] not in allowed:
-            raise InvalidParameterError(
+            msg = (
                 f"xgboost objective for {self.kind} must be one of {', '.join(allowed)} (objectives whose margin is "
-                f"the prediction / the log-odds), got {user['objective']!r}", field="params")
+                f"the prediction / the log-odds), got {user['objective']!r}"
+            )
+            raise InvalidParameterError(msg, field="params")
         if "num_boost_round" in user:
             user["n_estimators"] = user.pop("num_boost_round")
         params = {**DEFAULT_PARAMS["xgboost"], **user}
         rounds = params.pop("n_estimators")
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-            raise InvalidParameterError(f"n_estimators must be an integer >= 1, got {rounds!r}", field="params")
+            msg = f"n_estimators must be an integer >= 1, got {rounds!r}"
+            raise InvalidParameterError(msg, field="params")
         objective = allowed[0]
         base = {"objective": objective, "tree_method": "hist", "seed": self.seed, "verbosity": 1,
                 "max_cat_to_onehot": 1}
@@ -556,7 +583,8 @@ class TabularModel:
         try:
             self._booster_ = xgb.train(params, self._dmatrix(x, y), num_boost_round=rounds)
         except xgb.core.XGBoostError as exc:
-            raise InvalidParameterError(f"xgboost rejected the parameters {params}: {exc}", field="params") from exc
+            msg = f"xgboost rejected the parameters {params}: {exc}"
+            raise InvalidParameterError(msg, field="params") from exc
         self.device_ = device
 
     def _fit_hgb(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -568,7 +596,8 @@ class TabularModel:
         try:
             model = cls(categorical_features=mask if mask.any() else None, random_state=self.seed, **kwargs)
         except TypeError as exc:
-            raise InvalidParameterError(f"{cls.__name__} rejected params {self.params}: {exc}", field="params") from exc
+            msg = f"{cls.__name__} rejected params {self.params}: {exc}"
+            raise InvalidParameterError(msg, field="params") from exc
         self._sk_ = _sk_fit(model, x, y, self.params)
         rng = np.random.default_rng(self.seed)
         self._background_ = x[rng.choice(x.shape[0], size=min(100, x.shape[0]), replace=False)]
@@ -596,7 +625,8 @@ class TabularModel:
         try:
             model = cls(**kwargs)
         except TypeError as exc:
-            raise InvalidParameterError(f"{cls.__name__} rejected params {self.params}: {exc}", field="params") from exc
+            msg = f"{cls.__name__} rejected params {self.params}: {exc}"
+            raise InvalidParameterError(msg, field="params") from exc
         _sk_fit(model, z, y, self.params)
         self._linear_["coef"] = np.asarray(model.coef_, dtype=np.float64).reshape(-1).tolist()
         self._linear_["intercept"] = float(np.asarray(model.intercept_).reshape(-1)[0])
@@ -730,8 +760,8 @@ class TabularModel:
             base = np.full(n, float(np.asarray(explainer.expected_value).reshape(-1)[-1]))
             return values, base, f"tree_shap (shap TreeExplainer, exact) of {target}"
         if isinstance(background_size, bool) or not isinstance(background_size, int) or background_size < 1:
-            raise InvalidParameterError(f"background_size must be an integer >= 1, got {background_size!r}",
-                                        field="background_size")
+            msg = f"background_size must be an integer >= 1, got {background_size!r}"
+            raise InvalidParameterError(msg, field="background_size")
         background = self._background_[:background_size]
         masker = shap.maskers.Independent(background, max_samples=background.shape[0])
         explainer = shap.explainers.Permutation(self._margin, masker, seed=self.seed)
@@ -769,10 +799,11 @@ class TabularModel:
         """
         self._check_fitted("save")
         if self.algorithm == "hist_gradient_boosting":
-            raise CapabilityError(
+            msg = (
                 "hist_gradient_boosting models cannot be saved safely (scikit-learn offers only pickle, which the "
-                "project never uses); use algorithm='xgboost' or 'linear' to keep a model",
-                field="algorithm")
+                "project never uses); use algorithm='xgboost' or 'linear' to keep a model"
+            )
+            raise CapabilityError(msg, field="algorithm")
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         meta = self._metadata()
@@ -827,24 +858,28 @@ class TabularModel:
         except Exception as exc:  # noqa: BLE001 - any failure reading a folder means it is damaged
             reason = f"{type(exc).__name__}: {exc}"
             cause = exc
-        raise InvalidInputError(f"model folder '{folder}' is damaged or incomplete: {reason}", field="path") from cause
+        msg = f"model folder '{folder}' is damaged or incomplete: {reason}"
+        raise InvalidInputError(msg, field="path") from cause
 
     @classmethod
     def _load_folder(cls, folder: Path, device: str) -> TabularModel:
         meta_path = folder / _META_FILE
         if not meta_path.is_file():
-            raise _Damaged(f"{_META_FILE} is missing (no saved tabular model there)")
+            msg = f"{_META_FILE} is missing (no saved tabular model there)"
+            raise _Damaged(msg)
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise _Damaged(f"{_META_FILE} is not valid JSON: {exc}") from exc
+            msg = f"{_META_FILE} is not valid JSON: {exc}"
+            raise _Damaged(msg) from exc
         _check_meta(meta)
         model = cls(kind=meta["kind"], algorithm=meta["algorithm"], params=meta["params"], device=device,
                     seed=meta["seed"], handle_unknown=meta["handle_unknown"], n_jobs=meta.get("n_jobs"))
         try:
             model._validate_params()
         except InvalidParameterError as exc:
-            raise _Damaged(f"{_META_FILE}: {exc}") from exc
+            msg = f"{_META_FILE}: {exc}"
+            raise _Damaged(msg) from exc
         model.feature_names_ = list(meta["features"])
         model.categories_ = {k: list(v) for k, v in meta["categories"].items()}
         model.target_ = meta["target"]
@@ -855,24 +890,33 @@ class TabularModel:
             art = meta["artifact"]
             booster_path = folder / art["file"]
             if not booster_path.is_file():
-                raise _Damaged(f"the booster file {art['file']} is missing")
+                msg = f"the booster file {art['file']} is missing"
+                raise _Damaged(msg)
             raw = booster_path.read_bytes()
             actual = hashlib.sha256(raw).hexdigest()
             if actual != art["sha256"]:
-                raise _Damaged(f"booster {booster_path} fails its checksum: sha256 expected {art['sha256']}, "
-                               f"got {actual}")
+                msg = (
+                    f"booster {booster_path} fails its checksum: sha256 expected {art['sha256']}, "
+                               f"got {actual}"
+                )
+                raise _Damaged(msg)
             booster = xgb.Booster()
             try:
                 booster.load_model(bytearray(raw))
             except xgb.core.XGBoostError as exc:
-                raise _Damaged(f"xgboost cannot read the booster {art['file']}: {str(exc)[:200]}") from exc
+                msg = f"xgboost cannot read the booster {art['file']}: {str(exc)[:200]}"
+                raise _Damaged(msg) from exc
             n = len(model.feature_names_)
             if booster.num_features() != n:
-                raise _Damaged(f"the booster has {booster.num_features()} features but {_META_FILE} lists {n}")
+                msg = f"the booster has {booster.num_features()} features but {_META_FILE} lists {n}"
+                raise _Damaged(msg)
             types = ["c" if f in model.categories_ else "q" for f in model.feature_names_]
             if booster.feature_types is not None and list(booster.feature_types) != types:
-                raise _Damaged(f"the booster's feature types {list(booster.feature_types)} do not match the "
-                               f"categorical features in {_META_FILE} ({types})")
+                msg = (
+                    f"the booster's feature types {list(booster.feature_types)} do not match the "
+                               f"categorical features in {_META_FILE} ({types})"
+                )
+                raise _Damaged(msg)
             model.device_ = resolve_device(device)
             booster.set_param({"device": model.device_})
             if model.n_jobs is not None:
@@ -895,71 +939,92 @@ def _is_number(v: Any) -> bool:
 def _check_meta(meta: Any) -> None:
     """Check the shape of a saved model's metadata; raise :class:`_Damaged` naming the first problem."""
     if not isinstance(meta, dict):
-        raise _Damaged(f"{_META_FILE} is not a JSON object")
+        msg = f"{_META_FILE} is not a JSON object"
+        raise _Damaged(msg)
     if meta.get("format") != "forecasting.tabular" or meta.get("format_version") != _FORMAT_VERSION:
-        raise _Damaged(f"{_META_FILE} is not a forecasting.tabular model of format version {_FORMAT_VERSION} "
-                       f"(format {meta.get('format')!r}, version {meta.get('format_version')!r})")
+        msg = (
+            f"{_META_FILE} is not a forecasting.tabular model of format version {_FORMAT_VERSION} "
+                       f"(format {meta.get('format')!r}, version {meta.get('format_version')!r})"
+        )
+        raise _Damaged(msg)
     required = ["kind", "algorithm", "params", "seed", "handle_unknown", "target", "features", "categories",
                 "classes"]
     algorithm = meta.get("algorithm")
     if meta.get("kind") not in KINDS:
-        raise _Damaged(f"'kind' must be one of {', '.join(KINDS)}, got {meta.get('kind')!r}")
+        msg = f"'kind' must be one of {', '.join(KINDS)}, got {meta.get('kind')!r}"
+        raise _Damaged(msg)
     if algorithm not in ALGORITHMS:
-        raise _Damaged(f"'algorithm' must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+        msg = f"'algorithm' must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}"
+        raise _Damaged(msg)
     if algorithm == "xgboost":
         required.append("artifact")
     elif algorithm == "linear":
         required.append("linear")
     else:
-        raise _Damaged(f"algorithm {algorithm!r} has no safe saved form")
+        msg = f"algorithm {algorithm!r} has no safe saved form"
+        raise _Damaged(msg)
     absent = [k for k in required if k not in meta]
     if absent:
-        raise _Damaged(f"{_META_FILE} lacks key(s): {', '.join(absent)}")
+        msg = f"{_META_FILE} lacks key(s): {', '.join(absent)}"
+        raise _Damaged(msg)
     if not isinstance(meta["params"], dict):
-        raise _Damaged("'params' must be an object")
+        msg = "'params' must be an object"
+        raise _Damaged(msg)
     target, features, categories = meta["target"], meta["features"], meta["categories"]
     if not isinstance(target, str):
-        raise _Damaged("'target' must be a string")
+        msg = "'target' must be a string"
+        raise _Damaged(msg)
     if (not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features)
             or len(set(features)) != len(features) or target in features):
-        raise _Damaged("'features' must be a non-empty list of distinct column names, without the target")
+        msg = "'features' must be a non-empty list of distinct column names, without the target"
+        raise _Damaged(msg)
     if not isinstance(categories, dict) or not set(categories) <= set(features):
-        raise _Damaged("'categories' must be an object keyed by feature names")
+        msg = "'categories' must be an object keyed by feature names"
+        raise _Damaged(msg)
     for name, cats in categories.items():
         if (not isinstance(cats, list) or not all(isinstance(c, str) for c in cats)
                 or len(set(cats)) != len(cats)):
-            raise _Damaged(f"'categories'[{name!r}] must be a list of distinct strings")
+            msg = f"'categories'[{name!r}] must be a list of distinct strings"
+            raise _Damaged(msg)
     classes = meta["classes"]
     want = 2 if meta["kind"] == "classification" else 0
     if (not isinstance(classes, list) or len(classes) != want
             or not all(isinstance(c, (str, int, float, bool)) for c in classes) or len(set(classes)) != want):
-        raise _Damaged(f"'classes' must list {want} distinct values for kind {meta['kind']!r}")
+        msg = f"'classes' must list {want} distinct values for kind {meta['kind']!r}"
+        raise _Damaged(msg)
     if algorithm == "xgboost":
         art = meta["artifact"]
         if (not isinstance(art, dict) or not isinstance(art.get("file"), str) or not isinstance(art.get("sha256"), str)
                 or art["file"] in ("", ".", "..") or Path(art["file"]).name != art["file"] or "\\" in art["file"]):
-            raise _Damaged("'artifact' must be an object with a plain 'file' name and its 'sha256'")
+            msg = "'artifact' must be an object with a plain 'file' name and its 'sha256'"
+            raise _Damaged(msg)
         return
     lin = meta["linear"]
     if not isinstance(lin, dict):
-        raise _Damaged("'linear' must be an object")
+        msg = "'linear' must be an object"
+        raise _Damaged(msg)
     absent = [k for k in ("mean", "scale", "coef", "intercept", "design_mean") if k not in lin]
     if absent:
-        raise _Damaged(f"'linear' lacks key(s): {', '.join(absent)}")
+        msg = f"'linear' lacks key(s): {', '.join(absent)}"
+        raise _Damaged(msg)
     numeric = {f for f in features if f not in categories}
     for key in ("mean", "scale"):
         part = lin[key]
         if not isinstance(part, dict) or set(part) != numeric or not all(_is_number(v) for v in part.values()):
-            raise _Damaged(f"'linear'[{key!r}] must map each numeric feature to a finite number")
+            msg = f"'linear'[{key!r}] must map each numeric feature to a finite number"
+            raise _Damaged(msg)
     if any(v <= 0 for v in lin["scale"].values()):
-        raise _Damaged("'linear'['scale'] must be positive")
+        msg = "'linear'['scale'] must be positive"
+        raise _Damaged(msg)
     width = sum(len(categories[f]) if f in categories else 1 for f in features)
     for key in ("coef", "design_mean"):
         part = lin[key]
         if not isinstance(part, list) or len(part) != width or not all(_is_number(v) for v in part):
-            raise _Damaged(f"'linear'[{key!r}] must be a list of {width} finite numbers (one per design column)")
+            msg = f"'linear'[{key!r}] must be a list of {width} finite numbers (one per design column)"
+            raise _Damaged(msg)
     if not _is_number(lin["intercept"]):
-        raise _Damaged("'linear'['intercept'] must be a finite number")
+        msg = "'linear'['intercept'] must be a finite number"
+        raise _Damaged(msg)
 
 
 def _sk_fit(model: Any, x: np.ndarray, y: np.ndarray, params: Mapping[str, Any]) -> Any:
@@ -969,8 +1034,8 @@ def _sk_fit(model: Any, x: np.ndarray, y: np.ndarray, params: Mapping[str, Any])
     try:
         return model.fit(x, y)
     except SkInvalidParameterError as exc:
-        raise InvalidParameterError(f"{type(model).__name__} rejected params {dict(params)}: {exc}",
-                                    field="params") from exc
+        msg = f"{type(model).__name__} rejected params {dict(params)}: {exc}"
+        raise InvalidParameterError(msg, field="params") from exc
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -1005,16 +1070,17 @@ def _make(spec: ModelSpec) -> TabularModel:
     if isinstance(spec, Mapping):
         unknown = set(spec) - {"kind", "algorithm", "params", "device", "seed", "handle_unknown", "n_jobs"}
         if unknown:
-            raise InvalidParameterError(f"unknown model spec keys: {', '.join(sorted(unknown))}", field="model")
+            msg = f"unknown model spec keys: {', '.join(sorted(unknown))}"
+            raise InvalidParameterError(msg, field="model")
         return TabularModel(**spec)
     if callable(spec):
         model = spec()
         if not isinstance(model, TabularModel):
-            raise InvalidParameterError(f"the model factory returned {type(model).__name__}, not a TabularModel",
-                                        field="model")
+            msg = f"the model factory returned {type(model).__name__}, not a TabularModel"
+            raise InvalidParameterError(msg, field="model")
         return model
-    raise InvalidParameterError(f"model must be a TabularModel, a spec dict or a factory, got {type(spec).__name__}",
-                                field="model")
+    msg = f"model must be a TabularModel, a spec dict or a factory, got {type(spec).__name__}"
+    raise InvalidParameterError(msg, field="model")
 
 
 def cross_validate(
@@ -1065,8 +1131,8 @@ def cross_validate(
     template._validate_params()
     y_series = _check_target(frame, target)
     if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= frame.height:
-        raise InvalidParameterError(f"k must be an integer in [2, {frame.height}] (the number of rows), got {k!r}",
-                                    field="k")
+        msg = f"k must be an integer in [2, {frame.height}] (the number of rows), got {k!r}"
+        raise InvalidParameterError(msg, field="k")
     if template.kind == "classification":
         splitter: Any = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         labels = y_series.cast(pl.Utf8).to_numpy()
