@@ -83,7 +83,8 @@ MAX_HORIZON = 10_000
 
 REQUIRED = ("unique_id", "ds", "y")
 FillPolicy = Literal["zero", "forward", "interpolate"]
-_FILL_POLICIES = ("zero", "forward", "interpolate")
+FILL_POLICIES: tuple[FillPolicy, ...] = ("zero", "forward", "interpolate")
+_FILL_POLICIES = FILL_POLICIES
 _MAX_EXAMPLES = 5
 
 _PANDAS_ALIASES = {

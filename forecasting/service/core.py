@@ -447,7 +447,7 @@ def explain(
         Models without per-feature attributions (the statistical zoo: they are explained by their
         decomposition, see ``forecasting report``), naming the model.
     """
-    from forecasting.explain import explain_forecast
+    from forecasting.explanation import explain_forecast
 
     h = validate_h(h, max_h=limits.max_h)
     notes: list[str] = []

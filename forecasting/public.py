@@ -1,0 +1,211 @@
+"""The public Python API, re-exported by ``import forecasting as fc``.
+
+Frames come back in the caller's kind: pandas in gives pandas out, polars in gives polars out.
+Columns may carry other names than the field's standard ``unique_id, ds, y``: say which with
+``id_col``, ``time_col`` and ``target_col`` (as statsforecast does); the answers use the
+caller's names too.
+
+Examples
+--------
+>>> import polars as pl
+>>> import forecasting as fc
+>>> df = pl.DataFrame({"store": ["a"] * 6, "day": list(range(6)), "sales": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
+>>> result = fc.forecast(df, model="naive", h=2, id_col="store", time_col="day", target_col="sales")
+>>> result.forecasts.to_dicts()
+[{'store': 'a', 'day': 6, 'Naive': 6.0}, {'store': 'a', 'day': 7, 'Naive': 6.0}]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from forecasting.data import FillPolicy
+from forecasting.errors import InvalidInputError
+from forecasting.explanation import Explanation
+from forecasting.models.base import Forecaster
+from forecasting.models.registry import ModelSpec
+from forecasting.service import ForecastResult
+
+__all__ = ["cross_validation", "explain", "forecast", "load"]
+
+SpecLike = ModelSpec | str | dict[str, Any]
+_STANDARD = ("unique_id", "ds", "y")
+
+
+def _is_pandas(data: Any) -> bool:
+    return type(data).__module__.startswith("pandas")
+
+
+class _Columns:
+    """The caller's column names and frame kind; renames in and out."""
+
+    def __init__(self, data: Any, id_col: str, time_col: str, target_col: str) -> None:
+        self.pandas = _is_pandas(data)
+        self.names = dict(zip(_STANDARD, (id_col, time_col, target_col), strict=True))
+        self.custom = {std: own for std, own in self.names.items() if own != std}
+
+    def into(self, data: Any, *, field: str = "data", target: bool = True) -> Any:
+        """``data`` as a polars frame with the standard names (``None`` stays ``None``)."""
+        if data is None:
+            return None
+        from forecasting.data import to_polars
+
+        frame = to_polars(data, field_name=field)
+        wanted = {own: std for std, own in self.custom.items() if target or std != "y"}
+        missing = [own for own in wanted if own not in frame.columns]
+        if missing:
+            msg = f"{field}: column {missing[0]!r} (given as the {wanted[missing[0]]} column) not found; columns: " \
+                  f"{frame.columns[:10]}"
+            raise InvalidInputError(msg, field=field)
+        clash = [std for own, std in wanted.items() if std in frame.columns and std not in self.custom.values()]
+        if clash:
+            msg = (f"{field}: column {clash[0]!r} exists besides the column given for it "
+                   f"({self.custom[clash[0]]!r}): rename or drop one")
+            raise InvalidInputError(msg, field=field)
+        return frame.rename(wanted)
+
+    def out(self, frame: pl.DataFrame) -> Any:
+        """A result frame with the caller's names, in the caller's frame kind."""
+        renamed = frame.rename({std: own for std, own in self.custom.items() if std in frame.columns})
+        return renamed.to_pandas() if self.pandas else renamed
+
+
+def forecast(
+    df: Any,
+    *,
+    model: SpecLike | Forecaster = "auto_ets",
+    h: int,
+    freq: str | int | None = None,
+    level: Sequence[float] = (),
+    fill_missing: FillPolicy | None = None,
+    fill_gaps: bool = False,
+    X_future: Any = None,
+    n_jobs: int = 1,
+    id_col: str = "unique_id",
+    time_col: str = "ds",
+    target_col: str = "y",
+) -> ForecastResult:
+    """Fit ``model`` on every series of ``df`` and forecast ``h`` steps (or forecast with a loaded model).
+
+    Parameters
+    ----------
+    df : pandas or polars DataFrame (or a mapping of columns / list of row dicts)
+        Long format: one row per observation, ``id_col`` (series), ``time_col`` (timestamps or integer
+        steps) and ``target_col`` (numbers), then exogenous columns.
+    model : spec or fitted model
+        A registry name (``"auto_ets"``; ``forecasting models`` lists them), a spec
+        ``{"name": ..., "params": {...}, "fallback": ...}``, or a model from :func:`load`.
+    h : int
+        Steps to forecast per series.
+    level : numbers in (0, 100)
+        Prediction-interval levels, percent.
+    id_col, time_col, target_col : str
+        The names of the series, time and target columns in ``df`` (and ``X_future``).
+    Other parameters as :func:`forecasting.service.forecast`.
+
+    Returns
+    -------
+    ForecastResult
+        ``forecasts`` (``h`` rows per series: ``id_col, time_col, <Model>[, <Model>-lo-<L>, <Model>-hi-<L>]``,
+        in the caller's frame kind), the effective ``spec``, ``fallbacks``, ``filled`` rows and ``notes``.
+
+    Raises
+    ------
+    InvalidInputError, InvalidParameterError, UnknownModelError, InsufficientHistoryError, ModelFitError,
+    CapabilityError
+        Naming the series, rows and rule.
+    """
+    from forecasting import service
+
+    cols = _Columns(df, id_col, time_col, target_col)
+    result = service.forecast(cols.into(df), model=model, h=h, freq=freq, level=level, fill_missing=fill_missing,
+                              fill_gaps=fill_gaps, X_future=cols.into(X_future, field="X_future", target=False),
+                              n_jobs=n_jobs)
+    return dataclasses.replace(result, forecasts=cols.out(result.forecasts))
+
+
+def cross_validation(
+    df: Any,
+    *,
+    model: SpecLike,
+    h: int,
+    n_windows: int = 1,
+    step_size: int | None = None,
+    level: Sequence[float] = (),
+    freq: str | int | None = None,
+    n_jobs: int = 1,
+    id_col: str = "unique_id",
+    time_col: str = "ds",
+    target_col: str = "y",
+) -> Any:
+    """Backtest ``model`` on ``n_windows`` rolling origins (the splitter the benchmark harness uses).
+
+    Returns
+    -------
+    DataFrame (the caller's kind)
+        ``n_windows * h`` rows per series: ``id_col, time_col, cutoff, target_col, <Model>[, intervals]``,
+        statsforecast's layout; score it with :func:`forecasting.evaluation.evaluate`.
+
+    Raises
+    ------
+    InvalidInputError, InvalidParameterError, InsufficientHistoryError
+    """
+    from forecasting.backtest import cross_validation as run
+
+    cols = _Columns(df, id_col, time_col, target_col)
+    frame = run(cols.into(df), model=model, h=h, n_windows=n_windows, step_size=step_size, level=level, freq=freq,
+                n_jobs=n_jobs)
+    return cols.out(frame)
+
+
+def explain(
+    df: Any,
+    *,
+    model: SpecLike | Forecaster,
+    h: int,
+    freq: str | int | None = None,
+    X_future: Any = None,
+    id_col: str = "unique_id",
+    time_col: str = "ds",
+    target_col: str = "y",
+) -> Explanation:
+    """Explain each forecast step of ``model`` on ``df``: SHAP values (trees), integrated gradients (networks).
+
+    Returns
+    -------
+    Explanation
+        One row per (series, step): ``values`` (rows x features), ``base_values``, ``feature_names``,
+        ``data``, ``output``; :meth:`Explanation.to_frame` gives one row per (series, step, feature).
+
+    Raises
+    ------
+    CapabilityError
+        Statistical models (explained by their decomposition in ``forecasting report``).
+    """
+    from forecasting import service
+
+    cols = _Columns(df, id_col, time_col, target_col)
+    return service.explain(cols.into(df), model=model, h=h, freq=freq,
+                           X_future=cols.into(X_future, field="X_future", target=False)).explanation
+
+
+def load(path: str | Path) -> Any:
+    """Load a saved model folder (``forecasting train``, ``model.save``) or an ONNX export folder.
+
+    Every file's sha256 is checked before anything is read.
+
+    Raises
+    ------
+    ArtifactIntegrityError
+        A file changed since it was written.
+    InvalidInputError
+        Not a model folder.
+    """
+    from forecasting.loading import load as load_folder
+
+    return load_folder(path)
