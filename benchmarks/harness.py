@@ -133,16 +133,18 @@ def load_bench_data(dataset: str | None = None, *, input: str | Path | None = No
         From the catalogue or the file's validation.
     """
     if (dataset is None) == (input is None):
-        raise InvalidParameterError("give a catalogue dataset (--dataset) or a file (--input), not both or neither",
-                                    field="dataset")
+        msg = "give a catalogue dataset (--dataset) or a file (--input), not both or neither"
+        raise InvalidParameterError(msg, field="dataset")
     if h is not None and (isinstance(h, bool) or not isinstance(h, int) or h < 1):
-        raise InvalidParameterError(f"h must be an integer >= 1, got {h!r}", field="h")
+        msg = f"h must be an integer >= 1, got {h!r}"
+        raise InvalidParameterError(msg, field="h")
     if input is not None:
         from forecasting.service import read_table
 
         path = Path(input)
         if h is None:
-            raise InvalidParameterError("a benchmark on your own file needs the horizon: pass --h N", field="h")
+            msg = "a benchmark on your own file needs the horizon: pass --h N"
+            raise InvalidParameterError(msg, field="h")
         panel = validate_panel(read_table(path), freq=freq)
         frame = panel.frame.select("unique_id", "ds", "y")
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
@@ -155,7 +157,8 @@ def load_bench_data(dataset: str | None = None, *, input: str | Path | None = No
         loaded = datasets.load(dataset)
         info = loaded["info"]
         if h is None and "h" not in info:
-            raise InvalidParameterError(f"dataset '{dataset}' has no standard horizon; pass h (--h N)", field="h")
+            msg = f"dataset '{dataset}' has no standard horizon; pass h (--h N)"
+            raise InvalidParameterError(msg, field="h")
         h = int(h or info["h"])
         frame = loaded["data"] if "data" in loaded else pl.concat([loaded["train"], loaded["test"]])
         frame = frame.select("unique_id", "ds", "y").sort("unique_id", "ds")
@@ -225,7 +228,8 @@ def plan_tasks(bench: BenchData, models: Sequence[str], *, windows: int = 1, ste
     """
     specs = [parse_spec(m) for m in models]
     if not specs:
-        raise InvalidParameterError("give at least one model", field="models")
+        msg = "give at least one model"
+        raise InvalidParameterError(msg, field="models")
     step = origin_step(h=bench.h, n_windows=windows, step_size=step_size, windows_field="windows")
     levels = tuple(validate_levels(level))
     held = bench.h + (windows - 1) * step
@@ -233,9 +237,9 @@ def plan_tasks(bench: BenchData, models: Sequence[str], *, windows: int = 1, ste
     short = n.filter(pl.col("len") <= held)
     if short.height:
         ids = ", ".join(short.sort("len")["unique_id"].head(5).to_list())
-        raise InvalidParameterError(
-            f"h={bench.h} with {windows} window(s) every {step} steps holds out {held} observations, which leaves no "
-            f"training data for series {ids} (lengths <= {held})", field="h")
+        msg = (f"h={bench.h} with {windows} window(s) every {step} steps holds out {held} observations, which leaves no "
+               f"training data for series {ids} (lengths <= {held})")
+        raise InvalidParameterError(msg, field="h")
     version = version or code_version()
     effective = [effective_spec(s, season_length=bench.season_length, calendar_freq=bench.calendar_freq) for s in specs]
     ref = effective_spec(ModelSpec(name="naive2"), season_length=bench.season_length,
@@ -457,6 +461,46 @@ def _score_window(w: int, results: dict[Task, pl.DataFrame | ModelFitError], tas
     return scores, forecasts
 
 
+def _check_run_options(*, series_limit: int | None, engine: str) -> None:
+    if series_limit is not None and series_limit < 1:
+        msg = f"series_limit must be a positive number of series, got {series_limit}"
+        raise InvalidParameterError(msg, field="series_limit")
+    if engine not in ("local", "ray"):
+        msg = f"engine must be 'local' or 'ray', got {engine!r}"
+        raise InvalidParameterError(msg, field="engine")
+
+
+def _cached_and_todo(st: Store, tasks: list[Task]) -> tuple[dict[Task, pl.DataFrame | ModelFitError],
+                                                             list[tuple[Task, Callable[..., Any]]]]:
+    """The tasks' stored results, and the tasks left to run (one per store key, with the function that runs it)."""
+    results: dict[Task, pl.DataFrame | ModelFitError] = {}
+    todo: list[tuple[Task, Callable[..., Any]]] = []
+    unique: dict[str, Task] = {}
+    for task in tasks:
+        cached = st.load(task)
+        if cached is not None:
+            results[task] = cached
+        elif task.key not in unique:
+            unique[task.key] = task
+            todo.append((task, _guarded if task.model == NAIVE2 else run_task))
+    return results, todo
+
+
+def _over_windows(per_window: list[pl.DataFrame], dataset: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``window_metrics`` (the windows' scores, with the dataset) and ``metrics`` (scores averaged over windows,
+    seconds summed, memory the maximum, ``windows`` counted), one row per model in the order given."""
+    window_metrics = pl.concat(per_window, how="diagonal_relaxed").with_columns(pl.lit(dataset).alias("dataset"))
+    window_metrics = window_metrics.select("dataset", "model", "window",
+                                           *[c for c in window_metrics.columns if c not in ("dataset", "model", "window")])
+    score_cols = [c for c in window_metrics.columns if c not in ("dataset", "model", "window", *TIMING_COLUMNS)]
+    metrics = (window_metrics.group_by("dataset", "model", maintain_order=True)
+               .agg(*[pl.col(c).mean() for c in score_cols],
+                    *[pl.col(c).sum() for c in ("fit_seconds", "predict_seconds", "fit_predict_seconds")],
+                    *[pl.col(c).max() for c in ("peak_memory_mb", "memory_delta_mb")],
+                    pl.len().alias("windows")))
+    return window_metrics, metrics
+
+
 def run_benchmark(
     dataset: str | None,
     models: Sequence[str],
@@ -514,27 +558,14 @@ def run_benchmark(
         summed over windows, memory the maximum). ``window_metrics``: the same per
         window.
     """
-    if series_limit is not None and series_limit < 1:
-        raise InvalidParameterError(f"series_limit must be a positive number of series, got {series_limit}",
-                                    field="series_limit")
-    if engine not in ("local", "ray"):
-        raise InvalidParameterError(f"engine must be 'local' or 'ray', got {engine!r}", field="engine")
+    _check_run_options(series_limit=series_limit, engine=engine)
     levels = validate_levels(level)
     bench = load_bench_data(dataset, input=input, freq=freq, h=h, series_limit=series_limit)
     tasks, refs = plan_tasks(bench, models, windows=windows, step_size=step_size, level=levels,
                              series_limit=series_limit)
     n_jobs = (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
     st = Store(store)
-    results: dict[Task, pl.DataFrame | ModelFitError] = {}
-    todo: list[tuple[Task, Callable[..., Any]]] = []
-    unique: dict[str, Task] = {}
-    for task in [*refs, *tasks]:
-        cached = st.load(task)
-        if cached is not None:
-            results[task] = cached
-        elif task.key not in unique:
-            unique[task.key] = task
-            todo.append((task, _guarded if task.model == NAIVE2 else run_task))
+    results, todo = _cached_and_todo(st, [*refs, *tasks])
     cached_n = sum(1 for t in tasks if t in results)
     if on_plan:
         on_plan(len(tasks), cached_n)
@@ -573,15 +604,7 @@ def run_benchmark(
         scores, fc = _score_window(w, results, [t for t in tasks if t.window == w], ref, bench, levels, notes)
         per_window.append(scores)
         frames.append(fc)
-    window_metrics = pl.concat(per_window, how="diagonal_relaxed").with_columns(pl.lit(bench.name).alias("dataset"))
-    window_metrics = window_metrics.select("dataset", "model", "window",
-                                           *[c for c in window_metrics.columns if c not in ("dataset", "model", "window")])
-    score_cols = [c for c in window_metrics.columns if c not in ("dataset", "model", "window", *TIMING_COLUMNS)]
-    metrics = (window_metrics.group_by("dataset", "model", maintain_order=True)
-               .agg(*[pl.col(c).mean() for c in score_cols],
-                    *[pl.col(c).sum() for c in ("fit_seconds", "predict_seconds", "fit_predict_seconds")],
-                    *[pl.col(c).max() for c in ("peak_memory_mb", "memory_delta_mb")],
-                    pl.len().alias("windows")))
+    window_metrics, metrics = _over_windows(per_window, bench.name)
     history = _window(refs[0], bench.data).train.group_by("unique_id", maintain_order=True).tail(3 * bench.h)
     return BenchResult(metrics=metrics, forecasts=pl.concat(frames, how="diagonal_relaxed"), notes=notes,
                        window_metrics=window_metrics, history=history, cached=cached_n,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -45,15 +45,15 @@ ArrayLike = Sequence[float] | np.ndarray
 def _arr(values: object, name: str) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1:
-        raise InvalidInputError(f"`{name}` must be 1-dimensional, got shape {arr.shape}", field=name)
+        msg = f"`{name}` must be 1-dimensional, got shape {arr.shape}"
+        raise InvalidInputError(msg, field=name)
     if arr.size == 0:
-        raise InvalidInputError(f"`{name}` must not be empty", field=name)
+        msg = f"`{name}` must not be empty"
+        raise InvalidInputError(msg, field=name)
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
-        raise InvalidInputError(
-            f"`{name}` must be finite; {bad.size} non-finite value(s) at positions {bad[:5].tolist()}",
-            field=name,
-        )
+        msg = f"`{name}` must be finite; {bad.size} non-finite value(s) at positions {bad[:5].tolist()}"
+        raise InvalidInputError(msg, field=name)
     return arr
 
 
@@ -61,23 +61,22 @@ def _pair(y: object, other: object, other_name: str) -> tuple[np.ndarray, np.nda
     a = _arr(y, "y")
     b = _arr(other, other_name)
     if a.shape != b.shape:
-        raise InvalidInputError(
-            f"`y` and `{other_name}` must have the same shape, got {a.shape} and {b.shape}", field=other_name
-        )
+        msg = f"`y` and `{other_name}` must have the same shape, got {a.shape} and {b.shape}"
+        raise InvalidInputError(msg, field=other_name)
     return a, b
 
 
 def _season(season_length: object) -> int:
     if isinstance(season_length, bool) or not isinstance(season_length, (int, np.integer)) or season_length < 1:
-        raise InvalidParameterError(
-            f"`season_length` must be an integer >= 1, got {season_length!r}", field="season_length"
-        )
+        msg = f"`season_length` must be an integer >= 1, got {season_length!r}"
+        raise InvalidParameterError(msg, field="season_length")
     return int(season_length)
 
 
 def _level(level: object) -> float:
     if isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating)) or not 0 < level < 100:
-        raise InvalidParameterError(f"`level` must be a number in (0, 100) (percent), got {level!r}", field="level")
+        msg = f"`level` must be a number in (0, 100) (percent), got {level!r}"
+        raise InvalidParameterError(msg, field="level")
     return float(level)
 
 
@@ -85,19 +84,14 @@ def _mase_scale(y_train: object, season_length: int) -> float:
     train = _arr(y_train, "y_train")
     m = _season(season_length)
     if train.size <= m:
-        raise InsufficientHistoryError(
-            f"the MASE/MSIS scale with season_length={m} needs more than {m} training observations, "
-            f"got {train.size}",
-            field="y_train",
-            details={"length": int(train.size), "minimum": m + 1},
-        )
+        msg = (f"the MASE/MSIS scale with season_length={m} needs more than {m} training observations, "
+               f"got {train.size}")
+        raise InsufficientHistoryError(msg, field="y_train", details={"length": int(train.size), "minimum": m + 1})
     scale = float(np.mean(np.abs(train[m:] - train[:-m])))
     if scale == 0.0:
-        raise InvalidInputError(
-            f"the MASE/MSIS scale (mean absolute seasonal difference of the training data, lag {m}) is 0: "
-            "the training series repeats exactly every season, so scaled errors are undefined",
-            field="y_train",
-        )
+        msg = (f"the MASE/MSIS scale (mean absolute seasonal difference of the training data, lag {m}) is 0: "
+               "the training series repeats exactly every season, so scaled errors are undefined")
+        raise InvalidInputError(msg, field="y_train")
     return scale
 
 
@@ -275,10 +269,8 @@ def coverage(y: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> float:
 def _check_bounds(low: np.ndarray, high: np.ndarray) -> None:
     crossed = np.flatnonzero(low > high)
     if crossed.size:
-        raise InvalidInputError(
-            f"interval bounds must satisfy lo <= hi; {crossed.size} crossed at positions {crossed[:5].tolist()}",
-            field="lo",
-        )
+        msg = f"interval bounds must satisfy lo <= hi; {crossed.size} crossed at positions {crossed[:5].tolist()}"
+        raise InvalidInputError(msg, field="lo")
 
 
 def msis(
@@ -375,10 +367,12 @@ def owa(smape: float, mase: float, smape_naive2: float, mase_naive2: float) -> f
     """
     for name, value in (("smape_naive2", smape_naive2), ("mase_naive2", mase_naive2)):
         if not (math.isfinite(value) and value > 0):
-            raise InvalidParameterError(f"`{name}` must be a finite number > 0, got {value!r}", field=name)
+            msg = f"`{name}` must be a finite number > 0, got {value!r}"
+            raise InvalidParameterError(msg, field=name)
     for name, value in (("smape", smape), ("mase", mase)):
         if not math.isfinite(value):
-            raise InvalidParameterError(f"`{name}` must be finite, got {value!r}", field=name)
+            msg = f"`{name}` must be finite, got {value!r}"
+            raise InvalidParameterError(msg, field=name)
     return 0.5 * (smape / smape_naive2 + mase / mase_naive2)
 
 
@@ -396,9 +390,8 @@ def _level_names(level: float) -> list[str]:
 def _require_columns(frame: pl.DataFrame, columns: Sequence[str], frame_name: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise InvalidInputError(
-            f"`{frame_name}` is missing column(s) {missing}; it has {frame.columns}", field=frame_name
-        )
+        msg = f"`{frame_name}` is missing column(s) {missing}; it has {frame.columns}"
+        raise InvalidInputError(msg, field=frame_name)
 
 
 def _series_list(ids: pl.Series, limit: int = 5) -> str:
@@ -412,9 +405,10 @@ def _check_unique_keys(frame: pl.DataFrame, frame_name: str) -> None:
     dup = frame.group_by("unique_id", "ds").len().filter(pl.col("len") > 1)
     if dup.height:
         first = dup.row(0, named=True)
+        msg = (f"`{frame_name}`: {dup.height} duplicated (unique_id, ds) pair(s), e.g. series "
+               f"{str(first['unique_id'])!r} at ds={first['ds']} x{first['len']}; series {_series_list(dup['unique_id'])}")
         raise InvalidInputError(
-            f"`{frame_name}`: {dup.height} duplicated (unique_id, ds) pair(s), e.g. series "
-            f"{str(first['unique_id'])!r} at ds={first['ds']} x{first['len']}; series {_series_list(dup['unique_id'])}",
+            msg,
             field=frame_name,
             details={"series": [str(s) for s in dup["unique_id"].unique().to_list()[:20]]},
         )
@@ -490,26 +484,41 @@ def evaluate(
     """
     model_list = list(models)
     if not model_list:
-        raise InvalidParameterError("`models` must name at least one forecast column, got none", field="models")
+        msg = "`models` must name at least one forecast column, got none"
+        raise InvalidParameterError(msg, field="models")
     m = _season(season_length)
     levels = [_level(lv) for lv in level]
     if unscaled not in ("raise", "null"):
         msg = f"`unscaled` must be 'raise' or 'null', got {unscaled!r}"
         raise InvalidParameterError(msg, field="unscaled")
+    score_cols = list(dict.fromkeys(model_list + ([naive2_column] if naive2_column else [])))
+    _check_frames(forecasts, actuals, train, score_cols)
+    interval_cols = _interval_columns(forecasts, model_list, levels)
+    value_cols = list(dict.fromkeys(score_cols + [c for pair in interval_cols.values() for c in pair]))
+    fc, act, tr = _clean_frames(forecasts, actuals, train, value_cols)
+    joined = _with_scale(fc, act, tr, m, unscaled)
+    _check_crossed(joined, interval_cols)
+    means = _series_means(joined, score_cols, interval_cols)
+    return _score_table(means, model_list, levels, interval_cols, naive2_column)
+
+
+def _check_frames(forecasts: pl.DataFrame, actuals: pl.DataFrame, train: pl.DataFrame, score_cols: list[str]) -> None:
+    """Frames, their columns and matching ``ds`` types (raises InvalidInputError)."""
     for name, frame in (("forecasts", forecasts), ("actuals", actuals), ("train", train)):
         if not isinstance(frame, pl.DataFrame):
-            raise InvalidInputError(f"`{name}` must be a polars DataFrame, got {type(frame).__name__}", field=name)
-    score_cols = list(dict.fromkeys(model_list + ([naive2_column] if naive2_column else [])))
+            msg = f"`{name}` must be a polars DataFrame, got {type(frame).__name__}"
+            raise InvalidInputError(msg, field=name)
     _require_columns(forecasts, ["unique_id", "ds", *score_cols], "forecasts")
     _require_columns(actuals, ["unique_id", "ds", "y"], "actuals")
     _require_columns(train, ["unique_id", "ds", "y"], "train")
     if forecasts.schema["ds"] != actuals.schema["ds"]:
-        raise InvalidInputError(
-            f"`ds` types differ: forecasts {forecasts.schema['ds']}, actuals {actuals.schema['ds']}",
-            field="ds",
-        )
+        msg = f"`ds` types differ: forecasts {forecasts.schema['ds']}, actuals {actuals.schema['ds']}"
+        raise InvalidInputError(msg, field="ds")
 
-    # Interval columns present for each (model, level).
+
+def _interval_columns(forecasts: pl.DataFrame, model_list: list[str],
+                      levels: list[float]) -> dict[tuple[str, float], tuple[str, str]]:
+    """Interval columns ``(lo, hi)`` present for each (model, level), in either level spelling."""
     interval_cols: dict[tuple[str, float], tuple[str, str]] = {}
     for model in model_list:
         for lv in levels:
@@ -518,16 +527,18 @@ def evaluate(
                 if lo in forecasts.columns and hi in forecasts.columns:
                     interval_cols[(model, lv)] = (lo, hi)
                     break
-    value_cols = list(dict.fromkeys(score_cols + [c for pair in interval_cols.values() for c in pair]))
+    return interval_cols
 
+
+def _clean_frames(forecasts: pl.DataFrame, actuals: pl.DataFrame, train: pl.DataFrame,
+                  value_cols: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Numeric, unique, matching and finite frames (``unique_id`` as text, values as Float64), or InvalidInputError."""
     for frame_name, frame, cols in (("forecasts", forecasts, value_cols), ("actuals", actuals, ["y"]), ("train", train, ["y"])):
         not_numeric = [c for c in cols if not frame.schema[c].is_numeric()]
         if not_numeric:
-            raise InvalidInputError(
-                f"`{frame_name}` column(s) {not_numeric} must be numeric, got "
-                f"{[str(frame.schema[c]) for c in not_numeric]}",
-                field=frame_name,
-            )
+            msg = (f"`{frame_name}` column(s) {not_numeric} must be numeric, got "
+                   f"{[str(frame.schema[c]) for c in not_numeric]}")
+            raise InvalidInputError(msg, field=frame_name)
     uid = pl.col("unique_id").cast(pl.Utf8)
     fc = forecasts.select(uid, "ds", *[pl.col(c).cast(pl.Float64) for c in value_cols])
     act = actuals.select(uid, "ds", pl.col("y").cast(pl.Float64))
@@ -559,13 +570,18 @@ def evaluate(
         bad = frame.filter(pl.col(col).is_null() | ~pl.col(col).is_finite())
         if bad.height:
             what = f"model column {col!r}" if frame_name == "forecasts" else "actuals column 'y'"
+            msg = f"{what} has {bad.height} null/NaN/inf value(s) in series {_series_list(bad['unique_id'])}"
             raise InvalidInputError(
-                f"{what} has {bad.height} null/NaN/inf value(s) in series {_series_list(bad['unique_id'])}",
+                msg,
                 field=frame_name,
                 details={"column": col, "series": bad["unique_id"].unique(maintain_order=True).to_list()[:100]},
             )
+    return fc, act, tr
 
-    # MASE/MSIS scale per series from the training data.
+
+def _with_scale(fc: pl.DataFrame, act: pl.DataFrame, tr: pl.DataFrame, m: int,
+                unscaled: Literal["raise", "null"]) -> pl.DataFrame:
+    """Forecasts joined to actuals and to each series' MASE/MSIS scale (mean absolute lag-``m`` difference)."""
     scale = (
         tr.sort("unique_id", "ds")
         .group_by("unique_id", maintain_order=True)
@@ -581,40 +597,50 @@ def evaluate(
     series_ids = joined["unique_id"].unique(maintain_order=True)
     no_train = joined.filter(pl.col("n_train").is_null())["unique_id"]
     if no_train.len():
+        msg = f"`train` has no rows for series {_series_list(no_train)} (needed for the MASE scale)"
         raise InvalidInputError(
-            f"`train` has no rows for series {_series_list(no_train)} (needed for the MASE scale)",
+            msg,
             field="train",
             details={"series": no_train.unique(maintain_order=True).to_list()[:100]},
         )
     per_series_train = scale.filter(pl.col("unique_id").is_in(series_ids.implode()))
     bad_train = per_series_train.filter(pl.col("has_null") | pl.col("has_nonfinite"))
     if bad_train.height:
-        raise InvalidInputError(
-            f"`train` column 'y' has null/NaN/inf values in series {_series_list(bad_train['unique_id'])}",
-            field="train",
-            details={"series": bad_train["unique_id"].to_list()[:100]},
-        )
+        msg = f"`train` column 'y' has null/NaN/inf values in series {_series_list(bad_train['unique_id'])}"
+        raise InvalidInputError(msg, field="train", details={"series": bad_train["unique_id"].to_list()[:100]})
     if unscaled == "null":  # no scale: null MASE/MSIS for the series, left out of the means
         undefined = (pl.col("n_train") <= m) | (pl.col("scale") == 0)
         joined = joined.with_columns(pl.when(undefined).then(None).otherwise(pl.col("scale")).alias("scale"))
         per_series_train = per_series_train.filter(~undefined)
     short = per_series_train.filter(pl.col("n_train") <= m)
     if short.height:
+        msg = (f"the MASE scale with season_length={m} needs more than {m} training points; "
+               f"{short.height} series too short: {_series_list(short['unique_id'])}")
         raise InsufficientHistoryError(
-            f"the MASE scale with season_length={m} needs more than {m} training points; "
-            f"{short.height} series too short: {_series_list(short['unique_id'])}",
+            msg,
             field="train",
             details={"series": {r["unique_id"]: {"length": r["n_train"], "minimum": m + 1} for r in short.iter_rows(named=True)}},
         )
     zero = per_series_train.filter(pl.col("scale") == 0)
     if zero.height:
-        raise InvalidInputError(
-            f"the MASE scale (mean absolute lag-{m} difference of the training data) is 0 for series "
-            f"{_series_list(zero['unique_id'])}: they repeat exactly every season, so scaled errors are undefined",
-            field="train",
-            details={"series": zero["unique_id"].to_list()[:100]},
-        )
+        msg = (f"the MASE scale (mean absolute lag-{m} difference of the training data) is 0 for series "
+               f"{_series_list(zero['unique_id'])}: they repeat exactly every season, so scaled errors are undefined")
+        raise InvalidInputError(msg, field="train", details={"series": zero["unique_id"].to_list()[:100]})
+    return joined
 
+
+def _check_crossed(joined: pl.DataFrame, interval_cols: dict[tuple[str, float], tuple[str, str]]) -> None:
+    for (model, lv), (lo_col, hi_col) in interval_cols.items():
+        crossed = joined.filter(pl.col(lo_col) > pl.col(hi_col))
+        if crossed.height:
+            msg = (f"model {model!r} level {lv:g}: {crossed.height} interval(s) with lo > hi in series "
+                   f"{_series_list(crossed['unique_id'])}")
+            raise InvalidInputError(msg, field="forecasts")
+
+
+def _series_means(joined: pl.DataFrame, score_cols: list[str],
+                  interval_cols: dict[tuple[str, float], tuple[str, str]]) -> dict[str, Any]:
+    """Each metric per series, then the unweighted mean over series (nulls left out)."""
     y = pl.col("y")
 
     def point_exprs(col: str) -> list[pl.Expr]:
@@ -640,20 +666,16 @@ def evaluate(
             (score.mean() / pl.col("scale").first()).alias(f"{model}__msis__{lv}"),
         ]
 
-    for (model, lv), (lo_col, hi_col) in interval_cols.items():
-        crossed = joined.filter(pl.col(lo_col) > pl.col(hi_col))
-        if crossed.height:
-            raise InvalidInputError(
-                f"model {model!r} level {lv:g}: {crossed.height} interval(s) with lo > hi in series "
-                f"{_series_list(crossed['unique_id'])}",
-                field="forecasts",
-            )
-
     exprs = [e for col in score_cols for e in point_exprs(col)]
     exprs += [e for (model, lv), (lo, hi) in interval_cols.items() for e in interval_exprs(model, lv, lo, hi)]
     per_series = joined.group_by("unique_id").agg(exprs).sort("unique_id")  # fixed order: reproducible float sums
     means = per_series.drop("unique_id").mean().row(0, named=True)
+    return means
 
+
+def _score_table(means: dict[str, Any], model_list: list[str], levels: list[float],
+                 interval_cols: dict[tuple[str, float], tuple[str, str]], naive2_column: str | None) -> pl.DataFrame:
+    """One row per model: the means, OWA against Naive2 (when given), coverage and MSIS per level."""
     naive2 = None
     if naive2_column is not None:
         naive2 = (means[f"{naive2_column}__smape"], means[f"{naive2_column}__mase"])
