@@ -38,11 +38,15 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, overload
 
 import polars as pl
 
 from forecasting.errors import InsufficientHistoryError, InvalidInputError, InvalidParameterError
+
+
+#: A polars frame, eager or lazy (helpers that build the same query on either).
+FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 
 
 def collect_small(query: pl.LazyFrame) -> pl.DataFrame:
@@ -69,6 +73,7 @@ __all__ = [
     "infer_freq",
     "level_columns",
     "normalize_freq",
+    "offset_parts",
     "to_caller_tz",
     "to_polars",
     "validate_h",
@@ -83,6 +88,8 @@ MAX_HORIZON = 10_000
 
 REQUIRED = ("unique_id", "ds", "y")
 FillPolicy = Literal["zero", "forward", "interpolate"]
+#: How ``ds`` was given: integer steps, timestamps or calendar dates.
+DsKind = Literal["int", "datetime", "date"]
 FILL_POLICIES: tuple[FillPolicy, ...] = ("zero", "forward", "interpolate")
 _FILL_POLICIES = FILL_POLICIES
 _MAX_EXAMPLES = 5
@@ -230,11 +237,9 @@ def to_polars(data: Any, *, field_name: str = "data") -> pl.DataFrame:
         return data
     if isinstance(data, pl.LazyFrame):
         return data.collect()
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pd = None
-    if pd is not None and isinstance(data, pd.DataFrame):
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
         pdf = data.reset_index(drop=not any(n in REQUIRED for n in data.index.names if n))
         cols: dict[str, pl.Series] = {}
         for name in pdf.columns:
@@ -251,7 +256,7 @@ def to_polars(data: Any, *, field_name: str = "data") -> pl.DataFrame:
             msg = f"{field_name}: column {', '.join(repr(b) for b in bad)} must be a list of values"
             raise InvalidInputError(msg, field=f"{field_name}.{bad[0]}")
         if len(set(lengths.values())) > 1:
-            longest = max(lengths.values())  # type: ignore[type-var]
+            longest = max(n for n in lengths.values() if n is not None)
             short = {k: n for k, n in lengths.items() if n != longest}
             raise InvalidInputError(
                 f"{field_name}: columns must have the same length; " + ", ".join(
@@ -408,8 +413,8 @@ def normalize_freq(freq: str | int | None) -> str | int | None:
         if base:
             if n == 0:
                 raise zero
-            num, u = _POLARS_OFFSET.match(base).groups()  # type: ignore[union-attr]
-            return f"{n * int(num)}{u}"
+            num, u = offset_parts(base)
+            return f"{n * num}{u}"
     if f.startswith("W-") or f.startswith("1W-"):
         return "1w"
     msg = (
@@ -462,13 +467,45 @@ def infer_freq(frame: pl.DataFrame) -> str | int:
         months = frame.select(
             (pl.col("ds").dt.year() * 12 + pl.col("ds").dt.month()).diff().over("unique_id").alias("m")).drop_nulls()["m"]
         step = int(months.mode().sort()[0])
-        if step >= 1 and (months == step).mean() >= 0.5:
+        if step >= 1 and 2 * int((months == step).sum()) >= months.len():  # on the step at least half the time
             return f"{step // 12}y" if step % 12 == 0 else f"{step}mo"
     if share < 0.5:
         seen = ", ".join(f"{_us_to_offset(int(v))} x{int(c)}" for v, c in counts.head(3).iter_rows())
         msg = f"cannot infer the frequency: steps between timestamps vary ({seen}); pass freq"
         raise InvalidInputError(msg, field="freq")
     return _us_to_offset(top)
+
+
+def offset_parts(freq: str) -> tuple[int, str]:
+    """Count and unit of a polars offset (as :func:`normalize_freq` returns them).
+
+    Parameters
+    ----------
+    freq : str
+        A polars offset such as ``"15m"``, ``"1h"`` or ``"3mo"``.
+
+    Returns
+    -------
+    tuple of (int, str)
+        The number of units and the unit (``ns, us, ms, s, m, h, d, w, mo, q, y``).
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``freq`` is not a polars offset (a pandas alias must go through :func:`normalize_freq` first).
+
+    Examples
+    --------
+    >>> offset_parts("15m")
+    (15, 'm')
+    >>> offset_parts(normalize_freq("MS"))
+    (1, 'mo')
+    """
+    m = _POLARS_OFFSET.match(freq)
+    if m is None:
+        msg = f"freq must be a polars offset such as '1h' or '1mo', got {freq!r}"
+        raise InvalidParameterError(msg, field="freq")
+    return int(m.group(1)), m.group(2)
 
 
 def _us_to_offset(us: int) -> str:
@@ -519,13 +556,13 @@ def find_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
             .filter(pl.col("count") > 1))
 
 
-def _local(frame: pl.DataFrame, tz: str | None) -> pl.DataFrame:
+def _local(frame: FrameT, tz: str | None) -> FrameT:
     if tz is None:
         return frame
     return frame.with_columns(pl.col("ds").dt.replace_time_zone("UTC").dt.convert_time_zone(tz))
 
 
-def _from_local(frame: pl.DataFrame, tz: str | None) -> pl.DataFrame:
+def _from_local(frame: FrameT, tz: str | None) -> FrameT:
     if tz is None:
         return frame
     return frame.with_columns(pl.col("ds").dt.convert_time_zone("UTC").dt.replace_time_zone(None))
@@ -544,8 +581,7 @@ def find_oversized_grids(frame: pl.DataFrame, freq: str | int) -> pl.DataFrame:
     if isinstance(freq, int):
         span = (pl.col("ds").max() - pl.col("ds").min()) // freq
     else:
-        num, unit = _POLARS_OFFSET.match(freq).groups()  # type: ignore[union-attr]
-        n = int(num)
+        n, unit = offset_parts(freq)
         if unit in ("mo", "q", "y"):
             months = n * {"mo": 1, "q": 3, "y": 12}[unit]
             ym = pl.col("ds").dt.year().cast(pl.Int64) * 12 + pl.col("ds").dt.month().cast(pl.Int64)
@@ -631,7 +667,7 @@ def check_min_length(panel: Panel, minimum: int, *, model: str, fallback: str | 
 
 
 # --------------------------------------------------------------------------- ds coercion
-def _coerce_ds(frame: pl.DataFrame) -> tuple[pl.DataFrame, str | None, Literal["int", "datetime", "date"], list[str]]:
+def _coerce_ds(frame: pl.DataFrame) -> tuple[pl.DataFrame, str | None, DsKind, list[str]]:
     notes: list[str] = []
     dtype = frame.schema["ds"]
     ds = pl.col("ds")
@@ -668,7 +704,7 @@ def _coerce_ds(frame: pl.DataFrame) -> tuple[pl.DataFrame, str | None, Literal["
     raise InvalidInputError(msg, field="ds")
 
 
-def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]):
+def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]) -> tuple[pl.DataFrame, str | None, DsKind, list[str]]:
     s = frame["ds"]
     nonnull = s.drop_nulls()
     is_int = nonnull.str.contains(r"^\s*-?\d+\s*$")
@@ -729,13 +765,13 @@ def _parse_iso(s: pl.Series, *, aware: bool) -> pl.Series:
     so '01/02/2024' is refused rather than making every ISO value fail)."""
     formats = [f + "%z" for f in _ISO_FORMATS[:-1]] if aware else list(_ISO_FORMATS)
     if _FAST_PATHS:  # the same coalesce, format by format, stopping once every value parsed
-        out = None
-        for f in formats:
-            part = s.str.strip_chars().str.to_datetime(f, strict=False, time_unit="us")
-            out = part if out is None else out.fill_null(part)
+        stripped = s.str.strip_chars()
+        out = stripped.str.to_datetime(formats[0], strict=False, time_unit="us")
+        for f in formats[1:]:
             if out.null_count() == s.null_count():  # later formats could only fill nulls of s itself
                 break
-        return out.alias("ds")  # type: ignore[union-attr]
+            out = out.fill_null(stripped.str.to_datetime(f, strict=False, time_unit="us"))
+        return out.alias("ds")
     parts = [s.str.strip_chars().str.to_datetime(f, strict=False, time_unit="us") for f in formats]
     return pl.select(pl.coalesce(parts)).to_series().alias("ds")
 
@@ -879,7 +915,8 @@ def validate_panel(
 
     if scan is not None and scan.on_grid(freq, tz):
         # one freq step apart in every series and y finite: the grid and y checks would find nothing
-        month_end, filled_parts = False, []
+        month_end = False
+        filled_parts: list[pl.DataFrame] = []
     else:
         frame, month_end, filled_parts = _check_grid_and_y(frame, freq, tz, ds_kind, fill_missing, fill_gaps)
 
@@ -990,7 +1027,10 @@ def _check_grid_and_y(frame: pl.DataFrame, freq: str | int, tz: str | None, ds_k
     if invalid.height:
         frame = frame.with_columns(
             pl.when(pl.col("y").is_nan() | pl.col("y").is_infinite()).then(None).otherwise(pl.col("y")).alias("y"))
-        frame = _fill(frame, fill_missing)  # type: ignore[arg-type]
+        # rows without y reach here only with a policy: a missing policy raised above for invalid y,
+        # and validate_panel refuses fill_gaps without one
+        assert fill_missing is not None
+        frame = _fill(frame, fill_missing)
         still = frame.filter(pl.col("y").is_null())
         if still.height:
             per = {}
@@ -1093,7 +1133,17 @@ def level_columns(model: str, levels: Iterable[float | int]) -> list[str]:
     return cols
 
 
-def future_frame(panel: Panel, h: int, *, ids: Sequence[str] | None = None, lazy: bool = False) -> Any:
+@overload
+def future_frame(panel: Panel, h: int, *, ids: Sequence[str] | None = None,
+                 lazy: Literal[False] = False) -> pl.DataFrame: ...
+
+
+@overload
+def future_frame(panel: Panel, h: int, *, ids: Sequence[str] | None = None, lazy: Literal[True]) -> pl.LazyFrame: ...
+
+
+def future_frame(panel: Panel, h: int, *, ids: Sequence[str] | None = None,
+                 lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
     """The ``h`` timestamps after each series' last ``ds``: ``unique_id, ds`` (internal UTC form).
 
     Steps are laid on the caller's local clock when the panel has a timezone (a
@@ -1109,12 +1159,12 @@ def future_frame(panel: Panel, h: int, *, ids: Sequence[str] | None = None, lazy
         out = rows.select("unique_id", (pl.col("ds") + pl.col("k") * panel.freq).alias("ds"))
     else:
         local = _local(rows, panel.tz)
-        num, unit = _POLARS_OFFSET.match(panel.freq).groups()  # type: ignore[union-attr]
+        num, unit = offset_parts(panel.freq)
         if panel.month_end:  # step from the month start, land on the month end (2024-02-29 -> 2024-03-31)
             local = local.with_columns(pl.col("ds").dt.month_start().dt.offset_by(
-                pl.format("{}" + unit, pl.col("k") * int(num))).dt.month_end())
+                pl.format("{}" + unit, pl.col("k") * num)).dt.month_end())
         else:
-            local = local.with_columns(pl.col("ds").dt.offset_by(pl.format("{}" + unit, pl.col("k") * int(num))))
+            local = local.with_columns(pl.col("ds").dt.offset_by(pl.format("{}" + unit, pl.col("k") * num)))
         out = _from_local(local, panel.tz).select("unique_id", "ds")
     return out if lazy else collect_small(out)
 

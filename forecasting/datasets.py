@@ -305,9 +305,8 @@ def load_m4_hourly(
     Source: Makridakis, Spiliotis & Assimakopoulos (2020), IJF 36(1); files from
     https://github.com/Mcompetitions/M4-methods (``Dataset/Train``, ``Dataset/Test``).
     """
-    kw = {"data_dir": data_dir, "cache_dir": cache_dir, "download": download}
-    train = _read_m4_wide(fetch("m4_hourly", "Hourly-train.csv", **kw))
-    test = _read_m4_wide(fetch("m4_hourly", "Hourly-test.csv", **kw))
+    train, test = (_read_m4_wide(fetch("m4_hourly", f"Hourly-{part}.csv", data_dir=data_dir, cache_dir=cache_dir,
+                                       download=download)) for part in ("train", "test"))
     lengths = train.group_by("unique_id", maintain_order=True).agg(pl.len().cast(pl.Int64).alias("_n"))
     test_ids = test["unique_id"].unique(maintain_order=True)
     if test_ids.to_list() != lengths["unique_id"].to_list():

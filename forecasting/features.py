@@ -44,7 +44,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from forecasting.data import Panel, collect_small
+from forecasting.data import Panel, collect_small, offset_parts
 from forecasting.errors import InvalidInputError, InvalidParameterError
 
 __all__ = ["CALENDAR", "FeaturePipeline", "FeatureSpec", "RollingSpec", "default_features"]
@@ -52,6 +52,7 @@ __all__ = ["CALENDAR", "FeaturePipeline", "FeatureSpec", "RollingSpec", "default
 Stat = Literal["mean", "std", "min", "max"]
 CALENDAR = ("minute", "hour", "dayofweek", "day", "dayofyear", "week", "month", "quarter", "year")
 Positive = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+CalendarFeature = Literal["minute", "hour", "dayofweek", "day", "dayofyear", "week", "month", "quarter", "year"]
 TARGET = "_target"
 SCALE_MEAN, SCALE_STD = "_scale_loc", "_scale_scale"
 _POS = "_position_in_series"
@@ -100,8 +101,7 @@ class FeatureSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froz
     lags: list[Positive] = msgspec.field(default_factory=list)
     rolling: list[RollingSpec] = msgspec.field(default_factory=list)
     expanding_mean_lags: list[Positive] = msgspec.field(default_factory=list)
-    calendar: list[Literal["minute", "hour", "dayofweek", "day", "dayofyear", "week", "month", "quarter", "year"]] = (
-        msgspec.field(default_factory=list))
+    calendar: list[CalendarFeature] = msgspec.field(default_factory=list)
     static: list[str] = msgspec.field(default_factory=list)
     future_exog: list[str] = msgspec.field(default_factory=list)
     hist_exog: dict[str, list[Positive]] = msgspec.field(default_factory=dict)
@@ -109,8 +109,8 @@ class FeatureSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froz
     scaler: Literal["none", "standard", "mean"] = "none"
 
 
-_CALENDAR_BY_UNIT = {"m": ["minute", "hour", "dayofweek"], "h": ["hour", "dayofweek"], "d": ["dayofweek", "month"],
-                     "w": ["week"], "mo": ["month"], "q": ["quarter"], "y": []}
+_CALENDAR_BY_UNIT: dict[str, list[CalendarFeature]] = {"m": ["minute", "hour", "dayofweek"], "h": ["hour", "dayofweek"], "d": ["dayofweek", "month"],
+                                                        "w": ["week"], "mo": ["month"], "q": ["quarter"], "y": []}
 
 
 def default_features(season_length: int, *, freq: str | int | None = None, recent_lags: bool = False) -> FeatureSpec:
@@ -132,7 +132,7 @@ def default_features(season_length: int, *, freq: str | int | None = None, recen
     a model that reacts to the latest level (M4 Hourly OWA 0.498 alone, but a useful,
     different member of an ensemble).
     """
-    calendar: list[str] = []
+    calendar: list[CalendarFeature] = []
     if isinstance(freq, str):
         unit = re.match(r"^\d+(\w+)$", freq)
         calendar = list(_CALENDAR_BY_UNIT.get(unit.group(1), []) if unit else [])
@@ -143,9 +143,9 @@ def default_features(season_length: int, *, freq: str | int | None = None, recen
             lags=[*recent, *[m * i for i in range(1, 8)]],
             rolling=[RollingSpec(window=m, stats=["mean", "std"], lag=1 if recent_lags else m),
                      RollingSpec(window=7, stats=["mean"], lag=m, season_length=m)],
-            differences=[m], scaler="standard", calendar=calendar)  # type: ignore[arg-type]
+            differences=[m], scaler="standard", calendar=calendar)
     return FeatureSpec(lags=list(range(1, 8)), rolling=[RollingSpec(window=7, stats=["mean"], lag=1)],
-                       differences=[1], scaler="standard", calendar=calendar)  # type: ignore[arg-type]
+                       differences=[1], scaler="standard", calendar=calendar)
 
 
 class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -283,10 +283,10 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if isinstance(self.freq, int):
             step_ok = ds.diff().over("unique_id") == self.freq
         else:
-            num, unit = re.match(r"^(\d+)(\w+)$", self.freq).groups()  # type: ignore[union-attr]
+            num, unit = offset_parts(self.freq)
             local = ds if self.tz is None else ds.dt.replace_time_zone("UTC").dt.convert_time_zone(self.tz)
             if unit in ("mo", "q", "y"):  # calendar months (month-start or month-end anchored alike)
-                months = int(num) * {"mo": 1, "q": 3, "y": 12}[unit]
+                months = num * {"mo": 1, "q": 3, "y": 12}[unit]
                 index = local.dt.year().cast(pl.Int64) * 12 + local.dt.month().cast(pl.Int64)
                 step_ok = index.diff().over("unique_id") == months
             else:

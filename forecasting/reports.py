@@ -339,7 +339,7 @@ def _spec_of(model: Any, spec: Any) -> dict[str, Any]:
     if spec is not None:
         import msgspec
 
-        out = msgspec.to_builtins(spec)
+        out: dict[str, Any] = msgspec.to_builtins(spec)
         params = dict(out.get("params") or {})
         # the parameters the model was built with (defaults and derived season_length included)
         params.update({k: v for k, v in model.get_params().items() if k not in params})
@@ -348,7 +348,7 @@ def _spec_of(model: Any, spec: Any) -> dict[str, Any]:
         out["params"] = params
         return out
     params = dict(model.get_params()) if hasattr(model, "get_params") else {}
-    out: dict[str, Any] = {"name": getattr(model, "name", type(model).__name__), "params": params}
+    out = {"name": getattr(model, "name", type(model).__name__), "params": params}
     fb = getattr(model, "fallback", None)
     if fb is not None and getattr(fb, "name", None):
         out["fallback"] = fb.name
@@ -378,10 +378,10 @@ def _choose(fc: pl.DataFrame, alias: str, levels: tuple[float | int, ...], rules
                 add(part.row(part.height - 1, named=True), f"asked (step {part.height})")
         return list(picks.values())
     for rule in rules:
-        if rule == "largest":
-            add(fc.row(int(fc[alias].arg_max()), named=True), "largest forecast")
-        elif rule == "smallest":
-            add(fc.row(int(fc[alias].arg_min()), named=True), "smallest forecast")
+        if rule == "largest" and (top := fc[alias].arg_max()) is not None:  # None: no forecast value at all
+            add(fc.row(top, named=True), "largest forecast")
+        elif rule == "smallest" and (bottom := fc[alias].arg_min()) is not None:
+            add(fc.row(bottom, named=True), "smallest forecast")
         elif rule == "most_uncertain":
             if not levels:
                 doc.notes.append("'most_uncertain' needs prediction intervals; none were computed")
@@ -390,8 +390,9 @@ def _choose(fc: pl.DataFrame, alias: str, levels: tuple[float | int, ...], rules
             rel = ((pl.col(f"{alias}-hi-{lv}") - pl.col(f"{alias}-lo-{lv}"))
                    / pl.max_horizontal(pl.col(alias).abs(), pl.lit(1e-12)))
             widths = fc.select(rel.alias("w"))["w"]
-            add(fc.row(int(widths.arg_max()), named=True), f"most uncertain (widest {_lv(lv)}% interval relative "
-                                                           f"to the forecast: {widths.max():.3g})")
+            if (widest := widths.arg_max()) is not None:
+                add(fc.row(widest, named=True), f"most uncertain (widest {_lv(lv)}% interval relative "
+                                                f"to the forecast: {widths[widest]:.3g})")
     return list(picks.values())
 
 
@@ -478,8 +479,7 @@ def _model_card(model: Any, spec: dict[str, Any], panel: Panel, data_name: str |
 
 def _data_table(panel: Panel, data_name: str | None) -> str:
     lengths = list(panel.lengths.values())
-    ds = panel.frame["ds"]
-    first, last = ds.min(), ds.max()
+    first, last = panel.frame.select(pl.col("ds").min().alias("first"), pl.col("ds").max().alias("last")).row(0)
     tz = f" ({panel.tz})" if panel.tz else ""
     cells = [data_name or "data", str(panel.n_series), str(panel.frame.height), str(panel.freq),
              f"{first} to {last}{tz}", f"{min(lengths)} to {max(lengths)}",

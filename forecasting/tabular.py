@@ -59,7 +59,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import polars as pl
@@ -216,6 +216,16 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 # --------------------------------------------------------------------------- the model
+
+
+class _LinearState(TypedDict, total=False):
+    """The fitted linear model as saved in the folder's meta (``meta["linear"]``)."""
+
+    mean: dict[str, float]  # training mean of each numeric feature (imputes missing values)
+    scale: dict[str, float]  # training standard deviation of each numeric feature (1.0 when constant)
+    coef: list[float]  # one per design column (standardised numeric features, then one-hot categories)
+    intercept: float
+    design_mean: list[float]  # training mean of each design column (the SHAP background)
 
 
 class TabularModel:
@@ -605,7 +615,8 @@ class TabularModel:
     def _fit_linear(self, x: np.ndarray, y: np.ndarray) -> None:
         from sklearn.linear_model import LogisticRegression, Ridge
 
-        mean, scale = {}, {}
+        mean: dict[str, float] = {}
+        scale: dict[str, float] = {}
         for j, name in enumerate(self.feature_names_):
             if name in self.categories_:
                 continue
@@ -614,7 +625,7 @@ class TabularModel:
             mean[name] = float(ok.mean()) if ok.size else 0.0
             sd = float(ok.std()) if ok.size else 0.0
             scale[name] = sd if sd > 0 and math.isfinite(sd) else 1.0
-        self._linear_ = {"mean": mean, "scale": scale}
+        self._linear_: _LinearState = {"mean": mean, "scale": scale}
         z = self._linear_design(x)
         if self.kind == "regression":
             kwargs = {"alpha": 1.0, **self.params}
