@@ -223,7 +223,8 @@ def _registry_routes(services: RegisteredModels, problems: dict[int, ResponseSpe
             def submit() -> Any:  # decoding a large body is CPU work too: off the event loop
                 body = _decode(raw, TrainRequest)
                 return services.submit_training(tenant, name=body.name, model=body.model, data=body.data,
-                                                kind=body.kind, target=body.target, h=body.h, freq=body.freq)
+                                                kind=body.kind, target=body.target, h=body.h, freq=body.freq,
+                                                fill_missing=body.fill_missing, fill_gaps=body.fill_gaps)
 
             job = await sync_to_thread(submit)
         return Response(job_out(job), status_code=HTTP_202_ACCEPTED, headers={"Location": f"/v1/jobs/{job.id}"})
@@ -336,7 +337,9 @@ _MULTIPART_TRAIN = {
                                                         "description": "The data: a .csv or .parquet file."},
                    "model": {"type": "string", "description": "Registry name or a JSON spec object."},
                    "kind": {"type": "string", "enum": ["forecast", "tabular"]}, "target": {"type": "string"},
-                   "h": {"type": "integer"}, "freq": {"type": "string"}}}
+                   "h": {"type": "integer"}, "freq": {"type": "string"},
+                   "fill_missing": {"type": "string", "enum": ["zero", "forward", "interpolate"]},
+                   "fill_gaps": {"type": "boolean"}}}
 
 
 @dataclass
@@ -367,13 +370,13 @@ def _decode(body: bytes, type_: Any) -> Any:
 
 
 def _form_fields(form: Any) -> dict[str, Any]:
-    """The training fields of a multipart form (all text): name, model (name or JSON spec), kind, target, h, freq."""
-    known = {"name", "model", "kind", "target", "h", "freq", "file"}
+    """The training fields of a multipart form (all text): name, model (name or JSON spec), kind, target, h, freq,
+    fill_missing, fill_gaps."""
+    known = {"name", "model", "kind", "target", "h", "freq", "fill_missing", "fill_gaps", "file"}
     unknown = sorted(set(form.keys()) - known)
     if unknown:
         msg = f"unknown form field '{unknown[0]}' (accepted: {', '.join(sorted(known))})"
-        raise InvalidParameterError(msg,
-                                    field=unknown[0])
+        raise InvalidParameterError(msg, field=unknown[0])
     name = form.get("name")
     if not isinstance(name, str):
         msg = "form field 'name' is required"
@@ -399,7 +402,12 @@ def _form_fields(form: Any) -> dict[str, Any]:
     freq: Any = form.get("freq") or None
     if isinstance(freq, str) and freq.isdigit():
         freq = int(freq)
-    return {"name": name, "model": model, "kind": kind, "target": form.get("target") or None, "h": h, "freq": freq}
+    fill_gaps = str(form.get("fill_gaps") or "false").strip().lower()
+    if fill_gaps not in ("true", "false", "1", "0"):
+        msg = f"form field 'fill_gaps' must be true or false, got {fill_gaps!r}"
+        raise InvalidParameterError(msg, field="fill_gaps")
+    return {"name": name, "model": model, "kind": kind, "target": form.get("target") or None, "h": h, "freq": freq,
+            "fill_missing": form.get("fill_missing") or None, "fill_gaps": fill_gaps in ("true", "1")}
 
 
 async def _require_json(request: Request) -> Any:

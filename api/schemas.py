@@ -133,6 +133,10 @@ class TrainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         description="forecast: validation window and the version's max_h (default: the model's calibrated "
                     "horizon).")] = None
     freq: str | int | None = None
+    fill_missing: Annotated[Literal["zero", "forward", "interpolate"] | None, msgspec.Meta(
+        description="forecast: fill null y instead of rejecting them; filled rows are reported.")] = None
+    fill_gaps: Annotated[bool, msgspec.Meta(
+        description="forecast: insert missing timestamps (needs fill_missing).")] = False
 
 
 class RegisteredForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

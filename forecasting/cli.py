@@ -79,6 +79,9 @@ def forecast(
     n_jobs: Annotated[int, typer.Option(help="Worker processes (-1: all CPUs).")] = 1,
     fallback: Annotated[Optional[str], typer.Option(help="Model for series too short for --model (or that it fails "
                                                     "on), e.g. naive; every such series is reported.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer's fields (model, params, notes, fallbacks, "
+                                          "filled rows...) as JSON on stdout, as the HTTP API answers them (the "
+                                          "forecasts go to --output).")] = False,
 ) -> None:
     """Forecast every series of a file and write the forecasts.
 
@@ -101,6 +104,10 @@ def forecast(
         raise _fail(exc) from None
     except OSError as exc:  # unwritable --output (read errors of --input are ForecastingErrors)
         raise _fail_os(exc, "output") from None
+    if as_json:
+        answer = {k: v for k, v in result.to_dict().items() if k != "forecasts"}
+        typer.echo(json.dumps({**answer, "output": str(output), "rows": result.forecasts.height}, default=str))
+        return
     _print_notes(result)
     console.print(escape(f"wrote {result.forecasts.height} rows ({result.panel.n_series} series x h={h}, model "
                          f"{result.spec.name}, freq {result.panel.freq}) to {output}"), highlight=False, soft_wrap=True)
@@ -262,6 +269,9 @@ def train(
                                        "such as '{\"name\": \"nhits\", \"params\": {\"max_steps\": 500}}'.")] = "xgboost",
     freq: Annotated[Optional[str], typer.Option("--freq", help="Frequency; inferred when omitted.")] = None,
     n_jobs: Annotated[int, typer.Option(help="Threads (-1: all CPUs).")] = -1,
+    fill_missing: Annotated[Optional[str], typer.Option(help="Fill null/NaN y with: zero, forward, interpolate.")]
+    = None,
+    fill_gaps: Annotated[bool, typer.Option(help="Insert missing timestamps (needs --fill-missing).")] = False,
 ) -> None:
     """Train a global model and save it, to forecast or explain later with --model FOLDER.
 
@@ -274,12 +284,15 @@ def train(
         err_console.print(f"[dim]{done:4.0%}[/] {escape(message)}", highlight=False)
 
     try:
-        forecaster, path, panel = service.fit_and_save(read_table(input), output, model=model, freq=_freq(freq),
-                                                       n_jobs=n_jobs, progress=progress)
+        forecaster, path, panel, notes = service.fit_and_save(
+            read_table(input), output, model=model, freq=_freq(freq), fill_missing=_fill(fill_missing),
+            fill_gaps=fill_gaps, n_jobs=n_jobs, progress=progress)
     except ForecastingError as exc:
         raise _fail(exc) from None
     except OSError as exc:
         raise _fail_os(exc, "output") from None
+    for note in notes:
+        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     console.print(escape(f"trained {forecaster.name} on {panel.n_series} series ({panel.frame.height} rows); "
                          f"saved to {path}"), highlight=False, soft_wrap=True)
 

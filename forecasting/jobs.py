@@ -129,7 +129,8 @@ class _Worker:
         from forecasting.service.training import train
 
         result = train(frame, kind=self.job["kind"], spec=self.job["spec"], target=self.job.get("target"),
-                       h=self.job.get("h"), freq=self.job.get("freq"), workdir=self.job["dir"],
+                       h=self.job.get("h"), freq=self.job.get("freq"), fill_missing=self.job.get("fill_missing"),
+                       fill_gaps=bool(self.job.get("fill_gaps")), workdir=self.job["dir"],
                        deadline=self.deadline, step=self.step)
         return {"status": "ok", **result.to_dict()}
 
@@ -205,6 +206,8 @@ class JobRunner:
         *,
         h: int | None = None,
         freq: str | int | None = None,
+        fill_missing: str | None = None,
+        fill_gaps: bool = False,
     ) -> str:
         """Queue the training of a new version of ``name`` and return the job id.
 
@@ -228,6 +231,8 @@ class JobRunner:
             model's calibrated horizon (two seasons, or 14).
         freq : str or int, optional
             Forecast only: the data's frequency (inferred when omitted).
+        fill_missing, fill_gaps
+            Forecast only: as :func:`~forecasting.data.validate_panel` (filled rows are reported).
 
         Raises
         ------
@@ -261,6 +266,15 @@ class JobRunner:
                 request["h"] = validate_h(h)
             if freq is not None:
                 request["freq"] = freq
+            if fill_missing is not None:
+                from forecasting.data import FILL_POLICIES
+
+                if fill_missing not in FILL_POLICIES:
+                    msg = f"fill_missing must be one of {', '.join(FILL_POLICIES)}, got {fill_missing!r}"
+                    raise InvalidParameterError(msg, field="fill_missing")
+                request["fill_missing"] = fill_missing
+            if fill_gaps:
+                request["fill_gaps"] = True
         else:
             request["spec"], request["target"] = _check_tabular(spec, target)
             if h is not None:

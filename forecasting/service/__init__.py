@@ -21,7 +21,6 @@ from forecasting.service.core import (
     explain,
     explain_rows,
     export,
-    fit_and_save,
     forecast,
     forecast_fitted,
     report,
@@ -29,6 +28,7 @@ from forecasting.service.core import (
 )
 from forecasting.service.results import CrossValidationResult, ExplainResult, ForecastResult, Registered, TrainResult
 from forecasting.service.tables import read_table, write_table
+from forecasting.service.training import fit_and_save
 
 __all__ = [
     "CrossValidationResult",

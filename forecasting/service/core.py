@@ -264,6 +264,7 @@ def forecast_fitted(
                                fill_missing=fill_missing, fill_gaps=fill_gaps, field_name=field_name)
         check_limits(panel, limits)
         notes.extend(panel.report.notes)
+        notes.extend(resolve(spec, panel)[1])  # what the resolver says of this data, as an inline forecast does
     if runtime == "onnxruntime":
         notes.append("served by onnxruntime from the model's ONNX export")
     history = None if data is None else panel
@@ -503,31 +504,6 @@ def require_capability(model: Forecaster, capability: str) -> None:
     from forecasting.models.base import Capability
 
     require(model, cast(Capability, capability))
-
-
-# --------------------------------------------------------------------------- train a global model to a folder
-def fit_and_save(data: Any, output: str | Path, *, model: SpecLike = "xgboost", freq: str | int | None = None,
-                 n_jobs: int = -1, progress: Callable[[float, str], None] | None = None) -> tuple[Forecaster, Path,
-                                                                                                    Panel]:
-    """Fit a global model on ``data`` and save it to ``output`` (safe formats only).
-
-    Returns
-    -------
-    (fitted model, folder written, validated panel)
-
-    Raises
-    ------
-    CapabilityError
-        Models that are refitted on each forecast (the statistical zoo) are not saved.
-    """
-    spec = parse_spec(model)
-    panel = validate_panel(data, freq=freq)
-    spec, _ = resolve(spec, panel)
-    forecaster = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
-    require(forecaster, "save")  # statistical models: "... is refitted from history each time and is not saved"
-    arm(forecaster, progress=progress)
-    forecaster.fit(panel)
-    return forecaster, forecaster.save(output), panel
 
 
 # --------------------------------------------------------------------------- report and export

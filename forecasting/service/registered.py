@@ -55,8 +55,8 @@ class RegisteredModels:
 
     # ------------------------------------------------------------------ training
     def submit_training(self, tenant: str, *, name: str, model: Any, data: Any, kind: str = "forecast",
-                        target: str | None = None, h: int | None = None,
-                        freq: str | int | None = None) -> JobInfo:
+                        target: str | None = None, h: int | None = None, freq: str | int | None = None,
+                        fill_missing: FillPolicy | None = None, fill_gaps: bool = False) -> JobInfo:
         """Check the request and the data's size, queue the training, return the ``queued`` job.
 
         ``data`` is rows, columns or a frame (inline or parsed from an uploaded file); the job runs
@@ -73,7 +73,8 @@ class RegisteredModels:
         n_series = frame["unique_id"].n_unique() if kind == "forecast" and "unique_id" in frame.columns else None
         check_table_limits(frame, self.limits, n_series=n_series)
         job_id = self.runner.submit_training(tenant, name, model, frame, kind=kind,  # type: ignore[arg-type]
-                                             target=target, h=h, freq=freq)
+                                             target=target, h=h, freq=freq, fill_missing=fill_missing,
+                                             fill_gaps=fill_gaps)
         return self.runner.get_job(job_id, tenant)
 
     def submit_upload(self, tenant: str, *, filename: str, content: bytes, **fields: Any) -> JobInfo:

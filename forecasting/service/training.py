@@ -23,13 +23,14 @@ from typing import Any
 import msgspec
 import polars as pl
 
-from forecasting.data import Panel, validate_h, validate_panel
+from forecasting.data import FillPolicy, Panel, validate_h, validate_panel
 from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidInputError
+from forecasting.models.base import Forecaster, require
 from forecasting.models.registry import ModelSpec, make_model, parse_spec
 from forecasting.service.core import arm, resolve
 from forecasting.service.results import TrainResult
 
-__all__ = ["data_fingerprint", "default_validation_h", "holdout_metrics", "train"]
+__all__ = ["data_fingerprint", "default_validation_h", "fit_and_save", "fit_for_saving", "holdout_metrics", "train"]
 
 Step = Callable[[float, str], None]
 
@@ -108,8 +109,8 @@ def holdout_metrics(panel: Panel, spec: ModelSpec, h: int, *, deadline: float | 
 
 
 def train(frame: pl.DataFrame, *, kind: str, spec: Any, workdir: str | Path, target: str | None = None,
-          h: int | None = None, freq: str | int | None = None, deadline: float | None = None,
-          step: Step = _no_step) -> TrainResult:
+          h: int | None = None, freq: str | int | None = None, fill_missing: FillPolicy | None = None,
+          fill_gaps: bool = False, deadline: float | None = None, step: Step = _no_step) -> TrainResult:
     """Train a model for the registry: validation metrics, fit on all the data, save into ``workdir/artifact``.
 
     Parameters
@@ -121,6 +122,8 @@ def train(frame: pl.DataFrame, *, kind: str, spec: Any, workdir: str | Path, tar
         Forecast: registry name or spec; tabular: :class:`~forecasting.tabular.TabularModel` arguments.
     workdir : path
         The job's folder; the artifact is written to ``workdir/artifact``.
+    fill_missing, fill_gaps
+        Forecast models: as :func:`~forecasting.data.validate_panel` (filled rows are in the notes).
     h : int, optional
         Forecast models: held-out steps and the version's largest horizon (default: the model's
         calibrated horizon, else two seasons).
@@ -140,13 +143,14 @@ def train(frame: pl.DataFrame, *, kind: str, spec: Any, workdir: str | Path, tar
     """
     if kind == "tabular":
         return _train_tabular(frame, spec=dict(spec), target=target, workdir=Path(workdir), step=step)
-    return _train_forecast(frame, spec=spec, h=h, freq=freq, workdir=Path(workdir), deadline=deadline, step=step)
+    panel = validate_panel(frame, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps)
+    return _train_forecast(panel, spec=spec, h=h, workdir=Path(workdir), deadline=deadline, step=step)
 
 
-def _train_forecast(frame: pl.DataFrame, *, spec: Any, h: int | None, freq: str | int | None, workdir: Path,
-                    deadline: float | None, step: Step) -> TrainResult:
-    panel = validate_panel(frame, freq=freq)
-    effective, notes = resolve(parse_spec(spec), panel)
+def _train_forecast(panel: Panel, *, spec: Any, h: int | None, workdir: Path, deadline: float | None,
+                    step: Step) -> TrainResult:
+    effective, derived = resolve(parse_spec(spec), panel)
+    notes = [*panel.report.notes, *derived]
     model = make_model(effective, freq=panel.freq)
     h = validate_h(h or getattr(model, "calibrated_horizon", None)
                    or default_validation_h(effective.params.get("season_length")))
@@ -156,23 +160,13 @@ def _train_forecast(frame: pl.DataFrame, *, spec: Any, h: int | None, freq: str 
     step(0.3, "validation metrics measured")
 
     saved = model.capabilities.can_save
-    fit_panel = panel
-    if saved and effective.fallback is not None:
-        # a saved model holds no fallback: series too short for it are left out, and forecast by the spec's
-        # fallback at forecast time (forecasting.service.forecast_fitted), as an inline forecast does
-        model = make_model(ModelSpec(name=effective.name, params=effective.params), freq=panel.freq)
-    arm(model, deadline=deadline, progress=lambda done, message: step(0.3 + 0.2 * done, message))
-    try:
-        model.fit(fit_panel)
-    except InsufficientHistoryError as exc:
-        short = dict((exc.details or {}).get("series") or {})
-        if not saved or effective.fallback is None or not short or len(short) == panel.n_series:
-            raise
-        fit_panel = panel.subset([u for u in panel.ids if u not in short])
-        notes.append(f"{len(short)} series shorter than model '{effective.name}' needs are not in the saved model; "
-                     f"they are forecast by the fallback '{effective.fallback}' from the history given at forecast "
-                     f"time")
-        model.fit(fit_panel)
+    progress = lambda done, message: step(0.3 + 0.2 * done, message)  # noqa: E731
+    if saved:
+        model, more = fit_for_saving(effective, panel, deadline=deadline, progress=progress)
+        notes.extend(more)
+    else:
+        arm(model, deadline=deadline, progress=progress)
+        model.fit(panel)
     step(0.5, "fitted")
 
     artifact = None
@@ -184,6 +178,56 @@ def _train_forecast(frame: pl.DataFrame, *, spec: Any, h: int | None, freq: str 
                        artifact=None if artifact is None else str(artifact),
                        fingerprint=data_fingerprint(panel.frame, freq=panel.freq), metrics=metrics,
                        exog=list(panel.exog), max_h=h, notes=notes)
+
+
+def fit_for_saving(spec: ModelSpec, panel: Panel, *, deadline: float | None = None,
+                   progress: Step | None = None, n_jobs: int | None = None) -> tuple[Forecaster, list[str]]:
+    """Fit a model that will be saved (a global model): returns it and the notes on what was left out.
+
+    A saved model holds no fallback model: with a spec ``fallback``, the series too short for the model
+    are left out of the fit (said in the notes), and forecast by the fallback from the history given at
+    forecast time (:func:`forecasting.service.forecast_fitted`), as an inline forecast does.
+
+    Raises
+    ------
+    InsufficientHistoryError
+        Short series without a ``fallback`` (or every series short).
+    """
+    plain = ModelSpec(name=spec.name, params=spec.params)
+    model = make_model(plain, freq=panel.freq) if n_jobs is None else make_model(plain, freq=panel.freq, n_jobs=n_jobs)
+    arm(model, deadline=deadline, progress=progress)
+    try:
+        model.fit(panel)
+        return model, []
+    except InsufficientHistoryError as exc:
+        short = dict((exc.details or {}).get("series") or {})
+        if spec.fallback is None or not short or len(short) == panel.n_series:
+            raise
+    model.fit(panel.subset([u for u in panel.ids if u not in short]))
+    listed = ", ".join(f"'{u}'" for u in list(short)[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
+    return model, [f"{len(short)} series ({listed}) shorter than model '{spec.name}' needs are not in the saved model: "
+                   f"they are forecast by the fallback '{spec.fallback}' from the history given at forecast time"]
+
+
+def fit_and_save(data: Any, output: str | Path, *, model: Any = "xgboost", freq: str | int | None = None,
+                 fill_missing: FillPolicy | None = None, fill_gaps: bool = False, n_jobs: int = -1,
+                 progress: Step | None = None) -> tuple[Forecaster, Path, Panel, list[str]]:
+    """Fit a global model on ``data`` and save it to ``output`` (safe formats only): ``forecasting train``.
+
+    Returns
+    -------
+    (fitted model, folder written, validated panel, notes)
+
+    Raises
+    ------
+    CapabilityError
+        Models that are refitted on each forecast (the statistical zoo) are not saved.
+    """
+    panel = validate_panel(data, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps)
+    spec, derived = resolve(parse_spec(model), panel)
+    require(make_model(spec, freq=panel.freq), "save")  # statistical models: "... is refitted from history each time"
+    forecaster, notes = fit_for_saving(spec, panel, progress=progress, n_jobs=n_jobs)
+    return forecaster, forecaster.save(output), panel, [*panel.report.notes, *derived, *notes]
 
 
 def _train_tabular(frame: pl.DataFrame, *, spec: dict[str, Any], target: str | None, workdir: Path,
