@@ -381,6 +381,11 @@ def normalize_freq(freq: str | int | None) -> str | int | None:
     ------
     InvalidParameterError
         If ``freq`` is neither (message lists examples).
+
+    Examples
+    --------
+    >>> normalize_freq("H"), normalize_freq("15min"), normalize_freq("MS"), normalize_freq(7)
+    ('1h', '15m', '1mo', 7)
     """
     if freq is None:
         return None
@@ -447,6 +452,13 @@ def infer_freq(frame: pl.DataFrame) -> str | int:
     InvalidInputError
         If no series has two observations, or steps are too irregular to name one
         frequency (message gives the steps seen, and says to pass ``freq``).
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> frame = pl.DataFrame({"unique_id": ["a", "a", "a"], "ds": [datetime(2024, 1, 1, h) for h in (0, 1, 3)]})
+    >>> infer_freq(frame)  # the most common step; the gap is found later, by validate_panel
+    '1h'
     """
     diffs = frame.select(pl.col("ds").diff().over("unique_id").alias("d")).drop_nulls()
     if diffs.height == 0:
@@ -825,6 +837,28 @@ def validate_panel(
         a frequency that cannot be inferred. Messages name series, rows and the rule.
     InvalidParameterError
         Unknown ``freq`` or fill policy, or ``fill_gaps`` without ``fill_missing``.
+
+    Examples
+    --------
+    >>> panel = validate_panel({"unique_id": ["a", "a", "a", "b", "b"],
+    ...                         "ds": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-01", "2024-01-02"],
+    ...                         "y": [1.0, 2.0, 3.0, 10.0, 11.0]})
+    >>> panel.freq, panel.lengths
+    ('1d', {'a': 3, 'b': 2})
+
+    A gap is refused, naming the series and the missing timestamp, unless it is filled:
+
+    >>> data = {"unique_id": ["a", "a", "a"], "ds": [1, 2, 4], "y": [1.0, 2.0, 3.0]}
+    >>> validate_panel(data)
+    Traceback (most recent call last):
+    ...
+    forecasting.errors.InvalidInputError: gaps against freq '1' in 1 series: series 'a': 1 missing timestamps (3);
+    pass fill_gaps with a fill_missing policy to fill them
+    >>> filled = validate_panel(data, fill_missing="interpolate", fill_gaps=True)
+    >>> filled.frame["y"].to_list()
+    [1.0, 2.0, 2.5, 3.0]
+    >>> filled.report.filled.rows()
+    [('a', '3', 'gap', 'interpolate')]
     """
     if fill_missing is not None and fill_missing not in _FILL_POLICIES:
         msg = f"fill_missing must be one of {', '.join(_FILL_POLICIES)}, got {fill_missing!r}"
@@ -832,7 +866,7 @@ def validate_panel(
     if fill_gaps and fill_missing is None:
         msg = (
             "fill_gaps=True inserts rows without y; choose fill_missing ('zero', 'forward' or "
-                                    "'interpolate') to fill them"
+            "'interpolate') to fill them"
         )
         raise InvalidParameterError(msg, field="fill_missing")
     freq = normalize_freq(freq)
@@ -1079,6 +1113,15 @@ def validate_h(h: Any, *, max_h: int = MAX_HORIZON) -> int:
     ------
     InvalidParameterError
         ``"h must be an integer >= 1, got 0"`` and the like.
+
+    Examples
+    --------
+    >>> validate_h(12)
+    12
+    >>> validate_h(0)
+    Traceback (most recent call last):
+    ...
+    forecasting.errors.InvalidParameterError: h must be an integer >= 1, got 0
     """
     if isinstance(h, bool) or not isinstance(h, int):
         if isinstance(h, float) and h.is_integer():
@@ -1111,6 +1154,11 @@ def validate_levels(level: Any) -> tuple[float | int, ...]:
     ------
     InvalidParameterError
         A level outside (0, 100), not a number, or NaN.
+
+    Examples
+    --------
+    >>> validate_levels([95, 80.0])
+    (80, 95)
     """
     if level is None:
         return ()
@@ -1227,7 +1275,7 @@ def validate_future(X_future: Any, panel: Panel, h: int, columns: Sequence[str])
     if (kind == "int") != (panel.ds_kind == "int"):
         msg = (
             f"X_future ds must be {'integer steps' if panel.ds_kind == 'int' else 'timestamps'} "
-                                f"like the history's"
+            f"like the history's"
         )
         raise InvalidInputError(msg, field="X_future.ds")
     if kind != "int" and (tz is None) != (panel.tz is None):
@@ -1237,7 +1285,7 @@ def validate_future(X_future: Any, panel: Panel, h: int, columns: Sequence[str])
     if dups.height:
         msg = (
             f"X_future has duplicate (unique_id, ds) rows: "
-                                f"{_examples([f'({u}, {_fmt(d)})' for u, d, _ in dups.iter_rows()])}"
+            f"{_examples([f'({u}, {_fmt(d)})' for u, d, _ in dups.iter_rows()])}"
         )
         raise InvalidInputError(msg, field="X_future")
     if kind != "int":

@@ -338,6 +338,12 @@ def load_air_passengers() -> pl.DataFrame:
     Source: Box, G. E. P. & Jenkins, G. M. (1976), *Time Series Analysis: Forecasting and
     Control*, Series G; R's ``datasets::AirPassengers``. The values equal
     ``statsforecast.utils.AirPassengers``.
+
+    Examples
+    --------
+    >>> frame = load_air_passengers()  # bundled with the package: no download
+    >>> frame.shape, frame.row(0)
+    ((144, 3), ('AirPassengers', datetime.datetime(1949, 1, 1, 0, 0), 112.0))
     """
     path = fetch("air_passengers", "air_passengers.csv")
     return pl.read_csv(path, schema={"unique_id": pl.Utf8, "ds": pl.Date, "y": pl.Float64}).with_columns(

@@ -29,6 +29,15 @@ def resolve_device(device: str = "auto") -> str:
     ------
     InvalidParameterError
         For any other value.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    'cpu'
+    >>> resolve_device("gpu")
+    Traceback (most recent call last):
+    ...
+    forecasting.errors.InvalidParameterError: device must be 'auto', 'cpu', 'cuda' or 'cuda:<n>', got 'gpu'
     """
     if device in ("cpu", "cuda") or (isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit()):
         return device

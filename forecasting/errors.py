@@ -42,6 +42,14 @@ class ForecastingError(Exception):
         The request field the error is about (``"h"``, ``"data"``, ``"model"``...).
     details : dict, optional
         Machine-readable details (series ids, row numbers, limits). JSON-serialisable.
+
+    Examples
+    --------
+    >>> err = InvalidParameterError("h must be an integer >= 1, got 0", field="h")
+    >>> isinstance(err, ForecastingError), isinstance(err, ValueError)
+    (True, True)
+    >>> str(err), err.field, err.details
+    ('h must be an integer >= 1, got 0', 'h', {})
     """
 
     def __init__(self, message: str, *, field: str | None = None, details: dict[str, Any] | None = None):

@@ -131,6 +131,12 @@ def default_features(season_length: int, *, freq: str | int | None = None, recen
     ``recent_lags=True`` adds lags 1 .. m-1 and takes the rolling statistics from lag 1:
     a model that reacts to the latest level (M4 Hourly OWA 0.498 alone, but a useful,
     different member of an ensemble).
+
+    Examples
+    --------
+    >>> spec = default_features(24, freq="1h")
+    >>> spec.lags, spec.differences, spec.calendar
+    ([24, 48, 72, 96, 120, 144, 168], [24], ['hour', 'dayofweek'])
     """
     calendar: list[CalendarFeature] = []
     if isinstance(freq, str):
@@ -183,14 +189,14 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if both:
             msg = (
                 f"exogenous columns {both} are listed both as future_exog and hist_exog; a "
-                                        f"column is either known in the future or not"
+                f"column is either known in the future or not"
             )
             raise InvalidParameterError(msg, field="features")
         missing = [c for c in [*spec.future_exog, *spec.hist_exog] if c not in panel.frame.columns]
         if missing:
             msg = (
                 f"exogenous columns {missing} named in the features are not in the data "
-                                    f"(columns: {', '.join(panel.frame.columns)})"
+                f"(columns: {', '.join(panel.frame.columns)})"
             )
             raise InvalidInputError(msg, field="data")
         if spec.static:

@@ -265,7 +265,7 @@ def _build(model: Any, panel_or_frame: Any, *, h: int, level: Sequence[float] = 
         if missing:
             msg = (
                 f"series {missing[:5]} not in the data ({panel.n_series} series, e.g. "
-                                    f"{panel.ids[:3]})"
+                f"{panel.ids[:3]})"
             )
             raise InvalidInputError(msg, field="series")
         if not asked:
@@ -413,7 +413,7 @@ def _validation(spec: dict[str, Any], panel: Panel, h: int, levels: tuple[float 
     if validation is not None and validation is not True:
         msg = (
             f"validation must be None, False, a mapping or a one-row frame, got "
-                                    f"{type(validation).__name__}"
+            f"{type(validation).__name__}"
         )
         raise InvalidParameterError(msg, field="validation")
     from forecasting.backtest import holdout_scores

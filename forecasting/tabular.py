@@ -908,7 +908,7 @@ class TabularModel:
             if actual != art["sha256"]:
                 msg = (
                     f"booster {booster_path} fails its checksum: sha256 expected {art['sha256']}, "
-                               f"got {actual}"
+                    f"got {actual}"
                 )
                 raise _Damaged(msg)
             booster = xgb.Booster()
@@ -925,7 +925,7 @@ class TabularModel:
             if booster.feature_types is not None and list(booster.feature_types) != types:
                 msg = (
                     f"the booster's feature types {list(booster.feature_types)} do not match the "
-                               f"categorical features in {_META_FILE} ({types})"
+                    f"categorical features in {_META_FILE} ({types})"
                 )
                 raise _Damaged(msg)
             model.device_ = resolve_device(device)
@@ -955,7 +955,7 @@ def _check_meta(meta: Any) -> None:
     if meta.get("format") != "forecasting.tabular" or meta.get("format_version") != _FORMAT_VERSION:
         msg = (
             f"{_META_FILE} is not a forecasting.tabular model of format version {_FORMAT_VERSION} "
-                       f"(format {meta.get('format')!r}, version {meta.get('format_version')!r})"
+            f"(format {meta.get('format')!r}, version {meta.get('format_version')!r})"
         )
         raise _Damaged(msg)
     required = ["kind", "algorithm", "params", "seed", "handle_unknown", "target", "features", "categories",
