@@ -47,9 +47,13 @@ STATUS: dict[type[ForecastingError], tuple[int, str]] = {
     DatasetError: (404, "dataset"),
     NotFoundError: (404, "not-found"),  # another tenant's model or job too: its existence is not revealed
     ConflictError: (409, "conflict"),
-    ArtifactIntegrityError: (500, "artifact-integrity"),  # a stored artifact failed its digest: never loaded
+    # a stored artifact (registered version or its ONNX export) failed its digests: never loaded; the server's fault
+    ArtifactIntegrityError: (500, "artifact-integrity"),
     ForecastingError: (400, "bad-request"),
 }
+
+#: problem types whose title says more than their status's
+_TYPE_TITLES = {"artifact-integrity": "Artifact integrity check failed"}
 
 _TITLES = {400: "Bad request", 401: "Unauthorized", 404: "Not found", 405: "Method not allowed", 409: "Conflict",
            413: "Request body too large", 415: "Unsupported media type", 422: "Unprocessable request",
@@ -58,9 +62,10 @@ _TITLES = {400: "Bad request", 401: "Unauthorized", 404: "Not found", 405: "Meth
 
 def problem(status: int, detail: str, *, type_: str = "about:blank", field: str | None = None,
             **extra: Any) -> Response[dict[str, Any]]:
-    """An RFC 9457 problem-details response."""
+    """An RFC 9457 problem-details response (title: the type's own, else the status's)."""
+    title = _TYPE_TITLES.get(type_) or _TITLES.get(status, "Error")
     body: dict[str, Any] = {"type": type_ if type_ == "about:blank" else f"/problems/{type_}",
-                            "title": _TITLES.get(status, "Error"), "status": status, "detail": detail}
+                            "title": title, "status": status, "detail": detail}
     if field is not None:
         body["field"] = field
     body.update({k: v for k, v in extra.items() if v is not None})

@@ -119,10 +119,14 @@ class ConflictError(ForecastingError):
     """
 
 
-class ArtifactIntegrityError(ForecastingError):
-    """A stored model artifact no longer matches the sha256 digest recorded when it was
-    registered (a file changed, is missing or was added); it is refused, never loaded.
+class ArtifactIntegrityError(InvalidInputError):
+    """An artifact folder (a saved model, an ONNX export, a registered version) no longer
+    matches the sha256 digests recorded when it was sealed (a file changed, is missing or
+    was added, or its manifest says what a sealed folder never says); it is refused, never
+    loaded. Raised by :mod:`forecasting.artifacts`, the one place that verifies artifacts.
 
-    This is the server's problem, not the caller's: ``details`` names the ``file``, the
-    ``expected`` and ``actual`` digests and the artifact ``path``.
+    To the library it is invalid input (a folder handed to ``load`` is not what was
+    sealed); to the API it is the server's problem, not the caller's (its own store is
+    damaged): a 500 "artifact integrity check failed", never a 422. ``details`` names the
+    ``file``, the ``expected`` and ``actual`` digests and the artifact ``path``.
     """

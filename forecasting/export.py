@@ -29,7 +29,6 @@ import io
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from importlib import metadata
@@ -40,11 +39,11 @@ import numpy as np
 import polars as pl
 
 from forecasting.errors import CapabilityError, InvalidParameterError, ModelFitError, NotFittedError
-from forecasting.hashing import seal_folder
+from forecasting import artifacts
 
 __all__ = ["ExportParityError", "FORMAT", "TOLERANCE", "export_model"]
 
-FORMAT = "forecasting-onnx"
+FORMAT = artifacts.EXPORT_FORMAT
 FORMAT_VERSION = 1
 OPSET = 18  # networks (torch.onnx dynamo exporter)
 TREE_OPSET = 15  # the highest onnxmltools' XGBoost converter supports
@@ -397,7 +396,7 @@ def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool =
                               f"tabular model", field="model")
     target = Path(output)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    tmp = artifacts.temp_folder(target)
     try:
         if isinstance(model, TabularModel):
             info = _export_tabular(model, tmp, sample)
@@ -410,7 +409,7 @@ def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool =
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "forecasting_version": _versions("forecasting").get("forecasting", "unknown"),
                     "tolerance": TOLERANCE["trees" if info["kind"] in ("xgboost", "tabular") else "network"], **info}
-        return seal_folder(tmp, target, manifest, meta_name="manifest.json")
+        return artifacts.seal(tmp, target, manifest, manifest=artifacts.EXPORT_MANIFEST)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

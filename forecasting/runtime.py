@@ -2,7 +2,8 @@
 
 :func:`load_onnx` (or :meth:`OnnxForecaster.load`) reads a folder written by
 :func:`forecasting.export.export_model`, checks the sha256 of every file against its
-``manifest.json`` (a changed byte is refused, never loaded), and returns a forecaster
+``manifest.json`` (:func:`forecasting.artifacts.verify_export`: a changed byte is refused
+with :class:`~forecasting.errors.ArtifactIntegrityError`, never loaded), and returns a forecaster
 that runs the *same* code as the native model (the polars feature pipeline, the
 recursion, the conformal or quantile intervals) with each model call answered by an
 ``onnxruntime.InferenceSession`` instead of XGBoost or torch. It implements the
@@ -19,79 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from forecasting.errors import CapabilityError, ForecastingError, InvalidInputError
-from forecasting.hashing import sha256_file
+from forecasting.artifacts import verify_export
+from forecasting.errors import ArtifactIntegrityError, CapabilityError, ForecastingError, InvalidInputError
 from forecasting.models.neural import NeuralForecaster, _NEURAL
 from forecasting.models.xgb import XGBoostForecaster
 from forecasting.tabular import TabularModel
 
-__all__ = ["OnnxForecaster", "OnnxNeuralForecaster", "OnnxTabularModel", "OnnxXGBoostForecaster", "load_onnx",
-           "verify_artifact"]
-
-FORMAT = "forecasting-onnx"
-
-
-def verify_artifact(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read ``manifest.json`` and check every listed file's sha256.
-
-    Returns
-    -------
-    dict
-        The manifest.
-
-    Raises
-    ------
-    InvalidInputError
-        Not an export folder, a file missing or not listed, or a file whose bytes changed
-        (naming the file and both digests' prefixes).
-    """
-    folder = Path(folder)
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"'{folder}' is not an ONNX export folder (manifest.json: {exc})",
-                                field="model") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("format_version") != 1:
-        raise InvalidInputError(f"'{folder}' is not an ONNX export folder of format {FORMAT} v1", field="model")
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
-        raise InvalidInputError(f"export folder '{folder}' has no file manifest", field="model")
-    for name, digest in files.items():
-        if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
-            raise InvalidInputError(f"export folder '{folder}': bad file name {name!r} in the manifest", field="model")
-        path = folder / name
-        if not path.is_file():
-            raise InvalidInputError(f"export folder '{folder}': {name} is missing", field="model")
-        actual = sha256_file(path)
-        if actual != digest:
-            raise InvalidInputError(f"export folder '{folder}': {name} has changed (sha256 {actual[:12]}..., expected "
-                                    f"{str(digest)[:12]}...); refusing to load it", field="model")
-    unlisted = sorted(p.name for p in folder.iterdir() if p.name != "manifest.json" and p.name not in files)
-    if unlisted:
-        raise InvalidInputError(f"export folder '{folder}': files {unlisted} are not in the manifest; refusing to load "
-                                f"it", field="model")
-    # the manifest itself carries no signature: what it may say is constrained to what an export writes
-    kind = manifest.get("kind")
-    expected = {"tabular": ["model.onnx"], "nhits": ["network.onnx"], "tft": ["network.onnx"]}
-    graphs = manifest.get("graphs")
-    if kind == "xgboost":
-        ok = isinstance(graphs, list) and graphs == [f"booster_{i}.onnx" for i in range(len(graphs))] and graphs
-    else:
-        ok = graphs == expected.get(str(kind))
-    if not ok:
-        raise InvalidInputError(f"export folder '{folder}': manifest lists graphs {graphs!r} for a {kind!r} model, "
-                                f"which an export never writes", field="model")
-    for graph in graphs:
-        if graph not in files:
-            raise InvalidInputError(f"export folder '{folder}': graph {graph!r} is not in the manifest", field="model")
-    q = manifest.get("quantized")
-    if q is not None and (not isinstance(q, dict) or q.get("graph") != "network.int8.onnx"):
-        raise InvalidInputError(f"export folder '{folder}': bad quantized entry in the manifest", field="model")
-    needed = {"tabular": ["metadata.json"]}.get(str(kind), ["model.json", "pipeline.json", "history.parquet"])
-    missing = [n for n in needed if n not in files]
-    if missing:
-        raise InvalidInputError(f"export folder '{folder}': {missing} missing from the manifest", field="model")
-    return manifest
+__all__ = ["OnnxForecaster", "OnnxNeuralForecaster", "OnnxTabularModel", "OnnxXGBoostForecaster", "load_onnx"]
 
 
 def _session(path: Path, threads: int | None = None) -> Any:
@@ -207,13 +142,15 @@ def load_onnx(path: str | os.PathLike[str], *, quantized: bool = False, threads:
 
     Raises
     ------
+    ArtifactIntegrityError
+        A tampered or incomplete folder (see :func:`forecasting.artifacts.verify_export`).
     InvalidInputError
-        A tampered, incomplete or foreign folder (see :func:`verify_artifact`).
+        A verified folder whose contents disagree (damaged before it was sealed).
     CapabilityError
         A kind this runtime does not serve, or ``quantized`` without an int8 graph.
     """
     folder = Path(path)
-    manifest = verify_artifact(folder)
+    manifest = verify_export(folder)
     kind = manifest.get("kind")
     try:
         if kind == "tabular":
@@ -232,8 +169,9 @@ def load_onnx(path: str | os.PathLike[str], *, quantized: bool = False, threads:
             return model
         meta = json.loads((folder / "model.json").read_text())
         if meta.get("model") != kind:
-            raise InvalidInputError(f"export folder '{folder}': the manifest says {kind!r} but model.json holds "
-                                    f"{meta.get('model')!r}", field="model")
+            raise ArtifactIntegrityError(f"export folder '{folder}': the manifest says {kind!r} but model.json holds "
+                                         f"{meta.get('model')!r}", field="model",
+                                         details={"path": str(folder), "file": "model.json"})
         if kind == "xgboost":
             model: Any = OnnxXGBoostForecaster._restore(folder, meta)
             model.boosters_ = [_session(folder / g, threads) for g in manifest["graphs"]]
@@ -247,9 +185,7 @@ def load_onnx(path: str | os.PathLike[str], *, quantized: bool = False, threads:
                 if not q:
                     raise CapabilityError(f"export folder '{folder}' has no int8 graph (export with quantize)",
                                           field="quantized")
-                graph = q["graph"]
-                if graph not in manifest["files"]:
-                    raise InvalidInputError(f"export folder '{folder}': {graph} is not in the manifest", field="model")
+                graph = q["graph"]  # listed in the manifest: verify_export checked it
             model.net_ = _session(folder / graph, threads)
         else:
             raise CapabilityError(f"export folder '{folder}' holds a {kind!r} model, which this runtime does not serve",

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from forecasting.datasets import load_m4_hourly
-from forecasting.errors import CapabilityError, InvalidInputError
+from forecasting.errors import ArtifactIntegrityError, CapabilityError, InvalidInputError
 from forecasting.export import ExportParityError, export_model
 from forecasting.models import make_model
 from forecasting.runtime import OnnxForecaster, load_onnx
@@ -111,10 +111,10 @@ def test_tampered_artifact_is_refused(xgb_export: tuple[object, Path], tmp_path:
     raw = bytearray((copy / "booster_0.onnx").read_bytes())
     raw[len(raw) // 2] ^= 0x01
     (copy / "booster_0.onnx").write_bytes(bytes(raw))
-    with pytest.raises(InvalidInputError, match=r"booster_0.onnx has changed \(sha256 .*\); refusing to load it"):
+    with pytest.raises(ArtifactIntegrityError, match=r"booster_0.onnx has changed \(sha256 .*\); refusing to load it"):
         load_onnx(copy)
     (copy / "booster_0.onnx").unlink()
-    with pytest.raises(InvalidInputError, match=r"booster_0.onnx is missing"):
+    with pytest.raises(ArtifactIntegrityError, match=r"booster_0.onnx is missing"):
         load_onnx(copy)
 
 
@@ -227,17 +227,17 @@ def test_manifest_edits_are_refused(xgb_export: tuple[object, Path], nhits_expor
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["graphs"] = ["network.int8.onnx"]  # serve the int8 graph as the float one
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(InvalidInputError, match=r"lists graphs \['network.int8.onnx'\] for a 'nhits' model"):
+    with pytest.raises(ArtifactIntegrityError, match=r"lists graphs \['network.int8.onnx'\] for a 'nhits' model"):
         load_onnx(copy)
     manifest["graphs"], manifest["kind"] = ["network.onnx"], "tft"
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(InvalidInputError, match=r"the manifest says 'tft' but model.json holds 'nhits'"):
+    with pytest.raises(ArtifactIntegrityError, match=r"the manifest says 'tft' but model.json holds 'nhits'"):
         load_onnx(copy)
     _, xfolder = xgb_export
     extra = tmp_path / "x"
     shutil.copytree(xfolder, extra)
     (extra / "booster_1.onnx").write_bytes((extra / "booster_0.onnx").read_bytes())
-    with pytest.raises(InvalidInputError, match=r"files \['booster_1.onnx'\] are not in the manifest"):
+    with pytest.raises(ArtifactIntegrityError, match=r"unexpected file booster_1.onnx was added \(it is not in the manifest\)"):
         load_onnx(extra)
 
 
@@ -270,3 +270,28 @@ def test_log_target_nhits_exports_with_the_transform_inside_the_graph(tmp_path: 
     history = m4.filter(pl.col("unique_id") == "H1").with_columns(pl.col("y") - 1000)  # H1 goes below 0
     with pytest.raises(InvalidInputError, match=r"target_transform='log' needs y > 0"):
         runtime.predict(24, history=history)
+
+
+def test_tampered_saved_folder_and_onnx_export_raise_the_same_error(xgb_export: tuple[object, Path],
+                                                                      tmp_path: Path) -> None:
+    """One loader, one verification: a changed byte in a saved model folder and in an ONNX export folder is the
+    same ArtifactIntegrityError naming the file (the export used to raise a plain InvalidInputError)."""
+    import shutil
+
+    from forecasting.loading import load
+    from forecasting.runtime import OnnxForecaster
+
+    model, folder = xgb_export
+    saved = model.save(tmp_path / "saved")  # type: ignore[attr-defined]
+    assert not isinstance(load(saved), OnnxForecaster) and isinstance(load(folder), OnnxForecaster)
+    (saved / "pipeline.json").write_bytes((saved / "pipeline.json").read_bytes() + b" ")
+    copy = tmp_path / "export"
+    shutil.copytree(folder, copy)
+    (copy / "booster_0.onnx").write_bytes((copy / "booster_0.onnx").read_bytes() + b"\0")
+    errors = []
+    for path, name in ((saved, "pipeline.json"), (copy, "booster_0.onnx")):
+        with pytest.raises(ArtifactIntegrityError, match=rf"file {name} has changed \(sha256 .*\); refusing") as err:
+            load(path)
+        assert err.value.details["file"] == name and err.value.field == "model"
+        errors.append(type(err.value))
+    assert errors[0] is errors[1] is ArtifactIntegrityError

@@ -160,7 +160,7 @@ def test_weights_saved_from_another_device_load_on_the_cpu(tmp_path: Path, exog_
     state = {k: torch.empty(v.shape, dtype=v.dtype).copy_(exog_model.net_.state_dict()[k]) for k, v in state.items()}
     save_file(state, str(folder / "weights.safetensors"))
     meta = json.loads((folder / "model.json").read_text())
-    from forecasting.hashing import sha256_file
+    from forecasting.artifacts import sha256_file
 
     meta["files"]["weights.safetensors"] = sha256_file(folder / "weights.safetensors")
     (folder / "model.json").write_text(json.dumps(meta))

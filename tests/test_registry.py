@@ -1,4 +1,4 @@
-"""The model registry (forecasting.registry) and training jobs (forecasting.jobs).
+"""The model store (forecasting.store), registered versions loaded (forecasting.loading), training jobs.
 
 Everything runs on a temporary SQLite file; the job tests start real (spawned) worker
 processes, shared by one module-scoped runner so their start-up is paid once.
@@ -22,8 +22,10 @@ from forecasting.errors import (
     InvalidParameterError,
     NotFoundError,
 )
-from forecasting.jobs import JobRunner, data_fingerprint
-from forecasting.registry import Registry, parse_ref
+from forecasting.jobs import JobRunner
+from forecasting.loading import load_version
+from forecasting.service.training import data_fingerprint
+from forecasting.store import Store, parse_ref
 
 XGB_SPEC = {"name": "xgboost", "params": {"n_estimators": 20, "max_depth": 3, "conformal_windows": 0}}
 
@@ -33,8 +35,8 @@ def _url(path: Path) -> str:
 
 
 @pytest.fixture()
-def registry(tmp_path: Path) -> Registry:
-    reg = Registry(_url(tmp_path), tmp_path / "artifacts")
+def registry(tmp_path: Path) -> Store:
+    reg = Store(_url(tmp_path), tmp_path / "artifacts")
     yield reg
     reg.close()
 
@@ -47,7 +49,7 @@ def _artifact(folder: Path, payload: str = "x") -> Path:
     return folder
 
 
-def _register(reg: Registry, name: str = "demand", *, tenant: str = "acme", src: Path | None = None, **kw):
+def _register(reg: Store, name: str = "demand", *, tenant: str = "acme", src: Path | None = None, **kw):
     return reg.register_version(name, tenant=tenant, spec={"name": "xgboost"}, kind="forecast",
                                 artifact_src_dir=src, fingerprint={"rows": 10}, metrics={"smape": 1.0},
                                 exog=["price"], max_h=12, **kw)
@@ -68,24 +70,24 @@ def air_passengers_like(n_series: int = 3, n: int = 120, *, seed: int = 0) -> pl
 
 # --------------------------------------------------------------------------- schema
 def test_fresh_database_gets_the_schema_and_migrating_again_is_a_no_op(tmp_path: Path):
-    reg = Registry(_url(tmp_path), tmp_path / "artifacts")
+    reg = Store(_url(tmp_path), tmp_path / "artifacts")
     assert reg.schema_revision() == "0001"
     tables = set(inspect(reg.engine).get_table_names())
     assert {"models", "model_versions", "aliases", "jobs", "alembic_version"} <= tables
     _register(reg, src=_artifact(tmp_path / "src"))
     reg.migrate()  # idempotent, keeps the data
     reg.close()
-    again = Registry(_url(tmp_path), tmp_path / "artifacts")
+    again = Store(_url(tmp_path), tmp_path / "artifacts")
     assert again.schema_revision() == "0001"
     assert again.get("demand", tenant="acme").version == 1
     again.close()
 
 
-def test_the_orm_models_match_the_migration(registry: Registry):
+def test_the_orm_models_match_the_migration(registry: Store):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from forecasting.registry import Base
+    from forecasting.store import Base
 
     with registry.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -93,13 +95,13 @@ def test_the_orm_models_match_the_migration(registry: Registry):
 
 
 def test_sqlite_parent_folder_is_created(tmp_path: Path):
-    reg = Registry(f"sqlite:///{(tmp_path / 'var' / 'deep' / 'f.db').as_posix()}", tmp_path / "a")
+    reg = Store(f"sqlite:///{(tmp_path / 'var' / 'deep' / 'f.db').as_posix()}", tmp_path / "a")
     assert (tmp_path / "var" / "deep" / "f.db").is_file()
     reg.close()
 
 
 # --------------------------------------------------------------------------- versions and aliases
-def test_versions_are_numbered_per_model_and_never_reused(registry: Registry, tmp_path: Path):
+def test_versions_are_numbered_per_model_and_never_reused(registry: Store, tmp_path: Path):
     src = _artifact(tmp_path / "src")
     assert [_register(registry, src=src).version for _ in range(3)] == [1, 2, 3]
     assert _register(registry, "other", src=src).version == 1
@@ -119,7 +121,7 @@ def test_versions_are_numbered_per_model_and_never_reused(registry: Registry, tm
     assert latest.to_dict()["ref"] == "demand@4"
 
 
-def test_aliases_resolve_and_move(registry: Registry, tmp_path: Path):
+def test_aliases_resolve_and_move(registry: Store, tmp_path: Path):
     src = _artifact(tmp_path / "src")
     for _ in range(2):
         _register(registry, src=src)
@@ -143,7 +145,7 @@ def test_aliases_resolve_and_move(registry: Registry, tmp_path: Path):
 
 
 @pytest.mark.parametrize("bad", ["Demand", "-demand", "a" * 64, "de mand", "", "../x"])
-def test_model_names_are_checked_naming_the_field(registry: Registry, bad: str):
+def test_model_names_are_checked_naming_the_field(registry: Store, bad: str):
     with pytest.raises(InvalidParameterError) as err:
         _register(registry, bad)
     assert err.value.field == "name" and repr(bad) in err.value.message
@@ -161,7 +163,7 @@ def test_parse_ref():
         parse_ref("demand@0")
 
 
-def test_another_tenants_model_is_not_found(registry: Registry, tmp_path: Path):
+def test_another_tenants_model_is_not_found(registry: Store, tmp_path: Path):
     _register(registry, tenant="acme", src=_artifact(tmp_path / "src"))
     registry.set_alias("demand", "production", 1, "acme")
     with pytest.raises(NotFoundError, match="model 'demand' not found") as err:
@@ -180,7 +182,7 @@ def test_another_tenants_model_is_not_found(registry: Registry, tmp_path: Path):
     assert registry.get("demand", tenant="acme").sha256 != other.sha256
 
 
-def test_delete_refuses_an_aliased_version_unless_forced(registry: Registry, tmp_path: Path):
+def test_delete_refuses_an_aliased_version_unless_forced(registry: Store, tmp_path: Path):
     info = _register(registry, src=_artifact(tmp_path / "src"))
     registry.set_alias("demand", "production", 1, "acme")
     with pytest.raises(ConflictError, match="alias 'production'") as err:
@@ -204,7 +206,7 @@ def test_delete_refuses_an_aliased_version_unless_forced(registry: Registry, tmp
     (lambda d: (d / "model.json").unlink(), "file model.json is missing"),
     (lambda d: (d / "extra.py").write_text("import os"), "unexpected file extra.py"),
 ])
-def test_a_tampered_artifact_is_refused_naming_the_file(registry: Registry, tmp_path: Path, tamper, message):
+def test_a_tampered_artifact_is_refused_naming_the_file(registry: Store, tmp_path: Path, tamper, message):
     info = _register(registry, src=_artifact(tmp_path / "src"))
     assert registry.artifact_path(info) == (registry.artifacts_dir / info.artifact).resolve()
     tamper(registry.artifacts_dir / info.artifact)
@@ -212,16 +214,16 @@ def test_a_tampered_artifact_is_refused_naming_the_file(registry: Registry, tmp_
         registry.artifact_path(registry.get("demand", tenant="acme"))
     assert err.value.details["path"] == "acme/demand/1"
     with pytest.raises(ArtifactIntegrityError):
-        registry.load_model(info)
+        load_version(registry, info)
 
 
-def test_spec_only_versions_have_no_artifact(registry: Registry):
+def test_spec_only_versions_have_no_artifact(registry: Store):
     info = registry.register_version("ets", tenant="acme", spec={"name": "seasonal_naive", "params": {}},
                                      kind="forecast", artifact_src_dir=None, fingerprint={"freq": "1mo"}, metrics={})
     assert info.artifact is None and info.sha256 is None
     with pytest.raises(CapabilityError, match="spec only"):
         registry.artifact_path(info)
-    model = registry.load_model(info)
+    model = load_version(registry, info)
     assert model.name == "seasonal_naive" and model.get_params()["season_length"] == 12
 
 
@@ -237,7 +239,7 @@ def test_data_fingerprint_is_canonical():
 @pytest.fixture(scope="module")
 def jobs(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("jobs")
-    reg = Registry(_url(root), root / "artifacts", cache_size=2)
+    reg = Store(_url(root), root / "artifacts", cache_size=2)
     runner = JobRunner(reg, max_workers=1, time_limit_s=300)
     yield reg, runner
     runner.shutdown()
@@ -259,8 +261,8 @@ def test_training_job_registers_a_loadable_xgboost_version(jobs):
     assert info.fingerprint["series"] == 3 and info.fingerprint["rows"] == 360 and info.fingerprint["freq"] == "1mo"
     assert info.metrics["window"]["h"] == 12 and 0 < info.metrics["smape"] < 50 and math.isfinite(info.metrics["mase"])
     assert not (runner.jobs_dir / job_id).exists()  # the job's data and temp artifact are cleaned up
-    model = reg.load_model(info)
-    assert reg.load_model(info) is model  # cached by (path, digest)
+    model = load_version(reg, info)
+    assert load_version(reg, info) is model  # cached by (path, digest)
     fc = model.predict(12)
     assert fc.height == 36 and fc["XGBoost"].is_finite().all()
     with pytest.raises(NotFoundError):
@@ -282,7 +284,7 @@ def test_statistical_and_tabular_jobs(jobs):
     ti = reg.get("pricing", tenant="acme")
     assert ti.kind == "tabular" and ti.exog == ("x", "c") and ti.metrics["window"]["k"] == 5
     assert ti.metrics["r2"] > 0.9
-    pred = reg.load_model(ti).predict(table.head(3))
+    pred = load_version(reg, ti).predict(table.head(3))
     assert pred.height == 3
 
 
@@ -333,7 +335,7 @@ def test_cancel_a_queued_job(jobs):
 
 
 def test_restart_recovery_fails_jobs_left_running(tmp_path: Path):
-    reg = Registry(_url(tmp_path), tmp_path / "artifacts")
+    reg = Store(_url(tmp_path), tmp_path / "artifacts")
     running = reg.create_job(tenant="acme", kind="train", request={"name": "x"})
     reg.update_job(running.id, state="running")
     queued = reg.create_job(tenant="acme", kind="train", request={"name": "y"})
@@ -341,7 +343,7 @@ def test_restart_recovery_fails_jobs_left_running(tmp_path: Path):
     reg.update_job(done.id, state="succeeded")
     reg.close()
 
-    reg = Registry(_url(tmp_path), tmp_path / "artifacts")  # "after the restart"
+    reg = Store(_url(tmp_path), tmp_path / "artifacts")  # "after the restart"
     runner = JobRunner(reg)
     assert sorted(runner.recover()) == sorted([running.id, queued.id])
     for job_id in (running.id, queued.id):

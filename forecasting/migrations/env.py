@@ -1,6 +1,6 @@
 """Alembic environment: runs the revisions in ``versions/`` on the registry database.
 
-The configuration is built in code (:func:`forecasting.registry.alembic_config`); when
+The configuration is built in code (:func:`forecasting.store.alembic_config`); when
 the caller passes an open connection in ``config.attributes["connection"]`` it is used
 (and its transaction committed by the caller), else one is opened from
 ``sqlalchemy.url``.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from forecasting.registry import Base
+from forecasting.store.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -53,7 +53,7 @@ from forecasting.errors import (
     TimeLimitError,
 )
 from forecasting.features import _CALENDAR_BY_UNIT, FeaturePipeline, FeatureSpec
-from forecasting.hashing import seal_folder, verify_files
+from forecasting.artifacts import seal, verify
 from forecasting.models.base import as_panel, split_short
 from forecasting.models.xgb import _check_exog_values
 
@@ -890,7 +890,7 @@ class NeuralForecaster:
                 "futr_cols": self.futr_cols_, "hist_cols": self.hist_cols_, "static_cols": self.static_cols_,
                 "temporal_cols": self.temporal_cols_, "output_names": self.output_names_,
                 "device_trained": self.device_}
-        return seal_folder(tmp, target, meta)
+        return seal(tmp, target, meta)
 
     @classmethod
     def _restore(cls, folder: Path, meta: dict[str, Any], *, device: str = "cpu") -> Any:
@@ -937,7 +937,7 @@ class NeuralForecaster:
                 raise InvalidInputError(f"'{folder}' holds model {meta.get('model')!r}, not '{cls.name or 'nhits/tft'}'",
                                         field="model")
             files = meta.get("files")
-            verify_files(folder, files, required=["weights.safetensors", "pipeline.json", "history.parquet"])
+            verify(folder, meta, required=["weights.safetensors", "pipeline.json", "history.parquet"])
             model = kind._restore(folder, meta, device=device)
             if model.static_cols_ and "static.parquet" not in files:
                 raise InvalidInputError(f"model folder '{folder}': static.parquet is not in the manifest", field="model")

@@ -53,7 +53,7 @@ from forecasting.errors import (
     TimeLimitError,
 )
 from forecasting.devices import resolve_device
-from forecasting.hashing import seal_folder, verify_files
+from forecasting.artifacts import seal, verify
 from forecasting.features import SCALE_STD, TARGET, FeaturePipeline, FeatureSpec, default_features
 from forecasting.models.base import as_panel, split_short
 
@@ -673,7 +673,7 @@ class XGBoostForecaster:
                 "conformal_scores": None if self.scores_ is None else self.scores_.tolist(),
                 "n_boosters": len(self.boosters_), "device_trained": self.device_}
         # every other file's sha256 is recorded, and checked on load: a changed byte is refused, never loaded
-        return seal_folder(tmp, target, meta)
+        return seal(tmp, target, meta)
 
     @classmethod
     def _restore(cls, folder: Path, meta: dict[str, Any], *, device: str = "cpu") -> Self:
@@ -728,7 +728,7 @@ class XGBoostForecaster:
                 raise InvalidInputError(f"'{folder}' is not an xgboost model folder of format {FORMAT_VERSION}",
                                         field="model")
             files = meta.get("files")
-            verify_files(folder, files, required=["pipeline.json", "history.parquet"])
+            verify(folder, meta, required=["pipeline.json", "history.parquet"])
             n_boosters = int(meta["n_boosters"])
             if not 1 <= n_boosters <= len([f for f in files if f.startswith("booster_")]):
                 raise InvalidInputError(f"model folder '{folder}': n_boosters {n_boosters} does not match its files",

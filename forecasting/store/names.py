@@ -1,0 +1,72 @@
+"""Model, alias and tenant names, and references (``"demand"``, ``"demand@3"``, ``"demand@production"``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from forecasting.errors import InvalidParameterError
+
+__all__ = ["parse_ref", "validate_alias", "validate_name"]
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
+def validate_name(value: Any, *, field: str) -> str:
+    """Check a model, alias or tenant name: ``^[a-z0-9][a-z0-9_.-]{0,62}$``.
+
+    Names are also folder names under the artifact store, hence the narrow alphabet.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming ``field``, the rule and the value.
+    """
+    if not isinstance(value, str) or not _NAME.match(value):
+        msg = (
+            f"{field} must be 1-63 characters of a-z, 0-9, '_', '.' or '-', starting with a letter or digit, "
+            f"got {value!r}"
+        )
+        raise InvalidParameterError(msg, field=field)
+    return value
+
+
+def validate_alias(alias: Any, *, field: str = "alias") -> str:
+    validate_name(alias, field=field)
+    if alias.isdigit():
+        msg = f"{field} must not be a number (name@3 means version 3), got {alias!r}"
+        raise InvalidParameterError(msg, field=field)
+    if alias == "latest":
+        msg = f"{field} 'latest' is reserved (name@latest is always the newest version)"
+        raise InvalidParameterError(msg, field=field)
+    return alias
+
+
+def parse_ref(ref: str, *, field: str = "model") -> tuple[str, int | str | None]:
+    """Split ``"name"``, ``"name@3"`` or ``"name@alias"`` into ``(name, 3 | "alias" | None)``.
+
+    ``None`` and ``"latest"`` both mean the newest version.
+
+    Raises
+    ------
+    InvalidParameterError
+        A malformed reference, naming ``field``.
+    """
+    if not isinstance(ref, str):
+        msg = (
+            f"{field} must be a string like 'demand', 'demand@3' or 'demand@production', "
+            f"got {type(ref).__name__}"
+        )
+        raise InvalidParameterError(msg, field=field)
+    name, sep, sel = ref.partition("@")
+    validate_name(name, field=field)
+    if not sep or sel == "latest":
+        return name, None
+    if sel.isdigit():
+        version = int(sel)
+        if version < 1:
+            msg = f"{field}: version must be >= 1, got {ref!r}"
+            raise InvalidParameterError(msg, field=field)
+        return name, version
+    return name, validate_alias(sel, field=field)
+
