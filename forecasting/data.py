@@ -872,80 +872,17 @@ def validate_panel(
     freq = normalize_freq(freq)
     frame = to_polars(data, field_name=field_name)
     notes: list[str] = []
-    if frame.height == 0:
-        msg = f"{field_name} is empty: at least one row with unique_id, ds and y is needed"
-        raise InvalidInputError(msg, field=field_name)
-    missing = find_missing_columns(frame)
-    if missing:
-        parts = [f"'{c}'" + (f" (found '{g}': rename it to '{c}')" if g else "") for c, g in missing.items()]
-        msg = (
-            f"missing required column{'s' if len(missing) > 1 else ''} {', '.join(parts)}; "
-            f"the long format needs unique_id, ds, y (columns present: {', '.join(frame.columns)})"
-        )
-        raise InvalidInputError(msg, field=field_name, details={"missing": list(missing), "present": frame.columns})
-
-    # unique_id
-    uid_dtype = frame.schema["unique_id"]
-    if not (uid_dtype == pl.String or uid_dtype.is_integer() or uid_dtype == pl.Categorical or uid_dtype == pl.Enum):
-        msg = f"unique_id must be strings or integers, got {uid_dtype}"
-        raise InvalidInputError(msg, field="unique_id")
-    if not (_FAST_PATHS and uid_dtype == pl.String):
-        frame = frame.with_columns(pl.col("unique_id").cast(pl.String))
-    null_ids = frame.with_row_index("row").filter(pl.col("unique_id").is_null()) if not (
-        _FAST_PATHS and frame["unique_id"].null_count() == 0) else None
-    if null_ids is not None and null_ids.height:
-        msg = f"unique_id is null in {null_ids.height} rows (rows {_examples(null_ids['row'].to_list())})"
-        raise InvalidInputError(msg, field="unique_id")
-
-    # y numeric
-    y_dtype = frame.schema["y"]
-    if y_dtype == pl.Boolean or not (y_dtype.is_numeric() or y_dtype == pl.Null):
-        bad = frame.with_row_index("row").filter(
-            pl.col("y").is_not_null() & pl.col("y").cast(pl.Float64, strict=False).is_null())
-        detail = (f"; rows {_examples(bad['row'].to_list())} are not numbers "
-                  f"({_examples([repr(v) for v in bad['y'].to_list()])})") if bad.height else ""
-        msg = f"y must be numeric, got {y_dtype}{detail}"
-        raise InvalidInputError(msg, field="y", details={"rows": bad["row"].to_list()[:100] if bad.height else []})
-    if not (_FAST_PATHS and y_dtype == pl.Float64):
-        frame = frame.with_columns(pl.col("y").cast(pl.Float64))
-
-    # ds
-    null_ds = frame.with_row_index("row").filter(pl.col("ds").is_null()) if not (
-        _FAST_PATHS and frame["ds"].null_count() == 0) else None
-    if null_ds is not None and null_ds.height:
-        per = {}
-        for (uid,), part in null_ds.group_by("unique_id", maintain_order=True):
-            per[uid] = f"ds is null at rows {_examples(part['row'].to_list())}"
-        raise InvalidInputError(_series_messages(per, f"{null_ds.height} rows without ds"), field="ds")
+    _check_columns(frame, field_name)
+    frame = _check_unique_id(frame)
+    frame = _check_y_numeric(frame)
+    _check_ds_present(frame)
     frame, tz, ds_kind, ds_notes = _coerce_ds(frame)
     notes += ds_notes
     scan = _scan(frame) if _FAST_PATHS else None
-
     if scan is None or not scan.in_order:  # in order: no duplicates, and sorting changes nothing
-        # duplicates
-        dups = find_duplicates(frame)
-        if dups.height:
-            per = {}
-            for (uid,), part in dups.group_by("unique_id", maintain_order=True):
-                vals = [f"{_fmt(d)} x{c}" for d, c in part.select("ds", "count").iter_rows()]
-                per[uid] = f"{part['count'].sum()} duplicate timestamps ({_examples(vals, len(vals))})"
-            raise InvalidInputError(_series_messages(per, f"duplicate (unique_id, ds) rows in {len(per)} series"),
-                                    field="ds", details={"duplicates": {u: v for u, v in per.items()}})
-
+        _check_duplicates(frame)
         frame = frame.sort("unique_id", "ds", maintain_order=True)
-
-    # frequency
-    if freq is None:
-        local = _local(frame.select("unique_id", "ds"), tz)
-        if tz is not None:
-            local = local.with_columns(pl.col("ds").dt.replace_time_zone(None))
-        freq = infer_freq(local)
-    if ds_kind == "int" and not isinstance(freq, int):
-        msg = f"ds holds integer steps, so freq must be a positive integer, got {freq!r}"
-        raise InvalidParameterError(msg, field="freq")
-    if ds_kind != "int" and isinstance(freq, int):
-        msg = f"ds holds timestamps, so freq must be an offset like '1h' or '1d', got {freq!r}"
-        raise InvalidParameterError(msg, field="freq")
+    freq = _panel_freq(frame, freq, tz, ds_kind)
 
     if scan is not None and scan.on_grid(freq, tz):
         # one freq step apart in every series and y finite: the grid and y checks would find nothing
@@ -966,6 +903,91 @@ def validate_panel(
     return Panel(frame=frame, freq=freq, lengths=lengths, tz=tz, ds_kind=ds_kind, exog=exog,
                  month_end=month_end,
                  report=ValidationReport(filled, notes), grid_checked=True)
+
+
+def _check_columns(frame: pl.DataFrame, field_name: str) -> None:
+    """At least one row, and the columns ``unique_id, ds, y`` (a close name is suggested)."""
+    if frame.height == 0:
+        msg = f"{field_name} is empty: at least one row with unique_id, ds and y is needed"
+        raise InvalidInputError(msg, field=field_name)
+    missing = find_missing_columns(frame)
+    if missing:
+        parts = [f"'{c}'" + (f" (found '{g}': rename it to '{c}')" if g else "") for c, g in missing.items()]
+        msg = (
+            f"missing required column{'s' if len(missing) > 1 else ''} {', '.join(parts)}; "
+            f"the long format needs unique_id, ds, y (columns present: {', '.join(frame.columns)})"
+        )
+        raise InvalidInputError(msg, field=field_name, details={"missing": list(missing), "present": frame.columns})
+
+
+def _check_unique_id(frame: pl.DataFrame) -> pl.DataFrame:
+    """``unique_id`` as non-null strings (integers and categoricals converted)."""
+    uid_dtype = frame.schema["unique_id"]
+    if not (uid_dtype == pl.String or uid_dtype.is_integer() or uid_dtype == pl.Categorical or uid_dtype == pl.Enum):
+        msg = f"unique_id must be strings or integers, got {uid_dtype}"
+        raise InvalidInputError(msg, field="unique_id")
+    if not (_FAST_PATHS and uid_dtype == pl.String):
+        frame = frame.with_columns(pl.col("unique_id").cast(pl.String))
+    null_ids = frame.with_row_index("row").filter(pl.col("unique_id").is_null()) if not (
+        _FAST_PATHS and frame["unique_id"].null_count() == 0) else None
+    if null_ids is not None and null_ids.height:
+        msg = f"unique_id is null in {null_ids.height} rows (rows {_examples(null_ids['row'].to_list())})"
+        raise InvalidInputError(msg, field="unique_id")
+    return frame
+
+
+def _check_y_numeric(frame: pl.DataFrame) -> pl.DataFrame:
+    """``y`` as Float64; non-numeric values are refused naming the rows (null/NaN are checked later)."""
+    y_dtype = frame.schema["y"]
+    if y_dtype == pl.Boolean or not (y_dtype.is_numeric() or y_dtype == pl.Null):
+        bad = frame.with_row_index("row").filter(
+            pl.col("y").is_not_null() & pl.col("y").cast(pl.Float64, strict=False).is_null())
+        detail = (f"; rows {_examples(bad['row'].to_list())} are not numbers "
+                  f"({_examples([repr(v) for v in bad['y'].to_list()])})") if bad.height else ""
+        msg = f"y must be numeric, got {y_dtype}{detail}"
+        raise InvalidInputError(msg, field="y", details={"rows": bad["row"].to_list()[:100] if bad.height else []})
+    if not (_FAST_PATHS and y_dtype == pl.Float64):
+        frame = frame.with_columns(pl.col("y").cast(pl.Float64))
+    return frame
+
+
+def _check_ds_present(frame: pl.DataFrame) -> None:
+    """Every row has a ``ds`` (refused naming the series and rows)."""
+    null_ds = frame.with_row_index("row").filter(pl.col("ds").is_null()) if not (
+        _FAST_PATHS and frame["ds"].null_count() == 0) else None
+    if null_ds is not None and null_ds.height:
+        per = {}
+        for (uid,), part in null_ds.group_by("unique_id", maintain_order=True):
+            per[uid] = f"ds is null at rows {_examples(part['row'].to_list())}"
+        raise InvalidInputError(_series_messages(per, f"{null_ds.height} rows without ds"), field="ds")
+
+
+def _check_duplicates(frame: pl.DataFrame) -> None:
+    """No two rows share ``(unique_id, ds)`` (refused naming the series and the timestamps)."""
+    dups = find_duplicates(frame)
+    if dups.height:
+        per = {}
+        for (uid,), part in dups.group_by("unique_id", maintain_order=True):
+            vals = [f"{_fmt(d)} x{c}" for d, c in part.select("ds", "count").iter_rows()]
+            per[uid] = f"{part['count'].sum()} duplicate timestamps ({_examples(vals, len(vals))})"
+        raise InvalidInputError(_series_messages(per, f"duplicate (unique_id, ds) rows in {len(per)} series"),
+                                field="ds", details={"duplicates": {u: v for u, v in per.items()}})
+
+
+def _panel_freq(frame: pl.DataFrame, freq: str | int | None, tz: str | None, ds_kind: DsKind) -> str | int:
+    """The given (normalised) ``freq``, or the inferred one, checked against the kind of ``ds``."""
+    if freq is None:
+        local = _local(frame.select("unique_id", "ds"), tz)
+        if tz is not None:
+            local = local.with_columns(pl.col("ds").dt.replace_time_zone(None))
+        freq = infer_freq(local)
+    if ds_kind == "int" and not isinstance(freq, int):
+        msg = f"ds holds integer steps, so freq must be a positive integer, got {freq!r}"
+        raise InvalidParameterError(msg, field="freq")
+    if ds_kind != "int" and isinstance(freq, int):
+        msg = f"ds holds timestamps, so freq must be an offset like '1h' or '1d', got {freq!r}"
+        raise InvalidParameterError(msg, field="freq")
+    return freq
 
 
 @dataclass(frozen=True)

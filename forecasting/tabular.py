@@ -456,41 +456,7 @@ class TabularModel:
         self._validate_params()
         frame = _to_polars(table)
         y_series = _check_target(frame, target)
-        if features is None:
-            features = [c for c in frame.columns if c != target]
-        else:
-            features = list(features)
-            absent = [c for c in features if c not in frame.columns]
-            if absent:
-                hints = "".join(_close(c, frame.columns) for c in absent[:3])
-                msg = f"feature column(s) not in the table: {', '.join(absent)}{hints}"
-                raise InvalidInputError(msg, field="features", details={"missing_columns": absent})
-            if target in features:
-                msg = f"target {target!r} is also listed as a feature"
-                raise InvalidInputError(msg, field="features")
-        if not features:
-            msg = "no feature columns: the table has only the target"
-            raise InvalidInputError(msg, field="features")
-        if frame.height < 2:
-            msg = f"need at least 2 rows to fit, got {frame.height}"
-            raise InvalidInputError(msg, field="data")
-        empty = [c for c in features if _all_missing(frame[c])]
-        if empty:
-            msg = (
-                f"feature column(s) entirely missing (every value null/NaN) in the {frame.height} training rows: "
-                f"{', '.join(repr(c) for c in empty)}; a model cannot learn from them: drop them (features=) "
-                "or fill them"
-            )
-            raise InvalidInputError(msg, field="features", details={"columns": empty})
-        bad = [(c, frame.schema[c]) for c in features
-               if not (_is_numeric(frame.schema[c]) or _is_categorical(frame.schema[c]))]
-        if bad:
-            raise InvalidInputError(
-                "feature columns must be numeric, boolean, text or categorical; unsupported: "
-                + ", ".join(f"{c!r} ({d})" for c, d in bad)
-                + ". Derive numeric features from them (e.g. hour, weekday) or leave them out with features=",
-                field="features", details={"columns": [c for c, _ in bad]},
-            )
+        features = _check_features(frame, target, features)
 
         categories: dict[str, list[str]] = {}
         for c in features:
@@ -981,6 +947,15 @@ def _check_meta(meta: Any) -> None:
     if not isinstance(meta["params"], dict):
         msg = "'params' must be an object"
         raise _Damaged(msg)
+    _check_meta_columns(meta)
+    if algorithm == "xgboost":
+        _check_meta_artifact(meta["artifact"])
+    else:
+        _check_meta_linear(meta["linear"], meta["features"], meta["categories"])
+
+
+def _check_meta_columns(meta: dict[str, Any]) -> None:
+    """The target, features, categories and classes of a saved model's metadata."""
     target, features, categories = meta["target"], meta["features"], meta["categories"]
     if not isinstance(target, str):
         msg = "'target' must be a string"
@@ -1003,14 +978,18 @@ def _check_meta(meta: Any) -> None:
             or not all(isinstance(c, (str, int, float, bool)) for c in classes) or len(set(classes)) != want):
         msg = f"'classes' must list {want} distinct values for kind {meta['kind']!r}"
         raise _Damaged(msg)
-    if algorithm == "xgboost":
-        art = meta["artifact"]
-        if (not isinstance(art, dict) or not isinstance(art.get("file"), str) or not isinstance(art.get("sha256"), str)
-                or art["file"] in ("", ".", "..") or Path(art["file"]).name != art["file"] or "\\" in art["file"]):
-            msg = "'artifact' must be an object with a plain 'file' name and its 'sha256'"
-            raise _Damaged(msg)
-        return
-    lin = meta["linear"]
+
+
+def _check_meta_artifact(art: Any) -> None:
+    """The booster file entry of a saved XGBoost model: a plain file name in the folder and its digest."""
+    if (not isinstance(art, dict) or not isinstance(art.get("file"), str) or not isinstance(art.get("sha256"), str)
+            or art["file"] in ("", ".", "..") or Path(art["file"]).name != art["file"] or "\\" in art["file"]):
+        msg = "'artifact' must be an object with a plain 'file' name and its 'sha256'"
+        raise _Damaged(msg)
+
+
+def _check_meta_linear(lin: Any, features: list[str], categories: dict[str, list[str]]) -> None:
+    """The fitted linear model of a saved model's metadata (:class:`_LinearState`)."""
     if not isinstance(lin, dict):
         msg = "'linear' must be an object"
         raise _Damaged(msg)
@@ -1036,6 +1015,48 @@ def _check_meta(meta: Any) -> None:
     if not _is_number(lin["intercept"]):
         msg = "'linear'['intercept'] must be a finite number"
         raise _Damaged(msg)
+
+
+def _check_features(frame: pl.DataFrame, target: str, features: Sequence[str] | None) -> list[str]:
+    """The feature columns to fit on (``features``, default every column but ``target``), checked:
+    present, not the target, at least one, at least 2 rows, none entirely missing, each numeric,
+    boolean, text or categorical. Raises InvalidInputError naming the columns."""
+    if features is None:
+        names = [c for c in frame.columns if c != target]
+    else:
+        names = list(features)
+        absent = [c for c in names if c not in frame.columns]
+        if absent:
+            hints = "".join(_close(c, frame.columns) for c in absent[:3])
+            msg = f"feature column(s) not in the table: {', '.join(absent)}{hints}"
+            raise InvalidInputError(msg, field="features", details={"missing_columns": absent})
+        if target in names:
+            msg = f"target {target!r} is also listed as a feature"
+            raise InvalidInputError(msg, field="features")
+    if not names:
+        msg = "no feature columns: the table has only the target"
+        raise InvalidInputError(msg, field="features")
+    if frame.height < 2:
+        msg = f"need at least 2 rows to fit, got {frame.height}"
+        raise InvalidInputError(msg, field="data")
+    empty = [c for c in names if _all_missing(frame[c])]
+    if empty:
+        msg = (
+            f"feature column(s) entirely missing (every value null/NaN) in the {frame.height} training rows: "
+            f"{', '.join(repr(c) for c in empty)}; a model cannot learn from them: drop them (features=) "
+            "or fill them"
+        )
+        raise InvalidInputError(msg, field="features", details={"columns": empty})
+    bad = [(c, frame.schema[c]) for c in names
+           if not (_is_numeric(frame.schema[c]) or _is_categorical(frame.schema[c]))]
+    if bad:
+        raise InvalidInputError(
+            "feature columns must be numeric, boolean, text or categorical; unsupported: "
+            + ", ".join(f"{c!r} ({d})" for c, d in bad)
+            + ". Derive numeric features from them (e.g. hour, weekday) or leave them out with features=",
+            field="features", details={"columns": [c for c, _ in bad]},
+        )
+    return names
 
 
 def _sk_fit(model: Any, x: np.ndarray, y: np.ndarray, params: Mapping[str, Any]) -> Any:
