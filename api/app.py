@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, delete, get, post, put
@@ -97,11 +97,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @get("/readyz", tags=["health"], summary="Readiness", opt={"public": True}, sync_to_thread=True,
          responses={503: ResponseSpec(Problem, description="Database or artifact store unreachable.",
                                       media_type="application/problem+json")})
-    def readyz() -> Response[ReadyOut] | Response[Any]:
+    def readyz() -> Response[ReadyOut]:
         """The registry database answers and the artifact store is a writable folder."""
         problems = services.readiness()
         if problems:
-            return problem(503, "; ".join(problems), type_="not-ready")
+            return cast("Response[ReadyOut]", problem(503, "; ".join(problems), type_="not-ready"))  # documented 503
         return Response(ReadyOut(status="ready"), status_code=200)
 
     @get("/metrics", tags=["health"], summary="Prometheus metrics", media_type=METRICS_CONTENT_TYPE,
@@ -194,7 +194,7 @@ def _registry_routes(services: RegisteredModels, problems: dict[int, ResponseSpe
 
     @post("/v1/models", tags=["registry"], summary="Train and register a model (a job)", status_code=202,
           responses=more, operation_class=_TrainOperation)
-    async def train(request: Request, tenant: NamedDependency[str]) -> Response[JobOut] | Response[Any]:
+    async def train(request: Request, tenant: NamedDependency[str]) -> Response[JobOut]:
         """Queue training of a new version of `name`; 202 with the job and its Location (/v1/jobs/{id}).
 
         JSON body (TrainRequest: name, model, data, kind, target, h, freq), or multipart/form-data with the
@@ -216,8 +216,9 @@ def _registry_routes(services: RegisteredModels, problems: dict[int, ResponseSpe
                                        **fields)
         else:
             if media and media != "application/json" and not media.endswith("+json"):
-                return problem(415, f"the body must be JSON (application/json) or multipart/form-data, got '{media}'",
-                               field="content-type")
+                return cast("Response[JobOut]", problem(  # documented 415
+                    415, f"the body must be JSON (application/json) or multipart/form-data, got '{media}'",
+                    field="content-type"))
             raw = await request.body()
 
             def submit() -> Any:  # decoding a large body is CPU work too: off the event loop

@@ -417,7 +417,7 @@ def explain(
     data: Any,
     *,
     model: SpecLike | Forecaster,
-    h: int,
+    h: int | None,
     freq: str | int | None = None,
     X_future: Any = None,
     fill_missing: FillPolicy | None = None,
@@ -450,6 +450,10 @@ def explain(
     """
     from forecasting.explanation import explain_forecast
 
+    from forecasting.tabular import TabularModel
+
+    if isinstance(model, TabularModel):  # a table model explains the rows given (h does not apply)
+        return explain_rows(model, data, limits=limits, registered=registered)
     h = validate_h(h, max_h=limits.max_h)
     notes: list[str] = []
     if isinstance(model, ModelSpec | str | dict):
@@ -462,10 +466,6 @@ def explain(
         fitted.fit(panel)
         explanation = explain_forecast(fitted, h, X_future=X_future)
         return ExplainResult(explanation=explanation, model=spec.name, notes=[*panel.report.notes, *notes])
-    from forecasting.tabular import TabularModel
-
-    if isinstance(model, TabularModel):  # a table model explains the rows given
-        return explain_rows(model, data, limits=limits, registered=registered)
     require_capability(model, "explain")
     history = None
     if data is not None:
