@@ -191,6 +191,12 @@ def _registry_routes(services: RegisteredModels, problems: dict[int, ResponseSpe
                               media_type=problem_json),
             409: ResponseSpec(Problem, description="Conflict: an alias points at the version, the job has finished.",
                               media_type=problem_json)}
+    return [_train_route(services, more), *_store_routes(services, more), *_use_routes(services, more),
+            *_job_routes(services, more)]
+
+
+def _train_route(services: RegisteredModels, more: dict[int, ResponseSpec]) -> Any:
+    """POST /v1/models: a training job, from JSON or multipart."""
 
     @post("/v1/models", tags=["registry"], summary="Train and register a model (a job)", status_code=202,
           responses=more, operation_class=_TrainOperation)
@@ -230,6 +236,12 @@ def _registry_routes(services: RegisteredModels, problems: dict[int, ResponseSpe
             job = await sync_to_thread(submit)
         return Response(job_out(job), status_code=HTTP_202_ACCEPTED, headers={"Location": f"/v1/jobs/{job.id}"})
 
+    return train
+
+
+def _store_routes(services: RegisteredModels, more: dict[int, ResponseSpec]) -> list[Any]:
+    """Listing registered models, their versions and aliases."""
+
     @get("/v1/models", tags=["registry"], summary="The tenant's registered models", sync_to_thread=True)
     def list_registered(tenant: NamedDependency[str]) -> list[ModelSummaryOut]:
         """Each model name with its latest version, version count and aliases."""
@@ -259,6 +271,12 @@ def _registry_routes(services: RegisteredModels, problems: dict[int, ResponseSpe
     def delete_alias(name: FromPath[str], alias: FromPath[str], tenant: NamedDependency[str]) -> None:
         """Remove `name@alias` (the version stays)."""
         services.delete_alias(tenant, name, alias)
+
+    return [list_registered, get_model, delete_version, set_alias, delete_alias]
+
+
+def _use_routes(services: RegisteredModels, more: dict[int, ResponseSpec]) -> list[Any]:
+    """Using a registered version: forecast, explain, report, ONNX export, predict."""
 
     @post("/v1/models/{ref:str}/forecast", tags=["registry"], summary="Forecast with a registered model",
           status_code=200, sync_to_thread=True, before_request=_require_json, responses=more)
@@ -311,6 +329,12 @@ def _registry_routes(services: RegisteredModels, problems: dict[int, ResponseSpe
         return PredictResponse(model=info.ref, name=info.name, version=info.version,
                                predictions=predictions.to_dicts())
 
+    return [forecast_registered, explain_registered, report, onnx, predict]
+
+
+def _job_routes(services: RegisteredModels, more: dict[int, ResponseSpec]) -> list[Any]:
+    """The tenant's training jobs."""
+
     @get("/v1/jobs", tags=["jobs"], summary="The tenant's jobs", sync_to_thread=True)
     def list_jobs(tenant: NamedDependency[str], job_state: Annotated[str | None, QueryParameter(name="state")] = None,
                   limit: FromQuery[int] = 100) -> list[JobOut]:
@@ -328,8 +352,7 @@ def _registry_routes(services: RegisteredModels, problems: dict[int, ResponseSpe
         """Cancel a queued or running job (a running one stops at its next step); 409 once finished."""
         return job_out(services.cancel_job(tenant, job_id))
 
-    return [train, list_registered, get_model, delete_version, set_alias, delete_alias, forecast_registered,
-            explain_registered, report, onnx, predict, list_jobs, get_job, cancel_job]
+    return [list_jobs, get_job, cancel_job]
 
 
 _MULTIPART_TRAIN = {
