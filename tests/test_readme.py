@@ -215,3 +215,31 @@ def test_readme_export_example(tmp_path: Path):
     assert "booster_0.onnx: parity on" in out.stdout
     manifest = json.loads((tmp_path / "models" / "air.onnx" / "manifest.json").read_text())
     assert manifest["kind"] == "xgboost" and manifest["parity"]["booster_0.onnx"]["batch_1"]["max_rel_diff"] < 1e-4
+
+
+def test_readme_python_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The README's Python block runs as written (in a scratch folder holding datasets/air_passengers.csv)."""
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    assert len(blocks) == 1
+    _scratch_with_air_passengers(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, object] = {}
+    exec(compile(blocks[0], "README.md", "exec"), scope)  # noqa: S102 - the README's own example
+    import pandas as pd
+
+    result = scope["result"]
+    assert isinstance(result.forecasts, pd.DataFrame) and len(result.forecasts) == 12  # type: ignore[attr-defined]
+    assert list(result.forecasts.columns) == ["unique_id", "ds", "AutoETS", "AutoETS-lo-80", "AutoETS-hi-80"]  # type: ignore[attr-defined]
+    assert result.spec.params == {"season_length": 12}  # type: ignore[attr-defined]
+    assert any("season_length=12" in n for n in result.notes)  # type: ignore[attr-defined]
+    backtest = scope["backtest"]
+    assert list(backtest.columns) == ["unique_id", "ds", "cutoff", "y", "SeasonalNaive"] and len(backtest) == 24  # type: ignore[attr-defined]
+    # seasonal naive on the last window: 1960's forecasts repeat 1959 (Jan 1959: 360)
+    assert float(backtest["SeasonalNaive"].iloc[12]) == 360.0  # type: ignore[attr-defined]
+    shap = scope["shap"]
+    assert shap.n_rows == 12 and shap.additivity_error < 1e-3  # type: ignore[attr-defined]
+    same = scope["same"]
+    import numpy as np
+
+    direct = scope["fc"].forecast(scope["df"], model=scope["model"], h=12).forecasts  # type: ignore[attr-defined]
+    np.testing.assert_allclose(same.forecasts["XGBoost"], direct["XGBoost"], rtol=1e-6)  # type: ignore[attr-defined]
