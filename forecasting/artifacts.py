@@ -55,6 +55,7 @@ __all__ = [
     "sha256_file",
     "temp_folder",
     "verify",
+    "verify_bytes",
     "verify_digest",
     "verify_export",
     "verify_file",
@@ -300,15 +301,7 @@ def _compare(folder: Path, expected: Mapping[str, Any], *, where: str, skip: Col
                 f"refusing to load it"
             )
             raise ArtifactIntegrityError(msg, field="model", details={**base, "file": rel, "expected": None})
-        digest = sha256_file(actual[rel])
-        if digest != expected[rel]:
-            msg = (
-                f"{where}: file {rel} has changed (sha256 {digest[:12]}..., expected {str(expected[rel])[:12]}...); "
-                f"refusing to load it"
-            )
-            raise ArtifactIntegrityError(
-                msg, field="model",
-                details={**base, "file": rel, "expected": expected[rel], "actual": digest})
+        _check_digest(sha256_file(actual[rel]), expected[rel], where=where, file=rel, base=base)
 
 
 def read_manifest(folder: str | os.PathLike[str], *, manifest: str = MODEL_MANIFEST) -> dict[str, Any]:
@@ -416,18 +409,30 @@ def verify_file(path: str | os.PathLike[str], sha256: str, *, where: str) -> Non
     path = Path(path)
     if not path.is_file():
         msg = f"{where}: file {path.name} is missing; refusing to load it"
-        raise ArtifactIntegrityError(msg, field="model",
-                                     details={"path": str(path.parent), "file": path.name, "expected": sha256,
-                                              "actual": None})
-    digest = sha256_file(path)
+        raise ArtifactIntegrityError(msg, field="model", details={"path": str(path.parent), "file": path.name,
+                                                                  "expected": sha256, "actual": None})
+    _check_digest(sha256_file(path), sha256, where=where, file=path.name, base={"path": str(path.parent)})
+
+
+def verify_bytes(data: bytes, sha256: str, *, where: str, folder: str | os.PathLike[str], file: str) -> None:
+    """Check bytes already read from ``folder/file`` against the file's recorded sha256 (so what is checked
+    is what will be used, with no second read).
+
+    Raises
+    ------
+    ArtifactIntegrityError
+        The sha256 differs, naming the file.
+    """
+    _check_digest(hashlib.sha256(data).hexdigest(), sha256, where=where, file=file, base={"path": str(folder)})
+
+
+def _check_digest(digest: str, sha256: str, *, where: str, file: str, base: Mapping[str, Any]) -> None:
+    """The one "file has changed" refusal."""
     if digest != sha256:
-        msg = (
-            f"{where}: file {path.name} has changed (sha256 {digest[:12]}..., expected {sha256[:12]}...); refusing "
-            f"to load it"
-        )
-        raise ArtifactIntegrityError(
-            msg, field="model",
-            details={"path": str(path.parent), "file": path.name, "expected": sha256, "actual": digest})
+        msg = (f"{where}: file {file} has changed (sha256 {digest[:12]}..., expected {str(sha256)[:12]}...); "
+               f"refusing to load it")
+        raise ArtifactIntegrityError(msg, field="model",
+                                     details={**base, "file": file, "expected": sha256, "actual": digest})
 
 
 #: graphs an export of each kind writes (xgboost: booster_0.onnx, booster_1.onnx, ...)

@@ -64,8 +64,10 @@ from typing import Any, Literal, TypedDict
 import numpy as np
 import polars as pl
 
+from forecasting import artifacts
 from forecasting.devices import resolve_device
 from forecasting.errors import (
+    ArtifactIntegrityError,
     CapabilityError,
     InvalidInputError,
     InvalidParameterError,
@@ -819,8 +821,11 @@ class TabularModel:
             ``model folder '...' is damaged or incomplete: <reason>`` for any folder that
             cannot be loaded as saved: a file missing or unreadable, metadata that is not this
             format or not of the expected shape (keys, types, lengths consistent with the
-            features and categories), a booster that fails its recorded sha256, cannot be read,
-            or does not match the metadata's features.
+            features and categories), a booster that cannot be read or does not match the
+            metadata's features.
+        ArtifactIntegrityError
+            The booster's bytes differ from the sha256 recorded in ``metadata.json``
+            (:func:`forecasting.artifacts.verify_bytes`), naming the file.
         InvalidParameterError
             If ``device`` is invalid.
         """
@@ -829,6 +834,8 @@ class TabularModel:
         folder = Path(path)
         try:
             return cls._load_folder(folder, device)
+        except ArtifactIntegrityError:
+            raise
         except _Damaged as exc:
             reason = str(exc)
             cause: BaseException = exc
@@ -870,13 +877,8 @@ class TabularModel:
                 msg = f"the booster file {art['file']} is missing"
                 raise _Damaged(msg)
             raw = booster_path.read_bytes()
-            actual = hashlib.sha256(raw).hexdigest()
-            if actual != art["sha256"]:
-                msg = (
-                    f"booster {booster_path} fails its checksum: sha256 expected {art['sha256']}, "
-                    f"got {actual}"
-                )
-                raise _Damaged(msg)
+            artifacts.verify_bytes(raw, art["sha256"], where=f"model folder '{folder}'", folder=folder,
+                                   file=art["file"])  # ArtifactIntegrityError, as every sealed artifact
             booster = xgb.Booster()
             try:
                 booster.load_model(bytearray(raw))

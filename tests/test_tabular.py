@@ -23,7 +23,13 @@ import polars as pl
 import pytest
 
 from forecasting.datasets import load_bike_sharing, load_california_housing
-from forecasting.errors import CapabilityError, InvalidInputError, InvalidParameterError, NotFittedError
+from forecasting.errors import (
+    ArtifactIntegrityError,
+    CapabilityError,
+    InvalidInputError,
+    InvalidParameterError,
+    NotFittedError,
+)
 from forecasting.explanation import Explanation
 from forecasting.tabular import TabularModel, cross_validate
 
@@ -181,7 +187,7 @@ def test_tampered_booster_is_refused(housing_xgb, tmp_path: Path) -> None:
     raw = bytearray((folder / "model.ubj").read_bytes())
     raw[-10] ^= 0xFF
     (folder / "model.ubj").write_bytes(bytes(raw))
-    with pytest.raises(InvalidInputError, match="fails its checksum"):
+    with pytest.raises(ArtifactIntegrityError, match=r"file model.ubj has changed \(sha256 .*\); refusing to load it"):
         TabularModel.load(folder)
 
 
