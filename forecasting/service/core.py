@@ -27,7 +27,7 @@ from forecasting.data import (
 )
 from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidInputError, InvalidParameterError
 from forecasting.models.base import Fallback, Forecaster, require
-from forecasting.models.registry import ModelSpec, make_model, parse_spec
+from forecasting.models.registry import ModelSpec, make_model, parse_spec, resolve_spec
 from forecasting.service.results import CrossValidationResult, ExplainResult, ForecastResult, Registered
 
 __all__ = [
@@ -98,17 +98,15 @@ def check_table_limits(frame: pl.DataFrame, limits: Limits, *, n_series: int | N
 
 # --------------------------------------------------------------------------- the one resolver
 def resolve(spec: SpecLike, panel: Panel) -> tuple[ModelSpec, list[str]]:
-    """The effective spec for ``panel``: derived parameters filled in, and what was derived, as notes.
-
-    ``season_length`` comes from the data's frequency (:func:`forecasting.models.registry.default_season_length`)
-    when the spec leaves it out; series shorter than the seasonal models need get a note.
+    """The effective spec for ``panel`` and the notes on what was derived (:func:`resolve_spec` on the panel).
 
     Parameters
     ----------
     spec : spec
         Registry name, JSON text, dict or :class:`ModelSpec`.
     panel : Panel
-        The validated data.
+        The validated data: its ``freq`` gives the default ``season_length``, its series lengths
+        the notes on series shorter than two seasons.
 
     Returns
     -------
@@ -119,25 +117,7 @@ def resolve(spec: SpecLike, panel: Panel) -> tuple[ModelSpec, list[str]]:
     UnknownModelError, InvalidParameterError
         As :func:`forecasting.models.registry.parse_spec`.
     """
-    spec = parse_spec(spec)
-    notes: list[str] = []
-    params = make_model(spec, freq=panel.freq).get_params()
-    if "season_length" in params and "season_length" not in spec.params:
-        spec = ModelSpec(name=spec.name, params={**spec.params, "season_length": params["season_length"]},
-                         fallback=spec.fallback)
-        origin = f"freq '{panel.freq}'" if isinstance(panel.freq, str) else "integer ds (no calendar: pass season_length)"
-        notes.append(f"season_length={params['season_length']} derived from {origin}")
-    season = params.get("season_length")
-    m = max(season) if isinstance(season, list) else season
-    if isinstance(m, int) and m > 1:
-        need = 3 * m if spec.name == "naive2" else 2 * m
-        short = [u for u, n in panel.lengths.items() if n < need]
-        if short and spec.name not in ("seasonal_naive", "mstl"):  # those two refuse short series outright
-            listed = ", ".join(f"'{u}'" for u in short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
-            notes.append(f"{len(short)} series ({listed}) have fewer than {need} observations ({need // m} seasons "
-                         f"of {m}): '{spec.name}' may fit them without a seasonal component, as it needs about "
-                         f"{need // m} seasons to estimate one")
-    return spec, notes
+    return resolve_spec(spec, freq=panel.freq, lengths=panel.lengths)
 
 
 # --------------------------------------------------------------------------- forecast
