@@ -218,4 +218,4 @@ def test_a_registered_forecast_validates_the_history_once(tmp_path: Path) -> Non
         sys.setprofile(None)
         store.close()
     assert result.forecasts.height == 12
-    assert counts["validate_panel"] == 1
+    assert counts["validate_panel"] == 1 and counts["parse_spec"] == 1
