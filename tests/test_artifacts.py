@@ -1,11 +1,9 @@
-"""Sealing and verifying artifacts (forecasting.artifacts), the store's independence from the model families, and
-one HTTP status for every server-side integrity failure."""
+"""Sealing and verifying artifacts (forecasting.artifacts), and one HTTP status for every server-side integrity
+failure."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,17 +67,6 @@ def test_load_refuses_a_folder_that_is_not_a_model(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"is not a saved model folder") as err:
         load(tmp_path)
     assert not isinstance(err.value, ArtifactIntegrityError)
-
-
-def test_store_imports_no_model_family() -> None:
-    """The store knows versions, aliases and jobs, never a model family (nor the export, runtime or explainers)."""
-    code = ("import sys, forecasting.store, forecasting.artifacts; "
-            "bad = sorted(m for m in sys.modules if m.startswith(('forecasting.models', 'forecasting.export', "
-            "'forecasting.runtime', 'forecasting.tabular', 'forecasting.explain', 'forecasting.loading', 'xgboost', "
-            "'torch', 'neuralforecast', 'statsforecast', 'onnxruntime', 'sklearn')) or m == 'forecasting.features'); "
-            "print(bad); sys.exit(1 if bad else 0)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr
 
 
 # --------------------------------------------------------------------------- over HTTP

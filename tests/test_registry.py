@@ -7,6 +7,8 @@ processes, shared by one module-scoped runner so their start-up is paid once.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -198,6 +200,17 @@ def test_delete_refuses_an_aliased_version_unless_forced(registry: Store, tmp_pa
         registry.get("demand", tenant="acme")
     with pytest.raises(NotFoundError):
         registry.delete_version("demand", 1, "acme")
+
+
+def test_store_imports_no_model_family() -> None:
+    """The store knows versions, aliases and jobs, never a model family (nor the export, runtime or explainers)."""
+    code = ("import sys, forecasting.store, forecasting.artifacts; "
+            "bad = sorted(m for m in sys.modules if m.startswith(('forecasting.models', 'forecasting.export', "
+            "'forecasting.runtime', 'forecasting.tabular', 'forecasting.explain', 'forecasting.loading', 'xgboost', "
+            "'torch', 'neuralforecast', 'statsforecast', 'onnxruntime', 'sklearn')) or m == 'forecasting.features'); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 # --------------------------------------------------------------------------- integrity
