@@ -57,7 +57,7 @@ from forecasting.benchmarks.leaderboard import markdown_table, write_html
 from forecasting.data import validate_levels, validate_panel
 from forecasting.errors import InvalidParameterError, ModelFitError
 from forecasting.evaluation import evaluate
-from forecasting.models import REGISTRY, ModelSpec, default_season_length, make_model, parse_spec
+from forecasting.models import ModelSpec, default_season_length, make_model, parse_spec, resolve_spec
 
 __all__ = ["BenchData", "BenchResult", "Task", "code_version", "load_bench_data", "plan_tasks", "run_benchmark",
            "run_task", "write_results"]
@@ -192,14 +192,7 @@ def effective_spec(spec: ModelSpec, *, season_length: int, calendar_freq: str | 
     Multi-season models (``mstl``, ``ensemble``) get every conventional period of the
     calendar frequency (hourly: [24, 168]).
     """
-    entry = REGISTRY[spec.name]
-    params = dict(spec.params)
-    if "season_length" in entry.params.__struct_fields__ and params.get("season_length") is None:
-        multi = default_season_length(calendar_freq, multiple=True) if entry.multi_season else season_length
-        if entry.multi_season and isinstance(multi, int):
-            multi = season_length
-        params["season_length"] = multi
-    return ModelSpec(name=spec.name, params=params, fallback=spec.fallback)
+    return resolve_spec(spec, freq=calendar_freq, season_length=season_length)[0]
 
 
 def canonical(spec: ModelSpec) -> str:

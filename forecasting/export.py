@@ -376,24 +376,20 @@ def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool =
         The graph's outputs differ from the native model's beyond :data:`TOLERANCE`
         (the message gives the max absolute and relative difference).
     """
-    from forecasting.models.neural import NeuralForecaster
+    from forecasting.models.base import require
     from forecasting.models.xgb import XGBoostForecaster
     from forecasting.tabular import TabularModel
 
     if isinstance(model, TabularModel):
         if not model.is_fitted:
             raise NotFittedError("the tabular model is not fitted: nothing to export")
-    elif isinstance(model, XGBoostForecaster | NeuralForecaster):
-        if not (hasattr(model, "boosters_") or hasattr(model, "net_")):
+    else:
+        require(model, "export")  # the CapabilityError says why (statistical models are refit, ...)
+        if not model.is_fitted:
             raise NotFittedError(f"model '{model.name}' is not fitted: nothing to export")
         if quantize and isinstance(model, XGBoostForecaster):
             raise InvalidParameterError("quantize applies to the networks (nhits, tft), not to tree models",
                                         field="quantize")
-    else:
-        name = getattr(model, "name", type(model).__name__)
-        raise CapabilityError(f"model '{name}' has no ONNX export: statistical models are refit from each request's "
-                              f"history (nothing is trained ahead to export); export xgboost, nhits, tft or a "
-                              f"tabular model", field="model")
     target = Path(output)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = artifacts.temp_folder(target)

@@ -47,6 +47,7 @@ import polars as pl
 
 from forecasting.data import Panel, validate_h, validate_levels, validate_panel
 from forecasting.errors import CapabilityError, ForecastingError, InvalidInputError, InvalidParameterError
+from forecasting.models.base import BaseForecaster, capabilities_of
 
 __all__ = ["SELECTIONS", "WrittenReport", "build_report", "write_report"]
 
@@ -289,7 +290,7 @@ def _build(model: Any, panel_or_frame: Any, *, h: int, level: Sequence[float] = 
     metrics = _validation(spec_dict, panel, h, levels, season, validation, alias, n_jobs, doc)
     doc.sections.append(("model-card", "Model card", _model_card(forecaster, spec_dict, panel, data_name, h,
                                                                  levels_used, season, metrics, fitted_here)))
-    if hasattr(forecaster, "explain"):
+    if capabilities_of(forecaster).can_explain:
         _shap_sections(doc, forecaster, panel, history, h, chosen)
     else:
         _decomposition_section(doc, forecaster, panel, chosen, season)
@@ -307,12 +308,12 @@ def _check_select(select: Sequence[str]) -> list[str]:
 
 
 def _is_fitted(model: Any) -> bool:
-    return any(hasattr(model, a) for a in ("boosters_", "states_", "panel_"))
+    return isinstance(model, BaseForecaster) and model.is_fitted
 
 
 def _forecast(model: Any, h: int, history: Any, levels: tuple[float | int, ...],
               doc: _Doc) -> tuple[pl.DataFrame, tuple[float | int, ...]]:
-    if levels and not getattr(model, "supports_intervals", True):
+    if levels and not capabilities_of(model).supports_intervals:
         doc.notes.append(f"model '{model.name}' gives no prediction intervals: forecasts are shown without them")
         levels = ()
     try:
@@ -327,7 +328,7 @@ def _forecast(model: Any, h: int, history: Any, levels: tuple[float | int, ...],
 def _season_length(model: Any, panel: Panel) -> int:
     from forecasting.models.registry import default_season_length
 
-    m = getattr(model, "season_length", None)
+    m = model.get_params().get("season_length") if isinstance(model, BaseForecaster) else None
     if m is None:
         m = default_season_length(panel.freq)
     if isinstance(m, (list, tuple)):
@@ -442,9 +443,9 @@ def _validation(spec: dict[str, Any], panel: Panel, h: int, levels: tuple[float 
 def _model_card(model: Any, spec: dict[str, Any], panel: Panel, data_name: str | None, h: int,
                 levels: tuple[float | int, ...], season: int, metrics: dict[str, Any] | None, fitted_here: bool) -> str:
     rows = [("model", spec.get("name", "")), ("output column", getattr(model, "alias", "")),
-            ("family", "global (one model over all series)" if getattr(model, "is_global", False)
+            ("family", "global (one model over all series)" if capabilities_of(model).is_global
              else "local (one model per series)"),
-            ("explanations", "exact TreeSHAP" if hasattr(model, "explain") else "decomposition (no SHAP values)"),
+            ("explanations", "exact TreeSHAP" if capabilities_of(model).can_explain else "decomposition (no SHAP values)"),
             ("fitted", "on this data" if fitted_here else "before the report (loaded or given fitted)"),
             ("horizon h", str(h)), ("interval levels", ", ".join(f"{_lv(v)}%" for v in levels) or "none")]
     if spec.get("fallback"):
@@ -514,7 +515,7 @@ def _shap_sections(doc: _Doc, model: Any, panel: Panel, history: Any, h: int, ch
     top = imp.head(_TOP_FEATURES)
     # importance over history rows (as the model saw in training), for comparison
     hist_imp: dict[str, float] = {}
-    if hasattr(model, "global_importance"):
+    if capabilities_of(model).has_global_importance:
         try:
             gi = model.global_importance(panel, max_rows=5000, seed=0)
             hist_imp = dict(zip(gi["feature"].to_list(), gi["mean_abs_shap"].to_list(), strict=True))

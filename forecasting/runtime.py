@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from forecasting.artifacts import verify_export
 from forecasting.errors import ArtifactIntegrityError, CapabilityError, ForecastingError, InvalidInputError
-from forecasting.models.neural import NeuralForecaster, _NEURAL
+from forecasting.models.base import Capabilities
+from forecasting.models.global_base import GLOBAL_CAPABILITIES
+from forecasting.models.neural import NeuralForecaster, network_class
 from forecasting.models.xgb import XGBoostForecaster
 from forecasting.tabular import TabularModel
 
@@ -72,6 +75,14 @@ class OnnxForecaster(_ExportedOnly):
 
     ``OnnxForecaster.load(path)`` is :func:`load_onnx`.
     """
+
+    capabilities: ClassVar[Capabilities] = replace(GLOBAL_CAPABILITIES, can_explain=False, can_save=False,
+                                                   can_export=False, honours_time_limit=False, why_not={
+        "explain": "explanations need the native model (SHAP runs on the library that trained it)",
+        "global_importance": "explanations need the native model (SHAP runs on the library that trained it)",
+        "save": "an ONNX-exported model is already an artifact: copy its folder",
+        "export": "it is already an ONNX export",
+        "time_limit": "an ONNX-exported model forecasts only; it does not train"})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, quantized: bool = False, threads: int | None = None) -> Any:
@@ -176,8 +187,8 @@ def load_onnx(path: str | os.PathLike[str], *, quantized: bool = False, threads:
             model: Any = OnnxXGBoostForecaster._restore(folder, meta)
             model.boosters_ = [_session(folder / g, threads) for g in manifest["graphs"]]
             model.device_ = "cpu"
-        elif kind in _NEURAL:
-            cls = type(f"Onnx{_NEURAL[kind].__name__}", (OnnxNeuralForecaster, _NEURAL[kind]), {})
+        elif (native := network_class(str(kind))) is not None:
+            cls = type(f"Onnx{native.__name__}", (OnnxNeuralForecaster, native), {})
             model = cls._restore(folder, meta)
             graph = manifest["graphs"][0]
             if quantized:

@@ -4,6 +4,8 @@ hand-computed forecasts, a regression pin against statsforecast, and per-series 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +23,19 @@ from forecasting.errors import (
     ModelFitError,
     NotFittedError,
 )
-from forecasting.models import REGISTRY, Forecaster, LocalForecaster, make_model, model_names
+from forecasting.models import (
+    REGISTRY,
+    BaseForecaster,
+    Capabilities,
+    Forecaster,
+    LocalForecaster,
+    capabilities_of,
+    make_model,
+    model_names,
+    parse_spec,
+    require,
+    resolve_spec,
+)
 
 H = 12
 LEVELS = [80, 95]
@@ -124,7 +138,7 @@ def test_predict_with_history_refits(name: str, air: pl.DataFrame) -> None:
     history = air.head(120)  # ends 1958-12
     out = model.predict(6, history=history)
     assert out["ds"].to_list() == _months_after(dt.datetime(1958, 12, 1), 6)
-    if model.is_global:
+    if model.capabilities.is_global:
         # a global model forecasts the new history without retraining: the fitted state is unchanged
         assert model.predict(1)["ds"].to_list() == [dt.datetime(1961, 1, 1)]
         again = model.predict(6, history=history)
@@ -139,7 +153,7 @@ def test_predict_with_history_refits(name: str, air: pl.DataFrame) -> None:
 @ALL
 def test_exogenous_columns_refused(name: str, air: pl.DataFrame) -> None:
     model = _model(name)
-    if model.supports_exog:
+    if model.capabilities.supports_exog:
         # a model that uses them needs their future values, and says which are missing
         model.fit(air.with_columns(pl.lit(1.0).alias("price")))
         with pytest.raises(InvalidInputError, match=r"X_future is required.*\['price'\]"):
@@ -152,7 +166,7 @@ def test_exogenous_columns_refused(name: str, air: pl.DataFrame) -> None:
 @ALL
 def test_x_future_refused(name: str, air: pl.DataFrame) -> None:
     model = _model(name).fit(air)
-    if model.supports_exog:
+    if model.capabilities.supports_exog:
         pytest.skip("models that use exogenous columns accept X_future (tested in their own suite)")
     X_future = pl.DataFrame({"unique_id": ["AirPassengers"], "ds": [dt.datetime(1961, 1, 1)], "price": [1.0]})
     with pytest.raises(CapabilityError, match=r"X_future is not accepted") as err:
@@ -179,9 +193,183 @@ def test_min_train_length_is_enforced_and_sufficient(name: str, air: pl.DataFram
         assert err.value.details["series"] == {"AirPassengers": {"length": n - 1, "minimum": n}}
     fitted = _model(name).fit(validate_panel(air.head(n), freq="1mo"))
     # a global model's intervals also need held-out calibration windows beyond its minimum length
-    out = fitted.predict(3, level=[] if fitted.is_global else [80])
+    out = fitted.predict(3, level=[] if fitted.capabilities.is_global else [80])
     assert out.height == 3
     assert all(out[c].is_finite().all() for c in out.columns[2:])
+
+
+# ----------------------------------------------------------------------------- declared capabilities
+#: the whole registry, fitted once per model (tiny settings: the contract, not the accuracy, is tested here)
+TINY = {**SMALL, "xgboost": {"n_estimators": 10},
+        "ensemble": {"members": [{"name": "xgboost", "params": {"n_estimators": 10}}, "seasonal_naive"]}}
+_FITTED: dict[str, Any] = {}
+
+
+def _fitted(name: str, air: pl.DataFrame) -> Any:
+    if name not in _FITTED:
+        _FITTED[name] = make_model({"name": name, "params": TINY.get(name, {})}, freq="1mo").fit(air)
+    return _FITTED[name]
+
+
+@ALL
+def test_make_model_builds_the_registered_class_from_its_params_struct(name: str) -> None:
+    model = _model(name)
+    entry = REGISTRY[name]
+    assert type(model) is entry.load()
+    assert isinstance(model, BaseForecaster) and isinstance(model, Forecaster)
+    assert type(model).params_type is entry.params  # the struct is declared once, on the generic base
+    assert isinstance(model.params, entry.params)
+    assert isinstance(model.capabilities, Capabilities)
+
+
+@ALL
+def test_params_round_trip(name: str) -> None:
+    """get_params -> spec -> make_model gives the same parameters (each declared once, in the struct)."""
+    model = _model(name)
+    params = model.get_params()
+    again = make_model({"name": name, "params": params}, freq="1mo")
+    assert again.get_params() == params
+    assert again.params == model.params
+    # keyword construction goes through the same struct (and its validation)
+    assert type(model)(**params).get_params() == params
+    with pytest.raises(InvalidParameterError, match=rf"model '{name}': invalid parameter 'no_such_parameter'"):
+        type(model)(no_such_parameter=1)
+
+
+@ALL
+def test_save_load_round_trip_or_capability_error(name: str, air: pl.DataFrame, tmp_path: Path) -> None:
+    model = _fitted(name, air)
+    if not model.capabilities.can_save:
+        with pytest.raises(CapabilityError, match=rf"model '{name}' cannot be saved") as err:
+            model.save(tmp_path / "m")
+        assert err.value.details == {"model": name, "capability": "save"}
+        with pytest.raises(CapabilityError):
+            type(model).load(tmp_path / "m")
+        assert not (tmp_path / "m").exists()
+        return
+    loaded = type(model).load(model.save(tmp_path / "m"))
+    assert type(loaded) is type(model)
+    assert loaded.get_params() == {**model.get_params(), "device": loaded.get_params()["device"]}
+    assert loaded.predict(H, level=[80]).equals(model.predict(H, level=[80]))
+
+
+@ALL
+def test_explain_or_capability_error(name: str, air: pl.DataFrame) -> None:
+    from forecasting.explanation import Explanation, explain_forecast
+
+    model = _fitted(name, air)
+    if not model.capabilities.can_explain:
+        for call in (lambda: model.explain(2), lambda: explain_forecast(model, 2)):
+            with pytest.raises(CapabilityError, match=rf"model '{name}' cannot explain its forecasts: ") as err:
+                call()
+            assert err.value.details["capability"] == "explain"
+        return
+    explanation = model.explain(2)
+    assert isinstance(explanation, Explanation)
+    assert explanation.rows.height == 2  # one series, h rows
+
+
+@ALL
+def test_onnx_export_or_capability_error(name: str, air: pl.DataFrame, tmp_path: Path) -> None:
+    from forecasting.export import export_model
+
+    model = _fitted(name, air)
+    if not model.capabilities.can_export:
+        with pytest.raises(CapabilityError, match=rf"model '{name}' cannot be exported to ONNX: ") as err:
+            export_model(model, tmp_path / "x")
+        assert err.value.details == {"model": name, "capability": "export"}
+        assert not (tmp_path / "x").exists()
+        return
+    from forecasting.runtime import load_onnx
+
+    folder = export_model(model, tmp_path / "x", sample_series=1)  # the export itself checks parity
+    onnx = load_onnx(folder)
+    np.testing.assert_allclose(onnx.predict(H)[onnx.alias].to_numpy(), model.predict(H)[model.alias].to_numpy(),
+                               rtol=1e-4)
+    assert not onnx.capabilities.can_explain and not onnx.capabilities.can_save
+
+
+@ALL
+def test_declared_progress_and_time_limit_match_behaviour(name: str, air: pl.DataFrame) -> None:
+    from forecasting.errors import TimeLimitError
+
+    caps = _model(name).capabilities
+    if caps.reports_progress:
+        model = _model(name)
+        seen: list[tuple[float, str]] = []
+        model.progress = lambda done, message: seen.append((done, message))
+        model.fit(air)
+        assert seen and 0 <= seen[-1][0] <= 1
+    model = _model(name)
+    model.deadline = 0.0  # long past
+    if caps.honours_time_limit:
+        with pytest.raises(TimeLimitError):
+            model.fit(air)
+
+
+@ALL
+def test_declared_intervals_and_exog_match_behaviour(name: str, air: pl.DataFrame) -> None:
+    model = _fitted(name, air)
+    caps = model.capabilities
+    assert caps.supports_intervals  # every registered model gives intervals (a local model that cannot: below)
+    assert model.predict(2, level=[80]).width == 5
+    assert caps.is_global == (REGISTRY[name].family in ("machine-learning", "deep-learning"))
+    assert caps.supports_exog == caps.is_global
+
+
+def test_require_names_the_model_the_capability_and_why() -> None:
+    model = make_model("auto_ets")
+    with pytest.raises(CapabilityError, match=r"model 'auto_ets' cannot be exported to ONNX: statistical models are "
+                                              r"refit from each request's history") as err:
+        require(model, "export")
+    assert err.value.field == "model" and err.value.details == {"model": "auto_ets", "capability": "export"}
+    require(model, "intervals")  # declared: no error
+    assert capabilities_of(model) is type(model).capabilities
+    with pytest.raises(CapabilityError, match=r"model 'object' cannot explain its forecasts"):
+        require(object(), "explain")  # not a forecaster: no capabilities
+    with pytest.raises(ValueError, match=r"unknown capability 'fly'"):
+        require(model, "fly")  # type: ignore[arg-type]  # a programming error, refused
+
+
+def test_one_registry_of_model_names() -> None:
+    """The networks are found through REGISTRY (no second name -> class table in the neural module)."""
+    import forecasting.models.neural as neural
+
+    assert not [v for v in vars(neural).values() if isinstance(v, dict) and "nhits" in v and v is not REGISTRY]
+    assert neural.network_class("nhits") is REGISTRY["nhits"].load()
+    assert neural.network_class("xgboost") is None and neural.network_class("nope") is None
+
+
+# ----------------------------------------------------------------------------- the effective spec
+def test_resolve_spec_derives_season_length_and_says_so() -> None:
+    spec, notes = resolve_spec("auto_ets", freq="1d")
+    assert spec.params == {"season_length": 7} and notes == ["season_length=7 derived from freq '1d'"]
+    spec, notes = resolve_spec("mstl", freq="1h")
+    assert spec.params == {"season_length": [24, 168]}
+    spec, notes = resolve_spec("naive2", freq=1)
+    assert spec.params == {"season_length": 1}
+    assert notes == ["season_length=1 derived from integer ds (no calendar: pass season_length)"]
+    # given: untouched, no note; models without a season: untouched
+    assert resolve_spec({"name": "auto_ets", "params": {"season_length": 12}}, freq="1d") == (
+        parse_spec({"name": "auto_ets", "params": {"season_length": 12}}), [])
+    assert resolve_spec("naive", freq="1h") == (parse_spec("naive"), [])
+
+
+def test_resolve_spec_with_a_known_season_and_series_lengths() -> None:
+    # a dataset's own season (M4 Hourly: 24): single-season models take it, multi-season ones the calendar's periods
+    assert resolve_spec("xgboost", freq="1h", season_length=24)[0].params == {"season_length": 24}
+    assert resolve_spec("mstl", freq="1h", season_length=24)[0].params == {"season_length": [24, 168]}
+    assert resolve_spec("mstl", freq="1mo", season_length=12)[0].params == {"season_length": 12}
+    assert resolve_spec("xgboost", freq=None, season_length=[24, 168])[0].params == {"season_length": 24}
+    _, notes = resolve_spec("auto_ets", freq="1d", lengths={"a": 30, "b": 10})
+    assert notes[1] == ("1 series ('b') have fewer than 14 observations (2 seasons of 7): 'auto_ets' may fit them "
+                        "without a seasonal component, as it needs about 2 seasons to estimate one")
+
+
+def test_make_model_uses_the_resolved_spec() -> None:
+    for name, freq in (("auto_ets", "1d"), ("mstl", "1h"), ("xgboost", "15m"), ("ensemble", "1h")):
+        spec, _ = resolve_spec(name, freq=freq)
+        assert make_model(name, freq=freq).get_params()["season_length"] == spec.params["season_length"]
 
 
 # ----------------------------------------------------------------------------- by hand
@@ -272,7 +460,7 @@ class _LastValue(LocalForecaster):
 
 class _NoIntervals(_LastValue):
     name = "no_intervals"
-    supports_intervals = False
+    capabilities = replace(LocalForecaster.capabilities, supports_intervals=False)
 
 
 class _FailsOnNegative(_LastValue):

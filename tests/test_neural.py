@@ -336,7 +336,7 @@ def test_log_target_is_the_network_of_log_y_exponentiated(tmp_path: Path) -> Non
     # the second block reads the first block's median as history: in y units for one, log units for the other
     np.testing.assert_allclose(ours["NHITS"].to_numpy()[12:], np.exp(theirs["NHITS"].to_numpy()[12:]), rtol=1e-4)
     loaded = NeuralForecaster.load(logged.save(tmp_path / "m"))
-    assert loaded.target_transform == "log" and loaded.predict(24, level=[80]).equals(ours)
+    assert loaded.params.target_transform == "log" and loaded.predict(24, level=[80]).equals(ours)
 
 
 def test_log_target_refuses_non_positive_values() -> None:

@@ -1,13 +1,21 @@
-"""The ``Forecaster`` protocol and the base class of the local (per-series) models.
+"""The model contract: the ``Forecaster`` protocol, declared capabilities and the common base.
 
-Every model in the zoo, local or global, answers the same two calls::
+Every model in the zoo, local or global, answers the same calls::
 
     fit(panel, *, static=None) -> self
     predict(h, *, history=None, X_future=None, level=()) -> pl.DataFrame
+    explain(h, ...) -> Explanation          # or CapabilityError
+    save(path) -> Path / cls.load(path)     # or CapabilityError
 
-and declares what it can do through capability flags (as darts' ``ForecastingModel``:
-``supports_intervals``, ``supports_exog``, ``is_global``, ``min_train_length``), so
-callers check capabilities instead of catching surprises.
+and *declares* what it can do in a class-level :class:`Capabilities` (as darts'
+``ForecastingModel`` declares ``supports_probabilistic_prediction``,
+``supports_past_covariates``...). Callers read ``model.capabilities`` or call
+:func:`require`, which raises :class:`~forecasting.errors.CapabilityError` naming the
+model, the capability and the reason; nothing is discovered with ``hasattr``.
+
+Each model is built from its parameter struct (a ``msgspec.Struct`` declared once in
+:mod:`forecasting.models.registry`): the constructor stores it (scikit-learn's rule,
+``BaseEstimator``) and ``get_params`` returns it as JSON-ready values.
 
 The forecast frame is ``unique_id, ds, <alias>`` plus ``<alias>-lo-<L>`` and
 ``<alias>-hi-<L>`` for each requested level (Nixtla's naming, so utilsforecast and
@@ -17,34 +25,117 @@ date or integer steps).
 
 from __future__ import annotations
 
-import copy
-import logging
-import math
 import os
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    Literal,
+    Protocol,
+    Self,
+    TypeVar,
+    cast,
+    get_args,
+    runtime_checkable,
+)
 
-import numpy as np
+import msgspec
 import polars as pl
 
-from forecasting.data import (
-    Panel,
-    check_min_length,
-    future_frame,
-    level_columns,
-    to_caller_tz,
-    validate_h,
-    validate_levels,
-    validate_panel,
-)
-from forecasting.errors import CapabilityError, ModelFitError, NotFittedError, TimeLimitError
+from forecasting.data import Panel, validate_panel
+from forecasting.errors import CapabilityError, InsufficientHistoryError, NotFittedError
+from forecasting.models.registry import BaseParams, convert_params
 
-__all__ = ["Fallback", "Forecaster", "LocalForecaster", "as_panel", "split_short"]
+if TYPE_CHECKING:
+    from forecasting.explanation import Explanation
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "BaseForecaster",
+    "Capabilities",
+    "Capability",
+    "Fallback",
+    "Forecaster",
+    "Progress",
+    "as_panel",
+    "capabilities_of",
+    "require",
+    "split_short",
+]
+
+#: A capability a model may declare (the keys :func:`require` accepts).
+Capability = Literal["intervals", "exog", "explain", "global_importance", "save", "export", "progress", "time_limit"]
+
+#: Training-progress callback: (fraction done in [0, 1], message).
+Progress = Callable[[float, str], None]
+
+_FLAG: dict[str, str] = {"intervals": "supports_intervals", "exog": "supports_exog", "explain": "can_explain",
+                         "global_importance": "has_global_importance", "save": "can_save", "export": "can_export",
+                         "progress": "reports_progress", "time_limit": "honours_time_limit"}
+_VERB: dict[str, str] = {"intervals": "give prediction intervals", "exog": "use exogenous columns",
+                         "explain": "explain its forecasts", "global_importance": "give a global feature importance",
+                         "save": "be saved to a folder and loaded back", "export": "be exported to ONNX",
+                         "progress": "report training progress", "time_limit": "stop at a time limit"}
+_ADVICE: dict[str, str] = {"intervals": "ask without level"}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model class can do, declared once on the class (``capabilities: ClassVar[Capabilities]``).
+
+    Attributes
+    ----------
+    supports_intervals : bool
+        ``predict(level=...)`` gives prediction intervals.
+    supports_exog : bool
+        Uses exogenous columns of the panel (and ``X_future``) and static features.
+    is_global : bool
+        One model over every series (forecasts series it never saw from their history).
+    can_explain : bool
+        ``explain(h, ...)`` returns a :class:`~forecasting.explanation.Explanation`.
+    has_global_importance : bool
+        ``global_importance(data)`` returns mean |attribution| per feature.
+    can_save : bool
+        ``save(path)`` writes a folder that ``cls.load(path)`` reads back to identical forecasts.
+    can_export : bool
+        :func:`forecasting.export.export_model` writes an ONNX artifact of it.
+    reports_progress : bool
+        Calls ``model.progress(fraction, message)`` during training.
+    honours_time_limit : bool
+        Stops training with ``TimeLimitError`` once ``model.deadline`` (epoch seconds) passes.
+    why_not : mapping of capability to str
+        Why an absent capability is absent, with advice (used in the error message).
+    """
+
+    supports_intervals: bool = True
+    supports_exog: bool = False
+    is_global: bool = False
+    can_explain: bool = False
+    has_global_importance: bool = False
+    can_save: bool = False
+    can_export: bool = False
+    reports_progress: bool = False
+    honours_time_limit: bool = True
+    why_not: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def has(self, capability: Capability) -> bool:
+        """Whether the capability is declared.
+
+        Raises
+        ------
+        ValueError
+            An unknown capability name (a programming error, not a user's).
+        """
+        if capability not in _FLAG:
+            raise ValueError(f"unknown capability {capability!r}; known: {', '.join(_FLAG)}")
+        return bool(getattr(self, _FLAG[capability]))
+
+
+#: What an object that is not a forecaster of this library can do: nothing.
+NO_CAPABILITIES = Capabilities(supports_intervals=False, honours_time_limit=False)
 
 
 @runtime_checkable
@@ -57,19 +148,35 @@ class Forecaster(Protocol):
         Registry name (``"auto_ets"``).
     alias : str
         Output column name (``"AutoETS"``, the library's class name by default).
-    supports_intervals, supports_exog, is_global : bool
-        Capabilities; asking for what a model lacks raises ``CapabilityError``.
+    capabilities : Capabilities
+        What the model can do (class-level declaration).
+    fallback : Forecaster or None
+        Model used for series too short for this one (or that it fails on).
+    deadline : float or None
+        Epoch seconds after which training stops with ``TimeLimitError``.
+    progress : callable or None
+        Training-progress callback (models that declare ``reports_progress``).
     """
 
-    name: str
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
     alias: str
-    supports_intervals: bool
-    supports_exog: bool
-    is_global: bool
+    fallback: Forecaster | None
+    deadline: float | None
+    progress: Progress | None
 
     @property
     def min_train_length(self) -> int:
         """Fewest observations a series needs for this model."""
+        ...
+
+    @property
+    def fallbacks_(self) -> list[Fallback]:
+        """Series forecast by the fallback model in the last fit, and why."""
+        ...
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters, JSON-ready (a spec's ``params`` that rebuilds this model)."""
         ...
 
     def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> Self:
@@ -87,6 +194,54 @@ class Forecaster(Protocol):
         """Forecast ``h`` steps after each series' end: ``unique_id, ds, <alias>[, intervals]``."""
         ...
 
+    def explain(self, h: int, *, history: Any = None, X_future: Any = None, units: str = "y") -> Explanation:
+        """Attributions of each forecast step (``CapabilityError`` unless ``can_explain``)."""
+        ...
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the fitted model to a folder (``CapabilityError`` unless ``can_save``)."""
+        ...
+
+
+def capabilities_of(model: object) -> Capabilities:
+    """The declared capabilities of a model or model class (:data:`NO_CAPABILITIES` for anything else)."""
+    caps = getattr(model if isinstance(model, type) else type(model), "capabilities", None)
+    return caps if isinstance(caps, Capabilities) else NO_CAPABILITIES
+
+
+def model_name(model: object) -> str:
+    """The registry name of a model or model class (the class name for anything else)."""
+    cls = model if isinstance(model, type) else type(model)
+    name = getattr(cls, "name", None)
+    return name if isinstance(name, str) and name else cls.__name__
+
+
+def require(model: object, capability: Capability, *, field: str = "model") -> None:
+    """Raise unless ``model`` declares ``capability``.
+
+    Parameters
+    ----------
+    model : object
+        A forecaster or forecaster class (anything else has no capabilities).
+    capability : {"intervals", "exog", "explain", "global_importance", "save", "export", "progress", "time_limit"}
+    field : str
+        The request field the error names.
+
+    Raises
+    ------
+    CapabilityError
+        ``model 'auto_ets' cannot explain its forecasts: <why>``, naming the model, the
+        capability and the reason the class declares (with advice), and carrying
+        ``details={"model", "capability"}``.
+    """
+    caps = capabilities_of(model)
+    if caps.has(capability):
+        return
+    name = model_name(model)
+    why = caps.why_not.get(capability, _ADVICE.get(capability))
+    raise CapabilityError(f"model '{name}' cannot {_VERB[capability]}" + (f": {why}" if why else ""), field=field,
+                          details={"model": name, "capability": capability})
+
 
 @dataclass(frozen=True)
 class Fallback:
@@ -101,7 +256,162 @@ class Fallback:
         return {"unique_id": self.unique_id, "model": self.model, "reason": self.reason}
 
 
-def split_short(model: Any, panel: Panel, minimum: int, why: str) -> Panel:
+def as_panel(data: Panel | Any, *, freq: str | int | None = None) -> Panel:
+    """Return ``data`` if it is a :class:`Panel`, else validate it."""
+    return data if isinstance(data, Panel) else validate_panel(data, freq=freq)
+
+
+P = TypeVar("P", bound=msgspec.Struct)
+
+
+class BaseForecaster(Generic[P]):
+    """What every adapter shares: construction from its parameter struct, fitted-state checks, refusals.
+
+    Parameters
+    ----------
+    params : the model's parameter struct, optional
+        An instance of the struct registered for :attr:`name` (e.g. ``XGBoostParams``).
+        Without it, keyword arguments are validated through that struct, so
+        ``XGBoostForecaster(season_length=24, n_estimators=50)`` and
+        ``XGBoostForecaster(XGBoostParams(season_length=24, n_estimators=50))`` are the same.
+    fallback : Forecaster, optional
+        Model used for series that are too short for this one or on which it fails;
+        every such series is listed in ``fallbacks_``. Without a fallback they raise.
+    n_jobs : int, default 1
+        Worker processes (local models) or threads (global models); -1: one per CPU.
+    **kwargs
+        Parameters, when ``params`` is not given.
+
+    Raises
+    ------
+    InvalidParameterError
+        A parameter of the wrong type or range, or an unknown one, named.
+    """
+
+    name: ClassVar[str] = ""
+    default_alias: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    #: the parameter struct, taken from the generic base (``class X(BaseForecaster[XParams])``): declared once
+    params_type: ClassVar[type[msgspec.Struct]] = BaseParams
+    #: attribute set by ``fit`` (and ``load``): its absence means "not fitted"
+    fitted_attribute: ClassVar[str] = "panel_"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            args = get_args(base)
+            if args and isinstance(args[0], type) and issubclass(args[0], msgspec.Struct):
+                cls.params_type = args[0]
+
+    def __init__(self, params: P | None = None, /, *, fallback: Forecaster | None = None, n_jobs: int = 1,
+                 **kwargs: Any) -> None:
+        if params is None:  # params_type is P's runtime class (__init_subclass__), which mypy cannot see
+            params = cast(P, convert_params(self.name, self.params_type, kwargs))
+        elif kwargs:
+            raise TypeError(f"{type(self).__name__}: give the parameter struct or keyword parameters, not both")
+        elif not isinstance(params, self.params_type):
+            raise TypeError(f"{type(self).__name__} takes {self.params_type.__name__}, got {type(params).__name__}")
+        self.params: P = params
+        alias = getattr(params, "alias", None)
+        self.alias: str = alias or self.default_alias
+        self.fallback = fallback
+        self.n_jobs = n_jobs
+        self.deadline: float | None = None  # epoch seconds after which fitting stops with TimeLimitError
+        self.progress: Progress | None = None  # (fraction done, message) during training, where declared
+        self.fallbacks_: list[Fallback] = []  # series handed to the fallback by the last fit (none before one)
+
+    # -- parameters ----------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters as JSON-ready values: the parameter struct without ``alias``."""
+        out = msgspec.to_builtins(self.params)
+        out.pop("alias", None)
+        return out
+
+    @property
+    def min_train_length(self) -> int:
+        """Fewest observations a series needs (1 unless the subclass says more)."""
+        return 1
+
+    # -- fitted state --------------------------------------------------------------
+    @property
+    def is_fitted(self) -> bool:
+        """Whether :meth:`fit` (or ``load``) has run."""
+        return self.fitted_attribute in self.__dict__
+
+    def check_is_fitted(self, before: str = "predict(h)") -> None:
+        """Raise unless fitted (scikit-learn's ``check_is_fitted``).
+
+        Raises
+        ------
+        NotFittedError
+            ``model 'name' is not fitted: call fit(panel) before <before>``.
+        """
+        if not self.is_fitted:
+            raise NotFittedError(f"model '{self.name}' is not fitted: call fit(panel) before {before}")
+
+    # -- the protocol (every family implements these) ------------------------------
+    def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> Self:
+        """Fit on a validated panel (raw frames are validated first). Returns ``self``."""
+        raise NotImplementedError
+
+    def predict(self, h: int, *, history: Panel | Any | None = None, X_future: pl.DataFrame | None = None,
+                level: Sequence[float] = ()) -> pl.DataFrame:
+        """Forecast ``h`` steps after each series' end: ``unique_id, ds, <alias>[, intervals]``."""
+        raise NotImplementedError
+
+    # -- what the class may not do (each raises the CapabilityError that says why) ---
+    def explain(self, h: int, *, history: Any = None, X_future: Any = None, units: str = "y") -> Explanation:
+        """Attributions of each forecast step to the model's inputs.
+
+        Raises
+        ------
+        CapabilityError
+            Unless the class declares ``can_explain`` (and overrides this method).
+        """
+        require(self, "explain")
+        raise NotImplementedError  # pragma: no cover - a class that declares can_explain overrides this
+
+    def global_importance(self, data: Panel | Any | None = None, *, max_rows: int = 10_000,
+                          seed: int = 0) -> pl.DataFrame:
+        """Mean |attribution| per feature over ``data``.
+
+        Raises
+        ------
+        CapabilityError
+            Unless the class declares ``has_global_importance``.
+        """
+        require(self, "global_importance")
+        raise NotImplementedError  # pragma: no cover
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the fitted model to a folder.
+
+        Raises
+        ------
+        CapabilityError
+            Unless the class declares ``can_save``.
+        """
+        require(self, "save")
+        raise NotImplementedError  # pragma: no cover
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> Self:
+        """Read a folder written by :meth:`save`.
+
+        Raises
+        ------
+        CapabilityError
+            Unless the class declares ``can_save``.
+        """
+        require(cls, "save")
+        raise NotImplementedError  # pragma: no cover
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+def split_short(model: BaseForecaster[Any], panel: Panel, minimum: int, why: str) -> Panel:
     """Hand series shorter than ``minimum`` to ``model.fallback`` and return the others (global models).
 
     Sets ``model.fallbacks_`` (one :class:`Fallback` per short series, after fitting the
@@ -114,8 +424,6 @@ def split_short(model: Any, panel: Panel, minimum: int, why: str) -> Panel:
         minimum observations: why)``, naming up to five series and their lengths; the
         details list every one.
     """
-    from forecasting.errors import InsufficientHistoryError
-
     short = {u: n for u, n in panel.lengths.items() if n < minimum}
     model.fallbacks_ = []
     if not short:
@@ -130,228 +438,3 @@ def split_short(model: Any, panel: Panel, minimum: int, why: str) -> Panel:
     model.fallbacks_ = [Fallback(u, model.fallback.name, f"{n} observations, model '{model.name}' needs at least "
                                                          f"{minimum}") for u, n in short.items()]
     return panel.subset([u for u in panel.lengths if u not in short])
-
-
-def as_panel(data: Panel | Any, *, freq: str | int | None = None) -> Panel:
-    """Return ``data`` if it is a :class:`Panel`, else validate it."""
-    return data if isinstance(data, Panel) else validate_panel(data, freq=freq)
-
-
-def _run_fit(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np.ndarray]],
-             deadline: float | None = None) -> list[tuple[str, Any, str | None]]:
-    out = []
-    for i, (uid, y) in enumerate(items):
-        if deadline is not None and time.time() > deadline:
-            raise TimeLimitError(f"fitting stopped after {i} of {len(items)} series: the time limit was reached; send "
-                                 f"fewer or shorter series, or choose a faster model", field="data",
-                                 details={"fitted": i, "series": len(items)})
-        try:
-            out.append((uid, fit_one(y), None))
-        except Exception as exc:  # the underlying library's own errors, reported per series  # noqa: BLE001
-            out.append((uid, None, f"{type(exc).__name__}: {exc}"))
-    return out
-
-
-class LocalForecaster:
-    """Base class of models fitted one series at a time (the statistical zoo).
-
-    Subclasses set the class attributes and implement :meth:`_fit_one` and
-    :meth:`_predict_one`; this class does validation, minimum lengths, per-series
-    failures, fallbacks, parallelism and the output frame.
-
-    Parameters
-    ----------
-    alias : str, optional
-        Output column name; defaults to :attr:`default_alias`.
-    fallback : LocalForecaster, optional
-        Model used for series that are too short for this one or on which it fails;
-        every such series is listed in :attr:`fallbacks_`. Without a fallback they
-        raise ``InsufficientHistoryError`` / ``ModelFitError``.
-    n_jobs : int, default 1
-        Worker processes for fitting (-1: one per CPU).
-    """
-
-    name: ClassVar[str] = ""
-    default_alias: ClassVar[str] = ""
-    supports_intervals: ClassVar[bool] = True
-    supports_exog: ClassVar[bool] = False
-    is_global: ClassVar[bool] = False
-
-    def __init__(self, *, alias: str | None = None, fallback: LocalForecaster | None = None, n_jobs: int = 1):
-        self.alias = alias or self.default_alias
-        self.fallback = fallback
-        self.n_jobs = n_jobs
-        self.deadline: float | None = None  # epoch seconds after which fitting stops with TimeLimitError
-
-    # -- subclass hooks -----------------------------------------------------------
-    @property
-    def min_train_length(self) -> int:
-        """Fewest observations a series needs (1 unless the subclass says more)."""
-        return 1
-
-    def _fit_one(self, y: np.ndarray) -> Any:
-        """Fit one series (float64 array of shape (n,)); return the fitted state."""
-        raise NotImplementedError
-
-    def _predict_one(self, state: Any, h: int, levels: tuple[float, ...]) -> dict[str, np.ndarray]:
-        """Forecast from a fitted state: ``{"mean": (h,), "lo-L": (h,), "hi-L": (h,)}``."""
-        raise NotImplementedError
-
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters (JSON-serialisable)."""
-        return {}
-
-    # -- protocol ------------------------------------------------------------------
-    def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> Self:
-        """Fit every series of ``panel``.
-
-        Raises
-        ------
-        InsufficientHistoryError
-            Series shorter than :attr:`min_train_length` (without a fallback).
-        ModelFitError
-            Series the underlying library fails on (without a fallback), each with
-            the library's reason.
-        CapabilityError
-            Exogenous columns given to a model that cannot use them.
-        """
-        panel = as_panel(panel)
-        if panel.exog and not self.supports_exog:
-            raise CapabilityError(
-                f"model '{self.name}' does not use exogenous columns; drop {', '.join(panel.exog)} or choose a model "
-                f"that supports them", field="data")
-        if static is not None and not self.supports_exog:
-            raise CapabilityError(f"model '{self.name}' does not use static features", field="static")
-        fb_name = self.fallback.name if self.fallback is not None else None
-        short = check_min_length(panel, self.min_train_length, model=self.name, fallback=fb_name)
-        fallbacks: dict[str, str] = {
-            uid: f"{panel.lengths[uid]} observations, model '{self.name}' needs at least {self.min_train_length}"
-            for uid in short}
-        items = [(uid, y) for uid, y in panel.series_values() if uid not in fallbacks]
-        results = self._fit_many(items)
-        states: dict[str, Any] = {}
-        failed: dict[str, str] = {}
-        for uid, state, err in results:
-            if err is None:
-                states[uid] = state
-            else:
-                failed[uid] = err
-        if failed and self.fallback is None:
-            raise ModelFitError(
-                f"model '{self.name}' failed on {len(failed)} series: "
-                + "; ".join(f"series '{u}': {r}" for u, r in list(failed.items())[:5])
-                + ("; ..." if len(failed) > 5 else "") + " (or ask for a fallback model)",
-                field="data", details={"model": self.name, "series": failed})
-        fallbacks.update({u: f"model '{self.name}' failed: {r}" for u, r in failed.items()})
-        fb_states: dict[str, Any] = {}
-        if fallbacks:
-            assert self.fallback is not None
-            fb_panel = panel.subset(fallbacks)
-            self.fallback.fit(fb_panel)
-            fb_states = self.fallback.states_
-        self.panel_ = panel
-        self.states_ = states
-        self.fallback_states_ = fb_states
-        self.fallbacks_ = [Fallback(u, fb_name or "", r) for u, r in fallbacks.items()]
-        return self
-
-    def _fit_many(self, items: list[tuple[str, np.ndarray]]) -> list[tuple[str, Any, str | None]]:
-        n_jobs = (os.cpu_count() or 1) if self.n_jobs == -1 else max(1, self.n_jobs)
-        if n_jobs == 1 or len(items) < 2 * n_jobs:
-            return _run_fit(self._fit_one, items, self.deadline)
-        size = math.ceil(len(items) / (4 * n_jobs))
-        chunks = [items[i:i + size] for i in range(0, len(items), size)]
-        worker = copy.copy(self)  # ship parameters only, not fitted state, to the workers
-        for attr in ("panel_", "states_", "fallback_states_", "fallbacks_", "fallback"):
-            worker.__dict__.pop(attr, None)
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            parts = pool.map(_run_fit, [worker._fit_one] * len(chunks), chunks, [self.deadline] * len(chunks))
-            return [r for part in parts for r in part]
-
-    def predict(
-        self,
-        h: int,
-        *,
-        history: Panel | Any | None = None,
-        X_future: pl.DataFrame | None = None,
-        level: Sequence[float] = (),
-    ) -> pl.DataFrame:
-        """Forecast ``h`` steps after the end of each series.
-
-        Parameters
-        ----------
-        h : int
-            Horizon in steps of the panel's ``freq`` (1 <= h <= ``MAX_HORIZON``).
-        history : Panel or frame, optional
-            New or updated series: a local model refits on them (that is how local
-            statistical models are meant to be used) and forecasts from their end.
-        X_future : frame, optional
-            Not used by local statistical models (``CapabilityError`` if given).
-        level : sequence of numbers in (0, 100)
-            Prediction-interval levels, percent.
-
-        Returns
-        -------
-        pl.DataFrame
-            ``h`` rows per series: ``unique_id, ds, <alias>[, <alias>-lo-<L>, <alias>-hi-<L>]``.
-
-        Raises
-        ------
-        NotFittedError, CapabilityError, InvalidParameterError, ModelFitError
-        """
-        if history is not None:
-            return self.fit(as_panel(history, freq=getattr(self, "panel_", None) and self.panel_.freq)).predict(
-                h, X_future=X_future, level=level)
-        if not hasattr(self, "states_"):
-            raise NotFittedError(f"model '{self.name}' is not fitted: call fit(panel) before predict(h)")
-        h = validate_h(h)
-        levels = validate_levels(level)
-        if levels and not self.supports_intervals:
-            raise CapabilityError(f"model '{self.name}' cannot give prediction intervals; ask without level",
-                                  field="level")
-        if X_future is not None:
-            raise CapabilityError(f"model '{self.name}' does not use exogenous columns, so X_future is not accepted",
-                                  field="X_future")
-        cols: dict[str, list[np.ndarray]] = {c: [] for c in ["mean", *[f"{s}-{lv}" for lv in levels for s in ("lo", "hi")]]}
-        outputs: dict[str, dict[str, np.ndarray]] = {}
-        bad: dict[str, str] = {}
-        for uid in self.panel_.ids:
-            if uid in self.states_:
-                out = self._predict_one(self.states_[uid], h, levels)
-            else:
-                assert self.fallback is not None
-                out = self.fallback._predict_one(self.fallback_states_[uid], h, levels)
-            outputs[uid] = {k: np.asarray(out[k], dtype=np.float64) for k in cols}
-            broken = [k for k, a in outputs[uid].items() if a.shape != (h,) or not np.isfinite(a).all()]
-            if broken:
-                bad[uid] = f"non-finite '{broken[0]}' values"
-        if bad and self.fallback is not None and all(u in self.states_ for u in bad):
-            # the model fitted but its forecasts are unusable: the fallback takes over, reported per series
-            fb = self.fallback
-            fb.fit(self.panel_.subset(bad))
-            for uid in bad:
-                out = fb._predict_one(fb.states_[uid], h, levels)
-                outputs[uid] = {k: np.asarray(out[k], dtype=np.float64) for k in cols}
-            self.fallbacks_ = [f for f in self.fallbacks_ if f.unique_id not in bad] + [
-                Fallback(u, fb.name, f"model '{self.name}' produced {r}") for u, r in bad.items()]
-            bad = {u: f"fallback '{fb.name}' produced non-finite values too" for u in bad
-                   if not all(np.isfinite(a).all() for a in outputs[u].values())}
-        if bad:
-            raise ModelFitError(
-                f"model '{self.name}' produced non-finite forecasts for {len(bad)} series: "
-                + "; ".join(f"series '{u}': {r}" for u, r in list(bad.items())[:5])
-                + ("" if self.fallback is not None else " (or ask for a fallback model)"),
-                field="data", details={"model": self.name, "series": bad})
-        for uid in self.panel_.ids:
-            for key in cols:
-                cols[key].append(outputs[uid][key])
-        frame = future_frame(self.panel_, h)
-        names = {"mean": self.alias} | {k: f"{self.alias}-{k}" for k in cols if k != "mean"}
-        frame = frame.with_columns([pl.Series(names[k], np.concatenate(v)) for k, v in cols.items()])
-        ordered = [self.alias, *level_columns(self.alias, levels)]
-        return to_caller_tz(frame.select("unique_id", "ds", *ordered), self.panel_)
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
-

@@ -34,15 +34,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from dataclasses import replace
+from typing import Any, ClassVar, Self, cast
 
 import numpy as np
 import polars as pl
 
 from forecasting.data import Panel, check_min_length, level_columns, validate_h, validate_levels
-from forecasting.errors import CapabilityError, InvalidParameterError, NotFittedError
-from forecasting.models.base import Fallback, as_panel
-from forecasting.models.registry import DEFAULT_ENSEMBLE_MEMBERS
+from forecasting.errors import CapabilityError, InvalidParameterError
+from forecasting.models.base import BaseForecaster, Capabilities, Fallback, Forecaster, as_panel
+from forecasting.models.local import LOCAL_CAPABILITIES
+from forecasting.models.registry import DEFAULT_ENSEMBLE_MEMBERS, EnsembleParams, ModelSpec
 
 __all__ = ["DEFAULT_MEMBERS", "EnsembleForecaster"]
 
@@ -76,10 +78,10 @@ def validation_error(actual: np.ndarray, forecast: np.ndarray, ids: np.ndarray, 
         assert scale is not None
         per = frame.group_by("unique_id").agg(err.mean().alias("e"))
         per = per.with_columns(pl.col("e") / pl.col("unique_id").replace_strict(scale, return_dtype=pl.Float64))
-    return float(per["e"].mean())
+    return float(cast(float, per["e"].mean()))
 
 
-class EnsembleForecaster:
+class EnsembleForecaster(BaseForecaster[EnsembleParams]):
     """Median or validation-weighted combination of registry models.
 
     Parameters
@@ -99,47 +101,44 @@ class EnsembleForecaster:
 
     name: ClassVar[str] = "ensemble"
     default_alias: ClassVar[str] = "Ensemble"
-    supports_intervals: ClassVar[bool] = True
-    supports_exog: ClassVar[bool] = False
-    is_global: ClassVar[bool] = False
+    #: refit from each request's history, as its statistical members are
+    capabilities: ClassVar[Capabilities] = replace(LOCAL_CAPABILITIES, honours_time_limit=False, why_not={
+        **LOCAL_CAPABILITIES.why_not,
+        "explain": "an ensemble combines its members' forecasts; explain a member such as 'xgboost' instead",
+        "save": "an ensemble is refitted from history each time and is not saved; use `forecasting forecast`",
+        "export": "an ensemble is refit from each request's history (nothing is trained ahead to export); export a "
+                  "member such as xgboost",
+        "time_limit": "its members are fitted without a deadline"})
+    fitted_attribute: ClassVar[str] = "members_"
 
-    def __init__(self, *, members: Sequence[Any] = DEFAULT_MEMBERS, method: str = "median",
-                 validation_h: int | None = None, validation_metric: str = "smape",
-                 season_length: int | list[int] = 1, alias: str | None = None, fallback: Any = None, n_jobs: int = 1):
-        self.members = list(members)
-        self.method = method
-        self.validation_h = validation_h
-        self.validation_metric = validation_metric
-        self.season_length = season_length
-        self.alias = alias or self.default_alias
-        self.fallback = fallback
-        self.n_jobs = n_jobs
+    @property
+    def seasons(self) -> list[int]:
+        """The season length(s) passed down to members, as a list ([1] when unset)."""
+        m = self.params.season_length or 1
+        return list(m) if isinstance(m, list) else [m]
 
     # ------------------------------------------------------------------ members
-    def _member_specs(self) -> list[Any]:
-        from forecasting.models.registry import REGISTRY, ModelSpec, parse_spec
+    def _member_specs(self) -> list[ModelSpec]:
+        from forecasting.models.registry import parse_spec, resolve_spec
 
-        if len(self.members) < 2:
-            raise InvalidParameterError(f"an ensemble needs at least 2 members, got {len(self.members)}",
+        members = self.params.members
+        if len(members) < 2:
+            raise InvalidParameterError(f"an ensemble needs at least 2 members, got {len(members)}",
                                         field="model.params.members")
-        seasons = self.season_length if isinstance(self.season_length, list) else [self.season_length]
         specs = []
-        for m in self.members:
+        for m in members:
             spec = parse_spec(m)
             if spec.name == "ensemble":
                 raise InvalidParameterError("an ensemble member cannot itself be an ensemble",
                                             field="model.params.members")
-            params = dict(spec.params)
-            entry = REGISTRY[spec.name]
-            if "season_length" in entry.params.__struct_fields__ and params.get("season_length") is None:
-                params["season_length"] = list(seasons) if entry.multi_season else seasons[0]
+            spec, _ = resolve_spec(spec, freq=None, season_length=self.seasons)
             fallback = spec.fallback
             if fallback is None and self.fallback is not None and self.fallback.name != spec.name:
                 fallback = self.fallback.name
-            specs.append(ModelSpec(name=spec.name, params=params, fallback=fallback))
+            specs.append(ModelSpec(name=spec.name, params=spec.params, fallback=fallback))
         return specs
 
-    def _build(self) -> list[Any]:
+    def _build(self) -> list[Forecaster]:
         from forecasting.models.registry import make_model
 
         return [make_model(s, n_jobs=self.n_jobs) for s in self._member_specs()]
@@ -152,16 +151,16 @@ class EnsembleForecaster:
     @property
     def resolved_validation_h(self) -> int:
         """Held-out steps used for the weights."""
-        if self.validation_h is not None:
-            return self.validation_h
-        first = self.season_length[0] if isinstance(self.season_length, list) else self.season_length
-        return max(2 * first, 6)
+        if self.params.validation_h is not None:
+            return self.params.validation_h
+        return max(2 * self.seasons[0], 6)
 
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters (JSON-serialisable)."""
-        return {"members": [m if isinstance(m, str) else json.loads(json.dumps(m, default=str)) for m in self.members],
-                "method": self.method, "validation_h": self.validation_h, "validation_metric": self.validation_metric,
-                "season_length": self.season_length}
+        out = super().get_params()
+        out["members"] = [m if isinstance(m, str) else json.loads(json.dumps(m, default=str))
+                          for m in self.params.members]
+        return out
 
     # ------------------------------------------------------------------ fit
     def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> Self:
@@ -183,14 +182,14 @@ class EnsembleForecaster:
                 f"that supports them", field="data")
         if static is not None:
             raise CapabilityError(f"model '{self.name}' does not use static features", field="static")
-        if self.method not in ("median", "weighted"):
-            raise InvalidParameterError(f"method must be 'median' or 'weighted', got {self.method!r}",
+        if self.params.method not in ("median", "weighted"):
+            raise InvalidParameterError(f"method must be 'median' or 'weighted', got {self.params.method!r}",
                                         field="model.params.method")
         members = self._build()
         minimum = max(m.min_train_length for m in members)
         check_min_length(panel, minimum, model=self.name, fallback=self.fallback.name if self.fallback else None)
         self.validation_errors_: list[float] | None = None
-        if self.method == "weighted":
+        if self.params.method == "weighted":
             self.validation_errors_ = self._validation_errors(panel, minimum)
             inv = np.array([1.0 / max(e, 1e-12) if np.isfinite(e) else 0.0 for e in self.validation_errors_])
             self.weights_ = (inv / inv.sum()) if inv.sum() > 0 else np.full(len(members), 1.0 / len(members))
@@ -199,7 +198,7 @@ class EnsembleForecaster:
         self.members_ = [m.fit(panel) for m in members]
         seen: dict[str, Fallback] = {}
         for m in self.members_:
-            for fb in getattr(m, "fallbacks_", []):
+            for fb in m.fallbacks_:
                 seen.setdefault(fb.unique_id, fb)
         self.fallbacks_ = list(seen.values())
         self.panel_ = panel
@@ -209,12 +208,12 @@ class EnsembleForecaster:
         k = self.resolved_validation_h
         keep = [u for u, n in panel.lengths.items() if n >= k + minimum]
         if not keep:  # no series long enough to score on: equal weights
-            return [1.0] * len(self.members)
+            return [1.0] * len(self.params.members)
         train = _drop_last(panel, k, keep)
         actual = _last(panel, k, keep).sort("unique_id", "ds")
         scale = None
-        if self.validation_metric == "mase":
-            m = self.season_length[0] if isinstance(self.season_length, list) else self.season_length
+        if self.params.validation_metric == "mase":
+            m = self.seasons[0]
             lag = m if all(n > m for n in train.lengths.values()) else 1
             scale = {r[0]: r[1] for r in train.frame.group_by("unique_id").agg(
                 (pl.col("y") - pl.col("y").shift(lag)).abs().mean().fill_null(0.0)).iter_rows()}
@@ -226,7 +225,7 @@ class EnsembleForecaster:
                                                                           pl.col("ds").cast(actual.schema["ds"])),
                                  on=["unique_id", "ds"], how="left")
             errors.append(validation_error(joined["y"].to_numpy(), joined["__f"].to_numpy(),
-                                           joined["unique_id"].to_numpy(), metric=self.validation_metric, scale=scale))
+                                           joined["unique_id"].to_numpy(), metric=self.params.validation_metric, scale=scale))
         return errors
 
     # ------------------------------------------------------------------ predict
@@ -241,10 +240,9 @@ class EnsembleForecaster:
         NotFittedError, CapabilityError, InvalidParameterError
         """
         if history is not None:
-            return self.fit(as_panel(history, freq=getattr(self, "panel_", None) and self.panel_.freq)).predict(
+            return self.fit(as_panel(history, freq=self.panel_.freq if self.is_fitted else None)).predict(
                 h, X_future=X_future, level=level)
-        if not hasattr(self, "members_"):
-            raise NotFittedError(f"model '{self.name}' is not fitted: call fit(panel) before predict(h)")
+        self.check_is_fitted()
         h = validate_h(h)
         levels = validate_levels(level)
         if X_future is not None:
@@ -278,12 +276,8 @@ class EnsembleForecaster:
         return base.with_columns([pl.Series(k, v, dtype=pl.Float64) for k, v in columns.items()])
 
     def _combine(self, arrays: list[np.ndarray | None], use: list[bool]) -> np.ndarray:
-        stack = np.column_stack([a for a, u in zip(arrays, use, strict=True) if u])
+        stack = np.column_stack([a for a, u in zip(arrays, use, strict=True) if u and a is not None])
         if self.weights_ is None:
             return np.median(stack, axis=1)
         w = np.asarray([wt for wt, u in zip(self.weights_, use, strict=True) if u])
         return stack @ (w / w.sum())
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"

@@ -1,11 +1,7 @@
-"""Deep forecasters: NHITS and the Temporal Fusion Transformer through neuralforecast.
+"""The base of the deep forecasters trained by neuralforecast (NHITS: :mod:`forecasting.models.nhits`,
+TFT: :mod:`forecasting.models.tft`); an adapter only builds its network (``_build_net``).
 
-* NHITS: Challu, Olivares, Oreshkin, Garza, Mergenthaler-Canseco & Dubrawski, "N-HiTS:
-  Neural Hierarchical Interpolation for Time Series Forecasting", AAAI 2023.
-* TFT: Lim, Arik, Loeff & Pfister, "Temporal Fusion Transformers for interpretable
-  multi-horizon time series forecasting", International Journal of Forecasting 37(4), 2021.
-
-Both are trained by neuralforecast (``NeuralForecast.fit``: its window sampling, optimiser
+They are trained by neuralforecast (``NeuralForecast.fit``: its window sampling, optimiser
 and early stopping), as global models over every series, with a multi-quantile loss
 (``MQLoss``) at the spec's ``level``s: the point forecast is the median.
 
@@ -36,33 +32,35 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from dataclasses import replace
+from typing import Any, ClassVar, Self, TypeVar
 
 import msgspec
 import numpy as np
 import polars as pl
 
-from forecasting.data import Panel, future_frame, to_caller_tz, validate_future, validate_h, validate_levels
+from forecasting.data import Panel, future_frame, to_caller_tz, validate_future, validate_h
 from forecasting.errors import (
     CapabilityError,
     ForecastingError,
-    InsufficientHistoryError,
     InvalidInputError,
     InvalidParameterError,
     NotFittedError,
     TimeLimitError,
 )
-from forecasting.features import _CALENDAR_BY_UNIT, FeaturePipeline, FeatureSpec
+from forecasting.explanation import Explanation
+from forecasting.features import FeaturePipeline, FeatureSpec
 from forecasting.artifacts import seal, verify
-from forecasting.models.base import as_panel, split_short
-from forecasting.models.xgb import _check_exog_values
+from forecasting.models.base import Capabilities, as_panel, split_short
+from forecasting.models.global_base import GLOBAL_CAPABILITIES, GlobalForecaster, calendar_inputs, check_exog_values
+from forecasting.models.registry import REGISTRY, NeuralParams
 
-__all__ = ["NHITSForecaster", "NetworkCore", "NeuralForecaster", "TFTForecaster", "torch_device"]
+__all__ = ["NetworkCore", "NeuralForecaster", "network_class", "rearrange_quantiles", "torch_device"]
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 _EPS_PATH = 1e-3  # explanation baselines: this fraction of the way from the flat window to the input
-Progress = Callable[[float, str], None]
+NP = TypeVar("NP", bound=NeuralParams)
 
 
 def torch_device(device: str = "auto") -> str:
@@ -273,7 +271,7 @@ def _check_positive(frame: pl.DataFrame, *, where: str) -> None:
                 field=where, details={"series": bad["unique_id"].unique(maintain_order=True).head(100).to_list()})
 
 
-class NeuralForecaster:
+class NeuralForecaster(GlobalForecaster[NP]):
     """Base of the neuralforecast adapters (``nhits``, ``tft``).
 
     Parameters
@@ -307,72 +305,43 @@ class NeuralForecaster:
         log transform of ES-RNN, Smyl 2020, the M4 winner); forecasts can never go <= 0.
     """
 
-    name: ClassVar[str] = ""
-    default_alias: ClassVar[str] = ""
-    supports_intervals: ClassVar[bool] = True
-    supports_exog: ClassVar[bool] = True
-    is_global: ClassVar[bool] = True
-    _arch_keys: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, *, season_length: int = 1, horizon: int | None = None, input_size: int | None = None,
-                 max_steps: int = 1000, batch_size: int = 32, windows_batch_size: int = 1024,
-                 learning_rate: float = 1e-3, num_lr_decays: int = 3, early_stop_patience_steps: int = -1,
-                 val_check_steps: int = 100, scaler_type: str = "robust", level: Sequence[float] = (80, 95),
-                 hist_exog: Sequence[str] = (), calendar: Sequence[str] | None = None, random_seed: int = 1,
-                 device: str = "auto", target_transform: str | None = None, alias: str | None = None,
-                 fallback: Any = None, n_jobs: int = 1, **arch: Any):
-        self.season_length = season_length
-        self.horizon = horizon
-        self.input_size = input_size
-        self.max_steps, self.batch_size, self.windows_batch_size = max_steps, batch_size, windows_batch_size
-        self.learning_rate, self.num_lr_decays = learning_rate, num_lr_decays
-        self.early_stop_patience_steps, self.val_check_steps = early_stop_patience_steps, val_check_steps
-        self.scaler_type = scaler_type
-        self.level = [float(v) if not float(v).is_integer() else int(v) for v in level]
-        self.hist_exog = list(hist_exog)
-        self.calendar = None if calendar is None else list(calendar)
-        self.random_seed = random_seed
-        self.device = device
-        if target_transform not in (None, "log"):
-            raise InvalidParameterError(f"model '{self.name}': target_transform must be 'log' or None, got "
-                                        f"{target_transform!r}", field="model.params.target_transform")
-        self.target_transform = target_transform
-        self.alias = alias or self.default_alias
-        self.fallback = fallback
-        self.n_jobs = n_jobs
-        unknown = sorted(set(arch) - set(self._arch_keys))
-        if unknown:
-            raise InvalidParameterError(f"model '{self.name}': unknown parameters {unknown}", field="model.params")
-        self.arch = dict(arch)
-        self.deadline: float | None = None  # epoch seconds after which training stops with TimeLimitError
-        self.progress: Progress | None = None  # called with (fraction done, message) during training
+    capabilities: ClassVar[Capabilities] = replace(GLOBAL_CAPABILITIES, reports_progress=True)
+    fitted_attribute: ClassVar[str] = "net_"
+    net_: Any  # the trained network (torch module; an ONNX session in forecasting.runtime)
+    temporal_cols_: list[str]
+    static_cols_: list[str]
+    static_: pl.DataFrame | None
 
     # ------------------------------------------------------------------ params
     def get_params(self) -> dict[str, Any]:
-        """Hyperparameters (JSON-serialisable)."""
-        return {"season_length": self.season_length, "horizon": self.horizon, "input_size": self.input_size,
-                "max_steps": self.max_steps, "batch_size": self.batch_size,
-                "windows_batch_size": self.windows_batch_size, "learning_rate": self.learning_rate,
-                "num_lr_decays": self.num_lr_decays, "early_stop_patience_steps": self.early_stop_patience_steps,
-                "val_check_steps": self.val_check_steps, "scaler_type": self.scaler_type, "level": list(self.level),
-                "hist_exog": list(self.hist_exog), "calendar": self.calendar, "random_seed": self.random_seed,
-                "device": self.device, "target_transform": self.target_transform, **self.arch}
+        """Hyperparameters (JSON-serialisable); whole-number levels as integers (``[80, 95]``)."""
+        return {**super().get_params(), "level": self.level}
 
     @property
-    def trained_horizon(self) -> int:
-        """Steps the network outputs at once."""
-        return self.horizon or max(2 * self.season_length, 14 if self.season_length == 1 else 0)
+    def level(self) -> list[float | int]:
+        """The trained interval levels, whole numbers as integers (they name the outputs: ``-lo-80``)."""
+        return [float(v) if not float(v).is_integer() else int(v) for v in self.params.level]
+
+    @property
+    def season_length(self) -> int:
+        """Steps per season (1 when unset)."""
+        return self.params.season_length or 1
+
+    @property
+    def horizon_param(self) -> int | None:
+        """The ``horizon`` parameter as given."""
+        return self.params.horizon
 
     @property
     def window(self) -> int:
         """Steps of history each forecast reads (``input_size``)."""
-        return self.input_size or max(2 * self.trained_horizon, 7 * self.season_length)
+        return self.params.input_size or max(2 * self.trained_horizon, 7 * self.season_length)
 
     @property
     def min_train_length(self) -> int:
         """Observations a series needs: one full training window (``input_size + horizon``), plus the
         ``horizon`` held out for validation when early stopping is on."""
-        val = self.trained_horizon if self.early_stop_patience_steps > 0 else 0
+        val = self.trained_horizon if self.params.early_stop_patience_steps > 0 else 0
         return self.window + self.trained_horizon + val
 
     def _loss(self) -> Any:
@@ -385,11 +354,11 @@ class NeuralForecaster:
 
     # ------------------------------------------------------------------ fit
     def _split_exog(self, panel: Panel, static: pl.DataFrame | None) -> tuple[list[str], list[str], list[str]]:
-        unknown = [c for c in self.hist_exog if c not in panel.exog]
+        unknown = [c for c in self.params.hist_exog if c not in panel.exog]
         if unknown:
             raise InvalidInputError(f"hist_exog columns {unknown} are not in the data (exogenous columns: "
                                     f"{list(panel.exog) or 'none'})", field="data")
-        futr = [c for c in panel.exog if c not in self.hist_exog]
+        futr = [c for c in panel.exog if c not in self.params.hist_exog]
         stat: list[str] = []
         if static is not None:
             static = static if isinstance(static, pl.DataFrame) else pl.DataFrame(static)
@@ -400,26 +369,13 @@ class NeuralForecaster:
             if bad:
                 raise InvalidInputError(f"static columns {bad} are not numeric; encode them as numbers first",
                                         field="static")
-            _check_exog_values(static.with_columns(pl.lit(0).alias("ds")), stat, where="static")
+            check_exog_values(static.with_columns(pl.lit(0).alias("ds")), stat, where="static")
             _check_complete(static.with_columns(pl.lit(0).alias("ds")), stat, where="static")
             missing = sorted(set(panel.lengths) - set(static["unique_id"].cast(pl.String).to_list()))
             if missing:
                 raise InvalidInputError(f"the static frame has no row for series {missing[:5]}"
                                         f"{' ...' if len(missing) > 5 else ''}", field="static")
-        return futr, list(self.hist_exog), stat
-
-    def _calendar(self, panel: Panel) -> list[str]:
-        if self.calendar is not None:
-            if self.calendar and panel.ds_kind == "int":
-                raise InvalidParameterError(f"calendar inputs {self.calendar} need datetime ds; this data has integer "
-                                            f"steps", field="model.params.calendar")
-            return list(self.calendar)
-        if panel.ds_kind == "int" or not isinstance(panel.freq, str):
-            return []
-        import re
-
-        unit = re.match(r"^\d+(\w+)$", panel.freq)
-        return list(_CALENDAR_BY_UNIT.get(unit.group(1), [])) if unit else []
+        return futr, list(self.params.hist_exog), stat
 
     def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> Self:
         """Train the network on every series (global model).
@@ -436,17 +392,17 @@ class NeuralForecaster:
         """
         panel = as_panel(panel)
         futr, hist, stat = self._split_exog(panel, static)
-        _check_exog_values(panel.frame, list(panel.exog), where="data")
+        check_exog_values(panel.frame, list(panel.exog), where="data")
         _check_complete(panel.frame, list(panel.exog), where="data")
         _check_range(panel.frame, ["y", *panel.exog], where="data")
-        if self.target_transform == "log":
+        if self.params.target_transform == "log":
             _check_positive(panel.frame, where="data")
-        calendar = self._calendar(panel)
+        calendar = calendar_inputs(panel, self.params.calendar)
         spec = FeatureSpec(calendar=calendar, future_exog=futr, static=stat)  # type: ignore[arg-type]
         pipeline = FeaturePipeline(spec=spec, freq=panel.freq, tz=panel.tz, ds_kind=panel.ds_kind,
                                    feature_names=[*calendar, *stat, *futr])
         pipeline.check_panel(panel)
-        val = f" + validation {self.trained_horizon}" if self.early_stop_patience_steps > 0 else ""
+        val = f" + validation {self.trained_horizon}" if self.params.early_stop_patience_steps > 0 else ""
         panel = split_short(self, panel, self.min_train_length,
                             f"input_size {self.window} + horizon {self.trained_horizon}{val}")
         self.pipeline_ = pipeline
@@ -457,9 +413,9 @@ class NeuralForecaster:
                                                     else pl.DataFrame(static)).with_columns(
             pl.col("unique_id").cast(pl.String)).select("unique_id", *stat)
         frame = self._temporal_frame(panel.frame)
-        if self.target_transform == "log":
+        if self.params.target_transform == "log":
             frame = frame.with_columns(pl.col("y").log())
-        self.device_ = torch_device(self.device)
+        self.device_ = torch_device(self.params.device)
         self.net_ = self._train(frame)
         self.panel_ = panel
         return self
@@ -481,7 +437,7 @@ class NeuralForecaster:
         import torch
         from neuralforecast import NeuralForecast
 
-        callback = _progress_callback(self, self.max_steps)
+        callback = _progress_callback(self, self.params.max_steps)
         accelerator = "cpu" if self.device_ == "cpu" else "gpu"
         devices: Any = [int(self.device_[5:])] if self.device_.startswith("cuda:") else 1
         with tempfile.TemporaryDirectory(prefix="forecasting-nf-") as root, _quiet():
@@ -492,9 +448,9 @@ class NeuralForecaster:
             # neuralforecast sees integer steps: the grid is already checked, and univariate windows need
             # no absolute time (the calendar inputs carry it)
             df = frame.with_columns(pl.int_range(pl.len()).over("unique_id").alias("ds")).to_pandas()
-            static_df = self.static_.to_pandas() if self.static_cols_ else None
+            static_df = self.static_.to_pandas() if self.static_ is not None and self.static_cols_ else None
             nf = NeuralForecast(models=[net], freq=1)
-            val_size = self.trained_horizon if self.early_stop_patience_steps > 0 else 0
+            val_size = self.trained_horizon if self.params.early_stop_patience_steps > 0 else 0
             cwd = os.getcwd()
             try:
                 os.chdir(root)  # nothing Lightning writes lands in the caller's working directory
@@ -519,9 +475,9 @@ class NeuralForecaster:
         model = nf.models[0]
         model.trainer_kwargs = {}
         model._trainer = None
-        self.temporal_cols_ = list(nf.dataset.temporal_cols) if hasattr(nf, "dataset") else None
-        if self.temporal_cols_ is None:
-            self.temporal_cols_ = ["y", *[c for c in df.columns if c not in ("unique_id", "ds", "y")], "available_mask"]
+        dataset = getattr(nf, "dataset", None)  # neuralforecast's own record of the window columns, when kept
+        self.temporal_cols_ = (list(dataset.temporal_cols) if dataset is not None else
+                               ["y", *[c for c in df.columns if c not in ("unique_id", "ds", "y")], "available_mask"])
         self.output_names_ = [str(n) for n in model.loss.output_names]
         model.eval()
         model.to(torch.device(self.device_))
@@ -529,46 +485,27 @@ class NeuralForecaster:
 
     # ------------------------------------------------------------------ forecasting
     def _core(self) -> Any:
-        return NetworkCore(self.net_, self.temporal_cols_, self.static_cols_, self.target_transform == "log")
+        return NetworkCore(self.net_, self.temporal_cols_, self.static_cols_, self.params.target_transform == "log")
 
-    def _history(self, history: Any) -> Panel:
-        if history is None:
-            return self.panel_
-        pipe = self.pipeline_
-        panel = as_panel(history, freq=pipe.freq)
-        if panel.freq != pipe.freq:
-            raise InvalidInputError(f"history freq '{panel.freq}' differs from the training freq '{pipe.freq}'",
-                                    field="history")
-        if (panel.ds_kind == "int") != (pipe.ds_kind == "int") or panel.tz != pipe.tz:
-            raise InvalidInputError(f"history ds must be like the training data's ({pipe.ds_kind}, timezone "
-                                    f"{pipe.tz or 'none'}); got {panel.ds_kind}, timezone {panel.tz or 'none'}",
-                                    field="history")
-        need = [c for c in [*pipe.spec.future_exog, *self.hist_cols_] if c not in panel.frame.columns]
-        if need:
-            raise InvalidInputError(f"history lacks the exogenous columns {need} the model was trained with",
-                                    field="history")
-        _check_exog_values(panel.frame, [*pipe.spec.future_exog, *self.hist_cols_], where="history")
-        _check_complete(panel.frame, [*pipe.spec.future_exog, *self.hist_cols_], where="history")
-        _check_range(panel.frame, ["y", *pipe.spec.future_exog, *self.hist_cols_], where="history")
-        if self.target_transform == "log":
+    def _history_exog(self) -> list[str]:
+        return [*self.pipeline_.spec.future_exog, *self.hist_cols_]
+
+    def _check_history(self, panel: Panel) -> None:
+        cols = self._history_exog()
+        check_exog_values(panel.frame, cols, where="history")
+        _check_complete(panel.frame, cols, where="history")
+        _check_range(panel.frame, ["y", *cols], where="history")
+        if self.params.target_transform == "log":
             _check_positive(panel.frame, where="history")
-        pipe.check_panel(panel)
         if self.static_cols_:
+            assert self.static_ is not None
             unknown = sorted(set(panel.lengths) - set(self.static_["unique_id"].to_list()))
             if unknown:
                 raise InvalidInputError(f"series {unknown[:5]} have no static values (the model was trained with "
                                         f"static columns {self.static_cols_})", field="history")
-        return panel
 
     def _check_history_length(self, panel: Panel, where: str) -> None:
-        short = {u: n for u, n in panel.lengths.items() if n < self.window}
-        if short:
-            raise InsufficientHistoryError(
-                f"{len(short)} series in {where} too short for model '{self.name}' (needs at least {self.window} "
-                f"observations, its input_size): "
-                + "; ".join(f"series '{u}': {n} observations" for u, n in list(short.items())[:5]),
-                field=where, details={"minimum": self.window,
-                                      "series": {u: {"length": n, "minimum": self.window} for u, n in short.items()}})
+        self._refuse_short(panel, self.window, where, ", its input_size")
 
     def _windows(self, panel: Panel, h: int, X_future: Any) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
         """Future keys (internal ds), the temporal array ``(B, L + n_blocks*H, C)`` and static ``(B, S)``."""
@@ -579,7 +516,7 @@ class NeuralForecaster:
         if user_futr:
             future = validate_future(X_future, panel, steps, user_futr) if steps == h or X_future is None else \
                 self._future_blocks(X_future, panel, h, steps, user_futr)
-            _check_exog_values(future, user_futr, where="X_future")
+            check_exog_values(future, user_futr, where="X_future")
             _check_complete(future, user_futr, where="X_future")
             _check_range(future, user_futr, where="X_future")
         else:
@@ -601,6 +538,7 @@ class NeuralForecaster:
         temporal = np.concatenate([arr, mask], axis=2)
         temporal = temporal[:, :, [([*names, "available_mask"]).index(c) for c in self.temporal_cols_]]
         if self.static_cols_:
+            assert self.static_ is not None  # static columns were trained: their values are kept
             stat = pl.DataFrame({"unique_id": panel.ids}).join(self.static_, on="unique_id", how="left",
                                                                maintain_order="left")
             static = stat.select(self.static_cols_).to_numpy().astype(np.float32)
@@ -673,10 +611,7 @@ class NeuralForecaster:
         (missing future values, naming the ``(unique_id, ds)`` pairs), CapabilityError (a
         level that was not trained).
         """
-        if not hasattr(self, "net_"):
-            raise NotFittedError(f"model '{self.name}' is not fitted: call fit(panel) before predict(h)")
-        h = validate_h(h)
-        levels = validate_levels(level)
+        h, levels = self._prepare(h, level)
         untrained = [lv for lv in levels if float(lv) not in {float(v) for v in self.level}]
         if untrained:
             raise CapabilityError(f"model '{self.name}' was trained for levels {self.level}; levels {untrained} need "
@@ -700,16 +635,11 @@ class NeuralForecaster:
         if not np.isfinite(frame.select(list(data)).to_numpy()).all():
             raise InvalidInputError(f"model '{self.name}' produced non-finite forecasts; check the inputs for extreme "
                                     f"values", field="data")
-        out = to_caller_tz(frame, panel)
-        if history is None and self.fallbacks_:
-            fb = self.fallback.predict(h, level=levels)
-            fb = fb.rename({c: c.replace(self.fallback.alias, self.alias, 1) for c in fb.columns})
-            out = pl.concat([out, fb.select(out.columns)], how="vertical_relaxed").sort("unique_id", "ds")
-        return out
+        return self._with_fallback_forecasts(to_caller_tz(frame, panel), h, levels, history)
 
     # ------------------------------------------------------------------ explanations
-    def explain(self, h: int | None = None, *, history: Any = None, X_future: Any = None, n_steps: int = 64,
-                units: str = "y") -> Any:
+    def explain(self, h: int | None = None, *, history: Any = None, X_future: Any = None,
+                units: str = "y", n_steps: int = 64) -> Explanation:
         """Attributions of each forecast step's median to every input; see :meth:`_explain`.
 
         ``units`` must be ``"y"`` (the network's window scaling is part of what is
@@ -723,12 +653,14 @@ class NeuralForecaster:
         try:
             return self._explain(h, history=history, X_future=X_future, n_steps=n_steps)
         finally:
-            if hasattr(self, "net_") and hasattr(self.net_, "to"):
+            net = self.__dict__.get("net_")
+            if isinstance(net, _torch_module()):  # not an ONNX session
                 import torch
 
-                self.net_.to(torch.device(self.device_))
+                net.to(torch.device(self.device_))
 
-    def _explain(self, h: int | None = None, *, history: Any = None, X_future: Any = None, n_steps: int = 64) -> Any:
+    def _explain(self, h: int | None = None, *, history: Any = None, X_future: Any = None,
+                 n_steps: int = 64) -> Explanation:
         """Attributions of each forecast step's median to every input (integrated gradients).
 
         Integrated gradients (Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep
@@ -764,10 +696,7 @@ class NeuralForecaster:
         import torch
         from captum.attr import IntegratedGradients
 
-        from forecasting.explanation import Explanation
-
-        if not hasattr(self, "net_"):
-            raise NotFittedError(f"model '{self.name}' is not fitted: call fit(panel) before explain(h)")
+        self.check_is_fitted("explain(h)")
         H, L = self.trained_horizon, self.window
         h = H if h is None else validate_h(h)
         if h > H:
@@ -808,7 +737,7 @@ class NeuralForecaster:
             span = L + H if cols[c] in futr_set else L
             ex_base[:, :span, j] = ex[:, :span, j].mean(dim=1, keepdim=True)
         st_base = st.clone()
-        if self.static_cols_:
+        if self.static_cols_ and self.static_ is not None:
             st_base[:] = torch.from_numpy(self.static_.select(self.static_cols_).to_numpy().mean(axis=0)
                                           .astype(np.float32))
         # A perfectly flat window has no scale (the window scaler falls back to its guards there), so the
@@ -868,7 +797,7 @@ class NeuralForecaster:
         Written to a temporary folder and renamed into place; no pickle anywhere."""
         from safetensors.torch import save_file
 
-        if not hasattr(self, "net_"):
+        if not self.is_fitted:
             raise NotFittedError(f"model '{self.name}' is not fitted: nothing to save")
         if self.fallbacks_:
             raise CapabilityError(f"saving a {self.name} model with fallbacks is not supported", field="model")
@@ -895,11 +824,10 @@ class NeuralForecaster:
     @classmethod
     def _restore(cls, folder: Path, meta: dict[str, Any], *, device: str = "cpu") -> Any:
         """Everything but the network, from a verified ``model.json`` and its folder (no torch import)."""
-        from forecasting.models.registry import parse_spec
-
         params = {k: v for k, v in meta["params"].items() if v is not None}
-        spec = parse_spec({"name": cls.name, "params": params})
-        model = cls(**{**spec.params, "device": device}, alias=meta["alias"])
+        # the device parameter records where it should run: "cuda:N" loads are recorded as "cuda"
+        where = device if device in ("auto", "cpu", "cuda") else "cuda"
+        model = cls(**{**params, "device": where, "alias": meta["alias"]})
         model.pipeline_ = FeaturePipeline.from_json((folder / "pipeline.json").read_bytes())
         model.futr_cols_, model.hist_cols_ = list(meta["futr_cols"]), list(meta["hist_cols"])
         model.static_cols_ = list(meta["static_cols"])
@@ -914,7 +842,7 @@ class NeuralForecaster:
         return model
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> NeuralForecaster:
+    def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> Self:
         """Load a folder written by :meth:`save` onto ``device`` (the CPU by default, wherever it was trained).
 
         Raises
@@ -932,12 +860,12 @@ class NeuralForecaster:
             if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
                 raise InvalidInputError(f"'{folder}' is not a neural model folder of format {FORMAT_VERSION}",
                                         field="model")
-            kind = _NEURAL.get(str(meta.get("model")))
+            kind = network_class(str(meta.get("model")))
             if kind is None or (cls is not NeuralForecaster and kind is not cls):
                 raise InvalidInputError(f"'{folder}' holds model {meta.get('model')!r}, not '{cls.name or 'nhits/tft'}'",
                                         field="model")
-            files = meta.get("files")
             verify(folder, meta, required=["weights.safetensors", "pipeline.json", "history.parquet"])
+            files: dict[str, str] = meta["files"]
             model = kind._restore(folder, meta, device=device)
             if model.static_cols_ and "static.parquet" not in files:
                 raise InvalidInputError(f"model folder '{folder}': static.parquet is not in the manifest", field="model")
@@ -961,101 +889,6 @@ class NeuralForecaster:
                                     field="model") from exc
         model.fallbacks_ = []
         return model
-
-
-class NHITSForecaster(NeuralForecaster):
-    """NHITS (registry name ``nhits``; Challu et al., AAAI 2023) through neuralforecast.
-
-    Architecture parameters (neuralforecast's names): ``n_pool_kernel_size``,
-    ``n_freq_downsample`` (default: by season length, hourly ``[24, 12, 1]``-like, capped by
-    the horizon), ``mlp_units`` (width of the two layers of each block, default 512),
-    ``dropout_prob_theta``. See :class:`NeuralForecaster` for the rest.
-    """
-
-    name: ClassVar[str] = "nhits"
-    default_alias: ClassVar[str] = "NHITS"
-    _arch_keys: ClassVar[tuple[str, ...]] = ("n_pool_kernel_size", "n_freq_downsample", "mlp_units",
-                                             "dropout_prob_theta")
-
-    def _build_net(self, futr: list[str], hist: list[str], stat: list[str], trainer: dict[str, Any]) -> Any:
-        from neuralforecast.models import NHITS
-
-        H = self.trained_horizon
-        m = self.season_length
-        freq_down = self.arch.get("n_freq_downsample") or (
-            [max(1, min(m, H // 2)), max(1, min(m, H // 2) // 2), 1] if m > 1 else [max(1, H // 4), max(1, H // 8), 1])
-        width = int(self.arch.get("mlp_units") or 512)
-        return NHITS(h=H, input_size=self.window, futr_exog_list=futr or None, hist_exog_list=hist or None,
-                     stat_exog_list=stat or None, loss=self._loss(), max_steps=self.max_steps,
-                     learning_rate=self.learning_rate, num_lr_decays=self.num_lr_decays,
-                     early_stop_patience_steps=self.early_stop_patience_steps, val_check_steps=self.val_check_steps,
-                     batch_size=self.batch_size, windows_batch_size=self.windows_batch_size,
-                     scaler_type=self.scaler_type, random_seed=self.random_seed,
-                     n_pool_kernel_size=list(self.arch.get("n_pool_kernel_size") or [2, 2, 1]),
-                     n_freq_downsample=list(freq_down), mlp_units=[[width, width]] * 3,
-                     dropout_prob_theta=float(self.arch.get("dropout_prob_theta") or 0.0), **trainer)
-
-
-class TFTForecaster(NeuralForecaster):
-    """Temporal Fusion Transformer (registry name ``tft``; Lim et al., IJF 2021) through neuralforecast.
-
-    Architecture parameters: ``hidden_size`` (default 64), ``n_head`` (4), ``dropout`` (0.1).
-    :meth:`variable_importance` gives TFT's own variable-selection weights.
-    """
-
-    name: ClassVar[str] = "tft"
-    default_alias: ClassVar[str] = "TFT"
-    _arch_keys: ClassVar[tuple[str, ...]] = ("hidden_size", "n_head", "dropout")
-
-    def _build_net(self, futr: list[str], hist: list[str], stat: list[str], trainer: dict[str, Any]) -> Any:
-        from neuralforecast.models import TFT
-
-        return TFT(h=self.trained_horizon, input_size=self.window, futr_exog_list=futr or None,
-                   hist_exog_list=hist or None, stat_exog_list=stat or None, loss=self._loss(),
-                   hidden_size=int(self.arch.get("hidden_size") or 64), n_head=int(self.arch.get("n_head") or 4),
-                   dropout=float(self.arch.get("dropout") if self.arch.get("dropout") is not None else 0.1),
-                   max_steps=self.max_steps, learning_rate=self.learning_rate, num_lr_decays=self.num_lr_decays,
-                   early_stop_patience_steps=self.early_stop_patience_steps, val_check_steps=self.val_check_steps,
-                   batch_size=self.batch_size, windows_batch_size=self.windows_batch_size,
-                   scaler_type=self.scaler_type, random_seed=self.random_seed, **trainer)
-
-    def variable_importance(self, *, history: Any = None, X_future: Any = None) -> dict[str, pl.DataFrame]:
-        """TFT's variable-selection weights for the forecast windows (not SHAP values).
-
-        The softmax weights of TFT's variable selection networks (Lim et al. 2021, 4.2),
-        averaged over the series forecast: ``past`` (per input step: each historic input,
-        the observed target), ``future`` (per forecast step: each future-known input) and
-        ``static``. Each row sums to 1. They say what the network attends to, not how
-        much each input moved the forecast: for that use :meth:`explain`.
-
-        Returns
-        -------
-        dict of str to pl.DataFrame
-            ``{"past": ..., "future": ..., "static": ...}`` (present parts only); every
-            frame has ``kind = "tft_variable_selection_weight"``.
-        """
-        import torch
-
-        if not hasattr(self, "net_"):
-            raise NotFittedError("model 'tft' is not fitted: call fit(panel) first")
-        panel = self._history(history)
-        self._check_history_length(panel, "history" if history is not None else "data")
-        H, L = self.trained_horizon, self.window
-        _, temporal, static = self._windows(panel, H, X_future)
-        with torch.no_grad(), _quiet():
-            self._core()(torch.from_numpy(np.ascontiguousarray(temporal[:, :L + H])).to(torch.device(self.device_)),
-                         torch.from_numpy(static).to(torch.device(self.device_)))
-            parts = self.net_.feature_importances()
-        out: dict[str, pl.DataFrame] = {}
-        names = {"Past variable importance over time": "past", "Future variable importance over time": "future",
-                 "Static covariates": "static"}
-        for key, frame in parts.items():
-            pf = pl.from_pandas(frame.reset_index(names="input" if key == "Static covariates" else "position"))
-            out[names.get(key, key)] = pf.with_columns(pl.lit("tft_variable_selection_weight").alias("kind"))
-        return out
-
-
-_NEURAL: dict[str, type[NeuralForecaster]] = {"nhits": NHITSForecaster, "tft": TFTForecaster}
 
 
 #: errors raised inside training callbacks, by token: neuralforecast deep-copies its models (and with
@@ -1115,3 +948,18 @@ def _progress_callback(model: NeuralForecaster, total: int) -> Any:
 def _callback_error(callback: Any) -> ForecastingError | None:
     """The error a training callback stopped on (and forget it)."""
     return _CALLBACK_ERRORS.pop(callback.token, None)
+
+
+def network_class(name: str) -> type[NeuralForecaster[Any]] | None:
+    """The registered neural adapter called ``name`` (None for any other name): the registry is the one table."""
+    entry = REGISTRY.get(name)
+    if entry is None or entry.family != "deep-learning":
+        return None
+    cls = entry.load()
+    return cls if issubclass(cls, NeuralForecaster) else None
+
+
+def _torch_module() -> type[Any]:
+    import torch
+
+    return torch.nn.Module

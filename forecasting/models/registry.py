@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import msgspec
 
 from forecasting.errors import InvalidParameterError, UnknownModelError
 from forecasting.features import FeatureSpec
+
+if TYPE_CHECKING:
+    from forecasting.models.base import BaseForecaster, Forecaster
 
 __all__ = [
     "REGISTRY",
@@ -33,7 +36,10 @@ __all__ = [
     "default_season_length",
     "make_model",
     "model_names",
+    "BaseParams",
+    "convert_params",
     "parse_spec",
+    "resolve_spec",
 ]
 
 SeasonLength = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
@@ -44,15 +50,17 @@ Alias = Annotated[str, msgspec.Meta(
     description="Output column name: letters, digits, '_' or '.', not unique_id, ds, y or cutoff.")]
 
 
-class _Params(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class BaseParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What every model's parameters include: ``alias``, the output column name."""
+
     alias: Alias | None = None
 
 
-class _Seasonal(_Params, kw_only=True, forbid_unknown_fields=True):
+class _Seasonal(BaseParams, kw_only=True, forbid_unknown_fields=True):
     season_length: SeasonLength | None = None
 
 
-class NaiveParams(_Params, kw_only=True, forbid_unknown_fields=True):
+class NaiveParams(BaseParams, kw_only=True, forbid_unknown_fields=True):
     """``naive`` has no hyperparameters."""
 
 
@@ -95,21 +103,30 @@ class DynamicOptimizedThetaParams(_Seasonal, kw_only=True, forbid_unknown_fields
     decomposition_type: Literal["multiplicative", "additive"] = "multiplicative"
 
 
-class MSTLParams(_Params, kw_only=True, forbid_unknown_fields=True):
+class MSTLParams(BaseParams, kw_only=True, forbid_unknown_fields=True):
     """``season_length``: one period or several (``[24, 168]``); ``trend_model`` forecasts the trend."""
 
     season_length: SeasonLength | Annotated[list[SeasonLength], msgspec.Meta(min_length=1, max_length=4)] | None = None
     trend_model: Literal["auto_ets", "auto_arima", "auto_theta"] = "auto_ets"
 
 
-class XGBoostParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
-    """Global XGBoost over the polars feature pipeline; see :class:`forecasting.models.xgb.XGBoostForecaster`."""
+class TreeParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
+    """Settings shared by the global tree models (features, multi-step strategy, conformal intervals); see
+    :class:`forecasting.models.trees.TreeForecaster`. A tree library's struct adds its own hyperparameters."""
 
     features: FeatureSpec | None = None
     recent_lags: bool = False
     strategy: Literal["recursive", "direct"] = "recursive"
     step_group_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
     horizon: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
+    conformal_windows: Annotated[int, msgspec.Meta(ge=0, le=20)] = 1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+
+
+class XGBoostParams(TreeParams, kw_only=True, forbid_unknown_fields=True):
+    """Global XGBoost over the polars feature pipeline; see :class:`forecasting.models.xgb.XGBoostForecaster`."""
+
     n_estimators: Annotated[int, msgspec.Meta(ge=1, le=20_000)] = 300
     learning_rate: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.05
     max_depth: Annotated[int, msgspec.Meta(ge=1, le=20)] = 7
@@ -118,15 +135,12 @@ class XGBoostParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
     colsample_bytree: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
     reg_lambda: Annotated[float, msgspec.Meta(ge=0)] = 1.0
     objective: Literal["reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror"] = "reg:squarederror"
-    conformal_windows: Annotated[int, msgspec.Meta(ge=0, le=20)] = 1
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    seed: int = 0
 
 
 Level = Annotated[float, msgspec.Meta(gt=0, lt=100)]
 
 
-class _NeuralParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
+class NeuralParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
     """Training settings shared by ``nhits`` and ``tft`` (neuralforecast's names); see
     :class:`forecasting.models.neural.NeuralForecaster`."""
 
@@ -150,7 +164,7 @@ class _NeuralParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
     target_transform: Literal["log"] | None = None
 
 
-class NHITSParams(_NeuralParams, kw_only=True, forbid_unknown_fields=True):
+class NHITSParams(NeuralParams, kw_only=True, forbid_unknown_fields=True):
     """NHITS (Challu et al., AAAI 2023): pooling kernels, frequency downsampling per stack, block width."""
 
     n_pool_kernel_size: Annotated[list[Annotated[int, msgspec.Meta(ge=1, le=1000)]],
@@ -161,7 +175,7 @@ class NHITSParams(_NeuralParams, kw_only=True, forbid_unknown_fields=True):
     dropout_prob_theta: Annotated[float, msgspec.Meta(ge=0, lt=1)] | None = None
 
 
-class TFTParams(_NeuralParams, kw_only=True, forbid_unknown_fields=True):
+class TFTParams(NeuralParams, kw_only=True, forbid_unknown_fields=True):
     """Temporal Fusion Transformer (Lim et al., IJF 2021): hidden size, attention heads, dropout."""
 
     hidden_size: Annotated[int, msgspec.Meta(ge=4, le=1024)] | None = None
@@ -177,7 +191,7 @@ DEFAULT_ENSEMBLE_MEMBERS: tuple[str | dict[str, Any], ...] = (
     "xgboost", {"name": "xgboost", "params": {"recent_lags": True}, "fallback": None}, "mstl")
 
 
-class EnsembleParams(_Params, kw_only=True, forbid_unknown_fields=True):
+class EnsembleParams(BaseParams, kw_only=True, forbid_unknown_fields=True):
     """``members``: specs combined; ``method``: ``median`` or ``weighted`` (1 / validation error).
 
     See :class:`forecasting.models.ensemble.EnsembleForecaster`.
@@ -202,10 +216,11 @@ class ModelEntry:
     family: str = "statistical"
     multi_season: bool = False
 
-    def load(self) -> Callable[..., Any]:
+    def load(self) -> type[BaseForecaster[Any]]:
         """Import and return the adapter class."""
         module, _, cls = self.target.partition(":")
-        return getattr(importlib.import_module(module), cls)
+        loaded: type[BaseForecaster[Any]] = getattr(importlib.import_module(module), cls)
+        return loaded
 
 
 _S = "forecasting.models.stats:"
@@ -224,10 +239,10 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
     ModelEntry("xgboost", XGBoostParams, "forecasting.models.xgb:XGBoostForecaster",
                "global gradient-boosted trees over lag/rolling/calendar features, conformal intervals",
                family="machine-learning"),
-    ModelEntry("nhits", NHITSParams, "forecasting.models.neural:NHITSForecaster",
+    ModelEntry("nhits", NHITSParams, "forecasting.models.nhits:NHITSForecaster",
                "NHITS neural network (neuralforecast), quantile outputs; trains on a GPU when present",
                family="deep-learning"),
-    ModelEntry("tft", TFTParams, "forecasting.models.neural:TFTForecaster",
+    ModelEntry("tft", TFTParams, "forecasting.models.tft:TFTForecaster",
                "Temporal Fusion Transformer (neuralforecast), quantile outputs; trains on a GPU when present",
                family="deep-learning"),
     ModelEntry("ensemble", EnsembleParams, "forecasting.models.ensemble:EnsembleForecaster",
@@ -241,15 +256,18 @@ def model_names() -> list[str]:
 
 
 class ModelSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A model name and its hyperparameters (JSON: ``{"name": ..., "params": {...}}``).
+    """A model and its hyperparameters, e.g. ``{"name": "auto_ets", "params": {"season_length": 24}}``.
 
-    ``fallback`` names a model used for series too short for this one (or that it
+    The one spec type of the library, the CLI and the API (its request bodies use it as
+    is). ``fallback`` names a model used for series too short for this one (or that it
     fails on); every such series is reported. Without it they are errors.
     """
 
-    name: str
-    params: dict[str, Any] = msgspec.field(default_factory=dict)
-    fallback: str | None = None
+    name: Annotated[str, msgspec.Meta(description="Registry name, see GET /v1/model-types.", examples=["auto_ets"])]
+    params: Annotated[dict[str, Any], msgspec.Meta(description="Hyperparameters; see GET /v1/model-types.")] = (
+        msgspec.field(default_factory=dict))
+    fallback: Annotated[str | None, msgspec.Meta(
+        description="Model used, and reported, for series too short for `name` or that it fails on.")] = None
 
 
 def parse_spec(spec: ModelSpec | str | dict[str, Any]) -> ModelSpec:
@@ -299,18 +317,33 @@ def _entry(name: str, *, field: str = "model.name") -> ModelEntry:
 
 
 def _params(entry: ModelEntry, params: dict[str, Any]) -> msgspec.Struct:
+    return convert_params(entry.name, entry.params, params)
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def convert_params(model: str, struct: type[S], params: Mapping[str, Any]) -> S:
+    """``params`` converted to ``struct``: the one validation of a model's hyperparameters.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the model, the parameter, the rule, the allowed values of an
+        enumeration and the model's parameters (field ``model.params.<name>``).
+    """
     try:
-        return msgspec.convert(params, entry.params)
+        return msgspec.convert(dict(params), struct)
     except msgspec.ValidationError as exc:
         msg = str(exc)
         m = re.search(r"at `\$\.(\w+)", msg)
         unknown = re.search(r"unknown field `(\w+)`", msg)
         name = (m and m.group(1)) or (unknown and unknown.group(1))
-        known = ", ".join(f for f in entry.params.__struct_fields__)
-        choices = _choices(entry.params, name) if name and "Invalid enum value" in msg else []
+        known = ", ".join(f for f in struct.__struct_fields__)
+        choices = _choices(struct, name) if name and "Invalid enum value" in msg else []
         allowed = f"; allowed: {', '.join(repr(c) for c in choices)}" if choices else ""
         raise InvalidParameterError(
-            f"model '{entry.name}': invalid parameter{f' {name!r}' if name else ''}: {msg}{allowed} "
+            f"model '{model}': invalid parameter{f' {name!r}' if name else ''}: {msg}{allowed} "
             f"(parameters: {known})", field=f"model.params.{name}" if name else "model.params") from exc
 
 
@@ -359,31 +392,102 @@ def default_season_length(freq: str | int | None, *, multiple: bool = False) -> 
     return base if n == 1 else 1
 
 
-def make_model(spec: ModelSpec | str | dict[str, Any], *, freq: str | int | None = None, n_jobs: int = 1) -> Any:
+def _season_origin(freq: str | int | None) -> str:
+    return f"freq '{freq}'" if isinstance(freq, str) else "integer ds (no calendar: pass season_length)"
+
+
+def resolve_spec(spec: ModelSpec | str | dict[str, Any], *, freq: str | int | None,
+                 season_length: int | list[int] | None = None,
+                 lengths: Mapping[str, int] | None = None) -> tuple[ModelSpec, list[str]]:
+    """The effective spec for data of frequency ``freq``, and the notes a user should read about it.
+
+    The one place where parameters derived from the data are filled in: a spec that
+    leaves ``season_length`` out gets
+
+    * ``season_length`` (the data's known season, e.g. a dataset's catalogue entry)
+      when given: single-season models take it (the first period of a list), multi-season
+      models (``mstl``, ``ensemble``) every conventional period of ``freq`` when there are
+      several (hourly: ``[24, 168]``), else it;
+    * otherwise :func:`default_season_length` of ``freq`` (``multiple`` for multi-season
+      models), with the note ``"season_length=7 derived from freq '1d'"`` (integer ``ds``:
+      1, and the note says to pass it).
+
+    With ``lengths`` (each series' observation count) a note also names the series
+    shorter than two seasons (three for ``naive2``), which a seasonal model may fit
+    without a seasonal component.
+
+    Parameters
+    ----------
+    spec : ModelSpec, name, JSON string or dict
+    freq : str or int or None
+        The data's frequency (a polars offset such as ``"1h"``, or an integer step).
+    season_length : int or list of int, optional
+        The data's season when known better than from ``freq``.
+    lengths : mapping of unique_id to int, optional
+
+    Returns
+    -------
+    (ModelSpec, list of str)
+        The spec with the derived parameters in ``params`` (the others untouched), and
+        the notes.
+
+    Raises
+    ------
+    UnknownModelError, InvalidParameterError
+        As :func:`parse_spec`.
+    """
+    spec = parse_spec(spec)
+    entry = REGISTRY[spec.name]
+    notes: list[str] = []
+    params = dict(spec.params)
+    if "season_length" in entry.params.__struct_fields__ and params.get("season_length") is None:
+        if season_length is None:
+            params["season_length"] = default_season_length(freq, multiple=entry.multi_season)
+            notes.append(f"season_length={params['season_length']} derived from {_season_origin(freq)}")
+        elif isinstance(season_length, list):
+            params["season_length"] = list(season_length) if entry.multi_season else season_length[0]
+        else:
+            several = default_season_length(freq, multiple=True) if entry.multi_season else season_length
+            params["season_length"] = several if isinstance(several, list) else season_length
+        spec = ModelSpec(name=spec.name, params=params, fallback=spec.fallback)
+    season = params.get("season_length")
+    m = max(season) if isinstance(season, list) else season
+    if lengths is not None and isinstance(m, int) and m > 1:
+        need = 3 * m if spec.name == "naive2" else 2 * m
+        short = [u for u, n in lengths.items() if n < need]
+        if short and spec.name not in ("seasonal_naive", "mstl"):  # those two refuse short series outright
+            listed = ", ".join(f"'{u}'" for u in short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
+            notes.append(f"{len(short)} series ({listed}) have fewer than {need} observations ({need // m} seasons "
+                         f"of {m}): '{spec.name}' may fit them without a seasonal component, as it needs about "
+                         f"{need // m} seasons to estimate one")
+    return spec, notes
+
+
+def make_model(spec: ModelSpec | str | dict[str, Any], *, freq: str | int | None = None,
+               n_jobs: int = 1) -> Forecaster:
     """Build a model from its spec.
 
     Parameters
     ----------
     spec : ModelSpec, name, JSON string or dict
     freq : str or int, optional
-        The data's frequency, used for ``season_length`` when the spec leaves it out.
+        The data's frequency, used for ``season_length`` when the spec leaves it out
+        (see :func:`resolve_spec`).
     n_jobs : int, default 1
         Worker processes for fitting (-1: all CPUs).
 
     Returns
     -------
-    A :class:`~forecasting.models.base.Forecaster`.
+    Forecaster
+        An adapter built from its parameter struct (``model.params``).
 
     Raises
     ------
     UnknownModelError, InvalidParameterError
     """
-    spec = parse_spec(spec)
+    spec, _ = resolve_spec(spec, freq=freq)
     fallback = None
     if spec.fallback is not None:
         fallback = make_model(ModelSpec(name=spec.fallback), freq=freq, n_jobs=n_jobs)
     entry = REGISTRY[spec.name]
-    params = msgspec.structs.asdict(_params(entry, spec.params))
-    if "season_length" in params and params["season_length"] is None:
-        params["season_length"] = default_season_length(freq, multiple=entry.multi_season)
-    return entry.load()(**params, fallback=fallback, n_jobs=n_jobs)
+    return entry.load()(_params(entry, spec.params), fallback=fallback, n_jobs=n_jobs)

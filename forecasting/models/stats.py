@@ -20,7 +20,18 @@ import numpy as np
 
 from forecasting.decomposition import seasonal_indices, seasonality_test
 from forecasting.errors import InvalidParameterError
-from forecasting.models.base import LocalForecaster
+from forecasting.models.base import P
+from forecasting.models.local import LocalForecaster
+from forecasting.models.registry import (
+    AutoARIMAParams,
+    AutoETSParams,
+    AutoThetaParams,
+    DynamicOptimizedThetaParams,
+    MSTLParams,
+    Naive2Params,
+    NaiveParams,
+    SeasonalNaiveParams,
+)
 
 __all__ = [
     "AutoARIMAForecaster",
@@ -40,20 +51,16 @@ def _z(level: float) -> float:
     return float(norm.ppf(0.5 + level / 200.0))
 
 
-class _StatsForecastAdapter(LocalForecaster):
+class _StatsForecastAdapter(LocalForecaster[P]):
     """Common code: build the statsforecast model, fit per series, predict with levels."""
 
-    def __init__(self, *, season_length: int = 1, alias: str | None = None, fallback: LocalForecaster | None = None,
-                 n_jobs: int = 1):
-        super().__init__(alias=alias, fallback=fallback, n_jobs=n_jobs)
-        self.season_length = season_length
+    @property
+    def season_length(self) -> int:
+        """Steps per season (1 when the parameters leave it unset: no seasonality)."""
+        return getattr(self.params, "season_length", None) or 1
 
     def _make(self) -> Any:
         raise NotImplementedError
-
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters (JSON-serialisable)."""
-        return {"season_length": self.season_length}
 
     def _fit_one(self, y: np.ndarray) -> Any:
         model = self._make()
@@ -67,7 +74,7 @@ class _StatsForecastAdapter(LocalForecaster):
             return state.predict(h=h, level=list(levels) if levels else None)
 
 
-class NaiveForecaster(_StatsForecastAdapter):
+class NaiveForecaster(_StatsForecastAdapter[NaiveParams]):
     """Random walk: every step forecasts the last value (statsforecast ``Naive``).
 
     Intervals: ``y_T ± z * sigma * sqrt(k)`` with sigma from the one-step residuals.
@@ -82,17 +89,13 @@ class NaiveForecaster(_StatsForecastAdapter):
         """Two observations: one residual is needed for the interval width."""
         return 2
 
-    def get_params(self) -> dict[str, Any]:
-        """No hyperparameters."""
-        return {}
-
     def _make(self) -> Any:
         from statsforecast.models import Naive
 
         return Naive()
 
 
-class SeasonalNaiveForecaster(_StatsForecastAdapter):
+class SeasonalNaiveForecaster(_StatsForecastAdapter[SeasonalNaiveParams]):
     """Each step forecasts the value one season earlier (statsforecast ``SeasonalNaive``).
 
     The M4 competition's "sNaive" benchmark (Makridakis et al., IJF 2020).
@@ -112,7 +115,7 @@ class SeasonalNaiveForecaster(_StatsForecastAdapter):
         return SeasonalNaive(season_length=self.season_length)
 
 
-class Naive2Forecaster(LocalForecaster):
+class Naive2Forecaster(LocalForecaster[Naive2Params]):
     """The M4 competition's Naive2 benchmark: naive on the seasonally adjusted series.
 
     When the 90% autocorrelation test at lag ``season_length`` passes (and the series
@@ -130,19 +133,15 @@ class Naive2Forecaster(LocalForecaster):
     name = "naive2"
     default_alias = "Naive2"
 
-    def __init__(self, *, season_length: int = 1, alias: str | None = None, fallback: LocalForecaster | None = None,
-                 n_jobs: int = 1):
-        super().__init__(alias=alias, fallback=fallback, n_jobs=n_jobs)
-        self.season_length = season_length
+    @property
+    def season_length(self) -> int:
+        """Steps per season (1 when unset)."""
+        return self.params.season_length or 1
 
     @property
     def min_train_length(self) -> int:
         """Two observations (one difference for the interval width)."""
         return 2
-
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters (JSON-serialisable)."""
-        return {"season_length": self.season_length}
 
     def _fit_one(self, y: np.ndarray) -> tuple[float, np.ndarray, float]:
         m = self.season_length
@@ -168,7 +167,7 @@ class Naive2Forecaster(LocalForecaster):
         return out
 
 
-class AutoETSForecaster(_StatsForecastAdapter):
+class AutoETSForecaster(_StatsForecastAdapter[AutoETSParams]):
     """Exponential smoothing state-space model chosen by AICc (statsforecast ``AutoETS``).
 
     ``model`` is the three-letter ETS code (error, trend, season; ``Z`` = select).
@@ -178,27 +177,18 @@ class AutoETSForecaster(_StatsForecastAdapter):
     name = "auto_ets"
     default_alias = "AutoETS"
 
-    def __init__(self, *, season_length: int = 1, model: str = "ZZZ", damped: bool | None = None, **kw: Any):
-        super().__init__(season_length=season_length, **kw)
-        self.model = model
-        self.damped = damped
-
     @property
     def min_train_length(self) -> int:
         """statsforecast's ETS refuses "tiny datasets" below 7 observations (measured)."""
         return 7
 
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters (JSON-serialisable)."""
-        return {"season_length": self.season_length, "model": self.model, "damped": self.damped}
-
     def _make(self) -> Any:
         from statsforecast.models import AutoETS
 
-        return AutoETS(season_length=self.season_length, model=self.model, damped=self.damped)
+        return AutoETS(season_length=self.season_length, model=self.params.model, damped=self.params.damped)
 
 
-class AutoARIMAForecaster(_StatsForecastAdapter):
+class AutoARIMAForecaster(_StatsForecastAdapter[AutoARIMAParams]):
     """ARIMA with orders chosen by the Hyndman-Khandakar algorithm (statsforecast ``AutoARIMA``).
 
     Source: Hyndman & Khandakar, *Automatic time series forecasting: the forecast
@@ -208,30 +198,20 @@ class AutoARIMAForecaster(_StatsForecastAdapter):
     name = "auto_arima"
     default_alias = "AutoARIMA"
 
-    def __init__(self, *, season_length: int = 1, d: int | None = None, D: int | None = None, max_p: int = 5,
-                 max_q: int = 5, stepwise: bool = True, approximation: bool | None = None, **kw: Any):
-        super().__init__(season_length=season_length, **kw)
-        self.d, self.D, self.max_p, self.max_q = d, D, max_p, max_q
-        self.stepwise, self.approximation = stepwise, approximation
-
     @property
     def min_train_length(self) -> int:
         """Three observations (fewer leaves no degrees of freedom for the variance)."""
         return 3
 
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters (JSON-serialisable)."""
-        return {"season_length": self.season_length, "d": self.d, "D": self.D, "max_p": self.max_p,
-                "max_q": self.max_q, "stepwise": self.stepwise, "approximation": self.approximation}
-
     def _make(self) -> Any:
         from statsforecast.models import AutoARIMA
 
-        return AutoARIMA(season_length=self.season_length, d=self.d, D=self.D, max_p=self.max_p, max_q=self.max_q,
-                         stepwise=self.stepwise, approximation=self.approximation)
+        p = self.params
+        return AutoARIMA(season_length=self.season_length, d=p.d, D=p.D, max_p=p.max_p, max_q=p.max_q,
+                         stepwise=p.stepwise, approximation=p.approximation)
 
 
-class AutoThetaForecaster(_StatsForecastAdapter):
+class AutoThetaForecaster(_StatsForecastAdapter[AutoThetaParams]):
     """The Theta family (STM, OTM, DSTM, DOTM) chosen by in-sample MSE (statsforecast ``AutoTheta``).
 
     Source: Assimakopoulos & Nikolopoulos, IJF 16(4) 2000; Fiorucci et al., IJF 32(4) 2016.
@@ -240,28 +220,19 @@ class AutoThetaForecaster(_StatsForecastAdapter):
     name = "auto_theta"
     default_alias = "AutoTheta"
 
-    def __init__(self, *, season_length: int = 1, decomposition_type: str = "multiplicative", model: str | None = None,
-                 **kw: Any):
-        super().__init__(season_length=season_length, **kw)
-        self.decomposition_type = decomposition_type
-        self.model = model
-
     @property
     def min_train_length(self) -> int:
         """statsforecast's Theta refuses "tiny datasets" below 4 observations (measured)."""
         return 4
 
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters (JSON-serialisable)."""
-        return {"season_length": self.season_length, "decomposition_type": self.decomposition_type, "model": self.model}
-
     def _make(self) -> Any:
         from statsforecast.models import AutoTheta
 
-        return AutoTheta(season_length=self.season_length, decomposition_type=self.decomposition_type, model=self.model)
+        return AutoTheta(season_length=self.season_length, decomposition_type=self.params.decomposition_type,
+                         model=self.params.model)
 
 
-class DynamicOptimizedThetaForecaster(_StatsForecastAdapter):
+class DynamicOptimizedThetaForecaster(_StatsForecastAdapter[DynamicOptimizedThetaParams]):
     """Dynamic optimised Theta (statsforecast ``DynamicOptimizedTheta``).
 
     Source: Fiorucci, Pellegrini, Louzada, Petropoulos & Koehler, *Models for optimising
@@ -271,26 +242,19 @@ class DynamicOptimizedThetaForecaster(_StatsForecastAdapter):
     name = "dynamic_optimized_theta"
     default_alias = "DynamicOptimizedTheta"
 
-    def __init__(self, *, season_length: int = 1, decomposition_type: str = "multiplicative", **kw: Any):
-        super().__init__(season_length=season_length, **kw)
-        self.decomposition_type = decomposition_type
-
     @property
     def min_train_length(self) -> int:
         """statsforecast's Theta refuses "tiny datasets" below 4 observations (measured)."""
         return 4
 
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters (JSON-serialisable)."""
-        return {"season_length": self.season_length, "decomposition_type": self.decomposition_type}
-
     def _make(self) -> Any:
         from statsforecast.models import DynamicOptimizedTheta
 
-        return DynamicOptimizedTheta(season_length=self.season_length, decomposition_type=self.decomposition_type)
+        return DynamicOptimizedTheta(season_length=self.season_length,
+                                     decomposition_type=self.params.decomposition_type)
 
 
-class MSTLForecaster(_StatsForecastAdapter):
+class MSTLForecaster(_StatsForecastAdapter[MSTLParams]):
     """Multiple seasonal-trend decomposition by LOESS; the trend is forecast by ``trend_model``
     and the seasonal components repeat (statsforecast ``MSTL``).
 
@@ -301,14 +265,11 @@ class MSTLForecaster(_StatsForecastAdapter):
     name = "mstl"
     default_alias = "MSTL"
 
-    def __init__(self, *, season_length: int | list[int] = 1, trend_model: str = "auto_ets", **kw: Any):
-        super().__init__(season_length=season_length, **kw)  # type: ignore[arg-type]
-        self.trend_model = trend_model
-
     @property
     def seasons(self) -> list[int]:
-        """Seasonal periods as a list."""
-        return [self.season_length] if isinstance(self.season_length, int) else list(self.season_length)
+        """Seasonal periods as a list ([1] when unset)."""
+        m = self.params.season_length or 1
+        return [m] if isinstance(m, int) else list(m)
 
     @property
     def min_train_length(self) -> int:
@@ -327,19 +288,15 @@ class MSTLForecaster(_StatsForecastAdapter):
         """
         if min(self.seasons) < 2:
             raise InvalidParameterError(
-                f"model 'mstl' needs every season_length >= 2, got {self.season_length}; with integer ds there is no "
+                f"model 'mstl' needs every season_length >= 2, got {self.params.season_length or 1}; with integer ds there is no "
                 f"calendar to derive it from: pass params.season_length (e.g. 24 for hourly data)",
                 field="model.params.season_length")
         return super().fit(panel, static=static)
-
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters (JSON-serialisable)."""
-        return {"season_length": self.season_length, "trend_model": self.trend_model}
 
     def _make(self) -> Any:
         from statsforecast.models import MSTL, AutoARIMA, AutoETS, AutoTheta
 
         trend = {"auto_ets": lambda: AutoETS(model="ZZN"), "auto_arima": lambda: AutoARIMA(),
-                 "auto_theta": lambda: AutoTheta()}[self.trend_model]()
+                 "auto_theta": lambda: AutoTheta()}[self.params.trend_model]()
         seasons = self.seasons
         return MSTL(season_length=seasons if len(seasons) > 1 else seasons[0], trend_forecaster=trend)

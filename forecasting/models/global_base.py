@@ -1,0 +1,180 @@
+"""The base of the global models (one model over every series): trees and networks.
+
+What every global adapter shares, so that each family implements only its training,
+its model call and its folder format:
+
+* the declared capabilities of a trained global model (intervals, exogenous and static
+  inputs, save/load, ONNX export, explanations, time limits);
+* the default block horizon (two seasons, at least 14 steps without a season);
+* the prediction preamble (fitted state, ``h``, ``level``) and the checks of a new
+  ``history`` against the training data (frequency, ``ds`` kind and timezone, exogenous
+  columns, each series' length);
+* exogenous-value checks and the calendar inputs of a frequency;
+* the forecasts of the series handed to the ``fallback`` model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import polars as pl
+
+from forecasting.data import Panel, validate_h, validate_levels
+from forecasting.errors import InsufficientHistoryError, InvalidInputError, InvalidParameterError
+from forecasting.features import _CALENDAR_BY_UNIT, FeaturePipeline
+from forecasting.models.base import P, BaseForecaster, Capabilities, as_panel
+
+__all__ = ["GLOBAL_CAPABILITIES", "GlobalForecaster", "calendar_inputs", "check_exog_values"]
+
+#: What a trained global model does (a family narrows it where it must).
+GLOBAL_CAPABILITIES = Capabilities(
+    supports_intervals=True, supports_exog=True, is_global=True, can_explain=True, has_global_importance=False,
+    can_save=True, can_export=True, reports_progress=False, honours_time_limit=True)
+
+
+def check_exog_values(frame: pl.DataFrame, columns: list[str], *, where: str) -> None:
+    """Exogenous columns must be numeric (or boolean) and finite; nulls/NaN are missing values.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the column, the rule and the first offending ``(unique_id, ds)`` pairs.
+    """
+    for col in columns:
+        dtype = frame.schema[col]
+        if not (dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.Null):
+            raise InvalidInputError(f"{where}: exogenous column '{col}' must be numeric, got {dtype}; encode "
+                                    f"categories as numbers", field=f"{where}.{col}")
+        if dtype.is_float():
+            bad = frame.filter(pl.col(col).is_infinite())
+            if bad.height:
+                pairs = ", ".join(f"({u}, {d})" for u, d in bad.select("unique_id", "ds").head(5).iter_rows())
+                raise InvalidInputError(f"{where}: exogenous column '{col}' has {bad.height} infinite values "
+                                        f"(unique_id, ds): {pairs}; use null for a missing value",
+                                        field=f"{where}.{col}")
+
+
+def calendar_inputs(panel: Panel, calendar: Sequence[str] | None) -> list[str]:
+    """The calendar inputs of a model: ``calendar`` as given, else the frequency's default (hourly:
+    ``hour, dayofweek``); none for integer ``ds``.
+
+    Raises
+    ------
+    InvalidParameterError
+        Calendar inputs asked for on integer ``ds`` (there is no calendar).
+    """
+    if calendar is not None:
+        if calendar and panel.ds_kind == "int":
+            raise InvalidParameterError(f"calendar inputs {list(calendar)} need datetime ds; this data has integer "
+                                        f"steps", field="model.params.calendar")
+        return list(calendar)
+    if panel.ds_kind == "int" or not isinstance(panel.freq, str):
+        return []
+    unit = re.match(r"^\d+(\w+)$", panel.freq)
+    return list(_CALENDAR_BY_UNIT.get(unit.group(1), [])) if unit else []
+
+
+class GlobalForecaster(BaseForecaster[P]):
+    """Base of the global adapters (:class:`~forecasting.models.trees.TreeForecaster`,
+    :class:`~forecasting.models.neural.NeuralForecaster`).
+
+    Subclasses set ``fitted_attribute`` (the trained state), ``pipeline_`` and
+    ``panel_`` in ``fit``, and implement :attr:`season_length` and :attr:`horizon_param`
+    from their parameter struct.
+    """
+
+    capabilities: ClassVar[Capabilities] = GLOBAL_CAPABILITIES
+    pipeline_: FeaturePipeline
+    panel_: Panel
+
+    @property
+    def season_length(self) -> int:
+        """Steps per season (1 when the parameters leave it unset)."""
+        raise NotImplementedError
+
+    @property
+    def horizon_param(self) -> int | None:
+        """The ``horizon`` parameter as given (None: the default)."""
+        raise NotImplementedError
+
+    @property
+    def trained_horizon(self) -> int:
+        """Steps the model is built for at once (direct models, calibrated intervals, network output):
+        ``horizon``, default two seasons (M4 Hourly: 48), at least 14 for non-seasonal data."""
+        return self.horizon_param or max(2 * self.season_length, 14 if self.season_length == 1 else 0)
+
+    # ------------------------------------------------------------------ preamble
+    def _prepare(self, h: int, level: Sequence[float], *, before: str = "predict(h)") -> tuple[int, tuple[Any, ...]]:
+        """Fitted state, ``h`` and ``level`` checked: ``(h, levels)``.
+
+        Raises
+        ------
+        NotFittedError, InvalidParameterError
+        """
+        self.check_is_fitted(before)
+        return validate_h(h), validate_levels(level)
+
+    def _history(self, history: Any) -> Panel:
+        """The panel to forecast from: the training series, or ``history`` checked against the training data.
+
+        Raises
+        ------
+        InvalidInputError
+            A different frequency, ``ds`` kind or timezone, missing or non-numeric exogenous
+            columns (each family adds its own checks in :meth:`_check_history`).
+        """
+        if history is None:
+            return self.panel_
+        pipe = self.pipeline_
+        panel = as_panel(history, freq=pipe.freq)
+        if panel.freq != pipe.freq:
+            raise InvalidInputError(f"history freq '{panel.freq}' differs from the training freq '{pipe.freq}'",
+                                    field="history")
+        if (panel.ds_kind == "int") != (pipe.ds_kind == "int") or panel.tz != pipe.tz:
+            raise InvalidInputError(f"history ds must be like the training data's ({pipe.ds_kind}, timezone "
+                                    f"{pipe.tz or 'none'}); got {panel.ds_kind}, timezone {panel.tz or 'none'}",
+                                    field="history")
+        need = self._history_exog()
+        missing = [c for c in need if c not in panel.frame.columns]
+        if missing:
+            raise InvalidInputError(f"history lacks the exogenous columns {missing} the model was trained with",
+                                    field="history")
+        self._check_history(panel)
+        pipe.check_panel(panel)
+        return panel
+
+    def _history_exog(self) -> list[str]:
+        """Exogenous columns a history must carry."""
+        return [*self.pipeline_.spec.future_exog, *self.pipeline_.spec.hist_exog]
+
+    def _check_history(self, panel: Panel) -> None:
+        """Family-specific checks of a new history's values (exogenous columns by default)."""
+        check_exog_values(panel.frame, list(panel.exog), where="history")
+
+    def _refuse_short(self, panel: Panel, minimum: int, where: str, what: str = "") -> None:
+        """Refuse series of ``panel`` shorter than ``minimum`` (a forecast reads that many observations).
+
+        Raises
+        ------
+        InsufficientHistoryError
+            ``N series in <where> too short for model 'name' (needs at least M observations<what>)``,
+            naming up to five series; the details list every one.
+        """
+        short = {u: n for u, n in panel.lengths.items() if n < minimum}
+        if short:
+            raise InsufficientHistoryError(
+                f"{len(short)} series in {where} too short for model '{self.name}' (needs at least {minimum} "
+                f"observations{what}): " + "; ".join(f"series '{u}': {n} observations" for u, n in list(short.items())[:5]),
+                field=where, details={"minimum": minimum,
+                                      "series": {u: {"length": n, "minimum": minimum} for u, n in short.items()}})
+
+    def _with_fallback_forecasts(self, out: pl.DataFrame, h: int, levels: tuple[Any, ...],
+                                 history: Any) -> pl.DataFrame:
+        """``out`` plus the fallback model's forecasts of the series it took at fit time (renamed to the alias)."""
+        if history is not None or not self.fallbacks_ or self.fallback is None:
+            return out
+        fb = self.fallback.predict(h, level=levels)
+        fb = fb.rename({c: c.replace(self.fallback.alias, self.alias, 1) for c in fb.columns})
+        return pl.concat([out, fb.select(out.columns)], how="vertical_relaxed").sort("unique_id", "ds")

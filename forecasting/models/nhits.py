@@ -1,0 +1,47 @@
+"""NHITS through neuralforecast (registry name ``nhits``).
+
+Challu, Olivares, Oreshkin, Garza, Mergenthaler-Canseco & Dubrawski, "N-HiTS: Neural
+Hierarchical Interpolation for Time Series Forecasting", AAAI 2023. Training, forecasting,
+explanations and the model folder are :class:`~forecasting.models.neural.NeuralForecaster`'s.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from forecasting.models.neural import NeuralForecaster
+from forecasting.models.registry import NHITSParams
+
+__all__ = ["NHITSForecaster"]
+
+
+class NHITSForecaster(NeuralForecaster[NHITSParams]):
+    """NHITS (registry name ``nhits``; Challu et al., AAAI 2023) through neuralforecast.
+
+    Architecture parameters (neuralforecast's names): ``n_pool_kernel_size``,
+    ``n_freq_downsample`` (default: by season length, hourly ``[24, 12, 1]``-like, capped by
+    the horizon), ``mlp_units`` (width of the two layers of each block, default 512),
+    ``dropout_prob_theta``. See :class:`NeuralForecaster` for the rest.
+    """
+
+    name: ClassVar[str] = "nhits"
+    default_alias: ClassVar[str] = "NHITS"
+
+    def _build_net(self, futr: list[str], hist: list[str], stat: list[str], trainer: dict[str, Any]) -> Any:
+        from neuralforecast.models import NHITS
+
+        H = self.trained_horizon
+        m = self.season_length
+        p = self.params
+        freq_down = p.n_freq_downsample or (
+            [max(1, min(m, H // 2)), max(1, min(m, H // 2) // 2), 1] if m > 1 else [max(1, H // 4), max(1, H // 8), 1])
+        width = int(p.mlp_units or 512)
+        return NHITS(h=H, input_size=self.window, futr_exog_list=futr or None, hist_exog_list=hist or None,
+                     stat_exog_list=stat or None, loss=self._loss(), max_steps=self.params.max_steps,
+                     learning_rate=self.params.learning_rate, num_lr_decays=self.params.num_lr_decays,
+                     early_stop_patience_steps=self.params.early_stop_patience_steps, val_check_steps=self.params.val_check_steps,
+                     batch_size=self.params.batch_size, windows_batch_size=self.params.windows_batch_size,
+                     scaler_type=self.params.scaler_type, random_seed=self.params.random_seed,
+                     n_pool_kernel_size=list(p.n_pool_kernel_size or [2, 2, 1]),
+                     n_freq_downsample=list(freq_down), mlp_units=[[width, width]] * 3,
+                     dropout_prob_theta=float(p.dropout_prob_theta or 0.0), **trainer)

@@ -1,0 +1,674 @@
+"""The tree-model base: one gradient-boosted model over every series, any tree library.
+
+What every global tree forecaster shares (the XGBoost adapter, :mod:`forecasting.models.xgb`,
+and any other tree library's), so that an adapter only trains a booster, calls it and
+writes it to a file:
+
+Features come from :mod:`forecasting.features` (lags, rolling and seasonal-rolling
+statistics, calendar, static and exogenous columns, scaled and differenced target).
+Multi-step forecasts are recursive by default (each step's prediction feeds the next
+step's lags, as mlforecast's ``MLForecast.predict``) or direct (one model per horizon
+step, or per group of steps with the step as a feature).
+
+Prediction intervals are split-conformal on rolling-origin residuals (as mlforecast's
+``PredictionIntervals``): the model is refitted with the last ``conformal_windows``
+blocks of ``horizon`` steps held out, and the absolute errors of its forecasts, divided
+by each series' scale (mean absolute seasonal difference, so that one quantile serves
+series of any size and series never seen in training), give per-step quantiles with the
+finite-sample correction ``ceil((n + 1) level) / n``. Sources: Vovk, Gammerman & Shafer,
+*Algorithmic Learning in a Random World* (2005); Papadopoulos, Vovk & Gammerman,
+normalised nonconformity scores, JAIR 40 (2011); Stankeviciute et al., NeurIPS 2021
+(conformal time-series forecasting).
+
+Explanations are exact TreeSHAP values of each step's model call (the library's own
+contributions, ``pred_contribs``), rescaled to the units of ``y``.
+
+An adapter subclasses :class:`TreeForecaster` with its parameter struct (a subclass of
+:class:`~forecasting.models.registry.TreeParams`) and implements :meth:`TreeForecaster._fit_booster`,
+:meth:`TreeForecaster._predict_booster`, :meth:`TreeForecaster._write_booster` and
+:meth:`TreeForecaster._read_booster`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar, Self, TypeVar
+
+import msgspec
+import numpy as np
+import polars as pl
+
+from forecasting.data import (
+    Panel,
+    collect_all_small,
+    collect_small,
+    future_frame,
+    level_columns,
+    to_caller_tz,
+    validate_future,
+    validate_h,
+)
+from forecasting.devices import resolve_device
+from forecasting.errors import (
+    CapabilityError,
+    ForecastingError,
+    InsufficientHistoryError,
+    InvalidInputError,
+    InvalidParameterError,
+    NotFittedError,
+)
+from forecasting.explanation import Explanation
+from forecasting.features import SCALE_STD, TARGET, FeaturePipeline, FeatureSpec, default_features
+from forecasting.artifacts import seal, verify
+from forecasting.models.base import Capabilities, as_panel, split_short
+from forecasting.models.global_base import GLOBAL_CAPABILITIES, GlobalForecaster, check_exog_values
+from forecasting.models.registry import TreeParams
+
+__all__ = ["StepRows", "TreeForecaster"]
+
+FORMAT_VERSION = 1
+TP = TypeVar("TP", bound=TreeParams)
+
+
+@dataclass
+class StepRows:
+    """The model call that produced one forecast step: keys, features, output."""
+
+    step: int
+    keys: pl.DataFrame  # unique_id, ds (caller form)
+    X: np.ndarray  # (n_series, n_features) float32
+    output: np.ndarray  # (n_series,) booster output (transformed scale)
+    z0: np.ndarray  # (n_series,) transformed target when y = 0: y = (output - z0) * scale
+    scale: np.ndarray  # (n_series,) per-series scale of the target transform
+
+
+class TreeForecaster(GlobalForecaster[TP]):
+    """Base of the global tree forecasters (see the module docstring).
+
+    Parameters (:class:`~forecasting.models.registry.TreeParams`; the library's own in its struct)
+    ----------
+    season_length : int
+        Steps per season; drives the default features (lags at multiples of it, a
+        seasonal difference) and the conformal scale.
+    features : FeatureSpec or dict, optional
+        Feature spec; defaults to :func:`forecasting.features.default_features`, with
+        any exogenous columns of the data as future-known inputs.
+    recent_lags : bool
+        With the default features, also lags 1 .. season_length-1 (ignored with ``features``).
+    strategy : {"recursive", "direct"}
+    step_group_size : int
+        Direct strategy: steps per model (1 = one model per step).
+    horizon : int, optional
+        Longest horizon trained for (direct) and calibrated for (intervals); default
+        two seasons (M4 Hourly: 48).
+    conformal_windows : int
+        Held-out windows used to calibrate intervals (0 = no intervals).
+    device : {"auto", "cpu", "cuda"}
+    seed : int
+    """
+
+    capabilities: ClassVar[Capabilities] = replace(GLOBAL_CAPABILITIES, has_global_importance=True)
+    fitted_attribute: ClassVar[str] = "boosters_"
+    #: how the explanations are computed (named in each Explanation)
+    shap_method: ClassVar[str] = "tree_shap"
+    #: file name suffix of a saved booster (``booster_<i>.<suffix>``)
+    booster_suffix: ClassVar[str] = "bin"
+
+    @property
+    def season_length(self) -> int:
+        """Steps per season (1 when unset)."""
+        return self.params.season_length or 1
+
+    @property
+    def horizon_param(self) -> int | None:
+        """The ``horizon`` parameter as given."""
+        return self.params.horizon
+
+    @property
+    def features(self) -> FeatureSpec | None:
+        """The feature spec as given (None: :func:`~forecasting.features.default_features`)."""
+        return self.params.features
+
+    # ------------------------------------------------------------------ library hooks
+    def _fit_booster(self, X: np.ndarray, y: np.ndarray, names: list[str]) -> Any:
+        """Train one booster on ``X`` (n, features) float32 and ``y`` (n,); honour ``self.deadline``."""
+        raise NotImplementedError
+
+    def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:
+        """Booster outputs for ``X``: (n,); with ``pred_contribs=True`` the contributions (n, features + 1)."""
+        raise NotImplementedError
+
+    def _write_booster(self, booster: Any, path: Path) -> None:
+        """Write one booster to ``path``."""
+        raise NotImplementedError
+
+    @classmethod
+    def _read_booster(cls, path: Path, device: str) -> Any:
+        """Read one booster from ``path`` onto ``device`` (library errors propagate)."""
+        raise NotImplementedError
+
+    @classmethod
+    def _library_errors(cls) -> tuple[type[Exception], ...]:
+        """The library's own exception types a damaged booster file raises."""
+        return ()
+
+    @property
+    def calibrated_horizon(self) -> int:
+        """Horizon the intervals (and direct models) are built for (:attr:`trained_horizon`)."""
+        return self.trained_horizon
+
+    @property
+    def min_train_length(self) -> int:
+        """Observations a series needs: the pipeline's lookback + 1 (known after fit; else from the default spec)."""
+        if "pipeline_" in self.__dict__:
+            return self.pipeline_.min_length
+        spec = self.features or default_features(self.season_length, recent_lags=self.params.recent_lags)
+        return FeaturePipeline(spec=spec, freq=1).min_length
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> Self:
+        """Fit the global model (and calibrate intervals) on every series.
+
+        Raises
+        ------
+        InsufficientHistoryError
+            Series shorter than the pipeline's lookback + 1, naming each with its length
+            and the minimum (unless a ``fallback`` model is given).
+        InvalidInputError, InvalidParameterError
+            Exogenous/static columns that do not match the feature spec.
+        """
+        panel = as_panel(panel)
+        spec = self.features or default_features(self.season_length, freq=panel.freq,
+                                                 recent_lags=self.params.recent_lags)
+        if self.features is None and panel.exog:
+            spec = msgspec.structs.replace(spec, future_exog=list(panel.exog))
+        unused = [c for c in panel.exog if c not in spec.future_exog and c not in spec.hist_exog]
+        if unused:
+            raise InvalidInputError(f"exogenous columns {unused} are not in the feature spec: list them in "
+                                    f"features.future_exog or features.hist_exog, or drop them", field="data")
+        check_exog_values(panel.frame, list(panel.exog), where="data")
+        horizon = self.calibrated_horizon
+        pipeline = FeaturePipeline.fit(spec, panel, static=static, max_horizon=horizon)
+        pipeline.check_panel(panel)
+        self.pipeline_ = pipeline
+        panel = split_short(self, panel, pipeline.min_length, f"lookback {pipeline.lookback} + 1")
+        self.static_ = static
+        self.device_ = resolve_device(self.params.device)
+        self.boosters_ = self._train(panel)
+        self.panel_ = panel
+        self.scales_ = pipeline.scale_stats(panel.frame)
+        self.cscales_ = self._series_scale(panel.frame)
+        self.scores_ = self._calibrate(panel) if self.params.conformal_windows > 0 else None
+        return self
+
+    def _groups(self) -> list[list[int]]:
+        if self.params.strategy == "recursive":
+            return [[1]]
+        g = max(1, self.params.step_group_size)
+        steps = list(range(1, self.calibrated_horizon + 1))
+        return [steps[i:i + g] for i in range(0, len(steps), g)]
+
+    def _time_columns(self) -> list[str]:
+        spec = self.pipeline_.spec
+        return [*spec.calendar, *spec.future_exog]
+
+    def _train(self, panel: Panel) -> list[Any]:
+        pipe = self.pipeline_
+        scales = pipe.scale_stats(panel.frame)
+        tr = pipe.transform(panel.frame, scales=scales, static=self.static_)
+        boosters = []
+        for group in self._groups():
+            parts = []
+            for k in group:
+                shifted = tr
+                if k > 1:  # direct: target and time features of step k, target-derived features of the origin
+                    moved = [TARGET, *self._time_columns()]
+                    shifted = tr.with_columns([pl.col(c).shift(-(k - 1)).over("unique_id") for c in moved])
+                rows = pipe.training_rows(shifted)
+                X = pipe.matrix(rows)
+                if len(group) > 1:
+                    X = np.column_stack([X, np.full(len(X), k, dtype=np.float32)])
+                parts.append((X, rows[TARGET].to_numpy()))
+            X = np.concatenate([p[0] for p in parts])
+            y = np.concatenate([p[1] for p in parts])
+            if len(y) == 0:
+                raise InsufficientHistoryError("no training rows: every series is shorter than the features need",
+                                               field="data")
+            names = pipe.feature_names + (["horizon_step"] if len(group) > 1 else [])
+            boosters.append(self._fit_booster(X, y, names))
+        return boosters
+
+    def _series_scale(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Per-series conformal scale: mean |y_t - y_{t-m}| (MASE's denominator), else std, else 1."""
+        return collect_small(self._series_scale_lazy(frame.lazy()))
+
+    def _series_scale_lazy(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        m = self.season_length if self.season_length > 1 else 1
+        y = pl.col("y")
+        out = frame.group_by("unique_id", maintain_order=True).agg(
+            (y - y.shift(m)).abs().mean().alias("s1"), (y - y.shift(1)).abs().mean().alias("s2"))
+        return out.select("unique_id", pl.coalesce(
+            pl.when(pl.col("s1") > 0).then(pl.col("s1")), pl.when(pl.col("s2") > 0).then(pl.col("s2")),
+            pl.lit(1.0)).alias("_cscale"))
+
+    def _calibrate(self, panel: Panel) -> np.ndarray:
+        """Normalised absolute errors on held-out windows: array (n_scores, horizon)."""
+        horizon = self.calibrated_horizon
+        idx = pl.int_range(pl.len()).over("unique_id")
+        size = pl.len().over("unique_id").cast(pl.Int64)
+        scores = []
+        saved = self.boosters_
+        try:
+            for w in range(1, self.params.conformal_windows + 1):
+                cut = w * horizon
+                keep = [u for u, n in panel.lengths.items() if n - cut >= self.pipeline_.min_length]
+                if not keep:
+                    break
+                frame = panel.frame.filter(pl.col("unique_id").is_in(keep))
+                train = frame.filter(idx < size - cut)
+                test = frame.filter((idx >= size - cut) & (idx < size - cut + horizon))
+                sub = Panel(frame=train, freq=panel.freq, lengths={u: panel.lengths[u] - cut for u in keep},
+                            tz=panel.tz, ds_kind=panel.ds_kind, exog=panel.exog)
+                self.boosters_ = self._train(sub)
+                fut = test.select("unique_id", "ds", *panel.exog) if panel.exog else None
+                paths, _ = self._paths(sub, horizon, fut, scales=self.pipeline_.scale_stats(train), trusted_future=True)
+                scale = self._series_scale(train)
+                truth = test.select("unique_id", "y").with_columns(pl.int_range(pl.len()).over("unique_id").alias("k"))
+                pred = paths.select("unique_id", "_pred").with_columns(pl.int_range(pl.len()).over("unique_id").alias("k"))
+                joined = truth.join(pred, on=["unique_id", "k"]).join(scale, on="unique_id")
+                err = ((joined["y"] - joined["_pred"]).abs() / joined["_cscale"]).to_numpy()
+                scores.append(err.reshape(len(keep), horizon))
+        finally:
+            self.boosters_ = saved
+        if not scores:
+            return np.empty((0, horizon))
+        return np.concatenate(scores)
+
+    # ------------------------------------------------------------------ predict
+    def _paths(self, panel: Panel, h: int, X_future: Any, *, scales: pl.DataFrame, collect: bool = False,
+               trusted_future: bool = False) -> tuple[pl.DataFrame, list[StepRows]]:
+        """Forecast ``h`` steps for every series of ``panel``: frame unique_id, ds, _pred (internal ds).
+
+        ``scales`` are the target-scaling statistics of each series' full history.
+        ``trusted_future``: ``X_future`` is held-out training data in internal form
+        (calibration), whose missing exogenous values are kept as missing, as in training.
+        """
+        pipe = self.pipeline_
+        exog_cols = list(pipe.spec.future_exog)
+        future: pl.DataFrame | pl.LazyFrame
+        if trusted_future:
+            future = future_frame(panel, h)
+            if exog_cols:
+                future = future.join(X_future.select("unique_id", "ds", *exog_cols), on=["unique_id", "ds"],
+                                     how="left", maintain_order="left")
+        else:
+            if X_future is not None and not exog_cols:
+                raise CapabilityError(f"this {self.name} model uses no future exogenous columns, so X_future is not "
+                                      "accepted", field="X_future")
+            if exog_cols:
+                future = validate_future(X_future, panel, h, exog_cols)
+                check_exog_values(future, exog_cols, where="X_future")
+            else:  # folded into the first block's query
+                future = future_frame(panel, h, lazy=True)
+        hist_cols = ["unique_id", "ds", "y", *pipe.spec.future_exog, *pipe.spec.hist_exog]
+        tail_q = panel.frame.lazy().select(hist_cols)
+        one = panel.n_series == 1  # one series (a typical request): its rows are already in order
+        if not pipe.spec.expanding_mean_lags:  # an expanding mean needs the whole history; everything else the lookback
+            keep = pipe.lookback + 1
+            tail_q = (tail_q.slice(max(0, panel.frame.height - keep)) if one else tail_q.filter(
+                pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id").cast(pl.Int64) - keep))
+        tail_q = tail_q.with_columns(pl.lit(None, dtype=pl.Int64).alias("_step"))
+        tail: pl.DataFrame | None = None
+        future = future.lazy().with_columns(pl.int_range(1, pl.len() + 1).over("unique_id").alias("_step"))
+        hist_nulls = [pl.lit(None, dtype=panel.frame.schema[c]).alias(c) for c in pipe.spec.hist_exog]
+        steps: list[StepRows] = []
+        preds: list[pl.DataFrame] = []
+        origin_X: np.ndarray | None = None
+        groups = self._groups()
+        block = self.recursive_block() if self.params.strategy == "recursive" else 1
+        for k in range(1, h + 1, block):
+            ks = list(range(k, min(h, k + block - 1) + 1))
+            # One lazy query per block: the block's rows appended to the tail, features, the block's rows back
+            # (a query's fixed cost, not its size, dominates a small forecast).
+            new = future.filter(pl.col("_step").is_between(ks[0], ks[-1])).with_columns(pl.lit(0.0).alias("y"),
+                                                                                          *hist_nulls)
+            frame = pl.concat([tail_q if tail is None else tail.lazy(), new.select(*hist_cols, "_step")],
+                              how="vertical_relaxed")
+            if not one:
+                frame = frame.sort("unique_id", "ds")
+            # kept rows (the block's) follow at least `lookback` rows of their series: the tail holds
+            # min(lookback + 1, n) rows and every history has n >= lookback (checked in _history, fit)
+            # (not with expanding means: they sum each series' whole history, whose first rows would read the
+            # previous series)
+            block_q = (pipe.transform_lazy(frame, scales=scales, static=self.static_, contiguous=True,
+                                           reach_checked=not pipe.spec.expanding_mean_lags)
+                       .filter(pl.col("_step").is_not_null()))
+            if tail is None:  # the first block and the tail in one call
+                tail, last = collect_all_small([tail_q, block_q])
+            else:
+                last = collect_small(block_q)
+            X = pipe.matrix(last)
+            if self.params.strategy == "recursive":
+                booster, Xk = self.boosters_[0], X
+            else:
+                if k == 1:
+                    origin_X = X
+                gi = next(i for i, g in enumerate(groups) if k in g) if k <= self.calibrated_horizon else None
+                if gi is None:
+                    raise CapabilityError(f"direct strategy was trained for h <= {self.calibrated_horizon}, got h={h}; "
+                                          f"refit with a larger horizon", field="h")
+                time_idx = [pipe.feature_names.index(c) for c in self._time_columns()]
+                Xk = origin_X.copy()  # type: ignore[union-attr]
+                Xk[:, time_idx] = X[:, time_idx]
+                if len(groups[gi]) > 1:
+                    Xk = np.column_stack([Xk, np.full(len(Xk), k, dtype=np.float32)])
+                booster = self.boosters_[gi]
+            z = self._predict_booster(booster, Xk)
+            z0, scale = last[TARGET].to_numpy(), last[SCALE_STD].to_numpy()
+            y_new = (z - z0) * scale
+            if not np.isfinite(y_new).all():
+                bad = last.filter(~pl.Series(np.isfinite(y_new)))["unique_id"].head(5).to_list()
+                raise InvalidInputError(f"non-finite forecasts at steps {ks[0]}-{ks[-1]} for series {bad}; check the "
+                                        f"inputs", field="data")
+            preds.append(pl.DataFrame([last.get_column("unique_id"), last.get_column("ds"), pl.Series("_pred", y_new)]))
+            done = pl.DataFrame([pl.Series("y", y_new) if c == "y" else last.get_column(c) for c in hist_cols]
+                                + [pl.Series("_step", [None] * last.height, dtype=pl.Int64)])
+            tail = tail.vstack(done) if done.schema == tail.schema else pl.concat([tail, done], how="vertical_relaxed")
+            if collect:
+                step_of = last["_step"].to_numpy()
+                for kk in ks:
+                    rows = step_of == kk
+                    steps.append(StepRows(step=kk, keys=to_caller_tz(last.filter(pl.Series(rows)).select(
+                        "unique_id", "ds"), panel), X=Xk[rows], output=z[rows], z0=z0[rows], scale=scale[rows]))
+        out = pl.concat(preds)
+        return (out if one else out.sort("unique_id", "ds")), steps
+
+    def recursive_block(self) -> int:
+        """Steps forecast per model call in a recursive forecast.
+
+        A step's features read the target no nearer than the shortest target lag ``L``
+        (lags, rolling windows, expanding means) and, through the differences, ``d`` steps
+        back; so the next ``min(L, d)`` steps need no forecast of each other and are
+        computed in one pass (default hourly features: 24 steps at once, 2 passes for
+        h = 48 instead of 48). Identical forecasts to step-by-step recursion.
+        """
+        spec = self.pipeline_.spec
+        reach = [*self.pipeline_.target_lags.values(), *spec.differences]
+        return max(1, min(reach)) if reach else 10_000
+
+    def _history(self, history: Any) -> Panel:
+        panel = super()._history(history)
+        if history is not None:
+            self._refuse_short(panel, self.pipeline_.lookback, "history")
+        return panel
+
+    def predict(self, h: int, *, history: Panel | Any | None = None, X_future: Any = None,
+                level: Sequence[float] = ()) -> pl.DataFrame:
+        """Forecast ``h`` steps after each series' end, without retraining.
+
+        Parameters
+        ----------
+        h : int
+        history : Panel or frame, optional
+            Series to forecast from (new series, or newer observations of known ones);
+            default: the training series.
+        X_future : frame, optional
+            ``unique_id, ds`` + the future exogenous columns for the ``h`` steps.
+        level : numbers in (0, 100)
+            Conformal interval levels, percent (``h`` <= the calibrated horizon).
+
+        Raises
+        ------
+        NotFittedError, InsufficientHistoryError, InvalidInputError (missing future
+        values, naming the ``(unique_id, ds)`` pairs and columns), CapabilityError.
+        """
+        h, levels = self._prepare(h, level)
+        if levels and self.scores_ is None:
+            raise CapabilityError(f"this {self.name} model was fitted without conformal calibration "
+                                  "(conformal_windows=0), so it cannot give intervals", field="level")
+        if levels and h > self.calibrated_horizon:
+            raise CapabilityError(f"intervals are calibrated for h <= {self.calibrated_horizon}; ask for a shorter h "
+                                  f"or refit with params.horizon >= {h}", field="h")
+        self._check_hist_exog_horizon(h)
+        panel = self._history(history)
+        scales, cscales = self._scales(panel, history)
+        paths, _ = self._paths(panel, h, X_future, scales=scales)
+        frame = paths.rename({"_pred": self.alias})
+        if levels:
+            frame = self._intervals(frame, cscales, levels)
+        return self._with_fallback_forecasts(to_caller_tz(frame, panel), h, levels, history)
+
+    def _check_hist_exog_horizon(self, h: int) -> None:
+        """Historic-only exogenous lags must reach back beyond the horizon (their future is unknown)."""
+        lags = [lag for lags in self.pipeline_.spec.hist_exog.values() for lag in lags]
+        if lags and h > min(lags):
+            raise CapabilityError(f"h={h} exceeds the shortest historic-exogenous lag {min(lags)}: steps beyond it "
+                                  f"would need unknown future values; ask for h <= {min(lags)}", field="h")
+
+    def _scales(self, panel: Panel, history: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Target-scaling and conformal scales: the training ones, or those of the given history."""
+        if history is None:
+            return self.scales_, self.cscales_
+        lf = panel.frame.lazy()
+        scales, cscales = collect_all_small([self.pipeline_.scale_stats_lazy(lf), self._series_scale_lazy(lf)])
+        return scales, cscales
+
+    def _intervals(self, frame: pl.DataFrame, cscales: pl.DataFrame, levels: tuple[float | int, ...]) -> pl.DataFrame:
+        scores = self.scores_
+        assert scores is not None
+        n = scores.shape[0]
+        if n == 0:
+            raise CapabilityError("no series was long enough to calibrate intervals (needs the lookback plus "
+                                  f"{self.params.conformal_windows} x {self.calibrated_horizon} steps)", field="level")
+        frame = frame.join(cscales, on="unique_id", how="left", maintain_order="left").with_columns(
+            pl.int_range(pl.len()).over("unique_id").alias("_k"))
+        ordered = np.sort(scores, axis=0)
+        cols = []
+        for lv in levels:
+            rank = min(n, math.ceil((n + 1) * lv / 100))  # split-conformal finite-sample quantile
+            q = pl.Series(f"_q{lv}", ordered[rank - 1])  # (horizon,): one quantile per step
+            frame = frame.with_columns(pl.col("_k").replace_strict(list(range(len(q))), q.to_list(),
+                                                                   return_dtype=pl.Float64).alias(f"_q{lv}"))
+            width = pl.col(f"_q{lv}") * pl.col("_cscale")
+            cols += [(pl.col(self.alias) - width).alias(f"{self.alias}-lo-{lv}"),
+                     (pl.col(self.alias) + width).alias(f"{self.alias}-hi-{lv}")]
+        return frame.with_columns(cols).select("unique_id", "ds", self.alias, *level_columns(self.alias, levels))
+
+    # ------------------------------------------------------------------ explanations
+    def explain(self, h: int, *, history: Any = None, X_future: Any = None, units: str = "y") -> Explanation:
+        """Exact TreeSHAP of each forecast step's model call (the library's ``pred_contribs``).
+
+        Step ``k``'s row explains the booster call that produced step ``k``; in a recursive
+        forecast, features computed from earlier forecasts are flagged in
+        ``is_forecast_value`` (a lag ``L`` feature at step ``k > L``).
+
+        Parameters
+        ----------
+        h : int
+        history, X_future
+            As :meth:`predict`.
+        units : {"y", "model"}
+            ``"y"`` (default): values in the units of ``y``. The booster predicts the
+            transformed target ``z``, and ``y = (z - z0) * scale`` is affine for each row,
+            so SHAP values scale exactly (``values * scale``, base ``(base - z0) * scale``)
+            and add up to the forecast itself. ``"model"``: the booster's own units.
+
+        Returns
+        -------
+        forecasting.explanation.Explanation
+            ``h`` rows per series (keys ``unique_id, ds, step``).
+        """
+        self.check_is_fitted("explain(h)")
+        if units not in ("y", "model"):
+            raise InvalidInputError(f"units must be 'y' or 'model', got {units!r}", field="units")
+        h = validate_h(h)
+        self._check_hist_exog_horizon(h)
+        panel = self._history(history)
+        scales, _ = self._scales(panel, history)
+        _, steps = self._paths(panel, h, X_future, scales=scales, collect=True)
+        groups = self._groups()
+        names = list(self.pipeline_.feature_names)
+        values, base, data, output, masks, keys = [], [], [], [], [], []
+        for st in steps:
+            gi = 0 if self.params.strategy == "recursive" else next(i for i, g in enumerate(groups) if st.step in g)
+            contrib = self._predict_booster(self.boosters_[gi], st.X, pred_contribs=True)
+            # columns: one per booster feature (ours, + horizon_step for grouped direct models), then the bias
+            v, b = contrib[:, :len(names)], contrib[:, -1] + contrib[:, len(names):-1].sum(axis=1)
+            out = st.output
+            if units == "y":
+                v, b, out = v * st.scale[:, None], (b - st.z0) * st.scale, (out - st.z0) * st.scale
+            values.append(v)
+            base.append(b)
+            data.append(st.X[:, :len(names)].astype(np.float64))
+            output.append(out)
+            mask = (self.pipeline_.forecast_feature_mask(st.step) if self.params.strategy == "recursive"
+                    else np.zeros(len(names), dtype=bool))
+            masks.append(np.tile(mask, (len(st.X), 1)))
+            keys.append(st.keys.with_columns(pl.lit(st.step).alias("step")))
+        where = "forecast units of y" if units == "y" else "the model's transformed-target units"
+        rows = pl.concat(keys)
+        order = rows.with_row_index("_i").sort("unique_id", "step")["_i"].to_numpy()
+        return Explanation(values=np.concatenate(values)[order], base_values=np.concatenate(base)[order],
+                           feature_names=names, data=np.concatenate(data)[order],
+                           output=np.concatenate(output)[order], rows=rows[order],
+                           method=f"{self.shap_method}, in {where}",
+                           is_forecast_value=np.concatenate(masks)[order])
+
+    def global_importance(self, data: Panel | Any | None = None, *, max_rows: int = 10_000, seed: int = 0) -> pl.DataFrame:
+        """Mean |SHAP| per feature over training-style rows of ``data`` (default: the training series).
+
+        Rows are sampled down to ``max_rows`` (seeded). Values are in units of ``y``
+        (each row's SHAP values times its series' scale).
+
+        Returns
+        -------
+        pl.DataFrame
+            ``feature, mean_abs_shap`` (largest first).
+        """
+        self.check_is_fitted("global_importance()")
+        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+            raise InvalidParameterError(f"max_rows must be an integer >= 1, got {max_rows!r}", field="max_rows")
+        panel = self._history(data)
+        pipe = self.pipeline_
+        scales, _ = self._scales(panel, data)
+        rows = pipe.training_rows(pipe.transform(panel.frame, scales=scales, static=self.static_))
+        if rows.height > max_rows:
+            rows = rows.sample(n=max_rows, seed=seed)
+        X = pipe.matrix(rows)
+        booster = self.boosters_[0]
+        if len(booster.feature_names or []) > X.shape[1]:  # grouped direct model: the first step
+            X = np.column_stack([X, np.ones(len(X), dtype=np.float32)])
+        contrib = self._predict_booster(booster, X, pred_contribs=True)[:, :len(pipe.feature_names)]
+        contrib = contrib * rows[SCALE_STD].to_numpy()[:, None]
+        return pl.DataFrame({"feature": pipe.feature_names, "mean_abs_shap": np.abs(contrib).mean(axis=0)}).sort(
+            "mean_abs_shap", descending=True)
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model folder: ``booster_<i>.<booster_suffix>`` (the library's format), ``pipeline.json``,
+        ``model.json`` (params, per-series state, conformal scores) and ``history.parquet``
+        (each series' last lookback rows). Files are written to a temporary folder and
+        renamed into place."""
+        if not self.is_fitted:
+            raise NotFittedError(f"model '{self.name}' is not fitted: nothing to save")
+        if self.fallbacks_ or self.static_ is not None:
+            raise CapabilityError(f"saving an {self.name} model with fallbacks or static features is not supported "
+                                  f"yet", field="model")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        for i, b in enumerate(self.boosters_):
+            self._write_booster(b, tmp / f"booster_{i}.{self.booster_suffix}")
+        (tmp / "pipeline.json").write_bytes(self.pipeline_.to_json())
+        hist = self.panel_.frame
+        if not self.pipeline_.spec.expanding_mean_lags:  # an expanding mean needs the whole history
+            keep = self.pipeline_.lookback + 1
+            hist = hist.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id").cast(pl.Int64) - keep)
+        hist.write_parquet(tmp / "history.parquet")
+        meta = {"format_version": FORMAT_VERSION, "model": self.name, "params": self.get_params(), "alias": self.alias,
+                "panel": {"freq": self.panel_.freq, "tz": self.panel_.tz, "ds_kind": self.panel_.ds_kind,
+                          "exog": list(self.panel_.exog), "lengths": self.panel_.lengths},
+                "scales": self.scales_.to_dict(as_series=False), "cscales": self.cscales_.to_dict(as_series=False),
+                "conformal_scores": None if self.scores_ is None else self.scores_.tolist(),
+                "n_boosters": len(self.boosters_), "device_trained": self.device_}
+        # every other file's sha256 is recorded, and checked on load: a changed byte is refused, never loaded
+        return seal(tmp, target, meta)
+
+    @classmethod
+    def _restore(cls, folder: Path, meta: dict[str, Any], *, device: str = "cpu") -> Self:
+        """Everything but the boosters, from a verified ``model.json`` and its folder (no tree library import)."""
+        params = {k: v for k, v in meta["params"].items() if v is not None}
+        model = cls(**{**params, "device": device, "alias": meta["alias"]})
+        model.pipeline_ = FeaturePipeline.from_json((folder / "pipeline.json").read_bytes())
+        p = meta["panel"]
+        frame = pl.read_parquet(folder / "history.parquet")
+        model.panel_ = Panel(frame=frame, freq=p["freq"], lengths={k: int(v) for k, v in p["lengths"].items()},
+                             tz=p["tz"], ds_kind=p["ds_kind"], exog=tuple(p["exog"]))
+        model.scales_ = pl.DataFrame(meta["scales"])
+        model.cscales_ = pl.DataFrame(meta["cscales"])
+        raw = meta["conformal_scores"]
+        if raw is None:
+            model.scores_ = None
+        elif isinstance(raw, list) and not raw:  # no series was long enough to calibrate: (0, horizon)
+            model.scores_ = np.zeros((0, model.calibrated_horizon))
+        else:
+            model.scores_ = np.asarray(raw, dtype=np.float64)
+        if model.scores_ is not None and (model.scores_.ndim != 2 or not np.isfinite(model.scores_).all()
+                                          or (model.scores_ < 0).any()):
+            raise InvalidInputError(f"model folder '{folder}': conformal scores are not finite non-negative "
+                                    f"numbers", field="model")
+        model.static_ = None
+        model.fallbacks_ = []
+        model.device_ = device
+        return model
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> Self:
+        """Load a folder written by :meth:`save` (on the CPU by default, whatever it was trained on).
+
+        Every file's sha256 is checked against ``model.json`` and the parameters are
+        validated as a spec would be.
+
+        Raises
+        ------
+        InvalidInputError
+            A folder that is not a model of this kind, is incomplete, or whose files changed
+            (naming the file and the problem).
+        """
+        folder = Path(path)
+        damaged: tuple[type[Exception], ...] = (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, *cls._library_errors(),
+                   pl.exceptions.PolarsError, msgspec.ValidationError)
+        try:
+            meta = json.loads((folder / "model.json").read_text())
+            if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION or meta.get("model") != cls.name:
+                raise InvalidInputError(f"'{folder}' is not an {cls.name} model folder of format {FORMAT_VERSION}",
+                                        field="model")
+            verify(folder, meta, required=["pipeline.json", "history.parquet"])
+            files: dict[str, str] = meta["files"]
+            n_boosters = int(meta["n_boosters"])
+            if not 1 <= n_boosters <= len([f for f in files if f.startswith("booster_")]):
+                raise InvalidInputError(f"model folder '{folder}': n_boosters {n_boosters} does not match its files",
+                                        field="model")
+            model = cls._restore(folder, meta, device=device)
+            model.boosters_ = []
+            for i in range(n_boosters):
+                model.boosters_.append(cls._read_booster(folder / f"booster_{i}.{cls.booster_suffix}",
+                                                         resolve_device(device)))
+        except ForecastingError as exc:
+            if isinstance(exc, InvalidInputError):
+                raise
+            raise InvalidInputError(f"model folder '{folder}' is damaged: {exc.message}", field="model") from exc
+        except damaged as exc:
+            raise InvalidInputError(f"model folder '{folder}' is damaged or incomplete: {type(exc).__name__}: {exc}",
+                                    field="model") from exc
+        model.static_ = None
+        model.fallbacks_ = []
+        model.device_ = resolve_device(device)
+        return model
+
