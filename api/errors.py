@@ -75,7 +75,7 @@ def problem(status: int, detail: str, *, type_: str = "about:blank", field: str 
 def _status_for(exc: ForecastingError) -> tuple[int, str]:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 400, "bad-request"  # pragma: no cover - ForecastingError is in the table
 
 

@@ -103,7 +103,8 @@ def test_windows(values: np.ndarray, input_size: int, h: int) -> tuple[np.ndarra
     start = N_TRAIN + N_VAL
     n_windows = N_TOTAL - start - h + 1
     if start - input_size < 0:
-        raise ValueError(f"input_size {input_size} reaches before the first row")
+        msg = f"input_size {input_size} reaches before the first row"
+        raise ValueError(msg)
     series = np.ascontiguousarray(values.T)  # (7, 14400)
     win = np.lib.stride_tricks.sliding_window_view(series, input_size + h, axis=1)  # (7, N - L - h + 1, L + h)
     first = start - input_size
@@ -119,9 +120,11 @@ def forecast_windows(model: Any, inputs: np.ndarray, h: int, *, batch: int = 204
     cols = list(model.temporal_cols_)
     extra = [c for c in cols if c not in ("y", "available_mask")]
     if extra:
-        raise ValueError(f"the model reads temporal inputs {extra}; this benchmark builds univariate windows only")
+        msg = f"the model reads temporal inputs {extra}; this benchmark builds univariate windows only"
+        raise ValueError(msg)
     if model.trained_horizon != h or model.window != L:
-        raise ValueError(f"model horizon/input_size {model.trained_horizon}/{model.window} != {h}/{L}")
+        msg = f"model horizon/input_size {model.trained_horizon}/{model.window} != {h}/{L}"
+        raise ValueError(msg)
     y_col, m_col = cols.index("y"), cols.index("available_mask")
     med = model.output_names_.index("-median")
     dev = torch.device(model.device_)
@@ -150,6 +153,7 @@ def parse_input_size(text: str, h: int) -> int:
 def run_horizon(h: int, values: np.ndarray, ds: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
     """Fit NHITS for one horizon and score every test window; one result row."""
     from forecasting.models import make_model
+    from forecasting.models.nhits import NHITSForecaster
 
     L = parse_input_size(args.input_size, h)
     end = N_TRAIN + (N_VAL if args.fit_on == "train+val" else 0)
@@ -167,6 +171,7 @@ def run_horizon(h: int, values: np.ndarray, ds: np.ndarray, args: argparse.Names
     if args.n_freq_downsample:
         params["n_freq_downsample"] = args.n_freq_downsample
     model = make_model({"name": "nhits", "params": params}, freq="1h")
+    assert isinstance(model, NHITSForecaster)
     t0 = time.perf_counter()
     model.fit(train)
     fit_s = time.perf_counter() - t0
@@ -274,7 +279,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         write_results(rows, settings, args.output)
         print(f"results written to {args.output}/results.json and results.csv")
     if not all(math.isfinite(r["mse"]) and math.isfinite(r["mae"]) for r in rows):
-        raise SystemExit("non-finite metrics")
+        msg = "non-finite metrics"
+        raise SystemExit(msg)
     return rows
 
 

@@ -22,6 +22,7 @@ import polars as pl
 from forecasting.datasets import load_m4_hourly
 from forecasting.explanation import explain_forecast
 from forecasting.models import make_model
+from forecasting.models.xgb import XGBoostForecaster
 
 
 def main() -> None:
@@ -36,6 +37,7 @@ def main() -> None:
     params = {"season_length": 24, "n_estimators": args.n_estimators, "conformal_windows": 0}
     start = time.perf_counter()
     model = make_model({"name": "xgboost", "params": params}, freq=1, n_jobs=args.n_jobs).fit(train)
+    assert isinstance(model, XGBoostForecaster)  # the booster internals below are XGBoost's
     fit_s = time.perf_counter() - start
 
     one = train.filter(pl.col("unique_id") == "H1")
@@ -57,7 +59,7 @@ def main() -> None:
     pred = model._predict_booster(booster, X)
     additivity = float(abs(contrib.sum(axis=1) - pred).max() / max(abs(pred).max(), 1e-12))
 
-    print(f"model: xgboost, {args.n_estimators} trees, depth {model.max_depth}, "
+    print(f"model: xgboost, {args.n_estimators} trees, depth {model.params.max_depth}, "
           f"{len(pipe.feature_names)} features; fit on 414 series in {fit_s:.1f} s")
     print("| workload | figure | additivity error (relative) |")
     print("|---|---|---|")

@@ -144,7 +144,8 @@ def run_child(lib: str, mode: str, args: argparse.Namespace, data: str) -> dict[
            "--threads", str(args.threads), "--data", data] + (["--seasonal"] if args.seasonal else [])
     res = subprocess.run(cmd, capture_output=True, text=True, check=False, env=os.environ.copy())
     if res.returncode != 0:
-        raise RuntimeError(f"{lib} {mode} failed:\n{res.stderr[-3000:]}")
+        msg = f"{lib} {mode} failed:\n{res.stderr[-3000:]}"
+        raise RuntimeError(msg)
     line = next(ln for ln in res.stdout.splitlines() if ln.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
 

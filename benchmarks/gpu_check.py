@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         a, b = _forecast(model, f"{name}@{dev}"), _forecast(reloaded, f"{name}@{dev}->cpu")
         both = a.join(b, on=["unique_id", "ds"], how="full", validate="1:1")
         if both.height != a.height or both.null_count().sum_horizontal().item():
-            raise SystemExit(f"{name}: the reloaded model forecasts other (unique_id, ds) rows")
+            msg = f"{name}: the reloaded model forecasts other (unique_id, ds) rows"
+            raise SystemExit(msg)
         diffs[name] = _diff(both[f"{name}@{dev}"].to_numpy(), both[f"{name}@{dev}->cpu"].to_numpy())
         frames += [a, b]
         if gpu or dev != "cpu":
@@ -166,7 +167,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for f in frames[1:]:
         forecasts = forecasts.join(f, on=["unique_id", "ds"], how="inner", validate="1:1")
     if forecasts.height != test.height:
-        raise SystemExit(f"forecast rows {forecasts.height} != test rows {test.height}")
+        msg = f"forecast rows {forecasts.height} != test rows {test.height}"
+        raise SystemExit(msg)
     cols = [c for c in forecasts.columns if c not in ("unique_id", "ds", "Naive2")]
     scores = evaluate(forecasts, test, train, models=[*cols, "Naive2"], season_length=SEASON, naive2_column="Naive2")
 

@@ -56,7 +56,8 @@ def start_server(state: Path) -> tuple[subprocess.Popen[str], str]:
     end = time.monotonic() + 60
     while time.monotonic() < end:
         if proc.poll() is not None:
-            raise SystemExit(f"the server exited with status {proc.returncode}")
+            msg = f"the server exited with status {proc.returncode}"
+            raise SystemExit(msg)
         try:
             if httpx.get(base + "/readyz", timeout=1).status_code == 200:
                 return proc, base
@@ -64,7 +65,8 @@ def start_server(state: Path) -> tuple[subprocess.Popen[str], str]:
             pass
         time.sleep(0.2)
     proc.terminate()
-    raise SystemExit("the server was not ready within 60 s")
+    msg = "the server was not ready within 60 s"
+    raise SystemExit(msg)
 
 
 def training_data(n_series: int, *, synthetic: bool) -> tuple[pl.DataFrame, str]:
@@ -98,10 +100,12 @@ def train_model(base: str, frame: pl.DataFrame, *, n_estimators: int) -> str:
         end = time.monotonic() + 600
         while (job := c.get(location).json())["state"] not in ("succeeded", "failed", "cancelled"):
             if time.monotonic() > end:
-                raise SystemExit(f"training still {job['state']} after 600 s")
+                msg = f"training still {job['state']} after 600 s"
+                raise SystemExit(msg)
             time.sleep(0.5)
     if job["state"] != "succeeded":
-        raise SystemExit(f"training {job['state']}: {job.get('error')}")
+        msg = f"training {job['state']}: {job.get('error')}"
+        raise SystemExit(msg)
     return f"load@{job['version']}"
 
 
@@ -139,7 +143,8 @@ def run_wrk(url: str, body: bytes, *, clients: int, duration: float) -> dict[str
         os.unlink(script)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if line is None:
-        raise SystemExit(f"wrk failed: {out.stdout}\n{out.stderr}")
+        msg = f"wrk failed: {out.stdout}\n{out.stderr}"
+        raise SystemExit(msg)
     r = json.loads(line[len("RESULT "):])
     seconds = r["duration_us"] / 1e6
     return {"requests": r["requests"], "rps": r["requests"] / seconds, "p50_ms": r["p50_us"] / 1e3,
@@ -208,7 +213,8 @@ def main() -> None:
     args = parser.parse_args()
     tool = args.tool if args.tool != "auto" else ("wrk" if shutil.which("wrk") else "python")
     if tool == "wrk" and not shutil.which("wrk"):
-        raise SystemExit("wrk is not on the PATH (Debian: apt-get install wrk); use --tool python")
+        msg = "wrk is not on the PATH (Debian: apt-get install wrk); use --tool python"
+        raise SystemExit(msg)
 
     frame, what = training_data(args.n_series, synthetic=args.synthetic)
     state = Path(tempfile.mkdtemp(prefix="forecasting-load-"))
@@ -232,7 +238,8 @@ def main() -> None:
             t = time.perf_counter()
             r = httpx.get(f"{base}/v1/models/{ref}/onnx", headers=HEADERS, timeout=300)
             if r.status_code != 200:
-                raise SystemExit(f"ONNX export failed: {r.status_code} {r.text[:500]}")
+                msg = f"ONNX export failed: {r.status_code} {r.text[:500]}"
+                raise SystemExit(msg)
             print(f"exported {ref} to ONNX in {time.perf_counter() - t:.1f} s ({len(r.content)} bytes zipped): "
                   f"forecasts are served by onnxruntime")
         body = request_body(frame)
@@ -244,16 +251,17 @@ def main() -> None:
             url = f"{base}/v1/forecast"
         warm = httpx.post(url, content=body, headers={**HEADERS, "Content-Type": "application/json"}, timeout=60)
         if warm.status_code != 200:
-            raise SystemExit(f"warm-up request failed: {warm.status_code} {warm.text[:500]}")
+            msg = f"warm-up request failed: {warm.status_code} {warm.text[:500]}"
+            raise SystemExit(msg)
         run = run_wrk if tool == "wrk" else run_python
         print(f"\nPOST {url[len(base):]}, one series of {N_POINTS} points, h={H}, {args.duration:g} s per "
               f"level, load generator: {tool}\n")
         print("| clients | requests | requests/s | p50 ms | p99 ms | errors |")
         print("|--------:|---------:|-----------:|-------:|-------:|-------:|")
         for c in args.clients:
-            r = run(url, body, clients=c, duration=args.duration)
-            print(f"| {c} | {r['requests']:.0f} | {r['rps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                  f"{r['errors']:.0f} |", flush=True)
+            stats = run(url, body, clients=c, duration=args.duration)
+            print(f"| {c} | {stats['requests']:.0f} | {stats['rps']:.1f} | {stats['p50_ms']:.1f} | "
+                  f"{stats['p99_ms']:.1f} | {stats['errors']:.0f} |", flush=True)
         if proc is not None:
             print(f"\nserver resident memory after the run: {_rss_mb(proc.pid):.0f} MiB")
     finally:

@@ -27,13 +27,16 @@ import argparse
 import statistics
 import tempfile
 import time
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 
-def _timed(fn, repeats: int) -> tuple[float, object]:
+def _timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     out = fn()  # warm-up
     times = []
     for _ in range(repeats):
@@ -43,7 +46,7 @@ def _timed(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
-def _model_calls(name: str, model, runtime, batch: pl.DataFrame, repeats: int) -> list[dict[str, object]]:
+def _model_calls(name: str, model: Any, runtime: Any, batch: pl.DataFrame, repeats: int) -> list[dict[str, object]]:
     """The model call alone (no feature pipeline, no window building): one row and 1,000 rows."""
     out = []
     if name == "xgboost":
@@ -75,14 +78,14 @@ def _model_calls(name: str, model, runtime, batch: pl.DataFrame, repeats: int) -
 
         calls = {"native": native, "onnx": onnx}
     for label, x in (("call, 1 row", X[:1]), (f"call, {len(X)} rows", X)):
-        t_native, _ = _timed(lambda x=x: calls["native"](x), repeats * 4)
-        t_onnx, _ = _timed(lambda x=x: calls["onnx"](x), repeats * 4)
+        t_native, _ = _timed(functools.partial(calls["native"], x), repeats * 4)
+        t_onnx, _ = _timed(functools.partial(calls["onnx"], x), repeats * 4)
         out.append({"model": name, "case": label, "native_ms": t_native * 1e3, "onnx_ms": t_onnx * 1e3,
                     "speedup": t_native / t_onnx, "max_rel_diff": float("nan"), "fit_s": float("nan")})
     return out
 
 
-def _neuralforecast_predict(model, one: pl.DataFrame, repeats: int) -> dict[str, object]:
+def _neuralforecast_predict(model: Any, one: pl.DataFrame, repeats: int) -> dict[str, object]:
     """The reference path: neuralforecast's own ``NeuralForecast.predict(df=...)`` for one series, with a network of
     the same architecture (trained a few steps: latency does not depend on the weights)."""
     import logging
@@ -137,8 +140,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
             folder = export_model(model, Path(tmp) / name)
             runtime = load_onnx(folder)
             for label, hist in (("1 series", one), (f"{args.batch} series", batch)):
-                native_s, a = _timed(lambda m=model, hh=hist: m.predict(48, history=hh), args.repeats)
-                onnx_s, b = _timed(lambda m=runtime, hh=hist: m.predict(48, history=hh), args.repeats)
+                native_s, a = _timed(functools.partial(model.predict, 48, history=hist), args.repeats)
+                onnx_s, b = _timed(functools.partial(runtime.predict, 48, history=hist), args.repeats)
                 col = model.alias
                 diff = np.abs(a[col].to_numpy() - b[col].to_numpy()).max() / np.abs(a[col].to_numpy()).max()
                 rows.append({"model": name, "case": label, "native_ms": native_s * 1e3, "onnx_ms": onnx_s * 1e3,

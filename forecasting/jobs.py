@@ -89,9 +89,11 @@ class _Worker:
         if self.registry.job_state(self.id) != "running":
             raise _Cancelled
         if time.time() > self.deadline:
-            raise TimeLimitError(f"training did not finish within the time limit of {self.job['time_limit_s']} s "
-                                 f"(stopped after: {message})", field="time_limit_s",
-                                 details={"limit_seconds": self.job["time_limit_s"]})
+            msg = (
+                f"training did not finish within the time limit of {self.job['time_limit_s']} s "
+                f"(stopped after: {message})"
+            )
+            raise TimeLimitError(msg, field="time_limit_s", details={"limit_seconds": self.job["time_limit_s"]})
         self.registry.update_job(self.id, only_from=("running",), progress=progress, message=message,
                                  heartbeat_at=_now())
 
@@ -168,11 +170,11 @@ class JobRunner:
     def __init__(self, registry: Store, *, max_workers: int = 1, time_limit_s: float = 3600.0,
                  max_tasks_per_child: int | None = None) -> None:
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            raise InvalidParameterError(f"max_workers must be an integer >= 1, got {max_workers!r}",
-                                        field="max_workers")
+            msg = f"max_workers must be an integer >= 1, got {max_workers!r}"
+            raise InvalidParameterError(msg, field="max_workers")
         if isinstance(time_limit_s, bool) or not isinstance(time_limit_s, int | float) or not time_limit_s > 0:
-            raise InvalidParameterError(f"time_limit_s must be a number > 0, got {time_limit_s!r}",
-                                        field="time_limit_s")
+            msg = f"time_limit_s must be a number > 0, got {time_limit_s!r}"
+            raise InvalidParameterError(msg, field="time_limit_s")
         self.registry = registry
         self.max_workers = max_workers
         self.time_limit_s = float(time_limit_s)
@@ -247,11 +249,13 @@ class JobRunner:
         from forecasting.data import to_polars, validate_h
 
         if self._closed:
-            raise ConflictError("the job runner is shut down", field="job")
+            msg = "the job runner is shut down"
+            raise ConflictError(msg, field="job")
         validate_name(tenant, field="tenant")
         validate_name(name, field="name")
         if kind not in ("forecast", "tabular"):
-            raise InvalidParameterError(f"kind must be 'forecast' or 'tabular', got {kind!r}", field="kind")
+            msg = f"kind must be 'forecast' or 'tabular', got {kind!r}"
+            raise InvalidParameterError(msg, field="kind")
         request: dict[str, Any] = {"name": name, "kind": kind}
         if kind == "forecast":
             import msgspec
@@ -259,8 +263,11 @@ class JobRunner:
             from forecasting.models.registry import parse_spec
 
             if target not in (None, "y"):
-                raise InvalidParameterError(f"target is for tabular models; forecast data's target is 'y', got "
-                                            f"{target!r}", field="target")
+                msg = (
+                    f"target is for tabular models; forecast data's target is 'y', got "
+                    f"{target!r}"
+                )
+                raise InvalidParameterError(msg, field="target")
             request["spec"] = msgspec.to_builtins(parse_spec(spec))
             if h is not None:
                 request["h"] = validate_h(h)
@@ -278,7 +285,8 @@ class JobRunner:
         else:
             request["spec"], request["target"] = _check_tabular(spec, target)
             if h is not None:
-                raise InvalidParameterError("h is for forecast models", field="h")
+                msg_0 = "h is for forecast models"
+                raise InvalidParameterError(msg_0, field="h")
         frame = data if isinstance(data, pl.DataFrame) else (
             _read_path(data) if isinstance(data, str | os.PathLike) else to_polars(data))
 
@@ -291,7 +299,8 @@ class JobRunner:
             os.replace(tmp, folder / _DATA_FILE)
         except (pl.exceptions.PolarsError, OSError, ValueError, TypeError) as exc:
             shutil.rmtree(folder, ignore_errors=True)
-            raise InvalidInputError(f"data cannot be stored as Parquet: {exc}", field="data") from exc
+            msg_0 = f"data cannot be stored as Parquet: {exc}"
+            raise InvalidInputError(msg_0, field="data") from exc
         request["rows"] = frame.height
         self.registry.create_job(tenant=tenant, kind="train", request=request, job_id=job_id)
         payload = {"id": job_id, "tenant": tenant, "dir": str(folder), "database_url": self.registry.database_url,
@@ -300,7 +309,10 @@ class JobRunner:
         with self._lock:
             future = self._pool.submit(_start_clock, payload)
             self._futures[job_id] = future
-        future.add_done_callback(lambda f, j=job_id, t=tenant: self._on_done(j, t, f))
+        def done(f: Future[dict[str, Any]], j: str = job_id, t: str = tenant) -> None:
+            self._on_done(j, t, f)
+
+        future.add_done_callback(done)
         return job_id
 
     def _on_done(self, job_id: str, tenant: str, future: Future[dict[str, Any]]) -> None:
@@ -317,10 +329,10 @@ class JobRunner:
                 self.registry.update_job(job_id, only_from=("queued", "running"), state="cancelled",
                                          message="cancelled before it started")
                 return
-            exc = future.exception()
-            if exc is not None:  # the worker process died (killed, out of memory): BrokenProcessPool
+            died = future.exception()
+            if died is not None:  # the worker process died (killed, out of memory): BrokenProcessPool
                 self.registry.update_job(job_id, only_from=("queued", "running"), state="failed",
-                                         error=f"the worker process failed: {type(exc).__name__}: {exc}",
+                                         error=f"the worker process failed: {type(died).__name__}: {died}",
                                          message="failed")
                 return
             result = future.result()
@@ -395,8 +407,8 @@ class JobRunner:
             state = self.registry.get_job(job_id, tenant).state
             if state == "cancelled":
                 return self.registry.get_job(job_id, tenant)
-            raise ConflictError(f"job '{job_id}' has already {state}; only queued or running jobs can be cancelled",
-                                field="job_id", details={"state": state})
+            msg = f"job '{job_id}' has already {state}; only queued or running jobs can be cancelled"
+            raise ConflictError(msg, field="job_id", details={"state": state})
         with self._lock:
             future = self._futures.get(job_id)
         if future is not None:
@@ -419,8 +431,8 @@ class JobRunner:
             if info.done and not pending:
                 return info
             if time.monotonic() > end:
-                raise TimeLimitError(f"job '{job_id}' still {info.state} after {timeout_s} s", field="job_id",
-                                     details={"limit_seconds": timeout_s})
+                msg = f"job '{job_id}' still {info.state} after {timeout_s} s"
+                raise TimeLimitError(msg, field="job_id", details={"limit_seconds": timeout_s})
             time.sleep(poll_s)
 
     def recover(self, *, stale_after_s: float | None = None) -> list[str]:
@@ -471,25 +483,34 @@ def _start_clock(payload: dict[str, Any]) -> dict[str, Any]:
 def _read_path(path: str | os.PathLike[str]) -> pl.DataFrame:
     from forecasting.service import read_table
 
-    return read_table(path)
+    return read_table(Path(path))
 
 
 def _check_tabular(spec: Any, target: Any) -> tuple[dict[str, Any], str]:
     from forecasting.tabular import TabularModel
 
     if not isinstance(spec, Mapping):
-        raise InvalidParameterError(f"a tabular spec must be an object of TabularModel arguments "
-                                    f"({', '.join(sorted(_TABULAR_KEYS))}), got {type(spec).__name__}", field="spec")
+        msg = (
+            f"a tabular spec must be an object of TabularModel arguments "
+            f"({', '.join(sorted(_TABULAR_KEYS))}), got {type(spec).__name__}"
+        )
+        raise InvalidParameterError(msg, field="spec")
     unknown = set(spec) - _TABULAR_KEYS
     if unknown:
-        raise InvalidParameterError(f"unknown tabular spec keys: {', '.join(sorted(unknown))} (known: "
-                                    f"{', '.join(sorted(_TABULAR_KEYS))})", field=f"spec.{sorted(unknown)[0]}")
+        msg = (
+            f"unknown tabular spec keys: {', '.join(sorted(unknown))} (known: "
+            f"{', '.join(sorted(_TABULAR_KEYS))})"
+        )
+        raise InvalidParameterError(msg, field=f"spec.{sorted(unknown)[0]}")
     if not isinstance(target, str) or not target:
-        raise InvalidParameterError(f"target must name the target column for a tabular model, got {target!r}",
-                                    field="target")
+        msg = f"target must name the target column for a tabular model, got {target!r}"
+        raise InvalidParameterError(msg, field="target")
     model = TabularModel(**dict(spec))
     model._validate_params()
     if model.algorithm == "hist_gradient_boosting":
-        raise CapabilityError("hist_gradient_boosting models cannot be saved safely, so they cannot be registered; "
-                              "use algorithm 'xgboost' or 'linear'", field="spec.algorithm")
+        msg = (
+            "hist_gradient_boosting models cannot be saved safely, so they cannot be registered; "
+            "use algorithm 'xgboost' or 'linear'"
+        )
+        raise CapabilityError(msg, field="spec.algorithm")
     return dict(spec), target

@@ -78,7 +78,7 @@ from forecasting.explanation import Explanation
 __all__ = ["ALGORITHMS", "KINDS", "TabularModel", "cross_validate", "resolve_device"]
 
 KINDS = ("regression", "classification")
-ALGORITHMS = ("xgboost", "hist_gradient_boosting", "linear")
+ALGORITHMS: tuple[Algorithm, ...] = ("xgboost", "hist_gradient_boosting", "linear")
 _HANDLE_UNKNOWN = ("error", "missing")
 _FORMAT_VERSION = 1
 _META_FILE = "metadata.json"
@@ -126,7 +126,7 @@ def _to_polars(table: TableLike, what: str = "table") -> pl.DataFrame:
     if type(table).__module__.split(".")[0] == "pandas" and hasattr(table, "columns"):
         try:
             return pl.from_pandas(table)
-        except Exception as exc:  # noqa: BLE001 - pandas/pyarrow raise many types
+        except Exception as exc:  # pandas/pyarrow raise many types; re-raised as InvalidInputError
             msg = f"{what}: cannot convert the pandas frame to polars: {exc}"
             raise InvalidInputError(msg, field="data") from exc
     msg = f"{what} must be a polars or pandas DataFrame, got {type(table).__name__}"

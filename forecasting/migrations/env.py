@@ -9,7 +9,7 @@ the caller passes an open connection in ``config.attributes["connection"]`` it i
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import Connection, create_engine, pool
 
 from forecasting.store.tables import Base
 
@@ -17,7 +17,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     # render_as_batch: SQLite cannot ALTER most things in place; batch mode copies the table
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
                       compare_type=True)
@@ -39,7 +39,11 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        msg = "alembic: no sqlalchemy.url and no connection given"
+        raise RuntimeError(msg)
+    engine = create_engine(url, poolclass=pool.NullPool)
     try:
         with engine.begin() as conn:
             _run(conn)

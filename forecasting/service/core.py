@@ -28,6 +28,7 @@ from forecasting.data import (
 from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidInputError, InvalidParameterError
 from forecasting.models.base import Fallback, Forecaster, require
 from forecasting.models.registry import ModelSpec, make_model, parse_spec, resolve_spec
+from forecasting.tabular import TabularModel
 from forecasting.service.results import CrossValidationResult, ExplainResult, ForecastResult, Registered
 
 __all__ = [
@@ -329,7 +330,7 @@ def arm(model: Forecaster, *, deadline: float | None = None,
         progress: Callable[[float, str], None] | None = None) -> None:
     """Give a model (and its fallback) a deadline and a progress callback, where it takes them."""
     if deadline is not None:
-        model.deadline = deadline  # type: ignore[attr-defined]
+        model.deadline = deadline
         fb = getattr(model, "fallback", None)
         if fb is not None and not isinstance(fb, str):
             fb.deadline = deadline
@@ -396,7 +397,7 @@ def cross_validate(
 def explain(
     data: Any,
     *,
-    model: SpecLike | Forecaster,
+    model: SpecLike | Forecaster | TabularModel,
     h: int | None,
     freq: str | int | None = None,
     X_future: Any = None,
@@ -429,8 +430,6 @@ def explain(
         decomposition, see ``forecasting report``), naming the model.
     """
     from forecasting.explanation import explain_forecast
-
-    from forecasting.tabular import TabularModel
 
     if isinstance(model, TabularModel):  # a table model explains the rows given (h does not apply)
         return explain_rows(model, data, limits=limits, registered=registered)

@@ -26,7 +26,9 @@ from forecasting.explanation import Explanation
 from forecasting.jobs import JobRunner
 from forecasting.loading import export_version, load_serving, load_version
 from forecasting.store import JobInfo, ModelInfo, Store, VersionInfo
-from forecasting.service.core import Limits, check_table_limits, explain, explain_rows, forecast, forecast_fitted
+from forecasting.tabular import TabularModel
+from forecasting.models.base import Forecaster
+from forecasting.service.core import Limits, stored_history, check_table_limits, explain, explain_rows, forecast, forecast_fitted
 from forecasting.service.results import ExplainResult, ForecastResult, Registered
 from forecasting.service.tables import read_table
 
@@ -183,7 +185,8 @@ class RegisteredModels:
                               fill_missing=fill_missing, fill_gaps=fill_gaps, X_future=X_future,
                               limits=self.limits)
             return ForecastResult(**{**result.__dict__, "registered": registered})
-        model, runtime = load_serving(self.store, info)
+        served, runtime = load_serving(self.store, info)
+        model = _forecaster(info, served)
         return forecast_fitted(model, history, h=h, level=level, X_future=X_future, fill_missing=fill_missing,
                                fill_gaps=fill_gaps, limits=self.limits, fallback=info.spec.get("fallback"),
                                registered=registered, runtime=runtime, field_name="history")
@@ -201,7 +204,7 @@ class RegisteredModels:
         """
         info = self._forecast_version(tenant, ref)
         h = validate_h(h, max_h=self.limits.max_h)
-        model = load_version(self.store, info)
+        model = _forecaster(info, load_version(self.store, info))
         result = explain(history, model=model, h=h, X_future=X_future, limits=self.limits,
                          registered=Registered(info.name, info.version))
         return ExplainResult(explanation=select_rows(result.explanation, series=series, steps=steps),
@@ -223,9 +226,9 @@ class RegisteredModels:
             msg = (f"model '{info.ref}' is registered as a spec only and keeps no history: forecast it with history, "
                    f"or run `forecasting report` on the data")
             raise CapabilityError(msg, field="model")
-        model = load_version(self.store, info)
+        model = _forecaster(info, load_version(self.store, info))
         numeric = {k: v for k, v in info.metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-        return build_report(model, model.panel_, h=h, validation=numeric or False, title=f"{info.ref}",
+        return build_report(model, stored_history(model), h=h, validation=numeric or False, title=f"{info.ref}",
                             data_name=f"training history of {info.ref}")
 
     def onnx_archive(self, tenant: str, ref: str) -> tuple[str, bytes]:
@@ -295,6 +298,14 @@ class RegisteredModels:
         return table
 
 
+def _forecaster(info: VersionInfo, loaded: Forecaster | TabularModel) -> Forecaster:
+    """The loaded model of a forecast version (a tabular model there is a CapabilityError naming the route)."""
+    if isinstance(loaded, TabularModel):
+        msg = f"model '{info.ref}' is a tabular model: use POST /v1/models/{info.name}@{info.version}/predict"
+        raise CapabilityError(msg, field="model")
+    return loaded
+
+
 def select_rows(e: Explanation, *, series: Sequence[str] | None, steps: Sequence[int] | None) -> Explanation:
     """The rows of a forecast explanation for ``series`` and ``steps`` (all when ``None``).
 
@@ -316,7 +327,8 @@ def select_rows(e: Explanation, *, series: Sequence[str] | None, steps: Sequence
             raise InvalidInputError(msg, field="series")
         mask &= e.rows["unique_id"].cast(pl.Utf8).is_in(list(series)).to_numpy()
     if steps is not None:
-        bad = [s for s in steps if not 1 <= s <= int(e.rows["step"].max() or 0)]
+        last = e.rows["step"].max()
+        bad = [s for s in steps if not 1 <= s <= (last if isinstance(last, int) else 0)]
         if bad:
             msg = f"steps must be in 1..h, got {bad[:5]}"
             raise InvalidParameterError(msg, field="steps")
