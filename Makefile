@@ -41,9 +41,12 @@ typecheck: install
 	  $(TYPECHECK)/mypy.out; exit $$status
 
 lint: install
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check --output-format concise .
 
-check: lint typecheck
+# both linters run (and report) even when the first fails
+check: install
+	@status=0; $(MAKE) --no-print-directory lint || status=1; $(MAKE) --no-print-directory typecheck || status=1; \
+	  exit $$status
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache build/typecheck

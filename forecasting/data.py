@@ -362,7 +362,7 @@ def _series_from_python(name: str, values: list[Any], field_name: str) -> pl.Ser
         return pl.Series(name, [float(v) if v is not None else None for v in values], dtype=pl.Float64)
     try:
         return pl.Series(name, values, strict=False)
-    except Exception as exc:  # polars raises several types here  # noqa: BLE001
+    except Exception as exc:  # polars raises several types here; re-raised as InvalidInputError
         msg = f"column '{name}' could not be read: {exc}"
         raise InvalidInputError(msg, field=f"{field_name}.{name}") from exc
 
