@@ -130,7 +130,8 @@ class Capabilities:
             An unknown capability name (a programming error, not a user's).
         """
         if capability not in _FLAG:
-            raise ValueError(f"unknown capability {capability!r}; known: {', '.join(_FLAG)}")
+            msg = f"unknown capability {capability!r}; known: {', '.join(_FLAG)}"
+            raise ValueError(msg)
         return bool(getattr(self, _FLAG[capability]))
 
 
@@ -308,9 +309,11 @@ class BaseForecaster(Generic[P]):
         if params is None:  # params_type is P's runtime class (__init_subclass__), which mypy cannot see
             params = cast(P, convert_params(self.name, self.params_type, kwargs))
         elif kwargs:
-            raise TypeError(f"{type(self).__name__}: give the parameter struct or keyword parameters, not both")
+            msg = f"{type(self).__name__}: give the parameter struct or keyword parameters, not both"
+            raise TypeError(msg)
         elif not isinstance(params, self.params_type):
-            raise TypeError(f"{type(self).__name__} takes {self.params_type.__name__}, got {type(params).__name__}")
+            msg = f"{type(self).__name__} takes {self.params_type.__name__}, got {type(params).__name__}"
+            raise TypeError(msg)
         self.params: P = params
         alias = getattr(params, "alias", None)
         self.alias: str = alias or self.default_alias
@@ -347,7 +350,8 @@ class BaseForecaster(Generic[P]):
             ``model 'name' is not fitted: call fit(panel) before <before>``.
         """
         if not self.is_fitted:
-            raise NotFittedError(f"model '{self.name}' is not fitted: call fit(panel) before {before}")
+            msg = f"model '{self.name}' is not fitted: call fit(panel) before {before}"
+            raise NotFittedError(msg)
 
     # -- the protocol (every family implements these) ------------------------------
     def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> Self:

@@ -123,13 +123,15 @@ class EnsembleForecaster(BaseForecaster[EnsembleParams]):
 
         members = self.params.members
         if len(members) < 2:
-            raise InvalidParameterError(f"an ensemble needs at least 2 members, got {len(members)}",
+            msg = f"an ensemble needs at least 2 members, got {len(members)}"
+            raise InvalidParameterError(msg,
                                         field="model.params.members")
         specs = []
         for m in members:
             spec = parse_spec(m)
             if spec.name == "ensemble":
-                raise InvalidParameterError("an ensemble member cannot itself be an ensemble",
+                msg = "an ensemble member cannot itself be an ensemble"
+                raise InvalidParameterError(msg,
                                             field="model.params.members")
             spec, _ = resolve_spec(spec, freq=None, season_length=self.seasons)
             fallback = spec.fallback
@@ -177,13 +179,18 @@ class EnsembleForecaster(BaseForecaster[EnsembleParams]):
         """
         panel = as_panel(panel)
         if panel.exog:
-            raise CapabilityError(
+            msg = (
                 f"model '{self.name}' does not use exogenous columns; drop {', '.join(panel.exog)} or choose a model "
-                f"that supports them", field="data")
+                f"that supports them"
+            )
+            raise CapabilityError(
+                msg, field="data")
         if static is not None:
-            raise CapabilityError(f"model '{self.name}' does not use static features", field="static")
+            msg = f"model '{self.name}' does not use static features"
+            raise CapabilityError(msg, field="static")
         if self.params.method not in ("median", "weighted"):
-            raise InvalidParameterError(f"method must be 'median' or 'weighted', got {self.params.method!r}",
+            msg = f"method must be 'median' or 'weighted', got {self.params.method!r}"
+            raise InvalidParameterError(msg,
                                         field="model.params.method")
         members = self._build()
         minimum = max(m.min_train_length for m in members)
@@ -225,7 +232,8 @@ class EnsembleForecaster(BaseForecaster[EnsembleParams]):
                                                                           pl.col("ds").cast(actual.schema["ds"])),
                                  on=["unique_id", "ds"], how="left")
             errors.append(validation_error(joined["y"].to_numpy(), joined["__f"].to_numpy(),
-                                           joined["unique_id"].to_numpy(), metric=self.params.validation_metric, scale=scale))
+                                           joined["unique_id"].to_numpy(), metric=self.params.validation_metric,
+                                           scale=scale))
         return errors
 
     # ------------------------------------------------------------------ predict
@@ -246,7 +254,8 @@ class EnsembleForecaster(BaseForecaster[EnsembleParams]):
         h = validate_h(h)
         levels = validate_levels(level)
         if X_future is not None:
-            raise CapabilityError(f"model '{self.name}' does not use exogenous columns, so X_future is not accepted",
+            msg = f"model '{self.name}' does not use exogenous columns, so X_future is not accepted"
+            raise CapabilityError(msg,
                                   field="X_future")
         outs, with_bounds = [], []
         for m in self.members_:
@@ -259,7 +268,8 @@ class EnsembleForecaster(BaseForecaster[EnsembleParams]):
                 outs.append(m.predict(h))
                 with_bounds.append(False)
         if levels and not any(with_bounds):
-            raise CapabilityError(f"model '{self.name}': no member could give prediction intervals; ask without level",
+            msg = f"model '{self.name}': no member could give prediction intervals; ask without level"
+            raise CapabilityError(msg,
                                   field="level")
         base = outs[0].select("unique_id", "ds")
         # members order their rows alike, except around fallbacks: align on the keys

@@ -45,14 +45,20 @@ def check_exog_values(frame: pl.DataFrame, columns: list[str], *, where: str) ->
     for col in columns:
         dtype = frame.schema[col]
         if not (dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.Null):
-            raise InvalidInputError(f"{where}: exogenous column '{col}' must be numeric, got {dtype}; encode "
-                                    f"categories as numbers", field=f"{where}.{col}")
+            msg = (
+                f"{where}: exogenous column '{col}' must be numeric, got {dtype}; encode "
+                f"categories as numbers"
+            )
+            raise InvalidInputError(msg, field=f"{where}.{col}")
         if dtype.is_float():
             bad = frame.filter(pl.col(col).is_infinite())
             if bad.height:
                 pairs = ", ".join(f"({u}, {d})" for u, d in bad.select("unique_id", "ds").head(5).iter_rows())
-                raise InvalidInputError(f"{where}: exogenous column '{col}' has {bad.height} infinite values "
-                                        f"(unique_id, ds): {pairs}; use null for a missing value",
+                msg = (
+                    f"{where}: exogenous column '{col}' has {bad.height} infinite values "
+                    f"(unique_id, ds): {pairs}; use null for a missing value"
+                )
+                raise InvalidInputError(msg,
                                         field=f"{where}.{col}")
 
 
@@ -67,8 +73,11 @@ def calendar_inputs(panel: Panel, calendar: Sequence[str] | None) -> list[str]:
     """
     if calendar is not None:
         if calendar and panel.ds_kind == "int":
-            raise InvalidParameterError(f"calendar inputs {list(calendar)} need datetime ds; this data has integer "
-                                        f"steps", field="model.params.calendar")
+            msg = (
+                f"calendar inputs {list(calendar)} need datetime ds; this data has integer "
+                f"steps"
+            )
+            raise InvalidParameterError(msg, field="model.params.calendar")
         return list(calendar)
     if panel.ds_kind == "int" or not isinstance(panel.freq, str):
         return []
@@ -130,16 +139,21 @@ class GlobalForecaster(BaseForecaster[P]):
         pipe = self.pipeline_
         panel = as_panel(history, freq=pipe.freq)
         if panel.freq != pipe.freq:
-            raise InvalidInputError(f"history freq '{panel.freq}' differs from the training freq '{pipe.freq}'",
+            msg = f"history freq '{panel.freq}' differs from the training freq '{pipe.freq}'"
+            raise InvalidInputError(msg,
                                     field="history")
         if (panel.ds_kind == "int") != (pipe.ds_kind == "int") or panel.tz != pipe.tz:
-            raise InvalidInputError(f"history ds must be like the training data's ({pipe.ds_kind}, timezone "
-                                    f"{pipe.tz or 'none'}); got {panel.ds_kind}, timezone {panel.tz or 'none'}",
+            msg = (
+                f"history ds must be like the training data's ({pipe.ds_kind}, timezone "
+                f"{pipe.tz or 'none'}); got {panel.ds_kind}, timezone {panel.tz or 'none'}"
+            )
+            raise InvalidInputError(msg,
                                     field="history")
         need = self._history_exog()
         missing = [c for c in need if c not in panel.frame.columns]
         if missing:
-            raise InvalidInputError(f"history lacks the exogenous columns {missing} the model was trained with",
+            msg = f"history lacks the exogenous columns {missing} the model was trained with"
+            raise InvalidInputError(msg,
                                     field="history")
         self._check_history(panel)
         pipe.check_panel(panel)
@@ -166,7 +180,8 @@ class GlobalForecaster(BaseForecaster[P]):
         if short:
             raise InsufficientHistoryError(
                 f"{len(short)} series in {where} too short for model '{self.name}' (needs at least {minimum} "
-                f"observations{what}): " + "; ".join(f"series '{u}': {n} observations" for u, n in list(short.items())[:5]),
+                f"observations{what}): "
+                + "; ".join(f"series '{u}': {n} observations" for u, n in list(short.items())[:5]),
                 field=where, details={"minimum": minimum,
                                       "series": {u: {"length": n, "minimum": minimum} for u, n in short.items()}})
 

@@ -52,8 +52,11 @@ def _run_fit(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np.nda
     out: list[tuple[str, Any, str | None]] = []
     for i, (uid, y) in enumerate(items):
         if deadline is not None and time.time() > deadline:
-            raise TimeLimitError(f"fitting stopped after {i} of {len(items)} series: the time limit was reached; send "
-                                 f"fewer or shorter series, or choose a faster model", field="data",
+            msg = (
+                f"fitting stopped after {i} of {len(items)} series: the time limit was reached; send "
+                f"fewer or shorter series, or choose a faster model"
+            )
+            raise TimeLimitError(msg, field="data",
                                  details={"fitted": i, "series": len(items)})
         try:
             out.append((uid, fit_one(y), None))
@@ -91,8 +94,11 @@ class LocalForecaster(BaseForecaster[P]):
         """The fallback model, which a local model's per-series states require to be local too."""
         fb = self.fallback
         if not isinstance(fb, LocalForecaster):
-            raise TypeError(f"model '{self.name}': the fallback of a local model must be local, got "
-                            f"{type(fb).__name__}")
+            msg = (
+                f"model '{self.name}': the fallback of a local model must be local, got "
+                f"{type(fb).__name__}"
+            )
+            raise TypeError(msg)
         return fb
 
     # -- subclass hooks -----------------------------------------------------------
@@ -120,11 +126,15 @@ class LocalForecaster(BaseForecaster[P]):
         """
         panel = as_panel(panel)
         if panel.exog and not self.capabilities.supports_exog:
-            raise CapabilityError(
+            msg = (
                 f"model '{self.name}' does not use exogenous columns; drop {', '.join(panel.exog)} or choose a model "
-                f"that supports them", field="data")
+                f"that supports them"
+            )
+            raise CapabilityError(
+                msg, field="data")
         if static is not None and not self.capabilities.supports_exog:
-            raise CapabilityError(f"model '{self.name}' does not use static features", field="static")
+            msg = f"model '{self.name}' does not use static features"
+            raise CapabilityError(msg, field="static")
         fb_name = self.fallback.name if self.fallback is not None else None
         short = check_min_length(panel, self.min_train_length, model=self.name, fallback=fb_name)
         fallbacks: dict[str, str] = {
@@ -210,7 +220,8 @@ class LocalForecaster(BaseForecaster[P]):
         if levels:
             require(self, "intervals", field="level")
         if X_future is not None:
-            raise CapabilityError(f"model '{self.name}' does not use exogenous columns, so X_future is not accepted",
+            msg = f"model '{self.name}' does not use exogenous columns, so X_future is not accepted"
+            raise CapabilityError(msg,
                                   field="X_future")
         cols: dict[str, list[np.ndarray]] = {c: [] for c in ["mean", *[f"{s}-{lv}" for lv in levels for s in ("lo", "hi")]]}
         outputs: dict[str, dict[str, np.ndarray]] = {}

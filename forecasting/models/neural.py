@@ -79,10 +79,12 @@ def torch_device(device: str = "auto") -> str:
         return "cpu"
     if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
         if not torch.cuda.is_available():
-            raise InvalidParameterError(f"device '{device}' asked for, but torch sees no GPU; use 'auto' or 'cpu'",
+            msg = f"device '{device}' asked for, but torch sees no GPU; use 'auto' or 'cpu'"
+            raise InvalidParameterError(msg,
                                         field="device")
         return device
-    raise InvalidParameterError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}", field="device")
+    msg = f"device must be 'auto', 'cpu' or 'cuda', got {device!r}"
+    raise InvalidParameterError(msg, field="device")
 
 
 _NOISY = ("lightning", "pytorch_lightning", "lightning_fabric", "neuralforecast", "torch.onnx", "onnxscript",
@@ -122,8 +124,11 @@ def _check_complete(frame: pl.DataFrame, columns: list[str], *, where: str) -> N
         bad = frame.filter(e)
         if bad.height:
             pairs = ", ".join(f"({u}, {d})" for u, d in bad.select("unique_id", "ds").head(5).iter_rows())
-            raise InvalidInputError(f"{where}: exogenous column '{col}' has {bad.height} missing values (unique_id, "
-                                    f"ds): {pairs}; the neural models need every value (fill them first)",
+            msg = (
+                f"{where}: exogenous column '{col}' has {bad.height} missing values (unique_id, "
+                f"ds): {pairs}; the neural models need every value (fill them first)"
+            )
+            raise InvalidInputError(msg,
                                     field=f"{where}.{col}")
 
 
@@ -145,9 +150,12 @@ def _check_range(frame: pl.DataFrame, columns: list[str], *, where: str) -> None
         bad = frame.filter(pl.col(col).abs() > MAX_ABS_VALUE)
         if bad.height:
             pairs = ", ".join(f"({u}, {d})" for u, d in bad.select("unique_id", "ds").head(5).iter_rows())
-            raise InvalidInputError(f"{where}: column '{col}' has {bad.height} values beyond +/-{MAX_ABS_VALUE:g} "
-                                    f"(unique_id, ds): {pairs}; the neural models compute in float32: rescale the "
-                                    f"data", field=f"{where}.{col}" if col != "y" else where)
+            msg = (
+                f"{where}: column '{col}' has {bad.height} values beyond +/-{MAX_ABS_VALUE:g} "
+                f"(unique_id, ds): {pairs}; the neural models compute in float32: rescale the "
+                f"data"
+            )
+            raise InvalidInputError(msg, field=f"{where}.{col}" if col != "y" else where)
 
 
 def quantile_of(name: str) -> float:
@@ -265,9 +273,12 @@ def _check_positive(frame: pl.DataFrame, *, where: str) -> None:
              frame.filter((pl.col("y") > 0) & (pl.col("y") < MIN_LOG_VALUE)), "rescale the data")]:
         if bad.height:
             rows = ", ".join(f"({u}, {d}, {v:g})" for u, d, v in bad.select("unique_id", "ds", "y").head(5).iter_rows())
-            raise InvalidInputError(
+            msg = (
                 f"{where}: target_transform='log' needs {rule}, but {bad.height} rows have y "
-                f"{'<= 0' if rule == 'y > 0' else f'below {MIN_LOG_VALUE:g}'} (unique_id, ds, y): {rows}; {advice}",
+                f"{'<= 0' if rule == 'y > 0' else f'below {MIN_LOG_VALUE:g}'} (unique_id, ds, y): {rows}; {advice}"
+            )
+            raise InvalidInputError(
+                msg,
                 field=where, details={"series": bad["unique_id"].unique(maintain_order=True).head(100).to_list()})
 
 
@@ -349,32 +360,50 @@ class NeuralForecaster(GlobalForecaster[NP]):
 
         return MQLoss(level=list(self.level))
 
+    def _training_settings(self) -> dict[str, Any]:
+        """neuralforecast's training settings, shared by every network (its own parameter names)."""
+        p = self.params
+        return {"max_steps": p.max_steps, "learning_rate": p.learning_rate, "num_lr_decays": p.num_lr_decays,
+                "early_stop_patience_steps": p.early_stop_patience_steps, "val_check_steps": p.val_check_steps,
+                "batch_size": p.batch_size, "windows_batch_size": p.windows_batch_size, "scaler_type": p.scaler_type,
+                "random_seed": p.random_seed}
+
     def _build_net(self, futr: list[str], hist: list[str], stat: list[str], trainer: dict[str, Any]) -> Any:
+        """The untrained network (``futr``/``hist``/``stat``: its exogenous columns; ``trainer``: Lightning's
+        settings), built with :meth:`_loss` and :meth:`_training_settings`."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ fit
     def _split_exog(self, panel: Panel, static: pl.DataFrame | None) -> tuple[list[str], list[str], list[str]]:
         unknown = [c for c in self.params.hist_exog if c not in panel.exog]
         if unknown:
-            raise InvalidInputError(f"hist_exog columns {unknown} are not in the data (exogenous columns: "
-                                    f"{list(panel.exog) or 'none'})", field="data")
+            msg = (
+                f"hist_exog columns {unknown} are not in the data (exogenous columns: "
+                f"{list(panel.exog) or 'none'})"
+            )
+            raise InvalidInputError(msg, field="data")
         futr = [c for c in panel.exog if c not in self.params.hist_exog]
         stat: list[str] = []
         if static is not None:
             static = static if isinstance(static, pl.DataFrame) else pl.DataFrame(static)
             if "unique_id" not in static.columns:
-                raise InvalidInputError("the static frame needs a unique_id column", field="static")
+                msg = "the static frame needs a unique_id column"
+                raise InvalidInputError(msg, field="static")
             stat = [c for c in static.columns if c != "unique_id"]
             bad = [c for c in stat if not static.schema[c].is_numeric()]
             if bad:
-                raise InvalidInputError(f"static columns {bad} are not numeric; encode them as numbers first",
+                msg = f"static columns {bad} are not numeric; encode them as numbers first"
+                raise InvalidInputError(msg,
                                         field="static")
             check_exog_values(static.with_columns(pl.lit(0).alias("ds")), stat, where="static")
             _check_complete(static.with_columns(pl.lit(0).alias("ds")), stat, where="static")
             missing = sorted(set(panel.lengths) - set(static["unique_id"].cast(pl.String).to_list()))
             if missing:
-                raise InvalidInputError(f"the static frame has no row for series {missing[:5]}"
-                                        f"{' ...' if len(missing) > 5 else ''}", field="static")
+                msg = (
+                    f"the static frame has no row for series {missing[:5]}"
+                    f"{' ...' if len(missing) > 5 else ''}"
+                )
+                raise InvalidInputError(msg, field="static")
         return futr, list(self.params.hist_exog), stat
 
     def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> Self:
@@ -463,9 +492,12 @@ class NeuralForecaster(GlobalForecaster[NP]):
                 if "nan" in str(exc).lower() and "loss" in str(exc).lower():  # neuralforecast's own NaN-loss stop
                     from forecasting.errors import ModelFitError
 
-                    raise ModelFitError(f"model '{self.name}': training failed, the loss became NaN ({exc}); lower "
-                                        f"learning_rate, use scaler_type 'robust' or 'standard', or check the data's "
-                                        f"scale", field="model") from exc
+                    msg = (
+                        f"model '{self.name}': training failed, the loss became NaN ({exc}); lower "
+                        f"learning_rate, use scaler_type 'robust' or 'standard', or check the data's "
+                        f"scale"
+                    )
+                    raise ModelFitError(msg, field="model") from exc
                 raise
             finally:
                 os.chdir(cwd)
@@ -501,8 +533,11 @@ class NeuralForecaster(GlobalForecaster[NP]):
             assert self.static_ is not None
             unknown = sorted(set(panel.lengths) - set(self.static_["unique_id"].to_list()))
             if unknown:
-                raise InvalidInputError(f"series {unknown[:5]} have no static values (the model was trained with "
-                                        f"static columns {self.static_cols_})", field="history")
+                msg = (
+                    f"series {unknown[:5]} have no static values (the model was trained with "
+                    f"static columns {self.static_cols_})"
+                )
+                raise InvalidInputError(msg, field="history")
 
     def _check_history_length(self, panel: Panel, where: str) -> None:
         self._refuse_short(panel, self.window, where, ", its input_size")
@@ -521,8 +556,11 @@ class NeuralForecaster(GlobalForecaster[NP]):
             _check_range(future, user_futr, where="X_future")
         else:
             if X_future is not None:
-                raise CapabilityError(f"this {self.name} model uses no future exogenous columns, so X_future is not "
-                                      f"accepted", field="X_future")
+                msg = (
+                    f"this {self.name} model uses no future exogenous columns, so X_future is not "
+                    f"accepted"
+                )
+                raise CapabilityError(msg, field="X_future")
             future = future_frame(panel, steps)
         tail = panel.frame.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id").cast(pl.Int64) - L)
         cols = ["unique_id", "ds", "y", *user_futr, *self.hist_cols_]
@@ -550,10 +588,13 @@ class NeuralForecaster(GlobalForecaster[NP]):
         try:
             return validate_future(X_future, panel, steps, cols)
         except InvalidInputError as exc:
-            raise InvalidInputError(
+            msg = (
                 f"model '{self.name}' forecasts in blocks of {self.trained_horizon} steps and reads the future "
                 f"exogenous values of the whole block, so X_future must cover {steps} steps per series for h={h}: "
-                f"{exc.message}", field="X_future", details=exc.details) from exc
+                f"{exc.message}"
+            )
+            raise InvalidInputError(
+                msg, field="X_future", details=exc.details) from exc
 
     def _network(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """One network call: float32 windows ``(B, L + H, C)`` and static ``(B, S)`` -> quantiles ``(B, H, Q)``.
@@ -614,11 +655,17 @@ class NeuralForecaster(GlobalForecaster[NP]):
         h, levels = self._prepare(h, level)
         untrained = [lv for lv in levels if float(lv) not in {float(v) for v in self.level}]
         if untrained:
-            raise CapabilityError(f"model '{self.name}' was trained for levels {self.level}; levels {untrained} need "
-                                  f"a model trained with them (params.level)", field="level")
+            msg = (
+                f"model '{self.name}' was trained for levels {self.level}; levels {untrained} need "
+                f"a model trained with them (params.level)"
+            )
+            raise CapabilityError(msg, field="level")
         if self.hist_cols_ and h > self.trained_horizon:
-            raise CapabilityError(f"with historic-only exogenous columns {self.hist_cols_}, h must be <= the trained "
-                                  f"horizon {self.trained_horizon} (later blocks would need their unknown values)",
+            msg = (
+                f"with historic-only exogenous columns {self.hist_cols_}, h must be <= the trained "
+                f"horizon {self.trained_horizon} (later blocks would need their unknown values)"
+            )
+            raise CapabilityError(msg,
                                   field="h")
         panel = self._history(history)
         self._check_history_length(panel, "history" if history is not None else "data")
@@ -633,8 +680,11 @@ class NeuralForecaster(GlobalForecaster[NP]):
         keys = keys.filter(pl.int_range(pl.len()).over("unique_id") < h)
         frame = keys.with_columns(pl.Series(k, v) for k, v in data.items())
         if not np.isfinite(frame.select(list(data)).to_numpy()).all():
-            raise InvalidInputError(f"model '{self.name}' produced non-finite forecasts; check the inputs for extreme "
-                                    f"values", field="data")
+            msg = (
+                f"model '{self.name}' produced non-finite forecasts; check the inputs for extreme "
+                f"values"
+            )
+            raise InvalidInputError(msg, field="data")
         return self._with_fallback_forecasts(to_caller_tz(frame, panel), h, levels, history)
 
     # ------------------------------------------------------------------ explanations
@@ -648,8 +698,11 @@ class NeuralForecaster(GlobalForecaster[NP]):
         call fails.
         """
         if units != "y":
-            raise InvalidInputError(f"units must be 'y' for model '{self.name}' (its window scaling is part of the "
-                                    f"network), got {units!r}", field="units")
+            msg = (
+                f"units must be 'y' for model '{self.name}' (its window scaling is part of the "
+                f"network), got {units!r}"
+            )
+            raise InvalidInputError(msg, field="units")
         try:
             return self._explain(h, history=history, X_future=X_future, n_steps=n_steps)
         finally:
@@ -700,10 +753,12 @@ class NeuralForecaster(GlobalForecaster[NP]):
         H, L = self.trained_horizon, self.window
         h = H if h is None else validate_h(h)
         if h > H:
-            raise CapabilityError(f"explanations cover one block of the network's output, h <= {H}; got h={h}",
+            msg = f"explanations cover one block of the network's output, h <= {H}; got h={h}"
+            raise CapabilityError(msg,
                                   field="h")
         if isinstance(n_steps, bool) or not isinstance(n_steps, int) or not 2 <= n_steps <= 1024:
-            raise InvalidParameterError(f"n_steps must be an integer in [2, 1024], got {n_steps!r}", field="n_steps")
+            msg = f"n_steps must be an integer in [2, 1024], got {n_steps!r}"
+            raise InvalidParameterError(msg, field="n_steps")
         panel = self._history(history)
         self._check_history_length(panel, "history" if history is not None else "data")
         keys, temporal, static = self._windows(panel, h, X_future)
@@ -798,9 +853,11 @@ class NeuralForecaster(GlobalForecaster[NP]):
         from safetensors.torch import save_file
 
         if not self.is_fitted:
-            raise NotFittedError(f"model '{self.name}' is not fitted: nothing to save")
+            msg = f"model '{self.name}' is not fitted: nothing to save"
+            raise NotFittedError(msg)
         if self.fallbacks_:
-            raise CapabilityError(f"saving a {self.name} model with fallbacks is not supported", field="model")
+            msg = f"saving a {self.name} model with fallbacks is not supported"
+            raise CapabilityError(msg, field="model")
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
@@ -858,17 +915,20 @@ class NeuralForecaster(GlobalForecaster[NP]):
         try:
             meta = json.loads((folder / "model.json").read_text())
             if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
-                raise InvalidInputError(f"'{folder}' is not a neural model folder of format {FORMAT_VERSION}",
+                msg = f"'{folder}' is not a neural model folder of format {FORMAT_VERSION}"
+                raise InvalidInputError(msg,
                                         field="model")
             kind = network_class(str(meta.get("model")))
             if kind is None or (cls is not NeuralForecaster and kind is not cls):
-                raise InvalidInputError(f"'{folder}' holds model {meta.get('model')!r}, not '{cls.name or 'nhits/tft'}'",
+                msg = f"'{folder}' holds model {meta.get('model')!r}, not '{cls.name or 'nhits/tft'}'"
+                raise InvalidInputError(msg,
                                         field="model")
             verify(folder, meta, required=["weights.safetensors", "pipeline.json", "history.parquet"])
             files: dict[str, str] = meta["files"]
             model = kind._restore(folder, meta, device=device)
             if model.static_cols_ and "static.parquet" not in files:
-                raise InvalidInputError(f"model folder '{folder}': static.parquet is not in the manifest", field="model")
+                msg = f"model folder '{folder}': static.parquet is not in the manifest"
+                raise InvalidInputError(msg, field="model")
             model.device_ = torch_device(device)
             import neuralforecast.models  # noqa: F401 - imported first, so _quiet finds (and silences) its loggers
 
@@ -882,10 +942,12 @@ class NeuralForecaster(GlobalForecaster[NP]):
         except ForecastingError as exc:
             if isinstance(exc, InvalidInputError):
                 raise
-            raise InvalidInputError(f"model folder '{folder}' is damaged: {exc.message}", field="model") from exc
+            msg = f"model folder '{folder}' is damaged: {exc.message}"
+            raise InvalidInputError(msg, field="model") from exc
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError, pl.exceptions.PolarsError,
                 msgspec.ValidationError) as exc:
-            raise InvalidInputError(f"model folder '{folder}' is damaged or incomplete: {type(exc).__name__}: {exc}",
+            msg = f"model folder '{folder}' is damaged or incomplete: {type(exc).__name__}: {exc}"
+            raise InvalidInputError(msg,
                                     field="model") from exc
         model.fallbacks_ = []
         return model

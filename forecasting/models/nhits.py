@@ -37,11 +37,7 @@ class NHITSForecaster(NeuralForecaster[NHITSParams]):
             [max(1, min(m, H // 2)), max(1, min(m, H // 2) // 2), 1] if m > 1 else [max(1, H // 4), max(1, H // 8), 1])
         width = int(p.mlp_units or 512)
         return NHITS(h=H, input_size=self.window, futr_exog_list=futr or None, hist_exog_list=hist or None,
-                     stat_exog_list=stat or None, loss=self._loss(), max_steps=self.params.max_steps,
-                     learning_rate=self.params.learning_rate, num_lr_decays=self.params.num_lr_decays,
-                     early_stop_patience_steps=self.params.early_stop_patience_steps, val_check_steps=self.params.val_check_steps,
-                     batch_size=self.params.batch_size, windows_batch_size=self.params.windows_batch_size,
-                     scaler_type=self.params.scaler_type, random_seed=self.params.random_seed,
+                     stat_exog_list=stat or None, loss=self._loss(), **self._training_settings(),
                      n_pool_kernel_size=list(p.n_pool_kernel_size or [2, 2, 1]),
                      n_freq_downsample=list(freq_down), mlp_units=[[width, width]] * 3,
                      dropout_prob_theta=float(p.dropout_prob_theta or 0.0), **trainer)

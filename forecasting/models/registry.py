@@ -286,21 +286,25 @@ def parse_spec(spec: ModelSpec | str | dict[str, Any]) -> ModelSpec:
             try:
                 spec = msgspec.json.decode(text.encode(), type=ModelSpec)
             except msgspec.ValidationError as exc:
-                raise InvalidParameterError(f"invalid model spec: {exc}", field="model") from exc
+                msg = f"invalid model spec: {exc}"
+                raise InvalidParameterError(msg, field="model") from exc
             except msgspec.DecodeError as exc:
-                raise InvalidParameterError(f"model spec is not valid JSON: {exc}", field="model") from exc
+                msg = f"model spec is not valid JSON: {exc}"
+                raise InvalidParameterError(msg, field="model") from exc
         else:
             spec = ModelSpec(name=text)
     elif isinstance(spec, dict):
         try:
             spec = msgspec.convert(spec, ModelSpec)
         except msgspec.ValidationError as exc:
-            raise InvalidParameterError(f"invalid model spec: {exc}", field="model") from exc
+            msg = f"invalid model spec: {exc}"
+            raise InvalidParameterError(msg, field="model") from exc
     entry = _entry(spec.name)
     _params(entry, spec.params)
     if spec.fallback is not None:
         if spec.fallback == spec.name:
-            raise InvalidParameterError(f"fallback must differ from the model, got '{spec.fallback}'", field="model.fallback")
+            msg = f"fallback must differ from the model, got '{spec.fallback}'"
+            raise InvalidParameterError(msg, field="model.fallback")
         _entry(spec.fallback, field="model.fallback")
     return spec
 
@@ -311,7 +315,8 @@ def _entry(name: str, *, field: str = "model.name") -> ModelEntry:
 
         close = difflib.get_close_matches(name, list(REGISTRY), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise UnknownModelError(f"unknown model '{name}'{hint}; registered models: {', '.join(REGISTRY)}", field=field,
+        msg = f"unknown model '{name}'{hint}; registered models: {', '.join(REGISTRY)}"
+        raise UnknownModelError(msg, field=field,
                                 details={"models": list(REGISTRY)})
     return REGISTRY[name]
 
@@ -342,9 +347,12 @@ def convert_params(model: str, struct: type[S], params: Mapping[str, Any]) -> S:
         known = ", ".join(f for f in struct.__struct_fields__)
         choices = _choices(struct, name) if name and "Invalid enum value" in msg else []
         allowed = f"; allowed: {', '.join(repr(c) for c in choices)}" if choices else ""
-        raise InvalidParameterError(
+        msg_0 = (
             f"model '{model}': invalid parameter{f' {name!r}' if name else ''}: {msg}{allowed} "
-            f"(parameters: {known})", field=f"model.params.{name}" if name else "model.params") from exc
+            f"(parameters: {known})"
+        )
+        raise InvalidParameterError(
+            msg_0, field=f"model.params.{name}" if name else "model.params") from exc
 
 
 def _choices(params: type[msgspec.Struct], name: str) -> list[Any]:

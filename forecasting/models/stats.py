@@ -287,9 +287,12 @@ class MSTLForecaster(_StatsForecastAdapter[MSTLParams]):
             ``season_length``).
         """
         if min(self.seasons) < 2:
+            msg = (
+                f"model 'mstl' needs every season_length >= 2, got {self.params.season_length or 1}; with integer ds "
+                f"there is no calendar to derive it from: pass params.season_length (e.g. 24 for hourly data)"
+            )
             raise InvalidParameterError(
-                f"model 'mstl' needs every season_length >= 2, got {self.params.season_length or 1}; with integer ds there is no "
-                f"calendar to derive it from: pass params.season_length (e.g. 24 for hourly data)",
+                msg,
                 field="model.params.season_length")
         return super().fit(panel, static=static)
 

@@ -37,11 +37,7 @@ class TFTForecaster(NeuralForecaster[TFTParams]):
         return TFT(h=self.trained_horizon, input_size=self.window, futr_exog_list=futr or None,
                    hist_exog_list=hist or None, stat_exog_list=stat or None, loss=self._loss(),
                    hidden_size=int(p.hidden_size or 64), n_head=int(p.n_head or 4),
-                   dropout=float(p.dropout if p.dropout is not None else 0.1),
-                   max_steps=self.params.max_steps, learning_rate=self.params.learning_rate, num_lr_decays=self.params.num_lr_decays,
-                   early_stop_patience_steps=self.params.early_stop_patience_steps, val_check_steps=self.params.val_check_steps,
-                   batch_size=self.params.batch_size, windows_batch_size=self.params.windows_batch_size,
-                   scaler_type=self.params.scaler_type, random_seed=self.params.random_seed, **trainer)
+                   dropout=float(p.dropout if p.dropout is not None else 0.1), **self._training_settings(), **trainer)
 
     def variable_importance(self, *, history: Any = None, X_future: Any = None) -> dict[str, pl.DataFrame]:
         """TFT's variable-selection weights for the forecast windows (not SHAP values).

@@ -190,8 +190,11 @@ class TreeForecaster(GlobalForecaster[TP]):
             spec = msgspec.structs.replace(spec, future_exog=list(panel.exog))
         unused = [c for c in panel.exog if c not in spec.future_exog and c not in spec.hist_exog]
         if unused:
-            raise InvalidInputError(f"exogenous columns {unused} are not in the feature spec: list them in "
-                                    f"features.future_exog or features.hist_exog, or drop them", field="data")
+            msg = (
+                f"exogenous columns {unused} are not in the feature spec: list them in "
+                f"features.future_exog or features.hist_exog, or drop them"
+            )
+            raise InvalidInputError(msg, field="data")
         check_exog_values(panel.frame, list(panel.exog), where="data")
         horizon = self.calibrated_horizon
         pipeline = FeaturePipeline.fit(spec, panel, static=static, max_horizon=horizon)
@@ -238,7 +241,8 @@ class TreeForecaster(GlobalForecaster[TP]):
             X = np.concatenate([p[0] for p in parts])
             y = np.concatenate([p[1] for p in parts])
             if len(y) == 0:
-                raise InsufficientHistoryError("no training rows: every series is shorter than the features need",
+                msg = "no training rows: every series is shorter than the features need"
+                raise InsufficientHistoryError(msg,
                                                field="data")
             names = pipe.feature_names + (["horizon_step"] if len(group) > 1 else [])
             boosters.append(self._fit_booster(X, y, names))
@@ -300,22 +304,7 @@ class TreeForecaster(GlobalForecaster[TP]):
         (calibration), whose missing exogenous values are kept as missing, as in training.
         """
         pipe = self.pipeline_
-        exog_cols = list(pipe.spec.future_exog)
-        future: pl.DataFrame | pl.LazyFrame
-        if trusted_future:
-            future = future_frame(panel, h)
-            if exog_cols:
-                future = future.join(X_future.select("unique_id", "ds", *exog_cols), on=["unique_id", "ds"],
-                                     how="left", maintain_order="left")
-        else:
-            if X_future is not None and not exog_cols:
-                raise CapabilityError(f"this {self.name} model uses no future exogenous columns, so X_future is not "
-                                      "accepted", field="X_future")
-            if exog_cols:
-                future = validate_future(X_future, panel, h, exog_cols)
-                check_exog_values(future, exog_cols, where="X_future")
-            else:  # folded into the first block's query
-                future = future_frame(panel, h, lazy=True)
+        future = self._future_rows(panel, h, X_future, trusted_future=trusted_future)
         hist_cols = ["unique_id", "ds", "y", *pipe.spec.future_exog, *pipe.spec.hist_exog]
         tail_q = panel.frame.lazy().select(hist_cols)
         one = panel.n_series == 1  # one series (a typical request): its rows are already in order
@@ -361,8 +350,11 @@ class TreeForecaster(GlobalForecaster[TP]):
                     origin_X = X
                 gi = next(i for i, g in enumerate(groups) if k in g) if k <= self.calibrated_horizon else None
                 if gi is None:
-                    raise CapabilityError(f"direct strategy was trained for h <= {self.calibrated_horizon}, got h={h}; "
-                                          f"refit with a larger horizon", field="h")
+                    msg = (
+                        f"direct strategy was trained for h <= {self.calibrated_horizon}, got h={h}; "
+                        f"refit with a larger horizon"
+                    )
+                    raise CapabilityError(msg, field="h")
                 time_idx = [pipe.feature_names.index(c) for c in self._time_columns()]
                 Xk = origin_X.copy()  # type: ignore[union-attr]
                 Xk[:, time_idx] = X[:, time_idx]
@@ -374,8 +366,11 @@ class TreeForecaster(GlobalForecaster[TP]):
             y_new = (z - z0) * scale
             if not np.isfinite(y_new).all():
                 bad = last.filter(~pl.Series(np.isfinite(y_new)))["unique_id"].head(5).to_list()
-                raise InvalidInputError(f"non-finite forecasts at steps {ks[0]}-{ks[-1]} for series {bad}; check the "
-                                        f"inputs", field="data")
+                msg = (
+                    f"non-finite forecasts at steps {ks[0]}-{ks[-1]} for series {bad}; check the "
+                    f"inputs"
+                )
+                raise InvalidInputError(msg, field="data")
             preds.append(pl.DataFrame([last.get_column("unique_id"), last.get_column("ds"), pl.Series("_pred", y_new)]))
             done = pl.DataFrame([pl.Series("y", y_new) if c == "y" else last.get_column(c) for c in hist_cols]
                                 + [pl.Series("_step", [None] * last.height, dtype=pl.Int64)])
@@ -388,6 +383,36 @@ class TreeForecaster(GlobalForecaster[TP]):
                         "unique_id", "ds"), panel), X=Xk[rows], output=z[rows], z0=z0[rows], scale=scale[rows]))
         out = pl.concat(preds)
         return (out if one else out.sort("unique_id", "ds")), steps
+
+    def _future_rows(self, panel: Panel, h: int, X_future: Any, *,
+                     trusted_future: bool) -> pl.DataFrame | pl.LazyFrame:
+        """``unique_id, ds`` (+ the future exogenous columns) of the ``h`` steps to forecast, per series.
+
+        Raises
+        ------
+        CapabilityError
+            ``X_future`` for a model that uses no future exogenous columns.
+        InvalidInputError
+            Missing or non-finite future values, naming the pairs and columns.
+        """
+        exog_cols = list(self.pipeline_.spec.future_exog)
+        if trusted_future:
+            future = future_frame(panel, h)
+            if exog_cols:
+                future = future.join(X_future.select("unique_id", "ds", *exog_cols), on=["unique_id", "ds"],
+                                     how="left", maintain_order="left")
+            return future
+        if X_future is not None and not exog_cols:
+            msg = (
+                f"this {self.name} model uses no future exogenous columns, so X_future is not "
+                "accepted"
+            )
+            raise CapabilityError(msg, field="X_future")
+        if exog_cols:
+            checked = validate_future(X_future, panel, h, exog_cols)
+            check_exog_values(checked, exog_cols, where="X_future")
+            return checked
+        return future_frame(panel, h, lazy=True)  # folded into the first block's query
 
     def recursive_block(self) -> int:
         """Steps forecast per model call in a recursive forecast.
@@ -430,11 +455,17 @@ class TreeForecaster(GlobalForecaster[TP]):
         """
         h, levels = self._prepare(h, level)
         if levels and self.scores_ is None:
-            raise CapabilityError(f"this {self.name} model was fitted without conformal calibration "
-                                  "(conformal_windows=0), so it cannot give intervals", field="level")
+            msg = (
+                f"this {self.name} model was fitted without conformal calibration "
+                "(conformal_windows=0), so it cannot give intervals"
+            )
+            raise CapabilityError(msg, field="level")
         if levels and h > self.calibrated_horizon:
-            raise CapabilityError(f"intervals are calibrated for h <= {self.calibrated_horizon}; ask for a shorter h "
-                                  f"or refit with params.horizon >= {h}", field="h")
+            msg = (
+                f"intervals are calibrated for h <= {self.calibrated_horizon}; ask for a shorter h "
+                f"or refit with params.horizon >= {h}"
+            )
+            raise CapabilityError(msg, field="h")
         self._check_hist_exog_horizon(h)
         panel = self._history(history)
         scales, cscales = self._scales(panel, history)
@@ -448,8 +479,11 @@ class TreeForecaster(GlobalForecaster[TP]):
         """Historic-only exogenous lags must reach back beyond the horizon (their future is unknown)."""
         lags = [lag for lags in self.pipeline_.spec.hist_exog.values() for lag in lags]
         if lags and h > min(lags):
-            raise CapabilityError(f"h={h} exceeds the shortest historic-exogenous lag {min(lags)}: steps beyond it "
-                                  f"would need unknown future values; ask for h <= {min(lags)}", field="h")
+            msg = (
+                f"h={h} exceeds the shortest historic-exogenous lag {min(lags)}: steps beyond it "
+                f"would need unknown future values; ask for h <= {min(lags)}"
+            )
+            raise CapabilityError(msg, field="h")
 
     def _scales(self, panel: Panel, history: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Target-scaling and conformal scales: the training ones, or those of the given history."""
@@ -464,8 +498,11 @@ class TreeForecaster(GlobalForecaster[TP]):
         assert scores is not None
         n = scores.shape[0]
         if n == 0:
-            raise CapabilityError("no series was long enough to calibrate intervals (needs the lookback plus "
-                                  f"{self.params.conformal_windows} x {self.calibrated_horizon} steps)", field="level")
+            msg = (
+                "no series was long enough to calibrate intervals (needs the lookback plus "
+                f"{self.params.conformal_windows} x {self.calibrated_horizon} steps)"
+            )
+            raise CapabilityError(msg, field="level")
         frame = frame.join(cscales, on="unique_id", how="left", maintain_order="left").with_columns(
             pl.int_range(pl.len()).over("unique_id").alias("_k"))
         ordered = np.sort(scores, axis=0)
@@ -506,7 +543,8 @@ class TreeForecaster(GlobalForecaster[TP]):
         """
         self.check_is_fitted("explain(h)")
         if units not in ("y", "model"):
-            raise InvalidInputError(f"units must be 'y' or 'model', got {units!r}", field="units")
+            msg = f"units must be 'y' or 'model', got {units!r}"
+            raise InvalidInputError(msg, field="units")
         h = validate_h(h)
         self._check_hist_exog_horizon(h)
         panel = self._history(history)
@@ -553,7 +591,8 @@ class TreeForecaster(GlobalForecaster[TP]):
         """
         self.check_is_fitted("global_importance()")
         if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
-            raise InvalidParameterError(f"max_rows must be an integer >= 1, got {max_rows!r}", field="max_rows")
+            msg = f"max_rows must be an integer >= 1, got {max_rows!r}"
+            raise InvalidParameterError(msg, field="max_rows")
         panel = self._history(data)
         pipe = self.pipeline_
         scales, _ = self._scales(panel, data)
@@ -576,10 +615,14 @@ class TreeForecaster(GlobalForecaster[TP]):
         (each series' last lookback rows). Files are written to a temporary folder and
         renamed into place."""
         if not self.is_fitted:
-            raise NotFittedError(f"model '{self.name}' is not fitted: nothing to save")
+            msg = f"model '{self.name}' is not fitted: nothing to save"
+            raise NotFittedError(msg)
         if self.fallbacks_ or self.static_ is not None:
-            raise CapabilityError(f"saving an {self.name} model with fallbacks or static features is not supported "
-                                  f"yet", field="model")
+            msg = (
+                f"saving an {self.name} model with fallbacks or static features is not supported "
+                f"yet"
+            )
+            raise CapabilityError(msg, field="model")
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
@@ -621,8 +664,11 @@ class TreeForecaster(GlobalForecaster[TP]):
             model.scores_ = np.asarray(raw, dtype=np.float64)
         if model.scores_ is not None and (model.scores_.ndim != 2 or not np.isfinite(model.scores_).all()
                                           or (model.scores_ < 0).any()):
-            raise InvalidInputError(f"model folder '{folder}': conformal scores are not finite non-negative "
-                                    f"numbers", field="model")
+            msg = (
+                f"model folder '{folder}': conformal scores are not finite non-negative "
+                f"numbers"
+            )
+            raise InvalidInputError(msg, field="model")
         model.static_ = None
         model.fallbacks_ = []
         model.device_ = device
@@ -647,13 +693,15 @@ class TreeForecaster(GlobalForecaster[TP]):
         try:
             meta = json.loads((folder / "model.json").read_text())
             if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION or meta.get("model") != cls.name:
-                raise InvalidInputError(f"'{folder}' is not an {cls.name} model folder of format {FORMAT_VERSION}",
+                msg = f"'{folder}' is not an {cls.name} model folder of format {FORMAT_VERSION}"
+                raise InvalidInputError(msg,
                                         field="model")
             verify(folder, meta, required=["pipeline.json", "history.parquet"])
             files: dict[str, str] = meta["files"]
             n_boosters = int(meta["n_boosters"])
             if not 1 <= n_boosters <= len([f for f in files if f.startswith("booster_")]):
-                raise InvalidInputError(f"model folder '{folder}': n_boosters {n_boosters} does not match its files",
+                msg = f"model folder '{folder}': n_boosters {n_boosters} does not match its files"
+                raise InvalidInputError(msg,
                                         field="model")
             model = cls._restore(folder, meta, device=device)
             model.boosters_ = []
@@ -663,9 +711,11 @@ class TreeForecaster(GlobalForecaster[TP]):
         except ForecastingError as exc:
             if isinstance(exc, InvalidInputError):
                 raise
-            raise InvalidInputError(f"model folder '{folder}' is damaged: {exc.message}", field="model") from exc
+            msg = f"model folder '{folder}' is damaged: {exc.message}"
+            raise InvalidInputError(msg, field="model") from exc
         except damaged as exc:
-            raise InvalidInputError(f"model folder '{folder}' is damaged or incomplete: {type(exc).__name__}: {exc}",
+            msg = f"model folder '{folder}' is damaged or incomplete: {type(exc).__name__}: {exc}"
+            raise InvalidInputError(msg,
                                     field="model") from exc
         model.static_ = None
         model.fallbacks_ = []

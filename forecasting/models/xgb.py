@@ -30,8 +30,11 @@ def _Deadline(deadline: float) -> Any:  # noqa: N802 - a factory for an xgboost 
     class Deadline(xgb.callback.TrainingCallback):
         def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
             if time.time() > deadline:
-                raise TimeLimitError(f"training stopped after {epoch + 1} boosting rounds: the time limit was reached; "
-                                     f"send fewer series or lower n_estimators", field="data")
+                msg = (
+                    f"training stopped after {epoch + 1} boosting rounds: the time limit was reached; "
+                    f"send fewer series or lower n_estimators"
+                )
+                raise TimeLimitError(msg, field="data")
             return False
 
     return Deadline()
