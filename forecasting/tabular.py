@@ -59,7 +59,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypedDict
 
 import numpy as np
 import polars as pl
@@ -74,6 +74,10 @@ from forecasting.errors import (
     NotFittedError,
 )
 from forecasting.explanation import Explanation
+
+if TYPE_CHECKING:  # neither is imported at run time unless used
+    import pandas as pd
+    import xgboost as xgb
 
 __all__ = ["ALGORITHMS", "KINDS", "TabularModel", "cross_validate", "resolve_device"]
 
@@ -114,7 +118,8 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
 
 Kind = Literal["regression", "classification"]
 Algorithm = Literal["xgboost", "hist_gradient_boosting", "linear"]
-TableLike = Any  # pl.DataFrame | pandas.DataFrame; pandas is never imported here
+#: A table of examples: polars, or pandas (converted; pandas is imported only when given one)
+TableLike: TypeAlias = "pl.DataFrame | pd.DataFrame"
 
 
 # --------------------------------------------------------------------------- columns
@@ -349,7 +354,7 @@ class TabularModel:
         """Whether :meth:`fit` (or :meth:`load`) has run."""
         return hasattr(self, "feature_names_")
 
-    def _threads(self) -> Any:
+    def _threads(self) -> contextlib.AbstractContextManager[object]:
         """Context limiting OpenMP/BLAS threads to ``n_jobs`` (no limit when None)."""
         if self.n_jobs is None:
             return contextlib.nullcontext()
@@ -543,7 +548,7 @@ class TabularModel:
                 "max_cat_to_onehot": 1}
         return {**base, **params}, rounds
 
-    def _dmatrix(self, x: np.ndarray, y: np.ndarray | None = None) -> Any:
+    def _dmatrix(self, x: np.ndarray, y: np.ndarray | None = None) -> xgb.DMatrix:
         import xgboost as xgb
 
         types = ["c" if n in self.categories_ else "q" for n in self.feature_names_]
