@@ -26,19 +26,13 @@ run: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# mypy over the library, the service and the harness as one package. api/ and benchmarks/ install as
-# forecasting.api and forecasting.benchmarks (package-dir mapping, which mypy cannot follow): they are
-# linked into $(TYPECHECK)/forecasting/, a folder on MYPYPATH, and mypy's paths are mapped back.
-TYPECHECK := build/typecheck
-
+# mypy over the library, the service and the harness as one package (pyproject's [tool.mypy]: api/ and
+# benchmarks/ are seen as forecasting.api and forecasting.benchmarks through .typecheck/forecasting/);
+# their messages are mapped back to the repository's paths.
 typecheck: install
-	@mkdir -p $(TYPECHECK)/forecasting
-	@ln -sfn ../../../api $(TYPECHECK)/forecasting/api
-	@ln -sfn ../../../benchmarks $(TYPECHECK)/forecasting/benchmarks
-	@MYPYPATH=$(TYPECHECK) $(PY) -m mypy -p forecasting -p forecasting.api -p forecasting.benchmarks \
-	  > $(TYPECHECK)/mypy.out 2>&1; status=$$?; \
-	  sed -e 's#^$(TYPECHECK)/forecasting/api/#api/#' -e 's#^$(TYPECHECK)/forecasting/benchmarks/#benchmarks/#' \
-	  $(TYPECHECK)/mypy.out; exit $$status
+	@mkdir -p .mypy_cache; $(PY) -m mypy > .mypy_cache/make-typecheck.out 2>&1; status=$$?; \
+	  sed -e 's#^\.typecheck/forecasting/api/#api/#' -e 's#^\.typecheck/forecasting/benchmarks/#benchmarks/#' \
+	  .mypy_cache/make-typecheck.out; exit $$status
 
 lint: install
 	$(VENV)/bin/ruff check --output-format concise .
@@ -49,4 +43,4 @@ check: install
 	  exit $$status
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache build/typecheck
+	rm -rf $(VENV) var .pytest_cache .mypy_cache
