@@ -477,7 +477,7 @@ def verify_export(folder: str | os.PathLike[str]) -> dict[str, Any]:
     verify(folder, meta, manifest=EXPORT_MANIFEST, what="export folder")
     files = meta["files"]
     kind, graphs = meta.get("kind"), meta.get("graphs")
-    if kind == "xgboost":
+    if str(kind) not in _EXPORT_GRAPHS:  # a global tree model (xgboost): booster_0.onnx, booster_1.onnx, ...
         ok = isinstance(graphs, list) and bool(graphs) and graphs == [f"booster_{i}.onnx" for i in range(len(graphs))]
     else:
         ok = graphs == _EXPORT_GRAPHS.get(str(kind))

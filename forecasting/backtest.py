@@ -230,7 +230,7 @@ def cross_validation(
         forecaster = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
         if deadline is not None:
             forecaster.deadline = deadline
-            if getattr(forecaster, "fallback", None) is not None:
+            if forecaster.fallback is not None:
                 forecaster.fallback.deadline = deadline
         forecaster.fit(train)
         pipeline = getattr(forecaster, "pipeline_", None)

@@ -89,21 +89,18 @@ def _session(path: Path) -> Any:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-# ---------------------------------------------------------------------------- xgboost forecaster
+# ---------------------------------------------------------------------------- tree forecasters
 def _convert_booster(booster: Any, n_features: int) -> Any:
-    from onnxmltools.convert import convert_xgboost
-    from onnxmltools.convert.common.data_types import FloatTensorType
+    from forecasting.models.xgb import xgboost_to_onnx
 
-    b = booster.copy()
-    b.feature_names = None  # onnxmltools needs f0..fN
-    b.feature_types = None
-    return convert_xgboost(b, initial_types=[("input", FloatTensorType([None, n_features]))],
-                           target_opset=TREE_OPSET)
+    return xgboost_to_onnx(booster, n_features, TREE_OPSET)
 
 
-def _export_xgboost(model: Any, tmp: Path, sample_series: int) -> dict[str, Any]:
-    model.save(tmp)  # the state (pipeline, history tail, scales, scores) and UBJ boosters
-    for f in tmp.glob("booster_*.ubj"):
+def _export_trees(model: Any, tmp: Path, sample_series: int) -> dict[str, Any]:
+    """A global tree model (:class:`~forecasting.models.trees.TreeForecaster`): each booster through the
+    adapter's own converter (``_booster_to_onnx``), with a parity check against the native booster."""
+    model.save(tmp)  # the state (pipeline, history tail, scales, scores) and the native boosters
+    for f in tmp.glob(f"booster_*.{model.booster_suffix}"):
         f.unlink()
     pipe = model.pipeline_
     panel = model.panel_.subset(model.panel_.ids[:sample_series])
@@ -118,13 +115,13 @@ def _export_xgboost(model: Any, tmp: Path, sample_series: int) -> dict[str, Any]
     parity: dict[str, Any] = {}
     graphs = []
     for i, booster in enumerate(model.boosters_):
-        n_features = int(booster.num_features())
+        n_features = model._booster_features(booster)
         Xi = X if n_features == X.shape[1] else np.column_stack([X, np.ones(len(X), dtype=np.float32)])
-        onx = _convert_booster(booster, n_features)
+        onx = model._booster_to_onnx(booster, n_features, TREE_OPSET)
         path = tmp / f"booster_{i}.onnx"
         path.write_bytes(onx.SerializeToString())
         sess = _session(path)
-        native = booster.inplace_predict(Xi, validate_features=False)
+        native = model._predict_booster(booster, Xi)
         many = sess.run(None, {"input": Xi.astype(np.float32)})[0].reshape(-1)
         one = np.concatenate([sess.run(None, {"input": Xi[j:j + 1].astype(np.float32)})[0].reshape(-1)
                               for j in range(min(len(Xi), 32))])
@@ -132,10 +129,10 @@ def _export_xgboost(model: Any, tmp: Path, sample_series: int) -> dict[str, Any]
                              "batch_many": _parity(native, many, TOLERANCE["trees"], f"{path.name} (batch {len(Xi)})"),
                              "batch_1": _parity(native[:len(one)], one, TOLERANCE["trees"], f"{path.name} (batch 1)")}
         graphs.append(path.name)
-    return {"kind": "xgboost", "graphs": graphs, "parity": parity,
+    return {"kind": model.name, "graphs": graphs, "parity": parity,
             "inputs": {"input": {"shape": ["batch", "n_features"], "dtype": "float32",
                                  "columns": list(pipe.feature_names)}},
-            "versions": _versions("xgboost", "onnxmltools", "onnx", "onnxruntime", "polars")}
+            "versions": _versions(model.library, "onnxmltools", "onnx", "onnxruntime", "polars")}
 
 
 # ---------------------------------------------------------------------------- networks
@@ -377,7 +374,7 @@ def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool =
         (the message gives the max absolute and relative difference).
     """
     from forecasting.models.base import require
-    from forecasting.models.xgb import XGBoostForecaster
+    from forecasting.models.trees import TreeForecaster
     from forecasting.tabular import TabularModel
 
     if isinstance(model, TabularModel):
@@ -387,7 +384,7 @@ def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool =
         require(model, "export")  # the CapabilityError says why (statistical models are refit, ...)
         if not model.is_fitted:
             raise NotFittedError(f"model '{model.name}' is not fitted: nothing to export")
-        if quantize and isinstance(model, XGBoostForecaster):
+        if quantize and isinstance(model, TreeForecaster):
             raise InvalidParameterError("quantize applies to the networks (nhits, tft), not to tree models",
                                         field="quantize")
     target = Path(output)
@@ -396,15 +393,16 @@ def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool =
     try:
         if isinstance(model, TabularModel):
             info = _export_tabular(model, tmp, sample)
-        elif isinstance(model, XGBoostForecaster):
-            info = _export_xgboost(model, tmp, sample_series)
+        elif isinstance(model, TreeForecaster):
+            info = _export_trees(model, tmp, sample_series)
         else:
             info = _export_network(model, tmp, sample_series, quantize)
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                    "opset": TREE_OPSET if info["kind"] == "xgboost" else OPSET,
+                    "opset": TREE_OPSET if isinstance(model, TreeForecaster) else OPSET,
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "forecasting_version": _versions("forecasting").get("forecasting", "unknown"),
-                    "tolerance": TOLERANCE["trees" if info["kind"] in ("xgboost", "tabular") else "network"], **info}
+                    "tolerance": TOLERANCE["trees" if isinstance(model, TreeForecaster | TabularModel) else "network"],
+                    **info}
         return artifacts.seal(tmp, target, manifest, manifest=artifacts.EXPORT_MANIFEST)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -26,10 +26,12 @@ from forecasting.errors import ArtifactIntegrityError, CapabilityError, Forecast
 from forecasting.models.base import Capabilities
 from forecasting.models.global_base import GLOBAL_CAPABILITIES
 from forecasting.models.neural import NeuralForecaster, network_class
+from forecasting.models.trees import TreeForecaster, tree_class
 from forecasting.models.xgb import XGBoostForecaster
 from forecasting.tabular import TabularModel
 
-__all__ = ["OnnxForecaster", "OnnxNeuralForecaster", "OnnxTabularModel", "OnnxXGBoostForecaster", "load_onnx"]
+__all__ = ["OnnxForecaster", "OnnxNeuralForecaster", "OnnxTabularModel", "OnnxTreeForecaster", "OnnxXGBoostForecaster",
+           "load_onnx"]
 
 
 def _session(path: Path, threads: int | None = None) -> Any:
@@ -96,13 +98,17 @@ class OnnxForecaster(_ExportedOnly):
         raise CapabilityError("TFT's variable-selection weights need the native model", field="model")
 
 
-class OnnxXGBoostForecaster(OnnxForecaster, XGBoostForecaster):  # type: ignore[misc]
-    """The XGBoost forecaster with each booster answered by an ONNX graph."""
+class OnnxTreeForecaster(OnnxForecaster, TreeForecaster[Any]):  # type: ignore[misc]
+    """A global tree forecaster with each booster answered by an ONNX graph."""
 
     def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:
         if kw:
-            raise CapabilityError("SHAP contributions need the native XGBoost model", field="model")
+            raise CapabilityError(f"SHAP contributions need the native {self.name} model", field="model")
         return _run_session(booster, {"input": np.ascontiguousarray(X, dtype=np.float32)}).reshape(-1)
+
+
+class OnnxXGBoostForecaster(OnnxTreeForecaster, XGBoostForecaster):  # type: ignore[misc]
+    """The XGBoost forecaster with each booster answered by an ONNX graph."""
 
 
 class OnnxNeuralForecaster(OnnxForecaster, NeuralForecaster):  # type: ignore[misc]
@@ -183,8 +189,10 @@ def load_onnx(path: str | os.PathLike[str], *, quantized: bool = False, threads:
             raise ArtifactIntegrityError(f"export folder '{folder}': the manifest says {kind!r} but model.json holds "
                                          f"{meta.get('model')!r}", field="model",
                                          details={"path": str(folder), "file": "model.json"})
-        if kind == "xgboost":
-            model: Any = OnnxXGBoostForecaster._restore(folder, meta)
+        if (tree := tree_class(str(kind))) is not None:
+            onnx_cls: type[OnnxTreeForecaster] = OnnxXGBoostForecaster if tree is XGBoostForecaster else type(
+                f"Onnx{tree.__name__}", (OnnxTreeForecaster, tree), {})
+            model: Any = onnx_cls._restore(folder, meta)
             model.boosters_ = [_session(folder / g, threads) for g in manifest["graphs"]]
             model.device_ = "cpu"
         elif (native := network_class(str(kind))) is not None:

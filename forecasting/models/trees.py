@@ -70,7 +70,7 @@ from forecasting.models.base import Capabilities, as_panel, split_short
 from forecasting.models.global_base import GLOBAL_CAPABILITIES, GlobalForecaster, check_exog_values
 from forecasting.models.registry import TreeParams
 
-__all__ = ["StepRows", "TreeForecaster"]
+__all__ = ["StepRows", "TreeForecaster", "tree_class"]
 
 FORMAT_VERSION = 1
 TP = TypeVar("TP", bound=TreeParams)
@@ -119,6 +119,8 @@ class TreeForecaster(GlobalForecaster[TP]):
     shap_method: ClassVar[str] = "tree_shap"
     #: file name suffix of a saved booster (``booster_<i>.<suffix>``)
     booster_suffix: ClassVar[str] = "bin"
+    #: the tree library's distribution name (recorded with its version in ONNX exports)
+    library: ClassVar[str] = ""
 
     @property
     def season_length(self) -> int:
@@ -157,6 +159,15 @@ class TreeForecaster(GlobalForecaster[TP]):
     def _library_errors(cls) -> tuple[type[Exception], ...]:
         """The library's own exception types a damaged booster file raises."""
         return ()
+
+    def _booster_features(self, booster: Any) -> int:
+        """Number of input columns of one booster (the direct strategy's grouped boosters add the step)."""
+        raise NotImplementedError
+
+    def _booster_to_onnx(self, booster: Any, n_features: int, opset: int) -> Any:
+        """One booster as an ONNX model (input ``input``: float32 ``(batch, n_features)``), for
+        :func:`forecasting.export.export_model`."""
+        raise NotImplementedError
 
     @property
     def calibrated_horizon(self) -> int:
@@ -722,3 +733,13 @@ class TreeForecaster(GlobalForecaster[TP]):
         model.device_ = resolve_device(device)
         return model
 
+
+def tree_class(name: str) -> type[TreeForecaster[Any]] | None:
+    """The registered tree adapter called ``name`` (None for any other name): the registry is the one table."""
+    from forecasting.models.registry import REGISTRY
+
+    entry = REGISTRY.get(name)
+    if entry is None or entry.family != "machine-learning":
+        return None
+    cls = entry.load()
+    return cls if issubclass(cls, TreeForecaster) else None

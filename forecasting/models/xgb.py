@@ -18,7 +18,19 @@ from forecasting.errors import TimeLimitError
 from forecasting.models.registry import XGBoostParams
 from forecasting.models.trees import TreeForecaster
 
-__all__ = ["XGBoostForecaster", "resolve_device"]
+__all__ = ["XGBoostForecaster", "resolve_device", "xgboost_to_onnx"]
+
+
+def xgboost_to_onnx(booster: Any, n_features: int, opset: int) -> Any:
+    """An XGBoost booster as an ONNX model (onnxmltools' ``convert_xgboost``), input ``input``:
+    float32 ``(batch, n_features)``. The feature names are dropped (the converter needs ``f0..fN``)."""
+    from onnxmltools.convert import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    b = booster.copy()
+    b.feature_names = None
+    b.feature_types = None
+    return convert_xgboost(b, initial_types=[("input", FloatTensorType([None, n_features]))], target_opset=opset)
 
 
 def _Deadline(deadline: float) -> Any:  # noqa: N802 - a factory for an xgboost callback
@@ -53,6 +65,7 @@ class XGBoostForecaster(TreeForecaster[XGBoostParams]):
     default_alias: ClassVar[str] = "XGBoost"
     shap_method: ClassVar[str] = "tree_shap (xgboost pred_contribs, exact)"
     booster_suffix: ClassVar[str] = "ubj"  # XGBoost's UBJSON model format
+    library: ClassVar[str] = "xgboost"
 
     def _xgb_params(self, device: str) -> dict[str, Any]:
         p = self.params
@@ -96,3 +109,9 @@ class XGBoostForecaster(TreeForecaster[XGBoostParams]):
         import xgboost as xgb
 
         return (xgb.core.XGBoostError,)
+
+    def _booster_features(self, booster: Any) -> int:
+        return int(booster.num_features())
+
+    def _booster_to_onnx(self, booster: Any, n_features: int, opset: int) -> Any:
+        return xgboost_to_onnx(booster, n_features, opset)
