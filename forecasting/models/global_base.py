@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import polars as pl
@@ -184,6 +185,20 @@ class GlobalForecaster(BaseForecaster[P]):
                 + "; ".join(f"series '{u}': {n} observations" for u, n in list(short.items())[:5]),
                 field=where, details={"minimum": minimum,
                                       "series": {u: {"length": n, "minimum": minimum} for u, n in short.items()}})
+
+    # ------------------------------------------------------------------ model folder
+    def _panel_meta(self) -> dict[str, Any]:
+        """What ``model.json`` records of the training panel (its rows are kept in ``history.parquet``)."""
+        p = self.panel_
+        return {"freq": p.freq, "tz": p.tz, "ds_kind": p.ds_kind, "exog": list(p.exog), "lengths": p.lengths,
+                "month_end": p.month_end}
+
+    @staticmethod
+    def _stored_panel(folder: Path, p: dict[str, Any]) -> Panel:
+        """The training panel kept in a model folder: ``history.parquet`` and the ``panel`` entry of ``model.json``."""
+        return Panel(frame=pl.read_parquet(folder / "history.parquet"), freq=p["freq"],
+                     lengths={k: int(v) for k, v in p["lengths"].items()}, tz=p["tz"], ds_kind=p["ds_kind"],
+                     exog=tuple(p["exog"]), month_end=bool(p.get("month_end")))
 
     def _with_fallback_forecasts(self, out: pl.DataFrame, h: int, levels: tuple[Any, ...],
                                  history: Any) -> pl.DataFrame:

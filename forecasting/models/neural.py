@@ -870,9 +870,7 @@ class NeuralForecaster(GlobalForecaster[NP]):
         if self.static_ is not None:
             self.static_.write_parquet(tmp / "static.parquet")
         meta = {"format_version": FORMAT_VERSION, "model": self.name, "params": self.get_params(), "alias": self.alias,
-                "panel": {"freq": self.panel_.freq, "tz": self.panel_.tz, "ds_kind": self.panel_.ds_kind,
-                          "exog": list(self.panel_.exog), "lengths": self.panel_.lengths,
-                          "month_end": self.panel_.month_end},
+                "panel": self._panel_meta(),
                 "futr_cols": self.futr_cols_, "hist_cols": self.hist_cols_, "static_cols": self.static_cols_,
                 "temporal_cols": self.temporal_cols_, "output_names": self.output_names_,
                 "device_trained": self.device_}
@@ -890,10 +888,7 @@ class NeuralForecaster(GlobalForecaster[NP]):
         model.static_cols_ = list(meta["static_cols"])
         model.temporal_cols_, model.output_names_ = list(meta["temporal_cols"]), list(meta["output_names"])
         model.static_ = pl.read_parquet(folder / "static.parquet") if model.static_cols_ else None
-        p = meta["panel"]
-        model.panel_ = Panel(frame=pl.read_parquet(folder / "history.parquet"), freq=p["freq"],
-                             lengths={k: int(v) for k, v in p["lengths"].items()}, tz=p["tz"],
-                             ds_kind=p["ds_kind"], exog=tuple(p["exog"]), month_end=bool(p.get("month_end")))
+        model.panel_ = cls._stored_panel(folder, meta["panel"])
         model.fallbacks_ = []
         model.device_ = "cpu"
         return model

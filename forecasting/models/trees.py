@@ -646,8 +646,7 @@ class TreeForecaster(GlobalForecaster[TP]):
             hist = hist.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id").cast(pl.Int64) - keep)
         hist.write_parquet(tmp / "history.parquet")
         meta = {"format_version": FORMAT_VERSION, "model": self.name, "params": self.get_params(), "alias": self.alias,
-                "panel": {"freq": self.panel_.freq, "tz": self.panel_.tz, "ds_kind": self.panel_.ds_kind,
-                          "exog": list(self.panel_.exog), "lengths": self.panel_.lengths},
+                "panel": self._panel_meta(),
                 "scales": self.scales_.to_dict(as_series=False), "cscales": self.cscales_.to_dict(as_series=False),
                 "conformal_scores": None if self.scores_ is None else self.scores_.tolist(),
                 "n_boosters": len(self.boosters_), "device_trained": self.device_}
@@ -660,10 +659,7 @@ class TreeForecaster(GlobalForecaster[TP]):
         params = {k: v for k, v in meta["params"].items() if v is not None}
         model = cls(**{**params, "device": device, "alias": meta["alias"]})
         model.pipeline_ = FeaturePipeline.from_json((folder / "pipeline.json").read_bytes())
-        p = meta["panel"]
-        frame = pl.read_parquet(folder / "history.parquet")
-        model.panel_ = Panel(frame=frame, freq=p["freq"], lengths={k: int(v) for k, v in p["lengths"].items()},
-                             tz=p["tz"], ds_kind=p["ds_kind"], exog=tuple(p["exog"]))
+        model.panel_ = cls._stored_panel(folder, meta["panel"])
         model.scales_ = pl.DataFrame(meta["scales"])
         model.cscales_ = pl.DataFrame(meta["cscales"])
         raw = meta["conformal_scores"]
