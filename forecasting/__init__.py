@@ -48,7 +48,32 @@ _LAZY: dict[str, str] = {
     "ArtifactIntegrityError": "forecasting.errors",
 }
 
-__all__ = ["__version__", *sorted(_LAZY)]
+__all__ = [
+    "__version__",
+    "ArtifactIntegrityError",
+    "CapabilityError",
+    "Explanation",
+    "ForecastResult",
+    "Forecaster",
+    "ForecastingError",
+    "InsufficientHistoryError",
+    "InvalidInputError",
+    "InvalidParameterError",
+    "ModelFitError",
+    "ModelSpec",
+    "NotFittedError",
+    "Panel",
+    "TimeLimitError",
+    "UnknownModelError",
+    "cross_validation",
+    "evaluate",
+    "explain",
+    "forecast",
+    "load",
+    "make_model",
+    "model_names",
+    "validate_panel",
+]
 
 if TYPE_CHECKING:
     from forecasting.data import Panel, validate_panel

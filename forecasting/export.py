@@ -68,15 +68,18 @@ def _versions(*names: str) -> dict[str, str]:
 def _parity(native: np.ndarray, onnx: np.ndarray, tol: float, what: str) -> dict[str, float]:
     native, onnx = np.asarray(native, dtype=np.float64), np.asarray(onnx, dtype=np.float64)
     if native.shape != onnx.shape:
-        raise ExportParityError(f"{what}: the ONNX graph returns shape {onnx.shape}, the native model {native.shape}",
-                                field="model")
+        msg = f"{what}: the ONNX graph returns shape {onnx.shape}, the native model {native.shape}"
+        raise ExportParityError(msg, field="model")
     diff = np.abs(native - onnx)
     max_abs = float(diff.max()) if diff.size else 0.0
     scale = float(np.abs(native).max()) if native.size else 0.0
     rel = max_abs / scale if scale > 0 else max_abs
     if not np.isfinite(onnx).all() or rel > tol:
-        raise ExportParityError(f"{what}: ONNX output differs from the native model: max absolute difference "
-                                f"{max_abs:.3g}, relative {rel:.3g} (tolerance {tol:g})", field="model",
+        msg = (
+            f"{what}: ONNX output differs from the native model: max absolute difference "
+            f"{max_abs:.3g}, relative {rel:.3g} (tolerance {tol:g})"
+        )
+        raise ExportParityError(msg, field="model",
                                 details={"max_abs_diff": max_abs, "max_rel_diff": rel, "tolerance": tol})
     return {"max_abs_diff": max_abs, "max_rel_diff": rel}
 
@@ -111,7 +114,8 @@ def _export_trees(model: Any, tmp: Path, sample_series: int) -> dict[str, Any]:
         _, steps = model._paths(panel, min(model.calibrated_horizon, 48), None, scales=model.scales_, collect=True)
         X = np.concatenate([st.X[:, :len(pipe.feature_names)] for st in steps])
     if len(X) == 0:
-        raise CapabilityError("no parity sample: the stored history yields no complete feature row", field="model")
+        msg = "no parity sample: the stored history yields no complete feature row"
+        raise CapabilityError(msg, field="model")
     parity: dict[str, Any] = {}
     graphs = []
     for i, booster in enumerate(model.boosters_):
@@ -161,12 +165,12 @@ def _exportable_neuralforecast() -> Iterator[None]:
 
     original = scalers.masked_median
     scalers.masked_median = masked_median
-    nhits.len = lambda t: t.shape[0]  # type: ignore[attr-defined]
+    nhits.len = lambda t: t.shape[0]
     try:
         yield
     finally:
         scalers.masked_median = original
-        del nhits.len  # type: ignore[attr-defined]
+        del nhits.len
 
 
 def _export_network(model: Any, tmp: Path, sample_series: int, quantize: bool) -> dict[str, Any]:
@@ -204,8 +208,11 @@ def _export_network(model: Any, tmp: Path, sample_series: int, quantize: bool) -
                               dynamic_shapes=({0: batch}, {0: batch}), dynamo=True, opset_version=OPSET,
                               external_data=False, verbose=False)
         except Exception as exc:  # the exporter's own errors, reported with the model named  # noqa: BLE001
-            raise CapabilityError(f"model '{model.name}' could not be exported to ONNX by torch.onnx: "
-                                  f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}", field="model") from exc
+            msg = (
+                f"model '{model.name}' could not be exported to ONNX by torch.onnx: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            )
+            raise CapabilityError(msg, field="model") from exc
         native = core(torch.from_numpy(temporal), torch.from_numpy(static)).numpy()
     model.net_.to(torch.device(model.device_))
     seconds = time.perf_counter() - t0
@@ -261,11 +268,15 @@ def _export_tabular(model: Any, tmp: Path, sample: Any) -> dict[str, Any]:
     from forecasting.tabular import _to_polars
 
     if sample is None:
-        raise InvalidParameterError("a tabular export needs `sample`: real rows (e.g. the training table's tail) "
-                                    "for the parity check", field="sample")
+        msg = (
+            "a tabular export needs `sample`: real rows (e.g. the training table's tail) "
+            "for the parity check"
+        )
+        raise InvalidParameterError(msg, field="sample")
     X = model._encode(_to_polars(sample, "sample"))
     if len(X) == 0:
-        raise InvalidParameterError("the parity sample has no rows", field="sample")
+        msg = "the parity sample has no rows"
+        raise InvalidParameterError(msg, field="sample")
     meta = model._metadata()
     if model.algorithm == "linear":
         meta["linear"] = model._linear_
@@ -274,8 +285,11 @@ def _export_tabular(model: Any, tmp: Path, sample: Any) -> dict[str, Any]:
     classify = model.kind == "classification"
     if model.algorithm == "xgboost":
         if model.categories_:
-            raise CapabilityError(f"xgboost tabular models with categorical features ({sorted(model.categories_)}) "
-                                  f"have no ONNX converter for their categorical splits", field="model")
+            msg = (
+                f"xgboost tabular models with categorical features ({sorted(model.categories_)}) "
+                f"have no ONNX converter for their categorical splits"
+            )
+            raise CapabilityError(msg, field="model")
         onx = _convert_booster(model._booster_, X.shape[1])
         inputs = X
     else:
@@ -300,9 +314,11 @@ def _export_tabular(model: Any, tmp: Path, sample: Any) -> dict[str, Any]:
                           options=options)
         except (TypeError, ValueError, RuntimeError) as exc:
             # skl2onnx 1.20 fails on scikit-learn 1.9's HistGradientBoosting trees (boolean node attributes)
-            raise CapabilityError(f"skl2onnx cannot convert this {type(est).__name__}: {type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0][:200]}; use algorithm 'xgboost' or 'linear' to export",
-                                  field="model") from exc
+            msg = (
+                f"skl2onnx cannot convert this {type(est).__name__}: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:200]}; use algorithm 'xgboost' or 'linear' to export"
+            )
+            raise CapabilityError(msg, field="model") from exc
     path.write_bytes(onx.SerializeToString())
     sess = _session(path)
     linear_margin = model.algorithm == "linear"
@@ -379,14 +395,16 @@ def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool =
 
     if isinstance(model, TabularModel):
         if not model.is_fitted:
-            raise NotFittedError("the tabular model is not fitted: nothing to export")
+            msg = "the tabular model is not fitted: nothing to export"
+            raise NotFittedError(msg)
     else:
         require(model, "export")  # the CapabilityError says why (statistical models are refit, ...)
         if not model.is_fitted:
-            raise NotFittedError(f"model '{model.name}' is not fitted: nothing to export")
+            msg = f"model '{model.name}' is not fitted: nothing to export"
+            raise NotFittedError(msg)
         if quantize and isinstance(model, TreeForecaster):
-            raise InvalidParameterError("quantize applies to the networks (nhits, tft), not to tree models",
-                                        field="quantize")
+            msg = "quantize applies to the networks (nhits, tft), not to tree models"
+            raise InvalidParameterError(msg, field="quantize")
     target = Path(output)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = artifacts.temp_folder(target)

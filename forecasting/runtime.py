@@ -50,8 +50,11 @@ def _run_session(sess: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
     try:
         return sess.run(None, feeds)[0]
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        raise InvalidInputError(f"the exported graph refused its input ({type(exc).__name__}: {str(exc)[:200]}): the "
-                                f"export folder is inconsistent; export again", field="model") from exc
+        msg = (
+            f"the exported graph refused its input ({type(exc).__name__}: {str(exc)[:200]}): the "
+            f"export folder is inconsistent; export again"
+        )
+        raise InvalidInputError(msg, field="model") from exc
 
 
 class _ExportedOnly:
@@ -61,15 +64,16 @@ class _ExportedOnly:
     _only = "forecasts"
 
     def fit(self, *args: Any, **kwargs: Any) -> Any:
-        raise CapabilityError(f"an ONNX-exported model {self._only} only; train the native model and export it again",
-                              field="model")
+        msg = f"an ONNX-exported model {self._only} only; train the native model and export it again"
+        raise CapabilityError(msg, field="model")
 
     def save(self, *args: Any, **kwargs: Any) -> Any:
-        raise CapabilityError("an ONNX-exported model is already an artifact: copy its folder", field="model")
+        msg = "an ONNX-exported model is already an artifact: copy its folder"
+        raise CapabilityError(msg, field="model")
 
     def explain(self, *args: Any, **kwargs: Any) -> Any:
-        raise CapabilityError("explanations need the native model (SHAP runs on the library that trained it)",
-                              field="model")
+        msg = "explanations need the native model (SHAP runs on the library that trained it)"
+        raise CapabilityError(msg, field="model")
 
 
 class OnnxForecaster(_ExportedOnly):
@@ -95,7 +99,8 @@ class OnnxForecaster(_ExportedOnly):
         return self.explain()
 
     def variable_importance(self, *args: Any, **kwargs: Any) -> Any:
-        raise CapabilityError("TFT's variable-selection weights need the native model", field="model")
+        msg = "TFT's variable-selection weights need the native model"
+        raise CapabilityError(msg, field="model")
 
 
 class OnnxTreeForecaster(OnnxForecaster, TreeForecaster[Any]):  # type: ignore[misc]
@@ -103,7 +108,8 @@ class OnnxTreeForecaster(OnnxForecaster, TreeForecaster[Any]):  # type: ignore[m
 
     def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:
         if kw:
-            raise CapabilityError(f"SHAP contributions need the native {self.name} model", field="model")
+            msg = f"SHAP contributions need the native {self.name} model"
+            raise CapabilityError(msg, field="model")
         return _run_session(booster, {"input": np.ascontiguousarray(X, dtype=np.float32)}).reshape(-1)
 
 
@@ -128,6 +134,8 @@ class OnnxTabularModel(_ExportedOnly, TabularModel):
     """A tabular model whose trees or coefficients are an ONNX graph; encoding and outputs as the native model."""
 
     _only = "predicts"
+    session_: Any  # the onnxruntime session of the graph
+    manifest_: dict[str, Any]
 
     def _margin(self, x: np.ndarray) -> np.ndarray:
         from forecasting.export import tabular_output
@@ -172,23 +180,25 @@ def load_onnx(path: str | os.PathLike[str], *, quantized: bool = False, threads:
     try:
         if kind == "tabular":
             meta = json.loads((folder / "metadata.json").read_text())
-            model = OnnxTabularModel(kind=meta["kind"], algorithm=meta["algorithm"], params=meta["params"],
-                                     device="cpu", seed=meta["seed"], handle_unknown=meta["handle_unknown"],
-                                     n_jobs=meta.get("n_jobs"))
-            model._validate_params()
-            model.feature_names_ = list(meta["features"])
-            model.categories_ = {k: list(v) for k, v in meta["categories"].items()}
-            model.target_, model.classes_, model.device_ = meta["target"], list(meta["classes"]), "cpu"
-            if model.algorithm == "linear":
-                model._linear_ = meta["linear"]
-            model.session_ = _session(folder / manifest["graphs"][0], threads)
-            model.manifest_ = manifest
-            return model
+            tab = OnnxTabularModel(kind=meta["kind"], algorithm=meta["algorithm"], params=meta["params"],
+                                   device="cpu", seed=meta["seed"], handle_unknown=meta["handle_unknown"],
+                                   n_jobs=meta.get("n_jobs"))
+            tab._validate_params()
+            tab.feature_names_ = list(meta["features"])
+            tab.categories_ = {k: list(v) for k, v in meta["categories"].items()}
+            tab.target_, tab.classes_, tab.device_ = meta["target"], list(meta["classes"]), "cpu"
+            if tab.algorithm == "linear":
+                tab._linear_ = meta["linear"]
+            tab.session_ = _session(folder / manifest["graphs"][0], threads)
+            tab.manifest_ = manifest
+            return tab
         meta = json.loads((folder / "model.json").read_text())
         if meta.get("model") != kind:
-            raise ArtifactIntegrityError(f"export folder '{folder}': the manifest says {kind!r} but model.json holds "
-                                         f"{meta.get('model')!r}", field="model",
-                                         details={"path": str(folder), "file": "model.json"})
+            msg = (
+                f"export folder '{folder}': the manifest says {kind!r} but model.json holds "
+                f"{meta.get('model')!r}"
+            )
+            raise ArtifactIntegrityError(msg, field="model", details={"path": str(folder), "file": "model.json"})
         if (tree := tree_class(str(kind))) is not None:
             onnx_cls: type[OnnxTreeForecaster] = OnnxXGBoostForecaster if tree is XGBoostForecaster else type(
                 f"Onnx{tree.__name__}", (OnnxTreeForecaster, tree), {})
@@ -196,26 +206,29 @@ def load_onnx(path: str | os.PathLike[str], *, quantized: bool = False, threads:
             model.boosters_ = [_session(folder / g, threads) for g in manifest["graphs"]]
             model.device_ = "cpu"
         elif (native := network_class(str(kind))) is not None:
-            cls = type(f"Onnx{native.__name__}", (OnnxNeuralForecaster, native), {})
+            cls: type[OnnxNeuralForecaster] = type(f"Onnx{native.__name__}", (OnnxNeuralForecaster, native), {})
             model = cls._restore(folder, meta)
             graph = manifest["graphs"][0]
             if quantized:
                 q = manifest.get("quantized")
                 if not q:
-                    raise CapabilityError(f"export folder '{folder}' has no int8 graph (export with quantize)",
-                                          field="quantized")
+                    msg = f"export folder '{folder}' has no int8 graph (export with quantize)"
+                    raise CapabilityError(msg, field="quantized")
                 graph = q["graph"]  # listed in the manifest: verify_export checked it
             model.net_ = _session(folder / graph, threads)
         else:
-            raise CapabilityError(f"export folder '{folder}' holds a {kind!r} model, which this runtime does not serve",
-                                  field="model")
+            msg = f"export folder '{folder}' holds a {kind!r} model, which this runtime does not serve"
+            raise CapabilityError(msg, field="model")
     except ForecastingError:
         raise
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise InvalidInputError(f"export folder '{folder}' is damaged or incomplete: {type(exc).__name__}: {exc}",
-                                field="model") from exc
+        msg = f"export folder '{folder}' is damaged or incomplete: {type(exc).__name__}: {exc}"
+        raise InvalidInputError(msg, field="model") from exc
     except Exception as exc:  # onnxruntime's own load errors (a graph that is not ONNX)  # noqa: BLE001
-        raise InvalidInputError(f"export folder '{folder}': a graph could not be loaded: {type(exc).__name__}: "
-                                f"{str(exc)[:200]}", field="model") from exc
+        msg = (
+            f"export folder '{folder}': a graph could not be loaded: {type(exc).__name__}: "
+            f"{str(exc)[:200]}"
+        )
+        raise InvalidInputError(msg, field="model") from exc
     model.manifest_ = manifest
     return model
