@@ -1,5 +1,5 @@
-# The two set-up commands: `make run` (start the API) and `make test` (run the suite); `make check`
-# runs the linters (ruff, mypy). All create .venv when missing and (re)install the project only when
+# The two set-up commands: `make run` (start the API) and `make test` (the linters, then the suite);
+# `make check` runs the linters alone (ruff, mypy over forecasting, forecasting.api, forecasting.benchmarks). All create .venv when missing and (re)install the project only when
 # pyproject.toml changed.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -23,7 +23,7 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/forecasting serve --host $(HOST) --port $(PORT)
 
-test: install
+test: install check
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # mypy over the library, the service and the harness as one package (pyproject's [tool.mypy]: api/ and
