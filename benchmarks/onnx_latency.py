@@ -92,7 +92,7 @@ def _neuralforecast_predict(model: Any, one: pl.DataFrame, repeats: int) -> dict
 
     from neuralforecast import NeuralForecast
 
-    from forecasting.models.neural import _quiet
+    from forecasting.models.network_core import quiet as _quiet
 
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     with _quiet():

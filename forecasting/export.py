@@ -176,7 +176,7 @@ def _exportable_neuralforecast() -> Iterator[None]:
 def _export_network(model: Any, tmp: Path, sample_series: int, quantize: bool) -> dict[str, Any]:
     import torch
 
-    from forecasting.models.neural import _quiet
+    from forecasting.models.network_core import quiet as _quiet
 
     model.save(tmp)
     (tmp / "weights.safetensors").unlink()

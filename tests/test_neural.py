@@ -19,7 +19,8 @@ import pytest
 from forecasting.datasets import load_air_passengers, load_ett_h1
 from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidInputError, InvalidParameterError
 from forecasting.models import make_model
-from forecasting.models.neural import NeuralForecaster, rearrange_quantiles
+from forecasting.models.network_core import rearrange_quantiles
+from forecasting.models.neural import NeuralForecaster
 
 TINY_NHITS = {"max_steps": 5, "windows_batch_size": 16, "batch_size": 2, "mlp_units": 16, "device": "cpu"}
 TINY_TFT = {"max_steps": 5, "windows_batch_size": 16, "batch_size": 2, "hidden_size": 8, "device": "cpu"}

@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from forecasting.models.neural import NeuralForecaster, _quiet
+from forecasting.models.network_core import quiet
+from forecasting.models.neural import NeuralForecaster
 from forecasting.models.registry import TFTParams
 
 __all__ = ["TFTForecaster"]
@@ -61,7 +62,7 @@ class TFTForecaster(NeuralForecaster[TFTParams]):
         self._check_history_length(panel, "history" if history is not None else "data")
         H, L = self.trained_horizon, self.window
         _, temporal, static = self._windows(panel, H, X_future)
-        with torch.no_grad(), _quiet():
+        with torch.no_grad(), quiet():
             self._core()(torch.from_numpy(np.ascontiguousarray(temporal[:, :L + H])).to(torch.device(self.device_)),
                          torch.from_numpy(static).to(torch.device(self.device_)))
             parts = self.net_.feature_importances()
