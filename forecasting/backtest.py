@@ -26,6 +26,7 @@ import polars as pl
 
 from forecasting.data import Panel, to_caller_tz, validate_h, validate_levels, validate_panel
 from forecasting.errors import InsufficientHistoryError, InvalidParameterError
+from forecasting.models.base import arm
 from forecasting.models.registry import ModelSpec, make_model, parse_spec
 
 __all__ = ["HoldoutScores", "Window", "cross_validation", "cross_validation_metrics", "holdout_scores",
@@ -228,10 +229,7 @@ def cross_validation(
                       lengths={u: n - win.offset for u, n in panel.lengths.items()}, tz=panel.tz,
                       ds_kind=panel.ds_kind, exog=panel.exog, report=panel.report)
         forecaster = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
-        if deadline is not None:
-            forecaster.deadline = deadline
-            if forecaster.fallback is not None:
-                forecaster.fallback.deadline = deadline
+        arm(forecaster, deadline=deadline)
         forecaster.fit(train)
         pipeline = getattr(forecaster, "pipeline_", None)
         if pipeline is not None and pipeline.spec.future_exog:

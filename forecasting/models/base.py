@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BaseForecaster",
+    "arm",
     "Capabilities",
     "Capability",
     "Fallback",
@@ -442,3 +443,22 @@ def split_short(model: BaseForecaster[Any], panel: Panel, minimum: int, why: str
     model.fallbacks_ = [Fallback(u, model.fallback.name, f"{n} observations, model '{model.name}' needs at least "
                                                          f"{minimum}") for u, n in short.items()]
     return panel.subset([u for u in panel.lengths if u not in short])
+
+
+def arm(model: Forecaster, *, deadline: float | None = None, progress: Progress | None = None) -> None:
+    """Give a model (and its fallback) a deadline and a progress callback, as far as it declares it takes them.
+
+    Parameters
+    ----------
+    deadline : float, optional
+        Epoch seconds after which training stops with ``TimeLimitError`` (models that declare
+        ``honours_time_limit``; their fallback too).
+    progress : callable(fraction, message), optional
+        Training progress (models that declare ``reports_progress``).
+    """
+    if deadline is not None:
+        model.deadline = deadline
+        if model.fallback is not None:
+            model.fallback.deadline = deadline
+    if progress is not None and model.capabilities.reports_progress:
+        model.progress = progress

@@ -10,7 +10,7 @@ call to one of these plus a schema mapping; the registered-model use cases
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -26,7 +26,8 @@ from forecasting.data import (
     validate_panel,
 )
 from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidInputError, InvalidParameterError
-from forecasting.models.base import Fallback, Forecaster, require
+from forecasting.models.base import Fallback, Forecaster, arm, require
+from forecasting.models.global_base import GlobalForecaster
 from forecasting.models.registry import ModelSpec, make_model, parse_spec, resolve_spec
 from forecasting.tabular import TabularModel
 from forecasting.service.results import CrossValidationResult, ExplainResult, ForecastResult, Registered
@@ -296,19 +297,14 @@ def _only(X_future: Any, ids: list[str]) -> pl.DataFrame:
 def model_spec(model: Forecaster) -> ModelSpec:
     """The spec of a fitted model (its name, parameters and fallback)."""
     params = {k: v for k, v in model.get_params().items() if v is not None}
-    fallback = getattr(model, "fallback", None)
-    return ModelSpec(name=model.name, params=params,
-                     fallback=fallback if isinstance(fallback, str) or fallback is None else fallback.name)
+    return ModelSpec(name=model.name, params=params, fallback=None if model.fallback is None else model.fallback.name)
 
 
 def training_freq(model: Forecaster) -> str | int | None:
     """The frequency a fitted global model was trained on (``None`` when it does not say)."""
-    pipeline = getattr(model, "pipeline_", None)
-    freq = getattr(pipeline, "freq", None)
-    if freq is None:
-        panel = getattr(model, "panel_", None)
-        freq = getattr(panel, "freq", None)
-    return freq if isinstance(freq, str | int) else None
+    if isinstance(model, GlobalForecaster) and model.is_fitted:
+        return model.pipeline_.freq
+    return None
 
 
 def stored_history(model: Forecaster) -> Panel:
@@ -319,23 +315,10 @@ def stored_history(model: Forecaster) -> Panel:
     CapabilityError
         The model keeps none (statistical models registered as a spec refit on ``history``).
     """
-    panel = getattr(model, "panel_", None)
-    if not isinstance(panel, Panel):
+    if not (isinstance(model, GlobalForecaster) and model.is_fitted):
         msg = f"model '{model.name}' keeps no training history: give the series to forecast from as history"
         raise CapabilityError(msg, field="history")
-    return panel
-
-
-def arm(model: Forecaster, *, deadline: float | None = None,
-        progress: Callable[[float, str], None] | None = None) -> None:
-    """Give a model (and its fallback) a deadline and a progress callback, where it takes them."""
-    if deadline is not None:
-        model.deadline = deadline
-        fb = getattr(model, "fallback", None)
-        if fb is not None and not isinstance(fb, str):
-            fb.deadline = deadline
-    if progress is not None and model.capabilities.reports_progress:
-        model.progress = progress
+    return model.panel_
 
 
 # --------------------------------------------------------------------------- cross-validate

@@ -25,9 +25,10 @@ import polars as pl
 
 from forecasting.data import FillPolicy, Panel, validate_h, validate_panel
 from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidInputError
-from forecasting.models.base import Forecaster, require
+from forecasting.models.base import Forecaster, arm, require
 from forecasting.models.registry import ModelSpec, make_model, parse_spec
-from forecasting.service.core import arm, resolve
+from forecasting.models.trees import TreeForecaster
+from forecasting.service.core import resolve
 from forecasting.service.results import TrainResult
 
 __all__ = ["data_fingerprint", "default_validation_h", "fit_and_save", "fit_for_saving", "holdout_metrics", "train"]
@@ -152,8 +153,8 @@ def _train_forecast(panel: Panel, *, spec: Any, h: int | None, workdir: Path, de
     effective, derived = resolve(parse_spec(spec), panel)
     notes = [*panel.report.notes, *derived]
     model = make_model(effective, freq=panel.freq)
-    h = validate_h(h or getattr(model, "calibrated_horizon", None)
-                   or default_validation_h(effective.params.get("season_length")))
+    calibrated = model.calibrated_horizon if isinstance(model, TreeForecaster) else None  # trees' conformal horizon
+    h = validate_h(h or calibrated or default_validation_h(effective.params.get("season_length")))
     step(0.1, "data validated")
 
     metrics = holdout_metrics(panel, effective, h, deadline=deadline)
