@@ -165,9 +165,8 @@ def test_exogenous_columns_refused(name: str, air: pl.DataFrame) -> None:
 
 @ALL
 def test_x_future_refused(name: str, air: pl.DataFrame) -> None:
+    """A model fitted without exogenous columns refuses X_future (those that use them: when trained without)."""
     model = _model(name).fit(air)
-    if model.capabilities.supports_exog:
-        pytest.skip("models that use exogenous columns accept X_future (tested in their own suite)")
     X_future = pl.DataFrame({"unique_id": ["AirPassengers"], "ds": [dt.datetime(1961, 1, 1)], "price": [1.0]})
     with pytest.raises(CapabilityError, match=r"X_future is not accepted") as err:
         model.predict(1, X_future=X_future)
