@@ -20,7 +20,7 @@ import time
 import polars as pl
 
 from forecasting.datasets import load_m4_hourly
-from forecasting.explanation import explain_forecast
+from forecasting.models.base import explain_forecast
 from forecasting.models import make_model
 from forecasting.models.xgb import XGBoostForecaster
 

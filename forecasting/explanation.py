@@ -11,9 +11,10 @@ Additivity (``base_values + values.sum(axis=1) == output``) is measured and repo
 
 The values are computed by the models (XGBoost forecaster and tabular XGBoost: exact TreeSHAP
 through XGBoost's own ``pred_contribs``, on the GPU when the booster is on one; networks:
-integrated gradients); :func:`explain_forecast` and :func:`global_importance` ask a fitted
-model for them, or raise the ``CapabilityError`` that says why it has none (statistical
-models are explained by their decomposition, in the reports).
+integrated gradients); :func:`forecasting.models.base.explain_forecast` and
+:func:`~forecasting.models.base.global_importance` ask a fitted model for them, or raise the
+``CapabilityError`` that says why it has none (statistical models are explained by their
+decomposition, in the reports).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import polars as pl
 
 from forecasting.errors import InvalidInputError, InvalidParameterError
 
-__all__ = ["Explanation", "explain_forecast", "global_importance"]
+__all__ = ["Explanation"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,53 +248,3 @@ def _json_array(a: np.ndarray) -> list[Any]:
     obj = a.astype(object)
     obj[~np.isfinite(a)] = None
     return obj.tolist()
-
-
-# --------------------------------------------------------------------------- explaining a fitted forecaster
-def explain_forecast(model: Any, h: int, *, history: Any = None, X_future: Any = None, units: str = "y") -> Explanation:
-    """SHAP values of each forecast step of a fitted forecaster.
-
-    Parameters
-    ----------
-    model : fitted forecaster
-        A model with an ``explain`` method (``xgboost``).
-    h : int
-        Steps to forecast and explain.
-    history, X_future
-        As the model's ``predict``.
-    units : {"y", "model"}
-        Units of the values (see :meth:`forecasting.models.xgb.XGBoostForecaster.explain`).
-
-    Returns
-    -------
-    Explanation
-        One row per (series, step), keys ``unique_id, ds, step``.
-
-    Raises
-    ------
-    CapabilityError
-        For models without SHAP explanations (the statistical zoo), naming the model.
-    """
-    from forecasting.models.base import require
-
-    require(model, "explain")
-    return model.explain(h, history=history, X_future=X_future, units=units)
-
-
-def global_importance(model: Any, data: Any = None, *, max_rows: int = 10_000, seed: int = 0) -> pl.DataFrame:
-    """Mean |SHAP| per feature over a dataset (the model's training data by default).
-
-    Returns
-    -------
-    pl.DataFrame
-        ``feature, mean_abs_shap``, largest first.
-
-    Raises
-    ------
-    CapabilityError
-        For models without SHAP explanations.
-    """
-    from forecasting.models.base import require
-
-    require(model, "global_importance")
-    return model.global_importance(data, max_rows=max_rows, seed=seed)

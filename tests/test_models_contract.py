@@ -254,7 +254,8 @@ def test_save_load_round_trip_or_capability_error(name: str, air: pl.DataFrame, 
 
 @ALL
 def test_explain_or_capability_error(name: str, air: pl.DataFrame) -> None:
-    from forecasting.explanation import Explanation, explain_forecast
+    from forecasting.explanation import Explanation
+    from forecasting.models.base import explain_forecast
 
     model = _fitted(name, air)
     if not model.capabilities.can_explain:

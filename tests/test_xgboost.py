@@ -16,7 +16,7 @@ from forecasting.data import validate_panel
 from forecasting.datasets import load_air_passengers, load_m4_hourly
 from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidInputError, InvalidParameterError
 from forecasting.evaluation import coverage
-from forecasting.explanation import explain_forecast, global_importance
+from forecasting.models.base import explain_forecast, global_importance
 from forecasting.models import make_model
 from forecasting.models.xgb import XGBoostForecaster
 

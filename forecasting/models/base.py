@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = [
     "BaseForecaster",
     "arm",
+    "explain_forecast",
+    "global_importance",
     "Capabilities",
     "Capability",
     "Fallback",
@@ -462,3 +464,48 @@ def arm(model: Forecaster, *, deadline: float | None = None, progress: Progress 
             model.fallback.deadline = deadline
     if progress is not None and model.capabilities.reports_progress:
         model.progress = progress
+
+
+def explain_forecast(model: Any, h: int, *, history: Any = None, X_future: Any = None, units: str = "y") -> Explanation:
+    """SHAP values of each forecast step of a fitted forecaster.
+
+    Parameters
+    ----------
+    model : fitted forecaster
+        A model with an ``explain`` method (``xgboost``).
+    h : int
+        Steps to forecast and explain.
+    history, X_future
+        As the model's ``predict``.
+    units : {"y", "model"}
+        Units of the values (see :meth:`forecasting.models.xgb.XGBoostForecaster.explain`).
+
+    Returns
+    -------
+    Explanation
+        One row per (series, step), keys ``unique_id, ds, step``.
+
+    Raises
+    ------
+    CapabilityError
+        For models without SHAP explanations (the statistical zoo), naming the model.
+    """
+    require(model, "explain")
+    return model.explain(h, history=history, X_future=X_future, units=units)
+
+
+def global_importance(model: Any, data: Any = None, *, max_rows: int = 10_000, seed: int = 0) -> pl.DataFrame:
+    """Mean |SHAP| per feature over a dataset (the model's training data by default).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``feature, mean_abs_shap``, largest first.
+
+    Raises
+    ------
+    CapabilityError
+        For models without SHAP explanations.
+    """
+    require(model, "global_importance")
+    return model.global_importance(data, max_rows=max_rows, seed=seed)

@@ -412,7 +412,7 @@ def explain(
         Models without per-feature attributions (the statistical zoo: they are explained by their
         decomposition, see ``forecasting report``), naming the model.
     """
-    from forecasting.explanation import explain_forecast
+    from forecasting.models.base import explain_forecast
 
     if isinstance(model, TabularModel):  # a table model explains the rows given (h does not apply)
         return explain_rows(model, data, limits=limits, registered=registered)
