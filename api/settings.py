@@ -110,9 +110,12 @@ class Settings:
             raw = env.get(key)
             if raw is None or raw == "":
                 return default
-            value = int(raw)
+            try:
+                value = int(raw)
+            except ValueError:
+                value = 0
             if value < 1:
-                msg = f"{key} must be a positive integer, got {raw}"
+                msg = f"{key} must be a positive integer, got {raw!r}"
                 raise ValueError(msg)
             return value
 

@@ -37,9 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forecasting.errors import ArtifactIntegrityError, ForecastingError, InvalidInputError
+from forecasting.errors import ArtifactIntegrityError, ForecastingError, InvalidInputError, InvalidParameterError
 
 __all__ = [
+    "check_output",
     "EXPORT_FORMAT",
     "EXPORT_MANIFEST",
     "MODEL_MANIFEST",
@@ -213,11 +214,41 @@ def _put_in_place(tmp: Path, target: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
+#: A folder holding one of these is a saved model, a saved tabular model or an ONNX export.
+_OUR_MANIFESTS = (MODEL_MANIFEST, EXPORT_MANIFEST, "metadata.json")
+
+
+def check_output(target: str | os.PathLike[str], *, field: str = "output") -> None:
+    """Refuse an output path that is not ours to replace: only a missing path, an empty folder, a
+    saved model folder or an ONNX export folder may be (re)written, never a file or a folder of
+    other things (writing a model there would replace what it holds).
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the path and what it holds; nothing is written.
+    """
+    path = Path(target)
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_dir() and not path.is_symlink():
+        names = sorted(p.name for p in path.iterdir())
+        if not names or set(names) & set(_OUR_MANIFESTS):
+            return
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        msg = (f"{field} '{path}' is a folder of other files ({shown}), not a saved model or an ONNX export: "
+               f"choose a new or empty folder (nothing was written)")
+    else:
+        msg = f"{field} '{path}' is a file, not a model folder: choose a new or empty folder (nothing was written)"
+    raise InvalidParameterError(msg, field=field, details={"path": str(path)})
+
+
 def seal(tmp: str | os.PathLike[str], target: str | os.PathLike[str], meta: dict[str, Any], *,
          manifest: str = MODEL_MANIFEST) -> Path:
     """Finish a folder written in ``tmp``: record every file's sha256 in ``meta["files"]`` (relative
     posix path -> hex digest), write ``meta`` as the ``manifest`` file (itself unlisted), fsync, and
-    put the folder at ``target`` (replacing it) with one rename.
+    put the folder at ``target`` (replacing it, if it is a model folder: :func:`check_output`) with one
+    rename.
 
     Parameters
     ----------
@@ -236,6 +267,11 @@ def seal(tmp: str | os.PathLike[str], target: str | os.PathLike[str], meta: dict
         ``target``.
     """
     tmp, target = Path(tmp), Path(target)
+    try:
+        check_output(target)
+    except InvalidParameterError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     meta["files"] = {rel: sha256_file(p) for rel, p in plain_files(tmp) if rel != manifest}
     (tmp / manifest).write_text(json.dumps(meta, indent=1))
     _put_in_place(tmp, target)

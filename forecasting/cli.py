@@ -96,9 +96,9 @@ def forecast(
             result = service.forecast_fitted(_load_forecaster(model), data, h=h, freq=_freq(freq), level=_levels(level),
                                              fill_missing=_fill(fill_missing), fill_gaps=fill_gaps, fallback=fallback)
         else:
-            result = service.forecast(data, model=_with_fallback(model, fallback), h=h, freq=_freq(freq),
-                                      level=_levels(level), fill_missing=_fill(fill_missing), fill_gaps=fill_gaps,
-                                      n_jobs=n_jobs)
+            result = service.forecast(data, model=model, h=h, freq=_freq(freq), level=_levels(level),
+                                      fill_missing=_fill(fill_missing), fill_gaps=fill_gaps, n_jobs=n_jobs,
+                                      fallback=fallback)
         write_table(result.forecasts, output)
     except ForecastingError as exc:
         raise _fail(exc) from None
@@ -144,16 +144,6 @@ def _fill(fill_missing: str | None) -> FillPolicy | None:
             return policy
     msg = f"--fill-missing must be one of {', '.join(FILL_POLICIES)}, got {fill_missing!r}"
     raise InvalidParameterError(msg, field="fill_missing")
-
-
-def _with_fallback(model: str, fallback: str | None) -> str | dict[str, object]:
-    """``--model`` with ``--fallback`` folded into its spec."""
-    if fallback is None:
-        return model
-    from forecasting.models.registry import parse_spec
-
-    spec = parse_spec(model)
-    return {"name": spec.name, "params": spec.params, "fallback": fallback}
 
 
 def _load_forecaster(folder: str | Path) -> Forecaster:
@@ -501,7 +491,12 @@ def serve(
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from forecasting.api.settings import Settings
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:  # a bad FORECASTING_* variable: one line naming it, no traceback
+        err_console.print(f"[bold red]error {escape('[settings]')}:[/] {escape(str(exc))}", highlight=False,
+                          soft_wrap=True)
+        raise typer.Exit(code=2) from None
     console.print(f"forecasting API on http://{host}:{port} (docs: http://{host}:{port}/schema, state: "
                   f"{settings.state_dir})", highlight=False)
     if settings.api_keys:

@@ -25,7 +25,7 @@ from typing import Any
 import polars as pl
 
 from forecasting.data import FillPolicy
-from forecasting.errors import InvalidInputError
+from forecasting.errors import InvalidInputError, InvalidParameterError
 from forecasting.explanation import Explanation
 from forecasting.models.base import Forecaster
 from forecasting.models.registry import ModelSpec
@@ -70,8 +70,19 @@ class _Columns:
         return frame.rename(wanted)
 
     def out(self, frame: pl.DataFrame) -> Any:
-        """A result frame with the caller's names, in the caller's frame kind."""
-        renamed = frame.rename({std: own for std, own in self.custom.items() if std in frame.columns})
+        """A result frame with the caller's names, in the caller's frame kind.
+
+        Raises
+        ------
+        InvalidParameterError
+            A model column (its ``alias``) named like one of the caller's columns.
+        """
+        mapping = {std: own for std, own in self.custom.items() if std in frame.columns}
+        clash = sorted(set(mapping.values()) & (set(frame.columns) - set(mapping)))
+        if clash:
+            msg = f"the output column {clash[0]!r} is both a model column (its alias) and one of your columns: rename one"
+            raise InvalidParameterError(msg, field="model.params.alias")
+        renamed = frame.rename(mapping)
         return renamed.to_pandas() if self.pandas else renamed
 
 
@@ -86,6 +97,7 @@ def forecast(
     fill_gaps: bool = False,
     X_future: Any = None,
     n_jobs: int = 1,
+    fallback: str | None = None,
     id_col: str = "unique_id",
     time_col: str = "ds",
     target_col: str = "y",
@@ -104,6 +116,9 @@ def forecast(
         Steps to forecast per series.
     level : numbers in (0, 100)
         Prediction-interval levels, percent.
+    fallback : str, optional
+        Model for series too short for ``model`` (or that it fails on), e.g. ``"naive"``; each such series
+        is reported in ``fallbacks``. With a loaded model, the series shorter than its input window.
     id_col, time_col, target_col : str
         The names of the series, time and target columns in ``df`` (and ``X_future``).
     Other parameters as :func:`forecasting.service.forecast`.
@@ -125,7 +140,7 @@ def forecast(
     cols = _Columns(df, id_col, time_col, target_col)
     result = service.forecast(cols.into(df), model=model, h=h, freq=freq, level=level, fill_missing=fill_missing,
                               fill_gaps=fill_gaps, X_future=cols.into(X_future, field="X_future", target=False),
-                              n_jobs=n_jobs)
+                              n_jobs=n_jobs, fallback=fallback)
     return dataclasses.replace(result, forecasts=cols.out(result.forecasts))
 
 

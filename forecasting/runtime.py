@@ -60,8 +60,8 @@ def _run_session(sess: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
 class _ExportedOnly:
     """What an exported model refuses: it only answers (``_only``), it cannot train, be saved or explain."""
 
-    runtime = "onnxruntime"
-    _only = "forecasts"
+    runtime: ClassVar[str] = "onnxruntime"
+    _only: ClassVar[str] = "forecasts"
 
     def fit(self, *args: Any, **kwargs: Any) -> Any:
         msg = f"an ONNX-exported model {self._only} only; train the native model and export it again"

@@ -789,6 +789,9 @@ class TabularModel:
             )
             raise CapabilityError(msg, field="algorithm")
         folder = Path(path)
+        from forecasting.artifacts import check_output
+
+        check_output(folder)  # a folder of other files is never written into
         folder.mkdir(parents=True, exist_ok=True)
         meta = self._metadata()
         if self.algorithm == "xgboost":

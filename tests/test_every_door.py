@@ -145,3 +145,17 @@ def test_every_forecast_door_gives_the_same_answer(client: TestClient, tmp_path:
     assert got["fallbacks"] == reference["fallbacks"]
     assert got["filled"] == reference["filled"]
     assert got["notes"] == reference["notes"]
+
+
+def test_a_registered_global_model_names_the_series_left_out_of_it(client: TestClient) -> None:
+    """Was: forecasting from the stored history silently dropped the series too short for the saved model."""
+    r = client.post("/v1/models", json={"name": "left-out", "model": SPECS["xgboost"], "data": DATA,
+                                         "fill_missing": "forward"})
+    job = _wait(client, r.json()["id"])
+    assert job["state"] == "succeeded", job
+    version = client.get("/v1/models/left-out").json()["versions"][0]
+    assert version["metrics"]["left_out_series"] == ["short"]
+    assert any("not in the saved model" in n for n in version["metrics"]["notes"])
+    out = client.post("/v1/models/left-out/forecast", json={"h": H}).json()
+    assert {r["unique_id"] for r in out["forecasts"]} == {"a", "b"}
+    assert any("1 series of the training data ('short') are not in the saved model" in n for n in out["notes"])

@@ -219,3 +219,61 @@ def test_a_registered_forecast_validates_the_history_once(tmp_path: Path) -> Non
         store.close()
     assert result.forecasts.height == 12
     assert counts["validate_panel"] == 1 and counts["parse_spec"] == 1
+
+
+# --------------------------------------------------------------------------- found by the new-user pass
+def test_saving_never_replaces_a_folder_of_other_files(tmp_path: Path) -> None:
+    """Was: ``train --output``, ``export --output`` and ``model.save()`` wiped whatever the path held."""
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "notes.txt").write_text("important")
+    _hourly().write_csv(victim / "data.csv")
+    result = _cli("train", "--input", victim / "data.csv", "--model", json.dumps(XGB), "--output", victim)
+    assert result.exit_code == 2 and "folder of other files (data.csv, notes.txt, sub)" in result.output
+    model = fc.make_model(XGB, freq="1h").fit(_hourly())
+    with pytest.raises(fc.InvalidParameterError, match="not a saved model or an ONNX export"):
+        model.save(victim)
+    with pytest.raises(fc.InvalidParameterError, match="is a file"):
+        model.save(victim / "notes.txt")
+    assert sorted(p.name for p in victim.iterdir()) == ["data.csv", "notes.txt", "sub"]  # nothing touched
+    assert (victim / "notes.txt").read_text() == "important"
+    model.save(tmp_path / "m")
+    model.save(tmp_path / "m")  # a saved model folder may be replaced by a new one
+    exported = _cli("export", "--model", tmp_path / "m", "--output", victim)
+    assert exported.exit_code == 2 and "not a saved model or an ONNX export" in exported.output
+
+
+def test_huge_y_is_a_clear_error_not_a_library_crash() -> None:
+    """Was: y near 1e308 made xgboost fail with its own error (a 500 over HTTP, a traceback in the CLI)."""
+    data = {"unique_id": ["a"] * 40, "ds": list(range(40)), "y": [1e308] * 20 + [1.0] * 20}
+    with pytest.raises(fc.InvalidInputError, match=r"y too large to train on in 1 series \('a'\)") as err:
+        fc.forecast(data, model={"name": "xgboost", "params": {"n_estimators": 5}}, h=2)
+    assert err.value.field == "data.y"
+
+
+def test_a_loaded_model_takes_a_fallback_and_says_what_computed_it(tmp_path: Path) -> None:
+    """Was: a saved folder forgot the spec's fallback (Python had no way to give one) and an ONNX export's
+    forecasts were labelled ``runtime: native``."""
+    data = pl.concat([_hourly(), _hourly(n=10, ids=("short",))])
+    model = fc.make_model(XGB, freq="1h").fit(_hourly())
+    with pytest.raises(fc.InsufficientHistoryError, match="short"):
+        fc.forecast(data, model=model, h=3)
+    result = fc.forecast(data, model=model, h=3, fallback="naive")
+    assert [(f.unique_id, f.model) for f in result.fallbacks] == [("short", "naive")]
+    short = result.forecasts.filter(pl.col("unique_id") == "short")["XGBoost"].to_list()
+    assert short == [float(data["y"][-1])] * 3  # naive: the last value
+    assert result.runtime == "native"
+    model.save(tmp_path / "m")
+    from forecasting import service
+
+    service.export(tmp_path / "m", tmp_path / "m.onnx")
+    onnx = fc.forecast(_hourly(), model=fc.load(tmp_path / "m.onnx"), h=3)
+    assert onnx.runtime == "onnxruntime" and "served by onnxruntime from the model's ONNX export" in onnx.notes
+
+
+def test_bad_server_settings_are_one_line_naming_the_variable(tmp_path: Path) -> None:
+    """Was: ``FORECASTING_MAX_H=abc forecasting serve`` ended in a traceback."""
+    result = CliRunner().invoke(cli, ["serve", "--port", "1"], env={"FORECASTING_MAX_H": "abc",
+                                                                    "FORECASTING_STATE_DIR": str(tmp_path)})
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "FORECASTING_MAX_H must be a positive integer, got 'abc'" in result.output

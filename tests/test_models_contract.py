@@ -364,6 +364,8 @@ def test_resolve_spec_with_a_known_season_and_series_lengths() -> None:
     _, notes = resolve_spec("auto_ets", freq="1d", lengths={"a": 30, "b": 10})
     assert notes[1] == ("1 series ('b') have fewer than 14 observations (2 seasons of 7): 'auto_ets' may fit them "
                         "without a seasonal component, as it needs about 2 seasons to estimate one")
+    # a global model hands short series to its fallback (or refuses them): no seasonal-component note
+    assert resolve_spec("xgboost", freq="1d", lengths={"a": 30, "b": 10})[1] == ["season_length=7 derived from freq '1d'"]
 
 
 def test_make_model_uses_the_resolved_spec() -> None:

@@ -154,6 +154,8 @@ class Forecaster(Protocol):
         Output column name (``"AutoETS"``, the library's class name by default).
     capabilities : Capabilities
         What the model can do (class-level declaration).
+    runtime : {"native", "onnxruntime"}
+        What computes its forecasts (class-level: the ONNX-served models say ``"onnxruntime"``).
     fallback : Forecaster or None
         Model used for series too short for this one (or that it fails on).
     deadline : float or None
@@ -164,6 +166,7 @@ class Forecaster(Protocol):
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    runtime: ClassVar[str]
     alias: str
     fallback: Forecaster | None
     deadline: float | None
@@ -295,6 +298,7 @@ class BaseForecaster(Generic[P]):
     name: ClassVar[str] = ""
     default_alias: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
+    runtime: ClassVar[str] = "native"
     #: the parameter struct, taken from the generic base (``class X(BaseForecaster[XParams])``): declared once
     params_type: ClassVar[type[msgspec.Struct]] = BaseParams
     #: attribute set by ``fit`` (and ``load``): its absence means "not fitted"

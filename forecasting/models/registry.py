@@ -463,7 +463,9 @@ def resolve_spec(spec: ModelSpec | str | dict[str, Any], *, freq: str | int | No
     if lengths is not None and isinstance(m, int) and m > 1:
         need = 3 * m if spec.name == "naive2" else 2 * m
         short = [u for u, n in lengths.items() if n < need]
-        if short and spec.name not in ("seasonal_naive", "mstl"):  # those two refuse short series outright
+        # statistical models fit short series without their season (seasonal_naive and mstl refuse them
+        # outright); global models hand them to the fallback or refuse them, which says so itself
+        if short and entry.family == "statistical" and spec.name not in ("seasonal_naive", "mstl"):
             listed = ", ".join(f"'{u}'" for u in short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
             notes.append(f"{len(short)} series ({listed}) have fewer than {need} observations ({need // m} seasons "
                          f"of {m}): '{spec.name}' may fit them without a seasonal component, as it needs about "

@@ -245,6 +245,7 @@ class TreeForecaster(GlobalForecaster[TP]):
                     moved = [TARGET, *self._time_columns()]
                     shifted = tr.with_columns([pl.col(c).shift(-(k - 1)).over("unique_id") for c in moved])
                 rows = pipe.training_rows(shifted)
+                _check_finite_target(rows, self.name)
                 X = pipe.matrix(rows)
                 if len(group) > 1:
                     X = np.column_stack([X, np.full(len(X), k, dtype=np.float32)])
@@ -739,3 +740,25 @@ def tree_class(name: str) -> type[TreeForecaster[Any]] | None:
         return None
     cls = entry.load()
     return cls if issubclass(cls, TreeForecaster) else None
+
+
+def _check_finite_target(rows: pl.DataFrame, model: str) -> None:
+    """Refuse training rows whose transformed target is not finite (``y`` so large that scaling or
+    differencing overflows float64), naming the series and the first rows: the booster library would
+    fail on them with its own error.
+
+    Raises
+    ------
+    InvalidInputError
+        ``model 'xgboost': y too large to train on in N series ...``.
+    """
+    bad = rows.filter(~pl.col(TARGET).is_finite())
+    if bad.height == 0:
+        return
+    series = bad["unique_id"].unique(maintain_order=True).to_list()
+    listed = ", ".join(f"'{u}'" for u in series[:5]) + (f" and {len(series) - 5} more" if len(series) > 5 else "")
+    first = bad.select("unique_id", "ds").head(3).with_columns(pl.col("ds").cast(pl.String)).rows()
+    msg = (f"model '{model}': y too large to train on in {len(series)} series ({listed}): its scaled or differenced "
+           f"value overflows (not finite) at {bad.height} rows, first {first}; rescale y (e.g. divide by a power of "
+           f"10) or choose a statistical model")
+    raise InvalidInputError(msg, field="data.y", details={"series": series[:100], "rows": bad.height})

@@ -135,6 +135,7 @@ def forecast(
     X_future: Any = None,
     n_jobs: int = 1,
     limits: Limits = Limits(),
+    fallback: str | None = None,
 ) -> ForecastResult:
     """Validate ``data``, fit the model of ``model`` and forecast ``h`` steps per series.
 
@@ -161,6 +162,10 @@ def forecast(
         Worker processes for fitting.
     limits : Limits
         Size limits, checked before any model work.
+    fallback : str, optional
+        Model (registry name) for series too short for ``model`` or that it fails on; every such
+        series is reported. Replaces a spec's own ``fallback``; for a fitted model, see
+        :func:`forecast_fitted`.
 
     Returns
     -------
@@ -174,10 +179,12 @@ def forecast(
     """
     if not isinstance(model, ModelSpec | str | dict):
         return forecast_fitted(model, data, h=h, freq=freq, level=level, fill_missing=fill_missing,
-                               fill_gaps=fill_gaps, X_future=X_future, limits=limits)
+                               fill_gaps=fill_gaps, X_future=X_future, limits=limits, fallback=fallback)
     h = validate_h(h, max_h=limits.max_h)
     levels = validate_levels(level)
     spec = parse_spec(model)
+    if fallback is not None:
+        spec = parse_spec({"name": spec.name, "params": spec.params, "fallback": fallback})
     panel = validate_panel(data, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps)
     check_limits(panel, limits)
     spec, derived = resolve(spec, panel)
@@ -206,7 +213,7 @@ def forecast_fitted(
     limits: Limits = Limits(),
     fallback: str | None = None,
     registered: Registered | None = None,
-    runtime: str = "native",
+    runtime: str | None = None,
     field_name: str = "data",
 ) -> ForecastResult:
     """Forecast with a fitted global model (saved folder, ONNX export or registered version), without retraining.
@@ -222,8 +229,10 @@ def forecast_fitted(
         Model (registry name) for series of ``data`` shorter than the model's input window: they are
         fitted and forecast by it and reported in ``fallbacks`` (the spec's ``fallback``). Without it
         such series are an ``InsufficientHistoryError``.
-    registered, runtime
+    registered : Registered, optional
         Recorded on the result.
+    runtime : str, optional
+        What computes the forecasts (default: what the model declares, ``"onnxruntime"`` for an export).
     Other parameters as :func:`forecast`.
 
     Raises
@@ -247,6 +256,7 @@ def forecast_fitted(
         check_limits(panel, limits)
         notes.extend(panel.report.notes)
         notes.extend(resolve(spec, panel)[1])  # what the resolver says of this data, as an inline forecast does
+    runtime = runtime or model.runtime
     if runtime == "onnxruntime":
         notes.append("served by onnxruntime from the model's ONNX export")
     history = None if data is None else panel
@@ -541,10 +551,13 @@ def export(model: str | Path, output: str | Path, *, quantize: bool = False, sam
     from forecasting.export import export_model
     from forecasting.loading import load
 
+    from forecasting.artifacts import check_output
+
     src, dst = Path(model).resolve(), Path(output).resolve()
     if dst == src or src in dst.parents or dst in src.parents:
         msg = f"output {output} would overwrite the model folder {model}: export to another folder"
         raise InvalidParameterError(msg, field="output")
+    check_output(output)
     path = export_model(load(model), output, quantize=quantize, sample=sample)
     manifest: dict[str, Any] = json.loads((path / "manifest.json").read_text())
     return path, manifest

@@ -10,6 +10,7 @@ every door answers with the same fields.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import tempfile
 import zipfile
@@ -187,9 +188,18 @@ class RegisteredModels:
             return ForecastResult(**{**result.__dict__, "registered": registered})
         served, runtime = load_serving(self.store, info)
         model = _forecaster(info, served)
-        return forecast_fitted(model, history, h=h, level=level, X_future=X_future, fill_missing=fill_missing,
-                               fill_gaps=fill_gaps, limits=self.limits, fallback=info.spec.get("fallback"),
-                               registered=registered, runtime=runtime, field_name="history")
+        result = forecast_fitted(model, history, h=h, level=level, X_future=X_future, fill_missing=fill_missing,
+                                 fill_gaps=fill_gaps, limits=self.limits, fallback=info.spec.get("fallback"),
+                                 registered=registered, runtime=runtime, field_name="history")
+        left_out = info.metrics.get("left_out_series") or []
+        if history is None and left_out:
+            listed = ", ".join(f"'{u}'" for u in left_out[:5]) + (f" and {len(left_out) - 5} more"
+                                                                   if len(left_out) > 5 else "")
+            note = (f"{len(left_out)} series of the training data ({listed}) are not in the saved model (shorter than "
+                    f"it needs) and have no forecast here: send them in history to forecast them with the fallback "
+                    f"'{info.spec.get('fallback')}'")
+            result = dataclasses.replace(result, notes=[*result.notes, note])
+        return result
 
     def explain(self, tenant: str, ref: str, *, h: int, history: Any = None, X_future: Any = None,
                 series: Sequence[str] | None = None, steps: Sequence[int] | None = None) -> ExplainResult:

@@ -27,6 +27,7 @@ from forecasting.data import FillPolicy, Panel, validate_h, validate_panel
 from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidInputError
 from forecasting.models.base import Forecaster, arm, require
 from forecasting.models.registry import ModelSpec, make_model, parse_spec
+from forecasting.models.global_base import GlobalForecaster
 from forecasting.models.trees import TreeForecaster
 from forecasting.service.core import resolve
 from forecasting.service.results import TrainResult
@@ -165,6 +166,9 @@ def _train_forecast(panel: Panel, *, spec: Any, h: int | None, workdir: Path, de
     if saved:
         model, more = fit_for_saving(effective, panel, deadline=deadline, progress=progress)
         notes.extend(more)
+        if isinstance(model, GlobalForecaster) and model.panel_.n_series < panel.n_series:
+            kept = set(model.panel_.ids)  # recorded: a forecast from the stored history says who is missing
+            metrics = {**metrics, "left_out_series": [u for u in panel.ids if u not in kept][:1000]}
     else:
         arm(model, deadline=deadline, progress=progress)
         model.fit(panel)
@@ -177,7 +181,8 @@ def _train_forecast(panel: Panel, *, spec: Any, h: int | None, workdir: Path, de
     step(0.9, "saved" if artifact is not None else "spec recorded (statistical model: no artifact)")
     return TrainResult(kind="forecast", spec=msgspec.to_builtins(effective),
                        artifact=None if artifact is None else str(artifact),
-                       fingerprint=data_fingerprint(panel.frame, freq=panel.freq), metrics=metrics,
+                       fingerprint=data_fingerprint(panel.frame, freq=panel.freq),
+                       metrics={**metrics, **({"notes": notes} if notes else {})},  # kept with the version
                        exog=list(panel.exog), max_h=h, notes=notes)
 
 
@@ -224,6 +229,9 @@ def fit_and_save(data: Any, output: str | Path, *, model: Any = "xgboost", freq:
     CapabilityError
         Models that are refitted on each forecast (the statistical zoo) are not saved.
     """
+    from forecasting.artifacts import check_output
+
+    check_output(output)  # before any training: a folder of other files is never replaced
     panel = validate_panel(data, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps)
     spec, derived = resolve(parse_spec(model), panel)
     require(make_model(spec, freq=panel.freq), "save")  # statistical models: "... is refitted from history each time"
