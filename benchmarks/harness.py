@@ -55,7 +55,7 @@ from forecasting import datasets
 from forecasting.backtest import Window, origin_step, rolling_origins
 from forecasting.benchmarks.leaderboard import markdown_table, write_html
 from forecasting.data import validate_levels, validate_panel
-from forecasting.errors import InvalidParameterError, ModelFitError
+from forecasting.errors import CapabilityError, InvalidParameterError, ModelFitError
 from forecasting.evaluation import evaluate
 from forecasting.models import ModelSpec, default_season_length, make_model, parse_spec, resolve_spec
 
@@ -387,7 +387,12 @@ def _run_local(todo: list[tuple[Task, Callable[..., Any]]], data: pl.DataFrame, 
 
 def _run_ray(todo: list[tuple[Task, Callable[..., Any]]], data: pl.DataFrame, n_jobs: int, address: str | None,
              done: Done) -> None:
-    import ray
+    try:
+        import ray
+    except ImportError:
+        msg = ("--engine ray needs Ray, which is an optional extra: pip install 'forecasting[distributed]' "
+               "(or use --engine local)")
+        raise CapabilityError(msg, field="engine") from None
 
     started = not ray.is_initialized()
     ray.init(address=address, num_cpus=None if address else n_jobs, include_dashboard=False, ignore_reinit_error=True,
