@@ -277,3 +277,44 @@ def test_bad_server_settings_are_one_line_naming_the_variable(tmp_path: Path) ->
                                                                     "FORECASTING_STATE_DIR": str(tmp_path)})
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "FORECASTING_MAX_H must be a positive integer, got 'abc'" in result.output
+
+
+def test_the_core_works_without_the_optional_extras(tmp_path: Path) -> None:
+    """The statistical and XGBoost models, the service and the CLI need none of the extras (deep, onnx, distributed):
+    run with those libraries made unimportable."""
+    code = """
+import importlib.abc, sys
+BLOCKED = ("torch", "neuralforecast", "onnx", "onnxruntime", "onnxmltools", "skl2onnx", "onnxscript", "ray", "captum",
+           "safetensors")
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked: an optional extra)")
+        return None
+sys.meta_path.insert(0, Block())
+import pathlib, polars as pl, forecasting as fc
+from forecasting.datasets import load_air_passengers
+air = load_air_passengers()
+assert fc.forecast(air, model="auto_ets", h=3).forecasts.height == 3
+model = fc.make_model({"name": "xgboost", "params": {"n_estimators": 10}}, freq="1mo").fit(air)
+model.save(sys.argv[1] + "/m")
+assert fc.forecast(air, model=fc.load(sys.argv[1] + "/m"), h=3).forecasts.height == 3
+assert fc.explain(air, model=model, h=3).n_rows == 3
+from litestar.testing import TestClient
+from forecasting.api.app import create_app
+from forecasting.api.settings import Settings
+with TestClient(create_app(Settings(state_dir=pathlib.Path(sys.argv[1]) / "var"))) as c:
+    assert c.get("/healthz").status_code == 200
+    r = c.post("/v1/forecast", json={"data": {"unique_id": ["a"] * 8, "ds": list(range(8)), "y": [1.0] * 8},
+                                     "h": 2, "model": "naive"})
+    assert r.status_code == 200, r.text
+try:
+    fc.forecast(air, model="nhits", h=3)
+except fc.CapabilityError as exc:  # not a bare ModuleNotFoundError: the message names the extra
+    assert "optional extra 'deep'" in exc.message and "forecasting[deep]" in exc.message, exc.message
+    print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok"), out.stdout

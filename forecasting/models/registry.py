@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import msgspec
 
-from forecasting.errors import InvalidParameterError, UnknownModelError
+from forecasting.errors import CapabilityError, InvalidParameterError, UnknownModelError
 from forecasting.features import FeatureSpec
 
 if TYPE_CHECKING:
@@ -207,7 +207,11 @@ class EnsembleParams(BaseParams, kw_only=True, forbid_unknown_fields=True):
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One registered model: name, parameter type, adapter location and description."""
+    """One registered model: name, parameter type, adapter location and description.
+
+    ``extra`` names the optional dependency group the model needs (``pip install 'forecasting[deep]'``)
+    and ``requires`` the top-level modules of that group; :meth:`load` checks them first.
+    """
 
     name: str
     params: type[msgspec.Struct]
@@ -215,12 +219,35 @@ class ModelEntry:
     summary: str
     family: str = "statistical"
     multi_season: bool = False
+    extra: str | None = None
+    requires: tuple[str, ...] = ()
 
     def load(self) -> type[BaseForecaster[Any]]:
-        """Import and return the adapter class."""
+        """Import and return the adapter class.
+
+        Raises
+        ------
+        CapabilityError
+            A library of the model's optional extra is not installed, naming the extra.
+        """
+        missing = [m for m in self.requires if not _importable(m)]
+        if missing:
+            msg = (f"model '{self.name}' needs {', '.join(missing)}, from the optional extra '{self.extra}': "
+                   f"pip install 'forecasting[{self.extra}]'")
+            raise CapabilityError(msg, field="model.name", details={"extra": self.extra, "missing": missing})
         module, _, cls = self.target.partition(":")
         loaded: type[BaseForecaster[Any]] = getattr(importlib.import_module(module), cls)
         return loaded
+
+
+def _importable(module: str) -> bool:
+    """Whether a top-level module can be found (without importing it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 _S = "forecasting.models.stats:"
@@ -241,10 +268,10 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
                family="machine-learning"),
     ModelEntry("nhits", NHITSParams, "forecasting.models.nhits:NHITSForecaster",
                "NHITS neural network (neuralforecast), quantile outputs; trains on a GPU when present",
-               family="deep-learning"),
+               family="deep-learning", extra="deep", requires=("torch", "neuralforecast")),
     ModelEntry("tft", TFTParams, "forecasting.models.tft:TFTForecaster",
                "Temporal Fusion Transformer (neuralforecast), quantile outputs; trains on a GPU when present",
-               family="deep-learning"),
+               family="deep-learning", extra="deep", requires=("torch", "neuralforecast")),
     ModelEntry("ensemble", EnsembleParams, "forecasting.models.ensemble:EnsembleForecaster",
                "median or validation-weighted combination of member models", family="combination", multi_season=True),
 ]}
