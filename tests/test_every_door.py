@@ -76,13 +76,13 @@ def _cli(*args: str | Path) -> str:
 
 
 def _answer(fields: dict[str, Any], forecasts: list[dict[str, Any]]) -> dict[str, Any]:
-    """What must agree: forecasts (as numbers, in order), fallbacks, filled rows, notes."""
+    """What must agree: forecasts (as numbers, in order), fallbacks, filled rows, notes, effective params."""
     alias = fields["alias"]
     return {"alias": alias, "ids": [r["unique_id"] for r in forecasts],
             "values": np.array([float(r[alias]) for r in forecasts]),
             "fallbacks": sorted((f["unique_id"], f["model"]) for f in fields["fallbacks"]),
             "filled": sorted((f["unique_id"], str(f["ds"])[:19]) for f in fields["filled"]),
-            "notes": list(fields["notes"])}
+            "notes": list(fields["notes"]), "params": fields["params"]}
 
 
 def _inline(client: TestClient, spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
@@ -145,6 +145,9 @@ def test_every_forecast_door_gives_the_same_answer(client: TestClient, tmp_path:
     assert got["fallbacks"] == reference["fallbacks"]
     assert got["filled"] == reference["filled"]
     assert got["notes"] == reference["notes"]
+    # a saved model is loaded on a device (here the CPU) and its params say so, where the spec said "auto"
+    got_params = {k: v for k, v in got["params"].items() if not (k == "device" and v == "cpu")}
+    assert got_params == reference["params"] == spec["params"]
 
 
 def test_a_registered_global_model_names_the_series_left_out_of_it(client: TestClient) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import msgspec
 import polars as pl
 
 from forecasting.data import (
@@ -26,7 +27,7 @@ from forecasting.data import (
     validate_panel,
 )
 from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidInputError, InvalidParameterError
-from forecasting.models.base import Fallback, Forecaster, arm, require
+from forecasting.models.base import BaseForecaster, Fallback, Forecaster, arm, require
 from forecasting.models.global_base import GlobalForecaster
 from forecasting.models.registry import ModelSpec, make_model, parse_spec, resolve_spec
 from forecasting.tabular import TabularModel
@@ -305,8 +306,12 @@ def _only(X_future: Any, ids: list[str]) -> pl.DataFrame:
 
 
 def model_spec(model: Forecaster) -> ModelSpec:
-    """The spec of a fitted model (its name, parameters and fallback)."""
+    """The spec of a fitted model: its name, the parameters that differ from the defaults plus the derived
+    ``season_length`` (what an inline spec reports as its effective parameters), and its fallback."""
     params = {k: v for k, v in model.get_params().items() if v is not None}
+    if isinstance(model, BaseForecaster):
+        defaults = msgspec.structs.asdict(model.params_type())
+        params = {k: v for k, v in params.items() if k == "season_length" or v != defaults.get(k)}
     return ModelSpec(name=model.name, params=params, fallback=None if model.fallback is None else model.fallback.name)
 
 
