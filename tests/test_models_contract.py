@@ -199,7 +199,7 @@ def test_min_train_length_is_enforced_and_sufficient(name: str, air: pl.DataFram
 
 # ----------------------------------------------------------------------------- declared capabilities
 #: the whole registry, fitted once per model (tiny settings: the contract, not the accuracy, is tested here)
-TINY = {**SMALL, "xgboost": {"n_estimators": 10},
+TINY = {**SMALL, "xgboost": {"n_estimators": 10}, "lightgbm": {"n_estimators": 10},
         "ensemble": {"members": [{"name": "xgboost", "params": {"n_estimators": 10}}, "seasonal_naive"]}}
 _FITTED: dict[str, Any] = {}
 

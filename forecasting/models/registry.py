@@ -137,6 +137,23 @@ class XGBoostParams(TreeParams, kw_only=True, forbid_unknown_fields=True):
     objective: Literal["reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror"] = "reg:squarederror"
 
 
+class LightGBMParams(TreeParams, kw_only=True, forbid_unknown_fields=True):
+    """Global LightGBM over the polars feature pipeline; see :class:`forecasting.models.lgbm.LightGBMForecaster`.
+
+    LightGBM's own names and defaults, but ``n_estimators`` and ``learning_rate`` as ``xgboost``'s.
+    """
+
+    n_estimators: Annotated[int, msgspec.Meta(ge=1, le=20_000)] = 300
+    learning_rate: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.05
+    num_leaves: Annotated[int, msgspec.Meta(ge=2, le=131_072)] = 31
+    max_depth: Annotated[int, msgspec.Meta(ge=-1, le=64)] = -1
+    min_child_samples: Annotated[int, msgspec.Meta(ge=1)] = 20
+    subsample: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
+    colsample_bytree: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
+    reg_lambda: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    objective: Literal["regression", "regression_l1", "huber"] = "regression"
+
+
 Level = Annotated[float, msgspec.Meta(gt=0, lt=100)]
 
 
@@ -266,6 +283,9 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
     ModelEntry("xgboost", XGBoostParams, "forecasting.models.xgb:XGBoostForecaster",
                "global gradient-boosted trees over lag/rolling/calendar features, conformal intervals",
                family="machine-learning"),
+    ModelEntry("lightgbm", LightGBMParams, "forecasting.models.lgbm:LightGBMForecaster",
+               "global LightGBM over lag/rolling/calendar features, conformal intervals", family="machine-learning",
+               extra="lightgbm", requires=("lightgbm",)),
     ModelEntry("nhits", NHITSParams, "forecasting.models.nhits:NHITSForecaster",
                "NHITS neural network (neuralforecast), quantile outputs; trains on a GPU when present",
                family="deep-learning", extra="deep", requires=("torch", "neuralforecast")),

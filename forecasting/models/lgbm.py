@@ -1,0 +1,101 @@
+"""The LightGBM global forecaster: the LightGBM library under the tree-model base.
+
+Everything but the library calls (features, recursive and direct strategies, conformal
+intervals, TreeSHAP explanations, the model folder, ONNX export) is
+:class:`~forecasting.models.trees.TreeForecaster`'s. LightGBM: Ke et al., "LightGBM: A Highly
+Efficient Gradient Boosting Decision Tree", NeurIPS 2017; its global use for forecasting many
+series follows the M5 competition's winners (Makridakis et al., IJF 38(4), 2022).
+
+Trains on the CPU (LightGBM's GPU build is not the PyPI wheel); needs the optional extra
+``forecasting[lightgbm]``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from forecasting.errors import TimeLimitError
+from forecasting.models.registry import LightGBMParams
+from forecasting.models.trees import TreeForecaster
+
+__all__ = ["LightGBMForecaster"]
+
+
+def _deadline_callback(deadline: float) -> Any:
+    """A LightGBM training callback that raises TimeLimitError once ``deadline`` (epoch seconds) passes."""
+
+    def check(env: Any) -> None:
+        if time.time() > deadline:
+            msg = (f"training stopped after {env.iteration + 1} boosting rounds: the time limit was reached; send "
+                   f"fewer series or lower n_estimators")
+            raise TimeLimitError(msg, field="data")
+
+    return check
+
+
+class LightGBMForecaster(TreeForecaster[LightGBMParams]):
+    """Global LightGBM forecaster (registry name ``lightgbm``).
+
+    Parameters: :class:`~forecasting.models.registry.LightGBMParams` (the tree settings of
+    :class:`~forecasting.models.trees.TreeForecaster`, plus ``n_estimators``, ``learning_rate``,
+    ``num_leaves``, ``max_depth``, ``min_child_samples``, ``subsample``, ``colsample_bytree``,
+    ``reg_lambda`` and ``objective``, LightGBM's own).
+    """
+
+    name: ClassVar[str] = "lightgbm"
+    default_alias: ClassVar[str] = "LightGBM"
+    shap_method: ClassVar[str] = "tree_shap (lightgbm pred_contrib, exact)"
+    booster_suffix: ClassVar[str] = "txt"  # LightGBM's text model format (no pickle)
+    library: ClassVar[str] = "lightgbm"
+
+    def _lgb_params(self, n_rows: int) -> dict[str, Any]:
+        p = self.params
+        # row subsampling only where it leaves rows to train on (LightGBM refuses an empty bag)
+        bagging = p.subsample < 1 and int(n_rows * p.subsample) >= 1
+        return {"objective": p.objective, "learning_rate": p.learning_rate, "num_leaves": p.num_leaves,
+                "max_depth": p.max_depth, "min_child_samples": p.min_child_samples,
+                "bagging_fraction": p.subsample if bagging else 1.0, "bagging_freq": 1 if bagging else 0,
+                "feature_fraction": p.colsample_bytree, "lambda_l2": p.reg_lambda, "seed": p.seed,
+                "deterministic": True, "force_row_wise": True, "verbosity": -1,
+                "num_threads": (os.cpu_count() or 1) if self.n_jobs == -1 else max(1, self.n_jobs)}
+
+    def _fit_booster(self, X: np.ndarray, y: np.ndarray, names: list[str]) -> Any:
+        import lightgbm as lgb
+
+        data = lgb.Dataset(X, label=y, feature_name=names, free_raw_data=True)
+        callbacks = [_deadline_callback(self.deadline)] if self.deadline is not None else None
+        return lgb.train(self._lgb_params(len(y)), data, num_boost_round=self.params.n_estimators, callbacks=callbacks)
+
+    def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:
+        out: np.ndarray = np.asarray(booster.predict(X, pred_contrib=bool(kw.get("pred_contribs"))), dtype=np.float64)
+        return out
+
+    def _write_booster(self, booster: Any, path: Path) -> None:
+        booster.save_model(str(path))
+
+    @classmethod
+    def _read_booster(cls, path: Path, device: str) -> Any:
+        import lightgbm as lgb
+
+        return lgb.Booster(model_file=str(path))
+
+    @classmethod
+    def _library_errors(cls) -> tuple[type[Exception], ...]:
+        import lightgbm as lgb
+
+        return (lgb.basic.LightGBMError,)
+
+    def _booster_features(self, booster: Any) -> int:
+        return int(booster.num_feature())
+
+    def _booster_to_onnx(self, booster: Any, n_features: int, opset: int) -> Any:
+        from onnxmltools.convert import convert_lightgbm
+        from onnxmltools.convert.common.data_types import FloatTensorType
+
+        return convert_lightgbm(booster, initial_types=[("input", FloatTensorType([None, n_features]))],
+                                target_opset=opset)
