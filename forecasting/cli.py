@@ -20,10 +20,10 @@ from rich.table import Table
 
 import polars as pl
 
+from forecasting.data import check_fill_policy
 from forecasting.errors import CapabilityError, ForecastingError
 
 if TYPE_CHECKING:
-    from forecasting.data import FillPolicy
     from forecasting.models.base import Forecaster
     from forecasting.service import ForecastResult
 
@@ -93,11 +93,12 @@ def forecast(
     try:
         data = read_table(input)
         if Path(model).is_dir():  # a saved model (or ONNX export): forecast the file's series without retraining
-            result = service.forecast_fitted(_load_forecaster(model), data, h=h, freq=_freq(freq), level=_levels(level),
-                                             fill_missing=_fill(fill_missing), fill_gaps=fill_gaps, fallback=fallback)
+            result = service.forecast_fitted(_load_forecaster(model), data, h=h, freq=freq, level=_levels(level),
+                                             fill_missing=check_fill_policy(fill_missing), fill_gaps=fill_gaps,
+                                             fallback=fallback)
         else:
-            result = service.forecast(data, model=model, h=h, freq=_freq(freq), level=_levels(level),
-                                      fill_missing=_fill(fill_missing), fill_gaps=fill_gaps, n_jobs=n_jobs,
+            result = service.forecast(data, model=model, h=h, freq=freq, level=_levels(level),
+                                      fill_missing=check_fill_policy(fill_missing), fill_gaps=fill_gaps, n_jobs=n_jobs,
                                       fallback=fallback)
         write_table(result.forecasts, output)
     except ForecastingError as exc:
@@ -125,25 +126,6 @@ def _print_notes(result: ForecastResult) -> None:
     for fb in result.fallbacks:
         what = f"series {fb.unique_id!r} forecast with {fb.model!r}: {fb.reason}"
         err_console.print(f"[yellow]fallback:[/] {escape(what)}", highlight=False, soft_wrap=True)
-
-
-def _freq(freq: str | None) -> str | int | None:
-    """``--freq``: a polars offset, or an integer step for integer ``ds``."""
-    return int(freq) if freq is not None and freq.strip().isdigit() else freq
-
-
-def _fill(fill_missing: str | None) -> FillPolicy | None:
-    """``--fill-missing`` checked against the policies (an InvalidParameterError names the allowed ones)."""
-    from forecasting.data import FILL_POLICIES
-    from forecasting.errors import InvalidParameterError
-
-    if fill_missing is None:
-        return None
-    for policy in FILL_POLICIES:
-        if policy == fill_missing:
-            return policy
-    msg = f"--fill-missing must be one of {', '.join(FILL_POLICIES)}, got {fill_missing!r}"
-    raise InvalidParameterError(msg, field="fill_missing")
 
 
 def _load_forecaster(folder: str | Path) -> Forecaster:
@@ -275,7 +257,7 @@ def train(
 
     try:
         forecaster, path, panel, notes = service.fit_and_save(
-            read_table(input), output, model=model, freq=_freq(freq), fill_missing=_fill(fill_missing),
+            read_table(input), output, model=model, freq=freq, fill_missing=check_fill_policy(fill_missing),
             fill_gaps=fill_gaps, n_jobs=n_jobs, progress=progress)
     except ForecastingError as exc:
         raise _fail(exc) from None
@@ -314,14 +296,14 @@ def explain(
         if Path(model).is_dir():
             from forecasting.loading import load
 
-            result = service.explain(data, model=load(model), h=h, freq=_freq(freq))
+            result = service.explain(data, model=load(model), h=h, freq=freq)
         else:
             if h is None:
                 from forecasting.errors import InvalidParameterError
 
                 msg = "--h is required to explain a forecast model"
                 raise InvalidParameterError(msg, field="h")
-            result = service.explain(data, model=model, h=h, freq=_freq(freq))
+            result = service.explain(data, model=model, h=h, freq=freq)
         explanation = result.explanation
         long = explanation.to_frame()
         write_table(long, output)
@@ -383,7 +365,7 @@ def report(
     try:
         chosen = _load_forecaster(model) if Path(model).is_dir() else model
         written = service.report(read_table(input), output, model=chosen, h=h, level=tuple(level) if level else (80, 95),
-                                 series=series or None, freq=_freq(freq), title=title, data_name=input.name,
+                                 series=series or None, freq=freq, title=title, data_name=input.name,
                                  n_jobs=n_jobs)
     except ForecastingError as exc:
         raise _fail(exc) from None

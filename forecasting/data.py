@@ -91,7 +91,6 @@ FillPolicy = Literal["zero", "forward", "interpolate"]
 #: How ``ds`` was given: integer steps, timestamps or calendar dates.
 DsKind = Literal["int", "datetime", "date"]
 FILL_POLICIES: tuple[FillPolicy, ...] = ("zero", "forward", "interpolate")
-_FILL_POLICIES = FILL_POLICIES
 _MAX_EXAMPLES = 5
 
 _PANDAS_ALIASES = {
@@ -798,6 +797,23 @@ def _offset_zone(off: str) -> str:
 
 
 # --------------------------------------------------------------------------- main entry
+def check_fill_policy(fill_missing: object) -> FillPolicy | None:
+    """``fill_missing`` as a :data:`FillPolicy` (``None`` stays ``None``).
+
+    Raises
+    ------
+    InvalidParameterError
+        Any other value, listing the policies.
+    """
+    for policy in FILL_POLICIES:
+        if fill_missing == policy:
+            return policy
+    if fill_missing is None:
+        return None
+    msg = f"fill_missing must be one of {', '.join(FILL_POLICIES)}, got {fill_missing!r}"
+    raise InvalidParameterError(msg, field="fill_missing")
+
+
 def validate_panel(
     data: Any,
     *,
@@ -860,9 +876,7 @@ def validate_panel(
     >>> filled.report.filled.rows()
     [('a', '3', 'gap', 'interpolate')]
     """
-    if fill_missing is not None and fill_missing not in _FILL_POLICIES:
-        msg = f"fill_missing must be one of {', '.join(_FILL_POLICIES)}, got {fill_missing!r}"
-        raise InvalidParameterError(msg, field="fill_missing")
+    check_fill_policy(fill_missing)
     if fill_gaps and fill_missing is None:
         msg = (
             "fill_gaps=True inserts rows without y; choose fill_missing ('zero', 'forward' or "

@@ -274,12 +274,9 @@ class JobRunner:
             if freq is not None:
                 request["freq"] = freq
             if fill_missing is not None:
-                from forecasting.data import FILL_POLICIES
+                from forecasting.data import check_fill_policy
 
-                if fill_missing not in FILL_POLICIES:
-                    msg = f"fill_missing must be one of {', '.join(FILL_POLICIES)}, got {fill_missing!r}"
-                    raise InvalidParameterError(msg, field="fill_missing")
-                request["fill_missing"] = fill_missing
+                request["fill_missing"] = check_fill_policy(fill_missing)
             if fill_gaps:
                 request["fill_gaps"] = True
         else:

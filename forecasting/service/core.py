@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 import polars as pl
@@ -22,6 +22,7 @@ from forecasting.data import (
     MAX_HORIZON,
     FillPolicy,
     Panel,
+    normalize_freq,
     validate_h,
     validate_levels,
     validate_panel,
@@ -249,7 +250,7 @@ def forecast_fitted(
         notes.append("forecast from the stored training history (no history given)")
     else:
         trained_freq = training_freq(model)
-        if freq is not None and trained_freq is not None and str(freq) != str(trained_freq):
+        if freq is not None and trained_freq is not None and normalize_freq(freq) != trained_freq:
             msg = f"freq '{freq}' differs from the frequency the model was trained on ('{trained_freq}')"
             raise InvalidParameterError(msg, field="freq")
         panel = validate_panel(data, freq=trained_freq if trained_freq is not None else freq,
@@ -439,11 +440,10 @@ def explain(
         check_limits(panel, limits)
         spec, notes = resolve(spec, panel)
         fitted = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
-        require_capability(fitted, "explain")  # before fitting, not after
+        require(fitted, "explain")  # before fitting, not after
         fitted.fit(panel)
         explanation = explain_forecast(fitted, h, X_future=X_future)
         return ExplainResult(explanation=explanation, model=spec.name, notes=[*panel.report.notes, *notes])
-    require_capability(model, "explain")
     history = None
     if data is not None:
         trained_freq = training_freq(model)
@@ -474,13 +474,6 @@ def explain_rows(model: Any, rows: Any, *, limits: Limits = Limits(),
     check_table_limits(table, limits, field="rows")
     return ExplainResult(explanation=model.explain(table), model=str(model.get_params().get("algorithm")),
                          registered=registered)
-
-
-def require_capability(model: Forecaster, capability: str) -> None:
-    """Raise the model's ``CapabilityError`` unless it declares ``capability`` (see the model contract)."""
-    from forecasting.models.base import Capability
-
-    require(model, cast(Capability, capability))
 
 
 # --------------------------------------------------------------------------- report and export

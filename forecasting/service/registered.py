@@ -185,7 +185,7 @@ class RegisteredModels:
             result = forecast(history, model=info.spec, h=h, freq=info.fingerprint.get("freq"), level=level,
                               fill_missing=fill_missing, fill_gaps=fill_gaps, X_future=X_future,
                               limits=self.limits)
-            return ForecastResult(**{**result.__dict__, "registered": registered})
+            return dataclasses.replace(result, registered=registered)
         served, runtime = load_serving(self.store, info)
         model = _forecaster(info, served)
         result = forecast_fitted(model, history, h=h, level=level, X_future=X_future, fill_missing=fill_missing,
