@@ -29,7 +29,7 @@ from typing import Any
 
 import polars as pl
 
-from forecasting.errors import DatasetError, InvalidParameterError
+from forecasting.errors import CapabilityError, DatasetError, InvalidParameterError
 
 __all__ = [
     "CATALOGUE_DIR",
@@ -41,7 +41,9 @@ __all__ = [
     "load_bike_sharing",
     "load_california_housing",
     "load_ett_h1",
+    "load_m3",
     "load_m4_hourly",
+    "suite",
 ]
 
 def _catalogue_dir() -> Path:
@@ -60,6 +62,23 @@ _DOWNLOAD_TIMEOUT_S = 60
 _CHUNK = 1 << 20
 
 
+def _read_catalogue() -> dict[str, Any]:
+    path = CATALOGUE_DIR / "catalogue.json"
+    try:
+        with path.open(encoding="utf-8") as fh:
+            loaded: dict[str, Any] = json.load(fh)
+    except FileNotFoundError as exc:
+        msg = (
+            f"dataset catalogue not found at {path}; it ships with the package as forecasting/_data "
+            "(reinstall the project)"
+        )
+        raise DatasetError(msg) from exc
+    except json.JSONDecodeError as exc:
+        msg = f"dataset catalogue {path} is not valid: {exc}"
+        raise DatasetError(msg) from exc
+    return loaded
+
+
 def catalogue() -> dict[str, dict[str, Any]]:
     """Every dataset the project knows, as ``{name: info}`` (a fresh copy on each call).
 
@@ -74,19 +93,48 @@ def catalogue() -> dict[str, dict[str, Any]]:
     DatasetError
         If ``datasets/catalogue.json`` is missing or is not valid JSON.
     """
-    path = CATALOGUE_DIR / "catalogue.json"
-    try:
-        with path.open(encoding="utf-8") as fh:
-            return json.load(fh)["datasets"]
-    except FileNotFoundError as exc:
-        msg = (
-            f"dataset catalogue not found at {path}; it ships with the package as forecasting/_data "
-            "(reinstall the project)"
-        )
-        raise DatasetError(msg) from exc
-    except (json.JSONDecodeError, KeyError) as exc:
-        msg = f"dataset catalogue {path} is not valid: {exc}"
-        raise DatasetError(msg) from exc
+    raw = _read_catalogue()
+    if "datasets" not in raw:
+        msg = f"dataset catalogue {CATALOGUE_DIR / 'catalogue.json'} is not valid: no 'datasets' key"
+        raise DatasetError(msg)
+    datasets: dict[str, dict[str, Any]] = raw["datasets"]
+    return datasets
+
+
+def suite(name: str) -> dict[str, Any]:
+    """A named benchmark suite of the catalogue: its datasets and their setup.
+
+    Parameters
+    ----------
+    name : str
+        Suite name, e.g. ``"dev"`` (the development suite of issue 13: M3 yearly, quarterly,
+        monthly and other, M4 Hourly, ETTh1 at h = 96, AirPassengers).
+
+    Returns
+    -------
+    dict
+        ``description``, ``reference`` (the model every skill score is relative to,
+        ``"seasonal_naive"``), ``windows`` (rolling origins per dataset) and ``datasets``: a
+        list of ``{"dataset": name, "h": ..., "note": ...}`` in run order, where ``h`` (when
+        present) overrides the catalogue's standard horizon.
+
+    Raises
+    ------
+    DatasetError
+        If the catalogue has no suite ``name`` (the message lists the known suites), or a
+        suite names a dataset the catalogue does not have.
+    """
+    suites: dict[str, dict[str, Any]] = _read_catalogue().get("suites", {})
+    if name not in suites:
+        msg = f"unknown suite {name!r}; known suites: {', '.join(sorted(suites)) or 'none'}"
+        raise DatasetError(msg, field="suite", details={"known": sorted(suites)})
+    entry = suites[name]
+    known = catalogue()
+    missing = [d["dataset"] for d in entry["datasets"] if d["dataset"] not in known]
+    if missing:
+        msg = f"suite {name!r} names datasets the catalogue does not have: {', '.join(missing)}"
+        raise DatasetError(msg, field="suite")
+    return entry
 
 
 def dataset_info(name: str) -> dict[str, Any]:
@@ -318,6 +366,105 @@ def load_m4_hourly(
     return train, test
 
 
+#: Catalogue name -> sheet of ``M3C.xls`` and the months between observations (0: no calendar).
+_M3_SHEETS = {"m3_yearly": ("M3Year", 12), "m3_quarterly": ("M3Quart", 3), "m3_monthly": ("M3Month", 1),
+              "m3_other": ("M3Other", 0)}
+#: Year the M3 monthly series without a calendar (Starting Year 0) are dated from: a placeholder.
+M3_UNDATED_YEAR = 1800
+
+
+def _m3_start_month(row: list[Any], step: int) -> int:
+    """Months since year 0 of a series' first observation; series without a calendar start at 1800-01.
+
+    Starting Quarter/Month beyond the year (N1071: quarter 9) rolls into the following years, as R's ``ts``.
+    """
+    year = int(row[4])
+    period = int(row[5]) if step != 12 else 1  # the yearly sheet's sixth column is unnamed, not a period
+    if year == 0:
+        return M3_UNDATED_YEAR * 12
+    return year * 12 + (period - 1) * step
+
+
+def load_m3(
+    name: str = "m3_monthly",
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One category of the M3 competition: training parts and the official test parts.
+
+    Parameters
+    ----------
+    name : {"m3_yearly", "m3_quarterly", "m3_monthly", "m3_other"}, default "m3_monthly"
+        Catalogue name of the category (its sheet of ``M3C.xls``).
+    data_dir, cache_dir, download
+        As :func:`fetch`.
+
+    Returns
+    -------
+    (train, test) : tuple of pl.DataFrame
+        Long format ``unique_id`` (Utf8, ``"N1"``... with the file's padding spaces removed),
+        ``ds``, ``y`` (Float64), series in file order, then by ``ds``. ``train`` holds the first
+        ``N - NF`` values of each series, ``test`` the last ``NF`` (the competition's horizon:
+        yearly 6, quarterly 8, monthly 18, other 8). ``ds`` is Datetime("us") at the first day of
+        each year / quarter / month from the sheet's starting year and period (the 29 monthly
+        series N2801-N2829 give none and are dated from 1800-01, a placeholder), and Int64
+        ``1..N`` for ``m3_other``, whose sheet has no calendar. Series counts: 645, 756,
+        1,428 and 174.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``name`` is not an M3 category.
+    DatasetError
+        As :func:`fetch`; or if a row's value count differs from its ``N``.
+    CapabilityError
+        If no ``.xls`` reader is installed (``python-calamine``, a core dependency).
+
+    Notes
+    -----
+    Source: Makridakis & Hibon (2000), "The M3-Competition: results, conclusions and
+    implications", IJF 16(4), 451-476; the organisers' ``M3C.xls`` (see the catalogue).
+    """
+    if name not in _M3_SHEETS:
+        msg = f"M3 category must be one of {', '.join(_M3_SHEETS)}, got {name!r}"
+        raise InvalidParameterError(msg, field="dataset")
+    sheet, step = _M3_SHEETS[name]
+    path = fetch(name, "M3C.xls", data_dir=data_dir, cache_dir=cache_dir, download=download)
+    try:
+        from python_calamine import CalamineWorkbook
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        msg = "reading M3C.xls needs python-calamine (a core dependency): pip install python-calamine"
+        raise CapabilityError(msg, field="dataset") from exc
+    rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_name(sheet).to_python()[1:]
+    ids, ds, ys, is_test = [], [], [], []
+    for row in rows:
+        if not row or row[0] in ("", None):
+            continue
+        uid, n, nf = str(row[0]).replace(" ", ""), int(row[1]), int(row[2])
+        values = [float(v) for v in row[6:] if v not in ("", None)]
+        if len(values) != n:
+            msg = f"M3 sheet {sheet}: series {uid} has {len(values)} values where its N column says {n}"
+            raise DatasetError(msg, details={"series": uid})
+        ids += [uid] * n
+        ys += values
+        is_test += [False] * (n - nf) + [True] * nf
+        if step:
+            start = _m3_start_month(row, step)
+            ds += [start + k * step for k in range(n)]
+        else:
+            ds += list(range(1, n + 1))
+    frame = pl.DataFrame({"unique_id": ids, "ds": ds, "y": ys, "_test": is_test},
+                         schema={"unique_id": pl.Utf8, "ds": pl.Int64, "y": pl.Float64, "_test": pl.Boolean})
+    if step:  # months since year 0 -> the first day of that month
+        frame = frame.with_columns(pl.datetime(pl.col("ds") // 12, pl.col("ds") % 12 + 1, 1, time_unit="us")
+                                   .alias("ds"))
+    train = frame.filter(~pl.col("_test")).drop("_test")
+    test = frame.filter(pl.col("_test")).drop("_test")
+    return train, test
+
+
 def load_air_passengers() -> pl.DataFrame:
     """Box & Jenkins' monthly international airline passengers, 1949-01 to 1960-12.
 
@@ -507,7 +654,7 @@ def load(name: str, **kwargs: Any) -> dict[str, Any]:
     -------
     dict
         ``{"train": frame, "test": frame, "info": entry}`` for datasets with an official
-        split (``m4_hourly``), else ``{"data": frame, "info": entry}``. The tabular datasets
+        split (``m4_hourly``, ``m3_yearly``, ``m3_quarterly``, ``m3_monthly``, ``m3_other``), else ``{"data": frame, "info": entry}``. The tabular datasets
         (``california_housing``, ``bike_sharing``; ``info["task"]`` says so) give their plain
         table as ``data``, not the long format (``bike_sharing`` also takes ``kind="hour"|"day"``).
 
@@ -519,6 +666,9 @@ def load(name: str, **kwargs: Any) -> dict[str, Any]:
     info = dataset_info(name)
     if name == "m4_hourly":
         train, test = load_m4_hourly(**kwargs)
+        return {"train": train, "test": test, "info": info}
+    if name in _M3_SHEETS:
+        train, test = load_m3(name, **kwargs)
         return {"train": train, "test": test, "info": info}
     if name == "air_passengers":
         return {"data": load_air_passengers(), "info": info}
