@@ -1,7 +1,9 @@
 """Forecast accuracy metrics, following the M4 competition's definitions.
 
 Point metrics: sMAPE, MASE (and the dataset-level OWA relative to Naive2), MAE, RMSE.
-Interval metrics: coverage and MSIS. The array functions score one series; :func:`evaluate`
+Interval metrics: coverage and MSIS. Probabilistic metrics: weighted and scaled quantile loss
+(WQL, SQL, as fev-bench), with the interval bounds read as quantiles (``lo-80`` = q0.10,
+``hi-80`` = q0.90) and the point forecast as the median. The array functions score one series; :func:`evaluate`
 scores long-format frames per series and averages over series, as the M4 organisers did.
 
 Source: Makridakis, S., Spiliotis, E. & Assimakopoulos, V. (2020). "The M4 Competition:
@@ -17,7 +19,7 @@ Rolling origins (the splitter), cross-validation and the hold-out scorer live in
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -28,12 +30,16 @@ from forecasting.errors import InsufficientHistoryError, InvalidInputError, Inva
 __all__ = [
     "coverage",
     "evaluate",
+    "interval_quantiles",
     "mae",
     "mase",
     "msis",
     "owa",
+    "quantile_loss",
     "rmse",
     "smape",
+    "sql",
+    "wql",
 ]
 
 ArrayLike = Sequence[float] | np.ndarray
@@ -333,6 +339,165 @@ def msis(
     return float(np.mean(score) / scale)
 
 
+def interval_quantiles(level: float) -> tuple[float, float]:
+    """The quantile levels of a central prediction interval's bounds.
+
+    ``lo-L`` is the ``(1 - L/100) / 2`` quantile and ``hi-L`` the ``1 - (1 - L/100) / 2``
+    quantile (80% -> 0.1 and 0.9; 95% -> 0.025 and 0.975).
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``level`` is not in (0, 100).
+
+    Examples
+    --------
+    >>> interval_quantiles(80)
+    (0.1, 0.9)
+    """
+    tail = round((1.0 - _level(level) / 100.0) / 2.0, 12)
+    return tail, round(1.0 - tail, 12)
+
+
+def quantile_loss(y: ArrayLike, q_hat: ArrayLike, q: float) -> np.ndarray:
+    """Quantile (pinball) loss of each step, on fev-bench's scale (twice the pinball loss).
+
+    ``QL_q(y, f) = 2 * |(y - f) * (1[y <= f] - q)|``: at ``q = 0.5`` it is ``|y - f|``.
+
+    Parameters
+    ----------
+    y, q_hat : arrays of shape (h,)
+        Actual values and the forecast ``q``-quantile.
+    q : float
+        Quantile level in (0, 1).
+
+    Returns
+    -------
+    np.ndarray of shape (h,)
+        The loss per step, in the units of ``y``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the arrays are empty, not 1-D, of different shapes, or hold NaN/inf.
+    InvalidParameterError
+        If ``q`` is not in (0, 1).
+
+    Notes
+    -----
+    Source: Koenker & Bassett (1978), Econometrica 46(1); the factor 2 as in fev
+    (``fev.metrics._quantile_loss``; Shchur et al. (2025), "fev-bench").
+
+    Examples
+    --------
+    >>> quantile_loss([10.0, 10.0], [8.0, 13.0], 0.9).round(9).tolist()
+    [3.6, 0.6]
+    """
+    a, f = _pair(y, q_hat, "q_hat")
+    return 2.0 * np.abs((a - f) * ((a <= f).astype(np.float64) - _quantile(q)))
+
+
+def _quantile(q: object) -> float:
+    if isinstance(q, bool) or not isinstance(q, (int, float, np.integer, np.floating)) or not 0 < q < 1:
+        msg = f"quantile level must be a number in (0, 1), got {q!r}"
+        raise InvalidParameterError(msg, field="q")
+    return float(q)
+
+
+def _quantile_losses(y: ArrayLike, quantiles: Mapping[float, ArrayLike]) -> np.ndarray:
+    """Mean over the quantile levels of each step's quantile loss, shape (h,)."""
+    if not quantiles:
+        msg = "`quantiles` must map at least one quantile level to its forecasts"
+        raise InvalidParameterError(msg, field="quantiles")
+    return np.mean([quantile_loss(y, f, q) for q, f in quantiles.items()], axis=0)
+
+
+def wql(y: ArrayLike, quantiles: Mapping[float, ArrayLike]) -> float:
+    """Weighted quantile loss: the quantile losses over the sum of ``|y|``, averaged over quantile levels.
+
+    ``WQL = mean_q( sum_t QL_q(y_t, f_q,t) / sum_t |y_t| )``. For a panel the sums run over every
+    series and step (:func:`evaluate` does that), so large series weigh more.
+
+    Parameters
+    ----------
+    y : array of shape (h,)
+        Actual values.
+    quantiles : mapping of float to array of shape (h,)
+        Quantile level in (0, 1) -> that quantile's forecasts (e.g. ``{0.1: lo_80, 0.5: point,
+        0.9: hi_80}``; :func:`interval_quantiles` names an interval's levels).
+
+    Returns
+    -------
+    float
+        WQL, unitless; lower is better; 0 for perfect quantiles. ``nan`` when ``sum |y|`` is 0.
+
+    Raises
+    ------
+    InvalidInputError
+        If an array is empty, not 1-D, holds NaN/inf or differs in shape from ``y``.
+    InvalidParameterError
+        If ``quantiles`` is empty or a level is not in (0, 1).
+
+    Notes
+    -----
+    Source: fev-bench's ``WQL`` (Shchur et al. (2025), "fev-bench: A Realistic Benchmark for Time
+    Series Forecasting"; ``fev.metrics.WQL``), also GluonTS' and AutoGluon's weighted quantile loss.
+
+    Examples
+    --------
+    >>> round(wql([10.0, 10.0], {0.1: [8.0, 9.0], 0.5: [10.0, 11.0], 0.9: [12.0, 13.0]}), 9)
+    0.043333333
+    """
+    a = _arr(y, "y")
+    denom = float(np.sum(np.abs(a)))
+    total = float(np.sum(_quantile_losses(a, quantiles)))
+    return total / denom if denom > 0 else math.nan
+
+
+def sql(y: ArrayLike, quantiles: Mapping[float, ArrayLike], y_train: ArrayLike, season_length: int) -> float:
+    """Scaled quantile loss: the mean quantile loss over the MASE scale of the training data.
+
+    ``SQL = mean_{t, q}( QL_q(y_t, f_q,t) ) / mean_{t > m}|y_train[t] - y_train[t - m]|``, the
+    probabilistic counterpart of MASE (at the median alone it equals MASE).
+
+    Parameters
+    ----------
+    y : array of shape (h,)
+        Actual values.
+    quantiles : mapping of float to array of shape (h,)
+        Quantile level in (0, 1) -> that quantile's forecasts.
+    y_train : array of shape (n_train,)
+        The training part of the series, in time order; ``n_train > season_length``.
+    season_length : int
+        Lag of the scaling naive, >= 1.
+
+    Returns
+    -------
+    float
+        SQL, unitless; lower is better.
+
+    Raises
+    ------
+    InvalidInputError
+        As :func:`wql`, or if the scale is 0.
+    InsufficientHistoryError
+        If ``y_train`` has ``season_length`` or fewer points.
+    InvalidParameterError
+        If ``quantiles`` is empty, a level is not in (0, 1) or ``season_length`` < 1.
+
+    Notes
+    -----
+    Source: fev-bench's ``SQL`` (``fev.metrics.SQL``); the scale of Hyndman & Koehler (2006).
+
+    Examples
+    --------
+    >>> sql([5.0, 7.0], {0.5: [6.0, 6.0]}, [1.0, 2.0, 4.0, 7.0], 1)  # = MASE at the median
+    0.5
+    """
+    scale = _mase_scale(y_train, season_length)
+    return float(np.mean(_quantile_losses(y, quantiles)) / scale)
+
+
 def owa(smape: float, mase: float, smape_naive2: float, mase_naive2: float) -> float:
     """Overall Weighted Average of sMAPE and MASE relative to Naive2 (M4's ranking metric).
 
@@ -448,7 +613,11 @@ def evaluate(
     level : sequence of float, default ()
         Interval levels in percent, each in (0, 100). For each level whose ``-lo-``/``-hi-``
         columns exist for a model, ``coverage_<L>`` (fraction in [0, 1]) and ``msis_<L>`` are
-        reported; they are null for a model without those columns.
+        reported; they are null for a model without those columns. With levels, ``wql`` and
+        ``sql`` are also reported for each model that has intervals at every level: the
+        interval bounds are its quantiles (:func:`interval_quantiles`) and the point forecast
+        its median; WQL pools every series and step (:func:`wql`), SQL is the mean over series
+        of :func:`sql`.
     naive2_column : str, optional
         Column of ``forecasts`` holding the Naive2 benchmark; when given, ``owa`` is computed
         from the dataset-level sMAPE and MASE of each model and of Naive2.
@@ -462,7 +631,8 @@ def evaluate(
     pl.DataFrame
         One row per model, in the order given: ``model``, ``smape`` (0-200), ``mase``,
         ``owa`` (null without ``naive2_column``), ``mae``, ``rmse`` (units of ``y``), then
-        ``coverage_<L>`` and ``msis_<L>`` for each level.
+        ``coverage_<L>`` and ``msis_<L>`` for each level, then ``wql`` and ``sql`` when levels
+        are given (null for a model without every level's interval).
 
     Raises
     ------
@@ -498,7 +668,7 @@ def evaluate(
     fc, act, tr = _clean_frames(forecasts, actuals, train, value_cols)
     joined = _with_scale(fc, act, tr, m, unscaled)
     _check_crossed(joined, interval_cols)
-    means = _series_means(joined, score_cols, interval_cols)
+    means = _series_means(joined, score_cols, interval_cols, levels)
     return _score_table(means, model_list, levels, interval_cols, naive2_column)
 
 
@@ -639,7 +809,7 @@ def _check_crossed(joined: pl.DataFrame, interval_cols: dict[tuple[str, float], 
 
 
 def _series_means(joined: pl.DataFrame, score_cols: list[str],
-                  interval_cols: dict[tuple[str, float], tuple[str, str]]) -> dict[str, Any]:
+                  interval_cols: dict[tuple[str, float], tuple[str, str]], levels: list[float]) -> dict[str, Any]:
     """Each metric per series, then the unweighted mean over series (nulls left out)."""
     y = pl.col("y")
 
@@ -668,9 +838,35 @@ def _series_means(joined: pl.DataFrame, score_cols: list[str],
 
     exprs = [e for col in score_cols for e in point_exprs(col)]
     exprs += [e for (model, lv), (lo, hi) in interval_cols.items() for e in interval_exprs(model, lv, lo, hi)]
+    exprs += [e for model, quantiles in _model_quantiles(interval_cols, levels).items()
+              for e in _quantile_loss_exprs(model, quantiles)]
+    exprs.append(y.abs().sum().alias("__abs_y"))
     per_series = joined.group_by("unique_id").agg(exprs).sort("unique_id")  # fixed order: reproducible float sums
     means = per_series.drop("unique_id").mean().row(0, named=True)
     return means
+
+
+def _model_quantiles(interval_cols: dict[tuple[str, float], tuple[str, str]],
+                     levels: list[float]) -> dict[str, dict[float, str]]:
+    """Models with interval columns at every requested level: quantile level -> column (the point is the median)."""
+    out: dict[str, dict[float, str]] = {}
+    for model in dict.fromkeys(m for m, _ in interval_cols):
+        if levels and all((model, lv) in interval_cols for lv in levels):
+            quantiles = {0.5: model}
+            for lv in levels:
+                q_lo, q_hi = interval_quantiles(lv)
+                quantiles[q_lo], quantiles[q_hi] = interval_cols[(model, lv)]
+            out[model] = quantiles
+    return out
+
+
+def _quantile_loss_exprs(model: str, quantiles: dict[float, str]) -> list[pl.Expr]:
+    """Per series: the summed (for WQL) and scaled mean (for SQL) quantile loss, averaged over quantile levels."""
+    y = pl.col("y")
+    losses = [2.0 * ((y - pl.col(col)) * ((y <= pl.col(col)).cast(pl.Float64) - q)).abs()
+              for q, col in quantiles.items()]
+    mean_q = pl.sum_horizontal(losses) / len(losses)
+    return [mean_q.sum().alias(f"{model}__ql_sum"), (mean_q.mean() / pl.col("scale").first()).alias(f"{model}__sql")]
 
 
 def _score_table(means: dict[str, Any], model_list: list[str], levels: list[float],
@@ -697,6 +893,10 @@ def _score_table(means: dict[str, Any], model_list: list[str], levels: list[floa
             present = (model, lv) in interval_cols
             row[f"coverage_{key}"] = means[f"{model}__cov__{lv}"] if present else None
             row[f"msis_{key}"] = means[f"{model}__msis__{lv}"] if present else None
+        if levels:
+            ql_sum, abs_y = means.get(f"{model}__ql_sum"), means["__abs_y"]
+            row["wql"] = ql_sum / abs_y if ql_sum is not None and abs_y else None
+            row["sql"] = means.get(f"{model}__sql")
         rows.append(row)
     schema: dict[str, pl.DataType] = {
         "model": pl.Utf8(),
@@ -710,4 +910,7 @@ def _score_table(means: dict[str, Any], model_list: list[str], levels: list[floa
         key = _level_names(lv)[0]
         schema[f"coverage_{key}"] = pl.Float64()
         schema[f"msis_{key}"] = pl.Float64()
+    if levels:
+        schema["wql"] = pl.Float64()
+        schema["sql"] = pl.Float64()
     return pl.DataFrame(rows, schema=schema)

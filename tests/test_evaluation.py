@@ -120,7 +120,7 @@ def test_evaluate_by_hand() -> None:
     out = evaluate(
         forecasts, actuals, train, models=["good", "naive2"], season_length=1, level=[80], naive2_column="naive2"
     )
-    assert out.columns == ["model", "smape", "mase", "owa", "mae", "rmse", "coverage_80", "msis_80"]
+    assert out.columns == ["model", "smape", "mase", "owa", "mae", "rmse", "coverage_80", "msis_80", "wql", "sql"]
     good, n2 = out.row(0, named=True), out.row(1, named=True)
     # series a: scale mean(1,2,3)=2; good errors 1,1; naive2 errors 2,0
     # series b: scale mean(0,2)=1;   good error 0;    naive2 error 2

@@ -73,3 +73,28 @@ def test_harness_window_0_is_the_m3_split(data_dir: Path) -> None:
     assert win.train.sort("unique_id", "ds").equals(train.filter(keep).sort("unique_id", "ds"))
     assert win.test.select("unique_id", "ds", "y").sort("unique_id", "ds").equals(
         test.filter(keep).sort("unique_id", "ds"))
+
+
+# --------------------------------------------------------------------------- WQL / SQL
+def test_wql_and_sql_by_hand() -> None:
+    from forecasting.evaluation import evaluate, interval_quantiles, sql, wql
+
+    train = pl.DataFrame({"unique_id": ["a"] * 4 + ["b"] * 3, "ds": [1, 2, 3, 4, 1, 2, 3],
+                          "y": [1.0, 2.0, 4.0, 7.0, 10.0, 10.0, 12.0]})
+    actuals = pl.DataFrame({"unique_id": ["a", "a", "b"], "ds": [5, 6, 4], "y": [5.0, 7.0, 10.0]})
+    forecasts = pl.DataFrame({"unique_id": ["a", "a", "b"], "ds": [5, 6, 4], "good": [6.0, 6.0, 10.0],
+                              "good-lo-80": [5.5, 5.5, 9.0], "good-hi-80": [6.5, 6.5, 11.0],
+                              "plain": [6.0, 6.0, 10.0]})
+    out = evaluate(forecasts, actuals, train, models=["good", "plain"], season_length=1, level=[80])
+    good, plain = out.row(0, named=True), out.row(1, named=True)
+    assert interval_quantiles(80) == (0.1, 0.9)
+    # QL_q = 2|(y - f)(1[y <= f] - q)|, averaged over q in {0.1, 0.5, 0.9}:
+    # a, y=5 (f 5.5, 6, 6.5): 0.9, 1.0, 0.3 -> 2.2/3; a, y=7: 0.3, 1.0, 0.9 -> 2.2/3; b, y=10 (9, 10, 11): 0.2, 0, 0.2
+    # WQL = (2.2/3 + 2.2/3 + 0.4/3) / (5 + 7 + 10) = 1.6 / 22
+    assert good["wql"] == pytest.approx(1.6 / 22)
+    # SQL: per series mean loss over the MASE scale (a: 2, b: 1), then the mean over series
+    assert good["sql"] == pytest.approx(((2.2 / 3) / 2 + (0.4 / 3 / 1)) / 2)
+    assert plain["wql"] is None and plain["sql"] is None  # no intervals
+    # the array functions agree, one series at a time
+    assert wql([5.0, 7.0], {0.1: [5.5, 5.5], 0.5: [6.0, 6.0], 0.9: [6.5, 6.5]}) == pytest.approx(4.4 / 3 / 12)
+    assert sql([10.0], {0.1: [9.0], 0.5: [10.0], 0.9: [11.0]}, [10.0, 10.0, 12.0], 1) == pytest.approx(0.4 / 3)
