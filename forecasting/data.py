@@ -93,13 +93,22 @@ DsKind = Literal["int", "datetime", "date"]
 FILL_POLICIES: tuple[FillPolicy, ...] = ("zero", "forward", "interpolate")
 _MAX_EXAMPLES = 5
 
+#: pandas offset aliases (pandas' "Offset aliases" table, in the spellings before and after pandas 2.2)
+#: -> the polars offsets used here. "B" (business day, Monday to Friday) is the one offset that polars'
+#: duration strings lack; it is "1bd" here (see :func:`business_day_index`).
 _PANDAS_ALIASES = {
-    "h": "1h", "H": "1h", "T": "1m", "min": "1m", "S": "1s", "s": "1s", "D": "1d", "d": "1d",
-    "B": None, "W": "1w", "M": "1mo", "ME": "1mo", "MS": "1mo", "Q": "3mo", "QE": "3mo", "QS": "3mo",
-    "A": "1y", "Y": "1y", "YE": "1y", "YS": "1y", "AS": "1y", "ms": "1ms", "us": "1us", "L": "1ms",
+    "U": "1us", "us": "1us", "L": "1ms", "ms": "1ms", "S": "1s", "s": "1s", "T": "1m", "min": "1m",
+    "H": "1h", "h": "1h", "D": "1d", "d": "1d", "B": "1bd", "W": "1w",
+    "M": "1mo", "ME": "1mo", "MS": "1mo", "Q": "3mo", "QE": "3mo", "QS": "3mo",
+    "A": "1y", "Y": "1y", "YE": "1y", "YS": "1y", "AS": "1y",
 }
-_POLARS_OFFSET = re.compile(r"^(\d+)(ns|us|ms|s|m|h|d|w|mo|q|y)$")
-_PANDAS_MULT = re.compile(r"^(\d+)([A-Za-z]+)(-[A-Z]{3})?$")
+#: Aliases that take an anchor suffix (``W-SUN``, ``Q-DEC``, ``QS-JAN``, ``A-DEC``, ``YS-JUL``), and the anchors.
+#: The grid starts at each series' first ``ds``, so the anchor only has to be a valid name.
+_ANCHORED = {"W": "week", **dict.fromkeys(("Q", "QE", "QS", "A", "Y", "YE", "YS", "AS"), "month")}
+_ANCHORS = {"week": ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"),
+            "month": ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")}
+_POLARS_OFFSET = re.compile(r"^(\d+)(ns|us|ms|s|m|h|d|bd|w|mo|q|y)$")
+_PANDAS_ALIAS = re.compile(r"^(\d*)([A-Za-z]+)(?:-([A-Za-z]{3}))?$")
 _TZ_SUFFIX = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
 
 
@@ -373,18 +382,34 @@ def normalize_freq(freq: str | int | None) -> str | int | None:
     Parameters
     ----------
     freq : str, int or None
-        polars offset (``"1h"``, ``"15m"``, ``"1mo"``), pandas alias (``"H"``, ``"D"``,
-        ``"MS"``, ``"ME"``, ``"15min"``, ``"W-SUN"``) or a positive integer step.
+        A polars offset (``"1h"``, ``"15m"``, ``"1d"``, ``"1w"``, ``"1mo"``, ``"3mo"``, ``"1y"``), or
+        ``"1bd"`` (business days, Monday to Friday), a pandas offset alias with an optional count
+        and anchor (``"H"``, ``"h"``, ``"T"``, ``"min"``, ``"S"``, ``"D"``, ``"B"``, ``"W"``,
+        ``"W-SUN"``, ``"M"``, ``"ME"``, ``"MS"``, ``"Q"``, ``"QE"``, ``"QS"``, ``"Q-DEC"``, ``"A"``,
+        ``"Y"``, ``"YE"``, ``"YS"``, ``"15min"``, ``"30T"``, ``"2W-MON"``; pandas' "Offset aliases"
+        table, spellings before and after pandas 2.2), or a positive integer step (integer ``ds``).
+        Month-end (``"ME"``) and month-start (``"MS"``) data both give ``"1mo"``: the anchoring is
+        read from the data (:func:`is_month_end_anchored`); an anchor suffix is checked but the grid
+        starts at each series' first ``ds``.
+
+    Returns
+    -------
+    str, int or None
+        The polars offset (``"<n><unit>"`` with unit ``us, ms, s, m, h, d, bd, w, mo, y``; quarters
+        as ``"3mo"``), the integer step, or None for None.
 
     Raises
     ------
     InvalidParameterError
-        If ``freq`` is neither (message lists examples).
+        A zero step, a bool, or anything else (the message lists examples). Business-month,
+        business-quarter and business-hour aliases (``"BM"``, ``"BQ"``, ``"BH"``...) are not supported.
 
     Examples
     --------
     >>> normalize_freq("H"), normalize_freq("15min"), normalize_freq("MS"), normalize_freq(7)
     ('1h', '15m', '1mo', 7)
+    >>> normalize_freq("B"), normalize_freq("W-SUN"), normalize_freq("QS-JAN"), normalize_freq("30T")
+    ('1bd', '1w', '3mo', '30m')
     """
     if freq is None:
         return None
@@ -408,24 +433,33 @@ def normalize_freq(freq: str | int | None) -> str | int | None:
         if int(m.group(1)) == 0:
             raise zero
         return "3mo" if f == "1q" else f
-    if f in _PANDAS_ALIASES and _PANDAS_ALIASES[f]:
-        return _PANDAS_ALIASES[f]
-    m = _PANDAS_MULT.match(f)
-    if m:
-        n, unit, _anchor = int(m.group(1)), m.group(2), m.group(3)
-        base = _PANDAS_ALIASES.get(unit) or (f"1{unit}" if _POLARS_OFFSET.match(f"1{unit}") else None)
-        if base:
-            if n == 0:
-                raise zero
-            num, u = offset_parts(base)
-            return f"{n * num}{u}"
-    if f.startswith("W-") or f.startswith("1W-"):
-        return "1w"
-    msg = (
-        f"freq {freq!r} is not a known frequency; use a polars offset such as '1h', '30m', '1d', '1w', '1mo', "
-        f"'3mo', '1y' (pandas aliases 'H', 'D', 'W', 'MS', 'ME' are accepted) or an integer step"
-    )
-    raise InvalidParameterError(msg, field="freq")
+    base = _pandas_base(f)
+    if base is None:
+        msg = (
+            f"freq {freq!r} is not a known frequency; use a polars offset such as '1h', '30m', '1d', '1bd' "
+            f"(business days), '1w', '1mo', '3mo', '1y', a pandas alias such as 'H', 'T', 'D', 'B', 'W-SUN', "
+            f"'MS', 'ME', 'QS', 'Q', 'YS', 'A', '15min', '30T', or an integer step"
+        )
+        raise InvalidParameterError(msg, field="freq")
+    count, offset = base
+    if count == 0:
+        raise zero
+    num, unit = offset_parts(offset)
+    return f"{count * num}{unit}"
+
+
+def _pandas_base(f: str) -> tuple[int, str] | None:
+    """``(count, polars offset of one unit)`` of a pandas alias (``"15min"`` -> ``(15, "1m")``), else None."""
+    m = _PANDAS_ALIAS.match(f)
+    if m is None:
+        return None
+    count, unit, anchor = (int(m.group(1)) if m.group(1) else 1), m.group(2), m.group(3)
+    base = _PANDAS_ALIASES.get(unit)
+    if base is None and m.group(1) and _POLARS_OFFSET.match(f"1{unit}"):
+        base = f"1{unit}"  # a count with a polars unit in capitals or with an anchor is not a polars offset
+    if base is None or (anchor is not None and anchor.upper() not in _ANCHORS.get(_ANCHORED.get(unit, ""), ())):
+        return None
+    return count, base
 
 
 _FIXED_UNITS_US = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000,
@@ -444,7 +478,8 @@ def infer_freq(frame: pl.DataFrame) -> str | int:
     -------
     str or int
         A polars offset for datetime ``ds`` (calendar months and years are recognised
-        from the day of month), an integer step for integer ``ds``.
+        from the day of month; ``"1bd"`` when every ``ds`` is a weekday and every step is
+        one business day, Friday to Monday included), an integer step for integer ``ds``.
 
     Raises
     ------
@@ -474,17 +509,26 @@ def infer_freq(frame: pl.DataFrame) -> str | int:
     top = int(counts[0, 0])
     share = counts[0, 1] / d_us.len()
     day = _FIXED_UNITS_US["d"]
-    if top % day == 0 and 28 * day <= top <= 31 * day or 89 * day <= top <= 92 * day or 365 * day <= top <= 366 * day:
+    if _month_like(top):
         months = frame.select(
             (pl.col("ds").dt.year() * 12 + pl.col("ds").dt.month()).diff().over("unique_id").alias("m")).drop_nulls()["m"]
         step = int(months.mode().sort()[0])
         if step >= 1 and 2 * int((months == step).sum()) >= months.len():  # on the step at least half the time
             return f"{step // 12}y" if step % 12 == 0 else f"{step}mo"
+    if top == day and share < 1 and _on_business_day_grid(frame):  # Friday -> Monday is one step too
+        return "1bd"
     if share < 0.5:
         seen = ", ".join(f"{_us_to_offset(int(v))} x{int(c)}" for v, c in counts.head(3).iter_rows())
         msg = f"cannot infer the frequency: steps between timestamps vary ({seen}); pass freq"
         raise InvalidInputError(msg, field="freq")
     return _us_to_offset(top)
+
+
+def _month_like(step_us: int) -> bool:
+    """A step (microseconds) that may be calendar months, a quarter or a year (read from the calendar)."""
+    day = _FIXED_UNITS_US["d"]
+    return (step_us % day == 0 and 28 * day <= step_us <= 31 * day or 89 * day <= step_us <= 92 * day
+            or 365 * day <= step_us <= 366 * day)
 
 
 def offset_parts(freq: str) -> tuple[int, str]:
@@ -498,7 +542,8 @@ def offset_parts(freq: str) -> tuple[int, str]:
     Returns
     -------
     tuple of (int, str)
-        The number of units and the unit (``ns, us, ms, s, m, h, d, w, mo, q, y``).
+        The number of units and the unit (``ns, us, ms, s, m, h, d, bd, w, mo, q, y``; ``bd``:
+        business days, Monday to Friday).
 
     Raises
     ------
@@ -525,6 +570,39 @@ def _us_to_offset(us: int) -> str:
         if us % size == 0:
             return f"{us // size}{unit}"
     return f"{us}us"  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- business days
+_DAY_US = _FIXED_UNITS_US["d"]
+
+
+def _bd_parts(ds: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """``(index, time_of_day, weekend)`` of a naive datetime (on the local clock).
+
+    ``index`` counts business days (Monday to Friday, no holidays, as pandas' ``"B"`` and polars'
+    ``add_business_days``) from Monday 1969-12-29; a Saturday or Sunday gets the following
+    Monday's index (``weekend`` is then true). ``time_of_day`` is in microseconds.
+    """
+    us = ds.cast(pl.Int64)
+    days = us // _DAY_US + 3  # days since Monday 1969-12-29 (1970-01-01 was a Thursday); floor division
+    weekday = days % 7  # 0 = Monday
+    return (days // 7) * 5 + weekday.clip(upper_bound=5), us % _DAY_US, weekday >= 5
+
+
+def _bd_datetime(index: pl.Expr, time_of_day: pl.Expr) -> pl.Expr:
+    """The naive datetime of a business-day ``index`` at ``time_of_day`` (inverse of :func:`_bd_parts`)."""
+    days = (index // 5) * 7 + index % 5 - 3
+    return (days * _DAY_US + time_of_day).cast(pl.Datetime("us"))
+
+
+def _on_business_day_grid(frame: pl.DataFrame, n: int = 1) -> bool:
+    """Every ``ds`` a weekday and every step within a series exactly ``n`` business days at the same time
+    of day (``unique_id, ds`` sorted, ``ds`` naive on the local clock)."""
+    index, tod, weekend = _bd_parts(pl.col("ds"))
+    clock = index * _DAY_US + tod  # a clock without weekends: one business day is one day on it
+    step = clock - clock.shift(1)
+    same = pl.col("unique_id") == pl.col("unique_id").shift(1)
+    return bool(frame.select(weekend.not_().all() & (step.filter(same) == n * _DAY_US).all()).item())
 
 
 # --------------------------------------------------------------------------- checks
@@ -597,6 +675,9 @@ def find_oversized_grids(frame: pl.DataFrame, freq: str | int) -> pl.DataFrame:
             months = n * {"mo": 1, "q": 3, "y": 12}[unit]
             ym = pl.col("ds").dt.year().cast(pl.Int64) * 12 + pl.col("ds").dt.month().cast(pl.Int64)
             span = (ym.max() - ym.min()) // months
+        elif unit == "bd":
+            index = _bd_parts(pl.col("ds"))[0]
+            span = (index.max() - index.min()) // n
         else:
             step_ns = n * {"ns": 1, "us": 1_000, "ms": 1_000_000}.get(unit, _FIXED_UNITS_US.get(unit, 0) * 1_000)
             span = (pl.col("ds").max() - pl.col("ds").min()).dt.total_nanoseconds() // step_ns
@@ -641,6 +722,9 @@ def find_gaps(frame: pl.DataFrame, freq: str | int, *, tz: str | None = None,
         bounds = keys.group_by("unique_id", maintain_order=True).agg(pl.col("ds").min().alias("lo"), pl.col("ds").max().alias("hi"))
         off = keys.join(bounds, on="unique_id").filter((pl.col("ds") - pl.col("lo")) % freq != 0).select("unique_id", "ds")
         grid = bounds.select("unique_id", pl.int_ranges("lo", pl.col("hi") + 1, freq).alias("ds")).explode("ds")
+    elif freq.endswith("bd"):
+        missing, off = _business_day_gaps(keys, offset_parts(freq)[0], tz)
+        return missing, off
     else:
         local = _local(keys, tz)
         if month_end:
@@ -655,6 +739,29 @@ def find_gaps(frame: pl.DataFrame, freq: str | int, *, tz: str | None = None,
         off = keys.join(grid, on=["unique_id", "ds"], how="anti")
     missing = grid.join(keys, on=["unique_id", "ds"], how="anti")
     return missing, off
+
+
+def _business_day_gaps(keys: pl.DataFrame, n: int, tz: str | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`find_gaps` on a grid of ``n`` business days: from each series' first ``ds`` (a weekend
+    start rolls to Monday), at its time of day, up to its last ``ds``; weekend rows are off the grid."""
+    local = pl.col("ds") if tz is None else (
+        pl.col("ds").dt.replace_time_zone("UTC").dt.convert_time_zone(tz).dt.replace_time_zone(None))
+    index, tod, weekend = _bd_parts(pl.col("_l"))
+    rows = keys.with_columns(local.alias("_l")).with_columns(index.alias("_i"), tod.alias("_t"), weekend.alias("_w"))
+    bounds = rows.group_by("unique_id", maintain_order=True).agg(
+        pl.col("_i").first().alias("lo"), pl.col("_t").first().alias("t0"), pl.col("_i").last().alias("_hi_i"),
+        pl.col("_t").last().alias("_hi_t"), pl.col("_w").last().alias("_hi_w"))
+    # the last grid point at or before the last ds: Friday for a weekend end, the day before for an earlier time
+    hi = pl.col("_hi_i") - (pl.col("_hi_w") | (pl.col("_hi_t") < pl.col("t0"))).cast(pl.Int64)
+    grid = (bounds.select("unique_id", "t0", pl.int_ranges("lo", hi + 1, n).alias("_i")).explode("_i")
+            .drop_nulls("_i").select("unique_id", _bd_datetime(pl.col("_i"), pl.col("t0")).alias("_l")))
+    on_grid = ~pl.col("_w") & (pl.col("_t") == pl.col("t0")) & ((pl.col("_i") - pl.col("lo")) % n == 0)
+    off = (rows.join(bounds.select("unique_id", "lo", "t0"), on="unique_id", maintain_order="left")
+           .filter(~on_grid).select("unique_id", "ds"))
+    missing = grid.join(rows.select("unique_id", "_l"), on=["unique_id", "_l"], how="anti", maintain_order="left")
+    ds = pl.col("_l") if tz is None else (pl.col("_l").dt.replace_time_zone(tz, ambiguous="earliest")
+                                          .dt.convert_time_zone("UTC").dt.replace_time_zone(None))
+    return missing.select("unique_id", ds.alias("ds")), off
 
 
 def check_min_length(panel: Panel, minimum: int, *, model: str, fallback: str | None = None) -> list[str]:
@@ -893,17 +1000,21 @@ def validate_panel(
     frame, tz, ds_kind, ds_notes = _coerce_ds(frame)
     notes += ds_notes
     scan = _scan(frame) if _FAST_PATHS else None
-    if scan is None or not scan.in_order:  # in order: no duplicates, and sorting changes nothing
+    if scan is not None and not scan.in_order:
+        frame, scan = _sort_rows(frame)
+    if scan is None:
         _check_duplicates(frame)
         frame = frame.sort("unique_id", "ds", maintain_order=True)
-    freq = _panel_freq(frame, freq, tz, ds_kind)
+    freq = _panel_freq(frame, freq, tz, ds_kind, scan)
 
-    if scan is not None and scan.on_grid(freq, tz):
+    regular = scan is not None and scan.regular(frame, freq, tz)
+    if regular and scan is not None and scan.y_finite:
         # one freq step apart in every series and y finite: the grid and y checks would find nothing
         month_end = False
         filled_parts: list[pl.DataFrame] = []
     else:
-        frame, month_end, filled_parts = _check_grid_and_y(frame, freq, tz, ds_kind, fill_missing, fill_gaps)
+        frame, month_end, filled_parts = _check_grid_and_y(frame, freq, tz, ds_kind, fill_missing, fill_gaps,
+                                                           regular=regular)
 
     # report ds on the caller's clock (internal ds is naive UTC when the input was aware)
     filled = (_local(pl.concat(filled_parts), tz)
@@ -988,8 +1099,11 @@ def _check_duplicates(frame: pl.DataFrame) -> None:
                                 field="ds", details={"duplicates": {u: v for u, v in per.items()}})
 
 
-def _panel_freq(frame: pl.DataFrame, freq: str | int | None, tz: str | None, ds_kind: DsKind) -> str | int:
+def _panel_freq(frame: pl.DataFrame, freq: str | int | None, tz: str | None, ds_kind: DsKind,
+                scan: _Scan | None = None) -> str | int:
     """The given (normalised) ``freq``, or the inferred one, checked against the kind of ``ds``."""
+    if freq is None and scan is not None and tz is None:
+        freq = scan.single_step()  # every step the same: what infer_freq would say, without its query
     if freq is None:
         local = _local(frame.select("unique_id", "ds"), tz)
         if tz is not None:
@@ -1014,20 +1128,33 @@ class _Scan:
     step_lo: int | None  # smallest and largest ds step within a series; None when no series has two rows
     step_hi: int | None
 
-    def on_grid(self, freq: str | int, tz: str | None) -> bool:
-        """True when every series steps exactly one ``freq`` at a time with finite ``y``, so the
-        oversized-grid, gap, off-grid and invalid-y checks provably find nothing. Only for an
-        integer step or a fixed-length offset on a naive clock (a zone's or a calendar's steps vary)."""
-        if not (self.in_order and self.y_finite) or tz is not None or isinstance(freq, int) != self.ds_int:
+    def regular(self, frame: pl.DataFrame, freq: str | int, tz: str | None) -> bool:
+        """True when every series of the (scanned, in order) ``frame`` steps exactly one ``freq`` at a
+        time, so the oversized-grid, gap and off-grid checks provably find nothing. For an integer
+        step, a fixed-length offset (on any clock for hours and shorter, which are absolute in every
+        zone; on a naive clock for days and weeks) and business days on a naive clock; False for the
+        rest (calendar months, local days), which the general checks handle."""
+        if not self.in_order or isinstance(freq, int) != self.ds_int:
             return False
         if isinstance(freq, int):
             step = freq
         else:
-            m = _POLARS_OFFSET.match(freq)
-            if m is None or m.group(2) not in _FIXED_UNITS_US:
+            n, unit = offset_parts(freq)
+            if unit == "bd":
+                return tz is None and _on_business_day_grid(frame, n)
+            if unit not in _FIXED_UNITS_US or (tz is not None and unit in ("d", "w")):
                 return False
-            step = int(m.group(1)) * _FIXED_UNITS_US[m.group(2)]
+            step = n * _FIXED_UNITS_US[unit]
         return step >= 1 and (self.step_lo is None or self.step_lo == self.step_hi == step)
+
+    def single_step(self) -> str | int | None:
+        """The frequency :func:`infer_freq` infers when every step is the same (None otherwise, or when
+        that step may be a calendar month or year, which infer_freq reads from the calendar)."""
+        if not self.in_order or self.step_lo is None or self.step_lo != self.step_hi:
+            return None
+        if self.ds_int:
+            return self.step_lo
+        return None if _month_like(self.step_lo) else _us_to_offset(self.step_lo)
 
 
 def _scan(frame: pl.DataFrame) -> _Scan | None:
@@ -1046,11 +1173,46 @@ def _scan(frame: pl.DataFrame) -> _Scan | None:
     return _Scan(in_order=bool(row[0]), ds_int=ds_int, y_finite=bool(row[1] and row[2]), step_lo=row[3], step_hi=row[4])
 
 
+def _sort_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, _Scan | None]:
+    """``frame`` sorted by ``unique_id, ds`` and its scan; duplicates raise (:func:`_check_duplicates`).
+
+    Sorting by a string column is slow (3 s for 3.5 million rows here): the rows are sorted by one
+    integer key instead, the series' rank among the sorted ids times the ``ds`` span plus ``ds``
+    (two integer columns when that key would overflow). Without duplicates ``(unique_id, ds)`` is a
+    total order, so this is the order of a stable sort. Returns a None scan (the general path) if the
+    scan found a repeat that the general duplicate check did not.
+    """
+    ids = frame.get_column("unique_id").unique().sort()
+    rank = pl.col("unique_id").replace_strict(ids, pl.int_range(ids.len(), dtype=pl.Int64, eager=True))
+    t = pl.col("ds").cast(pl.Int64)
+    lo, hi = frame.select(t.min().alias("lo"), t.max().alias("hi")).row(0)
+    span = hi - lo + 1  # Python integers: exact
+    out = frame.sort(rank * span + (t - lo)) if ids.len() * span < 2**62 else frame.sort(rank, t)
+    scan = _scan(out)
+    if scan is None or not scan.in_order:  # a repeated (unique_id, ds): named from the rows as given
+        _check_duplicates(frame)
+        return frame, None
+    return out, scan
+
+
 def _check_grid_and_y(frame: pl.DataFrame, freq: str | int, tz: str | None, ds_kind: str,
-                      fill_missing: FillPolicy | None, fill_gaps: bool) -> tuple[pl.DataFrame, bool, list[pl.DataFrame]]:
+                      fill_missing: FillPolicy | None, fill_gaps: bool,
+                      regular: bool = False) -> tuple[pl.DataFrame, bool, list[pl.DataFrame]]:
     """Oversized grids, gaps, off-grid timestamps and invalid y of a sorted, duplicate-free frame:
-    raise, or fill as asked. Returns ``(frame, month_end, filled_parts)``."""
-    # gaps
+    raise, or fill as asked. Returns ``(frame, month_end, filled_parts)``. ``regular``: the frame is
+    known to step one ``freq`` at a time (:meth:`_Scan.regular`), so only y is checked."""
+    filled_parts: list[pl.DataFrame] = []
+    month_end = ds_kind != "int" and is_month_end_anchored(_local(frame.select("ds"), tz), freq)
+    if not regular:
+        frame = _check_grid(frame, freq, tz, month_end, fill_gaps, filled_parts)
+    # y values
+    return _check_y(frame, fill_missing, filled_parts), month_end, filled_parts
+
+
+def _check_grid(frame: pl.DataFrame, freq: str | int, tz: str | None, month_end: bool, fill_gaps: bool,
+                filled_parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Oversized grids, off-grid timestamps and gaps: raise, or insert the missing rows (``y`` null)
+    when ``fill_gaps``, appending them to ``filled_parts``."""
     huge = find_oversized_grids(frame, freq)
     if huge.height:
         per = {u: f"ds runs from {_fmt(lo)} to {_fmt(hi)}, {steps:,} steps of '{freq}', but the series has {rows} rows"
@@ -1059,8 +1221,6 @@ def _check_grid_and_y(frame: pl.DataFrame, freq: str | int, tz: str | None, ds_k
             _series_messages(per, "ds spans far more steps than there are observations")
             + "; check ds for a mistyped value or pass the right freq", field="ds",
             details={"series": list(per)[:100]})
-    filled_parts: list[pl.DataFrame] = []
-    month_end = ds_kind != "int" and is_month_end_anchored(_local(frame.select("ds"), tz), freq)
     gaps, off = find_gaps(frame, freq, tz=tz, month_end=month_end)
     if off.height:
         per = {}
@@ -1080,8 +1240,12 @@ def _check_grid_and_y(frame: pl.DataFrame, freq: str | int, tz: str | None, ds_k
         filler = gaps.with_columns(pl.lit(None, dtype=pl.Float64).alias("y"))
         frame = pl.concat([frame, filler], how="diagonal_relaxed").sort("unique_id", "ds")
         filled_parts.append(gaps.with_columns(pl.lit("gap").alias("reason")))
+    return frame
 
-    # y values
+
+def _check_y(frame: pl.DataFrame, fill_missing: FillPolicy | None, filled_parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Null, NaN and infinite ``y`` (gap rows excepted): raise, or fill with the policy, appending the
+    filled rows to ``filled_parts``."""
     invalid = find_invalid_y(frame)
     gap_keys = pl.concat(filled_parts).select("unique_id", "ds") if filled_parts else None
     reported = invalid if gap_keys is None else invalid.join(gap_keys, on=["unique_id", "ds"], how="anti")
@@ -1110,8 +1274,7 @@ def _check_grid_and_y(frame: pl.DataFrame, freq: str | int, tz: str | None, ds_k
                                     field="y")
         if reported.height:
             filled_parts.append(reported.select("unique_id", "ds").with_columns(pl.lit("missing").alias("reason")))
-
-    return frame, month_end, filled_parts
+    return frame
 
 
 def _ds_text(kind: str, tz: str | None) -> pl.Expr:
@@ -1231,7 +1394,8 @@ def future_frame(panel: Panel, h: int, *, ids: Sequence[str] | None = None,
     """The ``h`` timestamps after each series' last ``ds``: ``unique_id, ds`` (internal UTC form).
 
     Steps are laid on the caller's local clock when the panel has a timezone (a
-    ``"1d"`` step stays at local midnight across daylight-saving changes). One query
+    ``"1d"`` step stays at local midnight across daylight-saving changes); business-day
+    steps (``"1bd"``) skip Saturdays and Sundays. One query
     (this runs on every forecast request); ``lazy=True`` returns it uncollected
     (a ``pl.LazyFrame``), else a ``pl.DataFrame``.
     """
@@ -1247,6 +1411,11 @@ def future_frame(panel: Panel, h: int, *, ids: Sequence[str] | None = None,
         if panel.month_end:  # step from the month start, land on the month end (2024-02-29 -> 2024-03-31)
             local = local.with_columns(pl.col("ds").dt.month_start().dt.offset_by(
                 pl.format("{}" + unit, pl.col("k") * num)).dt.month_end())
+        elif unit == "bd":  # k * num business days on, at the same time of day (the last ds is a weekday)
+            index, tod, _ = _bd_parts(pl.col("ds") if panel.tz is None else pl.col("ds").dt.replace_time_zone(None))
+            step = _bd_datetime(index + pl.col("k") * num, tod)
+            local = local.with_columns(
+                step if panel.tz is None else step.dt.replace_time_zone(panel.tz, ambiguous="earliest"))
         else:
             local = local.with_columns(pl.col("ds").dt.offset_by(pl.format("{}" + unit, pl.col("k") * num)))
         out = _from_local(local, panel.tz).select("unique_id", "ds")
