@@ -168,10 +168,20 @@ def bench(
     series_limit: Annotated[Optional[int], typer.Option(help="Use only the first N series (quick runs).")] = None,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse finished tasks from OUTPUT/store (resume "
                                         "and reruns).")] = True,
+    season_length: Annotated[Optional[int], typer.Option("--season-length", help="Season of --input (or of the "
+                                                         "dataset): the MASE scale, Naive2, and every model that "
+                                                         "leaves it out. Default: from the frequency (1 for integer "
+                                                         "ds).")] = None,
+    suite: Annotated[Optional[str], typer.Option("--suite", help="Run the models over every dataset of a catalogue "
+                                                 "suite (dev: M3 x4, M4 Hourly, ETTh1, AirPassengers), each with its "
+                                                 "own h and season, and aggregate: skill score against seasonal "
+                                                 "naive, win rates, bootstrap 95% intervals.")] = None,
 ) -> None:
     """Score models on a dataset over rolling windows (sMAPE, MASE, OWA, ...), with times and memory.
 
     Example: forecasting bench --dataset m4_hourly --models naive2,seasonal_naive,auto_ets --output results/
+
+    Suite: forecasting bench --suite dev --models auto_ets,dynamic_optimized_theta --series-limit 30
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -180,6 +190,10 @@ def bench(
     from forecasting.errors import InvalidParameterError
 
     names = [m.strip() for m in _split_models(models) if m.strip()]
+    if suite is not None:
+        _bench_suite(suite, names, dataset=dataset, input=input, output=output, windows=windows, level=_levels(level),
+                     n_jobs=n_jobs, series_limit=series_limit, cache=cache)
+        return
     source = dataset or (input.stem if input else "?")
     try:
         # checked here: the harness reads h=0 and --series-limit 0 as "not given" and would silently use defaults
@@ -189,6 +203,9 @@ def bench(
             msg = f"--series-limit must be a positive number of series, got {series_limit}"
             raise InvalidParameterError(msg,
                                         field="series_limit")
+        if season_length is not None and season_length < 1:
+            msg = f"--season-length must be an integer >= 1, got {season_length}"
+            raise InvalidParameterError(msg, field="season_length")
         if engine not in ("local", "ray"):
             msg = f"--engine must be local or ray, got {engine!r}"
             raise InvalidParameterError(msg, field="engine")
@@ -205,7 +222,8 @@ def bench(
 
             result = run_benchmark(dataset, names, input=input, freq=freq, h=h, level=_levels(level), n_jobs=n_jobs,
                                    series_limit=series_limit, windows=windows, step_size=step_size,
-                                   engine=engine, ray_address=ray_address,  # type: ignore[arg-type]
+                                   season_length=season_length, engine=engine,
+                                   ray_address=ray_address,  # type: ignore[arg-type]
                                    store=output / "store" if cache else None, on_plan=plan, on_task_done=done)
         paths = write_results(result, output)
     except ForecastingError as exc:
@@ -216,12 +234,16 @@ def bench(
     headers = {"model": "model", "smape": "sMAPE", "mase": "MASE", "owa": "OWA"}
     headers |= {c: c.replace("coverage_", "cov").replace("msis_", "MSIS") for c in result.metrics.columns
                 if c.startswith(("coverage_", "msis_"))}
+    headers |= {c: c.upper() for c in ("wql", "sql") if c in result.metrics.columns}
     headers |= {"fit_seconds": "fit s", "predict_seconds": "pred s", "fit_predict_seconds": "secs",
                 "peak_memory_mb": "peak MB"}
+    headers |= {c: title for c, title in (("fallback_series", "fallback"), ("failed_series", "failed series"))
+                if (result.metrics[c].fill_null(0) > 0).any()}
     for c, title in headers.items():
         table.add_column(title, justify="left" if c == "model" else "right", no_wrap=True)
-    for row in result.metrics.select(list(headers)).iter_rows():
-        table.add_row(*[("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)) for v in row])
+    for row, error in zip(result.metrics.select(list(headers)).iter_rows(), result.metrics["error"], strict=True):
+        cells = [("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)) for v in row]
+        table.add_row(*([cells[0] + " (failed)"] + cells[1:] if error else cells))
     console.print(table)
     for note in result.notes:
         err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
@@ -230,6 +252,63 @@ def bench(
                       highlight=False, soft_wrap=True)
     console.print(escape(f"wrote {paths['metrics']}, {paths['forecasts']}, {paths['leaderboard']}, {paths['html']}"),
                   highlight=False, soft_wrap=True)
+
+
+def _bench_suite(suite: str, names: list[str], *, dataset: str | None, input: Path | None, output: Path,
+                 windows: int, level: list[float], n_jobs: int, series_limit: int | None, cache: bool) -> None:
+    """``bench --suite``: every dataset of the suite, then the aggregate table (rich) and suite.csv / suite.md."""
+    import time
+
+    from forecasting.benchmarks.suite import relative_table, run_suite, write_suite
+    from forecasting.errors import InvalidParameterError
+
+    started = time.perf_counter()
+    try:
+        if dataset is not None or input is not None:
+            msg = "--suite runs its own datasets: leave out --dataset and --input"
+            raise InvalidParameterError(msg, field="suite")
+        if series_limit is not None and series_limit < 1:
+            msg = f"--series-limit must be a positive number of series, got {series_limit}"
+            raise InvalidParameterError(msg, field="series_limit")
+
+        def on_dataset(name: str, i: int, total: int) -> None:
+            err_console.print(f"[dim]{i + 1}/{total}[/] {escape(name)}", highlight=False)
+
+        result = run_suite(names, suite=suite, series_limit=series_limit, windows=windows, level=level, n_jobs=n_jobs,
+                           store=output / "store" if cache else None, output=output, on_dataset=on_dataset)
+        paths = write_suite(result, output)
+    except ForecastingError as exc:
+        raise _fail(exc) from None
+    except OSError as exc:
+        raise _fail_os(exc, "output") from None
+    meta = result.metadata
+    table = Table(title=f"suite {suite}: {len(meta['datasets'])} datasets, reference {meta['reference']} (skill = 1 - "
+                  "gmean relative MASE; higher is better; 95% bootstrap intervals)")
+    for title in ("model", "skill", "skill 95%", "gmean rel. MASE", "win rate", "win 95%", "failures", "secs",
+                  "peak MB"):
+        table.add_column(title, justify="left" if title == "model" else "right", no_wrap=True)
+    for r in result.summary.iter_rows(named=True):
+        table.add_row(r["model"], f"{r['skill']:.3f}", _interval(r["skill_lo"], r["skill_hi"]),
+                      f"{r['gmean_relative_mase']:.3f}", f"{r['win_rate']:.3f}",
+                      _interval(r["win_rate_lo"], r["win_rate_hi"]), str(r["failures"]),
+                      f"{r.get('fit_predict_seconds') or 0.0:.1f}", f"{r.get('peak_memory_mb') or 0.0:.0f}")
+    console.print(table)
+    rel = relative_table(result.per_dataset)
+    per = Table(title="MASE relative to the reference, per dataset (1.000 where a model failed: see notes)")
+    for c in rel.columns:
+        per.add_column(c, justify="left" if c == "dataset" else "right", no_wrap=True)
+    for row in rel.iter_rows():
+        per.add_row(*[v if isinstance(v, str) else "-" if v is None else f"{v:.3f}" for v in row])
+    console.print(per)
+    for note in result.notes:
+        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+    console.print(escape(f"wrote {paths['summary']}, {paths['markdown']}, {paths['per_dataset']} and each dataset's "
+                         f"metrics under {output}/<dataset>/ in {time.perf_counter() - started:.1f} s"),
+                  highlight=False, soft_wrap=True)
+
+
+def _interval(lo: float | None, hi: float | None) -> str:
+    return "-" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]"
 
 
 @app.command()

@@ -110,6 +110,7 @@ class FeatureSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froz
 
 
 _CALENDAR_BY_UNIT: dict[str, list[CalendarFeature]] = {"m": ["minute", "hour", "dayofweek"], "h": ["hour", "dayofweek"], "d": ["dayofweek", "month"],
+                                                        "bd": ["dayofweek", "month"],
                                                         "w": ["week"], "mo": ["month"], "q": ["quarter"], "y": []}
 
 
@@ -295,6 +296,9 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 months = num * {"mo": 1, "q": 3, "y": 12}[unit]
                 index = local.dt.year().cast(pl.Int64) * 12 + local.dt.month().cast(pl.Int64)
                 step_ok = index.diff().over("unique_id") == months
+            elif unit == "bd":  # business days (forecasting.data): Friday -> Monday is one step
+                step_ok = ((local.shift(1).over("unique_id").dt.add_business_days(num, roll="forward") == local)
+                           & (local.dt.weekday() <= 5))
             else:
                 step_ok = local.shift(1).over("unique_id").dt.offset_by(self.freq) == local
         bad = frame.with_columns(step_ok.alias("_ok")).filter(pl.col("_ok").not_())

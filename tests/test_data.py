@@ -948,6 +948,33 @@ _FAST_CASES: dict[str, tuple[Callable[[], Any], dict]] = {
     "timestamps-with-int-freq": (lambda: _cols(["a"] * 2, _HOURS[:2], [1.0, 2]), {"freq": 1}),
     "zero-offset-freq": (lambda: _cols(["a", "b"], _HOURS[:2], [1.0, 2]), {"freq": "0h"}),
     "single-rows-inferred": (lambda: _cols(["a", "b"], [1, 1], [1.0, 2]), {}),
+    # issue 13: out-of-order rows are sorted on one integer key and their grid proven from one scan
+    "time-major": (lambda: _cols(["b", "a"] * 3, [1, 1, 2, 2, 3, 3], [1.0] * 6), {}),
+    "time-major-iso": (lambda: _cols(["b", "a"] * 3, [_HOURS[0]] * 2 + [_HOURS[1]] * 2 + [_HOURS[2]] * 2,
+                                     [1.0] * 6), {}),
+    "numeric-ids-contiguous": (lambda: _cols(["2", "2", "10", "10"], [1, 2, 1, 2], [1.0, 2, 3, 4]), {}),
+    "unsorted-duplicates": (lambda: _cols(["b", "a", "b", "a", "a"], [2, 1, 1, 2, 1], [1.0] * 5), {"freq": 1}),
+    "unsorted-gap": (lambda: _cols(["a", "b", "a", "b"], [4, 1, 1, 2], [1.0] * 4), {"freq": 1}),
+    "unsorted-nan-filled": (lambda: _cols(["b", "a", "a"], [1, 2, 1], [None, 1.0, 2.0]), {"fill_missing": "zero"}),
+    "unsorted-wide-int-span": (lambda: _cols(["b", "a", "a"], [2**62, -(2**62), -(2**62) + 1], [1.0] * 3),
+                               {"freq": 1}),
+    "aware-hourly-across-dst": (lambda: pd.DataFrame(_cols(["a"] * 6, pd.date_range(
+        "2024-03-31", periods=6, freq="h", tz="Europe/Paris"), [1.0] * 6)), {"freq": "H"}),
+    "aware-daily-across-dst": (lambda: pd.DataFrame(_cols(["a"] * 4, pd.date_range(
+        "2024-03-29", periods=4, freq="D", tz="Europe/Paris"), [1.0] * 4)), {}),
+    "business-days": (lambda: _cols(["a"] * 7, [f"2024-01-{d:02d}" for d in (4, 5, 8, 9, 10, 11, 12)], [1.0] * 7), {}),
+    "business-days-given": (lambda: _cols(["a"] * 3, ["2024-01-04", "2024-01-05", "2024-01-08"], [1.0] * 3),
+                            {"freq": "B"}),
+    "business-days-two": (lambda: _cols(["a"] * 3, ["2024-01-03", "2024-01-05", "2024-01-09"], [1.0] * 3),
+                          {"freq": "2B"}),
+    "business-days-gap": (lambda: _cols(["a"] * 3, ["2024-01-04", "2024-01-05", "2024-01-09"], [1.0] * 3),
+                          {"freq": "B"}),
+    "business-days-weekend-row": (lambda: _cols(["a"] * 3, ["2024-01-05", "2024-01-06", "2024-01-08"], [1.0] * 3),
+                                  {"freq": "B"}),
+    "business-days-gap-filled": (lambda: _cols(["a"] * 3, ["2024-01-04", "2024-01-05", "2024-01-09"], [1.0, 2, 4]),
+                                 {"freq": "B", "fill_gaps": True, "fill_missing": "interpolate"}),
+    "business-days-unsorted-nan": (lambda: _cols(["a"] * 3, ["2024-01-08", "2024-01-04", "2024-01-05"],
+                                                 [1.0, None, 2]), {"freq": "B", "fill_missing": "forward"}),
 }
 
 
@@ -962,10 +989,15 @@ def test_fast_path_cases_cover_results_and_errors() -> None:
     assert outcomes["int-ds-float-y"] == outcomes["iso-hourly"] == outcomes["unsorted"] == "ok"
     assert outcomes["nan-y"] == outcomes["duplicates"] == outcomes["gap"] == outcomes["bool-in-y"] == "error"
     assert outcomes["huge-int-ds"] == outcomes["mixed-int-str-ds"] == outcomes["int-beyond-float-y"] == "error"
+    assert outcomes["time-major"] == outcomes["business-days"] == outcomes["business-days-gap-filled"] == "ok"
+    assert outcomes["unsorted-duplicates"] == outcomes["unsorted-gap"] == outcomes["business-days-gap"] == "error"
+    assert outcomes["business-days-weekend-row"] == "error"
 
 
 @pytest.mark.parametrize("case", ["int-ds-float-y", "int-ds-int-y", "iso-hourly", "iso-dates-daily", "two-series-in-order",
-                                  "python-datetimes", "single-rows-per-series"])
+                                  "python-datetimes", "single-rows-per-series", "unsorted", "unsorted-iso", "time-major",
+                                  "numeric-ids-contiguous", "aware-hourly-across-dst", "business-days",
+                                  "business-days-given", "business-days-two"])
 def test_the_common_request_skips_the_general_checks(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Guard that the fast path is really taken (so the equivalence tests above test something)."""
     def refuse(*_a: Any, **_k: Any) -> None:

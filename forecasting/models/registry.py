@@ -417,21 +417,21 @@ def _choices(params: type[msgspec.Struct], name: str) -> list[Any]:
     return values
 
 
-_SEASONS = {"m": 60 * 24, "h": 24, "d": 7, "w": 52, "mo": 12, "q": 4, "y": 1}
+_SEASONS = {"m": 60 * 24, "h": 24, "d": 7, "bd": 5, "w": 52, "mo": 12, "q": 4, "y": 1}
 _MULTI = {"h": [24, 168], "m": [60 * 24, 60 * 24 * 7], "d": [7, 365]}
 
 
 def default_season_length(freq: str | int | None, *, multiple: bool = False) -> int | list[int]:
     """The conventional season length for a frequency.
 
-    Hourly 24 (multiple: [24, 168]), daily 7, weekly 52, monthly 12, quarterly 4,
+    Hourly 24 (multiple: [24, 168]), daily 7, business days 5 (a week), weekly 52, monthly 12, quarterly 4,
     yearly 1, sub-hourly one day of steps (30m -> 48); integer steps 1 (no known
     season: pass ``season_length``). Conventions of the M4 competition and
     Hyndman & Athanasopoulos, *FPP3*, 12.1.
     """
     if freq is None or isinstance(freq, int):
         return 1
-    m = re.match(r"^(\d+)(ns|us|ms|s|m|h|d|w|mo|q|y)$", freq)
+    m = re.match(r"^(\d+)(ns|us|ms|s|m|h|d|bd|w|mo|q|y)$", freq)
     if not m:
         return 1
     n, unit = int(m.group(1)), m.group(2)
