@@ -53,7 +53,8 @@ class ForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     model: Annotated[str | ModelSpec, msgspec.Meta(
         description="Registry name or spec object.", examples=["auto_ets"])] = "auto_ets"
     freq: Annotated[str | int | None, msgspec.Meta(
-        description="Frequency as a polars offset ('1h', '1d', '1mo') or an integer step for integer ds; "
+        description="Frequency as a polars offset ('1h', '1d', '1bd' for business days, '1mo'), a pandas alias "
+                    "('H', 'D', 'B', 'W-SUN', 'MS', 'ME', 'QS', '15min') or an integer step for integer ds; "
                     "inferred when omitted.")] = None
     level: Annotated[list[float], msgspec.Meta(
         description="Prediction-interval levels in percent, each in (0, 100).", examples=[[80, 95]])] = []

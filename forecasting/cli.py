@@ -71,8 +71,9 @@ def forecast(
     = "auto_ets",
     level: Annotated[Optional[list[float]], typer.Option("--level", "-l", help="Prediction-interval level in percent; "
                                                          "repeat for several (--level 80 --level 95).")] = None,
-    freq: Annotated[Optional[str], typer.Option("--freq", help="Frequency (1h, 1d, 1mo, or an integer step). "
-                                                "Inferred from ds when omitted.")] = None,
+    freq: Annotated[Optional[str], typer.Option("--freq", help="Frequency (1h, 1d, 1bd for business days, 1mo, "
+                                                "a pandas alias such as H, D, B, W-SUN, MS, ME, QS, 15min, or an "
+                                                "integer step). Inferred from ds when omitted.")] = None,
     fill_missing: Annotated[Optional[str], typer.Option(help="Fill null/NaN y with: zero, forward, interpolate.")]
     = None,
     fill_gaps: Annotated[bool, typer.Option(help="Insert missing timestamps (needs --fill-missing).")] = False,
