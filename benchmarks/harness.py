@@ -12,9 +12,21 @@ are cut by :func:`forecasting.backtest.rolling_origins`, the splitter behind
 the same cutoffs and the same training and test rows.
 
 Tasks run in-process (``n_jobs=1``), in worker processes (``engine="local"``, a
-``ProcessPoolExecutor`` of ``n_jobs`` spawned workers, each model fitted with one
-thread/process), or on a Ray cluster (``engine="ray"``; a local instance when no address
-is given). The same :func:`run_task` runs everywhere, so the results are the same.
+``ProcessPoolExecutor`` of ``min(n_jobs, tasks)`` spawned workers; when there are fewer tasks
+than ``n_jobs`` each task's model gets the spare cores, ``n_jobs // workers`` of them, so the
+total stays at ``n_jobs``), or on a Ray cluster (``engine="ray"``; a local instance when no
+address is given; one CPU per task). The same :func:`run_task` runs everywhere, so the results
+are the same.
+
+The harness never stops at a model that fails: a task whose model raises becomes a
+:class:`TaskFailure` (the error's type and message, and the seconds until it failed), and the
+model's row in ``metrics`` has null scores and the message in ``error``; the other models are
+scored (failures are not stored, so a rerun tries again). A model that fails on some series
+only: series forecast by the spec's ``fallback`` model are counted in ``fallback_series`` (and
+named in the notes); series without a finite forecast (missing rows, NaN or inf) are scored
+with the seasonal naive forecast of the same training data, counted in ``failed_series`` and
+named in the notes. A series whose MASE scale is undefined (constant seasonal differences, or
+too short) gets a null MASE/MSIS/SQL and is left out of those means (a note says how many).
 
 Each finished task is written to ``store/`` as one Parquet file, atomically (temporary
 file + rename), named by a hash of (dataset fingerprint, canonical model spec, window
@@ -24,9 +36,11 @@ stopped and a rerun loads what is there instead of recomputing it. The code vers
 
 Scores are computed from the stored forecasts (:mod:`forecasting.evaluation`, M4
 definitions): sMAPE, MASE, OWA against Naive2 (always computed: a Naive2 task is added
-per window whether or not ``naive2`` is in the model list), MAE, RMSE, and coverage and
-MSIS for each requested level; per window, then averaged over windows (OWA too: the
-mean of the per-window OWAs).
+per window whether or not ``naive2`` is in the model list; a ``naive2`` in the list shares
+its task), MAE, RMSE, and coverage and MSIS for each requested level with WQL and SQL
+(fev-bench's weighted and scaled quantile losses); per window, then averaged over windows
+(OWA too: the mean of the per-window OWAs). ``series_metrics`` keeps each series' sMAPE and
+MASE per window (what :mod:`forecasting.benchmarks.suite` bootstraps).
 
 Memory: ``peak_memory_mb`` is the peak resident set size of the process running the task
 during fit + predict, sampled every 5 ms from ``/proc/self/statm`` (elsewhere: the
@@ -55,15 +69,19 @@ from forecasting import datasets
 from forecasting.backtest import Window, origin_step, rolling_origins
 from forecasting.benchmarks.leaderboard import markdown_table, write_html
 from forecasting.data import validate_levels, validate_panel
-from forecasting.errors import CapabilityError, InvalidParameterError, ModelFitError
-from forecasting.evaluation import evaluate
+from forecasting.errors import CapabilityError, ForecastingError, InvalidParameterError
+from forecasting.evaluation import evaluate, series_scores
 from forecasting.models import ModelSpec, default_season_length, make_model, parse_spec, resolve_spec
 
-__all__ = ["BenchData", "BenchResult", "Task", "code_version", "load_bench_data", "plan_tasks", "run_benchmark",
-           "run_task", "write_results"]
+__all__ = ["BenchData", "BenchResult", "Task", "TaskFailure", "code_version", "load_bench_data", "plan_tasks",
+           "run_benchmark", "run_task", "write_results"]
 
 NAIVE2 = "__naive2"
 TIMING_COLUMNS = ("fit_seconds", "predict_seconds", "fit_predict_seconds", "peak_memory_mb", "memory_delta_mb")
+#: Columns of a task's output that describe the run, not the forecasts (besides the timing).
+FALLBACK_COLUMNS = ("fallback_series", "fallback_ids")
+#: Columns of ``metrics`` that say how a model's row was scored.
+STATUS_COLUMNS = ("fallback_series", "failed_series", "error")
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,16 @@ class BenchResult:
     history: pl.DataFrame | None = None
     cached: int = 0
     computed: int = 0
+    series_metrics: pl.DataFrame | None = None
+    bench: BenchData | None = None
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """A task whose model raised: what it raised and after how many seconds (picklable, sent back by workers)."""
+
+    error: str  # "<ErrorType>: <message>"
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -281,14 +309,24 @@ class _PeakRSS:
         self.peak = max(self.peak, _rss())
 
 
-def run_task(task: Task, data: pl.DataFrame) -> pl.DataFrame:
+def run_task(task: Task, data: pl.DataFrame, n_jobs: int = 1) -> pl.DataFrame:
     """Fit the task's model on the window's training part and forecast ``h`` steps.
+
+    Parameters
+    ----------
+    task : Task
+    data : pl.DataFrame
+        The dataset's ``unique_id, ds, y`` in full (the task's window is cut from it).
+    n_jobs : int, default 1
+        Cores the model may use (its ``n_jobs``); the harness gives spare cores to few tasks.
 
     Returns
     -------
     pl.DataFrame
         ``h`` rows per series: ``unique_id, ds, mean[, lo-<L>, hi-<L>]`` and, repeated on
-        every row, ``fit_seconds, predict_seconds, peak_memory_mb, memory_delta_mb``.
+        every row, ``fit_seconds, predict_seconds, peak_memory_mb, memory_delta_mb``,
+        ``fallback_series`` (series forecast by the spec's fallback model) and
+        ``fallback_ids`` (their ids, comma-separated).
 
     Raises
     ------
@@ -297,19 +335,25 @@ def run_task(task: Task, data: pl.DataFrame) -> pl.DataFrame:
     """
     panel = validate_panel(_window(task, data).train, freq=task.freq)
     spec = parse_spec(task.spec)
-    model = make_model(spec, freq=panel.freq, n_jobs=1)
+    model = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
     with _PeakRSS() as mem:
         t0 = time.perf_counter()
         model.fit(panel)
         t1 = time.perf_counter()
-        out = model.predict(task.h, level=list(task.levels))
+        out = _renamed(model.predict(task.h, level=list(task.levels)), model.alias)
         t2 = time.perf_counter()
-    alias = model.alias
-    out = out.rename({c: "mean" if c == alias else c[len(alias) + 1:] for c in out.columns if c.startswith(alias)})
     mb = 1024.0 * 1024.0
+    fallbacks = [fb.unique_id for fb in model.fallbacks_]
     return out.with_columns(pl.lit(t1 - t0).alias("fit_seconds"), pl.lit(t2 - t1).alias("predict_seconds"),
                             pl.lit(mem.peak / mb).alias("peak_memory_mb"),
-                            pl.lit(max(mem.peak - mem.start, 0) / mb).alias("memory_delta_mb"))
+                            pl.lit(max(mem.peak - mem.start, 0) / mb).alias("memory_delta_mb"),
+                            pl.lit(len(fallbacks), dtype=pl.Int64).alias("fallback_series"),
+                            pl.lit(",".join(str(u) for u in fallbacks)).alias("fallback_ids"))
+
+
+def _renamed(out: pl.DataFrame, alias: str) -> pl.DataFrame:
+    """A model's forecast columns (``<alias>``, ``<alias>-lo-80``...) as ``mean``, ``lo-80``..."""
+    return out.rename({c: "mean" if c == alias else c[len(alias) + 1:] for c in out.columns if c.startswith(alias)})
 
 
 def _window(task: Task, data: pl.DataFrame) -> Window:
@@ -317,12 +361,18 @@ def _window(task: Task, data: pl.DataFrame) -> Window:
     return Window(window=task.window, offset=task.offset, h=task.h, frame=data)
 
 
-def _guarded(task: Task, data: pl.DataFrame) -> pl.DataFrame | ModelFitError:
-    """The Naive2 reference may fail (multiplicative decomposition of non-positive series): return the error."""
+def _guarded(task: Task, data: pl.DataFrame, n_jobs: int = 1) -> pl.DataFrame | TaskFailure:
+    """:func:`run_task`, with the model's failure returned as a :class:`TaskFailure` instead of raised.
+
+    Any exception of the model counts (a library's ValueError as well as a ForecastingError):
+    the harness never stops at a model that fails. KeyboardInterrupt and SystemExit still stop it.
+    """
+    t0 = time.perf_counter()
     try:
-        return run_task(task, data)
-    except ModelFitError as exc:
-        return exc
+        return run_task(task, data, n_jobs=n_jobs)
+    except Exception as exc:  # noqa: BLE001 - a failing model is a row of the results, whatever it raised
+        message = exc.message if isinstance(exc, ForecastingError) else str(exc)
+        return TaskFailure(error=f"{type(exc).__name__}: {message}", seconds=time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------- store
@@ -361,32 +411,76 @@ class Store:
 
 # --------------------------------------------------------------------------- engines
 Engine = Literal["local", "ray"]
-Done = Callable[[Task, pl.DataFrame | ModelFitError], None]
+Result = pl.DataFrame | TaskFailure
+Done = Callable[[Task, Result], None]
+Todo = list[tuple[Task, Callable[..., Result]]]
 
 
-def _run_local(todo: list[tuple[Task, Callable[..., Any]]], data: pl.DataFrame, n_jobs: int, done: Done) -> None:
-    if n_jobs == 1 or len(todo) <= 1:
+def task_cores(n_jobs: int, n_tasks: int) -> tuple[int, int]:
+    """Worker processes and cores per task for ``n_tasks`` tasks on ``n_jobs`` cores.
+
+    One worker per task up to ``n_jobs``; when there are fewer tasks than cores each task's
+    model gets ``n_jobs // workers`` cores (its ``n_jobs``), so the total stays within ``n_jobs``.
+
+    Examples
+    --------
+    >>> task_cores(8, 2), task_cores(2, 10), task_cores(4, 1)
+    ((2, 4), (2, 1), (1, 4))
+    """
+    workers = max(1, min(n_jobs, n_tasks))
+    return workers, max(1, n_jobs // workers)
+
+
+_POOLS: dict[int, Any] = {}
+
+
+def _pool(workers: int) -> Any:
+    """A spawned process pool of ``workers`` processes, kept for the next run in this process.
+
+    Runs after the first (the datasets of a suite, reruns) reuse warm workers: no second start-up,
+    import or numba compilation (seconds per model per process). Shut down at exit.
+    """
+    if workers not in _POOLS:
+        import atexit
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        _POOLS[workers] = pool
+        atexit.register(pool.shutdown, wait=False, cancel_futures=True)
+    return _POOLS[workers]
+
+
+def _run_local(todo: Todo, data: pl.DataFrame, n_jobs: int, done: Done) -> None:
+    workers, per_task = task_cores(n_jobs, len(todo))
+    if workers == 1:
         for task, fn in todo:
-            done(task, fn(task, data))
+            done(task, fn(task, data, per_task))
         return
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(max_workers=min(n_jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending = {pool.submit(fn, task, data): task for task, fn in todo}
-        try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    done(pending.pop(fut), fut.result())
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+    pool = _pool(workers)
+    try:
+        pending = {pool.submit(fn, task, data, per_task): task for task, fn in todo}
+    except BrokenProcessPool:  # a worker died in an earlier run: start afresh
+        _POOLS.pop(workers, None)
+        pool = _pool(workers)
+        pending = {pool.submit(fn, task, data, per_task): task for task, fn in todo}
+    try:
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                done(pending.pop(fut), fut.result())
+    except BaseException:
+        for fut in pending:
+            fut.cancel()
+        _POOLS.pop(workers, None)  # interrupted: running tasks are left to finish; the next run starts new workers
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
 
 
-def _run_ray(todo: list[tuple[Task, Callable[..., Any]]], data: pl.DataFrame, n_jobs: int, address: str | None,
-             done: Done) -> None:
+def _run_ray(todo: Todo, data: pl.DataFrame, n_jobs: int, address: str | None, done: Done) -> None:
     try:
         import ray
     except ImportError:
@@ -419,44 +513,135 @@ def _run_ray(todo: list[tuple[Task, Callable[..., Any]]], data: pl.DataFrame, n_
 
 
 # --------------------------------------------------------------------------- scoring
-def _score_window(w: int, results: dict[Task, pl.DataFrame | ModelFitError], tasks: list[Task], ref: Task,
-                  bench: BenchData, levels: Sequence[float], notes: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _model_columns(task: Task, out: pl.DataFrame, ds_type: pl.DataType) -> pl.DataFrame:
+    """A task's forecasts as ``unique_id, ds, <model>[, <model>-lo-<L>...]`` with ``ds`` of the test's type."""
+    cols = [c for c in out.columns if c not in ("unique_id", "ds", *TIMING_COLUMNS, *FALLBACK_COLUMNS)]
+    return out.select(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(ds_type),
+                      *[pl.col(c).alias(task.model if c == "mean" else f"{task.model}-{c}") for c in cols])
+
+
+def _patch_failed_series(base: pl.DataFrame, models: list[str], train: pl.DataFrame, bench: BenchData,
+                         levels: Sequence[float], w: int, notes: list[str]) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Replace each model's forecasts of the series it left missing or non-finite by the seasonal naive ones.
+
+    Returns the patched frame and, per model, the number of series patched (a note names them).
+    """
+    counts: dict[str, int] = {}
+    snaive: pl.DataFrame | None = None
+    for model in models:
+        cols = [c for c in base.columns if c == model or c.startswith(f"{model}-lo-") or c.startswith(f"{model}-hi-")]
+        bad_row = pl.any_horizontal([pl.col(c).is_null() | ~pl.col(c).is_finite() for c in cols])
+        bad = base.filter(bad_row)["unique_id"].unique(maintain_order=True)
+        counts[model] = bad.len()
+        if not bad.len():
+            continue
+        if snaive is None:
+            snaive = _seasonal_naive(train, bench, levels, base.schema["ds"])
+        fill = snaive.select("unique_id", "ds", *[pl.col(c.replace(model, "mean", 1)).alias(f"__{c}") for c in cols])
+        base = base.join(fill, on=["unique_id", "ds"], how="left", maintain_order="left").with_columns(
+            *[pl.when(pl.col("unique_id").is_in(bad.implode())).then(pl.col(f"__{c}")).otherwise(pl.col(c)).alias(c)
+              for c in cols]).drop([f"__{c}" for c in cols])
+        shown = ", ".join(bad.head(10).to_list()) + (f" and {bad.len() - 10} more" if bad.len() > 10 else "")
+        notes.append(f"{model} (window {w}): {bad.len()} series without a finite forecast were scored with the "
+                     f"seasonal naive forecast (season {bench.season_length}): {shown}")
+    return base, counts
+
+
+def _seasonal_naive(train: pl.DataFrame, bench: BenchData, levels: Sequence[float], ds_type: pl.DataType) -> pl.DataFrame:
+    """The seasonal naive forecasts (and intervals) of the window's training data, as ``mean``, ``lo-<L>``..."""
+    spec = ModelSpec(name="seasonal_naive", params={"season_length": bench.season_length})
+    model = make_model(spec, freq=bench.freq).fit(validate_panel(train, freq=bench.freq))
+    out = _renamed(model.predict(bench.h, level=list(levels)), model.alias)
+    return out.with_columns(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(ds_type))
+
+
+def _unscaled_note(train: pl.DataFrame, m: int, notes: list[str]) -> None:
+    """Note the series without a MASE scale (scored with null MASE/MSIS/SQL, left out of those means)."""
+    scale = train.group_by("unique_id").agg(pl.len().alias("n"), (pl.col("y") - pl.col("y").shift(m)).abs().mean()
+                                            .alias("scale"))
+    bad = scale.filter((pl.col("n") <= m) | (pl.col("scale") == 0))["unique_id"].sort()
+    if bad.len():
+        note = (f"{bad.len()} series have no MASE scale (constant lag-{m} differences or at most {m} training values; "
+                f"e.g. {', '.join(bad.head(5).cast(pl.Utf8).to_list())}): their MASE, MSIS and SQL are null and left "
+                "out of those means")
+        if note not in notes:
+            notes.append(note)
+
+
+def _score_window(w: int, results: dict[Task, Result], tasks: list[Task], ref: Task, bench: BenchData,
+                  levels: Sequence[float], notes: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """One window's scores (one row per model, failures included), forecasts and per-series scores."""
     win = _window(ref, bench.data)
-    train, test = win.train, win.test
-    base: pl.DataFrame | None = None
-    for task in tasks:
-        out = results[task]
-        assert isinstance(out, pl.DataFrame)
-        cols = [c for c in out.columns if c not in ("unique_id", "ds", *TIMING_COLUMNS)]
-        renamed = out.select("unique_id", "ds", *[pl.col(c).alias(task.model if c == "mean" else f"{task.model}-{c}")
-                                                  for c in cols])
-        base = renamed if base is None else base.join(renamed, on=["unique_id", "ds"], how="left",
-                                                      maintain_order="left")
-    assert base is not None
+    train, test = win.train.rechunk(), win.test.rechunk()
+    ds_type = test.schema["ds"]
+    scored = [t for t in tasks if isinstance(results[t], pl.DataFrame)]
+    failed = [t for t in tasks if isinstance(results[t], TaskFailure)]
+    base = test.select(pl.col("unique_id").cast(pl.Utf8), "ds")
+    for task in scored:
+        base = base.join(_model_columns(task, results[task], ds_type), on=["unique_id", "ds"],  # type: ignore[arg-type]
+                         how="left", maintain_order="left")
+    models = [t.model for t in scored]
+    base, patched = _patch_failed_series(base, models, train, bench, levels, w, notes)
     naive2_col: str | None = NAIVE2
     ref_out = results[ref]
-    if isinstance(ref_out, ModelFitError):
+    if isinstance(ref_out, TaskFailure):
         naive2_col = None
-        note = f"OWA not computed: the Naive2 benchmark failed ({ref_out.message})"
+        note = f"OWA not computed: the Naive2 benchmark failed ({ref_out.error})"
         if note not in notes:
             notes.append(note)
     else:
-        base = base.join(ref_out.select("unique_id", "ds", pl.col("mean").alias(NAIVE2)), on=["unique_id", "ds"],
-                         how="left", maintain_order="left")
+        base = base.join(_model_columns(ref, ref_out, ds_type).select("unique_id", "ds", NAIVE2),
+                         on=["unique_id", "ds"], how="left", maintain_order="left")
+        if base[NAIVE2].is_null().any() or not base[NAIVE2].is_finite().all():
+            naive2_col = None
+            base = base.drop(NAIVE2)
+            note = "OWA not computed: the Naive2 benchmark has no finite forecast for some series"
+            if note not in notes:
+                notes.append(note)
     base = base.rechunk()
-    test = test.with_columns(pl.col("ds").cast(base.schema["ds"])).rechunk()
-    train = train.rechunk()
-    scores = evaluate(base, test, train, models=[t.model for t in tasks], season_length=bench.season_length,
-                      level=levels, naive2_column=naive2_col)
-    forecasts = (test.join(win.cutoff, on="unique_id").join(base.drop(NAIVE2, strict=False), on=["unique_id", "ds"])
-                 .with_columns(pl.lit(w).alias("window")))
+    _unscaled_note(train, bench.season_length, notes)
+    frames = []
+    per_series = None
+    if models:
+        frames.append(evaluate(base, test, train, models=models, season_length=bench.season_length, level=levels,
+                               naive2_column=naive2_col, unscaled="null"))
+        per_series = series_scores(base, test, train, models=models, season_length=bench.season_length,
+                                   unscaled="null").with_columns(pl.lit(w).alias("window"))
+    if failed:
+        frames.append(pl.DataFrame({"model": [t.model for t in failed]}))
+    scores = pl.concat(frames, how="diagonal_relaxed")
+    forecasts = (test.with_columns(pl.col("unique_id").cast(pl.Utf8)).join(win.cutoff.with_columns(
+        pl.col("unique_id").cast(pl.Utf8)), on="unique_id").join(base.drop(NAIVE2, strict=False), on=["unique_id", "ds"])
+        .with_columns(pl.lit(w).alias("window")))
     forecasts = forecasts.select("unique_id", "ds", "window", "cutoff", "y",
                                  *[c for c in forecasts.columns if c not in ("unique_id", "ds", "window", "cutoff", "y")])
-    timing = pl.DataFrame([{"model": t.model, **{c: float(results[t][c][0]) for c in TIMING_COLUMNS  # type: ignore[index]
-                                                 if c != "fit_predict_seconds"}} for t in tasks])
-    timing = timing.with_columns((pl.col("fit_seconds") + pl.col("predict_seconds")).alias("fit_predict_seconds"))
-    scores = scores.join(timing, on="model", maintain_order="left").with_columns(pl.lit(w).alias("window"))
-    return scores, forecasts
+    status = pl.DataFrame([_task_status(t, results[t], patched.get(t.model, 0)) for t in tasks],
+                          schema={"model": pl.Utf8, **dict.fromkeys(TIMING_COLUMNS[:2], pl.Float64),
+                                  **dict.fromkeys(TIMING_COLUMNS[3:], pl.Float64), "fallback_series": pl.Int64,
+                                  "failed_series": pl.Int64, "error": pl.Utf8, "fit_predict_seconds": pl.Float64})
+    for t in scored:
+        out = results[t]
+        assert isinstance(out, pl.DataFrame)
+        if "fallback_series" in out.columns and out["fallback_series"][0]:
+            ids = out["fallback_ids"][0].split(",")
+            shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+            note = f"{t.model} (window {w}): {len(ids)} series forecast by its fallback model: {shown}"
+            if note not in notes:
+                notes.append(note)
+    order = pl.DataFrame({"model": [t.model for t in tasks]})
+    scores = order.join(scores, on="model", how="left", maintain_order="left").join(
+        status, on="model", maintain_order="left").with_columns(pl.lit(w).alias("window"))
+    return scores, forecasts, per_series if per_series is not None else pl.DataFrame()
+
+
+def _task_status(task: Task, out: Result, failed_series: int) -> dict[str, Any]:
+    """Timing, memory and how a task's row was scored (fallbacks, patched series, the error of a failure)."""
+    if isinstance(out, TaskFailure):
+        return {"model": task.model, "error": out.error, "fit_predict_seconds": out.seconds}
+    row: dict[str, Any] = {c: float(out[c][0]) for c in TIMING_COLUMNS if c != "fit_predict_seconds"}
+    row["fit_predict_seconds"] = row["fit_seconds"] + row["predict_seconds"]
+    fallback = int(out["fallback_series"][0]) if "fallback_series" in out.columns else 0
+    return {"model": task.model, **row, "fallback_series": fallback, "failed_series": failed_series, "error": None}
 
 
 def _check_run_options(*, series_limit: int | None, engine: str) -> None:
@@ -468,11 +653,11 @@ def _check_run_options(*, series_limit: int | None, engine: str) -> None:
         raise InvalidParameterError(msg, field="engine")
 
 
-def _cached_and_todo(st: Store, tasks: list[Task]) -> tuple[dict[Task, pl.DataFrame | ModelFitError],
-                                                             list[tuple[Task, Callable[..., Any]]]]:
-    """The tasks' stored results, and the tasks left to run (one per store key, with the function that runs it)."""
-    results: dict[Task, pl.DataFrame | ModelFitError] = {}
-    todo: list[tuple[Task, Callable[..., Any]]] = []
+def _cached_and_todo(st: Store, tasks: list[Task]) -> tuple[dict[Task, Result], Todo]:
+    """The tasks' stored results, and the tasks left to run (one per store key: a ``naive2`` in the model list
+    and the Naive2 reference share one task)."""
+    results: dict[Task, Result] = {}
+    todo: Todo = []
     unique: dict[str, Task] = {}
     for task in tasks:
         cached = st.load(task)
@@ -480,22 +665,32 @@ def _cached_and_todo(st: Store, tasks: list[Task]) -> tuple[dict[Task, pl.DataFr
             results[task] = cached
         elif task.key not in unique:
             unique[task.key] = task
-            todo.append((task, _guarded if task.model == NAIVE2 else run_task))
+            todo.append((task, _guarded))
     return results, todo
 
 
 def _over_windows(per_window: list[pl.DataFrame], dataset: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``window_metrics`` (the windows' scores, with the dataset) and ``metrics`` (scores averaged over windows,
-    seconds summed, memory the maximum, ``windows`` counted), one row per model in the order given."""
+    seconds summed, memory the maximum, ``windows`` counted), one row per model in the order given. A model that
+    failed in any window has null scores and that window's error."""
     window_metrics = pl.concat(per_window, how="diagonal_relaxed").with_columns(pl.lit(dataset).alias("dataset"))
-    window_metrics = window_metrics.select("dataset", "model", "window",
-                                           *[c for c in window_metrics.columns if c not in ("dataset", "model", "window")])
-    score_cols = [c for c in window_metrics.columns if c not in ("dataset", "model", "window", *TIMING_COLUMNS)]
+    status = [c for c in STATUS_COLUMNS if c in window_metrics.columns]
+    window_metrics = window_metrics.select(
+        "dataset", "model", "window",
+        *[c for c in window_metrics.columns if c not in ("dataset", "model", "window", *TIMING_COLUMNS, *status)],
+        *TIMING_COLUMNS, *status)
+    score_cols = [c for c in window_metrics.columns if c not in ("dataset", "model", "window", *TIMING_COLUMNS,
+                                                                 *status)]
     metrics = (window_metrics.group_by("dataset", "model", maintain_order=True)
                .agg(*[pl.col(c).mean() for c in score_cols],
-                    *[pl.col(c).sum() for c in ("fit_seconds", "predict_seconds", "fit_predict_seconds")],
+                    *[pl.when(pl.col(c).is_not_null().any()).then(pl.col(c).sum()).alias(c)
+                      for c in ("fit_seconds", "predict_seconds", "fit_predict_seconds")],
                     *[pl.col(c).max() for c in ("peak_memory_mb", "memory_delta_mb")],
-                    pl.len().alias("windows")))
+                    pl.len().alias("windows"),
+                    pl.col("fallback_series").max(), pl.col("failed_series").max(),
+                    pl.col("error").drop_nulls().first()))
+    failed = pl.col("error").is_not_null()
+    metrics = metrics.with_columns(*[pl.when(failed).then(None).otherwise(pl.col(c)).alias(c) for c in score_cols])
     return window_metrics, metrics
 
 
@@ -511,6 +706,7 @@ def run_benchmark(
     step_size: int | None = None,
     input: str | Path | None = None,
     freq: str | int | None = None,
+    season_length: int | None = None,
     engine: Engine = "local",
     ray_address: str | None = None,
     store: str | Path | None = None,
@@ -523,22 +719,26 @@ def run_benchmark(
     Parameters
     ----------
     dataset : str, optional
-        Catalogue name (``m4_hourly``, ``air_passengers``...); or give ``input``.
+        Catalogue name (``m4_hourly``, ``m3_monthly``, ``air_passengers``...); or give ``input``.
     models : sequence of str
         Model specs (registry names or JSON specs), ``ensemble`` included.
     h : int, optional
         Horizon; defaults to the catalogue's (M4 Hourly: 48). Required with ``input``.
     level : numbers in (0, 100)
-        Interval levels for coverage and MSIS.
+        Interval levels for coverage, MSIS, WQL and SQL.
     n_jobs : int
-        Tasks run at once (-1: one per CPU). 1 runs them in this process.
+        Cores (-1: one per CPU): tasks run at once, and spare cores go to the models when there
+        are fewer tasks than cores. 1 runs them in this process.
     series_limit : int, optional
         Keep only the first N series (quick runs).
     windows, step_size : int
         Rolling origins and the steps between them (default ``h``). Window 0 ends at
-        each series' end (M4: the official test part).
+        each series' end (M4, M3: the official test part).
     input, freq : optional
         The user's own long-format file instead of a catalogue dataset.
+    season_length : int, optional
+        The data's season (MASE scale, Naive2, and every model that leaves it out); default the
+        catalogue's, or for ``input`` the conventional one of its frequency (1 for integer ``ds``).
     engine : {"local", "ray"}; ray_address : str, optional
         Where tasks run; ``ray`` without an address starts a local Ray instance with
         ``n_jobs`` CPUs and shuts it down afterwards.
@@ -550,15 +750,22 @@ def run_benchmark(
     Returns
     -------
     BenchResult
-        ``metrics``: ``dataset, model, smape, mase, owa, mae, rmse, [coverage_L, msis_L],
-        fit_seconds, predict_seconds, fit_predict_seconds, peak_memory_mb,
-        memory_delta_mb, windows``; one row per model, in the order given (seconds
-        summed over windows, memory the maximum). ``window_metrics``: the same per
-        window.
+        ``metrics``: ``dataset, model, smape, mase, owa, mae, rmse, [coverage_L, msis_L, wql, sql],
+        fit_seconds, predict_seconds, fit_predict_seconds, peak_memory_mb, memory_delta_mb,
+        windows, fallback_series, failed_series, error``; one row per model, in the order
+        given (seconds summed over windows, memory the maximum; a failed model has null scores
+        and its error). ``window_metrics``: the same per window. ``series_metrics``: ``model,
+        unique_id, smape, mase, mae, rmse, window`` for the scored models.
+
+    Raises
+    ------
+    InvalidParameterError, DatasetError, InvalidInputError
+        Bad options or data (before any model runs). A failing model does not raise.
     """
     _check_run_options(series_limit=series_limit, engine=engine)
     levels = validate_levels(level)
-    bench = load_bench_data(dataset, input=input, freq=freq, h=h, series_limit=series_limit)
+    bench = load_bench_data(dataset, input=input, freq=freq, h=h, season_length=season_length,
+                            series_limit=series_limit)
     tasks, refs = plan_tasks(bench, models, windows=windows, step_size=step_size, level=levels,
                              series_limit=series_limit)
     n_jobs = (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
@@ -576,7 +783,7 @@ def run_benchmark(
     for t in [*refs, *tasks]:
         by_key.setdefault(t.key, []).append(t)
 
-    def done(task: Task, out: pl.DataFrame | ModelFitError) -> None:
+    def done(task: Task, out: Result) -> None:
         if isinstance(out, pl.DataFrame):
             # one memory layout whatever the source (this process, a worker, Ray, the store): polars' float sums
             # depend on chunking, and scores must be the same to the last bit
@@ -588,7 +795,9 @@ def run_benchmark(
                 if on_task_done:
                     on_task_done(same, False)
                 if on_model_done:
-                    on_model_done(same.model, float(out["fit_seconds"][0] + out["predict_seconds"][0]))  # type: ignore[index]
+                    seconds = (out.seconds if isinstance(out, TaskFailure)
+                               else float(out["fit_seconds"][0] + out["predict_seconds"][0]))
+                    on_model_done(same.model, seconds)
 
     if todo:
         if engine == "ray":
@@ -596,17 +805,30 @@ def run_benchmark(
         else:
             _run_local(todo, bench.data, n_jobs, done)
 
+    return _scored(results, tasks, refs, bench, levels, cached=cached_n)
+
+
+def _scored(results: dict[Task, Result], tasks: list[Task], refs: list[Task], bench: BenchData,
+            levels: Sequence[float], *, cached: int) -> BenchResult:
+    """Every window scored, then the scores over windows (the run's :class:`BenchResult`)."""
     notes: list[str] = []
-    per_window, frames = [], []
+    per_window, frames, series = [], [], []
     for w, ref in enumerate(refs):
-        scores, fc = _score_window(w, results, [t for t in tasks if t.window == w], ref, bench, levels, notes)
+        scores, fc, per_series = _score_window(w, results, [t for t in tasks if t.window == w], ref, bench, levels,
+                                               notes)
         per_window.append(scores)
         frames.append(fc)
+        series.append(per_series)
+    for t in tasks:
+        out = results[t]
+        if isinstance(out, TaskFailure):
+            notes.append(f"{t.model} failed on {bench.name} (window {t.window}): {out.error}")
     window_metrics, metrics = _over_windows(per_window, bench.name)
     history = _window(refs[0], bench.data).train.group_by("unique_id", maintain_order=True).tail(3 * bench.h)
     return BenchResult(metrics=metrics, forecasts=pl.concat(frames, how="diagonal_relaxed"), notes=notes,
-                       window_metrics=window_metrics, history=history, cached=cached_n,
-                       computed=len(tasks) - cached_n)
+                       window_metrics=window_metrics, history=history, cached=cached,
+                       computed=len(tasks) - cached, series_metrics=pl.concat(series, how="diagonal_relaxed"),
+                       bench=bench)
 
 
 # --------------------------------------------------------------------------- output

@@ -37,6 +37,7 @@ __all__ = [
     "owa",
     "quantile_loss",
     "rmse",
+    "series_scores",
     "smape",
     "sql",
     "wql",
@@ -668,8 +669,52 @@ def evaluate(
     fc, act, tr = _clean_frames(forecasts, actuals, train, value_cols)
     joined = _with_scale(fc, act, tr, m, unscaled)
     _check_crossed(joined, interval_cols)
-    means = _series_means(joined, score_cols, interval_cols, levels)
+    per_series = _per_series(joined, score_cols, interval_cols, levels)
+    means = per_series.drop("unique_id").mean().row(0, named=True)  # unweighted mean over series, nulls left out
     return _score_table(means, model_list, levels, interval_cols, naive2_column)
+
+
+def series_scores(
+    forecasts: pl.DataFrame,
+    actuals: pl.DataFrame,
+    train: pl.DataFrame,
+    *,
+    models: Sequence[str],
+    season_length: int,
+    unscaled: Literal["raise", "null"] = "raise",
+) -> pl.DataFrame:
+    """Point scores per model and series: the values :func:`evaluate` averages over series.
+
+    Parameters
+    ----------
+    forecasts, actuals, train, models, season_length, unscaled
+        As :func:`evaluate`.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per (model, series), models in the order given, series sorted: ``model``,
+        ``unique_id`` (Utf8), ``smape`` (0-200), ``mase`` (null for an unscaled series with
+        ``unscaled="null"``), ``mae``, ``rmse``. The mean of a column over a model's rows is
+        :func:`evaluate`'s score (a bootstrap over series resamples these rows).
+
+    Raises
+    ------
+    InvalidInputError, InsufficientHistoryError, InvalidParameterError
+        As :func:`evaluate`.
+    """
+    model_list = list(models)
+    if not model_list:
+        msg = "`models` must name at least one forecast column, got none"
+        raise InvalidParameterError(msg, field="models")
+    m = _season(season_length)
+    _check_frames(forecasts, actuals, train, model_list)
+    fc, act, tr = _clean_frames(forecasts, actuals, train, model_list)
+    per_series = _per_series(_with_scale(fc, act, tr, m, unscaled), model_list, {}, [])
+    metrics = ("smape", "mase", "mae", "rmse")
+    return pl.concat([per_series.select(pl.lit(model).alias("model"), "unique_id",
+                                        *[pl.col(f"{model}__{k}").alias(k) for k in metrics])
+                      for model in model_list])
 
 
 def _check_frames(forecasts: pl.DataFrame, actuals: pl.DataFrame, train: pl.DataFrame, score_cols: list[str]) -> None:
@@ -808,9 +853,9 @@ def _check_crossed(joined: pl.DataFrame, interval_cols: dict[tuple[str, float], 
             raise InvalidInputError(msg, field="forecasts")
 
 
-def _series_means(joined: pl.DataFrame, score_cols: list[str],
-                  interval_cols: dict[tuple[str, float], tuple[str, str]], levels: list[float]) -> dict[str, Any]:
-    """Each metric per series, then the unweighted mean over series (nulls left out)."""
+def _per_series(joined: pl.DataFrame, score_cols: list[str],
+                interval_cols: dict[tuple[str, float], tuple[str, str]], levels: list[float]) -> pl.DataFrame:
+    """Each metric per series: one row per ``unique_id``, columns ``<model>__<metric>``."""
     y = pl.col("y")
 
     def point_exprs(col: str) -> list[pl.Expr]:
@@ -841,9 +886,7 @@ def _series_means(joined: pl.DataFrame, score_cols: list[str],
     exprs += [e for model, quantiles in _model_quantiles(interval_cols, levels).items()
               for e in _quantile_loss_exprs(model, quantiles)]
     exprs.append(y.abs().sum().alias("__abs_y"))
-    per_series = joined.group_by("unique_id").agg(exprs).sort("unique_id")  # fixed order: reproducible float sums
-    means = per_series.drop("unique_id").mean().row(0, named=True)
-    return means
+    return joined.group_by("unique_id").agg(exprs).sort("unique_id")  # fixed order: reproducible float sums
 
 
 def _model_quantiles(interval_cols: dict[tuple[str, float], tuple[str, str]],

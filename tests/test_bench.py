@@ -51,14 +51,14 @@ def test_interrupted_run_resumes_and_reruns_are_cached(tmp_path: Path, monkeypat
         return real(task, data)
 
     args = dict(windows=2, store=store)
-    monkeypatch.setattr(harness, "run_task", lambda t, d: counting(t, d, fail=True))
+    monkeypatch.setattr(harness, "run_task", lambda t, d, n_jobs=1: counting(t, d, fail=True))
     with pytest.raises(KeyboardInterrupt):
         run_benchmark("air_passengers", ["naive", "seasonal_naive"], **args)
     assert len(list(store.glob("*.parquet"))) == 5  # 2 Naive2 references + 3 model tasks finished
     assert not list(store.glob(".*"))  # no temporary files left
 
     calls.clear()
-    monkeypatch.setattr(harness, "run_task", lambda t, d: counting(t, d))
+    monkeypatch.setattr(harness, "run_task", lambda t, d, n_jobs=1: counting(t, d))
     resumed = run_benchmark("air_passengers", ["naive", "seasonal_naive"], **args)
     assert calls == [("seasonal_naive", 1)]  # only the missing task ran
     assert (resumed.cached, resumed.computed) == (3, 1)
