@@ -30,8 +30,10 @@ from scipy.stats import norm
 from forecasting.errors import InsufficientHistoryError, InvalidInputError, InvalidParameterError
 
 __all__ = [
+    "Naive2Decomposition",
     "Naive2Forecast",
     "acf",
+    "naive2_decompose",
     "naive2_forecast",
     "naive2_intervals",
     "r_default_max_lag",
@@ -275,18 +277,82 @@ def seasonal_indices(y: Sequence[float] | np.ndarray, season_length: int) -> np.
     return np.tile(figure, n_cycles)[:n]
 
 
+class Naive2Decomposition(NamedTuple):
+    """What :func:`naive2_decompose` returns."""
+
+    adjusted: np.ndarray
+    """The seasonally adjusted history ``y / seasonal``, shape (n,), in the units of ``y``."""
+    seasonal: np.ndarray
+    """Multiplicative seasonal indices, shape (n,), unitless (all 1.0 when Naive2 does not adjust)."""
+    note: str | None
+    """Why a series that the seasonality test calls seasonal is not adjusted (values <= 0), else None."""
+
+
+def naive2_decompose(y: Sequence[float] | np.ndarray, season_length: int) -> Naive2Decomposition:
+    """The seasonal adjustment of the M4 Naive2 benchmark (the one place its rule lives).
+
+    When ``season_length > 1`` and :func:`seasonality_test` passes, the series is divided by its
+    multiplicative seasonal indices (:func:`seasonal_indices`); otherwise it is left as it is.
+    A series that passes the test but has a value <= 0 has no multiplicative indices (a ratio to a
+    level that is zero or negative): it is left unadjusted, so Naive2 is plain naive on it, and
+    ``note`` says so. (The M4 organisers' code assumes positive data, as every M4 series is; R's
+    ``decompose`` would return infinite or sign-flipped indices.)
+
+    Parameters
+    ----------
+    y : array of shape (n_timesteps,)
+        Finite observations.
+    season_length : int
+        Observations per cycle (M4's ``frequency``), >= 1.
+
+    Returns
+    -------
+    Naive2Decomposition
+        ``(adjusted, seasonal, note)``: arrays of shape (n_timesteps,) and the note (or None).
+
+    Raises
+    ------
+    InvalidInputError
+        If ``y`` is not 1-D, is empty or holds NaN/inf.
+    InvalidParameterError
+        If ``season_length`` is not an integer >= 1.
+
+    Notes
+    -----
+    Source: ``Benchmarks`` in ``Benchmarks and Evaluation.R``, https://github.com/Mcompetitions/M4-methods;
+    Makridakis, Spiliotis & Assimakopoulos (2020), IJF 36(1).
+
+    Examples
+    --------
+    >>> naive2_decompose([1.0, 2.0, 3.0], 1).note is None
+    True
+    """
+    x = _as_series(y)
+    m = _check_positive_int(season_length, "season_length")
+    if m == 1 or not seasonality_test(x, m):
+        return Naive2Decomposition(adjusted=x.copy(), seasonal=np.ones(x.size), note=None)
+    nonpos = np.flatnonzero(x <= 0)
+    if nonpos.size:
+        note = (f"seasonal at lag {m} by Naive2's 90% autocorrelation test, but {nonpos.size} value(s) <= 0 "
+                f"(first at position {int(nonpos[0])}) leave its multiplicative seasonal indices undefined: plain "
+                f"naive used")
+        return Naive2Decomposition(adjusted=x.copy(), seasonal=np.ones(x.size), note=note)
+    seasonal = seasonal_indices(x, m)
+    return Naive2Decomposition(adjusted=x / seasonal, seasonal=seasonal, note=None)
+
+
 def naive2_forecast(y: Sequence[float] | np.ndarray, h: int, season_length: int) -> Naive2Forecast:
     """The M4 Naive2 benchmark: naive forecast of the seasonally adjusted series, re-seasonalised.
 
-    When ``season_length > 1`` and :func:`seasonality_test` passes, the series is divided by
-    its multiplicative seasonal indices (:func:`seasonal_indices`); the forecast is the last
+    The series is seasonally adjusted as :func:`naive2_decompose` says (when ``season_length > 1``
+    and :func:`seasonality_test` passes, and every value is positive); the forecast is the last
     adjusted value times the last cycle of indices repeated over the horizon. Otherwise the
     forecast is the plain naive forecast (last value repeated).
 
     Parameters
     ----------
     y : array of shape (n_timesteps,)
-        Finite observations (strictly positive when the series is seasonal).
+        Finite observations.
     h : int
         Forecast horizon in steps, >= 1.
     season_length : int
@@ -302,7 +368,7 @@ def naive2_forecast(y: Sequence[float] | np.ndarray, h: int, season_length: int)
     Raises
     ------
     InvalidInputError
-        If ``y`` is not 1-D, empty, holds NaN/inf, or is seasonal with a value <= 0.
+        If ``y`` is not 1-D, empty or holds NaN/inf.
     InvalidParameterError
         If ``h`` or ``season_length`` is not an integer >= 1.
 
@@ -321,13 +387,8 @@ def naive2_forecast(y: Sequence[float] | np.ndarray, h: int, season_length: int)
     x = _as_series(y)
     h = _check_positive_int(h, "h")
     m = _check_positive_int(season_length, "season_length")
-    if m > 1 and seasonality_test(x, m):
-        seasonal = seasonal_indices(x, m)
-        adjusted = x / seasonal
-        seasonal_out = np.resize(seasonal[-m:], h)  # R: head(rep(tail(seasonal, ppy), fh), fh)
-    else:
-        adjusted = x.copy()
-        seasonal_out = np.ones(h)
+    adjusted, seasonal, _ = naive2_decompose(x, m)
+    seasonal_out = np.resize(seasonal[-m:], h)  # R: head(rep(tail(seasonal, ppy), fh), fh)
     mean = adjusted[-1] * seasonal_out
     return Naive2Forecast(mean=mean, seasonal_out=seasonal_out, adjusted=adjusted)
 

@@ -70,18 +70,21 @@ __all__ = [
 ]
 
 #: A capability a model may declare (the keys :func:`require` accepts).
-Capability = Literal["intervals", "exog", "explain", "global_importance", "save", "export", "progress", "time_limit"]
+Capability = Literal["intervals", "exog", "explain", "global_importance", "save", "export", "progress", "time_limit",
+                     "fitted_values"]
 
 #: Training-progress callback: (fraction done in [0, 1], message).
 Progress = Callable[[float, str], None]
 
 _FLAG: dict[str, str] = {"intervals": "supports_intervals", "exog": "supports_exog", "explain": "can_explain",
                          "global_importance": "has_global_importance", "save": "can_save", "export": "can_export",
-                         "progress": "reports_progress", "time_limit": "honours_time_limit"}
+                         "progress": "reports_progress", "time_limit": "honours_time_limit",
+                         "fitted_values": "has_fitted_values"}
 _VERB: dict[str, str] = {"intervals": "give prediction intervals", "exog": "use exogenous columns",
                          "explain": "explain its forecasts", "global_importance": "give a global feature importance",
                          "save": "be saved to a folder and loaded back", "export": "be exported to ONNX",
-                         "progress": "report training progress", "time_limit": "stop at a time limit"}
+                         "progress": "report training progress", "time_limit": "stop at a time limit",
+                         "fitted_values": "give in-sample fitted values"}
 _ADVICE: dict[str, str] = {"intervals": "ask without level"}
 
 
@@ -109,6 +112,8 @@ class Capabilities:
         Calls ``model.progress(fraction, message)`` during training.
     honours_time_limit : bool
         Stops training with ``TimeLimitError`` once ``model.deadline`` (epoch seconds) passes.
+    has_fitted_values : bool
+        ``fitted_values()`` returns the in-sample one-step fitted values of the training rows.
     why_not : mapping of capability to str
         Why an absent capability is absent, with advice (used in the error message).
     """
@@ -122,6 +127,7 @@ class Capabilities:
     can_export: bool = False
     reports_progress: bool = False
     honours_time_limit: bool = True
+    has_fitted_values: bool = False
     why_not: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def has(self, capability: Capability) -> bool:
@@ -230,7 +236,8 @@ def require(model: object, capability: Capability, *, field: str = "model") -> N
     ----------
     model : object
         A forecaster or forecaster class (anything else has no capabilities).
-    capability : {"intervals", "exog", "explain", "global_importance", "save", "export", "progress", "time_limit"}
+    capability : {"intervals", "exog", "explain", "global_importance", "save", "export", "progress", "time_limit",
+                  "fitted_values"}
     field : str
         The request field the error names.
 

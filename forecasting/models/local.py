@@ -9,7 +9,6 @@ adapter implements only :meth:`LocalForecaster._fit_one` and
 from __future__ import annotations
 
 import copy
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +30,28 @@ from forecasting.data import (
 from forecasting.errors import CapabilityError, ModelFitError, TimeLimitError
 from forecasting.models.base import P, BaseForecaster, Capabilities, Fallback, as_panel, require
 
-__all__ = ["LOCAL_CAPABILITIES", "LocalForecaster"]
+__all__ = ["ALL_CORES", "LOCAL_CAPABILITIES", "LocalForecaster", "available_cpus", "resolve_n_jobs"]
+
+#: ``n_jobs`` value meaning "one worker process per usable CPU" (scikit-learn's and statsforecast's -1).
+ALL_CORES = -1
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else ``os.cpu_count()``), >= 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_n_jobs(n_jobs: int) -> int:
+    """Worker processes for ``n_jobs``: negative values count back from the CPUs (-1: all, -2: all but one).
+
+    As scikit-learn/joblib: ``n_jobs < 0`` means ``available_cpus() + 1 + n_jobs`` (at least 1); 0 and 1
+    mean one (in-process).
+    """
+    return max(1, available_cpus() + 1 + n_jobs) if n_jobs < 0 else max(1, n_jobs)
+
 
 #: What a statistical model does: intervals, nothing trained ahead (refit from each request's history).
 LOCAL_CAPABILITIES = Capabilities(
@@ -44,25 +64,32 @@ LOCAL_CAPABILITIES = Capabilities(
              "export": "statistical models are refit from each request's history (nothing is trained ahead to "
                        "export); export xgboost, nhits, tft or a tabular model",
              "exog": "drop the exogenous columns or choose a model that supports them",
-             "progress": "it fits in one pass per series"})
+             "progress": "it fits in one pass per series",
+             "fitted_values": "this model keeps no in-sample fit; use a statistical model such as 'auto_ets' or "
+                              "cross-validation"})
 
 
 def _run_fit(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np.ndarray]],
-             deadline: float | None = None) -> list[tuple[str, Any, str | None]]:
+             deadline: float | None = None) -> tuple[list[tuple[str, Any, str | None]], bool]:
+    """Fit ``items`` in order (in this process or a worker): ``(unique_id, state or None, error or None)``
+    per series fitted, and whether the deadline (epoch seconds) stopped it before the end."""
     out: list[tuple[str, Any, str | None]] = []
-    for i, (uid, y) in enumerate(items):
+    for uid, y in items:
         if deadline is not None and time.time() > deadline:
-            msg = (
-                f"fitting stopped after {i} of {len(items)} series: the time limit was reached; send "
-                f"fewer or shorter series, or choose a faster model"
-            )
-            raise TimeLimitError(msg, field="data",
-                                 details={"fitted": i, "series": len(items)})
+            return out, True
         try:
             out.append((uid, fit_one(y), None))
         except Exception as exc:  # the underlying library's own errors, reported per series  # noqa: BLE001
             out.append((uid, None, f"{type(exc).__name__}: {exc}"))
-    return out
+    return out, False
+
+
+def _chunks(items: list[tuple[str, np.ndarray]], n_chunks: int) -> list[list[tuple[str, np.ndarray]]]:
+    """``items`` cut into ``n_chunks`` contiguous parts of near-equal total length (observations), in order."""
+    sizes = np.cumsum([y.size for _, y in items])
+    bounds = np.searchsorted(sizes, sizes[-1] * np.arange(1, n_chunks) / n_chunks, side="left") + 1
+    edges = [0, *sorted(set(np.clip(bounds, 1, len(items) - 1).tolist())), len(items)]
+    return [items[i:j] for i, j in zip(edges[:-1], edges[1:], strict=True) if j > i]
 
 
 class LocalForecaster(BaseForecaster[P]):
@@ -81,7 +108,8 @@ class LocalForecaster(BaseForecaster[P]):
         every such series is listed in :attr:`fallbacks_`. Without a fallback they
         raise ``InsufficientHistoryError`` / ``ModelFitError``.
     n_jobs : int, default 1
-        Worker processes for fitting (-1: one per CPU).
+        Worker processes for fitting: 1 in this process, ``ALL_CORES`` (-1) one per usable CPU
+        (:func:`resolve_n_jobs`). Results are identical for every value.
     """
 
     capabilities: ClassVar[Capabilities] = LOCAL_CAPABILITIES
@@ -167,18 +195,86 @@ class LocalForecaster(BaseForecaster[P]):
         self.fallbacks_ = [Fallback(u, fb_name or "", r) for u, r in fallbacks.items()]
         return self
 
+    #: chunks per worker process: a few, so that a slow chunk does not leave the other workers idle, while each
+    #: worker pays one task round trip per chunk, not per series (statsforecast splits the same way)
+    chunks_per_worker: ClassVar[int] = 4
+
     def _fit_many(self, items: list[tuple[str, np.ndarray]]) -> list[tuple[str, Any, str | None]]:
-        n_jobs = (os.cpu_count() or 1) if self.n_jobs == -1 else max(1, self.n_jobs)
-        if n_jobs == 1 or len(items) < 2 * n_jobs:
-            return _run_fit(self._fit_one, items, self.deadline)
-        size = math.ceil(len(items) / (4 * n_jobs))
-        chunks = [items[i:i + size] for i in range(0, len(items), size)]
-        worker = copy.copy(self)  # ship parameters only, not fitted state, to the workers
-        for attr in ("panel_", "states_", "fallback_states_", "fallbacks_", "fallback"):
-            worker.__dict__.pop(attr, None)
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            parts = pool.map(_run_fit, [worker._fit_one] * len(chunks), chunks, [self.deadline] * len(chunks))
-            return [r for part in parts for r in part]
+        """Fit every ``(unique_id, y)``: in this process, or in ``n_jobs`` worker processes.
+
+        Workers get contiguous chunks of series of near-equal total length (:attr:`chunks_per_worker` each)
+        and this model's parameters only (no fitted state); each checks :attr:`deadline` before every series
+        and reports each failure for its series, as the in-process path does.
+
+        Raises
+        ------
+        TimeLimitError
+            The deadline passed: ``fitting stopped after <fitted> of <total> series``.
+        """
+        n_jobs = min(resolve_n_jobs(self.n_jobs), len(items))
+        if n_jobs <= 1 or len(items) < 2 * n_jobs:
+            results, stopped = _run_fit(self._fit_one, items, self.deadline)
+        else:
+            chunks = _chunks(items, min(len(items), self.chunks_per_worker * n_jobs))
+            worker = copy.copy(self)  # ship parameters only, not fitted state, to the workers
+            for attr in ("panel_", "states_", "fallback_states_", "fallbacks_", "fallback"):
+                worker.__dict__.pop(attr, None)
+            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+                parts = list(pool.map(_run_fit, [worker._fit_one] * len(chunks), chunks,
+                                      [self.deadline] * len(chunks)))
+            results = [r for part, _ in parts for r in part]
+            stopped = any(s for _, s in parts)
+        if stopped:
+            msg = (f"fitting stopped after {len(results)} of {len(items)} series: the time limit was reached; send "
+                   f"fewer or shorter series, or choose a faster model")
+            raise TimeLimitError(msg, field="data", details={"fitted": len(results), "series": len(items)})
+        return results
+
+    # -- in-sample fit -------------------------------------------------------------
+    def _fitted_one(self, state: Any) -> np.ndarray:
+        """In-sample one-step fitted values of one series' fitted state, shape (n,) (NaN where none)."""
+        require(self, "fitted_values")
+        raise NotImplementedError  # pragma: no cover - a class that declares has_fitted_values overrides this
+
+    def fitted_values(self) -> pl.DataFrame:
+        """In-sample fitted values of the series of the last fit: one row per training row.
+
+        The value at ``t`` is the model's one-step forecast of ``y_t`` from the history before it, as the
+        underlying library computes it (statsforecast's ``predict_in_sample``; R forecast's ``fitted``).
+        Series forecast by the fallback model get the fallback's fitted values.
+
+        Returns
+        -------
+        pl.DataFrame
+            ``unique_id, ds, y, <alias>``, the training rows in order (``ds`` in the caller's form); the
+            fitted value is null where the model has none (e.g. naive's first row).
+
+        Raises
+        ------
+        NotFittedError
+            Before :meth:`fit`.
+        CapabilityError
+            The model (or the fallback, for the series it fitted) keeps no in-sample fit.
+        """
+        self.check_is_fitted("fitted_values()")
+        require(self, "fitted_values")
+        parts: list[np.ndarray] = []
+        for uid in self.panel_.ids:
+            if uid in self.states_:
+                values = self._fitted_one(self.states_[uid])
+            else:
+                fb = self._local_fallback()
+                require(fb, "fitted_values")
+                values = fb._fitted_one(self.fallback_states_[uid])
+            values = np.asarray(values, dtype=np.float64).reshape(-1)
+            if values.size != self.panel_.lengths[uid]:  # pragma: no cover - a library contract violation
+                msg = (f"model '{self.name}' gave {values.size} fitted values for series '{uid}' of "
+                       f"{self.panel_.lengths[uid]} observations")
+                raise ModelFitError(msg, field="data", details={"series": uid})
+            parts.append(values)
+        fitted = pl.Series(self.alias, np.concatenate(parts) if parts else np.empty(0), dtype=pl.Float64)
+        frame = self.panel_.frame.select("unique_id", "ds", "y").with_columns(fitted.fill_nan(None))
+        return to_caller_tz(frame, self.panel_)
 
     def predict(
         self,

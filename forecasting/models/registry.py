@@ -87,7 +87,9 @@ class AutoARIMAParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
     max_p: Annotated[int, msgspec.Meta(ge=0, le=10)] = 5
     max_q: Annotated[int, msgspec.Meta(ge=0, le=10)] = 5
     stepwise: bool = True
-    approximation: bool | None = None
+    #: statsforecast's default (False: exact likelihood); None applies R forecast's rule (approximate when
+    #: n > 150 or season_length > 12)
+    approximation: bool | None = False
 
 
 class AutoThetaParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
@@ -101,6 +103,29 @@ class DynamicOptimizedThetaParams(_Seasonal, kw_only=True, forbid_unknown_fields
     """``decomposition_type`` of the seasonal adjustment."""
 
     decomposition_type: Literal["multiplicative", "additive"] = "multiplicative"
+
+
+class AutoCESParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
+    """``model``: CES type, ``Z`` (choose by AICc), ``N`` (simple), ``S`` (simple seasonal), ``P`` (partial) or
+    ``F`` (full seasonal); statsforecast ``AutoCES``'s names and default."""
+
+    model: Literal["Z", "N", "S", "P", "F"] = "Z"
+
+
+class IntermittentParams(BaseParams, kw_only=True, forbid_unknown_fields=True):
+    """The intermittent-demand models ``croston_classic``, ``croston_optimized``, ``croston_sba``, ``adida`` and
+    ``imapa`` have no hyperparameters (statsforecast's fixed or self-optimised smoothing)."""
+
+
+class TSBParams(BaseParams, kw_only=True, forbid_unknown_fields=True):
+    """``tsb``: smoothing of the demand size (``alpha_d``) and of the demand probability (``alpha_p``).
+
+    statsforecast's ``TSB`` has no defaults; 0.1 for both is sktime's ``TSB`` and SAP PAL's ``CrostonTSB`` default
+    and the constant of statsforecast's ``CrostonClassic`` (Teunter, Syntetos & Babai, EJOR 214(3) 2011).
+    """
+
+    alpha_d: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.1
+    alpha_p: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.1
 
 
 class MSTLParams(BaseParams, kw_only=True, forbid_unknown_fields=True):
@@ -280,6 +305,20 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
                "dynamic optimised Theta (Fiorucci et al. 2016)"),
     ModelEntry("mstl", MSTLParams, _S + "MSTLForecaster", "multiple seasonal-trend decomposition (LOESS) + trend model",
                multi_season=True),
+    ModelEntry("auto_ces", AutoCESParams, _S + "AutoCESForecaster",
+               "complex exponential smoothing chosen by AICc (Svetunkov & Kourentzes)"),
+    ModelEntry("croston_classic", IntermittentParams, _S + "CrostonClassicForecaster",
+               "intermittent demand: Croston's method, SES (alpha 0.1) of demand sizes and intervals"),
+    ModelEntry("croston_optimized", IntermittentParams, _S + "CrostonOptimizedForecaster",
+               "intermittent demand: Croston's method with each smoothing constant optimised in [0.1, 0.3]"),
+    ModelEntry("croston_sba", IntermittentParams, _S + "CrostonSBAForecaster",
+               "intermittent demand: Syntetos-Boylan approximation (Croston debiased by 0.95)"),
+    ModelEntry("adida", IntermittentParams, _S + "ADIDAForecaster",
+               "intermittent demand: temporal aggregation at the mean inter-demand interval, then SES"),
+    ModelEntry("imapa", IntermittentParams, _S + "IMAPAForecaster",
+               "intermittent demand: SES forecasts averaged over every aggregation level up to the mean interval"),
+    ModelEntry("tsb", TSBParams, _S + "TSBForecaster",
+               "intermittent demand: Teunter-Syntetos-Babai, SES of demand probability and size"),
     ModelEntry("xgboost", XGBoostParams, "forecasting.models.xgb:XGBoostForecaster",
                "global gradient-boosted trees over lag/rolling/calendar features, conformal intervals",
                family="machine-learning"),

@@ -14,35 +14,52 @@ own papers are cited on each class.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
+import polars as pl
 
-from forecasting.decomposition import seasonal_indices, seasonality_test
-from forecasting.errors import InvalidParameterError
-from forecasting.models.base import P
-from forecasting.models.local import LocalForecaster
+from forecasting.decomposition import naive2_decompose
+from forecasting.data import Panel
+from forecasting.errors import InsufficientHistoryError, InvalidParameterError
+from forecasting.models.base import Capabilities, Fallback, P
+from forecasting.models.local import LOCAL_CAPABILITIES, LocalForecaster
 from forecasting.models.registry import (
     AutoARIMAParams,
+    AutoCESParams,
     AutoETSParams,
     AutoThetaParams,
     DynamicOptimizedThetaParams,
+    IntermittentParams,
     MSTLParams,
     Naive2Params,
     NaiveParams,
     SeasonalNaiveParams,
+    TSBParams,
 )
 
 __all__ = [
+    "ADIDAForecaster",
     "AutoARIMAForecaster",
+    "AutoCESForecaster",
     "AutoETSForecaster",
     "AutoThetaForecaster",
+    "CrostonClassicForecaster",
+    "CrostonOptimizedForecaster",
+    "CrostonSBAForecaster",
     "DynamicOptimizedThetaForecaster",
+    "IMAPAForecaster",
     "MSTLForecaster",
     "Naive2Forecaster",
     "NaiveForecaster",
     "SeasonalNaiveForecaster",
+    "TSBForecaster",
 ]
+
+#: statsforecast's models keep their in-sample fit (``predict_in_sample``).
+FITTED_CAPABILITIES = replace(LOCAL_CAPABILITIES, has_fitted_values=True)
 
 
 def _z(level: float) -> float:
@@ -52,7 +69,9 @@ def _z(level: float) -> float:
 
 
 class _StatsForecastAdapter(LocalForecaster[P]):
-    """Common code: build the statsforecast model, fit per series, predict with levels."""
+    """Common code: build the statsforecast model, fit per series, predict with levels, fitted values."""
+
+    capabilities: ClassVar[Capabilities] = FITTED_CAPABILITIES
 
     @property
     def season_length(self) -> int:
@@ -72,6 +91,11 @@ class _StatsForecastAdapter(LocalForecaster[P]):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return state.predict(h=h, level=list(levels) if levels else None)
+
+    def _fitted_one(self, state: Any) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(state.predict_in_sample()["fitted"], dtype=np.float64)
 
 
 class NaiveForecaster(_StatsForecastAdapter[NaiveParams]):
@@ -115,15 +139,27 @@ class SeasonalNaiveForecaster(_StatsForecastAdapter[SeasonalNaiveParams]):
         return SeasonalNaive(season_length=self.season_length)
 
 
+class _Naive2State(NamedTuple):
+    adjusted: np.ndarray  # (n,) seasonally adjusted history
+    seasonal: np.ndarray  # (n,) multiplicative indices (ones when not adjusted)
+    season_length: int
+    sigma: float  # RMS of the one-step differences of ``adjusted``
+    note: str | None  # why a seasonal series was not adjusted
+
+
 class Naive2Forecaster(LocalForecaster[Naive2Params]):
     """The M4 competition's Naive2 benchmark: naive on the seasonally adjusted series.
 
     When the 90% autocorrelation test at lag ``season_length`` passes (and the series
     has at least three seasons), the series is divided by the seasonal indices of a
     classical multiplicative decomposition; the last adjusted value is carried forward
-    and multiplied by the indices of the last season. Otherwise it is plain naive.
+    and multiplied by the indices of the last season. Otherwise it is plain naive; so is
+    a seasonal series with a value <= 0 (no multiplicative indices exist), which is
+    reported in :attr:`fallbacks_` (model ``naive``) with the reason
+    (:func:`forecasting.decomposition.naive2_decompose`, the one place of the rule).
     Intervals: naive intervals on the adjusted series (``± z * sigma * sqrt(k)``, sigma
-    the RMS of the one-step differences), reseasonalised.
+    the RMS of the one-step differences), reseasonalised. Fitted values: the previous
+    adjusted value times the current index.
 
     Source: Makridakis, Spiliotis & Assimakopoulos, *The M4 Competition: 100,000 time
     series and 61 forecasting methods*, IJF 36(1) 2020; the organisers' R benchmark code
@@ -132,6 +168,7 @@ class Naive2Forecaster(LocalForecaster[Naive2Params]):
 
     name = "naive2"
     default_alias = "Naive2"
+    capabilities: ClassVar[Capabilities] = FITTED_CAPABILITIES
 
     @property
     def season_length(self) -> int:
@@ -143,21 +180,21 @@ class Naive2Forecaster(LocalForecaster[Naive2Params]):
         """Two observations (one difference for the interval width)."""
         return 2
 
-    def _fit_one(self, y: np.ndarray) -> tuple[float, np.ndarray, float]:
-        m = self.season_length
-        if m > 1 and seasonality_test(y, m):
-            seasonal = seasonal_indices(y, m)
-            adjusted = y / seasonal
-            last_season = seasonal[-m:]
-        else:
-            adjusted = y
-            last_season = np.ones(max(m, 1))
-        sigma = float(np.sqrt(np.mean(np.diff(adjusted) ** 2)))
-        return float(adjusted[-1]), last_season, sigma
+    def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> Naive2Forecaster:
+        """Fit per series (see :meth:`LocalForecaster.fit`); seasonal series with values <= 0 are plain naive,
+        each listed in :attr:`fallbacks_` with the reason."""
+        super().fit(panel, static=static)
+        self.fallbacks_ += [Fallback(u, "naive", s.note) for u, s in self.states_.items() if s.note]
+        return self
 
-    def _predict_one(self, state: tuple[float, np.ndarray, float], h: int, levels: tuple[float, ...]) -> dict[str, np.ndarray]:
-        last, season, sigma = state
-        si = np.resize(season, h)
+    def _fit_one(self, y: np.ndarray) -> _Naive2State:
+        adjusted, seasonal, note = naive2_decompose(y, self.season_length)
+        sigma = float(np.sqrt(np.mean(np.diff(adjusted) ** 2)))
+        return _Naive2State(adjusted, seasonal, self.season_length, sigma, note)
+
+    def _predict_one(self, state: _Naive2State, h: int, levels: tuple[float, ...]) -> dict[str, np.ndarray]:
+        last, sigma = state.adjusted[-1], state.sigma
+        si = np.resize(state.seasonal[-state.season_length:], h)
         out = {"mean": last * si}
         steps = np.sqrt(np.arange(1, h + 1))
         for lv in levels:
@@ -165,6 +202,9 @@ class Naive2Forecaster(LocalForecaster[Naive2Params]):
             out[f"lo-{lv}"] = (last - half) * si
             out[f"hi-{lv}"] = (last + half) * si
         return out
+
+    def _fitted_one(self, state: _Naive2State) -> np.ndarray:
+        return np.concatenate(([np.nan], state.adjusted[:-1])) * state.seasonal
 
 
 class AutoETSForecaster(_StatsForecastAdapter[AutoETSParams]):
@@ -303,3 +343,213 @@ class MSTLForecaster(_StatsForecastAdapter[MSTLParams]):
                  "auto_theta": lambda: AutoTheta()}[self.params.trend_model]()
         seasons = self.seasons
         return MSTL(season_length=seasons if len(seasons) > 1 else seasons[0], trend_forecaster=trend)
+
+
+class AutoCESForecaster(_StatsForecastAdapter[AutoCESParams]):
+    """Complex exponential smoothing, the type chosen by AICc (statsforecast ``AutoCES``).
+
+    CES models the level as a complex-valued series, which lets it follow trends and
+    non-linear levels without choosing a trend form; ``model`` restricts the seasonal
+    type (``N`` none, ``S`` simple seasonal, ``P`` partial, ``F`` full; ``Z`` chooses).
+    Intervals: statsforecast's normal intervals of the state-space form.
+
+    Source: Svetunkov & Kourentzes, *Complex exponential smoothing*, Naval Research
+    Logistics 69(8) 2022 (working paper 2015); Svetunkov, Kourentzes & Ord, *Complex
+    exponential smoothing for seasonal time series*, EJOR 304(3) 2023.
+    """
+
+    name = "auto_ces"
+    default_alias = "CES"
+
+    @property
+    def min_train_length(self) -> int:
+        """Five observations: statsforecast's CES refuses 2 ("tiny datasets") and finds no model for 3-4
+        (measured with statsforecast 2.1.1)."""
+        return 5
+
+    def _make(self) -> Any:
+        from statsforecast.models import AutoCES
+
+        return AutoCES(season_length=self.season_length, model=self.params.model)
+
+
+class _IntermittentState(NamedTuple):
+    model: Any  # the fitted statsforecast model
+    y: np.ndarray  # (n,) the history, for the conformal windows
+
+
+class _IntermittentAdapter(_StatsForecastAdapter[P]):
+    """Common code of statsforecast's intermittent-demand models (Croston, ADIDA, IMAPA, TSB).
+
+    Their forecast is flat (one value repeated over the horizon) and they have no
+    distributional intervals. Intervals are statsforecast's conformal ones
+    (``ConformalIntervals``, method ``conformal_distribution``): the model is refitted on
+    :attr:`conformal_windows` rolling windows of ``h`` steps at the end of the history
+    (as many as fit, at least two) and the bands are quantiles of the forecasts shifted
+    by the absolute errors of each step. They need ``2h + 1`` observations per series.
+    Negative values are refused per series (demand is never negative).
+
+    Source: Stankeviciute, Alaa & van der Schaar, *Conformal time-series forecasting*,
+    NeurIPS 2021 (statsforecast's conformal intervals); the models' papers on each class.
+    """
+
+    #: most conformal windows used for intervals (fewer when the history is short; at least two)
+    conformal_windows: ClassVar[int] = 5
+
+    @property
+    def min_train_length(self) -> int:
+        """Seven observations (as ``auto_ets``): fewer hold one or two demands, too few for the smoothed
+        demand sizes and intervals to move from their first values; also conformal intervals at ``h = 3``."""
+        return 7
+
+    def _make(self, h: int | None = None) -> Any:
+        raise NotImplementedError
+
+    def _fit_one(self, y: np.ndarray) -> _IntermittentState:
+        negative = np.flatnonzero(y < 0)
+        if negative.size:
+            msg = (f"intermittent-demand models need non-negative values (demand); {negative.size} value(s) < 0, "
+                   f"first at position {int(negative[0])}")
+            raise ValueError(msg)
+        return _IntermittentState(super()._fit_one(y), y)
+
+    def predict(self, h: int, *, history: Panel | Any | None = None, X_future: pl.DataFrame | None = None,
+                level: Sequence[float] = ()) -> pl.DataFrame:
+        """Forecast ``h`` steps; see :meth:`LocalForecaster.predict`.
+
+        Raises
+        ------
+        InsufficientHistoryError
+            ``level`` given and a series has fewer than ``2h + 1`` observations (two conformal
+            windows of ``h`` and one to fit on), naming the series.
+        """
+        if history is None and level and self.is_fitted and isinstance(h, int):
+            need = 2 * h + 1
+            short = {u: n for u, n in self.panel_.lengths.items() if n < need}
+            if short:
+                msg = (f"model '{self.name}': conformal prediction intervals at h={h} need at least {need} "
+                       f"observations per series (two windows of h plus one); "
+                       + "; ".join(f"series '{u}': {n}" for u, n in list(short.items())[:5])
+                       + " (ask without level, or for a shorter h)")
+                raise InsufficientHistoryError(msg, field="level", details={
+                    "minimum": need, "series": {u: {"length": n, "minimum": need} for u, n in short.items()}})
+        return super().predict(h, history=history, X_future=X_future, level=level)
+
+    def _predict_one(self, state: _IntermittentState, h: int, levels: tuple[float, ...]) -> dict[str, np.ndarray]:
+        if not levels:
+            return super()._predict_one(state.model, h, levels)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out: dict[str, np.ndarray] = self._make(h).forecast(y=state.y, h=h, level=list(levels))
+        return out
+
+    def _fitted_one(self, state: _IntermittentState) -> np.ndarray:
+        return super()._fitted_one(state.model)
+
+    def _conformal(self, h: int | None) -> Any:
+        """statsforecast's conformal settings for horizon ``h`` (None: no intervals)."""
+        if h is None:
+            return None
+        from statsforecast.utils import ConformalIntervals
+
+        return ConformalIntervals(h=h, n_windows=self.conformal_windows)
+
+
+class CrostonClassicForecaster(_IntermittentAdapter[IntermittentParams]):
+    """Croston's method: SES (alpha = 0.1) of the non-zero demand sizes divided by SES of the
+    intervals between demands (statsforecast ``CrostonClassic``).
+
+    Source: Croston, *Forecasting and stock control for intermittent demands*, Operational
+    Research Quarterly 23(3) 1972.
+    """
+
+    name = "croston_classic"
+    default_alias = "CrostonClassic"
+
+    def _make(self, h: int | None = None) -> Any:
+        from statsforecast.models import CrostonClassic
+
+        return CrostonClassic(prediction_intervals=self._conformal(h))
+
+
+class CrostonOptimizedForecaster(_IntermittentAdapter[IntermittentParams]):
+    """Croston's method with each smoothing constant chosen in [0.1, 0.3] by in-sample error
+    (statsforecast ``CrostonOptimized``). Its fitted values refit at every demand (slow on long series).
+
+    Source: Croston, Operational Research Quarterly 23(3) 1972.
+    """
+
+    name = "croston_optimized"
+    default_alias = "CrostonOptimized"
+
+    def _make(self, h: int | None = None) -> Any:
+        from statsforecast.models import CrostonOptimized
+
+        return CrostonOptimized(prediction_intervals=self._conformal(h))
+
+
+class CrostonSBAForecaster(_IntermittentAdapter[IntermittentParams]):
+    """The Syntetos-Boylan approximation: Croston's forecast times 0.95 (1 - alpha/2), which removes
+    its bias (statsforecast ``CrostonSBA``).
+
+    Source: Syntetos & Boylan, *The accuracy of intermittent demand estimates*, IJF 21(2) 2005.
+    """
+
+    name = "croston_sba"
+    default_alias = "CrostonSBA"
+
+    def _make(self, h: int | None = None) -> Any:
+        from statsforecast.models import CrostonSBA
+
+        return CrostonSBA(prediction_intervals=self._conformal(h))
+
+
+class ADIDAForecaster(_IntermittentAdapter[IntermittentParams]):
+    """ADIDA: sums over non-overlapping buckets of the mean inter-demand interval (rounded), optimised
+    SES on the sums, the forecast spread evenly back over the bucket (statsforecast ``ADIDA``).
+
+    Source: Nikolopoulos, Syntetos, Boylan, Petropoulos & Assimakopoulos, *An aggregate-disaggregate
+    intermittent demand approach (ADIDA) to forecasting*, JORS 62(3) 2011.
+    """
+
+    name = "adida"
+    default_alias = "ADIDA"
+
+    def _make(self, h: int | None = None) -> Any:
+        from statsforecast.models import ADIDA
+
+        return ADIDA(prediction_intervals=self._conformal(h))
+
+
+class IMAPAForecaster(_IntermittentAdapter[IntermittentParams]):
+    """IMAPA: ADIDA at every aggregation level from 1 to the mean inter-demand interval, the forecasts
+    averaged (statsforecast ``IMAPA``).
+
+    Source: Petropoulos & Kourentzes, *Forecast combinations for intermittent demand*, JORS 66(6) 2015.
+    """
+
+    name = "imapa"
+    default_alias = "IMAPA"
+
+    def _make(self, h: int | None = None) -> Any:
+        from statsforecast.models import IMAPA
+
+        return IMAPA(prediction_intervals=self._conformal(h))
+
+
+class TSBForecaster(_IntermittentAdapter[TSBParams]):
+    """Teunter-Syntetos-Babai: SES of the demand probability (every period, ``alpha_p``) times SES of
+    the demand size (at demands, ``alpha_d``); unlike Croston it decays towards zero when demand stops
+    (statsforecast ``TSB``).
+
+    Source: Teunter, Syntetos & Babai, *Intermittent demand: linking forecasting to inventory
+    obsolescence*, EJOR 214(3) 2011.
+    """
+
+    name = "tsb"
+    default_alias = "TSB"
+
+    def _make(self, h: int | None = None) -> Any:
+        from statsforecast.models import TSB
+
+        return TSB(alpha_d=self.params.alpha_d, alpha_p=self.params.alpha_p, prediction_intervals=self._conformal(h))
