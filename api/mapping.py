@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from forecasting.errors import InvalidParameterError
@@ -20,6 +21,7 @@ from forecasting.api.schemas import (
     JobOut,
     JobResultOut,
     JobTimings,
+    SelectionOut,
     ModelDetailOut,
     ModelSummaryOut,
     VersionOut,
@@ -36,7 +38,8 @@ def forecast_out(result: ForecastResult) -> ForecastResponse:
         forecasts=d["forecasts"], fallbacks=[FallbackOut(**f) for f in d["fallbacks"]],
         filled=[FilledOut(unique_id=str(r["unique_id"]), ds=str(r["ds"]), reason=str(r["reason"]),
                           policy=str(r["policy"])) for r in d["filled"]],
-        notes=d["notes"], runtime=d["runtime"], ref=d["ref"], name=d["name"], version=d["version"])
+        notes=d["notes"], runtime=d["runtime"], ref=d["ref"], name=d["name"], version=d["version"],
+        selection=None if d["selection"] is None else msgspec.convert(d["selection"], SelectionOut))
 
 
 def explain_out(result: ExplainResult, *, k: int, h: int | None = None) -> ExplainResponse:

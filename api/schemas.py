@@ -51,7 +51,8 @@ class ForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     h: Annotated[int, msgspec.Meta(description="Steps of freq to forecast per series (1 to the service's max_h, "
                                                "1,000 by default).", examples=[3])]
     model: Annotated[str | ModelSpec, msgspec.Meta(
-        description="Registry name or spec object.", examples=["auto_ets"])] = "auto_ets"
+        description="Registry name or spec object; default 'auto' (candidates cross-validated and combined).",
+        examples=["auto", "auto_ets"])] = "auto"
     freq: Annotated[str | int | None, msgspec.Meta(
         description="Frequency as a polars offset ('1h', '1d', '1bd' for business days, '1mo'), a pandas alias "
                     "('H', 'D', 'B', 'W-SUN', 'MS', 'ME', 'QS', '15min') or an integer step for integer ds; "
@@ -73,6 +74,36 @@ class FallbackOut(msgspec.Struct):
     unique_id: str
     model: str
     reason: str
+
+
+class CandidateOut(msgspec.Struct):
+    """One candidate of ``auto``'s search."""
+
+    model: Annotated[str, msgspec.Meta(description="Candidate label (registry name; a suffix when repeated).")]
+    spec: ModelSpec
+    status: Annotated[Literal["pending", "scored", "dropped"], msgspec.Meta(
+        description="scored: cross-validated; dropped: could not apply or ran out of time (see reason).")]
+    reason: str | None
+    score: Annotated[float | None, msgspec.Meta(description="Validation error (the selection's metric).")]
+    seconds: Annotated[float, msgspec.Meta(description="Cross-validation wall time, seconds.")]
+    weight: Annotated[float, msgspec.Meta(description="Share in the combination learnt over all series.")]
+
+
+class SelectionOut(msgspec.Struct):
+    """``auto`` only: what was tried and what was chosen (rolling-origin validation, greedy selection)."""
+
+    season_length: int | list[int]
+    horizon: Annotated[int, msgspec.Meta(description="Validation horizon, steps.")]
+    n_windows: Annotated[int, msgspec.Meta(description="Validation origins.")]
+    series_validated: int
+    metric: Literal["mase", "smape"]
+    selection: Annotated[Literal["dataset", "series"], msgspec.Meta(
+        description="Whether the weights were learnt over all series or per series.")]
+    candidates: list[CandidateOut]
+    left_out: Annotated[list[str], msgspec.Meta(description="Models not tried on this data, and why.")]
+    members: Annotated[dict[str, float], msgspec.Meta(description="The chosen combination: member -> weight.")]
+    seconds: Annotated[float, msgspec.Meta(description="Search and refit wall time, seconds.")]
+    notes: list[str]
 
 
 class ModelInfo(msgspec.Struct):
@@ -214,6 +245,9 @@ class ForecastResponse(msgspec.Struct, omit_defaults=True):
     ref: Annotated[str | None, msgspec.Meta(description="Registered models only: name@version that answered.")] = None
     name: Annotated[str | None, msgspec.Meta(description="Registered models: the model name.")] = None
     version: Annotated[int | None, msgspec.Meta(description="Registered models: the version.")] = None
+    selection: Annotated[SelectionOut | None, msgspec.Meta(
+        description="Model 'auto' only: the candidates tried, their validation scores and the chosen "
+                    "combination.")] = None
 
 
 class VersionOut(msgspec.Struct):

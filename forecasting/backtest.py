@@ -27,7 +27,7 @@ import polars as pl
 from forecasting.data import Panel, to_caller_tz, validate_h, validate_levels, validate_panel
 from forecasting.errors import InsufficientHistoryError, InvalidParameterError
 from forecasting.models.base import arm
-from forecasting.models.registry import ModelSpec, make_model, parse_spec
+from forecasting.models.registry import ModelSpec, make_model, parse_spec, resolve_spec
 
 __all__ = ["HoldoutScores", "Window", "cross_validation", "cross_validation_metrics", "holdout_scores",
            "origin_step", "rolling_origins"]
@@ -82,6 +82,15 @@ class Window:
         """Every row after the origin (``offset`` per series): a backtest's known future exogenous values."""
         idx, first = self._index()
         return self.frame.filter(idx >= first)
+
+    def train_panel(self, panel: Panel, ids: Sequence[str] | None = None) -> Panel:
+        """The training part as a :class:`~forecasting.data.Panel` of ``panel`` (this window's ``frame``), same
+        frequency, timezone and kind; ``ids`` keeps only those series (each must be longer than ``offset``)."""
+        frame = self.train if ids is None else self.train.filter(pl.col("unique_id").is_in(list(ids)))
+        keep = panel.lengths if ids is None else {u: panel.lengths[u] for u in ids}
+        return Panel(frame=frame, freq=panel.freq, lengths={u: n - self.offset for u, n in keep.items()},
+                     tz=panel.tz, ds_kind=panel.ds_kind, exog=panel.exog, month_end=panel.month_end,
+                     report=panel.report)
 
     @cached_property
     def cutoff(self) -> pl.DataFrame:
@@ -210,7 +219,7 @@ def cross_validation(
     levels = validate_levels(level)
     step = origin_step(h=h, n_windows=n_windows, step_size=step_size)
     panel = data if isinstance(data, Panel) else validate_panel(data, freq=freq)
-    spec = parse_spec(model)
+    spec, _ = resolve_spec(model, freq=panel.freq, h=h, level=list(levels))
     probe = make_model(spec, freq=panel.freq)
     held_out = h + (n_windows - 1) * step
     need = held_out + (1 if spec.fallback else probe.min_train_length)
@@ -225,9 +234,7 @@ def cross_validation(
     frames = []
     # earliest origin first, as the models have always been fitted (the output is sorted by cutoff anyway)
     for win in reversed(rolling_origins(panel.frame, h=h, n_windows=n_windows, step_size=step)):
-        train = Panel(frame=win.train, freq=panel.freq,
-                      lengths={u: n - win.offset for u, n in panel.lengths.items()}, tz=panel.tz,
-                      ds_kind=panel.ds_kind, exog=panel.exog, report=panel.report)
+        train = win.train_panel(panel)
         forecaster = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
         arm(forecaster, deadline=deadline)
         forecaster.fit(train)

@@ -67,8 +67,9 @@ def forecast(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write forecasts (.csv or .parquet).")],
     model: Annotated[str, typer.Option("--model", "-m", help="Registry name (see `forecasting models`), a JSON "
                                        "spec such as '{\"name\": \"auto_ets\", \"params\": {\"season_length\": 12}}', "
-                                       "or a saved model / ONNX export folder (forecasts without retraining).")]
-    = "auto_ets",
+                                       "or a saved model / ONNX export folder (forecasts without retraining). Default 'auto': "
+                                       "candidates chosen from the data, cross-validated and combined.")]
+    = "auto",
     level: Annotated[Optional[list[float]], typer.Option("--level", "-l", help="Prediction-interval level in percent; "
                                                          "repeat for several (--level 80 --level 95).")] = None,
     freq: Annotated[Optional[str], typer.Option("--freq", help="Frequency (1h, 1d, 1bd for business days, 1mo, "
@@ -223,8 +224,8 @@ def bench(
 
             result = run_benchmark(dataset, names, input=input, freq=freq, h=h, level=_levels(level), n_jobs=n_jobs,
                                    series_limit=series_limit, windows=windows, step_size=step_size,
-                                   season_length=season_length, engine=engine,
-                                   ray_address=ray_address,  # type: ignore[arg-type]
+                                   season_length=season_length, engine=engine,  # type: ignore[arg-type]
+                                   ray_address=ray_address,
                                    store=output / "store" if cache else None, on_plan=plan, on_task_done=done)
         paths = write_results(result, output)
     except ForecastingError as exc:

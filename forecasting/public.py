@@ -89,7 +89,7 @@ class _Columns:
 def forecast(
     df: Any,
     *,
-    model: SpecLike | Forecaster = "auto_ets",
+    model: SpecLike | Forecaster = "auto",
     h: int,
     freq: str | int | None = None,
     level: Sequence[float] = (),
@@ -110,7 +110,8 @@ def forecast(
         Long format: one row per observation, ``id_col`` (series), ``time_col`` (timestamps or integer
         steps) and ``target_col`` (numbers), then exogenous columns.
     model : spec or fitted model
-        A registry name (``"auto_ets"``; ``forecasting models`` lists them), a spec
+        A registry name (default ``"auto"``: candidates chosen from the data, cross-validated and
+        combined; ``"auto_ets"``...; ``forecasting models`` lists them), a spec
         ``{"name": ..., "params": {...}, "fallback": ...}``, or a model from :func:`load`.
     h : int
         Steps to forecast per series.

@@ -144,7 +144,7 @@ class TreeParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
     strategy: Literal["recursive", "direct"] = "recursive"
     step_group_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
     horizon: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
-    conformal_windows: Annotated[int, msgspec.Meta(ge=0, le=20)] = 1
+    conformal_windows: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
 
@@ -159,7 +159,7 @@ class XGBoostParams(TreeParams, kw_only=True, forbid_unknown_fields=True):
     subsample: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
     colsample_bytree: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
     reg_lambda: Annotated[float, msgspec.Meta(ge=0)] = 1.0
-    objective: Literal["reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror"] = "reg:squarederror"
+    objective: Literal["reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror"] = "reg:absoluteerror"
 
 
 class LightGBMParams(TreeParams, kw_only=True, forbid_unknown_fields=True):
@@ -176,7 +176,7 @@ class LightGBMParams(TreeParams, kw_only=True, forbid_unknown_fields=True):
     subsample: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
     colsample_bytree: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
     reg_lambda: Annotated[float, msgspec.Meta(ge=0)] = 1.0
-    objective: Literal["regression", "regression_l1", "huber"] = "regression"
+    objective: Literal["regression", "regression_l1", "huber"] = "regression_l1"
 
 
 Level = Annotated[float, msgspec.Meta(gt=0, lt=100)]
@@ -225,8 +225,8 @@ class TFTParams(NeuralParams, kw_only=True, forbid_unknown_fields=True):
     dropout: Annotated[float, msgspec.Meta(ge=0, lt=1)] | None = None
 
 
-#: Default ensemble members: the two strongest single models on M4 Hourly (xgboost OWA 0.441,
-#: mstl 0.604) and a cheap, robust statistical third (see forecasting.models.ensemble).
+#: Ensemble members for intraday data with the seasonal tree features (the ensemble chooses its members
+#: from the data when none are given: forecasting.models.ensemble.default_members).
 #: Median of two different global XGBoost models (seasonal lags only; with recent lags too) and MSTL:
 #: M4 Hourly OWA 0.423, against 0.441 for the best member alone (2026-11-29, from stored forecasts).
 DEFAULT_ENSEMBLE_MEMBERS: tuple[str | dict[str, Any], ...] = (
@@ -234,17 +234,38 @@ DEFAULT_ENSEMBLE_MEMBERS: tuple[str | dict[str, Any], ...] = (
 
 
 class EnsembleParams(BaseParams, kw_only=True, forbid_unknown_fields=True):
-    """``members``: specs combined; ``method``: ``median`` or ``weighted`` (1 / validation error).
+    """``members``: specs combined (default: chosen from the data); ``method``: ``median`` or ``weighted``
+    (1 / validation error).
 
     See :class:`forecasting.models.ensemble.EnsembleForecaster`.
     """
 
-    members: Annotated[list[str | dict[str, Any]], msgspec.Meta(min_length=2, max_length=10)] = msgspec.field(
-        default_factory=lambda: list(DEFAULT_ENSEMBLE_MEMBERS))
+    members: Annotated[list[str | dict[str, Any]], msgspec.Meta(min_length=2, max_length=10)] | None = None
     method: Literal["median", "weighted"] = "median"
     validation_h: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
     validation_metric: Literal["smape", "mase"] = "smape"
     season_length: SeasonLength | Annotated[list[SeasonLength], msgspec.Meta(min_length=1, max_length=4)] | None = None
+
+
+class AutoParams(BaseParams, kw_only=True, forbid_unknown_fields=True):
+    """``auto``: candidates chosen from the data, scored by rolling-origin cross-validation, combined greedily.
+
+    See :class:`forecasting.models.auto.AutoForecaster`. ``horizon`` and ``level`` are filled from the request
+    (the validation horizon and the interval levels calibrated on the validation windows).
+    """
+
+    season_length: SeasonLength | Annotated[list[SeasonLength], msgspec.Meta(min_length=1, max_length=4)] | None = None
+    horizon: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
+    level: Annotated[list[Level], msgspec.Meta(min_length=0, max_length=10)] = msgspec.field(
+        default_factory=lambda: [80, 95])
+    candidates: Annotated[list[str | dict[str, Any]], msgspec.Meta(min_length=1, max_length=20)] | None = None
+    n_windows: Annotated[int, msgspec.Meta(ge=1, le=20)] = 2
+    metric: Literal["mase", "smape"] = "mase"
+    ensemble_size: Annotated[int, msgspec.Meta(ge=1, le=200)] = 25
+    selection: Literal["auto", "dataset", "series"] = "auto"
+    time_limit: Annotated[float, msgspec.Meta(gt=0, le=86_400)] | None = 600.0
+    deep: bool | None = None
+    non_negative: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -263,6 +284,10 @@ class ModelEntry:
     multi_season: bool = False
     extra: str | None = None
     requires: tuple[str, ...] = ()
+    #: parameters filled from the request when the spec leaves them out (``horizon`` from ``h``, ``level``)
+    from_request: tuple[str, ...] = ()
+    #: integer ``ds`` (no calendar): the model finds its season itself (``season_length`` is left unset)
+    detects_season: bool = False
 
     def load(self) -> type[BaseForecaster[Any]]:
         """Import and return the adapter class.
@@ -331,6 +356,10 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
     ModelEntry("tft", TFTParams, "forecasting.models.tft:TFTForecaster",
                "Temporal Fusion Transformer (neuralforecast), quantile outputs; trains on a GPU when present",
                family="deep-learning", extra="deep", requires=("torch", "neuralforecast")),
+    ModelEntry("auto", AutoParams, "forecasting.models.auto:AutoForecaster",
+               "candidates chosen from the data, cross-validated and combined by greedy ensemble selection",
+               family="combination", multi_season=True, from_request=("horizon", "level"),
+               detects_season=True),
     ModelEntry("ensemble", EnsembleParams, "forecasting.models.ensemble:EnsembleForecaster",
                "median or validation-weighted combination of member models", family="combination", multi_season=True),
 ]}
@@ -492,7 +521,8 @@ def _season_origin(freq: str | int | None) -> str:
 
 def resolve_spec(spec: ModelSpec | str | dict[str, Any], *, freq: str | int | None,
                  season_length: int | list[int] | None = None,
-                 lengths: Mapping[str, int] | None = None) -> tuple[ModelSpec, list[str]]:
+                 lengths: Mapping[str, int] | None = None, h: int | None = None,
+                 level: list[float] | tuple[float, ...] | None = None) -> tuple[ModelSpec, list[str]]:
     """The effective spec for data of frequency ``freq``, and the notes a user should read about it.
 
     The one place where parameters derived from the data are filled in: a spec that
@@ -518,6 +548,10 @@ def resolve_spec(spec: ModelSpec | str | dict[str, Any], *, freq: str | int | No
     season_length : int or list of int, optional
         The data's season when known better than from ``freq``.
     lengths : mapping of unique_id to int, optional
+    h, level : optional
+        The request's horizon and interval levels, given to models that take them from the request
+        (``ModelEntry.from_request``: ``auto`` validates at ``h`` and calibrates ``level``) when the
+        spec leaves them out.
 
     Returns
     -------
@@ -534,7 +568,8 @@ def resolve_spec(spec: ModelSpec | str | dict[str, Any], *, freq: str | int | No
     entry = REGISTRY[spec.name]
     notes: list[str] = []
     params = dict(spec.params)
-    if "season_length" in entry.params.__struct_fields__ and params.get("season_length") is None:
+    detects = entry.detects_season and season_length is None and not isinstance(freq, str)
+    if "season_length" in entry.params.__struct_fields__ and params.get("season_length") is None and not detects:
         if season_length is None:
             params["season_length"] = default_season_length(freq, multiple=entry.multi_season)
             notes.append(f"season_length={params['season_length']} derived from {_season_origin(freq)}")
@@ -543,6 +578,11 @@ def resolve_spec(spec: ModelSpec | str | dict[str, Any], *, freq: str | int | No
         else:
             several = default_season_length(freq, multiple=True) if entry.multi_season else season_length
             params["season_length"] = several if isinstance(several, list) else season_length
+        spec = ModelSpec(name=spec.name, params=params, fallback=spec.fallback)
+    request = {"horizon": h, "level": None if level is None else list(level)}
+    taken = {k: request[k] for k in entry.from_request if request.get(k) is not None and k not in spec.params}
+    if taken:
+        params.update(taken)
         spec = ModelSpec(name=spec.name, params=params, fallback=spec.fallback)
     season = params.get("season_length")
     m = max(season) if isinstance(season, list) else season

@@ -101,7 +101,8 @@ def check_table_limits(frame: pl.DataFrame, limits: Limits, *, n_series: int | N
 
 
 # --------------------------------------------------------------------------- the one resolver
-def resolve(spec: SpecLike, panel: Panel) -> tuple[ModelSpec, list[str]]:
+def resolve(spec: SpecLike, panel: Panel, *, h: int | None = None,
+            level: Sequence[float] | None = None) -> tuple[ModelSpec, list[str]]:
     """The effective spec for ``panel`` and the notes on what was derived (:func:`resolve_spec` on the panel).
 
     Parameters
@@ -111,6 +112,8 @@ def resolve(spec: SpecLike, panel: Panel) -> tuple[ModelSpec, list[str]]:
     panel : Panel
         The validated data: its ``freq`` gives the default ``season_length``, its series lengths
         the notes on series shorter than two seasons.
+    h, level : optional
+        The request's horizon and levels, for models that take them from the request (``auto``).
 
     Returns
     -------
@@ -121,14 +124,15 @@ def resolve(spec: SpecLike, panel: Panel) -> tuple[ModelSpec, list[str]]:
     UnknownModelError, InvalidParameterError
         As :func:`forecasting.models.registry.parse_spec`.
     """
-    return resolve_spec(spec, freq=panel.freq, lengths=panel.lengths)
+    return resolve_spec(spec, freq=panel.freq, lengths=panel.lengths, h=h,
+                        level=None if level is None else list(level))
 
 
 # --------------------------------------------------------------------------- forecast
 def forecast(
     data: Any,
     *,
-    model: SpecLike | Forecaster = "auto_ets",
+    model: SpecLike | Forecaster = "auto",
     h: int,
     freq: str | int | None = None,
     level: Sequence[float] = (),
@@ -189,7 +193,7 @@ def forecast(
         spec = parse_spec({"name": spec.name, "params": spec.params, "fallback": fallback})
     panel = validate_panel(data, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps)
     check_limits(panel, limits)
-    spec, derived = resolve(spec, panel)
+    spec, derived = resolve(spec, panel, h=h, level=levels)
     if X_future is not None and not panel.exog:  # refused before any training, not after it
         msg = (f"X_future was given but the data has no exogenous columns, so model '{spec.name}' would not use "
                f"it: drop X_future, or add the columns to the data")
@@ -199,7 +203,9 @@ def forecast(
     forecaster.fit(panel)
     frame = forecaster.predict(h, level=levels, X_future=X_future)
     return ForecastResult(forecasts=frame, spec=spec, alias=forecaster.alias, panel=panel, h=h, level=levels,
-                          fallbacks=list(forecaster.fallbacks_), notes=[*panel.report.notes, *derived])
+                          fallbacks=list(forecaster.fallbacks_),
+                          notes=[*panel.report.notes, *derived, *getattr(forecaster, "notes_", [])],
+                          selection=getattr(forecaster, "selection_", None))
 
 
 def forecast_fitted(
@@ -438,7 +444,7 @@ def explain(
         spec = parse_spec(model)
         panel = validate_panel(data, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps)
         check_limits(panel, limits)
-        spec, notes = resolve(spec, panel)
+        spec, notes = resolve(spec, panel, h=h)
         fitted = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
         require(fitted, "explain")  # before fitting, not after
         fitted.fit(panel)

@@ -62,6 +62,9 @@ class ForecastResult:
         The registered version that answered (``None`` for an inline spec or a saved folder).
     runtime : {"native", "onnxruntime"}
         What computed the forecasts.
+    selection : dict, optional
+        ``auto`` only: the search report (candidates tried, their validation scores and times, the
+        chosen combination, why candidates were dropped); see :class:`forecasting.models.auto.AutoForecaster`.
     """
 
     forecasts: pl.DataFrame
@@ -74,6 +77,7 @@ class ForecastResult:
     notes: list[str] = field(default_factory=list)
     registered: Registered | None = None
     runtime: str = "native"
+    selection: dict[str, Any] | None = None
 
     @property
     def report(self) -> ValidationReport:
@@ -90,9 +94,10 @@ class ForecastResult:
         out: dict[str, Any] = {
             "model": self.spec.name, "alias": self.alias, "params": dict(self.spec.params),
             "freq": self.panel.freq, "h": self.h, "level": list(self.level),
-            "forecasts": self.forecasts.to_dicts(), "fallbacks": [f.to_dict() for f in self.fallbacks],
+            "forecasts": (self.forecasts.to_dicts() if isinstance(self.forecasts, pl.DataFrame)  # pandas (fc.forecast)
+                          else self.forecasts.to_dict("records")), "fallbacks": [f.to_dict() for f in self.fallbacks],
             "filled": self.report.to_dict()["filled"], "notes": list(self.notes), "runtime": self.runtime,
-            "ref": None, "name": None, "version": None}
+            "ref": None, "name": None, "version": None, "selection": self.selection}
         if self.registered is not None:
             out.update(ref=self.registered.ref, name=self.registered.name, version=self.registered.version)
         return out

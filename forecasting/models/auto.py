@@ -1,0 +1,749 @@
+"""``auto``: the default model. Candidates chosen from the data, cross-validated, combined greedily.
+
+What it does, in order (every decision is recorded in ``selection_``):
+
+1. **Seasonality.** The season length(s) come from the frequency (``1h`` -> 24 and 168, ``1mo`` -> 12, ...;
+   :func:`forecasting.models.registry.default_season_length`) or from ``season_length``. A season is kept
+   only where the history holds at least two of it. Integer ``ds`` (no calendar) gets ``m = 1`` unless the
+   autocorrelation test finds a period (:func:`detect_season`).
+2. **Candidates that fit the data** (:func:`candidate_pool`): seasonal naive (naive when ``m = 1``),
+   AutoETS, AutoTheta, DynamicOptimizedTheta, AutoCES, AutoARIMA, MSTL (several seasons), the
+   intermittent-demand models when many values are zero, the global LightGBM/XGBoost models when the
+   panel has enough rows, NHITS when asked (``deep``) or when a GPU is present. A candidate that cannot
+   apply is dropped with the reason, never an error.
+3. **Rolling-origin cross-validation** (:mod:`forecasting.backtest`'s splitter): ``n_windows`` origins
+   ``horizon`` steps apart, each candidate fitted on the series long enough for the window (with ``naive``
+   as the fallback of the few series too short for it) and scored by MASE (or sMAPE). Cheap candidates run
+   first; each may use at most half of the cross-validation budget that is left, so a slow one is cut off
+   (``TimeLimitError``) and dropped, not waited for.
+4. **Greedy ensemble selection** (Caruana, Niculescu-Mizil, Crew & Ksikes, *Ensemble selection from
+   libraries of models*, ICML 2004; AutoGluon-TimeSeries' ``GreedyEnsemble``, Shchur et al., AutoML 2023):
+   starting from nothing, ``ensemble_size`` times add (with replacement) the candidate that most lowers the
+   validation error of the running average; the weights are the counts. With ``selection="auto"`` the
+   weights are chosen per series too when that measurably helps: per-series and dataset weights are both
+   learnt on the older windows and scored on the latest, and the per-series ones are kept only when they win
+   by more than 2% (then relearnt on every window).
+5. **Calibrated intervals.** The members' bounds are averaged with the same weights, then conformalised on
+   the validation windows (conformalized quantile regression, Romano, Patterson & Candès, NeurIPS 2019):
+   for each level the width-relative non-conformity scores ``max(lo - y, y - hi) / (hi - lo)`` give the
+   factor by which the band is widened (or narrowed), per horizon step when there are at least 200 scores
+   a step, else pooled.
+6. **Refit** of the members with a positive weight on the full history, and **clipping at zero** when every
+   observed value is non-negative (``non_negative``; the clipped count is in ``notes_``).
+
+``time_limit`` (seconds, default 600) bounds the whole search: cross-validation takes at most 70% of it and
+the final refits the rest; a member whose refit runs out of time is dropped and the weights renormalised.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+import msgspec
+import numpy as np
+import polars as pl
+
+from forecasting.data import Panel, check_min_length, level_columns, validate_h, validate_levels
+from forecasting.errors import CapabilityError, ForecastingError, InvalidParameterError, TimeLimitError
+from forecasting.models.base import BaseForecaster, Capabilities, Fallback, Forecaster, arm, as_panel
+from forecasting.models.local import LOCAL_CAPABILITIES
+from forecasting.models.registry import REGISTRY, AutoParams, ModelSpec, default_season_length, parse_spec
+
+__all__ = ["AutoForecaster", "Candidate", "candidate_pool", "detect_season", "greedy_weights"]
+
+#: conventional horizons of the M competitions per frequency unit, used when ``horizon`` is not given
+_HORIZONS = {"y": 6, "q": 8, "mo": 18, "w": 13, "d": 14, "h": 48, "m": 60, "s": 60, "bd": 10}
+#: the order candidates run in (cheapest first), by registry name
+_COST_ORDER = ("seasonal_naive", "naive", "auto_theta", "dynamic_optimized_theta", "croston_sba", "adida",
+               "imapa", "tsb", "auto_ets", "auto_ces", "lightgbm", "xgboost", "mstl", "auto_arima", "nhits")
+_ZERO_SHARE = 0.3  # intermittent models join the pool above this share of zeros
+_GLOBAL_MIN_ROWS = 1_000  # global models join the pool from this many observations in all
+
+
+@dataclass
+class Candidate:
+    """One candidate of the search and what became of it.
+
+    Attributes
+    ----------
+    label : str
+        Unique label (the model name, with a suffix when the same model appears twice).
+    spec : ModelSpec
+    status : {"pending", "scored", "dropped"}
+    reason : str or None
+        Why it was dropped.
+    score : float or None
+        Validation error (MASE or sMAPE, mean over series and windows).
+    seconds : float
+        Cross-validation wall time.
+    weight : float
+        Its share of the final combination (dataset level).
+    """
+
+    label: str
+    spec: ModelSpec
+    status: str = "pending"
+    reason: str | None = None
+    score: float | None = None
+    seconds: float = 0.0
+    weight: float = 0.0
+    forecasts: list[np.ndarray] = field(default_factory=list, repr=False)
+    bounds: dict[float, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready record (the response's ``selection.candidates``)."""
+        return {"model": self.label, "spec": msgspec.to_builtins(self.spec), "status": self.status,
+                "reason": self.reason, "score": None if self.score is None else round(self.score, 6),
+                "seconds": round(self.seconds, 3), "weight": round(self.weight, 6)}
+
+
+# --------------------------------------------------------------------------- seasonality
+def detect_season(panel: Panel, *, max_series: int = 200, max_lag: int = 400) -> tuple[int, str]:
+    """A season length for data without a calendar (integer ``ds``), from the autocorrelation of the series.
+
+    For each of up to ``max_series`` series (the longest), the autocorrelation of the first differences is
+    computed up to ``min(n // 3, max_lag)``; its highest peak at a lag ``p >= 2`` is a vote for ``p`` when
+    it passes the M4 competition's 90% seasonality test at ``p``
+    (:func:`forecasting.decomposition.seasonality_test`). The most voted period wins if at least a third of
+    the examined series vote for it (or a multiple of it); otherwise ``1``.
+
+    Returns
+    -------
+    (int, str)
+        The period and a note saying how it was found.
+    """
+    from forecasting.decomposition import acf, seasonality_test
+
+    longest = sorted(panel.lengths.items(), key=lambda kv: -kv[1])[:max_series]
+    keep = {u for u, _ in longest}
+    values = dict(panel.frame.filter(pl.col("unique_id").is_in(list(keep))).group_by("unique_id")
+                  .agg(pl.col("y")).iter_rows())
+    votes: dict[int, int] = {}
+    examined = 0
+    for y in values.values():
+        arr = np.asarray(y, dtype=float)
+        n = arr.size
+        lags = min(n // 3, max_lag)
+        if lags < 4 or not np.isfinite(arr).all():
+            continue
+        examined += 1
+        diff = np.diff(arr)
+        if np.ptp(diff) == 0:
+            continue
+        r = acf(diff, lags)
+        p = int(np.argmax(r[2:]) + 2)
+        if r[p] > 0 and seasonality_test(arr, p):
+            votes[p] = votes.get(p, 0) + 1
+    if not votes or examined == 0:
+        return 1, "season_length=1: integer ds and no seasonal period found by the autocorrelation test"
+    best = max(votes, key=lambda p: (sum(v for q, v in votes.items() if q % p == 0), -p))
+    support = sum(v for q, v in votes.items() if q % best == 0)
+    if support * 3 < examined:
+        return 1, (f"season_length=1: integer ds; the autocorrelation test found no period shared by a third of "
+                   f"the series (best: {best}, in {support} of {examined})")
+    return best, (f"season_length={best} detected by the autocorrelation test (integer ds: {support} of {examined} "
+                  f"series examined)")
+
+
+# --------------------------------------------------------------------------- candidates
+def _usable(name: str) -> bool:
+    entry = REGISTRY.get(name)
+    if entry is None:
+        return False
+    from forecasting.models.registry import _importable
+
+    return all(_importable(m) for m in entry.requires)
+
+
+def candidate_pool(panel: Panel, seasons: list[int], *, deep: bool | None = None) -> tuple[list[ModelSpec], list[str]]:
+    """The candidate specs that fit ``panel`` and the notes on those left out.
+
+    Parameters
+    ----------
+    panel : Panel
+    seasons : list of int
+        The season lengths kept for this data (``[1]``: none).
+    deep : bool, optional
+        Include NHITS (``None``: only when a GPU is present).
+
+    Returns
+    -------
+    (list of ModelSpec, list of str)
+        In cost order (cheapest first).
+    """
+    m = seasons[0]
+    lengths = np.fromiter(panel.lengths.values(), dtype=np.int64)
+    median = int(np.median(lengths))
+    y = panel.frame["y"]
+    zero_share = float((y == 0).mean() or 0.0)
+    left_out: list[str] = []
+    names = ["seasonal_naive" if m > 1 else "naive", "auto_theta", "dynamic_optimized_theta", "auto_ets", "auto_ces",
+             "auto_arima"]
+    if len(seasons) > 1:
+        names.append("mstl")
+    elif m > 1:
+        left_out.append("mstl: one season only (auto_ets and auto_theta cover it)")
+    if zero_share >= _ZERO_SHARE:
+        names += ["croston_sba", "adida", "imapa", "tsb"]
+    if int(lengths.sum()) >= _GLOBAL_MIN_ROWS and median >= 2 * max(m, 4):
+        names += ["lightgbm", "xgboost"]
+    else:
+        left_out.append(f"lightgbm, xgboost: {int(lengths.sum())} observations, median length {median} (global "
+                        f"models join from {_GLOBAL_MIN_ROWS} observations and series of {2 * max(m, 4)})")
+    if deep is None:
+        from forecasting.devices import resolve_device
+
+        deep = resolve_device("auto") == "cuda"
+    if deep:
+        names.append("nhits")
+    specs: list[ModelSpec] = []
+    for name in sorted(dict.fromkeys(names), key=_COST_ORDER.index):
+        if not _usable(name):
+            entry = REGISTRY.get(name)
+            why = "not registered" if entry is None else f"needs the optional extra '{entry.extra}'"
+            left_out.append(f"{name}: {why}")
+            continue
+        params: dict[str, Any] = {}
+        if "season_length" in REGISTRY[name].params.__struct_fields__:
+            params["season_length"] = list(seasons) if REGISTRY[name].multi_season and len(seasons) > 1 else m
+        specs.append(ModelSpec(name=name, params=params))
+    return specs, left_out
+
+
+# --------------------------------------------------------------------------- selection
+def greedy_weights(errors: Sequence[np.ndarray] | np.ndarray, actual: np.ndarray, scale: np.ndarray, *,
+                   size: int) -> np.ndarray:
+    """Greedy ensemble selection with replacement (Caruana et al., ICML 2004).
+
+    Parameters
+    ----------
+    errors : array (n_candidates, n_rows)
+        The candidates' forecasts on the validation rows (named for what they are scored on).
+    actual : array (n_rows,)
+    scale : array (n_rows,)
+        Each row's error scale (MASE: the series' in-sample seasonal-naive MAE; sMAPE: ``nan``, then
+        the sMAPE of the row is used).
+    size : int
+        Selection rounds.
+
+    Returns
+    -------
+    array (n_candidates,)
+        Weights summing to 1.
+    """
+    forecasts = np.asarray(errors, dtype=float)
+    k = forecasts.shape[0]
+    counts = np.zeros(k)
+    running = np.zeros_like(actual, dtype=float)
+
+    def loss(f: np.ndarray) -> np.ndarray:
+        err = np.abs(actual[None, :] - f)
+        if np.isnan(scale).all():
+            den = np.abs(actual)[None, :] + np.abs(f)
+            return np.where(den > 0, 200.0 * err / np.where(den > 0, den, 1.0), 0.0).mean(axis=1)
+        return (err / scale[None, :]).mean(axis=1)
+
+    for step in range(size):
+        trial = (running[None, :] * step + forecasts) / (step + 1)
+        best = int(np.argmin(loss(trial)))
+        counts[best] += 1
+        running = trial[best]
+    return counts / counts.sum()
+
+
+def _loss(actual: np.ndarray, f: np.ndarray, scale: np.ndarray) -> float:
+    err = np.abs(actual - f)
+    if np.isnan(scale).all():
+        den = np.abs(actual) + np.abs(f)
+        return float(np.where(den > 0, 200.0 * err / np.where(den > 0, den, 1.0), 0.0).mean())
+    return float((err / scale).mean())
+
+
+class AutoForecaster(BaseForecaster[AutoParams]):
+    """The default model: candidates chosen from the data, cross-validated and combined (module docstring).
+
+    Parameters
+    ----------
+    season_length : int or list of int, optional
+        Season length(s); default from the frequency (integer ``ds``: detected).
+    horizon : int, optional
+        Validation horizon (the request's ``h`` through the service; default the M competitions' horizon of
+        the frequency, else two seasons, at least 6).
+    level : list of float
+        Interval levels calibrated on the validation windows (the request's through the service).
+    candidates : list of specs, optional
+        The pool (default: :func:`candidate_pool`).
+    n_windows : int, default 2
+        Validation origins (fewer when the history is short).
+    metric : {"mase", "smape"}
+    ensemble_size : int, default 25
+        Greedy selection rounds (1: the single best candidate).
+    selection : {"auto", "dataset", "series"}
+        Where weights are learnt (see the module docstring).
+    time_limit : float, default 600
+        Seconds for the whole search.
+    deep : bool, optional
+        Include NHITS (default: only with a GPU).
+    non_negative : bool, optional
+        Clip forecasts at zero (default: when every observed value is >= 0).
+
+    Attributes (after ``fit``)
+    --------------------------
+    selection_ : dict
+        The report: season, horizon, windows, candidates (scores, seconds, weights, reasons), the chosen
+        combination and the notes.
+    notes_ : list of str
+    """
+
+    name: ClassVar[str] = "auto"
+    default_alias: ClassVar[str] = "Auto"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        supports_intervals=True, honours_time_limit=True, why_not={
+            **LOCAL_CAPABILITIES.why_not,
+            "explain": "auto combines several models' forecasts; explain a global member such as 'lightgbm' or "
+                       "'xgboost' instead (the selection report names the members)",
+            "global_importance": "auto combines several models; ask a global member such as 'xgboost'",
+            "save": "auto searches and refits from each request's history and is not saved; register the member "
+                    "it chose (see the selection report) to keep a trained model",
+            "export": "auto refits from each request's history; export a global member such as xgboost",
+            "progress": "it reports its search in the selection report"})
+    fitted_attribute: ClassVar[str] = "members_"
+
+    @property
+    def min_train_length(self) -> int:
+        """Two observations (what ``naive``, the last resort, needs for its intervals)."""
+        return 2
+
+    # ------------------------------------------------------------------ settings
+    def _seasons(self, panel: Panel) -> tuple[list[int], list[str]]:
+        notes: list[str] = []
+        given = self.params.season_length
+        if given is None:
+            if isinstance(panel.freq, int):
+                m, note = detect_season(panel)
+                notes.append(note)
+                seasons = [m]
+            else:
+                d = default_season_length(panel.freq, multiple=True)
+                seasons = list(d) if isinstance(d, list) else [d]
+        else:
+            seasons = list(given) if isinstance(given, list) else [given]
+        median = int(np.median(list(panel.lengths.values())))
+        kept = [s for s in seasons if s == 1 or median >= 2 * s]
+        dropped = [s for s in seasons if s not in kept]
+        if dropped:
+            notes.append(f"season_length {', '.join(map(str, dropped))} left out: the median series has {median} "
+                         f"observations, fewer than two seasons")
+        return (kept or [1]), notes
+
+    def _horizon(self, panel: Panel, m: int) -> int:
+        if self.params.horizon is not None:
+            return self.params.horizon
+        if isinstance(panel.freq, str):
+            from forecasting.data import offset_parts
+
+            try:
+                _, unit = offset_parts(panel.freq)
+            except ForecastingError:
+                unit = ""
+            if unit in _HORIZONS:
+                return _HORIZONS[unit]
+        return max(2 * m, 6)
+
+    def _deadline(self) -> float | None:
+        limit = None if self.params.time_limit is None else time.time() + self.params.time_limit
+        if self.deadline is not None:
+            limit = self.deadline if limit is None else min(limit, self.deadline)
+        return limit
+
+    def _pool(self, panel: Panel, seasons: list[int]) -> tuple[list[Candidate], list[str]]:
+        if self.params.candidates is None:
+            specs, left_out = candidate_pool(panel, seasons, deep=self.params.deep)
+        else:
+            specs, left_out = [], []
+            for c in self.params.candidates:
+                spec = parse_spec(c)
+                if spec.name in ("auto", "ensemble"):
+                    msg = f"an auto candidate cannot be '{spec.name}'"
+                    raise InvalidParameterError(msg, field="model.params.candidates")
+                specs.append(spec)
+        from forecasting.models.registry import resolve_spec
+
+        out: list[Candidate] = []
+        seen: dict[str, int] = {}
+        for spec in specs:
+            resolved, _ = resolve_spec(spec, freq=panel.freq, season_length=seasons if len(seasons) > 1 else seasons[0])
+            label = spec.name if spec.name not in seen else f"{spec.name}_{seen[spec.name] + 1}"
+            seen[spec.name] = seen.get(spec.name, 0) + 1
+            fallback = None if resolved.name == "naive" else "naive"
+            out.append(Candidate(label=label, spec=ModelSpec(name=resolved.name, params=resolved.params,
+                                                             fallback=resolved.fallback or fallback)))
+        return out, left_out
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> Self:
+        """Search, select and refit (module docstring).
+
+        Raises
+        ------
+        CapabilityError
+            Exogenous columns or static features (the search uses none).
+        InvalidParameterError
+            A candidate spec that is itself ``auto`` or ``ensemble``, or invalid.
+        TimeLimitError
+            Not even the baseline could be fitted before the deadline.
+        """
+        panel = as_panel(panel)
+        if panel.exog:
+            msg = (f"model 'auto' does not use exogenous columns; drop {', '.join(panel.exog)} or name a model that "
+                   f"uses them, e.g. 'xgboost'")
+            raise CapabilityError(msg, field="data")
+        if static is not None:
+            msg = "model 'auto' does not use static features; name a model that uses them, e.g. 'xgboost'"
+            raise CapabilityError(msg, field="static")
+        check_min_length(panel, self.min_train_length, model=self.name,
+                         fallback=self.fallback.name if self.fallback else None)
+        started = time.time()
+        deadline = self._deadline()
+        if deadline is not None and started >= deadline:
+            msg = "model 'auto': the time limit passed before the search could start"
+            raise TimeLimitError(msg, field="time_limit", details={"limit_seconds": self.params.time_limit})
+        self.notes_: list[str] = []
+        seasons, notes = self._seasons(panel)
+        self.notes_.extend(notes)
+        m = seasons[0]
+        h = self._horizon(panel, m)
+        levels = tuple(sorted(validate_levels(self.params.level)))
+        candidates, left_out = self._pool(panel, seasons)
+        windows, ids = self._windows(panel, h, m)
+        cv_end = None if deadline is None else started + 0.7 * (deadline - started)
+        truth = self._cross_validate(panel, candidates, windows, ids, h, m, levels, cv_end)
+        scored = [c for c in candidates if c.status == "scored"]
+        self.weights_, self.series_weights_ = self._select(scored, truth, len(windows))
+        self.calibration_ = self._calibrate(scored, truth, levels, h)
+        self._refit(panel, scored, deadline)
+        self.panel_ = panel
+        self.non_negative_ = (self.params.non_negative if self.params.non_negative is not None
+                              else bool((panel.frame["y"] >= 0).all()))
+        self.selection_ = {
+            "season_length": seasons if len(seasons) > 1 else m, "horizon": h, "n_windows": len(windows),
+            "series_validated": len(ids), "metric": self.params.metric,
+            "selection": "series" if self.series_weights_ is not None else "dataset",
+            "candidates": [c.to_dict() for c in candidates], "left_out": left_out,
+            "members": {lab: round(float(w), 6) for lab, w in self.weights_.items()},
+            "seconds": round(time.time() - started, 3), "notes": list(self.notes_)}
+        return self
+
+    def _windows(self, panel: Panel, h: int, m: int) -> tuple[list[Any], list[str]]:
+        """The validation origins and the series long enough for all of them (each keeps ``max(2m, 8)``+ points)."""
+        from forecasting.backtest import rolling_origins
+
+        need_train = max(2 * m if m > 1 else 0, 8)
+        for n_windows in range(self.params.n_windows, 0, -1):
+            held = h * n_windows
+            ids = [u for u, n in panel.lengths.items() if n >= held + need_train]
+            if len(ids) >= max(1, 0.5 * panel.n_series) or (n_windows == 1 and ids):
+                if n_windows < self.params.n_windows:
+                    self.notes_.append(f"validated on {n_windows} window(s) of h={h}: too little history for "
+                                       f"{self.params.n_windows}")
+                if len(ids) < panel.n_series:
+                    self.notes_.append(f"{len(ids)} of {panel.n_series} series are long enough to validate on "
+                                       f"(at least {held + need_train} observations); the others are forecast with "
+                                       f"the weights learnt on them")
+                return rolling_origins(panel.frame, h=h, n_windows=n_windows), ids
+        return [], []
+
+    def _cross_validate(self, panel: Panel, candidates: list[Candidate], windows: list[Any], ids: list[str], h: int,
+                        m: int, levels: tuple[float | int, ...], cv_end: float | None) -> dict[str, Any]:
+        from forecasting.models.registry import make_model
+
+        truth: dict[str, Any] = {"actual": [], "scale": [], "ids": [], "step": []}
+        if not windows:
+            self.notes_.append("no series is long enough to validate on: the candidates are combined with equal "
+                               "weights")
+            for c in candidates:
+                c.status, c.reason = "scored", None
+            return truth
+        trains = [w.train_panel(panel, ids) for w in windows]
+        for w in windows:
+            test = w.test.filter(pl.col("unique_id").is_in(ids)).sort("unique_id", "ds", maintain_order=True)
+            truth["actual"].append(test["y"].to_numpy().astype(float))
+            truth["ids"].append(test["unique_id"].to_numpy())
+            truth["step"].append(np.tile(np.arange(h), len(ids)))
+            truth["scale"].append(self._scale(w.train.filter(pl.col("unique_id").is_in(ids)), test, m))
+        for i, c in enumerate(candidates):
+            now = time.time()
+            if cv_end is not None and now >= cv_end:
+                c.status, c.reason = "dropped", "skipped: the time limit's share for validation was used up"
+                continue
+            share = None if cv_end is None else now + (cv_end - now) * (1.0 if i == 0 else 0.5)
+            t0 = time.perf_counter()
+            try:
+                for train in trains:
+                    model = make_model(c.spec, freq=panel.freq, n_jobs=self.n_jobs)
+                    arm(model, deadline=share)
+                    fc = model.fit(train).predict(h, level=levels if model.capabilities.supports_intervals else ())
+                    self._collect(c, model.alias, fc, levels)
+            except ForecastingError as exc:
+                c.status, c.reason = "dropped", f"{type(exc).__name__}: {exc}"[:300]
+                c.forecasts, c.bounds = [], {}
+                continue
+            finally:
+                c.seconds = time.perf_counter() - t0
+            c.status = "scored"
+        actual = np.concatenate(truth["actual"])
+        scale = np.concatenate(truth["scale"])
+        for c in candidates:
+            if c.status == "scored":
+                f = np.concatenate(c.forecasts)
+                if f.shape != actual.shape or not np.isfinite(f).all():
+                    c.status, c.reason = "dropped", "non-finite or misaligned validation forecasts"
+                    continue
+                c.score = _loss(actual, f, scale)
+        return truth
+
+    def _scale(self, train: pl.DataFrame, test: pl.DataFrame, m: int) -> np.ndarray:
+        """Per test row: the series' MASE denominator on its training part (``nan`` for sMAPE)."""
+        if self.params.metric == "smape":
+            return np.full(test.height, np.nan)
+        lag = pl.when(pl.len().over("unique_id") > m).then(m).otherwise(1) if m > 1 else pl.lit(1)
+        diffs = train.with_columns(lag.alias("_lag")).group_by("unique_id", maintain_order=True).agg(
+            (pl.col("y") - pl.col("y").shift(pl.col("_lag").first())).abs().mean().alias("s"),
+            pl.col("y").abs().mean().alias("a"))
+        per = {u: (s if s is not None and s > 0 else (a if a and a > 0 else 1.0)) for u, s, a in diffs.iter_rows()}
+        return np.array([per[u] for u in test["unique_id"].to_list()], dtype=float)
+
+    @staticmethod
+    def _collect(c: Candidate, alias: str, fc: pl.DataFrame, levels: tuple[float | int, ...]) -> None:
+        fc = fc.sort("unique_id", "ds", maintain_order=True)
+        c.forecasts.append(fc[alias].to_numpy().astype(float))
+        for lev in levels:
+            lo, hi = f"{alias}-lo-{lev}", f"{alias}-hi-{lev}"
+            if lo in fc.columns and hi in fc.columns:
+                c.bounds.setdefault(float(lev), []).append((fc[lo].to_numpy().astype(float),
+                                                            fc[hi].to_numpy().astype(float)))
+
+    # ------------------------------------------------------------------ selection
+    def _select(self, scored: list[Candidate], truth: dict[str, Any],
+                n_windows: int) -> tuple[dict[str, float], dict[str, dict[str, float]] | None]:
+        if not scored:
+            return {}, None
+        if not truth["actual"]:  # nothing to validate on: equal weights
+            return {c.label: 1.0 / len(scored) for c in scored}, None
+        actual = np.concatenate(truth["actual"])
+        scale = np.concatenate(truth["scale"])
+        F = np.stack([np.concatenate(c.forecasts) for c in scored])
+        w = greedy_weights(F, actual, scale, size=self.params.ensemble_size)
+        for c, wt in zip(scored, w, strict=True):
+            c.weight = float(wt)
+        weights = {c.label: float(wt) for c, wt in zip(scored, w, strict=True) if wt > 0}
+        series = None
+        if self.params.selection == "series" or (self.params.selection == "auto" and n_windows >= 2):
+            series = self._series_weights(scored, truth, F, actual, scale, force=self.params.selection == "series")
+        return weights, series
+
+    def _series_weights(self, scored: list[Candidate], truth: dict[str, Any], F: np.ndarray, actual: np.ndarray,
+                        scale: np.ndarray, *, force: bool) -> dict[str, dict[str, float]] | None:
+        ids = np.concatenate(truth["ids"])
+        win = np.concatenate([np.full(a.size, i) for i, a in enumerate(truth["actual"])])
+        size = max(1, min(self.params.ensemble_size, 5))
+        if not force:
+            old, new = win > 0, win == 0
+            wd = greedy_weights(F[:, old], actual[old], scale[old], size=self.params.ensemble_size)
+            dataset_err = _loss(actual[new], wd @ F[:, new], scale[new])
+            pred = np.empty(int(new.sum()))
+            for u in np.unique(ids[new]):
+                o, n = old & (ids == u), (ids == u)[new]
+                wu = greedy_weights(F[:, o], actual[o], scale[o], size=size)
+                pred[n] = wu @ F[:, new][:, n]
+            series_err = _loss(actual[new], pred, scale[new])
+            self.notes_.append(f"per-series weights scored {series_err:.4f} against {dataset_err:.4f} for "
+                               f"dataset weights on the latest window: "
+                               f"{'kept' if series_err < 0.98 * dataset_err else 'dataset weights kept'}")
+            if not series_err < 0.98 * dataset_err:
+                return None
+        out: dict[str, dict[str, float]] = {}
+        for u in np.unique(ids):
+            rows = ids == u
+            wu = greedy_weights(F[:, rows], actual[rows], scale[rows], size=size)
+            out[str(u)] = {c.label: float(x) for c, x in zip(scored, wu, strict=True) if x > 0}
+        return out
+
+    def _calibrate(self, scored: list[Candidate], truth: dict[str, Any], levels: tuple[float | int, ...],
+                   h: int) -> dict[float, np.ndarray]:
+        """Per level, the conformal widening factor per horizon step (length ``h``; pooled when few scores)."""
+        out: dict[float, np.ndarray] = {}
+        if not truth["actual"] or not self.weights_:
+            return out
+        actual = np.concatenate(truth["actual"])
+        step = np.concatenate(truth["step"])
+        for lev in levels:
+            lo, hi = self._combine_bounds(scored, float(lev))
+            if lo is None or hi is None:
+                continue
+            width = np.maximum(hi - lo, 1e-12 * np.maximum(np.abs(actual), 1.0))
+            s = np.maximum(lo - actual, actual - hi) / width
+            q = np.full(h, _conformal_quantile(s, float(lev)))
+            if s.size >= 200 * h:
+                q = np.array([_conformal_quantile(s[step == k], float(lev)) for k in range(h)])
+            out[float(lev)] = q
+        return out
+
+    def _combine_bounds(self, scored: list[Candidate], lev: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+        use = [(c, self.weights_.get(c.label, 0.0)) for c in scored if lev in c.bounds and
+               self.weights_.get(c.label, 0.0) > 0]
+        if not use:
+            return None, None
+        total = sum(w for _, w in use)
+        lo = sum(w * np.concatenate([b[0] for b in c.bounds[lev]]) for c, w in use) / total
+        hi = sum(w * np.concatenate([b[1] for b in c.bounds[lev]]) for c, w in use) / total
+        return np.asarray(lo), np.asarray(hi)
+
+    def _refit(self, panel: Panel, scored: list[Candidate], deadline: float | None) -> None:
+        from forecasting.models.registry import make_model
+
+        by_label = {c.label: c for c in scored}
+        labels = set(self.weights_)
+        if self.series_weights_:
+            for w in self.series_weights_.values():
+                labels |= set(w)
+        self.members_: dict[str, Forecaster] = {}
+        for label in sorted(labels, key=lambda lab: -self.weights_.get(lab, 0.0)):
+            c = by_label[label]
+            model = make_model(c.spec, freq=panel.freq, n_jobs=self.n_jobs)
+            arm(model, deadline=deadline)
+            try:
+                self.members_[label] = model.fit(panel)
+            except ForecastingError as exc:
+                self.notes_.append(f"member '{label}' dropped at the final fit: {exc}"[:300])
+        if not self.members_:
+            base = ModelSpec(name="naive")
+            self.notes_.append("no candidate could be fitted in time: forecasting with 'naive'")
+            self.members_ = {"naive": make_model(base, freq=panel.freq).fit(panel)}
+            self.weights_ = {"naive": 1.0}
+            self.series_weights_ = None
+            return
+        kept = {k: v for k, v in self.weights_.items() if k in self.members_}
+        total = sum(kept.values()) or 1.0
+        self.weights_ = {k: v / total for k, v in kept.items()} or {next(iter(self.members_)): 1.0}
+        seen: dict[str, Fallback] = {}
+        for model in self.members_.values():
+            for fb in model.fallbacks_:
+                seen.setdefault(fb.unique_id, fb)
+        self.fallbacks_ = list(seen.values())
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, h: int, *, history: Panel | Any | None = None, X_future: pl.DataFrame | None = None,
+                level: Sequence[float] = ()) -> pl.DataFrame:
+        """The weighted combination: ``unique_id, ds, Auto[, Auto-lo-<L>, Auto-hi-<L>]``.
+
+        ``history`` reruns the search on it (as the statistical models refit).
+
+        Raises
+        ------
+        NotFittedError, CapabilityError, InvalidParameterError
+        """
+        if history is not None:
+            return self.fit(as_panel(history, freq=self.panel_.freq if self.is_fitted else None)).predict(
+                h, X_future=X_future, level=level)
+        self.check_is_fitted()
+        h = validate_h(h)
+        levels = validate_levels(level)
+        if X_future is not None:
+            msg = "model 'auto' does not use exogenous columns, so X_future is not accepted"
+            raise CapabilityError(msg, field="X_future")
+        outs: dict[str, pl.DataFrame] = {}
+        for label, model in self.members_.items():
+            with_levels = levels if model.capabilities.supports_intervals else ()
+            outs[label] = model.predict(h, level=with_levels).sort("unique_id", "ds", maintain_order=True)
+        base = next(iter(outs.values())).select("unique_id", "ds")
+        W = self._weight_matrix(base["unique_id"].to_numpy(), list(outs))
+        point = self._mix(W, [outs[lab][self.members_[lab].alias].to_numpy() for lab in outs])
+        columns: dict[str, np.ndarray] = {self.alias: point}
+        steps = base.group_by("unique_id", maintain_order=True).agg(pl.int_range(pl.len()).alias("k"))["k"].explode()
+        for lev in levels:
+            lo_hi = []
+            for side in ("lo", "hi"):
+                arrays = [outs[lab][f"{self.members_[lab].alias}-{side}-{lev}"].to_numpy()
+                          if f"{self.members_[lab].alias}-{side}-{lev}" in outs[lab].columns else None for lab in outs]
+                lo_hi.append(self._mix(W, arrays))
+            lo, hi = lo_hi
+            if np.isnan(lo).all():
+                msg = "model 'auto': none of its members gives prediction intervals here; ask without level"
+                raise CapabilityError(msg, field="level")
+            q = self.calibration_.get(float(lev))
+            if q is not None:
+                k = np.minimum(steps.to_numpy(), q.size - 1)
+                width = hi - lo
+                lo, hi = lo - q[k] * width, hi + q[k] * width
+            elif self.selection_["series_validated"]:
+                self._note(f"level {lev} was not calibrated on the validation windows (calibrated: "
+                           f"{', '.join(str(x) for x in self.calibration_) or 'none'}): the members' bands are "
+                           f"averaged as they are")
+            columns[f"{self.alias}-lo-{lev}"] = np.minimum(lo, point)
+            columns[f"{self.alias}-hi-{lev}"] = np.maximum(hi, point)
+        if levels:  # keep the bands nested after calibration
+            ordered = sorted(levels)
+            for a, b in zip(ordered, ordered[1:], strict=False):
+                columns[f"{self.alias}-lo-{b}"] = np.minimum(columns[f"{self.alias}-lo-{b}"],
+                                                             columns[f"{self.alias}-lo-{a}"])
+                columns[f"{self.alias}-hi-{b}"] = np.maximum(columns[f"{self.alias}-hi-{b}"],
+                                                             columns[f"{self.alias}-hi-{a}"])
+        if self.non_negative_:
+            clipped = int((columns[self.alias] < 0).sum())
+            for name in list(columns):
+                columns[name] = np.maximum(columns[name], 0.0)
+            if clipped:
+                self._note(f"{clipped} negative forecasts clipped at 0: every observed value is >= 0 "
+                           f"(non_negative=false keeps them)")
+        ordered_cols = [self.alias, *level_columns(self.alias, levels)]
+        return base.with_columns([pl.Series(c, columns[c], dtype=pl.Float64) for c in ordered_cols])
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes_:
+            self.notes_.append(text)
+
+    def _weight_matrix(self, ids: np.ndarray, labels: list[str]) -> np.ndarray:
+        """(n_rows, n_members) weights: the series' own where learnt per series, else the dataset's."""
+        dataset = np.array([self.weights_.get(lab, 0.0) for lab in labels])
+        if not dataset.sum():
+            dataset = np.full(len(labels), 1.0 / len(labels))
+        W = np.tile(dataset, (ids.size, 1))
+        if self.series_weights_:
+            for u in np.unique(ids):
+                own = self.series_weights_.get(str(u))
+                if own:
+                    row = np.array([own.get(lab, 0.0) for lab in labels])
+                    if row.sum() > 0:
+                        W[ids == u] = row / row.sum()
+        return W
+
+    @staticmethod
+    def _mix(W: np.ndarray, arrays: list[np.ndarray | None]) -> np.ndarray:
+        """Row-wise weighted mean over the members that have a value (weights renormalised per row)."""
+        n = W.shape[0]
+        stack = np.column_stack([np.full(n, np.nan) if a is None else np.asarray(a, dtype=float) for a in arrays])
+        have = np.isfinite(stack)
+        w = np.where(have, W, 0.0)
+        total = w.sum(axis=1)
+        out = np.where(total > 0, (np.where(have, stack, 0.0) * w).sum(axis=1) / np.where(total > 0, total, 1.0),
+                       np.nan)
+        return out
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters (JSON-serialisable)."""
+        return super().get_params()
+
+
+def _conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """The ``ceil((n + 1) * level) / n`` empirical quantile of the scores (split conformal; 0 when empty)."""
+    scores = scores[np.isfinite(scores)]
+    n = scores.size
+    if n == 0:
+        return 0.0
+    q = min(1.0, math.ceil((n + 1) * level / 100.0) / n)
+    return float(np.quantile(scores, q, method="higher"))

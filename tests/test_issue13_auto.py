@@ -1,0 +1,209 @@
+"""Issue 13: the `auto` forecaster — pool from the data, rolling-origin validation, greedy selection, time limit."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+
+import forecasting as fc
+from forecasting.data import validate_panel
+from forecasting.models.auto import candidate_pool, detect_season, greedy_weights
+from forecasting.models.registry import make_model, resolve_spec
+
+
+def _panel(n_series: int, n: int, fn, *, start: int = 0) -> pl.DataFrame:
+    rows = []
+    for i in range(n_series):
+        t = np.arange(n)
+        y = fn(i, t)
+        rows.append(pl.DataFrame({"unique_id": f"s{i}", "ds": t + start, "y": y.astype(float)}))
+    return pl.concat(rows)
+
+
+def _fit(df: pl.DataFrame, h: int, *, freq=None, level=(80, 95), **params):
+    panel = validate_panel(df, freq=freq)
+    spec, _ = resolve_spec({"name": "auto", "params": params}, freq=panel.freq, h=h, level=list(level))
+    model = make_model(spec, freq=panel.freq)
+    model.fit(panel)
+    return model, model.predict(h, level=list(level))
+
+
+def _check(model, out: pl.DataFrame, n_series: int, h: int) -> None:
+    assert out.height == n_series * h
+    values = out.drop("unique_id", "ds").to_numpy()
+    assert np.isfinite(values).all()
+    sel = model.selection_
+    assert sel["members"] and abs(sum(sel["members"].values()) - 1.0) < 1e-9
+    assert {c["status"] for c in sel["candidates"]} <= {"scored", "dropped"}
+    for c in sel["candidates"]:
+        assert (c["status"] == "dropped") == (c["reason"] is not None)
+
+
+# --------------------------------------------------------------------------- the pieces
+def test_greedy_weights_hand_computed():
+    actual = np.array([1.0, 1.0, 1.0, 1.0])
+    scale = np.ones(4)
+    # candidate 0 is always 0.5 too low, candidate 1 always 0.5 too high: their mean is exact
+    F = np.array([[0.5, 0.5, 0.5, 0.5], [1.5, 1.5, 1.5, 1.5], [3.0, 3.0, 3.0, 3.0]])
+    w = greedy_weights(F, actual, scale, size=2)
+    np.testing.assert_allclose(w, [0.5, 0.5, 0.0])
+    # a single round picks the best single candidate (ties: the first)
+    np.testing.assert_allclose(greedy_weights(F, actual, scale, size=1), [1.0, 0.0, 0.0])
+
+
+def test_detect_season_finds_a_weekly_period_in_integer_ds():
+    rng = np.random.default_rng(0)
+    df = _panel(6, 140, lambda i, t: 50 + 10 * np.sin(2 * np.pi * t / 7) + rng.normal(0, 1, t.size))
+    m, note = detect_season(validate_panel(df))
+    assert m == 7
+    assert "detected" in note
+    flat_noise = _panel(6, 140, lambda i, t: rng.normal(0, 1, t.size))
+    m, note = detect_season(validate_panel(flat_noise))
+    assert m == 1 and "no" in note
+
+
+def test_pool_fits_the_data():
+    hourly = pl.DataFrame({"unique_id": "a", "ds": pl.datetime_range(pl.datetime(2024, 1, 1), pl.datetime(2024, 1, 31),
+                                                                       "1h", eager=True)})
+    hourly = hourly.with_columns(y=pl.int_range(pl.len()).cast(pl.Float64).sin() + 5)
+    specs, left_out = candidate_pool(validate_panel(hourly), [24, 168])
+    names = [s.name for s in specs]
+    assert names[0] == "seasonal_naive" and "mstl" in names
+    assert "nhits" not in names  # no GPU here and not asked for
+    short = _panel(3, 20, lambda i, t: t + 1.0)
+    specs, left_out = candidate_pool(validate_panel(short), [1])
+    names = [s.name for s in specs]
+    assert names[0] == "naive" and "lightgbm" not in names and "xgboost" not in names
+    assert any(s.startswith("lightgbm, xgboost: 60 observations") for s in left_out)
+
+
+# --------------------------------------------------------------------------- synthetic panels
+def test_auto_on_a_trending_seasonal_panel_beats_its_baseline_in_validation():
+    rng = np.random.default_rng(1)
+    df = _panel(4, 96, lambda i, t: 100 + 2 * t + 20 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 2, t.size))
+    model, out = _fit(df, 12, season_length=12, candidates=["seasonal_naive", "auto_ets", "dynamic_optimized_theta"])
+    _check(model, out, 4, 12)
+    scores = {c["model"]: c["score"] for c in model.selection_["candidates"]}
+    assert model.selection_["n_windows"] == 2
+    assert min(scores["auto_ets"], scores["dynamic_optimized_theta"]) < scores["seasonal_naive"]
+    assert model.selection_["members"].get("seasonal_naive", 0.0) < 0.5
+    # the trend continues: the last forecast is above the last observation
+    last = df.group_by("unique_id").agg(pl.col("y").last())
+    assert (out.group_by("unique_id").agg(pl.col("Auto").last()).join(last, on="unique_id")
+            .select((pl.col("Auto") > pl.col("y") - 25).all()).item())
+
+
+def test_auto_on_short_series_combines_without_validation():
+    df = _panel(3, 9, lambda i, t: 10.0 + i + 0.5 * t)
+    model, out = _fit(df, 3, candidates=["naive", "auto_ets"])
+    _check(model, out, 3, 3)
+    assert model.selection_["n_windows"] == 0
+    assert any("no series is long enough to validate on" in n for n in model.notes_)
+    assert model.selection_["members"] == {"auto_ets": 0.5, "naive": 0.5}
+
+
+def test_auto_on_flat_series():
+    df = _panel(3, 40, lambda i, t: np.full(t.size, 7.0 + i))
+    model, out = _fit(df, 5, candidates=["naive", "auto_ets", "auto_theta"])
+    _check(model, out, 3, 5)
+    np.testing.assert_allclose(out.sort("unique_id", "ds")["Auto"].to_numpy(), np.repeat([7.0, 8.0, 9.0], 5),
+                               atol=1e-6)
+
+
+def test_auto_on_intermittent_series_clips_at_zero_and_says_so():
+    rng = np.random.default_rng(2)
+    df = _panel(5, 60, lambda i, t: np.where(rng.random(t.size) < 0.6, 0.0, rng.integers(1, 5, t.size)))
+    model, out = _fit(df, 6)
+    _check(model, out, 5, 6)
+    assert (out.drop("unique_id", "ds").to_numpy() >= 0).all()
+    assert model.non_negative_
+
+
+def test_auto_on_integer_ds_detects_the_season_and_uses_it():
+    rng = np.random.default_rng(3)
+    df = _panel(4, 84, lambda i, t: 30 + 8 * np.sin(2 * np.pi * t / 7) + rng.normal(0, 0.5, t.size))
+    model, out = _fit(df, 7, candidates=["naive", "seasonal_naive"])
+    _check(model, out, 4, 7)
+    assert model.selection_["season_length"] == 7
+    assert model.selection_["members"].get("seasonal_naive", 0.0) > 0.5
+
+
+def test_auto_multi_seasonal_hourly():
+    ds = pl.datetime_range(pl.datetime(2024, 1, 1), pl.datetime(2024, 2, 14, 23), "1h", eager=True)
+    t = np.arange(ds.len())
+    df = pl.DataFrame({"unique_id": "a", "ds": ds,
+                       "y": 100 + 10 * np.sin(2 * np.pi * t / 24) + 5 * (t % 168 > 120)})
+    model, out = _fit(df, 24, candidates=["seasonal_naive", "mstl"])
+    _check(model, out, 1, 24)
+    assert model.selection_["season_length"] == [24, 168]
+
+
+def test_candidate_that_cannot_apply_is_dropped_with_a_note():
+    df = _panel(3, 40, lambda i, t: 5.0 + np.sin(t))
+    # mstl needs a season: with integer ds and no season it refuses; auto drops it and goes on
+    model, out = _fit(df, 4, season_length=1, candidates=["naive", "mstl"])
+    _check(model, out, 3, 4)
+    mstl = next(c for c in model.selection_["candidates"] if c["model"] == "mstl")
+    assert mstl["status"] == "dropped" and mstl["reason"]
+    assert model.selection_["members"] == {"naive": 1.0}
+
+
+def test_time_limit_skips_a_slow_candidate_instead_of_waiting():
+    rng = np.random.default_rng(4)
+    df = _panel(60, 200, lambda i, t: 50 + np.cumsum(rng.normal(0, 1, t.size)) + 5 * np.sin(2 * np.pi * t / 12))
+    t0 = time.perf_counter()
+    model, out = _fit(df, 12, season_length=12, time_limit=3.0, candidates=["naive", "auto_arima"], level=())
+    wall = time.perf_counter() - t0
+    _check(model, out, 60, 12)
+    arima = next(c for c in model.selection_["candidates"] if c["model"] == "auto_arima")
+    assert arima["status"] == "dropped"
+    assert "TimeLimit" in arima["reason"] or "time limit" in arima["reason"]
+    assert wall < 30  # 60 seasonal ARIMA searches take minutes on these machines
+
+
+def test_intervals_are_nested_and_calibrated_levels_differ():
+    rng = np.random.default_rng(5)
+    df = _panel(6, 80, lambda i, t: 20 + rng.normal(0, 3, t.size))
+    model, out = _fit(df, 6, candidates=["naive", "auto_ets"])
+    a = out.select("Auto-lo-95", "Auto-lo-80", "Auto", "Auto-hi-80", "Auto-hi-95").to_numpy()
+    assert (np.diff(a, axis=1) >= -1e-9).all()
+    assert (a[:, 4] - a[:, 0] > a[:, 3] - a[:, 1]).any()
+    assert set(model.calibration_) == {80.0, 95.0}
+
+
+# --------------------------------------------------------------------------- the doors
+def test_auto_is_the_default_of_the_library_and_reports_its_selection():
+    rng = np.random.default_rng(6)
+    df = _panel(3, 48, lambda i, t: 10 + rng.normal(0, 1, t.size)).to_pandas()
+    result = fc.forecast(df, h=4)
+    assert result.spec.name == "auto"
+    assert result.spec.params["horizon"] == 4
+    d = result.to_dict()
+    assert d["selection"]["members"]
+    assert result.forecasts.shape == (12, 3)
+
+
+def test_auto_over_http_answers_its_selection():
+    from litestar.testing import TestClient
+
+    from forecasting.api.app import create_app
+
+    rng = np.random.default_rng(7)
+    y = (10 + rng.normal(0, 1, 30)).round(3).tolist()
+    body = {"data": {"unique_id": ["a"] * 30, "ds": list(range(30)), "y": y}, "h": 3, "level": [80]}
+    with TestClient(app=create_app()) as client:
+        r = client.post("/v1/forecast", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["model"] == "auto"
+    assert out["selection"]["candidates"] and out["selection"]["members"]
+    assert len(out["forecasts"]) == 3
+
+
+def test_auto_refuses_exogenous_columns_with_the_columns_named():
+    df = _panel(2, 30, lambda i, t: t + 1.0).with_columns(price=pl.lit(1.0))
+    with pytest.raises(fc.CapabilityError, match="price"):
+        fc.forecast(df, model="auto", h=3)
