@@ -413,7 +413,7 @@ class Store:
 Engine = Literal["local", "ray"]
 Result = pl.DataFrame | TaskFailure
 Done = Callable[[Task, Result], None]
-Todo = list[tuple[Task, Callable[..., Result]]]
+Todo = list[tuple[Task, Callable[..., Any]]]
 
 
 def task_cores(n_jobs: int, n_tasks: int) -> tuple[int, int]:
@@ -494,7 +494,8 @@ def _run_ray(todo: Todo, data: pl.DataFrame, n_jobs: int, address: str | None, d
     try:
         data_ref = ray.put(data)
         remotes = {fn: ray.remote(num_cpus=1, max_retries=0)(fn) for fn in {fn for _, fn in todo}}
-        pending = {remotes[fn].remote(task, data_ref): task for task, fn in todo}
+        # ray's stubs read a Callable[..., Any] as a function of no arguments
+        pending = {remotes[fn].remote(task, data_ref): task for task, fn in todo}  # type: ignore[call-arg]
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:

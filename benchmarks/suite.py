@@ -32,7 +32,8 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,21 +142,25 @@ def run_suite(
     notes: list[str] = []
     meta_datasets = []
     for i, item in enumerate(entry["datasets"]):
-        name = item["dataset"]
+        name = item.get("name", item["dataset"])  # a label: one dataset may appear twice (two horizons)
         if on_dataset:
             on_dataset(name, i, len(entry["datasets"]))
         try:
-            result = run_benchmark(name, run_models, h=item.get("h"), level=level, n_jobs=n_jobs,
+            result = run_benchmark(item["dataset"], run_models, h=item.get("h"), level=level, n_jobs=n_jobs,
                                    series_limit=series_limit, windows=n_windows, store=store,
                                    on_task_done=on_task_done)
         except DatasetError as exc:
             notes.append(f"{name} skipped: {exc.message}")
             continue
+        label = pl.lit(name).alias("dataset")
+        result = replace(result, metrics=result.metrics.with_columns(label),
+                         series_metrics=None if result.series_metrics is None
+                         else result.series_metrics.with_columns(label))
         results[name] = result
         notes += [f"{name}: {n}" for n in result.notes]
         assert result.bench is not None
         bench = result.bench
-        meta_datasets.append({"dataset": name, "h": bench.h, "season_length": bench.season_length,
+        meta_datasets.append({"dataset": name, "source": item["dataset"], "h": bench.h, "season_length": bench.season_length,
                               "freq": bench.calendar_freq, "n_series": bench.data["unique_id"].n_unique(),
                               "windows": n_windows, **({"note": item["note"]} if "note" in item else {})})
         if output is not None:
@@ -164,9 +169,8 @@ def run_suite(
         msg = f"no dataset of suite {suite!r} could be run: " + "; ".join(notes)
         raise InvalidParameterError(msg, field="suite")
     per_dataset = pl.concat([r.metrics for r in results.values()], how="diagonal_relaxed")
-    series = pl.concat([r.series_metrics.with_columns(pl.lit(name).alias("dataset"))
-                        for name, r in results.items() if r.series_metrics is not None and r.series_metrics.height],
-                       how="diagonal_relaxed")
+    series = pl.concat([r.series_metrics for r in results.values()
+                        if r.series_metrics is not None and r.series_metrics.height], how="diagonal_relaxed")
     summary, per_dataset, win_rates, agg_notes = aggregate(per_dataset, series, reference=reference,
                                                            n_resamples=n_resamples, seed=seed,
                                                            series_level=series_level)
@@ -308,7 +312,9 @@ def _bootstrap(rel: np.ndarray, fails: np.ndarray, names: list[str], models: lis
             if mat is None:
                 continue
             idx = rng.integers(0, mat.shape[0], size=(n_resamples, mat.shape[0]))
-            means = np.nanmean(mat[idx], axis=1)  # [resamples, models]
+            with warnings.catch_warnings():  # a failed model's column is all nan: imputed below
+                warnings.simplefilter("ignore", RuntimeWarning)
+                means = np.nanmean(mat[idx], axis=1)  # [resamples, models]
             ref = means[:, models.index(reference)][:, None]
             with np.errstate(divide="ignore", invalid="ignore"):
                 resampled = np.clip(means / ref, MIN_RELATIVE, MAX_RELATIVE)

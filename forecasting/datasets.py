@@ -115,8 +115,9 @@ def suite(name: str) -> dict[str, Any]:
     dict
         ``description``, ``reference`` (the model every skill score is relative to,
         ``"seasonal_naive"``), ``windows`` (rolling origins per dataset) and ``datasets``: a
-        list of ``{"dataset": name, "h": ..., "note": ...}`` in run order, where ``h`` (when
-        present) overrides the catalogue's standard horizon.
+        list of ``{"dataset": name, "h": ..., "name": ..., "note": ...}`` in run order, where
+        ``h`` (when present) overrides the catalogue's standard horizon and ``name`` labels the
+        entry in the results (default the dataset's name; one dataset may then appear twice).
 
     Raises
     ------
@@ -437,7 +438,7 @@ def load_m3(
     except ImportError as exc:  # pragma: no cover - a core dependency
         msg = "reading M3C.xls needs python-calamine (a core dependency): pip install python-calamine"
         raise CapabilityError(msg, field="dataset") from exc
-    rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_name(sheet).to_python()[1:]
+    rows: list[list[Any]] = CalamineWorkbook.from_path(str(path)).get_sheet_by_name(sheet).to_python()[1:]
     ids, ds, ys, is_test = [], [], [], []
     for row in rows:
         if not row or row[0] in ("", None):
