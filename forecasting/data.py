@@ -23,8 +23,16 @@ reject in the API (as mlforecast's ``data_validation``).
 
 Frequencies are polars offsets (``"1h"``, ``"30m"``, ``"1d"``, ``"1w"``, ``"1mo"``,
 ``"3mo"``, ``"1y"``) for datetime ``ds`` and a positive integer step for integer
-``ds``. Common pandas aliases (``"H"``, ``"D"``, ``"MS"``, ``"ME"``, ``"W"``...) are
-translated.
+``ds``, plus ``"1bd"``: business days, Monday to Friday, for data on weekdays only
+(inferred when every step is one business day; the grid and the future timestamps skip
+weekends). pandas offset aliases (``"H"``, ``"T"``, ``"D"``, ``"B"``, ``"W-SUN"``, ``"MS"``,
+``"ME"``, ``"QS"``, ``"A"``, ``"15min"``...) are translated (:func:`normalize_freq`).
+
+Speed: a panel already sorted by ``unique_id, ds`` and one ``freq`` step apart is
+proven so by one scan (no sort, no grid); other orders are sorted on one integer key and
+scanned again; the general checks run only where the scan cannot prove the grid
+(calendar months, local days in a zone, gaps, off-grid rows). 3.5 million rows validate
+faster than the default feature build on them (``benchmarks/validation_speed.py``).
 
 Timezones: timezone-aware ``ds`` are converted to UTC for storage; the caller's
 zone is kept in :attr:`Panel.tz`, the calendar grid (gaps, future timestamps) is
