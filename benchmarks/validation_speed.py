@@ -8,8 +8,8 @@ turns:
   and input kinds: ``sorted`` (by ``unique_id, ds``, the documented form), ``shuffled``
   (rows in random order), ``time-major`` (sorted by ``ds, unique_id``, as a database export
   often is), ``numeric-ids`` (series contiguous, ids ``"1", "2", ..., "10"``, so not in string
-  order), ``pandas`` (the sorted panel as a pandas frame) and ``nan-filled`` (1% of ``y`` NaN,
-  ``fill_missing="interpolate"``); each step of validation is timed too (the functions
+  order), ``pandas`` (the sorted panel as a pandas frame), ``nan-filled`` (1% of ``y`` NaN,
+  ``fill_missing="interpolate"``) and ``gaps-filled`` (0.1% of the rows missing, ``fill_gaps=True``); each step of validation is timed too (the functions
   ``validate_panel`` calls, wrapped for the run: conversion, scan, sort, duplicates, frequency,
   grid, gaps, y);
 * the same validation with the general code (``forecasting.data._FAST_PATHS = False``, the code
@@ -51,7 +51,7 @@ from forecasting.features import FeaturePipeline, default_features
 #: the steps it calls: ``_check_grid`` includes ``find_gaps``).
 STEPS = ("to_polars", "_coerce_ds", "_scan", "_sort_rows", "_check_duplicates", "_panel_freq", "infer_freq",
          "_on_business_day_grid", "_check_grid_and_y", "_check_grid", "find_oversized_grids", "find_gaps", "_check_y")
-CASES = ("sorted", "shuffled", "time-major", "numeric-ids", "pandas", "nan-filled")
+CASES = ("sorted", "shuffled", "time-major", "numeric-ids", "pandas", "nan-filled", "gaps-filled")
 
 
 def make_panel(n_series: int, length: int, seed: int = 0) -> pl.DataFrame:
@@ -90,6 +90,12 @@ def case_input(panel: pl.DataFrame, case: str) -> tuple[Any, dict[str, Any]]:
         y = panel.get_column("y").to_numpy().copy()
         y[holes] = np.nan
         return panel.with_columns(pl.Series("y", y)), {"fill_missing": "interpolate"}
+    if case == "gaps-filled":  # 0.1% of the rows missing (never a series' first or last)
+        rng = np.random.default_rng(3)
+        position = pl.int_range(pl.len()).over("unique_id")
+        edge = (position == 0) | (position == pl.len().over("unique_id") - 1)
+        drop = pl.Series(rng.random(panel.height) < 0.001)
+        return panel.filter(~(drop & ~edge)), {"fill_missing": "interpolate", "fill_gaps": True}
     msg = f"unknown case {case!r}; choose from {', '.join(CASES)}"
     raise ValueError(msg)
 

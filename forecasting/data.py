@@ -726,6 +726,8 @@ def find_gaps(frame: pl.DataFrame, freq: str | int, *, tz: str | None = None,
         that have no row; ``off_grid`` are rows that are not on that grid.
     """
     keys = frame.select("unique_id", "ds")
+    if _FAST_PATHS and not month_end and (fast := _step_gaps(keys, freq, tz)) is not None:
+        return fast
     if isinstance(freq, int):
         bounds = keys.group_by("unique_id", maintain_order=True).agg(pl.col("ds").min().alias("lo"), pl.col("ds").max().alias("hi"))
         off = keys.join(bounds, on="unique_id").filter((pl.col("ds") - pl.col("lo")) % freq != 0).select("unique_id", "ds")
@@ -747,6 +749,32 @@ def find_gaps(frame: pl.DataFrame, freq: str | int, *, tz: str | None = None,
         off = keys.join(grid, on=["unique_id", "ds"], how="anti")
     missing = grid.join(keys, on=["unique_id", "ds"], how="anti")
     return missing, off
+
+
+def _step_gaps(keys: pl.DataFrame, freq: str | int, tz: str | None) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """:func:`find_gaps` from consecutive steps, for an integer step or an absolute fixed offset (hours
+    and shorter in a zone): the missing rows lie between neighbours more than one step apart, without
+    laying out the whole grid. None when that does not apply (calendar or local steps, a span near the
+    64-bit limit, or a row off the grid: the general code finds and names those)."""
+    if isinstance(freq, int):
+        step = freq
+    else:
+        n, unit = offset_parts(freq)
+        if unit not in _FIXED_UNITS_US or (tz is not None and unit in ("d", "w")):
+            return None
+        step = n * _FIXED_UNITS_US[unit]
+    t = pl.col("ds").cast(pl.Int64)
+    lo, hi = keys.select(t.min().alias("lo"), t.max().alias("hi")).row(0)
+    if lo is None or hi - lo >= 2**62:
+        return None
+    rows = keys.with_columns(t.alias("_t"), (pl.col("unique_id") == pl.col("unique_id").shift(1)).alias("_same"))
+    if rows.select(((pl.col("_t") - pl.col("_t").first().over("unique_id")) % step != 0).any()).item():
+        return None
+    prev = pl.col("_t").shift(1)
+    runs = rows.with_columns(prev.alias("_p")).filter(pl.col("_same") & (pl.col("_t") - pl.col("_p") > step))
+    missing = (runs.select("unique_id", pl.int_ranges(pl.col("_p") + step, "_t", step).alias("ds")).explode("ds")
+               .with_columns(pl.col("ds").cast(keys.schema["ds"])))
+    return missing, keys.clear()
 
 
 def _business_day_gaps(keys: pl.DataFrame, n: int, tz: str | None) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -1190,17 +1218,22 @@ def _sort_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, _Scan | None]:
     total order, so this is the order of a stable sort. Returns a None scan (the general path) if the
     scan found a repeat that the general duplicate check did not.
     """
-    ids = frame.get_column("unique_id").unique().sort()
-    rank = pl.col("unique_id").replace_strict(ids, pl.int_range(ids.len(), dtype=pl.Int64, eager=True))
-    t = pl.col("ds").cast(pl.Int64)
-    lo, hi = frame.select(t.min().alias("lo"), t.max().alias("hi")).row(0)
-    span = hi - lo + 1  # Python integers: exact
-    out = frame.sort(rank * span + (t - lo)) if ids.len() * span < 2**62 else frame.sort(rank, t)
+    out = _key_sorted(frame)
     scan = _scan(out)
     if scan is None or not scan.in_order:  # a repeated (unique_id, ds): named from the rows as given
         _check_duplicates(frame)
         return frame, None
     return out, scan
+
+
+def _key_sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` (``ds`` Int64 or Datetime) sorted by ``unique_id, ds`` through one integer key (see :func:`_sort_rows`)."""
+    ids = frame.get_column("unique_id").unique().sort()
+    rank = pl.col("unique_id").replace_strict(ids, pl.int_range(ids.len(), dtype=pl.Int64, eager=True))
+    t = pl.col("ds").cast(pl.Int64)
+    lo, hi = frame.select(t.min().alias("lo"), t.max().alias("hi")).row(0)
+    span = hi - lo + 1  # Python integers: exact
+    return frame.sort(rank * span + (t - lo)) if ids.len() * span < 2**62 else frame.sort(rank, t)
 
 
 def _check_grid_and_y(frame: pl.DataFrame, freq: str | int, tz: str | None, ds_kind: str,
@@ -1246,7 +1279,8 @@ def _check_grid(frame: pl.DataFrame, freq: str | int, tz: str | None, month_end:
                 + "; pass fill_gaps with a fill_missing policy to fill them", field="ds",
                 details={"gaps": {u: v for u, v in per.items()}})
         filler = gaps.with_columns(pl.lit(None, dtype=pl.Float64).alias("y"))
-        frame = pl.concat([frame, filler], how="diagonal_relaxed").sort("unique_id", "ds")
+        frame = pl.concat([frame, filler], how="diagonal_relaxed")
+        frame = _key_sorted(frame) if _FAST_PATHS else frame.sort("unique_id", "ds")
         filled_parts.append(gaps.with_columns(pl.lit("gap").alias("reason")))
     return frame
 

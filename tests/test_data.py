@@ -973,6 +973,12 @@ _FAST_CASES: dict[str, tuple[Callable[[], Any], dict]] = {
                                   {"freq": "B"}),
     "business-days-gap-filled": (lambda: _cols(["a"] * 3, ["2024-01-04", "2024-01-05", "2024-01-09"], [1.0, 2, 4]),
                                  {"freq": "B", "fill_gaps": True, "fill_missing": "interpolate"}),
+    "gaps-two-series-filled": (lambda: _cols(["b", "a", "a", "b", "a"], [1, 1, 4, 4, 6], [1.0, 2, 3, 4, 5]),
+                               {"freq": 1, "fill_gaps": True, "fill_missing": "interpolate"}),
+    "step-3-gaps": (lambda: _cols(["a"] * 3, [0, 3, 12], [1.0] * 3), {"freq": 3}),
+    "aware-hourly-gap-filled": (lambda: pd.DataFrame(_cols(["a"] * 5, pd.date_range(
+        "2024-03-31", periods=6, freq="h", tz="Europe/Paris").delete(2), [1.0] * 5)),
+                                {"freq": "H", "fill_gaps": True, "fill_missing": "zero"}),
     "business-days-unsorted-nan": (lambda: _cols(["a"] * 3, ["2024-01-08", "2024-01-04", "2024-01-05"],
                                                  [1.0, None, 2]), {"freq": "B", "fill_missing": "forward"}),
 }
