@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import time
 from collections import defaultdict
@@ -163,15 +164,16 @@ def run(n_series: int, length: int, repeats: int, cases: list[str], reference: b
                            "features": {"wall_s": wall, "cpu_s": cpu, "matrix": list(matrix.shape)}, "cases": {}}
     for case in cases:
         data, kwargs = case_input(panel, case)
-        v_wall, v_cpu, result = best_of(lambda d=data, k=kwargs: validate_panel(d, **k), repeats)
+        validate = functools.partial(validate_panel, data, **kwargs)
+        v_wall, v_cpu, result = best_of(validate, repeats)
         assert result.frame.height == panel.height and result.freq == "1h"
         steps: dict[str, float] = defaultdict(float)
         with timed_steps(steps):
-            validate_panel(data, **kwargs)
+            validate()
         row = {"wall_s": v_wall, "cpu_s": v_cpu, "ratio": v_wall / wall, "steps_s": dict(steps)}
         if reference:
             with general_code():
-                row["general_wall_s"] = best_of(lambda d=data, k=kwargs: validate_panel(d, **k), 1)[0]
+                row["general_wall_s"] = best_of(validate, 1)[0]
         out["cases"][case] = row
     return out
 
