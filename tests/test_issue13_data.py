@@ -235,3 +235,15 @@ def test_library_takes_a_pandas_alias() -> None:
     assert isinstance(out, pd.DataFrame)
     assert out["ds"].tolist() == list(pd.date_range("2024-01-03", periods=3, freq="h"))
     assert out["SeasonalNaive"].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_validation_speed_benchmark_runs_every_case() -> None:
+    from forecasting.benchmarks import validation_speed as bench
+
+    out = bench.run(n_series=12, length=300, repeats=1, cases=list(bench.CASES), reference=False)
+    assert out["rows"] == 3600 and out["features"]["matrix"][1] == 12
+    assert set(out["cases"]) == set(bench.CASES)
+    assert all(row["wall_s"] > 0 and row["ratio"] > 0 for row in out["cases"].values())
+    assert "_sort_rows" in out["cases"]["shuffled"]["steps_s"] and "_sort_rows" not in out["cases"]["sorted"]["steps_s"]
+    assert "find_gaps" in out["cases"]["gaps-filled"]["steps_s"]
+    assert "ratio = validate / feature build" in bench.report(out)
