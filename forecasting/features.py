@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import operator
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Literal
 
 import msgspec
@@ -47,7 +48,8 @@ import polars as pl
 from forecasting.data import Panel, collect_small, offset_parts
 from forecasting.errors import InvalidInputError, InvalidParameterError
 
-__all__ = ["CALENDAR", "FeaturePipeline", "FeatureSpec", "RollingSpec", "default_features"]
+__all__ = ["CALENDAR", "FeaturePipeline", "FeatureSpec", "RollingSpec", "default_features", "feature_budget",
+           "typical_length"]
 
 Stat = Literal["mean", "std", "min", "max"]
 CALENDAR = ("minute", "hour", "dayofweek", "day", "dayofyear", "week", "month", "quarter", "year")
@@ -113,46 +115,158 @@ _CALENDAR_BY_UNIT: dict[str, list[CalendarFeature]] = {"m": ["minute", "hour", "
                                                         "bd": ["dayofweek", "month"],
                                                         "w": ["week"], "mo": ["month"], "q": ["quarter"], "y": []}
 
+#: Quantile of the series lengths the default features are sized for: the features fit the history of
+#: at least 90% of the series (the shorter ones go to a fallback model, or are refused naming them).
+LENGTH_QUANTILE = 0.1
+#: Seasons of lags kept by the seasonal feature set (M4 Hourly: lags 24, 48, ..., 168).
+MAX_SEASONS = 7
+#: Smallest seasonal period for which the seasonal feature set (seasonal lags and difference) is used:
+#: intraday data. Longer-period data (daily, weekly, monthly...) gets recent lags and a first difference.
+SEASONAL_SET_MIN_PERIOD = 24
 
-def default_features(season_length: int, *, freq: str | int | None = None, recent_lags: bool = False) -> FeatureSpec:
-    """Sensible features for a season length and frequency (a starting point, not a tuned set).
 
-    For a season ``m`` > 1: every multiple of ``m`` up to 7 seasons as lags, rolling mean
-    and std over one season and the seasonal rolling mean of the same position over the
-    last 7 seasons (all from one season back), a seasonal difference ``[m]`` and
-    per-series standard scaling (so one global model serves series of any scale).
-    Hourly data (``m`` = 24) thus gets lags 24, 48, ..., 168, as Nixtla's M4 Hourly
-    examples. Only seasonal lags: over a horizon of two seasons a recursive forecast then
-    feeds back at most one season of its own forecasts. On M4 Hourly this scored OWA
-    0.441 against 0.502 with lags 1-3 added (2026-11-29). For ``m`` = 1: lags 1-7,
-    a 7-step rolling mean and a first difference. Calendar features suited to a
-    datetime ``freq`` (hourly: hour and day of week; daily: day of week and month;
-    monthly: month...); none for integer steps.
+def typical_length(lengths: Iterable[int] | Mapping[str, int] | None) -> int | None:
+    """The history the default features are sized for: the lower decile of the series lengths.
 
-    ``recent_lags=True`` adds lags 1 .. m-1 and takes the rolling statistics from lag 1:
-    a model that reacts to the latest level (M4 Hourly OWA 0.498 alone, but a useful,
-    different member of an ensemble).
+    Parameters
+    ----------
+    lengths : iterable of int, or mapping of ``unique_id`` to int, optional
+        Observations per series.
+
+    Returns
+    -------
+    int or None
+        ``floor`` of the :data:`LENGTH_QUANTILE` quantile (numpy's linear interpolation); None when
+        ``lengths`` is None or empty (unknown: the features are not limited by the history).
+
+    Examples
+    --------
+    >>> typical_length([10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110])
+    20
+    """
+    if lengths is None:
+        return None
+    values = list(lengths.values()) if isinstance(lengths, Mapping) else list(lengths)
+    if not values:
+        return None
+    return int(np.floor(np.quantile(np.asarray(values, dtype=np.float64), LENGTH_QUANTILE)))
+
+
+def feature_budget(lengths: Iterable[int] | Mapping[str, int] | None, horizon: int | None = None) -> int | None:
+    """Longest lookback (rows a series spends before its first feature row) the default features may use.
+
+    Half of :func:`typical_length` (the other half gives each series its training rows), and, when the
+    horizon is known, no more than leaves one held-out window of ``horizon`` steps on that series
+    (conformal calibration); never below 3. None when the lengths are unknown (no limit).
+    """
+    n = typical_length(lengths)
+    if n is None:
+        return None
+    budget = n // 2
+    if horizon is not None:
+        budget = min(budget, n - 1 - horizon)
+    return max(3, budget)
+
+
+def default_features(season_length: int, *, freq: str | int | None = None, recent_lags: bool = False,
+                     lengths: Iterable[int] | Mapping[str, int] | None = None, horizon: int | None = None,
+                     seasons: Sequence[int] = ()) -> FeatureSpec:
+    """Features for a frequency and the history actually available (a starting point, not a tuned set).
+
+    The features may look back at most :func:`feature_budget` rows (half the lower-decile series
+    length; unlimited when ``lengths`` is None), so most series keep most of their history for
+    training. Two shapes:
+
+    * **Seasonal set** (intraday periods, ``m`` >= 24, when the budget holds five seasons): every
+      multiple of ``m`` up to 7 seasons as lags, rolling mean and std over one season and the
+      seasonal rolling mean of the same position over those seasons (all from one season back), a
+      seasonal difference ``[m]``. Hourly data thus gets lags 24, 48, ..., 168, as Nixtla's M4
+      Hourly examples. Only seasonal lags: over a horizon of two seasons a recursive forecast then
+      feeds back at most one season of its own forecasts. On M4 Hourly this scored OWA 0.441
+      against 0.502 with lags 1-3 added (2026-11-29). A second period of ``seasons`` (hourly: 168)
+      adds the lag of two such periods (336) when the budget allows.
+    * **Recent set** (everything else, e.g. daily, weekly, monthly, quarterly, yearly, integer
+      steps): a first difference, lags ``1..k`` with ``k`` the budget minus one, at most
+      ``max(8, min(2m, 32))`` (yearly/``m`` = 1: 8, monthly 24, weekly 32, daily 14), the seasonal
+      lags ``m, 2m, 3m`` and a second period (daily: 364) beyond them that fit, rolling means
+      from lag 1 over windows of 4, ``m`` and ``2m`` steps (``m`` < 4: 4, 8, 16) and the rolling std
+      over the widest. This is the shape the mlforecast authors used for M4 Weekly, Daily and
+      Yearly (Differences([1]), lags 1..32 / 1..14 / 1..6, rolling and expanding means; M4 Weekly
+      LightGBM OWA 0.842, ``tests/test_m4.py`` of Nixtla/mlforecast).
+
+    Both use per-series standard scaling (one global model serves series of any scale) and the
+    calendar features of a datetime ``freq`` (hourly: hour and day of week; daily: day of week and
+    month; weekly: week; monthly: month...; none for integer steps).
+
+    ``recent_lags=True`` (seasonal set only) adds lags 1 .. m-1 and takes the rolling statistics
+    from lag 1: a model that reacts to the latest level (M4 Hourly OWA 0.498 alone, but a useful,
+    different member of an ensemble). The recent set already has them: there it changes nothing.
+
+    Parameters
+    ----------
+    season_length : int
+        The main seasonal period ``m`` (1: none).
+    freq : str or int, optional
+        The data's frequency (``"1h"``...; integer steps: no calendar features).
+    recent_lags : bool
+    lengths : iterable of int or mapping of unique_id to int, optional
+        Observations per series (the panel's ``lengths``).
+    horizon : int, optional
+        The horizon the model is calibrated for, when known (see :func:`feature_budget`).
+    seasons : sequence of int
+        Further seasonal periods (hourly: ``[24, 168]``); the ones above ``m`` are used.
+
+    Returns
+    -------
+    FeatureSpec
 
     Examples
     --------
     >>> spec = default_features(24, freq="1h")
     >>> spec.lags, spec.differences, spec.calendar
     ([24, 48, 72, 96, 120, 144, 168], [24], ['hour', 'dayofweek'])
+    >>> spec = default_features(52, freq="1w", lengths=[148] * 10)  # three years of weekly data
+    >>> spec.lags[-3:], spec.differences, FeaturePipeline(spec=spec, freq="1w").lookback
+    ([31, 32, 52], [1], 53)
+    >>> default_features(1, lengths=[14, 20, 41]).lags  # yearly-like: short series
+    [1, 2, 3, 4, 5, 6]
     """
     calendar: list[CalendarFeature] = []
     if isinstance(freq, str):
         unit = re.match(r"^\d+(\w+)$", freq)
         calendar = list(_CALENDAR_BY_UNIT.get(unit.group(1), []) if unit else [])
-    if season_length > 1:
-        m = season_length
-        recent = list(range(1, m)) if recent_lags else []
-        return FeatureSpec(
-            lags=[*recent, *[m * i for i in range(1, 8)]],
-            rolling=[RollingSpec(window=m, stats=["mean", "std"], lag=1 if recent_lags else m),
-                     RollingSpec(window=7, stats=["mean"], lag=m, season_length=m)],
-            differences=[m], scaler="standard", calendar=calendar)
-    return FeatureSpec(lags=list(range(1, 8)), rolling=[RollingSpec(window=7, stats=["mean"], lag=1)],
-                       differences=[1], scaler="standard", calendar=calendar)
+    m = max(1, season_length)
+    budget = feature_budget(lengths, horizon)
+    extra = sorted({s for s in seasons if s > m})
+    if m >= SEASONAL_SET_MIN_PERIOD and (budget is None or budget >= 5 * m):
+        return _seasonal_set(m, budget, extra, recent_lags, calendar)
+    return _recent_set(m, budget, extra, calendar)
+
+
+def _seasonal_set(m: int, budget: int | None, extra: list[int], recent_lags: bool,
+                  calendar: list[CalendarFeature]) -> FeatureSpec:
+    """The seasonal feature set of :func:`default_features` (lookback ``k * m + m`` within ``budget``)."""
+    k = MAX_SEASONS if budget is None else min(MAX_SEASONS, (budget - m) // m)
+    lags = [*(range(1, m) if recent_lags else []), *[m * i for i in range(1, k + 1)]]
+    for period in extra:  # a second period: two of them back (one is usually a multiple of m already)
+        if budget is not None and 2 * period not in lags and 2 * period + m <= budget:
+            lags.append(2 * period)
+    return FeatureSpec(lags=lags, rolling=[RollingSpec(window=m, stats=["mean", "std"], lag=1 if recent_lags else m),
+                                           RollingSpec(window=k, stats=["mean"], lag=m, season_length=m)],
+                       differences=[m], scaler="standard", calendar=calendar)
+
+
+def _recent_set(m: int, budget: int | None, extra: list[int], calendar: list[CalendarFeature]) -> FeatureSpec:
+    """The recent feature set of :func:`default_features` (first difference: lookback ``lag + 1``)."""
+    reach = (10**9 if budget is None else budget) - 1  # the farthest lag (or window end) allowed
+    k = max(2, min(reach, max(8, min(2 * m, 32))))
+    lags = list(range(1, k + 1))
+    seasonal = [m * i for i in range(1, 4)] if m > 1 else []
+    seasonal += [(p // m) * m for p in extra[:1]]  # daily: 364, a whole number of weeks
+    lags += sorted({s for s in seasonal if k < s <= reach})
+    windows = sorted({w for w in ([4, m, 2 * m] if m >= 4 else [4, 8, 16]) if 2 <= w <= reach})
+    rolling = [RollingSpec(window=w, stats=["mean", "std"] if w == windows[-1] else ["mean"], lag=1) for w in windows]
+    return FeatureSpec(lags=lags, rolling=rolling, differences=[1], scaler="standard", calendar=calendar)
 
 
 class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

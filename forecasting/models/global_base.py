@@ -99,6 +99,16 @@ class GlobalForecaster(BaseForecaster[P]):
     pipeline_: FeaturePipeline
     panel_: Panel
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: what the model derived from the data and how its bands are made (for the user; the last fit's)
+        self.notes_: list[str] = []
+
+    def _note(self, text: str) -> None:
+        """Add ``text`` to :attr:`notes_` once."""
+        if text not in self.notes_:
+            self.notes_.append(text)
+
     @property
     def season_length(self) -> int:
         """Steps per season (1 when the parameters leave it unset)."""

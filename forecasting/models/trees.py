@@ -10,14 +10,22 @@ Multi-step forecasts are recursive by default (each step's prediction feeds the 
 step's lags, as mlforecast's ``MLForecast.predict``) or direct (one model per horizon
 step, or per group of steps with the step as a feature).
 
+Default features are sized for the data (:func:`forecasting.features.default_features`: the
+frequency, the lower-decile series length and, when given, ``horizon``); so are the calibrated
+horizon and the number of calibration windows when the parameters leave them out (see
+:meth:`TreeForecaster.fit`). What was derived, and how the bands are made, is in ``notes_``.
+
 Prediction intervals are split-conformal on rolling-origin residuals (as mlforecast's
-``PredictionIntervals``): the model is refitted with the last ``conformal_windows``
-blocks of ``horizon`` steps held out, and the absolute errors of its forecasts, divided
-by each series' scale (mean absolute seasonal difference, so that one quantile serves
-series of any size and series never seen in training), give per-step quantiles with the
-finite-sample correction ``ceil((n + 1) level) / n``. Sources: Vovk, Gammerman & Shafer,
-*Algorithmic Learning in a Random World* (2005); Papadopoulos, Vovk & Gammerman,
-normalised nonconformity scores, JAIR 40 (2011); Stankeviciute et al., NeurIPS 2021
+``PredictionIntervals``): the model is refitted with the last ``w`` blocks of ``horizon``
+steps held out (``w`` = 1 .. ``conformal_windows``; each series takes part in the windows its
+history allows), and the absolute errors of its forecasts, divided by each series' scale (mean
+absolute seasonal difference, so that one quantile serves series of any size and series never
+seen in training), give per-step quantiles with the finite-sample correction
+``ceil((n + 1) level) / n``. With too few errors for the highest level asked (``n`` <
+``level / (100 - level)``: 19 for 95%) that quantile does not exist; the bands of every level are
+then ``z * rms`` of the errors per step (a normal approximation), and ``notes_`` says so. Sources:
+Vovk, Gammerman & Shafer, *Algorithmic Learning in a Random World* (2005); Papadopoulos, Vovk &
+Gammerman, normalised nonconformity scores, JAIR 40 (2011); Stankeviciute et al., NeurIPS 2021
 (conformal time-series forecasting).
 
 Explanations are exact TreeSHAP values of each step's model call (the library's own
@@ -64,7 +72,7 @@ from forecasting.errors import (
     NotFittedError,
 )
 from forecasting.explanation import Explanation
-from forecasting.features import SCALE_STD, TARGET, FeaturePipeline, FeatureSpec, default_features
+from forecasting.features import SCALE_STD, TARGET, FeaturePipeline, FeatureSpec, default_features, typical_length
 from forecasting.artifacts import seal, verify
 from forecasting.models.base import Capabilities, as_panel, split_short
 from forecasting.models.global_base import GLOBAL_CAPABILITIES, GlobalForecaster, check_exog_values
@@ -100,15 +108,19 @@ class TreeForecaster(GlobalForecaster[TP]):
         Feature spec; defaults to :func:`forecasting.features.default_features`, with
         any exogenous columns of the data as future-known inputs.
     recent_lags : bool
-        With the default features, also lags 1 .. season_length-1 (ignored with ``features``).
+        With the default seasonal features, also lags 1 .. season_length-1 (ignored with
+        ``features`` and by the recent feature set, which has them).
     strategy : {"recursive", "direct"}
     step_group_size : int
         Direct strategy: steps per model (1 = one model per step).
     horizon : int, optional
         Longest horizon trained for (direct) and calibrated for (intervals); default
-        two seasons (M4 Hourly: 48).
-    conformal_windows : int
-        Held-out windows used to calibrate intervals (0 = no intervals).
+        two seasons (M4 Hourly: 48; 14 without a season), shortened at fit to what leaves the
+        median series two held-out windows after the features' lookback (weekly data of 148
+        points: 47).
+    conformal_windows : int, optional
+        Held-out windows used to calibrate intervals (0 = no intervals); default: at least 2,
+        up to 5 while the panel has fewer than 40 series per window (and the history allows).
     device : {"auto", "cpu", "cuda"}
     seed : int
     """
@@ -171,16 +183,62 @@ class TreeForecaster(GlobalForecaster[TP]):
 
     @property
     def calibrated_horizon(self) -> int:
-        """Horizon the intervals (and direct models) are built for (:attr:`trained_horizon`)."""
-        return self.trained_horizon
+        """Horizon the intervals (and direct models) are built for: ``horizon``, else the one derived at
+        fit (:meth:`fit`), else :attr:`trained_horizon` (two seasons)."""
+        if self.params.horizon is not None:
+            return self.params.horizon
+        return self.__dict__.get("horizon_") or self.trained_horizon
 
     @property
     def min_train_length(self) -> int:
-        """Observations a series needs: the pipeline's lookback + 1 (known after fit; else from the default spec)."""
+        """Observations a series needs: the pipeline's lookback + 1 (known after fit). Before fit: that of
+        ``features`` when given, else of the smallest default features (a panel of very short series:
+        lags 1, 2 and a first difference, 4 observations); longer panels get longer features at fit and
+        hand the series shorter than those to the fallback (see :meth:`feature_spec_for`)."""
         if "pipeline_" in self.__dict__:
             return self.pipeline_.min_length
-        spec = self.features or default_features(self.season_length, recent_lags=self.params.recent_lags)
+        spec = self.features or default_features(self.season_length, recent_lags=self.params.recent_lags, lengths=[0])
         return FeaturePipeline(spec=spec, freq=1).min_length
+
+    def feature_spec_for(self, panel: Panel) -> FeatureSpec:
+        """The feature spec :meth:`fit` uses on ``panel``.
+
+        ``features`` as given; else :func:`~forecasting.features.default_features` of the season,
+        the frequency (and its further periods, hourly: 168), the panel's series lengths and
+        ``horizon`` when given, with the data's exogenous columns as future-known inputs.
+        """
+        if self.features is not None:
+            return self.features
+        from forecasting.models.registry import default_season_length
+
+        several = default_season_length(panel.freq, multiple=True)
+        seasons = several if isinstance(several, list) and several[0] == self.season_length else []
+        spec = default_features(self.season_length, freq=panel.freq, recent_lags=self.params.recent_lags,
+                                lengths=panel.lengths, horizon=self.params.horizon, seasons=seasons)
+        if panel.exog:
+            spec = msgspec.structs.replace(spec, future_exog=list(panel.exog))
+        return spec
+
+    def _derive_horizon(self, panel: Panel, min_length: int) -> int:
+        """The calibrated horizon for ``panel`` when ``horizon`` is not given: :attr:`trained_horizon`, shortened
+        so that the median series keeps two held-out windows after ``min_length`` (at least 1)."""
+        default = self.trained_horizon
+        if self.params.horizon is not None or not panel.lengths:
+            return self.params.horizon or default
+        median = int(np.median(list(panel.lengths.values())))
+        derived = max(1, min(default, (median - min_length) // 2))
+        if derived < default and self.params.conformal_windows != 0:
+            self.notes_.append(f"intervals calibrated for h <= {derived}, not the default {default} (two seasons): "
+                               f"the median series ({median} observations) leaves two held-out windows of {derived} "
+                               f"steps after the features' {min_length - 1} steps of lookback; pass params.horizon "
+                               f"for another")
+        return derived
+
+    def _conformal_windows(self, panel: Panel) -> int:
+        """Calibration windows: ``conformal_windows`` as given, else 2, up to 5 while fewer than 40 series take part."""
+        if self.params.conformal_windows is not None:
+            return self.params.conformal_windows
+        return min(5, max(2, math.ceil(40 / max(1, panel.n_series))))
 
     # ------------------------------------------------------------------ fit
     def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> Self:
@@ -195,10 +253,8 @@ class TreeForecaster(GlobalForecaster[TP]):
             Exogenous/static columns that do not match the feature spec.
         """
         panel = as_panel(panel)
-        spec = self.features or default_features(self.season_length, freq=panel.freq,
-                                                 recent_lags=self.params.recent_lags)
-        if self.features is None and panel.exog:
-            spec = msgspec.structs.replace(spec, future_exog=list(panel.exog))
+        self.notes_: list[str] = []
+        spec = self.feature_spec_for(panel)
         unused = [c for c in panel.exog if c not in spec.future_exog and c not in spec.hist_exog]
         if unused:
             msg = (
@@ -207,7 +263,9 @@ class TreeForecaster(GlobalForecaster[TP]):
             )
             raise InvalidInputError(msg, field="data")
         check_exog_values(panel.frame, list(panel.exog), where="data")
-        horizon = self.calibrated_horizon
+        if self.features is None:
+            self.notes_.append(_describe_features(spec, panel))
+        self.horizon_ = horizon = self._derive_horizon(panel, FeaturePipeline(spec=spec, freq=panel.freq).min_length)
         pipeline = FeaturePipeline.fit(spec, panel, static=static, max_horizon=horizon)
         pipeline.check_panel(panel)
         self.pipeline_ = pipeline
@@ -218,7 +276,8 @@ class TreeForecaster(GlobalForecaster[TP]):
         self.panel_ = panel
         self.scales_ = pipeline.scale_stats(panel.frame)
         self.cscales_ = self._series_scale(panel.frame)
-        self.scores_ = self._calibrate(panel) if self.params.conformal_windows > 0 else None
+        windows = self._conformal_windows(panel)
+        self.scores_ = self._calibrate(panel, windows) if windows > 0 else None
         return self
 
     def _groups(self) -> list[list[int]]:
@@ -273,15 +332,18 @@ class TreeForecaster(GlobalForecaster[TP]):
             pl.when(pl.col("s1") > 0).then(pl.col("s1")), pl.when(pl.col("s2") > 0).then(pl.col("s2")),
             pl.lit(1.0)).alias("_cscale"))
 
-    def _calibrate(self, panel: Panel) -> np.ndarray:
-        """Normalised absolute errors on held-out windows: array (n_scores, horizon)."""
+    def _calibrate(self, panel: Panel, windows: int) -> np.ndarray:
+        """Normalised absolute errors on up to ``windows`` held-out windows: array (n_scores, horizon).
+
+        Adds a note to ``notes_`` saying how many windows and errors the bands rest on.
+        """
         horizon = self.calibrated_horizon
         idx = pl.int_range(pl.len()).over("unique_id")
         size = pl.len().over("unique_id").cast(pl.Int64)
         scores = []
         saved = self.boosters_
         try:
-            for w in range(1, self.params.conformal_windows + 1):
+            for w in range(1, windows + 1):
                 cut = w * horizon
                 keep = [u for u, n in panel.lengths.items() if n - cut >= self.pipeline_.min_length]
                 if not keep:
@@ -302,8 +364,16 @@ class TreeForecaster(GlobalForecaster[TP]):
                 scores.append(err.reshape(len(keep), horizon))
         finally:
             self.boosters_ = saved
+        n = sum(len(s) for s in scores)
         if not scores:
+            self.notes_.append(f"no prediction intervals: no series is long enough for a held-out window of {horizon} "
+                               f"steps after the features' {self.pipeline_.lookback} steps of lookback")
             return np.empty((0, horizon))
+        if len(scores) < min(2, windows):
+            self.notes_.append(f"intervals calibrated on one held-out window of {horizon} steps ({n} errors): the "
+                               f"history is too short for two; the bands are less reliable")
+        else:
+            self.notes_.append(f"intervals calibrated on {len(scores)} held-out windows of {horizon} steps ({n} errors)")
         return np.concatenate(scores)
 
     # ------------------------------------------------------------------ predict
@@ -517,11 +587,14 @@ class TreeForecaster(GlobalForecaster[TP]):
             raise CapabilityError(msg, field="level")
         frame = frame.join(cscales, on="unique_id", how="left", maintain_order="left").with_columns(
             pl.int_range(pl.len()).over("unique_id").alias("_k"))
-        ordered = np.sort(scores, axis=0)
+        widths = interval_widths(scores, levels)
+        if any(math.ceil((n + 1) * lv / 100) > n for lv in levels):
+            self._note(f"{n} calibration errors are too few for a conformal {max(levels)}% band (it needs at least "
+                       f"{math.ceil(max(levels) / (100 - max(levels)))}): the bands are z * rms of the errors per step "
+                       f"(a normal approximation), not conformal quantiles")
         cols = []
         for lv in levels:
-            rank = min(n, math.ceil((n + 1) * lv / 100))  # split-conformal finite-sample quantile
-            q = pl.Series(f"_q{lv}", ordered[rank - 1])  # (horizon,): one quantile per step
+            q = pl.Series(f"_q{lv}", widths[lv])  # (horizon,): one width per step, in series scales
             frame = frame.with_columns(pl.col("_k").replace_strict(list(range(len(q))), q.to_list(),
                                                                    return_dtype=pl.Float64).alias(f"_q{lv}"))
             width = pl.col(f"_q{lv}") * pl.col("_cscale")
@@ -650,7 +723,8 @@ class TreeForecaster(GlobalForecaster[TP]):
                 "panel": self._panel_meta(),
                 "scales": self.scales_.to_dict(as_series=False), "cscales": self.cscales_.to_dict(as_series=False),
                 "conformal_scores": None if self.scores_ is None else self.scores_.tolist(),
-                "n_boosters": len(self.boosters_), "device_trained": self.device_}
+                "n_boosters": len(self.boosters_), "device_trained": self.device_,
+                "horizon": self.calibrated_horizon, "notes": list(self.notes_)}
         # every other file's sha256 is recorded, and checked on load: a changed byte is refused, never loaded
         return seal(tmp, target, meta)
 
@@ -660,6 +734,8 @@ class TreeForecaster(GlobalForecaster[TP]):
         params = {k: v for k, v in meta["params"].items() if v is not None}
         model = cls(**{**params, "device": device, "alias": meta["alias"]})
         model.pipeline_ = FeaturePipeline.from_json((folder / "pipeline.json").read_bytes())
+        model.horizon_ = int(meta.get("horizon") or model.trained_horizon)
+        model.notes_ = [str(n) for n in meta.get("notes") or []]
         model.panel_ = cls._stored_panel(folder, meta["panel"])
         model.scales_ = pl.DataFrame(meta["scales"])
         model.cscales_ = pl.DataFrame(meta["cscales"])
@@ -729,6 +805,71 @@ class TreeForecaster(GlobalForecaster[TP]):
         model.fallbacks_ = []
         model.device_ = resolve_device(device)
         return model
+
+
+def interval_widths(scores: np.ndarray, levels: Sequence[float]) -> dict[float, np.ndarray]:
+    """Half-widths of the bands per level, in units of each series' conformal scale.
+
+    Parameters
+    ----------
+    scores : array of shape (n, horizon)
+        Normalised absolute errors of held-out forecasts (``n`` >= 1).
+    levels : sequence of numbers in (0, 100)
+
+    Returns
+    -------
+    dict of level to array of shape (horizon,)
+        The split-conformal quantile, rank ``ceil((n + 1) level / 100)`` of the sorted errors per step
+        (Vovk et al. 2005), when ``n`` is enough for every level asked; otherwise, for every level,
+        ``z_((1 + level) / 2) * sqrt(mean(error^2))`` per step (a normal approximation of the errors:
+        the conformal rank would exceed ``n``, and clipping it to ``n`` gives two levels the same band).
+        Widths never decrease with the level.
+
+    Examples
+    --------
+    >>> w = interval_widths(np.array([[1.0], [2.0], [3.0], [4.0]]), [80, 95])  # 4 errors: too few for 95%
+    >>> [round(float(w[lv][0]), 3) for lv in (80, 95)]  # rms sqrt(30 / 4) = 2.739 times z 1.2816 and 1.96
+    [3.51, 5.368]
+    >>> w = interval_widths(np.arange(1.0, 41.0)[:, None], [80, 95])  # 40 errors: conformal ranks 33 and 39
+    >>> [float(w[lv][0]) for lv in (80, 95)]
+    [33.0, 39.0]
+    """
+    from statistics import NormalDist
+
+    n = scores.shape[0]
+    ordered = np.sort(scores, axis=0)
+    if all(math.ceil((n + 1) * lv / 100) <= n for lv in levels):
+        out = {lv: ordered[math.ceil((n + 1) * lv / 100) - 1] for lv in levels}
+    else:
+        rms = np.sqrt(np.mean(np.square(scores), axis=0))
+        out = {lv: NormalDist().inv_cdf(0.5 + lv / 200) * rms for lv in levels}
+    widest = np.zeros(scores.shape[1])
+    for lv in sorted(levels):  # nested bands, whatever the errors
+        widest = np.maximum(widest, out[lv])
+        out[lv] = widest
+    return out
+
+
+def _compact(values: Sequence[int]) -> str:
+    """``[1, 2, 3, 5, 52]`` -> ``"1-3, 5, 52"``."""
+    parts: list[str] = []
+    for v in values:
+        if parts and v == int(parts[-1].split("-")[-1]) + 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{v}"
+        else:
+            parts.append(str(v))
+    return ", ".join(parts)
+
+
+def _describe_features(spec: FeatureSpec, panel: Panel) -> str:
+    """The note that says which default features were derived for ``panel``."""
+    typical = typical_length(panel.lengths)
+    lookback = FeaturePipeline(spec=spec, freq=panel.freq).lookback
+    windows = ", ".join(f"{r.season_length}x{r.window}" if r.season_length else str(r.window) for r in spec.rolling)
+    return (f"default features for this data: lags {_compact(spec.lags)}, rolling windows {windows or 'none'}, "
+            f"differences {spec.differences}{', calendar ' + ', '.join(spec.calendar) if spec.calendar else ''} "
+            f"(lookback {lookback} steps, sized for the lower-decile series length {typical}; shorter series "
+            f"(under {lookback + 1} observations) go to the fallback, if any)")
 
 
 def tree_class(name: str) -> type[TreeForecaster[Any]] | None:
