@@ -293,3 +293,13 @@ def test_naive2_on_quarterly_data_with_zeros_and_negatives_never_fails() -> None
     assert out.height == 24 and all(out[c].is_finite().all() for c in out.columns[2:])
     assert {f.unique_id for f in model.fallbacks_} <= {"zeros", "negative"}
     assert model.fitted_values().height == 120
+
+
+def test_the_parallel_benchmark_compares_like_with_like() -> None:
+    """benchmarks/local_parallel.py's comparison on a small panel: both sides run, forecasts identical."""
+    from forecasting.benchmarks.local_parallel import compare
+
+    frame = _panel(4).with_columns(pl.int_range(1, pl.len() + 1).over("unique_id").cast(pl.Int64).alias("ds"))
+    row = compare("auto_theta", frame, season=12, h=6, n_jobs=2, repeats=1)
+    assert row["series"] == 4 and row["rows_missing"] == 0 and row["identical"], row
+    assert row["ratio"] == pytest.approx(row["wall_ours_s"] / row["wall_statsforecast_s"], rel=0.01)
