@@ -154,7 +154,8 @@ class Panel:
         input was timezone-aware, else naive as given), ``y`` (Float64), exogenous
         columns; sorted by ``unique_id, ds``; no nulls, duplicates or gaps in ``y``.
     freq : str or int
-        polars offset (``"1h"``) for datetime ``ds``, positive integer step for integer ``ds``.
+        polars offset (``"1h"``; ``"1bd"`` for business days) for datetime ``ds``, positive integer
+        step for integer ``ds``.
     lengths : dict of str to int
         Number of observations per series, in order of first appearance.
     tz : str or None
@@ -1274,8 +1275,11 @@ def _check_grid(frame: pl.DataFrame, freq: str | int, tz: str | None, month_end:
             per = {}
             for (uid,), part in gaps.group_by("unique_id", maintain_order=True):
                 per[uid] = f"{part.height} missing timestamps ({_examples(part['ds'].to_list())})"
+            weekends = freq == "1d" and bool(_local(gaps.select("ds"), tz).select(
+                (pl.col("ds").dt.weekday() >= 6).all()).item())  # business-day data given as daily
+            hint = "; every missing timestamp is a Saturday or Sunday: for business days pass freq 'B'" if weekends else ""
             raise InvalidInputError(
-                _series_messages(per, f"gaps against freq '{freq}' in {len(per)} series")
+                _series_messages(per, f"gaps against freq '{freq}' in {len(per)} series") + hint
                 + "; pass fill_gaps with a fill_missing policy to fill them", field="ds",
                 details={"gaps": {u: v for u, v in per.items()}})
         filler = gaps.with_columns(pl.lit(None, dtype=pl.Float64).alias("y"))

@@ -91,10 +91,16 @@ def test_daily_data_with_weekends_is_not_business_days() -> None:
     assert infer_freq(frame) == "1d"
 
 
-def test_business_day_data_used_to_be_refused_as_daily_with_weekend_gaps() -> None:
-    with pytest.raises(InvalidInputError, match=r"gaps against freq '1d' in 1 series: series 'a': 4 missing "
-                                                r"timestamps \(2024-01-06, 2024-01-07, 2024-01-13, 2024-01-14\)"):
+def test_business_day_data_given_as_daily_is_told_to_pass_b() -> None:
+    with pytest.raises(InvalidInputError) as err:
         validate_panel(_bpanel([1.0] * 10), freq="D")
+    assert err.value.message == (
+        "gaps against freq '1d' in 1 series: series 'a': 4 missing timestamps (2024-01-06, 2024-01-07, 2024-01-13, "
+        "2024-01-14); every missing timestamp is a Saturday or Sunday: for business days pass freq 'B'; pass "
+        "fill_gaps with a fill_missing policy to fill them")
+    with pytest.raises(InvalidInputError) as err:  # a weekday missing too: no hint
+        validate_panel(_bpanel([1.0] * 9, dates=[d for d in BDAYS if d != "2024-01-10"]), freq="D")
+    assert "Saturday" not in err.value.message
 
 
 def test_business_day_gap_and_weekend_row_named() -> None:
