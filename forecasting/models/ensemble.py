@@ -240,7 +240,8 @@ class EnsembleForecaster(BaseForecaster[EnsembleParams]):
             spare = [s for s in self._member_specs(default_members(self.seasons, panel)) if not self._seasonless_mstl(s)]
             for spec, model in zip(spare, self._build(spare), strict=True):
                 key = self._identity(spec, model, panel)
-                if len(kept) < 2 and key not in seen and model.min_train_length <= max(shortest, 1):
+                names = {k.name for k in kept}  # a different model, not another setting of a kept one
+                if len(kept) < 2 and key not in seen and spec.name not in names and model.min_train_length <= shortest:
                     seen[key] = _label(spec)
                     kept.append(spec)
                     self.notes_.append(f"member '{_label(spec)}' added: fewer than two members could apply")
