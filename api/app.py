@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         """
         return forecast_out(service.forecast(data.data, model=data.model, h=data.h, freq=data.freq, level=data.level,
                                              fill_missing=data.fill_missing, fill_gaps=data.fill_gaps,
-                                             X_future=data.X_future, limits=limits))
+                                             X_future=data.X_future, limits=limits, non_negative=data.non_negative))
 
     @post("/v1/cross_validation", tags=["forecast"], summary="Backtest models on rolling origins", status_code=200,
           sync_to_thread=True, before_request=_require_json, responses=problems)

@@ -63,6 +63,9 @@ class ForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         description="Fill null y instead of rejecting them; filled rows are reported.")] = None
     fill_gaps: Annotated[bool, msgspec.Meta(
         description="Insert missing timestamps (needs fill_missing); inserted rows are reported.")] = False
+    non_negative: Annotated[bool | None, msgspec.Meta(
+        description="Clip forecasts and bounds at 0. Default: when every observed y is >= 0; false: never. "
+                    "What was clipped is counted in notes.")] = None
     X_future: Annotated[Rows | Columns | None, msgspec.Meta(
         description="Future values of exogenous columns for models that use them (xgboost): unique_id, ds and the "
                     "columns, for the h steps after each series' end.")] = None

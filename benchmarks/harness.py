@@ -214,13 +214,15 @@ def code_version() -> str:
         return version
 
 
-def effective_spec(spec: ModelSpec, *, season_length: int, calendar_freq: str | int) -> ModelSpec:
+def effective_spec(spec: ModelSpec, *, season_length: int, calendar_freq: str | int, h: int | None = None,
+                   level: Sequence[float] = ()) -> ModelSpec:
     """The spec with the dataset's season length filled in where the spec leaves it out.
 
-    Multi-season models (``mstl``, ``ensemble``) get every conventional period of the
-    calendar frequency (hourly: [24, 168]).
+    Multi-season models (``mstl``, ``ensemble``, ``auto``) get every conventional period of the
+    calendar frequency (hourly: [24, 168]); models that take the request's horizon and levels
+    (``auto``) get the task's ``h`` and ``level``.
     """
-    return resolve_spec(spec, freq=calendar_freq, season_length=season_length)[0]
+    return resolve_spec(spec, freq=calendar_freq, season_length=season_length, h=h, level=list(level))[0]
 
 
 def canonical(spec: ModelSpec) -> str:
@@ -262,7 +264,8 @@ def plan_tasks(bench: BenchData, models: Sequence[str], *, windows: int = 1, ste
                f"training data for series {ids} (lengths <= {held})")
         raise InvalidParameterError(msg, field="h")
     version = version or code_version()
-    effective = [effective_spec(s, season_length=bench.season_length, calendar_freq=bench.calendar_freq) for s in specs]
+    effective = [effective_spec(s, season_length=bench.season_length, calendar_freq=bench.calendar_freq, h=bench.h,
+                                level=levels) for s in specs]
     ref = effective_spec(ModelSpec(name="naive2"), season_length=bench.season_length,
                          calendar_freq=bench.calendar_freq)
 

@@ -81,13 +81,15 @@ def forecast(
     n_jobs: Annotated[int, typer.Option(help="Worker processes (-1: all CPUs).")] = 1,
     fallback: Annotated[Optional[str], typer.Option(help="Model for series too short for --model (or that it fails "
                                                     "on), e.g. naive; every such series is reported.")] = None,
+    non_negative: Annotated[Optional[bool], typer.Option("--non-negative/--allow-negative", help="Clip forecasts at 0 "
+                                                         "(default: when every observed value is >= 0).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer's fields (model, params, notes, fallbacks, "
                                           "filled rows...) as JSON on stdout, as the HTTP API answers them (the "
                                           "forecasts go to --output).")] = False,
 ) -> None:
     """Forecast every series of a file and write the forecasts.
 
-    Example: forecasting forecast --input sales.csv --model auto_ets --h 12 --level 80 --level 95 --output fc.csv
+    Example: forecasting forecast --input sales.csv --h 12 --level 80 --level 95 --output fc.csv (model 'auto')
     """
     from forecasting import service
     from forecasting.service import read_table, write_table
@@ -97,11 +99,11 @@ def forecast(
         if Path(model).is_dir():  # a saved model (or ONNX export): forecast the file's series without retraining
             result = service.forecast_fitted(_load_forecaster(model), data, h=h, freq=freq, level=_levels(level),
                                              fill_missing=check_fill_policy(fill_missing), fill_gaps=fill_gaps,
-                                             fallback=fallback)
+                                             fallback=fallback, non_negative=non_negative)
         else:
             result = service.forecast(data, model=model, h=h, freq=freq, level=_levels(level),
                                       fill_missing=check_fill_policy(fill_missing), fill_gaps=fill_gaps, n_jobs=n_jobs,
-                                      fallback=fallback)
+                                      fallback=fallback, non_negative=non_negative)
         write_table(result.forecasts, output)
     except ForecastingError as exc:
         raise _fail(exc) from None

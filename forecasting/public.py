@@ -98,6 +98,7 @@ def forecast(
     X_future: Any = None,
     n_jobs: int = 1,
     fallback: str | None = None,
+    non_negative: bool | None = None,
     id_col: str = "unique_id",
     time_col: str = "ds",
     target_col: str = "y",
@@ -120,6 +121,8 @@ def forecast(
     fallback : str, optional
         Model for series too short for ``model`` (or that it fails on), e.g. ``"naive"``; each such series
         is reported in ``fallbacks``. With a loaded model, the series shorter than its input window.
+    non_negative : bool, optional
+        Clip forecasts at 0; by default when every observed value is >= 0 (the notes count what was clipped).
     id_col, time_col, target_col : str
         The names of the series, time and target columns in ``df`` (and ``X_future``).
     Other parameters as :func:`forecasting.service.forecast`.
@@ -141,7 +144,7 @@ def forecast(
     cols = _Columns(df, id_col, time_col, target_col)
     result = service.forecast(cols.into(df), model=model, h=h, freq=freq, level=level, fill_missing=fill_missing,
                               fill_gaps=fill_gaps, X_future=cols.into(X_future, field="X_future", target=False),
-                              n_jobs=n_jobs, fallback=fallback)
+                              n_jobs=n_jobs, fallback=fallback, non_negative=non_negative)
     return dataclasses.replace(result, forecasts=cols.out(result.forecasts))
 
 

@@ -207,3 +207,21 @@ def test_auto_refuses_exogenous_columns_with_the_columns_named():
     df = _panel(2, 30, lambda i, t: t + 1.0).with_columns(price=pl.lit(1.0))
     with pytest.raises(fc.CapabilityError, match="price"):
         fc.forecast(df, model="auto", h=3)
+
+
+def test_non_negative_clipping_for_any_model_is_counted_in_the_notes():
+    # a falling line of counts: the drift forecast goes below zero after a few steps
+    df = pl.DataFrame({"unique_id": "a", "ds": list(range(10)), "y": [9.0, 8, 7, 6, 5, 4, 3, 2, 1, 0]})
+    from forecasting import service
+
+    clipped = service.forecast(df, model="auto_ets", h=4)
+    raw = service.forecast(df, model="auto_ets", h=4, non_negative=False)
+    assert (raw.forecasts["AutoETS"] < 0).any()
+    np.testing.assert_allclose(clipped.forecasts["AutoETS"].to_numpy(), raw.forecasts["AutoETS"].clip(0).to_numpy())
+    n = int((raw.forecasts["AutoETS"] < 0).sum())
+    assert any(note.startswith(f"{n} point forecasts and 0 interval bounds below 0 set to 0") for note in clipped.notes)
+    assert not any("set to 0" in note for note in raw.notes)
+    # data with a negative value is never clipped unless asked
+    neg = pl.DataFrame({"unique_id": "a", "ds": list(range(11)), "y": [9.0, 8, 7, 6, 5, 4, 3, 2, 1, 0, -1]})
+    assert (service.forecast(neg, model="auto_ets", h=4).forecasts["AutoETS"] < 0).any()
+    assert (service.forecast(neg, model="auto_ets", h=4, non_negative=True).forecasts["AutoETS"] >= 0).all()

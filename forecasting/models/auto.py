@@ -178,8 +178,7 @@ def candidate_pool(panel: Panel, seasons: list[int], *, deep: bool | None = None
     m = seasons[0]
     lengths = np.fromiter(panel.lengths.values(), dtype=np.int64)
     median = int(np.median(lengths))
-    y = panel.frame["y"]
-    zero_share = float((y == 0).mean() or 0.0)
+    zero_share = float(np.mean(panel.frame["y"].to_numpy() == 0)) if panel.frame.height else 0.0
     left_out: list[str] = []
     names = ["seasonal_naive" if m > 1 else "naive", "auto_theta", "dynamic_optimized_theta", "auto_ets", "auto_ces",
              "auto_arima"]
@@ -360,7 +359,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
             limit = self.deadline if limit is None else min(limit, self.deadline)
         return limit
 
-    def _pool(self, panel: Panel, seasons: list[int]) -> tuple[list[Candidate], list[str]]:
+    def _pool(self, panel: Panel, seasons: list[int], h: int) -> tuple[list[Candidate], list[str]]:
         if self.params.candidates is None:
             specs, left_out = candidate_pool(panel, seasons, deep=self.params.deep)
         else:
@@ -377,6 +376,9 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         seen: dict[str, int] = {}
         for spec in specs:
             resolved, _ = resolve_spec(spec, freq=panel.freq, season_length=seasons if len(seasons) > 1 else seasons[0])
+            if "horizon" in REGISTRY[resolved.name].params.__struct_fields__ and "horizon" not in resolved.params:
+                resolved = ModelSpec(name=resolved.name, params={**resolved.params, "horizon": h},
+                                     fallback=resolved.fallback)  # global models calibrate their bands for h
             label = spec.name if spec.name not in seen else f"{spec.name}_{seen[spec.name] + 1}"
             seen[spec.name] = seen.get(spec.name, 0) + 1
             fallback = None if resolved.name == "naive" else "naive"
@@ -418,7 +420,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         m = seasons[0]
         h = self._horizon(panel, m)
         levels = tuple(sorted(validate_levels(self.params.level)))
-        candidates, left_out = self._pool(panel, seasons)
+        candidates, left_out = self._pool(panel, seasons, h)
         windows, ids = self._windows(panel, h, m)
         cv_end = None if deadline is None else started + 0.7 * (deadline - started)
         truth = self._cross_validate(panel, candidates, windows, ids, h, m, levels, cv_end)
@@ -486,7 +488,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
                 for train in trains:
                     model = make_model(c.spec, freq=panel.freq, n_jobs=self.n_jobs)
                     arm(model, deadline=share)
-                    fc = model.fit(train).predict(h, level=levels if model.capabilities.supports_intervals else ())
+                    fc = _predict(model.fit(train), h, levels)
                     self._collect(c, model.alias, fc, levels)
             except ForecastingError as exc:
                 c.status, c.reason = "dropped", f"{type(exc).__name__}: {exc}"[:300]
@@ -658,8 +660,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
             raise CapabilityError(msg, field="X_future")
         outs: dict[str, pl.DataFrame] = {}
         for label, model in self.members_.items():
-            with_levels = levels if model.capabilities.supports_intervals else ()
-            outs[label] = model.predict(h, level=with_levels).sort("unique_id", "ds", maintain_order=True)
+            outs[label] = _predict(model, h, levels).sort("unique_id", "ds", maintain_order=True)
         base = next(iter(outs.values())).select("unique_id", "ds")
         W = self._weight_matrix(base["unique_id"].to_numpy(), list(outs))
         point = self._mix(W, [outs[lab][self.members_[lab].alias].to_numpy() for lab in outs])
@@ -737,6 +738,17 @@ class AutoForecaster(BaseForecaster[AutoParams]):
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters (JSON-serialisable)."""
         return super().get_params()
+
+
+def _predict(model: Forecaster, h: int, levels: Sequence[float | int]) -> pl.DataFrame:
+    """The model's forecast with intervals where it can give them here, else the point forecast only
+    (a global model's conformal bands need calibration windows its training series may not have had)."""
+    if levels and model.capabilities.supports_intervals:
+        try:
+            return model.predict(h, level=levels)
+        except CapabilityError:
+            pass
+    return model.predict(h)
 
 
 def _conformal_quantile(scores: np.ndarray, level: float) -> float:

@@ -60,6 +60,7 @@ __all__ = [
     "global_importance",
     "Capabilities",
     "Capability",
+    "clip_non_negative",
     "Fallback",
     "Forecaster",
     "Progress",
@@ -475,6 +476,40 @@ def arm(model: Forecaster, *, deadline: float | None = None, progress: Progress 
             model.fallback.deadline = deadline
     if progress is not None and model.capabilities.reports_progress:
         model.progress = progress
+
+
+def clip_non_negative(frame: pl.DataFrame, alias: str, history: Panel, policy: bool | None = None
+                      ) -> tuple[pl.DataFrame, str | None]:
+    """Forecasts clipped at zero where the data cannot be negative, and the note that says so.
+
+    Parameters
+    ----------
+    frame : pl.DataFrame
+        A forecast frame (``unique_id, ds, <alias>[, <alias>-lo-<L>, <alias>-hi-<L>]``).
+    alias : str
+        The model's column name.
+    history : Panel
+        The series the forecasts continue.
+    policy : bool, optional
+        ``True``: clip; ``False``: never; ``None`` (default): clip when every observed ``y`` is >= 0
+        (counts, sales, demand: a negative forecast is never right there).
+
+    Returns
+    -------
+    (pl.DataFrame, str or None)
+        The frame (values < 0 set to 0 in the point and interval columns) and, when any value was
+        clipped, a note with the count.
+    """
+    if policy is False or (policy is None and bool((history.frame["y"] < 0).any())):
+        return frame, None
+    cols = [c for c in frame.columns if c == alias or c.startswith(f"{alias}-lo-") or c.startswith(f"{alias}-hi-")]
+    negative = int(frame.select((pl.col(alias) < 0).sum()).item()) if alias in frame.columns else 0
+    lows = int(frame.select(pl.sum_horizontal([(pl.col(c) < 0).sum() for c in cols])).item()) if cols else 0
+    if not lows:
+        return frame, None
+    clipped = frame.with_columns([pl.col(c).clip(lower_bound=0.0) for c in cols])
+    why = "non_negative=true" if policy else "every observed value is >= 0 (non_negative=false keeps them)"
+    return clipped, f"{negative} point forecasts and {lows - negative} interval bounds below 0 set to 0: {why}"
 
 
 def explain_forecast(model: Any, h: int, *, history: Any = None, X_future: Any = None, units: str = "y") -> Explanation:

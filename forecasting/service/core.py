@@ -28,7 +28,7 @@ from forecasting.data import (
     validate_panel,
 )
 from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidInputError, InvalidParameterError
-from forecasting.models.base import BaseForecaster, Fallback, Forecaster, arm, require
+from forecasting.models.base import BaseForecaster, Fallback, Forecaster, arm, clip_non_negative, require
 from forecasting.models.global_base import GlobalForecaster
 from forecasting.models.registry import ModelSpec, make_model, parse_spec, resolve_spec
 from forecasting.tabular import TabularModel
@@ -142,6 +142,7 @@ def forecast(
     n_jobs: int = 1,
     limits: Limits = Limits(),
     fallback: str | None = None,
+    non_negative: bool | None = None,
 ) -> ForecastResult:
     """Validate ``data``, fit the model of ``model`` and forecast ``h`` steps per series.
 
@@ -172,6 +173,9 @@ def forecast(
         Model (registry name) for series too short for ``model`` or that it fails on; every such
         series is reported. Replaces a spec's own ``fallback``; for a fitted model, see
         :func:`forecast_fitted`.
+    non_negative : bool, optional
+        Clip forecasts and bounds at 0 (``None``: when every observed ``y`` is >= 0; ``False``:
+        never); the count clipped is in the notes (:func:`forecasting.models.base.clip_non_negative`).
 
     Returns
     -------
@@ -185,7 +189,8 @@ def forecast(
     """
     if not isinstance(model, ModelSpec | str | dict):
         return forecast_fitted(model, data, h=h, freq=freq, level=level, fill_missing=fill_missing,
-                               fill_gaps=fill_gaps, X_future=X_future, limits=limits, fallback=fallback)
+                               fill_gaps=fill_gaps, X_future=X_future, limits=limits, fallback=fallback,
+                               non_negative=non_negative)
     h = validate_h(h, max_h=limits.max_h)
     levels = validate_levels(level)
     spec = parse_spec(model)
@@ -202,9 +207,12 @@ def forecast(
     arm(forecaster, deadline=None if limits.max_seconds is None else time.time() + limits.max_seconds)
     forecaster.fit(panel)
     frame = forecaster.predict(h, level=levels, X_future=X_future)
+    own = spec.params.get("non_negative")  # a model's own setting (auto's) when the request leaves it open
+    frame, clipped = clip_non_negative(frame, forecaster.alias, panel, own if non_negative is None else non_negative)
     return ForecastResult(forecasts=frame, spec=spec, alias=forecaster.alias, panel=panel, h=h, level=levels,
                           fallbacks=list(forecaster.fallbacks_),
-                          notes=[*panel.report.notes, *derived, *getattr(forecaster, "notes_", [])],
+                          notes=[*panel.report.notes, *derived, *getattr(forecaster, "notes_", []),
+                                 *([clipped] if clipped else [])],
                           selection=getattr(forecaster, "selection_", None))
 
 
@@ -223,6 +231,7 @@ def forecast_fitted(
     registered: Registered | None = None,
     runtime: str | None = None,
     field_name: str = "data",
+    non_negative: bool | None = None,
 ) -> ForecastResult:
     """Forecast with a fitted global model (saved folder, ONNX export or registered version), without retraining.
 
@@ -239,6 +248,8 @@ def forecast_fitted(
         such series are an ``InsufficientHistoryError``.
     registered : Registered, optional
         Recorded on the result.
+    non_negative : bool, optional
+        As :func:`forecast`.
     runtime : str, optional
         What computes the forecasts (default: what the model declares, ``"onnxruntime"`` for an export).
     Other parameters as :func:`forecast`.
@@ -277,6 +288,9 @@ def forecast_fitted(
         if history is None or fallback is None or not short:
             raise
         frame, fallbacks = _with_fallback(model, panel, short, fallback, h=h, levels=levels, X_future=X_future)
+    frame, clipped = clip_non_negative(frame, model.alias, panel, non_negative)
+    if clipped:
+        notes.append(clipped)
     return ForecastResult(forecasts=frame, spec=spec, alias=model.alias, panel=panel, h=h, level=levels,
                           fallbacks=fallbacks, notes=notes, registered=registered, runtime=runtime)
 
