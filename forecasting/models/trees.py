@@ -204,8 +204,11 @@ class TreeForecaster(GlobalForecaster[TP]):
         """The feature spec :meth:`fit` uses on ``panel``.
 
         ``features`` as given; else :func:`~forecasting.features.default_features` of the season,
-        the frequency (and its further periods, hourly: 168), the panel's series lengths and
-        ``horizon`` when given, with the data's exogenous columns as future-known inputs.
+        the frequency (and its further periods, hourly: 168), the lengths of the series it keeps and
+        ``horizon`` when given, with the data's exogenous columns as future-known inputs. The series
+        kept are found by iterating from all of them (features of their lengths, then those long enough
+        for the features, until none more is left out): so the panel without its short series gets the
+        same features (a saved model, fitted without the fallback's series, forecasts as the inline one).
         """
         if self.features is not None:
             return self.features
@@ -213,8 +216,15 @@ class TreeForecaster(GlobalForecaster[TP]):
 
         several = default_season_length(panel.freq, multiple=True)
         seasons = several if isinstance(several, list) and several[0] == self.season_length else []
-        spec = default_features(self.season_length, freq=panel.freq, recent_lags=self.params.recent_lags,
-                                lengths=panel.lengths, horizon=self.params.horizon, seasons=seasons)
+        lengths = list(panel.lengths.values())
+        while True:
+            spec = default_features(self.season_length, freq=panel.freq, recent_lags=self.params.recent_lags,
+                                    lengths=lengths, horizon=self.params.horizon, seasons=seasons)
+            need = FeaturePipeline(spec=spec, freq=panel.freq).min_length
+            kept = [n for n in lengths if n >= need]
+            if not kept or len(kept) == len(lengths):
+                break
+            lengths = kept
         if panel.exog:
             spec = msgspec.structs.replace(spec, future_exog=list(panel.exog))
         return spec
@@ -863,12 +873,12 @@ def _compact(values: Sequence[int]) -> str:
 
 def _describe_features(spec: FeatureSpec, panel: Panel) -> str:
     """The note that says which default features were derived for ``panel``."""
-    typical = typical_length(panel.lengths)
     lookback = FeaturePipeline(spec=spec, freq=panel.freq).lookback
+    typical = typical_length([n for n in panel.lengths.values() if n > lookback])  # of the series kept
     windows = ", ".join(f"{r.season_length}x{r.window}" if r.season_length else str(r.window) for r in spec.rolling)
     return (f"default features for this data: lags {_compact(spec.lags)}, rolling windows {windows or 'none'}, "
             f"differences {spec.differences}{', calendar ' + ', '.join(spec.calendar) if spec.calendar else ''} "
-            f"(lookback {lookback} steps, sized for the lower-decile series length {typical}; shorter series "
+            f"(lookback {lookback} steps, sized for the lower-decile length {typical} of the series kept; shorter series "
             f"(under {lookback + 1} observations) go to the fallback, if any)")
 
 

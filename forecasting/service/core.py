@@ -288,6 +288,7 @@ def forecast_fitted(
         if history is None or fallback is None or not short:
             raise
         frame, fallbacks = _with_fallback(model, panel, short, fallback, h=h, levels=levels, X_future=X_future)
+    notes.extend(getattr(model, "notes_", []))  # what the model derived at fit and how its bands are made, as inline
     frame, clipped = clip_non_negative(frame, model.alias, panel, non_negative)
     if clipped:
         notes.append(clipped)
