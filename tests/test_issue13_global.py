@@ -80,7 +80,7 @@ def test_non_seasonal_data_gets_recent_lags_and_several_windows() -> None:
 def test_weekly_148_points_train_and_forecast_with_differing_bands() -> None:
     model = make_model({"name": "xgboost", "params": TINY}, freq="1w").fit(validate_panel(_weekly(), freq="1w"))
     assert model.pipeline_.min_length == 54 and not model.fallbacks_
-    assert model.calibrated_horizon == 47  # (148 - 54) // 2: two held-out windows on the median series
+    assert model.calibrated_horizon == 47  # (148 - 54) // 2: two held-out windows on the upper-quartile series
     assert model.scores_.shape == (2 * 12, 47)  # 2 windows x 12 series
     out = model.predict(8, level=[80, 95])
     assert out.height == 12 * 8

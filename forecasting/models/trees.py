@@ -116,8 +116,8 @@ class TreeForecaster(GlobalForecaster[TP]):
     horizon : int, optional
         Longest horizon trained for (direct) and calibrated for (intervals); default
         two seasons (M4 Hourly: 48; 14 without a season), shortened at fit to what leaves the
-        median series two held-out windows after the features' lookback (weekly data of 148
-        points: 47).
+        upper-quartile series two held-out windows after the features' lookback (weekly data of
+        148 points: 47).
     conformal_windows : int, optional
         Held-out windows used to calibrate intervals (0 = no intervals); default: at least 2,
         up to 5 while the panel has fewer than 40 series per window (and the history allows).
@@ -231,15 +231,16 @@ class TreeForecaster(GlobalForecaster[TP]):
 
     def _derive_horizon(self, panel: Panel, min_length: int) -> int:
         """The calibrated horizon for ``panel`` when ``horizon`` is not given: :attr:`trained_horizon`, shortened
-        so that the median series keeps two held-out windows after ``min_length`` (at least 1)."""
+        so that a quarter of the series (the upper-quartile length) keep two held-out windows after
+        ``min_length`` (at least 1; M3 Yearly: 8, weekly series of 148 points: 47)."""
         default = self.trained_horizon
         if self.params.horizon is not None or not panel.lengths:
             return self.params.horizon or default
-        median = int(np.median(list(panel.lengths.values())))
-        derived = max(1, min(default, (median - min_length) // 2))
+        upper = int(np.quantile(np.asarray(list(panel.lengths.values()), dtype=np.float64), 0.75))
+        derived = max(1, min(default, (upper - min_length) // 2))
         if derived < default and self.params.conformal_windows != 0:
             self.notes_.append(f"intervals calibrated for h <= {derived}, not the default {default} (two seasons): "
-                               f"the median series ({median} observations) leaves two held-out windows of {derived} "
+                               f"the upper-quartile series length ({upper}) leaves two held-out windows of {derived} "
                                f"steps after the features' {min_length - 1} steps of lookback; pass params.horizon "
                                f"for another")
         return derived
