@@ -290,7 +290,7 @@ class EnsembleForecaster(BaseForecaster[EnsembleParams]):
             msg = f"method must be 'median' or 'weighted', got {self.params.method!r}"
             raise InvalidParameterError(msg,
                                         field="model.params.method")
-        self.notes_: list[str] = []
+        self.notes_ = []
         check_min_length(panel, self.min_train_length, model=self.name,
                          fallback=self.fallback.name if self.fallback else None)
         specs = self._choose(panel)

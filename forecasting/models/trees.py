@@ -264,7 +264,7 @@ class TreeForecaster(GlobalForecaster[TP]):
             Exogenous/static columns that do not match the feature spec.
         """
         panel = as_panel(panel)
-        self.notes_: list[str] = []
+        self.notes_ = []
         spec = self.feature_spec_for(panel)
         unused = [c for c in panel.exog if c not in spec.future_exog and c not in spec.hist_exog]
         if unused:
