@@ -113,7 +113,8 @@ def test_history_too_short_names_series_and_minimum(air_model: XGBoostForecaster
 
 
 def test_training_series_too_short_is_refused_or_falls_back(air: pl.DataFrame):
-    # lengths 144 and 5: features sized for the lower decile (18 observations: lags 1-8, lookback 9)
+    # lengths 144 and 5: the lower decile (18) sizes lags 1-8 (lookback 9), which leave 'tiny' out; the features
+    # are then those of the series kept (AirPassengers alone: lags 1-24, 36, lookback 37)
     short = air.tail(5).with_columns(pl.lit("tiny").alias("unique_id"))
     data = pl.concat([air, short])
     with pytest.raises(InsufficientHistoryError, match=r"series 'tiny': 5 observations"):
@@ -121,7 +122,7 @@ def test_training_series_too_short_is_refused_or_falls_back(air: pl.DataFrame):
     model = make_model({"name": "xgboost", "params": SMALL, "fallback": "naive"}, freq="1mo").fit(data)
     out = model.predict(3)
     assert [f.unique_id for f in model.fallbacks_] == ["tiny"]
-    assert model.pipeline_.lookback == 9
+    assert model.pipeline_.lookback == 37
     tiny = out.filter(pl.col("unique_id") == "tiny")["XGBoost"].to_list()
     assert tiny == [432.0] * 3  # naive: December 1960
 
