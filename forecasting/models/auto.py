@@ -441,22 +441,32 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         return self
 
     def _windows(self, panel: Panel, h: int, m: int) -> tuple[list[Any], list[str]]:
-        """The validation origins and the series long enough for all of them (each keeps ``max(2m, 8)``+ points)."""
+        """The validation origins and the series long enough for all of them (each keeps ``max(2m, 8)``+ points).
+
+        Origins ``h`` steps apart when at least half of the series have the history for ``n_windows`` of them;
+        else ``h // 2`` steps, then 1 step apart (overlapping test parts: short yearly or quarterly series
+        still get several origins); else fewer windows; else none (equal weights, with a note).
+        """
         from forecasting.backtest import rolling_origins
 
         need_train = max(2 * m if m > 1 else 0, 8)
-        for n_windows in range(self.params.n_windows, 0, -1):
-            held = h * n_windows
+        wanted = self.params.n_windows
+        plans = [(n, h) for n in range(wanted, 1, -1)]
+        if wanted > 1:
+            plans[1:1] = [(wanted, s) for s in sorted({max(1, h // 2), 1}, reverse=True) if s < h]
+        plans.append((1, h))
+        for n_windows, step in plans:
+            held = h + (n_windows - 1) * step
             ids = [u for u, n in panel.lengths.items() if n >= held + need_train]
             if len(ids) >= max(1, 0.5 * panel.n_series) or (n_windows == 1 and ids):
-                if n_windows < self.params.n_windows:
-                    self.notes_.append(f"validated on {n_windows} window(s) of h={h}: too little history for "
-                                       f"{self.params.n_windows}")
+                if (n_windows, step) != (wanted, h):
+                    self.notes_.append(f"validated on {n_windows} window(s) of h={h}, {step} step(s) apart: too "
+                                       f"little history for {wanted} windows {h} steps apart")
                 if len(ids) < panel.n_series:
                     self.notes_.append(f"{len(ids)} of {panel.n_series} series are long enough to validate on "
                                        f"(at least {held + need_train} observations); the others are forecast with "
                                        f"the weights learnt on them")
-                return rolling_origins(panel.frame, h=h, n_windows=n_windows), ids
+                return rolling_origins(panel.frame, h=h, n_windows=n_windows, step_size=step), ids
         return [], []
 
     def _cross_validate(self, panel: Panel, candidates: list[Candidate], windows: list[Any], ids: list[str], h: int,
