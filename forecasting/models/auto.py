@@ -276,8 +276,10 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         Interval levels calibrated on the validation windows (the request's through the service).
     candidates : list of specs, optional
         The pool (default: :func:`candidate_pool`).
-    n_windows : int, default 2
-        Validation origins (fewer when the history is short).
+    n_windows : int, default 3
+        Validation origins (fewer when the history is short). On 150 M3 quarterly series the greedy
+        combination's test sMAPE was 10.50 / 10.12 / 10.09 with 1 / 2 / 3 windows (best single candidate
+        by validation: 10.95); on 150 M3 yearly 22.92 / 22.65 / 22.62 (best single 22.72).
     metric : {"mase", "smape"}
     ensemble_size : int, default 25
         Greedy selection rounds (1: the single best candidate).
