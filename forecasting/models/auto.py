@@ -59,9 +59,10 @@ __all__ = ["AutoForecaster", "Candidate", "candidate_pool", "detect_season", "gr
 _HORIZONS = {"y": 6, "q": 8, "mo": 18, "w": 13, "d": 14, "h": 48, "m": 60, "s": 60, "bd": 10}
 #: the order candidates run in (cheapest first), by registry name
 _COST_ORDER = ("seasonal_naive", "naive", "auto_theta", "dynamic_optimized_theta", "croston_sba", "adida",
-               "imapa", "tsb", "auto_ets", "auto_ces", "lightgbm", "xgboost", "mstl", "auto_arima", "nhits")
+               "imapa", "tsb", "lightgbm", "auto_ets", "xgboost", "auto_ces", "mstl", "auto_arima", "nhits")
 _ZERO_SHARE = 0.3  # intermittent models join the pool above this share of zeros
 _GLOBAL_MIN_ROWS = 1_000  # global models join the pool from this many observations in all
+_ARIMA_MAX_SEASON = 12  # seasonal AutoARIMA beyond this period is left out of the default pool (cost)
 
 
 @dataclass
@@ -180,8 +181,12 @@ def candidate_pool(panel: Panel, seasons: list[int], *, deep: bool | None = None
     median = int(np.median(lengths))
     zero_share = float(np.mean(panel.frame["y"].to_numpy() == 0)) if panel.frame.height else 0.0
     left_out: list[str] = []
-    names = ["seasonal_naive" if m > 1 else "naive", "auto_theta", "dynamic_optimized_theta", "auto_ets", "auto_ces",
-             "auto_arima"]
+    names = ["seasonal_naive" if m > 1 else "naive", "auto_theta", "dynamic_optimized_theta", "auto_ets", "auto_ces"]
+    if m <= _ARIMA_MAX_SEASON:
+        names.append("auto_arima")
+    else:
+        left_out.append(f"auto_arima: its seasonal search with season_length={m} takes minutes per hundred series "
+                        f"(name it in candidates to include it)")
     if len(seasons) > 1:
         names.append("mstl")
     elif m > 1:
