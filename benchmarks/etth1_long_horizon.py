@@ -112,20 +112,26 @@ def test_windows(values: np.ndarray, input_size: int, h: int) -> tuple[np.ndarra
     return win[:, :, :input_size], win[:, :, input_size:]
 
 
-def forecast_windows(model: Any, inputs: np.ndarray, h: int, *, batch: int = 2048) -> np.ndarray:
-    """Median forecasts ``(n, h)`` of raw input windows ``(n, input_size)`` through ``model._core()``."""
+def forecast_windows(model: Any, inputs: np.ndarray, h: int, scales: np.ndarray, *, batch: int = 2048) -> np.ndarray:
+    """Median forecasts ``(n, h)`` of raw input windows ``(n, input_size)`` through ``model._core()``.
+
+    ``scales`` ``(n,)``: each window's series reference scale (the fitted model's ``scales_`` of its
+    channel), which the core reads from its ``series_scale`` column.
+    """
     import torch
+
+    from forecasting.models.network_core import SCALE_COLUMN
 
     L = inputs.shape[1]
     cols = list(model.temporal_cols_)
-    extra = [c for c in cols if c not in ("y", "available_mask")]
+    extra = [c for c in cols if c not in ("y", "available_mask", SCALE_COLUMN)]
     if extra:
         msg = f"the model reads temporal inputs {extra}; this benchmark builds univariate windows only"
         raise ValueError(msg)
     if model.trained_horizon != h or model.window != L:
         msg = f"model horizon/input_size {model.trained_horizon}/{model.window} != {h}/{L}"
         raise ValueError(msg)
-    y_col, m_col = cols.index("y"), cols.index("available_mask")
+    y_col, m_col, s_col = cols.index("y"), cols.index("available_mask"), cols.index(SCALE_COLUMN)
     med = model.output_names_.index("-median")
     dev = torch.device(model.device_)
     core = model._core()
@@ -136,6 +142,7 @@ def forecast_windows(model: Any, inputs: np.ndarray, h: int, *, batch: int = 204
             temporal = np.zeros((x.shape[0], L + h, len(cols)), dtype=np.float32)
             temporal[:, :L, y_col] = x
             temporal[:, :L, m_col] = 1.0
+            temporal[:, :, s_col] = scales[i:i + batch, None]
             static = torch.zeros((x.shape[0], 0), dtype=torch.float32, device=dev)
             q = core(torch.from_numpy(temporal).to(dev), static)
             out[i:i + x.shape[0]] = q[:, :, med].cpu().numpy()
@@ -162,7 +169,7 @@ def run_horizon(h: int, values: np.ndarray, ds: np.ndarray, args: argparse.Names
         "season_length": 24, "horizon": h, "input_size": L, "max_steps": args.max_steps, "calendar": [],
         "level": [], "scaler_type": args.scaler_type, "learning_rate": args.learning_rate,
         "batch_size": args.batch_size, "windows_batch_size": args.windows_batch_size,
-        "random_seed": args.seed, "device": args.device,
+        "random_seed": args.seed, "device": args.device, "target_transform": None, "early_stop_patience_steps": -1,
     }
     if args.early_stop > 0:
         params.update(early_stop_patience_steps=args.early_stop, val_check_steps=args.val_check_steps)
@@ -179,10 +186,13 @@ def run_horizon(h: int, values: np.ndarray, ds: np.ndarray, args: argparse.Names
     inputs, targets = test_windows(values, L, h)
     n_ch, n_win = inputs.shape[:2]
     t0 = time.perf_counter()
-    pred = forecast_windows(model, inputs.reshape(n_ch * n_win, L), h, batch=args.predict_batch)
+    channel_scale = dict(model.scales_.iter_rows())
+    scales = np.repeat([channel_scale[c] for c in CHANNELS], n_win)
+    pred = forecast_windows(model, inputs.reshape(n_ch * n_win, L), h, scales, batch=args.predict_batch)
     predict_s = time.perf_counter() - t0
     err = pred.reshape(n_ch, n_win, h) - targets
     mse, mae = float(np.mean(err ** 2)), float(np.mean(np.abs(err)))
+    naive_mse = float(np.mean((inputs[:, :, -1:] - targets) ** 2))  # the last value repeated (units: train std)
 
     # parity: the first test window of each channel through the adapter's own predict()
     history = long_frame(values, ds, N_TRAIN + N_VAL)
@@ -190,7 +200,8 @@ def run_horizon(h: int, values: np.ndarray, ds: np.ndarray, args: argparse.Names
     ours = fc.pivot(on="unique_id", index="ds", values=model.alias).select(CHANNELS).to_numpy().T  # (7, h)
     parity = float(np.max(np.abs(ours - pred.reshape(n_ch, n_win, h)[:, 0])))
 
-    row: dict[str, Any] = {"h": h, "mse": mse, "mae": mae, "fit_s": fit_s, "predict_s": predict_s,
+    row: dict[str, Any] = {"h": h, "mse": mse, "mae": mae, "naive_mse": naive_mse,
+                           "max_abs_error": float(np.abs(err).max()), "fit_s": fit_s, "predict_s": predict_s,
                            "windows": n_ch * n_win, "windows_per_channel": n_win, "input_size": L,
                            "max_steps": args.max_steps, "device": model.device_, "parity": parity,
                            "per_channel_mse": {c: float(np.mean(err[j] ** 2)) for j, c in enumerate(CHANNELS)}}
@@ -263,8 +274,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for h in args.horizons:
         rows.append(run_horizon(h, values, ds, args))
         r = rows[-1]
-        print(f"h={h}: MSE {r['mse']:.4f}, MAE {r['mae']:.4f}, fit {r['fit_s']:.1f} s, predict {r['predict_s']:.2f} s"
-              f" ({r['windows']:,} windows)", flush=True)
+        print(f"h={h}: MSE {r['mse']:.4f} (last value repeated: {r['naive_mse']:.4f}), MAE {r['mae']:.4f}, largest "
+              f"|error| {r['max_abs_error']:.2f} std, fit {r['fit_s']:.1f} s, predict {r['predict_s']:.2f} s "
+              f"({r['windows']:,} windows)", flush=True)
     total = time.perf_counter() - started
     import torch
 

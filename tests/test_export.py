@@ -75,7 +75,8 @@ def test_nhits_round_trip_in_a_fresh_process_and_int8(nhits_export: tuple[object
     model, folder = nhits_export
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["kind"] == "nhits" and "weights.safetensors" not in manifest["files"]
-    assert manifest["inputs"]["temporal"]["shape"] == ["batch", 168 + 48, 2]
+    assert manifest["inputs"]["temporal"]["shape"] == ["batch", 168 + 48, 3]  # y, available_mask, series_scale
+    assert "scales.parquet" in manifest["files"]
     assert manifest["parity"]["network.onnx"]["batch_1"]["max_rel_diff"] < 1e-3
     q = manifest["quantized"]
     assert q["graph"] == "network.int8.onnx" and q["size_bytes"]["int8"] < q["size_bytes"]["float32"]

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -19,11 +20,26 @@ import pytest
 from forecasting.datasets import load_air_passengers, load_ett_h1
 from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidInputError, InvalidParameterError
 from forecasting.models import make_model
-from forecasting.models.network_core import rearrange_quantiles
+from forecasting.models.network_core import SCALE_COLUMN, guard_scaler, rearrange_quantiles
 from forecasting.models.neural import NeuralForecaster
 
 TINY_NHITS = {"max_steps": 5, "windows_batch_size": 16, "batch_size": 2, "mlp_units": 16, "device": "cpu"}
 TINY_TFT = {"max_steps": 5, "windows_batch_size": 16, "batch_size": 2, "hidden_size": 8, "device": "cpu"}
+#: what neuralforecast alone is given in the parity tests: no target transform, no validation split
+PLAIN = {"target_transform": None, "early_stop_patience_steps": -1}
+
+
+def _scaled(model: NeuralForecaster, frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with y in units of each series' reference scale: what the adapter's network learns from."""
+    return frame.join(model.scales_, on="unique_id", maintain_order="left").with_columns(
+        pl.col("y") / pl.col(SCALE_COLUMN)).drop(SCALE_COLUMN)
+
+
+def _unscale(model: NeuralForecaster, frame: Any, cols: list[str]) -> pl.DataFrame:
+    """neuralforecast's forecasts (pandas or polars, as it was fed) back in units of y."""
+    frame = frame if isinstance(frame, pl.DataFrame) else pl.from_pandas(frame)
+    return frame.join(model.scales_, on="unique_id", maintain_order="left").with_columns(
+        pl.col(c) * pl.col(SCALE_COLUMN) for c in cols).drop(SCALE_COLUMN)
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +58,14 @@ def _split(df: pl.DataFrame, n_future: int) -> tuple[pl.DataFrame, pl.DataFrame]
 @pytest.fixture(scope="module")
 def exog_model(ett: pl.DataFrame) -> NeuralForecaster:
     train, _ = _split(ett, 24)
-    params = {**TINY_NHITS, "season_length": 24, "horizon": 24, "input_size": 48, "hist_exog": ["HULL"],
+    params = {**TINY_NHITS, **PLAIN, "season_length": 24, "horizon": 24, "input_size": 48, "hist_exog": ["HULL"],
               "level": [80, 95]}
     return make_model({"name": "nhits", "params": params}, freq="1h").fit(train)
 
 
 def test_forecasts_equal_neuralforecasts_own_predict(ett: pl.DataFrame, exog_model: NeuralForecaster) -> None:
-    """Our forecasting path (one torch core over raw windows) equals NeuralForecast.predict exactly."""
+    """Our forecasting path (one torch core over raw windows) equals NeuralForecast.predict exactly (given the same
+    series scaling and floor on the window scale)."""
     from neuralforecast import NeuralForecast
     from neuralforecast.losses.pytorch import MQLoss
     from neuralforecast.models import NHITS
@@ -61,12 +78,14 @@ def test_forecasts_equal_neuralforecasts_own_predict(ett: pl.DataFrame, exog_mod
                 loss=MQLoss(level=[80, 95]), max_steps=5, windows_batch_size=16, batch_size=2, scaler_type="robust",
                 random_seed=1, n_freq_downsample=[12, 6, 1], n_pool_kernel_size=[2, 2, 1], mlp_units=[[16, 16]] * 3,
                 logger=False, enable_progress_bar=False, enable_checkpointing=False, accelerator="cpu")
+    guard_scaler(net)
     nf = NeuralForecast(models=[net], freq="1h")
-    nf.fit(exog_model._temporal_frame(train).to_pandas())
+    nf.fit(_scaled(exog_model, exog_model._temporal_frame(train)).to_pandas())
     futr = exog_model._temporal_frame(future.with_columns(pl.lit(0.0).alias("y"), pl.lit(0.0).alias("HULL")))
-    theirs = nf.predict(futr_df=futr.drop("y", "HULL").to_pandas())
-    # after a few steps the quantile heads still cross: compare after the same rearrangement
     names = exog_model.output_names_
+    theirs = _unscale(exog_model, nf.predict(futr_df=futr.drop("y", "HULL").to_pandas()),
+                      [f"NHITS{n}" for n in names])
+    # after a few steps the quantile heads still cross: compare after the same rearrangement
     raw = np.stack([theirs[f"NHITS{n}"].to_numpy() for n in names], axis=-1)[:, None, :]
     expected = rearrange_quantiles(raw, names)[:, 0, :]
     np.testing.assert_allclose(ours["NHITS"].to_numpy(), expected[:, names.index("-median")], rtol=1e-6)
@@ -132,7 +151,7 @@ def test_save_load_identity_and_no_pickle(tmp_path: Path, ett: pl.DataFrame, exo
     X = future.select("unique_id", "ds", "HUFL")
     folder = exog_model.save(tmp_path / "m")
     assert sorted(p.name for p in folder.iterdir()) == ["history.parquet", "model.json", "pipeline.json",
-                                                        "weights.safetensors"]
+                                                        "scales.parquet", "weights.safetensors"]
     loaded = NeuralForecaster.load(folder)
     a, b = exog_model.predict(24, X_future=X, level=[95]), loaded.predict(24, X_future=X, level=[95])
     assert a.equals(b)
@@ -270,16 +289,17 @@ def test_recursion_beyond_the_horizon_equals_neuralforecasts() -> None:
     from neuralforecast.models import NHITS
 
     df = load_air_passengers()
-    params = {**TINY_NHITS, "horizon": 6, "input_size": 12, "calendar": [], "level": [80]}
+    params = {**TINY_NHITS, **PLAIN, "horizon": 6, "input_size": 12, "calendar": [], "level": [80]}
     ours = make_model({"name": "nhits", "params": params}, freq="1mo").fit(df)
     net = NHITS(h=6, input_size=12, loss=MQLoss(level=[80]), max_steps=5, windows_batch_size=16, batch_size=2,
                 scaler_type="robust", random_seed=1, n_freq_downsample=[3, 1, 1], n_pool_kernel_size=[2, 2, 1],
                 mlp_units=[[16, 16]] * 3, logger=False, enable_progress_bar=False, enable_checkpointing=False,
                 accelerator="cpu")
     assert ours.net_.hparams["n_freq_downsample"] == [3, 1, 1]
+    guard_scaler(net)
     nf = NeuralForecast(models=[net], freq="1mo")
-    nf.fit(df.with_columns(pl.col("ds").dt.month_start()))
-    theirs = nf.predict(h=18)
+    nf.fit(_scaled(ours, df.with_columns(pl.col("ds").dt.month_start())))
+    theirs = _unscale(ours, nf.predict(h=18), [f"NHITS{n}" for n in ours.output_names_])
     names = ours.output_names_
     raw = np.stack([theirs[f"NHITS{n}"].to_numpy() for n in names], axis=-1)[:, None, :]
     expected = rearrange_quantiles(raw, names)[:, 0, names.index("-median")]
@@ -329,7 +349,8 @@ def test_log_target_is_the_network_of_log_y_exponentiated(tmp_path: Path) -> Non
     df = load_air_passengers()
     params = {**TINY_NHITS, "horizon": 12, "input_size": 24}
     logged = make_model({"name": "nhits", "params": {**params, "target_transform": "log"}}, freq="1mo").fit(df)
-    by_hand = make_model({"name": "nhits", "params": params}, freq="1mo").fit(df.with_columns(pl.col("y").log()))
+    by_hand = make_model({"name": "nhits", "params": {**params, "target_transform": None}},
+                         freq="1mo").fit(df.with_columns(pl.col("y").log()))
     ours, theirs = logged.predict(24, level=[80]), by_hand.predict(24, level=[80])  # 2 blocks: recursion in y units
     for col in ["NHITS", "NHITS-lo-80", "NHITS-hi-80"]:
         np.testing.assert_allclose(ours[col].to_numpy()[:12], np.exp(theirs[col].to_numpy()[:12]), rtol=1e-5)
@@ -344,16 +365,17 @@ def test_log_target_refuses_non_positive_values() -> None:
     df = load_air_passengers()
     bad = df.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(0.0).otherwise(pl.col("y")).alias("y"))
     model = make_model({"name": "nhits", "params": {**TINY_NHITS, "target_transform": "log"}}, freq="1mo")
-    with pytest.raises(InvalidInputError, match=r"data: target_transform='log' needs y > 0, but 1 rows have y <= 0 "
-                                                r"\(unique_id, ds, y\): \(AirPassengers, 1949-06-01 00:00:00, 0\)"):
+    with pytest.raises(InvalidInputError, match=r"data: target_transform='log' needs y > 0, but 1 rows of 1 series "
+                                                r"have y <= 0 \(unique_id, ds, y\): \(AirPassengers, 1949-06-01 "
+                                                r"00:00:00, 0\); use target_transform 'log1p'"):
         model.fit(bad)
     model.fit(df)
     with pytest.raises(InvalidInputError, match=r"history: target_transform='log' needs y > 0"):
         model.predict(12, history=df.with_columns(pl.col("y") - 200))
     # float32 windows: a positive value far below 1e-30 would be clamped, so it is refused, not forecast as 0
     with pytest.raises(InvalidInputError, match=r"history: target_transform='log' needs y >= 1e-30 \(the networks "
-                                                r"compute in float32\), but 144 rows have y below 1e-30"):
+                                                r"compute in float32\), but 144 rows of 1 series have y below 1e-30"):
         model.predict(12, history=df.with_columns(pl.col("y") * 1e-38))
     with pytest.raises(InvalidParameterError, match=r"Invalid enum value 'sqrt' - at `\$.target_transform`; allowed: "
-                                                    r"'log', None"):
+                                                    r"'auto', 'log', 'log1p', None"):
         make_model({"name": "nhits", "params": {"target_transform": "sqrt"}})

@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from dataclasses import replace
@@ -51,23 +52,35 @@ from forecasting.artifacts import seal, verify
 from forecasting.models.base import Capabilities, as_panel, split_short
 from forecasting.models.global_base import GLOBAL_CAPABILITIES, GlobalForecaster, calendar_inputs, check_exog_values
 from forecasting.models.network_core import (
+    MIN_LOG_VALUE,
+    SCALE_COLUMN,
+    SCALE_FLOOR,
     NetworkCore,
     callback_error,
+    callback_stop,
     check_complete,
-    check_positive,
     check_range,
+    check_target,
+    guard_scaler,
     quantile_of,
     quiet,
     rearrange_quantiles,
+    series_scales,
     torch_device,
     training_callback,
+    transform_target,
+    window_spread,
 )
-from forecasting.models.registry import REGISTRY, NeuralParams
+from forecasting.models.registry import REGISTRY, NeuralParams, default_season_length
 
 __all__ = ["NeuralForecaster", "network_class"]
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the series' reference scales (scales.parquet) and the effective settings (issue 13)
+#: default training steps (a ceiling when early stopping is on) and the early-stopping patience, in validation
+#: checks of ``val_check_steps``; see NeuralForecaster._derive
+DEFAULT_MAX_STEPS = 1000
+DEFAULT_PATIENCE = 5
 _EPS_PATH = 1e-3  # explanation baselines: this fraction of the way from the flat window to the input
 NP = TypeVar("NP", bound=NeuralParams)
 
@@ -75,20 +88,38 @@ NP = TypeVar("NP", bound=NeuralParams)
 class NeuralForecaster(GlobalForecaster[NP]):
     """Base of the neuralforecast adapters (``nhits``, ``tft``).
 
+    Every setting left unset is derived from the data at ``fit`` (:meth:`_derive`; the
+    effective values are ``settings_``, saved with the model, and ``notes_`` says what
+    was chosen), so that the defaults fit any frequency and history length.
+
     Parameters
     ----------
     season_length : int
         Steps per season; drives the defaults of ``horizon`` and ``input_size``.
     horizon : int, optional
         Steps the network outputs at once (neuralforecast's ``h``); default two seasons
-        (M4 Hourly: 48), at least 14 for non-seasonal data. Longer forecasts are made
-        recursively in blocks of ``horizon`` steps, feeding the median back.
+        (M4 Hourly: 48), at least 14 for non-seasonal data (the service passes the
+        request's ``h``). Longer forecasts are made recursively in blocks of ``horizon``
+        steps, feeding the median back.
     input_size : int, optional
-        Steps of history each forecast reads; default ``max(2 * horizon, 7 * season_length)``.
-    max_steps, batch_size, windows_batch_size, learning_rate, num_lr_decays,
-    early_stop_patience_steps, val_check_steps, scaler_type, random_seed : neuralforecast's
-        training settings (validation: the last ``horizon`` steps of each series, used
-        when ``early_stop_patience_steps > 0``).
+        Steps of history each forecast reads. Default ``max(2 * horizon, 7 * season_length,
+        3 * longest season)`` (the longest season of the frequency: hourly data 168, so 504),
+        capped at 1024 and by the shortest series (``input_size + horizon`` observations,
+        plus ``horizon`` for validation, must fit in every series); at least
+        ``max(4, min(horizon, 2 * season_length))``.
+    max_steps : int, optional
+        Training steps; default 1000 (a ceiling when early stopping is on).
+    early_stop_patience_steps : int, optional
+        Validation checks without improvement before training stops (neuralforecast's);
+        default 5 when every series has room for a validation block of ``horizon`` steps
+        after its training windows, else off (-1). The validation block is the last
+        ``horizon`` steps of each series.
+    time_limit : float, optional
+        Seconds of training: past them training stops *with* the network trained so far
+        and a note (``notes_``). The service's deadline (``model.deadline``, :func:`arm`) is
+        different: a hard limit, past which fitting fails with ``TimeLimitError``.
+    batch_size, windows_batch_size, learning_rate, num_lr_decays, val_check_steps, scaler_type,
+    random_seed : neuralforecast's training settings.
     level : list of numbers in (0, 100)
         Interval levels trained into the quantile loss (``MQLoss(level=...)``); ``predict``
         accepts any subset of them.
@@ -99,11 +130,23 @@ class NeuralForecaster(GlobalForecaster[NP]):
         frequency (hourly: ``hour``, ``dayofweek``); ``[]`` for none.
     device : {"auto", "cpu", "cuda"}
         ``auto``: a GPU when torch sees one. Forecasts always run where the weights are.
-    target_transform : {"log"}, optional
-        Train on ``log(y)`` (every ``y`` must be > 0) and exponentiate the quantiles back
-        (quantiles commute with monotone maps, so they stay quantiles of ``y``). For
-        positive series with multiplicative seasonality or level-dependent noise (the
-        log transform of ES-RNN, Smyl 2020, the M4 winner); forecasts can never go <= 0.
+    target_transform : {"auto", "log", "log1p"} or None
+        ``log``: train on ``log(y)`` (every ``y`` must be > 0) and exponentiate the quantiles
+        back (quantiles commute with monotone maps, so they stay quantiles of ``y``); the log
+        transform of ES-RNN (Smyl 2020, the M4 winner), for positive series with
+        multiplicative seasonality or level-dependent noise. ``log1p``: ``log(1 + y)`` for
+        non-negative data with zeros (forecasts never below 0). ``auto`` (default): ``log``
+        when every training ``y`` is > 0, ``log1p`` when they are >= 0 with zeros, none
+        otherwise. ``None``: no transform. On M4 Hourly the log took NHITS from OWA 0.487
+        to 0.427 (README).
+
+    Notes
+    -----
+    Every network is trained and run on ``y`` (transformed) divided by the series'
+    reference scale (:func:`~forecasting.models.network_core.series_scales`), with each
+    window's scale floored at a tenth of it
+    (:func:`~forecasting.models.network_core.guard_scaler`): nearly flat windows (a stuck,
+    quantised sensor) otherwise get a tiny scale and forecasts far off the series.
     """
 
     capabilities: ClassVar[Capabilities] = replace(GLOBAL_CAPABILITIES, reports_progress=True)
@@ -112,11 +155,20 @@ class NeuralForecaster(GlobalForecaster[NP]):
     temporal_cols_: list[str]
     static_cols_: list[str]
     static_: pl.DataFrame | None
+    settings_: NP  # the effective parameters: every derived default filled in (set by fit and load)
+    scales_: pl.DataFrame  # unique_id, series_scale: each training series' reference scale
 
     # ------------------------------------------------------------------ params
     def get_params(self) -> dict[str, Any]:
-        """Hyperparameters (JSON-serialisable); whole-number levels as integers (``[80, 95]``)."""
+        """Hyperparameters as given (JSON-serialisable); whole-number levels as integers (``[80, 95]``).
+        The values derived from the data are in ``settings_``."""
         return {**super().get_params(), "level": self.level}
+
+    @property
+    def _p(self) -> NP:
+        """The effective parameters once fitted (``settings_``), the given ones before."""
+        settings: NP | None = self.__dict__.get("settings_")
+        return settings if settings is not None else self.params
 
     @property
     def level(self) -> list[float | int]:
@@ -134,16 +186,86 @@ class NeuralForecaster(GlobalForecaster[NP]):
         return self.params.horizon
 
     @property
+    def _floor_input(self) -> int:
+        """The shortest default ``input_size``: ``max(4, min(horizon, 2 * season_length))``."""
+        return max(4, min(self.trained_horizon, 2 * self.season_length))
+
+    @property
     def window(self) -> int:
-        """Steps of history each forecast reads (``input_size``)."""
-        return self.params.input_size or max(2 * self.trained_horizon, 7 * self.season_length)
+        """Steps of history each forecast reads (``input_size``; before ``fit``, the given one or the
+        shortest default)."""
+        return self._p.input_size or self._floor_input
 
     @property
     def min_train_length(self) -> int:
         """Observations a series needs: one full training window (``input_size + horizon``), plus the
         ``horizon`` held out for validation when early stopping is on."""
-        val = self.trained_horizon if self.params.early_stop_patience_steps > 0 else 0
+        val = self.trained_horizon if (self._p.early_stop_patience_steps or -1) > 0 else 0
         return self.window + self.trained_horizon + val
+
+    def _derive(self, panel: Panel) -> tuple[NP, list[str]]:
+        """The effective parameters for ``panel`` (every unset default derived) and a note saying what was derived.
+
+        ``input_size``, the early stopping and ``target_transform="auto"`` follow the
+        rules in the class docstring; ``max_steps`` defaults to 1000. Adapters add
+        their own (:meth:`_derive_architecture`).
+
+        Raises
+        ------
+        InvalidInputError
+            ``target_transform`` ``log``/``log1p`` on data it cannot take (:func:`check_target`).
+        """
+        p = self.params
+        H, m = self.trained_horizon, self.season_length
+        longest = self._longest_season(panel)
+        shortest = min(panel.lengths.values())
+        derived: dict[str, Any] = {}
+        patience = p.early_stop_patience_steps
+        if p.input_size is None:
+            preferred = min(1024, max(2 * H, 7 * m, 3 * longest))
+            with_val = min(preferred, shortest - 2 * H)
+            if patience is None and with_val >= max(self._floor_input, preferred // 2):
+                derived["input_size"] = with_val
+            else:
+                room = shortest - H - (H if (patience or -1) > 0 else 0)
+                derived["input_size"] = max(self._floor_input, min(preferred, room))
+        if patience is None:
+            L: int = derived.get("input_size") or p.input_size or self._floor_input
+            patience = DEFAULT_PATIENCE if shortest >= L + 2 * H else -1
+            derived["early_stop_patience_steps"] = patience
+        if p.max_steps is None:
+            derived["max_steps"] = DEFAULT_MAX_STEPS
+        target = p.target_transform
+        if target == "auto":
+            low = float(panel.frame["y"].min())  # type: ignore[arg-type]
+            target = "log" if low >= MIN_LOG_VALUE else "log1p" if low >= 0 else None
+            derived["target_transform"] = target
+        else:
+            check_target(panel.frame, target, where="data")
+        settings = msgspec.structs.replace(self.params, **derived)
+        extra = self._derive_architecture(settings, panel)
+        if extra:
+            derived.update(extra)
+            settings = msgspec.structs.replace(settings, **extra)
+        said = ", ".join(f"{k}={v}" for k, v in derived.items() if k != "early_stop_patience_steps")
+        stop = (f"early stopping on the last {H} steps of each series (patience {patience} checks of "
+                f"{p.val_check_steps} steps)" if patience > 0 else "no early stopping (the shortest series has no room "
+                                                                     "for a validation block)"
+                if "early_stop_patience_steps" in derived else "")
+        notes = [f"{self.name}: {', '.join(x for x in (said, stop) if x)} (derived from the data: horizon {H}, "
+                 f"season {m}, shortest series {shortest} observations)"] if derived else []
+        return settings, notes
+
+    def _derive_architecture(self, settings: NP, panel: Panel) -> dict[str, Any]:
+        """An adapter's own derived settings, given the shared ones (``settings``): ``{name: value}``."""
+        return {}
+
+    def _longest_season(self, panel: Panel) -> int:
+        """The longest season of the data: the frequency's longest conventional period when ``season_length``
+        is one of its periods (hourly data, season 24: 168), else ``season_length``."""
+        m = self.season_length
+        seasons = default_season_length(panel.freq, multiple=True)
+        return max([m, *(seasons if isinstance(seasons, list) and m in seasons else [])])
 
     def _loss(self) -> Any:
         from neuralforecast.losses.pytorch import MQLoss
@@ -152,11 +274,12 @@ class NeuralForecaster(GlobalForecaster[NP]):
 
     def _training_settings(self) -> dict[str, Any]:
         """neuralforecast's training settings, shared by every network (its own parameter names)."""
-        p = self.params
-        return {"max_steps": p.max_steps, "learning_rate": p.learning_rate, "num_lr_decays": p.num_lr_decays,
-                "early_stop_patience_steps": p.early_stop_patience_steps, "val_check_steps": p.val_check_steps,
-                "batch_size": p.batch_size, "windows_batch_size": p.windows_batch_size, "scaler_type": p.scaler_type,
-                "random_seed": p.random_seed}
+        p = self._p
+        return {"max_steps": p.max_steps or DEFAULT_MAX_STEPS, "learning_rate": p.learning_rate,
+                "num_lr_decays": p.num_lr_decays,
+                "early_stop_patience_steps": -1 if p.early_stop_patience_steps is None else p.early_stop_patience_steps,
+                "val_check_steps": p.val_check_steps, "batch_size": p.batch_size,
+                "windows_batch_size": p.windows_batch_size, "scaler_type": p.scaler_type, "random_seed": p.random_seed}
 
     def _build_net(self, futr: list[str], hist: list[str], stat: list[str], trainer: dict[str, Any]) -> Any:
         """The untrained network (``futr``/``hist``/``stat``: its exogenous columns; ``trainer``: Lightning's
@@ -205,23 +328,27 @@ class NeuralForecaster(GlobalForecaster[NP]):
             Series shorter than ``input_size + horizon``, naming each (unless a
             ``fallback`` model is given).
         InvalidInputError
-            Exogenous or static columns that are missing or not finite.
+            Exogenous or static columns that are missing or not finite; ``y`` that the
+            ``target_transform`` cannot take (naming the series).
         ModelFitError
             The training loss became NaN.
+        TimeLimitError
+            The caller's ``deadline`` passed (``time_limit`` stops training without an error).
         """
         panel = as_panel(panel)
         futr, hist, stat = self._split_exog(panel, static)
         check_exog_values(panel.frame, list(panel.exog), where="data")
         check_complete(panel.frame, list(panel.exog), where="data")
         check_range(panel.frame, ["y", *panel.exog], where="data")
-        if self.params.target_transform == "log":
-            check_positive(panel.frame, where="data")
         calendar = calendar_inputs(panel, self.params.calendar)
         spec = FeatureSpec(calendar=calendar, future_exog=futr, static=stat)  # type: ignore[arg-type]
         pipeline = FeaturePipeline(spec=spec, freq=panel.freq, tz=panel.tz, ds_kind=panel.ds_kind,
                                    feature_names=[*calendar, *stat, *futr])
         pipeline.check_panel(panel)
-        val = f" + validation {self.trained_horizon}" if self.params.early_stop_patience_steps > 0 else ""
+        self.__dict__.pop("settings_", None)
+        settings, notes = self._derive(panel)
+        self.settings_ = settings
+        val = f" + validation {self.trained_horizon}" if (settings.early_stop_patience_steps or -1) > 0 else ""
         panel = split_short(self, panel, self.min_train_length,
                             f"input_size {self.window} + horizon {self.trained_horizon}{val}")
         self.pipeline_ = pipeline
@@ -231,13 +358,26 @@ class NeuralForecaster(GlobalForecaster[NP]):
         self.static_ = None if static is None else (static if isinstance(static, pl.DataFrame)
                                                     else pl.DataFrame(static)).with_columns(
             pl.col("unique_id").cast(pl.String)).select("unique_id", *stat)
-        frame = self._temporal_frame(panel.frame)
-        if self.params.target_transform == "log":
-            frame = frame.with_columns(pl.col("y").log())
+        frame = self._transformed(self._temporal_frame(panel.frame))
+        self.scales_ = series_scales(frame, self.window)
+        # the network learns y (transformed) in units of each series' reference scale (see guard_scaler)
+        frame = (frame.with_columns(pl.col("unique_id").cast(pl.String))
+                 .join(self.scales_, on="unique_id", how="left", maintain_order="left")
+                 .with_columns(pl.col("y") / pl.col(SCALE_COLUMN)).drop(SCALE_COLUMN))
+        self.notes_ = notes
         self.device_ = torch_device(self.params.device)
         self.net_ = self._train(frame)
         self.panel_ = panel
         return self
+
+    def _transformed(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` with ``y`` in the units the network learns: ``log(y)``, ``log(1 + y)`` or as is."""
+        target = self._p.target_transform
+        if target == "log":
+            return frame.with_columns(pl.col("y").log())
+        if target == "log1p":
+            return frame.with_columns(pl.col("y").log1p())
+        return frame
 
     def _temporal_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
         """``unique_id, ds, y`` + the network's temporal columns (calendar from the feature pipeline)."""
@@ -256,7 +396,11 @@ class NeuralForecaster(GlobalForecaster[NP]):
         import torch
         from neuralforecast import NeuralForecast
 
-        callback = training_callback(self.name, self.params.max_steps, deadline=self.deadline, progress=self.progress)
+        settings = self._training_settings()
+        started = time.time()
+        budget = self._p.time_limit
+        callback = training_callback(self.name, settings["max_steps"], deadline=self.deadline, progress=self.progress,
+                                     budget_end=None if budget is None else started + budget)
         accelerator = "cpu" if self.device_ == "cpu" else "gpu"
         devices: Any = [int(self.device_[5:])] if self.device_.startswith("cuda:") else 1
         with tempfile.TemporaryDirectory(prefix="forecasting-nf-") as root, quiet():
@@ -264,12 +408,13 @@ class NeuralForecaster(GlobalForecaster[NP]):
                        "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": root,
                        "callbacks": [callback]}
             net = self._build_net(self.futr_cols_, self.hist_cols_, self.static_cols_, trainer)
+            guard_scaler(net)  # the same floor on each window's scale as the forecasting core applies
             # neuralforecast sees integer steps: the grid is already checked, and univariate windows need
             # no absolute time (the calendar inputs carry it)
             df = frame.with_columns(pl.int_range(pl.len()).over("unique_id").alias("ds")).to_pandas()
             static_df = self.static_.to_pandas() if self.static_ is not None and self.static_cols_ else None
             nf = NeuralForecast(models=[net], freq=1)
-            val_size = self.trained_horizon if self.params.early_stop_patience_steps > 0 else 0
+            val_size = self.trained_horizon if settings["early_stop_patience_steps"] > 0 else 0
             cwd = os.getcwd()
             try:
                 os.chdir(root)  # nothing Lightning writes lands in the caller's working directory
@@ -294,12 +439,18 @@ class NeuralForecaster(GlobalForecaster[NP]):
         error = callback_error(callback)
         if error is not None:
             raise error
+        stopped = callback_stop(callback)
+        if stopped is not None:
+            self.notes_.append(f"{self.name}: training stopped at step {stopped} of {settings['max_steps']} at its "
+                               f"time_limit of {budget:g} s ({time.time() - started:.0f} s); the network as trained "
+                               f"so far forecasts")
         model = nf.models[0]
         model.trainer_kwargs = {}
         model._trainer = None
         dataset = getattr(nf, "dataset", None)  # neuralforecast's own record of the window columns, when kept
-        self.temporal_cols_ = (list(dataset.temporal_cols) if dataset is not None else
-                               ["y", *[c for c in df.columns if c not in ("unique_id", "ds", "y")], "available_mask"])
+        self.temporal_cols_ = [*(list(dataset.temporal_cols) if dataset is not None else
+                                 ["y", *[c for c in df.columns if c not in ("unique_id", "ds", "y")], "available_mask"]),
+                               SCALE_COLUMN]
         self.output_names_ = [str(n) for n in model.loss.output_names]
         model.eval()
         model.to(torch.device(self.device_))
@@ -307,7 +458,7 @@ class NeuralForecaster(GlobalForecaster[NP]):
 
     # ------------------------------------------------------------------ forecasting
     def _core(self) -> Any:
-        return NetworkCore(self.net_, self.temporal_cols_, self.static_cols_, self.params.target_transform == "log")
+        return NetworkCore(self.net_, self.temporal_cols_, self.static_cols_, self._p.target_transform)
 
     def _history_exog(self) -> list[str]:
         return [*self.pipeline_.spec.future_exog, *self.hist_cols_]
@@ -317,8 +468,11 @@ class NeuralForecaster(GlobalForecaster[NP]):
         check_exog_values(panel.frame, cols, where="history")
         check_complete(panel.frame, cols, where="history")
         check_range(panel.frame, ["y", *cols], where="history")
-        if self.params.target_transform == "log":
-            check_positive(panel.frame, where="history")
+        if self._p.target_transform != self.params.target_transform:
+            check_target(panel.frame, self._p.target_transform, where="history",
+                         chosen=f" (chosen by '{self.params.target_transform}' from the training data)")
+        else:
+            check_target(panel.frame, self._p.target_transform, where="history")
         if self.static_cols_:
             assert self.static_ is not None
             unknown = sorted(set(panel.lengths) - set(self.static_["unique_id"].to_list()))
@@ -359,12 +513,13 @@ class NeuralForecaster(GlobalForecaster[NP]):
                                                                                                maintain_order=True)
         frame = self._temporal_frame(frame)
         n = panel.n_series
-        names = [c for c in self.temporal_cols_ if c != "available_mask"]
+        names = [c for c in self.temporal_cols_ if c not in ("available_mask", SCALE_COLUMN)]
         arr = frame.select(names).to_numpy().astype(np.float32).reshape(n, L + steps, len(names))
         mask = np.zeros((n, L + steps, 1), dtype=np.float32)
         mask[:, :L] = 1.0
-        temporal = np.concatenate([arr, mask], axis=2)
-        temporal = temporal[:, :, [([*names, "available_mask"]).index(c) for c in self.temporal_cols_]]
+        scale = np.broadcast_to(self._scales(panel)[:, None, None], (n, L + steps, 1)).astype(np.float32)
+        temporal = np.concatenate([arr, mask, scale], axis=2)
+        temporal = temporal[:, :, [([*names, "available_mask", SCALE_COLUMN]).index(c) for c in self.temporal_cols_]]
         if self.static_cols_:
             assert self.static_ is not None  # static columns were trained: their values are kept
             stat = pl.DataFrame({"unique_id": panel.ids}).join(self.static_, on="unique_id", how="left",
@@ -373,6 +528,19 @@ class NeuralForecaster(GlobalForecaster[NP]):
         else:
             static = np.zeros((n, 0), dtype=np.float32)
         return future.select("unique_id", "ds"), temporal, static
+
+    def _scales(self, panel: Panel) -> np.ndarray:
+        """Each series' reference scale ``(n_series,)``, in ``panel.ids`` order: the training series keep the
+        scale of their training data; series the model did not see get the scale of their history here."""
+        known = pl.DataFrame({"unique_id": panel.ids}, schema={"unique_id": pl.String}).join(
+            self.scales_, on="unique_id", how="left", maintain_order="left")
+        missing = known.filter(pl.col(SCALE_COLUMN).is_null())["unique_id"]
+        if missing.len():
+            frame = panel.frame.filter(pl.col("unique_id").cast(pl.String).is_in(missing.implode()))
+            new = series_scales(self._transformed(frame), self.window)
+            known = known.join(new, on="unique_id", how="left", suffix="_new", maintain_order="left").select(
+                pl.coalesce(SCALE_COLUMN, f"{SCALE_COLUMN}_new"))
+        return known[SCALE_COLUMN].to_numpy().astype(np.float64)
 
     def _future_blocks(self, X_future: Any, panel: Panel, h: int, steps: int, cols: list[str]) -> pl.DataFrame:
         try:
@@ -514,7 +682,9 @@ class NeuralForecaster(GlobalForecaster[NP]):
         with ``y`` and every temporal exogenous column flattened to their window means (a
         history with no shape to react to; strictly, 0.1 % of the way from that flat window
         towards the input, since an exactly flat window has no scale for the window
-        scaler), and static values set to their training means.
+        scaler, and for ``y`` the point of that path where the window's spread reaches the
+        floor of :func:`~forecasting.models.network_core.guard_scaler`, so that the path
+        stays where the network is smooth), and static values set to their training means.
         (Expected gradients, shap's ``GradientExplainer``, would average over a background
         sample instead; it satisfies additivity only in expectation.)
 
@@ -557,9 +727,9 @@ class NeuralForecaster(GlobalForecaster[NP]):
         self.net_.to(torch.device("cpu"))
         med_sorted = sorted(quantile_of(n) for n in self.output_names_).index(0.5)
         cols = list(self.temporal_cols_)
-        y_col, m_col = cols.index("y"), cols.index("available_mask")
-        ex_cols = [i for i, c in enumerate(cols) if c not in ("y", "available_mask")]
-        mask = torch.from_numpy(temporal[:, :, [m_col]])
+        y_col, m_col, s_col = cols.index("y"), cols.index("available_mask"), cols.index(SCALE_COLUMN)
+        ex_cols = [i for i, c in enumerate(cols) if c not in ("y", "available_mask", SCALE_COLUMN)]
+        mask = torch.from_numpy(temporal[:, :, [m_col, s_col]])  # fixed inputs: availability, the series' scale
         futr_set = set(self.futr_cols_)
 
         def f(y_in: Any, ex: Any, st: Any) -> Any:
@@ -568,7 +738,8 @@ class NeuralForecaster(GlobalForecaster[NP]):
             full[:, :L, y_col] = y_in
             for j, c in enumerate(ex_cols):
                 full[:, :, c] = ex[:, :, j]
-            full[:, :, m_col] = mask.repeat(B // mask.shape[0], 1, 1)[:, :, 0]
+            fixed = mask.repeat(B // mask.shape[0], 1, 1)
+            full[:, :, m_col], full[:, :, s_col] = fixed[:, :, 0], fixed[:, :, 1]
             # the point forecast after quantile rearrangement (rearrange_quantiles), as predict returns it
             return torch.sort(core(full, st)[:, :h, :], dim=-1).values[:, :, med_sorted]
 
@@ -588,7 +759,16 @@ class NeuralForecaster(GlobalForecaster[NP]):
         # A perfectly flat window has no scale (the window scaler falls back to its guards there), so the
         # forecast jumps at the flat point itself. Start the path just off it: along the straight path the
         # scaled inputs are then constant and the output moves smoothly, so completeness holds to rounding.
-        y_base, ex_base, st_base = (b + _EPS_PATH * (x - b) for b, x in ((y_base, y_in), (ex_base, ex), (st_base, st)))
+        # For y, start where the window's spread reaches the scaler's floor (guard_scaler): nearer the flat
+        # point the floor dominates and the output turns sharply, which the quadrature would miss.
+        alpha = torch.full((y_in.shape[0], 1), _EPS_PATH, dtype=y_in.dtype)
+        scale_ref = torch.from_numpy(temporal[:, :1, s_col].copy())
+        spread = window_spread(self.net_, transform_target(y_in, self._p.target_transform,
+                                                           torch.ones_like(y_in)) / scale_ref)
+        if spread is not None:
+            alpha = torch.clamp(SCALE_FLOOR / spread.to(y_in.dtype), min=_EPS_PATH, max=1.0).reshape(-1, 1)
+        y_base = y_base + alpha * (y_in - y_base)
+        ex_base, st_base = (b + _EPS_PATH * (x - b) for b, x in ((ex_base, ex), (st_base, st)))
         has_static = bool(self.static_cols_)
         ig = IntegratedGradients(f if has_static else (lambda a, b: f(a, b, st)))
         inputs, baselines = ((y_in, ex, st), (y_base, ex_base, st_base)) if has_static else ((y_in, ex), (y_base, ex_base))
@@ -632,13 +812,14 @@ class NeuralForecaster(GlobalForecaster[NP]):
         return Explanation(values=V, base_values=Bv, feature_names=names, data=Dv, output=Ov, rows=rows,
                            method=f"integrated gradients (captum, {n_steps} Gauss-Legendre steps) on the {self.alias} "
                                   f"network with its window scaling, in units of y; baseline: the window flattened "
-                                  f"to its means")
+                                  f"to its means (y: to the spread of the scaler's floor)")
 
     # ------------------------------------------------------------------ save / load
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model folder: ``weights.safetensors`` (the network's tensors), ``pipeline.json``,
-        ``history.parquet`` (each series' last ``input_size`` rows), ``static.parquet`` (if any)
-        and ``model.json`` (params, columns, loss outputs, sha256 of every other file).
+        ``history.parquet`` (each series' last ``input_size`` rows), ``scales.parquet`` (each
+        series' reference scale), ``static.parquet`` (if any) and ``model.json`` (params, the
+        effective settings, columns, loss outputs, sha256 of every other file).
         Written to a temporary folder and renamed into place; no pickle anywhere."""
         from safetensors.torch import save_file
 
@@ -657,9 +838,11 @@ class NeuralForecaster(GlobalForecaster[NP]):
         keep = self.window
         hist = self.panel_.frame.filter(pl.int_range(pl.len()).over("unique_id") >= pl.len().over("unique_id").cast(pl.Int64) - keep)
         hist.write_parquet(tmp / "history.parquet")
+        self.scales_.write_parquet(tmp / "scales.parquet")
         if self.static_ is not None:
             self.static_.write_parquet(tmp / "static.parquet")
         meta = {"format_version": FORMAT_VERSION, "model": self.name, "params": self.get_params(), "alias": self.alias,
+                "settings": msgspec.to_builtins(self.settings_), "notes": list(self.notes_),
                 "panel": self._panel_meta(),
                 "futr_cols": self.futr_cols_, "hist_cols": self.hist_cols_, "static_cols": self.static_cols_,
                 "temporal_cols": self.temporal_cols_, "output_names": self.output_names_,
@@ -678,6 +861,9 @@ class NeuralForecaster(GlobalForecaster[NP]):
         model.static_cols_ = list(meta["static_cols"])
         model.temporal_cols_, model.output_names_ = list(meta["temporal_cols"]), list(meta["output_names"])
         model.static_ = pl.read_parquet(folder / "static.parquet") if model.static_cols_ else None
+        model.settings_ = msgspec.convert(meta["settings"], type(model.params))
+        model.scales_ = pl.read_parquet(folder / "scales.parquet")
+        model.notes_ = list(meta.get("notes", []))
         model.panel_ = cls._stored_panel(folder, meta["panel"])
         model.fallbacks_ = []
         model.device_ = "cpu"
@@ -700,7 +886,10 @@ class NeuralForecaster(GlobalForecaster[NP]):
         try:
             meta = json.loads((folder / "model.json").read_text())
             if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
-                msg = f"'{folder}' is not a neural model folder of format {FORMAT_VERSION}"
+                old = isinstance(meta, dict) and meta.get("format_version") == 1
+                msg = (f"'{folder}' is not a neural model folder of format {FORMAT_VERSION}"
+                       + (" (it was saved in format 1, before the networks learnt on each series' reference "
+                          "scale: retrain it)" if old else ""))
                 raise InvalidInputError(msg,
                                         field="model")
             kind = network_class(str(meta.get("model")))
@@ -708,7 +897,8 @@ class NeuralForecaster(GlobalForecaster[NP]):
                 msg = f"'{folder}' holds model {meta.get('model')!r}, not '{cls.name or 'nhits/tft'}'"
                 raise InvalidInputError(msg,
                                         field="model")
-            verify(folder, meta, required=["weights.safetensors", "pipeline.json", "history.parquet"])
+            verify(folder, meta, required=["weights.safetensors", "pipeline.json", "history.parquet",
+                                           "scales.parquet"])
             files: dict[str, str] = meta["files"]
             model = kind._restore(folder, meta, device=device)
             if model.static_cols_ and "static.parquet" not in files:

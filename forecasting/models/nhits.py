@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from forecasting.data import Panel
 from forecasting.models.neural import NeuralForecaster
 from forecasting.models.registry import NHITSParams
 
@@ -19,22 +20,35 @@ class NHITSForecaster(NeuralForecaster[NHITSParams]):
     """NHITS (registry name ``nhits``; Challu et al., AAAI 2023) through neuralforecast.
 
     Architecture parameters (neuralforecast's names): ``n_pool_kernel_size``,
-    ``n_freq_downsample`` (default: by season length, hourly ``[24, 12, 1]``-like, capped by
-    the horizon), ``mlp_units`` (width of the two layers of each block, default 512),
+    ``n_freq_downsample`` (default from the seasons: ``[longest season, season, 1]`` when
+    the data have two seasons and the input covers two of the longest (hourly: ``[168, 24,
+    1]``, the README's M4 Hourly spec), else ``[min(m, h/2), min(m, h/2)/2, 1]`` (non-seasonal:
+    ``[h/4, h/8, 1]``)), ``mlp_units`` (width of the two layers of each block, default 512),
     ``dropout_prob_theta``. See :class:`NeuralForecaster` for the rest.
     """
 
     name: ClassVar[str] = "nhits"
     default_alias: ClassVar[str] = "NHITS"
 
+    def _derive_architecture(self, settings: NHITSParams, panel: Panel) -> dict[str, Any]:
+        """``n_freq_downsample`` from the seasons when unset (see the class docstring)."""
+        if settings.n_freq_downsample is not None:
+            return {}
+        H, m, longest = self.trained_horizon, self.season_length, self._longest_season(panel)
+        if longest > m and (settings.input_size or 0) >= 2 * longest:
+            down = [longest, m, 1]
+        elif m > 1:
+            down = [max(1, min(m, H // 2)), max(1, min(m, H // 2) // 2), 1]
+        else:
+            down = [max(1, H // 4), max(1, H // 8), 1]
+        return {"n_freq_downsample": down}
+
     def _build_net(self, futr: list[str], hist: list[str], stat: list[str], trainer: dict[str, Any]) -> Any:
         from neuralforecast.models import NHITS
 
         H = self.trained_horizon
-        m = self.season_length
-        p = self.params
-        freq_down = p.n_freq_downsample or (
-            [max(1, min(m, H // 2)), max(1, min(m, H // 2) // 2), 1] if m > 1 else [max(1, H // 4), max(1, H // 8), 1])
+        p = self._p
+        freq_down = p.n_freq_downsample or [1, 1, 1]  # always derived by fit (or stored with the model)
         width = int(p.mlp_units or 512)
         return NHITS(h=H, input_size=self.window, futr_exog_list=futr or None, hist_exog_list=hist or None,
                      stat_exog_list=stat or None, loss=self._loss(), **self._training_settings(),

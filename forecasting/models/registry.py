@@ -194,16 +194,19 @@ Level = Annotated[float, msgspec.Meta(gt=0, lt=100)]
 
 class NeuralParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
     """Training settings shared by ``nhits`` and ``tft`` (neuralforecast's names); see
-    :class:`forecasting.models.neural.NeuralForecaster`."""
+    :class:`forecasting.models.neural.NeuralForecaster`. ``None`` (and ``target_transform="auto"``):
+    derived from the data at fit; ``time_limit``: seconds of training, after which the network
+    trained so far is kept."""
 
     horizon: Annotated[int, msgspec.Meta(ge=1, le=2_000)] | None = None
     input_size: Annotated[int, msgspec.Meta(ge=1, le=20_000)] | None = None
-    max_steps: Annotated[int, msgspec.Meta(ge=1, le=200_000)] = 1000
+    max_steps: Annotated[int, msgspec.Meta(ge=1, le=200_000)] | None = None
+    time_limit: Annotated[float, msgspec.Meta(gt=0, le=1_000_000)] | None = None
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 32
     windows_batch_size: Annotated[int, msgspec.Meta(ge=1, le=65_536)] = 1024
     learning_rate: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1e-3
     num_lr_decays: Annotated[int, msgspec.Meta(ge=-1, le=100)] = 3
-    early_stop_patience_steps: Annotated[int, msgspec.Meta(ge=-1, le=10_000)] = -1
+    early_stop_patience_steps: Annotated[int, msgspec.Meta(ge=-1, le=10_000)] | None = None
     val_check_steps: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 100
     scaler_type: Literal["robust", "standard", "minmax", "identity"] = "robust"
     level: Annotated[list[Level], msgspec.Meta(min_length=0, max_length=10)] = msgspec.field(
@@ -213,7 +216,7 @@ class NeuralParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
                            "year"]] | None = None
     random_seed: int = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    target_transform: Literal["log"] | None = None
+    target_transform: Literal["auto", "log", "log1p"] | None = "auto"
 
 
 class NHITSParams(NeuralParams, kw_only=True, forbid_unknown_fields=True):
@@ -362,10 +365,10 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
                extra="lightgbm", requires=("lightgbm",)),
     ModelEntry("nhits", NHITSParams, "forecasting.models.nhits:NHITSForecaster",
                "NHITS neural network (neuralforecast), quantile outputs; trains on a GPU when present",
-               family="deep-learning", extra="deep", requires=("torch", "neuralforecast")),
+               family="deep-learning", extra="deep", requires=("torch", "neuralforecast"), from_request=("horizon",)),
     ModelEntry("tft", TFTParams, "forecasting.models.tft:TFTForecaster",
                "Temporal Fusion Transformer (neuralforecast), quantile outputs; trains on a GPU when present",
-               family="deep-learning", extra="deep", requires=("torch", "neuralforecast")),
+               family="deep-learning", extra="deep", requires=("torch", "neuralforecast"), from_request=("horizon",)),
     ModelEntry("auto", AutoParams, "forecasting.models.auto:AutoForecaster",
                "candidates chosen from the data, cross-validated and combined by greedy ensemble selection",
                family="combination", multi_season=True, from_request=("horizon", "level"),

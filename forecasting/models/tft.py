@@ -34,7 +34,7 @@ class TFTForecaster(NeuralForecaster[TFTParams]):
     def _build_net(self, futr: list[str], hist: list[str], stat: list[str], trainer: dict[str, Any]) -> Any:
         from neuralforecast.models import TFT
 
-        p = self.params
+        p = self._p
         return TFT(h=self.trained_horizon, input_size=self.window, futr_exog_list=futr or None,
                    hist_exog_list=hist or None, stat_exog_list=stat or None, loss=self._loss(),
                    hidden_size=int(p.hidden_size or 64), n_head=int(p.n_head or 4),
