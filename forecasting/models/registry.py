@@ -272,7 +272,7 @@ class AutoParams(BaseParams, kw_only=True, forbid_unknown_fields=True):
     level: Annotated[list[Level], msgspec.Meta(min_length=0, max_length=10)] = msgspec.field(
         default_factory=lambda: [80, 95])
     candidates: Annotated[list[str | dict[str, Any]], msgspec.Meta(min_length=1, max_length=20)] | None = None
-    n_windows: Annotated[int, msgspec.Meta(ge=1, le=20)] = 2
+    n_windows: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
     metric: Literal["mase", "smape"] = "mase"
     ensemble_size: Annotated[int, msgspec.Meta(ge=1, le=200)] = 25
     selection: Literal["auto", "dataset", "series"] = "auto"
