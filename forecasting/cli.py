@@ -78,7 +78,7 @@ def forecast(
     fill_missing: Annotated[Optional[str], typer.Option(help="Fill null/NaN y with: zero, forward, interpolate.")]
     = None,
     fill_gaps: Annotated[bool, typer.Option(help="Insert missing timestamps (needs --fill-missing).")] = False,
-    n_jobs: Annotated[int, typer.Option(help="Worker processes (-1: all CPUs).")] = 1,
+    n_jobs: Annotated[int, typer.Option(help="Worker processes (-1: all CPUs, the default).")] = -1,
     fallback: Annotated[Optional[str], typer.Option(help="Model for series too short for --model (or that it fails "
                                                     "on), e.g. naive; every such series is reported.")] = None,
     non_negative: Annotated[Optional[bool], typer.Option("--non-negative/--allow-negative", help="Clip forecasts at 0 "

@@ -30,6 +30,7 @@ from forecasting.data import (
 from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidInputError, InvalidParameterError
 from forecasting.models.base import BaseForecaster, Fallback, Forecaster, arm, clip_non_negative, require
 from forecasting.models.global_base import GlobalForecaster
+from forecasting.models.local import ALL_CORES
 from forecasting.models.registry import ModelSpec, make_model, parse_spec, resolve_spec
 from forecasting.tabular import TabularModel
 from forecasting.service.results import CrossValidationResult, ExplainResult, ForecastResult, Registered
@@ -139,7 +140,7 @@ def forecast(
     fill_missing: FillPolicy | None = None,
     fill_gaps: bool = False,
     X_future: Any = None,
-    n_jobs: int = 1,
+    n_jobs: int = ALL_CORES,
     limits: Limits = Limits(),
     fallback: str | None = None,
     non_negative: bool | None = None,
@@ -166,7 +167,8 @@ def forecast(
         Future values of the exogenous columns (``unique_id, ds, <columns>`` for the ``h`` steps), for
         models that use them.
     n_jobs : int
-        Worker processes for fitting.
+        Worker processes for fitting the statistical models (default: one per usable CPU; a small
+        request stays in this process).
     limits : Limits
         Size limits, checked before any model work.
     fallback : str, optional
@@ -369,7 +371,7 @@ def cross_validate(
     level: Sequence[float] = (),
     freq: str | int | None = None,
     season_length: int | None = None,
-    n_jobs: int = 1,
+    n_jobs: int = ALL_CORES,
     limits: Limits = Limits(),
 ) -> CrossValidationResult:
     """Backtest models over ``n_windows`` rolling origins and score every window (M4 definitions).
