@@ -84,8 +84,9 @@ class CandidateOut(msgspec.Struct):
 
     model: Annotated[str, msgspec.Meta(description="Candidate label (registry name; a suffix when repeated).")]
     spec: ModelSpec
-    status: Annotated[Literal["pending", "scored", "dropped"], msgspec.Meta(
-        description="scored: cross-validated; dropped: could not apply or ran out of time (see reason).")]
+    status: Annotated[Literal["pending", "scored", "unvalidated", "dropped"], msgspec.Meta(
+        description="scored: cross-validated; unvalidated: no series long enough to validate on (equal weights); "
+                    "dropped: could not apply or ran out of time (see reason).")]
     reason: str | None
     score: Annotated[float | None, msgspec.Meta(description="Validation error (the selection's metric).")]
     seconds: Annotated[float, msgspec.Meta(description="Cross-validation wall time, seconds.")]

@@ -37,7 +37,7 @@ def _check(model, out: pl.DataFrame, n_series: int, h: int) -> None:
     assert np.isfinite(values).all()
     sel = model.selection_
     assert sel["members"] and abs(sum(sel["members"].values()) - 1.0) < 1e-9
-    assert {c["status"] for c in sel["candidates"]} <= {"scored", "dropped"}
+    assert {c["status"] for c in sel["candidates"]} <= {"scored", "unvalidated", "dropped"}
     for c in sel["candidates"]:
         assert (c["status"] == "dropped") == (c["reason"] is not None)
 
@@ -225,3 +225,29 @@ def test_non_negative_clipping_for_any_model_is_counted_in_the_notes():
     neg = pl.DataFrame({"unique_id": "a", "ds": list(range(11)), "y": [9.0, 8, 7, 6, 5, 4, 3, 2, 1, 0, -1]})
     assert (service.forecast(neg, model="auto_ets", h=4).forecasts["AutoETS"] < 0).any()
     assert (service.forecast(neg, model="auto_ets", h=4, non_negative=True).forecasts["AutoETS"] >= 0).all()
+
+
+def test_flat_validation_windows_do_not_blow_up_the_bands():
+    """A series flat in its validation windows, then moving: the members' bands there have no width."""
+    df = pl.DataFrame({"unique_id": "a", "ds": list(range(40)), "y": [5.0] * 36 + [10, 12, 9, 11]})
+    model, out = _fit(df, 3, level=(80,))
+    width = (out["Auto-hi-80"] - out["Auto-lo-80"]).to_numpy()
+    assert np.isfinite(width).all() and (width < 50).all()  # the members' own bands are a few units wide
+
+
+def test_too_few_scores_for_a_high_level_never_narrow_the_band():
+    from forecasting.models.auto import _conformal_quantile
+
+    scores = np.array([-0.3, -0.2, -0.25, -0.1, -0.4, -0.3, -0.2, -0.35, -0.15])  # 9 scores, all inside the band
+    assert _conformal_quantile(scores, 99.9) == 0.0  # (n + 1) * 0.999 > n: the largest score, never below 0
+    assert _conformal_quantile(scores, 50.0) == pytest.approx(-0.25)  # rank ceil(10 * 0.5) = 5 of 9
+
+
+@pytest.mark.parametrize("bad", [np.int64(0), 0, "false", 1.0])
+def test_non_negative_must_be_a_bool(bad):
+    df = pl.DataFrame({"unique_id": "a", "ds": list(range(6)), "y": [-1.0, -2, -3, -4, -5, -6]})
+    with pytest.raises(fc.InvalidParameterError, match="non_negative must be true, false or left out") as err:
+        fc.forecast(df, model="naive", h=2, non_negative=bad)
+    assert err.value.field == "non_negative"
+    out = fc.forecast(df, model="naive", h=2, non_negative=np.False_)  # a numpy bool is a bool
+    assert (out.forecasts["Naive"] == -6.0).all()

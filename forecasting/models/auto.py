@@ -63,6 +63,9 @@ _COST_ORDER = ("seasonal_naive", "naive", "auto_theta", "dynamic_optimized_theta
 _ZERO_SHARE = 0.3  # intermittent models join the pool above this share of zeros
 _GLOBAL_MIN_ROWS = 1_000  # global models join the pool from this many observations in all
 _ARIMA_MAX_SEASON = 12  # seasonal AutoARIMA beyond this period is left out of the default pool (cost)
+#: bounds of the conformal factor (in band widths): a band is at most widened by 3 widths on each side or
+#: narrowed to a tenth of its width
+_MIN_FACTOR, _MAX_FACTOR = -0.45, 3.0
 
 
 @dataclass
@@ -74,7 +77,8 @@ class Candidate:
     label : str
         Unique label (the model name, with a suffix when the same model appears twice).
     spec : ModelSpec
-    status : {"pending", "scored", "dropped"}
+    status : {"pending", "scored", "unvalidated", "dropped"}
+        ``unvalidated``: no series was long enough to validate on (combined with equal weights).
     reason : str or None
         Why it was dropped.
     score : float or None
@@ -431,7 +435,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         windows, ids = self._windows(panel, h, m)
         cv_end = None if deadline is None else started + 0.7 * (deadline - started)
         truth = self._cross_validate(panel, candidates, windows, ids, h, m, levels, cv_end)
-        scored = [c for c in candidates if c.status == "scored"]
+        scored = [c for c in candidates if c.status in ("scored", "unvalidated")]
         self.weights_, self.series_weights_ = self._select(scored, truth, len(windows))
         self.calibration_ = self._calibrate(scored, truth, levels, h)
         self._refit(panel, scored, deadline)
@@ -485,7 +489,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
             self.notes_.append("no series is long enough to validate on: the candidates are combined with equal "
                                "weights")
             for c in candidates:
-                c.status, c.reason = "scored", None
+                c.status, c.reason = "unvalidated", None
             return truth
         trains = [w.train_panel(panel, ids) for w in windows]
         for w in windows:
@@ -604,12 +608,21 @@ class AutoForecaster(BaseForecaster[AutoParams]):
             lo, hi = self._combine_bounds(scored, float(lev))
             if lo is None or hi is None:
                 continue
-            width = np.maximum(hi - lo, 1e-12 * np.maximum(np.abs(actual), 1.0))
-            s = np.maximum(lo - actual, actual - hi) / width
+            width = hi - lo
+            # a band of (almost) no width (a flat validation window) says nothing about how wide to be
+            ok = width > 1e-9 * (np.abs(actual) + np.abs(hi) + 1.0)
+            if ok.sum() < 10:
+                continue
+            s = np.maximum(lo - actual, actual - hi)[ok] / width[ok]
+            steps = step[ok]
             q = np.full(h, _conformal_quantile(s, float(lev)))
             if s.size >= 200 * h:
-                q = np.array([_conformal_quantile(s[step == k], float(lev)) for k in range(h)])
-            out[float(lev)] = q
+                q = np.array([_conformal_quantile(s[steps == k], float(lev)) for k in range(h)])
+            capped = np.clip(q, _MIN_FACTOR, _MAX_FACTOR)
+            if not np.array_equal(capped, q):
+                self._note(f"level {lev}: the conformal factor was capped to [{_MIN_FACTOR}, {_MAX_FACTOR}] band "
+                           f"widths (the validation windows disagreed strongly with the members' bands)")
+            out[float(lev)] = capped
         return out
 
     def _combine_bounds(self, scored: list[Candidate], lev: float) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -649,11 +662,9 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         kept = {k: v for k, v in self.weights_.items() if k in self.members_}
         total = sum(kept.values()) or 1.0
         self.weights_ = {k: v / total for k, v in kept.items()} or {next(iter(self.members_)): 1.0}
-        seen: dict[str, Fallback] = {}
-        for model in self.members_.values():
-            for fb in model.fallbacks_:
-                seen.setdefault(fb.unique_id, fb)
-        self.fallbacks_ = list(seen.values())
+        self.fallbacks_ = [Fallback(fb.unique_id, fb.model, f"within member '{label}' (weight "
+                                             f"{self.weights_.get(label, 0.0):.2f}): {fb.reason}")
+                           for label, model in self.members_.items() for fb in model.fallbacks_]
 
     # ------------------------------------------------------------------ predict
     def predict(self, h: int, *, history: Panel | Any | None = None, X_future: pl.DataFrame | None = None,
@@ -716,8 +727,9 @@ class AutoForecaster(BaseForecaster[AutoParams]):
             for name in list(columns):
                 columns[name] = np.maximum(columns[name], 0.0)
             if clipped:
-                self._note(f"{clipped} negative forecasts clipped at 0: every observed value is >= 0 "
-                           f"(non_negative=false keeps them)")
+                why = ("non_negative=true" if self.params.non_negative else
+                       "every observed value is >= 0 (non_negative=false keeps them)")
+                self._note(f"{clipped} negative forecasts clipped at 0: {why}")
         ordered_cols = [self.alias, *level_columns(self.alias, levels)]
         return base.with_columns([pl.Series(c, columns[c], dtype=pl.Float64) for c in ordered_cols])
 
@@ -769,10 +781,12 @@ def _predict(model: Forecaster, h: int, levels: Sequence[float | int]) -> pl.Dat
 
 
 def _conformal_quantile(scores: np.ndarray, level: float) -> float:
-    """The ``ceil((n + 1) * level) / n`` empirical quantile of the scores (split conformal; 0 when empty)."""
+    """The ``ceil((n + 1) * level)``-th smallest score (split conformal, Vovk et al. 2005; 0 when empty)."""
     scores = scores[np.isfinite(scores)]
     n = scores.size
     if n == 0:
         return 0.0
-    q = min(1.0, math.ceil((n + 1) * level / 100.0) / n)
-    return float(np.quantile(scores, q, method="higher"))
+    rank = math.ceil((n + 1) * level / 100.0)
+    if rank > n:  # too few scores for this level: the largest one, and never a narrower band
+        return max(float(scores.max()), 0.0)
+    return float(np.sort(scores)[max(rank, 1) - 1])  # the rank-th smallest score

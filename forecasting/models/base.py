@@ -44,10 +44,11 @@ from typing import (
 )
 
 import msgspec
+import numpy as np
 import polars as pl
 
 from forecasting.data import Panel, validate_panel
-from forecasting.errors import CapabilityError, InsufficientHistoryError, NotFittedError
+from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidParameterError, NotFittedError
 from forecasting.models.registry import BaseParams, convert_params
 
 if TYPE_CHECKING:
@@ -499,7 +500,17 @@ def clip_non_negative(frame: pl.DataFrame, alias: str, history: Panel, policy: b
     (pl.DataFrame, str or None)
         The frame (values < 0 set to 0 in the point and interval columns) and, when any value was
         clipped, a note with the count.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``policy`` is not a bool or ``None`` (field ``non_negative``).
     """
+    if policy is not None and not isinstance(policy, bool | np.bool_):
+        msg = f"non_negative must be true, false or left out (null), got {policy!r}"
+        raise InvalidParameterError(msg, field="non_negative")
+    if policy is not None:
+        policy = bool(policy)
     if policy is False or (policy is None and bool((history.frame["y"] < 0).any())):
         return frame, None
     cols = [c for c in frame.columns if c == alias or c.startswith(f"{alias}-lo-") or c.startswith(f"{alias}-hi-")]
