@@ -251,3 +251,11 @@ def test_non_negative_must_be_a_bool(bad):
     assert err.value.field == "non_negative"
     out = fc.forecast(df, model="naive", h=2, non_negative=np.False_)  # a numpy bool is a bool
     assert (out.forecasts["Naive"] == -6.0).all()
+
+
+def test_detect_season_prefers_the_period_itself_to_its_divisors():
+    rng = np.random.default_rng(8)
+    # hourly-like integer series: a daily cycle of 24 with noise; most peaks are at 24, a few at 12 or 48
+    df = _panel(8, 24 * 20, lambda i, t: 100 + 30 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 3, t.size))
+    m, note = detect_season(validate_panel(df))
+    assert m == 24, note

@@ -145,7 +145,8 @@ def detect_season(panel: Panel, *, max_series: int = 200, max_lag: int = 400) ->
             votes[p] = votes.get(p, 0) + 1
     if not votes or examined == 0:
         return 1, "season_length=1: integer ds and no seasonal period found by the autocorrelation test"
-    best = max(votes, key=lambda p: (sum(v for q, v in votes.items() if q % p == 0), -p))
+    # the period most series peak at (a divisor such as 2 must not win on the votes of its multiples 24, 168)
+    best = max(votes, key=lambda p: (votes[p], -p))
     support = sum(v for q, v in votes.items() if q % best == 0)
     if support * 3 < examined:
         return 1, (f"season_length=1: integer ds; the autocorrelation test found no period shared by a third of "
