@@ -220,7 +220,7 @@ def test_readme_export_example(tmp_path: Path):
 def test_readme_python_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The README's Python block runs as written (in a scratch folder holding datasets/air_passengers.csv)."""
     blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
-    assert len(blocks) == 1
+    assert len(blocks) == 2  # the quickstart, then auto's (which reuses its df)
     _scratch_with_air_passengers(tmp_path)
     monkeypatch.chdir(tmp_path)
     scope: dict[str, object] = {}
@@ -236,6 +236,7 @@ def test_readme_python_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert list(backtest.columns) == ["unique_id", "ds", "cutoff", "y", "SeasonalNaive"] and len(backtest) == 24  # type: ignore[attr-defined]
     # seasonal naive on the last window: 1960's forecasts repeat 1959 (Jan 1959: 360)
     assert float(backtest["SeasonalNaive"].iloc[12]) == 360.0  # type: ignore[attr-defined]
+
     shap = scope["shap"]
     assert shap.n_rows == 12 and shap.additivity_error < 1e-3  # type: ignore[attr-defined]
     same = scope["same"]
@@ -243,3 +244,8 @@ def test_readme_python_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     direct = scope["fc"].forecast(scope["df"], model=scope["model"], h=12).forecasts  # type: ignore[attr-defined]
     np.testing.assert_allclose(same.forecasts["XGBoost"], direct["XGBoost"], rtol=1e-6)  # type: ignore[attr-defined]
+    exec(compile(blocks[1], "README.md", "exec"), scope)  # noqa: S102 - auto's example, in the same session
+    auto = scope["result"]
+    assert auto.spec.name == "auto" and auto.selection["members"]  # type: ignore[attr-defined]
+    assert list(auto.forecasts.columns) == ["unique_id", "ds", "Auto", "Auto-lo-80", "Auto-hi-80", "Auto-lo-95",  # type: ignore[attr-defined]
+                                            "Auto-hi-95"]

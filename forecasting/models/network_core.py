@@ -273,7 +273,6 @@ def guard_scaler(net: Any, floor: float = SCALE_FLOOR, mad_floor: float = MAD_FL
         The robust scaler's floor, as a fraction of the normal-theory MAD.
     """
     import torch
-    from neuralforecast.common import _scalers
 
     scaler = net.scaler
     if scaler.scaler_type in (None, "identity") or getattr(scaler, "guarded_floor", None) == floor:
@@ -286,9 +285,19 @@ def guard_scaler(net: Any, floor: float = SCALE_FLOOR, mad_floor: float = MAD_FL
         # channel 0 (dim 2) is y (neuralforecast's _normalization puts it first); the rest are exogenous
         y_scale = scale.narrow(2, 0, 1) ** 2 + floor ** 2
         if robust:
-            _, std = _scalers.std_statistics(x=x.narrow(2, 0, 1), mask=mask.narrow(2, 0, 1), dim=dim, eps=eps)
-            y_scale = y_scale + (mad_floor * 0.6744897501960817 * std) ** 2
-        return shift, torch.cat([torch.sqrt(y_scale), scale.narrow(2, 1, scale.shape[2] - 1)], dim=2)
+            # the window's standard deviation of y, computed here without neuralforecast's std_statistics,
+            # which edits its own sqrt in place (integrated gradients then cannot differentiate through it)
+            my = mask.narrow(2, 0, 1) > 0
+            xy = torch.where(my, x.narrow(2, 0, 1), torch.zeros_like(x.narrow(2, 0, 1)))  # padding may be NaN
+            n = torch.clamp(my.to(x.dtype).sum(dim=dim, keepdim=True), min=1.0)
+            mean = xy.sum(dim=dim, keepdim=True) / n
+            var = (torch.where(my, xy - mean, torch.zeros_like(xy)) ** 2).sum(dim=dim, keepdim=True) / n
+            y_scale = y_scale + (mad_floor * 0.6744897501960817) ** 2 * (var + eps)
+        # a fresh tensor: neuralforecast edits the scale in place later, which sqrt's backward must not see
+        y_spread = torch.sqrt(y_scale).clone()
+        if scale.shape[2] == 1:
+            return shift, y_spread
+        return shift, torch.cat([y_spread, scale.narrow(2, 1, scale.shape[2] - 1)], dim=2)
 
     scaler.compute_statistics = guarded
     scaler.unguarded_statistics = base
