@@ -245,31 +245,28 @@ def greedy_weights(errors: Sequence[np.ndarray] | np.ndarray, actual: np.ndarray
         Weights summing to 1.
     """
     forecasts = np.asarray(errors, dtype=float)
-    k = forecasts.shape[0]
-    counts = np.zeros(k)
+    counts = np.zeros(forecasts.shape[0])
     running = np.zeros_like(actual, dtype=float)
-
-    def loss(f: np.ndarray) -> np.ndarray:
-        err = np.abs(actual[None, :] - f)
-        if np.isnan(scale).all():
-            den = np.abs(actual)[None, :] + np.abs(f)
-            return np.where(den > 0, 200.0 * err / np.where(den > 0, den, 1.0), 0.0).mean(axis=1)
-        return (err / scale[None, :]).mean(axis=1)
-
     for step in range(size):
         trial = (running[None, :] * step + forecasts) / (step + 1)
-        best = int(np.argmin(loss(trial)))
+        best = int(np.argmin(_losses(actual, trial, scale)))
         counts[best] += 1
         running = trial[best]
     return counts / counts.sum()
 
 
-def _loss(actual: np.ndarray, f: np.ndarray, scale: np.ndarray) -> float:
-    err = np.abs(actual - f)
+def _losses(actual: np.ndarray, f: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Mean scaled absolute error (MASE rows) or sMAPE (``scale`` all ``nan``) of each row of ``f`` (k, n)."""
+    err = np.abs(actual[None, :] - f)
     if np.isnan(scale).all():
-        den = np.abs(actual) + np.abs(f)
-        return float(np.where(den > 0, 200.0 * err / np.where(den > 0, den, 1.0), 0.0).mean())
-    return float((err / scale).mean())
+        den = np.abs(actual)[None, :] + np.abs(f)
+        return np.where(den > 0, 200.0 * err / np.where(den > 0, den, 1.0), 0.0).mean(axis=1)
+    return (err / scale[None, :]).mean(axis=1)
+
+
+def _loss(actual: np.ndarray, f: np.ndarray, scale: np.ndarray) -> float:
+    """:func:`_losses` of one forecast vector (n,)."""
+    return float(_losses(actual, f[None, :], scale)[0])
 
 
 class AutoForecaster(BaseForecaster[AutoParams]):
@@ -764,10 +761,6 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         out = np.where(total > 0, (np.where(have, stack, 0.0) * w).sum(axis=1) / np.where(total > 0, total, 1.0),
                        np.nan)
         return out
-
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters (JSON-serialisable)."""
-        return super().get_params()
 
 
 def _predict(model: Forecaster, h: int, levels: Sequence[float | int]) -> pl.DataFrame:
