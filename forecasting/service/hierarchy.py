@@ -1,0 +1,301 @@
+"""The hierarchical forecasting use case: aggregate, forecast every series, reconcile (every door calls it).
+
+:func:`forecast_hierarchy` takes the bottom series plus the structure (nested ``hierarchy`` and
+crossed ``group`` columns, or a summing matrix ``S``), builds every aggregate series
+(:mod:`forecasting.hierarchy`), forecasts them all with one zoo model (or ``auto``) and
+reconciles the forecasts with each method asked for. :func:`backtest_hierarchy` does the same on
+all but the last ``h`` steps and scores base and reconciled forecasts at each level (MASE, RMSE),
+as fpp3 ch. 11 does for the prison data; the benchmark harness and the CLI call it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from forecasting.data import FillPolicy, Panel, validate_h, validate_levels, validate_panel
+from forecasting.errors import InvalidParameterError
+from forecasting.hierarchy import (
+    INSAMPLE_METHODS,
+    Hierarchy,
+    coherence_error,
+    from_columns,
+    from_matrix,
+    level_scores,
+    parse_structure,
+    reconcile,
+    validate_methods,
+)
+from forecasting.models.base import arm, require
+from forecasting.models.local import ALL_CORES
+from forecasting.models.registry import ModelSpec, make_model, parse_spec
+from forecasting.service.core import Limits, SpecLike, check_limits, resolve
+
+__all__ = ["DEFAULT_METHODS", "HierarchyBacktest", "HierarchyResult", "backtest_hierarchy", "forecast_hierarchy",
+           "structure_of"]
+
+#: Methods run when the caller names none (each applies to grouped structures too; no fitted values needed).
+DEFAULT_METHODS: tuple[str, ...] = ("bottom_up", "ols", "wls_struct")
+NO_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class HierarchyResult:
+    """Base and reconciled forecasts of every series of a structure.
+
+    Attributes
+    ----------
+    forecasts : pl.DataFrame
+        ``unique_id, level, ds, <alias>[, intervals]`` then ``<alias>/<method>`` (and its intervals where the
+        method gives them) per method: ``h`` rows for every series (aggregates first, ``level`` its level name).
+    structure : Hierarchy
+        The summing matrix and levels.
+    spec : ModelSpec
+        The base model's effective spec.
+    alias : str
+        The base forecast column.
+    methods : list of str
+    coherence : dict of str to float
+        Per column (base and each method): the largest relative gap between an aggregate and the sum of its
+        bottom series (:func:`forecasting.hierarchy.coherence_error`); reconciled columns are below 1e-6.
+    panel : Panel
+        Every series (aggregates included) as validated and fitted.
+    h : int
+    level : tuple of numbers
+    notes : list of str
+    """
+
+    forecasts: pl.DataFrame
+    structure: Hierarchy
+    spec: ModelSpec
+    alias: str
+    methods: list[str]
+    coherence: dict[str, float]
+    panel: Panel
+    h: int
+    level: tuple[float | int, ...]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the HTTP ``hierarchy`` answer and the CLI's)."""
+        return {"model": self.spec.name, "alias": self.alias, "params": dict(self.spec.params),
+                "freq": self.panel.freq, "h": self.h, "level": list(self.level), "methods": list(self.methods),
+                "levels": {k: list(v) for k, v in self.structure.tags.items()},
+                "coherence": dict(self.coherence), "forecasts": self.forecasts.to_dicts(), "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
+class HierarchyBacktest:
+    """Hold-out scores of base and reconciled forecasts at each level.
+
+    Attributes
+    ----------
+    table : pl.DataFrame
+        ``level, method, mase, rmse`` (:func:`forecasting.hierarchy.level_scores`); ``method`` is ``base`` or a
+        reconciliation method.
+    result : HierarchyResult
+        The forecasts of the held-out steps.
+    seconds : float
+        Wall time of fitting, forecasting and reconciling.
+    """
+
+    table: pl.DataFrame
+    result: HierarchyResult
+    seconds: float
+
+
+def structure_of(frame: pl.DataFrame, *, hierarchy: str | Sequence[str] | None = None,
+                 group: str | Sequence[str] | None = None, S: Any = None,
+                 tags: Mapping[str, Sequence[str]] | None = None) -> Hierarchy:
+    """The structure from the columns of ``frame`` or from the summing matrix ``S`` (exactly one of the two).
+
+    Raises
+    ------
+    InvalidParameterError
+        Both or neither given.
+    InvalidInputError
+        As :func:`forecasting.hierarchy.from_columns` / :func:`~forecasting.hierarchy.from_matrix`.
+    """
+    by_columns = bool(parse_structure(hierarchy, field="hierarchy") or parse_structure(group, field="group"))
+    if by_columns == (S is not None):
+        msg = ("give the structure once: hierarchy/group columns, or a summing matrix S" if by_columns else
+               "give the structure: hierarchy (nested columns, 'state/region'), group (crossed columns) or S")
+        raise InvalidParameterError(msg, field="hierarchy")
+    if S is not None:
+        return from_matrix(S, tags=tags)
+    return from_columns(frame, hierarchy=hierarchy, group=group)
+
+
+def _bottom_panel(data: Any, structure_args: dict[str, Any], *, freq: str | int | None,
+                  fill_missing: FillPolicy | None, fill_gaps: bool,
+                  limits: Limits) -> tuple[Hierarchy, Panel]:
+    from forecasting.data import to_polars
+
+    frame = data if isinstance(data, pl.DataFrame) else to_polars(data, field_name="data")
+    structure = structure_of(frame, **structure_args)
+    if "unique_id" not in frame.columns and structure_args.get("S") is None:
+        frame = frame.with_columns(pl.concat_str(
+            [pl.col(c).cast(pl.String) for c in parse_structure(structure_args.get("hierarchy"), field="hierarchy")
+             + parse_structure(structure_args.get("group"), field="group")], separator="/").alias("unique_id"))
+    bottom = validate_panel(frame.select("unique_id", "ds", "y"), freq=freq, fill_missing=fill_missing,
+                            fill_gaps=fill_gaps)
+    check_limits(bottom, limits)
+    every = structure.aggregate(bottom.frame.select("unique_id", "ds", "y"))
+    panel = validate_panel(every, freq=bottom.freq)
+    check_limits(panel, limits)
+    return structure, panel
+
+
+def forecast_hierarchy(
+    data: Any,
+    *,
+    hierarchy: str | Sequence[str] | None = None,
+    group: str | Sequence[str] | None = None,
+    S: Any = None,
+    tags: Mapping[str, Sequence[str]] | None = None,
+    model: SpecLike = "auto",
+    h: int,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    middle_level: str | None = None,
+    freq: str | int | None = None,
+    level: Sequence[float] = (),
+    fill_missing: FillPolicy | None = None,
+    fill_gaps: bool = False,
+    n_jobs: int = ALL_CORES,
+    limits: Limits = NO_LIMITS,
+) -> HierarchyResult:
+    """Forecast every series of a hierarchical or grouped structure and reconcile (fpp3 ch. 11).
+
+    Parameters
+    ----------
+    data : frame
+        The bottom series, long format ``unique_id, ds, y`` plus the structure columns.
+    hierarchy : str or list of str, optional
+        Nested columns, top first (``"state/region"``).
+    group : str or list of str, optional
+        Crossed columns (``"purpose"``).
+    S : frame, optional
+        Instead of columns: the summing matrix (``unique_id`` + one 0/1 column per bottom series), with
+        optional ``tags`` (level name -> series ids), see :func:`forecasting.hierarchy.from_matrix`.
+    model : spec
+        The base model fitted on every series (any zoo name or ``auto``).
+    h : int
+        Steps forecast.
+    methods : names
+        From :data:`forecasting.hierarchy.METHODS`: ``bottom_up``, ``top_down`` (forecast proportions),
+        ``middle_out``, ``ols``, ``wls_struct``, ``wls_var``, ``mint_shrink``.
+    middle_level : str, optional
+        ``middle_out``'s level.
+    level : numbers in (0, 100)
+        Interval levels, percent; reconciled intervals where the method supports them.
+    Other parameters as :func:`forecasting.service.forecast`.
+
+    Returns
+    -------
+    HierarchyResult
+
+    Raises
+    ------
+    InvalidInputError
+        Bad data or structure (a column not in the data, a series in two parents, a missing level), naming rows.
+    InvalidParameterError
+        Unknown method, bad ``h``/``level``, both or neither of columns and ``S``.
+    CapabilityError
+        A method the structure or the model cannot support (top-down on a grouped structure; ``mint_shrink`` with
+        a model without in-sample fitted values).
+    """
+    h = validate_h(h, max_h=limits.max_h)
+    levels = validate_levels(level)
+    names = validate_methods(methods)
+    structure, panel = _bottom_panel(data, {"hierarchy": hierarchy, "group": group, "S": S, "tags": tags},
+                                     freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps, limits=limits)
+    return _forecast_all(panel, structure, parse_spec(model), h=h, levels=levels, methods=names,
+                         middle_level=middle_level, n_jobs=n_jobs, limits=limits)
+
+
+def _forecast_all(panel: Panel, structure: Hierarchy, spec: ModelSpec, *, h: int, levels: tuple[float | int, ...],
+                  methods: list[str], middle_level: str | None, n_jobs: int, limits: Limits) -> HierarchyResult:
+    spec, derived = resolve(spec, panel, h=h, level=levels)
+    forecaster = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
+    needs_fit = bool(INSAMPLE_METHODS & set(methods))
+    if needs_fit:
+        require(forecaster, "fitted_values")  # refused before fitting, naming the model
+    arm(forecaster, deadline=None if limits.max_seconds is None else time.time() + limits.max_seconds)
+    forecaster.fit(panel)
+    base = forecaster.predict(h, level=levels)
+    fitted = forecaster.fitted_values() if needs_fit else None  # type: ignore[attr-defined]
+    alias = forecaster.alias
+    frame, notes = reconcile(base, structure, alias=alias, methods=methods, level=levels, fitted=fitted,
+                             middle_level=middle_level)
+    columns = [alias, *[f"{alias}/{m}" for m in methods]]
+    coherence = {c: coherence_error(frame, structure, c) for c in columns}
+    order = pl.DataFrame({"unique_id": list(structure.ids), "level": [structure.level_of[u] for u in structure.ids]})
+    frame = (order.with_row_index("_o").join(frame, on="unique_id", how="left")
+             .sort("_o", "ds", maintain_order=True).drop("_o"))
+    notes = [*panel.report.notes, *derived, *getattr(forecaster, "notes_", []), *notes,
+             f"{len(structure.ids)} series forecast ({len(structure.ids) - len(structure.bottom)} aggregates, "
+             f"{len(structure.bottom)} bottom) in {len(structure.tags)} levels"]
+    return HierarchyResult(forecasts=frame, structure=structure, spec=spec, alias=alias, methods=methods,
+                           coherence=coherence, panel=panel, h=h, level=levels, notes=notes)
+
+
+def backtest_hierarchy(
+    data: Any,
+    *,
+    hierarchy: str | Sequence[str] | None = None,
+    group: str | Sequence[str] | None = None,
+    S: Any = None,
+    tags: Mapping[str, Sequence[str]] | None = None,
+    model: SpecLike = "auto",
+    h: int,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    middle_level: str | None = None,
+    freq: str | int | None = None,
+    season_length: int | None = None,
+    n_jobs: int = ALL_CORES,
+    limits: Limits = NO_LIMITS,
+) -> HierarchyBacktest:
+    """Hold out the last ``h`` steps of every series, forecast and reconcile, score each level (fpp3 ch. 11.7).
+
+    Parameters
+    ----------
+    season_length : int, optional
+        MASE's scaling lag (default: the frequency's season, 4 for quarterly data).
+    Other parameters as :func:`forecast_hierarchy`.
+
+    Returns
+    -------
+    HierarchyBacktest
+        ``table`` with ``level, method, mase, rmse`` (``method`` ``base`` or a reconciliation method).
+
+    Raises
+    ------
+    InsufficientHistoryError, InvalidInputError, InvalidParameterError, CapabilityError
+        As :func:`forecast_hierarchy`; series of ``h`` points or fewer.
+    """
+    from forecasting.backtest import rolling_origins
+    from forecasting.models.registry import default_season_length
+
+    h = validate_h(h, max_h=limits.max_h)
+    names = validate_methods(methods)
+    structure, panel = _bottom_panel(data, {"hierarchy": hierarchy, "group": group, "S": S, "tags": tags},
+                                     freq=None if freq is None else freq, fill_missing=None, fill_gaps=False,
+                                     limits=limits)
+    window = rolling_origins(panel.frame, h=h, n_windows=1)[0]
+    train = window.train_panel(panel)
+    start = time.perf_counter()
+    result = _forecast_all(train, structure, parse_spec(model), h=h, levels=(), methods=names,
+                           middle_level=middle_level, n_jobs=n_jobs, limits=limits)
+    seconds = time.perf_counter() - start
+    alias = result.alias
+    columns = [alias, *[f"{alias}/{m}" for m in names]]
+    m = season_length if season_length is not None else int(default_season_length(panel.freq))  # type: ignore[arg-type]
+    table = level_scores(result.forecasts.select("unique_id", "ds", *columns), window.test.select(
+        "unique_id", "ds", "y"), window.train.select("unique_id", "ds", "y"), structure, columns=columns,
+        season_length=m)
+    table = table.with_columns(pl.col("method").replace({alias: "base", **{f"{alias}/{n}": n for n in names}}))
+    return HierarchyBacktest(table=table, result=result, seconds=seconds)
