@@ -15,7 +15,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,deep,onnx,distributed,lightgbm]'
+	$(PY) -m pip install --quiet -e '.[dev,deep,onnx,distributed,lightgbm,prophet]'
 	@touch $(STAMP)
 
 install: $(STAMP)
