@@ -44,6 +44,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from datetime import datetime, timedelta, timezone
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, overload
@@ -82,6 +83,8 @@ __all__ = [
     "level_columns",
     "normalize_freq",
     "offset_parts",
+    "at_caller_offset",
+    "check_future_range",
     "to_caller_tz",
     "to_polars",
     "validate_h",
@@ -118,6 +121,10 @@ _ANCHORS = {"week": ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"),
 _POLARS_OFFSET = re.compile(r"^(\d+)(ns|us|ms|s|m|h|d|bd|w|mo|q|y)$")
 _PANDAS_ALIAS = re.compile(r"^(\d*)([A-Za-z]+)(?:-([A-Za-z]{3}))?$")
 _TZ_SUFFIX = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
+#: a timestamp at local midnight with an offset: 2024-03-31T00:00:00+01:00 (or 2024-03-31 00:00+01:00)
+_LOCAL_MIDNIGHT = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[T ]00:00(:00(\.0+)?)?(Z|[+-]\d{2}:?\d{2})\s*$")
+#: a fixed UTC offset that is not a whole number of hours (no zone name spells it)
+_FIXED_OFFSET = re.compile(r"[+-]\d{2}:\d{2}")
 
 
 # --------------------------------------------------------------------------- types
@@ -172,6 +179,11 @@ class Panel:
     grid_checked : bool
         Set by :func:`validate_panel`: every series is sorted and on the ``freq`` grid, so
         models may skip re-checking it (a hand-built Panel is checked again).
+    utc_offset : str or None
+        The caller's fixed UTC offset when it is not a whole number of hours (``"+05:30"``,
+        ``"-03:30"``), which no zone name spells: ``tz`` is then ``"UTC"`` (a fixed offset has no
+        daylight saving, so the grid is the same) and answers are shown at this offset
+        (:func:`at_caller_offset`).
     """
 
     frame: pl.DataFrame
@@ -183,6 +195,7 @@ class Panel:
     month_end: bool = False
     report: ValidationReport = field(default_factory=lambda: ValidationReport(_empty_filled()))
     grid_checked: bool = False
+    utc_offset: str | None = None
 
     @property
     def n_series(self) -> int:
@@ -206,7 +219,8 @@ class Panel:
         keep = list(ids)
         frame = self.frame.filter(pl.col("unique_id").is_in(keep))
         return Panel(frame=frame, freq=self.freq, lengths={k: self.lengths[k] for k in self.lengths if k in set(keep)},
-                     tz=self.tz, ds_kind=self.ds_kind, exog=self.exog, month_end=self.month_end, report=self.report)
+                     tz=self.tz, ds_kind=self.ds_kind, exog=self.exog, month_end=self.month_end, report=self.report,
+                     utc_offset=self.utc_offset)
 
 
 _EMPTY_FILLED = pl.DataFrame(schema={"unique_id": pl.String, "ds": pl.String, "reason": pl.String, "policy": pl.String})
@@ -883,13 +897,19 @@ def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]) -> tuple[pl.DataFra
     tz = None
     if n_aware:
         offsets = nonnull.str.extract(_TZ_SUFFIX.pattern, 1).unique().to_list()
+        if len(offsets) > 1 and bool(nonnull.str.contains(_LOCAL_MIDNIGHT.pattern).all()):
+            # daily (or longer) data stamped at local midnight across a daylight-saving change: the offsets differ
+            # by the change only; the calendar dates are what the caller means
+            notes.append(f"ds has several UTC offsets ({', '.join(sorted(offsets)[:4])}), every one at local "
+                         f"midnight (a daylight-saving change): read as local calendar dates; forecasts are "
+                         f"returned as dates")
+            stripped = frame.with_columns(pl.col("ds").str.replace(_TZ_SUFFIX.pattern, "").str.slice(0, 10))
+            out, _, _, notes = _parse_ds_strings(stripped, notes)
+            return out, None, "date", notes
         parsed = _parse_iso(s.str.replace(r"Z$", "+00:00"), aware=True)
         if len(offsets) == 1:
             off = offsets[0]
             tz = "UTC" if off in ("Z", "+00:00", "+0000") else _offset_zone(off)
-            if tz == "UTC" and off not in ("Z", "+00:00", "+0000"):
-                notes.append(f"ds UTC offset {off} is not a whole number of hours, which has no fixed-offset zone; "
-                             f"forecasts are returned in UTC")
         else:
             tz = "UTC"
             notes.append(f"ds has several UTC offsets ({', '.join(sorted(offsets)[:4])}); forecasts are returned in UTC")
@@ -932,12 +952,62 @@ def _parse_iso(s: pl.Series, *, aware: bool) -> pl.Series:
 
 
 def _offset_zone(off: str) -> str:
-    """A zone name for a fixed UTC offset such as ``+01:00`` (``Etc/GMT-1``)."""
+    """A zone name for a fixed UTC offset such as ``+01:00`` (``Etc/GMT-1``); a non-whole-hour offset has no zone
+    name and is returned as ``+HH:MM`` (see :attr:`Panel.utc_offset`)."""
     sign = 1 if off[0] == "+" else -1
     hh, mm = int(off[1:3]), int(off[-2:])
     if mm:
-        return "UTC"  # non-whole-hour fixed offsets have no Etc zone; UTC is exact
+        return f"{off[0]}{hh:02d}:{mm:02d}"
     return "UTC" if hh == 0 else f"Etc/GMT{'-' if sign > 0 else '+'}{hh}"
+
+
+def _split_fixed_offset(tz: str | None) -> tuple[str | None, str | None]:
+    """``(tz, utc_offset)``: a ``+HH:MM`` offset is kept as ``Panel.utc_offset`` over a UTC clock."""
+    if tz is not None and _FIXED_OFFSET.fullmatch(tz):
+        return "UTC", tz
+    return tz, None
+
+
+def _offset_delta(offset: str) -> timedelta:
+    sign = 1 if offset[0] == "+" else -1
+    return sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[-2:]))
+
+
+def at_caller_offset(records: list[dict[str, Any]], panel: Panel, *, key: str = "ds") -> list[dict[str, Any]]:
+    """Show ``key`` of answer rows at the caller's fixed UTC offset (:attr:`Panel.utc_offset`).
+
+    polars has no fixed-offset zones, so a ``+05:30`` caller's forecasts are computed on a
+    UTC clock and shifted here, at the edge (the JSON answer, the pandas frame).
+
+    Parameters
+    ----------
+    records : list of dict
+        Rows whose ``key`` holds timezone-aware ``datetime`` values (UTC).
+    panel : Panel
+        The validated input; nothing changes unless ``panel.utc_offset`` is set.
+
+    Returns
+    -------
+    list of dict
+        The same rows (edited in place), ``key`` as ``datetime`` at the offset.
+
+    Examples
+    --------
+    >>> p = validate_panel({"unique_id": ["a"] * 3, "ds": [f"2024-01-0{d}T00:00:00+05:30" for d in (1, 2, 3)],
+    ...                     "y": [1.0, 2.0, 3.0]})
+    >>> p.tz, p.utc_offset
+    ('UTC', '+05:30')
+    >>> at_caller_offset([{"ds": datetime(2024, 1, 3, 18, 30, tzinfo=timezone.utc)}], p)[0]["ds"].isoformat()
+    '2024-01-04T00:00:00+05:30'
+    """
+    if panel.utc_offset is None:
+        return records
+    zone = timezone(_offset_delta(panel.utc_offset))
+    for r in records:
+        v = r.get(key)
+        if isinstance(v, datetime):
+            r[key] = (v if v.tzinfo is not None else v.replace(tzinfo=timezone.utc)).astimezone(zone)
+    return records
 
 
 # --------------------------------------------------------------------------- main entry
@@ -1035,6 +1105,7 @@ def validate_panel(
     frame = _check_y_numeric(frame)
     _check_ds_present(frame)
     frame, tz, ds_kind, ds_notes = _coerce_ds(frame)
+    tz, utc_offset = _split_fixed_offset(tz)
     notes += ds_notes
     scan = _scan(frame) if _FAST_PATHS else None
     if scan is not None and not scan.in_order:
@@ -1064,7 +1135,7 @@ def validate_panel(
         frame = frame.select(*REQUIRED, *exog)
     return Panel(frame=frame, freq=freq, lengths=lengths, tz=tz, ds_kind=ds_kind, exog=exog,
                  month_end=month_end,
-                 report=ValidationReport(filled, notes), grid_checked=True)
+                 report=ValidationReport(filled, notes), grid_checked=True, utc_offset=utc_offset)
 
 
 def _check_columns(frame: pl.DataFrame, field_name: str) -> None:
@@ -1101,6 +1172,10 @@ def _check_unique_id(frame: pl.DataFrame) -> pl.DataFrame:
 def _check_y_numeric(frame: pl.DataFrame) -> pl.DataFrame:
     """``y`` as Float64; non-numeric values are refused naming the rows (null/NaN are checked later)."""
     y_dtype = frame.schema["y"]
+    if y_dtype.is_nested() or isinstance(y_dtype, pl.Object):  # lists/objects cannot be cast to numbers
+        rows = frame.with_row_index("row").filter(pl.col("y").is_not_null())["row"].to_list()
+        msg = f"y must be one number per row, got nested values ({y_dtype}) at rows {_examples(rows)}"
+        raise InvalidInputError(msg, field="y", details={"rows": rows[:100]})
     if y_dtype == pl.Boolean or not (y_dtype.is_numeric() or y_dtype == pl.Null):
         bad = frame.with_row_index("row").filter(
             pl.col("y").is_not_null() & pl.col("y").cast(pl.Float64, strict=False).is_null())
@@ -1445,6 +1520,7 @@ def future_frame(panel: Panel, h: int, *, ids: Sequence[str] | None = None,
     (this runs on every forecast request); ``lazy=True`` returns it uncollected
     (a ``pl.LazyFrame``), else a ``pl.DataFrame``.
     """
+    check_future_range(panel, h)
     last = panel.frame.lazy().group_by("unique_id", maintain_order=True).agg(pl.col("ds").last())
     if ids is not None:
         last = last.filter(pl.col("unique_id").is_in(list(ids)))
@@ -1466,6 +1542,56 @@ def future_frame(panel: Panel, h: int, *, ids: Sequence[str] | None = None,
             local = local.with_columns(pl.col("ds").dt.offset_by(pl.format("{}" + unit, pl.col("k") * num)))
         out = _from_local(local, panel.tz).select("unique_id", "ds")
     return out if lazy else collect_small(out)
+
+
+#: days in one unit of a polars offset (months and years at their longest)
+_UNIT_DAYS = {"ns": 1e-9 / 86400, "us": 1e-6 / 86400, "ms": 1e-3 / 86400, "s": 1 / 86400, "m": 1 / 1440,
+              "h": 1 / 24, "d": 1, "w": 7, "mo": 31, "q": 92, "y": 366}
+#: the last timestamp an answer can carry (ISO 8601 years have four digits; Python's datetime ends there too)
+_LAST_TIMESTAMP = datetime(9999, 12, 30)
+
+
+def check_future_range(panel: Panel, h: int) -> None:
+    """Refuse a horizon whose timestamps leave the representable range.
+
+    Integer ``ds`` must stay within 64 bits (``last + h * freq <= 2**63 - 1``, else the
+    steps would wrap to negative numbers); timestamps must stay before year 10,000 (ISO
+    8601's four-digit years, the range of Python's ``datetime``), with a day's margin for
+    the caller's timezone.
+
+    Parameters
+    ----------
+    panel : Panel
+    h : int
+        Horizon, steps of ``panel.freq``.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``field="h"``, naming the series that ends last, its last ``ds`` and the limit.
+    """
+    if panel.frame.height == 0:
+        return
+    ds = panel.frame["ds"]
+    i = int(ds.arg_max() or 0)
+    last, uid = ds[i], panel.frame["unique_id"][i]
+    if isinstance(panel.freq, int):
+        if int(last) + h * panel.freq > 2**63 - 1:
+            msg = (f"h={h} steps of {panel.freq} after series '{uid}' (last ds {last}) pass the largest 64-bit "
+                   f"integer ds ({2**63 - 1}); use a smaller h or renumber ds")
+            raise InvalidParameterError(msg, field="h", details={"unique_id": uid, "last_ds": int(last)})
+        return
+    num, unit = offset_parts(panel.freq)
+    if unit == "bd":  # h business days span at most 7/5 * h days: checked as 2 * h days
+        num, unit = 2 * num, "d"
+    days = h * num * _UNIT_DAYS[unit]
+    room = (_LAST_TIMESTAMP - last).days
+    # far beyond: refused without computing (an offset of millions of years would overflow); near: exactly
+    if days > room + 400 or pl.select(
+            pl.lit(last).dt.offset_by(f"{h * num}{unit}") > pl.lit(_LAST_TIMESTAMP)).item():
+        msg = (f"h={h} steps of {panel.freq} after series '{uid}' (last ds {last}) pass the last representable "
+               f"timestamp ({_LAST_TIMESTAMP.date()}); use a smaller h")
+        raise InvalidParameterError(msg, field="h", details={"unique_id": uid, "last_ds": str(last)})
 
 
 def to_caller_tz(frame: pl.DataFrame, panel: Panel) -> pl.DataFrame:
@@ -1523,6 +1649,7 @@ def validate_future(X_future: Any, panel: Panel, h: int, columns: Sequence[str])
         raise InvalidInputError(msg, field="X_future")
     fut = fut.select("unique_id", "ds", *needed).with_columns(pl.col("unique_id").cast(pl.String))
     fut, tz, kind, _ = _coerce_ds(fut)
+    tz, _ = _split_fixed_offset(tz)
     if (kind == "int") != (panel.ds_kind == "int"):
         msg = (
             f"X_future ds must be {'integer steps' if panel.ds_kind == 'int' else 'timestamps'} "

@@ -370,15 +370,24 @@ def test_z_suffix_is_utc() -> None:
 
 def test_several_offsets_returned_in_utc_with_a_note() -> None:
     data = {"unique_id": ["s1"] * 3,
+            "ds": ["2024-03-30T01:00:00+01:00", "2024-03-31T01:00:00+01:00", "2024-04-01T02:00:00+02:00"],
+            "y": [1.0, 2.0, 3.0]}
+    # several offsets (not all at local midnight) fall back to UTC, with a note
+    panel = validate_panel(data, freq="1d")
+    assert panel.tz == "UTC"
+    assert panel.frame["ds"].dt.hour().to_list() == [0, 0, 0]
+    assert any("several UTC offsets" in n for n in panel.report.notes)
+
+
+def test_local_midnight_across_dst_is_read_as_dates() -> None:
+    """Regression (issue 14): daily data at local midnight across a DST change was refused as off the 1d grid."""
+    data = {"unique_id": ["s1"] * 3,
             "ds": ["2024-03-30T00:00:00+01:00", "2024-03-31T00:00:00+01:00", "2024-04-01T00:00:00+02:00"],
             "y": [1.0, 2.0, 3.0]}
-    # Known limitation: several offsets fall back to UTC, where local midnights across the DST
-    # change are 24h then 23h apart, so a daily series written this way is off the 1d grid.
-    with pytest.raises(InvalidInputError, match=r"off the 1d grid \(2024-03-31 22:00:00\)"):
-        validate_panel(data)
-    panel = validate_panel(data, freq="1h", fill_gaps=True, fill_missing="interpolate")
-    assert panel.tz == "UTC"
-    assert any("several UTC offsets" in n for n in panel.report.notes)
+    panel = validate_panel(data)
+    assert (panel.freq, panel.tz, panel.ds_kind) == ("1d", None, "date")
+    assert [str(d.date()) for d in panel.frame["ds"]] == ["2024-03-30", "2024-03-31", "2024-04-01"]
+    assert any("local midnight" in n for n in panel.report.notes)
 
 
 # ----------------------------------------------------------------------------- gaps and grid
@@ -795,15 +804,15 @@ def test_fill_reports_exactly_the_invalid_rows(ys: list[float | None], policy: s
             assert panel.frame["y"][i] == v  # valid values are never touched
 
 
-def test_half_hour_offset_is_returned_in_utc_and_said_so() -> None:
-    """Regression: '+05:30' has no fixed-offset zone in polars; the answer is UTC, with a note."""
+def test_half_hour_offset_is_returned_at_that_offset() -> None:
+    """Regression (issue 14): '+05:30' has no fixed-offset zone in polars; answers come back at +05:30."""
     from forecasting.service import forecast
 
     data = {"unique_id": ["a"] * 5, "ds": [f"2024-01-0{i}T00:00:00+05:30" for i in range(1, 6)], "y": [1.0, 2, 3, 4, 5]}
     result = forecast(data, model="naive", h=2)
-    assert any("+05:30" in n and "UTC" in n for n in result.notes)
-    assert [d.isoformat() for d in result.forecasts["ds"].to_list()] == ["2024-01-05T18:30:00+00:00",
-                                                                        "2024-01-06T18:30:00+00:00"]
+    assert result.panel.utc_offset == "+05:30"
+    assert [r["ds"].isoformat() for r in result.to_dict()["forecasts"]] == ["2024-01-06T00:00:00+05:30",
+                                                                           "2024-01-07T00:00:00+05:30"]
 
 
 def test_month_end_series_forecast_month_ends() -> None:

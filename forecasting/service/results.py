@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import polars as pl
 
-from forecasting.data import Panel, ValidationReport
+from forecasting.data import Panel, ValidationReport, at_caller_offset
 from forecasting.explanation import Explanation
 from forecasting.models.base import Fallback
 from forecasting.models.registry import ModelSpec
@@ -94,8 +94,8 @@ class ForecastResult:
         out: dict[str, Any] = {
             "model": self.spec.name, "alias": self.alias, "params": dict(self.spec.params),
             "freq": self.panel.freq, "h": self.h, "level": list(self.level),
-            "forecasts": (self.forecasts.to_dicts() if isinstance(self.forecasts, pl.DataFrame)  # pandas (fc.forecast)
-                          else self.forecasts.to_dict("records")), "fallbacks": [f.to_dict() for f in self.fallbacks],
+            "forecasts": at_caller_offset(self.forecasts.to_dicts() if isinstance(self.forecasts, pl.DataFrame)
+                                          else self.forecasts.to_dict("records"), self.panel),  # pandas: fc.forecast "fallbacks": [f.to_dict() for f in self.fallbacks],
             "filled": self.report.to_dict()["filled"], "notes": list(self.notes), "runtime": self.runtime,
             "ref": None, "name": None, "version": None, "selection": self.selection}
         if self.registered is not None:
