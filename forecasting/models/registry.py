@@ -171,6 +171,23 @@ class XGBoostParams(TreeParams, kw_only=True, forbid_unknown_fields=True):
     objective: Literal["reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror"] = "reg:absoluteerror"
 
 
+class ProphetParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
+    """Prophet (Taylor & Letham 2018): piecewise-linear trend with changepoints plus Fourier seasonality.
+
+    ``season_length``: a custom seasonality of that many steps (integer ``ds``; with calendar ``ds`` Prophet's own
+    yearly/weekly/daily seasonalities apply); ``uncertainty_samples``: posterior-predictive draws for the
+    intervals; ``seed``: their random seed.
+    """
+
+    growth: Literal["linear", "flat"] = "linear"
+    seasonality_mode: Literal["additive", "multiplicative"] = "additive"
+    changepoint_prior_scale: Annotated[float, msgspec.Meta(gt=0)] = 0.05
+    seasonality_prior_scale: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    n_changepoints: Annotated[int, msgspec.Meta(ge=0, le=200)] = 25
+    uncertainty_samples: Annotated[int, msgspec.Meta(ge=20, le=10_000)] = 500
+    seed: int = 0
+
+
 class LightGBMParams(TreeParams, kw_only=True, forbid_unknown_fields=True):
     """Global LightGBM over the polars feature pipeline; see :class:`forecasting.models.lgbm.LightGBMForecaster`.
 
@@ -236,6 +253,15 @@ class TFTParams(NeuralParams, kw_only=True, forbid_unknown_fields=True):
     hidden_size: Annotated[int, msgspec.Meta(ge=4, le=1024)] | None = None
     n_head: Annotated[int, msgspec.Meta(ge=1, le=16)] | None = None
     dropout: Annotated[float, msgspec.Meta(ge=0, lt=1)] | None = None
+
+
+class TSMixerParams(NeuralParams, kw_only=True, forbid_unknown_fields=True):
+    """TSMixer (Chen et al., TMLR 2023): mixing blocks, feature-MLP width, dropout, reversible instance norm."""
+
+    n_block: Annotated[int, msgspec.Meta(ge=1, le=16)] | None = None
+    ff_dim: Annotated[int, msgspec.Meta(ge=4, le=4096)] | None = None
+    dropout: Annotated[float, msgspec.Meta(ge=0, lt=1)] | None = None
+    revin: bool = False
 
 
 #: Ensemble members for intraday data with the seasonal tree features (the ensemble chooses its members
@@ -363,11 +389,18 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
     ModelEntry("lightgbm", LightGBMParams, "forecasting.models.lgbm:LightGBMForecaster",
                "global LightGBM over lag/rolling/calendar features, conformal intervals", family="machine-learning",
                extra="lightgbm", requires=("lightgbm",)),
+    ModelEntry("prophet", ProphetParams, "forecasting.models.prophet:ProphetForecaster",
+               "Prophet (Meta): piecewise-linear trend + Fourier seasonality, a baseline to compare against",
+               extra="prophet", requires=("prophet",)),
     ModelEntry("nhits", NHITSParams, "forecasting.models.nhits:NHITSForecaster",
                "NHITS neural network (neuralforecast), quantile outputs; trains on a GPU when present",
                family="deep-learning", extra="deep", requires=("torch", "neuralforecast"), from_request=("horizon",)),
     ModelEntry("tft", TFTParams, "forecasting.models.tft:TFTForecaster",
                "Temporal Fusion Transformer (neuralforecast), quantile outputs; trains on a GPU when present",
+               family="deep-learning", extra="deep", requires=("torch", "neuralforecast"), from_request=("horizon",)),
+    ModelEntry("tsmixer", TSMixerParams, "forecasting.models.tsmixer:TSMixerForecaster",
+               "TSMixer all-MLP network (neuralforecast TSMixer/TSMixerx, channel-independent), quantile outputs; "
+               "trains on a GPU when present",
                family="deep-learning", extra="deep", requires=("torch", "neuralforecast"), from_request=("horizon",)),
     ModelEntry("auto", AutoParams, "forecasting.models.auto:AutoForecaster",
                "candidates chosen from the data, cross-validated and combined by greedy ensemble selection",

@@ -1,0 +1,142 @@
+"""Prophet as a baseline in the zoo (optional extra ``prophet``).
+
+Source: Taylor & Letham, "Forecasting at scale", *The American Statistician* 72(1), 2018; the
+``prophet`` package (Meta), whose Stan model ships prebuilt in the wheel. One Prophet model per
+series (a :class:`~forecasting.models.local.LocalForecaster`): a piecewise-linear trend with
+``n_changepoints`` changepoints plus Fourier seasonalities, fitted by MAP (L-BFGS in Stan).
+
+Timestamps: with calendar ``ds`` Prophet sees the real dates and applies its own yearly,
+weekly and daily seasonalities (switched on from the data's span and spacing, Prophet's
+``"auto"``); with integer ``ds`` the steps become consecutive days from 2000-01-01 and the
+seasonality is one custom period of ``season_length`` steps. Intervals are quantiles of
+``uncertainty_samples`` posterior-predictive draws (Prophet's ``predictive_samples``), seeded by
+``seed`` so that they repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+
+from forecasting.data import Panel
+from forecasting.models.base import Capabilities, as_panel
+from forecasting.models.local import LOCAL_CAPABILITIES, LocalForecaster
+from forecasting.models.registry import ProphetParams
+
+__all__ = ["ProphetForecaster"]
+
+_EPOCH = np.datetime64("2000-01-01T00:00:00", "s")
+_DAY = 86_400.0
+
+
+def _quiet() -> None:
+    for name in ("cmdstanpy", "prophet", "prophet.plot"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+class ProphetForecaster(LocalForecaster[ProphetParams]):
+    """Prophet fitted per series (Taylor & Letham 2018).
+
+    Each fitted state is ``(model, last timestamp in seconds, step in seconds or calendar offset)``;
+    forecasts step forward from the last timestamp by the panel's frequency.
+    """
+
+    name = "prophet"
+    default_alias = "Prophet"
+    params_type = ProphetParams
+    capabilities: ClassVar[Capabilities] = replace(LOCAL_CAPABILITIES, has_fitted_values=True)
+
+    @property
+    def min_train_length(self) -> int:
+        """Two observations (Prophet refuses fewer)."""
+        return 2
+
+    def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> ProphetForecaster:
+        """Fit one Prophet model per series (see :meth:`LocalForecaster.fit`)."""
+        panel = as_panel(panel)
+        self.calendar_ = panel.ds_kind != "int"
+        self.freq_ = panel.freq
+        self._ds = {}
+        if self.calendar_:
+            seconds = panel.frame.select("unique_id", pl.col("ds").cast(pl.Datetime("ms")).dt.epoch("s"))
+            for (uid,), part in seconds.group_by("unique_id", maintain_order=True):
+                self._ds[str(uid)] = part["ds"].to_numpy().astype(np.float64)
+        return super().fit(panel, static=static)
+
+    def _fit_many(self, items: list[tuple[str, np.ndarray]]) -> list[tuple[str, Any, str | None]]:
+        """Attach each series' timestamps (seconds) as a first column: ``_fit_one`` gets an (n, 2) array."""
+        ds, self._ds = self._ds, {}
+        stacked = [(uid, np.column_stack([ds[uid] if uid in ds else
+                                          _EPOCH.astype(np.float64) + _DAY * np.arange(y.size), y]))
+                   for uid, y in items]
+        return super()._fit_many(stacked)
+
+    def _make(self) -> Any:
+        from prophet import Prophet
+
+        p = self.params
+        calendar = getattr(self, "calendar_", False)
+        model = Prophet(growth=p.growth, seasonality_mode=p.seasonality_mode,
+                        changepoint_prior_scale=p.changepoint_prior_scale,
+                        seasonality_prior_scale=p.seasonality_prior_scale, n_changepoints=p.n_changepoints,
+                        uncertainty_samples=0, yearly_seasonality="auto" if calendar else False,
+                        weekly_seasonality="auto" if calendar else False,
+                        daily_seasonality="auto" if calendar else False)
+        m = p.season_length or 1
+        if not calendar and m > 1:
+            model.add_seasonality(name=f"period_{m}", period=float(m), fourier_order=max(1, min(10, m // 2)))
+        return model
+
+    def _fit_one(self, y: np.ndarray) -> Any:
+        import pandas as pd
+
+        _quiet()
+        values = np.asarray(y, dtype=np.float64)
+        if values.ndim == 1:  # a fallback's or a direct call: consecutive days
+            values = np.column_stack([_EPOCH.astype(np.float64) + _DAY * np.arange(values.size), values])
+        seconds, target = values[:, 0], values[:, 1]
+        frame = pd.DataFrame({"ds": pd.to_datetime(seconds, unit="s"), "y": target})
+        model = self._make()
+        model.fit(frame, algorithm="LBFGS")
+        step = float(np.median(np.diff(seconds))) if seconds.size > 1 else _DAY
+        return model, float(seconds[-1]), step
+
+    def _future(self, state: Any, h: int) -> Any:
+        import pandas as pd
+
+        _, last, step = state
+        start = pd.to_datetime(last, unit="s")
+        if getattr(self, "calendar_", False) and isinstance(self.freq_, str):
+            dates = pl.select(pl.lit(start).cast(pl.Datetime("us"))).to_series()
+            out = []
+            for _ in range(h):
+                dates = dates.dt.offset_by(self.freq_)
+                out.append(dates[0])
+            return pd.DataFrame({"ds": pd.to_datetime(out)})
+        return pd.DataFrame({"ds": start + pd.to_timedelta(step * np.arange(1, h + 1), unit="s")})
+
+    def _predict_one(self, state: Any, h: int, levels: tuple[float, ...]) -> dict[str, np.ndarray]:
+        model = state[0]
+        future = self._future(state, h)
+        out = {"mean": model.predict(future)["yhat"].to_numpy(dtype=np.float64)}
+        if levels:
+            saved = np.random.get_state()
+            try:
+                np.random.seed(self.params.seed)
+                model.uncertainty_samples = self.params.uncertainty_samples
+                draws = np.asarray(model.predictive_samples(future)["yhat"], dtype=np.float64)  # (h, samples)
+            finally:
+                model.uncertainty_samples = 0
+                np.random.set_state(saved)
+            for lv in levels:
+                out[f"lo-{lv}"] = np.quantile(draws, 0.5 - lv / 200.0, axis=1)
+                out[f"hi-{lv}"] = np.quantile(draws, 0.5 + lv / 200.0, axis=1)
+        return out
+
+    def _fitted_one(self, state: Any) -> np.ndarray:
+        model = state[0]
+        return model.predict(model.history[["ds"]])["yhat"].to_numpy(dtype=np.float64)
