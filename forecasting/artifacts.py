@@ -31,8 +31,9 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ __all__ = [
     "MODEL_MANIFEST",
     "TEMP_PREFIX",
     "Digest",
+    "IntegrityWatch",
     "combine",
     "copy_sealed",
     "digest_folder",
@@ -54,6 +56,7 @@ __all__ = [
     "remove_folder",
     "seal",
     "sha256_file",
+    "stat_signature",
     "temp_folder",
     "verify",
     "verify_bytes",
@@ -472,7 +475,8 @@ def _check_digest(digest: str, sha256: str, *, where: str, file: str, base: Mapp
 
 
 #: graphs an export of each kind writes (xgboost: booster_0.onnx, booster_1.onnx, ...)
-_EXPORT_GRAPHS = {"tabular": ["model.onnx"], "nhits": ["network.onnx"], "tft": ["network.onnx"]}
+_EXPORT_GRAPHS = {"tabular": ["model.onnx"], "nhits": ["network.onnx"], "tft": ["network.onnx"],
+                  "tsmixer": ["network.onnx"]}
 #: native-state files an export of each kind keeps beside its graphs
 _EXPORT_STATE = {"tabular": ["metadata.json"]}
 _FORECASTER_STATE = ["model.json", "pipeline.json", "history.parquet"]
@@ -534,3 +538,81 @@ def verify_export(folder: str | os.PathLike[str]) -> dict[str, Any]:
         msg = f"{missing} missing from the manifest"
         raise refuse(msg)
     return meta
+
+
+# --------------------------------------------------------------------------- watching loaded folders
+def stat_signature(folder: str | os.PathLike[str]) -> str:
+    """A cheap fingerprint of a folder's files from ``stat`` alone (no file is read): the sha256 of
+    every entry's relative path, size, modification time (ns) and inode.
+
+    Rewriting, adding, removing or replacing a file changes it (unless the size and the
+    nanosecond mtime are forged too); it is the trigger for a full re-verification
+    (:class:`IntegrityWatch`, the model cache keys of :mod:`forecasting.loading`), never a
+    substitute for one. A missing folder gives ``"missing"``.
+    """
+    root = Path(folder)
+    digest = hashlib.sha256()
+    try:
+        for p in sorted(root.rglob("*")):
+            st = p.lstat()
+            digest.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
+    except OSError:
+        return "missing"
+    return digest.hexdigest() if root.is_dir() else "missing"
+
+
+class IntegrityWatch:
+    """The artifact folders a process has loaded, re-verified when their files change, and the
+    integrity failures seen (what ``/readyz`` reports).
+
+    :mod:`forecasting.loading` calls :meth:`watch` after a verified load and :meth:`fail`
+    when a load is refused; :meth:`check` compares each watched folder's
+    :func:`stat_signature` with the one recorded and, when it changed, runs the folder's full
+    verification again (sha256 of every file against the recorded digests). Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._watched: dict[str, tuple[str, Path, Callable[[], object]]] = {}
+        self._failures: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def watch(self, key: str, folder: str | os.PathLike[str], verify: Callable[[], object]) -> None:
+        """Remember a folder that verified and was loaded (``verify`` re-checks it; raises
+        :class:`~forecasting.errors.ArtifactIntegrityError`)."""
+        with self._lock:
+            self._watched[key] = (stat_signature(folder), Path(folder), verify)
+            self._failures.pop(key, None)
+
+    def fail(self, key: str, message: str) -> None:
+        """Record an integrity failure of ``key`` (kept until it verifies again or is forgotten)."""
+        with self._lock:
+            self._failures[key] = message
+
+    def forget(self, key: str) -> None:
+        """Stop watching ``key`` and drop its failure (the artifact was deleted)."""
+        with self._lock:
+            self._watched.pop(key, None)
+            self._failures.pop(key, None)
+
+    def check(self) -> list[str]:
+        """Re-verify every watched folder whose files changed; return the failures (one line each).
+
+        A watched folder that is gone is forgotten (a deleted version), not a failure.
+        """
+        with self._lock:
+            watched = dict(self._watched)
+        for key, (signature, folder, verify) in watched.items():
+            now = stat_signature(folder)
+            if now == signature:
+                continue
+            if now == "missing":
+                self.forget(key)
+                continue
+            try:
+                verify()
+            except ArtifactIntegrityError as exc:
+                self.fail(key, exc.message)
+            else:
+                self.watch(key, folder, verify)
+        with self._lock:
+            return [f"{key}: {message}" for key, message in sorted(self._failures.items())]

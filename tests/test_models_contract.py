@@ -64,6 +64,7 @@ def _months_after(last: dt.datetime, h: int) -> list[dt.datetime]:
 #: deep models train for a handful of steps on tiny networks here (their quality is benchmarked elsewhere)
 SMALL = {"nhits": {"max_steps": 5, "windows_batch_size": 16, "batch_size": 2, "mlp_units": 16},
          "tft": {"max_steps": 5, "windows_batch_size": 16, "batch_size": 2, "hidden_size": 8},
+         "tsmixer": {"max_steps": 5, "windows_batch_size": 16, "batch_size": 2, "ff_dim": 8},
          "auto": {"candidates": ["naive", "seasonal_naive", "auto_theta"]}}
 
 

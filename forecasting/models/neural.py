@@ -46,7 +46,7 @@ from forecasting.errors import (
     NotFittedError,
     TimeLimitError,
 )
-from forecasting.explanation import Explanation
+from forecasting.explanation import Explanation, calendar_categories, rebase
 from forecasting.features import FeaturePipeline, FeatureSpec
 from forecasting.artifacts import seal, verify
 from forecasting.models.base import Capabilities, as_panel, split_short
@@ -738,6 +738,8 @@ class NeuralForecaster(GlobalForecaster[NP]):
             full[:, :L, y_col] = y_in
             for j, c in enumerate(ex_cols):
                 full[:, :, c] = ex[:, :, j]
+            if not ex_cols:  # no exogenous input (calendar=[]): keep the empty tensor in the graph for captum
+                full = full + ex.sum()
             fixed = mask.repeat(B // mask.shape[0], 1, 1)
             full[:, :, m_col], full[:, :, s_col] = fixed[:, :, 0], fixed[:, :, 1]
             # the point forecast after quantile rearrangement (rearrange_quantiles), as predict returns it
@@ -809,10 +811,24 @@ class NeuralForecaster(GlobalForecaster[NP]):
         Dv = np.repeat(data, h, axis=0)
         rows = to_caller_tz(keys, panel).with_columns(pl.int_range(1, pl.len() + 1).over("unique_id").alias("step"))
         self.net_.to(torch.device(self.device_))
-        return Explanation(values=V, base_values=Bv, feature_names=names, data=Dv, output=Ov, rows=rows,
-                           method=f"integrated gradients (captum, {n_steps} Gauss-Legendre steps) on the {self.alias} "
-                                  f"network with its window scaling, in units of y; baseline: the window flattened "
-                                  f"to its means (y: to the spread of the scaler's floor)")
+        e = Explanation(values=V, base_values=Bv, feature_names=names, data=Dv, output=Ov, rows=rows,
+                        method=f"integrated gradients (captum, {n_steps} Gauss-Legendre steps) on the {self.alias} "
+                               f"network with its window scaling, in units of y; baseline: the window flattened "
+                               f"to its means (y: to the spread of the scaler's floor)",
+                        categories=calendar_categories(names))
+        # one base value for the model; the series' level and the baseline's own forecast as series terms
+        level = np.repeat(temporal[:, :L, y_col].mean(axis=1), h).astype(np.float64)
+        b0 = self.base_value()
+        return rebase(e, b0, [("series level (mean of its input window)", level - b0, level)],
+                      last=("forecast from the flat window, minus the level", Bv))
+
+    def base_value(self) -> float:
+        """The model's one base value, units of ``y``: the mean over the training series of the mean of each
+        series' last ``input_size`` values (what is stored with the model, so unchanged by save/load)."""
+        keep = self.window
+        tail = self.panel_.frame.filter(pl.int_range(pl.len()).over("unique_id")
+                                        >= pl.len().over("unique_id").cast(pl.Int64) - keep)
+        return float(tail.group_by("unique_id").agg(pl.col("y").mean())["y"].mean())  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ save / load
     def save(self, path: str | os.PathLike[str]) -> Path:
