@@ -14,7 +14,7 @@ import dataclasses
 import io
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,10 @@ class RegisteredModels:
     store: Store
     runner: JobRunner
     limits: Limits
+    #: called with (tenant, version, result) after each forecast served (monitoring records it)
+    on_served: Callable[[str, VersionInfo, ForecastResult], None] | None = None
+    #: called with (tenant, name, job, frame) when a forecast model's training is queued (monitoring keeps the data)
+    on_training: Callable[[str, str, JobInfo, pl.DataFrame], None] | None = None
 
     # ------------------------------------------------------------------ training
     def submit_training(self, tenant: str, *, name: str, model: Any, data: Any, kind: str = "forecast",
@@ -78,7 +82,10 @@ class RegisteredModels:
         job_id = self.runner.submit_training(tenant, name, model, frame, kind=kind,  # type: ignore[arg-type]
                                              target=target, h=h, freq=freq, fill_missing=fill_missing,
                                              fill_gaps=fill_gaps)
-        return self.runner.get_job(job_id, tenant)
+        job = self.runner.get_job(job_id, tenant)
+        if self.on_training is not None and kind == "forecast":
+            self.on_training(tenant, name, job, frame)
+        return job
 
     def submit_upload(self, tenant: str, *, filename: str, content: bytes, **fields: Any) -> JobInfo:
         """As :meth:`submit_training` with the data in an uploaded CSV or Parquet file (read as data only).
@@ -185,7 +192,7 @@ class RegisteredModels:
             result = forecast(history, model=info.spec, h=h, freq=info.fingerprint.get("freq"), level=level,
                               fill_missing=fill_missing, fill_gaps=fill_gaps, X_future=X_future,
                               limits=self.limits)
-            return dataclasses.replace(result, registered=registered)
+            return self._served(tenant, info, dataclasses.replace(result, registered=registered))
         served, runtime = load_serving(self.store, info)
         model = _forecaster(info, served)
         result = forecast_fitted(model, history, h=h, level=level, X_future=X_future, fill_missing=fill_missing,
@@ -199,16 +206,22 @@ class RegisteredModels:
                     f"it needs) and have no forecast here: send them in history to forecast them with the fallback "
                     f"'{info.spec.get('fallback')}'")
             result = dataclasses.replace(result, notes=[*result.notes, note])
+        return self._served(tenant, info, result)
+
+    def _served(self, tenant: str, info: VersionInfo, result: ForecastResult) -> ForecastResult:
+        if self.on_served is not None:
+            self.on_served(tenant, info, result)
         return result
 
     def explain(self, tenant: str, ref: str, *, h: int, history: Any = None, X_future: Any = None,
-                series: Sequence[str] | None = None, steps: Sequence[int] | None = None) -> ExplainResult:
-        """Explanations of the forecast rows asked (all by default).
+                series: Sequence[str] | None = None, steps: Sequence[int] | None = None,
+                approximate: bool = False) -> ExplainResult:
+        """Explanations of the forecast rows asked (all by default), as :func:`forecasting.service.explain`.
 
         Raises
         ------
         CapabilityError
-            Statistical models (no per-feature attributions) and tabular models (use :meth:`explain_rows`).
+            Tabular models (use :meth:`explain_rows`).
         InvalidInputError, InvalidParameterError
             Unknown ``series``, ``steps`` outside 1..h.
         """
@@ -216,7 +229,7 @@ class RegisteredModels:
         h = validate_h(h, max_h=self.limits.max_h)
         model = _forecaster(info, load_version(self.store, info))
         result = explain(history, model=model, h=h, X_future=X_future, limits=self.limits,
-                         registered=Registered(info.name, info.version))
+                         registered=Registered(info.name, info.version), approximate=approximate)
         return ExplainResult(explanation=select_rows(result.explanation, series=series, steps=steps),
                              model=result.model, registered=result.registered, notes=result.notes)
 
@@ -281,7 +294,8 @@ class RegisteredModels:
 
     # ------------------------------------------------------------------ operations
     def readiness(self) -> list[str]:
-        """What is not reachable: the database and the artifact store (``[]`` when ready)."""
+        """What is not ready: the database, the artifact store, and any loaded artifact whose files failed
+        their digests (re-verified when their files changed since loading; ``[]`` when ready)."""
         import os
 
         problems = []
@@ -292,6 +306,7 @@ class RegisteredModels:
         folder = self.store.artifacts_dir
         if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
             problems.append(f"artifact store '{folder}' is not a writable folder")
+        problems.extend(f"artifact integrity failure: {line}" for line in self.store.integrity.check())
         return problems
 
     def jobs_by_state(self) -> dict[str, int]:

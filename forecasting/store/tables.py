@@ -13,13 +13,16 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
+    Unicode,
     UniqueConstraint,
     create_engine,
     event,
@@ -27,7 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["AliasRow", "Base", "JobRow", "ModelRow", "VersionRow", "alembic_config", "make_engine", "redact"]
+__all__ = ["AliasRow", "Base", "DecisionRow", "JobRow", "ModelRow", "RetrainPolicyRow", "SchedulerJobRow", "VersionRow",
+           "alembic_config", "make_engine", "redact"]
 
 _MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -67,6 +71,8 @@ class VersionRow(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16))  # "pending" while its artifact is copied in, then "ready"
+    export_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)  # its ONNX export's digest
+    export_files: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
 
 class AliasRow(Base):
     """``aliases``: ``demand@production`` -> a version of ``demand``."""
@@ -101,6 +107,48 @@ class JobRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # interruptions while running
+
+class RetrainPolicyRow(Base):
+    """``retrain_policies``: a model's retraining policy, its count of new observations and its run lock."""
+
+    __tablename__ = "retrain_policies"
+    __table_args__ = (UniqueConstraint("model_id", name="uq_retrain_policies_model"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    new_observations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    running_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+class DecisionRow(Base):
+    """``retrain_decisions``: one champion/challenger comparison and whether the alias moved."""
+
+    __tablename__ = "retrain_decisions"
+    __table_args__ = (Index("ix_retrain_decisions_model_created", "model_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    trigger: Mapped[str] = mapped_column(String(32))
+    champion_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    challenger_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    metric: Mapped[str] = mapped_column(String(16))
+    champion_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    challenger_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    margin: Mapped[float] = mapped_column(Float)
+    promoted: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+class SchedulerJobRow(Base):
+    """``scheduler_jobs``: APScheduler's job store (its ``SQLAlchemyJobStore`` table, kept by Alembic here)."""
+
+    __tablename__ = "scheduler_jobs"
+
+    id: Mapped[str] = mapped_column(Unicode(191), primary_key=True)
+    next_run_time: Mapped[float | None] = mapped_column(Float(25), nullable=True, index=True)
+    job_state: Mapped[bytes] = mapped_column(LargeBinary)
 
 def alembic_config(database_url: str, *, connection: Any = None) -> Any:
     """An Alembic ``Config`` for the registry schema, built in code (no ``alembic.ini``).
@@ -121,27 +169,54 @@ def alembic_config(database_url: str, *, connection: Any = None) -> Any:
         cfg.attributes["connection"] = connection
     return cfg
 
-def make_engine(database_url: str) -> Engine:
+def make_engine(database_url: str, *, busy_timeout_s: float = 30.0) -> Engine:
     """A SQLAlchemy engine for ``database_url``; SQLite gets its folder created, foreign keys, a busy timeout
-    and WAL (file databases)."""
+    and WAL (file databases).
+
+    ``busy_timeout_s`` is how long a statement waits for a lock held by another connection
+    (SQLite's ``busy_timeout``); past it the statement fails, and every "database is locked"
+    or lock-timeout error of the driver is raised as :class:`~forecasting.errors.StoreBusyError`
+    (HTTP 503 with ``Retry-After``) through SQLAlchemy's ``handle_error`` event.
+    """
     url = make_url(database_url)
     kwargs: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         db = url.database
         if db and db != ":memory:" and not db.startswith("file:"):
             Path(db).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": busy_timeout_s}
     engine = create_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - exercised by every test
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")  # aliases cascade with their version
-            cur.execute("PRAGMA busy_timeout=30000")  # worker processes write progress concurrently
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")  # wait this long for another writer
             if db and db != ":memory:":
                 cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
             cur.close()
+
+    @event.listens_for(engine, "handle_error")
+    def _busy(context: Any) -> None:
+        text = str(context.original_exception).lower()
+        if any(m in text for m in _BUSY_MESSAGES):
+            from forecasting.errors import StoreBusyError
+
+            msg = (
+                f"the registry database is busy (locked by another writer for more than {busy_timeout_s:g} s); "
+                f"retry shortly"
+            )
+            raise StoreBusyError(msg, field="database", details={"retry_after_s": _RETRY_AFTER_S}) \
+                from context.original_exception
+
     return engine
+
+
+#: driver messages of a lock that was not released in time (SQLite, PostgreSQL's lock_timeout)
+_BUSY_MESSAGES = ("database is locked", "database is busy", "database table is locked", "lock timeout")
+#: seconds a client is told to wait after a busy database
+_RETRY_AFTER_S = 2
+
 
 def redact(url: str) -> str:
     """``url`` with its password hidden, for messages."""

@@ -1,0 +1,133 @@
+"""Anomalies: points outside a prediction interval, with a score.
+
+Two sources of intervals, one rule:
+
+* **on history**, :func:`insample_intervals` puts an interval at ``level`` around each in-sample one-step
+  fitted value (the model's ``fitted_values()``): ``conformal`` (default) takes, per series, the split-conformal
+  quantile of the absolute in-sample residuals (the ``ceil((n + 1) level)``-th smallest; Vovk, Gammerman &
+  Shafer 2005, *Algorithmic Learning in a Random World*; Angelopoulos & Bates 2021, "A gentle introduction to
+  conformal prediction", section 1), ``normal`` a Gaussian band ``fitted +- z sigma`` with ``sigma`` the
+  residuals' standard deviation (what statsforecast's in-sample intervals assume for its models);
+* **on new observations**, the interval of the forecast served for that point (its ``-lo-``/``-hi-``
+  columns at ``level``).
+
+:func:`score_points` then gives each point its score: the distance from the centre in half-widths on its side,
+``(y - center) / (hi - center)`` above the centre and ``(center - y) / (center - lo)`` below it; a point is an
+anomaly when its score exceeds 1, i.e. when it lies outside ``[lo, hi]``. The use cases
+(:func:`forecasting.service.monitoring.detect_anomalies` on inline data, and
+:meth:`forecasting.service.monitoring.Monitoring.observation_anomalies` on a registered model's observations)
+call these.
+"""
+
+from __future__ import annotations
+
+from statistics import NormalDist
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from forecasting.errors import InvalidParameterError
+
+__all__ = ["METHODS", "insample_intervals", "score_points"]
+
+Method = Literal["conformal", "normal"]
+METHODS: tuple[str, ...] = ("conformal", "normal")
+
+
+def _half_width(residuals: np.ndarray, level: float, method: str) -> float:
+    """The interval's half-width for one series' residuals (finite ones only; NaN when there are none)."""
+    from forecasting.models.auto import _conformal_quantile
+
+    r = residuals[np.isfinite(residuals)]
+    if r.size == 0:
+        return float("nan")
+    if method == "conformal":
+        return _conformal_quantile(np.abs(r), level)
+    z = NormalDist().inv_cdf(0.5 + level / 200.0)
+    return float(z * np.std(r, ddof=1)) if r.size > 1 else float("nan")
+
+
+def insample_intervals(fitted: pl.DataFrame, *, level: float, method: Method = "conformal",
+                       fitted_col: str = "fitted") -> pl.DataFrame:
+    """Intervals at ``level`` around in-sample fitted values, per series.
+
+    Parameters
+    ----------
+    fitted : pl.DataFrame
+        ``unique_id, ds, y`` and ``fitted_col`` (the one-step fitted value; null where the model has none, such
+        as a seasonal naive's first season).
+    level : float
+        Percent, in (0, 100).
+    method : {"conformal", "normal"}
+        See the module docstring.
+    fitted_col : str
+
+    Returns
+    -------
+    pl.DataFrame
+        ``unique_id, ds, y, fitted, lo, hi`` in the input's order (``lo``/``hi`` null where ``fitted`` is).
+
+    Raises
+    ------
+    InvalidParameterError
+        An unknown ``method`` or a ``level`` outside (0, 100).
+
+    Examples
+    --------
+    Residuals 0, 1, -1, 2, -2, 10 of one series: the 50 % conformal half-width is the
+    ``ceil(7 * 0.5) = 4``-th smallest absolute residual, 2.
+
+    >>> f = pl.DataFrame({"unique_id": ["a"] * 6, "ds": range(6), "y": [0.0, 1, -1, 2, -2, 10],
+    ...                   "fitted": [0.0] * 6})
+    >>> insample_intervals(f, level=50)["hi"].to_list()
+    [2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+    """
+    if method not in METHODS:
+        msg = f"method must be one of {', '.join(METHODS)}, got {method!r}"
+        raise InvalidParameterError(msg, field="method")
+    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 100:
+        msg = f"level must be a number in (0, 100) (percent), got {level!r}"
+        raise InvalidParameterError(msg, field="level")
+    frame = fitted.rename({fitted_col: "fitted"}) if fitted_col != "fitted" else fitted
+    widths = {str(uid): _half_width((part["y"] - part["fitted"]).to_numpy().astype(np.float64), float(level), method)
+              for (uid,), part in frame.select("unique_id", "y", "fitted").group_by("unique_id",
+                                                                                     maintain_order=True)}
+    half = pl.col("unique_id").cast(pl.String).replace_strict(widths, return_dtype=pl.Float64)
+    return frame.select("unique_id", "ds", "y", "fitted").with_columns(
+        (pl.col("fitted") - half).alias("lo"), (pl.col("fitted") + half).alias("hi"))
+
+
+def score_points(frame: pl.DataFrame, *, center: str = "fitted") -> pl.DataFrame:
+    """Add ``score`` and ``anomaly`` to rows with ``y``, a centre and ``lo``/``hi`` bounds.
+
+    Parameters
+    ----------
+    frame : pl.DataFrame
+        Columns ``y``, ``center``, ``lo``, ``hi`` (nulls allowed: no score there).
+    center : str
+        The column the interval is centred on (the fitted value or the served point forecast).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``frame`` with ``score`` (half-widths from the centre on the point's side; ``inf`` for a point off a
+        zero-width band, 0 on it, null where a value or bound is null) and ``anomaly`` (``score > 1``: outside ``[lo, hi]``; false where no score).
+
+    Examples
+    --------
+    >>> f = pl.DataFrame({"y": [11.0, 7.0, 10.5], "fitted": [10.0] * 3, "lo": [8.0] * 3, "hi": [12.0] * 3})
+    >>> score_points(f).select("score", "anomaly").rows()
+    [(0.5, False), (1.5, True), (0.25, False)]
+    """
+    y, c = pl.col("y"), pl.col(center)
+    above = y >= c
+    dist = pl.when(above).then(y - c).otherwise(c - y)
+    side = pl.when(above).then(pl.col("hi") - c).otherwise(c - pl.col("lo"))
+    missing = y.is_null() | c.is_null() | pl.col("lo").is_null() | pl.col("hi").is_null()
+    score = (pl.when(missing).then(pl.lit(None, dtype=pl.Float64))
+             .when(side > 0).then(dist / side)
+             .when(dist == 0).then(pl.lit(0.0))
+             .otherwise(pl.lit(float("inf"))))
+    return frame.with_columns(score.alias("score")).with_columns(
+        (pl.col("score").fill_null(0.0) > 1.0).alias("anomaly"))

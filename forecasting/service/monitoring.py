@@ -1,0 +1,1009 @@
+"""Models that keep learning: observations, served-forecast accuracy, retraining (champion/challenger), anomalies.
+
+The one place for these use cases (the API's ``forecasting.api.monitoring`` routes and the CLI's
+``observe``/``retrain``/``accuracy``/``anomalies`` commands are a call here plus a mapping):
+
+* **observations** (:meth:`Monitoring.observe`, :meth:`Monitoring.observations`): actuals of a registered
+  model's series, validated by the data contract (:func:`forecasting.data.validate_panel` at the version's
+  frequency), refused as a whole when a row is bad (unknown series, a timestamp at or before the stored ones,
+  null/NaN/inf ``y``, off the frequency), gaps reported; kept append-only (:mod:`forecasting.store.monitoring`).
+  The training data of each registered version is kept the same way (:meth:`Monitoring.stage_training` when
+  the job is queued, moved in by :meth:`Monitoring.merge_staged` once it succeeded), so a model's series are known and a retrain trains on all the data;
+* **accuracy** (:meth:`Monitoring.record_served`, :meth:`Monitoring.accuracy`): every forecast served for a
+  registered version is kept with its version, origin and horizon step, and scored once its actuals arrive:
+  sMAPE and MASE (M4 definitions, :func:`forecasting.evaluation.evaluate`) and the coverage of each level, by
+  version, horizon step or series, over a time range;
+* **retraining** (:class:`RetrainPolicy`, :meth:`Monitoring.retrain`, :class:`RetrainScheduler`): per model a
+  schedule (cron or interval; APScheduler 3 with its SQLAlchemy job store in the registry database, so
+  schedules survive restarts, with ``max_instances=1`` and ``coalesce``), a trigger on N new observations and
+  one on accuracy drift. A retrain trains a challenger on all the data, scores champion and challenger on the
+  latest hold-out window (:func:`forecasting.backtest.holdout_scores`; a saved champion forecasts the window
+  from the data before it without refitting), registers the challenger and moves ``production`` only when it
+  wins by the policy's margin; every decision is recorded with both scores. A database lock keeps one retrain
+  per model at a time, across processes;
+* **anomalies** (:func:`detect_anomalies` on inline data, :meth:`Monitoring.observation_anomalies` on a model's
+  new observations): points outside an interval at ``level``, with a score (:mod:`forecasting.anomalies`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import polars as pl
+
+from forecasting.anomalies import Method, insample_intervals, score_points
+from forecasting.data import (
+    Panel,
+    _examples,
+    find_gaps,
+    find_invalid_y,
+    infer_freq,
+    normalize_freq,
+    to_polars,
+    validate_levels,
+    validate_panel,
+)
+from forecasting.errors import (
+    CapabilityError,
+    InvalidInputError,
+    InvalidParameterError,
+    NotFoundError,
+)
+from forecasting.service.core import Limits, check_limits, resolve
+from forecasting.store import Store, VersionInfo
+from forecasting.store.monitoring import DecisionInfo, MonitoringStore
+
+__all__ = [
+    "AccuracyResult",
+    "AnomalyResult",
+    "Monitoring",
+    "ObservationResult",
+    "RetrainPolicy",
+    "RetrainScheduler",
+    "detect_anomalies",
+]
+
+log = logging.getLogger("forecasting.monitoring")
+
+_KEYS = ["unique_id", "ds"]
+#: the input row number carried through validation (messages name rows by it)
+_ROW = "_input_row"
+AccuracyBy = Literal["version", "step", "series"]
+Trigger = Literal["schedule", "observations", "drift", "manual"]
+#: the default level of anomaly intervals, percent
+DEFAULT_ANOMALY_LEVEL = 99.0
+
+
+# --------------------------------------------------------------------------- results and the policy
+@dataclass(frozen=True)
+class ObservationResult:
+    """What :meth:`Monitoring.observe` stored.
+
+    Attributes
+    ----------
+    model : str
+    rows : int
+        Rows stored (replacements included).
+    replaced : int
+        Rows that overwrote stored points (``replace=True``).
+    series : list of str
+        Series of the batch.
+    gaps : list of dict
+        Per series with missing timestamps (between the stored ones and the batch, or inside it):
+        ``{"unique_id", "missing", "examples"}``; the points are stored all the same.
+    retrain : str or None
+        The retrain trigger this batch fired (``"observations"`` or ``"drift"``), if any.
+    notes : list of str
+    """
+
+    model: str
+    rows: int
+    replaced: int
+    series: list[str]
+    gaps: list[dict[str, Any]]
+    retrain: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AccuracyResult:
+    """Realised accuracy of the served forecasts of a model (:meth:`Monitoring.accuracy`).
+
+    Attributes
+    ----------
+    model : str
+    by : {"version", "step", "series"}
+    rows : pl.DataFrame
+        One row per ``version`` (and ``step`` or ``unique_id``): ``points`` (forecast points with an actual),
+        ``series``, ``smape`` (0-200), ``mase`` (null without a MASE scale), ``coverage_<L>`` per level served
+        (fraction in [0, 1], null where no point had that level).
+    levels : list of float
+    """
+
+    model: str
+    by: str
+    rows: pl.DataFrame
+    levels: list[float]
+
+
+@dataclass(frozen=True)
+class AnomalyResult:
+    """Points outside their interval (:func:`detect_anomalies`, :meth:`Monitoring.observation_anomalies`).
+
+    Attributes
+    ----------
+    points : pl.DataFrame
+        ``unique_id, ds, y, center, lo, hi, score, anomaly`` for every scored point (``center``: the fitted value
+        or the served forecast).
+    level : float
+    method : str
+        ``"conformal"``, ``"normal"`` or ``"served"`` (the served forecast's interval).
+    model : str
+        The model whose interval was used.
+    notes : list of str
+    """
+
+    points: pl.DataFrame
+    level: float
+    method: str
+    model: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def anomalies(self) -> pl.DataFrame:
+        """The rows flagged, highest score first."""
+        return self.points.filter(pl.col("anomaly")).sort("score", descending=True)
+
+
+class RetrainPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """When and how a model is retrained (``PUT /v1/models/{name}/retraining``).
+
+    Attributes
+    ----------
+    cron : str, optional
+        A crontab expression (5 fields, UTC), e.g. ``"0 3 * * *"``.
+    interval_s : int, optional
+        Seconds between scheduled retrains (>= 1); with ``cron``, ``cron`` wins.
+    every_n_observations : int, optional
+        Retrain once this many observations arrived since the last retrain.
+    drift_factor : float, optional
+        Retrain when the champion's realised MASE over its last ``drift_window`` scored points exceeds its
+        hold-out MASE times this factor (> 1).
+    drift_window : int
+        Points of that window (default 48).
+    margin : float
+        Relative improvement the challenger needs to take ``production`` (0.05: a score 5 % lower), in [0, 1).
+    metric : {"mase", "smape"}
+    h : int, optional
+        The hold-out window (default: the champion's validated horizon).
+    model : str or dict, optional
+        The challenger's spec (default: the champion's).
+    """
+
+    cron: str | None = None
+    interval_s: int | None = None
+    every_n_observations: int | None = None
+    drift_factor: float | None = None
+    drift_window: int = 48
+    margin: float = 0.0
+    metric: Literal["mase", "smape"] = "mase"
+    h: int | None = None
+    model: str | dict[str, Any] | None = None
+
+    def check(self) -> RetrainPolicy:
+        """Validate the fields (returns ``self``).
+
+        Raises
+        ------
+        InvalidParameterError
+            A malformed cron expression, a count or window below 1, a factor <= 1, a margin outside [0, 1),
+            naming the field.
+        """
+        if self.cron is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.cron, timezone=UTC)
+            except ValueError as exc:
+                msg = f"cron: {self.cron!r} is not a crontab expression (minute hour day month weekday): {exc}"
+                raise InvalidParameterError(msg, field="cron") from None
+        for name in ("interval_s", "every_n_observations", "h"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                msg = f"{name} must be an integer >= 1, got {value}"
+                raise InvalidParameterError(msg, field=name)
+        if self.drift_window < 1:
+            msg = f"drift_window must be an integer >= 1, got {self.drift_window}"
+            raise InvalidParameterError(msg, field="drift_window")
+        if self.drift_factor is not None and not self.drift_factor > 1:
+            msg = f"drift_factor must be > 1 (realised MASE over hold-out MASE), got {self.drift_factor}"
+            raise InvalidParameterError(msg, field="drift_factor")
+        if not 0 <= self.margin < 1:
+            msg = f"margin must be in [0, 1) (relative improvement), got {self.margin}"
+            raise InvalidParameterError(msg, field="margin")
+        return self
+
+
+def _season(spec: dict[str, Any]) -> int:
+    season = (spec.get("params") or {}).get("season_length")
+    return int(max(season) if isinstance(season, list) else (season or 1))
+
+
+def _rows_text(rows: Sequence[int]) -> str:
+    listed = ", ".join(str(r) for r in rows[:5])
+    return listed + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+
+
+def _internal_ds(frame: pl.DataFrame) -> pl.DataFrame:
+    """``ds`` as the store keeps it: dates as datetimes, aware timestamps as naive UTC (as a validated panel)."""
+    dtype = frame.schema["ds"]
+    if dtype == pl.Date:
+        return frame.with_columns(pl.col("ds").cast(pl.Datetime("us")))
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+        return frame.with_columns(pl.col("ds").dt.convert_time_zone("UTC").dt.replace_time_zone(None))
+    return frame
+
+
+def _bound(value: Any, dtype: pl.DataType, name: str) -> Any:
+    """A ``start``/``end`` query value in the type of the stored ``ds``."""
+    if value is None or isinstance(value, int | datetime) and not isinstance(value, bool):
+        return value
+    try:
+        if dtype == pl.Int64:
+            return int(value)
+        parsed = pl.Series([str(value)]).str.to_datetime(time_unit="us")
+        if parsed.dtype.time_zone is not None:  # type: ignore[attr-defined]
+            parsed = parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        return parsed.item()
+    except (ValueError, pl.exceptions.PolarsError):
+        msg = f"{name} must be a timestamp (ISO 8601) or an integer step like the stored ds, got {value!r}"
+        raise InvalidParameterError(msg, field=name) from None
+
+
+# --------------------------------------------------------------------------- the use cases
+@dataclass
+class Monitoring:
+    """Observations, accuracy, retraining and anomalies of one app's registered models.
+
+    Parameters
+    ----------
+    store : Store
+    limits : Limits
+        Request-size limits (observation batches and inline anomaly data are held to them).
+    trigger : callable, optional
+        ``trigger(tenant, name, reason)`` runs a retrain off the request path (the app's
+        :class:`RetrainScheduler` sets it); without one a trigger is only reported.
+    """
+
+    store: Store
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    trigger: Callable[[str, str, str], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.parts = MonitoringStore(self.store)
+
+    # ------------------------------------------------------------------ observations
+    def _forecast_info(self, tenant: str, name: str) -> VersionInfo:
+        info = self.store.get(name, tenant=tenant)
+        if info.kind != "forecast":
+            msg = f"model '{name}' is a tabular model: observations and retraining are for forecast models"
+            raise CapabilityError(msg, field="model")
+        return info
+
+    def stage_training(self, tenant: str, name: str, job: Any, frame: pl.DataFrame) -> None:
+        """Keep a queued training job's data until the job ends (:class:`RegisteredModels` calls this): once it
+        succeeded, the rows become the model's first observations (:meth:`merge_staged`)."""
+        cols = [c for c in ("unique_id", "ds", "y") if c in frame.columns]
+        if len(cols) < 3:
+            return
+        folder = self.parts.store.artifacts_dir / tenant / name / "_staged"
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".tmp-{job.id}.parquet"
+        frame.select(cols).write_parquet(tmp)
+        tmp.replace(folder / f"{job.id}.parquet")
+
+    def merge_staged(self, tenant: str, name: str) -> None:
+        """Move the data of finished training jobs into the model's observations (succeeded) or drop it."""
+        folder = self.parts.store.artifacts_dir / tenant / name / "_staged"
+        for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+            if path.name.startswith(".tmp-"):
+                continue
+            try:
+                job = self.store.get_job(path.stem, tenant)
+            except NotFoundError:
+                path.unlink(missing_ok=True)
+                continue
+            if job.state == "succeeded" and job.version is not None:
+                self.keep_training_data(self.store.get(f"{name}@{job.version}", tenant=tenant),
+                                        pl.read_parquet(path))
+            if job.state in ("succeeded", "failed", "cancelled"):
+                path.unlink(missing_ok=True)
+
+    def keep_training_data(self, info: VersionInfo, frame: pl.DataFrame) -> None:
+        """Keep the rows of a newly registered version's training data that the model's store lacks
+        (the job runner calls this; tabular versions and failures are skipped, logged)."""
+        if info.kind != "forecast":
+            return
+        try:
+            panel = validate_panel(frame.select("unique_id", "ds", "y"), freq=info.fingerprint.get("freq"))
+            new = panel.frame
+            stored = self.parts.scan(info.tenant, info.name, "observations")
+            if stored is not None:
+                new = new.join(stored.select(_KEYS).collect(), on=_KEYS, how="anti")
+            if new.height:
+                self.parts.append(info.tenant, info.name, "observations", new.select("unique_id", "ds", "y"))
+        except Exception:  # noqa: BLE001 - keeping the data must never fail a registration
+            log.warning("could not keep the training data of %s", info.ref, exc_info=True)
+
+    def observe(self, tenant: str, name: str, data: Any, *, replace: bool = False) -> ObservationResult:
+        """Append actuals of a registered model's series.
+
+        Parameters
+        ----------
+        tenant, name : str
+        data : frame, mapping of columns or list of rows
+            ``unique_id, ds, y`` (no other columns), at the model's frequency.
+        replace : bool, default False
+            Overwrite points already stored instead of refusing them.
+
+        Returns
+        -------
+        ObservationResult
+
+        Raises
+        ------
+        NotFoundError
+            No such model.
+        InvalidInputError
+            Naming the rows (0-based, in the order sent): other columns, null/NaN/inf ``y``, series the model does
+            not have, points already stored (without ``replace``), timestamps before the stored ones, a frequency
+            other than the model's, duplicates. Nothing of a refused batch is stored.
+        """
+        info = self._forecast_info(tenant, name)
+        self.merge_staged(tenant, name)
+        freq = normalize_freq(info.fingerprint.get("freq"))
+        batch = self._validated_batch(data, freq)
+        stored = self.parts.scan(tenant, name, "observations")
+        notes: list[str] = []
+        replaced = 0
+        last = None
+        if stored is None:
+            notes.append(f"model '{name}' had no stored observations or training data: the series of this batch "
+                         f"are now its series")
+        else:
+            keys = stored.select(_KEYS).unique().collect()
+            replaced = self._check_against_stored(batch, keys, replace=replace, name=name)
+            last = keys.group_by("unique_id").agg(pl.col("ds").max())
+        gaps = self._gaps(batch, last, freq)
+        self.parts.append(tenant, name, "observations", batch.select("unique_id", "ds", "y"))
+        count = self.parts.count_observations(name, tenant, batch.height)
+        retrain = self._due(tenant, name, count)
+        self.write_summary(tenant, name)
+        if retrain is not None and self.trigger is not None:
+            self.trigger(tenant, name, retrain)
+        return ObservationResult(model=name, rows=batch.height, replaced=replaced,
+                                 series=batch["unique_id"].unique(maintain_order=True).to_list(), gaps=gaps,
+                                 retrain=retrain, notes=notes)
+
+    def _validated_batch(self, data: Any, freq: str | int | None) -> pl.DataFrame:
+        """The batch after the data contract, with ``row`` (the input row number); raises naming rows."""
+        frame = to_polars(data, field_name="data")
+        extra = [c for c in frame.columns if c not in ("unique_id", "ds", "y")]
+        if extra:
+            msg = f"observations have the columns unique_id, ds, y only; got also {extra[:5]}"
+            raise InvalidInputError(msg, field="data", details={"columns": extra})
+        check_limits_rows = frame.height
+        if self.limits.max_rows is not None and check_limits_rows > self.limits.max_rows:
+            msg = f"data has {check_limits_rows} rows; the limit is {self.limits.max_rows}"
+            raise InvalidInputError(msg, field="data", details={"limit": self.limits.max_rows})
+        if "y" in frame.columns and frame.schema["y"].is_numeric():
+            bad = find_invalid_y(frame.with_columns(pl.col("y").cast(pl.Float64)))
+            if bad.height:
+                rows = bad["row"].to_list()
+                msg = (f"observations: y is null, NaN or infinite in rows {_rows_text(rows)} (series "
+                       f"{_examples(bad['unique_id'].unique(maintain_order=True).to_list())}); nothing was stored")
+                raise InvalidInputError(msg, field="data.y", details={"rows": rows[:100]})
+        frame = frame.with_row_index(_ROW)
+        # gaps are reported, not refused: validate with them filled, then drop the filled rows
+        panel = validate_panel(frame, freq=freq, fill_missing="zero", fill_gaps=True)
+        batch = panel.frame.filter(pl.col(_ROW).is_not_null())
+        if freq is not None:
+            steps = batch.group_by("unique_id").len().filter(pl.col("len") > 2)
+            if steps.height:
+                seen = infer_freq(batch.filter(pl.col("unique_id").is_in(steps["unique_id"].implode()))
+                                  .select(_KEYS))
+                if normalize_freq(seen) != freq:
+                    msg = (f"observations are at frequency '{seen}' but the model was trained at '{freq}' "
+                           f"(rows {_rows_text(batch[_ROW].to_list())}); nothing was stored")
+                    raise InvalidInputError(msg, field="data.ds", details={"freq": str(seen), "expected": str(freq)})
+        return batch
+
+    @staticmethod
+    def _check_against_stored(batch: pl.DataFrame, keys: pl.DataFrame, *, replace: bool, name: str) -> int:
+        """Refuse unknown series, stored points (unless ``replace``) and timestamps before the stored ones;
+        returns the number of points replaced."""
+        known = keys["unique_id"].unique()
+        unknown = batch.filter(~pl.col("unique_id").is_in(known.implode()))
+        if unknown.height:
+            series = unknown["unique_id"].unique(maintain_order=True).to_list()
+            msg = (f"observations for series model '{name}' does not have: {_examples(series)} (rows "
+                   f"{_rows_text(unknown[_ROW].to_list())}); nothing was stored")
+            raise InvalidInputError(msg, field="data.unique_id", details={"series": series[:100],
+                                                                          "rows": unknown[_ROW].to_list()[:100]})
+        dup = batch.join(keys, on=_KEYS, how="semi")
+        if dup.height and not replace:
+            msg = (f"rows {_rows_text(dup[_ROW].to_list())} are already stored (series "
+                   f"{_examples(dup['unique_id'].unique(maintain_order=True).to_list())}, ds "
+                   f"{_examples(dup['ds'].to_list())}): pass replace=true to overwrite them; nothing was stored")
+            raise InvalidInputError(msg, field="data.ds", details={"rows": dup[_ROW].to_list()[:100]})
+        last = keys.group_by("unique_id").agg(pl.col("ds").max().alias("last"))
+        early = (batch.join(keys, on=_KEYS, how="anti").join(last, on="unique_id")
+                 .filter(pl.col("ds") <= pl.col("last")))
+        if early.height:
+            msg = (f"rows {_rows_text(early[_ROW].to_list())} are at or before the last stored timestamp of their "
+                   f"series ({', '.join(f'{u!r}: {v}' for u, v in early.select('unique_id', 'last').unique(maintain_order=True).rows()[:5])}); "
+                   f"observations are appended in time order; nothing was stored")
+            raise InvalidInputError(msg, field="data.ds", details={"rows": early[_ROW].to_list()[:100]})
+        return dup.height
+
+    @staticmethod
+    def _gaps(batch: pl.DataFrame, last: pl.DataFrame | None, freq: str | int | None) -> list[dict[str, Any]]:
+        keys = batch.select(_KEYS)
+        if last is not None:
+            keys = pl.concat([last.filter(pl.col("unique_id").is_in(keys["unique_id"].implode())).select(_KEYS),
+                              keys.cast(last.select(_KEYS).schema)]).unique().sort(_KEYS)
+        if freq is None:
+            return []
+        missing, off = find_gaps(keys, freq)
+        if off.height:
+            per = off.group_by("unique_id", maintain_order=True).agg(pl.col("ds"))
+            listed = "; ".join(f"series '{u}': {_examples(d)}" for u, d in per.rows()[:5])
+            msg = (f"timestamps off the model's '{freq}' grid (continuing the stored ones): {listed}; check the "
+                   f"frequency; nothing was stored")
+            raise InvalidInputError(msg, field="data.ds")
+        return [{"unique_id": u, "missing": len(d), "examples": [str(v) for v in d[:5]]}
+                for u, d in missing.group_by("unique_id", maintain_order=True).agg(pl.col("ds")).rows()]
+
+    def observations(self, tenant: str, name: str, *, series: Sequence[str] | None = None, start: Any = None,
+                     end: Any = None) -> pl.DataFrame:
+        """The stored observations (training data included), the latest value of each point.
+
+        Parameters
+        ----------
+        series : list of str, optional
+        start, end : timestamp or integer step, optional
+            Inclusive bounds on ``ds`` (ISO 8601 text is parsed).
+
+        Returns
+        -------
+        pl.DataFrame
+            ``unique_id, ds, y`` sorted by both.
+
+        Raises
+        ------
+        NotFoundError, InvalidParameterError (a bound that is not a timestamp).
+        """
+        self.store.versions(name, tenant)  # NotFoundError for an unknown model
+        self.merge_staged(tenant, name)
+        scan = self.parts.scan(tenant, name, "observations")
+        if scan is None:
+            return pl.DataFrame(schema={"unique_id": pl.String, "ds": pl.Int64, "y": pl.Float64})
+        dtype = scan.collect_schema()["ds"]
+        if series:
+            scan = scan.filter(pl.col("unique_id").is_in(list(series)))
+        if (lo := _bound(start, dtype, "start")) is not None:
+            scan = scan.filter(pl.col("ds") >= lo)
+        if (hi := _bound(end, dtype, "end")) is not None:
+            scan = scan.filter(pl.col("ds") <= hi)
+        return (scan.sort("batch").unique(_KEYS, keep="last").sort(_KEYS).select("unique_id", "ds", "y")
+                .collect())
+
+    # ------------------------------------------------------------------ served forecasts and accuracy
+    def record_served(self, tenant: str, info: VersionInfo, result: Any) -> None:
+        """Keep a forecast served by a registered version: per point its version, origin (the last ``ds`` of
+        the history it started from), horizon step, point forecast and interval bounds. Failures are logged,
+        never raised (serving goes on)."""
+        try:
+            fc = _internal_ds(result.forecasts)
+            alias = result.alias
+            origin = result.panel.frame.group_by("unique_id").agg(pl.col("ds").max().alias("origin"))
+            rename = {alias: "y_hat"}
+            for lv in result.level:
+                for side in ("lo", "hi"):
+                    rename[f"{alias}-{side}-{lv}"] = f"{side}-{float(lv):g}"
+            cols = [c for c in rename if c in fc.columns]
+            frame = (fc.select("unique_id", "ds", *cols).rename({c: rename[c] for c in cols})
+                     .with_columns(pl.col("unique_id").cast(pl.String),
+                                   (pl.int_range(pl.len()).over("unique_id") + 1).alias("step"),
+                                   pl.lit(info.version).alias("version"),
+                                   pl.lit(datetime.now(UTC)).alias("served_at"))
+                     .join(origin.with_columns(pl.col("unique_id").cast(pl.String)), on="unique_id", how="left"))
+            self.parts.append(tenant, info.name, "served", frame)
+        except Exception:  # noqa: BLE001 - recording must never fail a forecast that was served
+            log.warning("could not record a forecast served by %s", info.ref, exc_info=True)
+
+    def _scored(self, tenant: str, name: str) -> tuple[pl.DataFrame, pl.DataFrame, list[float]]:
+        """Served points that have an actual (``unique_id, ds, y, y_hat, lo-L, hi-L, step, version, origin``),
+        all observations, and the levels served."""
+        served = self.parts.scan(tenant, name, "served")
+        obs = self.observations(tenant, name)
+        if served is None or obs.is_empty():
+            return pl.DataFrame(), obs, []
+        frame = (served.sort("batch").unique(["unique_id", "ds", "version", "origin"], keep="last").collect())
+        frame = frame.with_columns(pl.col("ds").cast(obs.schema["ds"]), pl.col("origin").cast(obs.schema["ds"]))
+        levels = sorted(float(c[3:]) for c in frame.columns if c.startswith("lo-"))
+        return frame.join(obs, on=_KEYS, how="inner"), obs, levels
+
+    def accuracy(self, tenant: str, name: str, *, by: AccuracyBy = "version", version: int | None = None,
+                 start: Any = None, end: Any = None) -> AccuracyResult:
+        """Realised accuracy of the forecasts served for ``name`` whose actuals have arrived.
+
+        Each forecast (one series from one origin) is scored as M4 does (:func:`forecasting.evaluation.evaluate`:
+        sMAPE; MASE scaled by the in-sample seasonal naive of the observations up to the origin, with the
+        version's ``season_length``; coverage per level), then the scores are averaged over forecasts.
+
+        Parameters
+        ----------
+        by : {"version", "step", "series"}
+            Rows per version, per (version, horizon step) or per (version, series).
+        version : int, optional
+            Only this version.
+        start, end : optional
+            Inclusive bounds on the forecast points' ``ds``.
+
+        Returns
+        -------
+        AccuracyResult
+
+        Raises
+        ------
+        NotFoundError, InvalidParameterError (``by`` or a bound).
+        """
+        if by not in ("version", "step", "series"):
+            msg = f"by must be one of version, step, series, got {by!r}"
+            raise InvalidParameterError(msg, field="by")
+        versions = {v.version: v for v in self.store.versions(name, tenant)}
+        joined, obs, levels = self._scored(tenant, name)
+        empty = pl.DataFrame(schema={"version": pl.Int64, "points": pl.Int64, "series": pl.Int64,
+                                     "smape": pl.Float64, "mase": pl.Float64})
+        if joined.is_empty():
+            return AccuracyResult(model=name, by=by, rows=empty, levels=levels)
+        if version is not None:
+            joined = joined.filter(pl.col("version") == version)
+        dtype = obs.schema["ds"]
+        if (lo := _bound(start, dtype, "start")) is not None:
+            joined = joined.filter(pl.col("ds") >= lo)
+        if (hi := _bound(end, dtype, "end")) is not None:
+            joined = joined.filter(pl.col("ds") <= hi)
+        keys = ["version"] + ({"step": ["step"], "series": ["unique_id"]}.get(by, []))
+        rows = []
+        for key, part in joined.group_by(keys, maintain_order=True):
+            info = versions.get(int(key[0]))  # type: ignore[arg-type]
+            season = _season(info.spec) if info is not None else 1
+            rows.append({**dict(zip(keys, key, strict=True)), **_score(part, obs, season, levels)})
+        out = pl.DataFrame(rows).sort(keys) if rows else empty
+        return AccuracyResult(model=name, by=by, rows=out, levels=levels)
+
+    def write_summary(self, tenant: str, name: str) -> dict[str, Any]:
+        """Score every version's served forecasts and keep the summary beside the observations (the metrics
+        gauges read it: ``{"<version>": {"smape", "mase", "points", "coverage_<L>"...}}``)."""
+        try:
+            rows = self.accuracy(tenant, name).rows.to_dicts()
+        except Exception:  # noqa: BLE001 - a summary must never fail the observations that were stored
+            log.warning("could not score the forecasts of %s", name, exc_info=True)
+            return {}
+        summary = {str(r.pop("version")): r for r in rows}
+        folder = self.parts.folder(tenant, name, "observations")
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / ".accuracy.json.tmp"
+        tmp.write_text(json.dumps(summary), encoding="utf-8")
+        tmp.replace(folder / "accuracy.json")
+        return summary
+
+    def gauges(self) -> list[tuple[str, str, str, str, float]]:
+        """``(tenant, model, version, metric, value)`` of every model's accuracy summary (for Prometheus)."""
+        out = []
+        for path in sorted(self.store.artifacts_dir.glob("*/*/_observations/accuracy.json")):
+            tenant, model = path.parts[-4], path.parts[-3]
+            try:
+                summary = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            for version, scores in summary.items():
+                for metric, value in scores.items():
+                    if isinstance(value, int | float) and value is not None and math.isfinite(value):
+                        out.append((tenant, model, version, metric, float(value)))
+        return out
+
+    # ------------------------------------------------------------------ retraining
+    def set_policy(self, tenant: str, name: str, policy: RetrainPolicy | dict[str, Any]) -> RetrainPolicy:
+        """Validate and keep the model's retraining policy (the scheduler picks it up)."""
+        self._forecast_info(tenant, name)
+        if isinstance(policy, dict):
+            try:
+                policy = msgspec.convert(policy, RetrainPolicy)
+            except msgspec.ValidationError as exc:
+                msg = f"retraining policy: {exc}"
+                raise InvalidParameterError(msg, field="policy") from None
+        policy.check()
+        self.parts.set_policy(name, tenant, msgspec.to_builtins(policy))
+        return policy
+
+    def policy(self, tenant: str, name: str) -> RetrainPolicy | None:
+        """The model's policy, None when it has none."""
+        raw, _ = self.parts.get_policy(name, tenant)
+        return None if not raw else msgspec.convert(raw, RetrainPolicy)
+
+    def _due(self, tenant: str, name: str, count: int) -> str | None:
+        policy = self.policy(tenant, name)
+        if policy is None:
+            return None
+        if policy.every_n_observations is not None and count >= policy.every_n_observations:
+            return "observations"
+        if policy.drift_factor is not None and self._drifted(tenant, name, policy):
+            return "drift"
+        return None
+
+    def _drifted(self, tenant: str, name: str, policy: RetrainPolicy) -> bool:
+        champion = self._champion(tenant, name)
+        holdout = champion.metrics.get("mase")
+        if not isinstance(holdout, int | float) or policy.drift_factor is None:
+            return False
+        joined, obs, _ = self._scored(tenant, name)
+        if joined.is_empty():
+            return False
+        recent = joined.filter(pl.col("version") == champion.version).sort("ds").tail(policy.drift_window)
+        if recent.height < policy.drift_window:
+            return False
+        realised = _score(recent, obs, _season(champion.spec), [])["mase"]
+        return realised is not None and realised > policy.drift_factor * float(holdout)
+
+    def _champion(self, tenant: str, name: str) -> VersionInfo:
+        try:
+            return self.store.get(f"{name}@production", tenant=tenant)
+        except NotFoundError:
+            return self._forecast_info(tenant, name)
+
+    def decisions(self, tenant: str, name: str, *, limit: int = 100) -> list[DecisionInfo]:
+        """The model's retraining decisions, newest first."""
+        if isinstance(limit, bool) or not 1 <= limit <= 1000:
+            msg = f"limit must be in 1..1000, got {limit}"
+            raise InvalidParameterError(msg, field="limit")
+        return self.parts.decisions(name, tenant, limit=limit)
+
+    def retrain(self, tenant: str, name: str, *, trigger: Trigger = "manual") -> DecisionInfo:
+        """Train a challenger on all the data, compare it with the champion on the latest hold-out window,
+        register it, and move ``production`` to it only when it wins by the policy's margin.
+
+        The champion is the version ``production`` points to (the latest version when there is no such alias;
+        the first decision then points ``production`` at the winner). Both are scored on each series' last ``h``
+        points: the challenger (its spec, the policy's ``model`` or the champion's) refitted on the points
+        before them (:func:`forecasting.backtest.holdout_scores`), the champion likewise when it is a spec
+        (statistical models refit at forecast time), or forecasting the window from the points before it
+        without refitting when it is a saved model. The challenger is then trained on all the data and
+        registered (:func:`forecasting.service.training.train`).
+
+        Returns
+        -------
+        DecisionInfo
+            Recorded (``GET /v1/models/{name}/decisions``).
+
+        Raises
+        ------
+        ConflictError
+            A retrain of the model is already running.
+        NotFoundError, InvalidInputError (no stored data), InsufficientHistoryError, ModelFitError.
+        """
+        champion = self._champion(tenant, name)
+        policy = self.policy(tenant, name) or RetrainPolicy()
+        self.parts.acquire(name, tenant)
+        ran = False
+        try:
+            decision = self._retrain(tenant, name, champion, policy, trigger)
+            ran = True
+            return decision
+        finally:
+            self.parts.release(name, tenant, reset_count=ran)
+
+    def _retrain(self, tenant: str, name: str, champion: VersionInfo, policy: RetrainPolicy,
+                 trigger: str) -> DecisionInfo:
+        from forecasting.backtest import holdout_scores
+        from forecasting.service.training import default_validation_h, train
+
+        data = self.observations(tenant, name)
+        if data.is_empty():
+            msg = f"model '{name}' has no stored data to retrain on: post observations first"
+            raise InvalidInputError(msg, field="model")
+        freq = champion.fingerprint.get("freq")
+        panel = validate_panel(data, freq=freq, fill_missing="interpolate", fill_gaps=True)
+        spec = policy.model if policy.model is not None else champion.spec
+        h = policy.h or champion.max_h or default_validation_h(_season(champion.spec))
+        with tempfile.TemporaryDirectory(prefix="forecasting-retrain-") as tmp:
+            result = train(panel.frame, kind="forecast", spec=spec, workdir=Path(tmp), h=h, freq=panel.freq)
+            challenger = self.store.register_version(
+                name, tenant=tenant, spec=result.spec, kind="forecast", artifact_src_dir=result.artifact,
+                fingerprint=result.fingerprint, metrics=result.metrics, exog=result.exog, max_h=result.max_h)
+        # one MASE scale for both: the longer of the two models' seasons
+        season = max(_season(champion.spec), _season(result.spec))
+        challenger_scores = holdout_scores(panel, model=result.spec, h=h, season_length=season, unscaled="null")
+        champion_scores = self._champion_scores(champion, panel, h=h, season=season)
+        metric = policy.metric
+        old = champion_scores.get(metric)
+        new = getattr(challenger_scores, metric)
+        wins = new is not None and (old is None or new < old * (1.0 - policy.margin))
+        has_alias = "production" in champion.aliases
+        promoted = wins or not has_alias
+        if promoted:
+            self.store.set_alias(name, "production", challenger.version if wins else champion.version, tenant)
+        reason = (f"challenger {metric} {_num(new)} vs champion {_num(old)}: "
+                  + ("the challenger wins" if wins else "the champion stays")
+                  + (f" (margin {policy.margin:g})" if policy.margin else ""))
+        detail = {"reason": reason, "window": {"h": h, "cutoff": str(challenger_scores.cutoff),
+                                               "n_series": challenger_scores.n_series},
+                  "champion": champion_scores, "challenger": challenger_scores.metrics,
+                  "challenger_spec": result.spec, "rows": panel.frame.height,
+                  "filled": panel.report.filled.height}
+        return self.parts.record_decision(
+            name, tenant, trigger=trigger, champion_version=champion.version, challenger_version=challenger.version,
+            metric=metric, champion_score=old, challenger_score=new, margin=policy.margin, promoted=wins,
+            detail=detail)
+
+    def _champion_scores(self, champion: VersionInfo, panel: Panel, *, h: int, season: int) -> dict[str, Any]:
+        from forecasting.backtest import holdout_scores, rolling_origins
+        from forecasting.evaluation import evaluate
+        from forecasting.loading import load_version
+        from forecasting.service.core import forecast_fitted
+
+        if champion.artifact is None:
+            return dict(holdout_scores(panel, model=champion.spec, h=h, season_length=season,
+                                       unscaled="null").metrics)
+        window = rolling_origins(panel.frame, h=h)[0]
+        model = load_version(self.store, champion)
+        result = forecast_fitted(model, window.train, h=h, freq=panel.freq, limits=self.limits,  # type: ignore[arg-type]
+                                 fallback=champion.spec.get("fallback"))
+        fc = result.forecasts.with_columns(pl.col("unique_id").cast(pl.String))
+        test = window.test.select(_KEYS + ["y"]).join(fc.select(_KEYS), on=_KEYS, how="semi")
+        row = evaluate(fc.select(*_KEYS, result.alias), test, window.train.select(*_KEYS, "y"), models=[result.alias],
+                       season_length=season, unscaled="null").row(0, named=True)
+        return {k: v for k, v in row.items() if k not in ("model", "owa")}
+
+    # ------------------------------------------------------------------ anomalies of observations
+    def observation_anomalies(self, tenant: str, name: str, *, level: float = 95.0, start: Any = None,
+                              end: Any = None) -> AnomalyResult:
+        """New observations outside the interval at ``level`` of the forecast served for them (the latest
+        forecast served for each point, from its latest origin).
+
+        Raises
+        ------
+        NotFoundError, InvalidParameterError (a level that is not in (0, 100)).
+        """
+        (lv,) = validate_levels([level])
+        joined, _, levels = self._scored(tenant, name)
+        lo, hi = f"lo-{float(lv):g}", f"hi-{float(lv):g}"
+        schema = {"unique_id": pl.String, "ds": pl.Int64, "y": pl.Float64, "center": pl.Float64, "lo": pl.Float64,
+                  "hi": pl.Float64, "score": pl.Float64, "anomaly": pl.Boolean, "version": pl.Int64,
+                  "step": pl.Int64}
+        if joined.is_empty() or lo not in joined.columns:
+            note = (f"no served forecast of model '{name}' with a {lv}% interval has its actual yet "
+                    f"(levels served: {levels or 'none'})")
+            return AnomalyResult(points=pl.DataFrame(schema=schema), level=float(lv), method="served", model=name,
+                                 notes=[note])
+        dtype = joined.schema["ds"]
+        points = joined.filter(pl.col(lo).is_not_null())
+        if (a := _bound(start, dtype, "start")) is not None:
+            points = points.filter(pl.col("ds") >= a)
+        if (b := _bound(end, dtype, "end")) is not None:
+            points = points.filter(pl.col("ds") <= b)
+        points = (points.sort("origin", "batch").unique(_KEYS, keep="last").sort(_KEYS)
+                  .select(*_KEYS, "y", pl.col("y_hat").alias("center"), pl.col(lo).alias("lo"),
+                          pl.col(hi).alias("hi"), "version", "step"))
+        scored = score_points(points, center="center")
+        return AnomalyResult(points=scored.select(*_KEYS, "y", "center", "lo", "hi", "score", "anomaly", "version",
+                                                  "step"), level=float(lv), method="served", model=name)
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _score(part: pl.DataFrame, obs: pl.DataFrame, season: int, levels: Sequence[float]) -> dict[str, Any]:
+    """M4 scores of served points with actuals (``unique_id, ds, origin, y, y_hat, lo-L, hi-L``), one forecast
+    per (series, origin), averaged over forecasts (:func:`forecasting.evaluation.evaluate`)."""
+    from forecasting.evaluation import evaluate
+
+    key = pl.concat_str(pl.col("unique_id"), pl.lit("@"), pl.col("origin").cast(pl.String)).alias("unique_id")
+    rows = part.with_columns(pl.col("unique_id").alias("series"), key)
+    origins = rows.select("unique_id", "series", "origin").unique()
+    train = (origins.join(obs.rename({"unique_id": "series"}), on="series")
+             .filter(pl.col("ds") <= pl.col("origin")).select("unique_id", "ds", "y"))
+    rows = rows.join(train.select("unique_id").unique(), on="unique_id", how="semi")
+    out: dict[str, Any] = {"points": rows.height, "series": rows["series"].n_unique(), "smape": None, "mase": None}
+    if rows.is_empty():
+        return out
+    actuals = rows.select("unique_id", "ds", "y")
+    point = evaluate(rows.select("unique_id", "ds", "y_hat"), actuals, train, models=["y_hat"],
+                     season_length=season, unscaled="null").row(0, named=True)
+    out.update(smape=point["smape"], mase=point["mase"])
+    for lv in levels:
+        lo, hi = f"lo-{lv:g}", f"hi-{lv:g}"
+        name = f"coverage_{lv:g}"
+        sub = rows.filter(pl.col(lo).is_not_null()) if lo in rows.columns else rows.clear()
+        if sub.is_empty():
+            out[name] = None
+            continue
+        fc = sub.select("unique_id", "ds", "y_hat", pl.col(lo).alias(f"y_hat-lo-{lv:g}"),
+                        pl.col(hi).alias(f"y_hat-hi-{lv:g}"))
+        scored = evaluate(fc, sub.select("unique_id", "ds", "y"), train.join(sub.select("unique_id").unique(),
+                                                                              on="unique_id", how="semi"),
+                          models=["y_hat"], season_length=season, level=[lv], unscaled="null").row(0, named=True)
+        out[name] = next((v for k, v in scored.items() if k.startswith("coverage_")), None)
+    return out
+
+
+# --------------------------------------------------------------------------- anomalies on inline data
+def detect_anomalies(data: Any, *, model: Any = "mstl", level: float = DEFAULT_ANOMALY_LEVEL,
+                     method: Method = "conformal", freq: str | int | None = None,
+                     limits: Limits | None = None) -> AnomalyResult:
+    """Points of ``data`` outside the model's in-sample prediction interval at ``level``, with a score.
+
+    The model is fitted on each series (:func:`forecasting.service.resolve` fills its ``season_length`` from
+    the frequency); its in-sample one-step fitted values are the centre, the interval is conformal or normal
+    (:func:`forecasting.anomalies.insample_intervals`) and each point's score is its distance from the centre
+    in half-widths (:func:`forecasting.anomalies.score_points`: above 1 is an anomaly).
+
+    Parameters
+    ----------
+    data : frame, mapping of columns or list of rows
+        ``unique_id, ds, y``.
+    model : spec, default "mstl"
+        A model that gives in-sample fitted values (the statistical models).
+    level : float, default 99
+        Percent, in (0, 100).
+    method : {"conformal", "normal"}
+    freq : optional
+        Inferred when omitted.
+    limits : Limits, optional
+        Request-size limits (none by default).
+
+    Returns
+    -------
+    AnomalyResult
+
+    Raises
+    ------
+    InvalidInputError, InvalidParameterError
+        The data contract, a bad level or method.
+    CapabilityError
+        A model without in-sample fitted values (global models).
+
+    Examples
+    --------
+    A spike of 100 in a flat-ish series is the one point flagged:
+
+    >>> import numpy as np
+    >>> y = 10 + np.sin(np.arange(96) * 2 * np.pi / 24)
+    >>> y[60] += 100
+    >>> out = detect_anomalies({"unique_id": ["a"] * 96, "ds": list(range(96)), "y": y.tolist()},
+    ...                        model={"name": "seasonal_naive", "params": {"season_length": 24}})
+    >>> out.anomalies["ds"].to_list()[:1]
+    [60]
+    """
+    from forecasting.models.base import require
+    from forecasting.models.registry import make_model, parse_spec
+
+    (lv,) = validate_levels([level])
+    panel = validate_panel(data, freq=freq)
+    check_limits(panel, limits or Limits())
+    spec, notes = resolve(parse_spec(model), panel)
+    forecaster = make_model(spec, freq=panel.freq)
+    require(forecaster, "fitted_values")
+    forecaster.fit(panel)
+    fitted = forecaster.fitted_values()  # type: ignore[attr-defined]
+    bands = insample_intervals(fitted, level=float(lv), method=method, fitted_col=forecaster.alias)
+    points = score_points(bands, center="fitted").rename({"fitted": "center"})
+    return AnomalyResult(points=points, level=float(lv), method=method, model=spec.name, notes=notes)
+
+
+# --------------------------------------------------------------------------- the scheduler
+_ACTIVE: dict[str, Monitoring] = {}
+
+
+def run_scheduled(key: str, tenant: str, name: str, trigger: str = "schedule") -> None:
+    """What a scheduled job runs (a module-level function, so APScheduler can keep a reference to it):
+    :meth:`Monitoring.retrain` of the scheduler registered under ``key``. Errors are logged."""
+    monitoring = _ACTIVE.get(key)
+    if monitoring is None:
+        log.warning("retrain of %s/%s skipped: no scheduler %s in this process", tenant, name, key)
+        return
+    try:
+        monitoring.retrain(tenant, name, trigger=trigger)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - a scheduled run must log and let the scheduler go on
+        log.warning("scheduled retrain of %s/%s failed", tenant, name, exc_info=True)
+
+
+class RetrainScheduler:
+    """Runs the retraining policies: schedules (cron or interval) and triggered retrains, off the request path.
+
+    APScheduler 3's ``BackgroundScheduler`` with its ``SQLAlchemyJobStore`` on the registry's database (table
+    ``scheduler_jobs``): schedules survive restarts; ``max_instances=1`` and ``coalesce=True`` run one retrain
+    of a model at a time and one catch-up run after downtime; :meth:`MonitoringStore.acquire` keeps that true
+    across processes too.
+
+    Parameters
+    ----------
+    monitoring : Monitoring
+        Its ``trigger`` is set to :meth:`run_now`.
+    """
+
+    def __init__(self, monitoring: Monitoring) -> None:
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.monitoring = monitoring
+        self.key = f"{id(self):x}"
+        store = SQLAlchemyJobStore(engine=monitoring.store.engine, tablename="scheduler_jobs")
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": store}, timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
+        monitoring.trigger = self.run_now
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start running the stored schedules (and bring them in line with the stored policies)."""
+        _ACTIVE[self.key] = self.monitoring
+        self.scheduler.start()
+        for job in self.scheduler.get_jobs():  # jobs of an earlier process name its scheduler key
+            if job.args and job.args[0] != self.key:
+                self.scheduler.modify_job(job.id, args=(self.key, *job.args[1:]))
+        for tenant, name, raw in self.monitoring.parts.policies():
+            self.apply(tenant, name, msgspec.convert(raw, RetrainPolicy) if raw else None)
+
+    def shutdown(self) -> None:
+        """Stop (running retrains finish in their thread)."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        _ACTIVE.pop(self.key, None)
+
+    def apply(self, tenant: str, name: str, policy: RetrainPolicy | None) -> None:
+        """Add, replace or remove the model's scheduled job to match ``policy``."""
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        job_id = f"retrain:{tenant}:{name}"
+        trigger: Any = None
+        if policy is not None and policy.cron is not None:
+            trigger = CronTrigger.from_crontab(policy.cron, timezone=UTC)
+        elif policy is not None and policy.interval_s is not None:
+            trigger = IntervalTrigger(seconds=policy.interval_s, timezone=UTC)
+        with self._lock:
+            current = self.scheduler.get_job(job_id)
+            if trigger is None:
+                if current is not None:
+                    self.scheduler.remove_job(job_id)
+                return
+            if current is not None and str(current.trigger) == str(trigger):
+                return  # unchanged: keep its next run time
+            self.scheduler.add_job(run_scheduled, trigger=trigger, id=job_id, replace_existing=True,
+                                   args=(self.key, tenant, name, "schedule"))
+
+    def run_now(self, tenant: str, name: str, reason: str) -> None:
+        """Run a retrain now, in the scheduler's threads (one per model at a time)."""
+        self.scheduler.add_job(run_scheduled, trigger="date", id=f"now:{tenant}:{name}", replace_existing=True,
+                               args=(self.key, tenant, name, reason))
+
+    def next_run(self, tenant: str, name: str) -> datetime | None:
+        """When the model's schedule runs next (None without one)."""
+        job = self.scheduler.get_job(f"retrain:{tenant}:{name}")
+        return None if job is None else job.next_run_time
+
