@@ -95,7 +95,8 @@ class ForecastResult:
             "model": self.spec.name, "alias": self.alias, "params": dict(self.spec.params),
             "freq": self.panel.freq, "h": self.h, "level": list(self.level),
             "forecasts": at_caller_offset(self.forecasts.to_dicts() if isinstance(self.forecasts, pl.DataFrame)
-                                          else self.forecasts.to_dict("records"), self.panel),  # pandas: fc.forecast "fallbacks": [f.to_dict() for f in self.fallbacks],
+                                          else self.forecasts.to_dict("records"), self.panel),  # pandas: fc.forecast
+            "fallbacks": [f.to_dict() for f in self.fallbacks],
             "filled": self.report.to_dict()["filled"], "notes": list(self.notes), "runtime": self.runtime,
             "ref": None, "name": None, "version": None, "selection": self.selection}
         if self.registered is not None:
