@@ -11,6 +11,7 @@ import numpy as np
 from forecasting.errors import InvalidParameterError
 from forecasting.explanation import Explanation
 from forecasting.service import ExplainResult, ForecastResult
+from forecasting.service.hierarchy import HierarchyResult
 from forecasting.store import JobInfo, ModelInfo, VersionInfo
 
 from forecasting.api.schemas import (
@@ -18,6 +19,7 @@ from forecasting.api.schemas import (
     FallbackOut,
     FilledOut,
     ForecastResponse,
+    HierarchyOut,
     JobOut,
     JobResultOut,
     JobTimings,
@@ -27,7 +29,7 @@ from forecasting.api.schemas import (
     VersionOut,
 )
 
-__all__ = ["explain_out", "forecast_out", "job_out", "model_detail_out", "model_out", "version_out"]
+__all__ = ["explain_out", "forecast_out", "hierarchy_out", "job_out", "model_detail_out", "model_out", "version_out"]
 
 
 def forecast_out(result: ForecastResult) -> ForecastResponse:
@@ -40,6 +42,15 @@ def forecast_out(result: ForecastResult) -> ForecastResponse:
                           policy=str(r["policy"])) for r in d["filled"]],
         notes=d["notes"], runtime=d["runtime"], ref=d["ref"], name=d["name"], version=d["version"],
         selection=None if d["selection"] is None else msgspec.convert(d["selection"], SelectionOut))
+
+
+def hierarchy_out(result: HierarchyResult) -> ForecastResponse:
+    """A hierarchical forecast's answer: the forecast fields plus the structure and its coherence check."""
+    d = result.to_dict()
+    return ForecastResponse(
+        model=d["model"], alias=d["alias"], params=d["params"], freq=d["freq"], h=d["h"], level=d["level"],
+        forecasts=d["forecasts"], fallbacks=[], filled=[], notes=d["notes"], runtime="native",
+        hierarchy=HierarchyOut(methods=d["methods"], levels=d["levels"], coherence=d["coherence"]))
 
 
 def explain_out(result: ExplainResult, *, k: int, h: int | None = None) -> ExplainResponse:

@@ -9,8 +9,9 @@ import msgspec
 from forecasting.models.registry import ModelSpec
 
 __all__ = [
-    "AliasRequest", "Contribution", "CrossValidationRequest", "CrossValidationResponse", "ExplainRequest",
-    "ExplainResponse", "FallbackOut", "FilledOut", "ForecastRequest", "ForecastResponse", "HealthOut", "JobOut",
+    "MAX_VERSION", "AliasRequest", "Contribution", "CrossValidationRequest", "CrossValidationResponse", "ExplainRequest",
+    "ExplainResponse", "FallbackOut", "FilledOut", "ForecastRequest", "ForecastResponse", "HealthOut",
+    "HierarchyIn", "HierarchyOut", "JobOut",
     "JobResultOut", "JobTimings", "ModelDetailOut", "ModelInfo", "ModelSummaryOut", "PredictRequest",
     "PredictResponse", "Problem", "ReadyOut", "RegisteredForecastRequest", "TrainRequest", "VersionOut",
 ]
@@ -27,6 +28,9 @@ class Problem(msgspec.Struct):
     details: dict[str, Any] | None = None
 
 
+#: the largest version number (versions are 64-bit integers in the database)
+MAX_VERSION = 2**63 - 1
+
 Rows = Annotated[list[dict[str, Any]], msgspec.Meta(
     description="Long format: one object per observation with unique_id, ds (ISO 8601 timestamp or integer step) "
                 "and y (number; null only with fill_missing).",
@@ -34,6 +38,36 @@ Rows = Annotated[list[dict[str, Any]], msgspec.Meta(
                {"unique_id": "s1", "ds": "2024-01-01T01:00:00", "y": 12.5}]])]
 Columns = Annotated[dict[str, list[Any]], msgspec.Meta(
     description="Column form: {\"unique_id\": [...], \"ds\": [...], \"y\": [...]}.")]
+
+
+class HierarchyIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A hierarchical or grouped structure over the bottom series of ``data`` (issue 17)."""
+
+    nested: Annotated[str | list[str] | None, msgspec.Meta(
+        description="Nested columns of data, top first ('state/region' or [\"state\", \"region\"]).",
+        examples=["state/region"])] = None
+    group: Annotated[str | list[str] | None, msgspec.Meta(
+        description="Crossed columns of data ('purpose' or [\"state\", \"gender\"]).", examples=[["purpose"]])] = None
+    S: Annotated[Rows | Columns | None, msgspec.Meta(
+        description="Instead of columns: the summing matrix, unique_id of every series then one 0/1 column per "
+                    "bottom series (hierarchicalforecast's S_df).")] = None
+    tags: Annotated[dict[str, list[str]] | None, msgspec.Meta(
+        description="With S: level name -> its series, top first (each level partitions the bottom series).")] = None
+    methods: Annotated[list[str], msgspec.Meta(
+        description="Reconciliation methods: bottom_up, top_down, middle_out, ols, wls_struct, wls_var, mint_shrink.",
+        examples=[["bottom_up", "ols", "mint_shrink"]])] = msgspec.field(
+        default_factory=lambda: ["bottom_up", "ols", "wls_struct"])
+    middle_level: Annotated[str | None, msgspec.Meta(description="middle_out's level (e.g. 'state').")] = None
+
+
+class HierarchyOut(msgspec.Struct):
+    """The structure and the coherence check of a hierarchical forecast."""
+
+    methods: list[str]
+    levels: Annotated[dict[str, list[str]], msgspec.Meta(description="Level name -> its series, top first.")]
+    coherence: Annotated[dict[str, float], msgspec.Meta(
+        description="Per forecast column: the largest relative gap between an aggregate and the sum of its bottom "
+                    "series (reconciled columns: below 1e-6).")]
 
 
 class ForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -69,6 +103,9 @@ class ForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     X_future: Annotated[Rows | Columns | None, msgspec.Meta(
         description="Future values of exogenous columns for models that use them (xgboost): unique_id, ds and the "
                     "columns, for the h steps after each series' end.")] = None
+    hierarchy: Annotated[HierarchyIn | None, msgspec.Meta(
+        description="Forecast every aggregate of this structure too and reconcile: the forecasts then carry "
+                    "<alias>/<method> columns and a level per series.")] = None
 
 
 class FallbackOut(msgspec.Struct):
@@ -212,7 +249,7 @@ class PredictRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class AliasRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The version an alias points to."""
 
-    version: Annotated[int, msgspec.Meta(ge=1, description="Version number.", examples=[1])]
+    version: Annotated[int, msgspec.Meta(ge=1, le=MAX_VERSION, description="Version number.", examples=[1])]
 
 
 # --------------------------------------------------------------------------- typed responses
@@ -252,6 +289,8 @@ class ForecastResponse(msgspec.Struct, omit_defaults=True):
     selection: Annotated[SelectionOut | None, msgspec.Meta(
         description="Model 'auto' only: the candidates tried, their validation scores and the chosen "
                     "combination.")] = None
+    hierarchy: Annotated[HierarchyOut | None, msgspec.Meta(
+        description="Requests with a hierarchy only: the levels, methods and coherence check.")] = None
 
 
 class VersionOut(msgspec.Struct):

@@ -513,7 +513,7 @@ def reconcile(base: pl.DataFrame, structure: Hierarchy, *, alias: str, methods: 
         cols = [alias] if levels is None else [c for c in base.columns if c.startswith(alias)]
         out = rec.reconcile(Y_hat_df=hat[["unique_id", "ds", *cols]], tags=tags, S_df=S_df, Y_df=insample,
                             level=levels, intervals_method="normality")
-        frames.append(_rename(pl.from_pandas(out), alias, group, reconcilers))
+        frames.append(_rename(pl.from_pandas(out), alias, group, [reconcilers[names.index(m)] for m in group]))
     if level and any(m in STRICT_METHODS for m in names):
         notes.append(f"top-down and middle-out give reconciled points only: no intervals for "
                      f"{[m for m in names if m in STRICT_METHODS]}")
@@ -527,25 +527,16 @@ def reconcile(base: pl.DataFrame, structure: Hierarchy, *, alias: str, methods: 
 
 
 def _rename(frame: pl.DataFrame, alias: str, group: list[str], reconcilers: list[Any]) -> pl.DataFrame:
-    """hierarchicalforecast's ``<alias>/<Class>_method-...`` columns to ``<alias>/<method>...``."""
+    """hierarchicalforecast's ``<alias>/<reconciler name>...`` columns to ``<alias>/<method>...``."""
+    from hierarchicalforecast.core import _build_fn_name  # the library's own column naming
+
     mapping: dict[str, str] = {}
-    for m in group:
-        prefix = _library_name(m)
+    for m, rec in zip(group, reconcilers, strict=True):
+        prefix = f"{alias}/{_build_fn_name(rec)}"
         for c in frame.columns:
-            if c == f"{alias}/{prefix}" or c.startswith(f"{alias}/{prefix}-"):
-                mapping[c] = f"{alias}/{m}" + c[len(f"{alias}/{prefix}"):]
+            if c == prefix or c.startswith(f"{prefix}-"):
+                mapping[c] = f"{alias}/{m}" + c[len(prefix):]
     return frame.select("unique_id", "ds", *mapping).rename(mapping)
-
-
-def _library_name(method: str) -> str:
-    """The column prefix hierarchicalforecast gives a reconciler."""
-    if method == "bottom_up":
-        return "BottomUp"
-    if method == "top_down":
-        return "TopDown_method-forecast_proportions"
-    if method == "middle_out":
-        return "MiddleOut"
-    return f"MinTrace_method-{method}"
 
 
 # --------------------------------------------------------------------------- checks and scores
