@@ -38,6 +38,8 @@ from forecasting.api.auth import KeyGuard, tenant_of
 from forecasting.api.errors import exception_handlers, problem
 from forecasting.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from forecasting.api.metrics import Metrics
+from forecasting.api.mapping import hierarchy_out
+from forecasting.service.hierarchy import forecast_hierarchy
 from forecasting.api.mapping import explain_out, forecast_out, job_out, model_detail_out, model_out, version_out
 from forecasting.api.schemas import (
     AliasRequest,
@@ -137,6 +139,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         Errors are RFC 9457 problem details: 400 for malformed bodies, 422 for data or parameters the
         model cannot use (the `field` member names the request field, `detail` the series and rows).
         """
+        if data.hierarchy is not None:  # every aggregate forecast too, then reconciled (issue 17)
+            return hierarchy_out(forecast_hierarchy(
+                data.data, hierarchy=data.hierarchy.nested, group=data.hierarchy.group, S=data.hierarchy.S,
+                tags=data.hierarchy.tags, methods=data.hierarchy.methods, middle_level=data.hierarchy.middle_level,
+                model=data.model, h=data.h, freq=data.freq, level=data.level, fill_missing=data.fill_missing,
+                fill_gaps=data.fill_gaps, limits=limits))
         return forecast_out(service.forecast(data.data, model=data.model, h=data.h, freq=data.freq, level=data.level,
                                              fill_missing=data.fill_missing, fill_gaps=data.fill_gaps,
                                              X_future=data.X_future, limits=limits, non_negative=data.non_negative))

@@ -582,6 +582,11 @@ def version() -> None:
     console.print(json.dumps({"forecasting": __version__}))
 
 
+from forecasting.cli_hierarchy import hierarchy as _hierarchy  # noqa: E402 - issue 17
+
+app.command("hierarchy")(_hierarchy)
+
+
 def main() -> None:
     """Entry point of the ``forecasting`` console script."""
     app()
