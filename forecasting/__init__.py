@@ -26,6 +26,7 @@ _LAZY: dict[str, str] = {
     "forecast": "forecasting.public",
     "cross_validation": "forecasting.public",
     "explain": "forecasting.public",
+    "forecast_hierarchy": "forecasting.public",
     "load": "forecasting.public",
     "make_model": "forecasting.models.registry",
     "model_names": "forecasting.models.registry",
@@ -68,6 +69,7 @@ __all__ = [
     "cross_validation",
     "evaluate",
     "explain",
+    "forecast_hierarchy",
     "forecast",
     "load",
     "make_model",
@@ -93,7 +95,7 @@ if TYPE_CHECKING:
     from forecasting.explanation import Explanation
     from forecasting.models.base import Forecaster
     from forecasting.models.registry import ModelSpec, make_model, model_names
-    from forecasting.public import cross_validation, explain, forecast, load
+    from forecasting.public import cross_validation, explain, forecast, forecast_hierarchy, load
     from forecasting.service.results import ForecastResult
 
 

@@ -31,7 +31,7 @@ from forecasting.models.base import Forecaster
 from forecasting.models.registry import ModelSpec
 from forecasting.service import ForecastResult
 
-__all__ = ["cross_validation", "explain", "forecast", "load"]
+__all__ = ["cross_validation", "explain", "forecast", "forecast_hierarchy", "load"]
 
 SpecLike = ModelSpec | str | dict[str, Any]
 _STANDARD = ("unique_id", "ds", "y")
@@ -145,6 +145,63 @@ def forecast(
     result = service.forecast(cols.into(df), model=model, h=h, freq=freq, level=level, fill_missing=fill_missing,
                               fill_gaps=fill_gaps, X_future=cols.into(X_future, field="X_future", target=False),
                               n_jobs=n_jobs, fallback=fallback, non_negative=non_negative)
+    return dataclasses.replace(result, forecasts=cols.out(result.forecasts))
+
+
+def forecast_hierarchy(
+    df: Any,
+    *,
+    hierarchy: str | Sequence[str] | None = None,
+    group: str | Sequence[str] | None = None,
+    S: Any = None,
+    tags: dict[str, Sequence[str]] | None = None,
+    model: SpecLike = "auto",
+    h: int,
+    methods: Sequence[str] = ("bottom_up", "ols", "wls_struct"),
+    middle_level: str | None = None,
+    level: Sequence[float] = (),
+    freq: str | int | None = None,
+    n_jobs: int = -1,
+    id_col: str = "unique_id",
+    time_col: str = "ds",
+    target_col: str = "y",
+) -> Any:
+    """Forecast every series of a hierarchical or grouped structure with ``model`` and reconcile them.
+
+    Parameters
+    ----------
+    df : pandas or polars DataFrame
+        The bottom series (``id_col, time_col, target_col``) plus the structure columns.
+    hierarchy : str or list of str, optional
+        Nested columns, top first (``"state/region"``).
+    group : str or list of str, optional
+        Crossed columns (``["purpose"]``).
+    S : frame, optional
+        Instead of columns: the summing matrix (``unique_id`` then one 0/1 column per bottom series) and its
+        ``tags`` (level name -> series).
+    methods : names
+        ``bottom_up``, ``top_down``, ``middle_out``, ``ols``, ``wls_struct``, ``wls_var``, ``mint_shrink``
+        (hierarchicalforecast's reconcilers).
+    Other parameters as :func:`forecast`.
+
+    Returns
+    -------
+    forecasting.service.hierarchy.HierarchyResult
+        ``forecasts`` (caller's frame kind): ``id_col, level, time_col, <Model>`` then ``<Model>/<method>`` per
+        method, ``h`` rows for every series (aggregates ``"Total"``, ``"NSW"``, ``"NSW/Female"``...);
+        ``coherence`` per column (reconciled: below 1e-6), ``structure`` (``S``, levels), ``notes``.
+
+    Raises
+    ------
+    InvalidInputError, InvalidParameterError, CapabilityError
+        A bad structure (a column not in ``df``, a series in two parents, a missing level) naming the rows; an
+        unknown method; a method the structure or model cannot do.
+    """
+    from forecasting.service.hierarchy import forecast_hierarchy as run
+
+    cols = _Columns(df, id_col, time_col, target_col)
+    result = run(cols.into(df), hierarchy=hierarchy, group=group, S=S, tags=tags, model=model, h=h,
+                 methods=methods, middle_level=middle_level, level=level, freq=freq, n_jobs=n_jobs)
     return dataclasses.replace(result, forecasts=cols.out(result.forecasts))
 
 

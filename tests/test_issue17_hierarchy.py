@@ -209,3 +209,18 @@ def test_prison_per_level_table_from_the_harness() -> None:
     f = bt.result.forecasts.filter(pl.col("unique_id") == "Total")
     assert f["Naive"].to_list() == [total_last] * 8
     assert len(bt.result.structure.ids) == 145
+
+
+def test_library_door_keeps_the_callers_names_and_frame_kind() -> None:
+    import forecasting as fc
+
+    df = tourism_like().rename({"unique_id": "sid", "ds": "t", "y": "v"}).to_pandas()
+    result = fc.forecast_hierarchy(df, hierarchy="state/region", model="naive", h=2, id_col="sid", time_col="t",
+                                   target_col="v", methods=["bottom_up", "top_down", "middle_out"], n_jobs=1)
+    assert list(result.forecasts.columns) == ["sid", "level", "t", "Naive", "Naive/bottom_up", "Naive/top_down",
+                                              "Naive/middle_out"]
+    assert max(result.coherence[f"Naive/{m}"] for m in ("bottom_up", "top_down", "middle_out")) < 1e-6
+    # naive's last values are coherent: top-down proportions give back the bottom series' own last values
+    last = tourism_like().filter(pl.col("ds") == 15)
+    got = result.forecasts[result.forecasts["sid"] == "V-r2-hol"]["Naive/top_down"].to_numpy()
+    np.testing.assert_allclose(got, [last.filter(pl.col("unique_id") == "V-r2-hol")["y"][0]] * 2, rtol=1e-9)
