@@ -19,6 +19,7 @@ configured every request is tenant ``default``.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
@@ -28,20 +29,22 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 from litestar.concurrency import sync_to_thread
 
 from forecasting.api.auth import KeyGuard, tenant_of
+from forecasting.api.docs import OPEN, docs_assets, docs_plugins, security_schemes
 from forecasting.api.errors import exception_handlers, problem
+from forecasting.api.logs import RequestLog
 from forecasting.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from forecasting.api.metrics import Metrics
 from forecasting.api.mapping import hierarchy_out
 from forecasting.service.hierarchy import forecast_hierarchy
 from forecasting.api.mapping import explain_out, forecast_out, job_out, model_detail_out, model_out, version_out
 from forecasting.api.schemas import (
+    MAX_VERSION,
     AliasRequest,
     CrossValidationRequest,
     CrossValidationResponse,
@@ -91,12 +94,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     services = RegisteredModels(store=store, runner=runner, limits=limits)
     metrics = Metrics(jobs_by_state=services.jobs_by_state, cache=services.cache_size)
 
-    @get("/healthz", tags=["health"], summary="Liveness", opt={"public": True})
+    @get("/healthz", tags=["health"], summary="Liveness", opt={"public": True}, security=OPEN)
     async def healthz() -> HealthOut:
         """The process is up."""
         return HealthOut(status="ok", version=__version__)
 
-    @get("/readyz", tags=["health"], summary="Readiness", opt={"public": True}, sync_to_thread=True,
+    @get("/readyz", tags=["health"], summary="Readiness", opt={"public": True}, security=OPEN, sync_to_thread=True,
          responses={503: ResponseSpec(Problem, description="Database or artifact store unreachable.",
                                       media_type="application/problem+json")})
     def readyz() -> Response[ReadyOut]:
@@ -145,9 +148,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 tags=data.hierarchy.tags, methods=data.hierarchy.methods, middle_level=data.hierarchy.middle_level,
                 model=data.model, h=data.h, freq=data.freq, level=data.level, fill_missing=data.fill_missing,
                 fill_gaps=data.fill_gaps, limits=limits))
-        return forecast_out(service.forecast(data.data, model=data.model, h=data.h, freq=data.freq, level=data.level,
-                                             fill_missing=data.fill_missing, fill_gaps=data.fill_gaps,
-                                             X_future=data.X_future, limits=limits, non_negative=data.non_negative))
+        start = time.perf_counter()
+        result = service.forecast(data.data, model=data.model, h=data.h, freq=data.freq, level=data.level,
+                                  fill_missing=data.fill_missing, fill_gaps=data.fill_gaps,
+                                  X_future=data.X_future, limits=limits, non_negative=data.non_negative)
+        metrics.observe_forecast(model=result.spec.name, n_series=result.panel.n_series,
+                                 n_rows=result.panel.frame.height, n_fallbacks=len(result.fallbacks),
+                                 seconds=time.perf_counter() - start)
+        return forecast_out(result)
 
     @post("/v1/cross_validation", tags=["forecast"], summary="Backtest models on rolling origins", status_code=200,
           sync_to_thread=True, before_request=_require_json, responses=problems)
@@ -158,21 +166,24 @@ def create_app(settings: Settings | None = None) -> Litestar:
                                         season_length=data.season_length, limits=limits)
         return CrossValidationResponse(metrics=result.metrics.to_dicts())
 
-    registered = _registry_routes(services, problems)
+    registered = _registry_routes(services, problems, metrics)
 
     def recover() -> None:
+        metrics.start()
         runner.recover()
 
     def close() -> None:
+        metrics.stop()
         runner.shutdown()
         store.close()
 
     return Litestar(
         route_handlers=[healthz, readyz, metrics_route, list_model_types, forecast_route, cross_validation_route,
+                        docs_assets(),
                         *registered],
         guards=[KeyGuard(settings.api_keys)],
         dependencies={"tenant": Provide(_tenant, sync_to_thread=False)},
-        middleware=[metrics.middleware],
+        middleware=[RequestLog().middleware, metrics.middleware],
         on_startup=[recover],
         on_shutdown=[close],
         exception_handlers=exception_handlers(settings.max_body_bytes),
@@ -180,7 +191,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="forecasting", version=__version__,
             description="Time-series forecasting with a zoo of models. Long-format data: unique_id, ds, y.",
-            path="/schema", render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()]),
+            path="/schema", render_plugins=docs_plugins(), **security_schemes(bool(settings.api_keys))),
         logging_config=LoggingConfig(log_exceptions="debug", root={"level": "WARNING", "handlers": ["queue_listener"]},
                                      configure_root_logger=False),
         debug=False,
@@ -191,7 +202,7 @@ def _tenant(request: Request) -> str:
     return tenant_of(request)
 
 
-def _registry_routes(services: RegisteredModels, problems: dict[int, ResponseSpec]) -> list[Any]:
+def _registry_routes(services: RegisteredModels, problems: dict[int, ResponseSpec], metrics: Metrics) -> list[Any]:
     """The /v1/models (registered models), /v1/jobs routes."""
     problem_json = "application/problem+json"
     more = {**problems,
@@ -199,7 +210,7 @@ def _registry_routes(services: RegisteredModels, problems: dict[int, ResponseSpe
                               media_type=problem_json),
             409: ResponseSpec(Problem, description="Conflict: an alias points at the version, the job has finished.",
                               media_type=problem_json)}
-    return [_train_route(services, more), *_store_routes(services, more), *_use_routes(services, more),
+    return [_train_route(services, more), *_store_routes(services, more), *_use_routes(services, more, metrics),
             *_job_routes(services, more)]
 
 
@@ -263,7 +274,7 @@ def _store_routes(services: RegisteredModels, more: dict[int, ResponseSpec]) -> 
 
     @delete("/v1/models/{name:str}/versions/{version:int}", tags=["registry"], summary="Delete a version",
             status_code=204, sync_to_thread=True, responses=more)
-    def delete_version(name: FromPath[str], version: FromPath[int], tenant: NamedDependency[str], force: FromQuery[bool] = False) -> None:
+    def delete_version(name: FromPath[str], version: Annotated[int, Parameter(ge=1, le=MAX_VERSION)], tenant: NamedDependency[str], force: FromQuery[bool] = False) -> None:
         """Delete a version and its artifact; 409 while an alias points at it (unless `force`, which drops the
         aliases too)."""
         services.delete_version(tenant, name, version, force=force)
@@ -283,7 +294,7 @@ def _store_routes(services: RegisteredModels, more: dict[int, ResponseSpec]) -> 
     return [list_registered, get_model, delete_version, set_alias, delete_alias]
 
 
-def _use_routes(services: RegisteredModels, more: dict[int, ResponseSpec]) -> list[Any]:
+def _use_routes(services: RegisteredModels, more: dict[int, ResponseSpec], metrics: Metrics) -> list[Any]:
     """Using a registered version: forecast, explain, report, ONNX export, predict."""
 
     @post("/v1/models/{ref:str}/forecast", tags=["registry"], summary="Forecast with a registered model",
@@ -292,9 +303,13 @@ def _use_routes(services: RegisteredModels, more: dict[int, ResponseSpec]) -> li
         """`ref`: name (latest), name@3 or name@alias. Saved models predict from the stored model (history
         optional; its series too short for the model go to the spec's fallback); spec-only statistical
         versions refit on `history` (required). Same answer fields as POST /v1/forecast."""
-        return forecast_out(services.forecast(tenant, ref, h=data.h, level=data.level, history=data.history,
-                                              X_future=data.X_future, fill_missing=data.fill_missing,
-                                              fill_gaps=data.fill_gaps))
+        start = time.perf_counter()
+        result = services.forecast(tenant, ref, h=data.h, level=data.level, history=data.history,
+                                   X_future=data.X_future, fill_missing=data.fill_missing, fill_gaps=data.fill_gaps)
+        metrics.observe_forecast(model=result.spec.name, n_series=result.panel.n_series,
+                                 n_rows=result.panel.frame.height, n_fallbacks=len(result.fallbacks),
+                                 seconds=time.perf_counter() - start)
+        return forecast_out(result)
 
     @post("/v1/models/{ref:str}/explain", tags=["registry"], summary="SHAP values of a registered model",
           status_code=200, sync_to_thread=True, before_request=_require_json, responses=more)
@@ -444,11 +459,20 @@ def _form_fields(form: Any) -> dict[str, Any]:
 
 
 async def _require_json(request: Request) -> Any:
-    """415 for a body sent as a form or text (``curl -d`` without ``-H 'content-type: application/json'``)."""
+    """415 for a body sent as a form or text (``curl -d`` without ``-H 'content-type: application/json'``); then the
+    body decoded strictly against the route's schema, so what the OpenAPI document says is what is accepted: a
+    string is never coerced to a number or a boolean (Litestar decodes leniently), a 400 names the field."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media and media != "application/json" and not media.endswith("+json"):
         return problem(415, f"the body must be JSON sent with content-type application/json, got '{media}'",
                        field="content-type")
+    body = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if body is not None and isinstance(body.annotation, type):
+        raw = await request.body()
+        if len(raw) > 256 * 1024:  # decoding a large body is CPU work: off the event loop
+            await sync_to_thread(_decode, raw, body.annotation)
+        else:
+            _decode(raw, body.annotation)
     return None
 
 

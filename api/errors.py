@@ -131,7 +131,10 @@ def _http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
         response = problem(401, detail, type_="unauthorized", field="authorization")
         response.headers["WWW-Authenticate"] = 'Bearer realm="forecasting"'
         return response
-    return problem(exc.status_code, detail)
+    response = problem(exc.status_code, detail)
+    if exc.status_code == 405 and exc.headers:  # Allow: the methods the route has (RFC 9110 §15.5.6)
+        response.headers.update({k: v for k, v in exc.headers.items() if k.lower() == "allow"})
+    return response
 
 
 def _unexpected(request: Request, exc: Exception) -> Response[dict[str, Any]]:

@@ -5,6 +5,15 @@
 * ``forecasting_jobs{state}`` -- training jobs in each state (every tenant), read at scrape time;
 * ``forecasting_model_cache_size`` / ``forecasting_model_cache_capacity`` -- fitted models kept loaded.
 
+* the default process collectors (``process_*``: CPU seconds, resident memory, open files;
+  ``python_gc_*``, ``python_info``);
+* per model (``model`` the registry name, ``family`` its family): ``forecasting_forecasts_total``,
+  ``forecasting_forecast_series_total``, ``forecasting_forecast_rows_total`` (input rows),
+  ``forecasting_forecast_fallbacks_total`` (series answered by the fallback model) and
+  ``forecasting_forecast_duration_seconds{family}`` (histogram);
+* ``forecasting_job_duration_seconds{kind, state}`` -- training jobs from start to end (histogram),
+  read from the job runner's ``job.finished`` log events.
+
 ``route`` is the route's path template (``/v1/models/{ref}/forecast``), never the raw
 path, so label cardinality stays bounded.
 """
@@ -15,7 +24,17 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import logging
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -45,6 +64,26 @@ class _StateCollector(Collector):
                                 value=capacity)
 
 
+def _family(model: str) -> str:
+    from forecasting.models import REGISTRY
+
+    entry = REGISTRY.get(model)
+    return entry.family if entry is not None else "unknown"
+
+
+class _JobEvents(logging.Handler):
+    """Observes ``job.finished`` events (``extra={"event", "kind", "state", "duration_s"}``) into a histogram."""
+
+    def __init__(self, histogram: Histogram) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.histogram = histogram
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "event", None) == "job.finished" and getattr(record, "duration_s", None) is not None:
+            self.histogram.labels(str(getattr(record, "kind", "")), str(getattr(record, "state", ""))).observe(
+                float(getattr(record, "duration_s", 0.0)))
+
+
 class Metrics:
     """The app's metrics and the ASGI middleware that records each request."""
 
@@ -55,6 +94,46 @@ class Metrics:
         self.latency = Histogram("forecasting_http_request_duration_seconds", "HTTP request latency, seconds.",
                                  ["method", "route"], buckets=_BUCKETS, registry=self.registry)
         self.registry.register(_StateCollector(jobs_by_state, cache))
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        labels = ["model", "family"]
+        self.forecasts = Counter("forecasting_forecasts", "Forecast requests answered, per model.", labels,
+                                 registry=self.registry)
+        self.series = Counter("forecasting_forecast_series", "Series forecast, per model.", labels,
+                              registry=self.registry)
+        self.rows = Counter("forecasting_forecast_rows", "Input rows forecast from, per model.", labels,
+                            registry=self.registry)
+        self.fallbacks = Counter("forecasting_forecast_fallbacks", "Series answered by the fallback model.", labels,
+                                 registry=self.registry)
+        self.forecast_latency = Histogram("forecasting_forecast_duration_seconds",
+                                          "Forecast computation (validation, fit, predict), seconds, per model family.",
+                                          ["family"], buckets=_BUCKETS, registry=self.registry)
+        self.job_duration = Histogram("forecasting_job_duration_seconds", "Training jobs, start to end, seconds.",
+                                      ["kind", "state"], buckets=(*_BUCKETS, 300.0, 900.0, 3600.0),
+                                      registry=self.registry)
+        self._job_events = _JobEvents(self.job_duration)
+
+    def observe_forecast(self, *, model: str, n_series: int, n_rows: int, n_fallbacks: int, seconds: float) -> None:
+        """Count one answered forecast request of ``model`` (a registry name)."""
+        family = _family(model)
+        self.forecasts.labels(model, family).inc()
+        self.series.labels(model, family).inc(n_series)
+        self.rows.labels(model, family).inc(n_rows)
+        if n_fallbacks:
+            self.fallbacks.labels(model, family).inc(n_fallbacks)
+        self.forecast_latency.labels(family).observe(seconds)
+
+    def start(self) -> None:
+        """Listen to the job runner's events (app startup)."""
+        jobs_log = logging.getLogger("forecasting.jobs")
+        if jobs_log.getEffectiveLevel() > logging.INFO:  # the events are INFO records
+            jobs_log.setLevel(logging.INFO)
+        jobs_log.addHandler(self._job_events)
+
+    def stop(self) -> None:
+        """Stop listening (app shutdown)."""
+        logging.getLogger("forecasting.jobs").removeHandler(self._job_events)
 
     def exposition(self) -> bytes:
         """The Prometheus text format."""

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from forecasting.models.registry import ModelSpec
+from forecasting.store.names import MAX_VERSION
 
 __all__ = [
     "MAX_VERSION", "AliasRequest", "Contribution", "CrossValidationRequest", "CrossValidationResponse", "ExplainRequest",
@@ -27,9 +28,6 @@ class Problem(msgspec.Struct):
     field: Annotated[str | None, msgspec.Meta(description="The request field at fault, e.g. h, data.ds, model.name.")] = None
     details: dict[str, Any] | None = None
 
-
-#: the largest version number (versions are 64-bit integers in the database)
-MAX_VERSION = 2**63 - 1
 
 Rows = Annotated[list[dict[str, Any]], msgspec.Meta(
     description="Long format: one object per observation with unique_id, ds (ISO 8601 timestamp or integer step) "

@@ -80,6 +80,12 @@ class Settings:
         From ``FORECASTING_API_KEYS`` (comma-separated ``tenant:key`` pairs) and/or the file
         named by ``FORECASTING_API_KEYS_FILE`` (one pair per line). Empty: no
         authentication, every request is tenant ``default``.
+    log_format : {"json", "text"}
+        Log lines as JSON objects or text (``FORECASTING_LOG_FORMAT``, default ``json``;
+        ``forecasting serve --log-format``).
+    log_level : str
+        DEBUG, INFO, WARNING or ERROR (``FORECASTING_LOG_LEVEL``, default ``INFO``;
+        ``forecasting serve --log-level``).
     """
 
     state_dir: Path = Path("var")
@@ -94,6 +100,8 @@ class Settings:
     job_workers: int = 1
     model_cache_size: int = 4
     api_keys: tuple[tuple[str, str], ...] = ()
+    log_format: str = "json"
+    log_level: str = "INFO"
 
     @property
     def registry_locations(self) -> tuple[str, Path]:
@@ -119,6 +127,13 @@ class Settings:
                 raise ValueError(msg)
             return value
 
+        def choice(key: str, allowed: tuple[str, ...], default: str) -> str:
+            raw = env.get(key) or default
+            if raw.upper() not in {a.upper() for a in allowed}:
+                msg = f"{key} must be one of {', '.join(allowed)}, got {raw!r}"
+                raise ValueError(msg)
+            return raw.lower() if allowed[0].islower() else raw.upper()
+
         keys = parse_api_keys(env.get("FORECASTING_API_KEYS", ""), source="FORECASTING_API_KEYS")
         key_file = env.get("FORECASTING_API_KEYS_FILE")
         if key_file:
@@ -142,4 +157,6 @@ class Settings:
             job_workers=num("FORECASTING_JOB_WORKERS", cls.job_workers),
             model_cache_size=num("FORECASTING_MODEL_CACHE_SIZE", cls.model_cache_size),
             api_keys=keys,
+            log_format=choice("FORECASTING_LOG_FORMAT", ("json", "text"), cls.log_format),
+            log_level=choice("FORECASTING_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), cls.log_level).upper(),
         )

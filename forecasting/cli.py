@@ -41,6 +41,22 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from forecasting import __version__
+
+        console.print(f"forecasting {__version__}", highlight=False)
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version,
+                                          is_eager=True)] = False,
+) -> None:
+    """Forecast time series with a zoo of models, benchmark them, and serve them over HTTP."""
+
+
 def _fail(exc: ForecastingError) -> typer.Exit:
     # escape: messages quote user data and lists ("[24, 168]") that rich would read as markup and drop
     where = escape(f" [{exc.field}]") if exc.field else ""
@@ -545,23 +561,29 @@ def datasets_cmd() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.", envvar="FORECASTING_HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", envvar="FORECASTING_PORT")] = 8000,
+    log_format: Annotated[str | None, typer.Option(
+        help="Log lines as 'json' (one object per line) or 'text' (default: FORECASTING_LOG_FORMAT, else json).")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(
+        help="DEBUG, INFO, WARNING or ERROR (default: FORECASTING_LOG_LEVEL, else INFO).")] = None,
 ) -> None:
     """Start the HTTP API (OpenAPI docs at /schema; what `make run` calls)."""
-    import logging
+    import os
 
     import uvicorn
 
     from forecasting.api.app import create_app
-
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from forecasting.api.logs import configure_logging
     from forecasting.api.settings import Settings
 
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env({**os.environ, **({"FORECASTING_LOG_FORMAT": log_format} if log_format else {}),
+                                      **({"FORECASTING_LOG_LEVEL": log_level} if log_level else {})})
     except ValueError as exc:  # a bad FORECASTING_* variable: one line naming it, no traceback
         err_console.print(f"[bold red]error {escape('[settings]')}:[/] {escape(str(exc))}", highlight=False,
                           soft_wrap=True)
         raise typer.Exit(code=2) from None
+    configure_logging(fmt="text" if settings.log_format == "text" else "json", level=settings.log_level)
     console.print(f"forecasting API on http://{host}:{port} (docs: http://{host}:{port}/schema, state: "
                   f"{settings.state_dir})", highlight=False)
     if settings.api_keys:
@@ -571,7 +593,9 @@ def serve(
     else:
         console.print("no API keys configured: no authentication, every request is tenant 'default' (set "
                       "FORECASTING_API_KEYS=tenant:key,... to require keys)", highlight=False)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    # logging: configure_logging; the access lines: RequestLog
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, log_level=settings.log_level.lower(),
+                access_log=False)
 
 
 @app.command()

@@ -42,6 +42,11 @@ def validate_alias(alias: Any, *, field: str = "alias") -> str:
     return alias
 
 
+#: the largest version number accepted anywhere (a reference, a path, a body): far beyond any real count, and exact
+#: as a JSON number in every client (below 2**53), which a 64-bit bound would not be in the OpenAPI document
+MAX_VERSION = 2**31 - 1
+
+
 def parse_ref(ref: str, *, field: str = "model") -> tuple[str, int | str | None]:
     """Split ``"name"``, ``"name@3"`` or ``"name@alias"`` into ``(name, 3 | "alias" | None)``.
 
@@ -64,8 +69,8 @@ def parse_ref(ref: str, *, field: str = "model") -> tuple[str, int | str | None]
         return name, None
     if sel.isdigit():
         version = int(sel)
-        if version < 1:
-            msg = f"{field}: version must be >= 1, got {ref!r}"
+        if not 1 <= version <= MAX_VERSION:
+            msg = f"{field}: version must be an integer from 1 to {MAX_VERSION}, got {ref!r}"
             raise InvalidParameterError(msg, field=field)
         return name, version
     return name, validate_alias(sel, field=field)
