@@ -382,8 +382,11 @@ def explain(
                                              "models).")] = None,
     freq: Annotated[Optional[str], typer.Option("--freq", help="Frequency; inferred when omitted.")] = None,
     top: Annotated[int, typer.Option(help="Features to print per forecast step.")] = 3,
+    approximate: Annotated[bool, typer.Option("--approximate", help="Trees: fast approximate attributions (Saabas "
+                                              "paths, not Shapley values).")] = False,
 ) -> None:
-    """Explain each forecast step with exact SHAP values (TreeSHAP for XGBoost), in units of y.
+    """Explain each forecast step in units of y: SHAP (trees), integrated gradients (networks) or the labelled
+    decomposition (statistical models), from one base value per global model plus named series terms.
 
     Example: forecasting explain --model xgboost --input history.csv --h 24 --output shap.csv
     """
@@ -395,14 +398,14 @@ def explain(
         if Path(model).is_dir():
             from forecasting.loading import load
 
-            result = service.explain(data, model=load(model), h=h, freq=freq)
+            result = service.explain(data, model=load(model), h=h, freq=freq, approximate=approximate)
         else:
             if h is None:
                 from forecasting.errors import InvalidParameterError
 
                 msg = "--h is required to explain a forecast model"
                 raise InvalidParameterError(msg, field="h")
-            result = service.explain(data, model=model, h=h, freq=freq)
+            result = service.explain(data, model=model, h=h, freq=freq, approximate=approximate)
         explanation = result.explanation
         long = explanation.to_frame()
         write_table(long, output)
@@ -423,13 +426,20 @@ def explain(
             table.add_row(str(r.get("row", "")), r["feature"], _num(r["value"]), f"{r['shap']:+.4g}")
         console.print(table)
         return
-    table = Table(title=f"top {top} features per step (first series)")
+    bases = sorted(set(explanation.base_values.round(6).tolist()))
+    console.print(escape(f"base value {bases[0]:.6g}" + (" (the same for every row)" if len(bases) == 1 else
+                                                         f" .. {bases[-1]:.6g} (per series)")), highlight=False)
+    table = Table(title=f"top {top} contributions per step (first series; units of y, the model's value in brackets)")
     for col in ("step", "ds", "feature", "value", "shap", "from forecast"):
         table.add_column(col)
     first = explanation.rows["unique_id"][0]
     shown = explanation.top(max(1, top)).filter(pl.col("unique_id") == first).head(top * 6)
     for r in shown.iter_rows(named=True):
-        table.add_row(str(r["step"]), str(r["ds"]), r["feature"], _num(r["value"]), f"{r['shap']:+.4g}",
+        value = r.get("value_label") or _num(r["value"])
+        model_value = r.get("value_transformed")
+        if isinstance(model_value, float) and model_value == model_value:
+            value += f" [{model_value:.4g}]"
+        table.add_row(str(r["step"]), str(r["ds"]), r["feature"], value, f"{r['shap']:+.4g}",
                       "yes" if r.get("is_forecast_value") else "")
     console.print(table)
 
@@ -593,9 +603,15 @@ def serve(
     else:
         console.print("no API keys configured: no authentication, every request is tenant 'default' (set "
                       "FORECASTING_API_KEYS=tenant:key,... to require keys)", highlight=False)
-    # logging: configure_logging; the access lines: RequestLog
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, log_level=settings.log_level.lower(),
-                access_log=False)
+    try:
+        api = create_app(settings)
+    except ForecastingError as exc:  # e.g. an emptied database beside a used artifact store: one line, no traceback
+        err_console.print(f"[bold red]error {escape('[startup]')}:[/] {escape(exc.message)}", highlight=False,
+                          soft_wrap=True)
+        raise typer.Exit(code=2) from None
+    # SIGTERM: in-flight requests get a few seconds, then the job runner hands running jobs back (shutdown_grace_s)
+    uvicorn.run(api, host=host, port=port, log_config=None, log_level=settings.log_level.lower(),
+                access_log=False, timeout_graceful_shutdown=5)  # logging: configure_logging, access lines: RequestLog
 
 
 @app.command()
@@ -605,6 +621,10 @@ def version() -> None:
 
     console.print(json.dumps({"forecasting": __version__}))
 
+
+from forecasting.cli_batch import batch as _batch  # noqa: E402 - one module per command group
+
+app.command("batch")(_batch)
 
 from forecasting.cli_hierarchy import hierarchy as _hierarchy  # noqa: E402 - issue 17
 

@@ -1,0 +1,445 @@
+"""Batch forecasts of a Parquet data set of any size: partitioned, streamed, resumable, on local processes or Ray.
+
+The one place of the batch use case (``forecasting batch``; :func:`batch_forecast`):
+
+1. **Plan.** The input (a Parquet file, folder or glob with ``unique_id, ds, y``) is read
+   lazily: its schema is checked and its row count taken from the Parquet metadata. The
+   series are split into ``n_partitions`` by a hash of ``unique_id`` (every row of a series
+   in one partition); by default one partition per ``rows_per_partition`` rows.
+2. **Stage.** One streaming pass (polars ``sink_parquet`` with ``PartitionBy``) writes each
+   partition's rows under ``<output>/input/_part=<k>/``; memory stays bounded whatever the
+   input's size.
+3. **Forecast.** One task per partition (:func:`forecasting.engines.run_tasks`: this
+   process, local worker processes, or a Ray cluster) reads its partition, forecasts it
+   with the spec (:func:`forecasting.service.forecast`) or the saved model
+   (:func:`forecasting.service.forecast_fitted`) and writes ``parts/part-<k>.parquet``,
+   then ``parts/part-<k>.json`` (series, rows, seconds, fallbacks, notes), each atomically.
+   A partition is finished when its ``.json`` exists.
+4. **Resume.** ``<output>/job.json`` records what the job is (input files with sizes and
+   modification times, model, ``h``, ``freq``, ``level``, partitions). Running the same job
+   again skips the finished partitions and computes the rest (an interrupted run loses
+   only the partitions in flight); a different job in the same folder is refused.
+5. **Collect.** A streaming pass concatenates the parts into ``<output>/forecasts.parquet``;
+   the staged input is then removed.
+
+The default output folder is in the artifact store, ``<FORECASTING_ARTIFACTS_DIR or
+var/artifacts>/batch/<job id>/``, where the job id is a digest of ``job.json``: running the
+same command again resumes it. With Ray on a cluster, the output folder (and the input and
+any saved model) must be on storage every node sees.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from forecasting.data import validate_h, validate_levels
+from forecasting.engines import Engine, check_engine, run_tasks
+from forecasting.errors import InvalidInputError, InvalidParameterError
+from forecasting.models.registry import parse_spec
+
+__all__ = ["BatchResult", "PartitionOutcome", "batch_forecast", "default_output", "plan_partitions", "registered_source"]
+
+#: default partition size, in input rows (one task reads, fits and forecasts this many rows at once)
+ROWS_PER_PARTITION = 2_000_000
+FORMAT = 1
+REQUIRED = ("unique_id", "ds", "y")
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every partition task needs (pickled to the workers)."""
+
+    folder: str
+    spec: dict[str, Any] | None
+    model_path: str | None
+    h: int
+    freq: str | int | None
+    level: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class PartitionOutcome:
+    """One finished partition (also ``parts/part-<k>.json``).
+
+    Attributes
+    ----------
+    partition : int
+    series, rows : int
+        Series forecast and forecast rows written.
+    seconds : float
+        Wall time of the task (read, fit, forecast, write).
+    fallbacks : int
+        Series forecast by the spec's fallback model.
+    notes : list of str
+    """
+
+    partition: int
+    series: int
+    rows: int
+    seconds: float
+    fallbacks: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch run did.
+
+    Attributes
+    ----------
+    output : Path
+        ``forecasts.parquet``: ``unique_id, ds, <alias>[, <alias>-lo-<L>, <alias>-hi-<L>]``, ``h`` rows per
+        series, partition after partition.
+    folder : Path
+        The job's folder (``job.json``, ``parts/``).
+    n_partitions : int
+        Partitions of the plan (some may be empty).
+    computed, skipped : list of int
+        Partitions forecast by this run, and those found finished by an earlier run.
+    series, rows : int
+        Totals over every partition (``computed_series``: those forecast by this run).
+    seconds : float
+        Wall time of this run.
+    task_seconds : float
+        Sum of the partition tasks' wall times (this run's and the earlier runs').
+    notes : list of str
+        Distinct notes of the partitions, and the engine used.
+    """
+
+    output: Path
+    folder: Path
+    n_partitions: int
+    computed: list[int]
+    skipped: list[int]
+    series: int
+    rows: int
+    seconds: float
+    task_seconds: float
+    fallbacks: int = 0
+    notes: list[str] = field(default_factory=list)
+    computed_series: int = 0
+
+    @property
+    def series_per_second(self) -> float:
+        """Series forecast by this run (``computed_series``) per second of its wall time (staging and collecting
+        included)."""
+        return self.computed_series / self.seconds if self.seconds > 0 else 0.0
+
+
+def _source_files(source: str | os.PathLike[str]) -> list[Path]:
+    """The Parquet files of ``source`` (a file, a folder searched recursively, or a glob), sorted.
+
+    Raises
+    ------
+    InvalidInputError
+        Nothing matches.
+    """
+    text = str(source)
+    path = Path(text)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.parquet") if p.is_file())
+    elif any(c in text for c in "*?["):
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+    else:
+        files = [path] if path.is_file() else []
+    if not files:
+        msg = f"batch input '{text}': no Parquet file found (give a .parquet file, a folder of them or a glob)"
+        raise InvalidInputError(msg, field="data")
+    return files
+
+
+def plan_partitions(files: Sequence[Path], *, n_partitions: int | None = None,
+                    rows_per_partition: int = ROWS_PER_PARTITION) -> tuple[int, int]:
+    """Check the input's columns and choose the number of partitions; ``(n_partitions, input rows)``.
+
+    The row count comes from the Parquet metadata (no data is read).
+
+    Raises
+    ------
+    InvalidInputError
+        A required column (``unique_id``, ``ds``, ``y``) missing, naming it and the columns found.
+    InvalidParameterError
+        ``n_partitions`` or ``rows_per_partition`` below 1.
+    """
+    lf = pl.scan_parquet(list(files))
+    columns = lf.collect_schema().names()
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        msg = f"batch input: column(s) {missing} missing; found {columns} (the batch job reads unique_id, ds, y)"
+        raise InvalidInputError(msg, field="data")
+    if isinstance(rows_per_partition, bool) or not isinstance(rows_per_partition, int) or rows_per_partition < 1:
+        msg = f"rows_per_partition must be an integer >= 1, got {rows_per_partition!r}"
+        raise InvalidParameterError(msg, field="rows_per_partition")
+    rows = int(lf.select(pl.len()).collect().item())
+    if n_partitions is None:
+        return max(1, math.ceil(rows / rows_per_partition)), rows
+    if isinstance(n_partitions, bool) or not isinstance(n_partitions, int) or not 1 <= n_partitions <= 100_000:
+        msg = f"n_partitions must be an integer in [1, 100000], got {n_partitions!r}"
+        raise InvalidParameterError(msg, field="n_partitions")
+    return n_partitions, rows
+
+
+def default_output(identity: dict[str, Any], artifacts_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The job's folder in the artifact store: ``<artifacts_dir>/batch/<job id>``, the job id a digest of
+    ``identity``; ``artifacts_dir`` defaults to ``FORECASTING_ARTIFACTS_DIR``, else ``var/artifacts``."""
+    from forecasting.store.store import DEFAULT_ARTIFACTS_DIR
+
+    root = Path(artifacts_dir or os.environ.get("FORECASTING_ARTIFACTS_DIR") or DEFAULT_ARTIFACTS_DIR)
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return root / "batch" / digest
+
+
+def _stage(files: Sequence[Path], folder: Path, n_partitions: int) -> list[int]:
+    """Write each partition's rows under ``folder/input/_part=<k>/`` in one streaming pass (once per job);
+    the non-empty partitions (also kept in ``partitions.json``)."""
+    record = folder / "partitions.json"
+    if record.exists():
+        return [int(k) for k in json.loads(record.read_text())]
+    staged = folder / "input"
+    shutil.rmtree(staged, ignore_errors=True)
+    part = (pl.col("unique_id").cast(pl.String).hash(seed=0) % n_partitions).alias("_part")
+    (pl.scan_parquet(list(files)).select(*REQUIRED, pl.exclude(*REQUIRED)).with_columns(part)
+     .sink_parquet(pl.PartitionBy(staged, key="_part", include_key=False)))
+    present = sorted(int(p.name.split("=", 1)[1]) for p in staged.glob("_part=*"))
+    tmp = record.with_name(".partitions.json.tmp")
+    tmp.write_text(json.dumps(present))
+    os.replace(tmp, record)
+    return present
+
+
+def _part_paths(folder: Path, k: int) -> tuple[Path, Path]:
+    return folder / "parts" / f"part-{k:05d}.parquet", folder / "parts" / f"part-{k:05d}.json"
+
+
+@functools.lru_cache(maxsize=4)
+def _loaded(path: str) -> Any:
+    """A saved model folder, loaded once per worker process."""
+    from forecasting.loading import load
+
+    return load(path)
+
+
+def _forecast_partition(k: int, job: _Job, cores: int) -> PartitionOutcome:
+    """Forecast partition ``k`` of ``job`` and write its part (a task of :func:`run_tasks`)."""
+    from forecasting.service.core import forecast, forecast_fitted
+
+    started = time.perf_counter()
+    folder = Path(job.folder)
+    frame = pl.read_parquet(folder / "input" / f"_part={k}")
+    if job.model_path is not None:
+        result = forecast_fitted(_loaded(job.model_path), frame, h=job.h, freq=job.freq, level=job.level)
+    else:
+        result = forecast(frame, model=job.spec or "auto", h=job.h, freq=job.freq, level=job.level, n_jobs=cores)
+    out = result.forecasts
+    data_path, meta_path = _part_paths(folder, k)
+    tmp = data_path.with_name(f".{data_path.name}.{os.getpid()}.tmp")
+    out.write_parquet(tmp)
+    os.replace(tmp, data_path)
+    outcome = PartitionOutcome(partition=k, series=int(out["unique_id"].n_unique()), rows=out.height,
+                               seconds=time.perf_counter() - started, fallbacks=len(result.fallbacks),
+                               notes=list(dict.fromkeys(result.notes)))
+    tmp = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(asdict(outcome)))
+    os.replace(tmp, meta_path)
+    return outcome
+
+
+def _finished(folder: Path, k: int) -> PartitionOutcome | None:
+    data_path, meta_path = _part_paths(folder, k)
+    if not (meta_path.exists() and data_path.exists()):
+        return None
+    return PartitionOutcome(**json.loads(meta_path.read_text()))
+
+
+def _claim(folder: Path, identity: dict[str, Any]) -> None:
+    """Record the job in ``folder/job.json``, or check that the folder holds this same job.
+
+    Raises
+    ------
+    InvalidParameterError
+        The folder holds a different job (naming what differs).
+    """
+    record = folder / "job.json"
+    if record.exists():
+        held = json.loads(record.read_text())
+        if held != identity:
+            diff = sorted(k for k in set(held) | set(identity) if held.get(k) != identity.get(k))
+            msg = (f"output folder '{folder}' holds a different batch job (differs in: {', '.join(diff)}); "
+                   f"give another output folder, or delete this one to start afresh")
+            raise InvalidParameterError(msg, field="output")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "parts").mkdir(exist_ok=True)
+    tmp = record.with_name(".job.json.tmp")
+    tmp.write_text(json.dumps(identity, indent=1, sort_keys=True))
+    os.replace(tmp, record)
+
+
+def batch_forecast(
+    source: str | os.PathLike[str],
+    *,
+    model: Any = "auto",
+    model_path: str | os.PathLike[str] | None = None,
+    h: int,
+    freq: str | int | None = None,
+    level: Sequence[float] = (),
+    output: str | os.PathLike[str] | None = None,
+    n_partitions: int | None = None,
+    rows_per_partition: int = ROWS_PER_PARTITION,
+    engine: Engine = "local",
+    n_jobs: int = 1,
+    ray_address: str | None = None,
+    progress: Progress | None = None,
+    artifacts_dir: str | os.PathLike[str] | None = None,
+) -> BatchResult:
+    """Forecast every series of a Parquet data set, partition by partition (see the module docstring).
+
+    Parameters
+    ----------
+    source : path
+        A Parquet file, a folder of them (recursive) or a glob; long format ``unique_id, ds, y``
+        (plus exogenous columns the model uses).
+    model : spec
+        Registry name or spec, fitted on each partition (e.g. ``"seasonal_naive"``,
+        ``{"name": "auto_ets", "params": {...}}``). Ignored when ``model_path`` is given.
+    model_path : path, optional
+        A saved or exported global model folder (:func:`forecasting.loading.load`; a registered
+        version's folder: :func:`registered_source`): it forecasts every series without retraining.
+    h : int
+        Steps per series.
+    freq : str or int, optional
+        Inferred per partition when omitted.
+    level : numbers in (0, 100)
+        Prediction-interval levels, percent.
+    output : path, optional
+        The job's folder; default in the artifact store (:func:`default_output`).
+    n_partitions : int, optional
+        Default ``ceil(rows / rows_per_partition)``.
+    rows_per_partition : int
+        Input rows per partition when ``n_partitions`` is not given (default 2,000,000).
+    engine : {"local", "ray"}; n_jobs : int; ray_address : str, optional
+        Where partitions run (:func:`forecasting.engines.run_tasks`): ``local`` with
+        ``n_jobs`` worker processes (1: this process), or Ray (``n_jobs`` local CPUs, or the
+        cluster at ``ray_address``).
+    progress : callable, optional
+        ``progress(fraction, message)`` after each partition.
+    artifacts_dir : path, optional
+        The artifact store holding the default output folder (:func:`default_output`).
+
+    Returns
+    -------
+    BatchResult
+
+    Raises
+    ------
+    InvalidInputError
+        No input file, a required column missing; a partition's data invalid (naming the series and rows).
+    InvalidParameterError
+        ``h``, ``level``, ``engine``, ``n_partitions`` invalid; the output folder holding another job.
+    UnknownModelError, CapabilityError
+        An unknown model; Ray not installed.
+    """
+    started = time.perf_counter()
+    h = validate_h(h)
+    levels = tuple(validate_levels(level))
+    engine = check_engine(engine)
+    files = _source_files(source)
+    n_partitions, rows_in = plan_partitions(files, n_partitions=n_partitions, rows_per_partition=rows_per_partition)
+    spec = None if model_path is not None else _spec_dict(model)
+    fingerprint = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    identity = {"format": FORMAT, "input": fingerprint, "model": spec,
+                "model_path": None if model_path is None else str(Path(model_path).resolve()),
+                "h": h, "freq": freq, "level": list(levels), "n_partitions": n_partitions}
+    folder = Path(output) if output is not None else default_output(identity, artifacts_dir)
+    _claim(folder, identity)
+    present = _stage(files, folder, n_partitions)
+    done_before = {k: o for k in present if (o := _finished(folder, k)) is not None}
+    todo = [(k, _forecast_partition) for k in present if k not in done_before]
+    outcomes: dict[int, PartitionOutcome] = dict(done_before)
+    job = _Job(folder=str(folder), spec=spec, model_path=identity["model_path"], h=h, freq=freq, level=levels)
+
+    def done(k: int, outcome: PartitionOutcome) -> None:
+        outcomes[k] = outcome
+        if progress is not None:
+            series = sum(o.series for o in outcomes.values())
+            progress(len(outcomes) / max(1, len(present)),
+                     f"partition {k} done ({outcome.series} series in {outcome.seconds:.1f} s); "
+                     f"{len(outcomes)}/{len(present)} partitions, {series} series")
+
+    if todo:
+        run_tasks(todo, job, done, engine=engine, n_jobs=n_jobs, address=ray_address)
+    out = _collect(folder, present)
+    notes = list(dict.fromkeys(n for k in sorted(outcomes) for n in outcomes[k].notes))
+    notes.append(f"{len(present)} non-empty partitions of {n_partitions} ({rows_in} input rows); "
+                 f"{len(todo)} computed by engine '{engine}', {len(done_before)} finished earlier")
+    return BatchResult(output=out, folder=folder, n_partitions=n_partitions, computed=sorted(k for k, _ in todo),
+                       skipped=sorted(done_before), series=sum(o.series for o in outcomes.values()),
+                       rows=sum(o.rows for o in outcomes.values()), seconds=time.perf_counter() - started,
+                       task_seconds=sum(o.seconds for o in outcomes.values()),
+                       fallbacks=sum(o.fallbacks for o in outcomes.values()), notes=notes,
+                       computed_series=sum(o.series for k, o in outcomes.items() if k not in done_before))
+
+
+def _spec_dict(model: Any) -> dict[str, Any]:
+    """The spec as plain data (parsed here: an unknown name fails before any partition runs)."""
+    import msgspec
+
+    return msgspec.to_builtins(parse_spec(model))  # type: ignore[no-any-return]
+
+
+def registered_source(ref: str, *, tenant: str, database_url: str,
+                      artifacts_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], Path | None, str | int | None]:
+    """What a batch job needs of a registered version ``name@version`` (or ``name@alias``): its spec, its
+    artifact folder (``None`` for a spec-only version, which refits on each partition) checked against the
+    stored digests, and its training ``freq``.
+
+    Raises
+    ------
+    NotFoundError
+        No such model or version.
+    ArtifactIntegrityError
+        The artifact's files changed since registration.
+    CapabilityError
+        A tabular model.
+    """
+    from forecasting.errors import CapabilityError
+    from forecasting.store import Store
+
+    store = Store(database_url, artifacts_dir, migrate=False, cache_size=0)
+    try:
+        info = store.get(ref, tenant=tenant)
+        if info.kind != "forecast":
+            msg = f"model '{info.ref}' is a tabular model: batch forecasts need a forecasting model"
+            raise CapabilityError(msg, field="model")
+        folder = store.artifact_path(info) if info.artifact is not None else None
+        return dict(info.spec), folder, info.fingerprint.get("freq")
+    finally:
+        store.close()
+
+
+def _collect(folder: Path, present: Sequence[int]) -> Path:
+    """Concatenate the parts into ``forecasts.parquet`` (streaming) and remove the staged input."""
+    target = folder / "forecasts.parquet"
+    parts = [str(_part_paths(folder, k)[0]) for k in present]
+    tmp = folder / ".forecasts.parquet.tmp"
+    if parts:
+        pl.scan_parquet(parts).sink_parquet(tmp)
+    else:
+        pl.DataFrame(schema={"unique_id": pl.String, "ds": pl.Datetime("us")}).write_parquet(tmp)
+    os.replace(tmp, target)
+    shutil.rmtree(folder / "input", ignore_errors=True)
+    return target
