@@ -248,3 +248,16 @@ def test_swagger_page_renders_operations_with_the_network_blocked(tmp_path: Path
         proc.wait(timeout=30)
     assert "opblock" in dom, dom[:2000]  # Swagger UI rendered operation blocks
     assert "/v1/forecast" in dom and "Forecast inline series" in dom
+
+
+def test_every_setting_read_from_the_environment_is_in_the_readme_table() -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    code = "".join(p.read_text(encoding="utf-8") for folder in ("forecasting", "api")
+                   for p in (root / folder).rglob("*.py"))
+    used = set(re.findall(r"[\"'](FORECASTING_[A-Z0-9_]+)[\"']", code))
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("### Settings"):]
+    table = table[:table.index("\n\n", table.index("| variable |"))]
+    assert used - {"FORECASTING_"} <= set(re.findall(r"`(FORECASTING_[A-Z0-9_]+)`", table))
