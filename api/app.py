@@ -89,8 +89,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     limits = service.Limits(max_h=settings.max_h, max_series=settings.max_series, max_rows=settings.max_rows,
                     max_seconds=settings.max_seconds)
     database_url, artifacts_dir = settings.registry_locations
-    store = Store(database_url, artifacts_dir, cache_size=settings.model_cache_size)
-    runner = JobRunner(store, max_workers=settings.job_workers, time_limit_s=settings.max_train_seconds)
+    store = Store(database_url, artifacts_dir, cache_size=settings.model_cache_size,
+                  busy_timeout_s=settings.db_busy_timeout_s)
+    try:
+        store.check_consistency()  # an emptied database beside a used artifact store: refuse to start
+    except Exception:
+        store.close()
+        raise
+    runner = JobRunner(store, max_workers=settings.job_workers, time_limit_s=settings.max_train_seconds,
+                       max_unfinished_per_tenant=settings.max_jobs_per_tenant, grace_s=settings.shutdown_grace_s)
     services = RegisteredModels(store=store, runner=runner, limits=limits)
     metrics = Metrics(jobs_by_state=services.jobs_by_state, cache=services.cache_size)
 
@@ -103,16 +110,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
          responses={503: ResponseSpec(Problem, description="Database or artifact store unreachable.",
                                       media_type="application/problem+json")})
     def readyz() -> Response[ReadyOut]:
-        """The registry database answers and the artifact store is a writable folder."""
+        """The registry database answers, the artifact store is a writable folder and no loaded artifact failed
+        its integrity check (files changed since loading are re-verified here)."""
         problems = services.readiness()
         if problems:
             return cast("Response[ReadyOut]", problem(503, "; ".join(problems), type_="not-ready"))  # documented 503
         return Response(ReadyOut(status="ready"), status_code=200)
 
     @get("/metrics", tags=["health"], summary="Prometheus metrics", media_type=METRICS_CONTENT_TYPE,
-         sync_to_thread=True)
+         sync_to_thread=True, opt={"admin": True})
     def metrics_route() -> bytes:
-        """Request counts and latencies per route and status, jobs by state, model cache size (text format)."""
+        """Request counts and latencies per route and status, jobs by state, model cache size (text format).
+
+        Every tenant's figures: with API keys configured, only keys of an admin tenant
+        (`FORECASTING_ADMIN_TENANTS`, default `admin`) may read it; other keys get 403."""
         return metrics.exposition()
 
     @get("/v1/model-types", tags=["models"], summary="Model types of the zoo", sync_to_thread=False)
@@ -181,7 +192,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[healthz, readyz, metrics_route, list_model_types, forecast_route, cross_validation_route,
                         docs_assets(),
                         *registered],
-        guards=[KeyGuard(settings.api_keys)],
+        guards=[KeyGuard(settings.api_keys, admin_tenants=settings.admin_tenants)],
         dependencies={"tenant": Provide(_tenant, sync_to_thread=False)},
         middleware=[RequestLog().middleware, metrics.middleware],
         on_startup=[recover],

@@ -7,7 +7,9 @@ with every configured digest using :func:`hmac.compare_digest`.
 
 With no keys configured, authentication is off and every request is tenant
 ``"default"``. Routes marked ``opt={"public": True}`` (``/healthz``, ``/readyz``) and the
-OpenAPI pages under ``/schema`` are always open.
+OpenAPI pages under ``/schema`` are always open. Routes marked ``opt={"admin": True}``
+(``/metrics``: every tenant's job counts) answer only keys of the admin tenants
+(``FORECASTING_ADMIN_TENANTS``, default ``admin``); other keys get 403.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import hmac
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
 from forecasting.api.settings import hash_key
@@ -29,9 +31,11 @@ DEFAULT_TENANT = "default"
 class KeyGuard:
     """A Litestar guard that authenticates the request and records its tenant in ``connection.state``."""
 
-    def __init__(self, keys: tuple[tuple[str, str], ...], *, schema_path: str = "/schema") -> None:
+    def __init__(self, keys: tuple[tuple[str, str], ...], *, schema_path: str = "/schema",
+                 admin_tenants: tuple[str, ...] = ("admin",)) -> None:
         self.keys = tuple(keys)
         self.schema_path = schema_path
+        self.admin_tenants = frozenset(admin_tenants)
 
     def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
         if not self.keys:
@@ -55,6 +59,12 @@ class KeyGuard:
         if tenant is None:
             msg = "the API key is not valid"
             raise NotAuthorizedException(msg)
+        if handler.opt.get("admin") and tenant not in self.admin_tenants:
+            msg = (
+                f"{path} is for the operator: it needs the key of an admin tenant (FORECASTING_ADMIN_TENANTS), "
+                f"not tenant '{tenant}'"
+            )
+            raise PermissionDeniedException(msg)
         connection.state.tenant = tenant
 
 

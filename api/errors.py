@@ -26,7 +26,9 @@ from forecasting.errors import (
     ModelFitError,
     NotFittedError,
     NotFoundError,
+    StoreBusyError,
     TimeLimitError,
+    TooManyJobsError,
     UnknownModelError,
 )
 
@@ -47,6 +49,8 @@ STATUS: dict[type[ForecastingError], tuple[int, str]] = {
     DatasetError: (404, "dataset"),
     NotFoundError: (404, "not-found"),  # another tenant's model or job too: its existence is not revealed
     ConflictError: (409, "conflict"),
+    TooManyJobsError: (429, "too-many-jobs"),  # with Retry-After
+    StoreBusyError: (503, "database-busy"),  # with Retry-After: the database stayed locked past the busy timeout
     # a stored artifact (registered version or its ONNX export) failed its digests: never loaded; the server's fault
     ArtifactIntegrityError: (500, "artifact-integrity"),
     ForecastingError: (400, "bad-request"),
@@ -55,9 +59,9 @@ STATUS: dict[type[ForecastingError], tuple[int, str]] = {
 #: problem types whose title says more than their status's
 _TYPE_TITLES = {"artifact-integrity": "Artifact integrity check failed"}
 
-_TITLES = {400: "Bad request", 401: "Unauthorized", 404: "Not found", 405: "Method not allowed", 409: "Conflict",
-           413: "Request body too large", 415: "Unsupported media type", 422: "Unprocessable request",
-           500: "Internal server error", 503: "Service unavailable"}
+_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+           409: "Conflict", 413: "Request body too large", 415: "Unsupported media type", 422: "Unprocessable request",
+           429: "Too many requests", 500: "Internal server error", 503: "Service unavailable"}
 
 
 def problem(status: int, detail: str, *, type_: str = "about:blank", field: str | None = None,
@@ -86,7 +90,11 @@ def _library_error(request: Request, exc: ForecastingError) -> Response[dict[str
     field = exc.field
     if field and not field.startswith(("data", "model")) and field in ("unique_id", "ds", "y"):
         field = f"data.{field}"
-    return problem(status, exc.message, type_=slug, field=field, details=exc.details or None)
+    response = problem(status, exc.message, type_=slug, field=field, details=exc.details or None)
+    retry_after = (exc.details or {}).get("retry_after_s")
+    if status in (429, 503) and retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, int(retry_after)))
+    return response
 
 
 def _validation_error(request: Request, exc: ValidationException) -> Response[dict[str, Any]]:

@@ -18,23 +18,40 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def parse_api_keys(text: str, *, source: str) -> tuple[tuple[str, str], ...]:
-    """``tenant:key`` pairs separated by commas or newlines (``#`` starts a comment) ->
-    ``((tenant, sha256 of key), ...)``.
+def parse_api_keys(text: str, *, source: str, one_per_line: bool = False) -> tuple[tuple[str, str], ...]:
+    """``tenant:key`` entries -> ``((tenant, sha256 of key), ...)``.
+
+    The key is everything after the entry's first ``:`` with the surrounding blanks removed:
+    every printable character is kept (``#``, ``!``, ``:`` and, in a file, ``,``), so a key is
+    never silently cut to a prefix that would then be the one accepted.
+
+    Parameters
+    ----------
+    text : str
+    source : str
+        The variable or file the text came from, for messages.
+    one_per_line : bool, default False
+        False (``FORECASTING_API_KEYS``): entries separated by commas or newlines. True (the file
+        of ``FORECASTING_API_KEYS_FILE``): one entry per line, commas kept in the key; a line
+        whose first non-blank character is ``#`` is a comment.
 
     Raises
     ------
     ValueError
-        A pair without ``:``, an empty key or a tenant that is not a valid name, naming
-        ``source`` and the pair's position (never the key).
+        An entry without ``:``, an empty key, a key with a control character or a tenant that
+        is not a valid name, naming ``source`` and the entry's position (never the key).
     """
     out = []
-    items = [i.split("#", 1)[0].strip() for line in text.splitlines() for i in line.split(",")]
+    lines = [line for line in text.splitlines() if not (one_per_line and line.lstrip().startswith("#"))]
+    items = [i.strip() for line in lines for i in ([line] if one_per_line else line.split(","))]
     for n, item in enumerate([i for i in items if i], start=1):
         tenant, sep, key = item.partition(":")
         tenant, key = tenant.strip(), key.strip()
         if not sep or not key:
-            msg = f"{source}: entry {n} must be 'tenant:key'"
+            msg = f"{source}: entry {n} must be 'tenant:key' (a tenant name, a colon, then the key)"
+            raise ValueError(msg)
+        if not key.isprintable():
+            msg = f"{source}: entry {n}: the key holds a control character (keys are printable text)"
             raise ValueError(msg)
         try:
             validate_name(tenant, field="tenant")
@@ -78,8 +95,21 @@ class Settings:
         Fitted models kept loaded (``FORECASTING_MODEL_CACHE_SIZE``, default 4).
     api_keys : tuple of (tenant, sha256 of key)
         From ``FORECASTING_API_KEYS`` (comma-separated ``tenant:key`` pairs) and/or the file
-        named by ``FORECASTING_API_KEYS_FILE`` (one pair per line). Empty: no
-        authentication, every request is tenant ``default``.
+        named by ``FORECASTING_API_KEYS_FILE`` (one pair per line, ``#`` lines are comments).
+        Empty: no authentication, every request is tenant ``default``.
+    admin_tenants : tuple of str
+        Tenants whose keys may read ``/metrics`` when keys are configured
+        (``FORECASTING_ADMIN_TENANTS``, comma-separated, default ``admin``); other keys get 403.
+    max_jobs_per_tenant : int
+        Queued or running training jobs a tenant may have; one more is answered 429 with
+        ``Retry-After`` (``FORECASTING_MAX_JOBS_PER_TENANT``, default 50).
+    db_busy_timeout_s : float
+        How long a request waits for a database lock held by another writer before a 503 with
+        ``Retry-After`` (``FORECASTING_DB_BUSY_TIMEOUT_S``, default 5).
+    shutdown_grace_s : float
+        At shutdown (SIGTERM), how long running training jobs may take to finish before their
+        workers are stopped and the jobs handed back to the next start
+        (``FORECASTING_SHUTDOWN_GRACE_S``, default 5).
     log_format : {"json", "text"}
         Log lines as JSON objects or text (``FORECASTING_LOG_FORMAT``, default ``json``;
         ``forecasting serve --log-format``).
@@ -100,6 +130,10 @@ class Settings:
     job_workers: int = 1
     model_cache_size: int = 4
     api_keys: tuple[tuple[str, str], ...] = ()
+    admin_tenants: tuple[str, ...] = ("admin",)
+    max_jobs_per_tenant: int = 50
+    db_busy_timeout_s: float = 5.0
+    shutdown_grace_s: float = 5.0
     log_format: str = "json"
     log_level: str = "INFO"
 
@@ -127,12 +161,33 @@ class Settings:
                 raise ValueError(msg)
             return value
 
+        def seconds(key: str, default: float) -> float:
+            raw = env.get(key)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                value = -1.0
+            if not 0 < value < 86_400:
+                msg = f"{key} must be a number of seconds > 0 (and below one day), got {raw!r}"
+                raise ValueError(msg)
+            return value
+
         def choice(key: str, allowed: tuple[str, ...], default: str) -> str:
             raw = env.get(key) or default
             if raw.upper() not in {a.upper() for a in allowed}:
                 msg = f"{key} must be one of {', '.join(allowed)}, got {raw!r}"
                 raise ValueError(msg)
             return raw.lower() if allowed[0].islower() else raw.upper()
+
+        admins = tuple(t.strip() for t in env.get("FORECASTING_ADMIN_TENANTS", "admin").split(",") if t.strip())
+        for tenant in admins:
+            try:
+                validate_name(tenant, field="tenant")
+            except ValueError as exc:
+                msg = f"FORECASTING_ADMIN_TENANTS: {exc}"
+                raise ValueError(msg) from None
 
         keys = parse_api_keys(env.get("FORECASTING_API_KEYS", ""), source="FORECASTING_API_KEYS")
         key_file = env.get("FORECASTING_API_KEYS_FILE")
@@ -142,7 +197,7 @@ class Settings:
             except OSError as exc:
                 msg = f"FORECASTING_API_KEYS_FILE: cannot read '{key_file}': {exc.strerror}"
                 raise ValueError(msg) from None
-            keys += parse_api_keys(text, source=f"FORECASTING_API_KEYS_FILE ({key_file})")
+            keys += parse_api_keys(text, source=f"FORECASTING_API_KEYS_FILE ({key_file})", one_per_line=True)
 
         return cls(
             state_dir=Path(env.get("FORECASTING_STATE_DIR", "var")),
@@ -157,6 +212,10 @@ class Settings:
             job_workers=num("FORECASTING_JOB_WORKERS", cls.job_workers),
             model_cache_size=num("FORECASTING_MODEL_CACHE_SIZE", cls.model_cache_size),
             api_keys=keys,
+            admin_tenants=admins,
+            max_jobs_per_tenant=num("FORECASTING_MAX_JOBS_PER_TENANT", cls.max_jobs_per_tenant),
+            db_busy_timeout_s=seconds("FORECASTING_DB_BUSY_TIMEOUT_S", cls.db_busy_timeout_s),
+            shutdown_grace_s=seconds("FORECASTING_SHUTDOWN_GRACE_S", cls.shutdown_grace_s),
             log_format=choice("FORECASTING_LOG_FORMAT", ("json", "text"), cls.log_format),
             log_level=choice("FORECASTING_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), cls.log_level).upper(),
         )

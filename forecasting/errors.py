@@ -26,7 +26,9 @@ __all__ = [
     "ModelFitError",
     "NotFittedError",
     "NotFoundError",
+    "StoreBusyError",
     "TimeLimitError",
+    "TooManyJobsError",
     "UnknownModelError",
 ]
 
@@ -129,4 +131,16 @@ class ArtifactIntegrityError(InvalidInputError):
     sealed); to the API it is the server's problem, not the caller's (its own store is
     damaged): a 500 "artifact integrity check failed", never a 422. ``details`` names the
     ``file``, the ``expected`` and ``actual`` digests and the artifact ``path``.
+    """
+
+
+class TooManyJobsError(ForecastingError):
+    """A tenant already has as many unfinished (queued or running) training jobs as it may
+    (``details["limit"]``); the API answers 429 with ``Retry-After: details["retry_after_s"]``.
+    """
+
+
+class StoreBusyError(ForecastingError):
+    """The registry database stayed locked by another writer past the busy timeout; nothing was
+    changed. The API answers 503 with ``Retry-After: details["retry_after_s"]``.
     """

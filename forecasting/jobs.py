@@ -1,13 +1,21 @@
 """Training jobs: models are trained in worker processes, never on the caller's thread.
 
 :class:`JobRunner` records a job (``queued``), persists the training data to
-``<artifacts_dir>/_jobs/<id>/data.parquet`` and hands the work to a
-``ProcessPoolExecutor`` (spawn context, so a worker never inherits the API's event
-loop, threads or open connections). The worker opens the registry database itself,
-marks the job ``running`` and writes its progress there:
+``<artifacts_dir>/_jobs/<id>/data.parquet`` and queues it in memory, one queue per
+tenant. ``max_workers`` worker slots each keep one worker process (spawn context, so a
+worker never inherits the API's event loop, threads or open connections) and take the
+next job **round robin across tenants**: a tenant with 50 queued jobs delays another
+tenant's job by at most the jobs already running. A tenant may have at most
+``max_unfinished_per_tenant`` queued or running jobs; the next submission is refused
+with :class:`~forecasting.errors.TooManyJobsError` (HTTP 429 with ``Retry-After``)
+before anything is written.
+
+The worker opens the registry database itself, marks the job ``running`` and writes its
+progress there:
 
 ====  =====================================================================
 0.1   data validated (forecast: :func:`~forecasting.data.validate_panel`)
+0.15  hold-out fit started (validation metrics)
 0.3   validation metrics measured (held-out last ``h`` steps / k-fold)
 0.5   model fitted on all the data
 0.9   artifact saved to a temporary folder
@@ -18,35 +26,49 @@ Failures are caught in the worker and the job is marked ``failed`` with the libr
 error's message (and the field it names); unexpected exceptions are reported as
 ``internal error: <type>: <message>``.
 
-Cancellation is cooperative: :meth:`JobRunner.cancel` marks a ``queued`` or
-``running`` job ``cancelled`` at once; a queued job never starts, and a running worker
-checks the flag between steps (before fitting, after fitting, after saving) and stops
-there, registering nothing. A fit in progress is not interrupted (worker processes are
-shared, and terminating one would break the pool for the other jobs); the time limit
-(``time_limit_s``) bounds it instead: it is given to the forecaster as its deadline
-(XGBoost stops with :class:`~forecasting.errors.TimeLimitError`) and checked between
-steps.
+Cancellation: :meth:`JobRunner.cancel` marks a ``queued`` or ``running`` job
+``cancelled`` at once; a queued job never starts, and a running job's worker process
+(with its process group: the fitting libraries' own workers) is killed, whatever phase
+it is in (the hold-out fit included), and replaced for the next job. The time limit
+(``time_limit_s``) is given to the forecaster as its deadline and checked between steps;
+a worker still running 10 s past it is killed.
 
-Restarts: :meth:`JobRunner.recover` (call it once at startup, before submitting) marks
-every job left ``queued`` or ``running`` by a previous process ``failed`` with
-``"interrupted by a restart"`` -- they are not re-queued: the caller resubmits, and
-nothing ever stays silently "running". Their data files and half-registered versions
-are removed.
+Processes: each worker process starts its own process group and watches its parent
+(polling ``getppid`` every 0.5 s; Linux also gets ``PR_SET_PDEATHSIG``): when the server
+dies -- ``kill -9`` included -- the worker kills its group and exits. Its pid and start
+time are written to ``_jobs/workers/<pid>``; a runner starting on the same artifact store
+(:meth:`JobRunner.recover`) kills any group left there by a previous server.
+
+Restarts and shutdown: :meth:`JobRunner.recover` (call it once at startup, before
+submitting) takes the jobs a previous process left unfinished: a ``queued`` job, or a
+``running`` job interrupted for the first time (``attempts`` 0 -> 1), is re-queued with
+its data (its message says so); a job interrupted a second time, or whose data is gone,
+is marked ``failed`` with ``"interrupted by a restart"``. :meth:`JobRunner.shutdown`
+(SIGTERM through the server's lifespan) leaves queued jobs queued for the next start,
+gives running jobs ``grace_s`` seconds (default 5) to finish, then kills their workers
+and hands them back (``queued``, counted as an interruption): it returns within
+``grace_s`` + about 2 s.
 
 What a job runs is :func:`forecasting.service.training.train` (validation metrics, fit, save);
-this module only runs it: queue, worker processes, progress, cancel, time limit, restarts.
+this module only runs it: queues, worker processes, progress, cancel, time limit, restarts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import multiprocessing
 import os
 import shutil
+import signal
+import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,14 +81,25 @@ from forecasting.errors import (
     InvalidInputError,
     InvalidParameterError,
     TimeLimitError,
+    TooManyJobsError,
 )
 from forecasting.store import TERMINAL_STATES, JobInfo, Store, validate_name
+
+#: job lifecycle events (``extra``: event, job_id, tenant, kind, state, duration_s); the service logs them as JSON
+_log = logging.getLogger("forecasting.jobs")
 
 __all__ = ["JobRunner"]
 
 _DATA_FILE = "data.parquet"
 _JOBS_DIR = "_jobs"
+_WORKERS_DIR = "workers"
 _TABULAR_KEYS = {"kind", "algorithm", "params", "device", "seed", "handle_unknown", "n_jobs"}
+#: seconds past its time limit after which a job's worker is killed (the limit itself is cooperative)
+_HARD_LIMIT_GRACE_S = 10.0
+#: how often the parent looks at a running job (result, cancel, shutdown, worker death), seconds
+_POLL_S = 0.1
+#: the Retry-After of a refused submission, seconds
+_RETRY_AFTER_S = 10
 
 
 # --------------------------------------------------------------------------- worker side
@@ -106,7 +139,7 @@ class _Worker:
 
     def run(self) -> dict[str, Any]:
         if not self.registry.update_job(self.id, only_from=("queued",), state="running", started_at=_now(),
-                                        heartbeat_at=_now(), message="started"):
+                                        heartbeat_at=_now(), message="started", progress=0.0):
             return {"status": "cancelled"}
         beat = threading.Thread(target=self._beat, daemon=True)
         beat.start()
@@ -138,8 +171,58 @@ class _Worker:
 
 
 def _train_worker(job: dict[str, Any]) -> dict[str, Any]:
-    """Entry point in the worker process (module-level so the spawn context can import it)."""
-    return _Worker(job).run()
+    """One job in the worker process; the time limit counts from when a worker picks it up."""
+    return _Worker({**job, "started": time.time()}).run()
+
+
+def _worker_main(conn: Connection, parent_pid: int) -> None:
+    """A worker process: its own process group, dies with its parent, runs the jobs sent on ``conn``."""
+    with contextlib.suppress(OSError):
+        os.setsid()  # a group of its own: killing it reaches the fitting libraries' processes too
+    _die_with_parent(parent_pid)
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):  # the parent closed the pipe or died
+            break
+        if job is None:
+            break
+        conn.send(_train_worker(job))
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Kill this process group when the parent dies (``PR_SET_PDEATHSIG`` on Linux, and a watcher thread)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - another libc: the watcher covers it
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        _kill_group(os.getpgrp())
+        os._exit(1)
+
+    if os.getppid() != parent_pid:  # the parent died before this process got here
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="forecasting-parent-watch").start()
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _start_time(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot, Linux ``/proc``); None when it is gone or unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
 
 
 def _now() -> Any:
@@ -149,46 +232,71 @@ def _now() -> Any:
 
 
 # --------------------------------------------------------------------------- parent side
+@dataclass
+class _Slot:
+    """One worker process and the job it runs."""
+
+    index: int
+    process: Any = None
+    conn: Connection | None = None
+    job_id: str | None = None
+    kill: str | None = None  # why the running job's worker must be killed: "cancel" or "shutdown"
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+
 class JobRunner:
-    """Runs training jobs in worker processes and records them in the registry's job table.
+    """Runs training jobs in worker processes, fairly across tenants, and records them in the job table.
 
     Parameters
     ----------
     registry : Store
     max_workers : int, default 1
-        Worker processes (jobs beyond that wait ``queued``).
+        Worker processes, i.e. jobs running at once (the others wait ``queued``).
     time_limit_s : float, default 3600
         Wall time a job may take from its start, seconds (see the module docstring).
-    max_tasks_per_child : int, optional
-        Jobs a worker process runs before it is replaced (None: reused; 1 gives every job
-        a fresh process, at ~2 s of start-up each).
+    max_unfinished_per_tenant : int, default 50
+        Queued or running jobs a tenant may have; one more is refused with
+        :class:`~forecasting.errors.TooManyJobsError`.
+    grace_s : float, default 5
+        At :meth:`shutdown`, how long running jobs may take to finish before their workers are
+        killed and the jobs handed back.
 
-    Use one runner per database: :meth:`recover` assumes no other process runs jobs on
-    it (or pass ``stale_after_s`` to only fail jobs whose heartbeat stopped).
+    Use one runner per database and artifact store: :meth:`recover` assumes no other process
+    runs jobs on it (or pass ``stale_after_s`` to only take jobs whose heartbeat stopped).
     """
 
     def __init__(self, registry: Store, *, max_workers: int = 1, time_limit_s: float = 3600.0,
-                 max_tasks_per_child: int | None = None) -> None:
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            msg = f"max_workers must be an integer >= 1, got {max_workers!r}"
-            raise InvalidParameterError(msg, field="max_workers")
-        if isinstance(time_limit_s, bool) or not isinstance(time_limit_s, int | float) or not time_limit_s > 0:
-            msg = f"time_limit_s must be a number > 0, got {time_limit_s!r}"
-            raise InvalidParameterError(msg, field="time_limit_s")
+                 max_unfinished_per_tenant: int = 50, grace_s: float = 5.0) -> None:
+        for name, value in (("max_workers", max_workers), ("max_unfinished_per_tenant", max_unfinished_per_tenant)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                msg = f"{name} must be an integer >= 1, got {value!r}"
+                raise InvalidParameterError(msg, field=name)
+        for name, number in (("time_limit_s", time_limit_s), ("grace_s", grace_s)):
+            if isinstance(number, bool) or not isinstance(number, int | float) or not number >= 0 or (
+                    name == "time_limit_s" and not number > 0):
+                msg = f"{name} must be a number > 0, got {number!r}"
+                raise InvalidParameterError(msg, field=name)
         self.registry = registry
         self.max_workers = max_workers
         self.time_limit_s = float(time_limit_s)
+        self.max_unfinished_per_tenant = max_unfinished_per_tenant
+        self.grace_s = float(grace_s)
         self.jobs_dir = registry.artifacts_dir / _JOBS_DIR
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        kw: dict[str, Any] = {"max_workers": max_workers, "mp_context": multiprocessing.get_context("spawn")}
-        if max_tasks_per_child is not None:
-            kw["max_tasks_per_child"] = max_tasks_per_child
-        self._pool = ProcessPoolExecutor(**kw)
-        # registering a version copies files: done off the pool's management thread
-        self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forecasting-jobs")
-        self._futures: dict[str, Future[dict[str, Any]]] = {}
-        self._lock = threading.Lock()
+        self.workers_dir = self.jobs_dir / _WORKERS_DIR  # made when the first worker starts
+        self._context = multiprocessing.get_context("spawn")
+        self._cond = threading.Condition()
+        self._queues: dict[str, deque[str]] = {}  # tenant -> its queued job ids, oldest first
+        self._turn: deque[str] = deque()  # tenants with queued jobs, in round-robin order
+        self._payloads: dict[str, dict[str, Any]] = {}  # queued or running job -> what the worker gets
+        self._tenant: dict[str, str] = {}  # unfinished job -> tenant
+        self._reserved: dict[str, int] = {}  # tenant -> submissions being written
         self._closed = False
+        self._slots = [_Slot(i) for i in range(max_workers)]
+        for slot in self._slots:
+            slot.thread = threading.Thread(target=self._slot_loop, args=(slot,), daemon=True,
+                                           name=f"forecasting-jobs-{slot.index}")
+            slot.thread.start()
 
     def __enter__(self) -> JobRunner:
         return self
@@ -245,126 +353,251 @@ class JobRunner:
         InvalidInputError
             Data that cannot be read or written as Parquet. (The data contract itself is
             checked by the worker; violations fail the job with the message.)
+        TooManyJobsError
+            The tenant already has ``max_unfinished_per_tenant`` queued or running jobs
+            (``details``: ``limit``, ``retry_after_s``); nothing was written.
+        ConflictError
+            The runner is shut down.
+        StoreBusyError
+            The database stayed locked; nothing was left behind.
         """
-        from forecasting.data import to_polars, validate_h
-
-        if self._closed:
-            msg = "the job runner is shut down"
-            raise ConflictError(msg, field="job")
         validate_name(tenant, field="tenant")
         validate_name(name, field="name")
-        if kind not in ("forecast", "tabular"):
-            msg = f"kind must be 'forecast' or 'tabular', got {kind!r}"
-            raise InvalidParameterError(msg, field="kind")
-        request: dict[str, Any] = {"name": name, "kind": kind}
-        if kind == "forecast":
-            import msgspec
+        request = _request(name, spec, kind, target, h=h, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps)
+        from forecasting.data import to_polars
 
-            from forecasting.models.registry import parse_spec
-
-            if target not in (None, "y"):
-                msg = (
-                    f"target is for tabular models; forecast data's target is 'y', got "
-                    f"{target!r}"
-                )
-                raise InvalidParameterError(msg, field="target")
-            request["spec"] = msgspec.to_builtins(parse_spec(spec))
-            if h is not None:
-                request["h"] = validate_h(h)
-            if freq is not None:
-                request["freq"] = freq
-            if fill_missing is not None:
-                from forecasting.data import check_fill_policy
-
-                request["fill_missing"] = check_fill_policy(fill_missing)
-            if fill_gaps:
-                request["fill_gaps"] = True
-        else:
-            request["spec"], request["target"] = _check_tabular(spec, target)
-            if h is not None:
-                msg_0 = "h is for forecast models"
-                raise InvalidParameterError(msg_0, field="h")
         frame = data if isinstance(data, pl.DataFrame) else (
             _read_path(data) if isinstance(data, str | os.PathLike) else to_polars(data))
+        request["rows"] = frame.height
 
+        self._reserve(tenant)
         job_id = str(uuid.uuid4())
         folder = self.jobs_dir / job_id
-        folder.mkdir(parents=True)
         try:
-            tmp = folder / f".{_DATA_FILE}.tmp"
-            frame.write_parquet(tmp)
-            os.replace(tmp, folder / _DATA_FILE)
-        except (pl.exceptions.PolarsError, OSError, ValueError, TypeError) as exc:
-            shutil.rmtree(folder, ignore_errors=True)
-            msg_0 = f"data cannot be stored as Parquet: {exc}"
-            raise InvalidInputError(msg_0, field="data") from exc
-        request["rows"] = frame.height
-        self.registry.create_job(tenant=tenant, kind="train", request=request, job_id=job_id)
-        payload = {"id": job_id, "tenant": tenant, "dir": str(folder), "database_url": self.registry.database_url,
-                   "artifacts_dir": str(self.registry.artifacts_dir), "time_limit_s": self.time_limit_s,
-                   "started": time.time(), **request}
-        with self._lock:
-            future = self._pool.submit(_start_clock, payload)
-            self._futures[job_id] = future
-        def done(f: Future[dict[str, Any]], j: str = job_id, t: str = tenant) -> None:
-            self._on_done(j, t, f)
-
-        future.add_done_callback(done)
+            folder.mkdir(parents=True)
+            try:
+                tmp = folder / f".{_DATA_FILE}.tmp"
+                frame.write_parquet(tmp)
+                os.replace(tmp, folder / _DATA_FILE)
+            except (pl.exceptions.PolarsError, OSError, ValueError, TypeError) as exc:
+                msg_0 = f"data cannot be stored as Parquet: {exc}"
+                raise InvalidInputError(msg_0, field="data") from exc
+            self.registry.create_job(tenant=tenant, kind="train", request=request, job_id=job_id)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # uploaded data is never left behind
+            self._release(tenant)
+            raise
+        self._enqueue(job_id, tenant, request, reserved=True)
         return job_id
 
-    def _on_done(self, job_id: str, tenant: str, future: Future[dict[str, Any]]) -> None:
-        try:
-            self._finisher.submit(self._finish, job_id, tenant, future)
-        except RuntimeError:  # the finisher is shut down (shutdown(wait=False)): finish here
-            self._finish(job_id, tenant, future)
+    def _reserve(self, tenant: str) -> None:
+        with self._cond:
+            if self._closed:
+                msg = "the job runner is shut down"
+                raise ConflictError(msg, field="job")
+            unfinished = sum(1 for t in self._tenant.values() if t == tenant) + self._reserved.get(tenant, 0)
+            if unfinished >= self.max_unfinished_per_tenant:
+                msg = (
+                    f"tenant '{tenant}' already has {unfinished} unfinished training jobs (the limit is "
+                    f"{self.max_unfinished_per_tenant}, FORECASTING_MAX_JOBS_PER_TENANT); retry when some have "
+                    f"finished"
+                )
+                raise TooManyJobsError(msg, field="job", details={"limit": self.max_unfinished_per_tenant,
+                                                                  "retry_after_s": _RETRY_AFTER_S})
+            self._reserved[tenant] = self._reserved.get(tenant, 0) + 1
+
+    def _release(self, tenant: str) -> None:
+        with self._cond:
+            self._reserved[tenant] -= 1
+
+    def _enqueue(self, job_id: str, tenant: str, request: Mapping[str, Any], *, reserved: bool = False) -> None:
+        payload = {"id": job_id, "tenant": tenant, "dir": str(self.jobs_dir / job_id),
+                   "database_url": self.registry.database_url, "artifacts_dir": str(self.registry.artifacts_dir),
+                   "time_limit_s": self.time_limit_s, **request}
+        with self._cond:
+            if reserved:
+                self._reserved[tenant] -= 1
+            self._payloads[job_id] = payload
+            self._tenant[job_id] = tenant
+            queue = self._queues.setdefault(tenant, deque())
+            queue.append(job_id)
+            if tenant not in self._turn:
+                self._turn.append(tenant)
+            self._cond.notify()
+        _log.info("job %s queued", job_id, extra={"event": "job.queued", "job_id": job_id, "tenant": tenant,
+                                                  "kind": request.get("kind")})
+
+    def _next_job(self) -> str | None:
+        """The next job to run, round robin across tenants (None once shut down)."""
+        with self._cond:
+            while not self._closed:
+                if self._turn:
+                    tenant = self._turn.popleft()
+                    queue = self._queues[tenant]
+                    job_id = queue.popleft()
+                    if queue:
+                        self._turn.append(tenant)  # its next job waits for every other tenant's turn
+                    else:
+                        del self._queues[tenant]
+                    return job_id
+                self._cond.wait()
+            return None
+
+    # ------------------------------------------------------------------ the worker slots
+    def _slot_loop(self, slot: _Slot) -> None:
+        while True:
+            job_id = self._next_job()
+            if job_id is None:
+                break
+            with self._cond:
+                payload = self._payloads.get(job_id)
+                slot.job_id, slot.kill = job_id, None
+            if payload is not None:
+                try:
+                    outcome = self._run(slot, payload)
+                    self._finish(job_id, payload["tenant"], outcome)
+                except Exception as exc:  # noqa: BLE001 - the job must never stay "running"
+                    self._record_failure(job_id, f"internal error: {type(exc).__name__}: {exc}")
+            with self._cond:
+                slot.job_id = None
+        self._stop_worker(slot)
+
+    def _ensure_worker(self, slot: _Slot) -> None:
+        if slot.process is not None and slot.process.is_alive():
+            return
+        self._stop_worker(slot)
+        parent, child = self._context.Pipe()
+        process = self._context.Process(target=_worker_main, args=(child, os.getpid()),
+                                        name=f"forecasting-job-worker-{slot.index}")
+        process.start()
+        child.close()
+        slot.process, slot.conn = process, parent
+        started = _start_time(process.pid)
+        if started is not None:
+            self.workers_dir.mkdir(exist_ok=True)
+            (self.workers_dir / str(process.pid)).write_text(started)
+
+    def _stop_worker(self, slot: _Slot, *, kill: bool = True) -> None:
+        process, slot.process = slot.process, None
+        if slot.conn is not None:
+            with contextlib.suppress(OSError):
+                slot.conn.close()
+            slot.conn = None
+        if process is None:
+            return
+        if kill:
+            _kill_group(process.pid)  # the worker and the processes its fitting libraries started
+            with contextlib.suppress(OSError, ValueError):
+                process.kill()  # in case it had no group of its own yet
+        process.join(timeout=5)
+        (self.workers_dir / str(process.pid)).unlink(missing_ok=True)
+
+    def _run(self, slot: _Slot, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send the job to the slot's worker and wait for its result, a kill request or the worker's death."""
+        if self.registry.job_state(payload["id"]) != "queued":
+            return {"status": "cancelled"}
+        self._ensure_worker(slot)
+        assert slot.conn is not None and slot.process is not None
+        slot.conn.send(payload)
+        hard_deadline = time.monotonic() + self.time_limit_s + _HARD_LIMIT_GRACE_S
+        while True:
+            try:
+                if slot.conn.poll(_POLL_S):
+                    return dict(slot.conn.recv())
+            except (EOFError, OSError):
+                pass  # the worker died: reported below
+            if slot.kill is not None:
+                self._stop_worker(slot)
+                return {"status": slot.kill}
+            if not slot.process.is_alive():
+                code = slot.process.exitcode
+                self._stop_worker(slot)
+                return {"status": "failed", "field": None,
+                        "error": f"the worker process died (exit code {code}: killed, or out of memory)"}
+            if time.monotonic() > hard_deadline:
+                self._stop_worker(slot)
+                return {"status": "failed", "field": "time_limit_s",
+                        "error": f"training did not finish within the time limit of {self.time_limit_s} s "
+                                 f"(the worker was stopped)"}
 
     # ------------------------------------------------------------------ finish (parent)
-    def _finish(self, job_id: str, tenant: str, future: Future[dict[str, Any]]) -> None:
+    def _finish(self, job_id: str, tenant: str, result: dict[str, Any]) -> None:
         folder = self.jobs_dir / job_id
+        keep_data = False
         try:
-            if future.cancelled():
-                self.registry.update_job(job_id, only_from=("queued", "running"), state="cancelled",
-                                         message="cancelled before it started")
+            status = result["status"]
+            if status == "shutdown":
+                keep_data = self._hand_back(job_id)
                 return
-            died = future.exception()
-            if died is not None:  # the worker process died (killed, out of memory): BrokenProcessPool
-                self.registry.update_job(job_id, only_from=("queued", "running"), state="failed",
-                                         error=f"the worker process failed: {type(died).__name__}: {died}",
-                                         message="failed")
-                return
-            result = future.result()
-            if result["status"] == "cancelled":
+            if status == "cancelled":
                 self.registry.update_job(job_id, only_from=("queued", "running"), state="cancelled",
                                          message="cancelled")
                 return
-            if result["status"] == "failed":
-                self.registry.update_job(job_id, only_from=("running",), state="failed", error=result["error"],
-                                         error_field=result.get("field"), message="failed")
+            if status == "failed":
+                self.registry.update_job(job_id, only_from=("queued", "running"), state="failed",
+                                         error=result["error"], error_field=result.get("field"), message="failed")
                 return
-            if self.registry.job_state(job_id) != "running":
-                return  # cancelled after the worker's last check
-            request = self.registry.get_job(job_id, tenant).request
-            try:
-                info = self.registry.register_version(
-                    request["name"], tenant=tenant, spec=result["spec"], kind=result["kind"],
-                    artifact_src_dir=result["artifact"], fingerprint=result["fingerprint"], metrics=result["metrics"],
-                    exog=result["exog"], max_h=result["max_h"])
-            except ForecastingError as exc:
-                self.registry.update_job(job_id, only_from=("running",), state="failed", error=exc.message,
-                                         error_field=exc.field, message="failed")
-                return
-            if not self.registry.update_job(job_id, only_from=("running",), state="succeeded", progress=1.0,
-                                            message=f"registered {info.ref}", result_model=info.name,
-                                            result_version=info.version):
-                # cancelled while registering: the caller asked for nothing to be kept
-                self.registry.delete_version(info.name, info.version, tenant, force=True)
-        except Exception as exc:  # noqa: BLE001 - the job must never stay "running"
-            self.registry.update_job(job_id, only_from=("queued", "running"), state="failed",
-                                     error=f"internal error: {type(exc).__name__}: {exc}", message="failed")
+            self._register(job_id, tenant, result)
         finally:
-            with self._lock:
-                self._futures.pop(job_id, None)
-            shutil.rmtree(folder, ignore_errors=True)
+            with self._cond:
+                self._payloads.pop(job_id, None)
+                self._tenant.pop(job_id, None)
+            if not keep_data:
+                shutil.rmtree(folder, ignore_errors=True)
+            self._log_finished(job_id, tenant)
+
+    def _log_finished(self, job_id: str, tenant: str) -> None:
+        """One ``job.finished`` event (state, kind, seconds from start to end) on the ``forecasting.jobs`` logger."""
+        try:
+            job = self.registry.get_job(job_id, tenant)
+        except Exception:  # noqa: BLE001 - logging must never fail a job
+            return
+        took = (job.finished_at - job.started_at).total_seconds() if job.finished_at and job.started_at else None
+        _log.info("job %s %s", job_id, job.state, extra={"event": "job.finished", "job_id": job_id, "tenant": tenant,
+                                                         "kind": job.kind, "state": job.state, "duration_s": took,
+                                                         "error": job.error})
+
+    def _register(self, job_id: str, tenant: str, result: dict[str, Any]) -> None:
+        if self.registry.job_state(job_id) != "running":
+            return  # cancelled after the worker's last check
+        request = self.registry.get_job(job_id, tenant).request
+        try:
+            info = self.registry.register_version(
+                request["name"], tenant=tenant, spec=result["spec"], kind=result["kind"],
+                artifact_src_dir=result["artifact"], fingerprint=result["fingerprint"], metrics=result["metrics"],
+                exog=result["exog"], max_h=result["max_h"])
+        except ForecastingError as exc:
+            self.registry.update_job(job_id, only_from=("running",), state="failed", error=exc.message,
+                                     error_field=exc.field, message="failed")
+            return
+        if not self.registry.update_job(job_id, only_from=("running",), state="succeeded", progress=1.0,
+                                        message=f"registered {info.ref}", result_model=info.name,
+                                        result_version=info.version):
+            # cancelled while registering: the caller asked for nothing to be kept
+            self.registry.delete_version(info.name, info.version, tenant, force=True)
+
+    def _hand_back(self, job_id: str) -> bool:
+        """A running job stopped by :meth:`shutdown`: queued again for the next start (once). Returns
+        whether its data is kept."""
+        job = self.registry.get_job(job_id, self._tenant.get(job_id, ""))
+        if job.attempts >= 1:
+            self.registry.update_job(job_id, only_from=("running",), state="failed", attempts=job.attempts + 1,
+                                     error="interrupted by a shutdown a second time; not re-queued again",
+                                     message="failed")
+            return False
+        return self.registry.update_job(job_id, only_from=("running",), state="queued", progress=0.0,
+                                        attempts=job.attempts + 1,
+                                        message=f"handed back at shutdown (interrupted during: {job.message}); "
+                                                f"runs again at the next start")
+
+    def _record_failure(self, job_id: str, error: str) -> None:
+        with contextlib.suppress(Exception):
+            self.registry.update_job(job_id, only_from=("queued", "running"), state="failed", error=error,
+                                     message="failed")
+        with self._cond:
+            self._payloads.pop(job_id, None)
+            self._tenant.pop(job_id, None)
+        shutil.rmtree(self.jobs_dir / job_id, ignore_errors=True)
 
     # ------------------------------------------------------------------ queries and control
     def get_job(self, job_id: str, tenant: str) -> JobInfo:
@@ -382,7 +615,7 @@ class JobRunner:
         return self.registry.list_jobs(tenant, state=state, limit=limit)
 
     def cancel(self, job_id: str, tenant: str) -> JobInfo:
-        """Cancel a queued or running job (cooperatively, see the module docstring).
+        """Cancel a queued or running job; a running job's worker is killed, whatever phase it is in.
 
         Returns
         -------
@@ -398,18 +631,28 @@ class JobRunner:
         """
         info = self.registry.get_job(job_id, tenant)
         if info.state in TERMINAL_STATES or not self.registry.update_job(
-                job_id, only_from=("queued", "running"), state="cancelled",
-                message="cancelled" if info.state == "queued" else "cancel requested; the worker stops at its next "
-                                                                    "step"):
+                job_id, only_from=("queued", "running"), state="cancelled", message="cancelled"):
             state = self.registry.get_job(job_id, tenant).state
             if state == "cancelled":
                 return self.registry.get_job(job_id, tenant)
             msg = f"job '{job_id}' has already {state}; only queued or running jobs can be cancelled"
             raise ConflictError(msg, field="job_id", details={"state": state})
-        with self._lock:
-            future = self._futures.get(job_id)
-        if future is not None:
-            future.cancel()  # only works while the pool has not handed it to a process; the flag covers the rest
+        dequeued = False
+        with self._cond:
+            queue = self._queues.get(tenant)
+            if queue is not None and job_id in queue:
+                queue.remove(job_id)
+                if not queue:
+                    del self._queues[tenant]
+                    self._turn.remove(tenant)
+                self._payloads.pop(job_id, None)
+                self._tenant.pop(job_id, None)
+                dequeued = True
+            for slot in self._slots:
+                if slot.job_id == job_id:
+                    slot.kill = "cancelled"
+        if dequeued:
+            shutil.rmtree(self.jobs_dir / job_id, ignore_errors=True)
         return self.registry.get_job(job_id, tenant)
 
     def wait(self, job_id: str, tenant: str, *, timeout_s: float = 600.0, poll_s: float = 0.2) -> JobInfo:
@@ -423,8 +666,8 @@ class JobRunner:
         end = time.monotonic() + timeout_s
         while True:
             info = self.registry.get_job(job_id, tenant)
-            with self._lock:
-                pending = job_id in self._futures
+            with self._cond:
+                pending = job_id in self._tenant
             if info.done and not pending:
                 return info
             if time.monotonic() > end:
@@ -432,49 +675,150 @@ class JobRunner:
                 raise TimeLimitError(msg, field="job_id", details={"limit_seconds": timeout_s})
             time.sleep(poll_s)
 
-    def recover(self, *, stale_after_s: float | None = None) -> list[str]:
-        """Fail the jobs a previous process left ``queued`` or ``running``; returns their ids.
+    def unfinished(self, tenant: str | None = None) -> int:
+        """Jobs this runner holds queued or running (of one tenant, or all)."""
+        with self._cond:
+            return sum(1 for t in self._tenant.values() if tenant is None or t == tenant)
 
-        Each is marked ``failed`` with ``"interrupted by a restart"`` (not re-queued: the
-        caller resubmits). Call once at startup, before :meth:`submit_training`. With
-        ``stale_after_s``, only jobs whose heartbeat (or creation) is older than that are
-        failed -- for deployments where several processes share the database. Also removes
-        their data folders and any version left half-registered.
+    def recover(self, *, stale_after_s: float | None = None) -> list[str]:
+        """Take over the jobs a previous process left ``queued`` or ``running``; returns those failed.
+
+        First kills any worker process group a previous server on this artifact store left
+        alive. Then each unfinished job is re-queued (its data still there, and, for a job
+        that was running, not interrupted before: ``attempts`` becomes 1 and its message says
+        it was re-queued), or marked ``failed`` with ``"interrupted by a restart"``. Call once
+        at startup, before :meth:`submit_training`. With ``stale_after_s``, only jobs whose
+        heartbeat (or creation) is older than that are taken -- for deployments where several
+        processes share the database. Also removes any version left half-registered.
         """
+        self.kill_leftover_workers()
         now = _now()
         failed = []
-        with self._lock:
-            mine = set(self._futures)
-        for job in self.registry.unfinished_jobs():
+        with self._cond:
+            mine = set(self._tenant)
+        for job in sorted(self.registry.unfinished_jobs(), key=lambda j: j.created_at):
             if job.id in mine:
                 continue
             last = job.heartbeat_at or job.started_at or job.created_at
             if stale_after_s is not None and (now - last).total_seconds() < stale_after_s:
                 continue
+            interrupted = job.state == "running"
+            has_data = (self.jobs_dir / job.id / _DATA_FILE).is_file()
+            if has_data and not (interrupted and job.attempts >= 1) and "name" in job.request:
+                attempts = job.attempts + int(interrupted)
+                message = (f"re-queued after a restart (interrupted while running: {job.message}; attempt "
+                           f"{attempts + 1})" if interrupted else f"{job.message}; re-queued after a restart")
+                if self.registry.update_job(job.id, only_from=(job.state,), state="queued", progress=0.0,
+                                            attempts=attempts, message=message):
+                    self._enqueue(job.id, job.tenant, job.request)
+                continue
+            error = "interrupted by a restart" + (" a second time; not re-queued again" if job.attempts else "")
             if self.registry.update_job(job.id, only_from=("queued", "running"), state="failed",
-                                        error="interrupted by a restart", message="failed"):
+                                        attempts=job.attempts + int(interrupted), error=error, message="failed"):
                 failed.append(job.id)
                 shutil.rmtree(self.jobs_dir / job.id, ignore_errors=True)
         if stale_after_s is None:
             self.registry.remove_pending_versions()
         return failed
 
-    def shutdown(self, *, wait: bool = True, cancel_queued: bool = True) -> None:
-        """Stop accepting jobs; cancel the queued ones (by default) and wait for running ones."""
-        self._closed = True
-        if cancel_queued:
-            with self._lock:
-                ids = list(self._futures)
-            for job_id in ids:
+    def kill_leftover_workers(self) -> list[int]:
+        """Kill the worker process groups a previous runner on this artifact store left alive; their pids.
+
+        Each worker wrote ``_jobs/workers/<pid>`` with its start time; a process is killed only
+        when that pid still runs with that start time (a reused pid is left alone).
+        """
+        with self._cond:
+            mine = {slot.process.pid for slot in self._slots if slot.process is not None}
+        killed: list[int] = []
+        if not self.workers_dir.is_dir():
+            return killed
+        for entry in self.workers_dir.iterdir():
+            if not entry.name.isdigit() or int(entry.name) in mine:
+                continue
+            pid = int(entry.name)
+            with contextlib.suppress(OSError):
+                if _start_time(pid) == entry.read_text().strip():
+                    _kill_group(pid)
+                    killed.append(pid)
+            entry.unlink(missing_ok=True)
+        return killed
+
+    def shutdown(self, *, wait: bool = True, cancel_queued: bool = False, grace_s: float | None = None) -> None:
+        """Stop taking jobs; running jobs get ``grace_s`` seconds, then their workers are killed and the jobs
+        handed back (queued again for the next start, once). Queued jobs stay queued for the next start
+        (or, with ``cancel_queued``, are cancelled). Returns within ``grace_s`` + about 2 s.
+
+        Parameters
+        ----------
+        wait : bool, default True
+            False: no grace period (running jobs are handed back at once).
+        cancel_queued : bool, default False
+        grace_s : float, optional
+            Default: the runner's ``grace_s``.
+        """
+        with self._cond:
+            if self._closed and all(s.thread is None for s in self._slots):
+                return
+            self._closed = True
+            queued = [j for q in self._queues.values() for j in q]
+            self._queues.clear()
+            self._turn.clear()
+            self._cond.notify_all()
+        for job_id in queued:
+            if cancel_queued:
                 self.registry.update_job(job_id, only_from=("queued",), state="cancelled",
                                          message="cancelled at shutdown")
-        self._pool.shutdown(wait=wait, cancel_futures=cancel_queued)
-        self._finisher.shutdown(wait=wait)
+                shutil.rmtree(self.jobs_dir / job_id, ignore_errors=True)
+            with self._cond:
+                self._payloads.pop(job_id, None)
+                self._tenant.pop(job_id, None)
+        end = time.monotonic() + (grace_s if grace_s is not None else self.grace_s if wait else 0.0)
+        while time.monotonic() < end and any(s.job_id is not None for s in self._slots):
+            time.sleep(_POLL_S)
+        with self._cond:
+            for slot in self._slots:
+                if slot.job_id is not None:
+                    slot.kill = "shutdown"
+        for slot in self._slots:
+            if slot.thread is not None:
+                slot.thread.join(timeout=max(1.0, _HARD_LIMIT_GRACE_S / 5))
+                slot.thread = None
 
 
-def _start_clock(payload: dict[str, Any]) -> dict[str, Any]:
-    """The time limit counts from when a worker picks the job up, not from submission."""
-    return _train_worker({**payload, "started": time.time()})
+def _request(name: str, spec: Any, kind: str, target: str | None, *, h: int | None, freq: str | int | None,
+             fill_missing: str | None, fill_gaps: bool) -> dict[str, Any]:
+    """What a training job is asked (checked before anything is written), as the job records it."""
+    from forecasting.data import validate_h
+
+    if kind not in ("forecast", "tabular"):
+        msg = f"kind must be 'forecast' or 'tabular', got {kind!r}"
+        raise InvalidParameterError(msg, field="kind")
+    request: dict[str, Any] = {"name": name, "kind": kind}
+    if kind == "tabular":
+        request["spec"], request["target"] = _check_tabular(spec, target)
+        if h is not None:
+            msg = "h is for forecast models"
+            raise InvalidParameterError(msg, field="h")
+        return request
+    import msgspec
+
+    from forecasting.models.registry import parse_spec
+
+    if target not in (None, "y"):
+        msg = f"target is for tabular models; forecast data's target is 'y', got {target!r}"
+        raise InvalidParameterError(msg, field="target")
+    request["spec"] = msgspec.to_builtins(parse_spec(spec))
+    if h is not None:
+        request["h"] = validate_h(h)
+    if freq is not None:
+        request["freq"] = freq
+    if fill_missing is not None:
+        from forecasting.data import check_fill_policy
+
+        request["fill_missing"] = check_fill_policy(fill_missing)
+    if fill_gaps:
+        request["fill_gaps"] = True
+    return request
 
 
 def _read_path(path: str | os.PathLike[str]) -> pl.DataFrame:

@@ -14,7 +14,15 @@ A registered version (:func:`load_version`) is its store folder checked against 
 digests in the database (:meth:`forecasting.store.Store.artifact_path`) and then loaded by
 :func:`load`; loaded models are kept in the store's LRU cache
 (:attr:`forecasting.store.Store.cache`). :func:`load_serving` serves a version from its
-ONNX export when one was made (:func:`export_version`), else natively.
+ONNX export when one was made (:func:`export_version`), else natively. An export's digest is
+recorded in the database with its version when it is made and checked on every load, like
+the native artifact's: rewriting an export's files *and* its manifest is refused.
+
+Cached models are keyed by their folder's :func:`~forecasting.artifacts.stat_signature`
+(sizes, mtimes, inodes; no file read), so a file changed after loading makes the next
+request load -- and verify -- again instead of serving the cached model; the folders loaded
+are watched by ``store.integrity`` (:class:`~forecasting.artifacts.IntegrityWatch`), which
+``/readyz`` asks to re-verify what changed and which remembers every integrity failure.
 
 Every integrity failure is :class:`~forecasting.errors.ArtifactIntegrityError`.
 """
@@ -22,11 +30,12 @@ Every integrity failure is :class:`~forecasting.errors.ArtifactIntegrityError`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from forecasting import artifacts
-from forecasting.errors import CapabilityError, InvalidInputError
+from forecasting.errors import ArtifactIntegrityError, CapabilityError, InvalidInputError
 
 if TYPE_CHECKING:
     from forecasting.models.base import Forecaster
@@ -125,7 +134,8 @@ def load_version(store: Store, info: VersionInfo) -> Forecaster | TabularModel:
       training ``freq``; it fits on the history at forecast time.
 
     Loaded models are kept in ``store.cache`` (LRU, ``cache_size`` entries) keyed by (artifact
-    path, digest); a cache hit does not re-read (nor re-hash) the files. Treat the returned
+    path, digest, stat signature of its files); a cache hit re-reads no file, but a file changed
+    since the load (size, mtime or inode) is a miss, so the folder is verified again. Treat the returned
     model as read-only: it is shared by every caller.
 
     Raises
@@ -139,7 +149,42 @@ def load_version(store: Store, info: VersionInfo) -> Forecaster | TabularModel:
         from forecasting.models.registry import make_model
 
         return make_model(info.spec, freq=info.fingerprint.get("freq"))
-    return store.cache.get_or_load((info.artifact, info.sha256 or ""), lambda: load(store.artifact_path(info)))
+    artifact = info.artifact
+    signature = artifacts.stat_signature(store.artifacts_dir / artifact)
+
+    def verified() -> Path:
+        return _checked(store, artifact, lambda: store.artifact_path(info))
+
+    def load_it() -> Forecaster | TabularModel:
+        folder = verified()
+        model = load(folder)
+        store.integrity.watch(artifact, folder, verified)
+        return model
+
+    return store.cache.get_or_load((artifact, f"{info.sha256}:{signature}"), load_it)
+
+
+def _checked(store: Store, key: str, verify: Callable[[], Path]) -> Path:
+    """``verify()``, recording an integrity failure in ``store.integrity`` before re-raising it."""
+    try:
+        return verify()
+    except ArtifactIntegrityError as exc:
+        store.integrity.fail(key, exc.message)
+        raise
+
+
+def _verify_export(store: Store, info: VersionInfo, folder: Path) -> Path:
+    """The export folder checked against the digest recorded in the database, then its own manifest rules."""
+    assert info.export_sha256 is not None  # callers check that an export was recorded
+
+    def verify() -> Path:
+        artifacts.verify_digest(folder, files=info.export_files, sha256=info.export_sha256 or "",
+                                where=f"ONNX export of model '{info.ref}' ({folder.name})",
+                                details={"path": str(folder)})
+        artifacts.verify_export(folder)
+        return folder
+
+    return _checked(store, str(folder), verify)
 
 
 def export_version(store: Store, info: VersionInfo) -> Path:
@@ -167,14 +212,17 @@ def export_version(store: Store, info: VersionInfo) -> Path:
         raise CapabilityError(msg, field="model")
     with store.export_lock:
         if (folder / artifacts.EXPORT_MANIFEST).is_file():
-            artifacts.verify_export(folder)
-            return folder
+            recorded = store.get(info.ref, tenant=info.tenant)  # the digest may be newer than the caller's info
+            if recorded.export_sha256 is not None:
+                return _verify_export(store, recorded, folder)
+            artifacts.remove_folder(folder)  # an export the database never recorded is never trusted: made again
         if info.kind == "tabular":
             msg = "ONNX export of tabular models is not available yet"
             raise CapabilityError(msg, field="model")
         from forecasting.export import export_model
 
         export_model(load_version(store, info), folder)
+        store.record_export(info, artifacts.digest_folder(folder))
     return folder
 
 
@@ -182,9 +230,9 @@ def load_serving(store: Store, info: VersionInfo) -> tuple[Forecaster | TabularM
     """The model to forecast a version with, and its runtime: the ONNX export when one was made
     (:func:`export_version`), else the native model (:func:`load_version`).
 
-    ONNX models share the store's cache, keyed by the export manifest's file identity (inode,
-    size, mtime): an export is sealed in a temporary folder and renamed into place, so a new
-    export is a new key; loading it verifies every sha256.
+    The export is used only when its digest was recorded in the database (:func:`export_version`);
+    it is checked against that digest and its manifest before it is loaded. ONNX models share the
+    store's cache, keyed by the recorded digest and the folder's stat signature.
 
     Raises
     ------
@@ -192,14 +240,19 @@ def load_serving(store: Store, info: VersionInfo) -> tuple[Forecaster | TabularM
         The export or the artifact fails its digests (never loaded).
     """
     folder = store.export_dir(info) if info.kind == "forecast" else None
-    if folder is not None:
-        try:
-            st = (folder / artifacts.EXPORT_MANIFEST).stat()
-        except OSError:
-            st = None
-        if st is not None:
-            from forecasting.runtime import load_onnx
+    if folder is not None and info.export_sha256 is not None:
+        from forecasting.runtime import load_onnx
 
-            key = (str(folder), f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
-            return store.cache.get_or_load(key, lambda: load_onnx(folder)), "onnxruntime"
+        export = folder
+        signature = artifacts.stat_signature(export)
+
+        def verified() -> Path:
+            return _verify_export(store, info, export)
+
+        def load_it() -> Forecaster:
+            model = load_onnx(verified())
+            store.integrity.watch(str(export), export, verified)
+            return model
+
+        return store.cache.get_or_load((str(export), f"{info.export_sha256}:{signature}"), load_it), "onnxruntime"
     return load_version(store, info), "native"

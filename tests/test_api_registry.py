@@ -52,7 +52,7 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def client(state_dir: Path) -> Iterator[TestClient]:
     keys = parse_api_keys(f"acme:{KEY_A}, beta:{KEY_B}", source="test")
-    app = create_app(Settings(state_dir=state_dir, api_keys=keys, max_train_seconds=120))
+    app = create_app(Settings(state_dir=state_dir, api_keys=keys, max_train_seconds=120, admin_tenants=("acme",)))
     with TestClient(app) as c:
         yield c
 
@@ -252,6 +252,10 @@ def test_tampered_artifact_is_a_500_naming_the_file(client: TestClient, state_di
     body = problem(client.post("/v1/models/tamper/forecast", json={"h": 3}, headers=A), 500, "model",
                    "pipeline.json", "has changed")
     assert body["type"] == "/problems/artifact-integrity"
+    # /readyz reports the failure until the version is deleted (or its files verify again)
+    problem(client.get("/readyz"), 503, None, "artifact integrity failure", "acme/tamper/1", "pipeline.json")
+    assert client.delete("/v1/models/tamper/versions/1", headers=A).status_code == 204
+    assert client.get("/readyz").json() == {"status": "ready"}
 
 
 def test_job_failure_surfaces_the_library_message(client: TestClient) -> None:

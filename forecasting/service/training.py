@@ -132,8 +132,8 @@ def train(frame: pl.DataFrame, *, kind: str, spec: Any, workdir: str | Path, tar
     deadline : float, optional
         Epoch seconds; fitting stops with ``TimeLimitError`` past it.
     step : callable(progress, message)
-        Called after each step (0.1 validated, 0.3 metrics, 0.3-0.5 training progress, 0.5 fitted,
-        0.9 saved); may raise to stop the training.
+        Called after each step (0.1 validated, 0.15 hold-out fit started, 0.3 metrics, 0.3-0.5 training
+        progress, 0.5 fitted, 0.9 saved); may raise to stop the training.
 
     Returns
     -------
@@ -158,6 +158,7 @@ def _train_forecast(panel: Panel, *, spec: Any, h: int | None, workdir: Path, de
     h = validate_h(h or calibrated or default_validation_h(effective.params.get("season_length")))
     step(0.1, "data validated")
 
+    step(0.15, f"hold-out fit: fitting on all but the last {h} steps to measure validation metrics")
     metrics = holdout_metrics(panel, effective, h, deadline=deadline)
     step(0.3, "validation metrics measured")
 
@@ -255,6 +256,7 @@ def _train_tabular(frame: pl.DataFrame, *, spec: dict[str, Any], target: str | N
     metrics: dict[str, Any]
     if frame.height >= 20:
         k = 5 if frame.height >= 50 else 3
+        step(0.15, f"cross-validating ({k} folds) to measure validation metrics")
         folds = cross_validate(spec, frame, target, k=k)
         cols = [c for c in folds.columns if c not in ("fold", "n_train", "n_test", "fit_seconds")]
         metrics = {"window": {"method": "k-fold", "k": k}}

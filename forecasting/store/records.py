@@ -75,6 +75,8 @@ class VersionInfo:
     status: str
     aliases: tuple[str, ...] = ()
     files: dict[str, str] = field(default_factory=dict, repr=False)
+    export_sha256: str | None = field(default=None, repr=False)  # its ONNX export's digest, once made
+    export_files: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def ref(self) -> str:
@@ -85,6 +87,7 @@ class VersionInfo:
         """JSON-ready form (timestamps ISO 8601, no per-file digests)."""
         out = asdict(self)
         out.pop("files")
+        out.pop("export_files")
         out["exog"] = list(self.exog)
         out["aliases"] = list(self.aliases)
         out["created_at"] = _iso(self.created_at)
@@ -126,6 +129,9 @@ class JobInfo:
         What was asked (name, kind, spec, target, h...; not the data).
     model, version : result, when succeeded.
     created_at, started_at, finished_at, heartbeat_at : datetime (UTC) or None
+    attempts : int
+        Times the job was interrupted while running (a crash, a restart, a shutdown); it is
+        re-queued once (:meth:`forecasting.jobs.JobRunner.recover`), then failed.
     """
 
     id: str
@@ -143,6 +149,7 @@ class JobInfo:
     started_at: datetime | None
     finished_at: datetime | None
     heartbeat_at: datetime | None
+    attempts: int = 0
 
     @property
     def done(self) -> bool:

@@ -102,7 +102,7 @@ def _job_info(row: JobRow) -> JobInfo:
                    message=row.message, error=row.error, error_field=row.error_field, request=dict(row.request),
                    model=row.result_model, version=row.result_version, created_at=_utc(row.created_at),
                    started_at=utc(row.started_at), finished_at=utc(row.finished_at),
-                   heartbeat_at=utc(row.heartbeat_at))
+                   heartbeat_at=utc(row.heartbeat_at), attempts=int(row.attempts or 0))
 
 
 def _utc(value: datetime) -> datetime:
@@ -187,6 +187,10 @@ class Store:
     migrate : bool, default True
         Run Alembic ``upgrade head`` on construction (idempotent). Worker processes open
         the store with ``migrate=False``.
+    busy_timeout_s : float, default 30
+        How long a statement waits for another writer's lock (SQLite) before
+        :class:`~forecasting.errors.StoreBusyError`; the API uses a short one
+        (``FORECASTING_DB_BUSY_TIMEOUT_S``) so a locked database answers 503, not a hang.
 
     Attributes
     ----------
@@ -194,6 +198,9 @@ class Store:
         The loaded-model cache of this store's artifacts.
     export_lock : threading.Lock
         Held while a version's ONNX export is made (one export at a time).
+    integrity : forecasting.artifacts.IntegrityWatch
+        The artifact folders loaded into :attr:`cache` (re-verified when their files change)
+        and the integrity failures seen (``/readyz`` reports them).
 
     Raises
     ------
@@ -203,12 +210,12 @@ class Store:
 
     def __init__(self, database_url: str = DEFAULT_DATABASE_URL,
                  artifacts_dir: str | os.PathLike[str] = DEFAULT_ARTIFACTS_DIR, *, cache_size: int = 4,
-                 migrate: bool = True) -> None:
+                 migrate: bool = True, busy_timeout_s: float = 30.0) -> None:
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             msg = f"cache_size must be an integer >= 0, got {cache_size!r}"
             raise InvalidParameterError(msg, field="cache_size")
         try:
-            self.engine = make_engine(database_url)
+            self.engine = make_engine(database_url, busy_timeout_s=busy_timeout_s)
         except Exception as exc:  # noqa: BLE001 - sqlalchemy raises ArgumentError, ImportError (driver)...
             msg = f"database_url: cannot open {redact(database_url)!r}: {exc}"
             raise InvalidParameterError(msg, field="database_url") from exc
@@ -219,6 +226,7 @@ class Store:
         self.cache_size = cache_size
         self.cache = ObjectCache(cache_size)
         self.export_lock = threading.Lock()
+        self.integrity = artifacts.IntegrityWatch()
         if migrate:
             self.migrate()
 
@@ -281,7 +289,8 @@ class Store:
                            spec=dict(row.spec), fingerprint=dict(row.fingerprint), metrics=dict(row.metrics),
                            exog=tuple(row.exog), max_h=row.max_h, artifact=row.artifact_path,
                            sha256=row.artifact_sha256, size_bytes=row.size_bytes, created_at=_utc(row.created_at),
-                           status=row.status, aliases=tuple(aliases), files=dict(row.artifact_files or {}))
+                           status=row.status, aliases=tuple(aliases), files=dict(row.artifact_files or {}),
+                           export_sha256=row.export_sha256, export_files=dict(row.export_files or {}))
 
     def _version_dir(self, relative: str) -> Path:
         path = (self.artifacts_dir / relative).resolve()
@@ -514,6 +523,8 @@ class Store:
         if rel is not None:
             artifacts.remove_folder(self._version_dir(rel))
             shutil.rmtree(self._export_dir(rel), ignore_errors=True)
+            self.integrity.forget(rel)
+            self.integrity.forget(str(self._export_dir(rel)))
 
     def set_alias(self, name: str, alias: str, version: int, tenant: str) -> VersionInfo:
         """Point ``name@alias`` at ``version`` (creating or moving the alias).
@@ -585,6 +596,41 @@ class Store:
         """Where the version's ONNX export lives (``<version>.onnx/`` beside its artifact, made by
         :func:`forecasting.loading.export_version`); None for a spec-only version. Not verified here."""
         return None if info.artifact is None else self._export_dir(info.artifact)
+
+    def record_export(self, info: VersionInfo, digest: artifacts.Digest | None) -> None:
+        """Record (or, with None, forget) the digest of the version's ONNX export, checked on every load."""
+        model_id = select(ModelRow.id).where(ModelRow.tenant == info.tenant, ModelRow.name == info.name)
+        with self._session() as s:
+            s.execute(update(VersionRow).where(VersionRow.model_id == model_id.scalar_subquery(),
+                                               VersionRow.version == info.version).values(
+                export_sha256=None if digest is None else digest.sha256,
+                export_files=None if digest is None else digest.files))
+
+    def check_consistency(self) -> None:
+        """Refuse a database that knows no version while the artifact store holds version folders.
+
+        An emptied, replaced or 0-byte database file beside a used artifact store would start
+        "ready" with an empty registry while the artifacts sit on disk (and the next
+        registrations would reuse their paths).
+
+        Raises
+        ------
+        ConflictError
+            Naming the database, the artifact folder and one of the version folders found.
+        """
+        with self._session() as s:
+            if s.scalar(select(func.count(VersionRow.id))):
+                return
+        found = sorted(p for p in self.artifacts_dir.glob("*/*/*") if p.is_dir() and p.name.isdigit())
+        if found:
+            example = found[0].relative_to(self.artifacts_dir).as_posix()
+            msg = (
+                f"the registry database {redact(self.database_url)} holds no model versions, but the artifact "
+                f"store '{self.artifacts_dir}' holds {len(found)} version folder(s) (e.g. {example}): the database "
+                f"was emptied or replaced. Restore the database, or point FORECASTING_ARTIFACTS_DIR at an empty "
+                f"folder"
+            )
+            raise ConflictError(msg, field="database_url", details={"artifact_folders": len(found)})
 
     def _export_dir(self, relative: str) -> Path:
         version = self._version_dir(relative)
