@@ -40,6 +40,8 @@ from forecasting.api.errors import exception_handlers, problem
 from forecasting.api.logs import RequestLog
 from forecasting.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from forecasting.api.metrics import Metrics
+from forecasting.api.monitoring import AccuracyCollector, monitoring_router
+from forecasting.service.monitoring import Monitoring, RetrainScheduler
 from forecasting.api.mapping import hierarchy_out
 from forecasting.service.hierarchy import forecast_hierarchy
 from forecasting.api.mapping import explain_out, forecast_out, job_out, model_detail_out, model_out, version_out
@@ -98,8 +100,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         raise
     runner = JobRunner(store, max_workers=settings.job_workers, time_limit_s=settings.max_train_seconds,
                        max_unfinished_per_tenant=settings.max_jobs_per_tenant, grace_s=settings.shutdown_grace_s)
-    services = RegisteredModels(store=store, runner=runner, limits=limits)
+    monitoring = Monitoring(store, limits)  # observations, accuracy, retraining, anomalies (issue 16)
+    scheduler = RetrainScheduler(monitoring)
+    services = RegisteredModels(store=store, runner=runner, limits=limits, on_served=monitoring.record_served,
+                                on_training=monitoring.stage_training)
     metrics = Metrics(jobs_by_state=services.jobs_by_state, cache=services.cache_size)
+    metrics.registry.register(AccuracyCollector(monitoring.gauges))
 
     @get("/healthz", tags=["health"], summary="Liveness", opt={"public": True}, security=OPEN)
     async def healthz() -> HealthOut:
@@ -182,16 +188,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def recover() -> None:
         metrics.start()
         runner.recover()
+        scheduler.start()
 
     def close() -> None:
         metrics.stop()
+        scheduler.shutdown()
         runner.shutdown()
         store.close()
 
     return Litestar(
         route_handlers=[healthz, readyz, metrics_route, list_model_types, forecast_route, cross_validation_route,
                         docs_assets(),
-                        *registered],
+                        *registered, monitoring_router(monitoring, scheduler, problems)],
         guards=[KeyGuard(settings.api_keys, admin_tenants=settings.admin_tenants)],
         dependencies={"tenant": Provide(_tenant, sync_to_thread=False)},
         middleware=[RequestLog().middleware, metrics.middleware],

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -31,11 +29,9 @@ from forecasting.tabular import TabularModel
 from forecasting.models.base import Forecaster
 from forecasting.service.core import Limits, stored_history, check_table_limits, explain, explain_rows, forecast, forecast_fitted
 from forecasting.service.results import ExplainResult, ForecastResult, Registered
-from forecasting.service.tables import read_table
+from forecasting.service.tables import read_upload
 
 __all__ = ["RegisteredModels"]
-
-_UPLOAD_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 @dataclass(frozen=True)
@@ -95,17 +91,7 @@ class RegisteredModels:
         InvalidParameterError
             The file name does not end in .csv or .parquet.
         """
-        suffix = Path(filename or "").suffix.lower()
-        if suffix not in _UPLOAD_SUFFIXES:
-            msg = f"the uploaded file must end in .csv or .parquet, got '{filename}'"
-            raise InvalidParameterError(msg, field="file")
-        with tempfile.TemporaryDirectory(prefix="forecasting-upload-") as tmp:
-            path = Path(tmp) / f"data{suffix}"
-            path.write_bytes(content)
-            try:
-                frame = read_table(path, field="file")
-            except InvalidInputError as exc:
-                raise InvalidInputError(exc.message.replace(str(path), filename), field="file") from exc
+        frame = read_upload(filename, content, field="file")
         return self.submit_training(tenant, data=frame, **fields)
 
     # ------------------------------------------------------------------ the registry

@@ -8,7 +8,7 @@ import polars as pl
 
 from forecasting.errors import InvalidInputError, InvalidParameterError
 
-__all__ = ["read_table", "write_table"]
+__all__ = ["read_table", "read_upload", "write_table"]
 
 _READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -41,6 +41,31 @@ def read_table(path: str | Path, *, field: str = "input") -> pl.DataFrame:
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         msg = f"could not read '{p}' as {kind}: {exc}"
         raise InvalidInputError(msg, field=field) from exc
+
+
+def read_upload(filename: str, content: bytes, *, field: str = "file") -> pl.DataFrame:
+    """Read an uploaded CSV or Parquet file (its bytes) as data, as :func:`read_table`.
+
+    Raises
+    ------
+    InvalidParameterError
+        The file name does not end in .csv or .parquet.
+    InvalidInputError
+        Not valid CSV/Parquet (the message names the uploaded file).
+    """
+    import tempfile
+
+    suffix = Path(filename or "").suffix.lower()
+    if suffix not in _READERS:
+        msg = f"the uploaded file must end in .csv or .parquet, got '{filename}'"
+        raise InvalidParameterError(msg, field=field)
+    with tempfile.TemporaryDirectory(prefix="forecasting-upload-") as tmp:
+        path = Path(tmp) / f"data{suffix}"
+        path.write_bytes(content)
+        try:
+            return read_table(path, field=field)
+        except InvalidInputError as exc:
+            raise InvalidInputError(exc.message.replace(str(path), filename), field=field) from exc
 
 
 def write_table(frame: pl.DataFrame, path: str | Path) -> Path:
