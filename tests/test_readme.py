@@ -219,7 +219,7 @@ def test_readme_export_example(tmp_path: Path):
 
 def test_readme_python_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The README's Python block runs as written (in a scratch folder holding datasets/air_passengers.csv)."""
-    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "forecast_hierarchy" not in b]
     assert len(blocks) == 2  # the quickstart, then auto's (which reuses its df)
     _scratch_with_air_passengers(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -249,3 +249,14 @@ def test_readme_python_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert auto.spec.name == "auto" and auto.selection["members"]  # type: ignore[attr-defined]
     assert list(auto.forecasts.columns) == ["unique_id", "ds", "Auto", "Auto-lo-80", "Auto-hi-80", "Auto-lo-95",  # type: ignore[attr-defined]
                                             "Auto-hi-95"]
+
+
+def test_readme_hierarchy_example() -> None:
+    """The hierarchy block runs as written: every reconciled column coherent, the levels as described."""
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "forecast_hierarchy" in b]
+    scope: dict[str, object] = {}
+    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
+    result = scope["result"]
+    assert result.forecasts.height == 21 * 4  # type: ignore[attr-defined]  # 1 + 2 + 2 + 4 + 4 + 8 series
+    assert result.forecasts["unique_id"][0] == "Total" and "NSW/business" in result.forecasts["unique_id"]  # type: ignore[attr-defined]
+    assert all(result.coherence[f"AutoETS/{m}"] < 1e-6 for m in ("bottom_up", "ols", "mint_shrink"))  # type: ignore[attr-defined]
