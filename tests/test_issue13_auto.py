@@ -259,3 +259,17 @@ def test_detect_season_prefers_the_period_itself_to_its_divisors():
     df = _panel(8, 24 * 20, lambda i, t: 100 + 30 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 3, t.size))
     m, note = detect_season(validate_panel(df))
     assert m == 24, note
+
+
+def test_networks_get_a_soft_time_limit_from_the_search_budget(monkeypatch):
+    from forecasting.models import auto as auto_module
+    from forecasting.models.registry import ModelSpec
+
+    monkeypatch.setattr(auto_module.time, "time", lambda: 1000.0)
+    nhits = auto_module._soft_limited(ModelSpec(name="nhits", params={"horizon": 12}), 1100.0, 2)
+    assert nhits.params == {"horizon": 12, "time_limit": 40.0}  # 80% of 100 s over 2 fits
+    own = ModelSpec(name="nhits", params={"time_limit": 7.0})
+    assert auto_module._soft_limited(own, 1100.0, 2) is own  # the user's own limit is kept
+    ets = ModelSpec(name="auto_ets", params={"season_length": 12})
+    assert auto_module._soft_limited(ets, 1100.0, 2) is ets  # no soft limit: the hard deadline alone
+    assert auto_module._soft_limited(ModelSpec(name="nhits"), None, 2).params == {}

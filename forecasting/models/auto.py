@@ -503,9 +503,10 @@ class AutoForecaster(BaseForecaster[AutoParams]):
                 continue
             share = None if cv_end is None else now + (cv_end - now) * (1.0 if i == 0 else 0.5)
             t0 = time.perf_counter()
+            spec = _soft_limited(c.spec, share, len(trains))
             try:
                 for train in trains:
-                    model = make_model(c.spec, freq=panel.freq, n_jobs=self.n_jobs)
+                    model = make_model(spec, freq=panel.freq, n_jobs=self.n_jobs)
                     arm(model, deadline=share)
                     fc = _predict(model.fit(train), h, levels)
                     self._collect(c, model.alias, fc, levels)
@@ -644,7 +645,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         self.members_: dict[str, Forecaster] = {}
         for label in sorted(labels, key=lambda lab: -self.weights_.get(lab, 0.0)):
             c = by_label[label]
-            model = make_model(c.spec, freq=panel.freq, n_jobs=self.n_jobs)
+            model = make_model(_soft_limited(c.spec, deadline, 1), freq=panel.freq, n_jobs=self.n_jobs)
             arm(model, deadline=deadline)
             try:
                 self.members_[label] = model.fit(panel)
@@ -761,6 +762,17 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         out = np.where(total > 0, (np.where(have, stack, 0.0) * w).sum(axis=1) / np.where(total > 0, total, 1.0),
                        np.nan)
         return out
+
+
+def _soft_limited(spec: ModelSpec, deadline: float | None, fits: int) -> ModelSpec:
+    """``spec`` with a soft ``time_limit`` (seconds of training after which the model trained so far is kept:
+    the networks) of 80% of the time to ``deadline`` split over ``fits`` fits, where the model takes one and the
+    spec names none; the hard deadline (:func:`arm`) still applies."""
+    if deadline is None or "time_limit" not in REGISTRY[spec.name].params.__struct_fields__ or \
+            spec.params.get("time_limit") is not None:
+        return spec
+    seconds = max(1.0, 0.8 * (deadline - time.time()) / max(fits, 1))
+    return ModelSpec(name=spec.name, params={**spec.params, "time_limit": round(seconds, 1)}, fallback=spec.fallback)
 
 
 def _predict(model: Forecaster, h: int, levels: Sequence[float | int]) -> pl.DataFrame:
