@@ -42,6 +42,7 @@ from forecasting.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from forecasting.api.metrics import Metrics
 from forecasting.api.monitoring import AccuracyCollector, monitoring_router
 from forecasting.service.monitoring import Monitoring, RetrainScheduler
+from forecasting.api.explain_routes import explain_routes
 from forecasting.api.mapping import hierarchy_out
 from forecasting.service.hierarchy import forecast_hierarchy
 from forecasting.api.mapping import explain_out, forecast_out, job_out, model_detail_out, model_out, version_out
@@ -199,6 +200,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[healthz, readyz, metrics_route, list_model_types, forecast_route, cross_validation_route,
                         docs_assets(),
+                        *explain_routes(limits, problems, _require_json),
                         *registered, monitoring_router(monitoring, scheduler, problems)],
         guards=[KeyGuard(settings.api_keys, admin_tenants=settings.admin_tenants)],
         dependencies={"tenant": Provide(_tenant, sync_to_thread=False)},
@@ -334,7 +336,8 @@ def _use_routes(services: RegisteredModels, more: dict[int, ResponseSpec], metri
           status_code=200, sync_to_thread=True, before_request=_require_json, responses=more)
     def explain_registered(ref: FromPath[str], data: JSONBody[ExplainRequest], tenant: NamedDependency[str]) -> ExplainResponse:
         """Forecast models: the forecast rows asked (`h`, optional `series`, `steps`); tabular: `rows`. Each row
-        has its base value, output and top-`k` contributions; with the additivity error. Statistical models: 422."""
+        has its base value, output and top-`k` contributions; with the additivity error. Statistical models: the
+        labelled decomposition of each step."""
         if services.kind(tenant, ref) == "tabular":
             if data.rows is None:
                 msg = "rows is required to explain a tabular model"
@@ -344,7 +347,7 @@ def _use_routes(services: RegisteredModels, more: dict[int, ResponseSpec], metri
             msg = "h is required to explain a forecast model"
             raise InvalidParameterError(msg, field="h")
         result = services.explain(tenant, ref, h=data.h, history=data.history, X_future=data.X_future,
-                                  series=data.series, steps=data.steps)
+                                  series=data.series, steps=data.steps, approximate=data.approximate)
         return explain_out(result, k=data.k, h=data.h)
 
     @get("/v1/models/{ref:str}/report", tags=["registry"], summary="HTML report of a registered model",

@@ -85,9 +85,10 @@ def _explained_rows(e: Explanation, k: int) -> tuple[list[dict[str, Any]], int]:
     if top is not None:
         contrib_cols = [c for c in top.columns if c not in keys]
         for j, rec in enumerate(top.select(contrib_cols).to_dicts()):
-            value = rec.get("value")
-            if isinstance(value, float) and not np.isfinite(value):
-                rec["value"] = None
+            for col in ("value", "value_transformed"):
+                value = rec.get(col)
+                if isinstance(value, float) and not np.isfinite(value):
+                    rec[col] = None
             rows[j // k]["contributions"].append(rec)
     return rows, k
 

@@ -236,6 +236,29 @@ class ExplainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     steps: Annotated[list[int] | None, msgspec.Meta(description="Only these steps, 1..h (default all).")] = None
     rows: Annotated[Rows | Columns | None, msgspec.Meta(description="Tabular models: the rows to explain.")] = None
     k: Annotated[int, msgspec.Meta(ge=1, le=1000, description="Contributions kept per row, largest |shap| first.")] = 5
+    approximate: Annotated[bool, msgspec.Meta(
+        description="Trees: fast approximate attributions (Saabas paths, not Shapley values) for dashboards; the "
+                    "method says so.")] = False
+
+
+class InlineExplainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Series to fit a model on and the forecast steps to explain (the data fields as in POST /v1/forecast)."""
+
+    data: Annotated[Rows | Columns, msgspec.Meta(description="The series in long format, as in POST /v1/forecast.")]
+    h: Annotated[int, msgspec.Meta(description="Steps to forecast and explain per series.", examples=[12])]
+    model: Annotated[str | ModelSpec, msgspec.Meta(
+        description="Registry name or spec: trees (SHAP), networks (integrated gradients) or statistical models "
+                    "(labelled decomposition).", examples=["xgboost", "mstl"])] = "xgboost"
+    freq: str | int | None = None
+    X_future: Rows | Columns | None = None
+    fill_missing: Literal["zero", "forward", "interpolate"] | None = None
+    fill_gaps: bool = False
+    series: Annotated[list[str] | None, msgspec.Meta(description="Only these series (default all).")] = None
+    steps: Annotated[list[int] | None, msgspec.Meta(description="Only these steps, 1..h (default all).")] = None
+    k: Annotated[int, msgspec.Meta(ge=1, le=1000, description="Contributions kept per row, largest |shap| first.")] = 5
+    approximate: Annotated[bool, msgspec.Meta(
+        description="Trees: fast approximate attributions (Saabas paths, not Shapley values); the method says "
+                    "so.")] = False
 
 
 class PredictRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -375,8 +398,13 @@ class Contribution(msgspec.Struct):
     """One feature's contribution to an explained output, in units of y (tabular: of the model output)."""
 
     feature: str
-    value: Annotated[Any, msgspec.Meta(description="The feature's value (null when not finite).")]
+    value: Annotated[Any, msgspec.Meta(description="The feature's value in units of y (null when not finite).")]
     shap: float
+    kind: Annotated[str, msgspec.Meta(description="'feature' (a model input) or 'series' (a named series term: "
+                                                  "its level, anchor or scale).")] = "feature"
+    value_label: Annotated[str | None, msgspec.Meta(description="A category's name (month 7: 'Jul').")] = None
+    value_transformed: Annotated[float | None, msgspec.Meta(
+        description="The value the model saw, where it differs (a scaled, differenced target's lag).")] = None
     is_forecast_value: Annotated[bool | None, msgspec.Meta(
         description="Recursive forecasts: the value came from the model's own earlier forecast.")] = None
 
@@ -389,8 +417,9 @@ class ExplainResponse(msgspec.Struct, omit_defaults=True):
                                                     "gradients...).")]
     k: int
     rows: Annotated[list[dict[str, Any]], msgspec.Meta(
-        description="Per explained row: its keys (unique_id, ds, step; tabular: row), base_value, output, "
-                    "contributions (feature, value, shap[, is_forecast_value]), largest |shap| first.")]
+        description="Per explained row: its keys (unique_id, ds, step; tabular: row), base_value (one per global "
+                    "model), output, contributions (feature, value, value_label, value_transformed, kind, shap[, "
+                    "is_forecast_value]), largest |shap| first.")]
     additivity_error: float | None
     additivity_error_relative: float | None
     h: int | None = None

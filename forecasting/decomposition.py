@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.stats import norm
@@ -30,6 +30,10 @@ from scipy.stats import norm
 from forecasting.errors import InsufficientHistoryError, InvalidInputError, InvalidParameterError
 
 __all__ = [
+    "centred_ma",
+    "classical_components",
+    "components",
+    "forecast_components",
     "Naive2Decomposition",
     "Naive2Forecast",
     "acf",
@@ -457,3 +461,186 @@ def naive2_intervals(
         half_width = z * sigma * steps
         out[lv] = ((last - half_width) * fc.seasonal_out, (last + half_width) * fc.seasonal_out)
     return out
+
+
+# ---------------------------------------------------------------------------- labelled components
+def components(model: Any, uid: str, y: np.ndarray, season: int) -> tuple[dict[str, np.ndarray], str]:
+    """Labelled components of one series and a sentence saying how they were computed.
+
+    ``mstl``: the model's own MSTL components (statsforecast; Bandara, Hyndman & Bergmeir 2021);
+    any other model: :func:`classical_components`.
+
+    Parameters
+    ----------
+    model : fitted statistical forecaster (or any object with a ``name``)
+    uid : str
+        The series (to find its fitted MSTL state).
+    y : array of shape (n,)
+        The series, units of ``y``.
+    season : int
+        Season length, steps.
+
+    Returns
+    -------
+    (dict of str to array of shape (n,), str)
+        ``observed``, ``trend``, the seasonal component(s) and the remainder, in that order; the method.
+    """
+    if getattr(model, "name", "") == "mstl":
+        state = getattr(model, "states_", {}).get(uid)
+        if state is None or len(getattr(state, "model_", [])) != len(y):
+            try:
+                state = model._fit_one(y)  # the model's own MSTL on this history
+            except Exception:  # noqa: BLE001 - fall back to the classical decomposition, said in the method text
+                state = None
+        if state is not None and hasattr(state, "model_"):
+            comp = state.model_
+            out = {c: comp[c].to_numpy() for c in comp.columns}
+            out["observed"] = out.pop("data")
+            ordered = {"observed": out.pop("observed"), "trend": out.pop("trend")}
+            rem = out.pop("remainder")
+            ordered.update(out)
+            ordered["remainder"] = rem
+            return ordered, "MSTL's own components (statsforecast MSTL: LOESS trend and seasonal components)"
+    return classical_components(y, season, naive2=getattr(model, "name", "") == "naive2")
+
+
+def classical_components(y: np.ndarray, m: int, *, naive2: bool = False) -> tuple[dict[str, np.ndarray], str]:
+    """Classical decomposition (R's ``decompose``): multiplicative for positive series, else additive.
+
+    Returns ``observed``, ``trend`` (centred moving average, NaN at the ends), ``seasonal (index)``
+    (multiplicative, unitless) or ``seasonal`` (additive, units of ``y``), and the remainder; fewer
+    than two seasons: a moving-average trend and remainder only. ``naive2`` adds what the M4 Naive2
+    seasonality test concluded to the method sentence.
+    """
+    n = len(y)
+    if m < 2 or n < 2 * m:
+        w = min(max(3, (n // 10) | 1), n if n % 2 else n - 1) if n >= 3 else 1
+        trend = centred_ma(y, w)
+        why = "no seasonal period" if m < 2 else f"fewer than two seasons ({n} < {2 * m})"
+        return ({"observed": y, "trend": trend, "remainder": y - trend},
+                f"moving-average trend (window {w}) and remainder; no seasonal component ({why})")
+    trend = centred_ma(y, m)
+    test = ""
+    if naive2:
+        passed = seasonality_test(y, m)
+        test = (f"; Naive2's 90% autocorrelation test at lag {m} {'passed' if passed else 'failed'}, so Naive2 "
+                f"{'divides by these seasonal indices' if passed else 'does not seasonally adjust this series'}")
+    if np.all(y > 0):
+        seasonal = seasonal_indices(y, m)
+        return ({"observed": y, "trend": trend, "seasonal (index)": seasonal, "remainder (ratio)": y / (trend * seasonal)},
+                f"classical multiplicative decomposition, season length {m} (R decompose; the seasonal indices of "
+                f"the M4 Naive2 benchmark){test}")
+    detr = y - trend
+    n_cycles = -(-n // m)
+    padded = np.full(n_cycles * m, np.nan)
+    padded[:n] = detr
+    figure = np.nanmean(padded.reshape(n_cycles, m), axis=0)
+    figure = figure - figure.mean()
+    seasonal = np.tile(figure, n_cycles)[:n]
+    return ({"observed": y, "trend": trend, "seasonal": seasonal, "remainder": y - trend - seasonal},
+            f"classical additive decomposition, season length {m} (R decompose, additive: the series has values "
+            f"<= 0){test}")
+
+
+def centred_ma(y: np.ndarray, m: int) -> np.ndarray:
+    """Centred moving average of order ``m`` (2 x m for even ``m``, as R's ``decompose``); NaN at the ends."""
+    n = len(y)
+    w = np.concatenate(([0.5], np.ones(m - 1), [0.5])) / m if m % 2 == 0 else np.ones(m) / m
+    half = (len(w) - 1) // 2
+    out = np.full(n, np.nan)
+    if n >= len(w):
+        out[half:n - half] = np.convolve(y, w, mode="valid")
+    return out
+
+
+def _phase_value(component: np.ndarray, n: int, k: int, period: int) -> float:
+    """The component's value one or more whole periods before forecast step ``k`` (1-based) of a series of ``n``."""
+    back = period * math.ceil(k / period)
+    i = n - 1 + k - back
+    return float(component[i]) if 0 <= i < n else float("nan")
+
+
+def forecast_components(model: Any, series: Sequence[tuple[str, np.ndarray]], forecasts: Any, alias: str,
+                        season: int) -> Any:
+    """A statistical model's forecasts explained by its labelled decomposition (not SHAP).
+
+    Each forecast step ``f`` of a series with history ``y`` is written exactly as
+    ``mean(y) + level + trend + seasonal``: ``level`` is the series' trend at its last
+    observation minus its mean, ``seasonal`` the seasonal component(s) at the same phase of
+    the last season (:func:`components`: MSTL's own for ``mstl``, else R's classical
+    decomposition; a multiplicative index ``s`` contributes ``f - f / s``) and ``trend`` the
+    rest (the seasonally adjusted forecast minus that level). The remainder of a forecast is 0.
+
+    Parameters
+    ----------
+    model : fitted statistical forecaster
+    series : list of (unique_id, array of shape (n,))
+        Each series' history, units of ``y``.
+    forecasts : pl.DataFrame
+        ``unique_id, ds, <alias>`` (``h`` rows per series, in step order).
+    alias : str
+        The forecast column.
+    season : int
+        Season length, steps.
+
+    Returns
+    -------
+    forecasting.explanation.Explanation
+        One row per (series, step) (keys ``unique_id, ds, step``), columns of kind ``series``,
+        base value the series' mean, method starting "labelled decomposition (not SHAP)".
+    """
+    import polars as pl
+
+    from forecasting.explanation import Explanation
+
+    hist = dict(series)
+    rows, parts, methods = [], [], []
+    for uid, frame in forecasts.group_by("unique_id", maintain_order=True):
+        uid = str(uid[0])
+        y = np.asarray(hist[uid], dtype=np.float64)
+        f = frame[alias].to_numpy().astype(np.float64)
+        comps, method = components(model, uid, y, season)
+        methods.append(method)
+        trend = comps["trend"]
+        finite = trend[np.isfinite(trend)]
+        level = float(finite[-1]) if finite.size else float(y.mean())
+        seasonal: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        adjusted = f.copy()
+        for name, comp in comps.items():
+            if name in ("observed", "trend") or name.startswith("remainder"):
+                continue
+            digits = "".join(ch for ch in name if ch.isdigit())
+            period = int(digits) if digits else season
+            at = np.array([_phase_value(np.asarray(comp, dtype=np.float64), len(y), k, period)
+                           for k in range(1, len(f) + 1)])
+            if "index" in name:  # multiplicative: f = adjusted * s
+                adjusted = adjusted / at
+                seasonal[name] = (f - f / at, at)
+            else:
+                adjusted = adjusted - at
+                seasonal[name] = (at, at)
+        mean = float(y.mean())
+        cols = {"level (trend at the last observation, minus the series mean)": (np.full(len(f), level - mean),
+                                                                                  np.full(len(f), level)),
+                "trend (seasonally adjusted forecast, minus that level)": (adjusted - level, adjusted), **seasonal}
+        parts.append((cols, mean, f))
+        rows.append(frame.select("unique_id", "ds").with_columns(pl.int_range(1, pl.len() + 1).alias("step")))
+    names = list(dict.fromkeys(n for cols, _, _ in parts for n in cols))
+    values, data, base, output = [], [], [], []
+    for cols, mean, f in parts:
+        values.append(np.column_stack([cols[n][0] if n in cols else np.zeros(len(f)) for n in names]))
+        data.append(np.column_stack([cols[n][1] if n in cols else np.full(len(f), np.nan) for n in names]))
+        base.append(np.full(len(f), mean))
+        output.append(f)
+    if not parts:
+        names = ["level (trend at the last observation, minus the series mean)"]
+    n_cols = len(names)
+    method = "; ".join(dict.fromkeys(methods)) or "no series"
+    return Explanation(values=np.concatenate(values) if values else np.zeros((0, n_cols)),
+                       base_values=np.concatenate(base) if base else np.zeros(0), feature_names=names,
+                       data=np.concatenate(data) if data else np.zeros((0, n_cols)),
+                       output=np.concatenate(output) if output else np.zeros(0),
+                       rows=pl.concat(rows) if rows else pl.DataFrame({"unique_id": [], "ds": [], "step": []}),
+                       method=f"labelled decomposition (not SHAP) of the {alias} forecast: series mean + level + "
+                              f"trend + seasonal ({method}; a forecast has no remainder)",
+                       kinds=["series"] * n_cols)

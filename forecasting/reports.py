@@ -46,6 +46,7 @@ import numpy as np
 import polars as pl
 
 from forecasting.data import Panel, validate_h, validate_levels, validate_panel
+from forecasting.decomposition import components
 from forecasting.errors import CapabilityError, ForecastingError, InvalidInputError, InvalidParameterError
 from forecasting.models.base import BaseForecaster, capabilities_of
 
@@ -285,7 +286,7 @@ def _build(model: Any, panel_or_frame: Any, *, h: int, level: Sequence[float] = 
     fc = fc.sort("unique_id", "ds").with_columns((pl.int_range(pl.len()).over("unique_id") + 1).alias("step"))
     chosen = _choose(fc, alias, levels_used, rules, asked, h, doc)
 
-    season = _season_length(forecaster, panel)
+    season = season_length_of(forecaster, panel)
     spec_dict = _spec_of(forecaster, spec)
     metrics = _validation(spec_dict, panel, h, levels, season, validation, alias, n_jobs, doc)
     doc.sections.append(("model-card", "Model card", _model_card(forecaster, spec_dict, panel, data_name, h,
@@ -325,7 +326,8 @@ def _forecast(model: Any, h: int, history: Any, levels: tuple[float | int, ...],
         return model.predict(h, history=history), ()
 
 
-def _season_length(model: Any, panel: Panel) -> int:
+def season_length_of(model: Any, panel: Panel) -> int:
+    """The model's season length (its ``season_length`` parameter, else the frequency's default; the shortest of several)."""
     from forecasting.models.registry import default_season_length
 
     m = model.get_params().get("season_length") if isinstance(model, BaseForecaster) else None
@@ -713,7 +715,7 @@ def _decomposition_section(doc: _Doc, model: Any, panel: Panel, chosen: list[dic
              "describes the series the model is fitted on, it is not an attribution of the forecast.</p>"]
     for k, uid in enumerate(ids, start=1):
         y = values[uid]
-        comps, method = _decompose(model, uid, y, season)
+        comps, method = components(model, uid, y, season)
         tail = min(len(y), max(8 * season, 200))
         fig = _figure(10, 1.7 * len(comps) + 0.8)
         axes = fig.subplots(len(comps), 1, sharex=True, squeeze=False)[:, 0]
@@ -728,71 +730,6 @@ def _decomposition_section(doc: _Doc, model: Any, panel: Panel, chosen: list[dic
         parts.append(doc.plot(fig, name=f"decomposition-{k}", alt=f"Decomposition (not SHAP) of series {uid} into "
                               + ", ".join(comps), caption=f"Decomposition (not SHAP): {method}"))
     doc.sections.append(("decomposition", "Decomposition (not SHAP)", "\n".join(parts)))
-
-
-def _decompose(model: Any, uid: str, y: np.ndarray, season: int) -> tuple[dict[str, np.ndarray], str]:
-    """Components of one series and a sentence saying how they were computed."""
-    if getattr(model, "name", "") == "mstl":
-        state = getattr(model, "states_", {}).get(uid)
-        if state is None or len(getattr(state, "model_", [])) != len(y):
-            try:
-                state = model._fit_one(y)  # the model's own MSTL on this history
-            except Exception:  # noqa: BLE001 - fall back to the classical decomposition, said in the method text
-                state = None
-        if state is not None and hasattr(state, "model_"):
-            comp = state.model_
-            out = {c: comp[c].to_numpy() for c in comp.columns}
-            out["observed"] = out.pop("data")
-            ordered = {"observed": out.pop("observed"), "trend": out.pop("trend")}
-            rem = out.pop("remainder")
-            ordered.update(out)
-            ordered["remainder"] = rem
-            return ordered, "MSTL's own components (statsforecast MSTL: LOESS trend and seasonal components)"
-    return _classical(y, season, naive2=getattr(model, "name", "") == "naive2")
-
-
-def _classical(y: np.ndarray, m: int, *, naive2: bool = False) -> tuple[dict[str, np.ndarray], str]:
-    from forecasting.decomposition import seasonal_indices, seasonality_test
-
-    n = len(y)
-    if m < 2 or n < 2 * m:
-        w = min(max(3, (n // 10) | 1), n if n % 2 else n - 1) if n >= 3 else 1
-        trend = _centred_ma(y, w)
-        why = "no seasonal period" if m < 2 else f"fewer than two seasons ({n} < {2 * m})"
-        return ({"observed": y, "trend": trend, "remainder": y - trend},
-                f"moving-average trend (window {w}) and remainder; no seasonal component ({why})")
-    trend = _centred_ma(y, m)
-    test = ""
-    if naive2:
-        passed = seasonality_test(y, m)
-        test = (f"; Naive2's 90% autocorrelation test at lag {m} {'passed' if passed else 'failed'}, so Naive2 "
-                f"{'divides by these seasonal indices' if passed else 'does not seasonally adjust this series'}")
-    if np.all(y > 0):
-        seasonal = seasonal_indices(y, m)
-        return ({"observed": y, "trend": trend, "seasonal (index)": seasonal, "remainder (ratio)": y / (trend * seasonal)},
-                f"classical multiplicative decomposition, season length {m} (R decompose; the seasonal indices of "
-                f"the M4 Naive2 benchmark){test}")
-    detr = y - trend
-    n_cycles = -(-n // m)
-    padded = np.full(n_cycles * m, np.nan)
-    padded[:n] = detr
-    figure = np.nanmean(padded.reshape(n_cycles, m), axis=0)
-    figure = figure - figure.mean()
-    seasonal = np.tile(figure, n_cycles)[:n]
-    return ({"observed": y, "trend": trend, "seasonal": seasonal, "remainder": y - trend - seasonal},
-            f"classical additive decomposition, season length {m} (R decompose, additive: the series has values "
-            f"<= 0){test}")
-
-
-def _centred_ma(y: np.ndarray, m: int) -> np.ndarray:
-    """Centred moving average of order ``m`` (2 x m for even ``m``, as R's ``decompose``); NaN at the ends."""
-    n = len(y)
-    w = np.concatenate(([0.5], np.ones(m - 1), [0.5])) / m if m % 2 == 0 else np.ones(m) / m
-    half = (len(w) - 1) // 2
-    out = np.full(n, np.nan)
-    if n >= len(w):
-        out[half:n - half] = np.convolve(y, w, mode="valid")
-    return out
 
 
 # ---------------------------------------------------------------------------- forecasts

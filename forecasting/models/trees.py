@@ -71,8 +71,8 @@ from forecasting.errors import (
     InvalidParameterError,
     NotFittedError,
 )
-from forecasting.explanation import Explanation
-from forecasting.features import SCALE_STD, TARGET, FeaturePipeline, FeatureSpec, default_features, typical_length
+from forecasting.explanation import Explanation, calendar_categories, rebase
+from forecasting.features import SCALE_MEAN, SCALE_STD, TARGET, FeaturePipeline, FeatureSpec, default_features, typical_length
 from forecasting.artifacts import seal, verify
 from forecasting.models.base import Capabilities, as_panel, split_short
 from forecasting.models.global_base import GLOBAL_CAPABILITIES, GlobalForecaster, check_exog_values
@@ -287,6 +287,7 @@ class TreeForecaster(GlobalForecaster[TP]):
         self.panel_ = panel
         self.scales_ = pipeline.scale_stats(panel.frame)
         self.cscales_ = self._series_scale(panel.frame)
+        self.levels_ = series_levels(panel.frame)
         windows = self._conformal_windows(panel)
         self.scores_ = self._calibrate(panel, windows) if windows > 0 else None
         return self
@@ -614,12 +615,16 @@ class TreeForecaster(GlobalForecaster[TP]):
         return frame.with_columns(cols).select("unique_id", "ds", self.alias, *level_columns(self.alias, levels))
 
     # ------------------------------------------------------------------ explanations
-    def explain(self, h: int, *, history: Any = None, X_future: Any = None, units: str = "y") -> Explanation:
+    def explain(self, h: int, *, history: Any = None, X_future: Any = None, units: str = "y",
+                approximate: bool = False) -> Explanation:
         """Exact TreeSHAP of each forecast step's model call (the library's ``pred_contribs``).
 
         Step ``k``'s row explains the booster call that produced step ``k``; in a recursive
         forecast, features computed from earlier forecasts are flagged in
-        ``is_forecast_value`` (a lag ``L`` feature at step ``k > L``).
+        ``is_forecast_value`` (a lag ``L`` feature at step ``k > L``). The contributions of every
+        step are computed in one batched call per booster after the forecast (Lundberg et al.'s
+        TreeSHAP is per row, so batching changes no value): a 48-step explanation costs one
+        TreeSHAP call on 48 rows plus the forecast.
 
         Parameters
         ----------
@@ -629,13 +634,27 @@ class TreeForecaster(GlobalForecaster[TP]):
         units : {"y", "model"}
             ``"y"`` (default): values in the units of ``y``. The booster predicts the
             transformed target ``z``, and ``y = (z - z0) * scale`` is affine for each row,
-            so SHAP values scale exactly (``values * scale``, base ``(base - z0) * scale``)
-            and add up to the forecast itself. ``"model"``: the booster's own units.
+            so SHAP values scale exactly (``values * scale``) and add up to the forecast itself.
+            The model's expected output, mapped to a series' units, is split into one base value
+            for the whole model (:meth:`base_value`) and named series terms (its level, the anchor
+            a differenced target is added back to, its scale; :func:`~forecasting.explanation.rebase`);
+            target-derived feature values are given in units of ``y`` (``lag_12``: the value of
+            ``y`` 12 steps earlier), the transformed value beside them. ``"model"``: the booster's
+            own units, per-row base values, transformed feature values.
+        approximate : bool
+            Saabas path attributions (``approx_contribs``; Saabas 2014, as XGBoost computes them)
+            instead of exact TreeSHAP: cheaper per tree, additive, but not Shapley values; the
+            ``method`` says "approximate".
 
         Returns
         -------
         forecasting.explanation.Explanation
             ``h`` rows per series (keys ``unique_id, ds, step``).
+
+        Raises
+        ------
+        InvalidInputError
+            ``units`` not ``"y"``/``"model"``; as :meth:`predict`.
         """
         self.check_is_fitted("explain(h)")
         if units not in ("y", "model"):
@@ -645,13 +664,23 @@ class TreeForecaster(GlobalForecaster[TP]):
         self._check_hist_exog_horizon(h)
         panel = self._history(history)
         scales, _ = self._scales(panel, history)
-        _, steps = self._paths(panel, h, X_future, scales=scales, collect=True)
+        paths, steps = self._paths(panel, h, X_future, scales=scales, collect=True)
         groups = self._groups()
         names = list(self.pipeline_.feature_names)
-        values, base, data, output, masks, keys = [], [], [], [], [], []
-        for st in steps:
-            gi = 0 if self.params.strategy == "recursive" else next(i for i, g in enumerate(groups) if st.step in g)
-            contrib = self._predict_booster(self.boosters_[gi], st.X, pred_contribs=True)
+        approx = approximate and self.library == "xgboost"  # other libraries: their exact values are the fast path
+        gi_of = [0 if self.params.strategy == "recursive" else next(i for i, g in enumerate(groups) if st.step in g)
+                 for st in steps]
+        contrib_rows: dict[int, np.ndarray] = {}
+        for gi in sorted(set(gi_of)):  # one batched contribution call per booster
+            members = [i for i, g in enumerate(gi_of) if g == gi]
+            X = np.concatenate([steps[i].X for i in members])
+            contrib_rows[gi] = self._predict_booster(self.boosters_[gi], X, pred_contribs=True,
+                                                     **({"approx_contribs": True} if approx else {}))
+        offsets = {gi: 0 for gi in contrib_rows}
+        values, base, data, output, masks, keys, z0s, scs = [], [], [], [], [], [], [], []
+        for st, gi in zip(steps, gi_of, strict=True):
+            contrib = contrib_rows[gi][offsets[gi]:offsets[gi] + len(st.X)]
+            offsets[gi] += len(st.X)
             # columns: one per booster feature (ours, + horizon_step for grouped direct models), then the bias
             v, b = contrib[:, :len(names)], contrib[:, -1] + contrib[:, len(names):-1].sum(axis=1)
             out = st.output
@@ -661,18 +690,111 @@ class TreeForecaster(GlobalForecaster[TP]):
             base.append(b)
             data.append(st.X[:, :len(names)].astype(np.float64))
             output.append(out)
+            z0s.append(st.z0)
+            scs.append(st.scale)
             mask = (self.pipeline_.forecast_feature_mask(st.step) if self.params.strategy == "recursive"
                     else np.zeros(len(names), dtype=bool))
             masks.append(np.tile(mask, (len(st.X), 1)))
             keys.append(st.keys.with_columns(pl.lit(st.step).alias("step")))
+        shap_name = ("approximate Saabas path attributions (xgboost approx_contribs; not Shapley values)"
+                     if approx else self.shap_method)
         where = "forecast units of y" if units == "y" else "the model's transformed-target units"
         rows = pl.concat(keys)
         order = rows.with_row_index("_i").sort("unique_id", "step")["_i"].to_numpy()
-        return Explanation(values=np.concatenate(values)[order], base_values=np.concatenate(base)[order],
-                           feature_names=names, data=np.concatenate(data)[order],
-                           output=np.concatenate(output)[order], rows=rows[order],
-                           method=f"{self.shap_method}, in {where}",
-                           is_forecast_value=np.concatenate(masks)[order])
+        model_data = np.concatenate(data)[order]
+        e = Explanation(values=np.concatenate(values)[order], base_values=np.concatenate(base)[order],
+                        feature_names=names, data=model_data, output=np.concatenate(output)[order], rows=rows[order],
+                        method=f"{shap_name}, in {where}", is_forecast_value=np.concatenate(masks)[order],
+                        categories=calendar_categories(names))
+        if units == "model":
+            return e
+        anchor = -np.concatenate(z0s)[order] * np.concatenate(scs)[order]
+        return self._readable(e, panel, paths, anchor=anchor, scale=np.concatenate(scs)[order])
+
+    def base_value(self) -> float:
+        """The model's one base value, units of ``y``: what every explanation of it starts from.
+
+        With a scaled or differenced target: the mean over the training series of each series'
+        mean ``y`` (the average level the model was trained on); without: the booster's expected
+        output (TreeSHAP's bias). Unchanged by save/load (the training history is stored).
+        """
+        spec = self.pipeline_.spec
+        if spec.scaler == "none" and not spec.differences:
+            contrib = self._predict_booster(self.boosters_[0], np.full((1, self._booster_features(self.boosters_[0])),
+                                                                       np.nan, dtype=np.float32), pred_contribs=True)
+            return float(contrib[0, -1])
+        return float(self._levels()["_level"].mean())  # type: ignore[arg-type]
+
+    def _levels(self) -> pl.DataFrame:
+        """Each training series' mean ``y`` (``unique_id, _level``), kept with the model (saved in model.json)."""
+        if "levels_" not in self.__dict__:  # a folder saved before the levels were kept: its stored history
+            self.levels_ = series_levels(self.panel_.frame)
+        return self.levels_
+
+    def _readable(self, e: Explanation, panel: Panel, paths: pl.DataFrame, *, anchor: np.ndarray,
+                  scale: np.ndarray) -> Explanation:
+        """``e`` (units of ``y``) with one base value, named series terms and feature values in units of ``y``."""
+        spec = self.pipeline_.spec
+        uids = e.rows["unique_id"]
+        raw, transformed = self._raw_feature_values(panel, paths, e)
+        e = replace(e, data=raw, data_transformed=transformed)
+        if spec.scaler == "none" and not spec.differences:
+            if np.ptp(e.base_values) == 0 if e.n_rows else True:
+                return e
+            return rebase(e, self.base_value(), [], last=("this step's model (direct strategy): its bias",
+                                                          np.full(e.n_rows, np.nan)))
+        levels = self._levels() if panel is self.panel_ else series_levels(panel.frame)
+        level = (pl.DataFrame({"unique_id": uids}).join(levels, on="unique_id", how="left", maintain_order="left")
+                 ["_level"].to_numpy().astype(np.float64))
+        b0 = self.base_value()
+        terms = [("series level (mean of its history)", level - b0, level)]
+        if spec.differences:
+            d = spec.differences
+            if len(d) == 1:
+                kind = "seasonal anchor" if d[0] == self.season_length and d[0] > 1 else "anchor"
+                name = f"{kind}: value {d[0]} step{'s' if d[0] > 1 else ''} earlier"
+            else:
+                name = f"anchor: the differences {d} added back (values of y before the step)"
+            terms.append((f"{name}, minus the level", anchor - level, anchor))
+            last = ("average change per step (model bias × series scale)", scale)
+        else:
+            last = ("model bias × series scale", scale)
+        return rebase(e, b0, terms, last=last)
+
+    def _raw_feature_values(self, panel: Panel, paths: pl.DataFrame,
+                            e: Explanation) -> tuple[np.ndarray, np.ndarray | None]:
+        """Target-derived features recomputed on ``y`` itself (history + the forecast path): (data, transformed).
+
+        ``data``: ``e.data`` with the target-derived columns in units of ``y``; ``transformed``:
+        the model's values of those columns (NaN elsewhere), or None when the target is not transformed.
+        """
+        pipe = self.pipeline_
+        spec = pipe.spec
+        if spec.scaler == "none" and not spec.differences:
+            return e.data, None
+        raw_spec = FeatureSpec(lags=spec.lags, rolling=spec.rolling, expanding_mean_lags=spec.expanding_mean_lags)
+        raw_pipe = FeaturePipeline(spec=raw_spec, freq=pipe.freq, tz=pipe.tz, ds_kind=pipe.ds_kind,
+                                   feature_names=FeaturePipeline._names(raw_spec)[0])
+        hist = panel.frame.select("unique_id", "ds", pl.col("y").cast(pl.Float64), pl.lit(None, dtype=pl.Int64)
+                                  .alias("_step"))
+        fut = paths.select("unique_id", "ds", pl.col("_pred").alias("y"),
+                           pl.int_range(1, pl.len() + 1).over("unique_id").cast(pl.Int64).alias("_step"))
+        frame = pl.concat([hist, fut], how="vertical_relaxed").sort("unique_id", "ds")
+        unit = pl.DataFrame({"unique_id": frame["unique_id"].unique()}).with_columns(
+            pl.lit(0.0).alias(SCALE_MEAN), pl.lit(1.0).alias(SCALE_STD))
+        out = raw_pipe.transform(frame, scales=unit).filter(pl.col("_step").is_not_null()).sort("unique_id", "_step")
+        if self.params.strategy == "direct":  # every step reads the origin's features
+            out = out.with_columns(pl.col(c).first().over("unique_id") for c in raw_pipe.feature_names)
+        step_rows = e.rows.select("unique_id", "step").with_row_index("_i")
+        out = step_rows.join(out, left_on=["unique_id", "step"], right_on=["unique_id", "_step"], how="left",
+                             maintain_order="left")
+        data = e.data.copy()
+        transformed = np.full_like(data, np.nan)
+        for c in raw_pipe.feature_names:
+            j = pipe.feature_names.index(c)
+            transformed[:, j] = data[:, j]
+            data[:, j] = out[c].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        return data, transformed
 
     def global_importance(self, data: Panel | Any | None = None, *, max_rows: int = 10_000, seed: int = 0) -> pl.DataFrame:
         """Mean |SHAP| per feature over training-style rows of ``data`` (default: the training series).
@@ -733,6 +855,7 @@ class TreeForecaster(GlobalForecaster[TP]):
         meta = {"format_version": FORMAT_VERSION, "model": self.name, "params": self.get_params(), "alias": self.alias,
                 "panel": self._panel_meta(),
                 "scales": self.scales_.to_dict(as_series=False), "cscales": self.cscales_.to_dict(as_series=False),
+                "levels": self._levels().to_dict(as_series=False),
                 "conformal_scores": None if self.scores_ is None else self.scores_.tolist(),
                 "n_boosters": len(self.boosters_), "device_trained": self.device_,
                 "horizon": self.calibrated_horizon, "notes": list(self.notes_)}
@@ -750,6 +873,8 @@ class TreeForecaster(GlobalForecaster[TP]):
         model.panel_ = cls._stored_panel(folder, meta["panel"])
         model.scales_ = pl.DataFrame(meta["scales"])
         model.cscales_ = pl.DataFrame(meta["cscales"])
+        if meta.get("levels"):
+            model.levels_ = pl.DataFrame(meta["levels"], schema={"unique_id": pl.Utf8, "_level": pl.Float64})
         raw = meta["conformal_scores"]
         if raw is None:
             model.scores_ = None
@@ -816,6 +941,11 @@ class TreeForecaster(GlobalForecaster[TP]):
         model.fallbacks_ = []
         model.device_ = resolve_device(device)
         return model
+
+
+def series_levels(frame: pl.DataFrame) -> pl.DataFrame:
+    """Each series' mean ``y``: ``unique_id, _level`` (Float64, units of ``y``)."""
+    return frame.group_by("unique_id", maintain_order=True).agg(pl.col("y").cast(pl.Float64).mean().alias("_level"))
 
 
 def interval_widths(scores: np.ndarray, levels: Sequence[float]) -> dict[float, np.ndarray]:

@@ -428,8 +428,14 @@ def explain(
     n_jobs: int = -1,
     limits: Limits = Limits(),
     registered: Registered | None = None,
+    approximate: bool = False,
 ) -> ExplainResult:
-    """Explain each forecast step: SHAP values (trees) or integrated gradients (networks), in units of ``y``.
+    """Explain each forecast step, in units of ``y``: one :class:`~forecasting.explanation.Explanation` shape.
+
+    Trees: exact TreeSHAP (``approximate``: Saabas path attributions, named as such); networks:
+    integrated gradients; both from one base value per model with the series' level, anchor and
+    scale as named series terms. Statistical models: the labelled decomposition of each forecast
+    step (:func:`forecasting.decomposition.forecast_components`, not SHAP).
 
     Parameters
     ----------
@@ -439,6 +445,8 @@ def explain(
     model : spec or fitted model
     h : int
         Steps to forecast and explain.
+    approximate : bool
+        Trees: the fast approximate attributions (for dashboards); the method says so.
 
     Returns
     -------
@@ -448,11 +456,8 @@ def explain(
     Raises
     ------
     CapabilityError
-        Models without per-feature attributions (the statistical zoo: they are explained by their
-        decomposition, see ``forecasting report``), naming the model.
+        Models with neither attributions nor a decomposition (an ensemble), naming the model.
     """
-    from forecasting.models.base import explain_forecast
-
     if isinstance(model, TabularModel):  # a table model explains the rows given (h does not apply)
         return explain_rows(model, data, limits=limits, registered=registered)
     h = validate_h(h, max_h=limits.max_h)
@@ -463,9 +468,10 @@ def explain(
         check_limits(panel, limits)
         spec, notes = resolve(spec, panel, h=h)
         fitted = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
-        require(fitted, "explain")  # before fitting, not after
+        if not _decomposed(fitted):
+            require(fitted, "explain")  # before fitting, not after
         fitted.fit(panel)
-        explanation = explain_forecast(fitted, h, X_future=X_future)
+        explanation = _explain_fitted(fitted, h, None, X_future, approximate)
         return ExplainResult(explanation=explanation, model=spec.name, notes=[*panel.report.notes, *notes])
     history = None
     if data is not None:
@@ -475,8 +481,35 @@ def explain(
                                  field_name="history" if registered is not None else "data")
         check_limits(history, limits)
         notes.extend(history.report.notes)
-    explanation = explain_forecast(model, h, history=history, X_future=X_future)
+    explanation = _explain_fitted(model, h, history, X_future, approximate)
     return ExplainResult(explanation=explanation, model=model.name, registered=registered, notes=notes)
+
+
+def _decomposed(model: Any) -> bool:
+    """A statistical (local) model without attributions: explained by its labelled decomposition."""
+    from forecasting.models.base import capabilities_of
+
+    caps = capabilities_of(model)
+    return not caps.can_explain and not caps.is_global and getattr(model, "name", "") not in ("ensemble", "auto")
+
+
+def _explain_fitted(model: Any, h: int, history: Panel | None, X_future: Any, approximate: bool) -> Any:
+    """The explanation of a fitted model: its attributions, or its forecasts' labelled decomposition."""
+    from forecasting.models.base import explain_forecast
+
+    if _decomposed(model):
+        from forecasting.decomposition import forecast_components
+        from forecasting.reports import season_length_of
+
+        panel = history if history is not None else model.panel_
+        forecasts = model.predict(h, history=history)
+        alias = next(c for c in forecasts.columns if c not in ("unique_id", "ds"))
+        return forecast_components(model, list(panel.series_values()), forecasts, alias,
+                                   season_length_of(model, panel))
+    if approximate:
+        require(model, "explain")
+        return model.explain(h, history=history, X_future=X_future, approximate=True)
+    return explain_forecast(model, h, history=history, X_future=X_future)
 
 
 def explain_rows(model: Any, rows: Any, *, limits: Limits = Limits(),
