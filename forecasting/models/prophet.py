@@ -11,6 +11,13 @@ weekly and daily seasonalities (switched on from the data's span and spacing, Pr
 seasonality is one custom period of ``season_length`` steps. Intervals are quantiles of
 ``uncertainty_samples`` posterior-predictive draws (Prophet's ``predictive_samples``), seeded by
 ``seed`` so that they repeat.
+
+Measured (2026-12-01, ``forecasting bench --series-limit N --n-jobs 1 --no-cache``, 2 cores shared with six
+other engineers' work, so times are inflated): M4 Hourly, first 20 series (h=48, integer ds, custom season 24):
+sMAPE 8.27, MASE 1.216, OWA 1.078, 0.31 s per series (seasonal naive OWA 0.789, auto_ets 1.550);
+M3 Monthly, first 100 series (h=18, calendar ds): sMAPE 34.35, MASE 0.825, OWA 0.901, 0.22 s per series
+(auto_ets OWA 0.752, seasonal naive 0.937). Install: ``pip install prophet`` 3 s from the local wheels
+(prophet 37 MB, holidays 14 MB, cmdstanpy 1 MB); ``import prophet`` about 3 s.
 """
 
 from __future__ import annotations
@@ -99,7 +106,7 @@ class ProphetForecaster(LocalForecaster[ProphetParams]):
         if values.ndim == 1:  # a fallback's or a direct call: consecutive days
             values = np.column_stack([_EPOCH.astype(np.float64) + _DAY * np.arange(values.size), values])
         seconds, target = values[:, 0], values[:, 1]
-        frame = pd.DataFrame({"ds": pd.to_datetime(seconds, unit="s"), "y": target})
+        frame = pd.DataFrame({"ds": pd.to_datetime(seconds.astype(np.int64), unit="s"), "y": target})
         model = self._make()
         model.fit(frame, algorithm="LBFGS")
         step = float(np.median(np.diff(seconds))) if seconds.size > 1 else _DAY
