@@ -138,7 +138,7 @@ class AnomalyRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         description="A model with in-sample fitted values (statistical models).")] = "mstl"
     level: Annotated[float, msgspec.Meta(description="Interval level in percent, in (0, 100).")] = \
         DEFAULT_ANOMALY_LEVEL
-    method: Literal["conformal", "normal"] = "conformal"
+    method: Literal["conformal", "normal"] = "normal"
     freq: str | int | None = None
 
 

@@ -26,6 +26,7 @@ _LAZY: dict[str, str] = {
     "forecast": "forecasting.public",
     "cross_validation": "forecasting.public",
     "explain": "forecasting.public",
+    "detect_anomalies": "forecasting.public",
     "forecast_hierarchy": "forecasting.public",
     "load": "forecasting.public",
     "make_model": "forecasting.models.registry",
@@ -67,6 +68,7 @@ __all__ = [
     "TimeLimitError",
     "UnknownModelError",
     "cross_validation",
+    "detect_anomalies",
     "evaluate",
     "explain",
     "forecast_hierarchy",
@@ -95,7 +97,7 @@ if TYPE_CHECKING:
     from forecasting.explanation import Explanation
     from forecasting.models.base import Forecaster
     from forecasting.models.registry import ModelSpec, make_model, model_names
-    from forecasting.public import cross_validation, explain, forecast, forecast_hierarchy, load
+    from forecasting.public import cross_validation, detect_anomalies, explain, forecast, forecast_hierarchy, load
     from forecasting.service.results import ForecastResult
 
 

@@ -630,6 +630,10 @@ from forecasting.cli_hierarchy import hierarchy as _hierarchy  # noqa: E402 - is
 
 app.command("hierarchy")(_hierarchy)
 
+from forecasting.cli_monitoring import register as _register_monitoring  # noqa: E402 - issue 16
+
+_register_monitoring(app)  # observe, retrain, accuracy, anomalies
+
 
 def main() -> None:
     """Entry point of the ``forecasting`` console script."""

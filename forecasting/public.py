@@ -31,7 +31,7 @@ from forecasting.models.base import Forecaster
 from forecasting.models.registry import ModelSpec
 from forecasting.service import ForecastResult
 
-__all__ = ["cross_validation", "explain", "forecast", "forecast_hierarchy", "load"]
+__all__ = ["cross_validation", "detect_anomalies", "explain", "forecast", "forecast_hierarchy", "load"]
 
 SpecLike = ModelSpec | str | dict[str, Any]
 _STANDARD = ("unique_id", "ds", "y")
@@ -285,3 +285,54 @@ def load(path: str | Path) -> Any:
     from forecasting.loading import load as load_folder
 
     return load_folder(path)
+
+
+def detect_anomalies(
+    df: Any,
+    *,
+    model: SpecLike = "mstl",
+    level: float = 99.0,
+    method: str = "normal",
+    freq: str | int | None = None,
+    id_col: str = "unique_id",
+    time_col: str = "ds",
+    target_col: str = "y",
+) -> Any:
+    """Points of ``df`` outside the model's in-sample prediction interval at ``level``, with a score.
+
+    :func:`forecasting.service.monitoring.detect_anomalies`: the model's one-step in-sample fitted values are
+    the centre, the interval is Gaussian (``method="normal"``, the model's native band) or split-conformal on the
+    in-sample residuals (``"conformal"``), and ``score`` is the distance from the centre in half-widths (above 1: an anomaly).
+
+    Returns
+    -------
+    DataFrame (the caller's kind)
+        One row per input point: ``id_col, time_col, target_col, center, lo, hi, score, anomaly`` (``center``,
+        ``lo``, ``hi`` and ``score`` null where the model has no fitted value, e.g. a seasonal naive's first
+        season).
+
+    Raises
+    ------
+    InvalidInputError, InvalidParameterError
+        The data contract; ``level`` outside (0, 100); an unknown ``method``.
+    CapabilityError
+        A model without in-sample fitted values (the global models).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import polars as pl
+    >>> import forecasting as fc
+    >>> rng = np.random.default_rng(0)
+    >>> y = (10 + np.tile([0.0, 2, 1, 3], 50) + rng.normal(0, 0.5, 200)).round(2)
+    >>> y[120] += 15
+    >>> df = pl.DataFrame({"unique_id": ["a"] * 200, "ds": list(range(200)), "y": y})
+    >>> out = fc.detect_anomalies(df, model={"name": "seasonal_naive", "params": {"season_length": 4}})
+    >>> out.filter(pl.col("anomaly"))["ds"].to_list()  # the spike, and its echo one season later
+    [120, 124]
+    """
+    from forecasting.service.monitoring import detect_anomalies as run
+
+    cols = _Columns(df, id_col, time_col, target_col)
+    result = run(cols.into(df), model=model, level=level, method=method, freq=freq)  # type: ignore[arg-type]
+    return cols.out(result.points)

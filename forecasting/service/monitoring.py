@@ -853,7 +853,7 @@ def _score(part: pl.DataFrame, obs: pl.DataFrame, season: int, levels: Sequence[
 
 # --------------------------------------------------------------------------- anomalies on inline data
 def detect_anomalies(data: Any, *, model: Any = "mstl", level: float = DEFAULT_ANOMALY_LEVEL,
-                     method: Method = "conformal", freq: str | int | None = None,
+                     method: Method = "normal", freq: str | int | None = None,
                      limits: Limits | None = None) -> AnomalyResult:
     """Points of ``data`` outside the model's in-sample prediction interval at ``level``, with a score.
 
