@@ -472,6 +472,7 @@ class JobRunner:
         process.start()
         child.close()
         slot.process, slot.conn = process, parent
+        assert process.pid is not None  # started
         started = _start_time(process.pid)
         if started is not None:
             self.workers_dir.mkdir(exist_ok=True)

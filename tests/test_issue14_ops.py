@@ -33,7 +33,7 @@ from forecasting.store import Store
 
 FORECASTING = str(Path(sys.executable).parent / "forecasting")
 MEDIUM = {"name": "xgboost", "params": {"n_estimators": 60, "max_depth": 3, "conformal_windows": 0}}
-SLOW = {"name": "xgboost", "params": {"n_estimators": 200000, "max_depth": 8, "learning_rate": 0.001,
+SLOW = {"name": "xgboost", "params": {"n_estimators": 20000, "max_depth": 10, "learning_rate": 0.001,
                                       "conformal_windows": 0}}
 
 
