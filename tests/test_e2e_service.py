@@ -191,3 +191,39 @@ def test_openapi_fuzzing_finds_no_server_error(tmp_path: Path) -> None:
         assert time.monotonic() - start < 60, "fuzzing took over 60 s"
     assert not failures, "\n".join(failures)
 
+
+
+def test_openapi_fuzzing_with_keys_answers_match_their_documented_schemas(tmp_path: Path) -> None:
+    """With API keys configured (the key sent as the document's security scheme says): no 5xx, and every answer's
+    body matches the schema documented for its status (schemathesis' response_schema_conformance)."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import response_schema_conformance
+
+    from forecasting.api.app import create_app
+    from forecasting.api.settings import Settings, parse_api_keys
+
+    app = create_app(Settings(state_dir=tmp_path, max_train_seconds=20, max_rows=5_000, max_seconds=10,
+                              api_keys=parse_api_keys("fuzz:fuzz-key", source="test")))
+    failures: list[str] = []
+    schema = schemathesis.openapi.from_asgi("/schema/openapi.json", app)
+    start = time.monotonic()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @settings(max_examples=5, deadline=None, database=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
+        @given(operation.as_strategy())
+        def check(case: Any) -> None:
+            response = case.call(headers={"Authorization": "Bearer fuzz-key"})
+            if response.status_code >= 500:
+                failures.append(f"{case.operation.label}: {response.status_code} {response.text[:300]}")
+                return
+            try:
+                case.validate_response(response, checks=[response_schema_conformance])
+            except Exception as exc:  # noqa: BLE001 - collected and reported together
+                failures.append(f"{case.operation.label}: {response.status_code} {str(exc)[:300]}")
+
+        check()
+        assert time.monotonic() - start < 60, "fuzzing took over 60 s"
+    assert not failures, "\n".join(failures[:20])
