@@ -72,6 +72,9 @@ def hierarchy(
     for note in notes:
         err_console.print(f"note: {note}", highlight=False, markup=False)
     if backtest:
-        console.print(table, highlight=False)
+        import polars as pl
+
+        with pl.Config(tbl_rows=-1):
+            console.print(table, highlight=False)
     console.print(json.dumps({"coherence": coherence, "rows": table.height,
                               "output": None if output is None else str(output)}), highlight=False, soft_wrap=True)
