@@ -185,6 +185,7 @@ class RetrainPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     margin : float
         Relative improvement the challenger needs to take ``production`` (0.05: a score 5 % lower), in [0, 1).
     metric : {"mase", "smape"}
+        The score compared (lower wins); sMAPE when no series has a MASE scale.
     h : int, optional
         The hold-out window (default: the champion's validated horizon).
     model : str or dict, optional
@@ -741,6 +742,8 @@ class Monitoring:
         metric = policy.metric
         old = champion_scores.get(metric)
         new = getattr(challenger_scores, metric)
+        if metric == "mase" and (old is None or new is None):  # no series has a MASE scale (repeats every season)
+            metric, old, new = "smape", champion_scores.get("smape"), challenger_scores.smape
         wins = new is not None and (old is None or new < old * (1.0 - policy.margin))
         has_alias = "production" in champion.aliases
         promoted = wins or not has_alias
