@@ -127,3 +127,18 @@ def test_time_limit_keeps_the_network_trained_so_far(air: pl.DataFrame) -> None:
                                                   "time_limit": 1.0}}, freq="1mo").fit(air)
     assert any(n.startswith("tsmixer: training stopped at step") and "time_limit of 1 s" in n for n in m.notes_)
     assert m.predict(H).height == H
+
+
+def test_readme_tsmixer_example() -> None:
+    """The README's tsmixer block runs as written."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "tsmixer" in b]
+    scope: dict[str, Any] = {}
+    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
+    from neuralforecast.models import TSMixerx
+
+    assert isinstance(scope["tsmixer"].net_, TSMixerx)
+    assert scope["forecasts"].columns == ["unique_id", "ds", "TSMixer", "TSMixer-lo-80", "TSMixer-hi-80"]
+    assert scope["forecasts"].height == 12 and scope["attributions"].values.shape[0] == 3
