@@ -59,8 +59,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -102,6 +103,9 @@ class BenchResult:
     computed: int = 0
     series_metrics: pl.DataFrame | None = None
     bench: BenchData | None = None
+    #: what the run was (dataset, series and limit, h, windows, levels, date, code version, specs): the leaderboard's
+    #: provenance (:func:`forecasting.benchmarks.leaderboard.provenance_rows`)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ class BenchData:
     calendar_freq: str | int
     h: int
     season_length: int
+    series_total: int | None = None  # series in the dataset before any series_limit
 
 
 @dataclass(frozen=True)
@@ -194,11 +199,12 @@ def load_bench_data(dataset: str | None = None, *, input: str | Path | None = No
         name, fingerprint = dataset, f"catalogue:{dataset}"
         the_freq, cal = info["freq"], info.get("calendar_freq", info["freq"])
         m = int(season_length or info["season_length"])
+    total = frame["unique_id"].n_unique()
     if series_limit:
         keep = frame["unique_id"].unique(maintain_order=True).head(series_limit).to_list()
         frame = frame.filter(pl.col("unique_id").is_in(keep))
     return BenchData(name=name, fingerprint=fingerprint, data=frame, freq=the_freq, calendar_freq=cal, h=int(h),
-                     season_length=m)
+                     season_length=m, series_total=total)
 
 
 # --------------------------------------------------------------------------- specs and tasks
@@ -720,7 +726,14 @@ def run_benchmark(
         else:
             _run_local(todo, bench.data, n_jobs, done)
 
-    return _scored(results, tasks, refs, bench, levels, cached=cached_n)
+    result = _scored(results, tasks, refs, bench, levels, cached=cached_n)
+    specs = {t.model: json.loads(t.spec) for t in tasks}
+    return replace(result, provenance={"dataset": bench.name, "series": bench.data["unique_id"].n_unique(),
+                         "series_total": bench.series_total, "series_limit": series_limit, "h": bench.h,
+                         "windows": windows, "step_size": step_size or bench.h, "levels": list(levels),
+                         "season_length": bench.season_length, "freq": bench.freq,
+                         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "code_version": code_version(),
+                         "specs": specs})
 
 
 def _scored(results: dict[Task, Result], tasks: list[Task], refs: list[Task], bench: BenchData,
@@ -758,8 +771,9 @@ def write_results(result: BenchResult, output: str | Path) -> dict[str, Path]:
     if result.window_metrics is not None:
         result.window_metrics.write_csv(paths["window_metrics"])
     result.forecasts.write_parquet(paths["forecasts"])
-    paths["leaderboard"].write_text(markdown_table(result.metrics))
-    write_html(result.metrics, paths["html"], forecasts=result.forecasts, history=result.history, notes=result.notes)
+    paths["leaderboard"].write_text(markdown_table(result.metrics, result.provenance))
+    write_html(result.metrics, paths["html"], forecasts=result.forecasts, history=result.history, notes=result.notes,
+               provenance=result.provenance, series_metrics=result.series_metrics)
     return paths
 
 

@@ -1,9 +1,16 @@
-"""Leaderboards of a benchmark run: a Markdown table and a self-contained HTML page.
+"""Leaderboards of a benchmark run: a Markdown table and a self-contained HTML page, with their provenance.
 
-The HTML page needs no network: its plots are matplotlib PNGs embedded as base64
-``data:`` URIs and its style is inline. Plots: one bar chart per metric (sMAPE, MASE,
-OWA) by model, forecasts against actuals for a few series of the last window, and
-accuracy against fit + predict time.
+Both say what they were run on (dataset, series count and the ``--series-limit`` when one was
+given, horizon, windows, levels, date, code version and each model's full spec), so a quick run
+is never mistaken for the official board. Metrics have readable headers, are sorted (OWA, else
+MASE; lower is better) and carry the skill against seasonal naive (``1 - MASE / MASE of
+seasonal_naive``, when it was run; fev-bench's skill score on one dataset).
+
+The HTML page (Jinja2 template ``forecasting/templates/leaderboard.html.j2``) needs no network:
+its plots are matplotlib PNGs embedded as ``data:`` URIs. Plots: one bar chart per metric by
+model, forecasts against actuals for the best, median and worst series of the leading model
+(by MASE, window 0), and accuracy against fit + predict time; every axis labelled, and no two
+texts of a plot overlap (:func:`forecasting.reports.text_overlaps`; measured, listed in the notes).
 
 The functions take the harness's frames (``metrics``, ``forecasts``, ``history``), not its
 result type, so this module does not import the harness.
@@ -11,112 +18,173 @@ result type, so this module does not import the harness.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-__all__ = ["markdown_table", "write_html"]
+__all__ = ["HEADERS", "markdown_table", "provenance_rows", "ranked", "write_html"]
+
+#: Readable column headers (anything else: underscores become spaces).
+HEADERS = {"model": "model", "smape": "sMAPE", "mase": "MASE", "owa": "OWA", "mae": "MAE", "rmse": "RMSE",
+           "skill": "skill vs seasonal naive (MASE)", "wql": "WQL", "sql": "SQL", "fit_seconds": "fit (s)",
+           "predict_seconds": "predict (s)", "fit_predict_seconds": "fit + predict (s)",
+           "peak_memory_mb": "peak memory (MB)", "memory_delta_mb": "memory added (MB)", "windows": "windows",
+           "fallback_series": "series on fallback", "failed_series": "failed series", "error": "error"}
+REFERENCE = "seasonal_naive"
+
+
+def _header(col: str) -> str:
+    if col in HEADERS:
+        return HEADERS[col]
+    for prefix, label in (("coverage_", "coverage {}% interval"), ("msis_", "MSIS {}%")):
+        if col.startswith(prefix):
+            return label.format(col[len(prefix):])
+    return col.replace("_", " ")
 
 
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:.4f}"
+        return "-" if not np.isfinite(v) else f"{v:.4f}"
     return str(v)
 
 
-def _ranked(metrics: pl.DataFrame) -> pl.DataFrame:
-    key = "owa" if metrics["owa"].null_count() < metrics.height else "mase"
-    return metrics.sort(key, nulls_last=True)
+def ranked(metrics: pl.DataFrame) -> pl.DataFrame:
+    """Models sorted by OWA (by MASE when no OWA), lower first, with ``skill`` against seasonal naive after ``mase``.
+
+    ``skill`` is ``1 - mase / mase(seasonal_naive)`` when ``seasonal_naive`` is among the models
+    (0: as good as it, 1: perfect, negative: worse), else null.
+    """
+    key = "owa" if "owa" in metrics.columns and metrics["owa"].null_count() < metrics.height else "mase"
+    ref = metrics.filter(pl.col("model") == REFERENCE)["mase"] if "mase" in metrics.columns else pl.Series([])
+    ref_mase = ref.item() if ref.len() == 1 and ref.item() else None
+    skill = (1 - pl.col("mase") / ref_mase) if ref_mase else pl.lit(None, dtype=pl.Float64)
+    out = metrics.with_columns(skill.alias("skill")).sort(key, nulls_last=True)
+    cols = list(out.columns)
+    cols.remove("skill")
+    cols.insert(cols.index("mase") + 1 if "mase" in cols else len(cols), "skill")
+    return out.select(cols)
 
 
-def markdown_table(metrics: pl.DataFrame) -> str:
-    """Models ranked by OWA (by MASE when OWA is not available), every column but ``dataset``."""
-    m = _ranked(metrics)
+def provenance_rows(provenance: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What the run was, as (label, text) rows: dataset, series (and limit), h, windows, levels, date, code, specs."""
+    p = dict(provenance)
+    if not p:
+        return [("provenance", "not recorded (a leaderboard written without the harness's run record)")]
+    series = f"{p.get('series')}"
+    if p.get("series_limit"):
+        series += f" (limited by --series-limit {p['series_limit']}; the dataset has {p.get('series_total')})"
+    elif p.get("series_total") is not None:
+        series += " (all)"
+    levels = ", ".join(f"{lv:g}%" for lv in p.get("levels") or []) or "none"
+    rows = [("dataset", str(p.get("dataset"))), ("series", series), ("horizon h", str(p.get("h"))),
+            ("windows", f"{p.get('windows')} rolling origin(s), {p.get('step_size')} steps apart"),
+            ("interval levels", levels), ("season length", str(p.get("season_length"))),
+            ("frequency", str(p.get("freq"))), ("date", str(p.get("date"))),
+            ("code version", str(p.get("code_version")))]
+    rows += [(f"spec: {name}", json.dumps(spec, sort_keys=True)) for name, spec in (p.get("specs") or {}).items()]
+    return rows
+
+
+def _title(metrics: pl.DataFrame, provenance: Mapping[str, Any]) -> str:
+    dataset = ", ".join(sorted(set(metrics["dataset"].to_list()))) if "dataset" in metrics.columns else "?"
+    if not provenance:
+        return f"Leaderboard: {dataset}"
+    quick = f", first {provenance['series']} of {provenance.get('series_total')} series (quick run)" \
+        if provenance.get("series_limit") else f", {provenance.get('series')} series"
+    return f"Leaderboard: {dataset}{quick}, h = {provenance.get('h')}, {provenance.get('windows')} window(s)"
+
+
+def markdown_table(metrics: pl.DataFrame, provenance: Mapping[str, Any] | None = None) -> str:
+    """The ranked metrics (:func:`ranked`) as a Markdown table, then its title and the run's provenance."""
+    m = ranked(metrics)
     cols = [c for c in m.columns if c != "dataset"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = ["| " + " | ".join(_header(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for row in m.select(cols).iter_rows():
         lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
+    lines += ["", f"{_title(metrics, provenance or {})}:", ""]
+    lines += [f"- {k}: {v}" for k, v in provenance_rows(provenance or {})]
     return "\n".join(lines) + "\n"
 
 
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    import matplotlib.pyplot as plt
+def _plots(m: pl.DataFrame, forecasts: pl.DataFrame, history: pl.DataFrame | None,
+           series_metrics: pl.DataFrame | None, n_series: int) -> list[tuple[str, str, str, Any]]:
+    """(id, title, alt text, figure) of each plot."""
+    from forecasting.reports import new_figure
 
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _plots(metrics: pl.DataFrame, forecasts: pl.DataFrame, history: pl.DataFrame | None,
-           n_series: int) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    m = _ranked(metrics)
     models = m["model"].to_list()
-    out: list[tuple[str, str]] = []
-    shown_metrics = [c for c in ("smape", "mase", "owa") if m[c].null_count() < m.height]
-    fig, axes = plt.subplots(1, len(shown_metrics), figsize=(4.2 * len(shown_metrics), 0.35 * len(models) + 1.6),
-                             squeeze=False)
-    for ax, col in zip(axes[0], shown_metrics, strict=True):
+    out: list[tuple[str, str, str, Any]] = []
+    shown_metrics = [c for c in ("smape", "mase", "owa") if c in m.columns and m[c].null_count() < m.height]
+    fig = new_figure(9, (0.32 * len(models) + 1.2) * len(shown_metrics))
+    axes = fig.subplots(len(shown_metrics), 1, squeeze=False)[:, 0]
+    for ax, col in zip(axes, shown_metrics, strict=True):
         vals = [v if v is not None else 0.0 for v in m[col].to_list()]
         ax.barh(models[::-1], vals[::-1], color="#4477aa")
-        ax.set_title(col.upper() if col != "smape" else "sMAPE")
+        ax.set_xlabel(f"{_header(col)} (lower is better)")
+        ax.set_ylabel("model")
         ax.grid(axis="x", alpha=0.3)
-    fig.suptitle("Accuracy by model (lower is better)")
-    out.append(("Accuracy by model", _png(fig)))
+    out.append(("accuracy", "Accuracy by model", "Bar charts of " + ", ".join(_header(c) for c in shown_metrics)
+                + " by model", fig))
 
+    leader = models[0]
     last = forecasts.filter(pl.col("window") == 0)
-    ids = last["unique_id"].unique(maintain_order=True).head(n_series).to_list()
-    if ids:
-        fig, axes = plt.subplots(len(ids), 1, figsize=(10, 2.6 * len(ids)), squeeze=False)
-        shown = models[: min(4, len(models))]
-        for ax, uid in zip(axes[:, 0], ids, strict=True):
+    picks: list[tuple[str, str]] = []
+    if series_metrics is not None and series_metrics.height:
+        sm = series_metrics.filter((pl.col("model") == leader) & (pl.col("window") == 0))
+        key = "mase" if "mase" in sm.columns and sm["mase"].null_count() < sm.height else "smape"
+        sm = sm.filter(pl.col(key).is_not_null()).sort(key)
+        if sm.height:
+            idx = {"best": 0, "median": sm.height // 2, "worst": sm.height - 1}
+            picks = [(str(sm["unique_id"][i]), f"{what} series for {leader} ({_header(key)} {sm[key][i]:.3f})")
+                     for what, i in idx.items()]
+    if not picks:
+        picks = [(u, f"series {u}") for u in last["unique_id"].unique(maintain_order=True).head(n_series).to_list()]
+    picks = list(dict(picks).items())
+    if picks:
+        fig = new_figure(10, 2.9 * len(picks))
+        axes = fig.subplots(len(picks), 1, squeeze=False)[:, 0]
+        shown = [x for x in models[:2] if x in last.columns]
+        for ax, (uid, why) in zip(axes, picks, strict=True):
             part = last.filter(pl.col("unique_id") == uid).sort("ds")
             if history is not None:
                 hist = history.filter(pl.col("unique_id") == uid).sort("ds")
-                ax.plot(hist["ds"].to_list(), hist["y"].to_list(), color="#333333", lw=1, label="history")
+                ax.plot(hist["ds"].to_list(), hist["y"].to_list(), color="#777777", lw=1, label="history")
             ax.plot(part["ds"].to_list(), part["y"].to_list(), color="black", lw=1.6, label="actual")
             for name in shown:
-                if name in part.columns:
-                    ax.plot(part["ds"].to_list(), part[name].to_list(), lw=1.2, label=name)
-            ax.set_title(f"series {uid}", fontsize=10)
+                ax.plot(part["ds"].to_list(), part[name].to_list(), lw=1.2, label=f"forecast: {name}")
+            ax.set_title(f"{why}: {uid}", fontsize=9)
+            ax.set_xlabel("ds")
+            ax.set_ylabel("y")
             ax.grid(alpha=0.3)
-        axes[0, 0].legend(fontsize=8, ncol=min(6, len(shown) + 2))
-        fig.suptitle("Forecast vs actual (last window, best models)")
-        out.append(("Forecast vs actual", _png(fig)))
+            ax.legend(fontsize=7, loc="upper left")
+        out.append(("forecasts", "Forecast vs actual (window 0)", "Forecast against actual for the best, median "
+                    f"and worst series of {leader}", fig))
 
     key = "owa" if "owa" in shown_metrics else "mase"
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    secs = m["fit_predict_seconds"].to_list()
-    acc = m[key].to_list()
-    for name, x, y in zip(models, secs, acc, strict=True):
-        if y is None:
-            continue
-        ax.scatter(max(x, 1e-3), y, color="#cc6677")
-        ax.annotate(name, (max(x, 1e-3), y), fontsize=8, xytext=(4, 2), textcoords="offset points")
+    fig = new_figure(8, 4.8)
+    ax = fig.add_subplot()
+    for name, x, y in zip(models, m["fit_predict_seconds"].to_list(), m[key].to_list(), strict=True):
+        if y is not None and x is not None:
+            ax.scatter(max(x, 1e-3), y, s=30, label=name)
     ax.set_xscale("log")
     ax.set_xlabel("fit + predict seconds (all windows, log scale)")
-    ax.set_ylabel(key.upper())
-    ax.set_title("Time vs accuracy")
+    ax.set_ylabel(f"{_header(key)} (lower is better)")
     ax.grid(alpha=0.3)
-    out.append(("Time vs accuracy", _png(fig)))
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    out.append(("time", "Accuracy against time", f"{_header(key)} against fit + predict seconds per model", fig))
     return out
 
 
 def write_html(metrics: pl.DataFrame, path: str | Path, *, forecasts: pl.DataFrame,
-               history: pl.DataFrame | None = None, notes: Sequence[str] = (), n_series: int = 3) -> Path:
-    """Write the HTML leaderboard (table + plots, no external resources) to ``path``.
+               history: pl.DataFrame | None = None, notes: Sequence[str] = (), n_series: int = 3,
+               provenance: Mapping[str, Any] | None = None, series_metrics: pl.DataFrame | None = None) -> Path:
+    """Write the HTML leaderboard (provenance, ranked table, plots; no external resources) to ``path``.
 
     Parameters
     ----------
@@ -126,42 +194,47 @@ def write_html(metrics: pl.DataFrame, path: str | Path, *, forecasts: pl.DataFra
     path : path
         The HTML file written.
     forecasts : pl.DataFrame
-        ``unique_id, ds, window, cutoff, y, <model>...`` (``BenchResult.forecasts``); the
-        first ``n_series`` series of window 0 are plotted.
+        ``unique_id, ds, window, cutoff, y, <model>...`` (``BenchResult.forecasts``).
     history : pl.DataFrame, optional
         ``unique_id, ds, y`` before window 0, drawn before the forecasts.
     notes : sequence of str
-        Listed under the table.
+        Listed at the end.
     n_series : int, default 3
-        Series plotted.
+        Series plotted when ``series_metrics`` cannot say which are best, median and worst.
+    provenance : mapping, optional
+        ``BenchResult.provenance`` (see :func:`provenance_rows`).
+    series_metrics : pl.DataFrame, optional
+        ``BenchResult.series_metrics``: picks the best, median and worst series of the leading model.
 
     Returns
     -------
     Path
         ``path``.
     """
-    m = _ranked(metrics)
-    dataset = ", ".join(sorted(set(m["dataset"].to_list())))
+    from forecasting.reports import png_base64, render, text_overlaps
+
+    m = ranked(metrics)
     cols = [c for c in m.columns if c != "dataset"]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+    head = "".join(f"<th>{html.escape(_header(c))}</th>" for c in cols)
+    rows = "".join("<tr>" + "".join(f'<td class="{"num" if isinstance(v, (int, float)) else ""}">'
+                                    f"{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
                    for row in m.select(cols).iter_rows())
-    figures = "".join(f"<h2>{html.escape(title)}</h2><img alt=\"{html.escape(title)}\" src=\"{uri}\">"
-                      for title, uri in _plots(metrics, forecasts, history, n_series))
-    listed = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Leaderboard: {html.escape(dataset)}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}
-img{{max-width:100%}}</style></head><body>
-<h1>Leaderboard: {html.escape(dataset)}</h1>
-<p>Ranked by OWA (MASE when Naive2 does not apply); lower is better. Seconds are summed over windows,
-memory is the peak resident size of the process that ran the task.</p>
-<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>
-{f"<ul>{listed}</ul>" if listed else ""}
-{figures}
-</body></html>
-"""
+    table = (f'<p>Ranked by {"OWA" if "owa" in m.columns and m["owa"].null_count() < m.height else "MASE"} '
+             "(lower is better). Skill vs seasonal naive: 1 - MASE / MASE of seasonal_naive (run it to fill the "
+             "column). Seconds are summed over windows; memory is the peak resident size of the process that "
+             'ran the task.</p><div class="table-wrap"><table id="metrics-table"><thead><tr>'
+             f"{head}</tr></thead><tbody>{rows}</tbody></table></div>")
+    sections = [("metrics", "Metrics", table)]
+    all_notes = list(notes)
+    for pid, title, alt, fig in _plots(m, forecasts, history, series_metrics, n_series):
+        overlaps = text_overlaps(fig)
+        if overlaps:
+            all_notes.append(f"plot '{title}': {len(overlaps)} overlapping labels, e.g. {overlaps[0]}")
+        sections.append((pid, title, f'<figure><img id="plot-{pid}" alt="{html.escape(alt)}" '
+                                     f'src="data:image/png;base64,{png_base64(fig)}"></figure>'))
+    page = render("leaderboard.html.j2", title=_title(metrics, provenance or {}),
+                  subtitle="written by forecasting.benchmarks.leaderboard", sections=sections, notes=all_notes,
+                  provenance=provenance_rows(provenance or {}))
     out = Path(path)
     out.write_text(page)
     return out

@@ -29,6 +29,7 @@ Assimakopoulos, IJF 36(1) 2020 (sMAPE, MASE); Bandara, Hyndman & Bergmeir 2021 (
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
@@ -50,7 +51,8 @@ from forecasting.decomposition import components
 from forecasting.errors import CapabilityError, ForecastingError, InvalidInputError, InvalidParameterError
 from forecasting.models.base import BaseForecaster, capabilities_of
 
-__all__ = ["SELECTIONS", "WrittenReport", "build_report", "write_report"]
+__all__ = ["SELECTIONS", "WrittenReport", "build_report", "new_figure", "png_base64", "render", "season_length_of", "text_overlaps",
+           "write_report"]
 
 #: Rules for picking the forecasts shown in waterfall and forecast plots.
 SELECTIONS = ("largest", "smallest", "most_uncertain")
@@ -86,52 +88,75 @@ class _Doc:
     sections: list[tuple[str, str, str]] = field(default_factory=list)  # id, title, body html
     notes: list[str] = field(default_factory=list)
     n_plots: int = 0
+    overlaps: list[tuple[str, str, str]] = field(default_factory=list)  # plot id, text, text
 
     def plot(self, fig: Any, *, name: str, alt: str, caption: str | None = None) -> str:
         """The figure as an embedded PNG ``<figure>`` with an id and alt text."""
         self.n_plots += 1
         pid = f"plot-{self.n_plots}-{_slug(name)}"
-        src = _png(fig)
+        self.overlaps += [(pid, a, b) for a, b in text_overlaps(fig)]
+        src = png_base64(fig)
         cap = f"<figcaption>{_e(caption)}</figcaption>" if caption else ""
         return (f'<figure id="{pid}-figure"><img id="{pid}" alt="{_e(alt)}" '
                 f'src="data:image/png;base64,{src}">{cap}</figure>')
 
     def render(self) -> str:
-        nav = " ".join(f'<a href="#{sid}">{_e(t)}</a>' for sid, t, _ in self.sections)
-        notes = ""
-        if self.notes:
-            notes = ('<section id="notes" data-title="Notes"><h2>Notes</h2><ul>'
-                     + "".join(f"<li>{_e(n)}</li>" for n in self.notes) + "</ul></section>")
-        body = "\n".join(f'<section id="{sid}" data-title="{_e(t)}"><h2>{_e(t)}</h2>\n{b}\n</section>'
-                         for sid, t, b in self.sections)
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-                f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-                f"<title>{_e(self.title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-                f"<header><h1>{_e(self.title)}</h1><p class=\"muted\">generated {_e(stamp)} by forecasting.reports"
-                f"</p><nav>{nav}</nav></header>\n<main>\n{body}\n{notes}\n</main>\n</body>\n</html>\n")
+        return render("report.html.j2", title=self.title, subtitle=f"generated {stamp} by forecasting.reports",
+                      sections=self.sections, notes=self.notes)
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1b1f24;
-background:#fff;line-height:1.45}
-header{padding:1rem 2rem;border-bottom:1px solid #d0d7de;background:#f6f8fa}
-header h1{margin:0 0 .25rem 0;font-size:1.5rem}
-nav a{margin-right:1rem;color:#0a58ca;text-decoration:none}
-main{padding:0 2rem 2rem 2rem;max-width:1150px}
-section{margin-top:1.5rem;border-bottom:1px solid #eaeef2;padding-bottom:1rem}
-h2{font-size:1.25rem;margin-bottom:.5rem}h3{font-size:1.05rem;margin-bottom:.25rem}
-table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
-th,td{border:1px solid #d0d7de;padding:.2rem .5rem;text-align:left;vertical-align:top}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-th{background:#f6f8fa}
-figure{margin:.75rem 0}img{max-width:100%;height:auto;border:1px solid #eaeef2}
-figcaption,.muted{color:#57606a;font-size:.85rem}
-.label{display:inline-block;background:#fff8c5;border:1px solid #d4a72c;border-radius:4px;padding:0 .4rem;
-font-size:.85rem}
-.pair{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
-code{background:#f6f8fa;padding:0 .2rem}
-"""
+def render(template: str, **context: Any) -> str:
+    """Render one of the package's Jinja2 templates (``forecasting/templates``; autoescaped).
+
+    ``base.html.j2`` is the page both documents share (header, navigation, sections, notes);
+    ``report.html.j2`` the model report, ``leaderboard.html.j2`` the benchmark leaderboard.
+    Section bodies are passed as ``(id, title, html)`` and inserted as given.
+    """
+    return _environment().get_template(template).render(**context)
+
+
+@functools.cache
+def _environment() -> Any:
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    return Environment(loader=PackageLoader("forecasting", "templates"), autoescape=True, undefined=StrictUndefined,
+                       keep_trailing_newline=True)
+
+
+def text_overlaps(fig: Any, *, tolerance: float = 1.0) -> list[tuple[str, str]]:
+    """Pairs of visible texts of a drawn matplotlib figure whose boxes overlap (matplotlib's own extents).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    tolerance : float
+        Pixels each box is shrunk by before testing (touching boxes do not count).
+
+    Returns
+    -------
+    list of (str, str)
+        The overlapping texts (empty when no two texts overlap).
+    """
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = []
+    for t in fig.findobj(Text):
+        if not t.get_visible() or not t.get_text().strip() or t.get_alpha() == 0:
+            continue
+        bb = t.get_window_extent(renderer)
+        if bb.width <= 0 or bb.height <= 0:
+            continue
+        boxes.append((t.get_text(), bb.x0 + tolerance, bb.y0 + tolerance, bb.x1 - tolerance, bb.y1 - tolerance))
+    out = []
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            a, b = boxes[i], boxes[j]
+            if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]:
+                out.append((a[0], b[0]))
+    return out
 
 
 # ---------------------------------------------------------------------------- public API
@@ -292,9 +317,14 @@ def _build(model: Any, panel_or_frame: Any, *, h: int, level: Sequence[float] = 
     doc.sections.append(("model-card", "Model card", _model_card(forecaster, spec_dict, panel, data_name, h,
                                                                  levels_used, season, metrics, fitted_here)))
     if capabilities_of(forecaster).can_explain:
-        _shap_sections(doc, forecaster, panel, history, h, chosen)
+        exp = _shap_sections(doc, forecaster, panel, history, h, chosen)
     else:
         _decomposition_section(doc, forecaster, panel, chosen, season)
+        from forecasting.decomposition import forecast_components
+
+        exp = forecast_components(forecaster, panel.series_values(), fc.select("unique_id", "ds", alias), alias,
+                                  season)
+    _series_section(doc, panel, fc, alias, levels_used, chosen, season, exp, forecaster)
     _forecast_section(doc, panel, fc, alias, levels_used, chosen, h, season)
     return doc
 
@@ -509,7 +539,7 @@ def _versions() -> list[tuple[str, str]]:
 # ---------------------------------------------------------------------------- SHAP sections
 
 
-def _shap_sections(doc: _Doc, model: Any, panel: Panel, history: Any, h: int, chosen: list[dict[str, Any]]) -> None:
+def _shap_sections(doc: _Doc, model: Any, panel: Panel, history: Any, h: int, chosen: list[dict[str, Any]]) -> Any:
     exp = model.explain(h, history=history)
     n = exp.n_rows
     where = f"{n} forecasts explained ({panel.n_series} series x {h} steps)"
@@ -523,7 +553,7 @@ def _shap_sections(doc: _Doc, model: Any, panel: Panel, history: Any, h: int, ch
             hist_imp = dict(zip(gi["feature"].to_list(), gi["mean_abs_shap"].to_list(), strict=True))
         except ForecastingError as exc:
             doc.notes.append(f"importance over the history not computed: {exc.message}")
-    fig = _figure(8, 0.35 * top.height + 1.2)
+    fig = new_figure(8, 0.35 * top.height + 1.2)
     ax = fig.add_subplot()
     feats = top["feature"].to_list()[::-1]
     ax.barh(feats, top["mean_abs_shap"].to_list()[::-1], color="#1f77b4")
@@ -543,8 +573,56 @@ def _shap_sections(doc: _Doc, model: Any, panel: Panel, history: Any, h: int, ch
     doc.sections.append(("global-importance", "Global importance (SHAP)", body))
 
     doc.sections.append(("beeswarm", "SHAP beeswarm", _beeswarm(doc, exp, top["feature"].to_list(), where)))
-    doc.sections.append(("dependence", "SHAP dependence plots", _dependence(doc, exp, top["feature"].to_list()[:3])))
+    kinds = dict(zip(exp.feature_names, exp.feature_kinds, strict=True))
+    feature_top = [f for f in top["feature"].to_list() if kinds[f] == "feature"][:3]
+    doc.sections.append(("dependence", "SHAP dependence plots", _dependence(doc, exp, feature_top)))
     doc.sections.append(("waterfalls", "SHAP waterfalls of selected forecasts", _waterfalls(doc, exp, chosen)))
+    return exp
+
+
+def _series_section(doc: _Doc, panel: Panel, fc: pl.DataFrame, alias: str, levels: tuple[float | int, ...],
+                    chosen: list[dict[str, Any]], season: int, exp: Any, model: Any) -> None:
+    """One table per selected series: its level, seasonality, biggest drivers and interval width."""
+    from forecasting.decomposition import components
+
+    ids = list(dict.fromkeys(p["unique_id"] for p in chosen)) or panel.ids[:1]
+    values = dict(panel.series_values())
+    parts = ["<p>For each selected series: its level (mean of the history), the strength of its seasonality "
+             "(1 - var(remainder) / var(seasonal + remainder), Wang, Smith &amp; Hyndman 2006; 0 = none, 1 = "
+             "pure season), the contributions that move its forecasts most (mean |contribution| over its "
+             "forecast steps, units of y) and the width of its widest interval.</p>"]
+    for uid in ids:
+        y = values[uid]
+        comps, _ = components(model, uid, y, season)
+        seas = [np.asarray(v, dtype=np.float64) for k, v in comps.items() if k.startswith("seasonal")]
+        rem = next((np.asarray(v, dtype=np.float64) for k, v in comps.items() if k.startswith("remainder")), None)
+        strength = "-"
+        if seas and rem is not None:
+            sr = (np.log(seas[0]) + np.log(rem)) if "index" in next(k for k in comps if k.startswith("seasonal")) \
+                else seas[0] + rem
+            r = np.log(rem) if "ratio" in next(k for k in comps if k.startswith("remainder")) else rem
+            ok = np.isfinite(sr) & np.isfinite(r)
+            if ok.sum() > 2 and np.var(sr[ok]) > 0:
+                strength = _fmt(max(0.0, 1 - np.var(r[ok]) / np.var(sr[ok])), 2)
+        mask = (exp.rows["unique_id"].cast(pl.Utf8) == uid).to_numpy()
+        drivers = "-"
+        if mask.any():
+            mean_abs = np.abs(exp.values[mask]).mean(axis=0)
+            top = np.argsort(-mean_abs, kind="stable")[:3]
+            drivers = "; ".join(f"{exp.feature_names[j]} ({_fmt(mean_abs[j])})" for j in top)
+        part = fc.filter(pl.col("unique_id") == uid)
+        width = "no intervals"
+        if levels:
+            lv = max(levels)
+            w = (part[f"{alias}-hi-{lv}"] - part[f"{alias}-lo-{lv}"]).to_numpy()
+            width = f"{_fmt(float(np.mean(w)))} on average at {_lv(lv)}% (step 1: {_fmt(float(w[0]))}, step {len(w)}: " \
+                    f"{_fmt(float(w[-1]))}), units of y"
+        rows = [("level (mean of the history, units of y)", _fmt(float(np.mean(y)))),
+                ("last observation (units of y)", _fmt(float(y[-1]))),
+                (f"seasonality strength (season length {season})", strength),
+                ("biggest drivers of the forecast", drivers), ("interval width", width)]
+        parts.append(f"<h3>Series {_e(uid)}</h3>" + _kv_table(rows, tid=f"series-{_slug(uid)}-table"))
+    doc.sections.append(("series", "Selected series", "\n".join(parts)))
 
 
 def _beeswarm(doc: _Doc, exp: Any, feats: list[str], where: str) -> str:
@@ -555,7 +633,7 @@ def _beeswarm(doc: _Doc, exp: Any, feats: list[str], where: str) -> str:
     rows = np.arange(exp.n_rows)
     if len(rows) > _BEESWARM_MAX_ROWS:
         rows = np.sort(rng.choice(rows, _BEESWARM_MAX_ROWS, replace=False))
-    fig = _figure(9, 0.45 * len(feats) + 1.5)
+    fig = new_figure(9, 0.45 * len(feats) + 1.5)
     ax = fig.add_subplot()
     cmap = colormaps["coolwarm"]
     norm = Normalize(0, 1)
@@ -604,8 +682,10 @@ def _swarm_offsets(x: np.ndarray, rng: np.random.Generator, width: float = 0.4) 
 def _dependence(doc: _Doc, exp: Any, feats: list[str]) -> str:
     if not feats:
         return '<p class="muted">no features</p>'
-    fig = _figure(4.2 * len(feats), 3.6)
-    axes = fig.subplots(1, len(feats), squeeze=False)[0]
+    from matplotlib.ticker import MaxNLocator
+
+    fig = new_figure(9, 2.9 * len(feats))
+    axes = fig.subplots(len(feats), 1, squeeze=False)[:, 0]
     for ax, f in zip(axes, feats, strict=True):
         j = exp.feature_names.index(f)
         x, v = exp.data[:, j], exp.values[:, j]
@@ -615,26 +695,29 @@ def _dependence(doc: _Doc, exp: Any, feats: list[str]) -> str:
             ax.scatter(x[flags], v[flags], s=7, alpha=0.6, color="#ff7f0e", linewidths=0,
                        label="value from the model's forecast")
         ax.axhline(0, color="#888", lw=0.8)
-        ax.set_xlabel(f"{f} (feature value)")
+        ax.set_xlabel(f"{f}: value (units of y)" if f.startswith(("lag_", "rolling_", "seasonal_rolling_",
+                                                                   "expanding_")) else f"{f}: value")
         ax.set_ylabel("SHAP value (units of y)")
-        ax.set_title(f)
+        ax.yaxis.set_major_locator(MaxNLocator(5, prune="both"))  # no edge labels touching the next panel
         ax.legend(fontsize=7, loc="best")
     return ("<p>SHAP value of the three most important features against the feature's value, one point per "
             "forecast; orange points are lag values that came from the model's own earlier forecasts "
-            "(recursive forecasting). Feature values are on the model's input scale (after the pipeline's per-series "
-            "scaling and differencing).</p>"
+            "(recursive forecasting). Values of lags and rolling statistics are in units of y (the lagged value "
+            "itself), not the model's scaled and differenced input.</p>"
             + doc.plot(fig, name="dependence", alt="Dependence plots (feature value against SHAP value) for "
                        + ", ".join(feats)))
 
 
 def _waterfalls(doc: _Doc, exp: Any, chosen: list[dict[str, Any]]) -> str:
     index = {(str(u), int(s)): i for i, (u, s) in enumerate(exp.rows.select("unique_id", "step").iter_rows())}
-    parts = ["<p>Each waterfall starts at the model's base value (the average output the trees start from) and "
-             "adds each feature's SHAP value to reach the forecast. The largest contributions are shown one by "
+    parts = ["<p>Each waterfall starts at the model's one base value (the same for every forecast: the average "
+             "level of the series it was trained on) and adds the series terms (this series' level, the value the "
+             "differenced forecast is anchored on, the model's average change at its scale) and each feature's "
+             "SHAP value to reach the forecast. The largest contributions are shown one by "
              f"one ({_WATERFALL_ROWS} at most), the others summed in one row. "
              '<span class="label">from forecast</span> marks a lag value that is the model\'s own earlier '
-             "forecast, not an observation. Feature values are as the model sees them (after the pipeline's "
-             "per-series scaling and differencing); SHAP values are in units of y.</p>"]
+             "forecast, not an observation. Values are in units of y (a lag's value is y at that lag; months "
+             "by name); SHAP values are in units of y.</p>"]
     for k, pick in enumerate(chosen, start=1):
         i = index.get((pick["unique_id"], pick["step"]))
         if i is None:
@@ -655,14 +738,16 @@ def _waterfall(doc: _Doc, exp: Any, i: int, pick: dict[str, Any], k: int) -> str
     labels, contribs = [], []
     for j in shown:
         tag = " (from forecast)" if flags[j] else ""
-        labels.append(f"{exp.feature_names[j]} = {_fmt(data[j])}{tag}")
+        name = exp.feature_names[j]
+        shown_value = exp.label(name, float(data[j])) or _fmt(data[j])
+        labels.append(f"{name} = {shown_value}{tag}")
         contribs.append(float(vals[j]))
     if other is not None:
         labels.append(f"{len(rest)} other features")
         contribs.append(other)
     # plot: top row base value, then contributions, then the output
     n = len(contribs)
-    fig = _figure(9, 0.38 * (n + 2) + 1.3)
+    fig = new_figure(9, 0.38 * (n + 2) + 1.3)
     ax = fig.add_subplot()
     ypos = np.arange(n + 2)[::-1]
     cum = base
@@ -717,13 +802,16 @@ def _decomposition_section(doc: _Doc, model: Any, panel: Panel, chosen: list[dic
         y = values[uid]
         comps, method = components(model, uid, y, season)
         tail = min(len(y), max(8 * season, 200))
-        fig = _figure(10, 1.7 * len(comps) + 0.8)
+        fig = new_figure(10, 1.7 * len(comps) + 0.8)
         axes = fig.subplots(len(comps), 1, sharex=True, squeeze=False)[:, 0]
         x = panel.frame.filter(pl.col("unique_id") == uid)["ds"].to_numpy()[-tail:]
+        from matplotlib.ticker import MaxNLocator
+
         for ax, (cname, arr) in zip(axes, comps.items(), strict=True):
-            ax.plot(x, np.asarray(arr)[-tail:], lw=1, color="#1f77b4" if cname != "remainder" else "#7f7f7f")
-            ax.set_ylabel(cname, fontsize=8)
-        axes[0].set_title(f"Decomposition (not SHAP): series {uid} - {method}", fontsize=10)
+            ax.plot(x, np.asarray(arr)[-tail:], lw=1, color="#1f77b4" if not cname.startswith("remainder") else "#7f7f7f")
+            ax.set_ylabel(cname if "index" in cname or "ratio" in cname else f"{cname} (y)", fontsize=8)
+            ax.yaxis.set_major_locator(MaxNLocator(4, prune="both"))  # no edge labels touching the next panel
+        axes[0].set_title(f"Decomposition (not SHAP): series {uid}", fontsize=10)  # the method: in the caption
         axes[-1].set_xlabel("ds")
         parts.append(f"<h3>Decomposition (not SHAP): series {_e(uid)}</h3><p class=\"muted\">{_e(method)}; "
                      f"last {tail} of {len(y)} observations shown.</p>")
@@ -748,7 +836,7 @@ def _forecast_section(doc: _Doc, panel: Panel, fc: pl.DataFrame, alias: str, lev
     for k, uid in enumerate(ids, start=1):
         hist = panel.frame.filter(pl.col("unique_id") == uid).tail(tail)
         part = fc.filter(pl.col("unique_id") == uid)
-        fig = _figure(10, 3.6)
+        fig = new_figure(10, 3.6)
         ax = fig.add_subplot()
         hx = hist["ds"].to_numpy()
         if panel.tz and hist.schema["ds"] != part.schema["ds"]:  # forecasts come back in the caller's zone
@@ -781,7 +869,7 @@ def _forecast_section(doc: _Doc, panel: Panel, fc: pl.DataFrame, alias: str, lev
 # ---------------------------------------------------------------------------- helpers
 
 
-def _figure(w: float, h: float) -> Any:
+def new_figure(w: float, h: float) -> Any:
     """A standalone Agg figure (no pyplot, no global figure registry)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -791,7 +879,8 @@ def _figure(w: float, h: float) -> Any:
     return fig
 
 
-def _png(fig: Any) -> str:
+def png_base64(fig: Any) -> str:
+    """The figure as a base64 PNG (100 dpi), for a ``data:image/png;base64,`` URI."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return base64.b64encode(buf.getvalue()).decode("ascii")

@@ -10,6 +10,8 @@ every door answers with the same fields.
 
 from __future__ import annotations
 
+import os
+
 import dataclasses
 import io
 import zipfile
@@ -222,6 +224,10 @@ class RegisteredModels:
     def report(self, tenant: str, ref: str, *, h: int) -> str:
         """The HTML report of a saved model's forecasts from its stored training history.
 
+        Cached with the version: written once to ``<artifacts_dir>/<tenant>/<name>/_reports/``
+        under the version, its artifact digest and ``h``, and read back from there (a version
+        re-registered with other bytes has another digest, so a stale report is never served).
+
         Raises
         ------
         CapabilityError
@@ -235,10 +241,19 @@ class RegisteredModels:
             msg = (f"model '{info.ref}' is registered as a spec only and keeps no history: forecast it with history, "
                    f"or run `forecasting report` on the data")
             raise CapabilityError(msg, field="model")
+        cached = (self.store.artifacts_dir / tenant / info.name / "_reports"
+                  / f"{info.version}-{(info.sha256 or 'none')[:16]}-h{h}.html")
+        if cached.is_file():
+            return cached.read_text(encoding="utf-8")
         model = _forecaster(info, load_version(self.store, info))
         numeric = {k: v for k, v in info.metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-        return build_report(model, stored_history(model), h=h, validation=numeric or False, title=f"{info.ref}",
+        text = build_report(model, stored_history(model), h=h, validation=numeric or False, title=f"{info.ref}",
                             data_name=f"training history of {info.ref}")
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, cached)  # atomic: a concurrent reader sees the old file or the whole new one
+        return text
 
     def onnx_archive(self, tenant: str, ref: str) -> tuple[str, bytes]:
         """A zip of the version's ONNX export (exported on first request): ``(file name, bytes)``.
