@@ -590,7 +590,7 @@ class Monitoring:
         keys = ["version"] + ({"step": ["step"], "series": ["unique_id"]}.get(by, []))
         rows = []
         for key, part in joined.group_by(keys, maintain_order=True):
-            info = versions.get(int(key[0]))  # type: ignore[arg-type]
+            info = versions.get(int(key[0]))
             season = _season(info.spec) if info is not None else 1
             rows.append({**dict(zip(keys, key, strict=True)), **_score(part, obs, season, levels)})
         out = pl.DataFrame(rows).sort(keys) if rows else empty

@@ -27,7 +27,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import polars as pl
 from sqlalchemy import select, update
@@ -178,7 +178,7 @@ class MonitoringStore:
         with self.store._session() as s:
             rows = s.execute(select(ModelRow.tenant, ModelRow.name, RetrainPolicyRow.policy)
                              .join(RetrainPolicyRow, RetrainPolicyRow.model_id == ModelRow.id)).all()
-            return [(t, n, dict(p)) for t, n, p in rows]
+            return [(str(t), str(n), dict(cast("dict[str, Any]", p))) for t, n, p in rows]
 
     def count_observations(self, name: str, tenant: str, n: int) -> int:
         """Add ``n`` to the model's count of observations since its last retrain; returns the count (0 and
