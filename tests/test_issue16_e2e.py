@@ -70,7 +70,7 @@ def test_observe_score_retrain_restart(server: Server, data_dir: Path) -> None:
         stored = c.get("/v1/models/m4h/observations", params={"series": ["H1"], "start": "590"}).json()
         assert stored["rows"] == 11 and stored["data"]["ds"][0] == 590  # the training data is kept
 
-        r = c.put("/v1/models/m4h/retraining", json={"interval_s": 3, "model": SEASONAL, "h": 24})
+        r = c.put("/v1/models/m4h/retraining", json={"interval_s": 2, "model": SEASONAL, "h": 24})
         assert r.status_code == 200, r.text
         assert r.json()["next_run"] is not None
         # the first scheduled retrain: seasonal naive beats naive on hourly data, production moves to it

@@ -224,3 +224,26 @@ def test_cli_observe_accuracy_anomalies(tmp_path: Path, monkeypatch: pytest.Monk
                                 '{"name": "seasonal_naive", "params": {"season_length": 4}}', "--json"])
     assert found.exit_code == 0, found.output
     assert [r["ds"] for r in json.loads(found.output)] == [13, 17]  # the spike and its echo a season later
+
+
+def test_accuracy_drift_fires_a_retrain_and_gauges_are_exposed(mon: Monitoring) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from forecasting.api.monitoring import AccuracyCollector
+
+    # naive's hold-out on a: 6, 6 for 7, 8 (MAE 1.5, scale 1); b has no MASE scale
+    assert mon.store.get("m", tenant=T).metrics["mase"] == 1.5
+    fired: list[str] = []
+    mon.trigger = lambda tenant, name, reason: fired.append(reason)
+    mon.set_policy(T, "m", {"drift_factor": 1.5, "drift_window": 4})
+    services = RegisteredModels(store=mon.store, runner=None, limits=Limits(), on_served=mon.record_served)  # type: ignore[arg-type]
+    services.forecast(T, "m", h=2, history=mon.observations(T, "m"))
+    # realised: a MASE (12 + 22) / 2 / 1 = 17, b 0: 8.5 > 1.5 * 1.5
+    out = mon.observe(T, "m", _batch(["a", "a", "b", "b"], [9, 10, 9, 10], [20.0, 30.0, 6.0, 6.0]))
+    assert out.retrain == "drift" and fired == ["drift"]
+    assert mon.accuracy(T, "m").rows["mase"].to_list() == [pytest.approx(8.5)]
+
+    registry = CollectorRegistry()
+    registry.register(AccuracyCollector(mon.gauges))
+    text = generate_latest(registry).decode()
+    assert 'forecasting_model_accuracy{metric="mase",model="m",tenant="default",version="1"} 8.5' in text
