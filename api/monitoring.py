@@ -114,22 +114,6 @@ class PolicyOut(msgspec.Struct):
     new_observations: int
 
 
-class DecisionOut(msgspec.Struct):
-    """One champion/challenger decision."""
-
-    id: int
-    created_at: datetime
-    trigger: str
-    champion_version: int | None
-    challenger_version: int | None
-    metric: str
-    champion_score: float | None
-    challenger_score: float | None
-    margin: float
-    promoted: bool
-    detail: dict[str, Any]
-
-
 class AnomalyRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Series to scan for anomalies."""
 
@@ -164,10 +148,6 @@ def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
 def _anomalies_out(result: AnomalyResult) -> AnomaliesOut:
     return AnomaliesOut(model=result.model, level=result.level, method=result.method, points=result.points.height,
                         anomalies=_rows(result.anomalies), notes=list(result.notes))
-
-
-def _decision_out(d: DecisionInfo) -> DecisionOut:
-    return DecisionOut(**d.to_dict() | {"created_at": d.created_at})
 
 
 def monitoring_router(monitoring: Monitoring, scheduler: RetrainScheduler | None,
@@ -251,16 +231,16 @@ def monitoring_router(monitoring: Monitoring, scheduler: RetrainScheduler | None
 
     @post("/models/{name:str}/retrain", tags=["monitoring"], summary="Retrain now (champion vs challenger)",
           status_code=200, sync_to_thread=True, responses=responses)
-    def retrain(name: FromPath[str], tenant: NamedDependency[str]) -> DecisionOut:
+    def retrain(name: FromPath[str], tenant: NamedDependency[str]) -> DecisionInfo:
         """Train a challenger on all the data, score it and the champion on the latest hold-out window, move
         `production` only when the challenger wins by the margin. 409 while a retrain of the model runs."""
-        return _decision_out(monitoring.retrain(tenant, name, trigger="manual"))
+        return monitoring.retrain(tenant, name, trigger="manual")
 
     @get("/models/{name:str}/decisions", tags=["monitoring"], summary="Retraining decisions",
          sync_to_thread=True, responses=responses)
-    def decisions(name: FromPath[str], tenant: NamedDependency[str], limit: FromQuery[int] = 100) -> list[DecisionOut]:
+    def decisions(name: FromPath[str], tenant: NamedDependency[str], limit: FromQuery[int] = 100) -> list[DecisionInfo]:
         """Newest first, each with both models' scores and whether `production` moved."""
-        return [_decision_out(d) for d in monitoring.decisions(tenant, name, limit=limit)]
+        return monitoring.decisions(tenant, name, limit=limit)
 
     @get("/models/{name:str}/anomalies", tags=["monitoring"], summary="Observations outside served intervals",
          sync_to_thread=True, responses=responses)

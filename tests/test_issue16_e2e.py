@@ -10,26 +10,15 @@ observation batches are 422 naming the rows, with nothing stored. Skipped withou
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import polars as pl
 import pytest
-from test_e2e_service import AUTH, Server
+from test_e2e_service import AUTH, Server, server  # noqa: F401 - the server fixture, one per test
 
 SEASONAL = {"name": "seasonal_naive", "params": {"season_length": 24}}
-
-
-@pytest.fixture()
-def server(tmp_path: Path) -> Iterator[Server]:
-    s = Server(tmp_path / "state")
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def _columns(frame: pl.DataFrame) -> dict[str, list[Any]]:
@@ -51,7 +40,7 @@ def _day(test: pl.DataFrame, day: int) -> pl.DataFrame:
     return test.filter((pl.col("ds") >= first + 24 * day) & (pl.col("ds") < first + 24 * (day + 1)))
 
 
-def test_observe_score_retrain_restart(server: Server, data_dir: Path) -> None:
+def test_observe_score_retrain_restart(server: Server, data_dir: Path) -> None:  # noqa: F811 - the fixture
     if not (data_dir / "m4_hourly").is_dir():
         pytest.skip("m4_hourly not in the data folder")
     from forecasting.datasets import load_m4_hourly
