@@ -93,7 +93,8 @@ def _assert_self_contained(text: str) -> None:
 def test_xgboost_report_is_self_contained_with_shap_sections(xgb_html: str):
     _assert_self_contained(xgb_html)
     sections = _sections(xgb_html)
-    assert sections[:6] == ["model-card", "global-importance", "beeswarm", "dependence", "waterfalls", "forecasts"]
+    assert sections[:7] == ["model-card", "global-importance", "beeswarm", "dependence", "waterfalls", "series",
+                            "forecasts"]
     assert "decomposition" not in sections
     imgs = _tags(xgb_html).of("img")
     # importance, beeswarm, dependence, >= 1 waterfall and >= 1 forecast plot
@@ -107,7 +108,7 @@ def test_xgboost_report_is_self_contained_with_shap_sections(xgb_html: str):
 def test_statistical_report_has_labelled_decomposition_and_no_shap(stats_html: str):
     _assert_self_contained(stats_html)
     sections = _sections(stats_html)
-    assert sections[:3] == ["model-card", "decomposition", "forecasts"]
+    assert sections[:4] == ["model-card", "decomposition", "series", "forecasts"]
     assert not {"global-importance", "beeswarm", "dependence", "waterfalls"} & set(sections)
     assert "Decomposition (not SHAP)" in stats_html
     assert "MSTL&#x27;s own components" in stats_html
@@ -181,7 +182,7 @@ def test_classical_decomposition_for_other_statistical_models(m4_small: pl.DataF
     out = write_report({"name": "naive2", "params": {"season_length": 24}}, m4_small, tmp_path / "r.html", h=12,
                        freq=1, level=(90,))
     assert out.sections == [("model-card", "Model card"), ("decomposition", "Decomposition (not SHAP)"),
-                            ("forecasts", "Forecasts with intervals")]
+                            ("series", "Selected series"), ("forecasts", "Forecasts with intervals")]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]  # atomic write left no temp file
     text = out.path.read_text(encoding="utf-8")
     _assert_self_contained(text)
