@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     monitoring = Monitoring(store, limits)  # observations, accuracy, retraining, anomalies (issue 16)
     scheduler = RetrainScheduler(monitoring)
     services = RegisteredModels(store=store, runner=runner, limits=limits, on_served=monitoring.record_served,
-                                on_training=monitoring.stage_training)
+                                on_training=monitoring.stage_training, report_sections=monitoring.report_sections)
     metrics = Metrics(jobs_by_state=services.jobs_by_state, cache=services.cache_size)
     metrics.registry.register(AccuracyCollector(monitoring.gauges))
 

@@ -111,6 +111,12 @@ def test_served_forecasts_are_scored_when_actuals_arrive(mon: Monitoring) -> Non
     assert ("default", "m", "1", "mase", pytest.approx(1.25)) in mon.gauges()
     flagged = mon.observation_anomalies(T, "m", level=80).points
     assert flagged["anomaly"].to_list() == (~inside).tolist()
+    html = mon.report_sections(T, "m", level=80)
+    assert 'id="served-accuracy"' in html and "By horizon step" in html and "data:image/png;base64," in html
+    assert f"{int((~inside).sum())} of 4 observed points lie outside the served 80% interval" in html
+    services = RegisteredModels(store=mon.store, runner=None, limits=Limits(), report_sections=mon.report_sections)  # type: ignore[arg-type]
+    report = services._live_sections(T, mon.store.get("m", tenant=T), "<main><section>card</section></main>")
+    assert report.startswith("<main><section>card</section><section id=\"served-accuracy\"")
 
 
 # --------------------------------------------------------------------------- retraining

@@ -781,6 +781,56 @@ class Monitoring:
                        season_length=season, unscaled="null").row(0, named=True)
         return {k: v for k, v in row.items() if k not in ("model", "owa")}
 
+    # ------------------------------------------------------------------ the report's live sections
+    def report_sections(self, tenant: str, name: str, *, level: float = 95.0, max_series: int = 4) -> str:
+        """HTML sections for the model's report: the realised accuracy of its served forecasts (per version and
+        per horizon step) and a plot of its latest observations against the served intervals at ``level`` with
+        the anomalies marked (its first ``max_series`` series). Empty when nothing was served and observed.
+        Self-contained (embedded PNG; no script), in the report's section markup."""
+        from html import escape
+
+        from forecasting.reports import new_figure, png_base64
+
+        by_version = self.accuracy(tenant, name).rows
+        if by_version.is_empty():
+            return ""
+
+        def table(frame: pl.DataFrame) -> str:
+            head = "".join(f"<th>{escape(c)}</th>" for c in frame.columns)
+            body = "".join("<tr>" + "".join(f'<td class="num">{v:.4g}</td>' if isinstance(v, float)
+                                            else f"<td>{escape(str(v))}</td>" for v in row) + "</tr>"
+                           for row in frame.iter_rows())
+            return f'<div class="table-wrap"><table><tr>{head}</tr>{body}</table></div>'
+
+        accuracy = (f"<p>Forecasts served for <code>{escape(name)}</code> scored against the observations that "
+                    f"arrived since (sMAPE 0-200, MASE, coverage per level).</p>" + table(by_version)
+                    + "<h3>By horizon step</h3>" + table(self.accuracy(tenant, name, by="step").rows))
+        out = [f'<section id="served-accuracy" data-title="Served forecasts: accuracy"><h2>Served forecasts: '
+               f"accuracy</h2>{accuracy}</section>"]
+        points = self.observation_anomalies(tenant, name, level=level).points
+        if points.height:
+            ids = points["unique_id"].unique(maintain_order=True).to_list()[:max_series]
+            fig = new_figure(9, 2.2 * len(ids))
+            for i, uid in enumerate(ids):
+                ax = fig.add_subplot(len(ids), 1, i + 1)
+                part = points.filter(pl.col("unique_id") == uid).sort("ds")
+                x = part["ds"].to_list()
+                ax.fill_between(x, part["lo"].to_numpy(), part["hi"].to_numpy(), alpha=0.25,
+                                label=f"served {level:g}% interval")
+                ax.plot(x, part["center"].to_numpy(), lw=1, label="served forecast")
+                ax.plot(x, part["y"].to_numpy(), "k.", ms=3, label="observed")
+                flagged = part.filter(pl.col("anomaly"))
+                ax.plot(flagged["ds"].to_list(), flagged["y"].to_numpy(), "o", mfc="none", color="red", ms=7,
+                        label="outside the interval")
+                ax.set_title(str(uid), fontsize=9, loc="left")
+            fig.axes[0].legend(fontsize=7, loc="upper right", ncols=4)
+            n = int(points["anomaly"].sum())
+            out.append(f'<section id="observation-anomalies" data-title="Observations outside the served intervals">'
+                       f"<h2>Observations outside the served intervals</h2><p>{n} of {points.height} observed points "
+                       f"lie outside the served {level:g}% interval.</p><figure><img alt=\"observations against the "
+                       f"served intervals\" src=\"data:image/png;base64,{png_base64(fig)}\"></figure></section>")
+        return "\n".join(out)
+
     # ------------------------------------------------------------------ anomalies of observations
     def observation_anomalies(self, tenant: str, name: str, *, level: float = 95.0, start: Any = None,
                               end: Any = None) -> AnomalyResult:

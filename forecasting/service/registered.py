@@ -57,6 +57,8 @@ class RegisteredModels:
     on_served: Callable[[str, VersionInfo, ForecastResult], None] | None = None
     #: called with (tenant, name, job, frame) when a forecast model's training is queued (monitoring keeps the data)
     on_training: Callable[[str, str, JobInfo, pl.DataFrame], None] | None = None
+    #: called with (tenant, name) for live HTML sections appended to a model's report (monitoring's accuracy)
+    report_sections: Callable[[str, str], str] | None = None
 
     # ------------------------------------------------------------------ training
     def submit_training(self, tenant: str, *, name: str, model: Any, data: Any, kind: str = "forecast",
@@ -244,7 +246,7 @@ class RegisteredModels:
         cached = (self.store.artifacts_dir / tenant / info.name / "_reports"
                   / f"{info.version}-{(info.sha256 or 'none')[:16]}-h{h}.html")
         if cached.is_file():
-            return cached.read_text(encoding="utf-8")
+            return self._live_sections(tenant, info, cached.read_text(encoding="utf-8"))
         model = _forecaster(info, load_version(self.store, info))
         numeric = {k: v for k, v in info.metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
         text = build_report(model, stored_history(model), h=h, validation=numeric or False, title=f"{info.ref}",
@@ -253,7 +255,12 @@ class RegisteredModels:
         tmp = cached.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, cached)  # atomic: a concurrent reader sees the old file or the whole new one
-        return text
+        return self._live_sections(tenant, info, text)
+
+    def _live_sections(self, tenant: str, info: VersionInfo, text: str) -> str:
+        """The cached report with the sections that change as observations arrive (not cached)."""
+        extra = self.report_sections(tenant, info.name) if self.report_sections is not None else ""
+        return text.replace("</main>", f"{extra}\n</main>", 1) if extra else text
 
     def onnx_archive(self, tenant: str, ref: str) -> tuple[str, bytes]:
         """A zip of the version's ONNX export (exported on first request): ``(file name, bytes)``.
