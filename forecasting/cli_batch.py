@@ -55,7 +55,7 @@ def batch(
         if registered is not None:
             from forecasting.api.settings import Settings
 
-            database_url, artifacts_dir = Settings.from_env().registry_locations()
+            database_url, artifacts_dir = Settings.from_env().registry_locations
             spec, model_path, trained_freq = registered_source(registered, tenant=tenant, database_url=database_url,
                                                                artifacts_dir=artifacts_dir)
             freq = freq or (str(trained_freq) if trained_freq is not None else None)

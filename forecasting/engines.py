@@ -157,8 +157,7 @@ def _run_ray(todo: Sequence[tuple[T, TaskFn[T, R]]], shared: Any, done: Callable
     try:
         shared_ref = ray.put(shared)
         remotes = {fn: ray.remote(num_cpus=1, max_retries=0)(fn) for fn in {fn for _, fn in todo}}
-        # ray's stubs read a Callable[..., Any] as a function of no arguments
-        pending = {remotes[fn].remote(task, shared_ref, 1): task for task, fn in todo}  # type: ignore[call-arg]
+        pending = {remotes[fn].remote(task, shared_ref, 1): task for task, fn in todo}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:

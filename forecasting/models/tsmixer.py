@@ -67,7 +67,7 @@ def _univariate_tsmixer() -> type[Any]:
     """neuralforecast's ``TSMixer`` declared univariate (one channel; each series' windows are samples)."""
     from neuralforecast.models import TSMixer
 
-    class UnivariateTSMixer(TSMixer):  # type: ignore[misc]
+    class UnivariateTSMixer(TSMixer):
         MULTIVARIATE = False
 
     return UnivariateTSMixer
@@ -85,7 +85,7 @@ def _univariate_tsmixerx() -> type[Any]:
     import torch
     from neuralforecast.models import TSMixerx
 
-    class UnivariateTSMixerx(TSMixerx):  # type: ignore[misc]
+    class UnivariateTSMixerx(TSMixerx):
         MULTIVARIATE = False
 
         def forward(self, windows_batch: dict[str, Any]) -> Any:
