@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import msgspec
 import polars as pl
 from litestar import Request, Router, get, post, put
 from litestar.concurrency import sync_to_thread
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.di import NamedDependency
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -137,6 +139,23 @@ class AnomaliesOut(msgspec.Struct):
     notes: list[str]
 
 
+_MULTIPART_OBSERVATIONS = {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary", "description": "unique_id, ds, y: .csv or .parquet"},
+                   "replace": {"type": "boolean"}}}
+
+
+@dataclass
+class _ObservationsOperation(Operation):
+    """The observations route reads its body itself (JSON or multipart): document both forms."""
+
+    def __post_init__(self) -> None:
+        (_, ), components = msgspec.json.schema_components([ObservationsRequest])
+        self.request_body = RequestBody(required=True, content={
+            "application/json": OpenAPIMediaType(schema=cast("Schema", components["ObservationsRequest"])),
+            "multipart/form-data": OpenAPIMediaType(schema=cast("Schema", _MULTIPART_OBSERVATIONS))})
+
+
 def _plain(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
@@ -163,7 +182,7 @@ def monitoring_router(monitoring: Monitoring, scheduler: RetrainScheduler | None
                                    media_type=problem_json)}
 
     @post("/models/{name:str}/observations", tags=["monitoring"], summary="Append observations (actuals)",
-          status_code=200, responses=responses)
+          status_code=200, responses=responses, operation_class=_ObservationsOperation)
     async def observe(request: Request, name: FromPath[str], tenant: NamedDependency[str]) -> ObservationsOut:
         """JSON (`data`, `replace`) or multipart/form-data (a CSV or Parquet `file`, `replace`). The batch is
         validated whole (unknown series, points already stored, timestamps before the stored ones, NaN, another
