@@ -162,3 +162,18 @@ def test_readme_batch_example(tmp_path: Path) -> None:
     assert summary["computed"] == 0 and summary["skipped"] == 4  # the rerun: every partition kept
     got = pl.read_parquet(tmp_path / summary["output"]).sort("unique_id", "ds")
     assert got.equals(_expected(tmp_path / "panel"))
+
+
+def test_a_saved_model_forecasts_every_partition_without_retraining(panel: Path, tmp_path: Path) -> None:
+    from forecasting.loading import load
+    from forecasting.service import fit_and_save, forecast_fitted
+
+    small = tmp_path / "small.parquet"
+    data = pl.read_parquet(panel).filter(pl.col("unique_id") < "s0000060")
+    data.write_parquet(small)
+    _, folder, _, _ = fit_and_save(data, tmp_path / "model", model={"name": "xgboost", "params": {"n_estimators": 5}},
+                                   freq="1d", n_jobs=1)
+    result = batch_forecast(small, model_path=folder, h=3, freq="1d", output=tmp_path / "job", n_partitions=3)
+    got = pl.read_parquet(result.output).sort("unique_id", "ds")
+    direct = forecast_fitted(load(folder), data, h=3, freq="1d").forecasts.sort("unique_id", "ds")
+    assert result.series == 60 and got.equals(direct)
