@@ -142,6 +142,7 @@ def test_retrain_moves_production_only_when_the_challenger_wins(tmp_path: Path) 
     assert first.metric == "smape" and first.challenger_score == 0.0
     assert first.champion_score == pytest.approx((800 / 6 + 800 / 14) / 4)
     assert store.get("m@production", tenant=T).version == 2
+    assert first.detail["window_in_champion_training"] == 0  # a spec refits without the window
     second = mon.retrain(T, "m")  # the same model on the same data: a tie keeps the champion
     assert (second.champion_version, second.challenger_version, second.promoted) == (2, 3, False)
     assert store.get("m@production", tenant=T).version == 2
@@ -253,3 +254,24 @@ def test_accuracy_drift_fires_a_retrain_and_gauges_are_exposed(mon: Monitoring) 
     registry.register(AccuracyCollector(mon.gauges))
     text = generate_latest(registry).decode()
     assert 'forecasting_model_accuracy{metric="mase",model="m",tenant="default",version="1"} 8.5' in text
+
+
+def test_a_saved_champion_forecasts_the_window_without_refitting(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    mon = Monitoring(store)
+    t = np.arange(24 * 12)
+    frame = pl.concat([pl.DataFrame({"unique_id": uid, "ds": t + 1, "y": 10 * (i + 1) + 3 * np.sin(2 * np.pi * t / 24)
+                                     + np.random.default_rng(i).normal(0, 0.2, t.size)})
+                       for i, uid in enumerate(["p", "q"])])
+    spec = {"name": "xgboost", "params": {"n_estimators": 20, "max_depth": 3, "season_length": 24,
+                                          "conformal_windows": 0}}
+    _register(store, mon, frame, spec, h=24)
+    assert store.get("m", tenant=T).artifact is not None
+    decision = mon.retrain(T, "m")
+    # the champion's scores are its stored model's forecasts of the last 24 points from the points before them;
+    # it was trained on those points too, which the decision says
+    assert decision.detail["window_in_champion_training"] == 48
+    assert decision.champion_score is not None and decision.challenger_score is not None
+    assert 0 < decision.champion_score < 1.5 and 0 < decision.challenger_score < 1.5
+    assert decision.promoted == (decision.challenger_score < decision.champion_score)
+    store.close()

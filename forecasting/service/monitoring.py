@@ -752,8 +752,15 @@ class Monitoring:
         reason = (f"challenger {metric} {_num(new)} vs champion {_num(old)}: "
                   + ("the challenger wins" if wins else "the champion stays")
                   + (f" (margin {policy.margin:g})" if policy.margin else ""))
+        seen = champion.fingerprint.get("ds_max") if champion.artifact is not None else None  # specs refit
+        overlap = 0 if seen is None else challenger_scores.forecasts.filter(
+            pl.col("ds") <= _bound(seen, panel.frame.schema["ds"], "ds_max")).height
+        if overlap:
+            reason += (f"; {overlap} points of the window are in the champion's training data (an advantage to "
+                       f"it: post observations beyond them first)")
         detail = {"reason": reason, "window": {"h": h, "cutoff": str(challenger_scores.cutoff),
                                                "n_series": challenger_scores.n_series},
+                  "window_in_champion_training": overlap,
                   "champion": champion_scores, "challenger": challenger_scores.metrics,
                   "challenger_spec": result.spec, "rows": panel.frame.height,
                   "filled": panel.report.filled.height}
