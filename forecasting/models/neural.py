@@ -1,5 +1,6 @@
 """The base of the deep forecasters trained by neuralforecast (NHITS: :mod:`forecasting.models.nhits`,
-TFT: :mod:`forecasting.models.tft`); an adapter only builds its network (``_build_net``).
+TFT: :mod:`forecasting.models.tft`, TSMixer: :mod:`forecasting.models.tsmixer`); an adapter only builds its
+network (``_build_net``).
 
 They are trained by neuralforecast (``NeuralForecast.fit``: its window sampling, optimiser
 and early stopping), as global models over every series, with a multi-quantile loss
@@ -86,7 +87,7 @@ NP = TypeVar("NP", bound=NeuralParams)
 
 
 class NeuralForecaster(GlobalForecaster[NP]):
-    """Base of the neuralforecast adapters (``nhits``, ``tft``).
+    """Base of the neuralforecast adapters (``nhits``, ``tft``, ``tsmixer``).
 
     Every setting left unset is derived from the data at ``fit`` (:meth:`_derive`; the
     effective values are ``settings_``, saved with the model, and ``notes_`` says what
