@@ -293,6 +293,8 @@ class Monitoring:
 
     def __post_init__(self) -> None:
         self.parts = MonitoringStore(self.store)
+        self._locks: dict[tuple[str, str], threading.RLock] = {}
+        self._locks_guard = threading.Lock()
 
     # ------------------------------------------------------------------ observations
     def _forecast_info(self, tenant: str, name: str) -> VersionInfo:
@@ -317,7 +319,13 @@ class Monitoring:
     def merge_staged(self, tenant: str, name: str) -> None:
         """Move the data of finished training jobs into the model's observations (succeeded) or drop it."""
         folder = self.parts.store.artifacts_dir / tenant / name / "_staged"
-        for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+        if not folder.is_dir():
+            return
+        with self._model_lock(tenant, name):
+            self._merge_staged(tenant, name, folder)
+
+    def _merge_staged(self, tenant: str, name: str, folder: Path) -> None:
+        for path in sorted(folder.glob("*.parquet")):
             if path.name.startswith(".tmp-"):
                 continue
             try:
@@ -372,9 +380,24 @@ class Monitoring:
             other than the model's, duplicates. Nothing of a refused batch is stored.
         """
         info = self._forecast_info(tenant, name)
-        self.merge_staged(tenant, name)
         freq = normalize_freq(info.fingerprint.get("freq"))
         batch = self._validated_batch(data, freq)
+        with self._model_lock(tenant, name):  # checked against the stored points and appended as one step
+            stored_result = self._append_observations(tenant, name, batch, freq, replace=replace)
+        count = self.parts.count_observations(name, tenant, batch.height)
+        retrain = self._due(tenant, name, count)
+        self.write_summary(tenant, name)
+        if retrain is not None and self.trigger is not None:
+            self.trigger(tenant, name, retrain)
+        return dataclasses.replace(stored_result, retrain=retrain)
+
+    def _model_lock(self, tenant: str, name: str) -> threading.RLock:
+        with self._locks_guard:
+            return self._locks.setdefault((tenant, name), threading.RLock())
+
+    def _append_observations(self, tenant: str, name: str, batch: pl.DataFrame, freq: str | int | None, *,
+                             replace: bool) -> ObservationResult:
+        self.merge_staged(tenant, name)
         stored = self.parts.scan(tenant, name, "observations")
         notes: list[str] = []
         replaced = 0
@@ -388,14 +411,9 @@ class Monitoring:
             last = keys.group_by("unique_id").agg(pl.col("ds").max())
         gaps = self._gaps(batch, last, freq)
         self.parts.append(tenant, name, "observations", batch.select("unique_id", "ds", "y"))
-        count = self.parts.count_observations(name, tenant, batch.height)
-        retrain = self._due(tenant, name, count)
-        self.write_summary(tenant, name)
-        if retrain is not None and self.trigger is not None:
-            self.trigger(tenant, name, retrain)
         return ObservationResult(model=name, rows=batch.height, replaced=replaced,
                                  series=batch["unique_id"].unique(maintain_order=True).to_list(), gaps=gaps,
-                                 retrain=retrain, notes=notes)
+                                 notes=notes)
 
     def _validated_batch(self, data: Any, freq: str | int | None) -> pl.DataFrame:
         """The batch after the data contract, with ``row`` (the input row number); raises naming rows."""
@@ -1011,7 +1029,7 @@ class RetrainScheduler:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.monitoring = monitoring
-        self.key = f"{id(self):x}"
+        self.key = monitoring.store.database_url  # the jobs of this database run with this process's monitoring
         store = SQLAlchemyJobStore(engine=monitoring.store.engine, tablename="scheduler_jobs")
         self.scheduler = BackgroundScheduler(
             jobstores={"default": store}, timezone=UTC,
@@ -1023,9 +1041,6 @@ class RetrainScheduler:
         """Start running the stored schedules (and bring them in line with the stored policies)."""
         _ACTIVE[self.key] = self.monitoring
         self.scheduler.start()
-        for job in self.scheduler.get_jobs():  # jobs of an earlier process name its scheduler key
-            if job.args and job.args[0] != self.key:
-                self.scheduler.modify_job(job.id, args=(self.key, *job.args[1:]))
         for tenant, name, raw in self.monitoring.parts.policies():
             self.apply(tenant, name, msgspec.convert(raw, RetrainPolicy) if raw else None)
 
