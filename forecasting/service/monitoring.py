@@ -406,9 +406,14 @@ class Monitoring:
             notes.append(f"model '{name}' had no stored observations or training data: the series of this batch "
                          f"are now its series")
         else:
-            keys = stored.select(_KEYS).unique().collect()
-            replaced = self._check_against_stored(batch, keys, replace=replace, name=name)
-            last = keys.group_by("unique_id").agg(pl.col("ds").max())
+            # only what the checks need: the known series, and the batch's series from its first ds on
+            ids = batch["unique_id"].unique().implode()
+            known, last, keys = pl.collect_all([
+                stored.select(pl.col("unique_id").unique()),
+                stored.filter(pl.col("unique_id").is_in(ids)).group_by("unique_id").agg(pl.col("ds").max()),
+                stored.filter(pl.col("unique_id").is_in(ids) & (pl.col("ds") >= batch["ds"].min()))
+                .select(_KEYS).unique()])
+            replaced = self._check_against_stored(batch, known["unique_id"], keys, last, replace=replace, name=name)
         gaps = self._gaps(batch, last, freq)
         self.parts.append(tenant, name, "observations", batch.select("unique_id", "ds", "y"))
         return ObservationResult(model=name, rows=batch.height, replaced=replaced,
@@ -449,10 +454,11 @@ class Monitoring:
         return batch
 
     @staticmethod
-    def _check_against_stored(batch: pl.DataFrame, keys: pl.DataFrame, *, replace: bool, name: str) -> int:
+    def _check_against_stored(batch: pl.DataFrame, known: pl.Series, keys: pl.DataFrame, last: pl.DataFrame, *,
+                              replace: bool, name: str) -> int:
         """Refuse unknown series, stored points (unless ``replace``) and timestamps before the stored ones;
-        returns the number of points replaced."""
-        known = keys["unique_id"].unique()
+        returns the number of points replaced. ``keys``: the stored points of the batch's series from its first
+        ``ds`` on; ``last``: their last stored ``ds``."""
         unknown = batch.filter(~pl.col("unique_id").is_in(known.implode()))
         if unknown.height:
             series = unknown["unique_id"].unique(maintain_order=True).to_list()
@@ -466,7 +472,7 @@ class Monitoring:
                    f"{_examples(dup['unique_id'].unique(maintain_order=True).to_list())}, ds "
                    f"{_examples(dup['ds'].to_list())}): pass replace=true to overwrite them; nothing was stored")
             raise InvalidInputError(msg, field="data.ds", details={"rows": dup[_ROW].to_list()[:100]})
-        last = keys.group_by("unique_id").agg(pl.col("ds").max().alias("last"))
+        last = last.rename({"ds": "last"})
         early = (batch.join(keys, on=_KEYS, how="anti").join(last, on="unique_id")
                  .filter(pl.col("ds") <= pl.col("last")))
         if early.height:
@@ -556,8 +562,10 @@ class Monitoring:
         """Served points that have an actual (``unique_id, ds, y, y_hat, lo-L, hi-L, step, version, origin``),
         all observations, and the levels served."""
         served = self.parts.scan(tenant, name, "served")
+        if served is None:
+            return pl.DataFrame(), pl.DataFrame(), []
         obs = self.observations(tenant, name)
-        if served is None or obs.is_empty():
+        if obs.is_empty():
             return pl.DataFrame(), obs, []
         frame = (served.sort("batch").unique(["unique_id", "ds", "version", "origin"], keep="last").collect())
         frame = frame.with_columns(pl.col("ds").cast(obs.schema["ds"]), pl.col("origin").cast(obs.schema["ds"]))
