@@ -8,7 +8,10 @@ Every route has a typed response schema.
 
 The factory opens the model :class:`~forecasting.store.Store` (database and artifact
 store from the settings) and a :class:`~forecasting.jobs.JobRunner`; on startup the runner
-fails jobs a previous process left unfinished (``recover``), on shutdown it stops.
+fails jobs a previous process left unfinished (``recover``), on shutdown it stops. Several
+server processes may share the store (``forecasting serve --workers N``): the runner is
+``shared``, so only the process holding its lock runs jobs and the others queue them in the
+database (:mod:`forecasting.jobs`).
 
 Access: with API keys configured (``FORECASTING_API_KEYS`` / ``FORECASTING_API_KEYS_FILE``)
 every route but ``/healthz``, ``/readyz`` and ``/schema*`` needs ``Authorization: Bearer
@@ -100,7 +103,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         store.close()
         raise
     runner = JobRunner(store, max_workers=settings.job_workers, time_limit_s=settings.max_train_seconds,
-                       max_unfinished_per_tenant=settings.max_jobs_per_tenant, grace_s=settings.shutdown_grace_s)
+                       max_unfinished_per_tenant=settings.max_jobs_per_tenant, grace_s=settings.shutdown_grace_s,
+                       idle_s=settings.job_worker_idle_s, shared=True)  # one runner per store (issue 14: --workers)
     monitoring = Monitoring(store, limits)  # observations, accuracy, retraining, anomalies (issue 16)
     scheduler = RetrainScheduler(monitoring)
     services = RegisteredModels(store=store, runner=runner, limits=limits, on_served=monitoring.record_served,

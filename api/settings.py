@@ -116,6 +116,13 @@ class Settings:
     log_level : str
         DEBUG, INFO, WARNING or ERROR (``FORECASTING_LOG_LEVEL``, default ``INFO``;
         ``forecasting serve --log-level``).
+    workers : int
+        Server processes sharing the port, the database and the artifact store
+        (``FORECASTING_WORKERS``, default 1; ``forecasting serve --workers``); one of them runs
+        the training jobs (:class:`~forecasting.jobs.JobRunner` with ``shared``).
+    job_worker_idle_s : float
+        A training worker process idle this long exits and frees its memory
+        (``FORECASTING_JOB_WORKER_IDLE_S``, default 30; 0: after every job).
     """
 
     state_dir: Path = Path("var")
@@ -136,6 +143,8 @@ class Settings:
     shutdown_grace_s: float = 5.0
     log_format: str = "json"
     log_level: str = "INFO"
+    workers: int = 1
+    job_worker_idle_s: float = 30.0
 
     @property
     def registry_locations(self) -> tuple[str, Path]:
@@ -181,6 +190,10 @@ class Settings:
                 raise ValueError(msg)
             return raw.lower() if allowed[0].islower() else raw.upper()
 
+        idle_raw = env.get("FORECASTING_JOB_WORKER_IDLE_S") or ""
+        idle = 0.0 if idle_raw.strip() in ("0", "0.0") else seconds("FORECASTING_JOB_WORKER_IDLE_S",
+                                                                    cls.job_worker_idle_s)
+
         admins = tuple(t.strip() for t in env.get("FORECASTING_ADMIN_TENANTS", "admin").split(",") if t.strip())
         for tenant in admins:
             try:
@@ -218,4 +231,6 @@ class Settings:
             shutdown_grace_s=seconds("FORECASTING_SHUTDOWN_GRACE_S", cls.shutdown_grace_s),
             log_format=choice("FORECASTING_LOG_FORMAT", ("json", "text"), cls.log_format),
             log_level=choice("FORECASTING_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), cls.log_level).upper(),
+            workers=num("FORECASTING_WORKERS", cls.workers),
+            job_worker_idle_s=idle,
         )

@@ -576,6 +576,9 @@ def serve(
     ] = None,
     log_level: Annotated[str | None, typer.Option(
         help="DEBUG, INFO, WARNING or ERROR (default: FORECASTING_LOG_LEVEL, else INFO).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Server processes sharing the port and the store (default: FORECASTING_WORKERS, else 1); one of them "
+             "runs the training jobs.", min=1)] = None,
 ) -> None:
     """Start the HTTP API (OpenAPI docs at /schema; what `make run` calls)."""
     import os
@@ -586,9 +589,11 @@ def serve(
     from forecasting.api.logs import configure_logging
     from forecasting.api.settings import Settings
 
+    given = {**({"FORECASTING_LOG_FORMAT": log_format} if log_format else {}),
+             **({"FORECASTING_LOG_LEVEL": log_level} if log_level else {}),
+             **({"FORECASTING_WORKERS": str(workers)} if workers else {})}
     try:
-        settings = Settings.from_env({**os.environ, **({"FORECASTING_LOG_FORMAT": log_format} if log_format else {}),
-                                      **({"FORECASTING_LOG_LEVEL": log_level} if log_level else {})})
+        settings = Settings.from_env({**os.environ, **given})
     except ValueError as exc:  # a bad FORECASTING_* variable: one line naming it, no traceback
         err_console.print(f"[bold red]error {escape('[settings]')}:[/] {escape(str(exc))}", highlight=False,
                           soft_wrap=True)
@@ -604,6 +609,12 @@ def serve(
         console.print("no API keys configured: no authentication, every request is tenant 'default' (set "
                       "FORECASTING_API_KEYS=tenant:key,... to require keys)", highlight=False)
     try:
+        if settings.workers > 1:  # several processes, one job runner (forecasting.api.processes)
+            from forecasting.api.processes import run
+
+            console.print(f"{settings.workers} server processes; one runs the training jobs", highlight=False)
+            run(settings, host=host, port=port, env=given)
+            return
         api = create_app(settings)
     except ForecastingError as exc:  # e.g. an emptied database beside a used artifact store: one line, no traceback
         err_console.print(f"[bold red]error {escape('[startup]')}:[/] {escape(exc.message)}", highlight=False,

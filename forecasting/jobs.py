@@ -49,6 +49,19 @@ gives running jobs ``grace_s`` seconds (default 5) to finish, then kills their w
 and hands them back (``queued``, counted as an interruption): it returns within
 ``grace_s`` + about 2 s.
 
+Several server processes on one store (``forecasting serve --workers N``): pass ``shared=True``.
+Each process's runner tries an exclusive lock on ``_jobs/runner.lock`` (``fcntl.flock``, released
+by the kernel when its holder dies); the one that holds it is the **leader** and alone runs jobs,
+recovers them at start and takes, every ``_ADOPT_S`` seconds, the ``queued`` jobs the other
+processes wrote to the database. The others (**followers**) only write a job (its data file and
+its row) and leave it queued; the per-tenant cap is then counted in the database, and a cancel
+is seen by the leader in the job's row (its worker is killed within ``_ADOPT_S``). A follower
+retries the lock every second and becomes the leader when the leader's process is gone.
+
+Memory: a worker process idle for ``idle_s`` seconds (default 30; 0: after every job) exits,
+returning what the fitting libraries held to the system; the next job starts a new one
+(a spawn: about a second, plus the libraries' imports).
+
 What a job runs is :func:`forecasting.service.training.train` (validation metrics, fit, save);
 this module only runs it: queues, worker processes, progress, cancel, time limit, restarts.
 """
@@ -100,6 +113,11 @@ _HARD_LIMIT_GRACE_S = 10.0
 _POLL_S = 0.1
 #: the Retry-After of a refused submission, seconds
 _RETRY_AFTER_S = 10
+#: how often a shared runner's leader looks for jobs other processes queued (and cancels), seconds
+_ADOPT_S = 0.5
+#: how often a follower tries to become the leader, seconds
+_TAKEOVER_S = 1.0
+_LOCK_FILE = "runner.lock"
 
 
 # --------------------------------------------------------------------------- worker side
@@ -260,18 +278,27 @@ class JobRunner:
     grace_s : float, default 5
         At :meth:`shutdown`, how long running jobs may take to finish before their workers are
         killed and the jobs handed back.
+    idle_s : float, default 30
+        A worker process idle this long exits (its memory goes back to the system); 0: it
+        exits after every job.
+    shared : bool, default False
+        Several processes share this database and artifact store (see the module docstring):
+        only the runner holding ``_jobs/runner.lock`` runs jobs (:attr:`is_leader`), the others
+        write jobs for it.
 
-    Use one runner per database and artifact store: :meth:`recover` assumes no other process
-    runs jobs on it (or pass ``stale_after_s`` to only take jobs whose heartbeat stopped).
+    Without ``shared``, use one runner per database and artifact store: :meth:`recover` assumes
+    no other process runs jobs on it (or pass ``stale_after_s`` to only take jobs whose
+    heartbeat stopped).
     """
 
     def __init__(self, registry: Store, *, max_workers: int = 1, time_limit_s: float = 3600.0,
-                 max_unfinished_per_tenant: int = 50, grace_s: float = 5.0) -> None:
+                 max_unfinished_per_tenant: int = 50, grace_s: float = 5.0, idle_s: float = 30.0,
+                 shared: bool = False) -> None:
         for name, value in (("max_workers", max_workers), ("max_unfinished_per_tenant", max_unfinished_per_tenant)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 msg = f"{name} must be an integer >= 1, got {value!r}"
                 raise InvalidParameterError(msg, field=name)
-        for name, number in (("time_limit_s", time_limit_s), ("grace_s", grace_s)):
+        for name, number in (("time_limit_s", time_limit_s), ("grace_s", grace_s), ("idle_s", idle_s)):
             if isinstance(number, bool) or not isinstance(number, int | float) or not number >= 0 or (
                     name == "time_limit_s" and not number > 0):
                 msg = f"{name} must be a number > 0, got {number!r}"
@@ -292,11 +319,92 @@ class JobRunner:
         self._tenant: dict[str, str] = {}  # unfinished job -> tenant
         self._reserved: dict[str, int] = {}  # tenant -> submissions being written
         self._closed = False
+        self.idle_s = float(idle_s)
+        self.shared = shared
         self._slots = [_Slot(i) for i in range(max_workers)]
+        self._lock_fd: int | None = None
+        self._background: threading.Thread | None = None
+        self._adopter: threading.Thread | None = None
+        if not shared:
+            self._start_slots()  # shared: recover() decides whether this runner leads
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this runner runs jobs: always unless ``shared``; a shared one once :meth:`recover` (or a
+        takeover) got it the lock."""
+        return not self.shared or self._lock_fd is not None
+
+    def _start_slots(self) -> None:
         for slot in self._slots:
             slot.thread = threading.Thread(target=self._slot_loop, args=(slot,), daemon=True,
                                            name=f"forecasting-jobs-{slot.index}")
             slot.thread.start()
+
+    # ------------------------------------------------------------------ several processes (shared)
+    def _try_lock(self) -> bool:
+        """Take ``_jobs/runner.lock`` without waiting; True when this runner is now the leader."""
+        import fcntl
+
+        fd = os.open(self.jobs_dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())  # who leads, for an operator
+        self._lock_fd = fd
+        _log.info("job runner: this process runs the jobs", extra={"event": "jobs.leader", "pid": os.getpid()})
+        return True
+
+    def _lead(self) -> bool:
+        """Hold the lock (taking it now when free) with the worker slots started; False while another leads."""
+        if self._lock_fd is None:
+            if not self._try_lock():
+                return False
+            self._start_slots()
+        return True
+
+    def _take_over(self) -> None:
+        """A follower: try the lock every ``_TAKEOVER_S``; once held, recover and run jobs."""
+        while True:
+            with self._cond:
+                if self._cond.wait_for(lambda: self._closed, timeout=_TAKEOVER_S):
+                    return
+            if self._lead():
+                self.recover()
+                return
+
+    def _adopt_loop(self) -> None:
+        """The leader: queue the jobs other processes wrote, and kill the workers of jobs cancelled there."""
+        while True:
+            with self._cond:
+                if self._cond.wait_for(lambda: self._closed, timeout=_ADOPT_S):
+                    return
+            try:
+                self._adopt_once()
+            except Exception:  # noqa: BLE001 - a busy database now is retried at the next poll
+                _log.debug("adopting queued jobs failed; retried", exc_info=True)
+
+    def _adopt_once(self) -> None:
+        with self._cond:
+            known = set(self._payloads)
+            running = {slot.job_id: slot for slot in self._slots if slot.job_id is not None}
+        for job in self.registry.unfinished_jobs():
+            if job.state == "queued" and job.id not in known and "name" in job.request and (
+                    self.jobs_dir / job.id / _DATA_FILE).is_file():
+                self._enqueue(job.id, job.tenant, job.request)
+        for job_id, slot in running.items():  # cancelled through another process: stop its worker now
+            if self.registry.job_state(job_id) == "cancelled":
+                with self._cond:
+                    if slot.job_id == job_id:
+                        slot.kill = "cancelled"
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)  # the lock goes with the descriptor
+            self._lock_fd = None
 
     def __enter__(self) -> JobRunner:
         return self
@@ -387,7 +495,12 @@ class JobRunner:
             shutil.rmtree(folder, ignore_errors=True)  # uploaded data is never left behind
             self._release(tenant)
             raise
-        self._enqueue(job_id, tenant, request, reserved=True)
+        if self.is_leader:
+            self._enqueue(job_id, tenant, request, reserved=True)
+        else:  # the leader adopts it from the database
+            self._release(tenant)
+            _log.info("job %s queued for the leader", job_id, extra={"event": "job.queued", "job_id": job_id,
+                                                                       "tenant": tenant, "kind": request.get("kind")})
         return job_id
 
     def _reserve(self, tenant: str) -> None:
@@ -395,7 +508,11 @@ class JobRunner:
             if self._closed:
                 msg = "the job runner is shut down"
                 raise ConflictError(msg, field="job")
-            unfinished = sum(1 for t in self._tenant.values() if t == tenant) + self._reserved.get(tenant, 0)
+            if self.shared:  # other processes queue jobs too: the database holds the count
+                unfinished = sum(1 for j in self.registry.unfinished_jobs() if j.tenant == tenant)
+            else:
+                unfinished = sum(1 for t in self._tenant.values() if t == tenant)
+            unfinished += self._reserved.get(tenant, 0)
             if unfinished >= self.max_unfinished_per_tenant:
                 msg = (
                     f"tenant '{tenant}' already has {unfinished} unfinished training jobs (the limit is "
@@ -417,6 +534,8 @@ class JobRunner:
         with self._cond:
             if reserved:
                 self._reserved[tenant] -= 1
+            if job_id in self._payloads:  # adopted from the database meanwhile
+                return
             self._payloads[job_id] = payload
             self._tenant[job_id] = tenant
             queue = self._queues.setdefault(tenant, deque())
@@ -427,8 +546,10 @@ class JobRunner:
         _log.info("job %s queued", job_id, extra={"event": "job.queued", "job_id": job_id, "tenant": tenant,
                                                   "kind": request.get("kind")})
 
-    def _next_job(self) -> str | None:
-        """The next job to run, round robin across tenants (None once shut down)."""
+    def _next_job(self, timeout: float | None = None) -> str | None:
+        """The next job to run, round robin across tenants (None once shut down, ``""`` after ``timeout``
+        seconds without one)."""
+        end = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._closed:
                 if self._turn:
@@ -440,15 +561,22 @@ class JobRunner:
                     else:
                         del self._queues[tenant]
                     return job_id
-                self._cond.wait()
+                left = None if end is None else end - time.monotonic()
+                if left is not None and left <= 0:
+                    return ""
+                self._cond.wait(left)
             return None
 
     # ------------------------------------------------------------------ the worker slots
     def _slot_loop(self, slot: _Slot) -> None:
         while True:
-            job_id = self._next_job()
+            job_id = self._next_job(timeout=self.idle_s if slot.process is not None else None)
             if job_id is None:
                 break
+            if not job_id:  # idle: the worker exits, its memory goes back to the system
+                self._stop_worker(slot, kill=False)
+                _log.info("idle job worker stopped", extra={"event": "jobs.worker_idle_exit", "slot": slot.index})
+                continue
             with self._cond:
                 payload = self._payloads.get(job_id)
                 slot.job_id, slot.kill = job_id, None
@@ -480,13 +608,17 @@ class JobRunner:
 
     def _stop_worker(self, slot: _Slot, *, kill: bool = True) -> None:
         process, slot.process = slot.process, None
-        if slot.conn is not None:
-            with contextlib.suppress(OSError):
-                slot.conn.close()
-            slot.conn = None
+        conn, slot.conn = slot.conn, None
         if process is None:
             return
-        if kill:
+        if not kill and conn is not None:  # idle: asked to exit, killed only if it does not
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(None)
+            process.join(timeout=5)
+        with contextlib.suppress(OSError):
+            if conn is not None:
+                conn.close()
+        if kill or process.is_alive():
             _kill_group(process.pid)  # the worker and the processes its fitting libraries started
             with contextlib.suppress(OSError, ValueError):
                 process.kill()  # in case it had no group of its own yet
@@ -500,6 +632,9 @@ class JobRunner:
         self._ensure_worker(slot)
         assert slot.conn is not None and slot.process is not None
         slot.conn.send(payload)
+        _log.info("job %s started", payload["id"], extra={"event": "job.started", "job_id": payload["id"],
+                                                          "tenant": payload["tenant"], "kind": payload.get("kind"),
+                                                          "worker_pid": slot.process.pid})
         hard_deadline = time.monotonic() + self.time_limit_s + _HARD_LIMIT_GRACE_S
         while True:
             try:
@@ -691,7 +826,17 @@ class JobRunner:
         at startup, before :meth:`submit_training`. With ``stale_after_s``, only jobs whose
         heartbeat (or creation) is older than that are taken -- for deployments where several
         processes share the database. Also removes any version left half-registered.
+
+        A ``shared`` runner that is not the leader does nothing here (it recovers when it takes
+        over); the leader then starts adopting the jobs other processes queue.
         """
+        if self.shared and not self._lead():  # another process runs the jobs: follow, and take over later
+            with self._cond:
+                if self._background is None and not self._closed:
+                    self._background = threading.Thread(target=self._take_over, daemon=True,
+                                                        name="forecasting-jobs-follower")
+                    self._background.start()
+            return []
         self.kill_leftover_workers()
         now = _now()
         failed = []
@@ -720,6 +865,12 @@ class JobRunner:
                 shutil.rmtree(self.jobs_dir / job.id, ignore_errors=True)
         if stale_after_s is None:
             self.registry.remove_pending_versions()
+        with self._cond:
+            adopt = self.shared and self._adopter is None and not self._closed
+            if adopt:
+                self._adopter = threading.Thread(target=self._adopt_loop, daemon=True, name="forecasting-jobs-adopt")
+        if adopt and self._adopter is not None:
+            self._adopter.start()
         return failed
 
     def kill_leftover_workers(self) -> list[int]:
@@ -784,6 +935,10 @@ class JobRunner:
             if slot.thread is not None:
                 slot.thread.join(timeout=max(1.0, _HARD_LIMIT_GRACE_S / 5))
                 slot.thread = None
+        for thread in (self._background, self._adopter):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=2.0)
+        self._release_lock()
 
 
 def _request(name: str, spec: Any, kind: str, target: str | None, *, h: int | None, freq: str | int | None,

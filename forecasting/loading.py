@@ -24,6 +24,11 @@ request load -- and verify -- again instead of serving the cached model; the fol
 are watched by ``store.integrity`` (:class:`~forecasting.artifacts.IntegrityWatch`), which
 ``/readyz`` asks to re-verify what changed and which remembers every integrity failure.
 
+Models loaded for serving (:func:`load_version`, :func:`load_serving`) predict with
+:data:`forecasting.runtime.SERVING_THREADS` threads (:func:`forecasting.runtime.limit_threads`):
+concurrent requests do not stall each other; and :func:`load_serving` answers a large request
+natively even when an export exists (:func:`forecasting.runtime.choose_runtime`).
+
 Every integrity failure is :class:`~forecasting.errors.ArtifactIntegrityError`.
 """
 
@@ -136,7 +141,8 @@ def load_version(store: Store, info: VersionInfo) -> Forecaster | TabularModel:
     Loaded models are kept in ``store.cache`` (LRU, ``cache_size`` entries) keyed by (artifact
     path, digest, stat signature of its files); a cache hit re-reads no file, but a file changed
     since the load (size, mtime or inode) is a miss, so the folder is verified again. Treat the returned
-    model as read-only: it is shared by every caller.
+    model as read-only: it is shared by every caller. It predicts with
+    :data:`~forecasting.runtime.SERVING_THREADS` threads.
 
     Raises
     ------
@@ -156,8 +162,10 @@ def load_version(store: Store, info: VersionInfo) -> Forecaster | TabularModel:
         return _checked(store, artifact, lambda: store.artifact_path(info))
 
     def load_it() -> Forecaster | TabularModel:
+        from forecasting.runtime import limit_threads
+
         folder = verified()
-        model = load(folder)
+        model = limit_threads(load(folder))  # one thread per request (serving)
         store.integrity.watch(artifact, folder, verified)
         return model
 
@@ -226,21 +234,35 @@ def export_version(store: Store, info: VersionInfo) -> Path:
     return folder
 
 
-def load_serving(store: Store, info: VersionInfo) -> tuple[Forecaster | TabularModel, Runtime]:
+def load_serving(store: Store, info: VersionInfo, *,
+                 n_series: int | None = None) -> tuple[Forecaster | TabularModel, Runtime]:
     """The model to forecast a version with, and its runtime: the ONNX export when one was made
-    (:func:`export_version`), else the native model (:func:`load_version`).
+    (:func:`export_version`) and the request is small enough, else the native model
+    (:func:`load_version`).
 
     The export is used only when its digest was recorded in the database (:func:`export_version`);
     it is checked against that digest and its manifest before it is loaded. ONNX models share the
-    store's cache, keyed by the recorded digest and the folder's stat signature.
+    store's cache, keyed by the recorded digest and the folder's stat signature. Either runtime
+    predicts with :data:`~forecasting.runtime.SERVING_THREADS` threads.
+
+    Parameters
+    ----------
+    store : Store
+    info : VersionInfo
+    n_series : int, optional
+        Series in the request; above :data:`~forecasting.runtime.ONNX_MAX_SERIES` the native
+        model answers (:func:`~forecasting.runtime.choose_runtime`). None: counted as small.
 
     Raises
     ------
     ArtifactIntegrityError
         The export or the artifact fails its digests (never loaded).
     """
+    from forecasting.runtime import SERVING_THREADS, choose_runtime
+
     folder = store.export_dir(info) if info.kind == "forecast" else None
-    if folder is not None and info.export_sha256 is not None:
+    has_export = folder is not None and info.export_sha256 is not None
+    if folder is not None and choose_runtime(n_series, has_export=has_export) == "onnxruntime":
         from forecasting.runtime import load_onnx
 
         export = folder
@@ -250,7 +272,7 @@ def load_serving(store: Store, info: VersionInfo) -> tuple[Forecaster | TabularM
             return _verify_export(store, info, export)
 
         def load_it() -> Forecaster:
-            model = load_onnx(verified())
+            model = load_onnx(verified(), threads=SERVING_THREADS)
             store.integrity.watch(str(export), export, verified)
             return model
 

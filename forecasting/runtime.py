@@ -9,6 +9,13 @@ recursion, the conformal or quantile intervals) with each model call answered by
 ``onnxruntime.InferenceSession`` instead of XGBoost or torch. It implements the
 :class:`~forecasting.models.base.Forecaster` predict API (``predict(h, history=...,
 X_future=..., level=...)``); it cannot be refit or explained (``CapabilityError``).
+
+Serving (issue 14): a model loaded to answer requests predicts with :data:`SERVING_THREADS`
+threads (:func:`limit_threads`: XGBoost ``nthread``, ONNX Runtime ``intra_op_num_threads``,
+the torch threads of the request's thread), so concurrent requests share the cores instead
+of each taking all of them; throughput grows with server processes instead
+(:mod:`forecasting.api.processes`). :func:`choose_runtime` picks ONNX Runtime or the native
+library per request size.
 """
 
 from __future__ import annotations
@@ -30,8 +37,125 @@ from forecasting.models.trees import TreeForecaster, tree_class
 from forecasting.models.xgb import XGBoostForecaster
 from forecasting.tabular import TabularModel
 
-__all__ = ["OnnxForecaster", "OnnxNeuralForecaster", "OnnxTabularModel", "OnnxTreeForecaster", "OnnxXGBoostForecaster",
-           "load_onnx"]
+__all__ = ["ONNX_MAX_SERIES", "SERVING_THREADS", "OnnxForecaster", "OnnxNeuralForecaster", "OnnxTabularModel",
+           "OnnxTreeForecaster", "OnnxXGBoostForecaster", "choose_runtime", "count_series", "limit_threads", "load_onnx",
+           "request_threads"]
+
+#: threads one request's prediction may use in the server (the server's processes give the parallelism)
+SERVING_THREADS = 1
+#: the most series a request may have to be answered by ONNX Runtime when the version has an export; larger
+#: requests are answered by the native library, faster there (see :func:`choose_runtime` for the measurement)
+ONNX_MAX_SERIES = 4
+
+
+def choose_runtime(n_series: int | None, *, has_export: bool) -> str:
+    """``"onnxruntime"`` or ``"native"`` for a request of ``n_series`` series.
+
+    The rule: the ONNX export (when there is one) answers requests of at most
+    :data:`ONNX_MAX_SERIES` series, the native model larger ones; an unknown size counts as
+    small. Measured (``benchmarks/serve_throughput.py --crossover``: XGBoost, 100 trees,
+    414 synthetic hourly series of 300 points, ``predict(48, history=...)`` with one thread
+    each, median of 3-5 calls; a shared 2-core machine at load average 11-12, so +-30 %):
+
+    ========  ============  ==========  ===========
+    series    native (ms)   ONNX (ms)   ONNX/native
+    ========  ============  ==========  ===========
+    1         4.1-5.0       3.3-3.9     0.77-0.90
+    2         4.9-5.0       3.7-3.9     0.76-0.78
+    4         4.4-4.7       4.3-4.8     0.91-1.08
+    8         5.5-5.8       6.6-12.7    1.16-2.34
+    32        12.9          16.2        1.25
+    64        23.5          39.2        1.66
+    128       73.6          139.0       1.89
+    414       280.4         384.7       1.37
+    ========  ============  ==========  ===========
+
+    ONNX Runtime's per-call overhead is lower (one series: 10-25 % faster); once the recursive
+    batch holds several series' rows, XGBoost's own predictor is faster (the issue measured a
+    414-series request 1.4-1.8x slower from ONNX): they cross at about 4 series.
+
+    Parameters
+    ----------
+    n_series : int or None
+        Series in the request (its ``history``, or the stored series when none is sent).
+    has_export : bool
+        Whether the version has a recorded ONNX export.
+
+    Returns
+    -------
+    str
+        ``"onnxruntime"`` or ``"native"`` (a :data:`forecasting.loading.Runtime`).
+    """
+    if not has_export:
+        return "native"
+    return "native" if n_series is not None and n_series > ONNX_MAX_SERIES else "onnxruntime"
+
+
+def limit_threads(model: Any, threads: int = SERVING_THREADS) -> Any:
+    """Make a loaded model predict with ``threads`` threads; returns it.
+
+    XGBoost boosters (global tree forecasters, tabular models) get ``nthread``; a tabular
+    model also its ``n_jobs`` (OpenMP/BLAS limits around its calls). ONNX sessions are made
+    with the thread count instead (:func:`load_onnx` ``threads``); torch networks take the
+    thread count of the request's thread (:func:`request_threads`).
+
+    Parameters
+    ----------
+    model : Forecaster or TabularModel
+        Freshly loaded, not yet shared (the setting stays with the cached model).
+    threads : int, default SERVING_THREADS
+
+    Returns
+    -------
+    The same model.
+    """
+    boosters = list(getattr(model, "boosters_", None) or [])
+    if isinstance(model, TabularModel):
+        model.n_jobs = threads
+        boosters.append(getattr(model, "_booster_", None))
+    for booster in boosters:
+        if booster is not None and type(booster).__module__.startswith("xgboost"):
+            booster.set_param({"nthread": threads})
+    return model
+
+
+def count_series(data: Any) -> int | None:
+    """How many series a request's raw data holds (distinct ``unique_id``), before validation; None when
+    that cannot be told cheaply (validation reports the problem later).
+
+    Parameters
+    ----------
+    data : mapping of columns, list of row mappings, polars or pandas frame
+
+    Returns
+    -------
+    int or None
+    """
+    try:
+        if isinstance(data, dict):
+            ids = data.get("unique_id")
+            return len(set(ids)) if isinstance(ids, list) else None
+        if isinstance(data, list):
+            return len({row.get("unique_id") for row in data}) if all(isinstance(r, dict) for r in data) else None
+        column = data["unique_id"]
+        return int(column.n_unique() if hasattr(column, "n_unique") else column.nunique())
+    except (TypeError, KeyError, AttributeError, ValueError):  # unhashable ids, no such column: not ours to report
+        return None
+
+
+def request_threads(threads: int = SERVING_THREADS) -> None:
+    """Limit torch's intra-op threads of the calling thread (a server's request thread) to ``threads``.
+
+    With torch's OpenMP build, ``torch.set_num_threads`` sets the calling thread's OpenMP
+    thread count (and the default of threads started later): a request's network forward
+    then uses ``threads`` cores. Nothing happens while torch is not imported (no network
+    served).
+    """
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def _session(path: Path, threads: int | None = None) -> Any:

@@ -183,7 +183,11 @@ class RegisteredModels:
                               fill_missing=fill_missing, fill_gaps=fill_gaps, X_future=X_future,
                               limits=self.limits)
             return self._served(tenant, info, dataclasses.replace(result, registered=registered))
-        served, runtime = load_serving(self.store, info)
+        from forecasting.runtime import count_series, request_threads
+
+        request_threads()  # a served network's forward on one core of this request's thread (issue 14)
+        served, runtime = load_serving(self.store, info, n_series=count_series(history) if history is not None
+                                       else info.fingerprint.get("series"))
         model = _forecaster(info, served)
         result = forecast_fitted(model, history, h=h, level=level, X_future=X_future, fill_missing=fill_missing,
                                  fill_gaps=fill_gaps, limits=self.limits, fallback=info.spec.get("fallback"),

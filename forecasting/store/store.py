@@ -235,11 +235,24 @@ class Store:
 
     # ------------------------------------------------------------------ lifecycle
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (no-op when it is there)."""
+        """Bring the schema to the newest Alembic revision (no-op when it is there).
+
+        Server processes sharing the store (``forecasting serve --workers N``) start together: the
+        upgrade runs under an exclusive lock on ``<artifacts_dir>/.migrate.lock`` (``fcntl.flock``,
+        waited for), so one process migrates and the others then find the schema at head
+        (SQLite runs DDL outside the transaction, so two upgrades would both create the tables).
+        """
+        import fcntl
+
         from alembic import command
 
-        with self.engine.begin() as conn:
-            command.upgrade(alembic_config(self.database_url, connection=conn), "head")
+        fd = os.open(self.artifacts_dir / ".migrate.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released with the descriptor
+            with self.engine.begin() as conn:
+                command.upgrade(alembic_config(self.database_url, connection=conn), "head")
+        finally:
+            os.close(fd)
 
     def schema_revision(self) -> str | None:
         """The Alembic revision the database is at (``"0001"``...), None before any migration."""

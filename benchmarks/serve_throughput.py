@@ -1,0 +1,211 @@
+"""Forecast throughput of the server at 1 and 8 clients, with one or several server processes (issue 14).
+
+Starts ``forecasting serve --workers N`` (default: one process per core) on a free loopback
+port with a temporary state folder, trains an XGBoost model through ``POST /v1/models``
+(M4 Hourly's first series, or synthetic hourly series), exports it to ONNX (so registered
+forecasts are answered by ONNX Runtime, as a deployment serving exports would be), then
+loads two routes in turn with the same request -- one series of 700 points, ``h=48``:
+
+* **inline**: ``POST /v1/forecast`` with ``--inline-model`` (default ``seasonal_naive``);
+* **registered**: ``POST /v1/models/{ref}/forecast`` with the series as ``history``.
+
+For each route and each client count it prints requests/s, p50 and p99 latency (ms),
+errors and the machine's load average at the end of the level (``os.getloadavg``: the
+figures are only comparable at a similar load), then the ratio of requests/s at the
+largest client count to one client. Targets (issue 14): 8 clients >= 1.8x the requests/s of
+one on 2 cores; p50 at one client <= 5 ms for the exported series.
+
+``--soak SECONDS``: a bounded soak instead -- 16 clients for SECONDS on each route, with
+the resident memory of the server's process tree (the server processes and any job
+worker) at the start and the end.
+
+``--crossover``: no server; native XGBoost against its ONNX export, one thread each, by
+the number of series in a request (what :data:`forecasting.runtime.ONNX_MAX_SERIES` is set
+from).
+
+The load generator is ``benchmarks/load_forecast.py``'s (wrk when on the PATH, else httpx
+async clients in this process -- which then takes CPU from the server on a small machine:
+say so beside the figures).
+
+Run: ``python -m forecasting.benchmarks.serve_throughput [--workers 2] [--clients 1 8]
+[--duration 10] [--soak 180] [--crossover]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import polars as pl
+
+from forecasting.benchmarks import load_forecast as lf
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants (Linux /proc), MiB."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        rss = lf._rss_mb(p)
+        total += 0.0 if rss != rss else rss  # NaN: gone meanwhile
+        for task in Path(f"/proc/{p}/task").glob("*/children") if Path(f"/proc/{p}/task").is_dir() else []:
+            try:
+                todo.extend(int(c) for c in task.read_text().split())
+            except OSError:
+                pass
+    return total
+
+
+def _load() -> str:
+    return "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+
+
+def _bodies(frame: pl.DataFrame, inline_model: Any) -> tuple[bytes, bytes]:
+    """(registered request, inline request): one series of 700 points, h=48."""
+    registered = lf.request_body(frame)
+    history = json.loads(registered)["history"]
+    return registered, json.dumps({"h": lf.H, "data": history, "model": inline_model}).encode()
+
+
+def measure(base: str, routes: dict[str, tuple[str, bytes]], clients: list[int], duration: float,
+            tool: str) -> dict[str, list[dict[str, Any]]]:
+    """Each route at each client count; prints a Markdown table per route and returns the rows."""
+    run = lf.run_wrk if tool == "wrk" else lf.run_python
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, (path, body) in routes.items():
+        warm = httpx.post(base + path, content=body, headers={**lf.HEADERS, "Content-Type": "application/json"},
+                          timeout=120)
+        if warm.status_code != 200:
+            msg = f"{name}: warm-up request failed: {warm.status_code} {warm.text[:500]}"
+            raise SystemExit(msg)
+        print(f"\n{name}: POST {path}, one series of {lf.N_POINTS} points, h={lf.H}, {duration:g} s per level\n")
+        print("| clients | requests | requests/s | p50 ms | p99 ms | errors | load average (1, 5, 15 min) |")
+        print("|--------:|---------:|-----------:|-------:|-------:|-------:|---|")
+        rows = []
+        for c in clients:
+            stats = run(base + path, body, clients=c, duration=duration)
+            stats = {"clients": c, **stats, "load": _load()}
+            rows.append(stats)
+            print(f"| {c} | {stats['requests']:.0f} | {stats['rps']:.1f} | {stats['p50_ms']:.1f} | "
+                  f"{stats['p99_ms']:.1f} | {stats['errors']:.0f} | {stats['load'][5:]} |", flush=True)
+        if len(rows) > 1 and rows[0]["rps"] > 0:
+            print(f"\n{name}: {rows[-1]['clients']} clients / 1 client = {rows[-1]['rps'] / rows[0]['rps']:.2f}x "
+                  f"requests/s")
+        out[name] = rows
+    return out
+
+
+def crossover(sizes: list[int], n_estimators: int) -> None:
+    """Native XGBoost vs its ONNX export by request size, one thread each (serving); prints a table."""
+    from forecasting.export import export_model
+    from forecasting.loading import load
+    from forecasting.models.registry import make_model
+    from forecasting.runtime import SERVING_THREADS, limit_threads, load_onnx
+
+    rng = np.random.default_rng(0)
+    n, points = max(sizes), 300
+    t = np.arange(1, points + 1)
+    frame = pl.concat([pl.DataFrame({"unique_id": f"S{i:04d}", "ds": t,
+                                     "y": 100 + 10 * (i % 50) + 20 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 2, t.size)})
+                       for i in range(n)])
+    model = make_model({"name": "xgboost", "params": {"season_length": 24, "n_estimators": n_estimators,
+                                                      "conformal_windows": 0}}, freq=1)
+    model.fit(frame)
+    folder = Path(tempfile.mkdtemp(prefix="forecasting-crossover-"))
+    try:
+        model.save(folder / "native")
+        export_model(model, folder / "onnx")
+        runtimes = {"native": limit_threads(load(folder / "native")),
+                    "onnx": load_onnx(folder / "onnx", threads=SERVING_THREADS)}
+        ids = frame["unique_id"].unique(maintain_order=True).to_list()
+        print(f"\nXGBoost {n_estimators} trees, predict(48, history=...) with one thread, median of 5 calls\n")
+        print("| series | native ms | ONNX ms | ONNX / native | load average |")
+        print("|-------:|----------:|--------:|--------------:|---|")
+        for size in sizes:
+            history = frame.filter(pl.col("unique_id").is_in(ids[:size]))
+            ms = {}
+            for name, m in runtimes.items():
+                m.predict(48, history=history)
+                times = []
+                for _ in range(5):
+                    start = time.perf_counter()
+                    m.predict(48, history=history)
+                    times.append(time.perf_counter() - start)
+                ms[name] = statistics.median(times) * 1e3
+            print(f"| {size} | {ms['native']:.1f} | {ms['onnx']:.1f} | {ms['onnx'] / ms['native']:.2f} | "
+                  f"{_load()[5:]} |", flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the arguments, start the server, train, export, measure; print the tables."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="server processes")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per route and client count")
+    parser.add_argument("--soak", type=float, metavar="SECONDS", help="16 clients for SECONDS on each route")
+    parser.add_argument("--crossover", action="store_true", help="native vs ONNX by request size, no server")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8, 32, 128, 414])
+    parser.add_argument("--n-estimators", type=int, default=100)
+    parser.add_argument("--inline-model", default="seasonal_naive", help="model of the inline route (name or JSON)")
+    parser.add_argument("--no-onnx", action="store_true", help="serve the registered model natively")
+    parser.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--synthetic", action="store_true", help="synthetic series instead of M4 Hourly")
+    args = parser.parse_args(argv)
+    if args.crossover:
+        crossover(args.sizes, args.n_estimators)
+        return
+    tool = args.tool if args.tool != "auto" else ("wrk" if shutil.which("wrk") else "python")
+    inline_model = json.loads(args.inline_model) if args.inline_model.strip().startswith("{") else args.inline_model
+    frame, what = lf.training_data(8, synthetic=args.synthetic)
+    state = Path(tempfile.mkdtemp(prefix="forecasting-throughput-"))
+    os.environ["FORECASTING_WORKERS"] = str(args.workers)  # read by the server start_server spawns
+    proc = None
+    try:
+        start = time.perf_counter()
+        proc, base = lf.start_server(state)
+        print(f"{args.workers} server process(es) ready in {time.perf_counter() - start:.1f} s; {os.cpu_count()} "
+              f"cores; load generator: {tool}{' (in this process: it takes CPU from the server)' if tool == 'python' else ''}")
+        ref = lf.train_model(base, frame, n_estimators=args.n_estimators)
+        print(f"trained {ref} on {what} (n_estimators={args.n_estimators})")
+        if not args.no_onnx:
+            r = httpx.get(f"{base}/v1/models/{ref}/onnx", headers=lf.HEADERS, timeout=300)
+            if r.status_code != 200:
+                msg = f"ONNX export failed: {r.status_code} {r.text[:500]}"
+                raise SystemExit(msg)
+            print(f"exported {ref} to ONNX: registered forecasts of one series are answered by onnxruntime")
+        registered, inline = _bodies(frame, inline_model)
+        routes = {"inline": ("/v1/forecast", inline), "registered": (f"/v1/models/{ref}/forecast", registered)}
+        if args.soak:
+            before = tree_rss_mb(proc.pid)
+            print(f"\nsoak: 16 clients, {args.soak:g} s per route; server tree resident memory at start "
+                  f"{before:.0f} MiB ({_load()})")
+            measure(base, routes, [16], args.soak, tool)
+            print(f"\nserver tree resident memory: start {before:.0f} MiB, end {tree_rss_mb(proc.pid):.0f} MiB")
+        else:
+            measure(base, routes, args.clients, args.duration, tool)
+            print(f"\nserver tree resident memory after the run: {tree_rss_mb(proc.pid):.0f} MiB")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
