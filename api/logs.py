@@ -11,8 +11,8 @@
   request_id`` and, for problem answers, ``problem`` (the RFC 9457 type).
 
 Library code logs events with ``extra={"event": ..., ...}`` on its own ``forecasting.*``
-logger (the job runner: ``job.queued``, ``job.finished`` with its state and ``duration_s``);
-the JSON formatter writes every such extra field as a member of the line.
+logger (the job runner: ``job.queued``, ``job.started`` with the worker's pid, ``job.finished``
+with its state and ``duration_s``); the JSON formatter writes every such extra field as a member of the line.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from forecasting.api.settings import Settings
 from forecasting.models.registry import ModelSpec
 from forecasting.store.names import MAX_VERSION
 
@@ -28,6 +29,20 @@ class Problem(msgspec.Struct):
     field: Annotated[str | None, msgspec.Meta(description="The request field at fault, e.g. h, data.ds, model.name.")] = None
     details: dict[str, Any] | None = None
 
+
+def enforced(**bounds: Any) -> dict[str, Any]:
+    """``extra_json_schema`` for bounds the service checks itself: the OpenAPI document shows them (Litestar's
+    ``schema_extra``, ``Schema`` attribute names) while decoding does not, so a request outside them is answered
+    by the service's own 422 problem naming the field and rule (msgspec's constraints would answer 400 first)."""
+    return {"extra": bounds}
+
+
+#: what ``forecasting.data.validate_h`` enforces against the service's ``max_h`` (default settings)
+H_BOUNDS = enforced(minimum=1, maximum=Settings.max_h)
+#: what ``forecasting.data.validate_levels`` enforces: each level strictly inside (0, 100), percent
+LEVEL_BOUNDS = enforced(items={"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 100})
+#: at least one row (``validate_panel``: "data is empty") and at most the service's ``max_rows`` (default settings)
+DATA_BOUNDS = enforced(min_items=1, max_items=Settings.max_rows)
 
 Rows = Annotated[list[dict[str, Any]], msgspec.Meta(
     description="Long format: one object per observation with unique_id, ds (ISO 8601 timestamp or integer step) "
@@ -79,9 +94,9 @@ class ForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         examples=[{"unique_id": ["s1", "s1", "s1", "s1", "s1", "s1", "s1", "s1"],
                    "ds": ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04", "2024-03-05", "2024-03-06",
                           "2024-03-07", "2024-03-08"],
-                   "y": [112, 118, 132, 129, 121, 135, 148, 110]}])]
+                   "y": [112, 118, 132, 129, 121, 135, 148, 110]}], extra_json_schema=DATA_BOUNDS)]
     h: Annotated[int, msgspec.Meta(description="Steps of freq to forecast per series (1 to the service's max_h, "
-                                               "1,000 by default).", examples=[3])]
+                                               "1,000 by default).", examples=[3], extra_json_schema=H_BOUNDS)]
     model: Annotated[str | ModelSpec, msgspec.Meta(
         description="Registry name or spec object; default 'auto' (candidates cross-validated and combined).",
         examples=["auto", "auto_ets"])] = "auto"
@@ -90,7 +105,8 @@ class ForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                     "('H', 'D', 'B', 'W-SUN', 'MS', 'ME', 'QS', '15min') or an integer step for integer ds; "
                     "inferred when omitted.")] = None
     level: Annotated[list[float], msgspec.Meta(
-        description="Prediction-interval levels in percent, each in (0, 100).", examples=[[80, 95]])] = []
+        description="Prediction-interval levels in percent, each in (0, 100).", examples=[[80, 95]],
+        extra_json_schema=LEVEL_BOUNDS)] = []
     fill_missing: Annotated[Literal["zero", "forward", "interpolate"] | None, msgspec.Meta(
         description="Fill null y instead of rejecting them; filled rows are reported.")] = None
     fill_gaps: Annotated[bool, msgspec.Meta(
@@ -164,15 +180,18 @@ class HealthOut(msgspec.Struct):
 class CrossValidationRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Backtest models on rolling origins and score each window."""
 
-    data: Annotated[Rows | Columns, msgspec.Meta(description="Series in long format, as in POST /v1/forecast.")]
-    h: Annotated[int, msgspec.Meta(description="Steps forecast from each origin.", examples=[12])]
+    data: Annotated[Rows | Columns, msgspec.Meta(description="Series in long format, as in POST /v1/forecast.",
+                                                 extra_json_schema=DATA_BOUNDS)]
+    h: Annotated[int, msgspec.Meta(description="Steps forecast from each origin.", examples=[12],
+                                   extra_json_schema=H_BOUNDS)]
     models: Annotated[list[str | ModelSpec], msgspec.Meta(
         min_length=1, max_length=8, description="Models to compare (names or spec objects).",
         examples=[["seasonal_naive", "auto_ets"]])]
     n_windows: Annotated[int, msgspec.Meta(ge=1, le=20, description="Number of forecast origins.")] = 1
     step_size: Annotated[Annotated[int, msgspec.Meta(ge=1)] | None, msgspec.Meta(
         description="Steps between origins (default h).")] = None
-    level: Annotated[list[float], msgspec.Meta(description="Interval levels for coverage and MSIS.")] = []
+    level: Annotated[list[float], msgspec.Meta(description="Interval levels for coverage and MSIS.",
+                                               extra_json_schema=LEVEL_BOUNDS)] = []
     freq: str | int | None = None
     season_length: Annotated[Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None, msgspec.Meta(
         description="MASE/MSIS scale lag (default: the frequency's season).")] = None
@@ -190,10 +209,11 @@ class TrainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     fields and the data as a CSV or Parquet file in `file`)."""
 
     name: Annotated[str, msgspec.Meta(description="Model name: 1-63 of a-z, 0-9, '_', '.', '-'.",
-                                      examples=["demand"])]
+                                      examples=["demand"],
+                                      extra_json_schema={"pattern": "^[a-z0-9][a-z0-9_.-]{0,62}$"})]
     data: Annotated[Rows | Columns, msgspec.Meta(
         description="Training data. forecast: long format unique_id, ds, y[, exogenous]; tabular: a table with the "
-                    "target column.")]
+                    "target column.", extra_json_schema={"minItems": 1, "maxItems": Settings.max_rows})]
     model: Annotated[str | dict[str, Any], msgspec.Meta(
         description="forecast: registry name or spec {name, params, fallback} (GET /v1/model-types); tabular: "
                     "TabularModel arguments {kind, algorithm, params, seed...}.",
@@ -202,7 +222,7 @@ class TrainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     target: Annotated[str | None, msgspec.Meta(description="tabular: the target column.")] = None
     h: Annotated[int | None, msgspec.Meta(
         description="forecast: validation window and the version's max_h (default: the model's calibrated "
-                    "horizon).")] = None
+                    "horizon).", extra_json_schema={"minimum": 1, "maximum": Settings.max_h})] = None
     freq: str | int | None = None
     fill_missing: Annotated[Literal["zero", "forward", "interpolate"] | None, msgspec.Meta(
         description="forecast: fill null y instead of rejecting them; filled rows are reported.")] = None
@@ -213,8 +233,10 @@ class TrainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class RegisteredForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Forecast with a registered model."""
 
-    h: Annotated[int, msgspec.Meta(description="Steps to forecast per series.", examples=[24])]
-    level: Annotated[list[float], msgspec.Meta(description="Interval levels in percent, each in (0, 100).")] = []
+    h: Annotated[int, msgspec.Meta(description="Steps to forecast per series (at most the version's max_h too).",
+                                   examples=[24], extra_json_schema=H_BOUNDS)]
+    level: Annotated[list[float], msgspec.Meta(description="Interval levels in percent, each in (0, 100).",
+                                               extra_json_schema=LEVEL_BOUNDS)] = []
     history: Annotated[Rows | Columns | None, msgspec.Meta(
         description="Series to forecast from. Saved (global) models: optional, default the stored training tail; "
                     "spec-only (statistical) versions: required, they refit on it.")] = None
@@ -229,7 +251,8 @@ class RegisteredForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fie
 class ExplainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """SHAP explanation. Forecast models: `h` (and optionally history, X_future, series, steps); tabular: `rows`."""
 
-    h: Annotated[int | None, msgspec.Meta(description="Forecast models: steps to forecast and explain.")] = None
+    h: Annotated[int | None, msgspec.Meta(description="Forecast models: steps to forecast and explain.",
+                                          extra_json_schema=H_BOUNDS)] = None
     history: Rows | Columns | None = None
     X_future: Rows | Columns | None = None
     series: Annotated[list[str] | None, msgspec.Meta(description="Only these series (default all).")] = None
@@ -244,8 +267,10 @@ class ExplainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class InlineExplainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Series to fit a model on and the forecast steps to explain (the data fields as in POST /v1/forecast)."""
 
-    data: Annotated[Rows | Columns, msgspec.Meta(description="The series in long format, as in POST /v1/forecast.")]
-    h: Annotated[int, msgspec.Meta(description="Steps to forecast and explain per series.", examples=[12])]
+    data: Annotated[Rows | Columns, msgspec.Meta(description="The series in long format, as in POST /v1/forecast.",
+                                                 extra_json_schema=DATA_BOUNDS)]
+    h: Annotated[int, msgspec.Meta(description="Steps to forecast and explain per series.", examples=[12],
+                                   extra_json_schema=H_BOUNDS)]
     model: Annotated[str | ModelSpec, msgspec.Meta(
         description="Registry name or spec: trees (SHAP), networks (integrated gradients) or statistical models "
                     "(labelled decomposition).", examples=["xgboost", "mstl"])] = "xgboost"

@@ -76,8 +76,10 @@ __all__ = [
     "ValidationReport",
     "check_min_length",
     "find_duplicates",
+    "find_float32_inexact",
     "find_gaps",
     "find_invalid_y",
+    "float32_note",
     "future_frame",
     "infer_freq",
     "level_columns",
@@ -660,6 +662,39 @@ def find_invalid_y(frame: pl.DataFrame) -> pl.DataFrame:
     y = pl.col("y")
     bad = y.is_null() | y.is_nan() | y.is_infinite()
     return frame.with_row_index("row").filter(bad).select("unique_id", "ds", "y", "row")
+
+
+#: Largest magnitude below which float32 (24-bit significand, IEEE 754 binary32) holds every integer exactly;
+#: above it neighbouring values collapse (2^24 + 1 reads as 2^24). XGBoost (DMatrix) and LightGBM (labels,
+#: feature values before binning) hold data as float32.
+FLOAT32_EXACT_LIMIT = 2**24
+
+
+def find_float32_inexact(frame: pl.DataFrame, columns: Sequence[str]) -> dict[str, float]:
+    """Numeric ``columns`` of ``frame`` with a finite value beyond :data:`FLOAT32_EXACT_LIMIT` in magnitude.
+
+    Returns
+    -------
+    dict of str to float
+        Column -> its largest absolute finite value, for the offending columns only (in the order given).
+    """
+    out: dict[str, float] = {}
+    for col in columns:
+        if col not in frame.columns or not frame.schema[col].is_numeric():
+            continue
+        big = frame.select(pl.col(col).cast(pl.Float64).abs().filter(pl.col(col).cast(pl.Float64).abs().is_finite())
+                           .max()).item()
+        if big is not None and big > FLOAT32_EXACT_LIMIT:
+            out[col] = float(big)
+    return out
+
+
+def float32_note(found: dict[str, float], *, model: str) -> str:
+    """The warning note for :func:`find_float32_inexact`'s columns: each named with its largest value, the rule."""
+    cols = ", ".join(f"'{c}' (|x| up to {v:.6g})" for c, v in found.items())
+    return (f"float32 range: model '{model}' works in float32, which holds values exactly only up to |x| <= 2^24 "
+            f"(16,777,216); {cols} exceed it, so nearby values may be read as equal and give identical predictions: "
+            f"rescale or difference them (e.g. in thousands) before fitting")
 
 
 def find_duplicates(frame: pl.DataFrame) -> pl.DataFrame:

@@ -65,6 +65,7 @@ import numpy as np
 import polars as pl
 
 from forecasting import artifacts
+from forecasting.data import find_float32_inexact, float32_note
 from forecasting.devices import resolve_device
 from forecasting.errors import (
     ArtifactIntegrityError,
@@ -501,6 +502,12 @@ class TabularModel:
         self.classes_ = classes
         self.device_ = "cpu"
         x = self._encode(frame)
+        #: warnings on the training data (inputs beyond float32's exact range for XGBoost), also raised as UserWarning
+        self.notes_: list[str] = []
+        wide = find_float32_inexact(frame, [*features, target]) if self.algorithm == "xgboost" else {}
+        if wide:
+            self.notes_.append(float32_note(wide, model=f"tabular {self.algorithm}"))
+            warnings.warn(self.notes_[-1], UserWarning, stacklevel=2)
         fit = {"xgboost": self._fit_xgboost, "hist_gradient_boosting": self._fit_hgb, "linear": self._fit_linear}
         try:
             with self._threads():

@@ -170,6 +170,27 @@ class GlobalForecaster(BaseForecaster[P]):
         pipe.check_panel(panel)
         return panel
 
+    def cold_start_note(self, panel: Panel) -> str | None:
+        """A note naming the series of ``panel`` this model was not trained on (a cold start), None when none.
+
+        A global model forecasts such a series from its own history with what it learnt from the training
+        series (per-series scales are the new history's): nothing of that series itself was learnt, and its
+        intervals were calibrated on other series. Up to five ids are named; the count is exact.
+
+        Parameters
+        ----------
+        panel : Panel
+            The series to forecast from (a ``history`` given to :meth:`predict`).
+        """
+        seen = self.panel_.lengths
+        unseen = [u for u in panel.ids if u not in seen]
+        if not unseen:
+            return None
+        shown = ", ".join(f"'{u}'" for u in unseen[:5]) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")
+        return (f"cold start: model '{self.name}' was not trained on {len(unseen)} series ({shown}); they are "
+                f"forecast from their own history with what it learnt from its {len(seen)} training series (its "
+                f"intervals were calibrated on those)")
+
     def _history_exog(self) -> list[str]:
         """Exogenous columns a history must carry."""
         return [*self.pipeline_.spec.future_exog, *self.pipeline_.spec.hist_exog]

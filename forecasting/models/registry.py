@@ -93,16 +93,18 @@ class AutoARIMAParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
 
 
 class AutoThetaParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
-    """``model``: restrict to one of STM, OTM, DSTM, DOTM (default: choose)."""
+    """``model``: restrict to one of STM, OTM, DSTM, DOTM (default: choose); ``decomposition_type`` of the seasonal
+    adjustment: unset, statsforecast's rule (multiplicative when every value > 0, else additive); asked for,
+    honoured or refused (:class:`forecasting.models.stats.AutoThetaForecaster`)."""
 
-    decomposition_type: Literal["multiplicative", "additive"] = "multiplicative"
+    decomposition_type: Literal["multiplicative", "additive"] | None = None
     model: Literal["STM", "OTM", "DSTM", "DOTM"] | None = None
 
 
 class DynamicOptimizedThetaParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
-    """``decomposition_type`` of the seasonal adjustment."""
+    """``decomposition_type`` of the seasonal adjustment (unset: statsforecast's rule, as ``auto_theta``)."""
 
-    decomposition_type: Literal["multiplicative", "additive"] = "multiplicative"
+    decomposition_type: Literal["multiplicative", "additive"] | None = None
 
 
 class AutoCESParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):

@@ -22,9 +22,9 @@ import numpy as np
 import polars as pl
 
 from forecasting.decomposition import naive2_decompose
-from forecasting.data import Panel
-from forecasting.errors import InsufficientHistoryError, InvalidParameterError
-from forecasting.models.base import Capabilities, Fallback, P
+from forecasting.data import Panel, _examples, _series_messages
+from forecasting.errors import InsufficientHistoryError, InvalidInputError, InvalidParameterError
+from forecasting.models.base import Capabilities, Fallback, P, as_panel
 from forecasting.models.local import LOCAL_CAPABILITIES, LocalForecaster
 from forecasting.models.registry import (
     AutoARIMAParams,
@@ -62,6 +62,17 @@ __all__ = [
 FITTED_CAPABILITIES = replace(LOCAL_CAPABILITIES, has_fitted_values=True)
 
 
+#: the rule of every multiplicative form (ETS error, trend or season "M"; a multiplicative seasonal adjustment):
+#: a ratio to the level or to seasonal indices exists only for positive values (Hyndman & Athanasopoulos, FPP3 8.5)
+MULTIPLICATIVE_RULE = "a multiplicative model needs every y > 0"
+
+
+def find_non_positive(panel: Panel) -> pl.DataFrame:
+    """The rows of ``panel`` with ``y <= 0``: ``unique_id, ds, y`` in panel order (a pure validator, as
+    mlforecast's ``data_validation``; :meth:`_StatsForecastAdapter.fit` raises on it)."""
+    return panel.frame.filter(pl.col("y") <= 0).select("unique_id", "ds", "y")
+
+
 def _z(level: float) -> float:
     from scipy.stats import norm
 
@@ -78,14 +89,52 @@ class _StatsForecastAdapter(LocalForecaster[P]):
         """Steps per season (1 when the parameters leave it unset: no seasonality)."""
         return getattr(self.params, "season_length", None) or 1
 
+    @property
+    def multiplicative(self) -> str | None:
+        """The parameter that explicitly asks for a multiplicative form (``"model='MAM'"``), None when none does."""
+        return None
+
+    def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> Any:
+        """Fit per series; see :meth:`LocalForecaster.fit`.
+
+        Raises
+        ------
+        InvalidInputError
+            A multiplicative form asked for explicitly (:attr:`multiplicative`) and series with values <= 0, without
+            a fallback: the message names each series, its first rows (``ds``) and the rule (with a fallback those
+            series are fitted by it and listed in :attr:`fallbacks_` with the rule).
+        """
+        panel = as_panel(panel)
+        asked = self.multiplicative
+        if asked is not None and self.fallback is None:
+            bad = find_non_positive(panel)
+            if bad.height:
+                per = {str(uid): f"{part.height} value(s) <= 0 at ds {_examples(part['ds'].to_list())}"
+                       for (uid,), part in bad.group_by("unique_id", maintain_order=True)}
+                msg = _series_messages(per, f"model '{self.name}' with {asked}: {MULTIPLICATIVE_RULE}") + (
+                    "; ask for an additive form, or name a fallback model")
+                raise InvalidInputError(msg, field="y", details={"model": self.name, "rule": MULTIPLICATIVE_RULE,
+                                                                "series": per})
+        return super().fit(panel, static=static)
+
     def _make(self) -> Any:
         raise NotImplementedError
 
+    def _check_honoured(self, state: Any) -> None:
+        """Raise ``ValueError`` when the fitted ``state`` is not the form the parameters asked for."""
+
     def _fit_one(self, y: np.ndarray) -> Any:
+        asked = self.multiplicative
+        if asked is not None and y.size and y.min() <= 0:
+            where = np.flatnonzero(y <= 0)
+            msg = f"{MULTIPLICATIVE_RULE} ({asked}); {where.size} value(s) <= 0, first at position {int(where[0])}"
+            raise ValueError(msg)
         model = self._make()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return model.fit(y=y)
+            state = model.fit(y=y)
+        self._check_honoured(state)
+        return state
 
     def _predict_one(self, state: Any, h: int, levels: tuple[float, ...]) -> dict[str, np.ndarray]:
         with warnings.catch_warnings():
@@ -222,6 +271,12 @@ class AutoETSForecaster(_StatsForecastAdapter[AutoETSParams]):
         """statsforecast's ETS refuses "tiny datasets" below 7 observations (measured)."""
         return 7
 
+    @property
+    def multiplicative(self) -> str | None:
+        """``model='...'`` when the ETS code has a multiplicative (``M``) component (statsforecast then refuses
+        values <= 0, or finds no model)."""
+        return f"model='{self.params.model}'" if "M" in self.params.model else None
+
     def _make(self) -> Any:
         from statsforecast.models import AutoETS
 
@@ -251,9 +306,40 @@ class AutoARIMAForecaster(_StatsForecastAdapter[AutoARIMAParams]):
                          stepwise=p.stepwise, approximation=p.approximation)
 
 
-class AutoThetaForecaster(_StatsForecastAdapter[AutoThetaParams]):
+class _ThetaAdapter(_StatsForecastAdapter[P]):
+    """Common code of the Theta adapters: the seasonal adjustment's ``decomposition_type``.
+
+    statsforecast's ``auto_theta`` (2.1.1) adjusts a series only when the 90% autocorrelation test at lag
+    ``season_length`` passes (and ``season_length >= 4``, two seasons of data); a multiplicative adjustment
+    silently becomes additive when a value is <= 0 or a seasonal index is < 0.01. Unset (the default), that
+    rule applies. Asked for explicitly, ``multiplicative`` is honoured or refused: series with values <= 0 are
+    refused naming their rows (:meth:`_StatsForecastAdapter.fit`), and a series whose indices statsforecast
+    found below 0.01 fails (or goes to the fallback) instead of running additive.
+    """
+
+    @property
+    def decomposition_type(self) -> str:
+        """What statsforecast is given: the parameter, or its own default (``"multiplicative"``) when unset."""
+        return getattr(self.params, "decomposition_type", None) or "multiplicative"
+
+    @property
+    def multiplicative(self) -> str | None:
+        """``decomposition_type='multiplicative'`` when asked for explicitly."""
+        asked = getattr(self.params, "decomposition_type", None) == "multiplicative"
+        return "decomposition_type='multiplicative'" if asked else None
+
+    def _check_honoured(self, state: Any) -> None:
+        fitted = getattr(state, "model_", {})
+        if self.multiplicative and fitted.get("decompose") and fitted.get("decomposition_type") != "multiplicative":
+            msg = ("decomposition_type='multiplicative' asked for, but a multiplicative seasonal index is < 0.01 "
+                   "(statsforecast would run an additive adjustment); ask for decomposition_type='additive'")
+            raise ValueError(msg)
+
+
+class AutoThetaForecaster(_ThetaAdapter[AutoThetaParams]):
     """The Theta family (STM, OTM, DSTM, DOTM) chosen by in-sample MSE (statsforecast ``AutoTheta``).
 
+    ``decomposition_type``: see :class:`_ThetaAdapter` (unset: statsforecast's rule; asked: honoured or refused).
     Source: Assimakopoulos & Nikolopoulos, IJF 16(4) 2000; Fiorucci et al., IJF 32(4) 2016.
     """
 
@@ -268,11 +354,11 @@ class AutoThetaForecaster(_StatsForecastAdapter[AutoThetaParams]):
     def _make(self) -> Any:
         from statsforecast.models import AutoTheta
 
-        return AutoTheta(season_length=self.season_length, decomposition_type=self.params.decomposition_type,
+        return AutoTheta(season_length=self.season_length, decomposition_type=self.decomposition_type,
                          model=self.params.model)
 
 
-class DynamicOptimizedThetaForecaster(_StatsForecastAdapter[DynamicOptimizedThetaParams]):
+class DynamicOptimizedThetaForecaster(_ThetaAdapter[DynamicOptimizedThetaParams]):
     """Dynamic optimised Theta (statsforecast ``DynamicOptimizedTheta``).
 
     Source: Fiorucci, Pellegrini, Louzada, Petropoulos & Koehler, *Models for optimising
@@ -290,8 +376,7 @@ class DynamicOptimizedThetaForecaster(_StatsForecastAdapter[DynamicOptimizedThet
     def _make(self) -> Any:
         from statsforecast.models import DynamicOptimizedTheta
 
-        return DynamicOptimizedTheta(season_length=self.season_length,
-                                     decomposition_type=self.params.decomposition_type)
+        return DynamicOptimizedTheta(season_length=self.season_length, decomposition_type=self.decomposition_type)
 
 
 class MSTLForecaster(_StatsForecastAdapter[MSTLParams]):

@@ -56,6 +56,8 @@ from forecasting.data import (
     Panel,
     collect_all_small,
     collect_small,
+    find_float32_inexact,
+    float32_note,
     future_frame,
     level_columns,
     to_caller_tz,
@@ -276,6 +278,7 @@ class TreeForecaster(GlobalForecaster[TP]):
         check_exog_values(panel.frame, list(panel.exog), where="data")
         if self.features is None:
             self.notes_.append(_describe_features(spec, panel))
+        self._note_float32(spec, panel, static)
         self.horizon_ = horizon = self._derive_horizon(panel, FeaturePipeline(spec=spec, freq=panel.freq).min_length)
         pipeline = FeaturePipeline.fit(spec, panel, static=static, max_horizon=horizon)
         pipeline.check_panel(panel)
@@ -291,6 +294,20 @@ class TreeForecaster(GlobalForecaster[TP]):
         windows = self._conformal_windows(panel)
         self.scores_ = self._calibrate(panel, windows) if windows > 0 else None
         return self
+
+    def _note_float32(self, spec: FeatureSpec, panel: Panel, static: pl.DataFrame | None) -> None:
+        """Warn (in :attr:`notes_`) of inputs beyond float32's exact range, |x| > 2^24, naming each column.
+
+        XGBoost and LightGBM hold features and labels as float32; the target is checked only when the features
+        leave it raw (``scaler="none"``, no differences), exogenous and static columns always. Nothing is
+        rescaled: the caller chooses the unit (:func:`forecasting.data.float32_note`).
+        """
+        cols = [*spec.future_exog, *spec.hist_exog] + (["y"] if spec.scaler == "none" and not spec.differences else [])
+        found = find_float32_inexact(panel.frame, cols)
+        if static is not None:
+            found |= find_float32_inexact(static, list(spec.static))
+        if found:
+            self._note(float32_note(found, model=self.name))
 
     def _groups(self) -> list[list[int]]:
         if self.params.strategy == "recursive":
