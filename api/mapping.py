@@ -71,6 +71,7 @@ def explain_out(result: ExplainResult, *, k: int, h: int | None = None) -> Expla
     return ExplainResponse(model=result.model, method=e.method, k=k, rows=rows,
                            additivity_error=plain["additivity_error"],
                            additivity_error_relative=plain["additivity_error_relative"], h=h,
+                           weights=plain["weights"],
                            notes=list(result.notes), ref=None if reg is None else reg.ref,
                            name=None if reg is None else reg.name, version=None if reg is None else reg.version)
 

@@ -446,8 +446,11 @@ class ExplainResponse(msgspec.Struct, omit_defaults=True):
                     "model), output, contributions (feature, value, value_label, value_transformed, kind, shap[, "
                     "is_forecast_value]), largest |shap| first.")]
     additivity_error: float | None
-    additivity_error_relative: float | None
+    additivity_error_relative: Annotated[float | None, msgspec.Meta(
+        description="additivity_error divided by the largest |contribution| (not by the output).")]
     h: int | None = None
+    weights: Annotated[dict[str, list[dict[str, Any]]] | None, msgspec.Meta(
+        description="TFT: its variable-selection weights (past, future, static; not attributions).")] = None
     notes: list[str] = []
     ref: str | None = None
     name: str | None = None

@@ -84,6 +84,10 @@ class Explanation:
         of a scaled or differenced target); NaN where ``data`` is what the model saw.
     categories : dict of str to dict of int to str, optional
         Category names of categorical features by code (``month``: 7 -> "Jul").
+    weights : dict of str to pl.DataFrame, optional
+        What the model attends to, beside the attributions, where it has it: TFT's
+        variable-selection weights (``past``, ``future``, ``static``; Lim et al. 2021). Not
+        attributions: they do not add up to the forecast.
 
     Raises
     ------
@@ -113,6 +117,7 @@ class Explanation:
     kinds: list[str] | None = None
     data_transformed: np.ndarray | None = None
     categories: dict[str, dict[int, str]] | None = None
+    weights: dict[str, pl.DataFrame] | None = None
 
     def __post_init__(self) -> None:
         values = np.asarray(self.values, dtype=np.float64)
@@ -222,7 +227,7 @@ class Explanation:
                            feature_names=self.feature_names, data=self.data[mask], output=self.output[mask],
                            rows=self.rows.filter(pl.Series(mask)), method=self.method,
                            is_forecast_value=None if self.is_forecast_value is None else self.is_forecast_value[mask],
-                           kinds=self.kinds, categories=self.categories,
+                           kinds=self.kinds, categories=self.categories, weights=self.weights,
                            data_transformed=None if self.data_transformed is None else self.data_transformed[mask])
 
     def to_frame(self) -> pl.DataFrame:
@@ -297,8 +302,8 @@ class Explanation:
 
         Keys: ``method``, ``feature_names``, ``kinds``, ``rows`` (list of records), ``values``,
         ``base_values``, ``data``, ``data_transformed`` (or None), ``categories`` (or None),
-        ``output``, ``is_forecast_value`` (or None), ``additivity_error``,
-        ``additivity_error_relative``.
+        ``output``, ``is_forecast_value`` (or None), ``weights`` (or None: part -> records),
+        ``additivity_error``, ``additivity_error_relative``.
         """
         return {
             "method": self.method,
@@ -313,6 +318,8 @@ class Explanation:
             "data_transformed": None if self.data_transformed is None else _json_array(self.data_transformed),
             "categories": None if self.categories is None else {
                 k: {str(c): lab for c, lab in v.items()} for k, v in self.categories.items()},
+            "weights": None if self.weights is None else {
+                k: [{c: _json_scalar(v) for c, v in r.items()} for r in f.to_dicts()] for k, f in self.weights.items()},
             "additivity_error": self.additivity_error,
             "additivity_error_relative": self.additivity_error_relative,
         }
@@ -381,7 +388,7 @@ def rebase(e: Explanation, base_value: float, terms: list[tuple[str, np.ndarray,
                        feature_names=[*e.feature_names, *names], data=np.column_stack([e.data, data]),
                        output=e.output, rows=e.rows, method=e.method, is_forecast_value=flags,
                        kinds=[*e.feature_kinds, *["series"] * len(names)], data_transformed=dt,
-                       categories=e.categories)
+                       categories=e.categories, weights=e.weights)
 
 
 def _json_scalar(v: Any) -> Any:

@@ -202,8 +202,13 @@ def test_explanation_adds_up_on_a_small_model(ett: pl.DataFrame, exog_model: Neu
     _, future = _split(ett, 24)
     e = exog_model.explain(6, X_future=future.select("unique_id", "ds", "HUFL"), n_steps=64)
     L, H = 48, 24
-    # y lags, calendar (hour, dayofweek) and HUFL over the window and the block, HULL over the window only
-    assert len(e.feature_names) == L + 3 * (L + H) + L
+    # y lags, calendar (hour, dayofweek) and HUFL over the window and the block, HULL over the window only, then
+    # the two series terms (issue 15: one base value for the model, each series' level and flat-window forecast)
+    assert len(e.feature_names) == L + 3 * (L + H) + L + 2
+    assert e.feature_names[-2:] == ["series level (mean of its input window)",
+                                    "forecast from the flat window, minus the level"]
+    assert len(set(e.base_values.tolist())) == 1 and e.base_values[0] == pytest.approx(exog_model.base_value())
+    assert e.additivity_error_relative < 1e-3  # against the largest contribution (issue 15's bound for networks)
     assert e.feature_names[:2] == ["y_lag_1", "y_lag_2"] and "HUFL_step_24" in e.feature_names
     assert "HULL_step_1" not in e.feature_names
     assert e.values.shape == (2 * 6, len(e.feature_names))
@@ -228,6 +233,11 @@ def test_tft_variable_selection_weights() -> None:
     np.testing.assert_allclose(past.sum_horizontal().to_numpy(), 1.0, rtol=1e-5)
     assert parts["future"].columns == ["position", "month", "kind"]
     assert parts["past"]["kind"][0] == "tft_variable_selection_weight"
+    # issue 15: the explanation carries them beside its attributions (and over HTTP, in to_dict)
+    e = model.explain(2, n_steps=8)
+    assert e.weights is not None and set(e.weights) == {"past", "future"}
+    assert e.weights["past"].equals(parts["past"])
+    assert e.to_dict()["weights"]["future"][0]["kind"] == "tft_variable_selection_weight"
 
 
 def test_seeded_cpu_training_is_deterministic_and_writes_no_logs(tmp_path: Path, monkeypatch) -> None:

@@ -23,6 +23,8 @@ neural model is fitted or loaded.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 import math
@@ -663,7 +665,10 @@ class NeuralForecaster(GlobalForecaster[NP]):
             )
             raise InvalidInputError(msg, field="units")
         try:
-            return self._explain(h, history=history, X_future=X_future, n_steps=n_steps)
+            e = self._explain(h, history=history, X_future=X_future, n_steps=n_steps)
+            selection = getattr(self, "variable_importance", None)  # TFT: its variable-selection weights beside
+            return e if selection is None else dataclasses.replace(e, weights=selection(history=history,
+                                                                                        X_future=X_future))
         finally:
             net = self.__dict__.get("net_")
             if isinstance(net, _torch_module()):  # not an ONNX session

@@ -469,6 +469,8 @@ def explain(
         panel = validate_panel(data, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps)
         check_limits(panel, limits)
         spec, notes = resolve(spec, panel, h=h)
+        spec, skipped = _without_calibration(spec)
+        notes += skipped
         fitted = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
         if not _decomposed(fitted):
             require(fitted, "explain")  # before fitting, not after
@@ -485,6 +487,19 @@ def explain(
         notes.extend(history.report.notes)
     explanation = _explain_fitted(model, h, history, X_future, approximate)
     return ExplainResult(explanation=explanation, model=model.name, registered=registered, notes=notes)
+
+
+def _without_calibration(spec: ModelSpec) -> tuple[ModelSpec, list[str]]:
+    """A tree spec fitted to be explained skips the conformal calibration it leaves unset (an explanation has no
+    intervals; the boosters are the same): AirPassengers' xgboost explained in 10 s instead of 84 s (2 loaded cores)."""
+    from forecasting.models.registry import REGISTRY
+
+    entry = REGISTRY.get(spec.name)
+    fields = getattr(entry.params, "__struct_fields__", ()) if entry is not None else ()
+    if "conformal_windows" not in fields or spec.params.get("conformal_windows") is not None:
+        return spec, []
+    return (msgspec.structs.replace(spec, params={**spec.params, "conformal_windows": 0}),
+            ["fitted without conformal calibration (conformal_windows=0): an explanation has no intervals"])
 
 
 def _decomposed(model: Any) -> bool:
