@@ -435,6 +435,9 @@ class TabularModel:
     def fit(self, table: TableLike, target: str, *, features: Sequence[str] | None = None) -> TabularModel:
         """Fit on a table.
 
+        XGBoost holds values as float32: a feature or target beyond |x| > 2^24 is named in :attr:`notes_` and in a
+        ``UserWarning`` (:func:`forecasting.data.float32_note`); nothing is rescaled.
+
         Parameters
         ----------
         table : pl.DataFrame or pandas.DataFrame
@@ -504,9 +507,9 @@ class TabularModel:
         x = self._encode(frame)
         #: warnings on the training data (inputs beyond float32's exact range for XGBoost), also raised as UserWarning
         self.notes_: list[str] = []
-        wide = find_float32_inexact(frame, [*features, target]) if self.algorithm == "xgboost" else {}
-        if wide:
-            self.notes_.append(float32_note(wide, model=f"tabular {self.algorithm}"))
+        beyond = find_float32_inexact(frame, [*features, target]) if self.algorithm == "xgboost" else {}
+        if beyond:
+            self.notes_.append(float32_note(beyond, model=f"tabular {self.algorithm}"))
             warnings.warn(self.notes_[-1], UserWarning, stacklevel=2)
         fit = {"xgboost": self._fit_xgboost, "hist_gradient_boosting": self._fit_hgb, "linear": self._fit_linear}
         try:
