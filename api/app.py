@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     runner = JobRunner(store, max_workers=settings.job_workers, time_limit_s=settings.max_train_seconds,
                        max_unfinished_per_tenant=settings.max_jobs_per_tenant, grace_s=settings.shutdown_grace_s,
                        idle_s=settings.job_worker_idle_s, shared=True)  # one runner per store (issue 14: --workers)
-    monitoring = Monitoring(store, limits)  # observations, accuracy, retraining, anomalies (issue 16)
+    monitoring = Monitoring(store, limits, background=True)  # observations, accuracy, retraining, anomalies
     scheduler = RetrainScheduler(monitoring)
     services = RegisteredModels(store=store, runner=runner, limits=limits, on_served=monitoring.record_served,
                                 on_training=monitoring.stage_training, report_sections=monitoring.report_sections)
@@ -198,6 +198,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def close() -> None:
         metrics.stop()
         scheduler.shutdown()
+        monitoring.close()
         runner.shutdown()
         store.close()
 

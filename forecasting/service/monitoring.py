@@ -34,6 +34,7 @@ import math
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -285,14 +286,21 @@ class Monitoring:
     trigger : callable, optional
         ``trigger(tenant, name, reason)`` runs a retrain off the request path (the app's
         :class:`RetrainScheduler` sets it); without one a trigger is only reported.
+    background : bool, default False
+        Refresh the accuracy summary (the gauges) after each batch in a background thread (the app) instead of
+        before :meth:`observe` returns: scoring every served forecast is the costly part of a batch (about
+        5 s for 1,000 series with three days of hourly forecasts on a loaded 2-core machine).
     """
 
     store: Store
     limits: Limits = dataclasses.field(default_factory=Limits)
     trigger: Callable[[str, str, str], None] | None = None
+    background: bool = False
 
     def __post_init__(self) -> None:
         self.parts = MonitoringStore(self.store)
+        self._pending: set[tuple[str, str]] = set()
+        self._summaries: ThreadPoolExecutor | None = None
         self._locks: dict[tuple[str, str], threading.RLock] = {}
         self._locks_guard = threading.Lock()
 
@@ -386,7 +394,7 @@ class Monitoring:
             stored_result = self._append_observations(tenant, name, batch, freq, replace=replace)
         count = self.parts.count_observations(name, tenant, batch.height)
         retrain = self._due(tenant, name, count)
-        self.write_summary(tenant, name)
+        self._refresh_summary(tenant, name)
         if retrain is not None and self.trigger is not None:
             self.trigger(tenant, name, retrain)
         return dataclasses.replace(stored_result, retrain=retrain)
@@ -613,14 +621,40 @@ class Monitoring:
             joined = joined.filter(pl.col("ds") >= lo)
         if (hi := _bound(end, dtype, "end")) is not None:
             joined = joined.filter(pl.col("ds") <= hi)
-        keys = ["version"] + ({"step": ["step"], "series": ["unique_id"]}.get(by, []))
+        keys = ["version"] + ({"step": ["step"], "series": ["series"]}.get(by, []))
+        forecasts, history = _forecasts_and_history(joined, obs)
         rows = []
-        for key, part in joined.group_by(keys, maintain_order=True):
+        for key, part in forecasts.group_by(keys, maintain_order=True):
             info = versions.get(int(key[0]))
             season = _season(info.spec) if info is not None else 1
-            rows.append({**dict(zip(keys, key, strict=True)), **_score(part, obs, season, levels)})
-        out = pl.DataFrame(rows).sort(keys) if rows else empty
+            names = ["unique_id" if k == "series" else k for k in keys]
+            rows.append({**dict(zip(names, key, strict=True)), **_score(part, history, season, levels)})
+        out = pl.DataFrame(rows).sort(["unique_id" if k == "series" else k for k in keys]) if rows else empty
         return AccuracyResult(model=name, by=by, rows=out, levels=levels)
+
+    def _refresh_summary(self, tenant: str, name: str) -> None:
+        if not self.background:
+            self.write_summary(tenant, name)
+            return
+        with self._locks_guard:
+            if (tenant, name) in self._pending:  # one refresh queued per model is enough
+                return
+            self._pending.add((tenant, name))
+            if self._summaries is None:
+                self._summaries = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forecasting-accuracy")
+
+        def refresh() -> None:
+            with self._locks_guard:
+                self._pending.discard((tenant, name))
+            self.write_summary(tenant, name)
+
+        self._summaries.submit(refresh)
+
+    def close(self) -> None:
+        """Finish the queued summary refreshes."""
+        if self._summaries is not None:
+            self._summaries.shutdown(wait=True)
+            self._summaries = None
 
     def write_summary(self, tenant: str, name: str) -> dict[str, Any]:
         """Score every version's served forecasts and keep the summary beside the observations (the metrics
@@ -693,7 +727,7 @@ class Monitoring:
         recent = joined.filter(pl.col("version") == champion.version).sort("ds").tail(policy.drift_window)
         if recent.height < policy.drift_window:
             return False
-        realised = _score(recent, obs, _season(champion.spec), [])["mase"]
+        realised = _score(*_forecasts_and_history(recent, obs), _season(champion.spec), [])["mase"]
         return realised is not None and realised > policy.drift_factor * float(holdout)
 
     def _champion(self, tenant: str, name: str) -> VersionInfo:
@@ -903,37 +937,43 @@ def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
-def _score(part: pl.DataFrame, obs: pl.DataFrame, season: int, levels: Sequence[float]) -> dict[str, Any]:
-    """M4 scores of served points with actuals (``unique_id, ds, origin, y, y_hat, lo-L, hi-L``), one forecast
-    per (series, origin), averaged over forecasts (:func:`forecasting.evaluation.evaluate`)."""
+def _forecasts_and_history(joined: pl.DataFrame, obs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Served points keyed by forecast (``unique_id`` becomes ``<series>@<origin>``, the series kept in
+    ``series``) and each forecast's history: the series' observations up to its origin (its MASE scale)."""
+    key = pl.concat_str(pl.col("unique_id"), pl.lit("@"), pl.col("origin").cast(pl.String)).alias("unique_id")
+    rows = joined.with_columns(pl.col("unique_id").alias("series"), key)
+    origins = rows.select("unique_id", "series", "origin").unique()
+    history = (origins.join(obs.rename({"unique_id": "series"}), on="series")
+               .filter(pl.col("ds") <= pl.col("origin")).select("unique_id", "ds", "y"))
+    return rows.join(history.select("unique_id").unique(), on="unique_id", how="semi"), history
+
+
+def _score(rows: pl.DataFrame, history: pl.DataFrame, season: int, levels: Sequence[float]) -> dict[str, Any]:
+    """M4 scores of served points with actuals (keyed by forecast, :func:`_forecasts_and_history`), per forecast
+    then averaged over forecasts (:func:`forecasting.evaluation.evaluate`): sMAPE, MASE, coverage per level
+    (over the points served with that level)."""
     from forecasting.evaluation import evaluate
 
-    key = pl.concat_str(pl.col("unique_id"), pl.lit("@"), pl.col("origin").cast(pl.String)).alias("unique_id")
-    rows = part.with_columns(pl.col("unique_id").alias("series"), key)
-    origins = rows.select("unique_id", "series", "origin").unique()
-    train = (origins.join(obs.rename({"unique_id": "series"}), on="series")
-             .filter(pl.col("ds") <= pl.col("origin")).select("unique_id", "ds", "y"))
-    rows = rows.join(train.select("unique_id").unique(), on="unique_id", how="semi")
     out: dict[str, Any] = {"points": rows.height, "series": rows["series"].n_unique(), "smape": None, "mase": None}
     if rows.is_empty():
         return out
-    actuals = rows.select("unique_id", "ds", "y")
-    point = evaluate(rows.select("unique_id", "ds", "y_hat"), actuals, train, models=["y_hat"],
-                     season_length=season, unscaled="null").row(0, named=True)
-    out.update(smape=point["smape"], mase=point["mase"])
-    for lv in levels:
-        lo, hi = f"lo-{lv:g}", f"hi-{lv:g}"
-        name = f"coverage_{lv:g}"
-        sub = rows.filter(pl.col(lo).is_not_null()) if lo in rows.columns else rows.clear()
+    train = history.join(rows.select("unique_id").unique(), on="unique_id", how="semi")
+    complete = [lv for lv in levels if f"lo-{lv:g}" in rows.columns and rows[f"lo-{lv:g}"].null_count() == 0]
+    parts = [(rows, complete)] + [(rows.filter(pl.col(f"lo-{lv:g}").is_not_null()), [lv]) for lv in levels
+                                  if lv not in complete and f"lo-{lv:g}" in rows.columns]
+    for i, (sub, lvs) in enumerate(parts):
         if sub.is_empty():
-            out[name] = None
             continue
-        fc = sub.select("unique_id", "ds", "y_hat", pl.col(lo).alias(f"y_hat-lo-{lv:g}"),
-                        pl.col(hi).alias(f"y_hat-hi-{lv:g}"))
-        scored = evaluate(fc, sub.select("unique_id", "ds", "y"), train.join(sub.select("unique_id").unique(),
-                                                                              on="unique_id", how="semi"),
-                          models=["y_hat"], season_length=season, level=[lv], unscaled="null").row(0, named=True)
-        out[name] = next((v for k, v in scored.items() if k.startswith("coverage_")), None)
+        fc = sub.select("unique_id", "ds", "y_hat", *[pl.col(f"{side}-{lv:g}").alias(f"y_hat-{side}-{lv:g}")
+                                                        for lv in lvs for side in ("lo", "hi")])
+        sub_train = train if i == 0 else train.join(sub.select("unique_id").unique(), on="unique_id", how="semi")
+        scored = evaluate(fc, sub.select("unique_id", "ds", "y"), sub_train, models=["y_hat"], season_length=season,
+                          level=lvs, unscaled="null").row(0, named=True)
+        if i == 0:
+            out.update(smape=scored["smape"], mase=scored["mase"])
+        out.update({f"coverage_{lv:g}": scored.get(f"coverage_{lv:g}") for lv in lvs})
+    for lv in levels:
+        out.setdefault(f"coverage_{lv:g}", None)
     return out
 
 
