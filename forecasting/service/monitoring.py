@@ -792,13 +792,14 @@ class Monitoring:
         h = policy.h or champion.max_h or default_validation_h(_season(champion.spec))
         with tempfile.TemporaryDirectory(prefix="forecasting-retrain-") as tmp:
             result = train(panel.frame, kind="forecast", spec=spec, workdir=Path(tmp), h=h, freq=panel.freq)
+            # both scored before the challenger is registered (a failure leaves no version without a decision),
+            # on one MASE scale: the longer of the two models' seasons
+            season = max(_season(champion.spec), _season(result.spec))
+            challenger_scores = holdout_scores(panel, model=result.spec, h=h, season_length=season, unscaled="null")
+            champion_scores = self._champion_scores(champion, panel, h=h, season=season)
             challenger = self.store.register_version(
                 name, tenant=tenant, spec=result.spec, kind="forecast", artifact_src_dir=result.artifact,
                 fingerprint=result.fingerprint, metrics=result.metrics, exog=result.exog, max_h=result.max_h)
-        # one MASE scale for both: the longer of the two models' seasons
-        season = max(_season(champion.spec), _season(result.spec))
-        challenger_scores = holdout_scores(panel, model=result.spec, h=h, season_length=season, unscaled="null")
-        champion_scores = self._champion_scores(champion, panel, h=h, season=season)
         metric = policy.metric
         old = champion_scores.get(metric)
         new = getattr(challenger_scores, metric)
