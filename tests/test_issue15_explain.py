@@ -197,3 +197,20 @@ def test_statistical_model_over_http_is_its_labelled_decomposition(client: TestC
     assert total == pytest.approx(july["output"], abs=1e-9)
     seasonal = next(c for c in july["contributions"] if c["feature"] == "seasonal")
     assert seasonal["shap"] > 50  # July is a peak month: the seasonal term lifts the forecast
+
+
+def test_explain_bench_prints_the_ratio(data_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]):
+    """benchmarks/explain_bench.py runs (5 series, 20 trees) and prints the ratio to one TreeSHAP call."""
+    import re
+    import sys
+
+    from forecasting.benchmarks import explain_bench
+
+    monkeypatch.setattr(sys, "argv", ["explain_bench", "--n-estimators", "20", "--series-limit", "5", "--repeat", "1",
+                                      "--n-jobs", "1"])
+    explain_bench.main()
+    out = capsys.readouterr().out
+    ratio = re.search(r"\| ratio \(issue 15: <= 1\.2\) \| ([0-9.]+) \|", out)
+    assert ratio and float(ratio.group(1)) > 0
+    assert "| explain 48 steps of one series |" in out and "| approximate explanation (Saabas), 48 steps |" in out
