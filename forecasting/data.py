@@ -41,6 +41,7 @@ computed in that zone, and forecasts are returned in it.
 
 from __future__ import annotations
 
+import calendar
 import difflib
 import math
 import re
@@ -473,6 +474,33 @@ def normalize_freq(freq: str | int | None) -> str | int | None:
     return f"{count * num}{unit}"
 
 
+def _week_anchor(freq: object) -> int | None:
+    """The ISO weekday (1 = Monday) a weekly pandas alias is anchored on (``"W-MON"`` -> 1; ``"W"`` is
+    ``"W-SUN"``, pandas' default, but states no anchor and gives None), else None."""
+    if not isinstance(freq, str) or (m := _PANDAS_ALIAS.match(freq.strip())) is None:
+        return None
+    if m.group(2) != "W" or m.group(3) is None or m.group(3).upper() not in _ANCHORS["week"]:
+        return None
+    return _ANCHORS["week"].index(m.group(3).upper()) + 1
+
+
+def _check_week_anchor(frame: pl.DataFrame, tz: str | None, weekday: int) -> None:
+    """Every ``ds`` (on the caller's clock) on the anchored weekday, else an :class:`InvalidInputError` naming
+    the series and the first rows off it (pandas' ``W-<DAY>`` weeks end on that day)."""
+    local = _local(frame.select("unique_id", "ds"), tz)
+    off = local.filter(pl.col("ds").dt.weekday() != weekday)
+    if off.height:
+        day = _ANCHORS["week"][weekday - 1]
+        first = off.head(5)
+        shown = ", ".join(f"series {u!r} at {d.strftime('%Y-%m-%d')} ({d.strftime('%a')})" for u, d in first.iter_rows())
+        more = f" ... ({off.height - 5} more)" if off.height > 5 else ""
+        name = calendar.day_name[weekday - 1]
+        msg = (f"freq 'W-{day}' anchors weeks on {name}, but {off.height} ds are on another weekday: "
+               f"{shown}{more}; pass the data's own anchor (e.g. 'W-{_ANCHORS['week'][first['ds'][0].weekday()]}') or "
+               f"'1w'")
+        raise InvalidInputError(msg, field="ds", details={"series": sorted(set(off["unique_id"].to_list()))[:20]})
+
+
 def _pandas_base(f: str) -> tuple[int, str] | None:
     """``(count, polars offset of one unit)`` of a pandas alias (``"15min"`` -> ``(15, "1m")``), else None."""
     m = _PANDAS_ALIAS.match(f)
@@ -540,7 +568,7 @@ def infer_freq(frame: pl.DataFrame) -> str | int:
         step = int(months.mode().sort()[0])
         if step >= 1 and 2 * int((months == step).sum()) >= months.len():  # on the step at least half the time
             return f"{step // 12}y" if step % 12 == 0 else f"{step}mo"
-    if top == day and share < 1 and _on_business_day_grid(frame):  # Friday -> Monday is one step too
+    if top == day and share < 1 and _on_business_day_grid(frame, mostly=True):  # Friday -> Monday is one step
         return "1bd"
     if share < 0.5:
         seen = ", ".join(f"{_us_to_offset(int(v))} x{int(c)}" for v, c in counts.head(3).iter_rows())
@@ -620,14 +648,16 @@ def _bd_datetime(index: pl.Expr, time_of_day: pl.Expr) -> pl.Expr:
     return (days * _DAY_US + time_of_day).cast(pl.Datetime("us"))
 
 
-def _on_business_day_grid(frame: pl.DataFrame, n: int = 1) -> bool:
+def _on_business_day_grid(frame: pl.DataFrame, n: int = 1, *, mostly: bool = False) -> bool:
     """Every ``ds`` a weekday and every step within a series exactly ``n`` business days at the same time
-    of day (``unique_id, ds`` sorted, ``ds`` naive on the local clock)."""
+    of day (``unique_id, ds`` sorted, ``ds`` naive on the local clock). ``mostly``: at least half of the
+    steps are (as :func:`infer_freq` asks of any step), the others are gaps reported against the grid."""
     index, tod, weekend = _bd_parts(pl.col("ds"))
     clock = index * _DAY_US + tod  # a clock without weekends: one business day is one day on it
     step = clock - clock.shift(1)
     same = pl.col("unique_id") == pl.col("unique_id").shift(1)
-    return bool(frame.select(weekend.not_().all() & (step.filter(same) == n * _DAY_US).all()).item())
+    on = step.filter(same) == n * _DAY_US
+    return bool(frame.select(weekend.not_().all() & (on.mean() >= 0.5 if mostly else on.all())).item())
 
 
 # --------------------------------------------------------------------------- checks
@@ -1132,6 +1162,7 @@ def validate_panel(
             "'interpolate') to fill them"
         )
         raise InvalidParameterError(msg, field="fill_missing")
+    weekday = _week_anchor(freq)
     freq = normalize_freq(freq)
     frame = to_polars(data, field_name=field_name)
     notes: list[str] = []
@@ -1149,6 +1180,8 @@ def validate_panel(
         _check_duplicates(frame)
         frame = frame.sort("unique_id", "ds", maintain_order=True)
     freq = _panel_freq(frame, freq, tz, ds_kind, scan)
+    if weekday is not None and ds_kind != "int":
+        _check_week_anchor(frame, tz, weekday)
 
     regular = scan is not None and scan.regular(frame, freq, tz)
     if regular and scan is not None and scan.y_finite:

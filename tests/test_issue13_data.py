@@ -253,3 +253,36 @@ def test_validation_speed_benchmark_runs_every_case() -> None:
     assert "_sort_rows" in out["cases"]["shuffled"]["steps_s"] and "_sort_rows" not in out["cases"]["sorted"]["steps_s"]
     assert "find_gaps" in out["cases"]["gaps-filled"]["steps_s"]
     assert "ratio = validate / feature build" in bench.report(out)
+
+
+def test_weekly_anchor_that_contradicts_the_data_is_refused_naming_the_rows():
+    import datetime as dt
+
+    from forecasting.data import validate_panel
+    from forecasting.errors import InvalidInputError
+
+    sundays = [dt.date(2024, 1, 7) + dt.timedelta(weeks=i) for i in range(6)]
+    df = pl.DataFrame({"unique_id": "a", "ds": sundays, "y": [1.0, 2, 3, 4, 5, 6]})
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel(df, freq="W-MON")
+    assert str(err.value).startswith("freq 'W-MON' anchors weeks on Monday, but 6 ds are on another weekday: "
+                                     "series 'a' at 2024-01-07 (Sun), series 'a' at 2024-01-14 (Sun)")
+    assert "pass the data's own anchor (e.g. 'W-SUN') or '1w'" in str(err.value)
+    assert validate_panel(df, freq="W-SUN").freq == "1w"  # the right anchor, and plain weekly, are accepted
+    assert validate_panel(df, freq="W").freq == "1w"
+
+
+def test_business_days_with_one_missing_weekday_are_inferred_as_business_days_with_a_gap():
+    import datetime as dt
+
+    from forecasting.data import validate_panel
+    from forecasting.errors import InvalidInputError
+
+    days = [d for d in (dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(28)) if d.weekday() < 5]
+    del days[10]  # Monday 2024-01-15
+    df = pl.DataFrame({"unique_id": "a", "ds": days, "y": [float(i) for i in range(len(days))]})
+    with pytest.raises(InvalidInputError, match=r"gaps against freq '1bd' in 1 series: series 'a': 1 missing "
+                                                r"timestamps \(2024-01-15\)"):
+        validate_panel(df)
+    filled = validate_panel(df, fill_missing="interpolate", fill_gaps=True)
+    assert filled.freq == "1bd" and filled.report.filled.rows() == [("a", "2024-01-15", "gap", "interpolate")]
