@@ -11,7 +11,7 @@ that dies is restarted). They share everything through the database and the arti
 * SQLite runs in WAL mode with a busy timeout (:func:`forecasting.store.tables.make_engine`),
   so readers never block the one writer and a writer waits ``FORECASTING_DB_BUSY_TIMEOUT_S``;
 * exactly one process runs training jobs: each app's :class:`~forecasting.jobs.JobRunner` is
-  ``shared``, the one holding ``_jobs/runner.lock`` is the leader, the others queue jobs in
+  ``shared``, the one holding its lock file (``<database>.jobs.lock``) is the leader, the others queue jobs in
   the database for it (and one of them takes over when the leader's process is gone).
 
 Each process limits a request's prediction to one thread (:mod:`forecasting.runtime`,

@@ -50,8 +50,9 @@ and hands them back (``queued``, counted as an interruption): it returns within
 ``grace_s`` + about 2 s.
 
 Several server processes on one store (``forecasting serve --workers N``): pass ``shared=True``.
-Each process's runner tries an exclusive lock on ``_jobs/runner.lock`` (``fcntl.flock``, released
-by the kernel when its holder dies); the one that holds it is the **leader** and alone runs jobs,
+Each process's runner tries an exclusive lock on the runner lock file (:attr:`JobRunner.lock_path`:
+``<database file>.jobs.lock`` beside a SQLite database, else ``_jobs/runner.lock``; ``fcntl.flock``,
+released by the kernel when its holder dies); the one that holds it is the **leader** and alone runs jobs,
 recovers them at start and takes, every ``_ADOPT_S`` seconds, the ``queued`` jobs the other
 processes wrote to the database. The others (**followers**) only write a job (its data file and
 its row) and leave it queued; the per-tenant cap is then counted in the database, and a cancel
@@ -283,7 +284,7 @@ class JobRunner:
         exits after every job.
     shared : bool, default False
         Several processes share this database and artifact store (see the module docstring):
-        only the runner holding ``_jobs/runner.lock`` runs jobs (:attr:`is_leader`), the others
+        only the runner holding :attr:`lock_path` runs jobs (:attr:`is_leader`), the others
         write jobs for it.
 
     Without ``shared``, use one runner per database and artifact store: :meth:`recover` assumes
@@ -341,11 +342,23 @@ class JobRunner:
             slot.thread.start()
 
     # ------------------------------------------------------------------ several processes (shared)
+    @property
+    def lock_path(self) -> Path:
+        """The file whose lock makes a ``shared`` runner the leader (it holds the leader's pid): beside a SQLite
+        database file ``<database>.jobs.lock``, else ``<artifacts>/_jobs/runner.lock``."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.registry.database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            database = Path(str(url.database))
+            return database.with_name(f"{database.name}.jobs.lock")
+        return self.jobs_dir / _LOCK_FILE
+
     def _try_lock(self) -> bool:
-        """Take ``_jobs/runner.lock`` without waiting; True when this runner is now the leader."""
+        """Take :attr:`lock_path` without waiting; True when this runner is now the leader."""
         import fcntl
 
-        fd = os.open(self.jobs_dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -89,7 +89,7 @@ def test_two_server_processes_share_a_store_and_only_the_lock_holder_runs_jobs(t
                 return False
 
         wait_for(lambda: up(0) and up(1), 90, "both servers ready")
-        lock = state / "artifacts" / "_jobs" / "runner.lock"
+        lock = state / "forecasting.db.jobs.lock"
         leader = wait_for(lambda: lock.is_file() and lock.read_text().strip(), 10, "the runner lock written")
         pids = [p.pid for p in procs]
         assert int(leader) in pids
@@ -145,7 +145,8 @@ def test_a_follower_counts_the_tenant_cap_in_the_database_and_takes_over_from_a_
             leader.recover()
             follower.recover()
             assert leader.is_leader and not follower.is_leader
-            assert (artifacts / "_jobs" / "runner.lock").read_text() == str(os.getpid())
+            assert leader.lock_path == tmp_path / "db.sqlite.jobs.lock"
+            assert leader.lock_path.read_text() == str(os.getpid())
             # the leader is stopped before anything it adopts could start: the follower's job stays queued
             leader.shutdown(wait=False)
             job_id = follower.submit_training("acme", "a", "naive", hourly(48), h=2)

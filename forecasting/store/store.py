@@ -241,6 +241,8 @@ class Store:
         upgrade runs under an exclusive lock on ``<artifacts_dir>/.migrate.lock`` (``fcntl.flock``,
         waited for), so one process migrates and the others then find the schema at head
         (SQLite runs DDL outside the transaction, so two upgrades would both create the tables).
+        The file is removed afterwards: a process that opens a new one can only start once a
+        migration finished, and then finds nothing to do.
         """
         import fcntl
 
@@ -251,6 +253,7 @@ class Store:
             fcntl.flock(fd, fcntl.LOCK_EX)  # released with the descriptor
             with self.engine.begin() as conn:
                 command.upgrade(alembic_config(self.database_url, connection=conn), "head")
+            (self.artifacts_dir / ".migrate.lock").unlink(missing_ok=True)
         finally:
             os.close(fd)
 
