@@ -57,16 +57,26 @@ def _root(
     """Forecast time series with a zoo of models, benchmark them, and serve them over HTTP."""
 
 
-def _fail(exc: ForecastingError) -> typer.Exit:
+def _fail(exc: ForecastingError, *, as_json: bool = False) -> typer.Exit:
+    """Report a library error on stderr (exit code 2): one line, or with ``--json`` one JSON object
+    ``{"error", "field", "detail", "details"}`` (the error class, the field, the message, its details)."""
+    if as_json:
+        typer.echo(json.dumps({"error": type(exc).__name__, "field": exc.field, "detail": exc.message,
+                               "details": exc.details}, default=str), err=True)
+        return typer.Exit(code=2)
     # escape: messages quote user data and lists ("[24, 168]") that rich would read as markup and drop
     where = escape(f" [{exc.field}]") if exc.field else ""
     err_console.print(f"[bold red]error{where}:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
-def _fail_os(exc: OSError, what: str) -> typer.Exit:
+def _fail_os(exc: OSError, what: str, *, as_json: bool = False) -> typer.Exit:
     reason = exc.strerror or str(exc)
     target = f" '{exc.filename}'" if exc.filename else ""
+    if as_json:
+        typer.echo(json.dumps({"error": "OSError", "field": what, "detail": f"cannot write{target}: {reason}",
+                               "details": {}}), err=True)
+        return typer.Exit(code=2)
     err_console.print(f"[bold red]error {escape(f'[{what}]')}:[/] cannot write{escape(target)}: {escape(reason)}",
                       highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
@@ -122,9 +132,9 @@ def forecast(
                                       fallback=fallback, non_negative=non_negative)
         write_table(result.forecasts, output)
     except ForecastingError as exc:
-        raise _fail(exc) from None
+        raise _fail(exc, as_json=as_json) from None
     except OSError as exc:  # unwritable --output (read errors of --input are ForecastingErrors)
-        raise _fail_os(exc, "output") from None
+        raise _fail_os(exc, "output", as_json=as_json) from None
     if as_json:
         answer = {k: v for k, v in result.to_dict().items() if k != "forecasts"}
         typer.echo(json.dumps({**answer, "output": str(output), "rows": result.forecasts.height}, default=str))

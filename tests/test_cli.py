@@ -300,3 +300,14 @@ def test_bench_reports_when_naive2_cannot_be_computed(tmp_path: Path, data_dir: 
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(tmp_path / "r" / "metrics.csv")))
     assert rows[0]["model"] == "naive" and float(rows[0]["owa"]) == 1.0
+
+
+def test_forecast_json_reports_an_error_as_one_json_object(tmp_path: Path) -> None:
+    data = tmp_path / "short.csv"
+    data.write_text("unique_id,ds,y\na,1,1.0\na,2,2.0\na,3,oops\n")
+    result = runner.invoke(app, ["forecast", "--input", str(data), "--h", "2", "--model", "naive", "--json",
+                                 "--output", str(tmp_path / "fc.csv")])
+    assert result.exit_code == 2
+    problem = json.loads(result.stderr.strip().splitlines()[-1])
+    assert problem["error"] == "InvalidInputError" and problem["field"] == "y"
+    assert "'oops'" in problem["detail"] or "oops" in json.dumps(problem["details"])
