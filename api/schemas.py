@@ -437,7 +437,7 @@ class Contribution(msgspec.Struct):
 class ExplainResponse(msgspec.Struct, omit_defaults=True):
     """Explained rows (each with base value, output and top-k contributions) and the measured additivity error."""
 
-    model: Annotated[str, msgspec.Meta(description="Model name (xgboost, nhits, tft; tabular: its algorithm).")]
+    model: Annotated[str, msgspec.Meta(description="Model name (xgboost, nhits, tft, tsmixer; tabular: its algorithm).")]
     method: Annotated[str, msgspec.Meta(description="How the values were computed (TreeSHAP, integrated "
                                                     "gradients...).")]
     k: int

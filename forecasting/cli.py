@@ -346,7 +346,7 @@ def train(
     input: Annotated[Path, typer.Option("--input", "-i", help="CSV or Parquet training data (unique_id, ds, y, ...).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write the model to (safe formats: "
                                          "XGBoost UBJ or safetensors weights, JSON, Parquet).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="A global model spec: xgboost, nhits, tft, or JSON "
+    model: Annotated[str, typer.Option("--model", "-m", help="A global model spec: xgboost, nhits, tft, tsmixer, or JSON "
                                        "such as '{\"name\": \"nhits\", \"params\": {\"max_steps\": 500}}'.")] = "xgboost",
     freq: Annotated[Optional[str], typer.Option("--freq", help="Frequency; inferred when omitted.")] = None,
     n_jobs: Annotated[int, typer.Option(help="Threads (-1: all CPUs).")] = -1,
@@ -499,7 +499,7 @@ def report(
 @app.command("export")
 def export_cmd(
     model: Annotated[Path, typer.Option("--model", "-m", help="A saved model folder (from `forecasting train`: "
-                                        "xgboost, nhits or tft).")],
+                                        "xgboost, nhits, tft or tsmixer).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write the ONNX artifact to.")],
     quantize: Annotated[bool, typer.Option(help="Networks: also write an int8 graph and report its accuracy "
                                            "change.")] = False,

@@ -12,7 +12,7 @@ An export is a folder::
 :class:`forecasting.runtime.OnnxForecaster` loads it with onnxruntime, numpy and polars
 only. Converters: XGBoost boosters through onnxmltools (``convert_xgboost``; features
 renamed ``f0..fN`` as it requires, the order kept in the manifest), scikit-learn tabular
-models through skl2onnx, NHITS/TFT networks (window scaling included) through
+models through skl2onnx, NHITS/TFT/TSMixer networks (window scaling included) through
 ``torch.onnx.export`` with a dynamic batch dimension.
 
 Every export checks parity on real inputs (the training data's last windows) at batch
@@ -360,7 +360,7 @@ def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool =
     ----------
     model
         A fitted :class:`~forecasting.models.xgb.XGBoostForecaster`,
-        :class:`~forecasting.models.neural.NeuralForecaster` (``nhits``, ``tft``) or
+        :class:`~forecasting.models.neural.NeuralForecaster` (``nhits``, ``tft``, ``tsmixer``) or
         :class:`~forecasting.tabular.TabularModel` (xgboost without categorical features,
         linear; hist_gradient_boosting is attempted through skl2onnx, which cannot convert
         scikit-learn 1.9's trees: refused with its reason).
@@ -403,7 +403,7 @@ def export_model(model: Any, output: str | os.PathLike[str], *, quantize: bool =
             msg = f"model '{model.name}' is not fitted: nothing to export"
             raise NotFittedError(msg)
         if quantize and isinstance(model, TreeForecaster):
-            msg = "quantize applies to the networks (nhits, tft), not to tree models"
+            msg = "quantize applies to the networks (nhits, tft, tsmixer), not to tree models"
             raise InvalidParameterError(msg, field="quantize")
     target = Path(output)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ folder is recognised, verified and loaded by one set of rules:
 * ``manifest.json`` -- an ONNX export (:func:`forecasting.export.export_model`), loaded by
   :func:`forecasting.runtime.load_onnx` after :func:`forecasting.artifacts.verify_export`;
 * ``metadata.json`` -- a tabular model (:meth:`forecasting.tabular.TabularModel.save`);
-* ``model.json`` -- a forecaster saved by its ``save`` (``xgboost``, ``nhits``, ``tft``):
+* ``model.json`` -- a forecaster saved by its ``save`` (``xgboost``, ``nhits``, ``tft``, ``tsmixer``):
   the class named by ``model.json["model"]`` in :data:`forecasting.models.registry.REGISTRY`
   loads it, after :func:`forecasting.artifacts.verify` checked every file's sha256.
 
@@ -84,7 +84,7 @@ def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Forecaster | T
     Parameters
     ----------
     path : folder
-        Written by a forecaster's ``save`` (``xgboost``, ``nhits``, ``tft``),
+        Written by a forecaster's ``save`` (``xgboost``, ``nhits``, ``tft``, ``tsmixer``),
         :meth:`TabularModel.save <forecasting.tabular.TabularModel.save>` or
         :func:`forecasting.export.export_model`.
     device : str, default "cpu"

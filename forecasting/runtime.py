@@ -242,7 +242,7 @@ class OnnxXGBoostForecaster(OnnxTreeForecaster, XGBoostForecaster):  # type: ign
 
 
 class OnnxNeuralForecaster(OnnxForecaster, NeuralForecaster):  # type: ignore[misc]
-    """An NHITS/TFT forecaster whose network (window scaling included) is an ONNX graph."""
+    """An NHITS/TFT/TSMixer forecaster whose network (window scaling included) is an ONNX graph."""
 
     def _network(self) -> Any:
         sess = self.net_

@@ -62,7 +62,7 @@ LOCAL_CAPABILITIES = Capabilities(
              "global_importance": "statistical models have no features; use a global model such as 'xgboost'",
              "save": "it is refitted from history each time and is not saved; use `forecasting forecast`",
              "export": "statistical models are refit from each request's history (nothing is trained ahead to "
-                       "export); export xgboost, nhits, tft or a tabular model",
+                       "export); export xgboost, nhits, tft, tsmixer or a tabular model",
              "exog": "drop the exogenous columns or choose a model that supports them",
              "progress": "it fits in one pass per series",
              "fitted_values": "this model keeps no in-sample fit; use a statistical model such as 'auto_ets' or "

@@ -916,7 +916,7 @@ class NeuralForecaster(GlobalForecaster[NP]):
                                         field="model")
             kind = network_class(str(meta.get("model")))
             if kind is None or (cls is not NeuralForecaster and kind is not cls):
-                msg = f"'{folder}' holds model {meta.get('model')!r}, not '{cls.name or 'nhits/tft'}'"
+                msg = f"'{folder}' holds model {meta.get('model')!r}, not '{cls.name or 'nhits/tft/tsmixer'}'"
                 raise InvalidInputError(msg,
                                         field="model")
             verify(folder, meta, required=["weights.safetensors", "pipeline.json", "history.parquet",

@@ -4,7 +4,7 @@ What a training job runs (:mod:`forecasting.jobs` calls :func:`train` in its wor
 process with a ``step`` callback that records progress and stops on cancel or time
 limit). What gets saved:
 
-* global forecasters that can be saved (``xgboost``, ``nhits``, ``tft``): the fitted model;
+* global forecasters that can be saved (``xgboost``, ``nhits``, ``tft``, ``tsmixer``): the fitted model;
   series shorter than the model needs go to the spec's ``fallback`` (they are left out of
   the saved model, forecast by the fallback at forecast time, and said so in ``notes``);
 * tabular models (:class:`~forecasting.tabular.TabularModel`): the fitted model;
