@@ -2,7 +2,9 @@
 
 Registered in :mod:`forecasting.cli`; the command is one service call
 (:func:`forecasting.service.hierarchy.forecast_hierarchy`, or
-:func:`~forecasting.service.hierarchy.backtest_hierarchy` with ``--backtest``) plus printing.
+:func:`~forecasting.service.hierarchy.backtest_hierarchy` with ``--backtest``) plus printing;
+``--report out.html`` passes ``report=`` (the HTML report with the coherence check and the
+per-level accuracy table).
 """
 
 from __future__ import annotations
@@ -39,11 +41,14 @@ def hierarchy(
     backtest: Annotated[bool, typer.Option("--backtest", help="Hold out the last h steps and print MASE and RMSE "
                                            "of base and reconciled forecasts at each level.")] = False,
     n_jobs: Annotated[int, typer.Option("--n-jobs", help="Worker processes (-1: all CPUs).")] = -1,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write the HTML report there: structure, "
+                                                   "coherence check, MASE and RMSE per level and method on the "
+                                                   "last h steps held out, the top series' forecasts.")] = None,
 ) -> None:
     """Forecast every aggregate of a structure with one model and reconcile (hierarchicalforecast).
 
     Example: forecasting hierarchy -i tourism.csv --hierarchy state/region --group purpose --h 8 --model auto_ets
-    --methods bottom_up,mint_shrink -o reconciled.csv
+    --methods bottom_up,mint_shrink -o reconciled.csv --report reconciled.html
     """
     from forecasting.cli import _fail, console, err_console
     from forecasting.service import read_table, write_table
@@ -55,13 +60,15 @@ def hierarchy(
         S = read_table(summing_matrix) if summing_matrix is not None else None
         if backtest:
             bt = backtest_hierarchy(data, hierarchy=nested, group=group, S=S, model=model, h=h, methods=names,
-                                    middle_level=middle_level, freq=freq, n_jobs=n_jobs)
+                                    middle_level=middle_level, freq=freq, n_jobs=n_jobs, report=report,
+                                    level=level or ())
             table = bt.table
             notes = bt.result.notes
             coherence = bt.result.coherence
         else:
             result = forecast_hierarchy(data, hierarchy=nested, group=group, S=S, model=model, h=h, methods=names,
-                                        middle_level=middle_level, level=level or (), freq=freq, n_jobs=n_jobs)
+                                        middle_level=middle_level, level=level or (), freq=freq, n_jobs=n_jobs,
+                                        report=report)
             table = result.forecasts
             notes = result.notes
             coherence = result.coherence
@@ -77,4 +84,5 @@ def hierarchy(
         with pl.Config(tbl_rows=-1):
             console.print(table, highlight=False)
     console.print(json.dumps({"coherence": coherence, "rows": table.height,
-                              "output": None if output is None else str(output)}), highlight=False, soft_wrap=True)
+                              "output": None if output is None else str(output),
+                              "report": None if report is None else str(report)}), highlight=False, soft_wrap=True)

@@ -165,6 +165,7 @@ def forecast_hierarchy(
     id_col: str = "unique_id",
     time_col: str = "ds",
     target_col: str = "y",
+    report: str | Path | None = None,
 ) -> Any:
     """Forecast every series of a hierarchical or grouped structure with ``model`` and reconcile them.
 
@@ -182,6 +183,9 @@ def forecast_hierarchy(
     methods : names
         ``bottom_up``, ``top_down``, ``middle_out``, ``ols``, ``wls_struct``, ``wls_var``, ``mint_shrink``
         (hierarchicalforecast's reconcilers).
+    report : path, optional
+        Also hold out the last ``h`` steps and write the HTML report there: the coherence check and MASE/RMSE per
+        level and method (:func:`forecasting.service.hierarchy.write_hierarchy_report`); ``result.report``.
     Other parameters as :func:`forecast`.
 
     Returns
@@ -201,7 +205,7 @@ def forecast_hierarchy(
 
     cols = _Columns(df, id_col, time_col, target_col)
     result = run(cols.into(df), hierarchy=hierarchy, group=group, S=S, tags=tags, model=model, h=h,
-                 methods=methods, middle_level=middle_level, level=level, freq=freq, n_jobs=n_jobs)
+                 methods=methods, middle_level=middle_level, level=level, freq=freq, n_jobs=n_jobs, report=report)
     return dataclasses.replace(result, forecasts=cols.out(result.forecasts))
 
 

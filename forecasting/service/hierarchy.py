@@ -5,15 +5,20 @@ crossed ``group`` columns, or a summing matrix ``S``), builds every aggregate se
 (:mod:`forecasting.hierarchy`), forecasts them all with one zoo model (or ``auto``) and
 reconciles the forecasts with each method asked for. :func:`backtest_hierarchy` does the same on
 all but the last ``h`` steps and scores base and reconciled forecasts at each level (MASE, RMSE),
-as fpp3 ch. 11 does for the prison data; the benchmark harness and the CLI call it.
+as fpp3 ch. 11 does for the prison data; the benchmark harness and the CLI call it. Both take
+``report=`` (a path): the HTML report of the structure, the coherence check, the per-level accuracy
+table and the top series' forecasts (:func:`write_hierarchy_report`, template
+``forecasting/templates/hierarchy.html.j2``), the hold-out and the forecast both run for it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -35,11 +40,17 @@ from forecasting.models.local import ALL_CORES
 from forecasting.models.registry import ModelSpec, make_model, parse_spec
 from forecasting.service.core import Limits, SpecLike, check_limits, resolve
 
-__all__ = ["DEFAULT_METHODS", "HierarchyBacktest", "HierarchyResult", "backtest_hierarchy", "forecast_hierarchy",
-           "structure_of"]
+if TYPE_CHECKING:
+    from forecasting.reports import WrittenReport
+
+__all__ = ["COHERENCE_TOLERANCE", "DEFAULT_METHODS", "HierarchyBacktest", "HierarchyResult", "backtest_hierarchy",
+           "forecast_hierarchy", "structure_of", "write_hierarchy_report"]
 
 #: Methods run when the caller names none (each applies to grouped structures too; no fitted values needed).
 DEFAULT_METHODS: tuple[str, ...] = ("bottom_up", "ols", "wls_struct")
+#: A reconciled column is coherent when its largest relative gap (:func:`forecasting.hierarchy.coherence_error`)
+#: is below this (the issue's "within 1e-6 relative").
+COHERENCE_TOLERANCE = 1e-6
 NO_LIMITS = Limits()
 
 
@@ -67,6 +78,8 @@ class HierarchyResult:
     h : int
     level : tuple of numbers
     notes : list of str
+    report : WrittenReport, optional
+        The HTML report, when ``report=`` was given.
     """
 
     forecasts: pl.DataFrame
@@ -79,6 +92,7 @@ class HierarchyResult:
     h: int
     level: tuple[float | int, ...]
     notes: list[str] = field(default_factory=list)
+    report: WrittenReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the HTTP ``hierarchy`` answer and the CLI's)."""
@@ -101,11 +115,20 @@ class HierarchyBacktest:
         The forecasts of the held-out steps.
     seconds : float
         Wall time of fitting, forecasting and reconciling.
+    season_length : int
+        MASE's scaling lag.
+    cutoff : str
+        The last training ``ds`` (the hold-out starts after it).
+    report : WrittenReport, optional
+        The HTML report, when ``report=`` was given.
     """
 
     table: pl.DataFrame
     result: HierarchyResult
     seconds: float
+    season_length: int = 1
+    cutoff: str = ""
+    report: WrittenReport | None = None
 
 
 def structure_of(frame: pl.DataFrame, *, hierarchy: str | Sequence[str] | None = None,
@@ -167,6 +190,7 @@ def forecast_hierarchy(
     fill_gaps: bool = False,
     n_jobs: int = ALL_CORES,
     limits: Limits = NO_LIMITS,
+    report: str | os.PathLike[str] | None = None,
 ) -> HierarchyResult:
     """Forecast every series of a hierarchical or grouped structure and reconcile (fpp3 ch. 11).
 
@@ -192,6 +216,9 @@ def forecast_hierarchy(
         ``middle_out``'s level.
     level : numbers in (0, 100)
         Interval levels, percent; reconciled intervals where the method supports them.
+    report : path, optional
+        Also hold out the last ``h`` steps (:func:`backtest_hierarchy`, same model and methods) and write the
+        HTML report there (:func:`write_hierarchy_report`); ``result.report`` says what it holds.
     Other parameters as :func:`forecasting.service.forecast`.
 
     Returns
@@ -213,8 +240,13 @@ def forecast_hierarchy(
     names = validate_methods(methods)
     structure, panel = _bottom_panel(data, {"hierarchy": hierarchy, "group": group, "S": S, "tags": tags},
                                      freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps, limits=limits)
-    return _forecast_all(panel, structure, parse_spec(model), h=h, levels=levels, methods=names,
-                         middle_level=middle_level, n_jobs=n_jobs, limits=limits)
+    result = _forecast_all(panel, structure, parse_spec(model), h=h, levels=levels, methods=names,
+                           middle_level=middle_level, n_jobs=n_jobs, limits=limits)
+    if report is None:
+        return result
+    held_out = _holdout(panel, structure, parse_spec(model), h=h, methods=names, middle_level=middle_level,
+                        season_length=None, n_jobs=n_jobs, limits=limits)
+    return replace(result, report=write_hierarchy_report(report, result, held_out))
 
 
 def _forecast_all(panel: Panel, structure: Hierarchy, spec: ModelSpec, *, h: int, levels: tuple[float | int, ...],
@@ -258,6 +290,8 @@ def backtest_hierarchy(
     season_length: int | None = None,
     n_jobs: int = ALL_CORES,
     limits: Limits = NO_LIMITS,
+    report: str | os.PathLike[str] | None = None,
+    level: Sequence[float] = (),
 ) -> HierarchyBacktest:
     """Hold out the last ``h`` steps of every series, forecast and reconcile, score each level (fpp3 ch. 11.7).
 
@@ -265,6 +299,9 @@ def backtest_hierarchy(
     ----------
     season_length : int, optional
         MASE's scaling lag (default: the frequency's season, 4 for quarterly data).
+    report : path, optional
+        Also forecast ``h`` steps past the data (:func:`forecast_hierarchy`, intervals at ``level``) and write the
+        HTML report there (:func:`write_hierarchy_report`): its accuracy table is this ``table``.
     Other parameters as :func:`forecast_hierarchy`.
 
     Returns
@@ -277,18 +314,33 @@ def backtest_hierarchy(
     InsufficientHistoryError, InvalidInputError, InvalidParameterError, CapabilityError
         As :func:`forecast_hierarchy`; series of ``h`` points or fewer.
     """
-    from forecasting.backtest import rolling_origins
-    from forecasting.models.registry import default_season_length
-
     h = validate_h(h, max_h=limits.max_h)
     names = validate_methods(methods)
+    levels = validate_levels(level)
     structure, panel = _bottom_panel(data, {"hierarchy": hierarchy, "group": group, "S": S, "tags": tags},
                                      freq=None if freq is None else freq, fill_missing=None, fill_gaps=False,
                                      limits=limits)
+    backtest = _holdout(panel, structure, parse_spec(model), h=h, methods=names, middle_level=middle_level,
+                        season_length=season_length, n_jobs=n_jobs, limits=limits)
+    if report is None:
+        return backtest
+    future = _forecast_all(panel, structure, parse_spec(model), h=h, levels=levels, methods=names,
+                           middle_level=middle_level, n_jobs=n_jobs, limits=limits)
+    return replace(backtest, report=write_hierarchy_report(report, future, backtest))
+
+
+def _holdout(panel: Panel, structure: Hierarchy, spec: ModelSpec, *, h: int, methods: list[str],
+             middle_level: str | None, season_length: int | None, n_jobs: int,
+             limits: Limits) -> HierarchyBacktest:
+    """The last ``h`` steps of every series held out, forecast, reconciled and scored per level."""
+    from forecasting.backtest import rolling_origins
+    from forecasting.models.registry import default_season_length
+
+    names = methods
     window = rolling_origins(panel.frame, h=h, n_windows=1)[0]
     train = window.train_panel(panel)
     start = time.perf_counter()
-    result = _forecast_all(train, structure, parse_spec(model), h=h, levels=(), methods=names,
+    result = _forecast_all(train, structure, spec, h=h, levels=(), methods=names,
                            middle_level=middle_level, n_jobs=n_jobs, limits=limits)
     seconds = time.perf_counter() - start
     alias = result.alias
@@ -298,4 +350,120 @@ def backtest_hierarchy(
         "unique_id", "ds", "y"), window.train.select("unique_id", "ds", "y"), structure, columns=columns,
         season_length=m)
     table = table.with_columns(pl.col("method").replace({alias: "base", **{f"{alias}/{n}": n for n in names}}))
-    return HierarchyBacktest(table=table, result=result, seconds=seconds)
+    cutoff = window.train["ds"].max()
+    return HierarchyBacktest(table=table, result=result, seconds=seconds, season_length=m, cutoff=str(cutoff))
+
+
+# --------------------------------------------------------------------------- the report
+def write_hierarchy_report(path: str | os.PathLike[str], result: HierarchyResult,
+                           backtest: HierarchyBacktest | None = None, *, title: str | None = None) -> WrittenReport:
+    """Write the self-contained HTML report of a hierarchical forecast (and of its hold-out).
+
+    Sections: the structure (levels and their series counts), the coherence check (per forecast column, the
+    largest relative gap of :func:`forecasting.hierarchy.coherence_error` on the forecast and on the hold-out,
+    "yes" for a reconciled column below :data:`COHERENCE_TOLERANCE`), the accuracy per level (MASE and RMSE of
+    the base and each reconciled forecast, ``backtest.table`` as it is, fpp3 ch. 11.7) and a plot of the top
+    series' forecasts. Rendered from ``forecasting/templates/hierarchy.html.j2`` by
+    :func:`forecasting.reports.render` (inline CSS, the plot embedded, nothing fetched).
+
+    Parameters
+    ----------
+    path : path
+        The HTML file to write (its folder is created).
+    result : HierarchyResult
+        The forecast (:func:`forecast_hierarchy`).
+    backtest : HierarchyBacktest, optional
+        The hold-out of the same structure and methods (:func:`backtest_hierarchy`); without it the accuracy
+        section says it was not measured.
+    title : str, optional
+
+    Returns
+    -------
+    forecasting.reports.WrittenReport
+        The path, the sections ``(id, title)`` and the notes written in the report.
+
+    Raises
+    ------
+    InvalidParameterError
+        The backtest's methods differ from the forecast's.
+    """
+    from forecasting.reports import WrittenReport, render
+
+    if backtest is not None and backtest.result.methods != result.methods:
+        msg = (f"report: the hold-out's methods {backtest.result.methods} differ from the forecast's "
+               f"{result.methods}")
+        raise InvalidParameterError(msg, field="methods")
+    notes = list(dict.fromkeys([*result.notes, *(backtest.result.notes if backtest is not None else [])]))
+    figure, overlaps = _top_series_figure(result)
+    notes += [f"plot: labels overlap: {a!r} and {b!r}" for a, b in overlaps]
+    structure = result.structure
+    html = render(
+        "hierarchy.html.j2", title=title or f"Hierarchical forecast: {result.spec.name}, h={result.h}",
+        subtitle="generated by forecasting.service.hierarchy", notes=notes, model=result.spec.name,
+        alias=result.alias, h=result.h, freq=result.panel.freq, methods=result.methods, strict=structure.strict,
+        n_series=len(structure.ids), n_bottom=len(structure.bottom), tolerance=f"{COHERENCE_TOLERANCE:g}",
+        levels=[(name, len(ids), ids[0]) for name, ids in structure.tags.items()],
+        coherence_runs=["forecast", *(["hold-out"] if backtest is not None else [])],
+        coherence=_coherence_rows(result, backtest), accuracy=_accuracy_rows(backtest),
+        accuracy_methods=["base", *result.methods], cutoff=backtest.cutoff if backtest is not None else "",
+        season_length=backtest.season_length if backtest is not None else None, top=structure.ids[0],
+        figure=figure)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    sections = [("structure", "Structure"), ("coherence", "Coherence check"), ("accuracy", "Accuracy per level"),
+                ("forecasts", "Forecasts of the top series")]
+    return WrittenReport(path=out, sections=sections, notes=notes)
+
+
+def _coherence_rows(result: HierarchyResult, backtest: HierarchyBacktest | None) -> list[dict[str, Any]]:
+    runs = [result, *([backtest.result] if backtest is not None else [])]
+    rows = []
+    for method, column in [("base", result.alias), *[(m, f"{result.alias}/{m}") for m in result.methods]]:
+        gaps = [run.coherence.get(column) for run in runs]
+        ok = all(g is not None and g < COHERENCE_TOLERANCE for g in gaps)
+        rows.append({"method": method, "column": column, "gaps": gaps, "ok": ok})
+    return rows
+
+
+def _accuracy_rows(backtest: HierarchyBacktest | None) -> list[dict[str, Any]]:
+    """Per level: one cell per method for MASE and for RMSE (``value``, ``best``: the row's lowest)."""
+    if backtest is None:
+        return []
+    rows = []
+    for (level,), part in backtest.table.group_by("level", maintain_order=True):
+        row: dict[str, Any] = {"level": level}
+        for metric in ("mase", "rmse"):
+            values = [None if v is None or v != v else float(v) for v in part[metric].to_list()]
+            best = min((v for v in values if v is not None), default=None)
+            row[metric] = [{"method": m, "value": v, "best": v is not None and v == best}
+                           for m, v in zip(part["method"].to_list(), values, strict=True)]
+        rows.append(row)
+    return rows
+
+
+def _top_series_figure(result: HierarchyResult) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """The top series' last observations, base and reconciled forecasts (and the base intervals) as a figure."""
+    from forecasting.reports import new_figure, png_base64, text_overlaps
+
+    top = result.structure.ids[0]
+    hist = result.panel.frame.filter(pl.col("unique_id") == top).tail(max(4 * result.h, 24))
+    part = result.forecasts.filter(pl.col("unique_id") == top)
+    fig = new_figure(10, 3.8)
+    ax = fig.add_subplot()
+    ax.plot(hist["ds"].to_numpy(), hist["y"].to_numpy(), color="#333", lw=1, label="history")
+    fx = part["ds"].to_numpy()
+    for lv in sorted(result.level, reverse=True):
+        ax.fill_between(fx, part[f"{result.alias}-lo-{lv}"].to_numpy(), part[f"{result.alias}-hi-{lv}"].to_numpy(),
+                        color="#9ecae1", alpha=0.5, linewidth=0, label=f"base {lv}% interval")
+    ax.plot(fx, part[result.alias].to_numpy(), color="#1f4e9c", lw=1.5, label=f"base ({result.alias})")
+    for m in result.methods:
+        ax.plot(fx, part[f"{result.alias}/{m}"].to_numpy(), lw=1.2, ls="--", label=m)
+    ax.set_title(f"series {top}: base and reconciled forecasts", fontsize=10)
+    ax.set_xlabel("ds")
+    ax.set_ylabel("y")
+    ax.legend(fontsize=7, loc="upper left")
+    overlaps = text_overlaps(fig)
+    alt = (f"Forecast plot of the top series {top}: last {hist.height} observations, the base forecast and "
+           f"{len(result.methods)} reconciled forecasts, {result.h} steps")
+    return {"png": png_base64(fig), "alt": alt}, overlaps
