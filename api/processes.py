@@ -10,6 +10,7 @@ that dies is restarted). They share everything through the database and the arti
   store, verified against the database's digests, into its own cache);
 * SQLite runs in WAL mode with a busy timeout (:func:`forecasting.store.tables.make_engine`),
   so readers never block the one writer and a writer waits ``FORECASTING_DB_BUSY_TIMEOUT_S``;
+* a server process stops (SIGTERM) when the supervisor dies, even by ``kill -9``;
 * exactly one process runs training jobs: each app's :class:`~forecasting.jobs.JobRunner` is
   ``shared``, the one holding its lock file (``<database>.jobs.lock``) is the leader, the others queue jobs in
   the database for it (and one of them takes over when the leader's process is gone).
@@ -44,9 +45,29 @@ def app_factory() -> Litestar:
     from forecasting.api.logs import configure_logging
     from forecasting.api.settings import Settings
 
+    _stop_with_supervisor()
     settings = Settings.from_env()
     configure_logging(fmt="text" if settings.log_format == "text" else "json", level=settings.log_level)
     return create_app(settings)
+
+
+def _stop_with_supervisor() -> None:
+    """SIGTERM this server process when the supervisor dies (``kill -9`` included; Linux ``PR_SET_PDEATHSIG``):
+    it then stops as on a normal shutdown, handing its running jobs back, and its job workers die with it."""
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # another libc: nothing more to do
+        return
+    if os.getppid() != parent:  # the supervisor died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run(settings: Settings, *, host: str, port: int, env: dict[str, str]) -> None:

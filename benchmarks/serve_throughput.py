@@ -19,6 +19,9 @@ one on 2 cores; p50 at one client <= 5 ms for the exported series.
 the resident memory of the server's process tree (the server processes and any job
 worker) at the start and the end.
 
+``--threads``: no server; 8 threads of one process predicting with one loaded XGBoost model,
+with every thread per call (the library's default) and with one (what serving uses).
+
 ``--crossover``: no server; native XGBoost against its ONNX export, one thread each, by
 the number of series in a request (what :data:`forecasting.runtime.ONNX_MAX_SERIES` is set
 from).
@@ -52,19 +55,20 @@ import polars as pl
 from forecasting.benchmarks import load_forecast as lf
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants (Linux /proc), MiB."""
-    total, todo = 0.0, [pid]
+def tree_rss_mb(pid: int) -> str:
+    """Resident memory of a process and all its descendants (Linux /proc): "<total> MiB in <n> processes"."""
+    total, todo, count = 0.0, [pid], 0
     while todo:
         p = todo.pop()
         rss = lf._rss_mb(p)
+        count += rss == rss
         total += 0.0 if rss != rss else rss  # NaN: gone meanwhile
         for task in Path(f"/proc/{p}/task").glob("*/children") if Path(f"/proc/{p}/task").is_dir() else []:
             try:
                 todo.extend(int(c) for c in task.read_text().split())
             except OSError:
                 pass
-    return total
+    return f"{total:.0f} MiB in {count} processes"
 
 
 def _load() -> str:
@@ -94,8 +98,8 @@ def measure(base: str, routes: dict[str, tuple[str, bytes]], clients: list[int],
         print("|--------:|---------:|-----------:|-------:|-------:|-------:|---|")
         rows = []
         for c in clients:
-            stats = run(base + path, body, clients=c, duration=duration)
-            stats = {"clients": c, **stats, "load": _load()}
+            stats: dict[str, Any] = {"clients": c, **run(base + path, body, clients=c, duration=duration),
+                                     "load": _load()}
             rows.append(stats)
             print(f"| {c} | {stats['requests']:.0f} | {stats['rps']:.1f} | {stats['p50_ms']:.1f} | "
                   f"{stats['p99_ms']:.1f} | {stats['errors']:.0f} | {stats['load'][5:]} |", flush=True)
@@ -149,6 +153,53 @@ def crossover(sizes: list[int], n_estimators: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def thread_stalls(clients: int, seconds: float, n_estimators: int) -> None:
+    """Concurrent predictions of one loaded XGBoost model with every thread (the library's default) and
+    with one per call (:func:`forecasting.runtime.limit_threads`): ``clients`` threads of this process call
+    ``predict(48, history=one series)`` for ``seconds`` each way, as a server's request threads would;
+    prints calls/s, p50 and p99."""
+    import threading
+
+    from forecasting.loading import load
+    from forecasting.models.registry import make_model
+    from forecasting.runtime import limit_threads
+
+    frame, _ = lf.training_data(8, synthetic=True)
+    model = make_model({"name": "xgboost", "params": {"season_length": 24, "n_estimators": n_estimators,
+                                                      "conformal_windows": 0}}, freq=1).fit(frame)
+    one = frame.filter(pl.col("unique_id") == "S0")
+    folder = Path(tempfile.mkdtemp(prefix="forecasting-threads-"))
+    try:
+        model.save(folder / "m")
+        print(f"\nXGBoost {n_estimators} trees, {clients} threads calling predict(48, history=700 points) for "
+              f"{seconds:g} s\n")
+        print("| threads per call | calls/s | p50 ms | p99 ms | load average |")
+        print("|---|--:|--:|--:|---|")
+        runs: list[tuple[str, Any]] = [("all (default)", load(folder / "m")),
+                                       ("1 (serving)", limit_threads(load(folder / "m")))]
+        for label, loaded in runs:
+            loaded.predict(48, history=one)
+            times: list[float] = []
+            end = time.perf_counter() + seconds
+
+            def call(loaded: Any = loaded, times: list[float] = times, end: float = end) -> None:
+                while time.perf_counter() < end:
+                    start = time.perf_counter()
+                    loaded.predict(48, history=one)
+                    times.append(time.perf_counter() - start)
+
+            threads = [threading.Thread(target=call) for _ in range(clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            q = statistics.quantiles(times, n=100, method="inclusive")
+            print(f"| {label} | {len(times) / seconds:.1f} | {q[49] * 1e3:.1f} | {q[98] * 1e3:.1f} | {_load()[5:]} |",
+                  flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the arguments, start the server, train, export, measure; print the tables."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -158,6 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--soak", type=float, metavar="SECONDS", help="16 clients for SECONDS on each route")
     parser.add_argument("--crossover", action="store_true", help="native vs ONNX by request size, no server")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8, 32, 128, 414])
+    parser.add_argument("--threads", action="store_true", help="concurrent predictions with all threads vs one "
+                                                               "per call, no server (8 clients, --duration s)")
     parser.add_argument("--n-estimators", type=int, default=100)
     parser.add_argument("--inline-model", default="seasonal_naive", help="model of the inline route (name or JSON)")
     parser.add_argument("--no-onnx", action="store_true", help="serve the registered model natively")
@@ -166,6 +219,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.crossover:
         crossover(args.sizes, args.n_estimators)
+        return
+    if args.threads:
+        thread_stalls(max(args.clients), args.duration, args.n_estimators)
         return
     tool = args.tool if args.tool != "auto" else ("wrk" if shutil.which("wrk") else "python")
     inline_model = json.loads(args.inline_model) if args.inline_model.strip().startswith("{") else args.inline_model
@@ -191,12 +247,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.soak:
             before = tree_rss_mb(proc.pid)
             print(f"\nsoak: 16 clients, {args.soak:g} s per route; server tree resident memory at start "
-                  f"{before:.0f} MiB ({_load()})")
+                  f"{before} ({_load()})")
             measure(base, routes, [16], args.soak, tool)
-            print(f"\nserver tree resident memory: start {before:.0f} MiB, end {tree_rss_mb(proc.pid):.0f} MiB")
+            print(f"\nserver tree resident memory: start {before}, end {tree_rss_mb(proc.pid)}")
         else:
             measure(base, routes, args.clients, args.duration, tool)
-            print(f"\nserver tree resident memory after the run: {tree_rss_mb(proc.pid):.0f} MiB")
+            print(f"\nserver tree resident memory after the run: {tree_rss_mb(proc.pid)}")
     finally:
         if proc is not None:
             proc.terminate()

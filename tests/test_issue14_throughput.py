@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,33 +25,10 @@ from forecasting.jobs import JobRunner
 from forecasting.loading import export_version, load_serving, load_version
 from forecasting.runtime import ONNX_MAX_SERIES, SERVING_THREADS, choose_runtime, count_series
 from forecasting.store import Store
+from test_issue14_ops import _free_port, alive, hourly, wait_for
 
 FORECASTING = str(Path(sys.executable).parent / "forecasting")
 SMALL_XGB = {"name": "xgboost", "params": {"n_estimators": 5, "max_depth": 2, "conformal_windows": 0}}
-
-
-def hourly(n: int = 24 * 8, uid: str = "s0") -> dict[str, list[Any]]:
-    ds = pl.datetime_range(pl.datetime(2024, 1, 1), pl.datetime(2024, 1, 1) + pl.duration(hours=n - 1), "1h",
-                           eager=True).dt.strftime("%Y-%m-%dT%H:%M:%S").to_list()
-    return {"unique_id": [uid] * n, "ds": ds, "y": [50.0 + (i % 24) + 0.1 * (i % 7) for i in range(n)]}
-
-
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < end, f"{what}: not within {timeout} s"
-        time.sleep(0.1)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def parent_of(pid: int) -> int | None:
@@ -60,14 +36,6 @@ def parent_of(pid: int) -> int | None:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except OSError:
         return None
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- two processes, one store
