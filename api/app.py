@@ -276,7 +276,8 @@ def _train_route(services: RegisteredModels, more: dict[int, ResponseSpec]) -> A
                 body = _decode(raw, TrainRequest)
                 return services.submit_training(tenant, name=body.name, model=body.model, data=body.data,
                                                 kind=body.kind, target=body.target, h=body.h, freq=body.freq,
-                                                fill_missing=body.fill_missing, fill_gaps=body.fill_gaps)
+                                                fill_missing=body.fill_missing, fill_gaps=body.fill_gaps,
+                                                hierarchy=body.hierarchy)
 
             job = await sync_to_thread(submit)
         return Response(job_out(job), status_code=HTTP_202_ACCEPTED, headers={"Location": f"/v1/jobs/{job.id}"})
@@ -331,7 +332,8 @@ def _use_routes(services: RegisteredModels, more: dict[int, ResponseSpec], metri
         versions refit on `history` (required). Same answer fields as POST /v1/forecast."""
         start = time.perf_counter()
         result = services.forecast(tenant, ref, h=data.h, level=data.level, history=data.history,
-                                   X_future=data.X_future, fill_missing=data.fill_missing, fill_gaps=data.fill_gaps)
+                                   X_future=data.X_future, fill_missing=data.fill_missing, fill_gaps=data.fill_gaps,
+                                   hierarchy=data.hierarchy)
         metrics.observe_forecast(model=result.spec.name, n_series=result.panel.n_series,
                                  n_rows=result.panel.frame.height, n_fallbacks=len(result.fallbacks),
                                  seconds=time.perf_counter() - start)
@@ -447,7 +449,7 @@ def _decode(body: bytes, type_: Any) -> Any:
 def _form_fields(form: Any) -> dict[str, Any]:
     """The training fields of a multipart form (all text): name, model (name or JSON spec), kind, target, h, freq,
     fill_missing, fill_gaps."""
-    known = {"name", "model", "kind", "target", "h", "freq", "fill_missing", "fill_gaps", "file"}
+    known = {"name", "model", "kind", "target", "h", "freq", "fill_missing", "fill_gaps", "file", "hierarchy"}
     unknown = sorted(set(form.keys()) - known)
     if unknown:
         msg = f"unknown form field '{unknown[0]}' (accepted: {', '.join(sorted(known))})"
@@ -482,7 +484,8 @@ def _form_fields(form: Any) -> dict[str, Any]:
         msg = f"form field 'fill_gaps' must be true or false, got {fill_gaps!r}"
         raise InvalidParameterError(msg, field="fill_gaps")
     return {"name": name, "model": model, "kind": kind, "target": form.get("target") or None, "h": h, "freq": freq,
-            "fill_missing": form.get("fill_missing") or None, "fill_gaps": fill_gaps in ("true", "1")}
+            "fill_missing": form.get("fill_missing") or None, "fill_gaps": fill_gaps in ("true", "1"),
+            "hierarchy": form.get("hierarchy") or None}  # refused by the service, saying what to do (issue 17)
 
 
 async def _require_json(request: Request) -> Any:

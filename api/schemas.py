@@ -228,6 +228,9 @@ class TrainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         description="forecast: fill null y instead of rejecting them; filled rows are reported.")] = None
     fill_gaps: Annotated[bool, msgspec.Meta(
         description="forecast: insert missing timestamps (needs fill_missing).")] = False
+    hierarchy: Annotated[dict[str, Any] | None, msgspec.Meta(
+        description="Not kept by registered models yet: a request with it is refused (422, field 'hierarchy'); "
+                    "forecast and reconcile a hierarchy with POST /v1/forecast and its 'hierarchy' field.")] = None
 
 
 class RegisteredForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -246,6 +249,9 @@ class RegisteredForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fie
         description="Fill null y of history instead of rejecting them; filled rows are reported.")] = None
     fill_gaps: Annotated[bool, msgspec.Meta(
         description="Insert missing timestamps in history (needs fill_missing); inserted rows are reported.")] = False
+    hierarchy: Annotated[dict[str, Any] | None, msgspec.Meta(
+        description="Not kept by registered models yet: a request with it is refused (422, field 'hierarchy'); "
+                    "forecast and reconcile a hierarchy with POST /v1/forecast and its 'hierarchy' field.")] = None
 
 
 class ExplainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

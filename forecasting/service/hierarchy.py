@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from forecasting.data import FillPolicy, Panel, validate_h, validate_levels, validate_panel
-from forecasting.errors import InvalidParameterError
+from forecasting.errors import CapabilityError, InvalidParameterError
 from forecasting.hierarchy import (
     INSAMPLE_METHODS,
     Hierarchy,
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from forecasting.reports import WrittenReport
 
 __all__ = ["COHERENCE_TOLERANCE", "DEFAULT_METHODS", "HierarchyBacktest", "HierarchyResult", "backtest_hierarchy",
-           "forecast_hierarchy", "structure_of", "write_hierarchy_report"]
+           "forecast_hierarchy", "registered_refusal", "structure_of", "write_hierarchy_report"]
 
 #: Methods run when the caller names none (each applies to grouped structures too; no fitted values needed).
 DEFAULT_METHODS: tuple[str, ...] = ("bottom_up", "ols", "wls_struct")
@@ -129,6 +129,24 @@ class HierarchyBacktest:
     season_length: int = 1
     cutoff: str = ""
     report: WrittenReport | None = None
+
+
+def registered_refusal(where: str) -> CapabilityError:
+    """The error a registered model's training or forecast answers to a ``hierarchy`` (HTTP: a 422 naming it).
+
+    Registered versions do not keep a structure (its summing matrix, levels and methods) yet, so they cannot
+    return reconciled forecasts; the error says which doors do.
+
+    Parameters
+    ----------
+    where : str
+        What was asked: ``"training"`` or ``"forecast"``.
+    """
+    msg = (f"hierarchy: registered models do not keep a hierarchical structure yet, so a {where} with 'hierarchy' "
+           f"is refused; forecast and reconcile the hierarchy inline instead: POST /v1/forecast with the bottom series "
+           f"in 'data' and the same 'hierarchy' field (library: fc.forecast_hierarchy, command line: forecasting "
+           f"hierarchy), or register the model without 'hierarchy'")
+    return CapabilityError(msg, field="hierarchy", details={"where": where})
 
 
 def structure_of(frame: pl.DataFrame, *, hierarchy: str | Sequence[str] | None = None,

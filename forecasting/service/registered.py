@@ -63,7 +63,8 @@ class RegisteredModels:
     # ------------------------------------------------------------------ training
     def submit_training(self, tenant: str, *, name: str, model: Any, data: Any, kind: str = "forecast",
                         target: str | None = None, h: int | None = None, freq: str | int | None = None,
-                        fill_missing: FillPolicy | None = None, fill_gaps: bool = False) -> JobInfo:
+                        fill_missing: FillPolicy | None = None, fill_gaps: bool = False,
+                        hierarchy: Any = None) -> JobInfo:
         """Check the request and the data's size, queue the training, return the ``queued`` job.
 
         ``data`` is rows, columns or a frame (inline or parsed from an uploaded file); the job runs
@@ -73,7 +74,15 @@ class RegisteredModels:
         ------
         InvalidParameterError, InvalidInputError
             A bad name, ``h`` or model; data above the limits.
+        CapabilityError
+            A ``hierarchy``: registered versions do not keep one yet
+            (:func:`forecasting.service.hierarchy.registered_refusal`).
         """
+        if hierarchy is not None:
+            from forecasting.service.hierarchy import registered_refusal
+
+            refusal = registered_refusal("training")
+            raise refusal
         if h is not None:
             validate_h(h, max_h=self.limits.max_h)
         frame = data if isinstance(data, pl.DataFrame) else to_polars(data)
@@ -159,7 +168,7 @@ class RegisteredModels:
 
     def forecast(self, tenant: str, ref: str, *, h: int, level: Sequence[float] = (), history: Any = None,
                  X_future: Any = None, fill_missing: FillPolicy | None = None,
-                 fill_gaps: bool = False) -> ForecastResult:
+                 fill_gaps: bool = False, hierarchy: Any = None) -> ForecastResult:
         """Forecast ``h`` steps with a registered model.
 
         Saved (global) models predict from the stored model, from ``history`` when given and from
@@ -169,9 +178,15 @@ class RegisteredModels:
 
         Raises
         ------
-        NotFoundError, CapabilityError (a tabular model), InvalidInputError (``history`` missing for
-        a spec-only version, or invalid), InvalidParameterError.
+        NotFoundError, CapabilityError (a tabular model; a ``hierarchy``, which registered versions do not
+        keep yet), InvalidInputError (``history`` missing for a spec-only version, or invalid),
+        InvalidParameterError.
         """
+        if hierarchy is not None:
+            from forecasting.service.hierarchy import registered_refusal
+
+            refusal = registered_refusal("forecast")
+            raise refusal
         info = self._forecast_version(tenant, ref)
         registered = Registered(info.name, info.version)
         if info.artifact is None:
