@@ -214,3 +214,22 @@ def test_explain_bench_prints_the_ratio(data_dir: Path, monkeypatch: pytest.Monk
     ratio = re.search(r"\| ratio \(issue 15: <= 1\.2\) \| ([0-9.]+) \|", out)
     assert ratio and float(ratio.group(1)) > 0
     assert "| explain 48 steps of one series |" in out and "| approximate explanation (Saabas), 48 steps |" in out
+
+
+def test_registered_statistical_version_is_explained_by_its_decomposition(client: TestClient, air: pl.DataFrame):
+    r = client.post("/v1/models", json={"name": "air-snaive", "model": "seasonal_naive", "data": _body(air), "h": H})
+    assert r.status_code == 202, r.text
+    end = time.monotonic() + 120
+    while (job := client.get(f"/v1/jobs/{r.json()['id']}").json())["state"] not in ("succeeded", "failed"):
+        assert time.monotonic() < end, job
+        time.sleep(0.2)
+    assert job["state"] == "succeeded", job
+    r = client.post("/v1/models/air-snaive/explain", json={"h": H, "history": _body(air), "k": 3})
+    assert r.status_code == 200, r.text
+    july = r.json()["rows"][6]
+    assert r.json()["method"].startswith("labelled decomposition (not SHAP) of the SeasonalNaive forecast")
+    assert july["output"] == 622.0  # July 1960 repeated
+    assert july["base_value"] + sum(c["shap"] for c in july["contributions"]) == pytest.approx(622.0)
+    # a spec-only version keeps no history: a 422 naming the field, not a 500
+    r = client.post("/v1/models/air-snaive/explain", json={"h": H, "k": 3})
+    assert r.status_code == 422 and r.json()["field"] == "history", r.text

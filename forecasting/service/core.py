@@ -518,6 +518,10 @@ def _explain_fitted(model: Any, h: int, history: Panel | None, X_future: Any, ap
         from forecasting.decomposition import forecast_components
         from forecasting.reports import season_length_of
 
+        if history is None and "panel_" not in model.__dict__:  # a spec-only registered version keeps no history
+            msg = (f"model '{model.name}' keeps no history to explain a forecast from (a spec-only statistical "
+                   "version refits on the data): give history")
+            raise CapabilityError(msg, field="history")
         panel = history if history is not None else model.panel_
         forecasts = model.predict(h, history=history)
         alias = next(c for c in forecasts.columns if c not in ("unique_id", "ds"))
