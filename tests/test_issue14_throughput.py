@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,38 @@ def test_the_runtime_follows_the_documented_rule_by_request_size(exported: tuple
     assert count_series([{"unique_id": "a"}, {"unique_id": "b"}, {"unique_id": "c"}]) == 3
     assert count_series(pl.DataFrame({"unique_id": ["x"] * 4})) == 1
     assert count_series({"unique_id": [["unhashable"]]}) is None
+
+
+def test_serve_workers_2_starts_two_server_processes_one_leading_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import signal
+
+    port = _free_port()
+    env = {**os.environ, "FORECASTING_STATE_DIR": str(tmp_path)}
+    proc = subprocess.Popen([FORECASTING, "serve", "--port", str(port), "--workers", "2", "--log-format", "text"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def ready() -> bool:
+            assert proc.poll() is None, proc.returncode
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, 90, "the server answering")
+        lock = tmp_path / "forecasting.db.jobs.lock"
+        leader = int(wait_for(lambda: lock.is_file() and lock.read_text().strip(), 30, "a leader"))
+
+        def servers() -> list[int]:  # the supervisor's children that run the app (multiprocessing's helper aside)
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            return [int(c) for c in children if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text()]
+
+        wait_for(lambda: len(servers()) == 2, 30, "two server processes")
+        assert leader in servers()
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/model-types", timeout=10).status_code == 200
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
