@@ -32,6 +32,17 @@ def _bash_blocks() -> list[str]:
     return re.findall(r"```bash\n(.*?)```", README, flags=re.S)
 
 
+def _python_blocks() -> list[tuple[str | None, str]]:
+    """Each ```python block of the README with the test that runs it: ``tests/x.py::test_y`` from the
+    ``<!-- run by tests/x.py::test_y -->`` line right above the block (None: no such line)."""
+    return [(m.group(1), m.group(2)) for m in re.finditer(
+        r"(?:<!-- run by (\S+) -->\n)?```python\n(.*?)```", README, flags=re.S)]
+
+
+def _blocks_run_by(test: str) -> list[str]:
+    return [code for owner, code in _python_blocks() if owner == f"tests/test_readme.py::{test}"]
+
+
 def _commands(prefix: str) -> list[str]:
     """Commands in ```bash blocks that start with ``prefix`` (continuation lines joined)."""
     out = []
@@ -217,12 +228,25 @@ def test_readme_export_example(tmp_path: Path):
     assert manifest["kind"] == "xgboost" and manifest["parity"]["booster_0.onnx"]["batch_1"]["max_rel_diff"] < 1e-4
 
 
+def test_readme_python_blocks_each_name_the_test_that_runs_them():
+    """Every ```python block is marked with exactly one test (``<!-- run by tests/x.py::test_y -->``) and that test
+    exists and reads the README; the blocks of this file's tests are the ones they run."""
+    blocks = _python_blocks()
+    unmarked = [code.splitlines()[0] for owner, code in blocks if owner is None]
+    assert not unmarked, (f"README python blocks without a '<!-- run by tests/x.py::test_y -->' line above them "
+                          f"(first lines): {unmarked}")
+    for owner, _ in blocks:
+        path, _, name = str(owner).partition("::")
+        source = (REPO / path).read_text()
+        assert re.search(rf"^def {name}\(", source, flags=re.M), f"{owner}: no such test"
+        assert "README.md" in source, f"{path} does not read the README"
+    assert len(_blocks_run_by("test_readme_python_example")) == 2  # the quickstart, then auto's (reusing its df)
+    assert len(_blocks_run_by("test_readme_hierarchy_example")) == 1
+
+
 def test_readme_python_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The README's Python block runs as written (in a scratch folder holding datasets/air_passengers.csv)."""
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "forecast_hierarchy" not in b
-              and "tsmixer" not in b  # tsmixer's: tests/test_issue17_tsmixer.py
-              and "detect_anomalies" not in b  # tests/test_issue16_readme.py
-              and "step == 7" not in b]  # "Explain a forecast": tests/test_issue15_readme.py
+    blocks = _blocks_run_by("test_readme_python_example")
     assert len(blocks) == 2  # the quickstart, then auto's (which reuses its df)
     _scratch_with_air_passengers(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -254,12 +278,17 @@ def test_readme_python_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
                                             "Auto-hi-95"]
 
 
-def test_readme_hierarchy_example() -> None:
-    """The hierarchy block runs as written: every reconciled column coherent, the levels as described."""
-    (block,) = [b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "forecast_hierarchy" in b]
+def test_readme_hierarchy_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hierarchy block runs as written: every reconciled column coherent, the levels as described, the report
+    written with its coherence check and per-level accuracy table."""
+    (block,) = _blocks_run_by("test_readme_hierarchy_example")
+    monkeypatch.chdir(tmp_path)
     scope: dict[str, object] = {}
     exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
     result = scope["result"]
     assert result.forecasts.height == 21 * 4  # type: ignore[attr-defined]  # 1 + 2 + 2 + 4 + 4 + 8 series
     assert result.forecasts["unique_id"][0] == "Total" and "NSW/business" in result.forecasts["unique_id"]  # type: ignore[attr-defined]
     assert all(result.coherence[f"AutoETS/{m}"] < 1e-6 for m in ("bottom_up", "ols", "mint_shrink"))  # type: ignore[attr-defined]
+    html = (tmp_path / "tourism_report.html").read_text()
+    assert result.report.path.name == "tourism_report.html"  # type: ignore[attr-defined]
+    assert '<table id="coherence-table">' in html and html.count('<tr data-level="') == 7  # 6 levels and 'all'
