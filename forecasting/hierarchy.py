@@ -172,6 +172,10 @@ def _levels(hierarchy: list[str], group: list[str]) -> list[tuple[str, ...]]:
 
 def _check_columns(frame: pl.DataFrame, columns: list[str], hierarchy: list[str]) -> None:
     for col in columns:
+        if col in ("unique_id", "ds", "y"):
+            field = "hierarchy" if col in hierarchy else "group"
+            msg = f"{field}: column {col!r} is the series id, time or target, not a structure column"
+            raise InvalidParameterError(msg, field=field, details={"column": col})
         if col not in frame.columns:
             field = "hierarchy" if col in hierarchy else "group"
             msg = f"{field}: column {col!r} is not in the data; columns: {frame.columns[:20]}"
@@ -231,11 +235,11 @@ def from_columns(frame: Any, *, hierarchy: str | Sequence[str] | None = None,
     Raises
     ------
     InvalidParameterError
-        No column given, or a column both nested and crossed.
+        No column given, a column both nested and crossed, or ``unique_id``/``ds``/``y`` given as one.
     InvalidInputError
         A column not in the frame, a row without a value for a column (a missing level), a bottom
-        series under two values of a column (two parents), or a bottom id equal to an aggregate id;
-        each naming the rows or series.
+        series under two values of a column (two parents), a bottom id equal to an aggregate id, or
+        values containing ``/`` that join to the same aggregate id; each naming the rows or series.
     """
     from forecasting.data import to_polars
 
@@ -270,6 +274,11 @@ def from_columns(frame: Any, *, hierarchy: str | Sequence[str] | None = None,
             continue
         label = keys.select(pl.concat_str([pl.col(c) for c in level], separator=_SEP).alias("k"))["k"]
         nodes = label.unique(maintain_order=True).sort().to_list()
+        joined = keys.select(*level, k=label).unique().filter(pl.col("k").is_duplicated())["k"].unique().sort()
+        if joined.len():  # 'A' + 'B/C' and 'A/B' + 'C' would both be the aggregate 'A/B/C'
+            msg = (f"data: values of {list(level)} contain '{_SEP}', so different combinations join to the same "
+                   f"aggregate id {joined.to_list()[:_SHOW]}; remove '{_SEP}' from the values")
+            raise InvalidInputError(msg, field="data", details={"columns": list(level), "ids": joined.to_list()[:50]})
         if len(level) == len(columns) and len(nodes) == len(bottom):
             continue  # the full combination is the bottom level itself
         values = label.to_numpy()
