@@ -55,6 +55,8 @@ def test_one_base_value_for_every_row_and_named_series_terms(explained: Explanat
     j = explained.feature_names.index("anchor: value 1 step earlier, minus the level")
     assert explained.data[0, j] == 432.0
     assert explained.data[1, j] == pytest.approx(explained.output[0])
+    assert explained.is_forecast_value is not None
+    assert explained.is_forecast_value[:, j].tolist() == [False] + [True] * (H - 1)
 
 
 def test_lag_values_are_the_actual_y_at_that_lag(explained: Explanation, air: pl.DataFrame):

@@ -776,7 +776,12 @@ class TreeForecaster(GlobalForecaster[TP]):
             last = ("average change per step (model bias × series scale)", scale)
         else:
             last = ("model bias × series scale", scale)
-        return rebase(e, b0, terms, last=last)
+        out = rebase(e, b0, terms, last=last)
+        if spec.differences and out.is_forecast_value is not None and self.params.strategy == "recursive":
+            # beyond the nearest difference, the anchor is one of the model's own earlier forecasts
+            j = out.feature_names.index(terms[-1][0])
+            out.is_forecast_value[:, j] = out.rows["step"].to_numpy() > min(spec.differences)
+        return out
 
     def _raw_feature_values(self, panel: Panel, paths: pl.DataFrame,
                             e: Explanation) -> tuple[np.ndarray, np.ndarray | None]:
