@@ -244,13 +244,15 @@ class Explanation:
             by ``|shap|`` descending within each prediction. ``n_rows * n_features`` rows.
         """
         n, f = self.values.shape
-        labels = [[self.label(name, float(v)) for name, v in zip(self.feature_names, row, strict=True)]
-                  for row in self.data] if self.categories else [[None] * f] * n
+        labels = np.full((n, f), None, dtype=object)
+        for j, name in enumerate(self.feature_names):  # only the categorical columns are looked up
+            if name in (self.categories or {}):
+                labels[:, j] = [self.label(name, float(v)) for v in self.data[:, j]]
         cols: dict[str, Any] = {
             "_i": np.repeat(np.arange(n, dtype=np.int64), f),
             "feature": np.tile(np.asarray(self.feature_names, dtype=object), n).tolist() if n else [],
             "value": self.data.reshape(-1),
-            "value_label": [lab for row in labels for lab in row],
+            "value_label": labels.reshape(-1).tolist(),
             "value_transformed": (np.full(n * f, np.nan) if self.data_transformed is None
                                   else self.data_transformed.reshape(-1)),
             "kind": self.feature_kinds * n,
