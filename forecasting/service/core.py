@@ -474,6 +474,7 @@ def explain(
         fitted = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
         if not _decomposed(fitted):
             require(fitted, "explain")  # before fitting, not after
+        arm(fitted, deadline=None if limits.max_seconds is None else time.time() + limits.max_seconds)
         fitted.fit(panel)
         explanation = _explain_fitted(fitted, h, None, X_future, approximate)
         return ExplainResult(explanation=explanation, model=spec.name, notes=[*panel.report.notes, *notes])
