@@ -740,6 +740,7 @@ class TabularModel:
         return Explanation(
             values=values, base_values=base, feature_names=list(self.feature_names_), data=x,
             output=self._margin(x), rows=pl.DataFrame({"row": np.arange(n, dtype=np.int64)}), method=method,
+            categories={k: dict(enumerate(v)) for k, v in self.categories_.items()} or None,  # codes -> names
         )
 
     def _explain_hgb(self, x: np.ndarray, target: str, background_size: int) -> tuple[np.ndarray, np.ndarray, str]:

@@ -122,7 +122,8 @@ def test_xgboost_shap_additivity_on_real_data(housing, housing_xgb) -> None:
     imp = exp.global_importance()
     assert imp["feature"][0] == "median_income"
     long = exp.to_frame()
-    assert long.columns == ["row", "feature", "value", "shap"] and long.height == 200 * 9
+    assert long.columns == ["row", "feature", "value", "value_label", "value_transformed", "kind", "shap"]
+    assert long.height == 200 * 9
     first = long.filter(pl.col("row") == 0)["shap"].abs().to_numpy()
     assert np.all(np.diff(first) <= 0)
     assert exp.top(2).height == 400
@@ -139,6 +140,10 @@ def test_categorical_and_missing_values_are_handled(housing, housing_xgb) -> Non
     assert pred.null_count() == 0 and np.isfinite(pred.to_numpy()).all()
     exp = housing_xgb.explain(nan_rows)
     assert np.isnan(exp.data[:, exp.feature_names.index("total_bedrooms")]).all()
+    # categories by name (issue 15): the code in data, the category in value_label
+    named = exp.to_frame().filter(pl.col("feature") == "ocean_proximity")
+    codes = named["value"].cast(pl.Int64).to_list()
+    assert named["value_label"].to_list() == [housing_xgb.categories_["ocean_proximity"][c] for c in codes]
     # the category matters: inland vs near-bay for the same district
     row = test.head(1)
     inland = housing_xgb.predict(row.with_columns(pl.lit("INLAND").alias("ocean_proximity")))["prediction"][0]
