@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 
@@ -38,3 +40,16 @@ def test_the_id_time_or_target_column_is_not_a_structure_column(column: str) -> 
         from_columns(frame, hierarchy=column)
     assert str(err.value) == f"hierarchy: column {column!r} is the series id, time or target, not a structure column"
     assert err.value.field == "hierarchy"
+
+
+def test_a_batch_input_that_is_not_parquet_is_an_input_error(tmp_path: Path) -> None:
+    # a corrupt or 0-byte file was a polars ComputeError traceback from `forecasting batch`
+    from forecasting.service.batch import plan_partitions
+
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"")
+    with pytest.raises(InvalidInputError) as err:
+        plan_partitions([bad])
+    assert str(err.value) == ("batch input: cannot read it as one Parquet data set (parquet: File out of "
+                              "specification: A Parquet file must contain a header and footer with at least 12 bytes)")
+    assert err.value.field == "data"

@@ -173,12 +173,18 @@ def plan_partitions(files: Sequence[Path], *, n_partitions: int | None = None,
     Raises
     ------
     InvalidInputError
-        A required column (``unique_id``, ``ds``, ``y``) missing, naming it and the columns found.
+        A file that is not Parquet (or files whose columns differ), or a required column (``unique_id``,
+        ``ds``, ``y``) missing, naming it and the columns found.
     InvalidParameterError
         ``n_partitions`` or ``rows_per_partition`` below 1.
     """
     lf = pl.scan_parquet(list(files))
-    columns = lf.collect_schema().names()
+    try:
+        columns = lf.collect_schema().names()
+        rows = int(lf.select(pl.len()).collect().item())
+    except (pl.exceptions.PolarsError, OSError) as exc:  # not Parquet, truncated, files whose columns differ
+        msg = f"batch input: cannot read it as one Parquet data set ({exc})"
+        raise InvalidInputError(msg, field="data") from exc
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
         msg = f"batch input: column(s) {missing} missing; found {columns} (the batch job reads unique_id, ds, y)"
@@ -186,7 +192,6 @@ def plan_partitions(files: Sequence[Path], *, n_partitions: int | None = None,
     if isinstance(rows_per_partition, bool) or not isinstance(rows_per_partition, int) or rows_per_partition < 1:
         msg = f"rows_per_partition must be an integer >= 1, got {rows_per_partition!r}"
         raise InvalidParameterError(msg, field="rows_per_partition")
-    rows = int(lf.select(pl.len()).collect().item())
     if n_partitions is None:
         return max(1, math.ceil(rows / rows_per_partition)), rows
     if isinstance(n_partitions, bool) or not isinstance(n_partitions, int) or not 1 <= n_partitions <= 100_000:
