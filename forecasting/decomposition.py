@@ -553,6 +553,42 @@ def centred_ma(y: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
+def _ets_parts(model: Any, uid: str, y: np.ndarray,
+               f: np.ndarray) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float, np.ndarray] | None:
+    """An ETS forecast split by the model's own states (Hyndman et al. 2008): level, trend, seasonal; else None.
+
+    ``level`` is the last level state ``l`` minus the series mean; ``trend`` the trend the model
+    carries forward over ``k`` steps (additive ``phi_k b``, multiplicative ``l (b^phi_k - 1)``,
+    ``phi_k = phi + ... + phi^k``); ``seasonal`` the rest of the forecast (``f - (l + trend)``).
+    """
+    state = getattr(model, "states_", {}).get(uid) if isinstance(getattr(model, "states_", None), dict) else None
+    fitted = getattr(state, "model_", None)
+    if not isinstance(fitted, dict) or "components" not in fitted or "states" not in fitted:
+        return None
+    states = np.asarray(fitted["states"], dtype=np.float64)
+    if states.ndim != 2 or states.shape[0] != len(y) + 1:
+        return None
+    _, trend, _, damped = (str(fitted["components"]) + "NNNN")[:4]
+    last = states[-1]
+    level = float(last[0])
+    par = np.asarray(fitted.get("par", []), dtype=np.float64).reshape(-1)  # alpha, beta, gamma, phi, initial states
+    phi = float(par[3]) if damped not in ("N", "F") and par.size > 3 and np.isfinite(par[3]) else 1.0
+    k = np.arange(1, len(f) + 1)
+    phi_k = np.cumsum(phi ** k) if phi != 1.0 else k.astype(np.float64)
+    if trend == "A":
+        carried = level + phi_k * float(last[1])
+    elif trend == "M":
+        carried = level * float(last[1]) ** phi_k
+    else:
+        carried = np.full(len(f), level)
+    mean = float(y.mean())
+    cols = {"level (ETS level at the last observation, minus the series mean)": (np.full(len(f), level - mean),
+                                                                                  np.full(len(f), level)),
+            "trend (ETS trend carried forward)": (carried - level, carried),
+            "seasonal (ETS seasonal component)": (f - carried, f - carried)}
+    return cols, mean, f
+
+
 def _phase_value(component: np.ndarray, n: int, k: int, period: int) -> float:
     """The component's value one or more whole periods before forecast step ``k`` (1-based) of a series of ``n``."""
     back = period * math.ceil(k / period)
@@ -570,6 +606,7 @@ def forecast_components(model: Any, series: Sequence[tuple[str, np.ndarray]], fo
     the last season (:func:`components`: MSTL's own for ``mstl``, else R's classical
     decomposition; a multiplicative index ``s`` contributes ``f - f / s``) and ``trend`` the
     rest (the seasonally adjusted forecast minus that level). The remainder of a forecast is 0.
+    ``auto_ets`` forecasts are split by the model's own states instead (level, trend, seasonal).
 
     Parameters
     ----------
@@ -599,6 +636,13 @@ def forecast_components(model: Any, series: Sequence[tuple[str, np.ndarray]], fo
         uid = str(uid[0])
         y = np.asarray(hist[uid], dtype=np.float64)
         f = frame[alias].to_numpy().astype(np.float64)
+        ets = _ets_parts(model, uid, y, f)
+        if ets is not None:
+            parts.append(ets)
+            methods.append("the ETS model's own components (statsforecast AutoETS: its last level and trend "
+                           "states carried forward, the seasonal component the rest of the forecast)")
+            rows.append(frame.select("unique_id", "ds").with_columns(pl.int_range(1, pl.len() + 1).alias("step")))
+            continue
         comps, method = components(model, uid, y, season)
         methods.append(method)
         trend = comps["trend"]

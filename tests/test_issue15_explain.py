@@ -235,3 +235,22 @@ def test_registered_statistical_version_is_explained_by_its_decomposition(client
     # a spec-only version keeps no history: a 422 naming the field, not a 500
     r = client.post("/v1/models/air-snaive/explain", json={"h": H, "k": 3})
     assert r.status_code == 422 and r.json()["field"] == "history", r.text
+
+
+def test_ets_forecast_is_explained_by_its_own_states(air: pl.DataFrame):
+    from forecasting.models.registry import parse_spec
+    from forecasting.service.core import resolve
+
+    panel = validate_panel(air)
+    spec, _ = resolve(parse_spec("auto_ets"), panel, h=H)
+    model = make_model(spec, freq=panel.freq).fit(panel)
+    e = service.explain(None, model=model, h=H).explanation
+    assert e.feature_names == ["level (ETS level at the last observation, minus the series mean)",
+                               "trend (ETS trend carried forward)", "seasonal (ETS seasonal component)"]
+    fitted = model.states_["AirPassengers"].model_
+    assert str(fitted["components"]) == "MNMN"  # multiplicative error and season, no trend (AirPassengers)
+    level = float(fitted["states"][-1][0])
+    assert e.data[:, 0].tolist() == [level] * H and e.values[6, 1] == 0.0
+    # July: the forecast is the level times July's seasonal index, the seasonal term what the index adds
+    assert e.values[6, 2] == pytest.approx(e.output[6] - level)
+    assert e.additivity_error < 1e-9
