@@ -568,11 +568,12 @@ def _ets_parts(model: Any, uid: str, y: np.ndarray,
     states = np.asarray(fitted["states"], dtype=np.float64)
     if states.ndim != 2 or states.shape[0] != len(y) + 1:
         return None
-    _, trend, _, damped = (str(fitted["components"]) + "NNNN")[:4]
+    code = str(fitted["components"]) + "NNNN"  # error, trend, season types, then "D" when damped (statsforecast ets)
+    trend, damped = code[1], code[3]
     last = states[-1]
     level = float(last[0])
     par = np.asarray(fitted.get("par", []), dtype=np.float64).reshape(-1)  # alpha, beta, gamma, phi, initial states
-    phi = float(par[3]) if damped not in ("N", "F") and par.size > 3 and np.isfinite(par[3]) else 1.0
+    phi = float(par[3]) if damped == "D" and par.size > 3 and np.isfinite(par[3]) else 1.0
     k = np.arange(1, len(f) + 1)
     phi_k = np.cumsum(phi ** k) if phi != 1.0 else k.astype(np.float64)
     if trend == "A":
