@@ -1067,13 +1067,27 @@ class RetrainScheduler:
     of a model at a time and one catch-up run after downtime; :meth:`MonitoringStore.acquire` keeps that true
     across processes too.
 
+    Several server processes on one store (``forecasting serve --workers N``): each has a scheduler on the
+    same job store, but only the one whose ``leads()`` is true (the app passes its
+    :class:`~forecasting.jobs.JobRunner`'s ``is_leader``: the process holding the runner lock) runs jobs;
+    the others are started paused (APScheduler's ``start(paused=True)``): they still write schedules and
+    triggered retrains into the shared job store, which the leader reads every ``poll_s``. A follower's
+    scheduler resumes within ``poll_s`` of its runner taking over, so a scheduled retrain runs once per tick
+    whatever the number of processes.
+
     Parameters
     ----------
     monitoring : Monitoring
         Its ``trigger`` is set to :meth:`run_now`.
+    leads : callable, optional
+        ``leads() -> bool``: whether this process runs the jobs (default: always; one process).
+    poll_s : float, default 1.0
+        With ``leads``: how often the leader looks for jobs written by other processes, and a follower
+        checks whether it now leads, seconds.
     """
 
-    def __init__(self, monitoring: Monitoring) -> None:
+    def __init__(self, monitoring: Monitoring, *, leads: Callable[[], bool] | None = None,
+                 poll_s: float = 1.0) -> None:
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -1085,19 +1099,54 @@ class RetrainScheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
         monitoring.trigger = self.run_now
         self._lock = threading.Lock()
+        self._leads = leads
+        self._poll_s = poll_s
+        self._stop = threading.Event()
+        self._watch: threading.Thread | None = None
+
+    @property
+    def leading(self) -> bool:
+        """Whether this scheduler runs the jobs (started and not paused)."""
+        from apscheduler.schedulers.base import STATE_RUNNING
+
+        return bool(self.scheduler.state == STATE_RUNNING)
 
     def start(self) -> None:
-        """Start running the stored schedules (and bring them in line with the stored policies)."""
-        _ACTIVE[self.key] = self.monitoring
-        self.scheduler.start()
+        """Start running the stored schedules (paused in a process that does not lead) and bring them in line
+        with the stored policies."""
+        leads = self._leads is None or self._leads()
+        self.scheduler.start(paused=not leads)
+        if leads:
+            _ACTIVE[self.key] = self.monitoring
         for tenant, name, raw in self.monitoring.parts.policies():
             self.apply(tenant, name, msgspec.convert(raw, RetrainPolicy) if raw else None)
+        if self._leads is not None:
+            self._watch = threading.Thread(target=self._follow, name="retrain-scheduler-watch", daemon=True)
+            self._watch.start()
+
+    def _follow(self) -> None:
+        """Every ``poll_s``: a follower resumes once it leads; the leader wakes its scheduler to read the jobs
+        other processes wrote into the shared store (APScheduler 3 sleeps until its own next run time)."""
+        assert self._leads is not None
+        while not self._stop.wait(self._poll_s):
+            try:
+                if self.leading:
+                    self.scheduler.wakeup()
+                elif self._leads():
+                    _ACTIVE[self.key] = self.monitoring
+                    self.scheduler.resume()
+                    log.info("retrain scheduler: this process runs the schedules",
+                             extra={"event": "monitoring.scheduler_leader"})
+            except Exception:  # noqa: BLE001 - a busy database now is retried at the next poll
+                log.debug("retrain scheduler poll failed; retried", exc_info=True)
 
     def shutdown(self) -> None:
         """Stop (running retrains finish in their thread)."""
+        self._stop.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        _ACTIVE.pop(self.key, None)
+        if _ACTIVE.get(self.key) is self.monitoring:
+            _ACTIVE.pop(self.key, None)
 
     def apply(self, tenant: str, name: str, policy: RetrainPolicy | None) -> None:
         """Add, replace or remove the model's scheduled job to match ``policy``."""
@@ -1122,7 +1171,8 @@ class RetrainScheduler:
                                    args=(self.key, tenant, name, "schedule"))
 
     def run_now(self, tenant: str, name: str, reason: str) -> None:
-        """Run a retrain now, in the scheduler's threads (one per model at a time)."""
+        """Run a retrain now, in the leading scheduler's threads (one per model at a time; from a process that
+        does not lead, through the shared job store: within ``poll_s``)."""
         self.scheduler.add_job(run_scheduled, trigger="date", id=f"now:{tenant}:{name}", replace_existing=True,
                                args=(self.key, tenant, name, reason))
 
