@@ -141,6 +141,17 @@ def _body(air: pl.DataFrame) -> dict[str, Any]:
             "y": air["y"].cast(pl.Float64).to_list()}
 
 
+def _register(client: TestClient, name: str, model: Any, air: pl.DataFrame) -> None:
+    """Train a registered version through POST /v1/models and wait for its job."""
+    r = client.post("/v1/models", json={"name": name, "model": model, "data": _body(air), "h": H})
+    assert r.status_code == 202, r.text
+    end = time.monotonic() + 120
+    while (job := client.get(f"/v1/jobs/{r.json()['id']}").json())["state"] not in ("succeeded", "failed"):
+        assert time.monotonic() < end, job
+        time.sleep(0.2)
+    assert job["state"] == "succeeded", job
+
+
 def _by_row(rows: list[dict[str, Any]]) -> dict[int, dict[str, float]]:
     return {r["step"]: {c["feature"]: c["shap"] for c in r["contributions"]} for r in rows}
 
@@ -160,13 +171,7 @@ def test_inline_registered_cli_and_library_agree(client: TestClient, air: pl.Dat
     lag12 = next(c for c in inline["rows"][6]["contributions"] if c["feature"] == "lag_12")
     assert lag12["value"] == 622.0 and lag12["value_transformed"] is not None and lag12["kind"] == "feature"
     # a registered version of the same spec on the same data
-    r = client.post("/v1/models", json={"name": "air", "model": SPEC, "data": _body(air), "h": H})
-    assert r.status_code == 202, r.text
-    end = time.monotonic() + 120
-    while (job := client.get(f"/v1/jobs/{r.json()['id']}").json())["state"] not in ("succeeded", "failed"):
-        assert time.monotonic() < end, job
-        time.sleep(0.2)
-    assert job["state"] == "succeeded", job
+    _register(client, "air", SPEC, air)
     r = client.post("/v1/models/air/explain", json={"h": H, "k": k})
     assert r.status_code == 200, r.text
     for step, contribs in _by_row(r.json()["rows"]).items():
@@ -219,13 +224,7 @@ def test_explain_bench_prints_the_ratio(data_dir: Path, monkeypatch: pytest.Monk
 
 
 def test_registered_statistical_version_is_explained_by_its_decomposition(client: TestClient, air: pl.DataFrame):
-    r = client.post("/v1/models", json={"name": "air-snaive", "model": "seasonal_naive", "data": _body(air), "h": H})
-    assert r.status_code == 202, r.text
-    end = time.monotonic() + 120
-    while (job := client.get(f"/v1/jobs/{r.json()['id']}").json())["state"] not in ("succeeded", "failed"):
-        assert time.monotonic() < end, job
-        time.sleep(0.2)
-    assert job["state"] == "succeeded", job
+    _register(client, "air-snaive", "seasonal_naive", air)
     r = client.post("/v1/models/air-snaive/explain", json={"h": H, "history": _body(air), "k": 3})
     assert r.status_code == 200, r.text
     july = r.json()["rows"][6]
