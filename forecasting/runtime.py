@@ -11,7 +11,7 @@ recursion, the conformal or quantile intervals) with each model call answered by
 X_future=..., level=...)``); it cannot be refit or explained (``CapabilityError``).
 
 Serving (issue 14): a model loaded to answer requests predicts with :data:`SERVING_THREADS`
-threads (:func:`limit_threads`: XGBoost ``nthread``, ONNX Runtime ``intra_op_num_threads``,
+threads (:func:`limit_threads`: XGBoost ``nthread``, LightGBM ``num_threads``, ONNX Runtime ``intra_op_num_threads``,
 the torch threads of the request's thread), so concurrent requests share the cores instead
 of each taking all of them; throughput grows with server processes instead
 (:mod:`forecasting.api.processes`). :func:`choose_runtime` picks ONNX Runtime or the native
@@ -94,7 +94,8 @@ def choose_runtime(n_series: int | None, *, has_export: bool) -> str:
 def limit_threads(model: Any, threads: int = SERVING_THREADS) -> Any:
     """Make a loaded model predict with ``threads`` threads; returns it.
 
-    XGBoost boosters (global tree forecasters, tabular models) get ``nthread``; a tabular
+    XGBoost boosters (global tree forecasters, tabular models) get ``nthread``, LightGBM forecasters
+    ``predict_threads`` (LightGBM's ``num_threads`` of each predict call); a tabular
     model also its ``n_jobs`` (OpenMP/BLAS limits around its calls). ONNX sessions are made
     with the thread count instead (:func:`load_onnx` ``threads``); torch networks take the
     thread count of the request's thread (:func:`request_threads`).
@@ -116,6 +117,8 @@ def limit_threads(model: Any, threads: int = SERVING_THREADS) -> Any:
     for booster in boosters:
         if booster is not None and type(booster).__module__.startswith("xgboost"):
             booster.set_param({"nthread": threads})
+    if hasattr(model, "predict_threads"):  # LightGBM: num_threads passed to each predict call
+        model.predict_threads = threads
     return model
 
 

@@ -95,3 +95,99 @@ def test_two_processes_on_one_store_run_each_scheduled_retrain_once_and_the_foll
             runner.shutdown(wait=False)
         one.close()
         two.close()
+
+
+# --------------------------------------------------------------------------- 2. warm starts
+def _series(n: int, *, start: int = 1) -> pl.DataFrame:
+    """Two integer-stepped series with a season of 24 (no noise: exact repeats are avoided by a trend)."""
+    import numpy as np
+
+    t = np.arange(start, start + n)
+    rows = [pl.DataFrame({"unique_id": uid, "ds": t, "y": base + 0.05 * t + 8 * np.sin(2 * np.pi * t / 24)})
+            for uid, base in (("a", 50.0), ("b", 80.0))]
+    return pl.concat(rows)
+
+
+def _small(name: str) -> dict[str, Any]:
+    return {"name": name, "params": {"season_length": 24, "n_estimators": 8, "max_depth": 2, "horizon": 12}}
+
+
+@pytest.mark.parametrize("family", ["xgboost", "lightgbm"])
+def test_a_warm_retrain_continues_the_champions_boosters(tmp_path: Path, family: str) -> None:
+    from forecasting.loading import load_version
+
+    pytest.importorskip(family)
+    store = _store(tmp_path)
+    mon = Monitoring(store)
+    try:
+        _register(store, mon, _series(24 * 6), _small(family), h=12)
+        mon.observe(T, "m", _series(24, start=24 * 6 + 1))
+        mon.set_policy(T, "m", {"warm_start": True, "warm_rounds": 3, "h": 12})
+        decision = mon.retrain(T, "m")
+        assert decision.detail["warm_start"] == {"from_version": 1, "rounds": 3}
+        assert decision.challenger_score is not None and decision.champion_score is not None
+        champion, challenger = (load_version(store, store.get(f"m@{v}", tenant=T)) for v in (1, 2))
+        trees = [(b.num_boosted_rounds() if family == "xgboost" else b.current_iteration())
+                 for b in (champion.boosters_[0], challenger.boosters_[0])]  # type: ignore[union-attr]
+        assert trees == [8, 11]  # 8 rounds, then 3 more on all the data
+        assert challenger.scores_ is not None and challenger.scores_.shape == champion.scores_.shape  # type: ignore[union-attr]
+        assert store.get("m@2", tenant=T).metrics["warm_start"] == {"from_version": 1, "rounds": 3}
+    finally:
+        store.close()
+
+
+def test_warm_start_is_refused_for_families_that_cannot_continue(tmp_path: Path) -> None:
+    from forecasting.errors import CapabilityError, InvalidParameterError
+    from forecasting.service.monitoring import _warm_family
+
+    store = _store(tmp_path)
+    mon = Monitoring(store)
+    try:
+        _register(store, mon, _series(24 * 3), "naive", h=2)
+        with pytest.raises(CapabilityError) as err:
+            mon.set_policy(T, "m", {"warm_start": True})
+        assert err.value.message == ("warm_start: model 'naive' cannot continue from the champion; warm starts "
+                                     "are for xgboost and lightgbm boosters: set warm_start to false for a full "
+                                     "retrain")
+        assert err.value.field == "warm_start"
+        with pytest.raises(InvalidParameterError, match="warm_start continues the champion's own model"):
+            mon.set_policy(T, "m", {"warm_start": True, "model": "xgboost"})
+        with pytest.raises(InvalidParameterError, match="warm_rounds must be an integer >= 1, got 0"):
+            mon.set_policy(T, "m", {"warm_rounds": 0})
+        with pytest.raises(CapabilityError, match=r"continued training of the networks, NHITS/TFT/TSMixer, is not"):
+            _warm_family("nhits")
+        assert mon.policy(T, "m") is None  # nothing kept from the refused policies
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------- 3. LightGBM served on one thread
+def test_served_lightgbm_predicts_with_the_per_request_thread_limit(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    lgb = pytest.importorskip("lightgbm")
+    from forecasting.loading import load, load_version
+    from forecasting.runtime import SERVING_THREADS
+
+    store = _store(tmp_path)
+    try:
+        _register(store, Monitoring(store), _series(24 * 4), _small("lightgbm"), h=12)
+        info = store.get("m", tenant=T)
+        served = load_version(store, info)
+        assert served.predict_threads == SERVING_THREADS == 1  # type: ignore[union-attr]
+        seen: list[Any] = []
+        original = lgb.Booster.predict
+
+        def spy(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
+            seen.append(kwargs.get("num_threads"))
+            return original(self, data, *args, **kwargs)
+
+        monkeypatch.setattr(lgb.Booster, "predict", spy)
+        served.predict(3, history=_series(24 * 4))
+        assert seen and set(seen) == {1}
+        seen.clear()
+        plain = load(store.artifacts_dir / info.artifact)  # type: ignore[operator]
+        assert plain.predict_threads is None  # type: ignore[union-attr]  # outside serving: every core
+        plain.predict(3, history=_series(24 * 4))
+        assert seen and set(seen) == {None}
+    finally:
+        store.close()

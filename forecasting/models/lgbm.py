@@ -64,15 +64,24 @@ class LightGBMForecaster(TreeForecaster[LightGBMParams]):
                 "deterministic": True, "force_row_wise": True, "verbosity": -1,
                 "num_threads": (os.cpu_count() or 1) if self.n_jobs == -1 else max(1, self.n_jobs)}
 
-    def _fit_booster(self, X: np.ndarray, y: np.ndarray, names: list[str]) -> Any:
+    #: threads of a prediction call (None: LightGBM's default, every core); a served model gets
+    #: :data:`forecasting.runtime.SERVING_THREADS` (:func:`forecasting.runtime.limit_threads`)
+    predict_threads: int | None = None
+
+    def _fit_booster(self, X: np.ndarray, y: np.ndarray, names: list[str], *, init: Any = None,
+                     rounds: int | None = None) -> Any:
         import lightgbm as lgb
 
         data = lgb.Dataset(X, label=y, feature_name=names, free_raw_data=True)
         callbacks = [_deadline_callback(self.deadline)] if self.deadline is not None else None
-        return lgb.train(self._lgb_params(len(y)), data, num_boost_round=self.params.n_estimators, callbacks=callbacks)
+        # init_model: LightGBM starts from its predictions on the data and adds the rounds (the champion untouched)
+        return lgb.train(self._lgb_params(len(y)), data, num_boost_round=rounds or self.params.n_estimators,
+                         callbacks=callbacks, init_model=init)
 
     def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:
-        out: np.ndarray = np.asarray(booster.predict(X, pred_contrib=bool(kw.get("pred_contribs"))), dtype=np.float64)
+        threads = {} if self.predict_threads is None else {"num_threads": self.predict_threads}
+        out: np.ndarray = np.asarray(booster.predict(X, pred_contrib=bool(kw.get("pred_contribs")), **threads),
+                                     dtype=np.float64)
         return out
 
     def _write_booster(self, booster: Any, path: Path) -> None:

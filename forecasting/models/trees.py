@@ -98,6 +98,17 @@ class StepRows:
     scale: np.ndarray  # (n_series,) per-series scale of the target transform
 
 
+@dataclass(frozen=True)
+class _Warm:
+    """A warm start's champion (:meth:`TreeForecaster.warm_start_from`)."""
+
+    boosters: list[Any]
+    rounds: int
+    scores: np.ndarray | None
+    spec: FeatureSpec
+    features: list[str]
+
+
 class TreeForecaster(GlobalForecaster[TP]):
     """Base of the global tree forecasters (see the module docstring).
 
@@ -152,8 +163,11 @@ class TreeForecaster(GlobalForecaster[TP]):
         return self.params.features
 
     # ------------------------------------------------------------------ library hooks
-    def _fit_booster(self, X: np.ndarray, y: np.ndarray, names: list[str]) -> Any:
-        """Train one booster on ``X`` (n, features) float32 and ``y`` (n,); honour ``self.deadline``."""
+    def _fit_booster(self, X: np.ndarray, y: np.ndarray, names: list[str], *, init: Any = None,
+                     rounds: int | None = None) -> Any:
+        """Train one booster on ``X`` (n, features) float32 and ``y`` (n,); honour ``self.deadline``. With
+        ``init`` (a warm start, :meth:`warm_start_from`): continue boosting from that booster for ``rounds``
+        more rounds (left unchanged)."""
         raise NotImplementedError
 
     def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:
@@ -211,7 +225,10 @@ class TreeForecaster(GlobalForecaster[TP]):
         kept are found by iterating from all of them (features of their lengths, then those long enough
         for the features, until none more is left out): so the panel without its short series gets the
         same features (a saved model, fitted without the fallback's series, forecasts as the inline one).
+        A warm start (:meth:`warm_start_from`) keeps the champion's.
         """
+        if (warm := getattr(self, "warm_", None)) is not None:
+            return warm.spec
         if self.features is not None:
             return self.features
         from forecasting.models.registry import default_season_length
@@ -282,6 +299,7 @@ class TreeForecaster(GlobalForecaster[TP]):
         self.horizon_ = horizon = self._derive_horizon(panel, FeaturePipeline(spec=spec, freq=panel.freq).min_length)
         pipeline = FeaturePipeline.fit(spec, panel, static=static, max_horizon=horizon)
         pipeline.check_panel(panel)
+        self._check_warm(pipeline)
         self.pipeline_ = pipeline
         panel = split_short(self, panel, pipeline.min_length, f"lookback {pipeline.lookback} + 1")
         self.static_ = static
@@ -291,9 +309,60 @@ class TreeForecaster(GlobalForecaster[TP]):
         self.scales_ = pipeline.scale_stats(panel.frame)
         self.cscales_ = self._series_scale(panel.frame)
         self.levels_ = series_levels(panel.frame)
+        warm = getattr(self, "warm_", None)
+        if warm is not None:  # the champion's conformal scores: recalibrating would refit from scratch
+            self.scores_ = warm.scores
+            self.notes_.append(f"warm start: {warm.rounds} boosting rounds continued from the champion's boosters "
+                               f"on all the data; its conformal scores kept for the intervals")
+            return self
         windows = self._conformal_windows(panel)
         self.scores_ = self._calibrate(panel, windows) if windows > 0 else None
         return self
+
+    def warm_start_from(self, champion: TreeForecaster[Any], rounds: int) -> Self:
+        """Make the next :meth:`fit` continue boosting from ``champion``'s boosters (a warm start) instead of
+        training from scratch: ``rounds`` more boosting rounds on the data given to :meth:`fit` (XGBoost's
+        ``xgb_model=``, LightGBM's ``init_model=``: the new trees fit the residuals of the champion's
+        predictions), on the champion's feature spec. The champion's conformal scores are kept for the
+        intervals (calibrating would refit from scratch on each held-out window).
+
+        Parameters
+        ----------
+        champion : TreeForecaster
+            A fitted model of the same class with the same feature pipeline (same spec).
+        rounds : int
+            Boosting rounds added, >= 1.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        CapabilityError
+            ``champion`` is another model family or is not fitted.
+        InvalidParameterError
+            ``rounds`` below 1.
+        """
+        if type(champion) is not type(self) or not getattr(champion, "boosters_", None):
+            msg = (f"warm start: model '{self.name}' continues only from a fitted '{self.name}' model, got "
+                   f"'{getattr(champion, 'name', type(champion).__name__)}'")
+            raise CapabilityError(msg, field="model")
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+            msg = f"warm start: rounds must be an integer >= 1, got {rounds!r}"
+            raise InvalidParameterError(msg, field="warm_rounds")
+        self.warm_ = _Warm(boosters=list(champion.boosters_), rounds=rounds, scores=champion.scores_,
+                           spec=champion.pipeline_.spec, features=list(champion.pipeline_.feature_names))
+        return self
+
+    def _check_warm(self, pipeline: FeaturePipeline) -> None:
+        warm = getattr(self, "warm_", None)
+        if warm is not None and (pipeline.feature_names != warm.features
+                                 or len(self._groups()) != len(warm.boosters)):
+            msg = (f"warm start: the champion's features ({len(warm.features)} columns, {len(warm.boosters)} "
+                   f"boosters) differ from this spec's on this data ({len(pipeline.feature_names)} columns, "
+                   f"{len(self._groups())} boosters): retrain without warm_start")
+            raise CapabilityError(msg, field="warm_start")
 
     def _note_float32(self, spec: FeatureSpec, panel: Panel, static: pl.DataFrame | None) -> None:
         """Warn (in :attr:`notes_`) of inputs beyond float32's exact range, |x| > 2^24, naming each column.
@@ -345,7 +414,9 @@ class TreeForecaster(GlobalForecaster[TP]):
                 raise InsufficientHistoryError(msg,
                                                field="data")
             names = pipe.feature_names + (["horizon_step"] if len(group) > 1 else [])
-            boosters.append(self._fit_booster(X, y, names))
+            warm = getattr(self, "warm_", None)
+            boosters.append(self._fit_booster(X, y, names) if warm is None else
+                            self._fit_booster(X, y, names, init=warm.boosters[len(boosters)], rounds=warm.rounds))
         return boosters
 
     def _series_scale(self, frame: pl.DataFrame) -> pl.DataFrame:

@@ -75,13 +75,14 @@ class XGBoostForecaster(TreeForecaster[XGBoostParams]):
                 "device": device, "seed": p.seed, "verbosity": 0,
                 "nthread": (os.cpu_count() or 1) if self.n_jobs == -1 else max(1, self.n_jobs)}
 
-    def _fit_booster(self, X: np.ndarray, y: np.ndarray, names: list[str]) -> Any:
+    def _fit_booster(self, X: np.ndarray, y: np.ndarray, names: list[str], *, init: Any = None,
+                     rounds: int | None = None) -> Any:
         import xgboost as xgb
 
         dtrain = xgb.DMatrix(X, label=y, feature_names=names)
         callbacks = [_Deadline(self.deadline)] if self.deadline is not None else None
-        return xgb.train(self._xgb_params(self.device_), dtrain, num_boost_round=self.params.n_estimators,
-                         callbacks=callbacks)
+        return xgb.train(self._xgb_params(self.device_), dtrain, num_boost_round=rounds or self.params.n_estimators,
+                         callbacks=callbacks, xgb_model=None if init is None else init.copy())
 
     def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:
         import xgboost as xgb

@@ -191,6 +191,14 @@ class RetrainPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
         The hold-out window (default: the champion's validated horizon).
     model : str or dict, optional
         The challenger's spec (default: the champion's).
+    warm_start : bool, default False
+        The challenger continues boosting from the champion's boosters on all the data instead of training
+        from scratch (XGBoost ``xgb_model=``, LightGBM ``init_model=``;
+        :meth:`forecasting.models.trees.TreeForecaster.warm_start_from`), keeping the champion's conformal
+        scores; its hold-out score continues from the champion on the data before the window. XGBoost and
+        LightGBM champions only (the networks' continued training is not offered); not with ``model``.
+    warm_rounds : int, optional
+        Boosting rounds a warm start adds (default: a quarter of the champion's ``n_estimators``, at least 1).
     """
 
     cron: str | None = None
@@ -202,6 +210,8 @@ class RetrainPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     metric: Literal["mase", "smape"] = "mase"
     h: int | None = None
     model: str | dict[str, Any] | None = None
+    warm_start: bool = False
+    warm_rounds: int | None = None
 
     def check(self) -> RetrainPolicy:
         """Validate the fields (returns ``self``).
@@ -220,7 +230,10 @@ class RetrainPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
             except ValueError as exc:
                 msg = f"cron: {self.cron!r} is not a crontab expression (minute hour day month weekday): {exc}"
                 raise InvalidParameterError(msg, field="cron") from None
-        for name in ("interval_s", "every_n_observations", "h"):
+        if self.warm_start and self.model is not None:
+            msg = "warm_start continues the champion's own model: leave model unset (or set warm_start to false)"
+            raise InvalidParameterError(msg, field="warm_start")
+        for name in ("interval_s", "every_n_observations", "h", "warm_rounds"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 msg = f"{name} must be an integer >= 1, got {value}"
@@ -698,6 +711,8 @@ class Monitoring:
                 msg = f"retraining policy: {exc}"
                 raise InvalidParameterError(msg, field="policy") from None
         policy.check()
+        if policy.warm_start:
+            _warm_family(self._champion(tenant, name).spec.get("name"))
         self.parts.set_policy(name, tenant, msgspec.to_builtins(policy))
         return policy
 
@@ -791,11 +806,17 @@ class Monitoring:
         spec = policy.model if policy.model is not None else champion.spec
         h = policy.h or champion.max_h or default_validation_h(_season(champion.spec))
         with tempfile.TemporaryDirectory(prefix="forecasting-retrain-") as tmp:
-            result = train(panel.frame, kind="forecast", spec=spec, workdir=Path(tmp), h=h, freq=panel.freq)
             # both scored before the challenger is registered (a failure leaves no version without a decision),
             # on one MASE scale: the longer of the two models' seasons
-            season = max(_season(champion.spec), _season(result.spec))
-            challenger_scores = holdout_scores(panel, model=result.spec, h=h, season_length=season, unscaled="null")
+            if policy.warm_start:
+                season = _season(champion.spec)
+                result, challenger_scores = self._warm_challenger(champion, panel, policy, h=h, season=season,
+                                                                  workdir=Path(tmp))
+            else:
+                result = train(panel.frame, kind="forecast", spec=spec, workdir=Path(tmp), h=h, freq=panel.freq)
+                season = max(_season(champion.spec), _season(result.spec))
+                challenger_scores = holdout_scores(panel, model=result.spec, h=h, season_length=season,
+                                                   unscaled="null")
             champion_scores = self._champion_scores(champion, panel, h=h, season=season)
             challenger = self.store.register_version(
                 name, tenant=tenant, spec=result.spec, kind="forecast", artifact_src_dir=result.artifact,
@@ -824,6 +845,7 @@ class Monitoring:
                   "window_in_champion_training": overlap,
                   "champion": champion_scores, "challenger": challenger_scores.metrics,
                   "challenger_spec": result.spec, "rows": panel.frame.height,
+                  **({"warm_start": result.metrics["warm_start"]} if "warm_start" in result.metrics else {}),
                   "filled": panel.report.filled.height}
         return self.parts.record_decision(
             name, tenant, trigger=trigger, champion_version=champion.version, challenger_version=challenger.version,
@@ -831,23 +853,70 @@ class Monitoring:
             detail=detail)
 
     def _champion_scores(self, champion: VersionInfo, panel: Panel, *, h: int, season: int) -> dict[str, Any]:
-        from forecasting.backtest import holdout_scores, rolling_origins
-        from forecasting.evaluation import evaluate
+        from forecasting.backtest import holdout_scores
         from forecasting.loading import load_version
-        from forecasting.service.core import forecast_fitted
 
         if champion.artifact is None:
             return dict(holdout_scores(panel, model=champion.spec, h=h, season_length=season,
                                        unscaled="null").metrics)
+        return self._window_scores(load_version(self.store, champion), panel, h=h, season=season,
+                                   fallback=champion.spec.get("fallback"))[0]
+
+    def _window_scores(self, model: Any, panel: Panel, *, h: int, season: int, fallback: Any = None,
+                       fit: Callable[[Panel], Any] | None = None) -> tuple[dict[str, Any], pl.DataFrame, Any]:
+        """A fitted model's M4 scores on each series' last ``h`` points, forecast from the points before them
+        without refitting (``fit``: fitted first on them by that call); returns (scores, the forecast
+        window ``unique_id, ds, <alias>``, the last training ``ds``)."""
+        from forecasting.backtest import rolling_origins
+        from forecasting.evaluation import evaluate
+        from forecasting.service.core import forecast_fitted
+
         window = rolling_origins(panel.frame, h=h)[0]
-        model = load_version(self.store, champion)
-        result = forecast_fitted(model, window.train, h=h, freq=panel.freq, limits=self.limits,  # type: ignore[arg-type]
-                                 fallback=champion.spec.get("fallback"))
+        if fit is not None:
+            model = fit(validate_panel(window.train, freq=panel.freq))
+        result = forecast_fitted(model, window.train, h=h, freq=panel.freq, limits=self.limits, fallback=fallback)
         fc = result.forecasts.with_columns(pl.col("unique_id").cast(pl.String))
         test = window.test.select(_KEYS + ["y"]).join(fc.select(_KEYS), on=_KEYS, how="semi")
         row = evaluate(fc.select(*_KEYS, result.alias), test, window.train.select(*_KEYS, "y"), models=[result.alias],
                        season_length=season, unscaled="null").row(0, named=True)
-        return {k: v for k, v in row.items() if k not in ("model", "owa")}
+        scores = {k: v for k, v in row.items() if k not in ("model", "owa")}
+        return scores, fc.select(*_KEYS, result.alias), window.train["ds"].max()
+
+    def _warm_challenger(self, champion: VersionInfo, panel: Panel, policy: RetrainPolicy, *, h: int, season: int,
+                         workdir: Path) -> tuple[Any, Any]:
+        """A challenger that continues boosting from the champion's boosters (``policy.warm_start``): scored
+        continuing from the champion on the data before the window, then continued on all the data and saved.
+        Returns (a :class:`~forecasting.service.training.TrainResult`, a
+        :class:`~forecasting.backtest.HoldoutScores`)."""
+        from forecasting.backtest import HoldoutScores
+        from forecasting.loading import load_version
+        from forecasting.models.registry import ModelSpec, make_model, parse_spec
+        from forecasting.service.results import TrainResult
+        from forecasting.service.training import data_fingerprint
+
+        _warm_family(champion.spec.get("name"))
+        if champion.artifact is None:
+            msg = f"warm_start: champion version {champion.version} has no saved boosters to continue from"
+            raise CapabilityError(msg, field="warm_start")
+        base = load_version(self.store, champion)
+        rounds = policy.warm_rounds or max(1, int(base.params.n_estimators) // 4)  # type: ignore[attr-defined]
+        spec = parse_spec(champion.spec)
+
+        def fit(data: Panel) -> Any:
+            model = make_model(ModelSpec(name=spec.name, params=spec.params), freq=panel.freq)
+            return model.warm_start_from(base, rounds).fit(data)  # type: ignore[attr-defined]
+
+        scores, window, cutoff = self._window_scores(None, panel, h=h, season=season, fit=fit)
+        holdout = HoldoutScores(h=h, season_length=season, cutoff=cutoff, n_series=window["unique_id"].n_unique(),
+                                smape=scores["smape"], mase=scores["mase"], metrics=scores, forecasts=window)
+        model = fit(panel)
+        artifact = model.save(workdir / "artifact")
+        warm = {"from_version": champion.version, "rounds": rounds}
+        notes = [*panel.report.notes, *model.notes_]
+        return TrainResult(kind="forecast", spec=champion.spec, artifact=str(artifact),
+                           fingerprint=data_fingerprint(panel.frame, freq=panel.freq),
+                           metrics={**scores, "warm_start": warm, "notes": notes}, exog=list(panel.exog), max_h=h,
+                           notes=notes), holdout
 
     # ------------------------------------------------------------------ the report's live sections
     def report_sections(self, tenant: str, name: str, *, level: float = 95.0, max_series: int = 4) -> str:
@@ -932,6 +1001,20 @@ class Monitoring:
         scored = score_points(points, center="center")
         return AnomalyResult(points=scored.select(*_KEYS, "y", "center", "lo", "hi", "score", "anomaly", "version",
                                                   "step"), level=float(lv), method="served", model=name)
+
+
+#: model families whose challenger can continue from the champion (``RetrainPolicy.warm_start``)
+WARM_START_FAMILIES = ("xgboost", "lightgbm")
+
+
+def _warm_family(family: Any) -> None:
+    """Refuse a warm start of a family that cannot continue from the champion's weights."""
+    if family not in WARM_START_FAMILIES:
+        nets = " (continued training of the networks, NHITS/TFT/TSMixer, is not offered)" if family in (
+            "nhits", "tft", "tsmixer") else ""
+        msg = (f"warm_start: model '{family}' cannot continue from the champion{nets}; warm starts are for "
+               f"{' and '.join(WARM_START_FAMILIES)} boosters: set warm_start to false for a full retrain")
+        raise CapabilityError(msg, field="warm_start")
 
 
 def _num(value: float | None) -> str:
