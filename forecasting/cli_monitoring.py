@@ -61,6 +61,20 @@ def _print_frame(frame: pl.DataFrame, *, as_json: bool, title: str) -> None:
     console.print(table)
 
 
+def _tenant(value: str) -> str:
+    """A ``--tenant`` as the server names tenants (API keys ``tenant:key``): non-empty text, no path separator,
+    no ``..`` and no control character (it names a folder of the artifact store)."""
+    if not value or value in (".", "..") or any(c in value for c in "/\\") or any(ord(c) < 32 for c in value):
+        msg = f"--tenant must be a tenant name (no '/', '\\', control character or '..'), got {value!r}"
+        raise typer.BadParameter(msg)
+    return value
+
+
+#: the tenant of the server's models (the API key's tenant; ``default`` without API keys)
+Tenant = Annotated[str, typer.Option("--tenant", help="The tenant whose model it is (the API key's tenant; "
+                                     "'default' without keys).", callback=_tenant)]
+
+
 def _json(value: Any) -> None:
     from forecasting.cli import console
 
@@ -71,13 +85,14 @@ def observe(
     model: Annotated[str, typer.Option("--model", "-m", help="The registered model's name.")],
     input: Annotated[Path, typer.Option("--input", "-i", help="CSV or Parquet file with unique_id, ds, y.")],
     replace: Annotated[bool, typer.Option(help="Overwrite points already stored.")] = False,
+    tenant: Tenant = "default",
 ) -> None:
     """Append observations (actuals) of a registered model's series; prints what was stored and the gaps."""
     from forecasting.service.tables import read_table
 
     with _monitoring() as monitoring:
         try:
-            result = monitoring.observe("default", model, read_table(input, field="input"), replace=replace)
+            result = monitoring.observe(tenant, model, read_table(input, field="input"), replace=replace)
         except ForecastingError as exc:
             from forecasting.cli import _fail
 
@@ -88,12 +103,13 @@ def observe(
 
 def retrain(
     model: Annotated[str, typer.Option("--model", "-m", help="The registered model's name.")],
+    tenant: Tenant = "default",
 ) -> None:
     """Train a challenger on all the data, compare it with the champion on the latest hold-out window and move
     `production` when it wins by the policy's margin; prints the decision."""
     with _monitoring() as monitoring:
         try:
-            decision = monitoring.retrain("default", model, trigger="manual")
+            decision = monitoring.retrain(tenant, model, trigger="manual")
         except ForecastingError as exc:
             from forecasting.cli import _fail
 
@@ -108,11 +124,12 @@ def accuracy(
     start: Annotated[Optional[str], typer.Option(help="First ds scored (ISO 8601 or integer step).")] = None,
     end: Annotated[Optional[str], typer.Option(help="Last ds scored.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+    tenant: Tenant = "default",
 ) -> None:
     """Realised accuracy of the forecasts served for a registered model: sMAPE, MASE, coverage per level."""
     with _monitoring() as monitoring:
         try:
-            result = monitoring.accuracy("default", model, by=by, version=version, start=start,  # type: ignore[arg-type]
+            result = monitoring.accuracy(tenant, model, by=by, version=version, start=start,  # type: ignore[arg-type]
                                          end=end)
         except ForecastingError as exc:
             from forecasting.cli import _fail
@@ -133,6 +150,7 @@ def anomalies(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write every scored point here "
                                                    "(.csv or .parquet).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+    tenant: Tenant = "default",
 ) -> None:
     """Points outside an interval at --level, with a score (half-widths from the centre; above 1 is flagged)."""
     from forecasting.cli import _fail
@@ -151,7 +169,7 @@ def anomalies(
             title = f"anomalies of {input.name} ({result.model}, {level:g}%, {method})"
         else:
             with _monitoring() as monitoring:
-                result = monitoring.observation_anomalies("default", str(registered), level=level)
+                result = monitoring.observation_anomalies(tenant, str(registered), level=level)
             title = f"observations of {registered} outside the served {level:g}% intervals"
         if output is not None:
             write_table(result.points, output)

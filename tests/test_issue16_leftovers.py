@@ -191,3 +191,65 @@ def test_served_lightgbm_predicts_with_the_per_request_thread_limit(tmp_path: Pa
         assert seen and set(seen) == {None}
     finally:
         store.close()
+
+
+# --------------------------------------------------------------------------- 4. --tenant and the accuracy range
+def test_cli_monitoring_commands_take_a_tenant_and_check_the_range(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from forecasting.cli import app
+    from forecasting.store import default_locations
+
+    with Store(*default_locations(tmp_path)) as store:
+        result = train(_series(48), kind="forecast", spec="naive", workdir=tmp_path / "work", h=2, freq=1)
+        info = store.register_version("m", tenant="acme", spec=result.spec, kind="forecast", artifact_src_dir=None,
+                                      fingerprint=result.fingerprint,
+                                      metrics=result.metrics, max_h=result.max_h)
+        Monitoring(store).keep_training_data(info, _series(48))
+    monkeypatch.setenv("FORECASTING_STATE_DIR", str(tmp_path))
+    new = tmp_path / "new.csv"
+    _series(2, start=49).write_csv(new)
+    runner = CliRunner()
+    done = runner.invoke(app, ["observe", "--model", "m", "--input", str(new), "--tenant", "acme"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["rows"] == 4
+    missing = runner.invoke(app, ["observe", "--model", "m", "--input", str(new)])  # tenant "default"
+    assert missing.exit_code == 2 and "m" in missing.output and "not found" in missing.output.lower()
+    acc = runner.invoke(app, ["accuracy", "--model", "m", "--tenant", "acme", "--json"])
+    assert acc.exit_code == 0 and json.loads(acc.output) == []  # nothing served yet
+    bad = runner.invoke(app, ["accuracy", "--model", "m", "--tenant", "acme", "--start", "9", "--end", "3"])
+    assert bad.exit_code == 2 and "start (9) is after end (3): the range holds no point" in bad.output
+    bad = runner.invoke(app, ["accuracy", "--model", "m", "--tenant", "acme", "--start", "2024-01-01"])
+    assert bad.exit_code == 2
+    assert "start must be a timestamp (ISO 8601) or an integer step like the stored ds" in bad.output
+    odd = runner.invoke(app, ["retrain", "--model", "m", "--tenant", "../acme"])
+    assert odd.exit_code == 2 and "--tenant must be a tenant name" in odd.output
+
+
+def test_accuracy_bounds_are_422_before_anything_is_observed_or_served(tmp_path: Path) -> None:
+    from litestar.testing import TestClient
+
+    from forecasting.api.app import create_app
+    from forecasting.api.settings import Settings
+    from forecasting.store import default_locations
+
+    hourly = _series(48).with_columns((pl.datetime(2024, 1, 1) + pl.duration(hours=pl.col("ds") - 1)).alias("ds"))
+    with Store(*default_locations(tmp_path)) as store:  # registered without its data: no observations
+        result = train(hourly, kind="forecast", spec="naive", workdir=tmp_path / "work", h=2, freq="1h")
+        store.register_version("hr", tenant=T, spec=result.spec, kind="forecast", artifact_src_dir=None,
+                                      fingerprint=result.fingerprint,
+                               metrics=result.metrics, max_h=result.max_h)
+    with TestClient(create_app(Settings(state_dir=tmp_path))) as client:
+        r = client.get("/v1/models/hr/accuracy", params={"start": "2024-01-03", "end": "2024-01-02"})
+        assert r.status_code == 422, r.text
+        assert (r.json()["field"], r.json()["detail"]) == (
+            "start", "start (2024-01-03) is after end (2024-01-02): the range holds no point")
+        r = client.get("/v1/models/hr/accuracy", params={"end": "yesterday"})
+        assert r.status_code == 422 and r.json()["field"] == "end"
+        r = client.get("/v1/models/hr/accuracy", params={"start": "2024-01-02", "end": "2024-01-03"})
+        assert r.status_code == 200, r.text
+        r = client.get("/v1/models/hr/observations", params={"start": "2024-01-03", "end": "2024-01-02"})
+        assert r.status_code == 422 and r.json()["field"] == "start"

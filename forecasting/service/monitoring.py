@@ -272,8 +272,14 @@ def _internal_ds(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _bound(value: Any, dtype: pl.DataType, name: str) -> Any:
     """A ``start``/``end`` query value in the type of the stored ``ds``."""
-    if value is None or isinstance(value, int | datetime) and not isinstance(value, bool):
+    integer = dtype == pl.Int64
+    if value is None or (isinstance(value, datetime) and not integer) or (
+            isinstance(value, int) and not isinstance(value, bool) and integer):
         return value
+    if isinstance(value, bool | int | datetime):
+        msg = (f"{name} must be {'an integer step' if integer else 'a timestamp (ISO 8601)'} like the stored ds, "
+               f"got {value!r}")
+        raise InvalidParameterError(msg, field=name)
     try:
         if dtype == pl.Int64:
             return int(value)
@@ -284,6 +290,16 @@ def _bound(value: Any, dtype: pl.DataType, name: str) -> Any:
     except (ValueError, pl.exceptions.PolarsError):
         msg = f"{name} must be a timestamp (ISO 8601) or an integer step like the stored ds, got {value!r}"
         raise InvalidParameterError(msg, field=name) from None
+
+
+def _range(start: Any, end: Any, dtype: pl.DataType) -> tuple[Any, Any]:
+    """``start`` and ``end`` in the type of the stored ``ds`` (:func:`_bound`), refused when ``start`` is after
+    ``end`` (an empty range is a mistake, not an empty answer)."""
+    lo, hi = _bound(start, dtype, "start"), _bound(end, dtype, "end")
+    if lo is not None and hi is not None and lo > hi:
+        msg = f"start ({start}) is after end ({end}): the range holds no point"
+        raise InvalidParameterError(msg, field="start")
+    return lo, hi
 
 
 # --------------------------------------------------------------------------- the use cases
@@ -538,22 +554,35 @@ class Monitoring:
 
         Raises
         ------
-        NotFoundError, InvalidParameterError (a bound that is not a timestamp).
+        NotFoundError, InvalidParameterError (a bound that is not a timestamp or an integer step like the
+            stored ``ds``; ``start`` after ``end``).
         """
         self.store.versions(name, tenant)  # NotFoundError for an unknown model
         self.merge_staged(tenant, name)
         scan = self.parts.scan(tenant, name, "observations")
+        lo, hi = _range(start, end, self._ds_dtype(tenant, name, scan))
         if scan is None:
             return pl.DataFrame(schema={"unique_id": pl.String, "ds": pl.Int64, "y": pl.Float64})
-        dtype = scan.collect_schema()["ds"]
         if series:
             scan = scan.filter(pl.col("unique_id").is_in(list(series)))
-        if (lo := _bound(start, dtype, "start")) is not None:
+        if lo is not None:
             scan = scan.filter(pl.col("ds") >= lo)
-        if (hi := _bound(end, dtype, "end")) is not None:
+        if hi is not None:
             scan = scan.filter(pl.col("ds") <= hi)
         return (scan.sort("batch").unique(_KEYS, keep="last").sort(_KEYS).select("unique_id", "ds", "y")
                 .collect())
+
+    def _ds_dtype(self, tenant: str, name: str, scan: pl.LazyFrame | None = None) -> pl.DataType:
+        """The type of the model's stored ``ds``: its observations', else its frequency's (an integer step:
+        ``Int64``; else a timestamp), so bounds are checked even before anything is stored or served."""
+        if scan is None:
+            scan = self.parts.scan(tenant, name, "observations")
+        if scan is not None:
+            return scan.collect_schema()["ds"]
+        versions = self.store.versions(name, tenant)
+        freq = versions[-1].fingerprint.get("freq") if versions else None
+        integer = isinstance(freq, int) or (isinstance(freq, str) and freq.lstrip("-").isdigit())
+        return pl.Int64() if integer else pl.Datetime("us")
 
     # ------------------------------------------------------------------ served forecasts and accuracy
     def record_served(self, tenant: str, info: VersionInfo, result: Any) -> None:
@@ -616,12 +645,14 @@ class Monitoring:
 
         Raises
         ------
-        NotFoundError, InvalidParameterError (``by`` or a bound).
+        NotFoundError, InvalidParameterError (``by``, a bound that is not a timestamp or an integer step like
+            the stored ``ds``, ``start`` after ``end``: checked even before anything was served).
         """
         if by not in ("version", "step", "series"):
             msg = f"by must be one of version, step, series, got {by!r}"
             raise InvalidParameterError(msg, field="by")
         versions = {v.version: v for v in self.store.versions(name, tenant)}
+        lo, hi = _range(start, end, self._ds_dtype(tenant, name))
         joined, obs, levels = self._scored(tenant, name)
         empty = pl.DataFrame(schema={"version": pl.Int64, "points": pl.Int64, "series": pl.Int64,
                                      "smape": pl.Float64, "mase": pl.Float64})
@@ -629,10 +660,9 @@ class Monitoring:
             return AccuracyResult(model=name, by=by, rows=empty, levels=levels)
         if version is not None:
             joined = joined.filter(pl.col("version") == version)
-        dtype = obs.schema["ds"]
-        if (lo := _bound(start, dtype, "start")) is not None:
+        if lo is not None:
             joined = joined.filter(pl.col("ds") >= lo)
-        if (hi := _bound(end, dtype, "end")) is not None:
+        if hi is not None:
             joined = joined.filter(pl.col("ds") <= hi)
         keys = ["version"] + ({"step": ["step"], "series": ["series"]}.get(by, []))
         forecasts, history = _forecasts_and_history(joined, obs)
@@ -979,6 +1009,7 @@ class Monitoring:
         NotFoundError, InvalidParameterError (a level that is not in (0, 100)).
         """
         (lv,) = validate_levels([level])
+        a, b = _range(start, end, self._ds_dtype(tenant, name))
         joined, _, levels = self._scored(tenant, name)
         lo, hi = f"lo-{float(lv):g}", f"hi-{float(lv):g}"
         schema = {"unique_id": pl.String, "ds": pl.Int64, "y": pl.Float64, "center": pl.Float64, "lo": pl.Float64,
@@ -989,11 +1020,10 @@ class Monitoring:
                     f"(levels served: {levels or 'none'})")
             return AnomalyResult(points=pl.DataFrame(schema=schema), level=float(lv), method="served", model=name,
                                  notes=[note])
-        dtype = joined.schema["ds"]
         points = joined.filter(pl.col(lo).is_not_null())
-        if (a := _bound(start, dtype, "start")) is not None:
+        if a is not None:
             points = points.filter(pl.col("ds") >= a)
-        if (b := _bound(end, dtype, "end")) is not None:
+        if b is not None:
             points = points.filter(pl.col("ds") <= b)
         points = (points.sort("origin", "batch").unique(_KEYS, keep="last").sort(_KEYS)
                   .select(*_KEYS, "y", pl.col("y_hat").alias("center"), pl.col(lo).alias("lo"),
