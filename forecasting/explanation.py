@@ -30,6 +30,7 @@ decomposition, in the reports).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -45,6 +46,9 @@ __all__ = ["Explanation", "MONTHS", "WEEKDAYS", "calendar_categories", "rebase"]
 MONTHS = {i + 1: m for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
                                           "Dec"])}
 WEEKDAYS = {i: d for i, d in enumerate(["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])}
+_CALENDAR = {"month": MONTHS, "dayofweek": WEEKDAYS}
+#: a calendar feature (trees) or a network's calendar input over its window (``month_lag_3``, ``month_step_2``)
+_CALENDAR_NAME = re.compile(r"(month|dayofweek)(?:_(?:lag|step)_\d+)?")
 
 
 @dataclass(frozen=True, eq=False)
@@ -328,13 +332,29 @@ class Explanation:
 
 
 def calendar_categories(feature_names: list[str]) -> dict[str, dict[int, str]] | None:
-    """Category names of the calendar features among ``feature_names`` (``month``, ``dayofweek``), or None.
+    """Category names of the calendar features among ``feature_names``, or None.
+
+    A tree model's calendar features are named ``month`` and ``dayofweek``; a network's are
+    inputs over its window, ``month_lag_<k>`` (``k`` steps before the forecast origin) and
+    ``month_step_<j>`` (the ``j``-th forecast step), with the same codes (months 1-12,
+    weekdays 0 = Monday, as the feature pipeline computes them).
+
+    Parameters
+    ----------
+    feature_names : list of str
+
+    Returns
+    -------
+    dict or None
+        ``{feature: {code: name}}`` for each calendar feature found; None when there is none.
 
     >>> calendar_categories(["lag_1", "month"])["month"][7]
     'Jul'
+    >>> calendar_categories(["y_lag_1", "dayofweek_lag_2", "month_step_3"])["dayofweek_lag_2"][0]
+    'Mon'
     """
-    known = {"month": MONTHS, "dayofweek": WEEKDAYS}
-    found = {n: dict(known[n]) for n in feature_names if n in known}
+    found = {n: dict(known) for n in feature_names
+             if (m := _CALENDAR_NAME.fullmatch(n)) and (known := _CALENDAR.get(m.group(1))) is not None}
     return found or None
 
 
