@@ -78,6 +78,7 @@ from forecasting.errors import InvalidParameterError
 from forecasting.jobs import JobRunner
 from forecasting.store import Store, validate_name
 from forecasting.service.registered import RegisteredModels
+from forecasting.service.results import ForecastResult
 
 __all__ = ["create_app"]
 
@@ -334,10 +335,11 @@ def _use_routes(services: RegisteredModels, more: dict[int, ResponseSpec], metri
         result = services.forecast(tenant, ref, h=data.h, level=data.level, history=data.history,
                                    X_future=data.X_future, fill_missing=data.fill_missing, fill_gaps=data.fill_gaps,
                                    hierarchy=data.hierarchy)
+        fallbacks = len(result.fallbacks) if isinstance(result, ForecastResult) else 0
         metrics.observe_forecast(model=result.spec.name, n_series=result.panel.n_series,
-                                 n_rows=result.panel.frame.height, n_fallbacks=len(result.fallbacks),
+                                 n_rows=result.panel.frame.height, n_fallbacks=fallbacks,
                                  seconds=time.perf_counter() - start)
-        return forecast_out(result)
+        return forecast_out(result) if isinstance(result, ForecastResult) else hierarchy_out(result)  # issue 17
 
     @post("/v1/models/{ref:str}/explain", tags=["registry"], summary="SHAP values of a registered model",
           status_code=200, sync_to_thread=True, before_request=_require_json, responses=more)
@@ -485,7 +487,7 @@ def _form_fields(form: Any) -> dict[str, Any]:
         raise InvalidParameterError(msg, field="fill_gaps")
     return {"name": name, "model": model, "kind": kind, "target": form.get("target") or None, "h": h, "freq": freq,
             "fill_missing": form.get("fill_missing") or None, "fill_gaps": fill_gaps in ("true", "1"),
-            "hierarchy": form.get("hierarchy") or None}  # refused by the service, saying what to do (issue 17)
+            "hierarchy": form.get("hierarchy") or None}  # JSON text, read by the service (issue 17)
 
 
 async def _require_json(request: Request) -> Any:

@@ -50,7 +50,7 @@ def hierarchy_out(result: HierarchyResult) -> ForecastResponse:
     return ForecastResponse(
         model=d["model"], alias=d["alias"], params=d["params"], freq=d["freq"], h=d["h"], level=d["level"],
         forecasts=d["forecasts"], fallbacks=[], filled=[], notes=d["notes"], runtime="native",
-        hierarchy=HierarchyOut(methods=d["methods"], levels=d["levels"], coherence=d["coherence"]))
+        ref=d["ref"], name=d["name"], version=d["version"], hierarchy=HierarchyOut(methods=d["methods"], levels=d["levels"], coherence=d["coherence"]))
 
 
 def explain_out(result: ExplainResult, *, k: int, h: int | None = None) -> ExplainResponse:

@@ -229,8 +229,10 @@ class TrainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     fill_gaps: Annotated[bool, msgspec.Meta(
         description="forecast: insert missing timestamps (needs fill_missing).")] = False
     hierarchy: Annotated[dict[str, Any] | None, msgspec.Meta(
-        description="Not kept by registered models yet: a request with it is refused (422, field 'hierarchy'); "
-                    "forecast and reconcile a hierarchy with POST /v1/forecast and its 'hierarchy' field.")] = None
+        description="forecast: train over a hierarchical or grouped structure, the same object as POST "
+                    "/v1/forecast's 'hierarchy' (nested/group columns of data, or S and tags; methods; middle_level). "
+                    "Every aggregate is built and trained on; the structure and methods are kept with the version, "
+                    "whose forecasts are reconciled. Multipart: the object as JSON text.")] = None
 
 
 class RegisteredForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -250,8 +252,9 @@ class RegisteredForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fie
     fill_gaps: Annotated[bool, msgspec.Meta(
         description="Insert missing timestamps in history (needs fill_missing); inserted rows are reported.")] = False
     hierarchy: Annotated[dict[str, Any] | None, msgspec.Meta(
-        description="Not kept by registered models yet: a request with it is refused (422, field 'hierarchy'); "
-                    "forecast and reconcile a hierarchy with POST /v1/forecast and its 'hierarchy' field.")] = None
+        description="Refused (422, field 'hierarchy'): a version's structure is fixed at training. A version "
+                    "trained with a hierarchy takes the bottom series in 'history' and answers reconciled "
+                    "forecasts with the 'hierarchy' member.")] = None
 
 
 class ExplainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

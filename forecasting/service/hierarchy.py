@@ -9,6 +9,14 @@ as fpp3 ch. 11 does for the prison data; the benchmark harness and the CLI call 
 ``report=`` (a path): the HTML report of the structure, the coherence check, the per-level accuracy
 table and the top series' forecasts (:func:`write_hierarchy_report`, template
 ``forecasting/templates/hierarchy.html.j2``), the hold-out and the forecast both run for it.
+
+Registered versions over a structure (:class:`~forecasting.service.registered.RegisteredModels`):
+:func:`training_request` checks the structure and methods when the training is asked and gives the
+job a spec that carries them; the job (:func:`forecasting.service.training.train`) aggregates with
+:func:`training_panel`, trains on every series and keeps ``{"methods", "middle_level", "structure"}`` in
+the version's metadata (``metrics["hierarchy"]``, :func:`structure_to_json`); :func:`forecast_registered`
+aggregates the bottom ``history`` with the stored structure, forecasts and reconciles as the inline
+use case does.
 """
 
 from __future__ import annotations
@@ -22,11 +30,15 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from forecasting.data import FillPolicy, Panel, validate_h, validate_levels, validate_panel
-from forecasting.errors import CapabilityError, InvalidParameterError
+import msgspec
+import numpy as np
+
+from forecasting.data import FillPolicy, Panel, to_polars, validate_h, validate_levels, validate_panel
+from forecasting.errors import CapabilityError, InvalidInputError, InvalidParameterError
 from forecasting.hierarchy import (
     INSAMPLE_METHODS,
     Hierarchy,
+    _reconciler,
     coherence_error,
     from_columns,
     from_matrix,
@@ -38,13 +50,16 @@ from forecasting.hierarchy import (
 from forecasting.models.base import arm, require
 from forecasting.models.local import ALL_CORES
 from forecasting.models.registry import ModelSpec, make_model, parse_spec
-from forecasting.service.core import Limits, SpecLike, check_limits, resolve
+from forecasting.service.core import Limits, SpecLike, check_limits, forecast_fitted, resolve, training_freq
+from forecasting.service.results import Registered
 
 if TYPE_CHECKING:
+    from forecasting.models.base import Forecaster
     from forecasting.reports import WrittenReport
 
-__all__ = ["COHERENCE_TOLERANCE", "DEFAULT_METHODS", "HierarchyBacktest", "HierarchyResult", "backtest_hierarchy",
-           "forecast_hierarchy", "registered_refusal", "structure_of", "write_hierarchy_report"]
+__all__ = ["COHERENCE_TOLERANCE", "DEFAULT_METHODS", "HierarchicalSpec", "HierarchyBacktest", "HierarchyResult",
+           "backtest_hierarchy", "forecast_hierarchy", "forecast_registered", "registered_refusal", "structure_from_json",
+           "structure_of", "structure_to_json", "training_panel", "training_request", "write_hierarchy_report"]
 
 #: Methods run when the caller names none (each applies to grouped structures too; no fitted values needed).
 DEFAULT_METHODS: tuple[str, ...] = ("bottom_up", "ols", "wls_struct")
@@ -80,6 +95,8 @@ class HierarchyResult:
     notes : list of str
     report : WrittenReport, optional
         The HTML report, when ``report=`` was given.
+    registered : Registered, optional
+        The registered version that answered (:func:`forecast_registered`).
     """
 
     forecasts: pl.DataFrame
@@ -93,13 +110,17 @@ class HierarchyResult:
     level: tuple[float | int, ...]
     notes: list[str] = field(default_factory=list)
     report: WrittenReport | None = None
+    registered: Registered | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the HTTP ``hierarchy`` answer and the CLI's)."""
+        reg = self.registered
         return {"model": self.spec.name, "alias": self.alias, "params": dict(self.spec.params),
                 "freq": self.panel.freq, "h": self.h, "level": list(self.level), "methods": list(self.methods),
                 "levels": {k: list(v) for k, v in self.structure.tags.items()},
-                "coherence": dict(self.coherence), "forecasts": self.forecasts.to_dicts(), "notes": list(self.notes)}
+                "coherence": dict(self.coherence), "forecasts": self.forecasts.to_dicts(), "notes": list(self.notes),
+                "ref": None if reg is None else reg.ref, "name": None if reg is None else reg.name,
+                "version": None if reg is None else reg.version}
 
 
 @dataclass(frozen=True)
@@ -131,22 +152,17 @@ class HierarchyBacktest:
     report: WrittenReport | None = None
 
 
-def registered_refusal(where: str) -> CapabilityError:
-    """The error a registered model's training or forecast answers to a ``hierarchy`` (HTTP: a 422 naming it).
+def registered_refusal() -> CapabilityError:
+    """The error a registered forecast answers to a ``hierarchy`` in the request (HTTP: a 422 naming it).
 
-    Registered versions do not keep a structure (its summing matrix, levels and methods) yet, so they cannot
-    return reconciled forecasts; the error says which doors do.
-
-    Parameters
-    ----------
-    where : str
-        What was asked: ``"training"`` or ``"forecast"``.
+    A registered version's structure and methods are fixed when it is trained (a ``hierarchy`` in the
+    training request); a forecast request cannot give another.
     """
-    msg = (f"hierarchy: registered models do not keep a hierarchical structure yet, so a {where} with 'hierarchy' "
-           f"is refused; forecast and reconcile the hierarchy inline instead: POST /v1/forecast with the bottom series "
-           f"in 'data' and the same 'hierarchy' field (library: fc.forecast_hierarchy, command line: forecasting "
-           f"hierarchy), or register the model without 'hierarchy'")
-    return CapabilityError(msg, field="hierarchy", details={"where": where})
+    msg = ("hierarchy: a registered version's structure and reconciliation methods are fixed at training (train it "
+           "with 'hierarchy'); a forecast request cannot give one: send the bottom series in 'history' to a version "
+           "trained with a hierarchy, or forecast and reconcile inline with POST /v1/forecast and its 'hierarchy' "
+           "field")
+    return CapabilityError(msg, field="hierarchy", details={"where": "forecast"})
 
 
 def structure_of(frame: pl.DataFrame, *, hierarchy: str | Sequence[str] | None = None,
@@ -174,8 +190,6 @@ def structure_of(frame: pl.DataFrame, *, hierarchy: str | Sequence[str] | None =
 def _bottom_panel(data: Any, structure_args: dict[str, Any], *, freq: str | int | None,
                   fill_missing: FillPolicy | None, fill_gaps: bool,
                   limits: Limits) -> tuple[Hierarchy, Panel]:
-    from forecasting.data import to_polars
-
     frame = data if isinstance(data, pl.DataFrame) else to_polars(data, field_name="data")
     structure = structure_of(frame, **structure_args)
     if "unique_id" not in frame.columns and structure_args.get("S") is None:
@@ -278,15 +292,23 @@ def _forecast_all(panel: Panel, structure: Hierarchy, spec: ModelSpec, *, h: int
     forecaster.fit(panel)
     base = forecaster.predict(h, level=levels)
     fitted = forecaster.fitted_values() if needs_fit else None  # type: ignore[attr-defined]
-    alias = forecaster.alias
-    frame, notes = reconcile(base, structure, alias=alias, methods=methods, level=levels, fitted=fitted,
-                             middle_level=middle_level)
+    notes = [*panel.report.notes, *derived, *getattr(forecaster, "notes_", [])]
+    return _reconciled(base, fitted, panel, structure, spec, alias=forecaster.alias, h=h, levels=levels,
+                       methods=methods, middle_level=middle_level, notes=notes)
+
+
+def _reconciled(base: pl.DataFrame, fitted: pl.DataFrame | None, panel: Panel, structure: Hierarchy,
+                spec: ModelSpec, *, alias: str, h: int, levels: tuple[float | int, ...], methods: list[str],
+                middle_level: str | None, notes: list[str]) -> HierarchyResult:
+    """Base forecasts of every series reconciled, their coherence checked, ordered as ``structure.ids``."""
+    frame, more = reconcile(base, structure, alias=alias, methods=methods, level=levels, fitted=fitted,
+                            middle_level=middle_level)
     columns = [alias, *[f"{alias}/{m}" for m in methods]]
     coherence = {c: coherence_error(frame, structure, c) for c in columns}
     order = pl.DataFrame({"unique_id": list(structure.ids), "level": [structure.level_of[u] for u in structure.ids]})
     frame = (order.with_row_index("_o").join(frame, on="unique_id", how="left")
              .sort("_o", "ds", maintain_order=True).drop("_o"))
-    notes = [*panel.report.notes, *derived, *getattr(forecaster, "notes_", []), *notes,
+    notes = [*notes, *more,
              f"{len(structure.ids)} series forecast ({len(structure.ids) - len(structure.bottom)} aggregates, "
              f"{len(structure.bottom)} bottom) in {len(structure.tags)} levels"]
     return HierarchyResult(forecasts=frame, structure=structure, spec=spec, alias=alias, methods=methods,
@@ -370,6 +392,219 @@ def _holdout(panel: Panel, structure: Hierarchy, spec: ModelSpec, *, h: int, met
     table = table.with_columns(pl.col("method").replace({alias: "base", **{f"{alias}/{n}": n for n in names}}))
     cutoff = window.train["ds"].max()
     return HierarchyBacktest(table=table, result=result, seconds=seconds, season_length=m, cutoff=str(cutoff))
+
+
+# --------------------------------------------------------------------------- registered versions
+#: The keys of a training request's ``hierarchy`` (as POST /v1/forecast's ``hierarchy`` field).
+HIERARCHY_KEYS: tuple[str, ...] = ("nested", "group", "S", "tags", "methods", "middle_level")
+
+
+class HierarchicalSpec(ModelSpec, kw_only=True):
+    """A model spec plus the structure a registered version is trained over: what the training job carries.
+
+    ``hierarchy`` is ``{"methods", "middle_level", "structure"}`` (``structure``: :func:`structure_to_json`);
+    :func:`forecasting.service.training.train` takes it out of the spec, aggregates the bottom series with it
+    (:func:`training_panel`) and keeps it in the version's ``metrics["hierarchy"]``.
+    """
+
+    hierarchy: dict[str, Any]
+
+
+def structure_to_json(structure: Hierarchy) -> dict[str, Any]:
+    """The structure as JSON: ``ids``, ``bottom``, ``tags``, ``strict`` and, per aggregate, its bottom series.
+
+    ``members[i]`` lists the column indices of ``S``'s row ``i`` that are 1, for the aggregates (the first
+    ``len(ids) - len(bottom)`` rows; the bottom rows are the identity), so the size grows with the number of
+    (aggregate, bottom) pairs rather than with the dense matrix. :func:`structure_from_json` inverts it.
+    """
+    n_agg = len(structure.ids) - len(structure.bottom)
+    return {"ids": list(structure.ids), "bottom": list(structure.bottom),
+            "tags": {k: list(v) for k, v in structure.tags.items()}, "strict": bool(structure.strict),
+            "members": [np.flatnonzero(structure.S[i]).tolist() for i in range(n_agg)]}
+
+
+def structure_from_json(data: Mapping[str, Any]) -> Hierarchy:
+    """The :class:`~forecasting.hierarchy.Hierarchy` written by :func:`structure_to_json`."""
+    ids, bottom = tuple(data["ids"]), tuple(data["bottom"])
+    S = np.zeros((len(ids), len(bottom)))
+    for i, cols in enumerate(data["members"]):
+        S[i, cols] = 1.0
+    S[len(ids) - len(bottom):] = np.eye(len(bottom))
+    return Hierarchy(S=S, ids=ids, bottom=bottom, tags={k: tuple(v) for k, v in data["tags"].items()},
+                     strict=bool(data["strict"]))
+
+
+def _hierarchy_request(hierarchy: Any) -> dict[str, Any]:
+    """A training request's ``hierarchy`` (an object, or its JSON text from a multipart form) as a dict."""
+    if isinstance(hierarchy, str | bytes):
+        try:
+            hierarchy = msgspec.json.decode(hierarchy)
+        except msgspec.DecodeError as exc:
+            msg = f"hierarchy is not valid JSON: {exc}"
+            raise InvalidParameterError(msg, field="hierarchy") from None
+    if not isinstance(hierarchy, Mapping):
+        msg = f"hierarchy must be an object with {', '.join(HIERARCHY_KEYS)}, got {type(hierarchy).__name__}"
+        raise InvalidParameterError(msg, field="hierarchy")
+    unknown = sorted(set(hierarchy) - set(HIERARCHY_KEYS))
+    if unknown:
+        msg = f"unknown hierarchy field '{unknown[0]}' (accepted: {', '.join(HIERARCHY_KEYS)})"
+        raise InvalidParameterError(msg, field=f"hierarchy.{unknown[0]}")
+    return dict(hierarchy)
+
+
+def training_request(data: Any, hierarchy: Any, model: SpecLike, *, freq: str | int | None = None,
+                     fill_missing: FillPolicy | None = None, fill_gaps: bool = False,
+                     limits: Limits = NO_LIMITS) -> tuple[pl.DataFrame, HierarchicalSpec]:
+    """Check a registered training's ``hierarchy`` now (before anything is queued); the job's data and spec.
+
+    Parameters
+    ----------
+    data : frame
+        The bottom series with the structure columns (or ``unique_id`` with ``S``), as :func:`forecast_hierarchy`.
+    hierarchy : dict or JSON text
+        ``nested``, ``group``, ``S``, ``tags``, ``methods`` (default :data:`DEFAULT_METHODS`), ``middle_level``:
+        POST /v1/forecast's ``hierarchy`` field.
+    model : spec
+        The base model.
+
+    Returns
+    -------
+    (pl.DataFrame, HierarchicalSpec)
+        The bottom series ``unique_id, ds, y`` (ids built from the columns as :func:`forecast_hierarchy` does),
+        and the spec carrying the structure and methods.
+
+    Raises
+    ------
+    InvalidInputError
+        Bad data or structure, naming the rows (as :func:`forecast_hierarchy`).
+    InvalidParameterError
+        An unknown key, method or middle level.
+    CapabilityError
+        ``wls_var``/``mint_shrink`` with a model without in-sample fitted values, naming the method; top-down or
+        middle-out on a grouped structure.
+    """
+    asked = _hierarchy_request(hierarchy)
+    methods = validate_methods(asked.get("methods") or DEFAULT_METHODS)
+    spec = parse_spec(model)
+    structure, panel = _bottom_panel(data, {"hierarchy": asked.get("nested"), "group": asked.get("group"),
+                                            "S": asked.get("S"), "tags": asked.get("tags")},
+                                     freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps, limits=limits)
+    for method in methods:
+        _reconciler(method, structure, asked.get("middle_level"))
+    needs_fit = sorted(INSAMPLE_METHODS & set(methods))
+    if needs_fit and not make_model(spec, freq=panel.freq).capabilities.has_fitted_values:
+        msg = (f"hierarchy.methods: {needs_fit} need the base model's in-sample fitted values and model "
+               f"'{spec.name}' keeps none; use a statistical model such as 'auto_ets', or other methods")
+        raise CapabilityError(msg, field="hierarchy.methods", details={"methods": needs_fit})
+    frame = data if isinstance(data, pl.DataFrame) else to_polars(data, field_name="data")
+    if "unique_id" not in frame.columns:  # as _bottom_panel named the bottom series
+        columns = (parse_structure(asked.get("nested"), field="hierarchy")
+                   + parse_structure(asked.get("group"), field="group"))
+        frame = frame.with_columns(pl.concat_str([pl.col(c).cast(pl.String) for c in columns],
+                                                 separator="/").alias("unique_id"))
+    stored = {"methods": methods, "middle_level": asked.get("middle_level"), "structure": structure_to_json(structure)}
+    return frame.select("unique_id", "ds", "y"), HierarchicalSpec(name=spec.name, params=spec.params,
+                                                                  fallback=spec.fallback, hierarchy=stored)
+
+
+def training_panel(frame: pl.DataFrame, hierarchy: Mapping[str, Any], *, freq: str | int | None = None,
+                   fill_missing: FillPolicy | None = None, fill_gaps: bool = False) -> Panel:
+    """The training job's panel: the bottom series validated, every aggregate built with the stored structure.
+
+    Raises
+    ------
+    InvalidInputError
+        As :func:`~forecasting.data.validate_panel`, or bottom series that differ from the structure's.
+    """
+    structure = structure_from_json(hierarchy["structure"])
+    bottom = validate_panel(frame, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps)
+    return _with_aggregates(bottom, structure, field_name="data")
+
+
+def _with_aggregates(bottom: Panel, structure: Hierarchy, *, field_name: str) -> Panel:
+    """Every series of ``structure`` from validated bottom series (their notes kept)."""
+    have = set(bottom.ids)
+    extra = sorted(have - set(structure.bottom))
+    if extra:
+        listed = ", ".join(f"'{u}'" for u in extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        msg = (f"{field_name}: series {listed} not in the version's hierarchy (its bottom series: "
+               f"{list(structure.bottom)[:5]}{' ...' if len(structure.bottom) > 5 else ''})")
+        raise InvalidInputError(msg, field=field_name, details={"series": extra[:50]})
+    missing = [b for b in structure.bottom if b not in have]
+    if missing:
+        listed = ", ".join(f"'{u}'" for u in missing[:5]) + (f" and {len(missing) - 5} more"
+                                                             if len(missing) > 5 else "")
+        msg = (f"{field_name}: the version's hierarchy needs every bottom series to build its aggregates; "
+               f"missing: {listed}")
+        raise InvalidInputError(msg, field=field_name, details={"missing": missing[:50]})
+    every = validate_panel(structure.aggregate(bottom.frame.select("unique_id", "ds", "y")), freq=bottom.freq,
+                           field_name=field_name)
+    return replace(every, report=bottom.report)
+
+
+def forecast_registered(stored: Mapping[str, Any], *, spec: Mapping[str, Any], model: Forecaster | None,
+                        history: Any, h: int, level: Sequence[float] = (), freq: str | int | None = None,
+                        fill_missing: FillPolicy | None = None, fill_gaps: bool = False,
+                        limits: Limits = NO_LIMITS, registered: Registered | None = None) -> HierarchyResult:
+    """Reconciled forecasts of a registered version trained over a hierarchy (``metrics["hierarchy"]``).
+
+    Parameters
+    ----------
+    stored : dict
+        The version's ``metrics["hierarchy"]``: ``methods``, ``middle_level``, ``structure``.
+    spec : dict
+        The version's effective spec.
+    model : fitted forecaster, optional
+        The saved model (global models); ``None`` for a spec-only version, refitted on ``history`` as
+        :func:`forecast_hierarchy` does.
+    history : frame, optional
+        The bottom series ``unique_id, ds, y`` (every bottom series of the structure; the aggregates are built
+        from them). Saved models: default their stored training history (every series).
+    Other parameters as :func:`forecast_hierarchy`.
+
+    Returns
+    -------
+    HierarchyResult
+        Base and reconciled forecasts of every series with the coherence check, ``registered`` set.
+
+    Raises
+    ------
+    InvalidInputError
+        ``history`` missing for a spec-only version; a series not in the structure, or a bottom series missing
+        (naming them); invalid rows.
+    InvalidParameterError, CapabilityError
+        As :func:`forecast_hierarchy`.
+    """
+    h = validate_h(h, max_h=limits.max_h)
+    levels = validate_levels(level)
+    structure = structure_from_json(stored["structure"])
+    methods, middle = list(stored["methods"]), stored.get("middle_level")
+    effective = parse_spec(dict(spec))
+    if model is None and history is None:
+        msg = (f"model '{registered.ref if registered else effective.name}' ({effective.name}) is registered as a "
+               f"spec only: it refits at forecast time, so history (the bottom series of its hierarchy) is required")
+        raise InvalidInputError(msg, field="history")
+    panel = None
+    if history is not None:
+        trained = freq if model is None else training_freq(model) or freq
+        bottom = validate_panel(history if isinstance(history, pl.DataFrame) else to_polars(history,
+                                field_name="history"), freq=trained, fill_missing=fill_missing, fill_gaps=fill_gaps,
+                                field_name="history")
+        check_limits(bottom, limits)
+        panel = _with_aggregates(bottom, structure, field_name="history")
+        check_limits(panel, limits)
+    if model is None:
+        assert panel is not None  # noqa: S101 - history was required above
+        result = _forecast_all(panel, structure, effective, h=h, levels=levels, methods=methods,
+                               middle_level=middle, n_jobs=ALL_CORES, limits=limits)
+        return replace(result, registered=registered)
+    base = forecast_fitted(model, None if panel is None else panel.frame, h=h, level=levels, limits=limits,
+                           fallback=effective.fallback, registered=registered, field_name="history",
+                           non_negative=False)  # as the inline use case: reconciled from unclipped base forecasts
+    result = _reconciled(base.forecasts, None, base.panel, structure, base.spec, alias=base.alias, h=h,
+                         levels=levels, methods=methods, middle_level=middle,
+                         notes=[*(panel.report.notes if panel is not None else []), *base.notes])
+    return replace(result, registered=registered)
 
 
 # --------------------------------------------------------------------------- the report

@@ -17,7 +17,7 @@ import io
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -32,6 +32,9 @@ from forecasting.models.base import Forecaster
 from forecasting.service.core import Limits, stored_history, check_table_limits, explain, explain_rows, forecast, forecast_fitted
 from forecasting.service.results import ExplainResult, ForecastResult, Registered
 from forecasting.service.tables import read_upload
+
+if TYPE_CHECKING:
+    from forecasting.service.hierarchy import HierarchyResult
 
 __all__ = ["RegisteredModels"]
 
@@ -75,17 +78,24 @@ class RegisteredModels:
         InvalidParameterError, InvalidInputError
             A bad name, ``h`` or model; data above the limits.
         CapabilityError
-            A ``hierarchy``: registered versions do not keep one yet
-            (:func:`forecasting.service.hierarchy.registered_refusal`).
-        """
-        if hierarchy is not None:
-            from forecasting.service.hierarchy import registered_refusal
+            A ``hierarchy`` method the structure or the model cannot support
+            (:func:`forecasting.service.hierarchy.training_request`).
 
-            refusal = registered_refusal("training")
-            raise refusal
+        With a ``hierarchy`` (POST /v1/forecast's field: ``nested``/``group`` columns or ``S`` + ``tags``,
+        ``methods``, ``middle_level``) the structure is checked now; the job aggregates the bottom series, trains
+        on every series and keeps the structure and methods with the version, whose forecasts are reconciled.
+        """
         if h is not None:
             validate_h(h, max_h=self.limits.max_h)
         frame = data if isinstance(data, pl.DataFrame) else to_polars(data)
+        if hierarchy is not None and kind == "forecast":
+            from forecasting.service.hierarchy import training_request
+
+            frame, model = training_request(frame, hierarchy, model, freq=freq, fill_missing=fill_missing,
+                                            fill_gaps=fill_gaps, limits=self.limits)
+        elif hierarchy is not None:
+            msg = "hierarchy is for forecast models (kind 'forecast')"
+            raise InvalidParameterError(msg, field="hierarchy")
         n_series = frame["unique_id"].n_unique() if kind == "forecast" and "unique_id" in frame.columns else None
         check_table_limits(frame, self.limits, n_series=n_series)
         job_id = self.runner.submit_training(tenant, name, model, frame, kind=kind,  # type: ignore[arg-type]
@@ -168,7 +178,7 @@ class RegisteredModels:
 
     def forecast(self, tenant: str, ref: str, *, h: int, level: Sequence[float] = (), history: Any = None,
                  X_future: Any = None, fill_missing: FillPolicy | None = None,
-                 fill_gaps: bool = False, hierarchy: Any = None) -> ForecastResult:
+                 fill_gaps: bool = False, hierarchy: Any = None) -> ForecastResult | HierarchyResult:
         """Forecast ``h`` steps with a registered model.
 
         Saved (global) models predict from the stored model, from ``history`` when given and from
@@ -176,19 +186,26 @@ class RegisteredModels:
         spec's ``fallback``, reported); spec-only (statistical) versions refit on ``history``, which
         they need. Both go through the functions inline forecasts use.
 
+        A version trained with a ``hierarchy`` answers a
+        :class:`~forecasting.service.hierarchy.HierarchyResult`: ``history`` holds the bottom series, the
+        aggregates are built with the stored structure and the forecasts reconciled
+        (:func:`forecasting.service.hierarchy.forecast_registered`).
+
         Raises
         ------
-        NotFoundError, CapabilityError (a tabular model; a ``hierarchy``, which registered versions do not
-        keep yet), InvalidInputError (``history`` missing for a spec-only version, or invalid),
-        InvalidParameterError.
+        NotFoundError, CapabilityError (a tabular model; a ``hierarchy`` in the request: a version's structure
+        is fixed at training), InvalidInputError (``history`` missing for a spec-only version, or invalid; a
+        series not in the version's hierarchy), InvalidParameterError.
         """
         if hierarchy is not None:
             from forecasting.service.hierarchy import registered_refusal
 
-            refusal = registered_refusal("forecast")
-            raise refusal
+            raise registered_refusal()
         info = self._forecast_version(tenant, ref)
         registered = Registered(info.name, info.version)
+        if info.metrics.get("hierarchy") is not None:
+            return self._forecast_hierarchy(info, h=h, level=level, history=history, fill_missing=fill_missing,
+                                            fill_gaps=fill_gaps)
         if info.artifact is None:
             if history is None:
                 msg = (f"model '{info.ref}' ({info.spec.get('name')}) is registered as a spec only: it refits at "
@@ -216,6 +233,24 @@ class RegisteredModels:
                     f"'{info.spec.get('fallback')}'")
             result = dataclasses.replace(result, notes=[*result.notes, note])
         return self._served(tenant, info, result)
+
+    def _forecast_hierarchy(self, info: VersionInfo, *, h: int, level: Sequence[float], history: Any,
+                            fill_missing: FillPolicy | None, fill_gaps: bool) -> HierarchyResult:
+        """A version trained over a hierarchy: reconciled forecasts (monitoring does not record them)."""
+        from forecasting.service.hierarchy import forecast_registered
+
+        model = None
+        if info.artifact is not None:
+            from forecasting.runtime import count_series, request_threads
+
+            request_threads()
+            served, _ = load_serving(self.store, info, n_series=count_series(history) if history is not None
+                                     else info.fingerprint.get("series"))
+            model = _forecaster(info, served)
+        return forecast_registered(info.metrics["hierarchy"], spec=info.spec, model=model, history=history, h=h,
+                                   level=level, freq=info.fingerprint.get("freq"), fill_missing=fill_missing,
+                                   fill_gaps=fill_gaps, limits=self.limits,
+                                   registered=Registered(info.name, info.version))
 
     def _served(self, tenant: str, info: VersionInfo, result: ForecastResult) -> ForecastResult:
         if self.on_served is not None:

@@ -10,10 +10,16 @@ limit). What gets saved:
 * tabular models (:class:`~forecasting.tabular.TabularModel`): the fitted model;
 * statistical forecasters (``auto_ets``, ``mstl``...): nothing but the effective spec, the data
   fingerprint and the validation metrics; they refit on the history given at forecast time.
+
+A spec with a ``hierarchy`` (:class:`forecasting.service.hierarchy.HierarchicalSpec`, made by
+:func:`~forecasting.service.hierarchy.training_request`): the bottom series are aggregated with its
+structure, the model is trained on every series, and the structure and methods are kept in the
+version's ``metrics["hierarchy"]``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Callable
@@ -121,7 +127,8 @@ def train(frame: pl.DataFrame, *, kind: str, spec: Any, workdir: str | Path, tar
         Forecast models: long format ``unique_id, ds, y[, exogenous]``; tabular: a table with ``target``.
     kind : {"forecast", "tabular"}
     spec : spec or dict
-        Forecast: registry name or spec; tabular: :class:`~forecasting.tabular.TabularModel` arguments.
+        Forecast: registry name or spec (a dict with ``hierarchy``: the bottom series are aggregated and the
+        structure kept, see the module docstring); tabular: :class:`~forecasting.tabular.TabularModel` arguments.
     workdir : path
         The job's folder; the artifact is written to ``workdir/artifact``.
     fill_missing, fill_gaps
@@ -145,6 +152,14 @@ def train(frame: pl.DataFrame, *, kind: str, spec: Any, workdir: str | Path, tar
     """
     if kind == "tabular":
         return _train_tabular(frame, spec=dict(spec), target=target, workdir=Path(workdir), step=step)
+    if isinstance(spec, dict) and "hierarchy" in spec:  # a version over a hierarchy (service.hierarchy)
+        from forecasting.service.hierarchy import training_panel
+
+        hierarchy = spec["hierarchy"]
+        spec = {k: v for k, v in spec.items() if k != "hierarchy"}
+        panel = training_panel(frame, hierarchy, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps)
+        result = _train_forecast(panel, spec=spec, h=h, workdir=Path(workdir), deadline=deadline, step=step)
+        return dataclasses.replace(result, metrics={**result.metrics, "hierarchy": hierarchy})
     panel = validate_panel(frame, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps)
     return _train_forecast(panel, spec=spec, h=h, workdir=Path(workdir), deadline=deadline, step=step)
 
