@@ -139,31 +139,28 @@ def test_cli_report(tmp_path: Path) -> None:
     assert np.isclose(_coherence(out.read_text())["ols"][0][0], 0.0)
 
 
-def test_registered_models_refuse_a_hierarchy_saying_what_to_do(tmp_path: Path) -> None:
-    """Registered versions keep no structure yet: training (JSON and multipart) and the registered forecast
-    route answer a 422 naming 'hierarchy' and pointing at POST /v1/forecast; nothing is queued."""
+def test_registered_models_train_with_a_hierarchy_and_refuse_one_at_forecast(tmp_path: Path) -> None:
+    """Training (JSON and multipart, the hierarchy as JSON text) with a summing matrix is queued (issue 17:
+    tests/test_issue17_registered.py has the forecasts); a registered forecast request with a ``hierarchy`` is a
+    422 naming it (a version's structure is fixed at training)."""
     from litestar.testing import TestClient
 
     from forecasting.api.app import create_app
     from forecasting.api.settings import Settings
 
-    data, _ = two_series()
-    hierarchy = {"nested": "state", "methods": ["ols"]}
+    data, S = two_series()
+    hierarchy = {"S": S.to_dict(as_series=False), "methods": ["ols"]}
     with TestClient(create_app(Settings(state_dir=tmp_path))) as c:
-        answers = [c.post("/v1/models", json={"name": "h", "model": "naive", "h": 2, "hierarchy": hierarchy,
-                                              "data": data.to_dict(as_series=False)}),
-                   c.post("/v1/models", data={"name": "h", "model": "naive", "hierarchy": json.dumps(hierarchy)},
-                          files={"file": ("d.csv", data.write_csv().encode(), "text/csv")})]
-        assert c.get("/v1/jobs").json() == []
-        trained = c.post("/v1/models", json={"name": "h", "model": "naive", "h": 2,
-                                             "data": data.to_dict(as_series=False)})
-        assert trained.status_code == 202, trained.text
-        answers.append(c.post("/v1/models/h/forecast", json={"h": 2, "hierarchy": hierarchy,
-                                                             "history": data.to_dict(as_series=False)}))
-    for r, where in zip(answers, ("training", "training", "forecast"), strict=True):
-        assert r.status_code == 422, r.text
-        problem = r.json()
-        assert problem["field"] == "hierarchy"
-        assert problem["detail"].startswith(f"hierarchy: registered models do not keep a hierarchical structure "
-                                            f"yet, so a {where} with 'hierarchy' is refused")
-        assert "POST /v1/forecast with the bottom series in 'data' and the same 'hierarchy' field" in problem["detail"]
+        queued = [c.post("/v1/models", json={"name": "h", "model": "naive", "h": 2, "hierarchy": hierarchy,
+                                             "data": data.to_dict(as_series=False)}),
+                  c.post("/v1/models", data={"name": "h", "model": "naive", "hierarchy": json.dumps(hierarchy)},
+                         files={"file": ("d.csv", data.write_csv().encode(), "text/csv")})]
+        for r in queued:
+            assert r.status_code == 202, r.text
+        answer = c.post("/v1/models/h/forecast", json={"h": 2, "hierarchy": hierarchy,
+                                                       "history": data.to_dict(as_series=False)})
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()
+    assert problem["field"] == "hierarchy"
+    assert problem["detail"].startswith("hierarchy: a registered version's structure and reconciliation methods are "
+                                        "fixed at training")
