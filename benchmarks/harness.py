@@ -68,7 +68,7 @@ import polars as pl
 
 from forecasting import datasets
 from forecasting.backtest import Window, origin_step, rolling_origins
-from forecasting.benchmarks.leaderboard import markdown_table, write_html
+from forecasting.benchmarks.leaderboard import REFERENCE, markdown_table, write_html
 from forecasting.data import validate_levels, validate_panel
 from forecasting.engines import Engine, run_tasks, task_cores  # noqa: F401 - task_cores: the harness's name kept
 from forecasting.errors import ForecastingError, InvalidParameterError
@@ -106,6 +106,10 @@ class BenchResult:
     #: what the run was (dataset, series and limit, h, windows, levels, date, code version, specs): the leaderboard's
     #: provenance (:func:`forecasting.benchmarks.leaderboard.provenance_rows`)
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: the reference's scores (``seasonal_naive`` at the data's season length, one row shaped like ``metrics``'
+    #: without its timings) when it was not among the models: the harness scores it on every window for the
+    #: leaderboard's skill column, as the suite runs it; None when a model is named ``seasonal_naive``
+    reference: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -442,13 +446,14 @@ def _model_columns(task: Task, out: pl.DataFrame, ds_type: pl.DataType) -> pl.Da
 
 
 def _patch_failed_series(base: pl.DataFrame, models: list[str], train: pl.DataFrame, bench: BenchData,
-                         levels: Sequence[float], w: int, notes: list[str]) -> tuple[pl.DataFrame, dict[str, int]]:
+                         levels: Sequence[float], w: int, notes: list[str],
+                         snaive: pl.DataFrame | None = None) -> tuple[pl.DataFrame, dict[str, int]]:
     """Replace each model's forecasts of the series it left missing or non-finite by the seasonal naive ones.
 
+    ``snaive``: the window's seasonal naive forecasts when already made (:func:`_seasonal_naive`).
     Returns the patched frame and, per model, the number of series patched (a note names them).
     """
     counts: dict[str, int] = {}
-    snaive: pl.DataFrame | None = None
     for model in models:
         cols = [c for c in base.columns if c == model or c.startswith(f"{model}-lo-") or c.startswith(f"{model}-hi-")]
         bad_row = pl.any_horizontal([pl.col(c).is_null() | ~pl.col(c).is_finite() for c in cols])
@@ -490,8 +495,10 @@ def _unscaled_note(train: pl.DataFrame, m: int, notes: list[str]) -> None:
 
 
 def _score_window(w: int, results: dict[Task, Result], tasks: list[Task], ref: Task, bench: BenchData,
-                  levels: Sequence[float], notes: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """One window's scores (one row per model, failures included), forecasts and per-series scores."""
+                  levels: Sequence[float], notes: list[str]
+                  ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
+    """One window's scores (one row per model, failures included), forecasts, per-series scores and the
+    reference's scores (seasonal naive; None when it is one of the models)."""
     win = _window(ref, bench.data)
     train, test = win.train.rechunk(), win.test.rechunk()
     ds_type = test.schema["ds"]
@@ -502,7 +509,14 @@ def _score_window(w: int, results: dict[Task, Result], tasks: list[Task], ref: T
         base = base.join(_model_columns(task, results[task], ds_type), on=["unique_id", "ds"],  # type: ignore[arg-type]
                          how="left", maintain_order="left")
     models = [t.model for t in scored]
-    base, patched = _patch_failed_series(base, models, train, bench, levels, w, notes)
+    # the reference (seasonal naive) is scored beside the models when none of them is it: the skill column
+    added = REFERENCE not in {t.model for t in tasks}
+    snaive = _seasonal_naive(train, bench, levels, ds_type) if added else None
+    base, patched = _patch_failed_series(base, models, train, bench, levels, w, notes, snaive)
+    if snaive is not None:
+        base = base.join(snaive.select("unique_id", "ds", *[
+            pl.col(c).alias(REFERENCE if c == "mean" else f"{REFERENCE}-{c}") for c in snaive.columns
+            if c not in ("unique_id", "ds")]), on=["unique_id", "ds"], how="left", maintain_order="left")
     naive2_col: str | None = NAIVE2
     ref_out = results[ref]
     if isinstance(ref_out, TaskFailure):
@@ -523,6 +537,11 @@ def _score_window(w: int, results: dict[Task, Result], tasks: list[Task], ref: T
     _unscaled_note(train, bench.season_length, notes)
     frames = []
     per_series = None
+    reference = None
+    if added:
+        reference = evaluate(base, test, train, models=[REFERENCE], season_length=bench.season_length, level=levels,
+                             naive2_column=naive2_col, unscaled="null").with_columns(pl.lit(w).alias("window"))
+        base = base.drop([c for c in base.columns if c == REFERENCE or c.startswith(f"{REFERENCE}-")])
     if models:
         frames.append(evaluate(base, test, train, models=models, season_length=bench.season_length, level=levels,
                                naive2_column=naive2_col, unscaled="null"))
@@ -552,7 +571,7 @@ def _score_window(w: int, results: dict[Task, Result], tasks: list[Task], ref: T
     order = pl.DataFrame({"model": [t.model for t in tasks]})
     scores = order.join(scores, on="model", how="left", maintain_order="left").join(
         status, on="model", maintain_order="left").with_columns(pl.lit(w).alias("window"))
-    return scores, forecasts, per_series if per_series is not None else pl.DataFrame()
+    return scores, forecasts, per_series if per_series is not None else pl.DataFrame(), reference
 
 
 def _task_status(task: Task, out: Result, failed_series: int) -> dict[str, Any]:
@@ -733,17 +752,19 @@ def run_benchmark(
                          "windows": windows, "step_size": step_size or bench.h, "levels": list(levels),
                          "season_length": bench.season_length, "freq": bench.freq,
                          "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "code_version": code_version(),
-                         "specs": specs})
+                         "specs": specs, "reference": REFERENCE, "reference_added": result.reference is not None})
 
 
 def _scored(results: dict[Task, Result], tasks: list[Task], refs: list[Task], bench: BenchData,
             levels: Sequence[float], *, cached: int) -> BenchResult:
     """Every window scored, then the scores over windows (the run's :class:`BenchResult`)."""
     notes: list[str] = []
-    per_window, frames, series = [], [], []
+    per_window, frames, series, reference = [], [], [], []
     for w, ref in enumerate(refs):
-        scores, fc, per_series = _score_window(w, results, [t for t in tasks if t.window == w], ref, bench, levels,
-                                               notes)
+        scores, fc, per_series, ref_scores = _score_window(w, results, [t for t in tasks if t.window == w], ref, bench,
+                                                           levels, notes)
+        if ref_scores is not None:
+            reference.append(ref_scores)
         per_window.append(scores)
         frames.append(fc)
         series.append(per_series)
@@ -756,7 +777,18 @@ def _scored(results: dict[Task, Result], tasks: list[Task], refs: list[Task], be
     return BenchResult(metrics=metrics, forecasts=pl.concat(frames, how="diagonal_relaxed"), notes=notes,
                        window_metrics=window_metrics, history=history, cached=cached,
                        computed=len(tasks) - cached, series_metrics=pl.concat(series, how="diagonal_relaxed"),
-                       bench=bench)
+                       bench=bench, reference=_reference_over_windows(reference, bench.name))
+
+
+def _reference_over_windows(per_window: list[pl.DataFrame], dataset: str) -> pl.DataFrame | None:
+    """The reference's scores averaged over windows (as ``metrics``), or None when it was one of the models."""
+    if not per_window:
+        return None
+    frame = pl.concat(per_window, how="diagonal_relaxed")
+    scores = [c for c in frame.columns if c not in ("model", "window")]
+    return frame.group_by("model", maintain_order=True).agg(*[pl.col(c).mean() for c in scores],
+                                                            pl.len().alias("windows")).select(
+        pl.lit(dataset).alias("dataset"), pl.all())
 
 
 # --------------------------------------------------------------------------- output
@@ -771,9 +803,9 @@ def write_results(result: BenchResult, output: str | Path) -> dict[str, Path]:
     if result.window_metrics is not None:
         result.window_metrics.write_csv(paths["window_metrics"])
     result.forecasts.write_parquet(paths["forecasts"])
-    paths["leaderboard"].write_text(markdown_table(result.metrics, result.provenance))
+    paths["leaderboard"].write_text(markdown_table(result.metrics, result.provenance, reference=result.reference))
     write_html(result.metrics, paths["html"], forecasts=result.forecasts, history=result.history, notes=result.notes,
-               provenance=result.provenance, series_metrics=result.series_metrics)
+               provenance=result.provenance, series_metrics=result.series_metrics, reference=result.reference)
     return paths
 
 

@@ -4,9 +4,12 @@ Both say what they were run on (dataset, series count and the ``--series-limit``
 given, horizon, windows, levels, date, code version and each model's full spec), so a quick run
 is never mistaken for the official board. Metrics have readable headers, are sorted (OWA, else
 MASE; lower is better) and carry the skill against seasonal naive (``1 - MASE / MASE of
-seasonal_naive``, when it was run; fev-bench's skill score on one dataset).
+seasonal_naive``; fev-bench's skill score on one dataset). The harness scores seasonal naive as
+the reference when it was not among the models (``BenchResult.reference``); its row is marked
+``seasonal_naive (reference)`` either way.
 
-The HTML page (Jinja2 template ``forecasting/templates/leaderboard.html.j2``) needs no network:
+The HTML page (Jinja2 template ``forecasting/templates/leaderboard.html.j2``; no HTML is built
+here, the template gets the rows and figures) needs no network:
 its plots are matplotlib PNGs embedded as ``data:`` URIs. Plots: one bar chart per metric by
 model, forecasts against actuals for the best, median and worst series of the leading model
 (by MASE, window 0), and accuracy against fit + predict time; every axis labelled, and no two
@@ -18,7 +21,6 @@ result type, so this module does not import the harness.
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,7 +37,9 @@ HEADERS = {"model": "model", "smape": "sMAPE", "mase": "MASE", "owa": "OWA", "ma
            "predict_seconds": "predict (s)", "fit_predict_seconds": "fit + predict (s)",
            "peak_memory_mb": "peak memory (MB)", "memory_delta_mb": "memory added (MB)", "windows": "windows",
            "fallback_series": "series on fallback", "failed_series": "failed series", "error": "error"}
+#: the model the skill column is measured against (the suite's reference too)
 REFERENCE = "seasonal_naive"
+REFERENCE_LABEL = f"{REFERENCE} (reference)"
 
 
 def _header(col: str) -> str:
@@ -55,17 +59,32 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def ranked(metrics: pl.DataFrame) -> pl.DataFrame:
+def ranked(metrics: pl.DataFrame, reference: pl.DataFrame | None = None) -> pl.DataFrame:
     """Models sorted by OWA (by MASE when no OWA), lower first, with ``skill`` against seasonal naive after ``mase``.
 
-    ``skill`` is ``1 - mase / mase(seasonal_naive)`` when ``seasonal_naive`` is among the models
-    (0: as good as it, 1: perfect, negative: worse), else null.
+    Parameters
+    ----------
+    metrics : pl.DataFrame
+        One row per model (``BenchResult.metrics``).
+    reference : pl.DataFrame, optional
+        The reference's row when it was not among the models (``BenchResult.reference``): appended.
+
+    Returns
+    -------
+    pl.DataFrame
+        The rows sorted, ``skill`` after ``mase``: ``1 - mase / mase(seasonal_naive)`` (0: as good as
+        it, 1: perfect, negative: worse; null when no seasonal naive row has a MASE). The reference's
+        ``model`` reads ``seasonal_naive (reference)``.
     """
+    if reference is not None and REFERENCE not in metrics["model"].to_list():
+        metrics = pl.concat([metrics, reference.select([c for c in reference.columns if c in metrics.columns])],
+                            how="diagonal_relaxed")
     key = "owa" if "owa" in metrics.columns and metrics["owa"].null_count() < metrics.height else "mase"
     ref = metrics.filter(pl.col("model") == REFERENCE)["mase"] if "mase" in metrics.columns else pl.Series([])
     ref_mase = ref.item() if ref.len() == 1 and ref.item() else None
     skill = (1 - pl.col("mase") / ref_mase) if ref_mase else pl.lit(None, dtype=pl.Float64)
-    out = metrics.with_columns(skill.alias("skill")).sort(key, nulls_last=True)
+    out = metrics.with_columns(skill.alias("skill"), pl.col("model").replace(REFERENCE, REFERENCE_LABEL)).sort(
+        key, nulls_last=True)
     cols = list(out.columns)
     cols.remove("skill")
     cols.insert(cols.index("mase") + 1 if "mase" in cols else len(cols), "skill")
@@ -83,11 +102,14 @@ def provenance_rows(provenance: Mapping[str, Any]) -> list[tuple[str, str]]:
     elif p.get("series_total") is not None:
         series += " (all)"
     levels = ", ".join(f"{lv:g}%" for lv in p.get("levels") or []) or "none"
+    ref = ("scored by the harness on every window for the skill column (not among the models asked)"
+           if p.get("reference_added") else "among the models asked")
     rows = [("dataset", str(p.get("dataset"))), ("series", series), ("horizon h", str(p.get("h"))),
             ("windows", f"{p.get('windows')} rolling origin(s), {p.get('step_size')} steps apart"),
             ("interval levels", levels), ("season length", str(p.get("season_length"))),
             ("frequency", str(p.get("freq"))), ("date", str(p.get("date"))),
-            ("code version", str(p.get("code_version")))]
+            ("code version", str(p.get("code_version"))),
+            ("reference", f"{p.get('reference', REFERENCE)}, season length {p.get('season_length')}: {ref}")]
     rows += [(f"spec: {name}", json.dumps(spec, sort_keys=True)) for name, spec in (p.get("specs") or {}).items()]
     return rows
 
@@ -101,9 +123,11 @@ def _title(metrics: pl.DataFrame, provenance: Mapping[str, Any]) -> str:
     return f"Leaderboard: {dataset}{quick}, h = {provenance.get('h')}, {provenance.get('windows')} window(s)"
 
 
-def markdown_table(metrics: pl.DataFrame, provenance: Mapping[str, Any] | None = None) -> str:
-    """The ranked metrics (:func:`ranked`) as a Markdown table, then its title and the run's provenance."""
-    m = ranked(metrics)
+def markdown_table(metrics: pl.DataFrame, provenance: Mapping[str, Any] | None = None,
+                   reference: pl.DataFrame | None = None) -> str:
+    """The ranked metrics (:func:`ranked`, ``reference`` appended) as a Markdown table, then its title and the
+    run's provenance."""
+    m = ranked(metrics, reference)
     cols = [c for c in m.columns if c != "dataset"]
     lines = ["| " + " | ".join(_header(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for row in m.select(cols).iter_rows():
@@ -132,8 +156,9 @@ def _plots(m: pl.DataFrame, forecasts: pl.DataFrame, history: pl.DataFrame | Non
     out.append(("accuracy", "Accuracy by model", "Bar charts of " + ", ".join(_header(c) for c in shown_metrics)
                 + " by model", fig))
 
-    leader = models[0]
     last = forecasts.filter(pl.col("window") == 0)
+    run = [_raw(x) for x in models if _raw(x) in last.columns]  # the models forecast (not a reference scored aside)
+    leader = run[0] if run else _raw(models[0])
     picks: list[tuple[str, str]] = []
     if series_metrics is not None and series_metrics.height:
         sm = series_metrics.filter((pl.col("model") == leader) & (pl.col("window") == 0))
@@ -149,7 +174,7 @@ def _plots(m: pl.DataFrame, forecasts: pl.DataFrame, history: pl.DataFrame | Non
     if picks:
         fig = new_figure(10, 2.9 * len(picks))
         axes = fig.subplots(len(picks), 1, squeeze=False)[:, 0]
-        shown = [x for x in models[:2] if x in last.columns]
+        shown = run[:2]
         for ax, (uid, why) in zip(axes, picks, strict=True):
             part = last.filter(pl.col("unique_id") == uid).sort("ds")
             if history is not None:
@@ -181,9 +206,14 @@ def _plots(m: pl.DataFrame, forecasts: pl.DataFrame, history: pl.DataFrame | Non
     return out
 
 
+def _raw(model: str) -> str:
+    return REFERENCE if model == REFERENCE_LABEL else model
+
+
 def write_html(metrics: pl.DataFrame, path: str | Path, *, forecasts: pl.DataFrame,
                history: pl.DataFrame | None = None, notes: Sequence[str] = (), n_series: int = 3,
-               provenance: Mapping[str, Any] | None = None, series_metrics: pl.DataFrame | None = None) -> Path:
+               provenance: Mapping[str, Any] | None = None, series_metrics: pl.DataFrame | None = None,
+               reference: pl.DataFrame | None = None) -> Path:
     """Write the HTML leaderboard (provenance, ranked table, plots; no external resources) to ``path``.
 
     Parameters
@@ -205,33 +235,30 @@ def write_html(metrics: pl.DataFrame, path: str | Path, *, forecasts: pl.DataFra
         ``BenchResult.provenance`` (see :func:`provenance_rows`).
     series_metrics : pl.DataFrame, optional
         ``BenchResult.series_metrics``: picks the best, median and worst series of the leading model.
+    reference : pl.DataFrame, optional
+        ``BenchResult.reference``: the reference's row when it was not among the models.
 
     Returns
     -------
     Path
         ``path``.
     """
-    from forecasting.reports import png_base64, render, text_overlaps
+    from forecasting.reports import figure_context, render
 
-    m = ranked(metrics)
+    m = ranked(metrics, reference)
     cols = [c for c in m.columns if c != "dataset"]
-    head = "".join(f"<th>{html.escape(_header(c))}</th>" for c in cols)
-    rows = "".join("<tr>" + "".join(f'<td class="{"num" if isinstance(v, (int, float)) else ""}">'
-                                    f"{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
-                   for row in m.select(cols).iter_rows())
-    table = (f'<p>Ranked by {"OWA" if "owa" in m.columns and m["owa"].null_count() < m.height else "MASE"} '
-             "(lower is better). Skill vs seasonal naive: 1 - MASE / MASE of seasonal_naive (run it to fill the "
-             "column). Seconds are summed over windows; memory is the peak resident size of the process that "
-             'ran the task.</p><div class="table-wrap"><table id="metrics-table"><thead><tr>'
-             f"{head}</tr></thead><tbody>{rows}</tbody></table></div>")
-    sections = [("metrics", "Metrics", table)]
+    rows = [{"reference": row["model"] == REFERENCE_LABEL,
+             "cells": [{"text": _fmt(row[c]), "num": isinstance(row[c], (int, float))} for c in cols]}
+            for row in m.select(cols).iter_rows(named=True)]
+    sections: list[tuple[str, str, dict[str, Any]]] = [("metrics", "Metrics", {
+        "key": "OWA" if "owa" in m.columns and m["owa"].null_count() < m.height else "MASE",
+        "reference": REFERENCE_LABEL, "headers": [_header(c) for c in cols], "rows": rows})]
     all_notes = list(notes)
     for pid, title, alt, fig in _plots(m, forecasts, history, series_metrics, n_series):
-        overlaps = text_overlaps(fig)
-        if overlaps:
-            all_notes.append(f"plot '{title}': {len(overlaps)} overlapping labels, e.g. {overlaps[0]}")
-        sections.append((pid, title, f'<figure><img id="plot-{pid}" alt="{html.escape(alt)}" '
-                                     f'src="data:image/png;base64,{png_base64(fig)}"></figure>'))
+        figure = figure_context(fig, pid=f"plot-{pid}", alt=alt)
+        if figure["overlaps"]:
+            all_notes.append(f"plot '{title}': {len(figure['overlaps'])} overlapping labels, e.g. {figure['overlaps'][0]}")
+        sections.append((pid, title, {"figure": figure}))
     page = render("leaderboard.html.j2", title=_title(metrics, provenance or {}),
                   subtitle="written by forecasting.benchmarks.leaderboard", sections=sections, notes=all_notes,
                   provenance=provenance_rows(provenance or {}))

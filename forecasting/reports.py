@@ -109,9 +109,17 @@ class _Doc:
 def render(template: str, **context: Any) -> str:
     """Render one of the package's Jinja2 templates (``forecasting/templates``; autoescaped).
 
-    ``base.html.j2`` is the page both documents share (header, navigation, sections, notes);
-    ``report.html.j2`` the model report, ``leaderboard.html.j2`` the benchmark leaderboard.
-    Section bodies are passed as ``(id, title, html)`` and inserted as given.
+    ``base.html.j2`` is the page the documents share (header, navigation, sections, notes);
+    ``report.html.j2`` the model report, ``leaderboard.html.j2`` the benchmark leaderboard,
+    ``_macros.html.j2`` their figures and tables. Sections are passed as ``(id, title, data)``:
+    the report's and the leaderboard's templates draw each section from its data (their block
+    ``section_body``); a template that does not override it inserts ``data`` as HTML (the
+    hierarchy report's macro output).
+
+    Raises
+    ------
+    jinja2.UndefinedError
+        A template variable missing from ``context`` (``StrictUndefined``).
     """
     return _environment().get_template(template).render(**context)
 
@@ -122,6 +130,18 @@ def _environment() -> Any:
 
     return Environment(loader=PackageLoader("forecasting", "templates"), autoescape=True, undefined=StrictUndefined,
                        keep_trailing_newline=True)
+
+
+def figure_context(fig: Any, *, pid: str, alt: str, caption: str | None = None) -> dict[str, Any]:
+    """A drawn figure as the templates' ``figure`` macro takes it (``_macros.html.j2``).
+
+    Returns
+    -------
+    dict
+        ``id``, ``alt``, ``caption`` (or None), ``png`` (base64 PNG at 100 dpi, :func:`png_base64`)
+        and ``overlaps`` (:func:`text_overlaps`: pairs of overlapping texts, empty when none).
+    """
+    return {"id": pid, "alt": alt, "caption": caption, "overlaps": text_overlaps(fig), "png": png_base64(fig)}
 
 
 def text_overlaps(fig: Any, *, tolerance: float = 1.0) -> list[tuple[str, str]]:

@@ -22,3 +22,24 @@ def test_network_calendar_inputs_are_named_like_the_tree_features():
     labels = dict(e.to_frame().select("feature", "value_label").iter_rows())
     assert labels == {"month_lag_1": "Dec", "month_step_2": "Feb", "month_lag_12": "Jan", "y_lag_1": None,
                       "dayofweek_lag_3": "Mon", "monthly_sales_lag_1": None}
+
+
+def test_leaderboard_always_has_the_reference_and_its_skill(tmp_path):
+    from forecasting.benchmarks.harness import run_benchmark, write_results
+
+    listed = run_benchmark("air_passengers", ["naive", "seasonal_naive"], windows=2)
+    alone = run_benchmark("air_passengers", ["naive"], windows=2)
+    assert listed.reference is None and listed.provenance["reference_added"] is False
+    # the harness scored seasonal naive itself, with the scores of the run that listed it; metrics are the user's
+    assert alone.metrics["model"].to_list() == ["naive"] and alone.provenance["reference_added"] is True
+    ref = listed.metrics.filter(pl.col("model") == "seasonal_naive")
+    for col in ("smape", "mase", "owa", "mae", "rmse"):
+        assert alone.reference[col][0] == ref[col][0], col
+    mase = dict(zip(listed.metrics["model"], listed.metrics["mase"], strict=True))
+    md = write_results(alone, tmp_path)["leaderboard"].read_text()
+    naive_row = next(line for line in md.splitlines() if line.startswith("| naive |"))
+    assert naive_row.split(" | ")[3] == f"{1 - mase['naive'] / mase['seasonal_naive']:.4f}"
+    assert "| seasonal_naive (reference) |" in md
+    assert "- reference: seasonal_naive, season length 12: scored by the harness on every window" in md
+    page = (tmp_path / "leaderboard.html").read_text()
+    assert '<tr class="reference" data-reference="true"><td class="">seasonal_naive (reference)</td>' in page

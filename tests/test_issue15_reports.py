@@ -122,7 +122,9 @@ def test_leaderboard_carries_its_provenance_and_renders_without_overlaps(tmp_pat
     # sorted: the first row is the best OWA; seasonal naive's skill against itself is 0
     m = result.metrics.sort("owa")
     assert md.splitlines()[2].startswith(f"| {m['model'][0]} |")
-    assert "| seasonal_naive |" in md and re.search(r"\| seasonal_naive \| [0-9.]+ \| [0-9.]+ \| 0\.0000 \|", md)
+    # the reference row is marked; its skill against itself is 0
+    assert re.search(r"\| seasonal_naive \(reference\) \| [0-9.]+ \| [0-9.]+ \| 0\.0000 \|", md)
+    assert "- reference: seasonal_naive, season length 12: among the models asked" in md
     result_quick = run_benchmark("air_passengers", ["naive"], series_limit=1)
     assert result_quick.provenance["series_limit"] == 1
     _assert_clean(_chromium_check(page, tmp_path), 3)
