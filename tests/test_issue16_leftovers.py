@@ -253,3 +253,6 @@ def test_accuracy_bounds_are_422_before_anything_is_observed_or_served(tmp_path:
         assert r.status_code == 200, r.text
         r = client.get("/v1/models/hr/observations", params={"start": "2024-01-03", "end": "2024-01-02"})
         assert r.status_code == 422 and r.json()["field"] == "start"
+        r = client.put("/v1/models/hr/retraining", json={"warm_start": True})  # a statistical champion
+        assert r.status_code == 422 and r.json()["field"] == "warm_start"
+        assert r.json()["detail"].startswith("warm_start: model 'naive' cannot continue from the champion")
