@@ -53,3 +53,22 @@ def test_a_batch_input_that_is_not_parquet_is_an_input_error(tmp_path: Path) -> 
     assert str(err.value) == ("batch input: cannot read it as one Parquet data set (parquet: File out of "
                               "specification: A Parquet file must contain a header and footer with at least 12 bytes)")
     assert err.value.field == "data"
+
+
+def test_prophet_fits_print_no_cmdstanpy_lines() -> None:
+    # the first fit printed "cmdstanpy - INFO - Chain [1] start processing" (non-JSON lines in the server's log):
+    # cmdstanpy's get_logger() set its logger back to DEBUG with its own handler after _quiet() had silenced it
+    pytest.importorskip("prophet")
+    import logging
+
+    from forecasting.models import make_model
+
+    logger = logging.getLogger("cmdstanpy")
+    saved = (logger.level, logger.propagate, list(logger.handlers))
+    logger.propagate, logger.handlers[:] = False, []  # as in a process whose root logger has no handler
+    try:
+        frame = pl.DataFrame({"unique_id": ["a"] * 10, "ds": list(range(10)), "y": [float(i) for i in range(10)]})
+        make_model("prophet", freq=1).fit(frame)
+        assert logger.level == logging.CRITICAL
+    finally:
+        logger.level, logger.propagate, logger.handlers[:] = saved[0], saved[1], saved[2]

@@ -41,6 +41,9 @@ _DAY = 86_400.0
 
 
 def _quiet() -> None:
+    from cmdstanpy.utils import get_logger
+
+    get_logger()  # cmdstanpy's first call sets its logger to DEBUG with its own handler: let it happen before ours
     for name in ("cmdstanpy", "prophet", "prophet.plot"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
