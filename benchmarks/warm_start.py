@@ -96,7 +96,8 @@ def run(n_series: int, *, family: str = "xgboost", new: int = 168, n_estimators:
     test = test.filter(pl.col("unique_id").is_in(ids))
     before = train.filter(pl.int_range(pl.len()).over("unique_id") < pl.len().over("unique_id") - new)
     rounds = rounds or max(1, n_estimators // 4)
-    spec = {"name": family, "params": {"season_length": SEASON, "n_estimators": n_estimators}}
+    params: dict[str, Any] = {"season_length": SEASON, "n_estimators": n_estimators}
+    spec: dict[str, Any] = {"name": family, "params": params}
     out: dict[str, Any] = {"series": len(ids), "family": family, "new_points_per_series": new,
                            "n_estimators": n_estimators, "warm_rounds": rounds, "threads": threads}
     _fit({"name": family, "params": {"season_length": SEASON, "n_estimators": 1, "conformal_windows": 0}},
@@ -105,7 +106,7 @@ def run(n_series: int, *, family: str = "xgboost", new: int = 168, n_estimators:
     out["champion (no retrain)"] = {**_scores(champion, train, test), "seconds": round(seconds, 2)}
     full, seconds = _fit(spec, train, threads=threads)
     out["full retrain"] = {**_scores(full, train, test), "seconds": round(seconds, 2)}
-    plain = {**spec, "params": {**spec["params"], "conformal_windows": 0}}
+    plain = {**spec, "params": {**params, "conformal_windows": 0}}
     boosted, seconds = _fit(plain, train, threads=threads)
     out["full retrain, no calibration"] = {**_scores(boosted, train, test), "seconds": round(seconds, 2)}
     warm, seconds = _fit(spec, train, threads=threads, warm_from=champion, rounds=rounds)

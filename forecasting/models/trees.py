@@ -393,7 +393,7 @@ class TreeForecaster(GlobalForecaster[TP]):
         pipe = self.pipeline_
         scales = pipe.scale_stats(panel.frame)
         tr = pipe.transform(panel.frame, scales=scales, static=self.static_)
-        boosters = []
+        boosters: list[Any] = []
         for group in self._groups():
             parts = []
             for k in group:

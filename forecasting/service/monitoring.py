@@ -928,8 +928,8 @@ class Monitoring:
         if champion.artifact is None:
             msg = f"warm_start: champion version {champion.version} has no saved boosters to continue from"
             raise CapabilityError(msg, field="warm_start")
-        base = load_version(self.store, champion)
-        rounds = policy.warm_rounds or max(1, int(base.params.n_estimators) // 4)  # type: ignore[attr-defined]
+        base: Any = load_version(self.store, champion)
+        rounds = policy.warm_rounds or max(1, int(base.params.n_estimators) // 4)
         spec = parse_spec(champion.spec)
 
         def fit(data: Panel) -> Any:
