@@ -303,3 +303,27 @@ def test_the_parallel_benchmark_compares_like_with_like() -> None:
     row = compare("auto_theta", frame, season=12, h=6, n_jobs=2, repeats=1)
     assert row["series"] == 4 and row["rows_missing"] == 0 and row["identical"], row
     assert row["ratio"] == pytest.approx(row["wall_ours_s"] / row["wall_statsforecast_s"], rel=0.01)
+
+
+def _stuck_fit(fit_one, items, deadline=None):  # a worker stuck inside one series' fit
+    time.sleep(120)
+    return [], False
+
+
+def test_worker_stuck_inside_a_fit_is_killed_after_the_deadline(monkeypatch) -> None:
+    from forecasting.errors import TimeLimitError
+    from forecasting.models import local
+    from forecasting.models.registry import make_model
+
+    monkeypatch.setattr(local, "_run_fit", _stuck_fit)
+    monkeypatch.setattr(local, "_POOL_GRACE_S", 1.0)
+    t = np.arange(40)
+    df = pl.concat([pl.DataFrame({"unique_id": f"s{i}", "ds": t, "y": (5.0 + i + np.sin(t)).astype(float)})
+                    for i in range(8)])
+    model = make_model("naive", n_jobs=2)
+    model.deadline = time.time() + 1.0
+    t0 = time.perf_counter()
+    with pytest.raises(TimeLimitError, match=r"fitting did not finish 1 s after the time limit: its worker "
+                                             r"processes were stopped"):
+        model.fit(validate_panel(df))
+    assert time.perf_counter() - t0 < 15  # not the 120 s the stuck workers would take

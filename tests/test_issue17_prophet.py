@@ -77,3 +77,20 @@ def test_prophet_in_the_harness(tmp_path) -> None:  # type: ignore[no-untyped-de
     # noise sd 1: the seasonal naive scale is about 1.13 and Prophet's error about the noise's, MASE ~0.86;
     # naive misses the whole sine (MASE ~6)
     assert row["error"] is None and row["mase"] < 1.0 and row["mase"] < naive / 4
+
+
+@needs_prophet
+def test_prophet_with_several_jobs_answers_instead_of_deadlocking_in_forked_workers() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, polars as pl, forecasting as fc\n"
+        "t = np.arange(60)\n"
+        "df = pl.concat([pl.DataFrame({'unique_id': f's{i}', 'ds': t, 'y': (10 + np.sin(t / 3) + i).astype(float)})"
+        " for i in range(8)])\n"
+        "out = fc.forecast(df, model='prophet', h=2, n_jobs=2)\n"
+        "print(out.forecasts.height)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "16"  # 8 series x h=2 (forked workers never answered)

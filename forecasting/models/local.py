@@ -84,6 +84,35 @@ def _run_fit(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np.nda
     return out, False
 
 
+#: seconds a pool may run past the deadline (each worker checks the deadline before every series)
+_POOL_GRACE_S = 30.0
+
+
+def _map_in_workers(fit_one: Callable[[np.ndarray], Any], chunks: list[list[tuple[str, np.ndarray]]], n_jobs: int,
+                    deadline: float | None) -> list[tuple[list[tuple[str, Any, str | None]], bool]]:
+    """:func:`_run_fit` of every chunk in ``n_jobs`` worker processes, in order.
+
+    With a ``deadline``, the pool is waited for until :data:`_POOL_GRACE_S` after it at most: a worker stuck
+    inside one series' fit (which the per-series deadline check cannot interrupt) is then killed, and the
+    fit ends with :class:`TimeLimitError` rather than holding the caller forever.
+    """
+    from concurrent.futures import TimeoutError as FuturesTimeout
+
+    pool = ProcessPoolExecutor(max_workers=n_jobs)
+    timeout = None if deadline is None else max(1.0, deadline - time.time() + _POOL_GRACE_S)
+    try:
+        parts = list(pool.map(_run_fit, [fit_one] * len(chunks), chunks, [deadline] * len(chunks), timeout=timeout))
+    except FuturesTimeout:
+        for proc in list(getattr(pool, "_processes", {}).values()):  # stuck workers: the pool cannot stop them
+            proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        msg = (f"fitting did not finish {_POOL_GRACE_S:.0f} s after the time limit: its worker processes were "
+               f"stopped; send fewer or shorter series, or choose a faster model")
+        raise TimeLimitError(msg, field="data") from None
+    pool.shutdown(wait=True)
+    return parts
+
+
 def _chunks(items: list[tuple[str, np.ndarray]], n_chunks: int) -> list[list[tuple[str, np.ndarray]]]:
     """``items`` cut into ``n_chunks`` contiguous parts of near-equal total length (observations), in order."""
     sizes = np.cumsum([y.size for _, y in items])
@@ -198,6 +227,9 @@ class LocalForecaster(BaseForecaster[P]):
     #: chunks per worker process: a few, so that a slow chunk does not leave the other workers idle, while each
     #: worker pays one task round trip per chunk, not per series (statsforecast splits the same way)
     chunks_per_worker: ClassVar[int] = 4
+    #: whether series may be fitted in forked worker processes; a model whose library deadlocks in a forked
+    #: child (Prophet's cmdstanpy) fits in this process whatever ``n_jobs`` says
+    parallel_fit: ClassVar[bool] = True
 
     def _fit_many(self, items: list[tuple[str, np.ndarray]]) -> list[tuple[str, Any, str | None]]:
         """Fit every ``(unique_id, y)``: in this process, or in ``n_jobs`` worker processes.
@@ -211,7 +243,7 @@ class LocalForecaster(BaseForecaster[P]):
         TimeLimitError
             The deadline passed: ``fitting stopped after <fitted> of <total> series``.
         """
-        n_jobs = min(resolve_n_jobs(self.n_jobs), len(items))
+        n_jobs = min(resolve_n_jobs(self.n_jobs), len(items)) if self.parallel_fit else 1
         if n_jobs <= 1 or len(items) < 2 * n_jobs:
             results, stopped = _run_fit(self._fit_one, items, self.deadline)
         else:
@@ -219,9 +251,7 @@ class LocalForecaster(BaseForecaster[P]):
             worker = copy.copy(self)  # ship parameters only, not fitted state, to the workers
             for attr in ("panel_", "states_", "fallback_states_", "fallbacks_", "fallback"):
                 worker.__dict__.pop(attr, None)
-            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-                parts = list(pool.map(_run_fit, [worker._fit_one] * len(chunks), chunks,
-                                      [self.deadline] * len(chunks)))
+            parts = _map_in_workers(worker._fit_one, chunks, n_jobs, self.deadline)
             results = [r for part, _ in parts for r in part]
             stopped = any(s for _, s in parts)
         if stopped:

@@ -57,6 +57,9 @@ class ProphetForecaster(LocalForecaster[ProphetParams]):
 
     name = "prophet"
     default_alias = "Prophet"
+    #: cmdstanpy deadlocks in forked worker processes (a forecast of 8 series with n_jobs=2 never returned): the
+    #: series are fitted in this process (about 0.2-0.3 s each on M4 Hourly and M3 Monthly)
+    parallel_fit = False
     params_type = ProphetParams
     capabilities: ClassVar[Capabilities] = replace(LOCAL_CAPABILITIES, has_fitted_values=True)
 
