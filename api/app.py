@@ -203,14 +203,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         runner.shutdown()
         store.close()
 
-    return Litestar(
+    return RequestLog().install(Litestar(  # outermost: sees the router's 404/405 too
         route_handlers=[healthz, readyz, metrics_route, list_model_types, forecast_route, cross_validation_route,
                         docs_assets(),
                         *explain_routes(limits, problems, _require_json),
                         *registered, monitoring_router(monitoring, scheduler, problems)],
         guards=[KeyGuard(settings.api_keys, admin_tenants=settings.admin_tenants)],
         dependencies={"tenant": Provide(_tenant, sync_to_thread=False)},
-        middleware=[RequestLog().middleware, metrics.middleware],
+        middleware=[metrics.middleware],
         on_startup=[recover],
         on_shutdown=[close],
         exception_handlers=exception_handlers(settings.max_body_bytes),
@@ -222,7 +222,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=LoggingConfig(log_exceptions="debug", root={"level": "WARNING", "handlers": ["queue_listener"]},
                                      configure_root_logger=False),
         debug=False,
-    )
+    ))
 
 
 def _tenant(request: Request) -> str:

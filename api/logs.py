@@ -3,7 +3,8 @@
 * :func:`configure_logging` -- the ``forecasting`` loggers (and uvicorn's) to stderr, as JSON lines
   (``--log-format json``, ``FORECASTING_LOG_FORMAT``) or text, at ``--log-level``
   (``FORECASTING_LOG_LEVEL``);
-* :class:`RequestLog` -- ASGI middleware: a request id for every request (the client's
+* :class:`RequestLog` -- ASGI middleware around the whole app (:meth:`RequestLog.install`, so unknown paths
+  and wrong methods are seen too): a request id for every request (the client's
   ``X-Request-ID`` when it is sane, else a new one), echoed in the response's ``X-Request-ID``
   and attached to every log line written while the request runs (worker threads included: the
   id lives in a :class:`contextvars.ContextVar`, which ``anyio`` copies into them); one
@@ -24,7 +25,7 @@ import sys
 import time
 import uuid
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 __all__ = ["REQUEST_ID_HEADER", "JsonFormatter", "RequestLog", "configure_logging", "request_id"]
 
@@ -37,6 +38,7 @@ _request_id: ContextVar[str | None] = ContextVar("forecasting_request_id", defau
 _STANDARD = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {"message", "asctime", "taskName"}
 
 log = logging.getLogger("forecasting.api.access")
+_App = TypeVar("_App")
 
 
 def request_id() -> str | None:
@@ -115,10 +117,23 @@ def configure_logging(*, fmt: Literal["json", "text"] = "json", level: str = "IN
 class RequestLog:
     """ASGI middleware factory: request ids and one access line per request (see the module docstring).
 
+    Installed around the whole application (:meth:`install`), outside Litestar's router: a Litestar
+    ``middleware=[...]`` entry runs only for matched routes, so a 404 for an unknown path or a 405 would
+    carry no ``X-Request-ID`` and write no access line.
+
     Examples
     --------
-    ``Litestar(..., middleware=[RequestLog().middleware])``
+    ``app = RequestLog().install(Litestar(...))``
     """
+
+    def install(self, app: _App) -> _App:
+        """Wrap a Litestar app's outermost ASGI handler (router, exception handling, CORS) and return the app.
+
+        Litestar calls ``app.asgi_handler`` for every request after its ``before_send`` wrapping; routing errors
+        (404, 405) are answered inside it, so the access line and the request id see them too.
+        """
+        app.asgi_handler = self.middleware(app.asgi_handler)  # type: ignore[attr-defined]
+        return app
 
     def middleware(self, app: Any) -> Any:
         """Wrap an ASGI app (Litestar ``middleware=[...]``)."""

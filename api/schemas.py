@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from forecasting.api.settings import Settings
+from forecasting.hierarchy import Method
 from forecasting.models.registry import ModelSpec
 from forecasting.store.names import MAX_VERSION
 
@@ -66,7 +67,7 @@ class HierarchyIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                     "bottom series (hierarchicalforecast's S_df).")] = None
     tags: Annotated[dict[str, list[str]] | None, msgspec.Meta(
         description="With S: level name -> its series, top first (each level partitions the bottom series).")] = None
-    methods: Annotated[list[str], msgspec.Meta(
+    methods: Annotated[list[Method], msgspec.Meta(
         description="Reconciliation methods: bottom_up, top_down, middle_out, ols, wls_struct, wls_var, mint_shrink.",
         examples=[["bottom_up", "ols", "mint_shrink"]])] = msgspec.field(
         default_factory=lambda: ["bottom_up", "ols", "wls_struct"])

@@ -11,20 +11,25 @@ from typing import Annotated, Optional
 
 import typer
 
-from forecasting.errors import ForecastingError
+from forecasting.errors import ForecastingError, InvalidParameterError
 
 
 def batch(
     source: Annotated[str, typer.Argument(help="Parquet file, folder of Parquet files or glob (unique_id, ds, y).")],
     h: Annotated[int, typer.Option("--h", help="Steps to forecast per series.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Registry name or JSON spec (fitted on each "
-                                       "partition), or a saved model / ONNX export folder.")] = "auto",
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registry name or JSON spec (fitted on "
+                                                 "each partition), or a saved model / ONNX export folder "
+                                                 "(default auto).")] = None,
     registered: Annotated[Optional[str], typer.Option("--registered", help="A registered version name@version (or "
                                                       "name@alias) instead of --model.")] = None,
     tenant: Annotated[str, typer.Option(help="Tenant of --registered.")] = "default",
     freq: Annotated[Optional[str], typer.Option("--freq", help="Frequency; inferred per partition when "
                                                 "omitted.")] = None,
     level: Annotated[Optional[list[float]], typer.Option("--level", help="Interval level, percent (repeat).")] = None,
+    fill_missing: Annotated[Optional[str], typer.Option("--fill-missing", help="Fill null y values: zero, forward "
+                                                        "or interpolate.")] = None,
+    fill_gaps: Annotated[bool, typer.Option("--fill-gaps", help="Insert missing timestamps (then filled by "
+                                            "--fill-missing).")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="The job's folder (default: in the "
                                                    "artifact store, named by the job, so a rerun resumes).")] = None,
     partitions: Annotated[Optional[int], typer.Option("--partitions", help="Partitions (hash of unique_id); "
@@ -34,7 +39,7 @@ def batch(
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster address (default: start "
                                                        "a local Ray with --n-jobs CPUs).")] = None,
     n_jobs: Annotated[int, typer.Option("--n-jobs", help="Local worker processes (local engine) or local Ray "
-                                        "CPUs.")] = 1,
+                                        "CPUs; -1: every CPU.")] = 1,
 ) -> None:
     """Forecast every series of a Parquet data set, partition by partition, resumably.
 
@@ -50,6 +55,10 @@ def batch(
         err_console.print(f"[{fraction:6.1%}] {message}", highlight=False, markup=False)
 
     try:
+        if registered is not None and model is not None:
+            msg = "give --model or --registered, not both: --registered forecasts with the version's own model"
+            raise InvalidParameterError(msg, field="registered")
+        model = model or "auto"
         spec: object = model
         model_path = Path(model) if Path(model).is_dir() else None  # a saved model / ONNX export folder
         if registered is not None:
@@ -60,6 +69,7 @@ def batch(
                                                                artifacts_dir=artifacts_dir)
             freq = freq or (str(trained_freq) if trained_freq is not None else None)
         result = batch_forecast(source, model=spec, model_path=model_path, h=h, freq=freq, level=level or (),
+                                fill_missing=fill_missing, fill_gaps=fill_gaps,
                                 output=output, n_partitions=partitions, rows_per_partition=rows_per_partition,
                                 engine=engine, n_jobs=n_jobs, ray_address=ray_address,  # type: ignore[arg-type]
                                 progress=progress)

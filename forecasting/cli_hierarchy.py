@@ -57,7 +57,7 @@ def hierarchy(
     names = [m.strip() for m in methods.split(",") if m.strip()]
     try:
         data = read_table(input)
-        S = read_table(summing_matrix) if summing_matrix is not None else None
+        S = read_table(summing_matrix, field="--summing-matrix") if summing_matrix is not None else None
         if backtest:
             bt = backtest_hierarchy(data, hierarchy=nested, group=group, S=S, model=model, h=h, methods=names,
                                     middle_level=middle_level, freq=freq, n_jobs=n_jobs, report=report,

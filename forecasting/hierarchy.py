@@ -34,7 +34,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import polars as pl
@@ -44,6 +44,7 @@ from forecasting.errors import CapabilityError, InvalidInputError, InvalidParame
 __all__ = [
     "INSAMPLE_METHODS",
     "METHODS",
+    "Method",
     "STRICT_METHODS",
     "Hierarchy",
     "coherence_error",
@@ -54,8 +55,10 @@ __all__ = [
     "reconcile",
 ]
 
+#: A reconciliation method's name (the HTTP schema's enum).
+Method = Literal["bottom_up", "top_down", "middle_out", "ols", "wls_struct", "wls_var", "mint_shrink"]
 #: Reconciliation methods, in the order the tables show them.
-METHODS: tuple[str, ...] = ("bottom_up", "top_down", "middle_out", "ols", "wls_struct", "wls_var", "mint_shrink")
+METHODS: tuple[str, ...] = get_args(Method)
 #: Methods that need the base model's in-sample fitted values (residual variances / covariance).
 INSAMPLE_METHODS: frozenset[str] = frozenset({"wls_var", "mint_shrink"})
 #: Methods defined only for strictly nested hierarchies (every series has one parent per level).
@@ -211,8 +214,36 @@ def _one_parent(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
         [pl.col(c).first().cast(pl.String) for c in columns])
 
 
+def _check_size(keys: pl.DataFrame, levels: list[tuple[str, ...]], *, n_times: int, max_series: int | None,
+                max_rows: int | None) -> None:
+    """Refuse a structure whose series (or rows, ``series x n_times``) would pass the limits, before building it.
+
+    The number of aggregate series of a level is the number of distinct combinations of its columns among the
+    bottom series; the count stops as soon as it passes the limit.
+    """
+    cap = min(max_series if max_series is not None else np.inf,
+              (max_rows // max(n_times, 1)) if max_rows is not None else np.inf)
+    if cap == np.inf:
+        return
+    n_bottom = keys.height
+    count = n_bottom + (len(levels) if len(levels) > cap else 0)  # each level has at least one series
+    for level in levels if count <= cap else ():
+        count += 1 if not level else keys.select(level).n_unique()
+        if count > cap:
+            break
+    if count <= cap:
+        return
+    limit = (f"the limit is {max_series} series" if max_series is not None and count > max_series
+             else f"the limit is {max_rows} rows")
+    msg = (f"data: the structure ({len(levels)} aggregation levels over {n_bottom} bottom series) would build at "
+           f"least {count} series ({count * n_times} rows over {n_times} timestamps); {limit}: give fewer "
+           f"hierarchy/group columns or fewer series")
+    raise InvalidInputError(msg, field="data", details={"series": int(count), "levels": len(levels)})
+
+
 def from_columns(frame: Any, *, hierarchy: str | Sequence[str] | None = None,
-                 group: str | Sequence[str] | None = None) -> Hierarchy:
+                 group: str | Sequence[str] | None = None, max_series: int | None = None,
+                 max_rows: int | None = None) -> Hierarchy:
     """The structure given by the bottom frame's columns (fpp3 ch. 11; hierarchicalforecast's ``aggregate`` spec).
 
     Parameters
@@ -226,6 +257,10 @@ def from_columns(frame: Any, *, hierarchy: str | Sequence[str] | None = None,
         Crossed columns (``"purpose"`` or ``"state,gender,legal"``): every combination of them with
         every nested level is a level.
 
+    max_series, max_rows : int, optional
+        Limits on the number of series (bottom and aggregates) and of rows (series x distinct ``ds``), checked
+        by counting each level's distinct combinations before anything is built (a service's request limits).
+
     Returns
     -------
     Hierarchy
@@ -238,8 +273,10 @@ def from_columns(frame: Any, *, hierarchy: str | Sequence[str] | None = None,
         No column given, a column both nested and crossed, or ``unique_id``/``ds``/``y`` given as one.
     InvalidInputError
         A column not in the frame, a row without a value for a column (a missing level), a bottom
-        series under two values of a column (two parents), a bottom id equal to an aggregate id, or
-        values containing ``/`` that join to the same aggregate id; each naming the rows or series.
+        series under two values of a column (two parents), a bottom id equal to an aggregate id, two levels
+        giving the same aggregate id (a crossed value equal to a nested one), values containing ``/`` that join
+        to the same aggregate id, or more series/rows than ``max_series``/``max_rows``; each naming the rows or
+        series.
     """
     from forecasting.data import to_polars
 
@@ -262,11 +299,19 @@ def from_columns(frame: Any, *, hierarchy: str | Sequence[str] | None = None,
     table = table.with_columns(pl.col("unique_id").cast(pl.String))
     _check_columns(table, columns, nested)
     keys = _one_parent(table, columns)
+    n_levels = (len(nested) + 1) * 2 ** len(crossed)
+    if max_series is not None and n_levels > max_series:
+        msg = (f"group: {len(crossed)} crossed columns with {len(nested)} nested ones make {n_levels} aggregation "
+               f"levels, more than the limit of {max_series} series; give fewer group columns")
+        raise InvalidInputError(msg, field="group", details={"levels": n_levels, "limit": max_series})
+    levels = _levels(nested, crossed)
+    n_times = table["ds"].n_unique() if "ds" in table.columns else 1
+    _check_size(keys, levels, n_times=n_times, max_series=max_series, max_rows=max_rows)
     bottom = tuple(keys["unique_id"].to_list())
     rows: list[np.ndarray] = []
     ids: list[str] = []
     tags: dict[str, tuple[str, ...]] = {}
-    for level in _levels(nested, crossed):
+    for level in levels:
         if not level:
             rows.append(np.ones(len(bottom)))
             ids.append(TOTAL)
@@ -285,6 +330,7 @@ def from_columns(frame: Any, *, hierarchy: str | Sequence[str] | None = None,
         rows.extend((values == node).astype(np.float64) for node in nodes)
         ids.extend(nodes)
         tags[_SEP.join(level)] = tuple(nodes)
+    _one_level(tags, field="data")
     clash = sorted(set(ids) & set(bottom))
     if clash:
         msg = (f"data: bottom series {clash[:_SHOW]} have the id of an aggregate series; rename them "
@@ -336,10 +382,7 @@ def from_matrix(S: Any, *, tags: Mapping[str, Sequence[str]] | None = None) -> H
     except pl.exceptions.PolarsError as exc:
         msg = f"S: the bottom columns must be numbers 0 or 1 ({exc})"
         raise InvalidInputError(msg, field="S") from exc
-    bad = [ids[i] for i in np.where(~np.isin(np.nan_to_num(matrix, nan=-1.0), (0.0, 1.0)).any(axis=1))[0]]
-    if bad:
-        msg = f"S: rows {bad[:_SHOW]} hold values other than 0 and 1"
-        raise InvalidInputError(msg, field="S", details={"rows": bad[:50]})
+    _check_entries(matrix, ids, bottom)
     row_of = {u: i for i, u in enumerate(ids)}
     own = [b for j, b in enumerate(bottom) if b not in row_of or not np.array_equal(
         matrix[row_of[b]], np.eye(len(bottom))[j])]
@@ -347,11 +390,32 @@ def from_matrix(S: Any, *, tags: Mapping[str, Sequence[str]] | None = None) -> H
         msg = f"S: bottom series {own[:_SHOW]} have no row of their own (id = column name, a single 1 in that column)"
         raise InvalidInputError(msg, field="S", details={"series": own[:50]})
     aggregates = [u for u in ids if u not in set(bottom)]
+    empty = [u for u in aggregates if not matrix[row_of[u]].any()]
+    if empty:
+        msg = (f"S: aggregate rows {empty[:_SHOW]} sum no bottom series (all zeros); each aggregate row needs a 1 "
+               f"in the column of at least one bottom series ({len(empty)} rows so)")
+        raise InvalidInputError(msg, field="S", details={"rows": empty[:50]})
     order = [*aggregates, *bottom]
     matrix = matrix[[row_of[u] for u in order]]
     levels = _matrix_levels(matrix, order, bottom, tags)
     return Hierarchy(S=matrix, ids=tuple(order), bottom=bottom, tags=levels,
                      strict=tags is not None and _is_nested(matrix, order, levels))
+
+
+def _check_entries(matrix: np.ndarray, ids: list[str], bottom: tuple[str, ...]) -> None:
+    """Refuse empty entries and weights other than 0/1 in ``S``, naming the rows and columns."""
+    for what, mask in (("empty entries (null)", np.isnan(matrix)),
+                       ("values other than 0 and 1", ~np.isnan(matrix) & ~np.isin(matrix, (0.0, 1.0)))):
+        rows, cols = np.nonzero(mask)
+        if rows.size:
+            where = [f"row {ids[i]!r} column {bottom[j]!r}" + ("" if np.isnan(matrix[i, j]) else f" = {matrix[i, j]:g}")
+                     for i, j in zip(rows[:_SHOW], cols[:_SHOW], strict=True)]
+            bad_rows = list(dict.fromkeys(ids[i] for i in rows))
+            bad_cols = list(dict.fromkeys(bottom[j] for j in cols))
+            msg = (f"S: {what} at {', '.join(where)} ({rows.size} entries in rows {bad_rows[:_SHOW]}, columns "
+                   f"{bad_cols[:_SHOW]}); a summing matrix holds only 0 and 1 (1: the bottom series of the column "
+                   f"adds into the row's series)")
+            raise InvalidInputError(msg, field="S", details={"rows": bad_rows[:50], "columns": bad_cols[:50]})
 
 
 def _matrix_levels(matrix: np.ndarray, ids: list[str], bottom: tuple[str, ...],
@@ -384,11 +448,33 @@ def _matrix_levels(matrix: np.ndarray, ids: list[str], bottom: tuple[str, ...],
     if tuple(levels.get("bottom", ())) != bottom:
         levels.pop("bottom", None)
         levels["bottom"] = bottom
+    _one_level(levels, field="tags")
     untagged = [u for u in ids if u not in {m for ms in levels.values() for m in ms}]
     if untagged:
         msg = f"tags: rows {untagged[:_SHOW]} of S are in no level"
         raise InvalidInputError(msg, field="tags", details={"rows": untagged[:50]})
     return levels
+
+
+def _one_level(levels: Mapping[str, Sequence[str]], *, field: str) -> None:
+    """Refuse an id listed in two levels (hierarchicalforecast's tags partition the series)."""
+    seen: dict[str, list[str]] = {}
+    for name, members in levels.items():
+        for m in dict.fromkeys(members):
+            seen.setdefault(m, []).append(name)
+    twice = {m: names for m, names in seen.items() if len(names) > 1}
+    if not twice:
+        return
+    shown = "; ".join(f"{m!r} in {names}" for m, names in list(twice.items())[:_SHOW])
+    if field == "tags":
+        hint = ("each series belongs to exactly one level: to show a series at a level above its own, give it "
+                "another row of S under a new id (the same 1s) and list that id in the upper level")
+    else:
+        hint = ("two levels produce the same aggregate id: rename the values so that they differ between the "
+                "columns (for example prefix them with the column name, 'purpose:NSW')")
+    msg = f"{field}: series in more than one level: {shown} ({len(twice)} ids); {hint}"
+    raise InvalidInputError(msg, field=field, details={"ids": list(twice)[:50],
+                                                       "levels": {m: n for m, n in list(twice.items())[:50]}})
 
 
 def _is_nested(matrix: np.ndarray, ids: list[str], tags: Mapping[str, Sequence[str]]) -> bool:

@@ -352,8 +352,10 @@ class NeuralForecaster(GlobalForecaster[NP]):
         settings, notes = self._derive(panel)
         self.settings_ = settings
         val = f" + validation {self.trained_horizon}" if (settings.early_stop_patience_steps or -1) > 0 else ""
+        derived = "" if self.params.input_size is not None else (
+            " (the smallest input_size derived: a longer shortest series gets a longer input_size)")
         panel = split_short(self, panel, self.min_train_length,
-                            f"input_size {self.window} + horizon {self.trained_horizon}{val}")
+                            f"input_size {self.window} + horizon {self.trained_horizon}{val}{derived}")
         self.pipeline_ = pipeline
         self.futr_cols_ = [*calendar, *futr]
         self.hist_cols_ = hist

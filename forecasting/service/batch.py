@@ -47,7 +47,7 @@ import polars as pl
 
 from forecasting.data import validate_h, validate_levels
 from forecasting.engines import Engine, check_engine, run_tasks
-from forecasting.errors import InvalidInputError, InvalidParameterError
+from forecasting.errors import ForecastingError, InvalidInputError, InvalidParameterError
 from forecasting.models.registry import parse_spec
 
 __all__ = ["BatchResult", "PartitionOutcome", "batch_forecast", "default_output", "plan_partitions", "registered_source"]
@@ -71,6 +71,8 @@ class _Job:
     h: int
     freq: str | int | None
     level: tuple[float, ...]
+    fill_missing: str | None = None
+    fill_gaps: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,7 @@ def plan_partitions(files: Sequence[Path], *, n_partitions: int | None = None,
     InvalidParameterError
         ``n_partitions`` or ``rows_per_partition`` below 1.
     """
+    _check_schemas(files)
     lf = pl.scan_parquet(list(files))
     try:
         columns = lf.collect_schema().names()
@@ -198,6 +201,74 @@ def plan_partitions(files: Sequence[Path], *, n_partitions: int | None = None,
         msg = f"n_partitions must be an integer in [1, 100000], got {n_partitions!r}"
         raise InvalidParameterError(msg, field="n_partitions")
     return n_partitions, rows
+
+
+def _check_schemas(files: Sequence[Path]) -> None:
+    """Refuse files whose ``unique_id``/``ds``/``y`` types differ (read from each file's Parquet footer only).
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the column, the types and a file of each type.
+    """
+    first: dict[str, tuple[pl.DataType, Path]] = {}
+    for path in files:
+        try:
+            schema = pl.read_parquet_schema(path)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            msg = f"batch input: '{path}' cannot be read as Parquet ({exc})"
+            raise InvalidInputError(msg, field="data", details={"file": str(path)}) from exc
+        for col in REQUIRED:
+            if col not in schema:
+                continue
+            seen = first.setdefault(col, (schema[col], path))
+            if seen[0] != schema[col]:
+                msg = (f"batch input: column {col!r} has different types across files: {seen[0]} in '{seen[1]}', "
+                       f"{schema[col]} in '{path}'; write every file with the same type (for example cast {col!r} "
+                       f"to {seen[0]})")
+                raise InvalidInputError(msg, field="data", details={
+                    "column": col, "files": {str(seen[1]): str(seen[0]), str(path): str(schema[col])}})
+
+
+def _check_output(folder: Path, source: str | os.PathLike[str], files: Sequence[Path]) -> None:
+    """Refuse an output folder that is the input folder, lies inside it, or holds input files.
+
+    The job writes ``input/``, ``parts/`` and ``forecasts.parquet`` under the output folder and removes
+    ``input/`` at the end: inside the input folder its files would be read back as input on a rerun; around
+    the input, the input could be removed.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming both folders.
+    """
+    out = folder.resolve()
+    src = Path(source)
+    roots = [src.resolve()] if src.is_dir() else []
+    inside = [r for r in roots if out == r or r in out.parents]
+    holds = [p for p in files if out in p.resolve().parents]
+    if inside or holds:
+        what = (f"is the input folder or lies inside it ('{inside[0]}')" if inside else
+                f"holds input files ('{holds[0]}')")
+        msg = (f"output folder '{folder}' {what}: the job's own files would be read as input or the input "
+               f"removed; give an output folder outside the input")
+        raise InvalidParameterError(msg, field="output")
+
+
+def _check_n_jobs(n_jobs: int) -> int:
+    """Worker count from ``n_jobs`` (-1: every CPU; else a count >= 1).
+
+    Raises
+    ------
+    InvalidParameterError
+        0, a negative value other than -1, or not an integer.
+    """
+    from forecasting.models.local import resolve_n_jobs
+
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or (n_jobs < 1 and n_jobs != -1):
+        msg = f"n_jobs must be -1 (every CPU) or an integer >= 1, got {n_jobs!r}"
+        raise InvalidParameterError(msg, field="n_jobs")
+    return resolve_n_jobs(n_jobs)
 
 
 def default_output(identity: dict[str, Any], artifacts_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -264,10 +335,20 @@ def _forecast_partition(k: int, job: _Job, cores: int) -> PartitionOutcome:
     started = time.perf_counter()
     folder = Path(job.folder)
     frame = pl.read_parquet(folder / "input" / f"_part={k}")
-    if job.model_path is not None:
-        result = forecast_fitted(_loaded(job.model_path), frame, h=job.h, freq=job.freq, level=job.level)
-    else:
-        result = forecast(frame, model=job.spec or "auto", h=job.h, freq=job.freq, level=job.level, n_jobs=cores)
+    fill = {"fill_missing": job.fill_missing, "fill_gaps": job.fill_gaps}
+    try:
+        if job.model_path is not None:
+            result = forecast_fitted(_loaded(job.model_path), frame, h=job.h, freq=job.freq, level=job.level,
+                                     **fill)  # type: ignore[arg-type]
+        else:
+            result = forecast(frame, model=job.spec or "auto", h=job.h, freq=job.freq, level=job.level, n_jobs=cores,
+                              **fill)  # type: ignore[arg-type]
+    except ForecastingError as exc:  # the library's advice names its own parameters: say the batch options
+        if "fill_missing" in exc.message or "fill_gaps" in exc.message:
+            exc.message = (f"{exc.message} (batch: --fill-missing / --fill-gaps on the command line, "
+                           f"fill_missing= / fill_gaps= in batch_forecast)")
+            exc.args = (exc.message,)
+        raise
     out = result.forecasts
     data_path, meta_path = _part_paths(folder, k)
     tmp = data_path.with_name(f".{data_path.name}.{os.getpid()}.tmp")
@@ -295,7 +376,7 @@ def _claim(folder: Path, identity: dict[str, Any]) -> None:
     Raises
     ------
     InvalidParameterError
-        The folder holds a different job (naming what differs).
+        The folder holds a different job (naming what differs), or cannot be created or written.
     """
     record = folder / "job.json"
     if record.exists():
@@ -306,11 +387,15 @@ def _claim(folder: Path, identity: dict[str, Any]) -> None:
                    f"give another output folder, or delete this one to start afresh")
             raise InvalidParameterError(msg, field="output")
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "parts").mkdir(exist_ok=True)
-    tmp = record.with_name(".job.json.tmp")
-    tmp.write_text(json.dumps(identity, indent=1, sort_keys=True))
-    os.replace(tmp, record)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "parts").mkdir(exist_ok=True)
+        tmp = record.with_name(".job.json.tmp")
+        tmp.write_text(json.dumps(identity, indent=1, sort_keys=True))
+        os.replace(tmp, record)
+    except OSError as exc:
+        msg = f"output folder '{folder}' cannot be written: {exc.strerror or exc}"
+        raise InvalidParameterError(msg, field="output") from exc
 
 
 def batch_forecast(
@@ -321,6 +406,8 @@ def batch_forecast(
     h: int,
     freq: str | int | None = None,
     level: Sequence[float] = (),
+    fill_missing: str | None = None,
+    fill_gaps: bool = False,
     output: str | os.PathLike[str] | None = None,
     n_partitions: int | None = None,
     rows_per_partition: int = ROWS_PER_PARTITION,
@@ -349,6 +436,8 @@ def batch_forecast(
         Inferred per partition when omitted.
     level : numbers in (0, 100)
         Prediction-interval levels, percent.
+    fill_missing : {"zero", "forward", "interpolate"}, optional; fill_gaps : bool
+        As :func:`forecasting.service.forecast`: fill null ``y`` values, and missing timestamps, in each partition.
     output : path, optional
         The job's folder; default in the artifact store (:func:`default_output`).
     n_partitions : int, optional
@@ -357,7 +446,7 @@ def batch_forecast(
         Input rows per partition when ``n_partitions`` is not given (default 2,000,000).
     engine : {"local", "ray"}; n_jobs : int; ray_address : str, optional
         Where partitions run (:func:`forecasting.engines.run_tasks`): ``local`` with
-        ``n_jobs`` worker processes (1: this process), or Ray (``n_jobs`` local CPUs, or the
+        ``n_jobs`` worker processes (1: this process; -1: every CPU), or Ray (``n_jobs`` local CPUs, or the
         cluster at ``ray_address``).
     progress : callable, optional
         ``progress(fraction, message)`` after each partition.
@@ -371,9 +460,12 @@ def batch_forecast(
     Raises
     ------
     InvalidInputError
-        No input file, a required column missing; a partition's data invalid (naming the series and rows).
+        No input file, a required column missing, files whose ``unique_id``/``ds``/``y`` types differ (naming
+        them), an input without rows (the data contract's empty-data error); a partition's data invalid (naming
+        the series and rows).
     InvalidParameterError
-        ``h``, ``level``, ``engine``, ``n_partitions`` invalid; the output folder holding another job.
+        ``h``, ``level``, ``engine``, ``n_partitions``, ``n_jobs`` (0 or below -1) invalid; the output folder
+        holding another job, being (or inside) the input folder, or not writable.
     UnknownModelError, CapabilityError
         An unknown model; Ray not installed.
     """
@@ -381,20 +473,29 @@ def batch_forecast(
     h = validate_h(h)
     levels = tuple(validate_levels(level))
     engine = check_engine(engine)
+    n_jobs = _check_n_jobs(n_jobs)
+    fill_missing = _check_fill(fill_missing)
     files = _source_files(source)
     n_partitions, rows_in = plan_partitions(files, n_partitions=n_partitions, rows_per_partition=rows_per_partition)
+    if rows_in == 0:
+        from forecasting.data import validate_panel
+
+        validate_panel(pl.read_parquet(files[0], n_rows=0))  # the data contract's empty-data error
     spec = None if model_path is not None else _spec_dict(model)
     fingerprint = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
     saved = None if model_path is None else str(Path(model_path).resolve())
     identity = {"format": FORMAT, "input": fingerprint, "model": spec, "model_path": saved,
-                "h": h, "freq": freq, "level": list(levels), "n_partitions": n_partitions}
+                "h": h, "freq": freq, "level": list(levels), "n_partitions": n_partitions,
+                **({"fill_missing": fill_missing} if fill_missing else {}), **({"fill_gaps": True} if fill_gaps else {})}
     folder = Path(output) if output is not None else default_output(identity, artifacts_dir)
+    _check_output(folder, source, files)
     _claim(folder, identity)
     present = _stage(files, folder, n_partitions)
     done_before = {k: o for k in present if (o := _finished(folder, k)) is not None}
     todo = [(k, _forecast_partition) for k in present if k not in done_before]
     outcomes: dict[int, PartitionOutcome] = dict(done_before)
-    job = _Job(folder=str(folder), spec=spec, model_path=saved, h=h, freq=freq, level=levels)
+    job = _Job(folder=str(folder), spec=spec, model_path=saved, h=h, freq=freq, level=levels,
+               fill_missing=fill_missing, fill_gaps=bool(fill_gaps))
 
     def done(k: int, outcome: PartitionOutcome) -> None:
         outcomes[k] = outcome
@@ -418,6 +519,18 @@ def batch_forecast(
                        computed_series=sum(o.series for k, o in outcomes.items() if k not in done_before))
 
 
+def _check_fill(fill_missing: str | None) -> str | None:
+    """``fill_missing`` checked against the data contract's policies before any partition runs."""
+    from typing import get_args
+
+    from forecasting.data import FillPolicy
+
+    if fill_missing is not None and fill_missing not in get_args(FillPolicy):
+        msg = f"fill_missing must be one of {list(get_args(FillPolicy))}, got {fill_missing!r}"
+        raise InvalidParameterError(msg, field="fill_missing")
+    return fill_missing
+
+
 def _spec_dict(model: Any) -> dict[str, Any]:
     """The spec as plain data (parsed here: an unknown name fails before any partition runs)."""
     import msgspec
@@ -435,18 +548,31 @@ def registered_source(ref: str, *, tenant: str, database_url: str,
     Raises
     ------
     NotFoundError
-        No such model or version.
+        No such model or version; no registry database there (nothing is created) or one that is not a registry.
     ArtifactIntegrityError
         The artifact's files changed since registration.
     CapabilityError
         A tabular model.
     """
-    from forecasting.errors import CapabilityError
+    import sqlalchemy
+
+    from forecasting.errors import CapabilityError, NotFoundError
     from forecasting.store import Store
 
+    url = sqlalchemy.engine.make_url(database_url)
+    where = f"registry database '{url.database if url.get_backend_name() == 'sqlite' else url.render_as_string()}'"
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") and \
+            not Path(url.database).is_file():  # Store would create an empty database file
+        msg = (f"registered: model '{ref}' not found: there is no {where} (set FORECASTING_STATE_DIR or "
+               f"FORECASTING_DATABASE_URL to the registry's, or give --model)")
+        raise NotFoundError(msg, field="registered", details={"database": str(url.database)})
     store = Store(database_url, artifacts_dir, migrate=False, cache_size=0)
     try:
-        info = store.get(ref, tenant=tenant)
+        try:
+            info = store.get(ref, tenant=tenant)
+        except sqlalchemy.exc.SQLAlchemyError as exc:  # not a registry (no tables), unreadable
+            msg = f"registered: the {where} cannot be read as a model registry ({type(exc.orig or exc).__name__})"
+            raise NotFoundError(msg, field="registered", details={"database": str(url.database)}) from exc
         if info.kind != "forecast":
             msg = f"model '{info.ref}' is a tabular model: batch forecasts need a forecasting model"
             raise CapabilityError(msg, field="model")

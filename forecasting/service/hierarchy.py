@@ -34,7 +34,7 @@ import msgspec
 import numpy as np
 
 from forecasting.data import FillPolicy, Panel, to_polars, validate_h, validate_levels, validate_panel
-from forecasting.errors import CapabilityError, InvalidInputError, InvalidParameterError
+from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidInputError, InvalidParameterError
 from forecasting.hierarchy import (
     INSAMPLE_METHODS,
     Hierarchy,
@@ -167,15 +167,19 @@ def registered_refusal() -> CapabilityError:
 
 def structure_of(frame: pl.DataFrame, *, hierarchy: str | Sequence[str] | None = None,
                  group: str | Sequence[str] | None = None, S: Any = None,
-                 tags: Mapping[str, Sequence[str]] | None = None) -> Hierarchy:
+                 tags: Mapping[str, Sequence[str]] | None = None, limits: Limits = NO_LIMITS) -> Hierarchy:
     """The structure from the columns of ``frame`` or from the summing matrix ``S`` (exactly one of the two).
+
+    ``limits``' series and row bounds are checked before the aggregate series are built (a few columns crossed
+    over many series would otherwise build a summing matrix of gigabytes before the panel's own check).
 
     Raises
     ------
     InvalidParameterError
         Both or neither given.
     InvalidInputError
-        As :func:`forecasting.hierarchy.from_columns` / :func:`~forecasting.hierarchy.from_matrix`.
+        As :func:`forecasting.hierarchy.from_columns` / :func:`~forecasting.hierarchy.from_matrix`; more series
+        than ``limits.max_series`` (naming the count and the limit).
     """
     by_columns = bool(parse_structure(hierarchy, field="hierarchy") or parse_structure(group, field="group"))
     if by_columns == (S is not None):
@@ -183,15 +187,20 @@ def structure_of(frame: pl.DataFrame, *, hierarchy: str | Sequence[str] | None =
                "give the structure: hierarchy (nested columns, 'state/region'), group (crossed columns) or S")
         raise InvalidParameterError(msg, field="hierarchy")
     if S is not None:
-        return from_matrix(S, tags=tags)
-    return from_columns(frame, hierarchy=hierarchy, group=group)
+        structure = from_matrix(S, tags=tags)
+        if len(structure.ids) > limits.max_series:
+            msg = f"S has {len(structure.ids)} series (rows); the limit is {limits.max_series}"
+            raise InvalidInputError(msg, field="S", details={"limit": limits.max_series})
+        return structure
+    return from_columns(frame, hierarchy=hierarchy, group=group, max_series=limits.max_series,
+                        max_rows=limits.max_rows)
 
 
 def _bottom_panel(data: Any, structure_args: dict[str, Any], *, freq: str | int | None,
                   fill_missing: FillPolicy | None, fill_gaps: bool,
                   limits: Limits) -> tuple[Hierarchy, Panel]:
     frame = data if isinstance(data, pl.DataFrame) else to_polars(data, field_name="data")
-    structure = structure_of(frame, **structure_args)
+    structure = structure_of(frame, **structure_args, limits=limits)
     if "unique_id" not in frame.columns and structure_args.get("S") is None:
         frame = frame.with_columns(pl.concat_str(
             [pl.col(c).cast(pl.String) for c in parse_structure(structure_args.get("hierarchy"), field="hierarchy")
@@ -377,6 +386,14 @@ def _holdout(panel: Panel, structure: Hierarchy, spec: ModelSpec, *, h: int, met
     from forecasting.models.registry import default_season_length
 
     names = methods
+    short = {u: n for u, n in panel.lengths.items() if n <= h}
+    if short:
+        listed = "; ".join(f"series '{u}': {n} observations" for u, n in list(short.items())[:5])
+        msg = (f"{len(short)} series too short for a hold-out of h={h}: the last h steps are held out and at least "
+               f"one observation must be left to train on, so every series needs more than {h} observations "
+               f"({listed}); give a smaller h")
+        raise InsufficientHistoryError(msg, field="h", details={
+            "minimum": h + 1, "series": {u: {"length": n, "minimum": h + 1} for u, n in list(short.items())[:50]}})
     window = rolling_origins(panel.frame, h=h, n_windows=1)[0]
     train = window.train_panel(panel)
     start = time.perf_counter()
