@@ -8,18 +8,22 @@ model and a dataset:
   frequency, date range), validation metrics from holding out the last ``h`` points of
   each series (sMAPE and MASE, M4 definitions; interval coverage per level) and the
   library versions.
-* For models with SHAP explanations (``explain``: ``xgboost``): global importance
-  (mean ``|SHAP|`` bar chart), a beeswarm (SHAP value per forecast, coloured by the
-  feature value's rank), dependence plots of the top three features, and waterfall
-  plots of selected forecasts (base value, largest contributions, output; lag values
-  that came from the model's own earlier forecasts are labelled "from forecast").
+* For models with SHAP explanations (``explain``: ``xgboost``): shap's own plots of
+  :meth:`forecasting.explanation.Explanation.to_shap` (``shap.plots.bar``: global
+  importance; ``beeswarm``; ``scatter``: dependence plots of the top three features;
+  ``waterfall``: selected forecasts from the model's one base value, lag values that
+  came from the model's own earlier forecasts named "(from forecast)"), each waterfall
+  beside the table of its rows.
 * For statistical models: their decomposition (trend / seasonal / remainder), headed
   "Decomposition (not SHAP)": MSTL's own components for ``mstl``, a classical
   moving-average decomposition (R's ``decompose``, the one Naive2 uses) otherwise.
 * The forecast plot with its intervals for every selected series.
 
-Plots are drawn on :class:`matplotlib.figure.Figure` objects with the Agg canvas:
-``matplotlib.pyplot`` and its global figure list are never touched.
+The page is the Jinja2 template ``report.html.j2`` (autoescaped; no HTML is built here:
+each section is passed as data). Plots are drawn on :class:`matplotlib.figure.Figure`
+objects with the Agg canvas; shap's plots, which draw on pyplot's current figure, get one
+under a lock and it is closed (detached from pyplot) before it is saved. No two texts of a
+plot overlap (:func:`text_overlaps`; the report's tests check every plot).
 
 Sources: Lundberg & Lee, NeurIPS 2017 (SHAP); Lundberg et al., Nature Machine
 Intelligence 2, 2020 (TreeSHAP, beeswarm and dependence plots); Makridakis, Spiliotis &
@@ -37,7 +41,8 @@ import math
 import os
 import platform
 import tempfile
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,6 +65,8 @@ SELECTIONS = ("largest", "smallest", "most_uncertain")
 _TOP_FEATURES = 12  # bars in the importance chart / rows in the beeswarm
 _WATERFALL_ROWS = 10  # contributions shown one by one; the rest are summed in one row
 _BEESWARM_MAX_ROWS = 3000
+_IN_Y = ("lag_", "rolling_", "seasonal_rolling_", "expanding_")  # features whose values are in units of y
+_PYPLOT = threading.Lock()  # shap's plots draw on pyplot's current figure
 _VERSIONS = ("polars", "numpy", "xgboost", "statsforecast", "shap", "matplotlib", "scipy")
 
 
@@ -85,20 +92,17 @@ class WrittenReport:
 @dataclass
 class _Doc:
     title: str
-    sections: list[tuple[str, str, str]] = field(default_factory=list)  # id, title, body html
+    sections: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # id, title, the template's data
     notes: list[str] = field(default_factory=list)
     n_plots: int = 0
     overlaps: list[tuple[str, str, str]] = field(default_factory=list)  # plot id, text, text
 
-    def plot(self, fig: Any, *, name: str, alt: str, caption: str | None = None) -> str:
-        """The figure as an embedded PNG ``<figure>`` with an id and alt text."""
+    def plot(self, fig: Any, *, name: str, alt: str, caption: str | None = None) -> dict[str, Any]:
+        """The figure for the templates' ``figure`` macro (an embedded PNG with an id and alt text)."""
         self.n_plots += 1
-        pid = f"plot-{self.n_plots}-{_slug(name)}"
-        self.overlaps += [(pid, a, b) for a, b in text_overlaps(fig)]
-        src = png_base64(fig)
-        cap = f"<figcaption>{_e(caption)}</figcaption>" if caption else ""
-        return (f'<figure id="{pid}-figure"><img id="{pid}" alt="{_e(alt)}" '
-                f'src="data:image/png;base64,{src}">{cap}</figure>')
+        figure = figure_context(fig, pid=f"plot-{self.n_plots}-{_slug(name)}", alt=alt, caption=caption)
+        self.overlaps += [(figure["id"], a, b) for a, b in figure["overlaps"]]
+        return figure
 
     def render(self) -> str:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -129,7 +133,15 @@ def _environment() -> Any:
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     return Environment(loader=PackageLoader("forecasting", "templates"), autoescape=True, undefined=StrictUndefined,
-                       keep_trailing_newline=True)
+                       keep_trailing_newline=True, finalize=_escaped)
+
+
+def _escaped(value: Any) -> Any:
+    """Every ``{{ value }}`` escaped with :func:`html.escape` (``'`` as ``&#x27;``), as the reports always were;
+    markup (macro output) as it is."""
+    from markupsafe import Markup
+
+    return value if isinstance(value, Markup) else Markup(html.escape(str(value), quote=True))
 
 
 def figure_context(fig: Any, *, pid: str, alt: str, caption: str | None = None) -> dict[str, Any]:
@@ -157,24 +169,51 @@ def text_overlaps(fig: Any, *, tolerance: float = 1.0) -> list[tuple[str, str]]:
     -------
     list of (str, str)
         The overlapping texts (empty when no two texts overlap).
+
+    Notes
+    -----
+    Tick labels of ticks outside their axis' view are not drawn and not tested. A box covers
+    the text's inked lines only: blank lines (shap's ``"\nE[f(X)]"`` tick
+    labels, pushed down a line) are left out. A text drawn over the end of another to colour
+    it (shap's waterfall and bar plots draw ``"622 = lag_12"`` in grey, then ``"lag_12"`` in
+    black over its end; the same string drawn twice) is one label, not an overlap: same
+    right edge and baseline, and one string ends with the other.
     """
     from matplotlib.text import Text
 
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
+    undrawn = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            eps = 1e-9 * max(abs(lo), abs(hi), 1.0)
+            for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()]:
+                if not lo - eps <= tick.get_loc() <= hi + eps:
+                    undrawn |= {id(tick.label1), id(tick.label2)}
     boxes = []
     for t in fig.findobj(Text):
-        if not t.get_visible() or not t.get_text().strip() or t.get_alpha() == 0:
+        if not t.get_visible() or not t.get_text().strip() or t.get_alpha() == 0 or id(t) in undrawn:
             continue
         bb = t.get_window_extent(renderer)
         if bb.width <= 0 or bb.height <= 0:
             continue
-        boxes.append((t.get_text(), bb.x0 + tolerance, bb.y0 + tolerance, bb.x1 - tolerance, bb.y1 - tolerance))
+        text = t.get_text()
+        lines = text.split("\n")
+        inked = [k for k, line in enumerate(lines) if line.strip()]
+        step = bb.height / len(lines)  # lines are stacked from the top
+        y1 = bb.y1 - step * inked[0]
+        y0 = bb.y1 - step * (inked[-1] + 1)
+        boxes.append((text, bb.x0 + tolerance, y0 + tolerance, bb.x1 - tolerance, y1 - tolerance))
     out = []
     for i in range(len(boxes)):
         for j in range(i + 1, len(boxes)):
             a, b = boxes[i], boxes[j]
-            if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]:
+            if not (a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]):
+                continue
+            sa, sb = a[0].strip(), b[0].strip()
+            recoloured = (abs(a[3] - b[3]) < 2 and abs(a[2] - b[2]) < 2 and (sa.endswith(sb) or sb.endswith(sa)))
+            if not recoloured:
                 out.append((a[0], b[0]))
     return out
 
@@ -493,7 +532,9 @@ def _validation(spec: dict[str, Any], panel: Panel, h: int, levels: tuple[float 
 
 
 def _model_card(model: Any, spec: dict[str, Any], panel: Panel, data_name: str | None, h: int,
-                levels: tuple[float | int, ...], season: int, metrics: dict[str, Any] | None, fitted_here: bool) -> str:
+                levels: tuple[float | int, ...], season: int, metrics: dict[str, Any] | None,
+                fitted_here: bool) -> dict[str, Any]:
+    """The model card's data (``report.html.j2``, section ``model-card``)."""
     rows = [("model", spec.get("name", "")), ("output column", getattr(model, "alias", "")),
             ("family", "global (one model over all series)" if capabilities_of(model).is_global
              else "local (one model per series)"),
@@ -502,44 +543,29 @@ def _model_card(model: Any, spec: dict[str, Any], panel: Panel, data_name: str |
             ("horizon h", str(h)), ("interval levels", ", ".join(f"{_lv(v)}%" for v in levels) or "none")]
     if spec.get("fallback"):
         rows.append(("fallback", spec["fallback"]))
-    out = ['<h3>Spec</h3>', _kv_table(rows, tid="spec-table")]
-    params = spec.get("params") or {}
-    prow = [(k, _param_text(v)) for k, v in params.items()]
-    out += ['<h3>Parameters</h3>', _kv_table(prow, tid="params-table", head=("parameter", "value")) if prow
-            else '<p class="muted">no hyperparameters</p>']
-    out += ["<h3>Data</h3>", _data_table(panel, data_name)]
     fbs = getattr(model, "fallbacks_", None) or []
-    if fbs:
-        out.append(f"<p>{len(fbs)} series used the fallback model: "
-                   + _e("; ".join(f"{f.unique_id}: {f.reason}" for f in fbs[:10])) + "</p>")
-    out.append("<h3>Validation</h3>")
-    if metrics is None:
-        out.append('<p class="muted">not computed (see the notes)</p>')
-    else:
+    validation = None
+    if metrics is not None:
         names = {"smape": "sMAPE (0-200)", "mase": "MASE"}
-        trs = []
-        for k, v in metrics["metrics"].items():
-            label = names.get(k, k.replace("coverage_", "coverage ") + ("% interval" if k.startswith("coverage_")
-                                                                          else ""))
-            num = _num(v)
-            trs.append(f'<tr><th>{_e(label)}</th><td class="num" id="validation-{_slug(k)}" '
-                       f'data-value="{_e(repr(num))}">{_e(_fmt(num, 3))}</td></tr>')
-        out.append('<table id="validation-table"><tr><th>metric</th><th>value</th></tr>' + "".join(trs) + "</table>")
-        out.append(f'<p class="muted">{_e(metrics["source"])}</p>')
-    out += ["<h3>Library versions</h3>", _kv_table(_versions(), tid="versions-table", head=("library", "version"))]
-    return "\n".join(out)
+        validation = {"source": metrics["source"], "rows": [
+            {"label": names.get(k, k.replace("coverage_", "coverage ") + ("% interval" if k.startswith("coverage_")
+                                                                          else "")),
+             "id": f"validation-{_slug(k)}", "value": repr(_num(v)), "text": _fmt(_num(v), 3)}
+            for k, v in metrics["metrics"].items()]}
+    return {"spec": rows, "params": [(k, _param_text(v)) for k, v in (spec.get("params") or {}).items()],
+            "data": _data_rows(panel, data_name), "validation": validation, "versions": _versions(),
+            "fallbacks": {"n": len(fbs), "text": "; ".join(f"{f.unique_id}: {f.reason}" for f in fbs[:10])} if fbs
+            else None}
 
 
-def _data_table(panel: Panel, data_name: str | None) -> str:
+def _data_rows(panel: Panel, data_name: str | None) -> dict[str, list[str]]:
     lengths = list(panel.lengths.values())
     first, last = panel.frame.select(pl.col("ds").min().alias("first"), pl.col("ds").max().alias("last")).row(0)
     tz = f" ({panel.tz})" if panel.tz else ""
     cells = [data_name or "data", str(panel.n_series), str(panel.frame.height), str(panel.freq),
              f"{first} to {last}{tz}", f"{min(lengths)} to {max(lengths)}",
              ", ".join(panel.exog) or "none"]
-    head = ["dataset", "series", "rows", "freq", "ds range", "series length", "exogenous"]
-    return ('<table id="data-table"><tr>' + "".join(f"<th>{_e(x)}</th>" for x in head) + "</tr><tr>"
-            + "".join(f"<td>{_e(x)}</td>" for x in cells) + "</tr></table>")
+    return {"head": ["dataset", "series", "rows", "freq", "ds range", "series length", "exogenous"], "cells": cells}
 
 
 def _versions() -> list[tuple[str, str]]:
@@ -556,15 +582,17 @@ def _versions() -> list[tuple[str, str]]:
     return out
 
 
-# ---------------------------------------------------------------------------- SHAP sections
+# ---------------------------------------------------------------------------- SHAP sections (shap's own plots)
 
 
 def _shap_sections(doc: _Doc, model: Any, panel: Panel, history: Any, h: int, chosen: list[dict[str, Any]]) -> Any:
+    """Importance, beeswarm, dependence and waterfalls, drawn by shap's own plots on ``Explanation.to_shap()``."""
+    import shap
+
     exp = model.explain(h, history=history)
-    n = exp.n_rows
-    where = f"{n} forecasts explained ({panel.n_series} series x {h} steps)"
-    imp = exp.global_importance()
-    top = imp.head(_TOP_FEATURES)
+    sx = exp.to_shap()
+    where = f"{exp.n_rows} forecasts explained ({panel.n_series} series x {h} steps)"
+    top = exp.global_importance().head(_TOP_FEATURES)
     # importance over history rows (as the model saw in training), for comparison
     hist_imp: dict[str, float] = {}
     if capabilities_of(model).has_global_importance:
@@ -573,44 +601,75 @@ def _shap_sections(doc: _Doc, model: Any, panel: Panel, history: Any, h: int, ch
             hist_imp = dict(zip(gi["feature"].to_list(), gi["mean_abs_shap"].to_list(), strict=True))
         except ForecastingError as exc:
             doc.notes.append(f"importance over the history not computed: {exc.message}")
-    fig = new_figure(8, 0.35 * top.height + 1.2)
-    ax = fig.add_subplot()
-    feats = top["feature"].to_list()[::-1]
-    ax.barh(feats, top["mean_abs_shap"].to_list()[::-1], color="#1f77b4")
-    ax.set_xlabel("mean |SHAP value| (units of y)")
-    ax.set_title("Global importance over the forecasts")
-    trs = "".join(f'<tr><td>{_e(f)}</td><td class="num">{_e(_fmt(v))}</td>'
-                  f'<td class="num">{_e(_fmt(hist_imp.get(f)))}</td></tr>'
-                  for f, v in top.iter_rows())
-    body = (f"<p>Mean absolute SHAP value of each feature (exact TreeSHAP, {_e(exp.method)}) over the "
-            f"{_e(where)}; larger means the feature moves the forecasts more, in units of y.</p>"
-            + doc.plot(fig, name="importance", alt=f"Bar chart of mean absolute SHAP value for the top {top.height} "
-                       f"features; the largest is {feats[-1]}")
-            + '<table id="importance-table"><tr><th>feature</th><th>mean |SHAP|, forecasts</th>'
-              f'<th>mean |SHAP|, history rows</th></tr>{trs}</table>'
-            + f'<p class="muted">Additivity (base value + SHAP values = forecast): largest error '
-              f'{_e(_fmt(exp.additivity_error))} (relative {_e(_fmt(exp.additivity_error_relative))}).</p>')
-    doc.sections.append(("global-importance", "Global importance (SHAP)", body))
+    n_bars = min(_TOP_FEATURES, len(exp.feature_names))
+    fig = _shap_figure(lambda f: shap.plots.bar(sx, max_display=n_bars, ax=f.add_subplot(), show=False),
+                       10, 0.4 * n_bars + 1.5)
+    fig.axes[0].set_xlabel("mean |SHAP value| over the forecasts (units of y)")
+    feats = top["feature"].to_list()
+    doc.sections.append(("global-importance", "Global importance (SHAP)", {
+        "method": exp.method, "where": where,
+        "figure": doc.plot(fig, name="importance", alt=f"Bar chart of mean absolute SHAP value for the top "
+                           f"{top.height} features; the largest is {feats[0]}"),
+        "rows": [(f, _fmt(v), _fmt(hist_imp.get(f))) for f, v in top.iter_rows()],
+        "additivity": _fmt(exp.additivity_error), "additivity_relative": _fmt(exp.additivity_error_relative)}))
 
-    doc.sections.append(("beeswarm", "SHAP beeswarm", _beeswarm(doc, exp, top["feature"].to_list(), where)))
+    rng = np.random.default_rng(0)
+    rows = np.arange(exp.n_rows)
+    if len(rows) > _BEESWARM_MAX_ROWS:
+        rows = np.sort(rng.choice(rows, _BEESWARM_MAX_ROWS, replace=False))
+    fig = _shap_figure(lambda f: shap.plots.beeswarm(sx[rows], max_display=n_bars, ax=f.add_subplot(), show=False,
+                                                     plot_size=None, color_bar_label="feature value"),
+                       10, 0.45 * n_bars + 1.5)
+    fig.axes[0].set_xlabel("SHAP value (units of y): effect on the forecast")
+    doc.sections.append(("beeswarm", "SHAP beeswarm", {
+        "where": where, "sampled": f" (a seeded sample of {len(rows)})" if len(rows) < exp.n_rows else "",
+        "figure": doc.plot(fig, name="beeswarm", alt=f"Beeswarm plot of SHAP values for the top {n_bars} features, "
+                                                      "coloured by feature value")}))
+
     kinds = dict(zip(exp.feature_names, exp.feature_kinds, strict=True))
-    feature_top = [f for f in top["feature"].to_list() if kinds[f] == "feature"][:3]
-    doc.sections.append(("dependence", "SHAP dependence plots", _dependence(doc, exp, feature_top)))
-    doc.sections.append(("waterfalls", "SHAP waterfalls of selected forecasts", _waterfalls(doc, exp, chosen)))
+    dep = [f for f in feats if kinds[f] == "feature"][:3]
+    figure = None
+    if dep:
+        def scatter(f: Any) -> None:
+            for ax, name in zip(f.subplots(len(dep), 1, squeeze=False)[:, 0], dep, strict=True):
+                shap.plots.scatter(sx[:, name], ax=ax, show=False)
+                ax.set_xlabel(f"{name}: value" + (" (units of y)" if name.startswith(_IN_Y) else ""))
+                ax.set_ylabel(f"SHAP value of {name}\n(units of y)")
+
+        figure = doc.plot(_shap_figure(scatter, 10, 2.9 * len(dep)), name="dependence",
+                          alt="Dependence plots (feature value against SHAP value) for " + ", ".join(dep))
+    doc.sections.append(("dependence", "SHAP dependence plots", {"figure": figure}))
+    doc.sections.append(("waterfalls", "SHAP waterfalls of selected forecasts",
+                         {"rows": _WATERFALL_ROWS, "items": _waterfalls(doc, exp, sx, chosen)}))
     return exp
+
+
+def _shap_figure(draw: Callable[[Any], Any], w: float, h: float) -> Any:
+    """A figure drawn by one of shap's plots, sized ``w`` x ``h`` inches, detached from pyplot (an Agg canvas).
+
+    shap's plots draw on pyplot's current figure (the waterfall sets its own size, replaced
+    here); a lock keeps two reports in one process from drawing on the same figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    with _PYPLOT:
+        fig = plt.figure(figsize=(w, h), dpi=100, layout="constrained")
+        try:
+            draw(fig)
+        finally:
+            plt.close(fig)
+    fig.set_size_inches(w, max(h, 1.5))
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _series_section(doc: _Doc, panel: Panel, fc: pl.DataFrame, alias: str, levels: tuple[float | int, ...],
                     chosen: list[dict[str, Any]], season: int, exp: Any, model: Any) -> None:
     """One table per selected series: its level, seasonality, biggest drivers and interval width."""
-    from forecasting.decomposition import components
-
     ids = list(dict.fromkeys(p["unique_id"] for p in chosen)) or panel.ids[:1]
     values = dict(panel.series_values())
-    parts = ["<p>For each selected series: its level (mean of the history), the strength of its seasonality "
-             "(1 - var(remainder) / var(seasonal + remainder), Wang, Smith &amp; Hyndman 2006; 0 = none, 1 = "
-             "pure season), the contributions that move its forecasts most (mean |contribution| over its "
-             "forecast steps, units of y) and the width of its widest interval.</p>"]
+    items = []
     for uid in ids:
         y = values[uid]
         comps, _ = components(model, uid, y, season)
@@ -641,183 +700,83 @@ def _series_section(doc: _Doc, panel: Panel, fc: pl.DataFrame, alias: str, level
                 ("last observation (units of y)", _fmt(float(y[-1]))),
                 (f"seasonality strength (season length {season})", strength),
                 ("biggest drivers of the forecast", drivers), ("interval width", width)]
-        parts.append(f"<h3>Series {_e(uid)}</h3>" + _kv_table(rows, tid=f"series-{_slug(uid)}-table"))
-    doc.sections.append(("series", "Selected series", "\n".join(parts)))
+        items.append({"uid": uid, "id": f"series-{_slug(uid)}-table", "rows": rows})
+    doc.sections.append(("series", "Selected series", {"items": items}))
 
 
-def _beeswarm(doc: _Doc, exp: Any, feats: list[str], where: str) -> str:
-    from matplotlib import colormaps
-    from matplotlib.colors import Normalize
-
-    rng = np.random.default_rng(0)
-    rows = np.arange(exp.n_rows)
-    if len(rows) > _BEESWARM_MAX_ROWS:
-        rows = np.sort(rng.choice(rows, _BEESWARM_MAX_ROWS, replace=False))
-    fig = new_figure(9, 0.45 * len(feats) + 1.5)
-    ax = fig.add_subplot()
-    cmap = colormaps["coolwarm"]
-    norm = Normalize(0, 1)
-    sc = None
-    for pos, f in enumerate(reversed(feats)):
-        j = exp.feature_names.index(f)
-        x = exp.values[rows, j]
-        d = exp.data[rows, j]
-        ok = np.isfinite(d)
-        rank = np.full(len(d), np.nan)
-        if ok.sum() > 1:
-            r = np.argsort(np.argsort(d[ok], kind="stable"), kind="stable")
-            rank[ok] = r / (ok.sum() - 1)
-        elif ok.sum() == 1:
-            rank[ok] = 0.5
-        y = pos + _swarm_offsets(x, rng)
-        if (~ok).any():
-            ax.scatter(x[~ok], y[~ok], s=6, color="#9a9a9a", alpha=0.7, linewidths=0)
-        sc = ax.scatter(x[ok], y[ok], s=6, c=rank[ok], cmap=cmap, norm=norm, alpha=0.8, linewidths=0)
-    ax.set_yticks(range(len(feats)), list(reversed(feats)))
-    ax.axvline(0, color="#888", lw=0.8)
-    ax.set_xlabel("SHAP value (units of y): effect on the forecast")
-    ax.set_title("SHAP values per forecast")
-    if sc is not None:
-        cb = fig.colorbar(sc, ax=ax, fraction=0.04, pad=0.01)
-        cb.set_ticks([0, 1], labels=["low", "high"])
-        cb.set_label("feature value (rank within feature)")
-    sampled = f" (a seeded sample of {len(rows)})" if len(rows) < exp.n_rows else ""
-    return (f"<p>Each point is one forecast{_e(sampled)} of the {_e(where)}: its SHAP value for the feature (x) "
-            "coloured by the feature's value, ranked within the feature from low (blue) to high (red); grey = "
-            "missing.</p>" + doc.plot(fig, name="beeswarm", alt=f"Beeswarm plot of SHAP values for the top "
-                                      f"{len(feats)} features, coloured by feature value rank"))
-
-
-def _swarm_offsets(x: np.ndarray, rng: np.random.Generator, width: float = 0.4) -> np.ndarray:
-    """Vertical offsets that spread points of similar x (a cheap beeswarm: wider where denser)."""
-    if len(x) == 0:
-        return np.zeros(0)
-    lo, hi = float(np.min(x)), float(np.max(x))
-    bins = np.clip(((x - lo) / ((hi - lo) or 1.0) * 60).astype(int), 0, 59)
-    counts = np.bincount(bins, minlength=60)
-    dens = counts[bins] / max(counts.max(), 1)
-    return (rng.random(len(x)) - 0.5) * 2 * width * np.sqrt(dens)
-
-
-def _dependence(doc: _Doc, exp: Any, feats: list[str]) -> str:
-    if not feats:
-        return '<p class="muted">no features</p>'
-    from matplotlib.ticker import MaxNLocator
-
-    fig = new_figure(9, 2.9 * len(feats))
-    axes = fig.subplots(len(feats), 1, squeeze=False)[:, 0]
-    for ax, f in zip(axes, feats, strict=True):
-        j = exp.feature_names.index(f)
-        x, v = exp.data[:, j], exp.values[:, j]
-        flags = (exp.is_forecast_value[:, j] if exp.is_forecast_value is not None else np.zeros(len(x), bool))
-        ax.scatter(x[~flags], v[~flags], s=7, alpha=0.6, color="#1f77b4", linewidths=0, label="observed value")
-        if flags.any():
-            ax.scatter(x[flags], v[flags], s=7, alpha=0.6, color="#ff7f0e", linewidths=0,
-                       label="value from the model's forecast")
-        ax.axhline(0, color="#888", lw=0.8)
-        ax.set_xlabel(f"{f}: value (units of y)" if f.startswith(("lag_", "rolling_", "seasonal_rolling_",
-                                                                   "expanding_")) else f"{f}: value")
-        ax.set_ylabel("SHAP value (units of y)")
-        ax.yaxis.set_major_locator(MaxNLocator(5, prune="both"))  # no edge labels touching the next panel
-        ax.legend(fontsize=7, loc="best")
-    return ("<p>SHAP value of the three most important features against the feature's value, one point per "
-            "forecast; orange points are lag values that came from the model's own earlier forecasts "
-            "(recursive forecasting). Values of lags and rolling statistics are in units of y (the lagged value "
-            "itself), not the model's scaled and differenced input.</p>"
-            + doc.plot(fig, name="dependence", alt="Dependence plots (feature value against SHAP value) for "
-                       + ", ".join(feats)))
-
-
-def _waterfalls(doc: _Doc, exp: Any, chosen: list[dict[str, Any]]) -> str:
+def _waterfalls(doc: _Doc, exp: Any, sx: Any, chosen: list[dict[str, Any]]) -> list[dict[str, Any]]:
     index = {(str(u), int(s)): i for i, (u, s) in enumerate(exp.rows.select("unique_id", "step").iter_rows())}
-    parts = ["<p>Each waterfall starts at the model's one base value (the same for every forecast: the average "
-             "level of the series it was trained on) and adds the series terms (this series' level, the value the "
-             "differenced forecast is anchored on, the model's average change at its scale) and each feature's "
-             "SHAP value to reach the forecast. The largest contributions are shown one by "
-             f"one ({_WATERFALL_ROWS} at most), the others summed in one row. "
-             '<span class="label">from forecast</span> marks a lag value that is the model\'s own earlier '
-             "forecast, not an observation. Values are in units of y (a lag's value is y at that lag; months "
-             "by name); SHAP values are in units of y.</p>"]
+    out = []
     for k, pick in enumerate(chosen, start=1):
         i = index.get((pick["unique_id"], pick["step"]))
         if i is None:
             doc.notes.append(f"no SHAP explanation for series '{pick['unique_id']}' step {pick['step']} (a fallback "
                              f"model forecast it)")
             continue
-        parts.append(_waterfall(doc, exp, i, pick, k))
-    return "\n".join(parts)
+        out.append(_waterfall(doc, exp, sx, i, pick, k))
+    return out
 
 
-def _waterfall(doc: _Doc, exp: Any, i: int, pick: dict[str, Any], k: int) -> str:
+def _waterfall(doc: _Doc, exp: Any, sx: Any, i: int, pick: dict[str, Any], k: int) -> dict[str, Any]:
+    """One forecast's waterfall: shap's plot (forecast-derived lags named so) and the table of its rows."""
+    import shap
+
     vals, data = exp.values[i], exp.data[i]
     flags = exp.is_forecast_value[i] if exp.is_forecast_value is not None else np.zeros(len(vals), bool)
     base, output = float(exp.base_values[i]), float(exp.output[i])
     order = np.argsort(-np.abs(vals), kind="stable")
     shown, rest = order[:_WATERFALL_ROWS], order[_WATERFALL_ROWS:]
-    other = float(vals[rest].sum()) if len(rest) else None
-    labels, contribs = [], []
-    for j in shown:
-        tag = " (from forecast)" if flags[j] else ""
-        name = exp.feature_names[j]
-        shown_value = exp.label(name, float(data[j])) or _fmt(data[j])
-        labels.append(f"{name} = {shown_value}{tag}")
-        contribs.append(float(vals[j]))
-    if other is not None:
-        labels.append(f"{len(rest)} other features")
-        contribs.append(other)
-    # plot: top row base value, then contributions, then the output
-    n = len(contribs)
-    fig = new_figure(9, 0.38 * (n + 2) + 1.3)
-    ax = fig.add_subplot()
-    ypos = np.arange(n + 2)[::-1]
-    cum = base
-    ax.barh(ypos[0], 0, left=base)
-    ax.plot([base], [ypos[0]], marker="D", color="#444")
-    for r, c in enumerate(contribs, start=1):
-        ax.barh(ypos[r], c, left=cum, color="#d62728" if c >= 0 else "#1f77b4", height=0.7)
-        ax.annotate(f"{c:+.4g}", (cum + c, ypos[r]), xytext=(3 if c >= 0 else -3, 0), textcoords="offset points",
-                    va="center", ha="left" if c >= 0 else "right", fontsize=7)
-        ax.plot([cum + c, cum + c], [ypos[r] - 0.35, ypos[r] - 0.65], color="#888", lw=0.7)
-        cum += c
-    ax.plot([output], [ypos[-1]], marker="D", color="#2ca02c")
-    ax.axvline(base, color="#aaa", lw=0.7, ls=":")
-    ax.axvline(output, color="#2ca02c", lw=0.7, ls=":")
-    ax.set_yticks(ypos, [f"base value = {_fmt(base)}", *labels, f"forecast = {_fmt(output)}"], fontsize=8)
-    for t, lab in zip(ax.get_yticklabels()[1:-1], labels, strict=True):
-        if lab.endswith("(from forecast)"):
-            t.set_color("#b35900")
-    ax.set_xlabel("forecast value (units of y)")
-    ax.margins(x=0.15)
-    ds = pick["ds"]
-    ax.set_title(f"series {pick['unique_id']}, step {pick['step']} (ds {ds})", fontsize=10)
-    why = "; ".join(pick["why"])
-    head = (f"<h3>Series {_e(pick['unique_id'])}, step {pick['step']} (ds {_e(str(ds))}): {_e(why)}</h3>")
-    img = doc.plot(fig, name=f"waterfall-{k}", alt=f"Waterfall of SHAP values for series {pick['unique_id']} "
-                   f"step {pick['step']}: base value {_fmt(base)}, forecast {_fmt(output)}")
-    trs = [f'<tr data-kind="base" data-value="{_e(repr(base))}"><td>base value</td><td class="num">'
-           f"{_e(_fmt(base))}</td></tr>"]
-    for lab, c in zip(labels, contribs, strict=True):
-        cls = ' <span class="label">from forecast</span>' if lab.endswith("(from forecast)") else ""
-        text = lab.removesuffix(" (from forecast)")
-        kind = "other" if other is not None and lab is labels[-1] else "contribution"
-        trs.append(f'<tr data-kind="{kind}" data-shap="{_e(repr(c))}"><td>{_e(text)}{cls}</td>'
-                   f'<td class="num">{_e(f"{c:+.6g}")}</td></tr>')
-    trs.append(f'<tr data-kind="output" data-value="{_e(repr(output))}"><th>forecast</th><td class="num">'
-               f"{_e(_fmt(output))}</td></tr>")
-    table = (f'<table class="waterfall-table" id="waterfall-{k}-table" data-series="{_e(pick["unique_id"])}" '
-             f'data-step="{pick["step"]}"><tr><th>row</th><th>SHAP value</th></tr>{"".join(trs)}</table>')
-    return f'{head}<div class="pair">{img}{table}</div>'
+    rows = [{"kind": "contribution", "shap": repr(float(vals[j])), "text": f"{exp.feature_names[j]} = "
+             f"{exp.label(exp.feature_names[j], float(data[j])) or _fmt(data[j])}", "from_forecast": bool(flags[j]),
+             "shap_text": f"{float(vals[j]):+.6g}"} for j in shown]
+    if len(rest):
+        other = float(vals[rest].sum())
+        rows.append({"kind": "other", "shap": repr(other), "text": f"{len(rest)} other features", "from_forecast": False,
+                     "shap_text": f"{other:+.6g}"})
+    names = [f"{n} (from forecast)" if f else n for n, f in zip(exp.feature_names, flags, strict=True)]
+    one = shap.Explanation(values=sx.values[i], base_values=base, data=sx.data[i], feature_names=names,
+                           display_data=None if sx.display_data is None else sx.display_data[i])
+    fig = _shap_figure(lambda f: shap.plots.waterfall(one, max_display=_WATERFALL_ROWS + 1, show=False),
+                       12, 0.5 * (len(rows) + 1) + 1.6)
+    ax = fig.axes[0]
+    ax.set_xlabel(f"forecast value (units of y): base value {_fmt(base)} to forecast {_fmt(output)}", labelpad=26)
+    _room_left(fig, ax)
+    return {"uid": pick["unique_id"], "step": pick["step"], "ds": str(pick["ds"]), "why": "; ".join(pick["why"]),
+            "id": f"waterfall-{k}-table", "base": repr(base), "base_text": _fmt(base), "output": repr(output),
+            "output_text": _fmt(output), "rows": rows,
+            "figure": doc.plot(fig, name=f"waterfall-{k}", alt=f"Waterfall of SHAP values for series "
+                               f"{pick['unique_id']} step {pick['step']}: base value {_fmt(base)}, forecast "
+                               f"{_fmt(output)}")}
+
+
+def _room_left(fig: Any, ax: Any, pad: float = 6.0) -> None:
+    """Widen ``ax``'s x range to the left until its texts start ``pad`` pixels inside it.
+
+    shap's waterfall writes a negative bar's value left of the bar, into the row labels when
+    the bar starts at the axis' edge. Its twin axes (the E[f(X)] and f(x) ticks) get the same range.
+    """
+    renderer = fig.canvas.get_renderer()
+    for _ in range(4):  # the scale changes with the range: a few rounds
+        fig.canvas.draw()
+        box = ax.get_window_extent(renderer)
+        left = min((t.get_window_extent(renderer).x0 for t in ax.texts if t.get_text().strip()), default=box.x1)
+        if left >= box.x0 + pad:
+            return
+        lo, hi = ax.get_xlim()
+        new_lo = lo - (box.x0 + pad - left) * (hi - lo) / box.width * 1.2
+        for a in fig.axes:
+            a.set_xlim(new_lo, hi)
 
 
 # ---------------------------------------------------------------------------- decomposition
 
 
 def _decomposition_section(doc: _Doc, model: Any, panel: Panel, chosen: list[dict[str, Any]], season: int) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     ids = list(dict.fromkeys(p["unique_id"] for p in chosen)) or panel.ids[:1]
     values = dict(panel.series_values())
-    parts = ['<p><span class="label">Decomposition (not SHAP)</span> Statistical models have no per-feature '
-             "SHAP values. Each series below is split into trend, seasonal and remainder components; this "
-             "describes the series the model is fitted on, it is not an attribution of the forecast.</p>"]
+    items = []
     for k, uid in enumerate(ids, start=1):
         y = values[uid]
         comps, method = components(model, uid, y, season)
@@ -825,19 +784,16 @@ def _decomposition_section(doc: _Doc, model: Any, panel: Panel, chosen: list[dic
         fig = new_figure(10, 1.7 * len(comps) + 0.8)
         axes = fig.subplots(len(comps), 1, sharex=True, squeeze=False)[:, 0]
         x = panel.frame.filter(pl.col("unique_id") == uid)["ds"].to_numpy()[-tail:]
-        from matplotlib.ticker import MaxNLocator
-
         for ax, (cname, arr) in zip(axes, comps.items(), strict=True):
             ax.plot(x, np.asarray(arr)[-tail:], lw=1, color="#1f77b4" if not cname.startswith("remainder") else "#7f7f7f")
             ax.set_ylabel(cname if "index" in cname or "ratio" in cname else f"{cname} (y)", fontsize=8)
             ax.yaxis.set_major_locator(MaxNLocator(4, prune="both"))  # no edge labels touching the next panel
         axes[0].set_title(f"Decomposition (not SHAP): series {uid}", fontsize=10)  # the method: in the caption
         axes[-1].set_xlabel("ds")
-        parts.append(f"<h3>Decomposition (not SHAP): series {_e(uid)}</h3><p class=\"muted\">{_e(method)}; "
-                     f"last {tail} of {len(y)} observations shown.</p>")
-        parts.append(doc.plot(fig, name=f"decomposition-{k}", alt=f"Decomposition (not SHAP) of series {uid} into "
-                              + ", ".join(comps), caption=f"Decomposition (not SHAP): {method}"))
-    doc.sections.append(("decomposition", "Decomposition (not SHAP)", "\n".join(parts)))
+        items.append({"uid": uid, "method": method, "tail": tail, "n": len(y), "figure": doc.plot(
+            fig, name=f"decomposition-{k}", alt=f"Decomposition (not SHAP) of series {uid} into " + ", ".join(comps),
+            caption=f"Decomposition (not SHAP): {method}")})
+    doc.sections.append(("decomposition", "Decomposition (not SHAP)", {"items": items}))
 
 
 # ---------------------------------------------------------------------------- forecasts
@@ -848,11 +804,9 @@ def _forecast_section(doc: _Doc, panel: Panel, fc: pl.DataFrame, alias: str, lev
     from matplotlib import colormaps
 
     ids = list(dict.fromkeys(p["unique_id"] for p in chosen)) or panel.ids[:1]
-    parts = [f"<p>Each selected series: the last observations, the forecast ({h} steps) and its prediction "
-             "intervals" + (f" ({', '.join(_lv(v) + '%' for v in levels)})" if levels else " (none computed)")
-             + "; selected forecast steps are marked.</p>"]
     blues = colormaps["Blues"]
     tail = max(3 * h, 2 * season, 48)
+    items = []
     for k, uid in enumerate(ids, start=1):
         hist = panel.frame.filter(pl.col("unique_id") == uid).tail(tail)
         part = fc.filter(pl.col("unique_id") == uid)
@@ -879,11 +833,12 @@ def _forecast_section(doc: _Doc, panel: Panel, fc: pl.DataFrame, alias: str, lev
         ax.set_xlabel("ds")
         ax.set_ylabel("y")
         ax.legend(fontsize=7, loc="upper left")
-        why = "; ".join(dict.fromkeys(w for p in marks for w in p["why"])) or "first series"
-        parts.append(f"<h3>Series {_e(uid)}: {_e(why)}</h3>")
-        parts.append(doc.plot(fig, name=f"forecast-{k}", alt=f"Forecast plot of series {uid}: last {hist.height} "
-                              f"observations, {h}-step forecast" + (" with prediction intervals" if levels else "")))
-    doc.sections.append(("forecasts", "Forecasts with intervals", "\n".join(parts)))
+        items.append({"uid": uid, "why": "; ".join(dict.fromkeys(w for p in marks for w in p["why"])) or "first series",
+                      "figure": doc.plot(fig, name=f"forecast-{k}", alt=f"Forecast plot of series {uid}: last "
+                                         f"{hist.height} observations, {h}-step forecast"
+                                         + (" with prediction intervals" if levels else ""))})
+    doc.sections.append(("forecasts", "Forecasts with intervals", {
+        "h": h, "levels": ", ".join(_lv(v) + "%" for v in levels), "items": items}))
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -904,10 +859,6 @@ def png_base64(fig: Any) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def _slug(text: str) -> str:
@@ -942,8 +893,3 @@ def _param_text(v: Any) -> str:
         return json.dumps(v, default=str)
     return "null" if v is None else str(v)
 
-
-def _kv_table(rows: Sequence[tuple[str, str]], *, tid: str, head: tuple[str, str] = ("", "")) -> str:
-    th = f"<tr><th>{_e(head[0])}</th><th>{_e(head[1])}</th></tr>" if any(head) else ""
-    return (f'<table id="{tid}">{th}' + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
-            + "</table>")
