@@ -267,3 +267,23 @@ def test_openapi_hierarchy_methods_is_an_enum_of_the_reconciliation_methods(tmp_
     assert methods["items"]["enum"] == list(METHODS) == ["bottom_up", "top_down", "middle_out", "ols", "wls_struct",
                                                          "wls_var", "mint_shrink"]
     assert r.status_code in (400, 422) and "methods" in r.text
+
+
+# --------------------------------------------------------------------------- 7. README: Prophet against auto_ets
+def test_readme_prophet_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README.md's Prophet block runs as written and its figures are the ones it prints."""
+    import re
+    import shutil
+
+    pytest.importorskip("prophet")
+    repo = Path(__file__).resolve().parents[1]
+    readme = (repo / "README.md").read_text()
+    (block,) = re.findall(r"<!-- run by tests/test_issue17_tester.py::test_readme_prophet_example -->\n```python\n"
+                          r"(.*?)```", readme, flags=re.S)
+    (tmp_path / "datasets").mkdir()
+    shutil.copy(repo / "datasets" / "air_passengers.csv", tmp_path / "datasets" / "air_passengers.csv")
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, Any] = {}
+    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
+    assert {k: round(v, 1) for k, v in scope["mae"].items()} == {"prophet": 33.4, "auto_ets": 35.6}
+    assert "{'prophet': 33.4, 'auto_ets': 35.6}" in block

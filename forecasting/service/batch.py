@@ -216,7 +216,7 @@ def _check_schemas(files: Sequence[Path]) -> None:
         try:
             schema = pl.read_parquet_schema(path)
         except (pl.exceptions.PolarsError, OSError) as exc:
-            msg = f"batch input: '{path}' cannot be read as Parquet ({exc})"
+            msg = f"batch input: cannot read it as one Parquet data set ({exc})"
             raise InvalidInputError(msg, field="data", details={"file": str(path)}) from exc
         for col in REQUIRED:
             if col not in schema:
