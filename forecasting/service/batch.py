@@ -561,7 +561,7 @@ def registered_source(ref: str, *, tenant: str, database_url: str,
 
     url = sqlalchemy.engine.make_url(database_url)
     where = f"registry database '{url.database if url.get_backend_name() == 'sqlite' else url.render_as_string()}'"
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") and \
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" and \
             not Path(url.database).is_file():  # Store would create an empty database file
         msg = (f"registered: model '{ref}' not found: there is no {where} (set FORECASTING_STATE_DIR or "
                f"FORECASTING_DATABASE_URL to the registry's, or give --model)")
@@ -571,7 +571,7 @@ def registered_source(ref: str, *, tenant: str, database_url: str,
         try:
             info = store.get(ref, tenant=tenant)
         except sqlalchemy.exc.SQLAlchemyError as exc:  # not a registry (no tables), unreadable
-            msg = f"registered: the {where} cannot be read as a model registry ({type(exc.orig or exc).__name__})"
+            msg = f"registered: the {where} cannot be read as a model registry ({type(getattr(exc, 'orig', None) or exc).__name__})"
             raise NotFoundError(msg, field="registered", details={"database": str(url.database)}) from exc
         if info.kind != "forecast":
             msg = f"model '{info.ref}' is a tabular model: batch forecasts need a forecasting model"
