@@ -255,8 +255,8 @@ def test_level_wrong_type(client: TestClient, level: Any, field: str) -> None:
 
 
 def test_unknown_model_lists_models(client: TestClient) -> None:
-    body = problem(post(client, {"data": DAILY, "h": 2, "model": "prophet"}), 422, "model.name",
-                   "unknown model 'prophet'", "naive", "auto_ets", "seasonal_naive")
+    body = problem(post(client, {"data": DAILY, "h": 2, "model": "fbprophet"}), 422, "model.name",
+                   "unknown model 'fbprophet'", "naive", "auto_ets", "seasonal_naive")
     assert body["type"].endswith("unknown-model")
     problem(post(client, {"data": DAILY, "h": 2, "model": "auto_etz"}), 422, "model.name", "did you mean 'auto_ets'")
     problem(post(client, {"data": DAILY, "h": 2, "model": {"name": "nope"}}), 422, "model.name", "registered models")
