@@ -188,7 +188,10 @@ def test_statistical_spec_only_needs_history(client: TestClient) -> None:
     r = client.post("/v1/models/snaive/forecast", json={"h": 24, "history": hourly(n_series=1, n=72)}, headers=A)
     assert r.status_code == 200, r.text
     assert len(r.json()["forecasts"]) == 24
-    problem(client.post("/v1/models/snaive/explain", json={"h": 24}, headers=A), 422, "model", "decomposition")
+    problem(client.post("/v1/models/snaive/explain", json={"h": 24}, headers=A), 422, "history", "give history")
+    r = client.post("/v1/models/snaive/explain", json={"h": 24, "history": hourly(n_series=1, n=72)}, headers=A)
+    assert r.status_code == 200, r.text  # a statistical model is explained by its labelled decomposition
+    assert r.json()["method"].startswith("labelled decomposition (not SHAP) of the SeasonalNaive forecast")
     problem(client.get("/v1/models/snaive/report", params={"h": 12}, headers=A), 422, "model")
     problem(client.get("/v1/models/snaive/onnx", headers=A), 422, "model", "no trained graph to export")
 
