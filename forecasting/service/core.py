@@ -9,6 +9,7 @@ call to one of these plus a schema mapping; the registered-model use cases
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -474,6 +475,7 @@ def explain(
         fitted = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
         if not _decomposed(fitted):
             require(fitted, "explain")  # before fitting, not after
+            _check_approximate(fitted, approximate)
         arm(fitted, deadline=None if limits.max_seconds is None else time.time() + limits.max_seconds)
         fitted.fit(panel)
         explanation = _explain_fitted(fitted, h, None, X_future, approximate)
@@ -511,6 +513,13 @@ def _decomposed(model: Any) -> bool:
     return not caps.can_explain and not caps.is_global and getattr(model, "name", "") not in ("ensemble", "auto")
 
 
+def _check_approximate(model: Any, approximate: bool) -> None:
+    """``approximate`` only for models whose ``explain`` has that mode (trees); else a ``CapabilityError``."""
+    if approximate and "approximate" not in inspect.signature(model.explain).parameters:
+        msg = f"model '{model.name}' has no approximate explanation (trees only): drop approximate"
+        raise CapabilityError(msg, field="approximate")
+
+
 def _explain_fitted(model: Any, h: int, history: Panel | None, X_future: Any, approximate: bool) -> Any:
     """The explanation of a fitted model: its attributions, or its forecasts' labelled decomposition."""
     from forecasting.models.base import explain_forecast
@@ -530,6 +539,7 @@ def _explain_fitted(model: Any, h: int, history: Panel | None, X_future: Any, ap
                                    season_length_of(model, panel))
     if approximate:
         require(model, "explain")
+        _check_approximate(model, approximate)
         return model.explain(h, history=history, X_future=X_future, approximate=True)
     return explain_forecast(model, h, history=history, X_future=X_future)
 
