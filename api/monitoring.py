@@ -196,7 +196,11 @@ def monitoring_router(monitoring: Monitoring, scheduler: RetrainScheduler | None
                 msg = "multipart observations need the data as a file in form field 'file' (.csv or .parquet)"
                 raise InvalidParameterError(msg, field="file")
             content = await upload.read()
-            replace = str(form.get("replace") or "false").strip().lower() in ("true", "1")
+            replace_text = str(form.get("replace") or "false").strip().lower()
+            if replace_text not in ("true", "false", "1", "0"):  # as fill_gaps of a training upload
+                msg = f"form field 'replace' must be true or false, got {replace_text!r}"
+                raise InvalidParameterError(msg, field="replace")
+            replace = replace_text in ("true", "1")
             data: Any = await sync_to_thread(read_upload, upload.filename or "", content)
         else:
             from forecasting.api.app import _decode  # the app's JSON decoding: errors are the usual 400
