@@ -34,3 +34,19 @@ def test_multipart_replace_that_is_not_a_boolean_is_refused(client: TestClient) 
     assert client.get("/v1/models/m/observations", params={"start": "25"}).json()["data"]["ds"] == []
     r = client.post("/v1/models/m/observations", files={"file": ("new.csv", csv, "text/csv")}, data={"replace": "1"})
     assert r.status_code == 200 and r.json()["rows"] == 1
+
+
+def test_policy_interval_and_model_are_checked_when_put(client: TestClient) -> None:
+    """interval_s 10**18 was a 500 (APScheduler's timedelta overflow); an unknown model or a bad parameter was
+    accepted and failed only at the retrain. Each is now a 422 naming the field, and the policy is unchanged."""
+    r = client.put("/v1/models/m/retraining", json={"interval_s": 10**18})
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == "interval_s"
+    assert r.json()["detail"] == f"interval_s must be at most 315360000 (10 years), got {10**18}"
+    r = client.put("/v1/models/m/retraining", json={"model": "foo"})
+    assert r.status_code == 422 and r.json()["field"] == "model.name"
+    r = client.put("/v1/models/m/retraining", json={"model": {"name": "seasonal_naive", "params": {"season_length": 0}}})
+    assert r.status_code == 422 and r.json()["field"] == "model.params.season_length"
+    assert client.get("/v1/models/m/retraining").json()["policy"] is None
+    r = client.put("/v1/models/m/retraining", json={"interval_s": 315360000, "model": "seasonal_naive"})
+    assert r.status_code == 200 and r.json()["policy"] == {"interval_s": 315360000, "model": "seasonal_naive"}

@@ -84,6 +84,8 @@ AccuracyBy = Literal["version", "step", "series"]
 Trigger = Literal["schedule", "observations", "drift", "manual"]
 #: the default level of anomaly intervals, percent
 DEFAULT_ANOMALY_LEVEL = 99.0
+#: a retraining schedule's longest interval_s, seconds (beyond it APScheduler overflows)
+MAX_INTERVAL_S = 10 * 365 * 86400
 
 
 # --------------------------------------------------------------------------- results and the policy
@@ -175,7 +177,7 @@ class RetrainPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     cron : str, optional
         A crontab expression (5 fields, UTC), e.g. ``"0 3 * * *"``.
     interval_s : int, optional
-        Seconds between scheduled retrains (>= 1); with ``cron``, ``cron`` wins.
+        Seconds between scheduled retrains (1 to MAX_INTERVAL_S, 10 years); with ``cron``, ``cron`` wins.
     every_n_observations : int, optional
         Retrain once this many observations arrived since the last retrain.
     drift_factor : float, optional
@@ -219,8 +221,10 @@ class RetrainPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
         Raises
         ------
         InvalidParameterError
-            A malformed cron expression, a count or window below 1, a factor <= 1, a margin outside [0, 1),
-            naming the field.
+            A malformed cron expression, a count or window below 1, an interval above ``MAX_INTERVAL_S``, a
+            factor <= 1, a margin outside [0, 1), a bad parameter of ``model``, naming the field.
+        UnknownModelError
+            ``model`` names no registered model (field ``model.name``).
         """
         if self.cron is not None:
             from apscheduler.triggers.cron import CronTrigger
@@ -230,6 +234,13 @@ class RetrainPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
             except ValueError as exc:
                 msg = f"cron: {self.cron!r} is not a crontab expression (minute hour day month weekday): {exc}"
                 raise InvalidParameterError(msg, field="cron") from None
+        if self.model is not None:  # an unknown model or parameter now, not at the retrain
+            from forecasting.models.registry import parse_spec
+
+            parse_spec(self.model)
+        if self.interval_s is not None and self.interval_s > MAX_INTERVAL_S:  # beyond it APScheduler overflows
+            msg = f"interval_s must be at most {MAX_INTERVAL_S} (10 years), got {self.interval_s}"
+            raise InvalidParameterError(msg, field="interval_s")
         if self.warm_start and self.model is not None:
             msg = "warm_start continues the champion's own model: leave model unset (or set warm_start to false)"
             raise InvalidParameterError(msg, field="warm_start")
