@@ -119,7 +119,9 @@ def score_points(frame: pl.DataFrame, *, center: str = "fitted") -> pl.DataFrame
     -------
     pl.DataFrame
         ``frame`` with ``score`` (half-widths from the centre on the point's side; ``inf`` for a point off a
-        zero-width band, 0 on it, null where a value or bound is null) and ``anomaly`` (``score > 1``: outside ``[lo, hi]``; false where no score).
+        zero-width band, 0 on it (within 1e-9 relative: a flat series' fitted value off by rounding), null
+        where a value or bound is null) and ``anomaly`` (``score > 1``: outside ``[lo, hi]``; false where no
+        score).
 
     Examples
     --------
@@ -134,7 +136,7 @@ def score_points(frame: pl.DataFrame, *, center: str = "fitted") -> pl.DataFrame
     missing = y.is_null() | c.is_null() | pl.col("lo").is_null() | pl.col("hi").is_null()
     score = (pl.when(missing).then(pl.lit(None, dtype=pl.Float64))
              .when(side > 0).then(dist / side)
-             .when(dist == 0).then(pl.lit(0.0))
+             .when(dist <= 1e-9 * pl.max_horizontal(y.abs(), c.abs())).then(pl.lit(0.0))  # on it, up to rounding
              .otherwise(pl.lit(float("inf"))))
     return frame.with_columns(score.alias("score")).with_columns(
         (pl.col("score").fill_null(0.0) > 1.0).alias("anomaly"))

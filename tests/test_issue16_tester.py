@@ -50,3 +50,19 @@ def test_policy_interval_and_model_are_checked_when_put(client: TestClient) -> N
     assert client.get("/v1/models/m/retraining").json()["policy"] is None
     r = client.put("/v1/models/m/retraining", json={"interval_s": 315360000, "model": "seasonal_naive"})
     assert r.status_code == 200 and r.json()["policy"] == {"interval_s": 315360000, "model": "seasonal_naive"}
+
+
+def test_a_flat_series_has_no_anomaly_from_rounding() -> None:
+    """auto_ets on a flat series fits 5.000000000000001 with a zero-width band: y = 5.0 was flagged with score
+    inf (null in JSON). A point on a zero-width band up to rounding now scores 0; one really off it stays inf."""
+    import polars as pl
+
+    import forecasting as fc
+    from forecasting.anomalies import score_points
+
+    flat = pl.DataFrame({"unique_id": ["f"] * 60, "ds": list(range(60)), "y": [5.0] * 60})
+    points = fc.detect_anomalies(flat, model="auto_ets", freq=1)
+    assert points.filter(pl.col("anomaly")).height == 0
+    band = pl.DataFrame({"y": [5.0, 5.001], "fitted": [5.000000000000001] * 2, "lo": [5.000000000000001] * 2,
+                         "hi": [5.000000000000001] * 2})
+    assert score_points(band).select("score", "anomaly").rows() == [(0.0, False), (float("inf"), True)]
