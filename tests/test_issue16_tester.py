@@ -66,3 +66,16 @@ def test_a_flat_series_has_no_anomaly_from_rounding() -> None:
     band = pl.DataFrame({"y": [5.0, 5.001], "fitted": [5.000000000000001] * 2, "lo": [5.000000000000001] * 2,
                          "hi": [5.000000000000001] * 2})
     assert score_points(band).select("score", "anomaly").rows() == [(0.0, False), (float("inf"), True)]
+
+
+def test_a_replace_inside_the_stored_range_reports_no_false_gap(client: TestClient) -> None:
+    """Stored 1..26, then replace 23 and 24: the gap check compared the batch with the last stored point (26) only
+    and reported the stored ds 25 as missing. A real gap is still reported."""
+    new = {"data": {"unique_id": ["s", "s"], "ds": [25, 26], "y": [1.0, 2.0]}}
+    assert client.post("/v1/models/m/observations", json=new).json()["gaps"] == []
+    r = client.post("/v1/models/m/observations",
+                    json={"data": {"unique_id": ["s", "s"], "ds": [23, 24], "y": [3.0, 4.0]}, "replace": True})
+    assert r.status_code == 200, r.text
+    assert r.json()["replaced"] == 2 and r.json()["gaps"] == []
+    r = client.post("/v1/models/m/observations", json={"data": {"unique_id": ["s"], "ds": [29], "y": [5.0]}})
+    assert r.json()["gaps"] == [{"unique_id": "s", "missing": 2, "examples": ["27", "28"]}]

@@ -462,6 +462,7 @@ class Monitoring:
                 stored.filter(pl.col("unique_id").is_in(ids) & (pl.col("ds") >= batch["ds"].min()))
                 .select(_KEYS).unique()])
             replaced = self._check_against_stored(batch, known["unique_id"], keys, last, replace=replace, name=name)
+            last = pl.concat([last.select(_KEYS), keys])  # with the stored points in the batch's range: no false gap
         gaps = self._gaps(batch, last, freq)
         self.parts.append(tenant, name, "observations", batch.select("unique_id", "ds", "y"))
         return ObservationResult(model=name, rows=batch.height, replaced=replaced,
