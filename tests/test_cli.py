@@ -118,7 +118,7 @@ def test_forecast_reports_filled_rows_and_fallbacks(tmp_path: Path) -> None:
     (["--input", "{tmp}/data.txt"], ("[input]", ".csv or .parquet", "data.txt")),
     (["--input", "{tmp}/noy.csv"], ("missing required column 'y'", "value")),
     (["--input", "{ok}", "--h", "0"], ("[h]", "h must be an integer >= 1, got 0")),
-    (["--input", "{ok}", "--model", "prophet"], ("[model.name]", "unknown model 'prophet'", "auto_ets")),
+    (["--input", "{ok}", "--model", "fbprophet"], ("[model.name]", "unknown model 'fbprophet'", "auto_ets")),
     (["--input", "{ok}", "--model", "{bad json"], ("[model]", "not valid JSON")),
     (["--input", "{ok}", "--model", '{"name": "mstl", "params": {"season_length": [0]}}'], ("season_length", "[0]")),
     (["--input", "{ok}", "--level", "150"], ("[level]", "150")),
@@ -213,7 +213,7 @@ def test_bench_m4_hourly_quick(data_dir: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "needles"), [
     (["--dataset", "nope", "--models", "naive"], ("[dataset]", "unknown dataset 'nope'", "air_passengers")),
-    (["--dataset", "air_passengers", "--models", "prophet"], ("[model.name]", "unknown model 'prophet'")),
+    (["--dataset", "air_passengers", "--models", "fbprophet"], ("[model.name]", "unknown model 'fbprophet'")),
     (["--dataset", "air_passengers", "--models", ","], ("[models]", "at least one model")),
     (["--dataset", "air_passengers", "--models", "naive", "--h", "0"], ("[h]", "got 0")),
     (["--dataset", "air_passengers", "--models", "naive", "--h", "500"], ("[h]", "500")),
