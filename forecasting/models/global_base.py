@@ -170,7 +170,7 @@ class GlobalForecaster(BaseForecaster[P]):
         pipe.check_panel(panel)
         return panel
 
-    def cold_start_note(self, panel: Panel) -> str | None:
+    def cold_start_note(self, panel: Panel, exclude: set[str] | frozenset[str] = frozenset()) -> str | None:
         """A note naming the series of ``panel`` this model was not trained on (a cold start), None when none.
 
         A global model forecasts such a series from its own history with what it learnt from the training
@@ -181,9 +181,11 @@ class GlobalForecaster(BaseForecaster[P]):
         ----------
         panel : Panel
             The series to forecast from (a ``history`` given to :meth:`predict`).
+        exclude : set of str
+            Series this model does not forecast (handed to a fallback model, which reports them).
         """
         seen = self.panel_.lengths
-        unseen = [u for u in panel.ids if u not in seen]
+        unseen = [u for u in panel.ids if u not in seen and u not in exclude]
         if not unseen:
             return None
         shown = ", ".join(f"'{u}'" for u in unseen[:5]) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")

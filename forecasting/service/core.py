@@ -292,7 +292,8 @@ def forecast_fitted(
             raise
         frame, fallbacks = _with_fallback(model, panel, short, fallback, h=h, levels=levels, X_future=X_future)
     notes.extend(getattr(model, "notes_", []))  # what the model derived at fit and how its bands are made, as inline
-    if history is not None and isinstance(model, GlobalForecaster) and (cold := model.cold_start_note(history)):
+    if history is not None and isinstance(model, GlobalForecaster) and \
+            (cold := model.cold_start_note(history, exclude={fb.unique_id for fb in fallbacks})):
         notes.append(cold)
     frame, clipped = clip_non_negative(frame, model.alias, panel, non_negative)
     if clipped:
