@@ -48,7 +48,7 @@ def batch(
 
     Example: forecasting batch panel/ --h 7 --model seasonal_naive --engine ray --n-jobs 2
     """
-    from forecasting.cli import _fail, console, err_console
+    from forecasting.cli_output import _fail, console, err_console
     from forecasting.service.batch import batch_forecast, registered_source
 
     def progress(fraction: float, message: str) -> None:

@@ -50,7 +50,7 @@ def hierarchy(
     Example: forecasting hierarchy -i tourism.csv --hierarchy state/region --group purpose --h 8 --model auto_ets
     --methods bottom_up,mint_shrink -o reconciled.csv --report reconciled.html
     """
-    from forecasting.cli import _fail, console, err_console
+    from forecasting.cli_output import _fail, console, err_console
     from forecasting.service import read_table, write_table
     from forecasting.service.hierarchy import backtest_hierarchy, forecast_hierarchy
 

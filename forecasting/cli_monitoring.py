@@ -30,7 +30,7 @@ __all__ = ["register"]
 def _monitoring() -> Iterator[Monitoring]:
     """The state folder's store (as the API opens it) and its monitoring use cases; errors exit with status 2."""
     from forecasting.api.settings import Settings
-    from forecasting.cli import _fail
+    from forecasting.cli_output import _fail
     from forecasting.service import Limits
     from forecasting.service.monitoring import Monitoring
     from forecasting.store import Store
@@ -48,7 +48,7 @@ def _monitoring() -> Iterator[Monitoring]:
 def _print_frame(frame: pl.DataFrame, *, as_json: bool, title: str) -> None:
     from rich.table import Table
 
-    from forecasting.cli import console
+    from forecasting.cli_output import console
 
     if as_json:
         console.print_json(json.dumps(frame.to_dicts(), default=str))
@@ -76,7 +76,7 @@ Tenant = Annotated[str, typer.Option("--tenant", help="The tenant whose model it
 
 
 def _json(value: Any) -> None:
-    from forecasting.cli import console
+    from forecasting.cli_output import console
 
     console.print_json(json.dumps(value, default=str))
 
@@ -94,7 +94,7 @@ def observe(
         try:
             result = monitoring.observe(tenant, model, read_table(input, field="input"), replace=replace)
         except ForecastingError as exc:
-            from forecasting.cli import _fail
+            from forecasting.cli_output import _fail
 
             raise _fail(exc) from None
         _json({"model": result.model, "rows": result.rows, "replaced": result.replaced, "series": result.series,
@@ -111,7 +111,7 @@ def retrain(
         try:
             decision = monitoring.retrain(tenant, model, trigger="manual")
         except ForecastingError as exc:
-            from forecasting.cli import _fail
+            from forecasting.cli_output import _fail
 
             raise _fail(exc) from None
         _json(decision.to_dict())
@@ -132,7 +132,7 @@ def accuracy(
             result = monitoring.accuracy(tenant, model, by=by, version=version, start=start,  # type: ignore[arg-type]
                                          end=end)
         except ForecastingError as exc:
-            from forecasting.cli import _fail
+            from forecasting.cli_output import _fail
 
             raise _fail(exc) from None
         _print_frame(result.rows, as_json=as_json, title=f"accuracy of {model} by {by}")
@@ -153,7 +153,7 @@ def anomalies(
     tenant: Tenant = "default",
 ) -> None:
     """Points outside an interval at --level, with a score (half-widths from the centre; above 1 is flagged)."""
-    from forecasting.cli import _fail
+    from forecasting.cli_output import _fail
     from forecasting.service.tables import read_table, write_table
 
     if (input is None) == (registered is None):
@@ -177,7 +177,7 @@ def anomalies(
         raise _fail(exc) from None
     _print_frame(result.anomalies, as_json=as_json, title=title)
     for note in result.notes:
-        from forecasting.cli import console
+        from forecasting.cli_output import console
 
         console.print(note, highlight=False)
 
