@@ -69,6 +69,17 @@ def start_server(state: Path) -> tuple[subprocess.Popen[str], str]:
     raise SystemExit(msg)
 
 
+def stop_server(proc: subprocess.Popen[str] | None, state: Path) -> None:
+    """Stop a server :func:`start_server` started (SIGTERM, then SIGKILL after 30 s) and remove its state folder."""
+    if proc is not None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    shutil.rmtree(state, ignore_errors=True)
+
+
 def training_data(n_series: int, *, synthetic: bool) -> tuple[pl.DataFrame, str]:
     """(long frame with integer ds, description): M4 Hourly's first series, or synthetic hourly ones."""
     if not synthetic:
@@ -265,13 +276,7 @@ def main() -> None:
         if proc is not None:
             print(f"\nserver resident memory after the run: {_rss_mb(proc.pid):.0f} MiB")
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(state, ignore_errors=True)
+        stop_server(proc, state)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -254,13 +253,7 @@ def main(argv: list[str] | None = None) -> None:
             measure(base, routes, args.clients, args.duration, tool)
             print(f"\nserver tree resident memory after the run: {tree_rss_mb(proc.pid)}")
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(state, ignore_errors=True)
+        lf.stop_server(proc, state)
 
 
 if __name__ == "__main__":

@@ -341,6 +341,7 @@ class Monitoring:
         self.parts = MonitoringStore(self.store)
         self._pending: set[tuple[str, str]] = set()
         self._summaries: ThreadPoolExecutor | None = None
+        self._recorder: ThreadPoolExecutor | None = None
         self._locks: dict[tuple[str, str], threading.RLock] = {}
         self._locks_guard = threading.Lock()
 
@@ -600,7 +601,27 @@ class Monitoring:
     def record_served(self, tenant: str, info: VersionInfo, result: Any) -> None:
         """Keep a forecast served by a registered version: per point its version, origin (the last ``ds`` of
         the history it started from), horizon step, point forecast and interval bounds. Failures are logged,
-        never raised (serving goes on)."""
+        never raised (serving goes on).
+
+        With ``background`` (the app) the record is written by one writer thread after the answer has gone,
+        in the order served (writing a Parquet part took about 10 ms of a 15 ms registered forecast); readers
+        of the served forecasts wait for what is queued (:meth:`_drain_served`).
+        """
+        if not self.background:
+            self._record_served(tenant, info, result)
+            return
+        with self._locks_guard:
+            if self._recorder is None:
+                self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="served-forecasts")
+            self._recorder.submit(self._record_served, tenant, info, result)
+
+    def _drain_served(self) -> None:
+        """Wait until every served forecast queued so far is written (the writer runs them in order)."""
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.submit(lambda: None).result()
+
+    def _record_served(self, tenant: str, info: VersionInfo, result: Any) -> None:
         try:
             fc = _internal_ds(result.forecasts)
             alias = result.alias
@@ -623,6 +644,7 @@ class Monitoring:
     def _scored(self, tenant: str, name: str) -> tuple[pl.DataFrame, pl.DataFrame, list[float]]:
         """Served points that have an actual (``unique_id, ds, y, y_hat, lo-L, hi-L, step, version, origin``),
         all observations, and the levels served."""
+        self._drain_served()
         served = self.parts.scan(tenant, name, "served")
         if served is None:
             return pl.DataFrame(), pl.DataFrame(), []
@@ -706,7 +728,10 @@ class Monitoring:
         self._summaries.submit(refresh)
 
     def close(self) -> None:
-        """Finish the queued summary refreshes."""
+        """Write the queued served forecasts and finish the queued summary refreshes."""
+        if self._recorder is not None:
+            self._recorder.shutdown(wait=True)
+            self._recorder = None
         if self._summaries is not None:
             self._summaries.shutdown(wait=True)
             self._summaries = None
