@@ -32,13 +32,13 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec import Operation
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 from litestar.concurrency import sync_to_thread
 
 from forecasting.api.auth import KeyGuard, tenant_of
-from forecasting.api.docs import OPEN, docs_assets, docs_plugins, security_schemes
+from forecasting.api.docs import OPEN, docs_assets, docs_plugins, json_or_multipart_body, security_schemes
 from forecasting.api.errors import exception_handlers, problem
 from forecasting.api.logs import RequestLog
 from forecasting.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -425,11 +425,7 @@ class _TrainOperation(Operation):
     """POST /v1/models reads its body itself (JSON or multipart): document both forms."""
 
     def __post_init__(self) -> None:
-        (_, ), components = msgspec.json.schema_components([TrainRequest])
-        self.request_body = RequestBody(required=True, content={
-            # msgspec's and our JSON-schema dicts, which Litestar serialises as given (it types them as Schema)
-            "application/json": OpenAPIMediaType(schema=cast("Schema", components["TrainRequest"])),
-            "multipart/form-data": OpenAPIMediaType(schema=cast("Schema", _MULTIPART_TRAIN))})
+        self.request_body = json_or_multipart_body(TrainRequest, _MULTIPART_TRAIN)
 
 
 def _decode(body: bytes, type_: Any) -> Any:

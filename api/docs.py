@@ -1,4 +1,4 @@
-"""The OpenAPI pages without the internet, and the API-key security scheme.
+"""The OpenAPI pages without the internet, the API-key security scheme, and the request bodies routes read themselves.
 
 Swagger UI and ReDoc are served from files shipped inside the package (``api/static``:
 Swagger UI 5.33.1, Apache-2.0, and ReDoc 2.5.4, MIT, each with its licence; taken from the
@@ -15,11 +15,13 @@ the open routes (``/healthz``, ``/readyz``) say they need none.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import msgspec
 
 from litestar import Router
 from litestar.openapi.plugins import OpenAPIRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPIMediaType, RequestBody, Schema, SecurityScheme
 from litestar.static_files import create_static_files_router
 
 __all__ = ["ASSETS_PATH", "OPEN", "docs_assets", "docs_plugins", "security_schemes"]
@@ -77,3 +79,15 @@ def security_schemes(keys_required: bool) -> dict[str, Any]:
         }),
         "security": [{"bearerAuth": []}, {"apiKeyHeader": []}],
     }
+
+
+def json_or_multipart_body(struct: type[msgspec.Struct], multipart: dict[str, Any]) -> RequestBody:
+    """The OpenAPI request body of a route that reads its body itself: ``struct`` as JSON, or the form
+    ``multipart`` (a JSON-schema dict) as ``multipart/form-data`` with an uploaded file.
+
+    msgspec's and our JSON-schema dicts are passed as given (Litestar serialises them; it types them as Schema).
+    """
+    (_, ), components = msgspec.json.schema_components([struct])
+    return RequestBody(required=True, content={
+        "application/json": OpenAPIMediaType(schema=cast("Schema", components[struct.__name__])),
+        "multipart/form-data": OpenAPIMediaType(schema=cast("Schema", multipart))})

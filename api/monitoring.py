@@ -11,19 +11,20 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 import msgspec
 import polars as pl
 from litestar import Request, Router, get, post, put
 from litestar.concurrency import sync_to_thread
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec import Operation
 from litestar.di import NamedDependency
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from forecasting.api.docs import json_or_multipart_body
 from forecasting.api.schemas import Columns, Rows
 from forecasting.errors import InvalidParameterError
 from forecasting.service.monitoring import (
@@ -150,10 +151,7 @@ class _ObservationsOperation(Operation):
     """The observations route reads its body itself (JSON or multipart): document both forms."""
 
     def __post_init__(self) -> None:
-        (_, ), components = msgspec.json.schema_components([ObservationsRequest])
-        self.request_body = RequestBody(required=True, content={
-            "application/json": OpenAPIMediaType(schema=cast("Schema", components["ObservationsRequest"])),
-            "multipart/form-data": OpenAPIMediaType(schema=cast("Schema", _MULTIPART_OBSERVATIONS))})
+        self.request_body = json_or_multipart_body(ObservationsRequest, _MULTIPART_OBSERVATIONS)
 
 
 def _plain(value: Any) -> Any:
