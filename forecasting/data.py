@@ -71,6 +71,7 @@ def collect_all_small(queries: list[pl.LazyFrame]) -> list[pl.DataFrame]:
     return pl.collect_all(queries, engine="in-memory", optimizations=pl.QueryOptFlags.none())
 
 __all__ = [
+    "MAX_ABS_Y",
     "MAX_HORIZON",
     "FillPolicy",
     "Panel",
@@ -1126,7 +1127,8 @@ def validate_panel(
     Raises
     ------
     InvalidInputError
-        Empty frame; missing/misspelled columns; non-numeric ``y``; null/NaN/infinite
+        Empty frame; missing/misspelled columns; non-numeric ``y``; finite ``y`` beyond
+        :data:`MAX_ABS_Y` (1e150) in magnitude, naming the series and rows; null/NaN/infinite
         ``y`` without a fill policy; duplicate ``(unique_id, ds)``; mixed ``ds`` types
         or aware/naive timestamps; gaps or off-grid timestamps without ``fill_gaps``;
         a frequency that cannot be inferred. Messages name series, rows and the rule.
@@ -1253,7 +1255,40 @@ def _check_y_numeric(frame: pl.DataFrame) -> pl.DataFrame:
         raise InvalidInputError(msg, field="y", details={"rows": bad["row"].to_list()[:100] if bad.height else []})
     if not (_FAST_PATHS and y_dtype == pl.Float64):
         frame = frame.with_columns(pl.col("y").cast(pl.Float64))
+    _check_y_magnitude(frame)
     return frame
+
+
+#: The largest ``|y|`` the data contract accepts (:func:`_check_y_magnitude`): its square, 1e300, is below
+#: float64's largest value (about 1.8e308, IEEE 754 binary64) by a factor above 1e8, so sums of squares and
+#: products of a series' values (variances, MASE scales, least squares) stay finite up to 10^8 rows.
+MAX_ABS_Y = 1e150
+
+
+def _check_y_magnitude(frame: pl.DataFrame) -> None:
+    """Refuse finite ``y`` beyond :data:`MAX_ABS_Y` in magnitude (``y=1e308``: its square overflows to inf, so
+    scores and fits came back null or failed later), naming the series, the rows (0-based, in the order given)
+    and the ds. Null, NaN and infinite ``y`` are left to the missing-value check.
+
+    Raises
+    ------
+    InvalidInputError
+        ``field="y"``; ``details``: ``rows`` (up to 100) and ``limit``.
+    """
+    y = pl.col("y")
+    if not frame.select((y.abs() > MAX_ABS_Y).any()).item():  # one pass; inf and NaN counted below
+        return
+    huge = frame.with_row_index("row").filter((y.abs() > MAX_ABS_Y) & y.is_finite())
+    if not huge.height:
+        return
+    per = {}
+    for (uid,), part in huge.group_by("unique_id", maintain_order=True):
+        per[uid] = (f"rows {_examples(part['row'].to_list())} (ds {_examples(part['ds'].to_list())}, "
+                    f"y {_examples(part['y'].to_list())})")
+    msg = (_series_messages(per, f"y must be at most {MAX_ABS_Y:g} in magnitude (so that its squares and sums "
+                                 f"stay finite in float64); {huge.height} rows are beyond it")
+           + "; rescale the series (e.g. in units of 1e100)")
+    raise InvalidInputError(msg, field="y", details={"rows": huge["row"].to_list()[:100], "limit": MAX_ABS_Y})
 
 
 def _check_ds_present(frame: pl.DataFrame) -> None:
