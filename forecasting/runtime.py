@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -146,19 +148,40 @@ def count_series(data: Any) -> int | None:
         return None
 
 
-def request_threads(threads: int = SERVING_THREADS) -> None:
-    """Limit torch's intra-op threads of the calling thread (a server's request thread) to ``threads``.
+@contextmanager
+def request_threads(threads: int = SERVING_THREADS) -> Iterator[None]:
+    """Limit torch's intra-op threads of the calling thread (a server's request thread) to ``threads`` while
+    serving a request; the thread's count is restored afterwards.
 
-    With torch's OpenMP build, ``torch.set_num_threads`` sets the calling thread's OpenMP
-    thread count (and the default of threads started later): a request's network forward
-    then uses ``threads`` cores. Nothing happens while torch is not imported (no network
-    served).
+    The one per-request thread limit of every serving path (registered forecasts, reconciled forecasts,
+    explanations and reports: :class:`~forecasting.service.registered.RegisteredModels`), used as a context
+    manager or a decorator (``@request_threads()``). With torch's OpenMP build, ``torch.set_num_threads`` sets
+    the calling thread's OpenMP thread count: a request's network forward (or its integrated gradients) then
+    uses ``threads`` cores and concurrent requests do not stall each other. Nothing happens while torch is
+    not imported (no network served yet). XGBoost, LightGBM and ONNX Runtime are limited per loaded model
+    instead (:func:`limit_threads`, :func:`load_onnx`).
+
+    Parameters
+    ----------
+    threads : int, default SERVING_THREADS
+        Intra-op threads, >= 1.
+
+    Examples
+    --------
+    >>> with request_threads():
+    ...     pass
     """
     import sys
 
     torch = sys.modules.get("torch")
-    if torch is not None and torch.get_num_threads() != threads:
+    before = torch.get_num_threads() if torch is not None else None
+    if torch is not None and before != threads:
         torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch is not None and before != threads:
+            torch.set_num_threads(before)
 
 
 def _session(path: Path, threads: int | None = None) -> Any:

@@ -476,7 +476,7 @@ def explain(
         fitted = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
         if not _decomposed(fitted):
             require(fitted, "explain")  # before fitting, not after
-            _check_approximate(fitted, approximate)
+        _check_approximate(fitted, approximate)  # statistical models too
         arm(fitted, deadline=None if limits.max_seconds is None else time.time() + limits.max_seconds)
         fitted.fit(panel)
         explanation = _explain_fitted(fitted, h, None, X_future, approximate)
@@ -515,8 +515,16 @@ def _decomposed(model: Any) -> bool:
 
 
 def _check_approximate(model: Any, approximate: bool) -> None:
-    """``approximate`` only for models whose ``explain`` has that mode (trees); else a ``CapabilityError``."""
-    if approximate and "approximate" not in inspect.signature(model.explain).parameters:
+    """``approximate`` only for models whose ``explain`` has that mode (trees); else a ``CapabilityError`` naming
+    ``approximate``: networks (integrated gradients) and statistical models (their labelled decomposition, which
+    is exact) are refused alike, never silently explained the other way."""
+    if not approximate:
+        return
+    if _decomposed(model):
+        msg = (f"model '{model.name}' has no approximate explanation (trees only; a statistical model is explained "
+               f"by its exact labelled decomposition): drop approximate")
+        raise CapabilityError(msg, field="approximate")
+    if "approximate" not in inspect.signature(model.explain).parameters:
         msg = f"model '{model.name}' has no approximate explanation (trees only): drop approximate"
         raise CapabilityError(msg, field="approximate")
 
@@ -525,6 +533,9 @@ def _explain_fitted(model: Any, h: int, history: Panel | None, X_future: Any, ap
     """The explanation of a fitted model: its attributions, or its forecasts' labelled decomposition."""
     from forecasting.models.base import explain_forecast
 
+    if approximate and not _decomposed(model):
+        require(model, "explain")
+    _check_approximate(model, approximate)
     if _decomposed(model):
         from forecasting.decomposition import forecast_components
         from forecasting.reports import season_length_of
@@ -539,8 +550,6 @@ def _explain_fitted(model: Any, h: int, history: Panel | None, X_future: Any, ap
         return forecast_components(model, list(panel.series_values()), forecasts, alias,
                                    season_length_of(model, panel))
     if approximate:
-        require(model, "explain")
-        _check_approximate(model, approximate)
         return model.explain(h, history=history, X_future=X_future, approximate=True)
     return explain_forecast(model, h, history=history, X_future=X_future)
 

@@ -26,6 +26,7 @@ from forecasting.errors import CapabilityError, InvalidInputError, InvalidParame
 from forecasting.explanation import Explanation
 from forecasting.jobs import JobRunner
 from forecasting.loading import export_version, load_serving, load_version
+from forecasting.runtime import count_series, request_threads
 from forecasting.store import JobInfo, ModelInfo, Store, VersionInfo
 from forecasting.tabular import TabularModel
 from forecasting.models.base import Forecaster
@@ -176,6 +177,7 @@ class RegisteredModels:
             raise CapabilityError(msg, field="model")
         return info
 
+    @request_threads()  # a served network's forward on one core of this request's thread (issue 14)
     def forecast(self, tenant: str, ref: str, *, h: int, level: Sequence[float] = (), history: Any = None,
                  X_future: Any = None, fill_missing: FillPolicy | None = None,
                  fill_gaps: bool = False, hierarchy: Any = None) -> ForecastResult | HierarchyResult:
@@ -215,9 +217,6 @@ class RegisteredModels:
                               fill_missing=fill_missing, fill_gaps=fill_gaps, X_future=X_future,
                               limits=self.limits)
             return self._served(tenant, info, dataclasses.replace(result, registered=registered))
-        from forecasting.runtime import count_series, request_threads
-
-        request_threads()  # a served network's forward on one core of this request's thread (issue 14)
         served, runtime = load_serving(self.store, info, n_series=count_series(history) if history is not None
                                        else info.fingerprint.get("series"))
         model = _forecaster(info, served)
@@ -241,9 +240,6 @@ class RegisteredModels:
 
         model = None
         if info.artifact is not None:
-            from forecasting.runtime import count_series, request_threads
-
-            request_threads()
             served, _ = load_serving(self.store, info, n_series=count_series(history) if history is not None
                                      else info.fingerprint.get("series"))
             model = _forecaster(info, served)
@@ -257,6 +253,7 @@ class RegisteredModels:
             self.on_served(tenant, info, result)
         return result
 
+    @request_threads()
     def explain(self, tenant: str, ref: str, *, h: int, history: Any = None, X_future: Any = None,
                 series: Sequence[str] | None = None, steps: Sequence[int] | None = None,
                 approximate: bool = False) -> ExplainResult:
@@ -277,6 +274,7 @@ class RegisteredModels:
         return ExplainResult(explanation=select_rows(result.explanation, series=series, steps=steps),
                              model=result.model, registered=result.registered, notes=result.notes)
 
+    @request_threads()
     def report(self, tenant: str, ref: str, *, h: int) -> str:
         """The HTML report of a saved model's forecasts from its stored training history.
 
