@@ -38,7 +38,8 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from litestar.concurrency import sync_to_thread
 
 from forecasting.api.auth import KeyGuard, tenant_of
-from forecasting.api.docs import OPEN, docs_assets, docs_plugins, json_or_multipart_body, security_schemes
+from forecasting.api.docs import (OPEN, docs_assets, docs_plugins, document_settings, json_or_multipart_body,
+                                  limits_description, security_schemes)
 from forecasting.api.errors import exception_handlers, problem
 from forecasting.api.logs import RequestLog
 from forecasting.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -203,7 +204,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         runner.shutdown()
         store.close()
 
-    return RequestLog().install(Litestar(  # outermost: sees the router's 404/405 too
+    app = RequestLog().install(Litestar(  # outermost: sees the router's 404/405 too
         route_handlers=[healthz, readyz, metrics_route, list_model_types, forecast_route, cross_validation_route,
                         docs_assets(),
                         *explain_routes(limits, problems, _require_json),
@@ -217,12 +218,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="forecasting", version=__version__,
-            description="Time-series forecasting with a zoo of models. Long-format data: unique_id, ds, y.",
+            description="Time-series forecasting with a zoo of models. Long-format data: unique_id, ds, y. "
+                        + limits_description(settings),
             path="/schema", render_plugins=docs_plugins(), **security_schemes(bool(settings.api_keys))),
         logging_config=LoggingConfig(log_exceptions="debug", root={"level": "WARNING", "handlers": ["queue_listener"]},
                                      configure_root_logger=False),
         debug=False,
     ))
+    document_settings(app, settings)  # the document's bounds are the operator's limits (FORECASTING_MAX_H...)
+    return app
 
 
 def _tenant(request: Request) -> str:

@@ -14,8 +14,9 @@ the open routes (``/healthz``, ``/readyz``) say they need none.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -24,7 +25,12 @@ from litestar.openapi.plugins import OpenAPIRenderPlugin, RedocRenderPlugin, Swa
 from litestar.openapi.spec import Components, OpenAPIMediaType, RequestBody, Schema, SecurityScheme
 from litestar.static_files import create_static_files_router
 
-__all__ = ["ASSETS_PATH", "OPEN", "docs_assets", "docs_plugins", "security_schemes"]
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+    from forecasting.api.settings import Settings
+
+__all__ = ["ASSETS_PATH", "OPEN", "docs_assets", "docs_plugins", "document_settings", "limits_description", "security_schemes"]
 
 #: where the vendored Swagger UI and ReDoc files are served (under /schema: open without a key)
 ASSETS_PATH = "/schema/assets"
@@ -91,3 +97,79 @@ def json_or_multipart_body(struct: type[msgspec.Struct], multipart: dict[str, An
     return RequestBody(required=True, content={
         "application/json": OpenAPIMediaType(schema=cast("Schema", components[struct.__name__])),
         "multipart/form-data": OpenAPIMediaType(schema=cast("Schema", multipart))})
+
+
+def document_settings(app: Litestar, settings: Settings) -> None:
+    """Write the operator's limits into the app's OpenAPI document, once, at app creation.
+
+    The request bodies declare the bounds that are settings (:data:`forecasting.api.schemas.SETTING_BOUNDS`: ``h``'s
+    ``maximum`` is ``max_h``, ``data``'s ``maxItems`` is ``max_rows``) with the default settings, as a class is
+    declared once per process; this rewrites them in every schema of the document (components and the request
+    bodies routes document themselves) with ``settings``' values, so the document says what validation
+    enforces: ``FORECASTING_MAX_H=200`` documents ``maximum: 200`` and answers ``h=201`` with a 422 naming ``h``.
+    With the default limits nothing is changed (and the document is built lazily, on its first request).
+
+    Parameters
+    ----------
+    app : Litestar
+        The app whose document (``app.openapi_schema``, served at ``/schema/openapi.json``) is rewritten in place.
+    settings : Settings
+        The live settings.
+    """
+    from forecasting.api.schemas import SETTING_BOUNDS
+    from forecasting.api.settings import Settings
+
+    changed = {field: {keyword: getattr(settings, attr) for keyword, attr in bounds.items()
+                       if getattr(settings, attr) != getattr(Settings, attr)}
+               for field, bounds in SETTING_BOUNDS.items()}
+    changed = {field: bounds for field, bounds in changed.items() if bounds}
+    if changed:
+        _rewrite_bounds(app.openapi_schema, changed, seen=set())
+
+
+def limits_description(settings: Settings) -> str:
+    """The operator's request limits in words, for the document's description (the series count and the
+    body size have no JSON-schema keyword; ``h`` and the rows are also each field's bounds).
+
+    Examples
+    --------
+    >>> from forecasting.api.settings import Settings
+    >>> limits_description(Settings(max_h=200))
+    'Limits of this service: h at most 200; at most 1,000,000 rows and 1,000 series per request; bodies up to 20 MiB; \
+60 s of fitting per forecast request (a 422 or 413 names the limit).'
+    """
+    return (f"Limits of this service: h at most {settings.max_h:,}; at most {settings.max_rows:,} rows and "
+            f"{settings.max_series:,} series per request; bodies up to {settings.max_body_bytes / 2**20:g} MiB; "
+            f"{settings.max_seconds:,} s of fitting per forecast request (a 422 or 413 names the limit).")
+
+
+#: ``Schema`` attribute names by JSON-schema keyword (``maxItems`` -> ``max_items``)
+_SCHEMA_ATTRS = {f.metadata.get("alias", f.name): f.name for f in dataclasses.fields(Schema)}
+
+
+def _rewrite_bounds(node: Any, changed: dict[str, dict[str, Any]], *, seen: set[int]) -> None:
+    """Set ``changed[field][keyword]`` on every property ``field`` of every schema below ``node`` that declares
+    ``keyword`` (litestar's spec dataclasses and the JSON-schema dicts msgspec wrote, alike)."""
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, Schema):
+        props: Any = node.properties or {}
+    else:
+        props = node.get("properties") if isinstance(node, dict) else None
+    for field, prop in (props.items() if isinstance(props, dict) else ()):
+        for keyword, value in changed.get(field, {}).items():
+            if isinstance(prop, dict) and keyword in prop:
+                prop[keyword] = value
+            elif isinstance(prop, Schema) and getattr(prop, _SCHEMA_ATTRS[keyword], None) is not None:
+                setattr(prop, _SCHEMA_ATTRS[keyword], value)
+    if isinstance(node, dict):
+        children: Any = node.values()
+    elif isinstance(node, list | tuple):
+        children = node
+    elif dataclasses.is_dataclass(node) and not isinstance(node, type):
+        children = [getattr(node, f.name) for f in dataclasses.fields(node)]
+    else:
+        return
+    for child in children:
+        _rewrite_bounds(child, changed, seen=seen)

@@ -38,12 +38,18 @@ def enforced(**bounds: Any) -> dict[str, Any]:
     return {"extra": bounds}
 
 
-#: what ``forecasting.data.validate_h`` enforces against the service's ``max_h`` (default settings)
+#: what ``forecasting.data.validate_h`` enforces against the service's ``max_h`` (declared with the default
+#: settings; the app's document says the operator's value: :data:`SETTING_BOUNDS`)
 H_BOUNDS = enforced(minimum=1, maximum=Settings.max_h)
 #: what ``forecasting.data.validate_levels`` enforces: each level strictly inside (0, 100), percent
 LEVEL_BOUNDS = enforced(items={"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 100})
-#: at least one row (``validate_panel``: "data is empty") and at most the service's ``max_rows`` (default settings)
+#: at least one row (``validate_panel``: "data is empty") and at most the service's ``max_rows`` (declared with the
+#: default settings, as ``H_BOUNDS``)
 DATA_BOUNDS = enforced(min_items=1, max_items=Settings.max_rows)
+#: the documented bounds that are service settings: request field -> {JSON-schema keyword: ``Settings`` attribute}.
+#: Declared above with the defaults; :func:`forecasting.api.docs.document_settings` writes the live values into
+#: the app's OpenAPI document (``FORECASTING_MAX_H=200``: every ``h`` says ``maximum: 200``).
+SETTING_BOUNDS: dict[str, dict[str, str]] = {"h": {"maximum": "max_h"}, "data": {"maxItems": "max_rows"}}
 
 Rows = Annotated[list[dict[str, Any]], msgspec.Meta(
     description="Long format: one object per observation with unique_id, ds (ISO 8601 timestamp or integer step) "

@@ -94,3 +94,49 @@ def test_every_serving_path_runs_with_one_torch_thread_and_restores_the_count(
         assert torch.get_num_threads() == 2  # restored after the request
     finally:
         torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------- 1. the document says the operator's limits
+def steps(n: int) -> dict[str, list[Any]]:
+    return {"unique_id": ["a"] * n, "ds": list(range(n)), "y": [float(i % 7) for i in range(n)]}
+
+
+def test_the_openapi_document_states_the_operators_max_h_and_max_rows_not_the_defaults(tmp_path: Path) -> None:
+    env = {"FORECASTING_STATE_DIR": str(tmp_path / "a"), "FORECASTING_MAX_H": "200", "FORECASTING_MAX_ROWS": "500",
+           "FORECASTING_MAX_SERIES": "7"}
+    with TestClient(create_app(Settings.from_env(env))) as c:
+        doc = c.get("/schema/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    for name in ("ForecastRequest", "CrossValidationRequest", "RegisteredForecastRequest", "InlineExplainRequest",
+                 "ExplainRequest"):
+        props = schemas[name]["properties"]
+        assert (props["h"]["minimum"], props["h"]["maximum"]) == (1, 200), name
+        if "data" in props:
+            assert (props["data"]["minItems"], props["data"]["maxItems"]) == (1, 500), name
+    assert schemas["ExplainRequest"]["properties"]["k"]["maximum"] == 1000  # a fixed bound, not a setting
+    train = doc["paths"]["/v1/models"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert (train["h"]["maximum"], train["data"]["maxItems"]) == (200, 500)
+    assert doc["info"]["description"].endswith(
+        "Limits of this service: h at most 200; at most 500 rows and 7 series per request; bodies up to 20 MiB; "
+        "60 s of fitting per forecast request (a 422 or 413 names the limit).")
+    # another app of the same process with the default settings still documents the defaults
+    with TestClient(create_app(Settings(state_dir=tmp_path / "b"))) as c:
+        default = c.get("/schema/openapi.json").json()
+    props = default["components"]["schemas"]["ForecastRequest"]["properties"]
+    assert (props["h"]["maximum"], props["data"]["maxItems"]) == (1000, 1_000_000)
+
+
+def test_validation_agrees_with_the_documented_operator_limits(tmp_path: Path) -> None:
+    with TestClient(create_app(Settings(state_dir=tmp_path, max_h=200, max_rows=500))) as c:
+        at_h = c.post("/v1/forecast", json={"data": steps(8), "h": 200, "model": "naive"})
+        past_h = c.post("/v1/forecast", json={"data": steps(8), "h": 201, "model": "naive"})
+        at_rows = c.post("/v1/forecast", json={"data": steps(500), "h": 2, "model": "naive"})
+        past_rows = c.post("/v1/forecast", json={"data": steps(501), "h": 2, "model": "naive"})
+        train = c.post("/v1/models", json={"name": "m", "data": steps(30), "h": 201, "model": "naive"})
+        cv = c.post("/v1/cross_validation", json={"data": steps(8), "h": 201, "models": ["naive"]})
+    assert at_h.status_code == 200 and len(at_h.json()["forecasts"]) == 200
+    assert at_rows.status_code == 200
+    for r in (past_h, train, cv):
+        assert r.status_code == 422 and r.json()["field"] == "h" and r.json()["detail"] == "h must be at most 200, got 201"
+    assert past_rows.status_code == 422 and past_rows.json()["field"] == "data"
+    assert past_rows.json()["detail"] == "data has 501 rows; the limit is 500"
