@@ -143,8 +143,9 @@ def test_retrain_moves_production_only_when_the_challenger_wins(tmp_path: Path) 
     assert first.champion_score == pytest.approx((800 / 6 + 800 / 14) / 4)
     assert store.get("m@production", tenant=T).version == 2
     assert first.detail["window_in_champion_training"] == 0  # a spec refits without the window
-    second = mon.retrain(T, "m")  # the same model on the same data: a tie keeps the champion
-    assert (second.champion_version, second.challenger_version, second.promoted) == (2, 3, False)
+    second = mon.retrain(T, "m")  # the same spec on the same data: "no change", nothing registered
+    assert (second.champion_version, second.challenger_version, second.promoted) == (2, None, False)
+    assert second.detail["no_change"] is True and [v.version for v in store.versions("m", T)] == [1, 2]
     assert store.get("m@production", tenant=T).version == 2
     assert [d.id for d in mon.decisions(T, "m")] == [second.id, first.id]
     mon.parts.acquire("m", T)  # a retrain running elsewhere

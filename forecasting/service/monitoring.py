@@ -45,13 +45,16 @@ import polars as pl
 
 from forecasting.anomalies import Method, insample_intervals, score_points
 from forecasting.data import (
+    MAX_HORIZON,
     Panel,
+    _check_columns,
     _examples,
     find_gaps,
     find_invalid_y,
     infer_freq,
     normalize_freq,
     to_polars,
+    validate_h,
     validate_levels,
     validate_panel,
 )
@@ -177,7 +180,8 @@ class RetrainPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     cron : str, optional
         A crontab expression (5 fields, UTC), e.g. ``"0 3 * * *"``.
     interval_s : int, optional
-        Seconds between scheduled retrains (1 to MAX_INTERVAL_S, 10 years); with ``cron``, ``cron`` wins.
+        Seconds between scheduled retrains (1 to MAX_INTERVAL_S, 10 years); not with ``cron`` (a schedule is one
+        or the other).
     every_n_observations : int, optional
         Retrain once this many observations arrived since the last retrain.
     drift_factor : float, optional
@@ -190,7 +194,8 @@ class RetrainPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     metric : {"mase", "smape"}
         The score compared (lower wins); sMAPE when no series has a MASE scale.
     h : int, optional
-        The hold-out window (default: the champion's validated horizon).
+        The hold-out window (default: the champion's validated horizon), at most the server's
+        ``FORECASTING_MAX_H``.
     model : str or dict, optional
         The challenger's spec (default: the champion's).
     warm_start : bool, default False
@@ -215,25 +220,32 @@ class RetrainPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     warm_start: bool = False
     warm_rounds: int | None = None
 
-    def check(self) -> RetrainPolicy:
+    def check(self, *, max_h: int = MAX_HORIZON) -> RetrainPolicy:
         """Validate the fields (returns ``self``).
+
+        Parameters
+        ----------
+        max_h : int
+            The largest ``h`` (the server's ``FORECASTING_MAX_H``, :class:`~forecasting.service.core.Limits`).
 
         Raises
         ------
         InvalidParameterError
-            A malformed cron expression, a count or window below 1, an interval above ``MAX_INTERVAL_S``, a
-            factor <= 1, a margin outside [0, 1), a bad parameter of ``model``, naming the field.
+            A malformed cron expression or one that never fires (APScheduler's
+            ``CronTrigger.get_next_fire_time`` finds no time: ``0 0 31 2 *``), ``cron`` together with
+            ``interval_s``, a count or window below 1, an interval above ``MAX_INTERVAL_S``, ``h`` above
+            ``max_h``, a factor <= 1, a margin outside [0, 1), a bad parameter of ``model``, naming the field.
         UnknownModelError
             ``model`` names no registered model (field ``model.name``).
         """
         if self.cron is not None:
-            from apscheduler.triggers.cron import CronTrigger
-
-            try:
-                CronTrigger.from_crontab(self.cron, timezone=UTC)
-            except ValueError as exc:
-                msg = f"cron: {self.cron!r} is not a crontab expression (minute hour day month weekday): {exc}"
-                raise InvalidParameterError(msg, field="cron") from None
+            self._check_cron(self.cron)
+            if self.interval_s is not None:
+                msg = (f"cron ({self.cron!r}) and interval_s ({self.interval_s}) are both set: a schedule is one or "
+                       f"the other, so one of them would be ignored; drop one")
+                raise InvalidParameterError(msg, field="interval_s", details={"fields": ["cron", "interval_s"]})
+        if self.h is not None:
+            validate_h(self.h, max_h=max_h)
         if self.model is not None:  # an unknown model or parameter now, not at the retrain
             from forecasting.models.registry import parse_spec
 
@@ -259,6 +271,21 @@ class RetrainPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
             msg = f"margin must be in [0, 1) (relative improvement), got {self.margin}"
             raise InvalidParameterError(msg, field="margin")
         return self
+
+    @staticmethod
+    def _check_cron(cron: str) -> None:
+        """A crontab expression that fires at least once from now on (refused naming ``cron``)."""
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            trigger = CronTrigger.from_crontab(cron, timezone=UTC)
+        except ValueError as exc:
+            msg = f"cron: {cron!r} is not a crontab expression (minute hour day month weekday): {exc}"
+            raise InvalidParameterError(msg, field="cron") from None
+        if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+            msg = (f"cron: {cron!r} never fires (no such date, e.g. 31 February): the model would never be "
+                   f"retrained; give a date that exists")
+            raise InvalidParameterError(msg, field="cron")
 
 
 def _season(spec: dict[str, Any]) -> int:
@@ -488,6 +515,7 @@ class Monitoring:
                 msg = (f"observations: y is null, NaN or infinite in rows {_rows_text(rows)} (series "
                        f"{_examples(bad['unique_id'].unique(maintain_order=True).to_list())}); nothing was stored")
                 raise InvalidInputError(msg, field="data.y", details={"rows": rows[:100]})
+        _check_columns(frame, "data")  # before the row number is added: the message lists the user's columns
         frame = frame.with_row_index(_ROW)
         # gaps are reported, not refused: validate with them filled, then drop the filled rows
         panel = validate_panel(frame, freq=freq, fill_missing="zero", fill_gaps=True)
@@ -567,13 +595,22 @@ class Monitoring:
 
         Raises
         ------
-        NotFoundError, InvalidParameterError (a bound that is not a timestamp or an integer step like the
-            stored ``ds``; ``start`` after ``end``).
+        NotFoundError
+            No such model, or a ``series`` it does not have (``field="series"``, naming them).
+        InvalidParameterError
+            A bound that is not a timestamp or an integer step like the stored ``ds``; ``start`` after ``end``.
         """
         self.store.versions(name, tenant)  # NotFoundError for an unknown model
         self.merge_staged(tenant, name)
         scan = self.parts.scan(tenant, name, "observations")
         lo, hi = _range(start, end, self._ds_dtype(tenant, name, scan))
+        if series:
+            known = set() if scan is None else set(scan.select(pl.col("unique_id").unique()).collect()["unique_id"])
+            unknown = [s for s in dict.fromkeys(series) if s not in known]
+            if unknown:
+                msg = (f"model '{name}' has no series {_examples([repr(s) for s in unknown])} (its stored "
+                       f"observations and training data have {len(known)} series)")
+                raise NotFoundError(msg, field="series", details={"series": unknown[:100]})
         if scan is None:
             return pl.DataFrame(schema={"unique_id": pl.String, "ds": pl.Int64, "y": pl.Float64})
         if series:
@@ -679,13 +716,20 @@ class Monitoring:
 
         Raises
         ------
-        NotFoundError, InvalidParameterError (``by``, a bound that is not a timestamp or an integer step like
-            the stored ``ds``, ``start`` after ``end``: checked even before anything was served).
+        NotFoundError
+            No such model, or no such ``version`` of it (``field="version"``).
+        InvalidParameterError
+            ``by``, a bound that is not a timestamp or an integer step like the stored ``ds``, ``start`` after
+            ``end``: checked even before anything was served.
         """
         if by not in ("version", "step", "series"):
             msg = f"by must be one of version, step, series, got {by!r}"
             raise InvalidParameterError(msg, field="by")
         versions = {v.version: v for v in self.store.versions(name, tenant)}
+        if version is not None and version not in versions:
+            msg = (f"model '{name}' has no version {version} (versions: "
+                   f"{_examples([str(v) for v in versions], len(versions))})")
+            raise NotFoundError(msg, field="version")
         lo, hi = _range(start, end, self._ds_dtype(tenant, name))
         joined, obs, levels = self._scored(tenant, name)
         empty = pl.DataFrame(schema={"version": pl.Int64, "points": pl.Int64, "series": pl.Int64,
@@ -777,7 +821,7 @@ class Monitoring:
             except msgspec.ValidationError as exc:
                 msg = f"retraining policy: {exc}"
                 raise InvalidParameterError(msg, field="policy") from None
-        policy.check()
+        policy.check(max_h=self.limits.max_h)
         if policy.warm_start:
             _warm_family(self._champion(tenant, name).spec.get("name"))
         self.parts.set_policy(name, tenant, msgspec.to_builtins(policy))
@@ -835,7 +879,13 @@ class Monitoring:
         before them (:func:`forecasting.backtest.holdout_scores`), the champion likewise when it is a spec
         (statistical models refit at forecast time), or forecasting the window from the points before it
         without refitting when it is a saved model. The challenger is then trained on all the data and
-        registered (:func:`forecasting.service.training.train`).
+        registered (:func:`forecasting.service.training.train`, which records the challenger's hold-out scores
+        measured here as its validation metrics: one hold-out fit, not two).
+
+        A champion that is a spec (a statistical model refitted at each forecast) whose challenger would be the
+        same spec on the same data (the data's sha256 in the champion's fingerprint) would score exactly as it:
+        the decision "no change" is recorded (``detail["no_change"]``, no scores, ``challenger_version`` None)
+        and nothing is trained or registered.
 
         Returns
         -------
@@ -862,7 +912,8 @@ class Monitoring:
     def _retrain(self, tenant: str, name: str, champion: VersionInfo, policy: RetrainPolicy,
                  trigger: str) -> DecisionInfo:
         from forecasting.backtest import holdout_scores
-        from forecasting.service.training import default_validation_h, train
+        from forecasting.models.registry import parse_spec
+        from forecasting.service.training import data_fingerprint, default_validation_h, train
 
         data = self.observations(tenant, name)
         if data.is_empty():
@@ -872,18 +923,24 @@ class Monitoring:
         panel = validate_panel(data, freq=freq, fill_missing="interpolate", fill_gaps=True)
         spec = policy.model if policy.model is not None else champion.spec
         h = policy.h or champion.max_h or default_validation_h(_season(champion.spec))
+        effective = None if policy.warm_start else msgspec.to_builtins(resolve(parse_spec(spec), panel)[0])
+        digest = data_fingerprint(panel.frame, freq=panel.freq)["sha256"]
+        if champion.artifact is None and effective == champion.spec and digest == champion.fingerprint.get("sha256"):
+            return self._no_change(tenant, name, champion, policy, trigger, digest=digest, rows=panel.frame.height)
         with tempfile.TemporaryDirectory(prefix="forecasting-retrain-") as tmp:
             # both scored before the challenger is registered (a failure leaves no version without a decision),
-            # on one MASE scale: the longer of the two models' seasons
+            # on one MASE scale: the longer of the two models' seasons; the challenger's scores once, recorded as
+            # its version's validation metrics too
             if policy.warm_start:
                 season = _season(champion.spec)
                 result, challenger_scores = self._warm_challenger(champion, panel, policy, h=h, season=season,
                                                                   workdir=Path(tmp))
             else:
-                result = train(panel.frame, kind="forecast", spec=spec, workdir=Path(tmp), h=h, freq=panel.freq)
-                season = max(_season(champion.spec), _season(result.spec))
-                challenger_scores = holdout_scores(panel, model=result.spec, h=h, season_length=season,
+                season = max(_season(champion.spec), _season(effective or {}))
+                challenger_scores = holdout_scores(panel, model=effective or spec, h=h, season_length=season,
                                                    unscaled="null")
+                result = train(panel.frame, kind="forecast", spec=spec, workdir=Path(tmp), h=h, freq=panel.freq,
+                               holdout=challenger_scores)
             champion_scores = self._champion_scores(champion, panel, h=h, season=season)
             challenger = self.store.register_version(
                 name, tenant=tenant, spec=result.spec, kind="forecast", artifact_src_dir=result.artifact,
@@ -918,6 +975,22 @@ class Monitoring:
             name, tenant, trigger=trigger, champion_version=champion.version, challenger_version=challenger.version,
             metric=metric, champion_score=old, challenger_score=new, margin=policy.margin, promoted=wins,
             detail=detail)
+
+    def _no_change(self, tenant: str, name: str, champion: VersionInfo, policy: RetrainPolicy, trigger: str, *,
+                   digest: str, rows: int) -> DecisionInfo:
+        """Record that a retrain changes nothing: the champion is a spec (refitted at each forecast) and the
+        challenger would be the same spec on the same data (the same sha256), so it would score exactly as the
+        champion. Nothing is trained or registered; ``production`` points at the champion."""
+        if "production" not in champion.aliases:
+            self.store.set_alias(name, "production", champion.version, tenant)
+        reason = (f"no change: the challenger would be version {champion.version} itself (the same spec, refitted "
+                  f"on the same data, sha256 {digest[:12]}); nothing was trained or registered: post observations "
+                  f"or set the policy's model for another challenger")
+        return self.parts.record_decision(
+            name, tenant, trigger=trigger, champion_version=champion.version, challenger_version=None,
+            metric=policy.metric, champion_score=None, challenger_score=None, margin=policy.margin, promoted=False,
+            detail={"reason": reason, "no_change": True, "challenger_spec": champion.spec, "rows": rows,
+                    "data_sha256": digest})
 
     def _champion_scores(self, champion: VersionInfo, panel: Panel, *, h: int, season: int) -> dict[str, Any]:
         from forecasting.backtest import holdout_scores
@@ -1187,7 +1260,7 @@ def detect_anomalies(data: Any, *, model: Any = "mstl", level: float = DEFAULT_A
     require(forecaster, "fitted_values")
     forecaster.fit(panel)
     fitted = forecaster.fitted_values()  # type: ignore[attr-defined]
-    bands = insample_intervals(fitted, level=float(lv), method=method, fitted_col=forecaster.alias)
+    bands = insample_intervals(fitted, level=float(lv), method=method, fitted_col=forecaster.alias, notes=notes)
     points = score_points(bands, center="fitted").rename({"fitted": "center"})
     return AnomalyResult(points=points, level=float(lv), method=method, model=spec.name, notes=notes)
 

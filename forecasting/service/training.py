@@ -24,7 +24,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import polars as pl
@@ -37,6 +37,9 @@ from forecasting.models.global_base import GlobalForecaster
 from forecasting.models.trees import TreeForecaster
 from forecasting.service.core import resolve
 from forecasting.service.results import TrainResult
+
+if TYPE_CHECKING:
+    from forecasting.backtest import HoldoutScores
 
 __all__ = ["data_fingerprint", "default_validation_h", "fit_and_save", "fit_for_saving", "holdout_metrics", "train"]
 
@@ -93,32 +96,36 @@ def data_fingerprint(frame: pl.DataFrame, *, freq: str | int | None = None, seri
     }
 
 
-def holdout_metrics(panel: Panel, spec: ModelSpec, h: int, *, deadline: float | None = None) -> dict[str, Any]:
+def holdout_metrics(panel: Panel, spec: ModelSpec, h: int, *, deadline: float | None = None,
+                    scores: HoldoutScores | None = None) -> dict[str, Any]:
     """sMAPE and MASE (M4 definitions) of the last ``h`` steps, fitted on what precedes them.
 
     :func:`forecasting.backtest.holdout_scores` in the JSON form a registered version records; a series
     without a MASE scale is left out of the MASE; a model that cannot be validated on this data
-    (too short once ``h`` is held out) records why instead of scores.
+    (too short once ``h`` is held out) records why instead of scores. ``scores``: already measured (a
+    retrain's challenger, scored once for its decision), recorded as they are.
     """
     from forecasting.backtest import holdout_scores
 
     season = spec.params.get("season_length")
     m = (max(season) if isinstance(season, list) else season) or 1
-    try:
-        scores = holdout_scores(panel, model=spec, h=h, season_length=m, unscaled="null", deadline=deadline)
-    except (InsufficientHistoryError, CapabilityError) as exc:
-        return {"window": {"h": h, "n_windows": 1}, "skipped": exc.message}
+    if scores is None:
+        try:
+            scores = holdout_scores(panel, model=spec, h=h, season_length=m, unscaled="null", deadline=deadline)
+        except (InsufficientHistoryError, CapabilityError) as exc:
+            return {"window": {"h": h, "n_windows": 1}, "skipped": exc.message}
     out: dict[str, Any] = {"window": {"h": h, "n_windows": 1, "cutoff": str(scores.cutoff)},
                            "smape": scores.smape, "n_series": scores.n_series}
     if scores.mase is not None:
         out["mase"] = scores.mase
-        out["mase_season_length"] = m
+        out["mase_season_length"] = scores.season_length
     return out
 
 
 def train(frame: pl.DataFrame, *, kind: str, spec: Any, workdir: str | Path, target: str | None = None,
           h: int | None = None, freq: str | int | None = None, fill_missing: FillPolicy | None = None,
-          fill_gaps: bool = False, deadline: float | None = None, step: Step = _no_step) -> TrainResult:
+          fill_gaps: bool = False, deadline: float | None = None, step: Step = _no_step,
+          holdout: HoldoutScores | None = None) -> TrainResult:
     """Train a model for the registry: validation metrics, fit on all the data, save into ``workdir/artifact``.
 
     Parameters
@@ -141,6 +148,10 @@ def train(frame: pl.DataFrame, *, kind: str, spec: Any, workdir: str | Path, tar
     step : callable(progress, message)
         Called after each step (0.1 validated, 0.15 hold-out fit started, 0.3 metrics, 0.3-0.5 training
         progress, 0.5 fitted, 0.9 saved); may raise to stop the training.
+    holdout : HoldoutScores, optional
+        Forecast models: the hold-out scores of this spec on this data over ``h``, already measured (a
+        retrain scores its challenger once, :meth:`forecasting.service.monitoring.Monitoring.retrain`):
+        recorded as the version's validation metrics instead of fitting the hold-out again.
 
     Returns
     -------
@@ -161,11 +172,12 @@ def train(frame: pl.DataFrame, *, kind: str, spec: Any, workdir: str | Path, tar
         result = _train_forecast(panel, spec=spec, h=h, workdir=Path(workdir), deadline=deadline, step=step)
         return dataclasses.replace(result, metrics={**result.metrics, "hierarchy": hierarchy})
     panel = validate_panel(frame, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps)
-    return _train_forecast(panel, spec=spec, h=h, workdir=Path(workdir), deadline=deadline, step=step)
+    return _train_forecast(panel, spec=spec, h=h, workdir=Path(workdir), deadline=deadline, step=step,
+                           holdout=holdout)
 
 
 def _train_forecast(panel: Panel, *, spec: Any, h: int | None, workdir: Path, deadline: float | None,
-                    step: Step) -> TrainResult:
+                    step: Step, holdout: HoldoutScores | None = None) -> TrainResult:
     effective, derived = resolve(parse_spec(spec), panel)
     notes = [*panel.report.notes, *derived]
     model = make_model(effective, freq=panel.freq)
@@ -174,7 +186,7 @@ def _train_forecast(panel: Panel, *, spec: Any, h: int | None, workdir: Path, de
     step(0.1, "data validated")
 
     step(0.15, f"hold-out fit: fitting on all but the last {h} steps to measure validation metrics")
-    metrics = holdout_metrics(panel, effective, h, deadline=deadline)
+    metrics = holdout_metrics(panel, effective, h, deadline=deadline, scores=holdout)
     step(0.3, "validation metrics measured")
 
     saved = model.capabilities.can_save
