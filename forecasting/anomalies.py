@@ -8,10 +8,13 @@ Two sources of intervals, one rule:
   intervals assume for its models), ``conformal`` the split-conformal quantile of the absolute in-sample
   residuals per series (the ``ceil((n + 1) level)``-th smallest; Vovk, Gammerman & Shafer 2005, *Algorithmic
   Learning in a Random World*; Angelopoulos & Bates 2021, "A gentle introduction to conformal prediction",
-  section 1). The conformal band flags at most about ``100 - level`` % of each series' points and nothing when
-  the series has fewer than ``100 / (100 - level)`` residuals (its quantile is then the largest residual): on
-  M4 Hourly with injected anomalies (``forecasting.benchmarks.anomalies_m4``) the normal band found more of
-  them at a similar precision, hence the default;
+  section 1). The conformal band flags at most about ``100 - level`` % of each series' points, and none at all
+  when the quantile's rank is the number of residuals or more (the band is then the largest residual, so the
+  spike it should flag sets its width): a series needs at least :func:`conformal_min_residuals` residuals,
+  ``ceil((100 + level) / (100 - level))`` (199 at level 99, 39 at 95). A series with fewer gets the normal band
+  instead, and the caller's ``notes`` say which (:func:`insample_intervals`). On M4 Hourly with injected
+  anomalies (``forecasting.benchmarks.anomalies_m4``) the normal band found more of them at a similar
+  precision, hence the default;
 * **on new observations**, the interval of the forecast served for that point (its ``-lo-``/``-hi-``
   columns at ``level``).
 
@@ -28,32 +31,63 @@ from __future__ import annotations
 from statistics import NormalDist
 from typing import Literal
 
+import math
+
 import numpy as np
 import polars as pl
 
 from forecasting.errors import InvalidParameterError
 
-__all__ = ["METHODS", "insample_intervals", "score_points"]
+__all__ = ["METHODS", "conformal_min_residuals", "insample_intervals", "score_points"]
 
 Method = Literal["conformal", "normal"]
 METHODS: tuple[str, ...] = ("conformal", "normal")
 
 
-def _half_width(residuals: np.ndarray, level: float, method: str) -> float:
-    """The interval's half-width for one series' residuals (finite ones only; NaN when there are none)."""
+def conformal_min_residuals(level: float) -> int:
+    """The fewest residuals with which a split-conformal band at ``level`` can leave a point outside it.
+
+    The band's half-width is the ``k = ceil((n + 1) level / 100)``-th smallest of ``n`` absolute residuals
+    (Vovk, Gammerman & Shafer 2005); a residual can exceed it only when ``k <= n - 1``, i.e. when
+    ``n >= (100 + level) / (100 - level)``.
+
+    Parameters
+    ----------
+    level : float
+        Percent, in (0, 100).
+
+    Returns
+    -------
+    int
+        The smallest such ``n`` (at least 2).
+
+    Examples
+    --------
+    >>> conformal_min_residuals(99), conformal_min_residuals(95), conformal_min_residuals(50)
+    (199, 39, 3)
+    """
+    n = max(2, math.ceil((100 + level) / (100 - level) - 1e-9))
+    while math.ceil((n + 1) * level / 100.0) > n - 1:  # the rounding of the bound above, checked exactly
+        n += 1
+    return n
+
+
+def _half_width(residuals: np.ndarray, level: float, method: str) -> tuple[float, str]:
+    """The interval's half-width for one series' residuals (finite ones only; NaN when there are none) and the
+    band used: ``conformal`` falls back to ``normal`` below :func:`conformal_min_residuals`."""
     from forecasting.models.auto import _conformal_quantile
 
     r = residuals[np.isfinite(residuals)]
     if r.size == 0:
-        return float("nan")
-    if method == "conformal":
-        return _conformal_quantile(np.abs(r), level)
+        return float("nan"), method
+    if method == "conformal" and r.size >= conformal_min_residuals(level):
+        return _conformal_quantile(np.abs(r), level), method
     z = NormalDist().inv_cdf(0.5 + level / 200.0)
-    return float(z * np.std(r, ddof=1)) if r.size > 1 else float("nan")
+    return (float(z * np.std(r, ddof=1)) if r.size > 1 else float("nan")), "normal"
 
 
 def insample_intervals(fitted: pl.DataFrame, *, level: float, method: Method = "normal",
-                       fitted_col: str = "fitted") -> pl.DataFrame:
+                       fitted_col: str = "fitted", notes: list[str] | None = None) -> pl.DataFrame:
     """Intervals at ``level`` around in-sample fitted values, per series.
 
     Parameters
@@ -64,8 +98,12 @@ def insample_intervals(fitted: pl.DataFrame, *, level: float, method: Method = "
     level : float
         Percent, in (0, 100).
     method : {"conformal", "normal"}
-        See the module docstring.
+        See the module docstring. ``conformal`` on a series with fewer residuals than
+        :func:`conformal_min_residuals` (199 at level 99) uses the normal band for it.
     fitted_col : str
+    notes : list of str, optional
+        Receives one note naming the series that got the normal band instead of the conformal one, with their
+        residual counts and the minimum.
 
     Returns
     -------
@@ -97,9 +135,19 @@ def insample_intervals(fitted: pl.DataFrame, *, level: float, method: Method = "
         msg = f"level must be a number in (0, 100) (percent), got {level!r}"
         raise InvalidParameterError(msg, field="level")
     frame = fitted.rename({fitted_col: "fitted"}) if fitted_col != "fitted" else fitted
-    widths = {str(uid): _half_width((part["y"] - part["fitted"]).to_numpy().astype(np.float64), float(level), method)
-              for (uid,), part in frame.select("unique_id", "y", "fitted").group_by("unique_id",
-                                                                                     maintain_order=True)}
+    widths, normal = {}, {}
+    for (uid,), part in frame.select("unique_id", "y", "fitted").group_by("unique_id", maintain_order=True):
+        residuals = (part["y"] - part["fitted"]).to_numpy().astype(np.float64)
+        widths[str(uid)], used = _half_width(residuals, float(level), method)
+        if used != method:
+            normal[str(uid)] = int(np.isfinite(residuals).sum())
+    if normal and notes is not None:
+        shown = ", ".join(f"'{u}' ({n})" for u, n in list(normal.items())[:5])
+        more = f" and {len(normal) - 5} more" if len(normal) > 5 else ""
+        notes.append(f"conformal band: {len(normal)} series have fewer than {conformal_min_residuals(level)} "
+                     f"in-sample residuals ({shown}{more}), the fewest with which a {level:g}% conformal band can "
+                     f"leave a point outside it (with fewer, it is the largest residual, set by the spike itself): "
+                     f"they got the normal band")
     half = pl.col("unique_id").cast(pl.String).replace_strict(widths, return_dtype=pl.Float64)
     return frame.select("unique_id", "ds", "y", "fitted").with_columns(
         (pl.col("fitted") - half).alias("lo"), (pl.col("fitted") + half).alias("hi"))

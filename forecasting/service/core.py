@@ -207,6 +207,7 @@ def forecast(
                f"it: drop X_future, or add the columns to the data")
         raise CapabilityError(msg, field="X_future")
     forecaster = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
+    _check_future_first(forecaster, panel, h, X_future)
     arm(forecaster, deadline=None if limits.max_seconds is None else time.time() + limits.max_seconds)
     forecaster.fit(panel)
     frame = forecaster.predict(h, level=levels, X_future=X_future)
@@ -419,6 +420,27 @@ def cross_validate(
     return CrossValidationResult(metrics=scores, panel=panel, notes=list(panel.report.notes))
 
 
+def _check_future_first(model: Any, panel: Panel, h: int, X_future: Any) -> None:
+    """A tree model's ``X_future`` checked before it is fitted, by the checks its ``predict`` runs
+    (:func:`forecasting.data.validate_future`, :func:`forecasting.models.global_base.check_exog_values`) on the
+    future columns its feature spec will have (``feature_spec_for``): a bad ``X_future`` is refused before a fit
+    of possibly minutes, not after it (an xgboost explain fitted 40 s first). Other models are checked at
+    predict time.
+
+    Raises
+    ------
+    InvalidInputError
+        ``X_future`` absent, lacking columns, or not covering the horizon, naming the pairs and columns.
+    """
+    spec_for = getattr(model, "feature_spec_for", None)
+    columns = list(spec_for(panel).future_exog) if spec_for is not None else []
+    if columns:
+        from forecasting.data import validate_future
+        from forecasting.models.global_base import check_exog_values
+
+        check_exog_values(validate_future(X_future, panel, h, columns), columns, where="X_future")
+
+
 # --------------------------------------------------------------------------- explain
 def explain(
     data: Any,
@@ -477,6 +499,7 @@ def explain(
         if not _decomposed(fitted):
             require(fitted, "explain")  # before fitting, not after
         _check_approximate(fitted, approximate)  # statistical models too
+        _check_future_first(fitted, panel, h, X_future)
         arm(fitted, deadline=None if limits.max_seconds is None else time.time() + limits.max_seconds)
         fitted.fit(panel)
         explanation = _explain_fitted(fitted, h, None, X_future, approximate)

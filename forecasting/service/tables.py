@@ -16,7 +16,9 @@ _READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 def read_table(path: str | Path, *, field: str = "input") -> pl.DataFrame:
     """Read a CSV or Parquet file as data.
 
-    CSV dates are parsed when they look like ISO 8601; ``unique_id`` is read as text.
+    CSV dates are parsed when they look like ISO 8601; ``unique_id`` is read as text; a column of numbers with
+    missing cells (``nan``, ``NA``, ``null``, empty: :data:`MISSING_MARKERS`) is read as numbers with those cells
+    null, as the HTTP uploads (which read through here) and JSON ``null`` give them.
 
     Raises
     ------
@@ -35,12 +37,33 @@ def read_table(path: str | Path, *, field: str = "input") -> pl.DataFrame:
         raise InvalidInputError(msg, field=field)
     try:
         if kind == "csv":
-            return pl.read_csv(p, try_parse_dates=True, schema_overrides={"unique_id": pl.String},
-                               infer_schema_length=10_000)
+            return _missing_as_null(pl.read_csv(p, try_parse_dates=True, schema_overrides={"unique_id": pl.String},
+                                                infer_schema_length=10_000))
         return pl.read_parquet(p)
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         msg = f"could not read '{p}' as {kind}: {exc}"
         raise InvalidInputError(msg, field=field) from exc
+
+
+#: CSV cells read as missing in a column of numbers (pandas' ``read_csv`` reads these as NaN too), compared
+#: without case and surrounding spaces
+MISSING_MARKERS = ("", "nan", "na", "n/a", "null", "none", "-nan")
+
+
+def _missing_as_null(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text columns (``unique_id`` excepted) whose cells are numbers or :data:`MISSING_MARKERS` as ``Float64``
+    with those cells null: polars reads a column holding ``nan`` as text, so ``y`` was "not numeric" where the
+    same values sent as JSON (``null``) were missing values that ``fill_missing`` fills. Other text is kept."""
+    casts = []
+    for col, dtype in frame.schema.items():
+        if col == "unique_id" or dtype != pl.String:
+            continue
+        text = pl.col(col).str.strip_chars()
+        missing = text.str.to_lowercase().is_in(MISSING_MARKERS) | text.is_null()
+        number = pl.when(missing).then(None).otherwise(text).cast(pl.Float64, strict=False)
+        if frame.select((missing.any() & (number.is_null() == missing).all())).item():
+            casts.append(number.alias(col))
+    return frame.with_columns(casts) if casts else frame
 
 
 def read_upload(filename: str, content: bytes, *, field: str = "file") -> pl.DataFrame:
