@@ -135,17 +135,19 @@ def test_the_missing_y_message_lists_only_the_users_columns(client: TestClient) 
 # --------------------------------------------------------------------------- 6. CSV nan at both doors
 def test_a_csv_nan_is_a_missing_value_at_the_cli_and_over_http(client: TestClient, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both doors read through forecasting.service.tables.read_table; a column of numbers with ``nan`` was read as
-    text ("y must be numeric"), so fill_missing could not fill it. It is now a missing value, as JSON null."""
+    """Both doors read through forecasting.service.tables.read_table, where polars read ``NaN`` as a number but a
+    column holding ``nan`` (or ``NA``) as text: "y must be numeric", which fill_missing cannot fill. ``nan`` is now
+    NaN and ``NA`` null, missing values at the CLI and over HTTP alike."""
     from typer.testing import CliRunner
 
     from forecasting.cli import app
     from forecasting.service.tables import read_table
 
     other = tmp_path / "other.csv"
-    other.write_text("unique_id,ds,y,kind\ns,25,1.5,x\ns,26,nan,NA\ns,27, NA ,y\n")
+    other.write_text("unique_id,ds,y,kind\ns,25,1.5,x\ns,26,nan,NA\ns,27, NA ,y\ns,28,NaN,z\n")
     frame = read_table(other)
-    assert frame["y"].to_list() == [1.5, None, None] and frame["kind"].to_list() == ["x", "NA", "y"]  # text stays
+    assert frame["y"].cast(pl.String).to_list() == ["1.5", "NaN", None, "NaN"]  # nan as NaN is; NA is null
+    assert frame["kind"].to_list() == ["x", "NA", "y", "z"]  # a text column stays text
     text = "unique_id,ds,y\ns,25,1.5\ns,26,nan\ns,27, NA \n"
     csv = tmp_path / "new.csv"
     csv.write_text(text)

@@ -17,8 +17,9 @@ def read_table(path: str | Path, *, field: str = "input") -> pl.DataFrame:
     """Read a CSV or Parquet file as data.
 
     CSV dates are parsed when they look like ISO 8601; ``unique_id`` is read as text; a column of numbers with
-    missing cells (``nan``, ``NA``, ``null``, empty: :data:`MISSING_MARKERS`) is read as numbers with those cells
-    null, as the HTTP uploads (which read through here) and JSON ``null`` give them.
+    ``nan`` cells (any case) is read as numbers with NaN there, and with ``NA``, ``null`` or empty cells
+    (:data:`MISSING_MARKERS`) with nulls there: missing values for the data contract, from a file here or an
+    HTTP upload (:func:`read_upload` reads through here) alike.
 
     Raises
     ------
@@ -37,23 +38,25 @@ def read_table(path: str | Path, *, field: str = "input") -> pl.DataFrame:
         raise InvalidInputError(msg, field=field)
     try:
         if kind == "csv":
-            return _missing_as_null(pl.read_csv(p, try_parse_dates=True, schema_overrides={"unique_id": pl.String},
-                                                infer_schema_length=10_000))
+            frame = pl.read_csv(p, try_parse_dates=True, schema_overrides={"unique_id": pl.String},
+                                infer_schema_length=10_000)
+            return _numbers_with_missing(frame)
         return pl.read_parquet(p)
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         msg = f"could not read '{p}' as {kind}: {exc}"
         raise InvalidInputError(msg, field=field) from exc
 
 
-#: CSV cells read as missing in a column of numbers (pandas' ``read_csv`` reads these as NaN too), compared
-#: without case and surrounding spaces
-MISSING_MARKERS = ("", "nan", "na", "n/a", "null", "none", "-nan")
+#: CSV cells read as null in a column of numbers, compared without case and surrounding spaces (pandas'
+#: ``read_csv`` reads these as missing too); ``nan`` in any case is NaN, as polars reads ``NaN``
+MISSING_MARKERS = ("", "na", "n/a", "null", "none")
 
 
-def _missing_as_null(frame: pl.DataFrame) -> pl.DataFrame:
-    """Text columns (``unique_id`` excepted) whose cells are numbers or :data:`MISSING_MARKERS` as ``Float64``
-    with those cells null: polars reads a column holding ``nan`` as text, so ``y`` was "not numeric" where the
-    same values sent as JSON (``null``) were missing values that ``fill_missing`` fills. Other text is kept."""
+def _numbers_with_missing(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text columns (``unique_id`` excepted) whose cells are all numbers or :data:`MISSING_MARKERS` as ``Float64``
+    (the markers null): polars infers ``NaN`` as a number but reads a column holding ``nan`` or ``NA`` as text, so
+    such a ``y`` was "not numeric" instead of the missing values the data contract names and ``fill_missing``
+    fills (as JSON ``null``). Other text columns are kept."""
     casts = []
     for col, dtype in frame.schema.items():
         if col == "unique_id" or dtype != pl.String:
@@ -61,7 +64,7 @@ def _missing_as_null(frame: pl.DataFrame) -> pl.DataFrame:
         text = pl.col(col).str.strip_chars()
         missing = text.str.to_lowercase().is_in(MISSING_MARKERS) | text.is_null()
         number = pl.when(missing).then(None).otherwise(text).cast(pl.Float64, strict=False)
-        if frame.select((missing.any() & (number.is_null() == missing).all())).item():
+        if frame.select((number.is_null() == missing).all()).item():
             casts.append(number.alias(col))
     return frame.with_columns(casts) if casts else frame
 
