@@ -5,7 +5,6 @@ challenger's hold-out computed once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,9 @@ import numpy as np
 import polars as pl
 import pytest
 from litestar.testing import TestClient
+from test_issue16_api import client  # noqa: F401 - the fixture: an app with model 'm' (naive on 's', ds 1..24)
 from test_issue16_monitoring import _register, _seasonal
 
-from forecasting.api.app import create_app
-from forecasting.api.settings import Settings
 from forecasting.data import validate_panel
 from forecasting.errors import InvalidInputError
 from forecasting.service.monitoring import Monitoring, detect_anomalies
@@ -25,17 +23,8 @@ from forecasting.store import Store, default_locations
 T = "default"
 
 
-@pytest.fixture()
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    """An app on a store with model ``m``: naive on one series ``s`` (ds 1..24, integer steps), version 1."""
-    with Store(*default_locations(tmp_path)) as store:
-        _register(store, Monitoring(store), _seasonal(), "naive", h=4)
-    with TestClient(create_app(Settings(state_dir=tmp_path))) as c:
-        yield c
-
-
 # --------------------------------------------------------------------------- 1. extreme y
-def test_y_beyond_1e150_is_refused_by_the_data_contract_naming_series_and_rows(client: TestClient) -> None:
+def test_y_beyond_1e150_is_refused_by_the_data_contract_naming_series_and_rows(client: TestClient) -> None:  # noqa: F811 - the fixture
     """y=1e308 is finite but its square is inf: it was stored, then accuracy was null and a retrain a 422 on
     ``metrics``. The data contract (validate_panel, the one place) now refuses |y| > 1e150 at every door."""
     data = {"unique_id": ["a", "a", "a", "b", "b", "b"], "ds": [1, 2, 3, 1, 2, 3],
@@ -85,7 +74,7 @@ def test_a_bad_x_future_is_refused_before_the_tree_is_fitted(monkeypatch: pytest
 
 
 # --------------------------------------------------------------------------- 3. retraining policies
-def test_policy_h_a_cron_that_never_fires_and_cron_with_interval_are_422(client: TestClient) -> None:
+def test_policy_h_a_cron_that_never_fires_and_cron_with_interval_are_422(client: TestClient) -> None:  # noqa: F811 - the fixture
     r = client.put("/v1/models/m/retraining", json={"h": 5000})  # FORECASTING_MAX_H is 1000 by default
     assert r.status_code == 422 and (r.json()["field"], r.json()["detail"]) == ("h", "h must be at most 1000, got 5000")
     r = client.put("/v1/models/m/retraining", json={"cron": "0 0 31 2 *"})  # APScheduler: no next fire time
@@ -125,7 +114,7 @@ def test_a_conformal_band_on_too_few_residuals_falls_back_to_the_normal_band_wit
 
 
 # --------------------------------------------------------------------------- 5. the missing-y message
-def test_the_missing_y_message_lists_only_the_users_columns(client: TestClient) -> None:
+def test_the_missing_y_message_lists_only_the_users_columns(client: TestClient) -> None:  # noqa: F811 - the fixture
     r = client.post("/v1/models/m/observations", json={"data": {"unique_id": ["s"], "ds": [25]}})
     assert r.status_code == 422, r.text
     assert r.json()["detail"] == ("missing required column 'y'; the long format needs unique_id, ds, y (columns "
@@ -133,7 +122,7 @@ def test_the_missing_y_message_lists_only_the_users_columns(client: TestClient) 
 
 
 # --------------------------------------------------------------------------- 6. CSV nan at both doors
-def test_a_csv_nan_is_a_missing_value_at_the_cli_and_over_http(client: TestClient, tmp_path: Path,
+def test_a_csv_nan_is_a_missing_value_at_the_cli_and_over_http(client: TestClient, tmp_path: Path,  # noqa: F811
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Both doors read through forecasting.service.tables.read_table, where polars read ``NaN`` as a number but a
     column holding ``nan`` (or ``NA``) as text: "y must be numeric", which fill_missing cannot fill. ``nan`` is now
@@ -162,7 +151,7 @@ def test_a_csv_nan_is_a_missing_value_at_the_cli_and_over_http(client: TestClien
 
 
 # --------------------------------------------------------------------------- 7. unknown series and versions
-def test_an_unknown_series_or_version_is_404_naming_it(client: TestClient) -> None:
+def test_an_unknown_series_or_version_is_404_naming_it(client: TestClient) -> None:  # noqa: F811 - the fixture
     r = client.get("/v1/models/m/observations", params={"series": ["s", "nope"]})
     assert r.status_code == 404 and r.json()["field"] == "series"
     assert r.json()["detail"] == "model 'm' has no series 'nope' (its stored observations and training data have 1 series)"
