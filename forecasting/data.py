@@ -281,6 +281,14 @@ def to_polars(data: Any, *, field_name: str = "data") -> pl.DataFrame:
             col = pdf[name]
             if col.dtype == object:
                 cols[str(name)] = _series_from_python(str(name), col.tolist(), field_name)
+            elif isinstance(col.dtype, pd.DatetimeTZDtype) and _fixed_offset_zone(col.dtype.tz):
+                # a fixed UTC offset (datetime.timezone, pytz.FixedOffset) has no zone name polars reads: ISO 8601
+                # text with the offset, parsed as such timestamps are (Panel.utc_offset; +01:00 as Etc/GMT-1)
+                delta = col.dtype.tz.utcoffset(None)
+                minutes = int(abs(delta.total_seconds())) // 60
+                offset = f"{'-' if delta < timedelta(0) else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
+                text = (col.dt.strftime("%Y-%m-%dT%H:%M:%S.%f") + offset).astype(object).where(col.notna(), None)
+                cols[str(name)] = pl.Series(str(name), text.tolist(), dtype=pl.String)
             else:
                 cols[str(name)] = pl.from_pandas(col).rename(str(name))
         return pl.DataFrame(cols)
@@ -1039,23 +1047,34 @@ def _offset_delta(offset: str) -> timedelta:
     return sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[-2:]))
 
 
-def at_caller_offset(records: list[dict[str, Any]], panel: Panel, *, key: str = "ds") -> list[dict[str, Any]]:
+def _fixed_offset_zone(tz: Any) -> bool:
+    """Whether a pandas column's ``tz`` is a fixed UTC offset other than UTC (``datetime.timezone``,
+    ``pytz.FixedOffset``), which polars cannot hold, rather than a zone name (``Europe/Paris``, ``UTC``)."""
+    if isinstance(tz, timezone):
+        return tz != timezone.utc
+    return type(tz).__name__ == "FixedOffset"  # pytz
+
+
+def at_caller_offset(records: Any, panel: Panel, *, key: str = "ds") -> Any:
     """Show ``key`` of answer rows at the caller's fixed UTC offset (:attr:`Panel.utc_offset`).
 
     polars has no fixed-offset zones, so a ``+05:30`` caller's forecasts are computed on a
-    UTC clock and shifted here, at the edge (the JSON answer, the pandas frame).
+    UTC clock and shifted here, at the edge: the JSON answer (records) and the library's pandas
+    frame (:func:`forecasting.forecast`); a polars frame cannot hold the offset and stays in UTC.
 
     Parameters
     ----------
-    records : list of dict
-        Rows whose ``key`` holds timezone-aware ``datetime`` values (UTC).
+    records : list of dict or pandas.DataFrame
+        Rows whose ``key`` holds timezone-aware ``datetime`` values (UTC), or a pandas frame whose
+        ``key`` column is timezone-aware.
     panel : Panel
         The validated input; nothing changes unless ``panel.utc_offset`` is set.
 
     Returns
     -------
-    list of dict
-        The same rows (edited in place), ``key`` as ``datetime`` at the offset.
+    list of dict or pandas.DataFrame
+        The same rows (edited in place), ``key`` as ``datetime`` at the offset; a pandas frame: a copy
+        whose ``key`` column is at the offset (dtype ``datetime64[us, UTC+05:30]``).
 
     Examples
     --------
@@ -1069,6 +1088,8 @@ def at_caller_offset(records: list[dict[str, Any]], panel: Panel, *, key: str = 
     if panel.utc_offset is None:
         return records
     zone = timezone(_offset_delta(panel.utc_offset))
+    if not isinstance(records, list):  # a pandas frame
+        return records.assign(**{key: records[key].dt.tz_convert(zone)})
     for r in records:
         v = r.get(key)
         if isinstance(v, datetime):

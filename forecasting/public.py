@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from forecasting.data import FillPolicy
+from forecasting.data import FillPolicy, Panel
 from forecasting.errors import InvalidInputError, InvalidParameterError
 from forecasting.explanation import Explanation
 from forecasting.models.base import Forecaster
@@ -69,8 +69,9 @@ class _Columns:
             raise InvalidInputError(msg, field=field)
         return frame.rename(wanted)
 
-    def out(self, frame: pl.DataFrame) -> Any:
-        """A result frame with the caller's names, in the caller's frame kind.
+    def out(self, frame: pl.DataFrame, panel: Panel | None = None) -> Any:
+        """A result frame with the caller's names, in the caller's frame kind; a pandas frame's time column at
+        the caller's fixed UTC offset (``panel``'s, as the JSON answer: :func:`forecasting.data.at_caller_offset`).
 
         Raises
         ------
@@ -83,7 +84,13 @@ class _Columns:
             msg = f"the output column {clash[0]!r} is both a model column (its alias) and one of your columns: rename one"
             raise InvalidParameterError(msg, field="model.params.alias")
         renamed = frame.rename(mapping)
-        return renamed.to_pandas() if self.pandas else renamed
+        if not self.pandas:
+            return renamed
+        from forecasting.data import at_caller_offset
+
+        out = renamed.to_pandas()
+        time_col = self.names["ds"]
+        return at_caller_offset(out, panel, key=time_col) if panel is not None and time_col in out else out
 
 
 def forecast(
@@ -145,7 +152,11 @@ def forecast(
     result = service.forecast(cols.into(df), model=model, h=h, freq=freq, level=level, fill_missing=fill_missing,
                               fill_gaps=fill_gaps, X_future=cols.into(X_future, field="X_future", target=False),
                               n_jobs=n_jobs, fallback=fallback, non_negative=non_negative)
-    return dataclasses.replace(result, forecasts=cols.out(result.forecasts))
+    notes = result.notes
+    if result.panel.utc_offset is not None and not cols.pandas:
+        notes = [*notes, f"polars has no fixed-offset time zones: the forecasts' ds are in UTC (the caller's offset "
+                         f"{result.panel.utc_offset} is kept in pandas frames and JSON answers)"]
+    return dataclasses.replace(result, forecasts=cols.out(result.forecasts, result.panel), notes=notes)
 
 
 def forecast_hierarchy(
@@ -206,7 +217,7 @@ def forecast_hierarchy(
     cols = _Columns(df, id_col, time_col, target_col)
     result = run(cols.into(df), hierarchy=hierarchy, group=group, S=S, tags=tags, model=model, h=h,
                  methods=methods, middle_level=middle_level, level=level, freq=freq, n_jobs=n_jobs, report=report)
-    return dataclasses.replace(result, forecasts=cols.out(result.forecasts))
+    return dataclasses.replace(result, forecasts=cols.out(result.forecasts, result.panel))
 
 
 def cross_validation(

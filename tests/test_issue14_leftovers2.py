@@ -4,6 +4,8 @@ the library's frames, progress inside the hold-out fit, one per-request thread l
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,3 +142,89 @@ def test_validation_agrees_with_the_documented_operator_limits(tmp_path: Path) -
         assert r.status_code == 422 and r.json()["field"] == "h" and r.json()["detail"] == "h must be at most 200, got 201"
     assert past_rows.status_code == 422 and past_rows.json()["field"] == "data"
     assert past_rows.json()["detail"] == "data has 501 rows; the limit is 500"
+
+
+# --------------------------------------------------------------------------- 2. half-hour offsets in the library's frames
+def test_pandas_forecasts_keep_a_half_hour_offset_given_as_text() -> None:
+    import pandas as pd
+
+    import forecasting as fc
+
+    ds = [f"2024-01-{d:02d}T00:00:00+05:30" for d in range(1, 11)]
+    result = fc.forecast(pd.DataFrame({"unique_id": "a", "ds": ds, "y": range(10)}), model="naive", h=2)
+    assert str(result.forecasts["ds"].dtype) == "datetime64[us, UTC+05:30]"
+    assert [t.isoformat() for t in result.forecasts["ds"]] == ["2024-01-11T00:00:00+05:30", "2024-01-12T00:00:00+05:30"]
+    # the JSON answer says the same (one conversion, data.at_caller_offset, for both)
+    assert [r["ds"].isoformat() for r in result.to_dict()["forecasts"]] == ["2024-01-11T00:00:00+05:30",
+                                                                            "2024-01-12T00:00:00+05:30"]
+
+
+@pytest.mark.parametrize(("offset", "minutes"), [("-03:30", -210), ("+05:45", 345)])
+def test_pandas_forecasts_keep_a_fixed_offset_column_with_the_callers_names(offset: str, minutes: int) -> None:
+    from datetime import timedelta, timezone
+
+    import pandas as pd
+
+    import forecasting as fc
+
+    zone = timezone(timedelta(minutes=minutes))
+    hours = pd.date_range("2024-03-01 22:00", periods=6, freq="h").tz_localize(zone)  # crosses midnight
+    frame = pd.DataFrame({"store": "s", "at": hours, "sales": [1.0, 2, 3, 4, 5, 6]})
+    result = fc.forecast(frame, model="naive", h=2, id_col="store", time_col="at", target_col="sales")
+    assert list(result.forecasts.columns) == ["store", "at", "Naive"]
+    assert [t.isoformat() for t in result.forecasts["at"]] == [f"2024-03-02T04:00:00{offset}",
+                                                               f"2024-03-02T05:00:00{offset}"]
+    assert f"ds converted from UTC offset {offset} to UTC; forecasts are returned at that offset" in result.notes
+
+
+def test_polars_forecasts_of_a_half_hour_offset_are_in_utc_and_say_so() -> None:
+    import forecasting as fc
+
+    ds = [f"2024-01-{d:02d}T00:00:00+05:30" for d in range(1, 11)]
+    result = fc.forecast(pl.DataFrame({"unique_id": "a", "ds": ds, "y": range(10)}), model="naive", h=2)
+    assert [t.isoformat() for t in result.forecasts["ds"]] == ["2024-01-10T18:30:00+00:00", "2024-01-11T18:30:00+00:00"]
+    assert result.notes[-1] == ("polars has no fixed-offset time zones: the forecasts' ds are in UTC (the caller's "
+                                "offset +05:30 is kept in pandas frames and JSON answers)")
+
+
+# --------------------------------------------------------------------------- 3. progress inside the hold-out fit
+def test_a_networks_hold_out_fit_reports_its_steps_between_015_and_03(tmp_path: Path) -> None:
+    pytest.importorskip("neuralforecast")
+    from forecasting.service.training import train
+
+    calls: list[tuple[float, str]] = []
+    spec = {"name": "nhits", "params": {"max_steps": 5, "input_size": 12, "mlp_units": 8, "windows_batch_size": 64}}
+    train(pl.DataFrame(monthly(72)), kind="forecast", spec=spec, workdir=tmp_path, h=12,
+          step=lambda p, m: calls.append((p, m)))
+    hold = [(round(p, 6), m.split(",")[0]) for p, m in calls if m.startswith("hold-out fit: window")]
+    assert hold == [(round(0.15 + 0.03 * i, 6), f"hold-out fit: window 1 of 1: nhits: step {i}/5") for i in range(1, 6)
+                    ] + [(0.3, "hold-out fit: window 1 of 1 fitted")]
+    assert [p for p, _ in calls] == sorted(p for p, _ in calls)  # never backwards
+    assert (0.3, "validation metrics measured") in calls
+
+
+def test_a_long_step_without_progress_of_its_own_shows_its_seconds_and_cancel_still_stops_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from forecasting.jobs import JobRunner
+
+    slow = {"name": "xgboost", "params": {"n_estimators": 20000, "max_depth": 10, "learning_rate": 0.001,
+                                          "conformal_windows": 0}}
+    hours = [f"2024-01-{1 + i // 24:02d}T{i % 24:02d}:00:00" for i in range(24 * 8)]
+    data = {"unique_id": ["s0"] * len(hours), "ds": hours, "y": [50.0 + (i % 24) + 0.1 * (i % 7)
+                                                                    for i in range(len(hours))]}
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "artifacts")
+    runner = JobRunner(store, max_workers=1, grace_s=1.0)
+    try:
+        job_id = runner.submit_training("acme", "slow", slow, data, h=24)
+        deadline = time.monotonic() + 120
+        while not (info := runner.get_job(job_id, "acme")).message.endswith("s so far)"):
+            assert time.monotonic() < deadline, info
+            time.sleep(0.2)
+        assert info.state == "running" and info.progress == 0.15
+        assert re.fullmatch(r"hold-out fit: fitting on all but the last 24 steps to measure validation metrics "
+                            r"\(\d+ s so far\)", info.message), info.message
+        runner.cancel(job_id, "acme")
+        assert runner.wait(job_id, "acme", timeout_s=10).state == "cancelled"
+    finally:
+        runner.shutdown()
+        store.close()
