@@ -26,7 +26,7 @@ import polars as pl
 
 from forecasting.data import Panel, to_caller_tz, validate_h, validate_levels, validate_panel
 from forecasting.errors import InsufficientHistoryError, InvalidParameterError
-from forecasting.models.base import arm
+from forecasting.models.base import Progress, arm
 from forecasting.models.registry import ModelSpec, make_model, parse_spec, resolve_spec
 
 __all__ = ["HoldoutScores", "Window", "cross_validation", "cross_validation_metrics", "holdout_scores",
@@ -180,6 +180,7 @@ def cross_validation(
     freq: str | int | None = None,
     n_jobs: int = 1,
     deadline: float | None = None,
+    progress: Progress | None = None,
 ) -> pl.DataFrame:
     """Backtest ``model`` over ``n_windows`` rolling origins.
 
@@ -200,6 +201,10 @@ def cross_validation(
         Interval levels, percent.
     deadline : float, optional
         Epoch seconds after which fitting stops with ``TimeLimitError``.
+    progress : callable(fraction, message), optional
+        Fitting progress over all the windows, in [0, 1]: each window's fit reports its share (models that
+        declare ``reports_progress``: networks, per training step) and each finished window its end; may
+        raise to stop (a training job's cancel).
 
     Returns
     -------
@@ -233,11 +238,14 @@ def cross_validation(
             details={"minimum": need, "series": {u: {"length": n, "minimum": need} for u, n in short.items()}})
     frames = []
     # earliest origin first, as the models have always been fitted (the output is sorted by cutoff anyway)
-    for win in reversed(rolling_origins(panel.frame, h=h, n_windows=n_windows, step_size=step)):
+    for done, win in enumerate(reversed(rolling_origins(panel.frame, h=h, n_windows=n_windows, step_size=step))):
         train = win.train_panel(panel)
         forecaster = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
-        arm(forecaster, deadline=deadline)
+        arm(forecaster, deadline=deadline, progress=None if progress is None else _window_share(
+            progress, done, n_windows))
         forecaster.fit(train)
+        if progress is not None:
+            progress((done + 1) / n_windows, f"window {done + 1} of {n_windows} fitted")
         pipeline = getattr(forecaster, "pipeline_", None)
         if pipeline is not None and pipeline.spec.future_exog:
             # the exogenous values after the cutoff are known in a backtest: they are the window's X_future
@@ -313,6 +321,12 @@ def cross_validation_metrics(
     return out.select("model", "cutoff", *[c for c in out.columns if c not in ("model", "cutoff")])
 
 
+def _window_share(progress: Progress, done: int, n_windows: int) -> Progress:
+    """``progress`` of one window's fit (in [0, 1]) as a share of all ``n_windows`` (window ``done`` is next)."""
+    return lambda fraction, message: progress((done + fraction) / n_windows,
+                                              f"window {done + 1} of {n_windows}: {message}")
+
+
 # --------------------------------------------------------------------------- the hold-out scorer
 @dataclass(frozen=True)
 class HoldoutScores:
@@ -361,6 +375,7 @@ def holdout_scores(
     unscaled: Literal["raise", "null"] = "raise",
     n_jobs: int = 1,
     deadline: float | None = None,
+    progress: Progress | None = None,
 ) -> HoldoutScores:
     """Hold out each series' last ``h`` points, refit ``model`` on the rest, forecast ``h`` and score (M4).
 
@@ -387,6 +402,8 @@ def holdout_scores(
         Passed to the model.
     deadline : float, optional
         Epoch seconds after which fitting stops with ``TimeLimitError``.
+    progress : callable(fraction, message), optional
+        The refit's progress, as :func:`cross_validation`'s.
 
     Returns
     -------
@@ -415,7 +432,8 @@ def holdout_scores(
     """
     from forecasting.evaluation import evaluate
 
-    cv = cross_validation(panel, model=model, h=h, n_windows=1, level=level, n_jobs=n_jobs, deadline=deadline)
+    cv = cross_validation(panel, model=model, h=h, n_windows=1, level=level, n_jobs=n_jobs, deadline=deadline,
+                          progress=progress)
     alias = next(c for c in cv.columns if c not in ("unique_id", "ds", "cutoff", "y") and "-lo-" not in c
                  and "-hi-" not in c)
     train = rolling_origins(panel.frame, h=h)[0].train.select("unique_id", "ds", "y")

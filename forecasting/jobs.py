@@ -15,7 +15,8 @@ progress there:
 
 ====  =====================================================================
 0.1   data validated (forecast: :func:`~forecasting.data.validate_panel`)
-0.15  hold-out fit started (validation metrics)
+0.15  hold-out fit started (validation metrics); up to 0.3 its own progress where the model
+      reports it (networks: per training step, "hold-out fit: window 1 of 1: step 40/100")
 0.3   validation metrics measured (held-out last ``h`` steps / k-fold)
 0.5   model fitted on all the data
 0.9   artifact saved to a temporary folder
@@ -29,7 +30,10 @@ error's message (and the field it names); unexpected exceptions are reported as
 Cancellation: :meth:`JobRunner.cancel` marks a ``queued`` or ``running`` job
 ``cancelled`` at once; a queued job never starts, and a running job's worker process
 (with its process group: the fitting libraries' own workers) is killed, whatever phase
-it is in (the hold-out fit included), and replaced for the next job. The time limit
+it is in (the hold-out fit included), and replaced for the next job; a step's progress call
+also stops the worker itself once it sees the job cancelled. Every ``_BEAT_S`` seconds the
+worker writes its heartbeat and the seconds spent in the current step into the message
+(``"hold-out fit: ... (35 s so far)"``), so a step whose model reports no progress still moves. The time limit
 (``time_limit_s``) is given to the forecaster as its deadline and checked between steps;
 a worker still running 10 s past it is killed.
 
@@ -118,6 +122,8 @@ _RETRY_AFTER_S = 10
 _ADOPT_S = 0.5
 #: how often a follower tries to become the leader, seconds
 _TAKEOVER_S = 1.0
+#: how often a running job's worker writes its heartbeat and the time spent in its current step, seconds
+_BEAT_S = 5.0
 _LOCK_FILE = "runner.lock"
 
 
@@ -135,6 +141,8 @@ class _Worker:
         self.registry = Store(job["database_url"], job["artifacts_dir"], migrate=False, cache_size=0)
         self.deadline = job["started"] + job["time_limit_s"]
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # a step and a heartbeat never write the message over each other
+        self._current = ("started", time.monotonic())  # the last step's message and when it was recorded
 
     def step(self, progress: float, message: str) -> None:
         """Record progress and stop if the job was cancelled or is out of time."""
@@ -146,15 +154,23 @@ class _Worker:
                 f"(stopped after: {message})"
             )
             raise TimeLimitError(msg, field="time_limit_s", details={"limit_seconds": self.job["time_limit_s"]})
-        self.registry.update_job(self.id, only_from=("running",), progress=progress, message=message,
-                                 heartbeat_at=_now())
+        with self._lock:
+            self._current = (message, time.monotonic())
+            self.registry.update_job(self.id, only_from=("running",), progress=progress, message=message,
+                                     heartbeat_at=_now())
 
     def _beat(self) -> None:
-        while not self._stop.wait(10.0):
-            try:
-                self.registry.update_job(self.id, only_from=("running",), heartbeat_at=_now())
-            except Exception:  # noqa: BLE001 - a missed heartbeat is not worth failing the job for
-                pass
+        """Every ``_BEAT_S``: the heartbeat, and the current step's message with the seconds spent in it, so a
+        long step that reports no progress of its own (a hold-out fit of a statistical model or of trees) still
+        shows it is working: ``hold-out fit: ... (35 s so far)``."""
+        while not self._stop.wait(_BEAT_S):
+            with self._lock:
+                message, since = self._current
+                try:
+                    self.registry.update_job(self.id, only_from=("running",), heartbeat_at=_now(),
+                                             message=f"{message} ({time.monotonic() - since:.0f} s so far)")
+                except Exception:  # noqa: BLE001 - a missed heartbeat is not worth failing the job for
+                    pass
 
     def run(self) -> dict[str, Any]:
         if not self.registry.update_job(self.id, only_from=("queued",), state="running", started_at=_now(),

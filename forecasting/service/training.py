@@ -97,13 +97,14 @@ def data_fingerprint(frame: pl.DataFrame, *, freq: str | int | None = None, seri
 
 
 def holdout_metrics(panel: Panel, spec: ModelSpec, h: int, *, deadline: float | None = None,
-                    scores: HoldoutScores | None = None) -> dict[str, Any]:
+                    scores: HoldoutScores | None = None, progress: Step | None = None) -> dict[str, Any]:
     """sMAPE and MASE (M4 definitions) of the last ``h`` steps, fitted on what precedes them.
 
     :func:`forecasting.backtest.holdout_scores` in the JSON form a registered version records; a series
     without a MASE scale is left out of the MASE; a model that cannot be validated on this data
     (too short once ``h`` is held out) records why instead of scores. ``scores``: already measured (a
-    retrain's challenger, scored once for its decision), recorded as they are.
+    retrain's challenger, scored once for its decision), recorded as they are. ``progress``: the refit's
+    progress in [0, 1] (:func:`~forecasting.backtest.holdout_scores`).
     """
     from forecasting.backtest import holdout_scores
 
@@ -111,7 +112,8 @@ def holdout_metrics(panel: Panel, spec: ModelSpec, h: int, *, deadline: float | 
     m = (max(season) if isinstance(season, list) else season) or 1
     if scores is None:
         try:
-            scores = holdout_scores(panel, model=spec, h=h, season_length=m, unscaled="null", deadline=deadline)
+            scores = holdout_scores(panel, model=spec, h=h, season_length=m, unscaled="null", deadline=deadline,
+                                    progress=progress)
         except (InsufficientHistoryError, CapabilityError) as exc:
             return {"window": {"h": h, "n_windows": 1}, "skipped": exc.message}
     out: dict[str, Any] = {"window": {"h": h, "n_windows": 1, "cutoff": str(scores.cutoff)},
@@ -146,8 +148,9 @@ def train(frame: pl.DataFrame, *, kind: str, spec: Any, workdir: str | Path, tar
     deadline : float, optional
         Epoch seconds; fitting stops with ``TimeLimitError`` past it.
     step : callable(progress, message)
-        Called after each step (0.1 validated, 0.15 hold-out fit started, 0.3 metrics, 0.3-0.5 training
-        progress, 0.5 fitted, 0.9 saved); may raise to stop the training.
+        Called after each step (0.1 validated, 0.15 hold-out fit started, 0.15-0.3 its progress where the model
+        reports it (networks: per training step), 0.3 metrics, 0.3-0.5 training progress, 0.5 fitted, 0.9
+        saved); may raise to stop the training (a cancel inside the hold-out fit stops it there).
     holdout : HoldoutScores, optional
         Forecast models: the hold-out scores of this spec on this data over ``h``, already measured (a
         retrain scores its challenger once, :meth:`forecasting.service.monitoring.Monitoring.retrain`):
@@ -186,7 +189,8 @@ def _train_forecast(panel: Panel, *, spec: Any, h: int | None, workdir: Path, de
     step(0.1, "data validated")
 
     step(0.15, f"hold-out fit: fitting on all but the last {h} steps to measure validation metrics")
-    metrics = holdout_metrics(panel, effective, h, deadline=deadline, scores=holdout)
+    within = lambda done, message: step(0.15 + 0.15 * done, f"hold-out fit: {message}")  # noqa: E731
+    metrics = holdout_metrics(panel, effective, h, deadline=deadline, scores=holdout, progress=within)
     step(0.3, "validation metrics measured")
 
     saved = model.capabilities.can_save
