@@ -434,7 +434,7 @@ def _check_future_first(model: Any, panel: Panel, h: int, X_future: Any) -> None
     """
     spec_for = getattr(model, "feature_spec_for", None)
     columns = list(spec_for(panel).future_exog) if spec_for is not None else []
-    if columns:
+    if columns and set(columns) <= set(panel.exog):  # a spec naming columns the data lacks: fit says so first
         from forecasting.data import validate_future
         from forecasting.models.global_base import check_exog_values
 
