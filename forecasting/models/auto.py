@@ -47,9 +47,11 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from forecasting.data import Panel, check_min_length, level_columns, validate_h, validate_levels
+from forecasting.data import Panel, check_min_length, level_columns, validate_levels
 from forecasting.errors import CapabilityError, ForecastingError, InvalidParameterError, TimeLimitError
 from forecasting.models.base import BaseForecaster, Capabilities, Fallback, Forecaster, arm, as_panel
+from forecasting.models.combination import finish_bands, member_forecasts, member_values, weight_matrix, weighted_mean
+from forecasting.models.combination import member_forecast as _predict  # the search's member forecasts
 from forecasting.models.local import LOCAL_CAPABILITIES
 from forecasting.models.registry import REGISTRY, AutoParams, ModelSpec, default_season_length, parse_spec
 
@@ -668,41 +670,45 @@ class AutoForecaster(BaseForecaster[AutoParams]):
     # ------------------------------------------------------------------ predict
     def predict(self, h: int, *, history: Panel | Any | None = None, X_future: pl.DataFrame | None = None,
                 level: Sequence[float] = ()) -> pl.DataFrame:
-        """The weighted combination: ``unique_id, ds, Auto[, Auto-lo-<L>, Auto-hi-<L>]``.
+        """The members' forecasts mixed with the selected weights (a series' own where it has them).
 
-        ``history`` reruns the search on it (as the statistical models refit).
+        Parameters
+        ----------
+        h : int
+            Steps after each series' end.
+        history : Panel or frame, optional
+            Reruns the search on it (as the statistical models refit) and forecasts from its end.
+        X_future : None
+            Not used (``CapabilityError`` if given).
+        level : sequence of numbers in (0, 100)
+            Interval levels, percent: the members' bands mixed with the same weights, widened by the
+            conformal factor calibrated for the level, then lo <= point <= hi, nested across levels.
+
+        Returns
+        -------
+        pl.DataFrame
+            ``unique_id, ds, Auto[, Auto-lo-<L>, Auto-hi-<L>]``, ``h`` rows per series (clipped at 0
+            when ``non_negative_``).
 
         Raises
         ------
-        NotFittedError, CapabilityError, InvalidParameterError
+        NotFittedError, InvalidParameterError
+            Before ``fit``; ``h`` or ``level`` out of range.
+        CapabilityError
+            ``X_future`` given; ``level`` when none of the members gives intervals here.
         """
         if history is not None:
-            return self.fit(as_panel(history, freq=self.panel_.freq if self.is_fitted else None)).predict(
-                h, X_future=X_future, level=level)
-        self.check_is_fitted()
-        h = validate_h(h)
-        levels = validate_levels(level)
-        if X_future is not None:
-            msg = "model 'auto' does not use exogenous columns, so X_future is not accepted"
-            raise CapabilityError(msg, field="X_future")
-        outs: dict[str, pl.DataFrame] = {}
-        for label, model in self.members_.items():
-            outs[label] = _predict(model, h, levels).sort("unique_id", "ds", maintain_order=True)
-        base = next(iter(outs.values())).select("unique_id", "ds")
-        W = self._weight_matrix(base["unique_id"].to_numpy(), list(outs))
-        point = self._mix(W, [outs[lab][self.members_[lab].alias].to_numpy() for lab in outs])
-        columns: dict[str, np.ndarray] = {self.alias: point}
-        steps = base.group_by("unique_id", maintain_order=True).agg(pl.int_range(pl.len()).alias("k"))["k"].explode()
+            return self._refit_predict(h, history, X_future=X_future, level=level)
+        h, levels = self._prepare_local(h, level, X_future)
+        members = list(self.members_.values())
+        keys, outs = member_forecasts(members, h, levels, name=self.name)
+        W = weight_matrix(keys["unique_id"].to_numpy(), list(self.members_), self.weights_, self.series_weights_)
+        point = weighted_mean(member_values(outs, members), W)
+        steps = keys.group_by("unique_id", maintain_order=True).agg(pl.int_range(pl.len()).alias("k"))["k"].explode()
+        bands: dict[float | int, tuple[np.ndarray, np.ndarray]] = {}
         for lev in levels:
-            lo_hi = []
-            for side in ("lo", "hi"):
-                arrays = [outs[lab][f"{self.members_[lab].alias}-{side}-{lev}"].to_numpy()
-                          if f"{self.members_[lab].alias}-{side}-{lev}" in outs[lab].columns else None for lab in outs]
-                lo_hi.append(self._mix(W, arrays))
-            lo, hi = lo_hi
-            if np.isnan(lo).all():
-                msg = "model 'auto': none of its members gives prediction intervals here; ask without level"
-                raise CapabilityError(msg, field="level")
+            lo = weighted_mean(member_values(outs, members, f"-lo-{lev}"), W)
+            hi = weighted_mean(member_values(outs, members, f"-hi-{lev}"), W)
             q = self.calibration_.get(float(lev))
             if q is not None:
                 k = np.minimum(steps.to_numpy(), q.size - 1)
@@ -712,15 +718,8 @@ class AutoForecaster(BaseForecaster[AutoParams]):
                 self._note(f"level {lev} was not calibrated on the validation windows (calibrated: "
                            f"{', '.join(str(x) for x in self.calibration_) or 'none'}): the members' bands are "
                            f"averaged as they are")
-            columns[f"{self.alias}-lo-{lev}"] = np.minimum(lo, point)
-            columns[f"{self.alias}-hi-{lev}"] = np.maximum(hi, point)
-        if levels:  # keep the bands nested after calibration
-            ordered = sorted(levels)
-            for a, b in zip(ordered, ordered[1:], strict=False):
-                columns[f"{self.alias}-lo-{b}"] = np.minimum(columns[f"{self.alias}-lo-{b}"],
-                                                             columns[f"{self.alias}-lo-{a}"])
-                columns[f"{self.alias}-hi-{b}"] = np.maximum(columns[f"{self.alias}-hi-{b}"],
-                                                             columns[f"{self.alias}-hi-{a}"])
+            bands[lev] = (lo, hi)
+        columns: dict[str, np.ndarray] = {self.alias: point, **finish_bands(point, bands, self.alias)}
         if self.non_negative_:
             clipped = int((columns[self.alias] < 0).sum())
             for name in list(columns):
@@ -730,38 +729,11 @@ class AutoForecaster(BaseForecaster[AutoParams]):
                        "every observed value is >= 0 (non_negative=false keeps them)")
                 self._note(f"{clipped} negative forecasts clipped at 0: {why}")
         ordered_cols = [self.alias, *level_columns(self.alias, levels)]
-        return base.with_columns([pl.Series(c, columns[c], dtype=pl.Float64) for c in ordered_cols])
+        return keys.with_columns([pl.Series(c, columns[c], dtype=pl.Float64) for c in ordered_cols])
 
     def _note(self, text: str) -> None:
         if text not in self.notes_:
             self.notes_.append(text)
-
-    def _weight_matrix(self, ids: np.ndarray, labels: list[str]) -> np.ndarray:
-        """(n_rows, n_members) weights: the series' own where learnt per series, else the dataset's."""
-        dataset = np.array([self.weights_.get(lab, 0.0) for lab in labels])
-        if not dataset.sum():
-            dataset = np.full(len(labels), 1.0 / len(labels))
-        W = np.tile(dataset, (ids.size, 1))
-        if self.series_weights_:
-            for u in np.unique(ids):
-                own = self.series_weights_.get(str(u))
-                if own:
-                    row = np.array([own.get(lab, 0.0) for lab in labels])
-                    if row.sum() > 0:
-                        W[ids == u] = row / row.sum()
-        return W
-
-    @staticmethod
-    def _mix(W: np.ndarray, arrays: list[np.ndarray | None]) -> np.ndarray:
-        """Row-wise weighted mean over the members that have a value (weights renormalised per row)."""
-        n = W.shape[0]
-        stack = np.column_stack([np.full(n, np.nan) if a is None else np.asarray(a, dtype=float) for a in arrays])
-        have = np.isfinite(stack)
-        w = np.where(have, W, 0.0)
-        total = w.sum(axis=1)
-        out = np.where(total > 0, (np.where(have, stack, 0.0) * w).sum(axis=1) / np.where(total > 0, total, 1.0),
-                       np.nan)
-        return out
 
 
 def _soft_limited(spec: ModelSpec, deadline: float | None, fits: int) -> ModelSpec:
@@ -773,17 +745,6 @@ def _soft_limited(spec: ModelSpec, deadline: float | None, fits: int) -> ModelSp
         return spec
     seconds = max(1.0, 0.8 * (deadline - time.time()) / max(fits, 1))
     return ModelSpec(name=spec.name, params={**spec.params, "time_limit": round(seconds, 1)}, fallback=spec.fallback)
-
-
-def _predict(model: Forecaster, h: int, levels: Sequence[float | int]) -> pl.DataFrame:
-    """The model's forecast with intervals where it can give them here, else the point forecast only
-    (a global model's conformal bands need calibration windows its training series may not have had)."""
-    if levels and model.capabilities.supports_intervals:
-        try:
-            return model.predict(h, level=levels)
-        except CapabilityError:
-            pass
-    return model.predict(h)
 
 
 def _conformal_quantile(scores: np.ndarray, level: float) -> float:

@@ -47,7 +47,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from forecasting.data import Panel, validate_panel
+from forecasting.data import Panel, validate_h, validate_levels, validate_panel
 from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidParameterError, NotFittedError
 from forecasting.models.registry import BaseParams, convert_params
 
@@ -368,6 +368,49 @@ class BaseForecaster(Generic[P]):
         if not self.is_fitted:
             msg = f"model '{self.name}' is not fitted: call fit(panel) before {before}"
             raise NotFittedError(msg)
+
+    # -- the predict preamble of models refitted from each request's history (local, ensemble, auto) ----
+    #: the panel the last fit saw (set by ``fit`` of the models that use the preamble below)
+    panel_: Panel
+
+    def _refit_predict(self, h: int, history: Panel | Any, *, X_future: pl.DataFrame | None,
+                       level: Sequence[float]) -> pl.DataFrame:
+        """Refit on ``history`` and forecast ``h`` steps from its end (a model refitted per request).
+
+        ``history`` is read with the fitted panel's ``freq`` when there is one (else inferred).
+
+        Raises
+        ------
+        ForecastingError
+            Whatever :meth:`fit` or :meth:`predict` raise on it.
+        """
+        return self.fit(as_panel(history, freq=self.panel_.freq if self.is_fitted else None)).predict(
+            h, X_future=X_future, level=level)
+
+    def _prepare_local(self, h: int, level: Sequence[float], X_future: pl.DataFrame | None
+                       ) -> tuple[int, tuple[float | int, ...]]:
+        """Fitted state, ``h`` and ``level`` checked, ``X_future`` refused: ``(h, levels)``.
+
+        For models without exogenous inputs that forecast from the fitted panel (``history=None``).
+
+        Raises
+        ------
+        NotFittedError
+            Not fitted.
+        InvalidParameterError
+            ``h`` or ``level`` out of range (:func:`forecasting.data.validate_h`, ``validate_levels``).
+        CapabilityError
+            ``level`` on a model without intervals (field ``level``); any ``X_future`` (field ``X_future``).
+        """
+        self.check_is_fitted()
+        h = validate_h(h)
+        levels = validate_levels(level)
+        if levels:
+            require(self, "intervals", field="level")
+        if X_future is not None:
+            msg = f"model '{self.name}' does not use exogenous columns, so X_future is not accepted"
+            raise CapabilityError(msg, field="X_future")
+        return h, levels
 
     # -- the protocol (every family implements these) ------------------------------
     def fit(self, panel: Panel | Any, *, static: pl.DataFrame | None = None) -> Self:

@@ -20,9 +20,9 @@ Intervals are a heuristic: the median (``median``) or the same weighted mean
 (``weighted``, weights renormalised) of the members' bounds, level by level, over the
 members that can give intervals for these series (xgboost cannot when no series is long
 enough to calibrate its conformal intervals; ``interval_members_`` lists those used),
-then widened where needed so that lo <= point <= hi. Both keep the bounds nested
-(lo-95 <= lo-80 <= point <= hi-80 <= hi-95) but carry no coverage guarantee; check
-coverage with ``forecasting bench --level``.
+then widened where needed so that lo <= point <= hi and nested (lo-95 <= lo-80 <= point <=
+hi-80 <= hi-95); they carry no coverage guarantee; check coverage with ``forecasting bench
+--level``. The rules are :mod:`forecasting.models.combination`'s, shared with ``auto``.
 
 Members fit the data. Without ``members`` they are chosen from the data (:func:`default_members`):
 intraday data long enough for the seasonal tree features (M4 Hourly) gets the two different global
@@ -51,9 +51,10 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from forecasting.data import Panel, check_min_length, level_columns, validate_h, validate_levels
+from forecasting.data import Panel, check_min_length
 from forecasting.errors import CapabilityError, ForecastingError, InvalidParameterError, TimeLimitError
 from forecasting.models.base import BaseForecaster, Capabilities, Fallback, Forecaster, as_panel
+from forecasting.models.combination import finish_bands, median, member_forecasts, member_values, weighted_mean
 from forecasting.models.local import LOCAL_CAPABILITIES
 from forecasting.models.registry import DEFAULT_ENSEMBLE_MEMBERS, EnsembleParams, ModelSpec
 
@@ -364,58 +365,52 @@ class EnsembleForecaster(BaseForecaster[EnsembleParams]):
     # ------------------------------------------------------------------ predict
     def predict(self, h: int, *, history: Panel | Any | None = None, X_future: pl.DataFrame | None = None,
                 level: Sequence[float] = ()) -> pl.DataFrame:
-        """Combine the members' forecasts: ``unique_id, ds, <alias>[, <alias>-lo-<L>, <alias>-hi-<L>]``.
+        """Combine the members' forecasts by the method's rule (median or validation-weighted mean).
 
-        ``history`` refits every member on it (as the local models do).
+        Parameters
+        ----------
+        h : int
+            Steps after each series' end (1 <= h <= ``MAX_HORIZON``).
+        history : Panel or frame, optional
+            Refits every member on it (as the local models do) and forecasts from its end.
+        X_future : None
+            Not used (``CapabilityError`` if given).
+        level : sequence of numbers in (0, 100)
+            Interval levels, percent: the same rule over the members that give bands here
+            (``interval_members_``), then lo <= point <= hi, nested across levels.
+
+        Returns
+        -------
+        pl.DataFrame
+            The combination, sorted by series then time: ``unique_id, ds, <alias>`` and, per level,
+            ``<alias>-lo-<L>, <alias>-hi-<L>``.
 
         Raises
         ------
-        NotFittedError, CapabilityError, InvalidParameterError
+        NotFittedError
+            Before ``fit``.
+        InvalidParameterError
+            ``h`` or ``level`` out of range.
+        CapabilityError
+            ``X_future`` given; ``level`` when no member gives intervals here.
         """
         if history is not None:
-            return self.fit(as_panel(history, freq=self.panel_.freq if self.is_fitted else None)).predict(
-                h, X_future=X_future, level=level)
-        self.check_is_fitted()
-        h = validate_h(h)
-        levels = validate_levels(level)
-        if X_future is not None:
-            msg = f"model '{self.name}' does not use exogenous columns, so X_future is not accepted"
-            raise CapabilityError(msg,
-                                  field="X_future")
-        outs, with_bounds = [], []
-        for m in self.members_:
-            try:
-                outs.append(m.predict(h, level=levels))
-                with_bounds.append(True)
-            except CapabilityError:  # e.g. xgboost: series too short to calibrate its conformal intervals
-                if not levels:
-                    raise
-                outs.append(m.predict(h))
-                with_bounds.append(False)
-        if levels and not any(with_bounds):
-            msg = f"model '{self.name}': no member could give prediction intervals; ask without level"
-            raise CapabilityError(msg,
-                                  field="level")
-        base = outs[0].select("unique_id", "ds")
-        # members order their rows alike, except around fallbacks: align on the keys
-        outs = [base.join(o, on=["unique_id", "ds"], how="left", maintain_order="left") for o in outs]
-        self.interval_members_ = [m.name for m, b in zip(self.members_, with_bounds, strict=True) if b]
-        point = self._combine([o[m.alias].to_numpy() for o, m in zip(outs, self.members_, strict=True)],
-                              [True] * len(outs))
-        columns = {self.alias: point}
-        for suffix in [c[len(self.default_alias):] for c in level_columns(self.default_alias, levels)]:
-            bound = self._combine([o[m.alias + suffix].to_numpy() if b else None
-                                   for o, m, b in zip(outs, self.members_, with_bounds, strict=True)], with_bounds)
-            # the point may fall outside bounds combined from fewer members: keep lo <= point <= hi
-            columns[self.alias + suffix] = np.minimum(bound, point) if "-lo-" in suffix else np.maximum(bound, point)
-        return base.with_columns([pl.Series(k, v, dtype=pl.Float64) for k, v in columns.items()])
+            return self._refit_predict(h, history, X_future=X_future, level=level)
+        h, levels = self._prepare_local(h, level, X_future)
+        keys, outs = member_forecasts(self.members_, h, levels, name=self.name)
+        self.interval_members_ = [m.name for m, o in zip(self.members_, outs, strict=True)
+                                  if not levels or f"{m.alias}-lo-{levels[0]}" in o.columns]
+        point = self._combine(member_values(outs, self.members_))
+        bands = {lev: (self._combine(member_values(outs, self.members_, f"-lo-{lev}")),
+                       self._combine(member_values(outs, self.members_, f"-hi-{lev}"))) for lev in levels}
+        columns = {self.alias: point, **finish_bands(point, bands, self.alias)}
+        return keys.with_columns([pl.Series(k, v, dtype=pl.Float64) for k, v in columns.items()])
 
-    def _combine(self, arrays: list[np.ndarray | None], use: list[bool]) -> np.ndarray:
-        stack = np.column_stack([a for a, u in zip(arrays, use, strict=True) if u and a is not None])
+    def _combine(self, arrays: list[np.ndarray | None]) -> np.ndarray:
+        """The method's rule over the members that have values: median, or the validation-weighted mean."""
         if self.weights_ is None:
-            return np.median(stack, axis=1)
-        w = np.asarray([wt for wt, u in zip(self.weights_, use, strict=True) if u])
-        return stack @ (w / w.sum())
+            return median(arrays)
+        return weighted_mean(arrays, self.weights_)
 
 
 def _label(spec: ModelSpec) -> str:

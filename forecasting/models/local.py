@@ -24,8 +24,6 @@ from forecasting.data import (
     future_frame,
     level_columns,
     to_caller_tz,
-    validate_h,
-    validate_levels,
 )
 from forecasting.errors import CapabilityError, ModelFitError, TimeLimitError
 from forecasting.models.base import P, BaseForecaster, Capabilities, Fallback, as_panel, require
@@ -338,17 +336,8 @@ class LocalForecaster(BaseForecaster[P]):
         NotFittedError, CapabilityError, InvalidParameterError, ModelFitError
         """
         if history is not None:
-            return self.fit(as_panel(history, freq=self.panel_.freq if self.is_fitted else None)).predict(
-                h, X_future=X_future, level=level)
-        self.check_is_fitted()
-        h = validate_h(h)
-        levels = validate_levels(level)
-        if levels:
-            require(self, "intervals", field="level")
-        if X_future is not None:
-            msg = f"model '{self.name}' does not use exogenous columns, so X_future is not accepted"
-            raise CapabilityError(msg,
-                                  field="X_future")
+            return self._refit_predict(h, history, X_future=X_future, level=level)
+        h, levels = self._prepare_local(h, level, X_future)
         cols: dict[str, list[np.ndarray]] = {c: [] for c in ["mean", *[f"{s}-{lv}" for lv in levels for s in ("lo", "hi")]]}
         outputs: dict[str, dict[str, np.ndarray]] = {}
         bad: dict[str, str] = {}
