@@ -134,7 +134,8 @@ def weight_matrix(ids: np.ndarray, labels: Sequence[str], dataset: Mapping[str, 
     labels : sequence of str, length n_members
         The members, in the order of the columns to mix.
     dataset : mapping of label to weight
-        Shared weights (a member missing: 0; all zero: equal weights).
+        Shared weights, as given (a member missing: 0; all zero: equal weights); :func:`weighted_mean`
+        renormalises each row.
     series : mapping of unique_id to (label to weight), optional
         Per-series weights (renormalised over ``labels``); a series without them, or whose weights
         on ``labels`` sum to 0, keeps the dataset's.
@@ -146,7 +147,7 @@ def weight_matrix(ids: np.ndarray, labels: Sequence[str], dataset: Mapping[str, 
     Examples
     --------
     >>> weight_matrix(np.array(["a", "b"]), ["m1", "m2"], {"m1": 3.0}, {"b": {"m1": 1.0, "m2": 1.0}})
-    array([[1. , 0. ],
+    array([[3. , 0. ],
            [0.5, 0.5]])
     """
     shared = np.array([dataset.get(lab, 0.0) for lab in labels])
