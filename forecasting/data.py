@@ -284,7 +284,7 @@ def to_polars(data: Any, *, field_name: str = "data") -> pl.DataFrame:
             elif isinstance(col.dtype, pd.DatetimeTZDtype) and _fixed_offset_zone(col.dtype.tz):
                 # a fixed UTC offset (datetime.timezone, pytz.FixedOffset) has no zone name polars reads: ISO 8601
                 # text with the offset, parsed as such timestamps are (Panel.utc_offset; +01:00 as Etc/GMT-1)
-                delta = col.dtype.tz.utcoffset(None)
+                delta = col.dtype.tz.utcoffset(None) or timedelta(0)
                 minutes = int(abs(delta.total_seconds())) // 60
                 offset = f"{'-' if delta < timedelta(0) else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
                 text = (col.dt.strftime("%Y-%m-%dT%H:%M:%S.%f") + offset).astype(object).where(col.notna(), None)
