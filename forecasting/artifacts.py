@@ -550,15 +550,26 @@ def stat_signature(folder: str | os.PathLike[str]) -> str:
     (:class:`IntegrityWatch`, the model cache keys of :mod:`forecasting.loading`), never a
     substitute for one. A missing folder gives ``"missing"``.
     """
-    root = Path(folder)
-    digest = hashlib.sha256()
+    root = os.fspath(folder)
+    entries: list[str] = []
     try:
-        for p in sorted(root.rglob("*")):
-            st = p.lstat()
-            digest.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
-    except OSError:
+        _stat_entries(root, "", entries)
+    except OSError:  # the folder (or a subfolder) is gone or unreadable
         return "missing"
-    return digest.hexdigest() if root.is_dir() else "missing"
+    entries.sort()
+    return hashlib.sha256("".join(entries).encode()).hexdigest()
+
+
+def _stat_entries(folder: str, prefix: str, out: list[str]) -> None:
+    """``"<relative path>\\0<size>\\0<mtime ns>\\0<inode>\\n"`` of every entry under ``folder`` (one
+    ``scandir`` per folder, ``lstat`` semantics: links are not followed)."""
+    with os.scandir(folder) as it:
+        for entry in it:
+            st = entry.stat(follow_symlinks=False)
+            rel = prefix + entry.name
+            out.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n")
+            if entry.is_dir(follow_symlinks=False):
+                _stat_entries(entry.path, rel + "/", out)
 
 
 class IntegrityWatch:
