@@ -108,7 +108,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                        max_unfinished_per_tenant=settings.max_jobs_per_tenant, grace_s=settings.shutdown_grace_s,
                        idle_s=settings.job_worker_idle_s, shared=True)  # one runner per store (issue 14: --workers)
     monitoring = Monitoring(store, limits, background=True)  # observations, accuracy, retraining, anomalies
-    scheduler = RetrainScheduler(monitoring, leads=lambda: runner.is_leader)  # schedules run in the jobs leader
+    scheduler = RetrainScheduler(monitoring, leads=lambda: runner.is_leader,  # schedules run in the jobs leader
+                                 runner=runner)  # each tick: a retrain job (time limit, cancel, progress)
     services = RegisteredModels(store=store, runner=runner, limits=limits, on_served=monitoring.record_served,
                                 on_training=monitoring.stage_training, report_sections=monitoring.report_sections)
     metrics = Metrics(jobs_by_state=services.jobs_by_state, cache=services.cache_size)

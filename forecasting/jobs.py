@@ -84,7 +84,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -179,6 +179,8 @@ class _Worker:
         beat = threading.Thread(target=self._beat, daemon=True)
         beat.start()
         try:
+            if self.job["kind"] == "retrain":
+                return self._retrain()
             frame = pl.read_parquet(Path(self.job["dir"]) / _DATA_FILE)
             return self._train(frame)
         except _Cancelled:
@@ -203,6 +205,22 @@ class _Worker:
                        fill_gaps=bool(self.job.get("fill_gaps")), workdir=self.job["dir"],
                        deadline=self.deadline, step=self.step)
         return {"status": "ok", **result.to_dict()}
+
+
+    def _retrain(self) -> dict[str, Any]:
+        """A retrain job: :meth:`Monitoring.retrain <forecasting.service.monitoring.Monitoring.retrain>` (which
+        registers the challenger and records the decision itself), with this job's progress, cancel and limit."""
+        from forecasting.service.monitoring import Monitoring
+
+        monitoring = Monitoring(self.registry)
+        try:
+            decision = monitoring.retrain(self.job["tenant"], self.job["name"], trigger=self.job.get("trigger", "schedule"),
+                                          deadline=self.deadline, step=self.step)
+        finally:
+            monitoring.close()
+        reason = str(decision.detail.get("reason", ""))
+        return {"status": "retrained", "version": decision.challenger_version,
+                "message": f"decision {decision.id}: {reason}"[:1000]}
 
 
 def _train_worker(job: dict[str, Any]) -> dict[str, Any]:
@@ -420,14 +438,18 @@ class JobRunner:
             known = set(self._payloads)
             running = {slot.job_id: slot for slot in self._slots if slot.job_id is not None}
         for job in self.registry.unfinished_jobs():
-            if job.state == "queued" and job.id not in known and "name" in job.request and (
-                    self.jobs_dir / job.id / _DATA_FILE).is_file():
+            if job.state == "queued" and job.id not in known and self._runnable(job):
                 self._enqueue(job.id, job.tenant, job.request)
         for job_id, slot in running.items():  # cancelled through another process: stop its worker now
             if self.registry.job_state(job_id) == "cancelled":
                 with self._cond:
                     if slot.job_id == job_id:
                         slot.kill = "cancelled"
+
+    def _runnable(self, job: JobInfo) -> bool:
+        """Whether a job left in the database can run here: a retrain, or a training whose data file is there."""
+        return "name" in job.request and (job.request.get("kind") == "retrain"
+                                          or (self.jobs_dir / job.id / _DATA_FILE).is_file())
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
@@ -507,11 +529,7 @@ class JobRunner:
             _read_path(data) if isinstance(data, str | os.PathLike) else to_polars(data))
         request["rows"] = frame.height
 
-        self._reserve(tenant)
-        job_id = str(uuid.uuid4())
-        folder = self.jobs_dir / job_id
-        try:
-            folder.mkdir(parents=True)
+        def write(folder: Path) -> None:
             try:
                 tmp = folder / f".{_DATA_FILE}.tmp"
                 frame.write_parquet(tmp)
@@ -519,7 +537,55 @@ class JobRunner:
             except (pl.exceptions.PolarsError, OSError, ValueError, TypeError) as exc:
                 msg_0 = f"data cannot be stored as Parquet: {exc}"
                 raise InvalidInputError(msg_0, field="data") from exc
-            self.registry.create_job(tenant=tenant, kind="train", request=request, job_id=job_id)
+
+        return self._queue(tenant, request, kind="train", write=write)
+
+    def submit_retrain(self, tenant: str, name: str, *, trigger: str = "schedule") -> str | None:
+        """Queue a retrain of model ``name`` (a job of kind ``retrain``) and return the job id.
+
+        The job runs :meth:`Monitoring.retrain <forecasting.service.monitoring.Monitoring.retrain>` in a worker
+        process like a training job: the tenant's fair queue and cap, progress (the challenger's hold-out fit
+        and training), cancel (the worker is killed and the model's retrain lock freed) and the time limit. The
+        retrain registers its challenger and records its decision itself; the job's result is the challenger's
+        version (None for a "no change" decision) and its message the decision's reason.
+
+        Parameters
+        ----------
+        tenant, name : str
+        trigger : str, default "schedule"
+            Recorded with the decision (``schedule``, ``observations``, ``drift``).
+
+        Returns
+        -------
+        str or None
+            None when a retrain job of the model is already queued or running (it covers this request).
+
+        Raises
+        ------
+        InvalidParameterError, TooManyJobsError, ConflictError, StoreBusyError
+            As :meth:`submit_training`.
+        """
+        validate_name(tenant, field="tenant")
+        validate_name(name, field="name")
+        if any(j.tenant == tenant and j.kind == "retrain" and j.request.get("name") == name
+               for j in self.registry.unfinished_jobs()):
+            _log.info("retrain of %s/%s not queued: one is queued or running", tenant, name,
+                      extra={"event": "job.retrain_pending", "tenant": tenant, "model": name})
+            return None
+        return self._queue(tenant, {"name": name, "kind": "retrain", "trigger": trigger}, kind="retrain")
+
+    def _queue(self, tenant: str, request: dict[str, Any], *, kind: str,
+               write: Callable[[Path], None] | None = None) -> str:
+        """Reserve the tenant's place, write the job's folder (``write``: its data) and row, and queue it (this
+        runner leads) or leave it for the leader; the job id."""
+        self._reserve(tenant)
+        job_id = str(uuid.uuid4())
+        folder = self.jobs_dir / job_id
+        try:
+            folder.mkdir(parents=True)
+            if write is not None:
+                write(folder)
+            self.registry.create_job(tenant=tenant, kind=kind, request=request, job_id=job_id)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)  # uploaded data is never left behind
             self._release(tenant)
@@ -673,15 +739,15 @@ class JobRunner:
                 pass  # the worker died: reported below
             if slot.kill is not None:
                 self._stop_worker(slot)
-                return {"status": slot.kill}
+                return {"status": slot.kill, "killed": True}
             if not slot.process.is_alive():
                 code = slot.process.exitcode
                 self._stop_worker(slot)
-                return {"status": "failed", "field": None,
+                return {"status": "failed", "field": None, "killed": True,
                         "error": f"the worker process died (exit code {code}: killed, or out of memory)"}
             if time.monotonic() > hard_deadline:
                 self._stop_worker(slot)
-                return {"status": "failed", "field": "time_limit_s",
+                return {"status": "failed", "field": "time_limit_s", "killed": True,
                         "error": f"training did not finish within the time limit of {self.time_limit_s} s "
                                  f"(the worker was stopped)"}
 
@@ -689,8 +755,20 @@ class JobRunner:
     def _finish(self, job_id: str, tenant: str, result: dict[str, Any]) -> None:
         folder = self.jobs_dir / job_id
         keep_data = False
+        with self._cond:
+            request = self._payloads.get(job_id) or {}
         try:
             status = result["status"]
+            if result.get("killed") and request.get("kind") == "retrain":  # its lock died with the worker
+                from forecasting.store.monitoring import MonitoringStore
+
+                with contextlib.suppress(ForecastingError):
+                    MonitoringStore(self.registry).release(request["name"], tenant, reset_count=False)
+            if status == "retrained":
+                self.registry.update_job(job_id, only_from=("running",), state="succeeded", progress=1.0,
+                                         message=result["message"], result_model=request.get("name"),
+                                         result_version=result["version"])
+                return
             if status == "shutdown":
                 keep_data = self._hand_back(job_id)
                 return
@@ -878,8 +956,7 @@ class JobRunner:
             if stale_after_s is not None and (now - last).total_seconds() < stale_after_s:
                 continue
             interrupted = job.state == "running"
-            has_data = (self.jobs_dir / job.id / _DATA_FILE).is_file()
-            if has_data and not (interrupted and job.attempts >= 1) and "name" in job.request:
+            if self._runnable(job) and not (interrupted and job.attempts >= 1):
                 attempts = job.attempts + int(interrupted)
                 message = (f"re-queued after a restart (interrupted while running: {job.message}; attempt "
                            f"{attempts + 1})" if interrupted else f"{job.message}; re-queued after a restart")

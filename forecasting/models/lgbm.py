@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,14 +27,19 @@ from forecasting.models.trees import TreeForecaster
 __all__ = ["LightGBMForecaster"]
 
 
-def _deadline_callback(deadline: float) -> Any:
-    """A LightGBM training callback that raises TimeLimitError once ``deadline`` (epoch seconds) passes."""
+def _rounds_callback(deadline: float | None, report: Callable[[int], None] | None) -> Any:
+    """A LightGBM training callback: after each boosting round, ``report(k)`` (``k``: the rounds this call
+    trained, 1-based; a warm start's ``init_model`` rounds not counted) and a TimeLimitError once ``deadline``
+    (epoch seconds) passes."""
 
     def check(env: Any) -> None:
-        if time.time() > deadline:
-            msg = (f"training stopped after {env.iteration + 1} boosting rounds: the time limit was reached; send "
+        done = env.iteration - env.begin_iteration + 1
+        if deadline is not None and time.time() > deadline:
+            msg = (f"training stopped after {done} boosting rounds: the time limit was reached; send "
                    f"fewer series or lower n_estimators")
             raise TimeLimitError(msg, field="data")
+        if report is not None:
+            report(done)
 
     return check
 
@@ -73,9 +79,12 @@ class LightGBMForecaster(TreeForecaster[LightGBMParams]):
         import lightgbm as lgb
 
         data = lgb.Dataset(X, label=y, feature_name=names, free_raw_data=True)
-        callbacks = [_deadline_callback(self.deadline)] if self.deadline is not None else None
+        rounds = rounds or self.params.n_estimators
+        report = self._round_reporter(rounds)
+        callbacks = [_rounds_callback(self.deadline, report)] if self.deadline is not None or report is not None \
+            else None
         # init_model: LightGBM starts from its predictions on the data and adds the rounds (the champion untouched)
-        return lgb.train(self._lgb_params(len(y)), data, num_boost_round=rounds or self.params.n_estimators,
+        return lgb.train(self._lgb_params(len(y)), data, num_boost_round=rounds,
                          callbacks=callbacks, init_model=init)
 
     def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:

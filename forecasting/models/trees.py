@@ -43,7 +43,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
@@ -138,7 +138,9 @@ class TreeForecaster(GlobalForecaster[TP]):
     seed : int
     """
 
-    capabilities: ClassVar[Capabilities] = replace(GLOBAL_CAPABILITIES, has_global_importance=True)
+    #: progress: every boosting round of every booster a fit trains (the conformal windows' too), issue 17
+    capabilities: ClassVar[Capabilities] = replace(GLOBAL_CAPABILITIES, has_global_importance=True,
+                                                   reports_progress=True)
     fitted_attribute: ClassVar[str] = "boosters_"
     #: how the explanations are computed (named in each Explanation)
     shap_method: ClassVar[str] = "tree_shap"
@@ -165,9 +167,10 @@ class TreeForecaster(GlobalForecaster[TP]):
     # ------------------------------------------------------------------ library hooks
     def _fit_booster(self, X: np.ndarray, y: np.ndarray, names: list[str], *, init: Any = None,
                      rounds: int | None = None) -> Any:
-        """Train one booster on ``X`` (n, features) float32 and ``y`` (n,); honour ``self.deadline``. With
-        ``init`` (a warm start, :meth:`warm_start_from`): continue boosting from that booster for ``rounds``
-        more rounds (left unchanged)."""
+        """Train one booster on ``X`` (n, features) float32 and ``y`` (n,); honour ``self.deadline`` and report
+        each round to ``self._round_reporter(rounds)`` (the library's training callbacks). With ``init`` (a warm
+        start, :meth:`warm_start_from`): continue boosting from that booster for ``rounds`` more rounds (left
+        unchanged)."""
         raise NotImplementedError
 
     def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:
@@ -304,20 +307,53 @@ class TreeForecaster(GlobalForecaster[TP]):
         panel = split_short(self, panel, pipeline.min_length, f"lookback {pipeline.lookback} + 1")
         self.static_ = static
         self.device_ = resolve_device(self.params.device)
+        warm = getattr(self, "warm_", None)
+        windows = 0 if warm is not None else self._conformal_windows(panel)
+        longest = max(panel.lengths.values(), default=0)  # the windows _calibrate fits (it stops at the first empty)
+        self._plan_rounds(passes=1 + sum(longest - w * self.calibrated_horizon >= pipeline.min_length
+                                         for w in range(1, windows + 1)))
         self.boosters_ = self._train(panel)
         self.panel_ = panel
         self.scales_ = pipeline.scale_stats(panel.frame)
         self.cscales_ = self._series_scale(panel.frame)
         self.levels_ = series_levels(panel.frame)
-        warm = getattr(self, "warm_", None)
         if warm is not None:  # the champion's conformal scores: recalibrating would refit from scratch
             self.scores_ = warm.scores
             self.notes_.append(f"warm start: {warm.rounds} boosting rounds continued from the champion's boosters "
                                f"on all the data; its conformal scores kept for the intervals")
-            return self
-        windows = self._conformal_windows(panel)
-        self.scores_ = self._calibrate(panel, windows) if windows > 0 else None
+        else:
+            self.scores_ = self._calibrate(panel, windows) if windows > 0 else None
+        if self.progress is not None:
+            self.progress(1.0, "fitted")
         return self
+
+    def _plan_rounds(self, *, passes: int) -> None:
+        """Count the boosting rounds the coming fit trains: ``passes`` trainings (all the data, then each
+        conformal window) of every booster group, each of ``n_estimators`` rounds (a warm start's ``rounds``)."""
+        warm = getattr(self, "warm_", None)
+        rounds = warm.rounds if warm is not None else int(getattr(self.params, "n_estimators", 1))
+        self._rounds_plan = [0, max(1, passes * len(self._groups()) * rounds), 0]  # done, total, reported
+
+    def _round_reporter(self, rounds: int) -> Callable[[int], None] | None:
+        """What the library's training callback calls after each boosting round of the booster about to be
+        trained (``rounds`` rounds), with that round's number (1-based): ``progress(fraction, message)`` over
+        every round the fit trains (:meth:`_plan_rounds`), so a fraction never goes back; at most one call per
+        1% of the rounds (a job records each call in its database row) and the last round's; None without a
+        ``progress`` callback (:func:`~forecasting.models.base.arm`)."""
+        progress = self.progress
+        if progress is None:
+            return None
+        plan = getattr(self, "_rounds_plan", None) or [0, rounds, 0]
+        start, total = plan[0], plan[1]
+        plan[0] = start + rounds
+
+        def report(k: int) -> None:
+            done = start + k
+            if done * 100 // total > plan[2] * 100 // total or done == total:
+                plan[2] = done
+                progress(min(1.0, done / total), f"boosting round {k}/{rounds} ({done}/{total} in all)")
+
+        return report
 
     def warm_start_from(self, champion: TreeForecaster[Any], rounds: int) -> Self:
         """Make the next :meth:`fit` continue boosting from ``champion``'s boosters (a warm start) instead of

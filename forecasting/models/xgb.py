@@ -8,6 +8,7 @@ intervals, TreeSHAP explanations, the model folder) is
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,23 +34,31 @@ def xgboost_to_onnx(booster: Any, n_features: int, opset: int) -> Any:
     return convert_xgboost(b, initial_types=[("input", FloatTensorType([None, n_features]))], target_opset=opset)
 
 
-def _Deadline(deadline: float) -> Any:  # noqa: N802 - a factory for an xgboost callback
-    """An XGBoost training callback that raises TimeLimitError once ``deadline`` (epoch s) passes."""
+def _Rounds(deadline: float | None, report: Callable[[int], None] | None) -> Any:  # noqa: N802 - a factory
+    """An XGBoost training callback: after each boosting round, ``report(k)`` (``k``: the rounds this call trained,
+    1-based; a warm start's earlier rounds not counted) and a TimeLimitError once ``deadline`` (epoch s) passes."""
     import time
 
     import xgboost as xgb
 
-    class Deadline(xgb.callback.TrainingCallback):
+    class Rounds(xgb.callback.TrainingCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.done = 0
+
         def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-            if time.time() > deadline:
+            self.done += 1
+            if deadline is not None and time.time() > deadline:
                 msg = (
-                    f"training stopped after {epoch + 1} boosting rounds: the time limit was reached; "
+                    f"training stopped after {self.done} boosting rounds: the time limit was reached; "
                     f"send fewer series or lower n_estimators"
                 )
                 raise TimeLimitError(msg, field="data")
+            if report is not None:
+                report(self.done)
             return False
 
-    return Deadline()
+    return Rounds()
 
 
 class XGBoostForecaster(TreeForecaster[XGBoostParams]):
@@ -80,8 +89,10 @@ class XGBoostForecaster(TreeForecaster[XGBoostParams]):
         import xgboost as xgb
 
         dtrain = xgb.DMatrix(X, label=y, feature_names=names)
-        callbacks = [_Deadline(self.deadline)] if self.deadline is not None else None
-        return xgb.train(self._xgb_params(self.device_), dtrain, num_boost_round=rounds or self.params.n_estimators,
+        rounds = rounds or self.params.n_estimators
+        report = self._round_reporter(rounds)
+        callbacks = [_Rounds(self.deadline, report)] if self.deadline is not None or report is not None else None
+        return xgb.train(self._xgb_params(self.device_), dtrain, num_boost_round=rounds,
                          callbacks=callbacks, xgb_model=None if init is None else init.copy())
 
     def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:

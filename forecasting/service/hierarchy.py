@@ -56,9 +56,11 @@ from forecasting.service.results import Registered
 if TYPE_CHECKING:
     from forecasting.models.base import Forecaster
     from forecasting.reports import WrittenReport
+    from forecasting.store import VersionInfo
 
 __all__ = ["COHERENCE_TOLERANCE", "DEFAULT_METHODS", "HierarchicalSpec", "HierarchyBacktest", "HierarchyResult",
-           "backtest_hierarchy", "forecast_hierarchy", "forecast_registered", "registered_refusal", "structure_from_json",
+           "backtest_hierarchy", "forecast_hierarchy", "forecast_registered", "refuse_over_hierarchy", "registered_refusal",
+           "structure_from_json",
            "structure_of", "structure_to_json", "training_panel", "training_request", "write_hierarchy_report"]
 
 #: Methods run when the caller names none (each applies to grouped structures too; no fitted values needed).
@@ -163,6 +165,53 @@ def registered_refusal() -> CapabilityError:
            "trained with a hierarchy, or forecast and reconcile inline with POST /v1/forecast and its 'hierarchy' "
            "field")
     return CapabilityError(msg, field="hierarchy", details={"where": "forecast"})
+
+
+#: what each use of a registered version that treats it as a plain model would get wrong over a hierarchy, and
+#: what the caller can do instead (``{ref}``: the version, ``{name}``: the model)
+_PLAIN_USES: dict[str, str] = {
+    "explain": ("its explanations would be of the base forecasts of every series, not of the reconciled forecasts it "
+                "serves: explain the model inline (POST /v1/explain, `forecasting explain`) on the series you want, "
+                "or forecast it reconciled (POST /v1/models/{ref}/forecast)"),
+    "report": ("its model report would show unreconciled base forecasts: write the hierarchy report (structure, "
+               "coherence, accuracy per level) with `forecasting hierarchy --report` or fc.forecast_hierarchy("
+               "report=...) on the bottom series"),
+    "export": ("an ONNX graph gives the base forecasts only (the reconciliation is not in it), so its answers would "
+               "not add up: forecast it reconciled with POST /v1/models/{ref}/forecast"),
+    "retrain": ("a retrain would register a plain model of every series and production would serve unreconciled "
+                "forecasts: train a new version with its 'hierarchy' (POST /v1/models) on the new data, and remove "
+                "the retraining policy (PUT /v1/models/{name}/retraining with {{}})"),
+}
+
+
+def refuse_over_hierarchy(info: VersionInfo, use: str) -> None:
+    """Refuse a use of a registered version that would treat a version trained over a hierarchy as a plain model.
+
+    The one check every door of those uses passes (HTTP, CLI and library alike go through
+    :class:`~forecasting.service.registered.RegisteredModels` for ``explain``, ``report`` and ``export`` and
+    through :class:`~forecasting.service.monitoring.Monitoring` for ``retrain``, policies included): a version
+    whose ``metrics["hierarchy"]`` is set serves reconciled forecasts (:func:`forecast_registered`), which none
+    of these would honour.
+
+    Parameters
+    ----------
+    info : VersionInfo
+        The version asked for.
+    use : {"explain", "report", "export", "retrain"}
+
+    Raises
+    ------
+    CapabilityError
+        ``field="model"`` (HTTP 422), naming the version, why, and what to do instead; ``details``:
+        ``{"hierarchy": methods, "use": use}``.
+    """
+    stored = info.metrics.get("hierarchy")
+    if stored is None:
+        return
+    methods = ", ".join(stored.get("methods") or []) if isinstance(stored, Mapping) else ""
+    why = _PLAIN_USES[use].format(ref=info.ref, name=info.name)
+    msg = f"model '{info.ref}' was trained over a hierarchy (reconciled: {methods or 'yes'}), so {use} is refused: {why}"
+    raise CapabilityError(msg, field="model", details={"hierarchy": methods, "use": use})
 
 
 def structure_of(frame: pl.DataFrame, *, hierarchy: str | Sequence[str] | None = None,

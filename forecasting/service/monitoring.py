@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import polars as pl
@@ -67,6 +67,9 @@ from forecasting.errors import (
 from forecasting.service.core import Limits, check_limits, resolve
 from forecasting.store import Store, VersionInfo
 from forecasting.store.monitoring import DecisionInfo, MonitoringStore
+
+if TYPE_CHECKING:
+    from forecasting.jobs import JobRunner
 
 __all__ = [
     "AccuracyResult",
@@ -275,10 +278,8 @@ class RetrainPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     @staticmethod
     def _check_cron(cron: str) -> None:
         """A crontab expression that fires at least once from now on (refused naming ``cron``)."""
-        from apscheduler.triggers.cron import CronTrigger
-
         try:
-            trigger = CronTrigger.from_crontab(cron, timezone=UTC)
+            trigger = crontab_trigger(cron)
         except ValueError as exc:
             msg = f"cron: {cron!r} is not a crontab expression (minute hour day month weekday): {exc}"
             raise InvalidParameterError(msg, field="cron") from None
@@ -286,6 +287,83 @@ class RetrainPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
             msg = (f"cron: {cron!r} never fires (no such date, e.g. 31 February): the model would never be "
                    f"retrained; give a date that exists")
             raise InvalidParameterError(msg, field="cron")
+
+
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab(5)'s numbering: 0 (and 7) is Sunday
+
+
+def _crontab_days(field: str) -> set[int]:
+    """The days (0 = Sunday ... 6) of a crontab weekday field: numbers 0-7, names, ranges, lists, steps."""
+    days: set[int] = set()
+    for item in field.lower().split(","):
+        base, _, step_text = item.partition("/")
+        if not step_text.isdigit() and step_text:
+            msg = f"weekday step {step_text!r} is not a positive integer"
+            raise ValueError(msg)
+        step = int(step_text or 1)
+        ends = ["0", "7"] if base == "*" else base.split("-")
+        try:
+            first, last = (_CRON_DAYS.index(e) if e in _CRON_DAYS else int(e) for e in (ends[0], ends[-1]))
+            if len(ends) > 2:
+                raise ValueError
+        except ValueError:
+            msg = f"weekday {item!r} is not a day number 0-7 (0 and 7: Sunday), a name (sun-sat), a range or a step"
+            raise ValueError(msg) from None
+        if step_text and len(ends) == 1:
+            last = 7  # 'a/n': from a to the end of the week, as cron(8)
+        if not (0 <= first <= 7 and 0 <= last <= 7 and first <= last and step >= 1):
+            msg = f"weekday {item!r} is not within 0-7 (0 and 7: Sunday) in increasing order with a step >= 1"
+            raise ValueError(msg)
+        days.update(day % 7 for day in range(first, last + 1, step))
+    return days
+
+
+def crontab_trigger(cron: str) -> Any:
+    """The APScheduler trigger that fires when crontab(5) would for ``cron`` (UTC).
+
+    APScheduler 3's ``CronTrigger.from_crontab`` numbers weekdays from Monday (``1`` is Tuesday there), refuses
+    ``7`` and fires only when the day of month *and* the weekday match; crontab(5) (Vixie cron, POSIX ``crontab``)
+    numbers them from Sunday (0 or 7) and, when both fields are restricted (neither starts with ``*``), fires when
+    *either* matches. This translates: weekdays become names, and two restricted day fields an ``OrTrigger``.
+
+    Parameters
+    ----------
+    cron : str
+        Five fields: minute hour day-of-month month day-of-week.
+
+    Returns
+    -------
+    apscheduler.triggers.cron.CronTrigger or apscheduler.triggers.combining.OrTrigger
+
+    Raises
+    ------
+    ValueError
+        Not five fields, or a field APScheduler or the weekday rules above refuse (the message says which).
+
+    Examples
+    --------
+    >>> from datetime import datetime, UTC
+    >>> crontab_trigger("0 3 * * 1").get_next_fire_time(None, datetime(2026, 12, 2, tzinfo=UTC)).strftime("%A")
+    'Monday'
+    """
+    from apscheduler.triggers.combining import OrTrigger
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = cron.split()
+    if len(fields) != 5:
+        msg = f"Wrong number of fields; got {len(fields)}, expected 5"
+        raise ValueError(msg)
+    minute, hour, day, month, weekday = fields
+    days = _crontab_days(weekday)
+    names = "*" if len(days) == 7 else ",".join(_CRON_DAYS[d] for d in sorted(days))
+
+    def at(day_field: str, weekday_field: str) -> Any:
+        return CronTrigger(minute=minute, hour=hour, day=day_field, month=month, day_of_week=weekday_field,
+                           timezone=UTC)
+
+    if day.startswith("*") or weekday.startswith("*"):
+        return at(day, names)
+    return OrTrigger([at(day, "*"), at("*", names)])
 
 
 def _season(spec: dict[str, Any]) -> int:
@@ -814,7 +892,7 @@ class Monitoring:
     # ------------------------------------------------------------------ retraining
     def set_policy(self, tenant: str, name: str, policy: RetrainPolicy | dict[str, Any]) -> RetrainPolicy:
         """Validate and keep the model's retraining policy (the scheduler picks it up)."""
-        self._forecast_info(tenant, name)
+        info = self._forecast_info(tenant, name)
         if isinstance(policy, dict):
             try:
                 policy = msgspec.convert(policy, RetrainPolicy)
@@ -822,6 +900,11 @@ class Monitoring:
                 msg = f"retraining policy: {exc}"
                 raise InvalidParameterError(msg, field="policy") from None
         policy.check(max_h=self.limits.max_h)
+        if msgspec.to_builtins(policy):  # a policy that retrains (an empty one only stops retraining)
+            from forecasting.service.hierarchy import refuse_over_hierarchy
+
+            for version in (self._champion(tenant, name), info):
+                refuse_over_hierarchy(version, "retrain")
         if policy.warm_start:
             _warm_family(self._champion(tenant, name).spec.get("name"))
         self.parts.set_policy(name, tenant, msgspec.to_builtins(policy))
@@ -869,7 +952,8 @@ class Monitoring:
             raise InvalidParameterError(msg, field="limit")
         return self.parts.decisions(name, tenant, limit=limit)
 
-    def retrain(self, tenant: str, name: str, *, trigger: Trigger = "manual") -> DecisionInfo:
+    def retrain(self, tenant: str, name: str, *, trigger: Trigger = "manual", deadline: float | None = None,
+                step: Callable[[float, str], None] | None = None) -> DecisionInfo:
         """Train a challenger on all the data, compare it with the champion on the latest hold-out window,
         register it, and move ``production`` to it only when it wins by the policy's margin.
 
@@ -887,6 +971,12 @@ class Monitoring:
         the decision "no change" is recorded (``detail["no_change"]``, no scores, ``challenger_version`` None)
         and nothing is trained or registered.
 
+        Scheduled and triggered retrains run this as a job of kind ``retrain`` in the job runner
+        (:meth:`forecasting.jobs.JobRunner.submit_retrain`), which passes ``deadline`` (epoch seconds: fitting
+        stops with ``TimeLimitError`` past it) and ``step(progress, message)`` (0.05 data read, 0.1-0.4 the
+        challenger's hold-out fit, 0.4-0.8 its training, 0.8-0.85 the champion scored, then registered; it may
+        raise to stop the retrain: a cancel).
+
         Returns
         -------
         DecisionInfo
@@ -896,21 +986,28 @@ class Monitoring:
         ------
         ConflictError
             A retrain of the model is already running.
+        CapabilityError
+            The champion was trained over a hierarchy
+            (:func:`~forecasting.service.hierarchy.refuse_over_hierarchy`).
         NotFoundError, InvalidInputError (no stored data), InsufficientHistoryError, ModelFitError.
         """
+        from forecasting.service.hierarchy import refuse_over_hierarchy
+
         champion = self._champion(tenant, name)
+        refuse_over_hierarchy(champion, "retrain")
         policy = self.policy(tenant, name) or RetrainPolicy()
         self.parts.acquire(name, tenant)
         ran = False
         try:
-            decision = self._retrain(tenant, name, champion, policy, trigger)
+            decision = self._retrain(tenant, name, champion, policy, trigger, deadline=deadline,
+                                     step=step or (lambda progress, message: None))
             ran = True
             return decision
         finally:
             self.parts.release(name, tenant, reset_count=ran)
 
     def _retrain(self, tenant: str, name: str, champion: VersionInfo, policy: RetrainPolicy,
-                 trigger: str) -> DecisionInfo:
+                 trigger: str, *, deadline: float | None, step: Callable[[float, str], None]) -> DecisionInfo:
         from forecasting.backtest import holdout_scores
         from forecasting.models.registry import parse_spec
         from forecasting.service.training import data_fingerprint, default_validation_h, train
@@ -921,6 +1018,7 @@ class Monitoring:
             raise InvalidInputError(msg, field="model")
         freq = champion.fingerprint.get("freq")
         panel = validate_panel(data, freq=freq, fill_missing="interpolate", fill_gaps=True)
+        step(0.05, f"retrain: {panel.frame.height} observations of {panel.n_series} series read")
         spec = policy.model if policy.model is not None else champion.spec
         h = policy.h or champion.max_h or default_validation_h(_season(champion.spec))
         effective = None if policy.warm_start else msgspec.to_builtins(resolve(parse_spec(spec), panel)[0])
@@ -937,11 +1035,16 @@ class Monitoring:
                                                                   workdir=Path(tmp))
             else:
                 season = max(_season(champion.spec), _season(effective or {}))
-                challenger_scores = holdout_scores(panel, model=effective or spec, h=h, season_length=season,
-                                                   unscaled="null")
+                step(0.1, f"challenger hold-out fit: fitting on all but the last {h} steps")
+                challenger_scores = holdout_scores(
+                    panel, model=effective or spec, h=h, season_length=season, unscaled="null", deadline=deadline,
+                    progress=lambda done, message: step(0.1 + 0.3 * done, f"challenger hold-out fit: {message}"))
                 result = train(panel.frame, kind="forecast", spec=spec, workdir=Path(tmp), h=h, freq=panel.freq,
-                               holdout=challenger_scores)
+                               holdout=challenger_scores, deadline=deadline,
+                               step=lambda done, message: step(0.4 + 0.4 * done, f"challenger: {message}"))
+            step(0.8, "scoring the champion on the window")
             champion_scores = self._champion_scores(champion, panel, h=h, season=season)
+            step(0.85, "champion scored; registering the challenger")
             challenger = self.store.register_version(
                 name, tenant=tenant, spec=result.spec, kind="forecast", artifact_src_dir=result.artifact,
                 fingerprint=result.fingerprint, metrics=result.metrics, exog=result.exog, max_h=result.max_h)
@@ -1266,18 +1369,18 @@ def detect_anomalies(data: Any, *, model: Any = "mstl", level: float = DEFAULT_A
 
 
 # --------------------------------------------------------------------------- the scheduler
-_ACTIVE: dict[str, Monitoring] = {}
+_ACTIVE: dict[str, RetrainScheduler] = {}
 
 
 def run_scheduled(key: str, tenant: str, name: str, trigger: str = "schedule") -> None:
-    """What a scheduled job runs (a module-level function, so APScheduler can keep a reference to it):
-    :meth:`Monitoring.retrain` of the scheduler registered under ``key``. Errors are logged."""
-    monitoring = _ACTIVE.get(key)
-    if monitoring is None:
+    """What a scheduled job runs (a module-level function, so APScheduler can keep a reference to it): the
+    retrain of the scheduler registered under ``key`` (:meth:`RetrainScheduler.run`). Errors are logged."""
+    scheduler = _ACTIVE.get(key)
+    if scheduler is None:
         log.warning("retrain of %s/%s skipped: no scheduler %s in this process", tenant, name, key)
         return
     try:
-        monitoring.retrain(tenant, name, trigger=trigger)  # type: ignore[arg-type]
+        scheduler.run(tenant, name, trigger)
     except Exception:  # noqa: BLE001 - a scheduled run must log and let the scheduler go on
         log.warning("scheduled retrain of %s/%s failed", tenant, name, exc_info=True)
 
@@ -1307,10 +1410,15 @@ class RetrainScheduler:
     poll_s : float, default 1.0
         With ``leads``: how often the leader looks for jobs written by other processes, and a follower
         checks whether it now leads, seconds.
+    runner : JobRunner, optional
+        Where each tick's retrain runs (the app passes its runner): a job of kind ``retrain`` in the model's
+        tenant's queue (:meth:`~forecasting.jobs.JobRunner.submit_retrain`), with the jobs' time limit, cancel
+        and progress (``GET /v1/jobs``); a tick while the model's retrain job is still queued or running adds
+        none. Without one (the library) the retrain runs in the scheduler's thread.
     """
 
     def __init__(self, monitoring: Monitoring, *, leads: Callable[[], bool] | None = None,
-                 poll_s: float = 1.0) -> None:
+                 poll_s: float = 1.0, runner: JobRunner | None = None) -> None:
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -1326,6 +1434,14 @@ class RetrainScheduler:
         self._poll_s = poll_s
         self._stop = threading.Event()
         self._watch: threading.Thread | None = None
+        self.runner = runner
+
+    def run(self, tenant: str, name: str, trigger: str) -> None:
+        """One tick's (or trigger's) retrain: queued as a ``retrain`` job in :attr:`runner`, else run here."""
+        if self.runner is not None:
+            self.runner.submit_retrain(tenant, name, trigger=trigger)
+        else:
+            self.monitoring.retrain(tenant, name, trigger=trigger)  # type: ignore[arg-type]
 
     @property
     def leading(self) -> bool:
@@ -1340,7 +1456,7 @@ class RetrainScheduler:
         leads = self._leads is None or self._leads()
         self.scheduler.start(paused=not leads)
         if leads:
-            _ACTIVE[self.key] = self.monitoring
+            _ACTIVE[self.key] = self
         for tenant, name, raw in self.monitoring.parts.policies():
             self.apply(tenant, name, msgspec.convert(raw, RetrainPolicy) if raw else None)
         if self._leads is not None:
@@ -1356,7 +1472,7 @@ class RetrainScheduler:
                 if self.leading:
                     self.scheduler.wakeup()
                 elif self._leads():
-                    _ACTIVE[self.key] = self.monitoring
+                    _ACTIVE[self.key] = self
                     self.scheduler.resume()
                     log.info("retrain scheduler: this process runs the schedules",
                              extra={"event": "monitoring.scheduler_leader"})
@@ -1368,18 +1484,17 @@ class RetrainScheduler:
         self._stop.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        if _ACTIVE.get(self.key) is self.monitoring:
+        if _ACTIVE.get(self.key) is self:
             _ACTIVE.pop(self.key, None)
 
     def apply(self, tenant: str, name: str, policy: RetrainPolicy | None) -> None:
         """Add, replace or remove the model's scheduled job to match ``policy``."""
-        from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
         job_id = f"retrain:{tenant}:{name}"
         trigger: Any = None
         if policy is not None and policy.cron is not None:
-            trigger = CronTrigger.from_crontab(policy.cron, timezone=UTC)
+            trigger = crontab_trigger(policy.cron)
         elif policy is not None and policy.interval_s is not None:
             trigger = IntervalTrigger(seconds=policy.interval_s, timezone=UTC)
         with self._lock:

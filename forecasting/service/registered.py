@@ -170,11 +170,17 @@ class RegisteredModels:
         return self.runner.cancel(job_id, tenant)
 
     # ------------------------------------------------------------------ registered forecast models
-    def _forecast_version(self, tenant: str, ref: str) -> VersionInfo:
+    def _forecast_version(self, tenant: str, ref: str, *, use: str | None = None) -> VersionInfo:
+        """The forecast version ``ref``; with ``use`` (explain, report, export) one that is not over a hierarchy
+        (:func:`~forecasting.service.hierarchy.refuse_over_hierarchy`)."""
         info = self.store.get(ref, tenant=tenant)
-        if info.kind != "forecast":
+        if info.kind != "forecast" and use != "export":
             msg = f"model '{info.ref}' is a tabular model: use POST /v1/models/{info.name}@{info.version}/predict"
             raise CapabilityError(msg, field="model")
+        if use is not None:
+            from forecasting.service.hierarchy import refuse_over_hierarchy
+
+            refuse_over_hierarchy(info, use)
         return info
 
     @request_threads()  # a served network's forward on one core of this request's thread (issue 14)
@@ -262,11 +268,12 @@ class RegisteredModels:
         Raises
         ------
         CapabilityError
-            Tabular models (use :meth:`explain_rows`).
+            Tabular models (use :meth:`explain_rows`); a version trained over a hierarchy (its explanations would
+            not be of the reconciled forecasts it serves).
         InvalidInputError, InvalidParameterError
             Unknown ``series``, ``steps`` outside 1..h.
         """
-        info = self._forecast_version(tenant, ref)
+        info = self._forecast_version(tenant, ref, use="explain")
         h = validate_h(h, max_h=self.limits.max_h)
         model = _forecaster(info, load_version(self.store, info))
         result = explain(history, model=model, h=h, X_future=X_future, limits=self.limits,
@@ -285,11 +292,11 @@ class RegisteredModels:
         Raises
         ------
         CapabilityError
-            Spec-only (statistical) versions keep no history to report on.
+            Spec-only (statistical) versions keep no history to report on; a version trained over a hierarchy.
         """
         from forecasting.reports import build_report
 
-        info = self._forecast_version(tenant, ref)
+        info = self._forecast_version(tenant, ref, use="report")
         h = validate_h(h, max_h=self.limits.max_h)
         if info.artifact is None:
             msg = (f"model '{info.ref}' is registered as a spec only and keeps no history: forecast it with history, "
@@ -320,9 +327,9 @@ class RegisteredModels:
         Raises
         ------
         NotFoundError (another tenant's model too), CapabilityError (statistical or tabular models),
-        ExportParityError.
+        ExportParityError; CapabilityError for a version trained over a hierarchy (its graph would not reconcile).
         """
-        info = self.store.get(ref, tenant=tenant)
+        info = self._forecast_version(tenant, ref, use="export")
         folder = export_version(self.store, info)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
