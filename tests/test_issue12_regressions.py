@@ -244,11 +244,13 @@ def test_saving_never_replaces_a_folder_of_other_files(tmp_path: Path) -> None:
 
 
 def test_huge_y_is_a_clear_error_not_a_library_crash() -> None:
-    """Was: y near 1e308 made xgboost fail with its own error (a 500 over HTTP, a traceback in the CLI)."""
+    """Was: y near 1e308 made xgboost fail with its own error (a 500 over HTTP, a traceback in the CLI). Since
+    the data contract bounds y (``MAX_ABS_Y``), it is refused before any model sees it, naming the series and rows."""
     data = {"unique_id": ["a"] * 40, "ds": list(range(40)), "y": [1e308] * 20 + [1.0] * 20}
-    with pytest.raises(fc.InvalidInputError, match=r"y too large to train on in 1 series \('a'\)") as err:
+    with pytest.raises(fc.InvalidInputError, match=r"y must be at most 1e\+150 in magnitude .* 20 rows are beyond "
+                                                   r"it: series 'a': rows 0, 1, 2") as err:
         fc.forecast(data, model={"name": "xgboost", "params": {"n_estimators": 5}}, h=2)
-    assert err.value.field == "data.y"
+    assert err.value.field == "y"
 
 
 def test_a_loaded_model_takes_a_fallback_and_says_what_computed_it(tmp_path: Path) -> None:
