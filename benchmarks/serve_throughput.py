@@ -22,6 +22,10 @@ worker) at the start and the end.
 ``--threads``: no server; 8 threads of one process predicting with one loaded XGBoost model,
 with every thread per call (the library's default) and with one (what serving uses).
 
+``--spans CALLS``: no server; one registered forecast's service call timed in this process, span by span
+(reference lookup, cached model and its stat check, validation + features + onnxruntime, the served-forecast
+record, the answer's encoding) beside the inline route's service call.
+
 ``--crossover``: no server; native XGBoost against its ONNX export, one thread each, by
 the number of series in a request (what :data:`forecasting.runtime.ONNX_MAX_SERIES` is set
 from).
@@ -31,7 +35,7 @@ async clients in this process -- which then takes CPU from the server on a small
 say so beside the figures).
 
 Run: ``python -m forecasting.benchmarks.serve_throughput [--workers 2] [--clients 1 8]
-[--duration 10] [--soak 180] [--crossover]``
+[--duration 10] [--soak 180] [--crossover] [--spans 200]``
 """
 
 from __future__ import annotations
@@ -54,20 +58,41 @@ import polars as pl
 from forecasting.benchmarks import load_forecast as lf
 
 
-def tree_rss_mb(pid: int) -> str:
-    """Resident memory of a process and all its descendants (Linux /proc): "<total> MiB in <n> processes"."""
-    total, todo, count = 0.0, [pid], 0
+def _tree(pid: int) -> list[int]:
+    """A process and all its descendants (Linux /proc), parents first."""
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
-        rss = lf._rss_mb(p)
-        count += rss == rss
-        total += 0.0 if rss != rss else rss  # NaN: gone meanwhile
+        out.append(p)
         for task in Path(f"/proc/{p}/task").glob("*/children") if Path(f"/proc/{p}/task").is_dir() else []:
             try:
                 todo.extend(int(c) for c in task.read_text().split())
             except OSError:
                 pass
+    return out
+
+
+def tree_rss_mb(pid: int) -> str:
+    """Resident memory of a process and all its descendants (Linux /proc): "<total> MiB in <n> processes"."""
+    total, count = 0.0, 0
+    for p in _tree(pid):
+        rss = lf._rss_mb(p)
+        count += rss == rss
+        total += 0.0 if rss != rss else rss  # NaN: gone meanwhile
     return f"{total:.0f} MiB in {count} processes"
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) used so far by a process and its living descendants (Linux
+    ``/proc/<pid>/stat`` fields 14 and 15)."""
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _load() -> str:
@@ -82,8 +107,11 @@ def _bodies(frame: pl.DataFrame, inline_model: Any) -> tuple[bytes, bytes]:
 
 
 def measure(base: str, routes: dict[str, tuple[str, bytes]], clients: list[int], duration: float,
-            tool: str) -> dict[str, list[dict[str, Any]]]:
-    """Each route at each client count; prints a Markdown table per route and returns the rows."""
+            tool: str, *, pid: int | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Each route at each client count; prints a Markdown table per route and returns the rows.
+
+    With the server's ``pid``, also the server's CPU time per request (every process and thread of its tree,
+    ms): what a request costs whatever the machine's load, unlike its latency."""
     run = lf.run_wrk if tool == "wrk" else lf.run_python
     out: dict[str, list[dict[str, Any]]] = {}
     for name, (path, body) in routes.items():
@@ -93,15 +121,19 @@ def measure(base: str, routes: dict[str, tuple[str, bytes]], clients: list[int],
             msg = f"{name}: warm-up request failed: {warm.status_code} {warm.text[:500]}"
             raise SystemExit(msg)
         print(f"\n{name}: POST {path}, one series of {lf.N_POINTS} points, h={lf.H}, {duration:g} s per level\n")
-        print("| clients | requests | requests/s | p50 ms | p99 ms | errors | load average (1, 5, 15 min) |")
-        print("|--------:|---------:|-----------:|-------:|-------:|-------:|---|")
+        print("| clients | requests | requests/s | p50 ms | p99 ms | errors | server CPU ms/request | "
+              "load average (1, 5, 15 min) |")
+        print("|--------:|---------:|-----------:|-------:|-------:|-------:|--:|---|")
         rows = []
         for c in clients:
+            cpu = tree_cpu_s(pid) if pid is not None else float("nan")
             stats: dict[str, Any] = {"clients": c, **run(base + path, body, clients=c, duration=duration),
                                      "load": _load()}
+            stats["cpu_ms"] = ((tree_cpu_s(pid) - cpu) if pid is not None else cpu) / max(1, stats["requests"]) * 1e3
             rows.append(stats)
             print(f"| {c} | {stats['requests']:.0f} | {stats['rps']:.1f} | {stats['p50_ms']:.1f} | "
-                  f"{stats['p99_ms']:.1f} | {stats['errors']:.0f} | {stats['load'][5:]} |", flush=True)
+                  f"{stats['p99_ms']:.1f} | {stats['errors']:.0f} | {stats['cpu_ms']:.2f} | {stats['load'][5:]} |",
+                  flush=True)
         if len(rows) > 1 and rows[0]["rps"] > 0:
             print(f"\n{name}: {rows[-1]['clients']} clients / 1 client = {rows[-1]['rps'] / rows[0]['rps']:.2f}x "
                   f"requests/s")
@@ -199,6 +231,74 @@ def thread_stalls(clients: int, seconds: float, n_estimators: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def spans(repeats: int, n_estimators: int) -> None:
+    """Where one registered forecast's time goes, in this process (no server, no HTTP): the service call and
+    its parts on the benchmark's request (XGBoost from its ONNX export, one series of 700 points, h=48),
+    against the inline route's service call; prints min and median wall time and the median CPU time of the
+    calling thread (less sensitive to the machine's load) per span, in ms."""
+    import msgspec
+
+    from forecasting.api.mapping import forecast_out
+    from forecasting.loading import export_version, load_serving
+    from forecasting.service.core import Limits, forecast, forecast_fitted
+    from forecasting.service.monitoring import Monitoring
+    from forecasting.service.registered import RegisteredModels
+    from forecasting.service.results import Registered
+    from forecasting.service.training import fit_and_save
+    from forecasting.store import Store
+
+    frame, _ = lf.training_data(8, synthetic=True)
+    spec = {"name": "xgboost", "params": {"season_length": 24, "n_estimators": n_estimators}}
+    history = json.loads(lf.request_body(frame))["history"]
+    folder = Path(tempfile.mkdtemp(prefix="forecasting-spans-"))
+    store = Store(f"sqlite:///{folder / 'db.sqlite'}", folder / "artifacts")
+    try:
+        fit_and_save(frame, folder / "saved", model=spec, freq=1)
+        info = store.register_version("load", tenant="load", spec=spec, kind="forecast",
+                                      artifact_src_dir=folder / "saved", fingerprint={"freq": 1, "series": 8})
+        export_version(store, info)
+        limits = Limits()
+        services = RegisteredModels(store=store, runner=None, limits=limits)  # type: ignore[arg-type]
+        monitoring = Monitoring(store, limits, background=False)
+        info = store.get("load", tenant="load")
+        model, runtime = load_serving(store, info, n_series=1)
+        result = forecast_fitted(model, history, h=lf.H, limits=limits, registered=Registered("load", info.version),
+                                 runtime=runtime, field_name="history")
+        calls: list[tuple[str, Any]] = [
+            ("registered forecast, service call (no recording)",
+             lambda: services.forecast("load", "load", h=lf.H, history=history)),
+            ("  store.get (reference -> version)", lambda: store.get("load", tenant="load")),
+            ("  load_serving (cached model, stat check)", lambda: load_serving(store, info, n_series=1)),
+            ("  forecast_fitted (validation, features, onnxruntime)",
+             lambda: forecast_fitted(model, history, h=lf.H, limits=limits, registered=Registered("load", 1),
+                                     runtime=runtime, field_name="history")),
+            ("served-forecast record (the writer thread's work)",
+             lambda: monitoring.record_served("load", info, result)),
+            ("answer mapping + JSON encoding", lambda: msgspec.json.encode(forecast_out(result))),
+            ("inline forecast, service call (seasonal_naive)",
+             lambda: forecast(history, model="seasonal_naive", h=lf.H, limits=limits)),
+        ]
+        print(f"\none registered forecast in process: XGBoost {n_estimators} trees from its ONNX export, one series "
+              f"of {lf.N_POINTS} points, h={lf.H}; {repeats} calls per span\n")
+        print("| span | min ms | p50 ms | CPU p50 ms |")
+        print("|---|--:|--:|--:|")
+        for label, call in calls:
+            for _ in range(5):
+                call()
+            wall, cpu = [], []
+            for _ in range(repeats if "record" not in label else max(1, repeats // 4)):
+                t, c = time.perf_counter(), time.thread_time()
+                call()
+                wall.append(time.perf_counter() - t)
+                cpu.append(time.thread_time() - c)
+            print(f"| {label} | {min(wall) * 1e3:.3f} | {statistics.median(wall) * 1e3:.3f} | "
+                  f"{statistics.median(cpu) * 1e3:.3f} |", flush=True)
+        print(f"\n{_load()}")
+    finally:
+        store.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the arguments, start the server, train, export, measure; print the tables."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -210,6 +310,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8, 32, 128, 414])
     parser.add_argument("--threads", action="store_true", help="concurrent predictions with all threads vs one "
                                                                "per call, no server (8 clients, --duration s)")
+    parser.add_argument("--spans", type=int, metavar="CALLS", help="no server: where one registered forecast's "
+                                                                    "time goes, CALLS calls per span")
     parser.add_argument("--n-estimators", type=int, default=100)
     parser.add_argument("--inline-model", default="seasonal_naive", help="model of the inline route (name or JSON)")
     parser.add_argument("--no-onnx", action="store_true", help="serve the registered model natively")
@@ -218,6 +320,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.crossover:
         crossover(args.sizes, args.n_estimators)
+        return
+    if args.spans:
+        spans(args.spans, args.n_estimators)
         return
     if args.threads:
         thread_stalls(max(args.clients), args.duration, args.n_estimators)
@@ -247,10 +352,10 @@ def main(argv: list[str] | None = None) -> None:
             before = tree_rss_mb(proc.pid)
             print(f"\nsoak: 16 clients, {args.soak:g} s per route; server tree resident memory at start "
                   f"{before} ({_load()})")
-            measure(base, routes, [16], args.soak, tool)
+            measure(base, routes, [16], args.soak, tool, pid=proc.pid)
             print(f"\nserver tree resident memory: start {before}, end {tree_rss_mb(proc.pid)}")
         else:
-            measure(base, routes, args.clients, args.duration, tool)
+            measure(base, routes, args.clients, args.duration, tool, pid=proc.pid)
             print(f"\nserver tree resident memory after the run: {tree_rss_mb(proc.pid)}")
     finally:
         lf.stop_server(proc, state)
