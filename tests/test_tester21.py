@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
+import polars as pl
 import pytest
+from test_issue16_monitoring import _register, _seasonal, _store
 
 from forecasting.errors import InvalidParameterError
-from forecasting.service.monitoring import RetrainPolicy, crontab_trigger
+from forecasting.service.monitoring import Monitoring, RetrainPolicy, crontab_trigger
+
+T = "default"
 
 WEDNESDAY = datetime(2026, 12, 2, 0, 5, tzinfo=UTC)
 
@@ -47,3 +52,24 @@ def test_cron_checks_still_refuse_naming_the_field() -> None:
     with pytest.raises(InvalidParameterError, match="never fires"):
         RetrainPolicy(cron="0 0 31 4 *").check()
     RetrainPolicy(cron="0 0 30 2 1").check()  # fires on Mondays of February: accepted
+
+
+# --------------------------------------------------------------------------- 2. a deleted version's staged data
+def test_deleting_a_version_before_its_training_data_merged_keeps_monitoring_working(tmp_path: Path) -> None:
+    """Train m1@2, forecast from it, delete it (force), then observe: every monitoring route of m1 answered
+    404 "model 'm1' has no version 2" for good (the job's staged data looked its version up on each call)."""
+    store = _store(tmp_path)
+    mon = Monitoring(store)
+    _register(store, mon, _seasonal(), "naive", name="m1", h=4)
+    _register(store, mon, _seasonal(), "seasonal_naive", name="m1", h=4)  # version 2
+    job = store.create_job(tenant=T, kind="train", request={"name": "m1"})
+    store.update_job(job.id, state="succeeded", result_model="m1", result_version=2)
+    late = pl.DataFrame({"unique_id": ["s"], "ds": [25], "y": [1.0]})
+    mon.stage_training(T, "m1", job, pl.concat([_seasonal(), late]))
+    store.delete_version("m1", 2, T, force=True)
+    result = mon.observe(T, "m1", {"unique_id": ["s"], "ds": [26], "y": [5.0]})
+    assert (result.rows, result.series) == (1, ["s"])
+    stored = mon.observations(T, "m1")
+    assert stored["ds"].to_list() == [*range(1, 25), 26]  # the deleted version's extra row (ds 25) is not kept
+    assert not list((store.artifacts_dir / T / "m1" / "_staged").glob("*.parquet"))
+    store.close()

@@ -488,8 +488,12 @@ class Monitoring:
                 path.unlink(missing_ok=True)
                 continue
             if job.state == "succeeded" and job.version is not None:
-                self.keep_training_data(self.store.get(f"{name}@{job.version}", tenant=tenant),
-                                        pl.read_parquet(path))
+                try:
+                    info = self.store.get(f"{name}@{job.version}", tenant=tenant)
+                except NotFoundError:  # the version was deleted before its data was merged: nothing to keep
+                    info = None
+                if info is not None:
+                    self.keep_training_data(info, pl.read_parquet(path))
             if job.state in ("succeeded", "failed", "cancelled"):
                 path.unlink(missing_ok=True)
 
