@@ -388,9 +388,12 @@ def _series_from_python(name: str, values: list[Any], field_name: str) -> pl.Ser
             if len(zones) == 1:  # one zone: keep it, so the grid and the forecasts follow the caller's clock
                 try:
                     return pl.from_pandas(utc.dt.tz_convert(zones.pop()))
-                except Exception:  # a zone pandas/polars cannot name (fixed offset): UTC is exact  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - a zone polars cannot name (a fixed offset): as text, below
                     pass
-            return pl.from_pandas(utc)
+            # a fixed offset or several zones: ISO 8601 text with each value's offset, read as the JSON answer's
+            # timestamps are (one offset kept as Panel.utc_offset; several: UTC, with a note naming them)
+            return pl.Series(name, [None if v is None else pd.Timestamp(v).isoformat() for v in values],
+                             dtype=pl.String)
     if kind == "number":
         too_big = [i for i, v in enumerate(values) if isinstance(v, int) and not -(2**63) <= v < 2**63
                     and (name != "y" or abs(v) > 1.7e308)]

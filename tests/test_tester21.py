@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
@@ -73,3 +73,28 @@ def test_deleting_a_version_before_its_training_data_merged_keeps_monitoring_wor
     assert stored["ds"].to_list() == [*range(1, 25), 26]  # the deleted version's extra row (ds 25) is not kept
     assert not list((store.artifacts_dir / T / "m1" / "_staged").glob("*.parquet"))
     store.close()
+
+
+# --------------------------------------------------------------------------- 3. aware datetimes as Python objects
+def test_python_datetimes_at_a_fixed_offset_keep_it_and_several_zones_are_named() -> None:
+    """ds as Python datetimes (an object column, a mapping of lists): one fixed offset (+05:30) was converted to
+    UTC with the note "ds converted from UTC to UTC", while the same instants as a pandas tz column or as JSON
+    text kept +05:30; a pandas concat of a +05:30 and a Europe/Paris panel said the same "UTC to UTC"."""
+    import numpy as np
+    import pandas as pd
+
+    import forecasting as fc
+
+    ist = timezone(timedelta(hours=5, minutes=30))
+    df = pd.DataFrame({"unique_id": "k", "ds": [datetime(2024, 1, 1, i, tzinfo=ist) for i in range(24)],
+                       "y": np.arange(24.0)}).astype({"ds": object})
+    result = fc.forecast(df, h=2, model="naive")
+    assert [t.isoformat() for t in result.forecasts["ds"]] == ["2024-01-02T00:00:00+05:30",
+                                                                "2024-01-02T01:00:00+05:30"]
+    assert result.notes == ["ds converted from UTC offset +05:30 to UTC; forecasts are returned at that offset"]
+    paris = pd.DataFrame({"unique_id": "p", "ds": pd.date_range("2024-03-30", periods=72, freq="h",
+                                                               tz="Europe/Paris"), "y": np.arange(72.0)})
+    mixed = fc.forecast(pd.concat([df, paris]), h=1, model="naive")
+    assert [t.isoformat() for t in mixed.forecasts["ds"]] == ["2024-01-01T18:30:00+00:00",
+                                                               "2024-04-01T23:00:00+00:00"]
+    assert mixed.notes == ["ds has several UTC offsets (+01:00, +02:00, +05:30); forecasts are returned in UTC"]
