@@ -16,7 +16,8 @@ progress there:
 ====  =====================================================================
 0.1   data validated (forecast: :func:`~forecasting.data.validate_panel`)
 0.15  hold-out fit started (validation metrics); up to 0.3 its own progress where the model
-      reports it (networks: per training step, "hold-out fit: window 1 of 1: step 40/100")
+      reports it (networks: per training step, "hold-out fit: window 1 of 1: step 40/100";
+      XGBoost/LightGBM: per 1 % of their boosting rounds)
 0.3   validation metrics measured (held-out last ``h`` steps / k-fold)
 0.5   model fitted on all the data
 0.9   artifact saved to a temporary folder
@@ -67,8 +68,11 @@ Memory: a worker process idle for ``idle_s`` seconds (default 30; 0: after every
 returning what the fitting libraries held to the system; the next job starts a new one
 (a spawn: about a second, plus the libraries' imports).
 
-What a job runs is :func:`forecasting.service.training.train` (validation metrics, fit, save);
-this module only runs it: queues, worker processes, progress, cancel, time limit, restarts.
+What a job runs is :func:`forecasting.service.training.train` (validation metrics, fit, save), or, for a
+job of kind ``retrain`` (:meth:`JobRunner.submit_retrain`: the retraining scheduler's ticks and triggers),
+:meth:`Monitoring.retrain <forecasting.service.monitoring.Monitoring.retrain>` (it registers its challenger and
+records its decision; a killed retrain's lock on the model is freed by the runner); this module only runs
+them: queues, worker processes, progress, cancel, time limit, restarts.
 """
 
 from __future__ import annotations
@@ -734,7 +738,10 @@ class JobRunner:
         while True:
             try:
                 if slot.conn.poll(_POLL_S):
-                    return dict(slot.conn.recv())
+                    outcome = dict(slot.conn.recv())
+                    if outcome.get("status") == "cancelled":  # stopped by its own progress call: replaced too,
+                        self._stop_worker(slot)               # as a killed one (what its libraries held goes)
+                    return outcome
             except (EOFError, OSError):
                 pass  # the worker died: reported below
             if slot.kill is not None:

@@ -252,7 +252,7 @@ def test_cancel_during_the_hold_out_fit_kills_the_worker(tmp_path: Path) -> None
         job_id = runner.submit_training("acme", "slow", SLOW, hourly(), h=24)
         info = wait_for(lambda: (j := runner.get_job(job_id, "acme")).message.startswith("hold-out fit") and j,
                         120, "the hold-out fit step")
-        assert info.state == "running" and info.progress == 0.15
+        assert info.state == "running" and 0.15 <= info.progress < 0.3  # XGBoost reports its rounds (team 21, H5)
         pid = runner._slots[0].process.pid
         assert alive(pid)
         runner.cancel(job_id, "acme")
