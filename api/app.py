@@ -51,6 +51,7 @@ from forecasting.api.mapping import hierarchy_out
 from forecasting.service.hierarchy import forecast_hierarchy
 from forecasting.api.mapping import explain_out, forecast_out, job_out, model_detail_out, model_out, version_out
 from forecasting.api.schemas import (
+    H_BOUNDS,
     MAX_VERSION,
     AliasRequest,
     CrossValidationRequest,
@@ -366,7 +367,8 @@ def _use_routes(services: RegisteredModels, more: dict[int, ResponseSpec], metri
 
     @get("/v1/models/{ref:str}/report", tags=["registry"], summary="HTML report of a registered model",
          media_type=MediaType.HTML, sync_to_thread=True, responses=more)
-    def report(ref: FromPath[str], h: FromQuery[int], tenant: NamedDependency[str]) -> str:
+    def report(ref: FromPath[str], h: Annotated[int, QueryParameter(schema_extra=H_BOUNDS["extra"])],
+               tenant: NamedDependency[str]) -> str:
         """Self-contained HTML: forecasts from the stored history, model card, SHAP waterfalls."""
         return services.report(tenant, ref, h=h)
 

@@ -22,7 +22,7 @@ import msgspec
 
 from litestar import Router
 from litestar.openapi.plugins import OpenAPIRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, OpenAPIMediaType, RequestBody, Schema, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPIMediaType, Parameter, RequestBody, Schema, SecurityScheme
 from litestar.static_files import create_static_files_router
 
 if TYPE_CHECKING:
@@ -155,6 +155,8 @@ def _rewrite_bounds(node: Any, changed: dict[str, dict[str, Any]], *, seen: set[
     seen.add(id(node))
     if isinstance(node, Schema):
         props: Any = node.properties or {}
+    elif isinstance(node, Parameter):  # a query parameter (GET .../report?h=) is a property of its name
+        props = {node.name: node.schema}
     else:
         props = node.get("properties") if isinstance(node, dict) else None
     for field, prop in (props.items() if isinstance(props, dict) else ()):

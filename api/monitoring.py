@@ -25,7 +25,8 @@ from prometheus_client.registry import Collector
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from forecasting.api.docs import json_or_multipart_body
-from forecasting.api.schemas import Columns, Rows
+from forecasting.api.schemas import DATA_BOUNDS, Columns, Rows
+from forecasting.api.settings import Settings
 from forecasting.errors import InvalidParameterError
 from forecasting.service.monitoring import (
     DEFAULT_ANOMALY_LEVEL,
@@ -66,7 +67,8 @@ class ObservationsRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
     """Actuals of a registered model's series."""
 
     data: Annotated[Rows | Columns, msgspec.Meta(
-        description="unique_id, ds, y (rows or columns), at the model's frequency, after the stored points.")]
+        description="unique_id, ds, y (rows or columns), at the model's frequency, after the stored points.",
+        extra_json_schema={"minItems": 1, "maxItems": Settings.max_rows})]  # msgspec's schema: json_or_multipart
     replace: Annotated[bool, msgspec.Meta(description="Overwrite points already stored instead of refusing "
                                                       "the batch.")] = False
 
@@ -120,7 +122,8 @@ class PolicyOut(msgspec.Struct):
 class AnomalyRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Series to scan for anomalies."""
 
-    data: Annotated[Rows | Columns, msgspec.Meta(description="unique_id, ds, y (rows or columns).")]
+    data: Annotated[Rows | Columns, msgspec.Meta(description="unique_id, ds, y (rows or columns).",
+                                                  extra_json_schema=DATA_BOUNDS)]
     model: Annotated[str | dict[str, Any], msgspec.Meta(
         description="A model with in-sample fitted values (statistical models).")] = "mstl"
     level: Annotated[float, msgspec.Meta(description="Interval level in percent, in (0, 100).")] = \

@@ -98,3 +98,27 @@ def test_python_datetimes_at_a_fixed_offset_keep_it_and_several_zones_are_named(
     assert [t.isoformat() for t in mixed.forecasts["ds"]] == ["2024-01-01T18:30:00+00:00",
                                                                "2024-04-01T23:00:00+00:00"]
     assert mixed.notes == ["ds has several UTC offsets (+01:00, +02:00, +05:30); forecasts are returned in UTC"]
+
+
+# --------------------------------------------------------------------------- 4. the document's operator limits
+def test_every_door_that_enforces_the_operators_limits_documents_them(tmp_path: Path) -> None:
+    """With FORECASTING_MAX_H=50 and MAX_ROWS=2000, POST /v1/anomalies and .../observations refused 2,016 rows
+    and GET .../report refused h=51 (422s) while the document gave no bound for them."""
+    from litestar.testing import TestClient
+
+    from forecasting.api.app import create_app
+    from forecasting.api.settings import Settings
+
+    with TestClient(create_app(Settings(state_dir=tmp_path, max_h=50, max_rows=2000))) as c:
+        doc = c.get("/schema/openapi.json").json()
+        anomalies = doc["components"]["schemas"]["AnomalyRequest"]["properties"]["data"]
+        observe = doc["paths"]["/v1/models/{name}/observations"]["post"]["requestBody"]["content"]
+        report = doc["paths"]["/v1/models/{ref}/report"]["get"]["parameters"]
+        assert (anomalies["minItems"], anomalies["maxItems"]) == (1, 2000)
+        data = observe["application/json"]["schema"]["properties"]["data"]
+        assert (data["minItems"], data["maxItems"]) == (1, 2000)
+        assert [p["schema"] for p in report if p["name"] == "h"] == [{"type": "integer", "minimum": 1, "maximum": 50}]
+        rows = {"unique_id": ["a"] * 2001, "ds": list(range(2001)), "y": [1.0] * 2001}
+        refused = c.post("/v1/anomalies", json={"data": rows, "model": "naive"}).json()
+        assert (refused["status"], refused["field"], refused["detail"]) == (
+            422, "data", "data has 2001 rows; the limit is 2000")
