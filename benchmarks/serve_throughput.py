@@ -49,13 +49,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import numpy as np
 import polars as pl
 
 from forecasting.benchmarks import load_forecast as lf
+
+if TYPE_CHECKING:
+    from forecasting.models.base import Forecaster
 
 
 def _tree(pid: int) -> list[int]:
@@ -261,7 +264,8 @@ def spans(repeats: int, n_estimators: int) -> None:
         services = RegisteredModels(store=store, runner=None, limits=limits)  # type: ignore[arg-type]
         monitoring = Monitoring(store, limits, background=False)
         info = store.get("load", tenant="load")
-        model, runtime = load_serving(store, info, n_series=1)
+        loaded, runtime = load_serving(store, info, n_series=1)
+        model = cast("Forecaster", loaded)  # a forecast version
         result = forecast_fitted(model, history, h=lf.H, limits=limits, registered=Registered("load", info.version),
                                  runtime=runtime, field_name="history")
         calls: list[tuple[str, Any]] = [
