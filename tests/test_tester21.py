@@ -122,3 +122,20 @@ def test_every_door_that_enforces_the_operators_limits_documents_them(tmp_path: 
         refused = c.post("/v1/anomalies", json={"data": rows, "model": "naive"}).json()
         assert (refused["status"], refused["field"], refused["detail"]) == (
             422, "data", "data has 2001 rows; the limit is 2000")
+
+
+# --------------------------------------------------------------------------- 5. a weighted ensemble without a window
+def test_a_weighted_ensemble_that_cannot_validate_says_its_weights_are_equal() -> None:
+    """method 'weighted' with validation_h=60 on 48 observations answered the plain mean (182.5 = (194 + 171) / 2)
+    with no note: the caller asked for validation weights and could not tell they were not used."""
+    import forecasting as fc
+
+    y = [112.0, 118, 132, 129, 121, 135, 148, 148, 136, 119, 104, 118] * 3 + [
+        171.0, 180, 193, 181, 183, 218, 230, 242, 209, 191, 172, 194]
+    df = pl.DataFrame({"unique_id": ["a"] * 48, "ds": list(range(48)), "y": y})
+    result = fc.forecast(df, h=1, model={"name": "ensemble", "params": {
+        "members": ["naive", "seasonal_naive"], "method": "weighted", "validation_h": 60, "season_length": 12}})
+    assert result.forecasts["Ensemble"].to_list() == [(194.0 + 171.0) / 2]
+    assert result.notes == ["weighted: equal weights: no series has the 73 observations a validation window of "
+                            "validation_h=60 steps needs (the longest has 48); lower validation_h or use method "
+                            "'median'"]

@@ -332,7 +332,11 @@ class EnsembleForecaster(BaseForecaster[EnsembleParams]):
     def _validation_errors(self, panel: Panel, minimum: int, specs: Sequence[ModelSpec]) -> list[float]:
         k = self.resolved_validation_h
         keep = [u for u, n in panel.lengths.items() if n >= k + minimum]
-        if not keep:  # no series long enough to score on: equal weights
+        if not keep:  # no series long enough to score on: equal weights, said
+            longest = max(panel.lengths.values())
+            self.notes_.append(f"weighted: equal weights: no series has the {k + minimum} observations a validation "
+                               f"window of validation_h={k} steps needs (the longest has {longest}); lower "
+                               f"validation_h or use method 'median'")
             return [1.0] * len(specs)
         train = _drop_last(panel, k, keep)
         actual = _last(panel, k, keep).sort("unique_id", "ds")
