@@ -27,6 +27,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from forecasting.api.docs import json_or_multipart_body
 from forecasting.api.schemas import DATA_BOUNDS, Columns, Rows
 from forecasting.api.settings import Settings
+from forecasting.data import at_caller_offset
 from forecasting.errors import InvalidParameterError
 from forecasting.service.monitoring import (
     DEFAULT_ANOMALY_LEVEL,
@@ -166,8 +167,11 @@ def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
 
 
 def _anomalies_out(result: AnomalyResult) -> AnomaliesOut:
+    rows = _rows(result.anomalies)
+    if result.panel is not None:  # inline data at a fixed UTC offset: ds at that offset, as /v1/forecast answers
+        rows = at_caller_offset(rows, result.panel)
     return AnomaliesOut(model=result.model, level=result.level, method=result.method, points=result.points.height,
-                        anomalies=_rows(result.anomalies), notes=list(result.notes))
+                        anomalies=rows, notes=list(result.notes))
 
 
 def monitoring_router(monitoring: Monitoring, scheduler: RetrainScheduler | None,

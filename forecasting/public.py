@@ -247,11 +247,13 @@ def cross_validation(
     InvalidInputError, InvalidParameterError, InsufficientHistoryError
     """
     from forecasting.backtest import cross_validation as run
+    from forecasting.data import at_caller_offset, validate_panel
 
     cols = _Columns(df, id_col, time_col, target_col)
-    frame = run(cols.into(df), model=model, h=h, n_windows=n_windows, step_size=step_size, level=level, freq=freq,
-                n_jobs=n_jobs)
-    return cols.out(frame)
+    panel = validate_panel(cols.into(df), freq=freq)
+    frame = run(panel, model=model, h=h, n_windows=n_windows, step_size=step_size, level=level, n_jobs=n_jobs)
+    out = cols.out(frame, panel)  # ds, and below the cutoff, at the caller's fixed UTC offset in a pandas frame
+    return at_caller_offset(out, panel, key="cutoff") if cols.pandas and "cutoff" in out else out
 
 
 def explain(
@@ -350,4 +352,4 @@ def detect_anomalies(
 
     cols = _Columns(df, id_col, time_col, target_col)
     result = run(cols.into(df), model=model, level=level, method=method, freq=freq)  # type: ignore[arg-type]
-    return cols.out(result.points)
+    return cols.out(result.points, result.panel)

@@ -139,3 +139,30 @@ def test_a_weighted_ensemble_that_cannot_validate_says_its_weights_are_equal() -
     assert result.notes == ["weighted: equal weights: no series has the 73 observations a validation window of "
                             "validation_h=60 steps needs (the longest has 48); lower validation_h or use method "
                             "'median'"]
+
+
+# --------------------------------------------------------------------------- 6. fixed offsets beyond forecast
+def test_cross_validation_and_anomalies_answer_at_the_callers_fixed_offset(tmp_path: Path) -> None:
+    """+05:30 data: fc.forecast's pandas frame and POST /v1/forecast kept +05:30, while fc.cross_validation,
+    fc.detect_anomalies and POST /v1/anomalies answered the same instants in UTC."""
+    import numpy as np
+    import pandas as pd
+    from litestar.testing import TestClient
+
+    import forecasting as fc
+    from forecasting.api.app import create_app
+    from forecasting.api.settings import Settings
+
+    idx = pd.date_range("2024-01-01", periods=48, freq="h", tz="+05:30")
+    df = pd.DataFrame({"unique_id": "k", "ds": idx, "y": np.arange(48.0) % 7})
+    cv = fc.cross_validation(df, model="naive", h=2, n_windows=1)
+    assert [t.isoformat() for t in cv["ds"]] == ["2024-01-02T22:00:00+05:30", "2024-01-02T23:00:00+05:30"]
+    assert [t.isoformat() for t in cv["cutoff"]] == ["2024-01-02T21:00:00+05:30"] * 2
+    assert cv["Naive"].to_list() == [3.0, 3.0]
+    points = fc.detect_anomalies(df, model="naive")
+    assert points["ds"].iloc[0].isoformat() == "2024-01-01T00:00:00+05:30"
+    spike = df.assign(y=df["y"].where(df.index != 30, 100.0))
+    rows = {"unique_id": ["k"] * 48, "ds": [t.isoformat() for t in idx], "y": spike["y"].to_list()}
+    with TestClient(create_app(Settings(state_dir=tmp_path))) as c:
+        answer = c.post("/v1/anomalies", json={"data": rows, "model": "naive", "level": 95}).json()
+    assert [a["ds"] for a in answer["anomalies"]][:1] == ["2024-01-02T06:00:00+05:30"]

@@ -161,6 +161,9 @@ class AnomalyResult:
     model : str
         The model whose interval was used.
     notes : list of str
+    panel : Panel, optional
+        The validated inline data (:func:`detect_anomalies`): its ``utc_offset`` is the caller's, at which the
+        answers show ``ds`` (:func:`forecasting.data.at_caller_offset`); None for a model's observations.
     """
 
     points: pl.DataFrame
@@ -168,6 +171,7 @@ class AnomalyResult:
     method: str
     model: str
     notes: list[str] = field(default_factory=list)
+    panel: Panel | None = None
 
     @property
     def anomalies(self) -> pl.DataFrame:
@@ -1369,7 +1373,7 @@ def detect_anomalies(data: Any, *, model: Any = "mstl", level: float = DEFAULT_A
     fitted = forecaster.fitted_values()  # type: ignore[attr-defined]
     bands = insample_intervals(fitted, level=float(lv), method=method, fitted_col=forecaster.alias, notes=notes)
     points = score_points(bands, center="fitted").rename({"fitted": "center"})
-    return AnomalyResult(points=points, level=float(lv), method=method, model=spec.name, notes=notes)
+    return AnomalyResult(points=points, level=float(lv), method=method, model=spec.name, notes=notes, panel=panel)
 
 
 # --------------------------------------------------------------------------- the scheduler
