@@ -76,6 +76,7 @@ from forecasting.api.schemas import (
 from forecasting.api.settings import Settings
 from forecasting import __version__
 from forecasting import service
+from forecasting.data import at_caller_offset
 from forecasting.errors import InvalidParameterError
 from forecasting.jobs import JobRunner
 from forecasting.store import Store, validate_name
@@ -190,7 +191,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         result = service.cross_validate(data.data, models=data.models, h=data.h, n_windows=data.n_windows,
                                         step_size=data.step_size, level=data.level, freq=data.freq,
                                         season_length=data.season_length, limits=limits)
-        return CrossValidationResponse(metrics=result.metrics.to_dicts())
+        return CrossValidationResponse(metrics=at_caller_offset(result.metrics.to_dicts(), result.panel, key="cutoff"))
 
     registered = _registry_routes(services, problems, metrics)
 

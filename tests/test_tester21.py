@@ -166,3 +166,17 @@ def test_cross_validation_and_anomalies_answer_at_the_callers_fixed_offset(tmp_p
     with TestClient(create_app(Settings(state_dir=tmp_path))) as c:
         answer = c.post("/v1/anomalies", json={"data": rows, "model": "naive", "level": 95}).json()
     assert [a["ds"] for a in answer["anomalies"]][:1] == ["2024-01-02T06:00:00+05:30"]
+
+
+def test_the_cross_validation_route_gives_cutoffs_at_the_callers_fixed_offset(tmp_path: Path) -> None:
+    """POST /v1/cross_validation on +05:30 data answered cutoff '2024-01-02T15:30:00Z' (UTC)."""
+    from litestar.testing import TestClient
+
+    from forecasting.api.app import create_app
+    from forecasting.api.settings import Settings
+
+    rows = [{"unique_id": "k", "ds": f"2024-01-0{1 + i // 24}T{i % 24:02d}:00:00+05:30", "y": float(i % 7)}
+            for i in range(48)]
+    with TestClient(create_app(Settings(state_dir=tmp_path))) as c:
+        answer = c.post("/v1/cross_validation", json={"data": rows, "h": 2, "models": ["naive"]}).json()
+    assert [(m["cutoff"], m["mae"]) for m in answer["metrics"]] == [("2024-01-02T21:00:00+05:30", 1.5)]
