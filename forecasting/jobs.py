@@ -641,7 +641,7 @@ class JobRunner:
             queue.append(job_id)
             if tenant not in self._turn:
                 self._turn.append(tenant)
-            self._cond.notify()
+            self._cond.notify_all()  # not notify(): the adopter and follower threads wait on it too (a job then waited idle_s)
         _log.info("job %s queued", job_id, extra={"event": "job.queued", "job_id": job_id, "tenant": tenant,
                                                   "kind": request.get("kind")})
 
