@@ -205,3 +205,65 @@ def test_a_training_jobs_hold_out_fit_of_xgboost_moves_between_015_and_03(tmp_pa
     assert [round(p, 6) for p, _ in hold] == [round(0.15 + 0.15 * k / 200, 6) for k in range(2, 201, 2)]
     assert hold[-1][1] == "hold-out fit: window 1 of 1: boosting round 200/200 (200/200 in all)"
     assert [p for p, _ in calls] == sorted(p for p, _ in calls)  # never backwards
+
+
+def test_two_processes_queue_one_retrain_job_per_tick_from_the_leader(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two apps' worth of runner + monitoring + scheduler with ``runner=`` on one database: only the leader's
+    scheduler queues, one ``retrain`` job per tick, in its own runner (the follower's scheduler stays paused)."""
+    import threading
+
+    from forecasting.jobs import JobRunner
+    from forecasting.service.monitoring import RetrainScheduler
+
+    calls: list[tuple[int, str, float]] = []
+    guard = threading.Lock()
+
+    def fake_submit(self: JobRunner, tenant: str, name: str, *, trigger: str = "schedule") -> None:
+        with guard:
+            calls.append((id(self), trigger, time.monotonic()))
+
+    one, two = (Store(f"sqlite:///{(tmp_path / 'forecasting.db').as_posix()}", tmp_path / "artifacts")
+                for _ in range(2))
+    frame = pl.DataFrame({"unique_id": ["a"] * 8, "ds": list(range(1, 9)), "y": [1.0, 2, 3, 4, 5, 6, 7, 8]})
+    result = train(frame, kind="forecast", spec="naive", workdir=tmp_path / "w", h=2, freq=1)
+    one.register_version("m", tenant=T, spec=result.spec, kind="forecast", artifact_src_dir=result.artifact,
+                         fingerprint=result.fingerprint, metrics=result.metrics, exog=result.exog, max_h=result.max_h)
+    runners = [JobRunner(one, shared=True), JobRunner(two, shared=True)]
+    scheds = [RetrainScheduler(Monitoring(s), leads=lambda r=r: r.is_leader, poll_s=0.2, runner=r)
+              for s, r in zip((one, two), runners, strict=True)]
+    scheds[1].monitoring.set_policy(T, "m", {"interval_s": 1})
+    monkeypatch.setattr(JobRunner, "submit_retrain", fake_submit)
+    try:
+        for runner, sched in zip(runners, scheds, strict=True):
+            runner.recover()
+            sched.start()
+        time.sleep(3.6)
+        assert 2 <= len(calls) <= 4, calls
+        assert {c[0] for c in calls} == {id(runners[0])} and {c[1] for c in calls} == {"schedule"}
+        gaps = [b[2] - a[2] for a, b in zip(calls, calls[1:])]
+        assert min(gaps) > 0.6, gaps  # never two jobs for one tick
+    finally:
+        for sched in scheds:
+            sched.shutdown()
+        for runner in runners:
+            runner.shutdown(wait=False)
+        one.close()
+        two.close()
+
+
+def test_a_tick_while_the_models_retrain_job_is_unfinished_queues_none(tmp_path: Path) -> None:
+    from forecasting.jobs import JobRunner
+
+    store = Store(f"sqlite:///{(tmp_path / 'forecasting.db').as_posix()}", tmp_path / "artifacts")
+    runner = JobRunner(store, shared=True)  # never recovered: a follower, it only writes jobs for a leader
+    try:
+        first = runner.submit_retrain(T, "m", trigger="drift")
+        assert first is not None and runner.submit_retrain(T, "m") is None
+        assert runner.submit_retrain(T, "other") is not None and runner.submit_retrain("acme", "m") is not None
+        job = store.get_job(first, T)
+        assert (job.kind, job.state, job.request) == ("retrain", "queued",
+                                                      {"name": "m", "kind": "retrain", "trigger": "drift"})
+    finally:
+        runner.shutdown(wait=False)
+        store.close()
