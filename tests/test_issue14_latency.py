@@ -32,19 +32,27 @@ from test_issue14_ops import hourly
 SMALL_XGB = {"name": "xgboost", "params": {"n_estimators": 5, "max_depth": 2, "conformal_windows": 0}}
 
 
-@pytest.fixture
-def registered(tmp_path: Path) -> Iterator[tuple[Store, RegisteredModels, Path]]:
-    """Versions 1 and 2 of 'pax' (tenant acme), ``production`` on 1, version 1 exported to ONNX."""
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small XGBoost saved folder (fitted once for the module; each test registers its own copies)."""
     pytest.importorskip("onnxruntime")
-    from forecasting.loading import export_version
     from forecasting.service.training import fit_and_save
 
-    fit_and_save(pl.DataFrame(hourly()), tmp_path / "saved", model=SMALL_XGB, freq="1h")
+    folder = tmp_path_factory.mktemp("latency") / "saved"
+    fit_and_save(pl.DataFrame(hourly()), folder, model=SMALL_XGB, freq="1h")
+    return folder
+
+
+@pytest.fixture
+def registered(saved: Path, tmp_path: Path) -> Iterator[tuple[Store, RegisteredModels, Path]]:
+    """Versions 1 and 2 of 'pax' (tenant acme), ``production`` on 1, version 1 exported to ONNX."""
+    from forecasting.loading import export_version
+
     db = tmp_path / "db.sqlite"
     store = Store(f"sqlite:///{db}", tmp_path / "artifacts", cache_size=4)
     for _ in range(2):
         store.register_version("pax", tenant="acme", spec=SMALL_XGB, kind="forecast",
-                               artifact_src_dir=tmp_path / "saved", fingerprint={"freq": "1h", "series": 1})
+                               artifact_src_dir=saved, fingerprint={"freq": "1h", "series": 1})
     store.set_alias("pax", "production", 1, "acme")
     export_version(store, store.get("pax@1", tenant="acme"))
     services = RegisteredModels(store=store, runner=None, limits=Limits())  # type: ignore[arg-type]
