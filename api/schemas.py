@@ -245,7 +245,8 @@ class TrainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class RegisteredForecastRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Forecast with a registered model."""
 
-    h: Annotated[int, msgspec.Meta(description="Steps to forecast per series (at most the version's max_h too).",
+    h: Annotated[int, msgspec.Meta(description="Steps to forecast per series (beyond the version's max_h, the "
+                                                "window it was validated on, a note says so).",
                                    examples=[24], extra_json_schema=H_BOUNDS)]
     level: Annotated[list[float], msgspec.Meta(description="Interval levels in percent, each in (0, 100).",
                                                extra_json_schema=LEVEL_BOUNDS)] = []

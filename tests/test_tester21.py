@@ -7,6 +7,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from litestar.testing import TestClient
+from test_issue16_api import client  # noqa: F401 - the fixture: model 'm' (naive on 's', max_h 4)
 from test_issue16_monitoring import _register, _seasonal, _store
 
 from forecasting.errors import InvalidParameterError
@@ -180,3 +182,18 @@ def test_the_cross_validation_route_gives_cutoffs_at_the_callers_fixed_offset(tm
     with TestClient(create_app(Settings(state_dir=tmp_path))) as c:
         answer = c.post("/v1/cross_validation", json={"data": rows, "h": 2, "models": ["naive"]}).json()
     assert [(m["cutoff"], m["mae"]) for m in answer["metrics"]] == [("2024-01-02T21:00:00+05:30", 1.5)]
+
+
+# --------------------------------------------------------------------------- 7. h beyond a version's max_h
+def test_a_registered_forecast_beyond_the_versions_validated_horizon_says_so(client: TestClient) -> None:  # noqa: F811
+    """The document said h is "at most the version's max_h too", yet xg@1 (max_h 3) answered h=50 with no word:
+    the answer stands (a global model forecasts any h) and now carries a note; the document says so."""
+    assert client.get("/v1/models/m").json()["versions"][0]["max_h"] == 4
+    history = {"unique_id": ["s"] * 24, "ds": list(range(1, 25)), "y": _seasonal()["y"].to_list()}
+    within = client.post("/v1/models/m/forecast", json={"h": 4, "history": history}).json()
+    beyond = client.post("/v1/models/m/forecast", json={"h": 5, "history": history}).json()
+    assert [r["Naive"] for r in beyond["forecasts"]] == [5.0] * 5
+    assert not [n for n in within["notes"] if "validated for" in n]
+    assert [n for n in beyond["notes"] if "validated for" in n] == [
+        "h=5 is beyond the 4 steps version m@1 was validated for (its metrics' window): the steps after 4 were not "
+        "measured"]

@@ -255,6 +255,10 @@ class RegisteredModels:
                                    registered=Registered(info.name, info.version))
 
     def _served(self, tenant: str, info: VersionInfo, result: ForecastResult) -> ForecastResult:
+        if info.max_h is not None and result.h > info.max_h:  # answered, and said: no hold-out measured it
+            note = (f"h={result.h} is beyond the {info.max_h} steps version {info.ref} was validated for (its "
+                    f"metrics' window): the steps after {info.max_h} were not measured")
+            result = dataclasses.replace(result, notes=[*result.notes, note])
         if self.on_served is not None:
             self.on_served(tenant, info, result)
         return result
