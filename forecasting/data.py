@@ -242,6 +242,20 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _on_caller_clock(values: Sequence[Any], clock: tuple[str | None, str | None]) -> list[Any]:
+    """Internal ``ds`` values (naive UTC when the input was aware) as the caller's clock shows them, for messages:
+    ISO 8601 at the zone's or the fixed offset (``2024-03-31T07:00:00+02:00``); ``clock`` is ``(tz, utc_offset)``
+    of the panel; naive timestamps and integer steps are returned as they are."""
+    from zoneinfo import ZoneInfo
+
+    tz, offset = clock
+    if tz is None:
+        return list(values)
+    zone: Any = timezone(_offset_delta(offset)) if offset else ZoneInfo(tz)
+    return [v.replace(tzinfo=timezone.utc).astimezone(zone).isoformat() if isinstance(v, datetime) else v
+            for v in values]
+
+
 def _examples(values: Sequence[Any], total: int | None = None) -> str:
     shown = ", ".join(_fmt(v) for v in values[:_MAX_EXAMPLES])
     total = len(values) if total is None else total
@@ -1200,10 +1214,11 @@ def validate_panel(
     tz, utc_offset = _split_fixed_offset(tz)
     notes += ds_notes
     scan = _scan(frame) if _FAST_PATHS else None
+    clock = (tz, utc_offset)
     if scan is not None and not scan.in_order:
-        frame, scan = _sort_rows(frame)
+        frame, scan = _sort_rows(frame, clock)
     if scan is None:
-        _check_duplicates(frame)
+        _check_duplicates(frame, clock)
         frame = frame.sort("unique_id", "ds", maintain_order=True)
     freq = _panel_freq(frame, freq, tz, ds_kind, scan)
     if weekday is not None and ds_kind != "int":
@@ -1216,7 +1231,7 @@ def validate_panel(
         filled_parts: list[pl.DataFrame] = []
     else:
         frame, month_end, filled_parts = _check_grid_and_y(frame, freq, tz, ds_kind, fill_missing, fill_gaps,
-                                                           regular=regular)
+                                                           regular=regular, clock=clock)
 
     # report ds on the caller's clock (internal ds is naive UTC when the input was aware)
     filled = (_local(pl.concat(filled_parts), tz)
@@ -1326,13 +1341,15 @@ def _check_ds_present(frame: pl.DataFrame) -> None:
         raise InvalidInputError(_series_messages(per, f"{null_ds.height} rows without ds"), field="ds")
 
 
-def _check_duplicates(frame: pl.DataFrame) -> None:
-    """No two rows share ``(unique_id, ds)`` (refused naming the series and the timestamps)."""
+def _check_duplicates(frame: pl.DataFrame, clock: tuple[str | None, str | None] = (None, None)) -> None:
+    """No two rows share ``(unique_id, ds)`` (refused naming the series and the timestamps on the caller's
+    ``clock``: :func:`_on_caller_clock`)."""
     dups = find_duplicates(frame)
     if dups.height:
         per = {}
         for (uid,), part in dups.group_by("unique_id", maintain_order=True):
-            vals = [f"{_fmt(d)} x{c}" for d, c in part.select("ds", "count").iter_rows()]
+            vals = [f"{_fmt(d)} x{c}" for d, c in zip(_on_caller_clock(part["ds"].to_list(), clock),
+                                                      part["count"].to_list(), strict=True)]
             per[uid] = f"{part['count'].sum()} duplicate timestamps ({_examples(vals, len(vals))})"
         raise InvalidInputError(_series_messages(per, f"duplicate (unique_id, ds) rows in {len(per)} series"),
                                 field="ds", details={"duplicates": {u: v for u, v in per.items()}})
@@ -1412,7 +1429,8 @@ def _scan(frame: pl.DataFrame) -> _Scan | None:
     return _Scan(in_order=bool(row[0]), ds_int=ds_int, y_finite=bool(row[1] and row[2]), step_lo=row[3], step_hi=row[4])
 
 
-def _sort_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, _Scan | None]:
+def _sort_rows(frame: pl.DataFrame, clock: tuple[str | None, str | None] = (None, None)
+               ) -> tuple[pl.DataFrame, _Scan | None]:
     """``frame`` sorted by ``unique_id, ds`` and its scan; duplicates raise (:func:`_check_duplicates`).
 
     Sorting by a string column is slow (3 s for 3.5 million rows here): the rows are sorted by one
@@ -1424,7 +1442,7 @@ def _sort_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, _Scan | None]:
     out = _key_sorted(frame)
     scan = _scan(out)
     if scan is None or not scan.in_order:  # a repeated (unique_id, ds): named from the rows as given
-        _check_duplicates(frame)
+        _check_duplicates(frame, clock)
         return frame, None
     return out, scan
 
@@ -1440,26 +1458,28 @@ def _key_sorted(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _check_grid_and_y(frame: pl.DataFrame, freq: str | int, tz: str | None, ds_kind: str,
-                      fill_missing: FillPolicy | None, fill_gaps: bool,
-                      regular: bool = False) -> tuple[pl.DataFrame, bool, list[pl.DataFrame]]:
+                      fill_missing: FillPolicy | None, fill_gaps: bool, regular: bool = False,
+                      clock: tuple[str | None, str | None] = (None, None)
+                      ) -> tuple[pl.DataFrame, bool, list[pl.DataFrame]]:
     """Oversized grids, gaps, off-grid timestamps and invalid y of a sorted, duplicate-free frame:
     raise, or fill as asked. Returns ``(frame, month_end, filled_parts)``. ``regular``: the frame is
     known to step one ``freq`` at a time (:meth:`_Scan.regular`), so only y is checked."""
     filled_parts: list[pl.DataFrame] = []
     month_end = ds_kind != "int" and is_month_end_anchored(_local(frame.select("ds"), tz), freq)
     if not regular:
-        frame = _check_grid(frame, freq, tz, month_end, fill_gaps, filled_parts)
+        frame = _check_grid(frame, freq, tz, month_end, fill_gaps, filled_parts, clock)
     # y values
-    return _check_y(frame, fill_missing, filled_parts), month_end, filled_parts
+    return _check_y(frame, fill_missing, filled_parts, clock), month_end, filled_parts
 
 
 def _check_grid(frame: pl.DataFrame, freq: str | int, tz: str | None, month_end: bool, fill_gaps: bool,
-                filled_parts: list[pl.DataFrame]) -> pl.DataFrame:
+                filled_parts: list[pl.DataFrame], clock: tuple[str | None, str | None] = (None, None)) -> pl.DataFrame:
     """Oversized grids, off-grid timestamps and gaps: raise, or insert the missing rows (``y`` null)
     when ``fill_gaps``, appending them to ``filled_parts``."""
     huge = find_oversized_grids(frame, freq)
     if huge.height:
-        per = {u: f"ds runs from {_fmt(lo)} to {_fmt(hi)}, {steps:,} steps of '{freq}', but the series has {rows} rows"
+        per = {u: f"ds runs from {_examples(_on_caller_clock([lo], clock))} to "
+                  f"{_examples(_on_caller_clock([hi], clock))}, {steps:,} steps of '{freq}', but the series has {rows} rows"
                for u, rows, steps, lo, hi in huge.iter_rows()}
         raise InvalidInputError(
             _series_messages(per, "ds spans far more steps than there are observations")
@@ -1469,14 +1489,15 @@ def _check_grid(frame: pl.DataFrame, freq: str | int, tz: str | None, month_end:
     if off.height:
         per = {}
         for (uid,), part in off.group_by("unique_id", maintain_order=True):
-            per[uid] = f"{part.height} timestamps off the {freq} grid ({_examples(part['ds'].to_list())})"
+            per[uid] = (f"{part.height} timestamps off the {freq} grid "
+                        f"({_examples(_on_caller_clock(part['ds'].to_list(), clock))})")
         raise InvalidInputError(_series_messages(per, f"timestamps not on the frequency grid '{freq}'")
                                 + "; check freq", field="ds")
     if gaps.height:
         if not fill_gaps:
             per = {}
             for (uid,), part in gaps.group_by("unique_id", maintain_order=True):
-                per[uid] = f"{part.height} missing timestamps ({_examples(part['ds'].to_list())})"
+                per[uid] = f"{part.height} missing timestamps ({_examples(_on_caller_clock(part['ds'].to_list(), clock))})"
             weekends = freq == "1d" and bool(_local(gaps.select("ds"), tz).select(
                 (pl.col("ds").dt.weekday() >= 6).all()).item())  # business-day data given as daily
             hint = "; every missing timestamp is a Saturday or Sunday: for business days pass freq 'B'" if weekends else ""
@@ -1491,7 +1512,8 @@ def _check_grid(frame: pl.DataFrame, freq: str | int, tz: str | None, month_end:
     return frame
 
 
-def _check_y(frame: pl.DataFrame, fill_missing: FillPolicy | None, filled_parts: list[pl.DataFrame]) -> pl.DataFrame:
+def _check_y(frame: pl.DataFrame, fill_missing: FillPolicy | None, filled_parts: list[pl.DataFrame],
+             clock: tuple[str | None, str | None] = (None, None)) -> pl.DataFrame:
     """Null, NaN and infinite ``y`` (gap rows excepted): raise, or fill with the policy, appending the
     filled rows to ``filled_parts``."""
     invalid = find_invalid_y(frame)
@@ -1501,7 +1523,8 @@ def _check_y(frame: pl.DataFrame, fill_missing: FillPolicy | None, filled_parts:
         per = {}
         for (uid,), part in reported.group_by("unique_id", maintain_order=True):
             kinds = sorted({"null" if v is None else "NaN" if math.isnan(v) else "infinite" for v in part["y"].to_list()})
-            per[uid] = f"{part.height} {'/'.join(kinds)} y values at ds {_examples(part['ds'].to_list())}"
+            per[uid] = (f"{part.height} {'/'.join(kinds)} y values at ds "
+                        f"{_examples(_on_caller_clock(part['ds'].to_list(), clock))}")
         raise InvalidInputError(
             _series_messages(per, f"y must be finite numbers; {reported.height} rows are not")
             + "; pass fill_missing ('zero', 'forward' or 'interpolate') to fill them", field="y",
@@ -1517,7 +1540,8 @@ def _check_y(frame: pl.DataFrame, fill_missing: FillPolicy | None, filled_parts:
         if still.height:
             per = {}
             for (uid,), part in still.group_by("unique_id", maintain_order=True):
-                per[uid] = f"cannot fill y at ds {_examples(part['ds'].to_list())} (no earlier value)"
+                per[uid] = (f"cannot fill y at ds {_examples(_on_caller_clock(part['ds'].to_list(), clock))} "
+                            f"(no earlier value)")
             raise InvalidInputError(_series_messages(per, f"fill_missing='{fill_missing}' left {still.height} rows empty"),
                                     field="y")
         if reported.height:

@@ -197,3 +197,35 @@ def test_a_registered_forecast_beyond_the_versions_validated_horizon_says_so(cli
     assert [n for n in beyond["notes"] if "validated for" in n] == [
         "h=5 is beyond the 4 steps version m@1 was validated for (its metrics' window): the steps after 4 were not "
         "measured"]
+
+
+# --------------------------------------------------------------------------- 8. rows named on the caller's clock
+def test_refusals_name_timestamps_on_the_callers_clock() -> None:
+    """+05:30 data: a duplicate, a gap and a null y were named at the internal UTC time without a zone
+    ('2023-12-31 23:30:00' for the caller's 2024-01-01T05:00:00+05:30), while the |y| > 1e150 refusal used the
+    caller's own; a Europe/Paris gap pointed at a local time that exists (05:00 UTC shown as '05:00')."""
+    import pandas as pd
+
+    from forecasting.data import validate_panel
+    from forecasting.errors import InvalidInputError
+
+    idx = pd.date_range("2024-01-01", periods=48, freq="h", tz="+05:30")
+    rows = [{"unique_id": "k", "ds": t.isoformat(), "y": float(i % 7)} for i, t in enumerate(idx)]
+    null = [dict(r) for r in rows]
+    null[5]["y"] = None
+    paris = pd.DataFrame({"unique_id": "p", "ds": pd.date_range("2024-03-30", periods=72, freq="h",
+                                                               tz="Europe/Paris"), "y": 1.0}).drop(index=30)
+    expected = {
+        "dup": "duplicate (unique_id, ds) rows in 1 series: series 'k': 2 duplicate timestamps "
+               "(2024-01-01T05:00:00+05:30 x2)",
+        "gap": "gaps against freq '1h' in 1 series: series 'k': 1 missing timestamps (2024-01-01T10:00:00+05:30); "
+               "pass fill_gaps with a fill_missing policy to fill them",
+        "null": "y must be finite numbers; 1 rows are not: series 'k': 1 null y values at ds "
+                "2024-01-01T05:00:00+05:30; pass fill_missing ('zero', 'forward' or 'interpolate') to fill them",
+        "paris": "gaps against freq '1h' in 1 series: series 'p': 1 missing timestamps (2024-03-31T07:00:00+02:00); "
+                 "pass fill_gaps with a fill_missing policy to fill them",
+    }
+    for case, data in (("dup", rows + rows[5:6]), ("gap", rows[:10] + rows[11:]), ("null", null), ("paris", paris)):
+        with pytest.raises(InvalidInputError) as caught:
+            validate_panel(data)
+        assert caught.value.message == expected[case]
