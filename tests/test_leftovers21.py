@@ -267,3 +267,22 @@ def test_a_tick_while_the_models_retrain_job_is_unfinished_queues_none(tmp_path:
     finally:
         runner.shutdown(wait=False)
         store.close()
+
+
+def test_the_cli_retrain_of_a_version_over_a_hierarchy_exits_2_naming_why(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from forecasting.cli import app
+    from forecasting.store import default_locations
+
+    with Store(*default_locations(tmp_path)) as store:
+        data, spec = training_request(_bottom(), {"nested": "state/region", "methods": ["bottom_up"]}, "naive")
+        result = train(data, kind="forecast", spec=msgspec.to_builtins(spec), workdir=tmp_path / "w", h=4)
+        store.register_version("tot", tenant=T, spec=result.spec, kind="forecast", artifact_src_dir=result.artifact,
+                               fingerprint=result.fingerprint, metrics=result.metrics, max_h=result.max_h)
+    monkeypatch.setenv("FORECASTING_STATE_DIR", str(tmp_path))
+    done = CliRunner().invoke(app, ["retrain", "--model", "tot"])
+    assert done.exit_code == 2, done.output
+    assert "model 'tot@1' was trained over a hierarchy (reconciled: bottom_up), so retrain is refused" in " ".join(
+        done.output.split())
