@@ -101,7 +101,7 @@ def forecast(
             result = service.forecast(data, model=model, h=h, freq=freq, level=_levels(level),
                                       fill_missing=check_fill_policy(fill_missing), fill_gaps=fill_gaps, n_jobs=n_jobs,
                                       fallback=fallback, non_negative=non_negative)
-        write_table(result.forecasts, output)
+        write_table(result.forecasts, output, utc_offset=result.panel.utc_offset)
     except ForecastingError as exc:
         raise _fail(exc, as_json=as_json) from None
     except OSError as exc:  # unwritable --output (read errors of --input are ForecastingErrors)

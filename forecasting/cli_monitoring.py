@@ -172,7 +172,7 @@ def anomalies(
                 result = monitoring.observation_anomalies(tenant, str(registered), level=level)
             title = f"observations of {registered} outside the served {level:g}% intervals"
         if output is not None:
-            write_table(result.points, output)
+            write_table(result.points, output, utc_offset=None if result.panel is None else result.panel.utc_offset)
     except ForecastingError as exc:
         raise _fail(exc) from None
     _print_frame(result.anomalies, as_json=as_json, title=title)

@@ -956,7 +956,8 @@ def _coerce_ds(frame: pl.DataFrame) -> tuple[pl.DataFrame, str | None, DsKind, l
         frame = frame.with_columns(ds.dt.cast_time_unit("us"))
         if tz is not None:
             frame = frame.with_columns(pl.col("ds").dt.convert_time_zone("UTC").dt.replace_time_zone(None))
-            notes.append(f"ds converted from {tz} to UTC; forecasts are returned in {tz}")
+            notes.append("ds is in UTC; forecasts are returned in UTC" if tz == "UTC" else
+                         f"ds converted from {tz} to UTC; forecasts are returned in {tz}")
         return frame, tz, "datetime", notes
     if dtype == pl.String:
         return _parse_ds_strings(frame, notes)

@@ -229,3 +229,37 @@ def test_refusals_name_timestamps_on_the_callers_clock() -> None:
         with pytest.raises(InvalidInputError) as caught:
             validate_panel(data)
         assert caught.value.message == expected[case]
+
+
+# --------------------------------------------------------------------------- 9. the CLI's CSV at a fixed offset
+def test_the_cli_reads_and_writes_a_csv_at_the_callers_fixed_offset(tmp_path: Path) -> None:
+    """`forecasting forecast -i in.csv` with ds like 2024-01-01T00:00:00+05:30: polars parsed the offset away
+    (note "ds converted from UTC to UTC") and the CSV written was in UTC, while POST /v1/forecast answered
+    at +05:30; a UTC ('Z') file stays in UTC."""
+    from typer.testing import CliRunner
+
+    from forecasting.cli import app
+
+    rows = ["unique_id,ds,y"] + [f"k,2024-01-01T{i:02d}:00:00+05:30,{i % 3}" for i in range(6)]
+    (tmp_path / "in.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "z.csv").write_text("unique_id,ds,y\nk,2024-01-01T00:00:00Z,1\nk,2024-01-01T01:00:00Z,2\n")
+    out = CliRunner().invoke(app, ["forecast", "-i", str(tmp_path / "in.csv"), "-m", "naive", "--h", "2",
+                                   "-o", str(tmp_path / "out.csv")])
+    assert out.exit_code == 0, out.output
+    assert "ds converted from UTC offset +05:30 to UTC; forecasts are returned at that offset" in out.output
+    assert (tmp_path / "out.csv").read_text().splitlines() == [
+        "unique_id,ds,Naive", "k,2024-01-01T06:00:00+05:30,2.0", "k,2024-01-01T07:00:00+05:30,2.0"]
+    out = CliRunner().invoke(app, ["forecast", "-i", str(tmp_path / "z.csv"), "-m", "naive", "--h", "1",
+                                   "-o", str(tmp_path / "z_out.csv")])
+    assert out.exit_code == 0 and "UTC to UTC" not in out.output
+    assert (tmp_path / "z_out.csv").read_text().splitlines()[1] == "k,2024-01-01T02:00:00.000000+0000,2.0"
+
+
+def test_utc_timestamps_are_not_said_to_be_converted_from_utc_to_utc() -> None:
+    import pandas as pd
+
+    import forecasting as fc
+
+    df = pd.DataFrame({"unique_id": "k", "ds": pd.date_range("2024-01-01", periods=4, freq="h", tz="UTC"),
+                       "y": [1.0, 2.0, 3.0, 4.0]})
+    assert fc.forecast(df, h=1, model="naive").notes == ["ds is in UTC; forecasts are returned in UTC"]

@@ -16,7 +16,8 @@ _READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 def read_table(path: str | Path, *, field: str = "input") -> pl.DataFrame:
     """Read a CSV or Parquet file as data.
 
-    CSV dates are parsed when they look like ISO 8601; ``unique_id`` is read as text; a column of numbers with
+    CSV dates are parsed when they look like ISO 8601 (timestamps with a UTC offset are kept as text, so that the
+    data contract reads the caller's offset as it does in JSON); ``unique_id`` is read as text; a column of numbers with
     ``nan`` cells (any case) is read as numbers with NaN there, and with ``NA``, ``null`` or empty cells
     (:data:`MISSING_MARKERS`) with nulls there: missing values for the data contract, from a file here or an
     HTTP upload (:func:`read_upload` reads through here) alike.
@@ -40,6 +41,10 @@ def read_table(path: str | Path, *, field: str = "input") -> pl.DataFrame:
         if kind == "csv":
             frame = pl.read_csv(p, try_parse_dates=True, schema_overrides={"unique_id": pl.String},
                                 infer_schema_length=10_000)
+            aware = {c: pl.String for c, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone}
+            if aware:  # polars parses '+05:30' into UTC: the text keeps the caller's offset (as JSON's does)
+                frame = pl.read_csv(p, try_parse_dates=True, infer_schema_length=10_000,
+                                    schema_overrides={"unique_id": pl.String, **aware})
             return _numbers_with_missing(frame)
         return pl.read_parquet(p)
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
@@ -94,8 +99,12 @@ def read_upload(filename: str, content: bytes, *, field: str = "file") -> pl.Dat
             raise InvalidInputError(exc.message.replace(str(path), filename), field=field) from exc
 
 
-def write_table(frame: pl.DataFrame, path: str | Path) -> Path:
+def write_table(frame: pl.DataFrame, path: str | Path, *, utc_offset: str | None = None) -> Path:
     """Write a frame as CSV or Parquet (by extension), creating parent folders.
+
+    ``utc_offset`` (the input's fixed offset, :attr:`forecasting.data.Panel.utc_offset`, e.g. ``"+05:30"``): a
+    CSV's timezone-aware columns are written as ISO 8601 text at that offset, as the JSON answers show them
+    (Parquet keeps UTC: polars has no fixed-offset zones).
 
     Raises
     ------
@@ -109,6 +118,13 @@ def write_table(frame: pl.DataFrame, path: str | Path) -> Path:
         raise InvalidParameterError(msg, field="output")
     p.parent.mkdir(parents=True, exist_ok=True)
     if kind == "csv":
+        if utc_offset is not None:
+            from forecasting.data import _offset_delta
+
+            shift = _offset_delta(utc_offset)
+            frame = frame.with_columns(
+                ((pl.col(c).dt.replace_time_zone(None) + shift).dt.strftime("%Y-%m-%dT%H:%M:%S") + utc_offset)
+                .alias(c) for c, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone)
         frame.write_csv(p)
     else:
         frame.write_parquet(p)
