@@ -152,6 +152,16 @@ def typical_length(lengths: Iterable[int] | Mapping[str, int] | None) -> int | N
     return int(np.floor(np.quantile(np.asarray(values, dtype=np.float64), LENGTH_QUANTILE)))
 
 
+def seasonal_set_applies(season_length: int, lengths: Iterable[int] | Mapping[str, int] | None) -> bool:
+    """Whether the intraday seasonal feature set applies: a first season of at least
+    :data:`SEASONAL_SET_MIN_PERIOD` steps and a :func:`feature_budget` of five seasons or more (no limit
+    when the lengths are unknown). Then the global tree model with recent lags differs from the plain one,
+    so both are worth combining (``ensemble``'s default members, ``auto``'s pool).
+    """
+    budget = feature_budget(lengths)
+    return season_length >= SEASONAL_SET_MIN_PERIOD and (budget is None or budget >= 5 * season_length)
+
+
 def feature_budget(lengths: Iterable[int] | Mapping[str, int] | None, horizon: int | None = None) -> int | None:
     """Longest lookback (rows a series spends before its first feature row) the default features may use.
 

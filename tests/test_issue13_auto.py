@@ -80,6 +80,22 @@ def test_pool_fits_the_data():
     assert any(s.startswith("lightgbm, xgboost: 60 observations") for s in left_out)
 
 
+def test_long_intraday_panels_put_both_xgboost_models_first():
+    """Where the intraday seasonal tree features apply, the recent-lag XGBoost joins beside the plain one (as in
+    ``ensemble``'s default members) and the global trees run right after the baseline, before the local models
+    whose cost grows with the season and the length (so a time limit cuts those, not the trees)."""
+    long_hourly = _panel(2, 800, lambda i, t: 10 + np.sin(2 * np.pi * t / 24))
+    specs, _ = candidate_pool(validate_panel(long_hourly), [24])
+    got = [(s.name, s.params.get("recent_lags")) for s in specs]
+    assert got[:4] == [("seasonal_naive", None), ("xgboost", None), ("xgboost", True), ("lightgbm", None)]
+    assert got[4:] == [("dynamic_optimized_theta", None), ("auto_theta", None), ("auto_ces", None), ("auto_ets", None)]
+    assert all(s.params["season_length"] == 24 for s in specs)
+    # 100 points: a feature budget of 50 < 5 seasons of 24: no second XGBoost, the usual cost order
+    specs, _ = candidate_pool(validate_panel(_panel(12, 100, lambda i, t: 10 + np.sin(2 * np.pi * t / 24))), [24])
+    names = [s.name for s in specs]
+    assert names.count("xgboost") == 1 and names.index("auto_theta") < names.index("lightgbm")
+
+
 # --------------------------------------------------------------------------- synthetic panels
 def test_auto_on_a_trending_seasonal_panel_beats_its_baseline_in_validation():
     rng = np.random.default_rng(1)

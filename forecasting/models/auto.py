@@ -62,6 +62,12 @@ _HORIZONS = {"y": 6, "q": 8, "mo": 18, "w": 13, "d": 14, "h": 48, "m": 60, "s": 
 #: the order candidates run in (cheapest first), by registry name
 _COST_ORDER = ("seasonal_naive", "naive", "auto_theta", "dynamic_optimized_theta", "croston_sba", "adida",
                "imapa", "tsb", "lightgbm", "auto_ets", "xgboost", "auto_ces", "mstl", "auto_arima", "nhits")
+#: the order on long intraday panels (the seasonal tree features apply): a local model's cost grows with the
+#: season and the series length (AutoETS with m = 24 over 900 points: minutes per hundred series) while a
+#: global tree's grows with the rows only, so the trees run right after the baseline and are not the ones a
+#: time limit cuts
+_INTRADAY_ORDER = ("seasonal_naive", "naive", "xgboost", "lightgbm", "dynamic_optimized_theta", "auto_theta",
+                   "auto_ces", "mstl", "auto_ets", "croston_sba", "adida", "imapa", "tsb", "auto_arima", "nhits")
 _ZERO_SHARE = 0.3  # intermittent models join the pool above this share of zeros
 _GLOBAL_MIN_ROWS = 1_000  # global models join the pool from this many observations in all
 _ARIMA_MAX_SEASON = 12  # seasonal AutoARIMA beyond this period is left out of the default pool (cost)
@@ -181,7 +187,9 @@ def candidate_pool(panel: Panel, seasons: list[int], *, deep: bool | None = None
     Returns
     -------
     (list of ModelSpec, list of str)
-        In cost order (cheapest first).
+        In cost order (cheapest first; on long intraday panels the global trees right after the baseline).
+        Where the intraday seasonal tree features apply (:func:`forecasting.features.seasonal_set_applies`)
+        the XGBoost with recent lags joins beside the plain one (``ensemble``'s default members).
     """
     m = seasons[0]
     lengths = np.fromiter(panel.lengths.values(), dtype=np.int64)
@@ -200,8 +208,15 @@ def candidate_pool(panel: Panel, seasons: list[int], *, deep: bool | None = None
         left_out.append("mstl: one season only (auto_ets and auto_theta cover it)")
     if zero_share >= _ZERO_SHARE:
         names += ["croston_sba", "adida", "imapa", "tsb"]
+    extra: list[ModelSpec] = []
+    order = _COST_ORDER
     if int(lengths.sum()) >= _GLOBAL_MIN_ROWS and median >= 2 * max(m, 4):
+        from forecasting.features import seasonal_set_applies
+
         names += ["lightgbm", "xgboost"]
+        if seasonal_set_applies(m, panel.lengths):  # intraday: the recent-lag XGBoost differs too
+            extra.append(ModelSpec(name="xgboost", params={"recent_lags": True}))
+            order = _INTRADAY_ORDER
     else:
         left_out.append(f"lightgbm, xgboost: {int(lengths.sum())} observations, median length {median} (global "
                         f"models join from {_GLOBAL_MIN_ROWS} observations and series of {2 * max(m, 4)})")
@@ -212,7 +227,7 @@ def candidate_pool(panel: Panel, seasons: list[int], *, deep: bool | None = None
     if deep:
         names.append("nhits")
     specs: list[ModelSpec] = []
-    for name in sorted(dict.fromkeys(names), key=_COST_ORDER.index):
+    for name in sorted(dict.fromkeys(names), key=order.index):
         if not _usable(name):
             entry = REGISTRY.get(name)
             why = "not registered" if entry is None else f"needs the optional extra '{entry.extra}'"
@@ -222,6 +237,7 @@ def candidate_pool(panel: Panel, seasons: list[int], *, deep: bool | None = None
         if "season_length" in REGISTRY[name].params.__struct_fields__:
             params["season_length"] = list(seasons) if REGISTRY[name].multi_season and len(seasons) > 1 else m
         specs.append(ModelSpec(name=name, params=params))
+        specs += [ModelSpec(name=name, params={**params, **e.params}) for e in extra if e.name == name]
     return specs, left_out
 
 

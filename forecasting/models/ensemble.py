@@ -76,11 +76,10 @@ def default_members(seasons: Sequence[int], panel: Panel | None = None) -> list[
     different global XGBoost models and MSTL; M4 Hourly OWA 0.423 against 0.441 for the best
     member alone), then the general ones; otherwise :data:`GENERAL_MEMBERS` then MSTL.
     """
-    from forecasting.features import SEASONAL_SET_MIN_PERIOD, feature_budget
+    from forecasting.features import seasonal_set_applies
 
     m = seasons[0] if seasons else 1
-    budget = feature_budget(panel.lengths) if panel is not None else None
-    if m >= SEASONAL_SET_MIN_PERIOD and (budget is None or budget >= 5 * m):
+    if seasonal_set_applies(m, panel.lengths if panel is not None else None):
         return [*DEFAULT_ENSEMBLE_MEMBERS, *GENERAL_MEMBERS[1:]]
     return [*GENERAL_MEMBERS, "mstl"]
 
