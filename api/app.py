@@ -211,7 +211,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[healthz, readyz, metrics_route, list_model_types, forecast_route, cross_validation_route,
                         docs_assets(),
                         *explain_routes(limits, problems, _require_json),
-                        *registered, monitoring_router(monitoring, scheduler, problems)],
+                        *registered, monitoring_router(monitoring, scheduler, problems, _require_json)],
         guards=[KeyGuard(settings.api_keys, admin_tenants=settings.admin_tenants)],
         dependencies={"tenant": Provide(_tenant, sync_to_thread=False)},
         middleware=[metrics.middleware],

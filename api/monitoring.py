@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from forecasting.api.docs import json_or_multipart_body
-from forecasting.api.schemas import DATA_BOUNDS, Columns, Rows
+from forecasting.api.schemas import DATA_BOUNDS, H_BOUNDS, Columns, Rows
 from forecasting.api.settings import Settings
 from forecasting.data import at_caller_offset
 from forecasting.errors import InvalidParameterError
@@ -111,6 +111,15 @@ class AccuracyOut(msgspec.Struct):
     rows: list[dict[str, Any]]
 
 
+class RetrainPolicyBody(RetrainPolicy, forbid_unknown_fields=True, omit_defaults=True):
+    """The body of ``PUT /v1/models/{name}/retraining``: a :class:`RetrainPolicy` whose ``h`` documents its bounds
+    (at most the server's ``FORECASTING_MAX_H``: :func:`forecasting.api.docs.document_settings` writes the live
+    value; :meth:`RetrainPolicy.check` enforces it with a 422 naming ``h``)."""
+
+    h: Annotated[int | None, msgspec.Meta(description="The hold-out window (default: the champion's validated "
+                                                      "horizon).", extra_json_schema=H_BOUNDS)] = None
+
+
 class PolicyOut(msgspec.Struct):
     """A model's retraining policy."""
 
@@ -175,9 +184,10 @@ def _anomalies_out(result: AnomalyResult) -> AnomaliesOut:
 
 
 def monitoring_router(monitoring: Monitoring, scheduler: RetrainScheduler | None,
-                      responses: dict[int, ResponseSpec]) -> Router:
+                      responses: dict[int, ResponseSpec], strict_json: Callable[..., Any] | None = None) -> Router:
     """The /v1/models/{name}/observations, accuracy, retraining, retrain, decisions, anomalies and /v1/anomalies
-    routes of one app (``responses``: the app's documented problems; 404 and 409 are added)."""
+    routes of one app (``responses``: the app's documented problems; 404 and 409 are added; ``strict_json``: the
+    app's ``before_request`` decoding a JSON body strictly, run before the retraining policy is read)."""
     problem_json = "application/problem+json"
     from forecasting.api.schemas import Problem
 
@@ -242,8 +252,8 @@ def monitoring_router(monitoring: Monitoring, scheduler: RetrainScheduler | None
                          next_run=None if scheduler is None else scheduler.next_run(tenant, name))
 
     @put("/models/{name:str}/retraining", tags=["monitoring"], summary="Set the retraining policy",
-         sync_to_thread=True, responses=responses)
-    def set_policy(name: FromPath[str], data: JSONBody[RetrainPolicy], tenant: NamedDependency[str]) -> PolicyOut:
+         sync_to_thread=True, before_request=strict_json, responses=responses)
+    def set_policy(name: FromPath[str], data: JSONBody[RetrainPolicyBody], tenant: NamedDependency[str]) -> PolicyOut:
         """Schedule (`cron` or `interval_s`), `every_n_observations`, `drift_factor` over `drift_window`, the
         challenger's `model`, `h`, `metric` and `margin`. Replaces the previous policy."""
         policy = monitoring.set_policy(tenant, name, data)

@@ -72,9 +72,19 @@ def conformal_min_residuals(level: float) -> int:
     return n
 
 
-def _half_width(residuals: np.ndarray, level: float, method: str) -> tuple[float, str]:
+#: residuals whose standard deviation is at most this fraction of the series' scale (its largest ``|y|``) have
+#: no spread: all equal up to rounding (a perfectly linear series under ``naive``, a constant one under any model)
+ZERO_SPREAD_RTOL = 1e-9
+#: how far from the fit, relative to the series' scale, a point must be to be flagged when its band has no spread
+ZERO_SPREAD_TOLERANCE = 1e-6
+
+
+def _half_width(residuals: np.ndarray, level: float, method: str, *, scale: float = 0.0) -> tuple[float, str]:
     """The interval's half-width for one series' residuals (finite ones only; NaN when there are none) and the
-    band used: ``conformal`` falls back to ``normal`` below :func:`conformal_min_residuals`."""
+    band used: ``conformal`` falls back to ``normal`` below :func:`conformal_min_residuals`; a ``normal`` band of
+    residuals without spread (see :data:`ZERO_SPREAD_RTOL`) is ``zero-spread``: their common absolute value plus
+    :data:`ZERO_SPREAD_TOLERANCE` times ``scale`` (the series' largest ``|y|``), not a zero width that would flag
+    every point off the fit by rounding or by the constant residual."""
     from forecasting.models.auto import _conformal_quantile
 
     r = residuals[np.isfinite(residuals)]
@@ -82,8 +92,12 @@ def _half_width(residuals: np.ndarray, level: float, method: str) -> tuple[float
         return float("nan"), method
     if method == "conformal" and r.size >= conformal_min_residuals(level):
         return _conformal_quantile(np.abs(r), level), method
-    z = NormalDist().inv_cdf(0.5 + level / 200.0)
-    return (float(z * np.std(r, ddof=1)) if r.size > 1 else float("nan")), "normal"
+    if r.size < 2:
+        return float("nan"), "normal"
+    sigma = float(np.std(r, ddof=1))
+    if sigma <= ZERO_SPREAD_RTOL * scale or sigma == 0.0:
+        return float(np.max(np.abs(r))) + ZERO_SPREAD_TOLERANCE * scale, "zero-spread"
+    return float(NormalDist().inv_cdf(0.5 + level / 200.0) * sigma), "normal"
 
 
 def insample_intervals(fitted: pl.DataFrame, *, level: float, method: Method = "normal",
@@ -135,12 +149,23 @@ def insample_intervals(fitted: pl.DataFrame, *, level: float, method: Method = "
         msg = f"level must be a number in (0, 100) (percent), got {level!r}"
         raise InvalidParameterError(msg, field="level")
     frame = fitted.rename({fitted_col: "fitted"}) if fitted_col != "fitted" else fitted
-    widths, normal = {}, {}
+    widths, normal, flat = {}, {}, []
     for (uid,), part in frame.select("unique_id", "y", "fitted").group_by("unique_id", maintain_order=True):
         residuals = (part["y"] - part["fitted"]).to_numpy().astype(np.float64)
-        widths[str(uid)], used = _half_width(residuals, float(level), method)
-        if used != method:
+        y = part["y"].to_numpy().astype(np.float64)
+        scale = float(np.max(np.abs(y[np.isfinite(y)]), initial=0.0))
+        widths[str(uid)], used = _half_width(residuals, float(level), method, scale=scale)
+        if used == "zero-spread":
+            flat.append(str(uid))
+        if used != method and method == "conformal":
             normal[str(uid)] = int(np.isfinite(residuals).sum())
+    if flat and notes is not None:
+        shown = ", ".join(f"'{u}'" for u in flat[:5]) + (f" and {len(flat) - 5} more" if len(flat) > 5 else "")
+        notes.append(f"zero residual spread: the in-sample residuals of {len(flat)} series ({shown}) are all equal "
+                     f"(the fit follows them exactly, e.g. a straight line under naive), so a normal band would have "
+                     f"zero width and flag every point; their band is the constant residual plus "
+                     f"{ZERO_SPREAD_TOLERANCE:g} times the series' largest |y|: a point is flagged only when it is "
+                     f"further than that from the fit")
     if normal and notes is not None:
         shown = ", ".join(f"'{u}' ({n})" for u, n in list(normal.items())[:5])
         more = f" and {len(normal) - 5} more" if len(normal) > 5 else ""

@@ -177,6 +177,8 @@ class EnsembleForecaster(BaseForecaster[EnsembleParams]):
             if fallback is None and self.fallback is not None and self.fallback.name != spec.name:
                 fallback = self.fallback.name
             specs.append(ModelSpec(name=spec.name, params=spec.params, fallback=fallback))
+        if not chosen:
+            _refuse_repeated(members, specs)
         return specs
 
     def _build(self, specs: Sequence[ModelSpec] | None = None) -> list[Forecaster]:
@@ -214,6 +216,8 @@ class EnsembleForecaster(BaseForecaster[EnsembleParams]):
         chosen = self.params.members is None
         candidates = default_members(self.seasons, panel) if chosen else list(self.params.members or [])
         specs = self._member_specs(candidates)
+        if not chosen:  # the caller's own list: a repeated member is a mistake, not one to drop silently
+            _refuse_repeated(candidates, specs)
         models = self._build(specs)
         shortest = min(panel.lengths.values()) if panel.lengths else 0
         kept: list[ModelSpec] = []
@@ -420,3 +424,24 @@ def _label(spec: ModelSpec) -> str:
     """A member's name for notes: its registry name, with its non-default parameters when it has any."""
     shown = {k: v for k, v in spec.params.items() if k != "season_length"}
     return spec.name + (f" {json.dumps(shown, sort_keys=True, default=str)}" if shown else "")
+
+
+def _refuse_repeated(members: Sequence[str | dict[str, Any]], specs: Sequence[ModelSpec]) -> None:
+    """Refuse members listed by the caller that are the same model: name, parameters (``alias`` aside; with the
+    ensemble's season filled in) and fallback equal. They would give identical forecasts, one of which the fit
+    would drop and top up with a default member the caller did not ask for.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming both positions (0-based) and the member, field ``model.params.members``.
+    """
+    seen: dict[str, int] = {}
+    for i, spec in enumerate(specs):
+        params = {k: v for k, v in spec.params.items() if k != "alias"}
+        key = json.dumps({"name": spec.name, "params": params, "fallback": spec.fallback}, sort_keys=True, default=str)
+        if key in seen:
+            msg = (f"ensemble members {seen[key]} and {i} are the same model ({json.dumps(members[i], default=str)}): "
+                   f"they would give identical forecasts; list each member once, or give it other parameters")
+            raise InvalidParameterError(msg, field="model.params.members")
+        seen[key] = i

@@ -414,6 +414,21 @@ class TreeForecaster(GlobalForecaster[TP]):
         if found:
             self._note(float32_note(found, model=self.name))
 
+    def _note_future_float32(self, future: pl.DataFrame, cols: Sequence[str]) -> None:
+        """The training data's float32 check (:meth:`_note_float32`, same note) on a forecast's ``X_future``.
+
+        The note of the previous forecast's ``X_future`` is replaced (a fitted model serves many forecasts; the
+        note is this one's), a note the fit gave is kept.
+        """
+        previous = getattr(self, "future_note_", None)
+        if previous is not None and previous in self.notes_:
+            self.notes_.remove(previous)
+        self.future_note_: str | None = None
+        found = find_float32_inexact(future, cols)
+        if found and (note := float32_note(found, model=self.name)) not in self.notes_:
+            self.notes_.append(note)
+            self.future_note_ = note
+
     def _groups(self) -> list[list[int]]:
         if self.params.strategy == "recursive":
             return [[1]]
@@ -629,6 +644,7 @@ class TreeForecaster(GlobalForecaster[TP]):
         if exog_cols:
             checked = validate_future(X_future, panel, h, exog_cols)
             check_exog_values(checked, exog_cols, where="X_future")
+            self._note_future_float32(checked, exog_cols)
             return checked
         return future_frame(panel, h, lazy=True)  # folded into the first block's query
 
