@@ -105,7 +105,8 @@ def document_settings(app: Litestar, settings: Settings) -> None:
     The request bodies declare the bounds that are settings (:data:`forecasting.api.schemas.SETTING_BOUNDS`: ``h``'s
     ``maximum`` is ``max_h``, ``data``'s ``maxItems`` is ``max_rows``) with the default settings, as a class is
     declared once per process; this rewrites them in every schema of the document (components and the request
-    bodies routes document themselves) with ``settings``' values, so the document says what validation
+    bodies routes document themselves; the retraining policy's ``h``: ``api.monitoring.RetrainPolicyBody``) with
+    ``settings``' values, so the document says what validation
     enforces: ``FORECASTING_MAX_H=200`` documents ``maximum: 200`` and answers ``h=201`` with a 422 naming ``h``.
     With the default limits nothing is changed (and the document is built lazily, on its first request).
 

@@ -14,7 +14,9 @@ Two sources of intervals, one rule:
   ``ceil((100 + level) / (100 - level))`` (199 at level 99, 39 at 95). A series with fewer gets the normal band
   instead, and the caller's ``notes`` say which (:func:`insample_intervals`). On M4 Hourly with injected
   anomalies (``forecasting.benchmarks.anomalies_m4``) the normal band found more of them at a similar
-  precision, hence the default;
+  precision, hence the default. Residuals without spread (all equal up to rounding: a straight line under
+  ``naive``) would give a zero-width normal band flagging every point off the fit; their band is the constant
+  residual plus :data:`ZERO_SPREAD_TOLERANCE` times the series' largest ``|y|``, and a note says so;
 * **on new observations**, the interval of the forecast served for that point (its ``-lo-``/``-hi-``
   columns at ``level``).
 
@@ -38,7 +40,8 @@ import polars as pl
 
 from forecasting.errors import InvalidParameterError
 
-__all__ = ["METHODS", "conformal_min_residuals", "insample_intervals", "score_points"]
+__all__ = ["METHODS", "ZERO_SPREAD_RTOL", "ZERO_SPREAD_TOLERANCE", "conformal_min_residuals", "insample_intervals",
+           "score_points"]
 
 Method = Literal["conformal", "normal"]
 METHODS: tuple[str, ...] = ("conformal", "normal")
