@@ -85,17 +85,23 @@ def tree_rss_mb(pid: int) -> str:
     return f"{total:.0f} MiB in {count} processes"
 
 
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system, every thread) used so far by a process and its living descendants (Linux
-    ``/proc/<pid>/stat`` fields 14 and 15)."""
-    total = 0.0
+def tree_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system, every thread) used so far by a process and each living descendant, by pid
+    (Linux ``/proc/<pid>/stat`` fields 14 and 15)."""
+    out = {}
     for p in _tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # gone meanwhile
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+        out[p] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def cpu_since(pid: int, before: dict[int, float]) -> float:
+    """CPU seconds the process tree of ``pid`` used since ``before`` (:func:`tree_cpu_s`): per living process
+    (one that exited meanwhile, e.g. an idle job worker, takes its time with it instead of subtracting it)."""
+    return sum(cpu - before.get(p, 0.0) for p, cpu in tree_cpu_s(pid).items())
 
 
 def _load() -> str:
@@ -129,10 +135,11 @@ def measure(base: str, routes: dict[str, tuple[str, bytes]], clients: list[int],
         print("|--------:|---------:|-----------:|-------:|-------:|-------:|--:|---|")
         rows = []
         for c in clients:
-            cpu = tree_cpu_s(pid) if pid is not None else float("nan")
+            before = tree_cpu_s(pid) if pid is not None else {}
             stats: dict[str, Any] = {"clients": c, **run(base + path, body, clients=c, duration=duration),
                                      "load": _load()}
-            stats["cpu_ms"] = ((tree_cpu_s(pid) - cpu) if pid is not None else cpu) / max(1, stats["requests"]) * 1e3
+            used = cpu_since(pid, before) if pid is not None else float("nan")
+            stats["cpu_ms"] = used / max(1, stats["requests"]) * 1e3
             rows.append(stats)
             print(f"| {c} | {stats['requests']:.0f} | {stats['rps']:.1f} | {stats['p50_ms']:.1f} | "
                   f"{stats['p99_ms']:.1f} | {stats['errors']:.0f} | {stats['cpu_ms']:.2f} | {stats['load'][5:]} |",
