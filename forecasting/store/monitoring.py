@@ -7,7 +7,8 @@ artifact folder:
 * observations of a model (``unique_id, ds, y``) and the forecasts served for it are written as one Parquet
   part per batch under ``<artifacts_dir>/<tenant>/<name>/_observations/`` and ``.../_served/``: each part is
   written to a temporary file, fsynced and renamed (a reader never sees half a part), and never changed
-  afterwards. Each row carries the batch's ``batch`` number (nanoseconds since the epoch at writing, increasing
+  afterwards (served forecasts are queued and written in batches, one part per batch: at most ~1 s of them
+  is lost on a crash, :meth:`forecasting.service.monitoring.Monitoring.record_served`). Each row carries the batch's ``batch`` number (nanoseconds since the epoch at writing, increasing
   per store): a later batch wins over an earlier one for the same ``(unique_id, ds)`` (``replace=true``).
   Reading scans the parts lazily (:func:`polars.scan_parquet`: filters on series and time are pushed down),
   which keeps millions of rows cheap;
@@ -121,14 +122,20 @@ class MonitoringStore:
         """Write ``frame`` as one new part (with its ``batch`` column); returns the batch number.
 
         The part is written to a temporary file in the same folder, fsynced, then renamed, so readers see
-        all of it or none.
+        all of it or none. A ``frame`` that already has a ``batch`` column (several served forecasts written
+        as one part, each with its own number from :meth:`next_batch`) keeps it; the part is named by its
+        first number and that number is returned.
         """
-        batch = self.next_batch() if batch is None else batch
+        if "batch" in frame.columns:
+            batch = int(frame.get_column("batch").min())  # type: ignore[arg-type]
+        else:
+            batch = self.next_batch() if batch is None else batch
+            frame = frame.with_columns(pl.lit(batch, dtype=pl.Int64).alias("batch"))
         folder = self.folder(tenant, name, kind)
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / f"part-{batch:020d}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = folder / f".tmp-{final.name}"
-        frame.with_columns(pl.lit(batch, dtype=pl.Int64).alias("batch")).write_parquet(tmp)
+        frame.write_parquet(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, final)
