@@ -107,6 +107,30 @@ def test_fifty_forecasts_are_readable_right_after_in_one_part_equal_to_the_old_r
         mon.close()
 
 
+def test_forecasts_at_other_levels_share_a_part(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(monitoring_module, "SERVED_FLUSH_S", 60.0)
+    mon = Monitoring(store, background=True)
+    seen: list[tuple[Any, Any]] = []
+
+    def on_served(tenant: str, info: Any, result: Any) -> None:
+        seen.append((info, result))
+        mon.record_served(tenant, info, result)
+
+    services = RegisteredModels(store=store, runner=None, limits=Limits(), on_served=on_served)  # type: ignore[arg-type]
+    try:
+        for level in ([], [80], [95, 80]):
+            services.forecast(T, "m", h=3, level=level, history=HISTORY)
+        mon._drain_served()
+        assert len(_parts(mon)) == 1
+        stored = mon.parts.scan(T, "m", "served").collect()  # type: ignore[union-attr]
+        assert stored.columns[:7] == ["unique_id", "ds", "y_hat", "lo-80", "hi-80", "lo-95", "hi-95"]
+        assert stored.get_column("lo-80").null_count() == 6 and stored.get_column("lo-95").null_count() == 12
+        expected = pl.concat([_old_record(info, result) for info, result in seen], how="diagonal_relaxed")
+        assert_frame_equal(stored.drop("served_at", "batch"), expected.select(stored.drop("served_at", "batch").columns))
+    finally:
+        mon.close()
+
+
 def test_actuals_score_every_batched_forecast(store: Store) -> None:
     mon = Monitoring(store, background=True)
     mon.keep_training_data(store.get("m", tenant=T), HISTORY)

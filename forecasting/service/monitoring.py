@@ -446,39 +446,52 @@ def _served_frame(records: Sequence[_ServedRecord], next_batch: Callable[[], int
     """The rows kept for served forecasts of one model: ``unique_id, ds, y_hat, lo-L, hi-L..., step, version,
     served_at, origin, batch``, one row per forecast point.
 
-    Each record's columns are selected and renamed, then everything is concatenated once (diagonally: records
-    may carry other levels); the step (1..h within a record's series), version, served time and ``batch``
-    (one increasing number per record, ``next_batch()``, so the later record wins for the same point) are
-    built vectorised over the whole batch, and the origin (last ``ds`` of each series' history: the validated
-    panel is sorted by ``unique_id, ds``, so it is the row before each series' end) joined once.
+    Built column by column for the whole batch: each record only contributes its columns (renamed; a level
+    it does not have is nulls) and its version, served time and ``batch`` number (one increasing number per
+    record, ``next_batch()``, so the later record wins for the same point), repeated with numpy; the step
+    (1..h within a record's series) is one window over the batch and the origin (the last ``ds`` of each
+    series' history: the validated panel is sorted by ``unique_id, ds``, so the row before each series' end)
+    one join. No per-forecast query (the per-forecast ``group_by``/``over``/join cost ~0.7 ms each).
     """
-    frames, origins, heights = [], [], []
+    columns: dict[str, list[pl.Series | None]] = {"unique_id": [], "ds": [], "y_hat": []}
+    heights, ids, origin, items = [], [], [], []
     for i, record in enumerate(records):
         result = record.result
         fc = _internal_ds(result.forecasts)
-        rename = {result.alias: "y_hat"}
-        for lv in result.level:
-            for side in ("lo", "hi"):
-                rename[f"{result.alias}-{side}-{lv}"] = f"{side}-{float(lv):g}"
-        frames.append(fc.select(pl.col("unique_id").cast(pl.String), "ds",
-                                *[pl.col(c).alias(rename[c]) for c in rename if c in fc.columns]))
+        names = {f"{result.alias}-{side}-{lv}": f"{side}-{float(lv):g}" for lv in result.level for side in ("lo", "hi")}
+        names = {result.alias: "y_hat", **names}
+        for target in names.values():  # a level first served in this batch: nulls for the records before
+            columns.setdefault(target, [None] * i)
+        got = {"unique_id": fc.get_column("unique_id").cast(pl.String), "ds": fc.get_column("ds")}
+        got.update({target: fc.get_column(src) for src, target in names.items() if src in fc.columns})
+        for target, parts in columns.items():
+            parts.append(got.get(target))
         heights.append(fc.height)
         panel = result.panel
         ends = np.cumsum(np.fromiter(panel.lengths.values(), dtype=np.int64, count=len(panel.lengths))) - 1
-        origins.append(pl.DataFrame({"_item": np.full(len(ends), i, dtype=np.int64),
-                                     "unique_id": pl.Series(list(panel.lengths), dtype=pl.String),
-                                     "origin": panel.frame.get_column("ds").gather(ends)}))
+        ids.extend(panel.lengths)
+        origin.append(panel.frame.get_column("ds").gather(ends))
+        items.append(np.full(len(ends), i, dtype=np.int64))
     counts = np.asarray(heights, dtype=np.int64)
+
+    def whole(name: str, parts: list[pl.Series | None]) -> pl.Series:
+        dtype = next(p.dtype for p in parts if p is not None)
+        return pl.concat([pl.Series(name, [None] * n, dtype=dtype) if p is None else p.alias(name)
+                          for p, n in zip(parts, heights, strict=True)], rechunk=True)
+
     served_at = np.array([r.served_at.astimezone(UTC).replace(tzinfo=None) for r in records], dtype="datetime64[us]")
-    batches = np.array([next_batch() for _ in records], dtype=np.int64)
-    return (pl.concat(frames, how="diagonal_relaxed")
-            .with_columns(pl.Series("_item", np.repeat(np.arange(len(records), dtype=np.int64), counts)))
-            .with_columns((pl.int_range(pl.len()).over("_item", "unique_id") + 1).alias("step"),
-                          pl.Series("version", np.repeat(np.array([r.info.version for r in records]), counts),
-                                    dtype=pl.Int32),
-                          pl.Series("served_at", np.repeat(served_at, counts)).dt.replace_time_zone("UTC"))
-            .join(pl.concat(origins, how="vertical_relaxed"), on=["_item", "unique_id"], how="left")
-            .with_columns(pl.Series("batch", np.repeat(batches, counts)))
+    frame = pl.DataFrame([whole(name, parts) for name, parts in columns.items()
+                          if any(p is not None for p in parts)]).with_columns(
+        pl.Series("_item", np.repeat(np.arange(len(records), dtype=np.int64), counts)))
+    origins = pl.DataFrame({"_item": np.concatenate(items), "unique_id": pl.Series(ids, dtype=pl.String),
+                            "origin": pl.concat(origin)})
+    return (frame.with_columns(
+                (pl.int_range(pl.len()).over("_item", "unique_id") + 1).alias("step"),
+                pl.Series("version", np.repeat(np.array([r.info.version for r in records]), counts), dtype=pl.Int32),
+                pl.Series("served_at", np.repeat(served_at, counts)).dt.replace_time_zone("UTC"))
+            .join(origins, on=["_item", "unique_id"], how="left", maintain_order="left")
+            .with_columns(pl.Series("batch", np.repeat(np.array([next_batch() for _ in records], dtype=np.int64),
+                                                       counts)))
             .drop("_item"))
 
 
