@@ -516,12 +516,17 @@ class _ServedWriter:
         self._thread.start()
 
     def put(self, record: _ServedRecord) -> None:
-        """Queue one record (constant time; the writer is woken only when a batch is full)."""
+        """Queue one record (constant time; the writer is woken by the first record and by a full batch). A
+        record that arrives after :meth:`close` (a request finishing during shutdown) is written at once."""
         with self._cond:
-            self._queue.append(record)
-            self._queued += 1
-            if len(self._queue) == 1 or len(self._queue) >= self.max_items:
-                self._cond.notify_all()
+            late = self._closed
+            if not late:
+                self._queue.append(record)
+                self._queued += 1
+                if len(self._queue) == 1 or len(self._queue) >= self.max_items:
+                    self._cond.notify_all()
+        if late:
+            self._write([record])
 
     def drain(self) -> None:
         """Have everything queued so far written now, and wait until it is."""
