@@ -445,18 +445,8 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     def scale_stats_lazy(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         """:meth:`scale_stats` as a lazy query."""
-        y = pl.col("y")
-        if self.spec.scaler == "standard":
-            loc, scale = y.mean(), y.std(ddof=0)
-        elif self.spec.scaler == "mean":
-            loc, scale = pl.lit(0.0), y.abs().mean()
-        else:
-            loc, scale = pl.lit(0.0), pl.lit(1.0)
-        stats = frame.group_by("unique_id", maintain_order=True).agg(loc.alias(SCALE_MEAN), scale.alias(SCALE_STD))
-        return stats.with_columns(
-            pl.when(pl.col(SCALE_STD).is_null() | (pl.col(SCALE_STD) <= 1e-12)).then(1.0)
-            .otherwise(pl.col(SCALE_STD)).alias(SCALE_STD),
-            pl.col(SCALE_MEAN).fill_null(0.0))
+        aggs, finish = _scale_exprs(self.spec.scaler)
+        return frame.group_by("unique_id", maintain_order=True).agg(aggs).with_columns(finish)
 
     def transform(self, frame: pl.DataFrame, *, scales: pl.DataFrame, static: pl.DataFrame | None = None) -> pl.DataFrame:
         """Add the transformed target and every feature to ``frame``.
@@ -577,6 +567,24 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         (recursive forecasting). Returns a bool array of shape (n_features,).
         """
         return np.array([self.target_lags.get(n, step + 1) < step for n in self.feature_names])
+
+
+@functools.lru_cache(maxsize=8)
+def _scale_exprs(scaler: str | None) -> tuple[list[pl.Expr], list[pl.Expr]]:
+    """The expressions of :meth:`FeaturePipeline.scale_stats_lazy`: ``(per-series aggregations, their
+    finishing)``. Cached per scaler (polars expressions are immutable): building them is a fixed cost of
+    every forecast from a new history (issue 14)."""
+    y = pl.col("y")
+    if scaler == "standard":
+        loc, scale = y.mean(), y.std(ddof=0)
+    elif scaler == "mean":
+        loc, scale = pl.lit(0.0), y.abs().mean()
+    else:
+        loc, scale = pl.lit(0.0), pl.lit(1.0)
+    return [loc.alias(SCALE_MEAN), scale.alias(SCALE_STD)], [
+        pl.when(pl.col(SCALE_STD).is_null() | (pl.col(SCALE_STD) <= 1e-12)).then(1.0)
+        .otherwise(pl.col(SCALE_STD)).alias(SCALE_STD),
+        pl.col(SCALE_MEAN).fill_null(0.0)]
 
 
 @functools.lru_cache(maxsize=128)
