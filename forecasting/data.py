@@ -1316,7 +1316,7 @@ def _check_y_magnitude(frame: pl.DataFrame) -> None:
         ``field="y"``; ``details``: ``rows`` (up to 100) and ``limit``.
     """
     y = pl.col("y")
-    if not frame.select((y.abs() > MAX_ABS_Y).any()).item():  # one pass; inf and NaN counted below
+    if not frame.get_column("y").abs().gt(MAX_ABS_Y).any():  # one pass, no query; inf and NaN counted below
         return
     huge = frame.with_row_index("row").filter((y.abs() > MAX_ABS_Y) & y.is_finite())
     if not huge.height:
@@ -1425,8 +1425,9 @@ def _scan(frame: pl.DataFrame) -> _Scan | None:
     same = uid == uid.shift(1)
     step = (t - t.shift(1)).filter(same)  # may wrap on overflow, but then it is not one positive step
     in_order = ((same & (t > t.shift(1))) | (uid > uid.shift(1))).slice(1).all()
-    row = frame.select(in_order.alias("o"), (y.null_count() == 0).alias("n"), y.is_finite().all().alias("f"),
-                       step.min().alias("lo"), step.max().alias("hi")).row(0)
+    row = collect_small(frame.lazy().select(in_order.alias("o"), (y.null_count() == 0).alias("n"),
+                                            y.is_finite().all().alias("f"), step.min().alias("lo"),
+                                            step.max().alias("hi"))).row(0)
     return _Scan(in_order=bool(row[0]), ds_int=ds_int, y_finite=bool(row[1] and row[2]), step_lo=row[3], step_hi=row[4])
 
 
