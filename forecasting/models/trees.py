@@ -528,22 +528,15 @@ class TreeForecaster(GlobalForecaster[TP]):
         return np.concatenate(scores)
 
     # ------------------------------------------------------------------ predict
-    def _paths(self, panel: Panel, h: int, X_future: Any, *, scales: pl.DataFrame | pl.LazyFrame,
-               collect: bool = False, trusted_future: bool = False,
-               also: list[Any] | None = None) -> tuple[pl.DataFrame, list[StepRows]]:
+    def _paths(self, panel: Panel, h: int, X_future: Any, *, scales: pl.DataFrame, collect: bool = False,
+               trusted_future: bool = False) -> tuple[pl.DataFrame, list[StepRows]]:
         """Forecast ``h`` steps for every series of ``panel``: frame unique_id, ds, _pred (internal ds).
 
-        ``scales`` are the target-scaling statistics of each series' full history, or their lazy
-        query (:meth:`FeaturePipeline.scale_stats_lazy`), then run in the first block's collect.
-        ``also``: further lazy queries run in that same collect, each replaced in the list by its
-        result (a small forecast's time is mostly the fixed cost per collect: issue 14).
+        ``scales`` are the target-scaling statistics of each series' full history.
         ``trusted_future``: ``X_future`` is held-out training data in internal form
         (calibration), whose missing exogenous values are kept as missing, as in training.
         """
         pipe = self.pipeline_
-        extra = list(also or [])
-        if isinstance(scales, pl.LazyFrame):
-            extra.insert(0, scales)
         future = self._future_rows(panel, h, X_future, trusted_future=trusted_future)
         hist_cols = ["unique_id", "ds", "y", *pipe.spec.future_exog, *pipe.spec.hist_exog]
         tail_q = panel.frame.lazy().select(hist_cols)
@@ -578,12 +571,8 @@ class TreeForecaster(GlobalForecaster[TP]):
             block_q = (pipe.transform_lazy(frame, scales=scales, static=self.static_, contiguous=True,
                                            reach_checked=not pipe.spec.expanding_mean_lags)
                        .filter(pl.col("_step").is_not_null()))
-            if tail is None:  # the first block, the tail (and the scales and `also`) in one call
-                tail, last, *done_extra = collect_all_small([tail_q, block_q, *extra])
-                if isinstance(scales, pl.LazyFrame):
-                    scales = done_extra.pop(0)
-                if also is not None:
-                    also[:] = done_extra
+            if tail is None:  # the first block and the tail in one call
+                tail, last = collect_all_small([tail_q, block_q])
             else:
                 last = collect_small(block_q)
             X = pipe.matrix(last)
@@ -713,14 +702,8 @@ class TreeForecaster(GlobalForecaster[TP]):
             raise CapabilityError(msg, field="h")
         self._check_hist_exog_horizon(h)
         panel = self._history(history)
-        if history is None:
-            paths, _ = self._paths(panel, h, X_future, scales=self.scales_)
-            cscales = self.cscales_
-        else:  # the history's scales in the first forecast block's collect (one query call fewer)
-            lf = panel.frame.lazy()
-            also: list[Any] = [self._series_scale_lazy(lf)]
-            paths, _ = self._paths(panel, h, X_future, scales=self.pipeline_.scale_stats_lazy(lf), also=also)
-            cscales = also[0]
+        scales, cscales = self._scales(panel, history)
+        paths, _ = self._paths(panel, h, X_future, scales=scales)
         frame = paths.rename({"_pred": self.alias})
         if levels:
             frame = self._intervals(frame, cscales, levels)
