@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import msgspec
 import numpy as np
@@ -70,8 +70,15 @@ from forecasting.service.core import Limits, check_limits, resolve
 from forecasting.store import Store, VersionInfo
 from forecasting.store.monitoring import DecisionInfo, MonitoringStore
 
-if TYPE_CHECKING:
-    from forecasting.jobs import JobRunner
+
+class RetrainQueue(Protocol):
+    """Where a scheduled retrain is queued: :class:`forecasting.jobs.JobRunner` (its ``submit_retrain``). A
+    protocol, so the scheduler here does not import the runner that imports :class:`Monitoring`."""
+
+    def submit_retrain(self, tenant: str, name: str, *, trigger: str = "schedule") -> str | None:
+        """Queue a retrain of model ``name`` for ``tenant``; the job id, or None when one is already queued."""
+        ...
+
 
 __all__ = [
     "AccuracyResult",
@@ -1562,7 +1569,7 @@ class RetrainScheduler:
     poll_s : float, default 1.0
         With ``leads``: how often the leader looks for jobs written by other processes, and a follower
         checks whether it now leads, seconds.
-    runner : JobRunner, optional
+    runner : RetrainQueue (a JobRunner), optional
         Where each tick's retrain runs (the app passes its runner): a job of kind ``retrain`` in the model's
         tenant's queue (:meth:`~forecasting.jobs.JobRunner.submit_retrain`), with the jobs' time limit, cancel
         and progress (``GET /v1/jobs``); a tick while the model's retrain job is still queued or running adds
@@ -1570,7 +1577,7 @@ class RetrainScheduler:
     """
 
     def __init__(self, monitoring: Monitoring, *, leads: Callable[[], bool] | None = None,
-                 poll_s: float = 1.0, runner: JobRunner | None = None) -> None:
+                 poll_s: float = 1.0, runner: RetrainQueue | None = None) -> None:
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
 
