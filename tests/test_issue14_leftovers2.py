@@ -4,6 +4,7 @@ the library's frames, progress inside the hold-out fit, one per-request thread l
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -207,11 +208,13 @@ def test_a_long_step_without_progress_of_its_own_shows_its_seconds_and_cancel_st
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from forecasting.jobs import JobRunner
 
-    slow = {"name": "xgboost", "params": {"n_estimators": 20000, "max_depth": 10, "learning_rate": 0.001,
-                                          "conformal_windows": 0}}
+    # a model with no progress of its own (the trees report their rounds since H5): seasonal AutoARIMA on
+    # 30 hourly series, several seconds per series with m = 24
+    slow = {"name": "auto_arima", "params": {"season_length": 24}}
     hours = [f"2024-01-{1 + i // 24:02d}T{i % 24:02d}:00:00" for i in range(24 * 8)]
-    data = {"unique_id": ["s0"] * len(hours), "ds": hours, "y": [50.0 + (i % 24) + 0.1 * (i % 7)
-                                                                    for i in range(len(hours))]}
+    data = {"unique_id": [f"s{k}" for k in range(30) for _ in hours], "ds": hours * 30,
+            "y": [50.0 + k + 10 * math.sin(i * 2 * math.pi / 24) + ((i * 7919 + k * 31) % 13) / 3
+                  for k in range(30) for i in range(len(hours))]}
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "artifacts")
     runner = JobRunner(store, max_workers=1, grace_s=1.0)
     try:
