@@ -51,8 +51,9 @@ import polars as pl
 from forecasting.data import Panel, check_min_length, level_columns, validate_levels
 from forecasting.errors import CapabilityError, ForecastingError, InvalidParameterError, TimeLimitError
 from forecasting.models.base import BaseForecaster, Capabilities, Fallback, Forecaster, arm, as_panel
-from forecasting.models.combination import finish_bands, member_forecasts, member_values, weight_matrix, weighted_mean
-from forecasting.models.combination import member_forecast as _predict  # the search's member forecasts
+from forecasting.models.combination import (finish_bands, member_forecast, member_forecasts, member_values,
+                                             weight_matrix, weighted_mean)
+
 from forecasting.models.local import LOCAL_CAPABILITIES
 from forecasting.models.registry import REGISTRY, AutoParams, ModelSpec, default_season_length, parse_spec
 
@@ -533,7 +534,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
                 for train in trains:
                     model = make_model(spec, freq=panel.freq, n_jobs=self.n_jobs)
                     arm(model, deadline=share)
-                    fc = _predict(model.fit(train), h, levels)
+                    fc = member_forecast(model.fit(train), h, levels)
                     self._collect(c, model.alias, fc, levels)
             except ForecastingError as exc:
                 c.status, c.reason = "dropped", f"{type(exc).__name__}: {exc}"[:300]
