@@ -53,7 +53,6 @@ from forecasting.errors import CapabilityError, ForecastingError, InvalidParamet
 from forecasting.models.base import BaseForecaster, Capabilities, Fallback, Forecaster, arm, as_panel
 from forecasting.models.combination import (finish_bands, member_forecast, member_forecasts, member_values,
                                              weight_matrix, weighted_mean)
-
 from forecasting.models.local import LOCAL_CAPABILITIES
 from forecasting.models.registry import REGISTRY, AutoParams, ModelSpec, default_season_length, parse_spec
 
