@@ -659,14 +659,16 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         return out
 
     def _combine_bounds(self, scored: list[Candidate], lev: float) -> tuple[np.ndarray | None, np.ndarray | None]:
-        use = [(c, self.weights_.get(c.label, 0.0)) for c in scored if lev in c.bounds and
-               self.weights_.get(c.label, 0.0) > 0]
+        """The validation windows' band at ``lev``: the members' bounds mixed as :meth:`predict` mixes them
+        (:func:`~forecasting.models.combination.weighted_mean` with the dataset weights); None when no member
+        with a weight has bounds at that level."""
+        use = [c for c in scored if lev in c.bounds and self.weights_.get(c.label, 0.0) > 0]
         if not use:
             return None, None
-        total = sum(w for _, w in use)
-        lo = sum(w * np.concatenate([b[0] for b in c.bounds[lev]]) for c, w in use) / total
-        hi = sum(w * np.concatenate([b[1] for b in c.bounds[lev]]) for c, w in use) / total
-        return np.asarray(lo), np.asarray(hi)
+        weights = np.array([self.weights_[c.label] for c in use])
+        lo, hi = (weighted_mean([np.concatenate([b[side] for b in c.bounds[lev]]) for c in use], weights)
+                  for side in (0, 1))
+        return lo, hi
 
     def _refit(self, panel: Panel, scored: list[Candidate], deadline: float | None) -> None:
         from forecasting.models.registry import make_model
