@@ -28,6 +28,7 @@ import numpy as np
 from scipy.stats import norm
 
 from forecasting.errors import InsufficientHistoryError, InvalidInputError, InvalidParameterError
+from forecasting.evaluation import finite_series
 
 __all__ = [
     "centred_ma",
@@ -58,21 +59,6 @@ class Naive2Forecast(NamedTuple):
     """Seasonal indices applied to each step, shape (h,), unitless (all 1.0 when not seasonal)."""
     adjusted: np.ndarray
     """The seasonally adjusted history ``y / seasonal``, shape (n,), in the units of ``y``."""
-
-
-def _as_series(y: object, name: str = "y") -> np.ndarray:
-    arr = np.asarray(y, dtype=np.float64)
-    if arr.ndim != 1:
-        msg = f"`{name}` must be 1-dimensional, got shape {arr.shape}"
-        raise InvalidInputError(msg, field=name)
-    if arr.size == 0:
-        msg = f"`{name}` must not be empty"
-        raise InvalidInputError(msg, field=name)
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        msg = f"`{name}` must be finite; {bad.size} non-finite value(s) at positions {bad[:5].tolist()}"
-        raise InvalidInputError(msg, field=name, details={"positions": bad[:20].tolist()},)
-    return arr
 
 
 def _check_positive_int(value: object, name: str) -> int:
@@ -129,7 +115,7 @@ def acf(y: Sequence[float] | np.ndarray, nlags: int) -> np.ndarray:
     >>> acf([1.0, 2.0, 3.0, 4.0], 2).round(4).tolist()
     [1.0, 0.25, -0.3]
     """
-    x = _as_series(y)
+    x = finite_series(y)
     n = x.size
     if isinstance(nlags, bool) or not isinstance(nlags, (int, np.integer)) or not 0 <= nlags <= n - 1:
         msg = f"`nlags` must be an integer in [0, {n - 1}] for a series of length {n}, got {nlags!r}"
@@ -183,7 +169,7 @@ def seasonality_test(y: Sequence[float] | np.ndarray, season_length: int) -> boo
     https://github.com/Mcompetitions/M4-methods; Makridakis, Spiliotis & Assimakopoulos
     (2020), IJF 36(1).
     """
-    x = _as_series(y)
+    x = finite_series(y)
     m = _check_positive_int(season_length, "season_length")
     n = x.size
     if m == 1 or n < 3 * m:
@@ -245,7 +231,7 @@ def seasonal_indices(y: Sequence[float] | np.ndarray, season_length: int) -> np.
     >>> seasonal_indices([1.0, 3.0, 1.0, 3.0, 1.0, 3.0], 2).tolist()
     [0.5, 1.5, 0.5, 1.5, 0.5, 1.5]
     """
-    x = _as_series(y)
+    x = finite_series(y)
     m = _check_positive_int(season_length, "season_length")
     if m < 2:
         msg = f"`season_length` must be >= 2 for a seasonal decomposition, got {m}"
@@ -331,7 +317,7 @@ def naive2_decompose(y: Sequence[float] | np.ndarray, season_length: int) -> Nai
     >>> naive2_decompose([1.0, 2.0, 3.0], 1).note is None
     True
     """
-    x = _as_series(y)
+    x = finite_series(y)
     m = _check_positive_int(season_length, "season_length")
     if m == 1 or not seasonality_test(x, m):
         return Naive2Decomposition(adjusted=x.copy(), seasonal=np.ones(x.size), note=None)
@@ -388,7 +374,7 @@ def naive2_forecast(y: Sequence[float] | np.ndarray, h: int, season_length: int)
     >>> naive2_forecast([1.0, 2.0, 3.0], 2, 1).mean.tolist()
     [3.0, 3.0]
     """
-    x = _as_series(y)
+    x = finite_series(y)
     h = _check_positive_int(h, "h")
     m = _check_positive_int(season_length, "season_length")
     adjusted, seasonal, _ = naive2_decompose(x, m)
@@ -447,7 +433,7 @@ def naive2_intervals(
         if isinstance(lv, bool) or not isinstance(lv, (int, float, np.integer, np.floating)) or not 0 < lv < 100:
             msg = f"`level` values must be numbers in (0, 100), got {lv!r}"
             raise InvalidParameterError(msg, field="level")
-    x = _as_series(y)
+    x = finite_series(y)
     if x.size < 2:
         msg = f"naive prediction intervals need at least 2 observations, got {x.size}"
         raise InsufficientHistoryError(msg, field="y", details={"length": int(x.size), "minimum": 2},)

@@ -30,6 +30,7 @@ from forecasting.errors import InsufficientHistoryError, InvalidInputError, Inva
 __all__ = [
     "coverage",
     "evaluate",
+    "finite_series",
     "interval_quantiles",
     "mae",
     "mase",
@@ -49,7 +50,38 @@ ArrayLike = Sequence[float] | np.ndarray
 # --------------------------------------------------------------------------- helpers
 
 
-def _arr(values: object, name: str) -> np.ndarray:
+def finite_series(values: object, name: str = "y") -> np.ndarray:
+    """One series' values as a float64 array, refused unless 1-D, non-empty and finite.
+
+    The input rule of every array function here and of :mod:`forecasting.decomposition` (the M4
+    organisers' code assumes it; a NaN would silently become a NaN score or forecast).
+
+    Parameters
+    ----------
+    values : array-like of shape (n,)
+        Numbers, in the units of the series.
+    name : str, default "y"
+        The argument's name, for the error (and its ``field``).
+
+    Returns
+    -------
+    np.ndarray of shape (n,), float64
+
+    Raises
+    ------
+    InvalidInputError
+        Not 1-D, empty, or holding NaN/inf (the first positions in the message, up to 20 in
+        ``details["positions"]``).
+
+    Examples
+    --------
+    >>> finite_series([1, 2.5]).tolist()
+    [1.0, 2.5]
+    >>> finite_series([1.0, float("nan")], "y_hat")
+    Traceback (most recent call last):
+    ...
+    forecasting.errors.InvalidInputError: `y_hat` must be finite; 1 non-finite value(s) at positions [1]
+    """
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1:
         msg = f"`{name}` must be 1-dimensional, got shape {arr.shape}"
@@ -60,13 +92,13 @@ def _arr(values: object, name: str) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
         msg = f"`{name}` must be finite; {bad.size} non-finite value(s) at positions {bad[:5].tolist()}"
-        raise InvalidInputError(msg, field=name)
+        raise InvalidInputError(msg, field=name, details={"positions": bad[:20].tolist()})
     return arr
 
 
 def _pair(y: object, other: object, other_name: str) -> tuple[np.ndarray, np.ndarray]:
-    a = _arr(y, "y")
-    b = _arr(other, other_name)
+    a = finite_series(y, "y")
+    b = finite_series(other, other_name)
     if a.shape != b.shape:
         msg = f"`y` and `{other_name}` must have the same shape, got {a.shape} and {b.shape}"
         raise InvalidInputError(msg, field=other_name)
@@ -88,7 +120,7 @@ def _level(level: object) -> float:
 
 
 def _mase_scale(y_train: object, season_length: int) -> float:
-    train = _arr(y_train, "y_train")
+    train = finite_series(y_train, "y_train")
     m = _season(season_length)
     if train.size <= m:
         msg = (f"the MASE/MSIS scale with season_length={m} needs more than {m} training observations, "
@@ -449,7 +481,7 @@ def wql(y: ArrayLike, quantiles: Mapping[float, ArrayLike]) -> float:
     >>> round(wql([10.0, 10.0], {0.1: [8.0, 9.0], 0.5: [10.0, 11.0], 0.9: [12.0, 13.0]}), 9)
     0.043333333
     """
-    a = _arr(y, "y")
+    a = finite_series(y, "y")
     denom = float(np.sum(np.abs(a)))
     total = float(np.sum(_quantile_losses(a, quantiles)))
     return total / denom if denom > 0 else math.nan
