@@ -14,8 +14,9 @@ and *declares* what it can do in a class-level :class:`Capabilities` (as darts'
 model, the capability and the reason; nothing is discovered with ``hasattr``.
 
 Each model is built from its parameter struct (a ``msgspec.Struct`` declared once in
-:mod:`forecasting.models.registry`): the constructor stores it (scikit-learn's rule,
-``BaseEstimator``) and ``get_params`` returns it as JSON-ready values.
+:mod:`forecasting.models.registry`, on :class:`BaseParams` here): the constructor converts keyword
+parameters with :func:`convert_params`, the one validation of a model's hyperparameters, stores the
+struct (scikit-learn's rule, ``BaseEstimator``) and ``get_params`` returns it as JSON-ready values.
 
 The forecast frame is ``unique_id, ds, <alias>`` plus ``<alias>-lo-<L>`` and
 ``<alias>-hi-<L>`` for each requested level (Nixtla's naming, so utilsforecast and
@@ -26,11 +27,13 @@ date or integer steps).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import (
     TYPE_CHECKING,
+    Annotated,
     Any,
     ClassVar,
     Generic,
@@ -49,19 +52,20 @@ import polars as pl
 
 from forecasting.data import Panel, validate_h, validate_levels, validate_panel
 from forecasting.errors import CapabilityError, InsufficientHistoryError, InvalidParameterError, NotFittedError
-from forecasting.models.registry import BaseParams, convert_params
 
 if TYPE_CHECKING:
     from forecasting.explanation import Explanation
 
 __all__ = [
     "BaseForecaster",
+    "BaseParams",
     "arm",
     "explain_forecast",
     "global_importance",
     "Capabilities",
     "Capability",
     "clip_non_negative",
+    "convert_params",
     "Fallback",
     "Forecaster",
     "Progress",
@@ -275,6 +279,66 @@ class Fallback:
 def as_panel(data: Panel | Any, *, freq: str | int | None = None) -> Panel:
     """Return ``data`` if it is a :class:`Panel`, else validate it."""
     return data if isinstance(data, Panel) else validate_panel(data, freq=freq)
+
+
+#: An output column name (``alias``).
+Alias = Annotated[str, msgspec.Meta(
+    pattern=r"^(?!(unique_id|ds|y|cutoff)$)[A-Za-z_][A-Za-z0-9_.]{0,63}$",
+    description="Output column name: letters, digits, '_' or '.', not unique_id, ds, y or cutoff.")]
+
+
+class BaseParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What every model's parameters include: ``alias``, the output column name.
+
+    Each model's own struct subclasses it in :mod:`forecasting.models.registry`.
+    """
+
+    alias: Alias | None = None
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def convert_params(model: str, struct: type[S], params: Mapping[str, Any]) -> S:
+    """``params`` converted to ``struct``: the one validation of a model's hyperparameters.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the model, the parameter, the rule, the allowed values of an
+        enumeration and the model's parameters (field ``model.params.<name>``).
+    """
+    try:
+        return msgspec.convert(dict(params), struct)
+    except msgspec.ValidationError as exc:
+        msg = str(exc)
+        m = re.search(r"at `\$\.(\w+)", msg)
+        unknown = re.search(r"unknown field `(\w+)`", msg)
+        name = (m and m.group(1)) or (unknown and unknown.group(1))
+        known = ", ".join(f for f in struct.__struct_fields__)
+        choices = _choices(struct, name) if name and "Invalid enum value" in msg else []
+        allowed = f"; allowed: {', '.join(repr(c) for c in choices)}" if choices else ""
+        msg_0 = (
+            f"model '{model}': invalid parameter{f' {name!r}' if name else ''}: {msg}{allowed} "
+            f"(parameters: {known})"
+        )
+        raise InvalidParameterError(
+            msg_0, field=f"model.params.{name}" if name else "model.params") from exc
+
+
+def _choices(params: type[msgspec.Struct], name: str) -> list[Any]:
+    """The literal values a parameter accepts (``[]`` when it is not an enumeration)."""
+    import msgspec.inspect as mi
+
+    info = mi.type_info(params)
+    field = next((f for f in getattr(info, "fields", ()) if f.name == name), None)
+    if field is None:
+        return []
+    types = field.type.types if isinstance(field.type, mi.UnionType) else (field.type,)
+    values: list[Any] = [v for t in types if isinstance(t, mi.LiteralType) for v in t.values]
+    if values and any(isinstance(t, mi.NoneType) for t in types):
+        values.append(None)
+    return values
 
 
 P = TypeVar("P", bound=msgspec.Struct)

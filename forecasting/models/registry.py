@@ -19,15 +19,13 @@ import importlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from forecasting.errors import CapabilityError, InvalidParameterError, UnknownModelError
 from forecasting.features import FeatureSpec
-
-if TYPE_CHECKING:
-    from forecasting.models.base import BaseForecaster, Forecaster
+from forecasting.models.base import BaseForecaster, BaseParams, Forecaster, convert_params
 
 __all__ = [
     "REGISTRY",
@@ -43,17 +41,6 @@ __all__ = [
 ]
 
 SeasonLength = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
-
-
-Alias = Annotated[str, msgspec.Meta(
-    pattern=r"^(?!(unique_id|ds|y|cutoff)$)[A-Za-z_][A-Za-z0-9_.]{0,63}$",
-    description="Output column name: letters, digits, '_' or '.', not unique_id, ds, y or cutoff.")]
-
-
-class BaseParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """What every model's parameters include: ``alias``, the output column name."""
-
-    alias: Alias | None = None
 
 
 class _Seasonal(BaseParams, kw_only=True, forbid_unknown_fields=True):
@@ -486,51 +473,6 @@ def _entry(name: str, *, field: str = "model.name") -> ModelEntry:
 
 def _params(entry: ModelEntry, params: dict[str, Any]) -> msgspec.Struct:
     return convert_params(entry.name, entry.params, params)
-
-
-S = TypeVar("S", bound=msgspec.Struct)
-
-
-def convert_params(model: str, struct: type[S], params: Mapping[str, Any]) -> S:
-    """``params`` converted to ``struct``: the one validation of a model's hyperparameters.
-
-    Raises
-    ------
-    InvalidParameterError
-        Naming the model, the parameter, the rule, the allowed values of an
-        enumeration and the model's parameters (field ``model.params.<name>``).
-    """
-    try:
-        return msgspec.convert(dict(params), struct)
-    except msgspec.ValidationError as exc:
-        msg = str(exc)
-        m = re.search(r"at `\$\.(\w+)", msg)
-        unknown = re.search(r"unknown field `(\w+)`", msg)
-        name = (m and m.group(1)) or (unknown and unknown.group(1))
-        known = ", ".join(f for f in struct.__struct_fields__)
-        choices = _choices(struct, name) if name and "Invalid enum value" in msg else []
-        allowed = f"; allowed: {', '.join(repr(c) for c in choices)}" if choices else ""
-        msg_0 = (
-            f"model '{model}': invalid parameter{f' {name!r}' if name else ''}: {msg}{allowed} "
-            f"(parameters: {known})"
-        )
-        raise InvalidParameterError(
-            msg_0, field=f"model.params.{name}" if name else "model.params") from exc
-
-
-def _choices(params: type[msgspec.Struct], name: str) -> list[Any]:
-    """The literal values a parameter accepts (``[]`` when it is not an enumeration)."""
-    import msgspec.inspect as mi
-
-    info = mi.type_info(params)
-    field = next((f for f in getattr(info, "fields", ()) if f.name == name), None)
-    if field is None:
-        return []
-    types = field.type.types if isinstance(field.type, mi.UnionType) else (field.type,)
-    values: list[Any] = [v for t in types if isinstance(t, mi.LiteralType) for v in t.values]
-    if values and any(isinstance(t, mi.NoneType) for t in types):
-        values.append(None)
-    return values
 
 
 _SEASONS = {"m": 60 * 24, "h": 24, "d": 7, "bd": 5, "w": 52, "mo": 12, "q": 4, "y": 1}
