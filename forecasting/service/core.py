@@ -381,7 +381,7 @@ def cross_validate(
 ) -> CrossValidationResult:
     """Backtest models over ``n_windows`` rolling origins and score every window (M4 definitions).
 
-    The splitter is :func:`forecasting.evaluation.rolling_origins`, the one the benchmark harness uses.
+    The splitter is :func:`forecasting.backtest.rolling_origins`, the one the benchmark harness uses.
 
     Parameters
     ----------
