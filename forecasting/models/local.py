@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import time
+from dataclasses import replace
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, ClassVar, Self
@@ -26,9 +27,10 @@ from forecasting.data import (
     to_caller_tz,
 )
 from forecasting.errors import CapabilityError, ModelFitError, TimeLimitError
-from forecasting.models.base import P, BaseForecaster, Capabilities, Fallback, as_panel, require
+from forecasting.models.base import P, BaseForecaster, Capabilities, Fallback, Progress, as_panel, require
 
-__all__ = ["ALL_CORES", "LOCAL_CAPABILITIES", "LocalForecaster", "available_cpus", "resolve_n_jobs"]
+__all__ = ["ALL_CORES", "LOCAL_CAPABILITIES", "SERIES_CAPABILITIES", "LocalForecaster", "available_cpus",
+           "resolve_n_jobs"]
 
 #: ``n_jobs`` value meaning "one worker process per usable CPU" (scikit-learn's and statsforecast's -1).
 ALL_CORES = -1
@@ -65,12 +67,35 @@ LOCAL_CAPABILITIES = Capabilities(
              "progress": "it fits in one pass per series",
              "fitted_values": "this model keeps no in-sample fit; use a statistical model such as 'auto_ets' or "
                               "cross-validation"})
+#: What a model fitted one series at a time adds: progress as series fitted / series (:func:`_series_reporter`:
+#: per series in this process, per chunk back from the worker processes); the models built on other models
+#: (``ensemble``, ``auto``) keep :data:`LOCAL_CAPABILITIES`.
+SERIES_CAPABILITIES = replace(LOCAL_CAPABILITIES, reports_progress=True,
+                              why_not={k: v for k, v in LOCAL_CAPABILITIES.why_not.items() if k != "progress"})
+
+
+def _series_reporter(progress: Progress | None, total: int) -> Callable[[int], None] | None:
+    """What the fit calls with the number of series fitted so far: ``progress(done / total, "series k/n
+    fitted")``, at most once per 1 % of the series and for the last (a job writes each call to its database
+    row); None without a ``progress`` callback (:func:`~forecasting.models.base.arm`)."""
+    if progress is None or total < 1:
+        return None
+    last = [0]
+
+    def report(done: int) -> None:
+        if done * 100 // total > last[0] * 100 // total or done == total:
+            last[0] = done
+            progress(done / total, f"series {done}/{total} fitted")
+
+    return report
 
 
 def _run_fit(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np.ndarray]],
-             deadline: float | None = None) -> tuple[list[tuple[str, Any, str | None]], bool]:
+             deadline: float | None = None, report: Callable[[int], None] | None = None,
+             ) -> tuple[list[tuple[str, Any, str | None]], bool]:
     """Fit ``items`` in order (in this process or a worker): ``(unique_id, state or None, error or None)``
-    per series fitted, and whether the deadline (epoch seconds) stopped it before the end."""
+    per series fitted, and whether the deadline (epoch seconds) stopped it before the end; ``report(k)`` after
+    the k-th series (in this process only)."""
     out: list[tuple[str, Any, str | None]] = []
     for uid, y in items:
         if deadline is not None and time.time() > deadline:
@@ -79,6 +104,8 @@ def _run_fit(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np.nda
             out.append((uid, fit_one(y), None))
         except Exception as exc:  # the underlying library's own errors, reported per series  # noqa: BLE001
             out.append((uid, None, f"{type(exc).__name__}: {exc}"))
+        if report is not None:
+            report(len(out))
     return out, False
 
 
@@ -87,28 +114,46 @@ _POOL_GRACE_S = 30.0
 
 
 def _map_in_workers(fit_one: Callable[[np.ndarray], Any], chunks: list[list[tuple[str, np.ndarray]]], n_jobs: int,
-                    deadline: float | None) -> list[tuple[list[tuple[str, Any, str | None]], bool]]:
-    """:func:`_run_fit` of every chunk in ``n_jobs`` worker processes, in order.
+                    deadline: float | None, report: Callable[[int], None] | None = None,
+                    ) -> list[tuple[list[tuple[str, Any, str | None]], bool]]:
+    """:func:`_run_fit` of every chunk in ``n_jobs`` worker processes, in order; ``report(k)`` with the series
+    fitted so far each time a chunk comes back (called here, so it may raise to stop the fit: the workers are
+    then stopped).
 
     With a ``deadline``, the pool is waited for until :data:`_POOL_GRACE_S` after it at most: a worker stuck
     inside one series' fit (which the per-series deadline check cannot interrupt) is then killed, and the
     fit ends with :class:`TimeLimitError` rather than holding the caller forever.
     """
     from concurrent.futures import TimeoutError as FuturesTimeout
+    from concurrent.futures import as_completed
 
     pool = ProcessPoolExecutor(max_workers=n_jobs)
     timeout = None if deadline is None else max(1.0, deadline - time.time() + _POOL_GRACE_S)
+    futures = [pool.submit(_run_fit, fit_one, chunk, deadline) for chunk in chunks]
+    fitted = 0
     try:
-        parts = list(pool.map(_run_fit, [fit_one] * len(chunks), chunks, [deadline] * len(chunks), timeout=timeout))
+        for future in as_completed(futures, timeout=timeout):
+            fitted += len(future.result()[0])
+            if report is not None:
+                report(fitted)
+        parts = [future.result() for future in futures]
     except FuturesTimeout:
-        for proc in list(getattr(pool, "_processes", {}).values()):  # stuck workers: the pool cannot stop them
-            proc.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_pool(pool)
         msg = (f"fitting did not finish {_POOL_GRACE_S:.0f} s after the time limit: its worker processes were "
                f"stopped; send fewer or shorter series, or choose a faster model")
         raise TimeLimitError(msg, field="data") from None
+    except BaseException:
+        _stop_pool(pool)
+        raise
     pool.shutdown(wait=True)
     return parts
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Kill a pool's workers (one stuck inside a series' fit cannot be stopped otherwise) and drop its queue."""
+    for proc in list(getattr(pool, "_processes", {}).values()):
+        proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _chunks(items: list[tuple[str, np.ndarray]], n_chunks: int) -> list[list[tuple[str, np.ndarray]]]:
@@ -139,7 +184,7 @@ class LocalForecaster(BaseForecaster[P]):
         (:func:`resolve_n_jobs`). Results are identical for every value.
     """
 
-    capabilities: ClassVar[Capabilities] = LOCAL_CAPABILITIES
+    capabilities: ClassVar[Capabilities] = SERIES_CAPABILITIES
     fitted_attribute: ClassVar[str] = "states_"
     states_: dict[str, Any]  # unique_id -> fitted state
     fallback_states_: dict[str, Any]
@@ -234,7 +279,8 @@ class LocalForecaster(BaseForecaster[P]):
 
         Workers get contiguous chunks of series of near-equal total length (:attr:`chunks_per_worker` each)
         and this model's parameters only (no fitted state); each checks :attr:`deadline` before every series
-        and reports each failure for its series, as the in-process path does.
+        and reports each failure for its series, as the in-process path does. With a :attr:`progress` callback
+        (:func:`~forecasting.models.base.arm`) the series fitted so far are reported (:func:`_series_reporter`).
 
         Raises
         ------
@@ -242,14 +288,16 @@ class LocalForecaster(BaseForecaster[P]):
             The deadline passed: ``fitting stopped after <fitted> of <total> series``.
         """
         n_jobs = min(resolve_n_jobs(self.n_jobs), len(items)) if self.parallel_fit else 1
+        report = _series_reporter(self.progress, len(items))
         if n_jobs <= 1 or len(items) < 2 * n_jobs:
-            results, stopped = _run_fit(self._fit_one, items, self.deadline)
+            results, stopped = _run_fit(self._fit_one, items, self.deadline, report)
         else:
             chunks = _chunks(items, min(len(items), self.chunks_per_worker * n_jobs))
             worker = copy.copy(self)  # ship parameters only, not fitted state, to the workers
             for attr in ("panel_", "states_", "fallback_states_", "fallbacks_", "fallback"):
                 worker.__dict__.pop(attr, None)
-            parts = _map_in_workers(worker._fit_one, chunks, n_jobs, self.deadline)
+            worker.progress = None  # reported here, per chunk back (a callback may not pickle)
+            parts = _map_in_workers(worker._fit_one, chunks, n_jobs, self.deadline, report)
             results = [r for part, _ in parts for r in part]
             stopped = any(s for _, s in parts)
         if stopped:

@@ -31,7 +31,7 @@ import polars as pl
 
 from forecasting.data import Panel
 from forecasting.models.base import Capabilities, as_panel
-from forecasting.models.local import LOCAL_CAPABILITIES, LocalForecaster
+from forecasting.models.local import SERIES_CAPABILITIES, LocalForecaster
 from forecasting.models.registry import ProphetParams
 
 __all__ = ["ProphetForecaster"]
@@ -61,7 +61,7 @@ class ProphetForecaster(LocalForecaster[ProphetParams]):
     #: series are fitted in this process (about 0.2-0.3 s each on M4 Hourly and M3 Monthly)
     parallel_fit = False
     params_type = ProphetParams
-    capabilities: ClassVar[Capabilities] = replace(LOCAL_CAPABILITIES, has_fitted_values=True)
+    capabilities: ClassVar[Capabilities] = replace(SERIES_CAPABILITIES, has_fitted_values=True)
 
     @property
     def min_train_length(self) -> int:

@@ -25,7 +25,7 @@ from forecasting.decomposition import naive2_decompose
 from forecasting.data import Panel, _examples, _series_messages
 from forecasting.errors import InsufficientHistoryError, InvalidInputError, InvalidParameterError
 from forecasting.models.base import Capabilities, Fallback, P, as_panel
-from forecasting.models.local import LOCAL_CAPABILITIES, LocalForecaster
+from forecasting.models.local import SERIES_CAPABILITIES, LocalForecaster
 from forecasting.models.registry import (
     AutoARIMAParams,
     AutoCESParams,
@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 #: statsforecast's models keep their in-sample fit (``predict_in_sample``).
-FITTED_CAPABILITIES = replace(LOCAL_CAPABILITIES, has_fitted_values=True)
+FITTED_CAPABILITIES = replace(SERIES_CAPABILITIES, has_fitted_values=True)
 
 
 #: the rule of every multiplicative form (ETS error, trend or season "M"; a multiplicative seasonal adjustment):
