@@ -46,6 +46,7 @@ from forecasting.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from forecasting.api.metrics import Metrics
 from forecasting.api.monitoring import AccuracyCollector, monitoring_router
 from forecasting.service.monitoring import Monitoring, RetrainScheduler
+from forecasting.service.core import preload
 from forecasting.api.explain_routes import explain_routes
 from forecasting.api.mapping import hierarchy_out
 from forecasting.service.hierarchy import forecast_hierarchy
@@ -196,6 +197,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     registered = _registry_routes(services, problems, metrics)
 
     def recover() -> None:
+        if settings.preload:  # before this process accepts connections: no request waits for the imports
+            took = preload()
+            logging.getLogger("forecasting.api").info("preloaded in %.1f s", took,
+                                                      extra={"event": "server.preloaded", "duration_s": took})
         metrics.start()
         runner.recover()
         scheduler.start()
@@ -211,7 +216,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[healthz, readyz, metrics_route, list_model_types, forecast_route, cross_validation_route,
                         docs_assets(),
                         *explain_routes(limits, problems, _require_json),
-                        *registered, monitoring_router(monitoring, scheduler, problems, _require_json)],
+                        *registered, monitoring_router(monitoring, scheduler, problems, _require_json, runner=runner)],
         guards=[KeyGuard(settings.api_keys, admin_tenants=settings.admin_tenants)],
         dependencies={"tenant": Provide(_tenant, sync_to_thread=False)},
         middleware=[metrics.middleware],

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 import polars as pl
-from litestar import Request, Router, get, post, put
+from litestar import Request, Response, Router, get, post, put
 from litestar.concurrency import sync_to_thread
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Operation
@@ -23,12 +23,15 @@ from litestar.di import NamedDependency
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_202_ACCEPTED
 
 from forecasting.api.docs import json_or_multipart_body
-from forecasting.api.schemas import DATA_BOUNDS, H_BOUNDS, Columns, Rows
+from forecasting.api.mapping import job_out
+from forecasting.api.schemas import DATA_BOUNDS, H_BOUNDS, Columns, JobOut, Rows
 from forecasting.api.settings import Settings
 from forecasting.data import at_caller_offset
 from forecasting.errors import InvalidParameterError
+from forecasting.jobs import JobRunner
 from forecasting.service.monitoring import (
     DEFAULT_ANOMALY_LEVEL,
     AnomalyResult,
@@ -184,17 +187,21 @@ def _anomalies_out(result: AnomalyResult) -> AnomaliesOut:
 
 
 def monitoring_router(monitoring: Monitoring, scheduler: RetrainScheduler | None,
-                      responses: dict[int, ResponseSpec], strict_json: Callable[..., Any] | None = None) -> Router:
+                      responses: dict[int, ResponseSpec], strict_json: Callable[..., Any] | None = None, *,
+                      runner: JobRunner) -> Router:
     """The /v1/models/{name}/observations, accuracy, retraining, retrain, decisions, anomalies and /v1/anomalies
     routes of one app (``responses``: the app's documented problems; 404 and 409 are added; ``strict_json``: the
-    app's ``before_request`` decoding a JSON body strictly, run before the retraining policy is read)."""
+    app's ``before_request`` decoding a JSON body strictly, run before the retraining policy and the anomalies'
+    body are read; ``runner``: where ``POST .../retrain`` queues its job)."""
     problem_json = "application/problem+json"
     from forecasting.api.schemas import Problem
 
     responses = {**responses,
                  404: ResponseSpec(Problem, description="No such model for this tenant.", media_type=problem_json),
-                 409: ResponseSpec(Problem, description="A retrain of the model is already running.",
+                 409: ResponseSpec(Problem, description="A retrain of the model is already queued or running.",
                                    media_type=problem_json)}
+    too_many = ResponseSpec(Problem, description="The tenant's cap of unfinished jobs (Retry-After).",
+                            media_type=problem_json)
 
     @post("/models/{name:str}/observations", tags=["monitoring"], summary="Append observations (actuals)",
           status_code=200, responses=responses, operation_class=_ObservationsOperation)
@@ -267,12 +274,17 @@ def monitoring_router(monitoring: Monitoring, scheduler: RetrainScheduler | None
         """The policy, the next scheduled run and the observations since the last retrain."""
         return policy_out(tenant, name)
 
-    @post("/models/{name:str}/retrain", tags=["monitoring"], summary="Retrain now (champion vs challenger)",
-          status_code=200, sync_to_thread=True, responses=responses)
-    def retrain(name: FromPath[str], tenant: NamedDependency[str]) -> DecisionInfo:
-        """Train a challenger on all the data, score it and the champion on the latest hold-out window, move
-        `production` only when the challenger wins by the margin. 409 while a retrain of the model runs."""
-        return monitoring.retrain(tenant, name, trigger="manual")
+    @post("/models/{name:str}/retrain", tags=["monitoring"], summary="Retrain now (a job: champion vs challenger)",
+          status_code=202, sync_to_thread=True, responses={**responses, 429: too_many})
+    def retrain(name: FromPath[str], tenant: NamedDependency[str]) -> Response[JobOut]:
+        """Queue a retrain job (kind `retrain`, as a scheduled tick's); 202 with the job and its Location
+        (/v1/jobs/{id}). The job trains a challenger on all the data, scores it and the champion on the latest
+        hold-out window, and moves `production` only when the challenger wins by the margin; its message is the
+        decision (`GET .../decisions`, trigger `manual`), its result the challenger's version. 404 no such model,
+        422 nothing to retrain on or a hierarchy, 409 while a retrain job of the model is queued or running,
+        429 at the tenant's job cap."""
+        job = runner.get_job(monitoring.queue_retrain(tenant, name, runner), tenant)
+        return Response(job_out(job), status_code=HTTP_202_ACCEPTED, headers={"Location": f"/v1/jobs/{job.id}"})
 
     @get("/models/{name:str}/decisions", tags=["monitoring"], summary="Retraining decisions",
          sync_to_thread=True, responses=responses)
@@ -288,7 +300,7 @@ def monitoring_router(monitoring: Monitoring, scheduler: RetrainScheduler | None
         return _anomalies_out(monitoring.observation_anomalies(tenant, name, level=level, start=start, end=end))
 
     @post("/anomalies", tags=["monitoring"], summary="Anomalies in inline series", status_code=200,
-          sync_to_thread=True, responses=responses)
+          sync_to_thread=True, before_request=strict_json, responses=responses)
     def anomalies(data: JSONBody[AnomalyRequest]) -> AnomaliesOut:
         """Points outside the model's in-sample interval at `level` (conformal or normal), with a score: the
         distance from the fitted value in half-widths (above 1: outside)."""

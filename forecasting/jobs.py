@@ -544,35 +544,48 @@ class JobRunner:
 
         return self._queue(tenant, request, kind="train", write=write)
 
-    def submit_retrain(self, tenant: str, name: str, *, trigger: str = "schedule") -> str | None:
+    def submit_retrain(self, tenant: str, name: str, *, trigger: str = "schedule",
+                       if_pending: Literal["skip", "refuse"] = "skip") -> str | None:
         """Queue a retrain of model ``name`` (a job of kind ``retrain``) and return the job id.
 
         The job runs :meth:`Monitoring.retrain <forecasting.service.monitoring.Monitoring.retrain>` in a worker
         process like a training job: the tenant's fair queue and cap, progress (the challenger's hold-out fit
         and training), cancel (the worker is killed and the model's retrain lock freed) and the time limit. The
         retrain registers its challenger and records its decision itself; the job's result is the challenger's
-        version (None for a "no change" decision) and its message the decision's reason.
+        version (none for a "no change" decision) and its message the decision's reason. Scheduled ticks and
+        triggers (:class:`~forecasting.service.monitoring.RetrainScheduler`) and ``POST .../retrain``
+        (:meth:`Monitoring.queue_retrain <forecasting.service.monitoring.Monitoring.queue_retrain>`) queue it here.
 
         Parameters
         ----------
         tenant, name : str
         trigger : str, default "schedule"
-            Recorded with the decision (``schedule``, ``observations``, ``drift``).
+            Recorded with the decision (``schedule``, ``observations``, ``drift``, ``manual``).
+        if_pending : {"skip", "refuse"}, default "skip"
+            When a retrain job of the model is already queued or running: return None (a tick: that job covers
+            it), or raise :class:`~forecasting.errors.ConflictError` naming that job (a caller asking for one).
 
         Returns
         -------
         str or None
-            None when a retrain job of the model is already queued or running (it covers this request).
+            None when a retrain job of the model is already queued or running and ``if_pending="skip"``.
 
         Raises
         ------
+        ConflictError
+            ``if_pending="refuse"`` and a retrain job of the model is queued or running (``details["job_id"]``).
         InvalidParameterError, TooManyJobsError, ConflictError, StoreBusyError
             As :meth:`submit_training`.
         """
         validate_name(tenant, field="tenant")
         validate_name(name, field="name")
-        if any(j.tenant == tenant and j.kind == "retrain" and j.request.get("name") == name
-               for j in self.registry.unfinished_jobs()):
+        pending = next((j for j in self.registry.unfinished_jobs() if j.tenant == tenant and j.kind == "retrain"
+                        and j.request.get("name") == name), None)
+        if pending is not None:
+            if if_pending == "refuse":
+                msg = (f"a retrain of model '{name}' is already {pending.state} (job {pending.id}): follow it at "
+                       f"/v1/jobs/{pending.id} or cancel it first")
+                raise ConflictError(msg, field="model", details={"model": name, "job_id": pending.id})
             _log.info("retrain of %s/%s not queued: one is queued or running", tenant, name,
                       extra={"event": "job.retrain_pending", "tenant": tenant, "model": name})
             return None
@@ -772,9 +785,11 @@ class JobRunner:
                 with contextlib.suppress(ForecastingError):
                     MonitoringStore(self.registry).release(request["name"], tenant, reset_count=False)
             if status == "retrained":
+                version = result["version"]  # None: a "no change" decision registered nothing
                 self.registry.update_job(job_id, only_from=("running",), state="succeeded", progress=1.0,
-                                         message=result["message"], result_model=request.get("name"),
-                                         result_version=result["version"])
+                                         message=result["message"],
+                                         result_model=None if version is None else request.get("name"),
+                                         result_version=version)
                 return
             if status == "shutdown":
                 keep_data = self._hand_back(job_id)

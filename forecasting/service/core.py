@@ -46,6 +46,7 @@ __all__ = [
     "explain",
     "forecast",
     "forecast_fitted",
+    "preload",
     "resolve",
 ]
 
@@ -218,6 +219,27 @@ def forecast(
                           notes=[*panel.report.notes, *derived, *getattr(forecaster, "notes_", []),
                                  *([clipped] if clipped else [])],
                           selection=getattr(forecaster, "selection_", None))
+
+
+def preload() -> float:
+    """Import what a process's first forecast imports, by making one: a seasonal-naive forecast of 48 points.
+
+    A server process's first inline forecast used to import the statistical stack (statsforecast, statsmodels,
+    SciPy's statistics, numba: about 240 MiB, and 5 to 20 s on a 2-core machine at a load average of 14 to 18);
+    every request reaching that process meanwhile waited behind the import lock (at ``--workers 2`` and 16
+    clients, 7 requests waited 4.7 s each). The server calls this in each process's startup, before
+    uvicorn accepts connections there (``FORECASTING_PRELOAD``; :func:`forecasting.api.app.create_app`), so no
+    request waits for it: with ``--workers N`` the processes already up take the connections.
+
+    Returns
+    -------
+    float
+        Seconds it took (wall).
+    """
+    start = time.perf_counter()
+    data = {"unique_id": ["preload"] * 48, "ds": list(range(1, 49)), "y": [float(i % 12) for i in range(48)]}
+    forecast(data, model={"name": "seasonal_naive", "params": {"season_length": 12}}, h=2, level=[80])
+    return time.perf_counter() - start
 
 
 def forecast_fitted(

@@ -75,8 +75,10 @@ class RetrainQueue(Protocol):
     """Where a scheduled retrain is queued: :class:`forecasting.jobs.JobRunner` (its ``submit_retrain``). A
     protocol, so the scheduler here does not import the runner that imports :class:`Monitoring`."""
 
-    def submit_retrain(self, tenant: str, name: str, *, trigger: str = "schedule") -> str | None:
-        """Queue a retrain of model ``name`` for ``tenant``; the job id, or None when one is already queued."""
+    def submit_retrain(self, tenant: str, name: str, *, trigger: str = "schedule",
+                       if_pending: Literal["skip", "refuse"] = "skip") -> str | None:
+        """Queue a retrain of model ``name`` for ``tenant``; the job id, or None when one is already queued
+        (``if_pending="refuse"``: a ``ConflictError`` naming it instead)."""
         ...
 
 
@@ -1130,8 +1132,9 @@ class Monitoring:
         the decision "no change" is recorded (``detail["no_change"]``, no scores, ``challenger_version`` None)
         and nothing is trained or registered.
 
-        Scheduled and triggered retrains run this as a job of kind ``retrain`` in the job runner
-        (:meth:`forecasting.jobs.JobRunner.submit_retrain`), which passes ``deadline`` (epoch seconds: fitting
+        Scheduled, triggered and asked-for retrains (``POST /v1/models/{name}/retrain``: :meth:`queue_retrain`)
+        run this as a job of kind ``retrain`` in the job runner (:meth:`forecasting.jobs.JobRunner.submit_retrain`;
+        the command line's ``forecasting retrain`` calls it directly), which passes ``deadline`` (epoch seconds: fitting
         stops with ``TimeLimitError`` past it) and ``step(progress, message)`` (0.05 data read, 0.1-0.4 the
         challenger's hold-out fit, 0.4-0.8 its training, 0.8-0.85 the champion scored, then registered; it may
         raise to stop the retrain: a cancel).
@@ -1150,10 +1153,7 @@ class Monitoring:
             (:func:`~forecasting.service.hierarchy.refuse_over_hierarchy`).
         NotFoundError, InvalidInputError (no stored data), InsufficientHistoryError, ModelFitError.
         """
-        from forecasting.service.hierarchy import refuse_over_hierarchy
-
-        champion = self._champion(tenant, name)
-        refuse_over_hierarchy(champion, "retrain")
+        champion = self._retrainable(tenant, name)
         policy = self.policy(tenant, name) or RetrainPolicy()
         self.parts.acquire(name, tenant)
         ran = False
@@ -1165,6 +1165,54 @@ class Monitoring:
         finally:
             self.parts.release(name, tenant, reset_count=ran)
 
+    def queue_retrain(self, tenant: str, name: str, queue: RetrainQueue, *, trigger: Trigger = "manual") -> str:
+        """Queue a retrain of model ``name`` as a job of kind ``retrain`` (``POST /v1/models/{name}/retrain``):
+        what can be refused at once is refused here, the rest is :meth:`retrain` run by the job's worker.
+
+        The same job as a scheduled tick's (:meth:`forecasting.jobs.JobRunner.submit_retrain`): the tenant's fair
+        queue and cap, progress, cancel and the time limit; the decision is recorded with ``trigger``.
+
+        Parameters
+        ----------
+        queue : RetrainQueue
+            The job runner.
+        trigger : str, default "manual"
+
+        Returns
+        -------
+        str
+            The job id (``GET /v1/jobs/{id}``).
+
+        Raises
+        ------
+        NotFoundError
+            No such model.
+        CapabilityError
+            A tabular model; a champion trained over a hierarchy.
+        InvalidInputError
+            The model has no stored data to retrain on.
+        ConflictError
+            A retrain job of the model is already queued or running (``details["job_id"]``).
+        TooManyJobsError
+            The tenant's cap of unfinished jobs.
+        """
+        self._retrainable(tenant, name)
+        self.merge_staged(tenant, name)
+        if self.parts.scan(tenant, name, "observations") is None:
+            raise _no_stored_data(name)
+        job_id = queue.submit_retrain(tenant, name, trigger=trigger, if_pending="refuse")
+        assert job_id is not None  # "refuse" raises instead
+        return job_id
+
+    def _retrainable(self, tenant: str, name: str) -> VersionInfo:
+        """The champion, or the refusal of a retrain that can be told at once (no such model, a tabular model,
+        a champion trained over a hierarchy: :func:`~forecasting.service.hierarchy.refuse_over_hierarchy`)."""
+        from forecasting.service.hierarchy import refuse_over_hierarchy
+
+        champion = self._champion(tenant, name)
+        refuse_over_hierarchy(champion, "retrain")
+        return champion
+
     def _retrain(self, tenant: str, name: str, champion: VersionInfo, policy: RetrainPolicy,
                  trigger: str, *, deadline: float | None, step: Callable[[float, str], None]) -> DecisionInfo:
         from forecasting.backtest import holdout_scores
@@ -1173,8 +1221,7 @@ class Monitoring:
 
         data = self.observations(tenant, name)
         if data.is_empty():
-            msg = f"model '{name}' has no stored data to retrain on: post observations first"
-            raise InvalidInputError(msg, field="model")
+            raise _no_stored_data(name)
         freq = champion.fingerprint.get("freq")
         panel = validate_panel(data, freq=freq, fill_missing="interpolate", fill_gaps=True)
         step(0.05, f"retrain: {panel.frame.height} observations of {panel.n_series} series read")
@@ -1407,6 +1454,11 @@ class Monitoring:
 
 #: model families whose challenger can continue from the champion (``RetrainPolicy.warm_start``)
 WARM_START_FAMILIES = ("xgboost", "lightgbm")
+
+
+def _no_stored_data(name: str) -> InvalidInputError:
+    msg = f"model '{name}' has no stored data to retrain on: post observations first"
+    return InvalidInputError(msg, field="model")
 
 
 def _warm_family(family: Any) -> None:
