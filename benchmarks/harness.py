@@ -547,8 +547,9 @@ def _score_window(w: int, results: dict[Task, Result], tasks: list[Task], ref: T
                                naive2_column=naive2_col, unscaled="null"))
         per_series = series_scores(base, test, train, models=models, season_length=bench.season_length,
                                    unscaled="null").with_columns(pl.lit(w).alias("window"))
-    if failed:
-        frames.append(pl.DataFrame({"model": [t.model for t in failed]}))
+    if failed:  # null scores; the point scores' columns are there even when no model was scored
+        frames.append(pl.DataFrame({"model": [t.model for t in failed]}).with_columns(
+            pl.lit(None, dtype=pl.Float64).alias(c) for c in ("smape", "mase", "owa", "mae", "rmse")))
     scores = pl.concat(frames, how="diagonal_relaxed")
     forecasts = (test.with_columns(pl.col("unique_id").cast(pl.Utf8)).join(win.cutoff.with_columns(
         pl.col("unique_id").cast(pl.Utf8)), on="unique_id").join(base.drop(NAIVE2, strict=False), on=["unique_id", "ds"])

@@ -145,6 +145,8 @@ def _plots(m: pl.DataFrame, forecasts: pl.DataFrame, history: pl.DataFrame | Non
     models = m["model"].to_list()
     out: list[tuple[str, str, str, Any]] = []
     shown_metrics = [c for c in ("smape", "mase", "owa") if c in m.columns and m[c].null_count() < m.height]
+    if not shown_metrics:  # no model scored a series: the table's error column says why, there is nothing to draw
+        return out
     fig = new_figure(9, (0.32 * len(models) + 1.2) * len(shown_metrics))
     axes = fig.subplots(len(shown_metrics), 1, squeeze=False)[:, 0]
     for ax, col in zip(axes, shown_metrics, strict=True):
