@@ -317,6 +317,8 @@ def test_worker_stuck_inside_a_fit_is_killed_after_the_deadline(monkeypatch) -> 
 
     monkeypatch.setattr(local, "_run_fit", _stuck_fit)
     monkeypatch.setattr(local, "_POOL_GRACE_S", 1.0)
+    monkeypatch.setattr(local, "_PROBE_S", 0.0)  # straight to the workers, whatever the estimate
+    monkeypatch.setattr(local, "_POOL_MIN_S", {"fork": 0.0, "spawn": 0.0, "forkserver": 0.0})
     t = np.arange(40)
     df = pl.concat([pl.DataFrame({"unique_id": f"s{i}", "ds": t, "y": (5.0 + i + np.sin(t)).astype(float)})
                     for i in range(8)])

@@ -188,10 +188,15 @@ def _panel(n: int) -> pl.DataFrame:
                       for k in range(n)])
 
 
-def test_a_statistical_models_fit_reports_series_fitted_in_process_and_per_chunk_from_workers() -> None:
+def test_a_statistical_models_fit_reports_series_fitted_in_process_and_per_chunk_from_workers(monkeypatch) -> None:
     from forecasting.data import validate_panel
+    from forecasting.models import local
     from forecasting.models.base import arm
     from forecasting.models.registry import ModelSpec, make_model
+
+    # straight to the workers with n_jobs=2 (a fit this small is otherwise done in this process: test_tester22)
+    monkeypatch.setattr(local, "_PROBE_S", 0.0)
+    monkeypatch.setattr(local, "_POOL_MIN_S", {"fork": 0.0, "spawn": 0.0, "forkserver": 0.0})
 
     panel = validate_panel(_panel(20), freq=1)
     seen: dict[int, list[tuple[float, str]]] = {}

@@ -112,6 +112,60 @@ def _run_fit(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np.nda
 #: seconds a pool may run past the deadline (each worker checks the deadline before every series)
 _POOL_GRACE_S = 30.0
 
+#: seconds of fitting in this process after which the rest of the work is estimated (see :func:`_fit_probing`)
+_PROBE_S = 0.25
+
+#: estimated in-process seconds below which no worker processes are started, by start method: a forked worker
+#: starts in ~0.1 s; a spawned one (the default inside ``serve --workers N``'s processes) imports the interpreter,
+#: numpy, polars and the model library first: 18-30 s per pool under load 18 on 2 cores, where 10 series of 14
+#: points took 19 s over HTTP against 0.01 s in one process
+_POOL_MIN_S = {"fork": 1.0, "spawn": 10.0, "forkserver": 10.0}
+
+
+def _fit_probing(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np.ndarray]],
+                 deadline: float | None, n_jobs: int, report: Callable[[int], None] | None = None,
+                 ) -> tuple[list[tuple[str, Any, str | None]], list[tuple[str, np.ndarray]], bool]:
+    """Fit ``items`` in this process while that is cheaper than starting ``n_jobs`` worker processes.
+
+    Series are fitted in order for :data:`_PROBE_S` seconds (and at least two); then the rest's in-process time is
+    estimated from the seconds per observation of those after the first (which pays for the library's just-in-time
+    compilation), and the rest is left to the workers when that estimate reaches :data:`_POOL_MIN_S` for this
+    platform's start method (else it is fitted here too). Small requests thus never pay for process starts, and
+    the forked workers of a large one inherit what the probe compiled (numba).
+
+    Returns
+    -------
+    (results, rest, stopped)
+        :func:`_run_fit`'s results so far, the ``(unique_id, y)`` left to the workers (empty when all were
+        fitted here), and whether the deadline stopped the fit; ``report(k)`` after the k-th series fitted here.
+    """
+    import multiprocessing
+
+    pool_min_s = _POOL_MIN_S.get(multiprocessing.get_start_method(), max(_POOL_MIN_S.values()))
+    total = sum(y.size for _, y in items)
+    start, done, results = time.perf_counter(), 0, []
+    first_end, first_size = start, 0  # the rate leaves the first series out: it pays the library's compilation
+    for i, item in enumerate(items):
+        now = time.perf_counter()
+        if (now - start >= _PROBE_S and i >= 2) or _PROBE_S <= 0:
+            left = (now - first_end) / max(done - first_size, 1) * (total - done)
+            if left >= pool_min_s and len(items) - i >= 2 * n_jobs:
+                return results, items[i:], False
+            so_far = len(results)
+            rest, stopped = _run_fit(fit_one, items[i:], deadline,
+                                     None if report is None else lambda k: report(so_far + k))
+            return results + rest, [], stopped
+        part, stopped = _run_fit(fit_one, [item], deadline)
+        results += part
+        done += item[1].size
+        if i == 0:
+            first_end, first_size = time.perf_counter(), done
+        if stopped:
+            return results, [], True
+        if report is not None:
+            report(len(results))
+    return results, [], False
+
 
 def _map_in_workers(fit_one: Callable[[np.ndarray], Any], chunks: list[list[tuple[str, np.ndarray]]], n_jobs: int,
                     deadline: float | None, report: Callable[[int], None] | None = None,
@@ -277,9 +331,11 @@ class LocalForecaster(BaseForecaster[P]):
     def _fit_many(self, items: list[tuple[str, np.ndarray]]) -> list[tuple[str, Any, str | None]]:
         """Fit every ``(unique_id, y)``: in this process, or in ``n_jobs`` worker processes.
 
-        Workers get contiguous chunks of series of near-equal total length (:attr:`chunks_per_worker` each)
-        and this model's parameters only (no fitted state); each checks :attr:`deadline` before every series
-        and reports each failure for its series, as the in-process path does. With a :attr:`progress` callback
+        The first series are fitted here (:func:`_fit_probing`); workers are started only when the rest is
+        estimated to take longer in this process than starting them. Workers get contiguous chunks of series of
+        near-equal total length (:attr:`chunks_per_worker` each) and this model's parameters only (no fitted
+        state); each checks :attr:`deadline` before every series and reports each failure for its series, as the
+        in-process path does. With a :attr:`progress` callback
         (:func:`~forecasting.models.base.arm`) the series fitted so far are reported (:func:`_series_reporter`).
 
         Raises
@@ -289,16 +345,21 @@ class LocalForecaster(BaseForecaster[P]):
         """
         n_jobs = min(resolve_n_jobs(self.n_jobs), len(items)) if self.parallel_fit else 1
         report = _series_reporter(self.progress, len(items))
+        rest: list[tuple[str, np.ndarray]] = []
         if n_jobs <= 1 or len(items) < 2 * n_jobs:
             results, stopped = _run_fit(self._fit_one, items, self.deadline, report)
-        else:
-            chunks = _chunks(items, min(len(items), self.chunks_per_worker * n_jobs))
+        else:  # in this process while that is cheaper than starting the workers
+            results, rest, stopped = _fit_probing(self._fit_one, items, self.deadline, n_jobs, report)
+        if rest:
+            chunks = _chunks(rest, min(len(rest), self.chunks_per_worker * n_jobs))
             worker = copy.copy(self)  # ship parameters only, not fitted state, to the workers
             for attr in ("panel_", "states_", "fallback_states_", "fallbacks_", "fallback"):
                 worker.__dict__.pop(attr, None)
             worker.progress = None  # reported here, per chunk back (a callback may not pickle)
-            parts = _map_in_workers(worker._fit_one, chunks, n_jobs, self.deadline, report)
-            results = [r for part, _ in parts for r in part]
+            probed = len(results)
+            parts = _map_in_workers(worker._fit_one, chunks, n_jobs, self.deadline,
+                                    None if report is None else lambda k: report(probed + k))
+            results += [r for part, _ in parts for r in part]
             stopped = any(s for _, s in parts)
         if stopped:
             msg = (f"fitting stopped after {len(results)} of {len(items)} series: the time limit was reached; send "
