@@ -101,3 +101,24 @@ def test_a_small_fit_in_this_process_still_reports_each_series() -> None:
     arm(model, progress=lambda f, m: calls.append((f, m)))
     model.fit(validate_panel(df, freq=1))
     assert calls == [(k / 20, f"series {k}/20 fitted") for k in range(1, 21)]
+
+
+@pytest.mark.parametrize("y", [[None], [None, None]])
+def test_observations_whose_every_y_is_null_are_refused_not_stored_as_zero(tmp_path, y: list) -> None:
+    """POST /v1/models/xg/observations {"data": {"unique_id": ["s1"], "ds": ["2024-03-01"], "y": [null]}} answered
+    200 and stored y = 0.0 (a column of nulls only has polars' Null type, which skipped the null check, and the
+    gap filling filled it with zero); one null beside a number was a 422. Now both are a 422 naming the rows."""
+    from test_issue16_monitoring import _register, _seasonal, _store
+
+    from forecasting.errors import InvalidInputError
+    from forecasting.service.monitoring import Monitoring
+
+    store = _store(tmp_path)
+    mon = Monitoring(store)
+    _register(store, mon, _seasonal(), "naive", h=4)
+    rows = "0" if len(y) == 1 else "0, 1"
+    with pytest.raises(InvalidInputError, match=f"observations: y is null, NaN or infinite in rows {rows} "
+                                                r"\(series s\); nothing was stored"):
+        mon.observe("default", "m", {"unique_id": ["s"] * len(y), "ds": list(range(25, 25 + len(y))), "y": y})
+    assert mon.observations("default", "m")["ds"].max() == 24  # nothing stored
+    store.close()

@@ -748,7 +748,7 @@ class Monitoring:
         if self.limits.max_rows is not None and check_limits_rows > self.limits.max_rows:
             msg = f"data has {check_limits_rows} rows; the limit is {self.limits.max_rows}"
             raise InvalidInputError(msg, field="data", details={"limit": self.limits.max_rows})
-        if "y" in frame.columns and frame.schema["y"].is_numeric():
+        if "y" in frame.columns and (frame.schema["y"].is_numeric() or frame.schema["y"] == pl.Null):  # all null
             bad = find_invalid_y(frame.with_columns(pl.col("y").cast(pl.Float64)))
             if bad.height:
                 rows = bad["row"].to_list()
