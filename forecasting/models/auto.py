@@ -566,13 +566,23 @@ class AutoForecaster(BaseForecaster[AutoParams]):
 
     @staticmethod
     def _collect(c: Candidate, alias: str, fc: pl.DataFrame, levels: tuple[float | int, ...]) -> None:
+        """One window's forecast of ``c``, and its bounds per level; a window without bounds at a level where
+        another window has them (a global model too short to calibrate on the earliest window) gets NaN bounds,
+        so every level's bounds line up with the forecasts and the combination skips those rows."""
         fc = fc.sort("unique_id", "ds", maintain_order=True)
-        c.forecasts.append(fc[alias].to_numpy().astype(float))
+        point = fc[alias].to_numpy().astype(float)
+        c.forecasts.append(point)
         for lev in levels:
             lo, hi = f"{alias}-lo-{lev}", f"{alias}-hi-{lev}"
             if lo in fc.columns and hi in fc.columns:
-                c.bounds.setdefault(float(lev), []).append((fc[lo].to_numpy().astype(float),
-                                                            fc[hi].to_numpy().astype(float)))
+                band = (fc[lo].to_numpy().astype(float), fc[hi].to_numpy().astype(float))
+            elif float(lev) in c.bounds:
+                band = (np.full(point.size, np.nan), np.full(point.size, np.nan))
+            else:
+                continue
+            windows = c.bounds.setdefault(float(lev), [])
+            windows.extend((np.full(f.size, np.nan), np.full(f.size, np.nan)) for f in c.forecasts[len(windows):-1])
+            windows.append(band)
 
     # ------------------------------------------------------------------ selection
     def _select(self, scored: list[Candidate], truth: dict[str, Any],
