@@ -120,12 +120,13 @@ def insample_intervals(fitted: pl.DataFrame, *, level: float, method: Method = "
     fitted_col : str
     notes : list of str, optional
         Receives one note naming the series that got the normal band instead of the conformal one, with their
-        residual counts and the minimum.
+        residual counts and the minimum, and one naming the series with fewer than 2 residuals (no band).
 
     Returns
     -------
     pl.DataFrame
-        ``unique_id, ds, y, fitted, lo, hi`` in the input's order (``lo``/``hi`` null where ``fitted`` is).
+        ``unique_id, ds, y, fitted, lo, hi`` in the input's order (``lo``/``hi`` null where ``fitted`` is, and
+        for a series with fewer than 2 residuals: no spread to estimate).
 
     Raises
     ------
@@ -152,7 +153,7 @@ def insample_intervals(fitted: pl.DataFrame, *, level: float, method: Method = "
         msg = f"level must be a number in (0, 100) (percent), got {level!r}"
         raise InvalidParameterError(msg, field="level")
     frame = fitted.rename({fitted_col: "fitted"}) if fitted_col != "fitted" else fitted
-    widths, normal, flat = {}, {}, []
+    widths, normal, flat, unscored = {}, {}, [], {}
     for (uid,), part in frame.select("unique_id", "y", "fitted").group_by("unique_id", maintain_order=True):
         residuals = (part["y"] - part["fitted"]).to_numpy().astype(np.float64)
         y = part["y"].to_numpy().astype(np.float64)
@@ -160,6 +161,8 @@ def insample_intervals(fitted: pl.DataFrame, *, level: float, method: Method = "
         widths[str(uid)], used = _half_width(residuals, float(level), method, scale=scale)
         if used == "zero-spread":
             flat.append(str(uid))
+        if np.isnan(widths[str(uid)]):
+            unscored[str(uid)] = int(np.isfinite(residuals).sum())
         if used != method and method == "conformal":
             normal[str(uid)] = int(np.isfinite(residuals).sum())
     if flat and notes is not None:
@@ -176,7 +179,13 @@ def insample_intervals(fitted: pl.DataFrame, *, level: float, method: Method = "
                      f"in-sample residuals ({shown}{more}), the fewest with which a {level:g}% conformal band can "
                      f"leave a point outside it (with fewer, it is the largest residual, set by the spike itself): "
                      f"they got the normal band")
-    half = pl.col("unique_id").cast(pl.String).replace_strict(widths, return_dtype=pl.Float64)
+    if unscored and notes is not None:
+        shown = ", ".join(f"'{u}' ({n})" for u, n in list(unscored.items())[:5])
+        more = f" and {len(unscored) - 5} more" if len(unscored) > 5 else ""
+        notes.append(f"no band: {len(unscored)} series have fewer than 2 in-sample residuals ({shown}{more}), too few "
+                     f"to estimate their spread: their points have no interval and no score, and none is flagged")
+    # no spread estimate (NaN) is no band (null): a NaN bound would score NaN, which polars orders above 1
+    half = pl.col("unique_id").cast(pl.String).replace_strict(widths, return_dtype=pl.Float64).fill_nan(None)
     return frame.select("unique_id", "ds", "y", "fitted").with_columns(
         (pl.col("fitted") - half).alias("lo"), (pl.col("fitted") + half).alias("hi"))
 

@@ -122,3 +122,31 @@ def test_observations_whose_every_y_is_null_are_refused_not_stored_as_zero(tmp_p
         mon.observe("default", "m", {"unique_id": ["s"] * len(y), "ds": list(range(25, 25 + len(y))), "y": y})
     assert mon.observations("default", "m")["ds"].max() == 24  # nothing stored
     store.close()
+
+
+def test_a_series_with_one_residual_has_no_band_and_is_not_flagged() -> None:
+    """POST /v1/anomalies {"data": {"unique_id": ["a", "a"], "ds": [1, 2], "y": [1, 2]}, "model": "naive"}: the
+    point ds=2 came back with lo, hi and score null (NaN in the frame: the standard deviation of one residual) and
+    "anomaly": true (polars orders NaN above 1). Now it has no band, no score, is not flagged, and a note says so."""
+    import forecasting as fc
+
+    points = fc.detect_anomalies({"unique_id": ["a", "a", "b", "b", "b"], "ds": [1, 2, 1, 2, 3],
+                                  "y": [1.0, 2.0, 1.0, 2.0, 4.0]}, model="naive")
+    a = points.filter(pl.col("unique_id") == "a")
+    assert a.select("lo", "hi", "score").null_count().row(0) == (2, 2, 2)
+    assert a["anomaly"].to_list() == [False, False]
+    # b's two residuals 1 and 2: sigma 0.7071, the 99 % half-width 2.5758 * 0.7071 = 1.8214; ds 3 is 2 from 2
+    b = points.filter(pl.col("unique_id") == "b")
+    assert b["hi"].to_list()[1:] == pytest.approx([1.0 + 1.821386, 2.0 + 1.821386], abs=1e-6)
+    assert b["anomaly"].to_list() == [False, False, True]
+
+
+def test_the_no_band_note_names_the_series() -> None:
+    from forecasting.anomalies import insample_intervals
+
+    notes: list[str] = []
+    f = pl.DataFrame({"unique_id": ["a", "a"], "ds": [1, 2], "y": [1.0, 2.0], "fitted": [None, 1.0]})
+    bands = insample_intervals(f, level=99, notes=notes)
+    assert bands["hi"].to_list() == [None, None]
+    assert notes == ["no band: 1 series have fewer than 2 in-sample residuals ('a' (1)), too few to estimate their "
+                     "spread: their points have no interval and no score, and none is flagged"]
