@@ -435,7 +435,9 @@ def _spec_of(model: Any, spec: Any) -> dict[str, Any]:
         params = dict(out.get("params") or {})
         # the parameters the model was built with (defaults and derived season_length included)
         params.update({k: v for k, v in model.get_params().items() if k not in params})
-        if params.get("season_length") is None and getattr(model, "season_length", None) is not None:
+        # a season derived at fit, for the models that have the parameter (naive's refit would refuse it)
+        if "season_length" in params and params["season_length"] is None and \
+                getattr(model, "season_length", None) is not None:
             params["season_length"] = model.season_length
         out["params"] = params
         return out

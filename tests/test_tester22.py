@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -150,3 +151,20 @@ def test_the_no_band_note_names_the_series() -> None:
     assert bands["hi"].to_list() == [None, None]
     assert notes == ["no band: 1 series have fewer than 2 in-sample residuals ('a' (1)), too few to estimate their "
                      "spread: their points have no interval and no score, and none is flagged"]
+
+
+@pytest.mark.parametrize("model", ["naive", "croston_classic"])
+def test_the_report_of_a_model_without_season_length_has_its_validation_metrics(tmp_path, model: str) -> None:
+    """`forecasting report --model naive --input air_passengers.csv --h 12`: "validation metrics not computed:
+    model 'naive': invalid parameter 'season_length'" (the model card's spec gained the frequency's season, which
+    naive and the intermittent models do not take, and the hold-out refit refused it). By hand, naive on 1..30
+    holding out 2: forecasts 28, 28 for 29, 30; sMAPE (200/57 + 400/58) / 2 = 5.2027; MASE 1.5 (lag-1 scale 1)."""
+    from forecasting.reports import write_report
+
+    frame = pl.DataFrame({"unique_id": ["a"] * 30, "ds": list(range(1, 31)), "y": [float(t) for t in range(1, 31)]})
+    written = write_report(model, frame, tmp_path / "r.html", h=2, level=())
+    assert not [n for n in written.notes if "validation metrics not computed" in n]
+    page = (tmp_path / "r.html").read_text()
+    if model == "naive":
+        values = dict(re.findall(r'id="validation-(smape|mase)" data-value="([^"]+)"', page))
+        assert float(values["smape"]) == pytest.approx((200 / 57 + 400 / 58) / 2) and float(values["mase"]) == 1.5
