@@ -1596,6 +1596,7 @@ def validate_h(h: Any, *, max_h: int = MAX_HORIZON) -> int:
     ...
     forecasting.errors.InvalidParameterError: h must be an integer >= 1, got 0
     """
+    h = h.item() if isinstance(h, np.generic) else h  # a numpy integer or float: its Python number
     if isinstance(h, bool) or not isinstance(h, int):
         if isinstance(h, float) and h.is_integer():
             h = int(h)
@@ -1635,10 +1636,11 @@ def validate_levels(level: Any) -> tuple[float | int, ...]:
     """
     if level is None:
         return ()
-    if isinstance(level, int | float | str) and not isinstance(level, bool):
+    if isinstance(level, int | float | str | np.generic) and not isinstance(level, bool):
         level = [level]  # a string is one (invalid) value, not a sequence of characters
     out = set()
     for lv in level:
+        lv = lv.item() if isinstance(lv, np.generic) else lv  # numpy scalars (an array of levels): Python numbers
         if isinstance(lv, bool) or not isinstance(lv, int | float) or math.isnan(lv) or not 0 < lv < 100:
             msg = f"level must be numbers strictly between 0 and 100 (percent), got {lv!r}"
             raise InvalidParameterError(msg, field="level")

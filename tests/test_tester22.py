@@ -168,3 +168,20 @@ def test_the_report_of_a_model_without_season_length_has_its_validation_metrics(
     if model == "naive":
         values = dict(re.findall(r'id="validation-(smape|mase)" data-value="([^"]+)"', page))
         assert float(values["smape"]) == pytest.approx((200 / 57 + 400 / 58) / 2) and float(values["mase"]) == 1.5
+
+
+def test_numpy_horizons_and_levels_are_numbers() -> None:
+    """fc.forecast(df, h=np.int64(2)) answered "h must be an integer >= 1, got np.int64(2)" and level=np.array([80,
+    95]) "level must be numbers strictly between 0 and 100 (percent), got np.int64(80)": numpy scalars (an h from
+    a frame's count, levels as an array) named a rule they keep. Now they are their Python numbers."""
+    import forecasting as fc
+
+    df = pl.DataFrame({"unique_id": ["a"] * 6, "ds": list(range(1, 7)), "y": [1.0, 2, 3, 4, 5, 6]})
+    result = fc.forecast(df, model="naive", h=np.int64(2), level=np.array([80, 95]))
+    assert result.forecasts.columns == ["unique_id", "ds", "Naive", "Naive-lo-80", "Naive-hi-80", "Naive-lo-95",
+                                        "Naive-hi-95"]
+    assert result.forecasts["Naive"].to_list() == [6.0, 6.0] and type(result.h) is int
+    with pytest.raises(fc.InvalidParameterError, match=r"^h must be an integer >= 1, got 0$"):
+        fc.forecast(df, model="naive", h=np.int64(0))
+    with pytest.raises(fc.InvalidParameterError, match=r"got True$"):
+        fc.forecast(df, model="naive", h=2, level=[np.bool_(True)])
