@@ -46,6 +46,12 @@ class _Columns:
 
     def __init__(self, data: Any, id_col: str, time_col: str, target_col: str) -> None:
         self.pandas = _is_pandas(data)
+        given = {"id_col": id_col, "time_col": time_col, "target_col": target_col}
+        for i, (arg, own) in enumerate(given.items()):
+            other = next((a for a, o in list(given.items())[i + 1:] if o == own), None)
+            if other is not None:
+                msg = (f"{arg} and {other} both name column {own!r}: unique_id, ds and y need a column each")
+                raise InvalidParameterError(msg, field=other)
         self.names = dict(zip(_STANDARD, (id_col, time_col, target_col), strict=True))
         self.custom = {std: own for std, own in self.names.items() if own != std}
 

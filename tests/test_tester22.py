@@ -185,3 +185,17 @@ def test_numpy_horizons_and_levels_are_numbers() -> None:
         fc.forecast(df, model="naive", h=np.int64(0))
     with pytest.raises(fc.InvalidParameterError, match=r"got True$"):
         fc.forecast(df, model="naive", h=2, level=[np.bool_(True)])
+
+
+def test_one_column_given_for_two_roles_is_named() -> None:
+    """fc.forecast(df, id_col="store", time_col="store", target_col="units") answered "missing required column
+    'unique_id' ... (columns present: ds, week, y)": the caller's mistake, reported as columns it never had."""
+    import forecasting as fc
+
+    df = pl.DataFrame({"store": ["a"] * 4, "week": [1, 2, 3, 4], "units": [1.0, 2, 3, 4]})
+    with pytest.raises(fc.InvalidParameterError) as err:
+        fc.forecast(df, model="naive", h=1, id_col="store", time_col="store", target_col="units")
+    assert (str(err.value), err.value.field) == (
+        "id_col and time_col both name column 'store': unique_id, ds and y need a column each", "time_col")
+    with pytest.raises(fc.InvalidParameterError, match="^time_col and target_col both name column 'y'"):
+        fc.forecast(df, model="naive", h=1, time_col="y")

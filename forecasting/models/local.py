@@ -143,7 +143,8 @@ def _fit_probing(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np
 
     pool_min_s = _POOL_MIN_S.get(multiprocessing.get_start_method(), max(_POOL_MIN_S.values()))
     total = sum(y.size for _, y in items)
-    start, done, results = time.perf_counter(), 0, []
+    start, done = time.perf_counter(), 0
+    results: list[tuple[str, Any, str | None]] = []
     first_end, first_size = start, 0  # the rate leaves the first series out: it pays the library's compilation
     for i, item in enumerate(items):
         now = time.perf_counter()
