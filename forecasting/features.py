@@ -39,6 +39,7 @@ import functools
 import operator
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import msgspec
@@ -48,8 +49,8 @@ import polars as pl
 from forecasting.data import Panel, collect_small, offset_parts
 from forecasting.errors import InvalidInputError, InvalidParameterError
 
-__all__ = ["CALENDAR", "FeaturePipeline", "FeatureSpec", "RollingSpec", "default_features", "feature_budget",
-           "typical_length"]
+__all__ = ["CALENDAR", "FeatureDef", "FeaturePipeline", "FeatureSpec", "RollingSpec", "default_features", "feature_budget",
+           "feature_defs", "typical_length"]
 
 Stat = Literal["mean", "std", "min", "max"]
 CALENDAR = ("minute", "hour", "dayofweek", "day", "dayofyear", "week", "month", "quarter", "year")
@@ -109,6 +110,84 @@ class FeatureSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froz
     hist_exog: dict[str, list[Positive]] = msgspec.field(default_factory=dict)
     differences: list[Positive] = msgspec.field(default_factory=list)
     scaler: Literal["none", "standard", "mean"] = "none"
+
+
+FeatureKind = Literal["lag", "rolling", "seasonal_rolling", "expanding_mean", "calendar", "static", "future_exog",
+                      "hist_exog"]
+#: The kinds computed from the (transformed) target: their ``lag`` is the nearest step they read.
+TARGET_KINDS = ("lag", "rolling", "seasonal_rolling", "expanding_mean")
+
+
+@dataclass(frozen=True)
+class FeatureDef:
+    """One feature of a :class:`FeatureSpec`, as :func:`feature_defs` lists them: the one definition that both
+    evaluators read (the polars query, :meth:`FeaturePipeline.transform_lazy`, and the numpy evaluator of a
+    forecast's rows, :meth:`FeaturePipeline.block_matrix`).
+
+    Attributes
+    ----------
+    name : str
+        The column name (``lag_24``, ``rolling_std_24_lag_24``, ``seasonal_rolling_mean_24x7_lag_24``, ``hour``...).
+    kind : {"lag", "rolling", "seasonal_rolling", "expanding_mean", "calendar", "static", "future_exog", "hist_exog"}
+    lag : int
+        Steps back of the nearest value read (target-derived and ``hist_exog``; 0 otherwise).
+    window : int
+        Values in a rolling window (``seasonal_rolling``: seasons).
+    stat : {"mean", "std", "min", "max"}
+        Statistic of a rolling window.
+    season_length : int
+        Steps between the values of a seasonal rolling window (0 otherwise).
+    column : str
+        The calendar field, or the static/exogenous column.
+    """
+
+    name: str
+    kind: FeatureKind
+    lag: int = 0
+    window: int = 1
+    stat: Stat = "mean"
+    season_length: int = 0
+    column: str = ""
+
+    @property
+    def reach(self) -> list[int]:
+        """Steps back of every value a seasonal rolling window reads: ``lag, lag + m, ..., lag + (window-1) m``."""
+        return [self.lag + i * self.season_length for i in range(self.window)]
+
+
+def feature_defs(spec: FeatureSpec) -> tuple[FeatureDef, ...]:
+    """Every feature of ``spec``, in the model's column order: lags, rolling statistics (per window spec,
+    per statistic), expanding means, calendar, static, future exogenous, historic exogenous lags.
+
+    Examples
+    --------
+    >>> [f.name for f in feature_defs(FeatureSpec(lags=[1, 24], rolling=[RollingSpec(window=3, lag=24,
+    ...                                                                  season_length=24)], calendar=["hour"]))]
+    ['lag_1', 'lag_24', 'seasonal_rolling_mean_24x3_lag_24', 'hour']
+    """
+    return _feature_defs(msgspec.json.encode(spec))
+
+
+@functools.lru_cache(maxsize=128)
+def _feature_defs(spec_json: bytes) -> tuple[FeatureDef, ...]:
+    spec = msgspec.json.decode(spec_json, type=FeatureSpec)
+    out = [FeatureDef(f"lag_{lag}", "lag", lag=lag) for lag in spec.lags]
+    for r in spec.rolling:
+        for stat in r.stats:
+            if r.season_length:
+                out.append(FeatureDef(f"seasonal_rolling_{stat}_{r.season_length}x{r.window}_lag_{r.lag}",
+                                      "seasonal_rolling", lag=r.lag, window=r.window, stat=stat,
+                                      season_length=r.season_length))
+            else:
+                out.append(FeatureDef(f"rolling_{stat}_{r.window}_lag_{r.lag}", "rolling", lag=r.lag,
+                                      window=r.window, stat=stat))
+    out += [FeatureDef(f"expanding_mean_lag_{lag}", "expanding_mean", lag=lag) for lag in spec.expanding_mean_lags]
+    out += [FeatureDef(c, "calendar", column=c) for c in spec.calendar]
+    out += [FeatureDef(c, "static", column=c) for c in spec.static]
+    out += [FeatureDef(c, "future_exog", column=c) for c in spec.future_exog]
+    out += [FeatureDef(f"{c}_lag_{lag}", "hist_exog", lag=lag, column=c) for c, lags in spec.hist_exog.items()
+            for lag in lags]
+    return tuple(out)
 
 
 _CALENDAR_BY_UNIT: dict[str, list[CalendarFeature]] = {"m": ["minute", "hour", "dayofweek"], "h": ["hour", "dayofweek"], "d": ["dayofweek", "month"],
@@ -357,25 +436,9 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     @staticmethod
     def _names(spec: FeatureSpec) -> tuple[list[str], dict[str, int]]:
-        names: list[str] = []
-        lags: dict[str, int] = {}
-        for lag in spec.lags:
-            names.append(f"lag_{lag}")
-            lags[names[-1]] = lag
-        for r in spec.rolling:
-            for stat in r.stats:
-                kind = f"seasonal_rolling_{stat}_{r.season_length}x{r.window}" if r.season_length else f"rolling_{stat}_{r.window}"
-                names.append(f"{kind}_lag_{r.lag}")
-                lags[names[-1]] = r.lag
-        for lag in spec.expanding_mean_lags:
-            names.append(f"expanding_mean_lag_{lag}")
-            lags[names[-1]] = lag
-        names += list(spec.calendar)
-        names += list(spec.static)
-        names += list(spec.future_exog)
-        for col, col_lags in spec.hist_exog.items():
-            names += [f"{col}_lag_{lag}" for lag in col_lags]
-        return names, lags
+        """``(feature names in order, {target-derived feature: its lag})`` of ``spec`` (:func:`feature_defs`)."""
+        defs = feature_defs(spec)
+        return [f.name for f in defs], {f.name: f.lag for f in defs if f.kind in TARGET_KINDS}
 
     @property
     def lookback(self) -> int:
@@ -517,6 +580,99 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             return out
         return rows.select([pl.col(c).cast(pl.Float32) for c in self.feature_names]).to_numpy()
 
+    # ------------------------------------------------------------------ the numpy evaluator (small forecasts)
+    @property
+    def numpy_ready(self) -> bool:
+        """Whether :meth:`block_matrix` evaluates this pipeline: every feature but expanding means, static and
+        historic-exogenous columns (those forecasts take the polars query)."""
+        spec = self.spec
+        return not (spec.expanding_mean_lags or spec.static or spec.hist_exog)
+
+    def target_numpy(self, y: np.ndarray, loc: np.ndarray | float, scale: np.ndarray | float) -> np.ndarray:
+        """The transformed target ``_target`` of :meth:`transform_lazy` (``mode="plain"``) on one column, bit for bit.
+
+        Parameters
+        ----------
+        y : float64 array of shape (n,)
+            Series one after another.
+        loc, scale : float64 arrays of shape (n,), or floats
+            Each row's series scaling statistics (:meth:`scale_stats`); floats when ``scales`` has one row
+            (one series): polars then joins them as scalars and divides by multiplying with the reciprocal.
+
+        Returns
+        -------
+        float64 array of shape (n,)
+            ``(y - loc) / scale``, then each difference ``z - z[-d]`` along the whole column (NaN where the
+            query has null: the first ``d`` rows).
+        """
+        z = (y - loc) * (1.0 / scale) if np.ndim(scale) == 0 else (y - loc) / scale
+        for d in self.spec.differences:
+            prev = np.full_like(z, np.nan)
+            prev[d:] = z[:-d] if d < len(z) else z[:0]
+            z = z - prev
+        return z
+
+    def calendar_matrix(self, ds: pl.Series) -> np.ndarray:
+        """The calendar features of timestamps ``ds`` (internal naive UTC): float64 array of shape
+        (len(ds), len(spec.calendar)), computed by the polars query's own expressions (:func:`calendar_expr`)."""
+        names = self.spec.calendar
+        if not names:
+            return np.empty((len(ds), 0))
+        return ds.rename("ds").to_frame().select([calendar_expr(c, self.tz).alias(c) for c in names]).to_numpy()
+
+    def block_matrix(self, z: np.ndarray, rows: np.ndarray, *, calendar: np.ndarray | None = None,
+                     future: np.ndarray | None = None) -> np.ndarray:
+        """The feature matrix of some rows of a column, without the polars query: what :meth:`matrix` gives for
+        those rows of :meth:`transform_lazy` in ``mode="plain"`` (``reach_checked``), bit for bit.
+
+        Each feature is read from its :class:`FeatureDef` (:func:`feature_defs`, as the query builds it): lags
+        and seasonal rolling windows index ``z``; rolling windows run the query's own expression
+        (:func:`rolling_expr`: polars' stateful window kernels, one small query for all of them) over the
+        whole column; calendar and future exogenous values are given. Only for :attr:`numpy_ready` pipelines.
+
+        Parameters
+        ----------
+        z : float64 array of shape (n,)
+            The transformed target over the frame the query would see (:meth:`target_numpy`; NaN for null).
+        rows : int array of shape (r,)
+            Positions of the rows to evaluate; each follows at least :attr:`lookback` rows of its own series.
+        calendar : float64 array of shape (r, len(spec.calendar)), optional
+            :meth:`calendar_matrix` of those rows' ``ds``.
+        future : float32 array of shape (r, len(spec.future_exog)), optional
+            Those rows' future exogenous values, each column cast to Float32 by polars.
+
+        Returns
+        -------
+        float32 array of shape (r, n_features)
+            Columns in :attr:`feature_names` order (NaN for null).
+        """
+        defs = feature_defs(self.spec)
+        out = np.empty((len(rows), len(defs)), dtype=np.float32)
+        rolling = [f for f in defs if f.kind == "rolling"]
+        rolled: dict[str, np.ndarray] = {}
+        if rolling:
+            column = pl.Series(TARGET, z, nan_to_null=True).to_frame()
+            done = column.select([rolling_expr(f, pl.col(TARGET)).alias(f.name) for f in rolling])
+            rolled = {f.name: done.get_column(f.name).to_numpy()[rows] for f in rolling}
+        n_cal = n_fut = 0
+        for j, f in enumerate(defs):
+            if f.kind == "lag":
+                out[:, j] = z[rows - f.lag]
+            elif f.kind == "seasonal_rolling":
+                out[:, j] = _seasonal_rolling_numpy(f, [z[rows - k] for k in f.reach])
+            elif f.kind == "rolling":
+                out[:, j] = rolled[f.name]
+            elif f.kind == "calendar" and calendar is not None:
+                out[:, j] = calendar[:, n_cal]
+                n_cal += 1
+            elif f.kind == "future_exog" and future is not None:
+                out[:, j] = future[:, n_fut]
+                n_fut += 1
+            else:
+                msg = f"feature '{f.name}' ({f.kind}) is not evaluated by block_matrix (see numpy_ready)"
+                raise InvalidParameterError(msg, field="features")
+        return out
+
     def training_rows(self, transformed: pl.DataFrame) -> pl.DataFrame:
         """Rows with a target and every target-derived feature (exogenous nulls are kept: XGBoost handles them)."""
         needed = [TARGET, *self.target_lags, *[f"{c}_lag_{lag}" for c, lags in self.spec.hist_exog.items() for lag in lags]]
@@ -594,7 +750,8 @@ def _feature_exprs(spec_json: bytes, tz: str | None, mode: str) -> tuple[list[pl
     ``mode``: ``"over"`` (shifts per series), ``"masked"`` (contiguous series: one shift of the
     column, masked by the row's position ``_POS`` in its series) or ``"plain"`` (the kept rows
     are known to read inside their series: bare shifts). Cached (keyed by the spec's JSON):
-    building the expressions costs about as much as running them on one series.
+    building the expressions costs about as much as running them on one series. Each feature is
+    built from its :class:`FeatureDef` (:func:`feature_defs`), as the numpy evaluator reads it.
     """
     spec = msgspec.json.decode(spec_json, type=FeatureSpec)
     contiguous = mode == "masked"
@@ -607,43 +764,77 @@ def _feature_exprs(spec_json: bytes, tz: str | None, mode: str) -> tuple[list[pl
 
     differences = [(pl.col(TARGET) - back(pl.col(TARGET), d)).alias(TARGET) for d in spec.differences]
     z = pl.col(TARGET)
-    exprs: list[pl.Expr] = [back(z, lag).alias(f"lag_{lag}") for lag in spec.lags]
-    for r in spec.rolling:
-        if r.season_length:
+    exprs: list[pl.Expr] = []
+    for f in feature_defs(spec):
+        if f.kind == "lag":
+            exprs.append(back(z, f.lag).alias(f.name))
+        elif f.kind == "seasonal_rolling":
             # Plain shifts and `+` (null if any term is null: every value must be present); with contiguous
             # series one position test for the farthest shift replaces a test per term.
-            reach = [r.lag + i * r.season_length for i in range(r.window)]
-            cols = [z.shift(k).over("unique_id") if mode == "over" else z.shift(k) for k in reach]
-            total = functools.reduce(operator.add, cols)
-            mean = total / r.window
-            for stat in r.stats:
-                name = f"seasonal_rolling_{stat}_{r.season_length}x{r.window}_lag_{r.lag}"
-                if stat == "mean":
-                    e = mean
-                elif stat == "std":
-                    e = (functools.reduce(operator.add, [(c - mean) ** 2 for c in cols]) / max(r.window - 1, 1)).sqrt()
-                else:  # min/max_horizontal skip nulls: null when any value is missing, as the mean is
-                    e = pl.when(total.is_null()).then(None).otherwise(
-                        pl.min_horizontal(cols) if stat == "min" else pl.max_horizontal(cols))
-                if contiguous:
-                    e = pl.when(pl.col(_POS) >= reach[-1]).then(e)
-                exprs.append(e.alias(name))
-        else:
-            shifted = z.shift(r.lag)
-            for stat in r.stats:
-                fn = {"mean": shifted.rolling_mean, "std": shifted.rolling_std, "min": shifted.rolling_min,
-                      "max": shifted.rolling_max}[stat]
-                e = fn(window_size=r.window)
-                exprs.append((e if mode == "plain" else e.over("unique_id")).alias(f"rolling_{stat}_{r.window}_lag_{r.lag}"))
-    for lag in spec.expanding_mean_lags:
-        shifted = z.shift(lag)
-        exprs.append((shifted.cum_sum() / shifted.cum_count()).over("unique_id").alias(f"expanding_mean_lag_{lag}"))
-    if spec.calendar:
-        local = pl.col("ds") if tz is None else pl.col("ds").dt.replace_time_zone("UTC").dt.convert_time_zone(tz)
-        cal = {"minute": local.dt.minute(), "hour": local.dt.hour(), "dayofweek": local.dt.weekday() - 1,
-               "day": local.dt.day(), "dayofyear": local.dt.ordinal_day(), "week": local.dt.week(),
-               "month": local.dt.month(), "quarter": local.dt.quarter(), "year": local.dt.year()}
-        exprs += [cal[c].cast(pl.Float64).alias(c) for c in spec.calendar]
-    for col, lags in spec.hist_exog.items():
-        exprs += [back(pl.col(col), lag).alias(f"{col}_lag_{lag}") for lag in lags]
+            e = _seasonal_rolling_expr(f, [z.shift(k).over("unique_id") if mode == "over" else z.shift(k)
+                                           for k in f.reach])
+            if contiguous:
+                e = pl.when(pl.col(_POS) >= f.reach[-1]).then(e)
+            exprs.append(e.alias(f.name))
+        elif f.kind == "rolling":
+            e = rolling_expr(f, z)
+            exprs.append((e if mode == "plain" else e.over("unique_id")).alias(f.name))
+        elif f.kind == "expanding_mean":
+            shifted = z.shift(f.lag)
+            exprs.append((shifted.cum_sum() / shifted.cum_count()).over("unique_id").alias(f.name))
+        elif f.kind == "calendar":
+            exprs.append(calendar_expr(f.column, tz).alias(f.name))
+        elif f.kind == "hist_exog":
+            exprs.append(back(pl.col(f.column), f.lag).alias(f.name))
     return differences, exprs
+
+
+def rolling_expr(f: FeatureDef, z: pl.Expr) -> pl.Expr:
+    """A ``rolling`` feature of the target column ``z``: the statistic of the ``window`` values ending ``lag``
+    steps back (polars' rolling kernels: the polars query and the numpy evaluator both run this expression)."""
+    shifted = z.shift(f.lag)
+    fn = {"mean": shifted.rolling_mean, "std": shifted.rolling_std, "min": shifted.rolling_min,
+          "max": shifted.rolling_max}[f.stat]
+    return fn(window_size=f.window)
+
+
+def _seasonal_rolling_expr(f: FeatureDef, cols: list[pl.Expr]) -> pl.Expr:
+    """A ``seasonal_rolling`` feature from its terms ``cols`` (the values :attr:`FeatureDef.reach` steps back):
+    the left-to-right sum divided by the window (mean), the sample std about that mean, or min/max (null when
+    any term is); :func:`_seasonal_rolling_numpy` is the same arithmetic on arrays."""
+    total = functools.reduce(operator.add, cols)
+    mean = total / f.window
+    if f.stat == "mean":
+        return mean
+    if f.stat == "std":
+        return (functools.reduce(operator.add, [(c - mean) ** 2 for c in cols]) / max(f.window - 1, 1)).sqrt()
+    # min/max_horizontal skip nulls: null when any value is missing, as the mean is
+    return pl.when(total.is_null()).then(None).otherwise(
+        pl.min_horizontal(cols) if f.stat == "min" else pl.max_horizontal(cols))
+
+
+def _seasonal_rolling_numpy(f: FeatureDef, cols: list[np.ndarray]) -> np.ndarray:
+    """:func:`_seasonal_rolling_expr` on float64 arrays (NaN for null), bit for bit: the same order of
+    additions, and a division by a literal as polars computes it (times its reciprocal)."""
+    total = cols[0]
+    for c in cols[1:]:
+        total = total + c
+    mean = total * (1.0 / f.window)
+    if f.stat == "mean":
+        return mean
+    if f.stat == "std":
+        acc = (cols[0] - mean) ** 2
+        for c in cols[1:]:
+            acc = acc + (c - mean) ** 2
+        return np.sqrt(acc * (1.0 / max(f.window - 1, 1)))
+    out = np.minimum.reduce(cols) if f.stat == "min" else np.maximum.reduce(cols)
+    return np.where(np.isnan(total), np.nan, out)
+
+
+def calendar_expr(name: str, tz: str | None) -> pl.Expr:
+    """The calendar field ``name`` of ``ds`` on the caller's clock (zone ``tz``; ``ds`` is naive UTC), Float64."""
+    local = pl.col("ds") if tz is None else pl.col("ds").dt.replace_time_zone("UTC").dt.convert_time_zone(tz)
+    cal = {"minute": local.dt.minute, "hour": local.dt.hour, "dayofweek": lambda: local.dt.weekday() - 1,
+           "day": local.dt.day, "dayofyear": local.dt.ordinal_day, "week": local.dt.week, "month": local.dt.month,
+           "quarter": local.dt.quarter, "year": local.dt.year}
+    return cal[name]().cast(pl.Float64)

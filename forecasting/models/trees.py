@@ -83,6 +83,9 @@ from forecasting.models.registry import TreeParams
 __all__ = ["StepRows", "TreeForecaster", "tree_class"]
 
 FORMAT_VERSION = 1
+#: Most series a recursive forecast computes with the numpy evaluator (:meth:`TreeForecaster._paths_numpy`); more
+#: take the polars block queries, whose fixed cost is then small beside the work.
+NUMPY_MAX_SERIES = 64
 TP = TypeVar("TP", bound=TreeParams)
 
 
@@ -538,6 +541,8 @@ class TreeForecaster(GlobalForecaster[TP]):
         """
         pipe = self.pipeline_
         future = self._future_rows(panel, h, X_future, trusted_future=trusted_future)
+        if not collect and not trusted_future and (small := self._paths_numpy(panel, h, future, scales)) is not None:
+            return small, []
         hist_cols = ["unique_id", "ds", "y", *pipe.spec.future_exog, *pipe.spec.hist_exog]
         tail_q = panel.frame.lazy().select(hist_cols)
         one = panel.n_series == 1  # one series (a typical request): its rows are already in order
@@ -616,6 +621,83 @@ class TreeForecaster(GlobalForecaster[TP]):
                         "unique_id", "ds"), panel), X=Xk[rows], output=z[rows], z0=z0[rows], scale=scale[rows]))
         out = pl.concat(preds)
         return (out if one else out.sort("unique_id", "ds")), steps
+
+    def _paths_numpy(self, panel: Panel, h: int, future: pl.DataFrame | pl.LazyFrame,
+                     scales: pl.DataFrame) -> pl.DataFrame | None:
+        """:meth:`_paths` of a small recursive forecast without the polars block queries (issue 14: their fixed
+        cost was most of a one-series request), bit for bit: the same frame column the block query builds
+        (each series' last ``lookback + 1`` rows, the forecasts so far and the block's rows, series in the
+        order the query sorts them), its transformed target in numpy (:meth:`FeaturePipeline.target_numpy`)
+        and the block rows' features from the same definitions (:meth:`FeaturePipeline.block_matrix`).
+
+        Returns None (the caller runs the query) for direct models, features the numpy evaluator does not
+        compute (:attr:`FeaturePipeline.numpy_ready`), more than :data:`NUMPY_MAX_SERIES` series, series whose
+        rows are not contiguous, or future exogenous values of another dtype than the history's.
+        """
+        pipe = self.pipeline_
+        spec = pipe.spec
+        frame = panel.frame
+        if (self.params.strategy != "recursive" or not pipe.numpy_ready or self.static_ is not None
+                or not 0 < panel.n_series <= NUMPY_MAX_SERIES):
+            return None
+        future = collect_small(future) if isinstance(future, pl.LazyFrame) else future
+        if any(future.schema[c] != frame.schema[c] for c in spec.future_exog):
+            return None
+        uid = frame.get_column("unique_id").to_numpy()
+        cuts = np.flatnonzero(uid[1:] != uid[:-1]) + 1
+        starts, ends = np.concatenate([[0], cuts]), np.concatenate([cuts, [len(uid)]])
+        ids = [str(uid[a]) for a in starts]
+        if len(set(ids)) != len(ids) or len(ids) != panel.n_series or future.height != h * len(ids):
+            return None
+        one = len(ids) == 1
+        order = [0] if one else sorted(range(len(ids)), key=ids.__getitem__)  # the query sorts by unique_id
+        stats = dict(zip(scales.get_column("unique_id").to_list(), zip(scales.get_column(SCALE_MEAN).to_list(),
+                                                                        scales.get_column(SCALE_STD).to_list(),
+                                                                        strict=True), strict=True))
+        if any(u not in stats for u in ids):
+            return None
+        keep = pipe.lookback + 1
+        y_all = frame.get_column("y").to_numpy()
+        tails = [y_all[max(starts[i], ends[i] - keep):ends[i]].astype(np.float64) for i in order]
+        calendar = pipe.calendar_matrix(future.get_column("ds"))
+        exog = (np.column_stack([future.get_column(c).cast(pl.Float32).to_numpy() for c in spec.future_exog])
+                if spec.future_exog else None)
+        preds = [np.empty(0) for _ in order]
+        block = self.recursive_block()
+        for k in range(1, h + 1, block):
+            n_new = min(h, k + block - 1) - k + 1
+            parts, locs, scs, rows, fut = [], [], [], [], []
+            at = 0
+            for j, i in enumerate(order):
+                loc, sc = stats[ids[i]]
+                part = np.concatenate([tails[j], preds[j], np.zeros(n_new)])
+                parts.append(part)
+                locs.append(np.full(len(part), loc))
+                scs.append(np.full(len(part), sc))
+                rows.append(np.arange(at + len(part) - n_new, at + len(part)))
+                fut.append(np.arange(i * h + k - 1, i * h + k - 1 + n_new))
+                at += len(part)
+            row, at_future = np.concatenate(rows), np.concatenate(fut)
+            scale = np.concatenate(scs)
+            if scales.height == 1:  # joined as scalars by the query (see target_numpy)
+                z = pipe.target_numpy(parts[0], locs[0][0], scs[0][0])
+            else:
+                z = pipe.target_numpy(np.concatenate(parts), np.concatenate(locs), scale)
+            X = pipe.block_matrix(z, row, calendar=calendar[at_future],
+                                  future=None if exog is None else exog[at_future])
+            out = self._predict_booster(self.boosters_[0], X)
+            y_new = (out - z[row]) * scale[row]
+            if not np.isfinite(y_new).all():
+                bad = [ids[order[r // n_new]] for r in np.flatnonzero(~np.isfinite(y_new))[:5]]
+                msg = (
+                    f"non-finite forecasts at steps {k}-{k + n_new - 1} for series {bad}; check the "
+                    f"inputs"
+                )
+                raise InvalidInputError(msg, field="data")
+            preds = [np.concatenate([preds[j], y_new[j * n_new:(j + 1) * n_new]]) for j in range(len(order))]
+        at = np.concatenate([np.arange(i * h, (i + 1) * h) for i in order])
+        return pl.DataFrame([pl.Series("unique_id", [ids[i] for i in order for _ in range(h)], dtype=pl.String),
+                             future.get_column("ds").gather(at), pl.Series("_pred", np.concatenate(preds))])
 
     def _future_rows(self, panel: Panel, h: int, X_future: Any, *,
                      trusted_future: bool) -> pl.DataFrame | pl.LazyFrame:
