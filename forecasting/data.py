@@ -50,6 +50,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, overload
 
+import numpy as np
 import polars as pl
 
 from forecasting.errors import InsufficientHistoryError, InvalidInputError, InvalidParameterError
@@ -1238,8 +1239,7 @@ def validate_panel(
     filled = (_local(pl.concat(filled_parts), tz)
               .with_columns(_ds_text(ds_kind, tz), pl.lit(fill_missing).alias("policy"))
               .select("unique_id", "ds", "reason", "policy")) if filled_parts else _empty_filled()
-    runs = frame.get_column("unique_id").rle()  # the frame is sorted by unique_id: one run per series
-    lengths = dict(zip(runs.struct.field("value").to_list(), runs.struct.field("len").to_list(), strict=True))
+    lengths = _run_lengths(frame.get_column("unique_id"))  # the frame is sorted by unique_id: one run per series
     exog = tuple(c for c in frame.columns if c not in REQUIRED)
     if not (_FAST_PATHS and tuple(frame.columns) == (*REQUIRED, *exog)):
         frame = frame.select(*REQUIRED, *exog)
@@ -1316,7 +1316,7 @@ def _check_y_magnitude(frame: pl.DataFrame) -> None:
         ``field="y"``; ``details``: ``rows`` (up to 100) and ``limit``.
     """
     y = pl.col("y")
-    if not frame.get_column("y").abs().gt(MAX_ABS_Y).any():  # one pass, no query; inf and NaN counted below
+    if not (np.abs(frame.get_column("y").to_numpy()) > MAX_ABS_Y).any():  # no query; inf counted below, NaN is missing
         return
     huge = frame.with_row_index("row").filter((y.abs() > MAX_ABS_Y) & y.is_finite())
     if not huge.height:
@@ -1414,13 +1414,21 @@ class _Scan:
         return None if _month_like(self.step_lo) else _us_to_offset(self.step_lo)
 
 
+#: Frames up to this many rows are scanned and measured in numpy (:func:`_scan_numpy`, :func:`_run_lengths`): a
+#: polars query's fixed cost was most of a one-series request's validation (issue 14).
+_NUMPY_ROWS = 50_000
+
+
 def _scan(frame: pl.DataFrame) -> _Scan | None:
     """Order, steps and y finiteness of ``unique_id`` (String, no nulls), ``ds`` (no nulls) and ``y``
-    (Float64) in a single query; None when ``ds`` is neither Int64 nor naive Datetime("us")."""
+    (Float64) in a single query (in numpy for small frames); None when ``ds`` is neither Int64 nor naive
+    Datetime("us")."""
     dtype = frame.schema["ds"]
     ds_int = dtype == pl.Int64
     if not ds_int and not (isinstance(dtype, pl.Datetime) and dtype.time_unit == "us" and dtype.time_zone is None):
         return None
+    if frame.height <= _NUMPY_ROWS:
+        return _scan_numpy(frame, ds_int=ds_int)
     uid, t, y = pl.col("unique_id"), pl.col("ds").cast(pl.Int64), pl.col("y")
     same = uid == uid.shift(1)
     step = (t - t.shift(1)).filter(same)  # may wrap on overflow, but then it is not one positive step
@@ -1429,6 +1437,33 @@ def _scan(frame: pl.DataFrame) -> _Scan | None:
                                             y.is_finite().all().alias("f"), step.min().alias("lo"),
                                             step.max().alias("hi"))).row(0)
     return _Scan(in_order=bool(row[0]), ds_int=ds_int, y_finite=bool(row[1] and row[2]), step_lo=row[3], step_hi=row[4])
+
+
+def _scan_numpy(frame: pl.DataFrame, *, ds_int: bool) -> _Scan:
+    """:func:`_scan`'s query in numpy (the same answers): ``unique_id`` compared as Python strings (code-point
+    order, which is polars' byte order of UTF-8), ``ds`` as int64 (a step may wrap on overflow, as there)."""
+    uid = frame.get_column("unique_id").to_numpy()
+    t = frame.get_column("ds").to_physical().to_numpy()
+    y = frame.get_column("y")
+    same = uid[1:] == uid[:-1]
+    later = t[1:] > t[:-1]
+    in_order = bool(((same & later) | (uid[1:] > uid[:-1])).all())
+    with np.errstate(over="ignore"):
+        steps = (t[1:] - t[:-1])[same]
+    finite = y.null_count() == 0 and bool(np.isfinite(y.to_numpy()).all())
+    lo, hi = (int(steps.min()), int(steps.max())) if steps.size else (None, None)
+    return _Scan(in_order=in_order, ds_int=ds_int, y_finite=finite, step_lo=lo, step_hi=hi)
+
+
+def _run_lengths(uid: pl.Series) -> dict[str, int]:
+    """``{unique_id: rows}`` of a column sorted by ``unique_id`` (one run per series), in order."""
+    if len(uid) > _NUMPY_ROWS:
+        runs = uid.rle()
+        return dict(zip(runs.struct.field("value").to_list(), runs.struct.field("len").to_list(), strict=True))
+    values = uid.to_numpy()
+    starts = np.concatenate([[0], np.flatnonzero(values[1:] != values[:-1]) + 1]) if len(values) else np.zeros(0, int)
+    sizes = np.diff(np.append(starts, len(values)))
+    return {str(values[a]): int(n) for a, n in zip(starts, sizes, strict=True)}
 
 
 def _sort_rows(frame: pl.DataFrame, clock: tuple[str | None, str | None] = (None, None)

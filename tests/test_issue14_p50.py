@@ -149,3 +149,45 @@ def test_forecasts_of_the_numpy_path_are_the_query_path_s_bit_for_bit(
     slow = model.predict(30, history=history, X_future=future, level=[80, 95])  # type: ignore[attr-defined]
     assert fast.schema == slow.schema and fast.height == 30 * n_series
     assert fast.equals(slow)  # every value, bit for bit
+
+
+def _scan_frames() -> list[pl.DataFrame]:
+    """Frames of every kind the scan answers differently on: in order or not, repeats, irregular steps,
+    non-finite and null y, one row, datetimes, ids whose order needs more than the first character."""
+    base = {"unique_id": ["a", "a", "a", "ab", "ab", "b"], "ds": [1, 2, 3, 1, 3, 7], "y": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}
+    frames = [pl.DataFrame(base)]
+    frames.append(pl.DataFrame({**base, "ds": [1, 2, 2, 1, 3, 7]}))  # a repeated (unique_id, ds)
+    frames.append(pl.DataFrame({**base, "unique_id": ["b", "b", "b", "a", "a", "c"]}))  # ids out of order
+    frames.append(pl.DataFrame({**base, "y": [1.0, float("inf"), 3.0, 4.0, None, 6.0]}))
+    frames.append(pl.DataFrame({**base, "y": [1.0, 2.0, float("nan"), 4.0, 5.0, 6.0]}))
+    frames.append(pl.DataFrame({"unique_id": ["z"], "ds": [5], "y": [1.0]}))
+    frames.append(pl.DataFrame({"unique_id": ["é", "é", "z"], "ds": [3, 1, 2], "y": [1.0, 2.0, 3.0]}))
+    frames.append(pl.DataFrame({"unique_id": ["a"] * 3, "ds": [2**62, -(2**62), 0], "y": [1.0] * 3}))  # wraps
+    hours = pl.datetime_range(pl.datetime(2024, 3, 30), pl.datetime(2024, 4, 1), "1h", eager=True)
+    frames.append(pl.DataFrame({"unique_id": "h", "ds": hours, "y": np.arange(len(hours), dtype=float)}))
+    return frames
+
+
+@pytest.mark.parametrize("i", range(9))
+def test_the_numpy_scan_of_a_small_request_answers_as_the_polars_query(i: int,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from forecasting import data
+
+    frame = _scan_frames()[i].with_columns(pl.col("y").cast(pl.Float64))
+    numpy_scan = data._scan(frame)
+    monkeypatch.setattr(data, "_NUMPY_ROWS", 0)  # the query
+    assert numpy_scan == data._scan(frame)
+    runs = frame["unique_id"].rle()
+    assert data._run_lengths(frame["unique_id"]) == dict(
+        zip(runs.struct.field("value").to_list(), runs.struct.field("len").to_list(), strict=True))
+
+
+def test_scan_values_of_a_small_request_are_the_hand_computed_ones() -> None:
+    from forecasting.data import _scan
+
+    frame = _scan_frames()[0]
+    scan = _scan(frame)
+    assert scan is not None
+    assert (scan.in_order, scan.ds_int, scan.y_finite, scan.step_lo, scan.step_hi) == (True, True, True, 1, 2)
+    scan = _scan(_scan_frames()[3].with_columns(pl.col("y").cast(pl.Float64)))
+    assert scan is not None and scan.y_finite is False
