@@ -53,7 +53,7 @@ from typing import Any, Literal, TypeVar, overload
 import numpy as np
 import polars as pl
 
-from forecasting.errors import InsufficientHistoryError, InvalidInputError, InvalidParameterError
+from forecasting.errors import ForecastingError, InsufficientHistoryError, InvalidInputError, InvalidParameterError
 
 
 #: A polars frame, eager or lazy (helpers that build the same query on either).
@@ -1197,6 +1197,17 @@ def validate_panel(
     >>> filled.report.filled.rows()
     [('a', '3', 'gap', 'interpolate')]
     """
+    try:
+        return _checked_panel(data, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps, field_name=field_name)
+    except ForecastingError as exc:
+        if field_name != "data" and exc.field in REQUIRED:  # a column of that input: "history.ds", not "ds"
+            exc.field = f"{field_name}.{exc.field}"
+        raise
+
+
+def _checked_panel(data: Any, *, freq: str | int | None, fill_missing: FillPolicy | None, fill_gaps: bool,
+                   field_name: str) -> Panel:
+    """:func:`validate_panel`'s checks; their errors name a column as ``"ds"``, ``"y"`` or ``"unique_id"``."""
     check_fill_policy(fill_missing)
     if fill_gaps and fill_missing is None:
         msg = (

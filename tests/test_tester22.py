@@ -8,6 +8,7 @@ import time
 import numpy as np
 import polars as pl
 import pytest
+from test_issue16_api import client  # noqa: F401 - the fixture: model 'm' (naive on 's', max_h 4)
 
 from forecasting.data import validate_panel
 from forecasting.models import local
@@ -199,3 +200,35 @@ def test_one_column_given_for_two_roles_is_named() -> None:
         "id_col and time_col both name column 'store': unique_id, ds and y need a column each", "time_col")
     with pytest.raises(fc.InvalidParameterError, match="^time_col and target_col both name column 'y'"):
         fc.forecast(df, model="naive", h=1, time_col="y")
+
+
+@pytest.mark.parametrize(("history", "field", "detail"), [
+    ({"unique_id": ["s", "s"], "ds": [1, 1], "y": [1.0, 2.0]}, "history.ds",
+     "duplicate (unique_id, ds) rows in 1 series: series 's': 2 duplicate timestamps (1 x2)"),
+    ({"unique_id": ["s", "s", "s"], "ds": [1, 2, 3], "y": [1.0, None, 2.0]}, "history.y",
+     "y must be finite numbers; 1 rows are not: series 's': 1 null y values at ds 2; pass fill_missing ('zero', "
+     "'forward' or 'interpolate') to fill them"),
+    ({"unique_id": [], "ds": [], "y": []}, "history",
+     "history is empty: at least one row with unique_id, ds and y is needed"),
+])
+def test_a_registered_forecasts_history_problems_name_history(client, history: dict, field: str,  # noqa: F811
+                                                              detail: str) -> None:
+    """POST /v1/models/xg/forecast with a history off the model's grid answered "field": "data.ds" (and a spec-only
+    version's empty history "data is empty"): the request has no `data`, its series are in `history`."""
+    r = client.post("/v1/models/m/forecast", json={"h": 2, "history": history})
+    assert r.status_code == 422, r.text
+    assert (r.json()["field"], r.json()["detail"]) == (field, detail)
+    r = client.post("/v1/forecast", json={"model": "naive", "h": 2, "data": history})  # the inline route: data.*
+    assert r.json()["field"] == field.replace("history", "data")
+
+
+def test_a_fitted_models_history_problems_name_history() -> None:
+    """The global models' path (forecast_fitted, explain) validates history with the same field name."""
+    from forecasting.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel({"unique_id": ["a"] * 3, "ds": [1, 2, 4], "y": [1.0, 2, 3]}, field_name="history")
+    assert err.value.field == "history.ds"
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel({"unique_id": ["a"] * 3, "ds": [1, 2, 4], "y": [1.0, 2, 3]})
+    assert err.value.field == "ds"  # the API names it data.ds; the CLI prints [ds]

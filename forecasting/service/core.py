@@ -146,6 +146,7 @@ def forecast(
     limits: Limits = Limits(),
     fallback: str | None = None,
     non_negative: bool | None = None,
+    field_name: str = "data",
 ) -> ForecastResult:
     """Validate ``data``, fit the model of ``model`` and forecast ``h`` steps per series.
 
@@ -180,6 +181,8 @@ def forecast(
     non_negative : bool, optional
         Clip forecasts and bounds at 0 (``None``: when every observed ``y`` is >= 0; ``False``:
         never); the count clipped is in the notes (:func:`forecasting.models.base.clip_non_negative`).
+    field_name : str
+        The request field ``data`` came in (``"history"`` for a registered version): errors name its columns.
 
     Returns
     -------
@@ -194,13 +197,13 @@ def forecast(
     if not isinstance(model, ModelSpec | str | dict):
         return forecast_fitted(model, data, h=h, freq=freq, level=level, fill_missing=fill_missing,
                                fill_gaps=fill_gaps, X_future=X_future, limits=limits, fallback=fallback,
-                               non_negative=non_negative)
+                               non_negative=non_negative, field_name=field_name)
     h = validate_h(h, max_h=limits.max_h)
     levels = validate_levels(level)
     spec = parse_spec(model)
     if fallback is not None:
         spec = parse_spec({"name": spec.name, "params": spec.params, "fallback": fallback})
-    panel = validate_panel(data, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps)
+    panel = validate_panel(data, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps, field_name=field_name)
     check_limits(panel, limits)
     spec, derived = resolve(spec, panel, h=h, level=levels)
     if X_future is not None and not panel.exog:  # refused before any training, not after it

@@ -221,7 +221,7 @@ class RegisteredModels:
                 raise InvalidInputError(msg, field="history")
             result = forecast(history, model=info.spec, h=h, freq=info.fingerprint.get("freq"), level=level,
                               fill_missing=fill_missing, fill_gaps=fill_gaps, X_future=X_future,
-                              limits=self.limits)
+                              limits=self.limits, field_name="history")
             return self._served(tenant, info, dataclasses.replace(result, registered=registered))
         served, runtime = load_serving(self.store, info, n_series=count_series(history) if history is not None
                                        else info.fingerprint.get("series"))
