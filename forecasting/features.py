@@ -508,7 +508,7 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     def scale_stats_lazy(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         """:meth:`scale_stats` as a lazy query."""
-        aggs, finish = _scale_exprs(self.spec.scaler)
+        aggs, finish = scale_exprs(self.spec.scaler)
         return frame.group_by("unique_id", maintain_order=True).agg(aggs).with_columns(finish)
 
     def transform(self, frame: pl.DataFrame, *, scales: pl.DataFrame, static: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -726,7 +726,7 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 @functools.lru_cache(maxsize=8)
-def _scale_exprs(scaler: str | None) -> tuple[list[pl.Expr], list[pl.Expr]]:
+def scale_exprs(scaler: str | None) -> tuple[list[pl.Expr], list[pl.Expr]]:
     """The expressions of :meth:`FeaturePipeline.scale_stats_lazy`: ``(per-series aggregations, their
     finishing)``. Cached per scaler (polars expressions are immutable): building them is a fixed cost of
     every forecast from a new history (issue 14)."""
