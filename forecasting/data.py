@@ -1722,6 +1722,9 @@ def future_frame(panel: Panel, h: int, *, ids: Sequence[str] | None = None,
     (a ``pl.LazyFrame``), else a ``pl.DataFrame``.
     """
     check_future_range(panel, h)
+    if isinstance(panel.freq, int) and ids is None and panel.frame.height <= _NUMPY_ROWS:  # a small request: numpy
+        out_frame = _future_steps(panel.frame, h, panel.freq)
+        return out_frame.lazy() if lazy else out_frame
     last = panel.frame.lazy().group_by("unique_id", maintain_order=True).agg(pl.col("ds").last())
     if ids is not None:
         last = last.filter(pl.col("unique_id").is_in(list(ids)))
@@ -1743,6 +1746,22 @@ def future_frame(panel: Panel, h: int, *, ids: Sequence[str] | None = None,
             local = local.with_columns(pl.col("ds").dt.offset_by(pl.format("{}" + unit, pl.col("k") * num)))
         out = _from_local(local, panel.tz).select("unique_id", "ds")
     return out if lazy else collect_small(out)
+
+
+def _future_steps(frame: pl.DataFrame, h: int, freq: int) -> pl.DataFrame:
+    """:func:`future_frame` of integer ``ds`` in numpy (the query's rows, issue 14): each series' last ``ds``
+    (series in order of first appearance) plus ``k * freq`` for ``k = 1..h``."""
+    values = frame.get_column("unique_id").to_numpy()
+    if len(values) == 0:
+        return pl.DataFrame(schema={"unique_id": pl.String, "ds": pl.Int64})
+    _, first = np.unique(values, return_index=True)
+    reversed_ids, from_end = np.unique(values[::-1], return_index=True)
+    last_row = dict(zip(reversed_ids.tolist(), (len(values) - 1 - from_end).tolist(), strict=True))
+    order = [values[i] for i in np.sort(first)]
+    last = frame.get_column("ds").to_numpy()[[last_row[u] for u in order]]
+    steps = np.arange(1, h + 1, dtype=np.int64) * freq
+    return pl.DataFrame([pl.Series("unique_id", np.repeat(np.array(order, dtype=object), h), dtype=pl.String),
+                         pl.Series("ds", (last[:, None] + steps[None, :]).ravel(), dtype=pl.Int64)])
 
 
 #: days in one unit of a polars offset (months and years at their longest)

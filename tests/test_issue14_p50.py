@@ -191,3 +191,16 @@ def test_scan_values_of_a_small_request_are_the_hand_computed_ones() -> None:
     assert (scan.in_order, scan.ds_int, scan.y_finite, scan.step_lo, scan.step_hi) == (True, True, True, 1, 2)
     scan = _scan(_scan_frames()[3].with_columns(pl.col("y").cast(pl.Float64)))
     assert scan is not None and scan.y_finite is False
+
+
+@pytest.mark.parametrize("freq", [1, 7])
+def test_future_steps_of_a_small_integer_request_are_the_query_s(freq: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from forecasting import data
+
+    frame = pl.DataFrame({"unique_id": ["b", "b", "a", "a", "a"], "ds": [3, 4, 1, 2, 3], "y": [1.0] * 5})
+    panel = data.Panel(frame=frame.with_columns(pl.col("ds") * freq), freq=freq, lengths={"b": 2, "a": 3})
+    small = data.future_frame(panel, 2)
+    assert small.to_dict(as_series=False) == {"unique_id": ["b", "b", "a", "a"],
+                                              "ds": [5 * freq, 6 * freq, 4 * freq, 5 * freq]}
+    monkeypatch.setattr(data, "_NUMPY_ROWS", 0)  # the query
+    assert small.equals(data.future_frame(panel, 2)) and small.schema == data.future_frame(panel, 2).schema
