@@ -82,3 +82,34 @@ def test_a_slow_member_at_the_final_fit_does_not_starve_the_cheap_ones(monkeypat
     assert auto.weights_ == {"seasonal_naive": 1.0}
     assert auto.notes_ == ["member 'auto_theta' dropped at the final fit: training stopped: the time limit was "
                            "reached"]
+
+
+def test_bands_after_the_naive_fallback_are_naives_own(monkeypatch):
+    """Every member out of time at the final fit: auto forecasts with 'naive', whose bands were calibrated with
+    the factor learnt for the members' validation bands (first 50 M3 quarterly under a tight limit: coverage
+    66% / 74.5% at 80 / 95). The calibration now follows the refit: no validated member, no factor."""
+    panel = validate_panel(_monthly(3, 48, 3), freq="1mo")
+    real_make = registry.make_model
+    auto = AutoForecaster(candidates=["seasonal_naive", "auto_theta"], horizon=6, level=[80])
+    refit = AutoForecaster._refit
+
+    def refit_out_of_time(self, panel, scored, deadline):
+        def failing(spec, **kwargs):
+            model = real_make(spec, **kwargs)
+            if spec.name != "naive":
+                def fit(*args, **kw):
+                    raise TimeLimitError("training stopped: the time limit was reached")
+                model.fit = fit
+            return model
+        monkeypatch.setattr(registry, "make_model", failing)
+        refit(self, panel, scored, deadline)
+
+    monkeypatch.setattr(AutoForecaster, "_refit", refit_out_of_time)
+    auto.fit(panel)
+    assert auto.selection_["members"] == {"naive": 1.0}
+    assert "no candidate could be fitted in time: forecasting with 'naive'" in auto.notes_
+    assert auto.calibration_ == {}
+    out = auto.predict(6, level=[80])
+    own = real_make(ModelSpec(name="naive"), freq=panel.freq).fit(panel).predict(6, level=[80])
+    np.testing.assert_allclose(out["Auto-lo-80"].to_numpy(), own["Naive-lo-80"].to_numpy())
+    np.testing.assert_allclose(out["Auto-hi-80"].to_numpy(), own["Naive-hi-80"].to_numpy())

@@ -24,8 +24,9 @@ What it does, in order (every decision is recorded in ``selection_``):
    weights are chosen per series too when that measurably helps: per-series and dataset weights are both
    learnt on the older windows and scored on the latest, and the per-series ones are kept only when they win
    by more than 2% (then relearnt on every window).
-5. **Calibrated intervals.** The members' bounds are averaged with the same weights, then conformalised on
-   the validation windows (conformalized quantile regression, Romano, Patterson & Candès, NeurIPS 2019):
+5. **Calibrated intervals.** The bounds of the members kept at the refit (step 6) are averaged with their
+   final weights, then conformalised on the validation windows (conformalized quantile regression, Romano,
+   Patterson & Candès, NeurIPS 2019):
    for each level the width-relative non-conformity scores ``max(lo - y, y - hi) / (hi - lo)`` give the
    factor by which the band is widened (or narrowed), per horizon step when there are at least 200 scores
    a step, else pooled.
@@ -461,8 +462,9 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         truth = self._cross_validate(panel, candidates, windows, ids, h, m, levels, cv_end)
         scored = [c for c in candidates if c.status in ("scored", "unvalidated")]
         self.weights_, self.series_weights_ = self._select(scored, truth, len(windows))
-        self.calibration_ = self._calibrate(scored, truth, levels, h)
         self._refit(panel, scored, deadline)
+        # after the refit: the bands are calibrated for the members that were refitted, with their final weights
+        self.calibration_ = self._calibrate(scored, truth, levels, h)
         self.panel_ = panel
         self.non_negative_ = (self.params.non_negative if self.params.non_negative is not None
                               else bool((panel.frame["y"] >= 0).all()))
