@@ -707,9 +707,11 @@ class TreeForecaster(GlobalForecaster[TP]):
                 )
                 raise InvalidInputError(msg, field="data")
             preds = [np.concatenate([preds[j], y_new[j * n_new:(j + 1) * n_new]]) for j in range(len(order))]
-        at = np.concatenate([np.arange(i * h, (i + 1) * h) for i in order])
+        ds = future.get_column("ds")
+        if order != sorted(order):  # series not in id order in the frame: their future rows in id order
+            ds = ds.gather(np.concatenate([np.arange(i * h, (i + 1) * h) for i in order]))
         return pl.DataFrame([pl.Series("unique_id", [ids[i] for i in order for _ in range(h)], dtype=pl.String),
-                             future.get_column("ds").gather(at), pl.Series("_pred", np.concatenate(preds))])
+                             ds, pl.Series("_pred", np.concatenate(preds))])
 
     def _future_rows(self, panel: Panel, h: int, X_future: Any, *,
                      trusted_future: bool) -> pl.DataFrame | pl.LazyFrame:
@@ -740,6 +742,8 @@ class TreeForecaster(GlobalForecaster[TP]):
             check_exog_values(checked, exog_cols, where="X_future")
             self._note_future_float32(checked, exog_cols)
             return checked
+        if panel.n_series <= NUMPY_MAX_SERIES and self.params.strategy == "recursive" and self.pipeline_.numpy_ready:
+            return future_frame(panel, h)  # for _paths_numpy
         return future_frame(panel, h, lazy=True)  # folded into the first block's query
 
     def recursive_block(self) -> int:
@@ -798,7 +802,8 @@ class TreeForecaster(GlobalForecaster[TP]):
         panel = self._history(history)
         scales, cscales = self._scales(panel, history)
         paths, _ = self._paths(panel, h, X_future, scales=scales)
-        frame = paths.rename({"_pred": self.alias})
+        frame = pl.DataFrame([paths.get_column("unique_id"), paths.get_column("ds"),
+                              paths.get_column("_pred").alias(self.alias)])  # renamed without a query
         if levels:
             frame = self._intervals(frame, cscales, levels)
         return self._with_fallback_forecasts(to_caller_tz(frame, panel), h, levels, history)
