@@ -484,8 +484,10 @@ def default_season_length(freq: str | int | None, *, multiple: bool = False) -> 
 
     Hourly 24 (multiple: [24, 168]), daily 7, business days 5 (a week), weekly 52, monthly 12, quarterly 4,
     yearly 1, sub-hourly one day of steps (30m -> 48); integer steps 1 (no known
-    season: pass ``season_length``). Conventions of the M4 competition and
-    Hyndman & Athanasopoulos, *FPP3*, 12.1.
+    season: pass ``season_length``). With ``multiple``, any step that divides a day gets the day and the
+    week in steps, as hourly data does (30m -> [48, 336], 15m -> [96, 672], 2h -> [12, 84]); daily
+    [7, 365]. Conventions of the M4 competition and Hyndman & Athanasopoulos, *FPP3*, 12.1
+    (multiple seasonal periods of intraday data: FPP3, 12.1, Table 12.1).
     """
     if freq is None or isinstance(freq, int):
         return 1
@@ -497,6 +499,8 @@ def default_season_length(freq: str | int | None, *, multiple: bool = False) -> 
         unit, n = ("q", n // 3) if n % 3 == 0 and n > 1 else ("mo", n)
     if multiple and unit in _MULTI and n == 1:
         return list(_MULTI[unit])
+    if multiple and unit in ("m", "h") and all(p % n == 0 for p in _MULTI[unit]):
+        return [p // n for p in _MULTI[unit]]  # the day and the week in steps of n minutes or hours
     base = _SEASONS.get(unit)
     if base is None:
         return 1
