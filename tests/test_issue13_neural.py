@@ -127,8 +127,9 @@ def test_defaults_follow_the_frequency_and_the_history() -> None:
     model = make_model({"name": "nhits"}, freq="1h")
     settings, notes = model._derive(hourly)
     assert (settings.input_size, settings.n_freq_downsample, settings.early_stop_patience_steps,
-            settings.max_steps, settings.target_transform) == (504, [168, 24, 1], 5, 1000, "log")
-    assert notes == ["nhits: input_size=504, max_steps=1000, target_transform=log, n_freq_downsample=[168, 24, 1], "
+            settings.max_steps, settings.target_transform) == (504, [168, 24, 1], 5, 3000, "log")
+    assert notes == ["nhits: input_size=504, max_steps=3000, windows_batch_size=256, target_transform=log, "
+                     "n_freq_downsample=[168, 24, 1], "
                      "early stopping on the last 48 steps of each series (patience 5 checks of 100 steps) (derived "
                      "from the data: horizon 48, season 24, shortest series 700 observations)"]
     # M3 Quarterly-like: 16 to 64 observations, h = 8; input_size fits the shortest, no room for validation

@@ -80,9 +80,11 @@ __all__ = ["NeuralForecaster", "network_class"]
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 2  # 2: the series' reference scales (scales.parquet) and the effective settings (issue 13)
-#: default training steps (a ceiling when early stopping is on) and the early-stopping patience, in validation
-#: checks of ``val_check_steps``; see NeuralForecaster._derive
+#: default training steps (a ceiling when early stopping is on), windows per step and the early-stopping patience,
+#: in validation checks of ``val_check_steps``; see NeuralForecaster._derive (an adapter may set its own steps and
+#: windows: NHITSForecaster)
 DEFAULT_MAX_STEPS = 1000
+DEFAULT_WINDOWS_BATCH_SIZE = 1024
 DEFAULT_PATIENCE = 5
 _EPS_PATH = 1e-3  # explanation baselines: this fraction of the way from the flat window to the input
 NP = TypeVar("NP", bound=NeuralParams)
@@ -111,7 +113,11 @@ class NeuralForecaster(GlobalForecaster[NP]):
         plus ``horizon`` for validation, must fit in every series); at least
         ``max(4, min(horizon, 2 * season_length))``.
     max_steps : int, optional
-        Training steps; default 1000 (a ceiling when early stopping is on).
+        Training steps; default the adapter's ``default_max_steps`` (1000; ``nhits`` 3000), a
+        ceiling when early stopping is on.
+    windows_batch_size : int, optional
+        Training windows per step; default the adapter's ``default_windows_batch_size``
+        (1024, neuralforecast's; ``nhits`` 256).
     early_stop_patience_steps : int, optional
         Validation checks without improvement before training stops (neuralforecast's);
         default 5 when every series has room for a validation block of ``horizon`` steps
@@ -121,7 +127,7 @@ class NeuralForecaster(GlobalForecaster[NP]):
         Seconds of training: past them training stops *with* the network trained so far
         and a note (``notes_``). The service's deadline (``model.deadline``, :func:`arm`) is
         different: a hard limit, past which fitting fails with ``TimeLimitError``.
-    batch_size, windows_batch_size, learning_rate, num_lr_decays, val_check_steps, scaler_type,
+    batch_size, learning_rate, num_lr_decays, val_check_steps, scaler_type,
     random_seed : neuralforecast's training settings.
     level : list of numbers in (0, 100)
         Interval levels trained into the quantile loss (``MQLoss(level=...)``); ``predict``
@@ -153,6 +159,9 @@ class NeuralForecaster(GlobalForecaster[NP]):
     """
 
     capabilities: ClassVar[Capabilities] = replace(GLOBAL_CAPABILITIES, reports_progress=True)
+    #: ``max_steps`` and ``windows_batch_size`` when unset (an adapter's own; see :meth:`_derive`)
+    default_max_steps: ClassVar[int] = DEFAULT_MAX_STEPS
+    default_windows_batch_size: ClassVar[int] = DEFAULT_WINDOWS_BATCH_SIZE
     fitted_attribute: ClassVar[str] = "net_"
     net_: Any  # the trained network (torch module; an ONNX session in forecasting.runtime)
     temporal_cols_: list[str]
@@ -210,7 +219,8 @@ class NeuralForecaster(GlobalForecaster[NP]):
         """The effective parameters for ``panel`` (every unset default derived) and a note saying what was derived.
 
         ``input_size``, the early stopping and ``target_transform="auto"`` follow the
-        rules in the class docstring; ``max_steps`` defaults to 1000. Adapters add
+        rules in the class docstring; ``max_steps`` and ``windows_batch_size`` default to the
+        adapter's ``default_max_steps`` and ``default_windows_batch_size``. Adapters add
         their own (:meth:`_derive_architecture`).
 
         Raises
@@ -237,7 +247,9 @@ class NeuralForecaster(GlobalForecaster[NP]):
             patience = DEFAULT_PATIENCE if shortest >= L + 2 * H else -1
             derived["early_stop_patience_steps"] = patience
         if p.max_steps is None:
-            derived["max_steps"] = DEFAULT_MAX_STEPS
+            derived["max_steps"] = self.default_max_steps
+        if p.windows_batch_size is None:
+            derived["windows_batch_size"] = self.default_windows_batch_size
         target = p.target_transform
         if target == "auto":
             low = float(panel.frame["y"].min())  # type: ignore[arg-type]
@@ -278,11 +290,12 @@ class NeuralForecaster(GlobalForecaster[NP]):
     def _training_settings(self) -> dict[str, Any]:
         """neuralforecast's training settings, shared by every network (its own parameter names)."""
         p = self._p
-        return {"max_steps": p.max_steps or DEFAULT_MAX_STEPS, "learning_rate": p.learning_rate,
+        return {"max_steps": p.max_steps or self.default_max_steps, "learning_rate": p.learning_rate,
                 "num_lr_decays": p.num_lr_decays,
                 "early_stop_patience_steps": -1 if p.early_stop_patience_steps is None else p.early_stop_patience_steps,
                 "val_check_steps": p.val_check_steps, "batch_size": p.batch_size,
-                "windows_batch_size": p.windows_batch_size, "scaler_type": p.scaler_type, "random_seed": p.random_seed}
+                "windows_batch_size": p.windows_batch_size or self.default_windows_batch_size,
+                "scaler_type": p.scaler_type, "random_seed": p.random_seed}
 
     def _build_net(self, futr: list[str], hist: list[str], stat: list[str], trainer: dict[str, Any]) -> Any:
         """The untrained network (``futr``/``hist``/``stat``: its exogenous columns; ``trainer``: Lightning's

@@ -209,7 +209,7 @@ class NeuralParams(_Seasonal, kw_only=True, forbid_unknown_fields=True):
     max_steps: Annotated[int, msgspec.Meta(ge=1, le=200_000)] | None = None
     time_limit: Annotated[float, msgspec.Meta(gt=0, le=1_000_000)] | None = None
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 32
-    windows_batch_size: Annotated[int, msgspec.Meta(ge=1, le=65_536)] = 1024
+    windows_batch_size: Annotated[int, msgspec.Meta(ge=1, le=65_536)] | None = None
     learning_rate: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1e-3
     num_lr_decays: Annotated[int, msgspec.Meta(ge=-1, le=100)] = 3
     early_stop_patience_steps: Annotated[int, msgspec.Meta(ge=-1, le=10_000)] | None = None
