@@ -24,28 +24,28 @@ def _hourly(lengths: dict[str, int], *, calendar: bool) -> pl.DataFrame:
     return pl.concat(parts)
 
 
-def test_nhits_trains_3000_steps_of_256_windows_by_default_and_says_so() -> None:
+def test_nhits_trains_1000_steps_of_1024_windows_by_default_and_says_so() -> None:
     """M4 Hourly as the harness gives it (integer ds, season 24, h 48, 700-960 observations): a week of input,
-    [24, 12, 1] downsampling, 3,000 steps of 256 windows; the learning rate halves every 1,000 steps."""
+    [24, 12, 1] downsampling, 1,000 steps of 1,024 windows; the learning rate halves every 333 steps."""
     panel = validate_panel(_hourly({"a": 700, "b": 960}, calendar=False))
     model = make_model({"name": "nhits", "params": {"season_length": 24, "horizon": 48}}, freq=panel.freq)
     settings, notes = model._derive(panel)
     assert (settings.input_size, settings.n_freq_downsample, settings.max_steps, settings.windows_batch_size,
-            settings.early_stop_patience_steps) == (168, [24, 12, 1], 3000, 256, 5)
-    assert notes == ["nhits: input_size=168, max_steps=3000, windows_batch_size=256, target_transform=log, "
+            settings.early_stop_patience_steps) == (168, [24, 12, 1], 1000, 1024, 5)
+    assert notes == ["nhits: input_size=168, max_steps=1000, windows_batch_size=1024, target_transform=log, "
                      "n_freq_downsample=[24, 12, 1], early stopping on the last 48 steps of each series (patience 5 "
                      "checks of 100 steps) (derived from the data: horizon 48, season 24, shortest series 700 "
                      "observations)"]
     model.settings_ = settings
     net = model._build_net([], [], [], {"accelerator": "cpu", "logger": False, "enable_checkpointing": False})
-    assert (net.max_steps, net.windows_batch_size, net.lr_decay_steps, net.batch_size) == (3000, 256, 1000, 32)
+    assert (net.max_steps, net.windows_batch_size, net.lr_decay_steps, net.batch_size) == (1000, 1024, 333, 32)
 
 
 def test_given_training_settings_are_kept_and_other_networks_keep_neuralforecasts() -> None:
     panel = validate_panel(_hourly({"a": 700}, calendar=True))
-    given = make_model({"name": "nhits", "params": {"max_steps": 1000, "windows_batch_size": 1024}}, freq="1h")
+    given = make_model({"name": "nhits", "params": {"max_steps": 3000, "windows_batch_size": 256}}, freq="1h")
     settings, notes = given._derive(panel)
-    assert (settings.max_steps, settings.windows_batch_size) == (1000, 1024)
+    assert (settings.max_steps, settings.windows_batch_size) == (3000, 256)
     assert "max_steps" not in notes[0] and "windows_batch_size" not in notes[0]
     tft, _ = make_model({"name": "tft"}, freq="1h")._derive(panel)
     assert (tft.max_steps, tft.windows_batch_size) == (1000, 1024)

@@ -113,11 +113,11 @@ class NeuralForecaster(GlobalForecaster[NP]):
         plus ``horizon`` for validation, must fit in every series); at least
         ``max(4, min(horizon, 2 * season_length))``.
     max_steps : int, optional
-        Training steps; default the adapter's ``default_max_steps`` (1000; ``nhits`` 3000), a
+        Training steps; default the adapter's ``default_max_steps`` (1000), a
         ceiling when early stopping is on.
     windows_batch_size : int, optional
         Training windows per step; default the adapter's ``default_windows_batch_size``
-        (1024, neuralforecast's; ``nhits`` 256).
+        (1024, neuralforecast's).
     early_stop_patience_steps : int, optional
         Validation checks without improvement before training stops (neuralforecast's);
         default 5 when every series has room for a validation block of ``horizon`` steps

@@ -26,20 +26,13 @@ class NHITSForecaster(NeuralForecaster[NHITSParams]):
     ``[h/4, h/8, 1]``)), ``mlp_units`` (width of the two layers of each block, default 512),
     ``dropout_prob_theta``. See :class:`NeuralForecaster` for the rest.
 
-    Training defaults: 3,000 steps (a ceiling: early stopping is on where every series has
-    room for a validation block) of 256 windows each, where neuralforecast's are 1,000 of
-    1,024. A step costs in proportion to its windows, so this is three times the updates
-    (and learning-rate decays three times further apart) for about the same compute;
-    neuralforecast's own ``AutoNHITS`` searches ``windows_batch_size`` over 128-1,024, and
-    smaller batches with more updates generalise at least as well for the same number of
-    samples (Masters & Luschi, "Revisiting Small Batch Training for Deep Neural Networks",
-    2018). Measured on M4 Hourly (2 CPU cores): see the README.
+    Training defaults: the base's (neuralforecast's 1,000 steps of 1,024 windows). A
+    candidate under measurement (issue 13): ``{"max_steps": 3000, "windows_batch_size":
+    256}``, three times the updates for about the same compute.
     """
 
     name: ClassVar[str] = "nhits"
     default_alias: ClassVar[str] = "NHITS"
-    default_max_steps: ClassVar[int] = 3000
-    default_windows_batch_size: ClassVar[int] = 256
 
     def _derive_architecture(self, settings: NHITSParams, panel: Panel) -> dict[str, Any]:
         """``n_freq_downsample`` from the seasons when unset (see the class docstring)."""
