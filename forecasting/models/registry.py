@@ -572,6 +572,17 @@ def resolve_spec(spec: ModelSpec | str | dict[str, Any], *, freq: str | int | No
         else:
             several = default_season_length(freq, multiple=True) if entry.multi_season else season_length
             params["season_length"] = several if isinstance(several, list) else season_length
+        several = params["season_length"]
+        if isinstance(several, list) and lengths:
+            # derived periods the data cannot show (fewer than two cycles in the median series) are left out, as
+            # auto does: an explicit list is the caller's and keeps its own refusal
+            median = sorted(lengths.values())[len(lengths) // 2]
+            kept = [p for p in several if p == several[0] or median >= 2 * p]
+            if len(kept) < len(several):
+                dropped = ", ".join(str(p) for p in several if p not in kept)
+                notes.append(f"season_length {dropped} left out: the median series has {median} observations, "
+                             f"fewer than two seasons")
+                params["season_length"] = kept if len(kept) > 1 else kept[0]
         spec = ModelSpec(name=spec.name, params=params, fallback=spec.fallback)
     request = {"horizon": h, "level": None if level is None else list(level)}
     taken = {k: request[k] for k in entry.from_request if request.get(k) is not None and k not in spec.params}
