@@ -56,7 +56,8 @@ from forecasting.models.base import BaseForecaster, Capabilities, Fallback, Fore
 from forecasting.models.combination import (finish_bands, member_forecast, member_forecasts, member_values,
                                              weight_matrix, weighted_mean)
 from forecasting.models.local import LOCAL_CAPABILITIES
-from forecasting.models.registry import REGISTRY, AutoParams, ModelSpec, default_season_length, parse_spec
+from forecasting.models.registry import (REGISTRY, AutoParams, ModelSpec, default_season_length, parse_spec,
+                                        seasons_shown)
 
 __all__ = ["AutoForecaster", "Candidate", "candidate_pool", "detect_season", "greedy_weights"]
 
@@ -367,13 +368,10 @@ class AutoForecaster(BaseForecaster[AutoParams]):
                 seasons = list(d) if isinstance(d, list) else [d]
         else:
             seasons = list(given) if isinstance(given, list) else [given]
-        median = int(np.median(list(panel.lengths.values())))
-        kept = [s for s in seasons if s == 1 or median >= 2 * s]
-        dropped = [s for s in seasons if s not in kept]
-        if dropped:
-            notes.append(f"season_length {', '.join(map(str, dropped))} left out: the median series has {median} "
-                         f"observations, fewer than two seasons")
-        return (kept or [1]), notes
+        kept, left_out = seasons_shown(seasons, panel.lengths, keep=[1])
+        if left_out:
+            notes.append(left_out)
+        return kept, notes
 
     def _horizon(self, panel: Panel, m: int) -> int:
         if self.params.horizon is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -509,6 +510,28 @@ def default_season_length(freq: str | int | None, *, multiple: bool = False) -> 
     return base if n == 1 else 1
 
 
+def seasons_shown(seasons: list[int], lengths: Mapping[str, int], *,
+                  keep: list[int] | None = None) -> tuple[list[int], str | None]:
+    """The seasons the data can show: those with at least two cycles in the median series (a season of 1 always),
+    and a note naming the others (None when all are kept).
+
+    Parameters
+    ----------
+    seasons : list of int
+        Candidate season lengths, in steps.
+    lengths : mapping of unique_id to int
+        Each series' observation count.
+    keep : list of int, optional
+        What to return when none is shown (default: none).
+    """
+    median = int(statistics.median(lengths.values()))
+    kept = [s for s in seasons if s == 1 or median >= 2 * s] or list(keep or [])
+    dropped = [s for s in seasons if s not in kept]
+    note = (f"season_length {', '.join(map(str, dropped))} left out: the median series has {median} observations, "
+            f"fewer than two seasons") if dropped else None
+    return kept, note
+
+
 def _season_origin(freq: str | int | None) -> str:
     return f"freq '{freq}'" if isinstance(freq, str) else "integer ds (no calendar: pass season_length)"
 
@@ -574,14 +597,11 @@ def resolve_spec(spec: ModelSpec | str | dict[str, Any], *, freq: str | int | No
             params["season_length"] = several if isinstance(several, list) else season_length
         several = params["season_length"]
         if isinstance(several, list) and lengths:
-            # derived periods the data cannot show (fewer than two cycles in the median series) are left out, as
-            # auto does: an explicit list is the caller's and keeps its own refusal
-            median = sorted(lengths.values())[len(lengths) // 2]
-            kept = [p for p in several if p == several[0] or median >= 2 * p]
-            if len(kept) < len(several):
-                dropped = ", ".join(str(p) for p in several if p not in kept)
-                notes.append(f"season_length {dropped} left out: the median series has {median} observations, "
-                             f"fewer than two seasons")
+            # derived periods the data cannot show are left out, as auto does (the first is kept): an explicit
+            # list is the caller's and keeps its own refusal
+            kept, note = seasons_shown(several, lengths, keep=[several[0]])
+            if note:
+                notes.append(note)
                 params["season_length"] = kept if len(kept) > 1 else kept[0]
         spec = ModelSpec(name=spec.name, params=params, fallback=spec.fallback)
     request = {"horizon": h, "level": None if level is None else list(level)}
