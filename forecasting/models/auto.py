@@ -548,6 +548,10 @@ class AutoForecaster(BaseForecaster[AutoParams]):
                     self._collect(c, model.alias, fc, levels)
             except ForecastingError as exc:
                 c.status, c.reason = "dropped", f"{type(exc).__name__}: {exc}"[:300]
+                if isinstance(exc, TimeLimitError) and share is not None:  # left, not waited for
+                    c.reason = (f"skipped: not finished within its {share - now:.1f} s share of the time limit "
+                                f"(time_limit={self.params.time_limit} s), left after "
+                                f"{time.perf_counter() - t0:.1f} s: {exc}")[:300]
                 c.forecasts, c.bounds = [], {}
                 continue
             finally:

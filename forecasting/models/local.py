@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
 import time
 from dataclasses import replace
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 import polars as pl
@@ -91,26 +92,82 @@ def _series_reporter(progress: Progress | None, total: int) -> Callable[[int], N
 
 
 def _run_fit(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np.ndarray]],
-             deadline: float | None = None, report: Callable[[int], None] | None = None,
+             deadline: float | None = None, report: Callable[[int], None] | None = None, *,
+             stop: threading.Event | None = None, out: list[tuple[str, Any, str | None]] | None = None,
              ) -> tuple[list[tuple[str, Any, str | None]], bool]:
     """Fit ``items`` in order (in this process or a worker): ``(unique_id, state or None, error or None)``
     per series fitted, and whether the deadline (epoch seconds) stopped it before the end; ``report(k)`` after
-    the k-th series (in this process only)."""
-    out: list[tuple[str, Any, str | None]] = []
-    for uid, y in items:
-        if deadline is not None and time.time() > deadline:
+    the k-th series (in this process only).
+
+    With a ``deadline`` a series is not started when it cannot finish before it: its cost is estimated from the
+    seconds per observation of the series fitted so far in this call (those after the first, which pays the
+    library's just-in-time compilation). ``stop`` (set by :func:`_abandonable` when it gives up waiting) ends the
+    loop before the next series; ``out`` receives each result as it comes (what an abandoned fit had done).
+    """
+    out = [] if out is None else out
+    first_end, first_size, size = 0.0, 0, 0
+    for i, (uid, y) in enumerate(items):
+        if stop is not None and stop.is_set():
             return out, True
+        now = time.time()
+        if deadline is not None:
+            rate = (now - first_end) / (size - first_size) if i >= 2 and size > first_size else 0.0
+            if now > deadline or now + rate * y.size > deadline:
+                return out, True
         try:
             out.append((uid, fit_one(y), None))
         except Exception as exc:  # the underlying library's own errors, reported per series  # noqa: BLE001
             out.append((uid, None, f"{type(exc).__name__}: {exc}"))
-        if report is not None:
+        size += y.size
+        if i == 0:
+            first_end, first_size = time.time(), size
+        if report is not None and not (stop is not None and stop.is_set()):
             report(len(out))
     return out, False
 
 
-#: seconds a pool may run past the deadline (each worker checks the deadline before every series)
-_POOL_GRACE_S = 30.0
+#: seconds past the deadline a fit running in this process is waited for before it is abandoned (see
+#: :func:`_abandonable`)
+_ABANDON_GRACE_S = 0.5
+
+_T = TypeVar("_T")
+
+
+def _abandonable(work: Callable[[threading.Event], _T], deadline: float | None) -> _T | None:
+    """``work(stop)`` run so that the caller can leave it at ``deadline``: ``None`` when it had not finished
+    :data:`_ABANDON_GRACE_S` after the deadline.
+
+    Without a deadline ``work`` runs in this thread. With one it runs in a daemon thread, waited for until the
+    deadline: one series' fit cannot be interrupted (statsforecast's AutoARIMA on one 701-point daily series took
+    73 s of a 60 s limit, checked only between series), so the caller is not held; ``stop`` is set and the work
+    ends after the series in progress, whose result is dropped (the thread keeps its core until then). Exceptions
+    of ``work`` (a progress callback stopping the fit) are raised here.
+    """
+    stop = threading.Event()
+    if deadline is None:
+        return work(stop)
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["out"] = work(stop)
+        except BaseException as exc:  # handed to the caller  # noqa: BLE001
+            box["exc"] = exc
+
+    thread = threading.Thread(target=run, name="forecasting-fit", daemon=True)
+    thread.start()
+    thread.join(max(0.0, deadline - time.time()) + _ABANDON_GRACE_S)
+    if thread.is_alive():
+        stop.set()
+        return None
+    if "exc" in box:
+        raise box["exc"]
+    return box["out"]
+
+
+#: seconds a pool may run past the deadline (each worker checks the deadline before every series and does not start
+#: one it cannot finish; a worker still inside a series' fit then is killed: the time limit holds)
+_POOL_GRACE_S = 2.0
 
 #: seconds of fitting in this process after which the rest of the work is estimated (see :func:`_fit_probing`)
 _PROBE_S = 0.25
@@ -123,7 +180,8 @@ _POOL_MIN_S = {"fork": 1.0, "spawn": 10.0, "forkserver": 10.0}
 
 
 def _fit_probing(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np.ndarray]],
-                 deadline: float | None, n_jobs: int, report: Callable[[int], None] | None = None,
+                 deadline: float | None, n_jobs: int, report: Callable[[int], None] | None = None, *,
+                 stop: threading.Event | None = None, out: list[tuple[str, Any, str | None]] | None = None,
                  ) -> tuple[list[tuple[str, Any, str | None]], list[tuple[str, np.ndarray]], bool]:
     """Fit ``items`` in this process while that is cheaper than starting ``n_jobs`` worker processes.
 
@@ -138,13 +196,14 @@ def _fit_probing(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np
     (results, rest, stopped)
         :func:`_run_fit`'s results so far, the ``(unique_id, y)`` left to the workers (empty when all were
         fitted here), and whether the deadline stopped the fit; ``report(k)`` after the k-th series fitted here.
+        ``stop`` and ``out`` as :func:`_run_fit`'s (``results`` is ``out``).
     """
     import multiprocessing
 
     pool_min_s = _POOL_MIN_S.get(multiprocessing.get_start_method(), max(_POOL_MIN_S.values()))
     total = sum(y.size for _, y in items)
     start, done = time.perf_counter(), 0
-    results: list[tuple[str, Any, str | None]] = []
+    results: list[tuple[str, Any, str | None]] = [] if out is None else out
     first_end, first_size = start, 0  # the rate leaves the first series out: it pays the library's compilation
     for i, item in enumerate(items):
         now = time.perf_counter()
@@ -153,11 +212,10 @@ def _fit_probing(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np
             if left >= pool_min_s and len(items) - i >= 2 * n_jobs:
                 return results, items[i:], False
             so_far = len(results)
-            rest, stopped = _run_fit(fit_one, items[i:], deadline,
-                                     None if report is None else lambda k: report(so_far + k))
-            return results + rest, [], stopped
-        part, stopped = _run_fit(fit_one, [item], deadline)
-        results += part
+            _, stopped = _run_fit(fit_one, items[i:], deadline,
+                                  None if report is None else lambda k: report(so_far + k), stop=stop, out=results)
+            return results, [], stopped
+        _, stopped = _run_fit(fit_one, [item], deadline, stop=stop, out=results)
         done += item[1].size
         if i == 0:
             first_end, first_size = time.perf_counter(), done
@@ -333,7 +391,9 @@ class LocalForecaster(BaseForecaster[P]):
         """Fit every ``(unique_id, y)``: in this process, or in ``n_jobs`` worker processes.
 
         The first series are fitted here (:func:`_fit_probing`); workers are started only when the rest is
-        estimated to take longer in this process than starting them. Workers get contiguous chunks of series of
+        estimated to take longer in this process than starting them. With a :attr:`deadline`, the fit here is left
+        at the deadline (:func:`_abandonable`) and no series is started that cannot finish before it
+        (:func:`_run_fit`): the time limit holds, even on one long series. Workers get contiguous chunks of series of
         near-equal total length (:attr:`chunks_per_worker` each) and this model's parameters only (no fitted
         state); each checks :attr:`deadline` before every series and reports each failure for its series, as the
         in-process path does. With a :attr:`progress` callback
@@ -346,11 +406,20 @@ class LocalForecaster(BaseForecaster[P]):
         """
         n_jobs = min(resolve_n_jobs(self.n_jobs), len(items)) if self.parallel_fit else 1
         report = _series_reporter(self.progress, len(items))
-        rest: list[tuple[str, np.ndarray]] = []
-        if n_jobs <= 1 or len(items) < 2 * n_jobs:
-            results, stopped = _run_fit(self._fit_one, items, self.deadline, report)
-        else:  # in this process while that is cheaper than starting the workers
-            results, rest, stopped = _fit_probing(self._fit_one, items, self.deadline, n_jobs, report)
+        results: list[tuple[str, Any, str | None]] = []  # filled as series are fitted here (also if abandoned)
+
+        def here(stop: threading.Event) -> tuple[list[tuple[str, np.ndarray]], bool]:
+            """The series fitted in this process (all, or the first ones: :func:`_fit_probing`); the rest and
+            whether the deadline stopped it."""
+            if n_jobs <= 1 or len(items) < 2 * n_jobs:
+                return [], _run_fit(self._fit_one, items, self.deadline, report, stop=stop, out=results)[1]
+            _, left, stopped = _fit_probing(self._fit_one, items, self.deadline, n_jobs, report, stop=stop,
+                                            out=results)
+            return left, stopped
+
+        done = _abandonable(here, self.deadline)  # a series' fit running past the deadline is not waited for
+        rest, stopped = ([], True) if done is None else done
+        results = list(results)  # a snapshot: an abandoned fit may still append the series it was fitting
         if rest:
             chunks = _chunks(rest, min(len(rest), self.chunks_per_worker * n_jobs))
             worker = copy.copy(self)  # ship parameters only, not fitted state, to the workers

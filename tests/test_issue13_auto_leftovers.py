@@ -1,0 +1,85 @@
+"""Issue 13, `auto`'s leftovers from stop 22: the time limit on one long series, seasons of integer ``ds``,
+bands of short series, the tree features' differencing."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+
+from forecasting.data import validate_panel
+from forecasting.errors import TimeLimitError
+from forecasting.models import local
+from forecasting.models.auto import AutoForecaster
+from forecasting.models.registry import make_model
+from forecasting.models.stats import AutoARIMAForecaster
+
+
+def _series(n_series: int, n: int, seed: int = 0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pl.concat(pl.DataFrame({"unique_id": f"s{i}", "ds": np.arange(1, n + 1),
+                                   "y": 100.0 + 10 * np.sin(np.arange(n) / 3) + rng.normal(0, 1, n)})
+                     for i in range(n_series))
+
+
+def _sleepy(seconds: float):
+    def fit_one(self, y):  # a statistical fit that cannot be interrupted, as AutoARIMA on one long series
+        time.sleep(seconds)
+        return None
+    return fit_one
+
+
+# --------------------------------------------------------------------------- 1. the time limit holds
+def test_one_slow_series_is_left_at_the_deadline_not_waited_for(monkeypatch) -> None:
+    """A series whose fit runs past the deadline: the fit ends 0.5 s after it (it used to wait the whole fit)."""
+    monkeypatch.setattr(AutoARIMAForecaster, "_fit_one", _sleepy(6.0))
+    model = make_model("auto_arima", freq=1)
+    model.deadline = time.time() + 1.0
+    t0 = time.perf_counter()
+    with pytest.raises(TimeLimitError, match=r"^fitting stopped after 0 of 1 series: the time limit was reached"):
+        model.fit(validate_panel(_series(1, 60)))
+    assert 1.0 <= time.perf_counter() - t0 < 1.0 + local._ABANDON_GRACE_S + 0.8
+
+
+def test_a_series_that_cannot_finish_is_not_started() -> None:
+    """Series costing 0.3 s each (0.01 s per observation) and 1.05 s left: after three series (0.9 s) the fourth
+    is estimated to end at 1.2 s, past the deadline, and is not started."""
+    calls: list[int] = []
+
+    def fit_one(y: np.ndarray) -> int:
+        calls.append(y.size)
+        time.sleep(0.01 * y.size)
+        return y.size
+
+    items = [(f"s{i}", np.zeros(30)) for i in range(6)]
+    t0 = time.time()
+    out, stopped = local._run_fit(fit_one, items, deadline=t0 + 1.05)
+    assert stopped and len(out) == 3 and calls == [30, 30, 30]
+    assert time.time() - t0 < 1.05  # stopped before the deadline, not at it
+    out, stopped = local._run_fit(fit_one, items[:2], deadline=time.time() + 5)
+    assert not stopped and [r[1] for r in out] == [30, 30]
+
+
+def test_auto_skips_a_slow_candidate_and_names_the_time(monkeypatch) -> None:
+    """`auto` with a candidate that would take 8 s on one series and a 4 s limit: it is dropped with the time it
+    had, the rest is combined, and the whole fit ends within the limit."""
+    monkeypatch.setattr(AutoARIMAForecaster, "_fit_one", _sleepy(8.0))
+    panel = validate_panel(_series(1, 80))
+    make_model("naive", freq=1).fit(panel).predict(6, level=[80])  # compiled before the clock starts
+    model = AutoForecaster(candidates=["naive", "auto_arima"], horizon=6, season_length=1, time_limit=4.0)
+    t0 = time.perf_counter()
+    model.fit(panel)
+    assert time.perf_counter() - t0 < 4.0
+    cands = {c["model"]: c for c in model.selection_["candidates"]}
+    assert cands["naive"]["status"] == "scored"
+    arima = cands["auto_arima"]
+    assert arima["status"] == "dropped"
+    assert arima["reason"].startswith("skipped: not finished within its ")
+    assert "s share of the time limit (time_limit=4.0 s), left after " in arima["reason"]
+    share = float(arima["reason"].split("within its ")[1].split(" s share")[0])
+    assert 0.5 < share < 2.8  # half of the 70% of 4 s left after naive
+    assert arima["seconds"] == pytest.approx(share + local._ABANDON_GRACE_S, abs=0.6)
+    assert model.selection_["members"] == {"naive": 1.0}
+    assert model.predict(6)["Auto"].is_finite().all()
