@@ -85,6 +85,7 @@ __all__ = [
     "float32_note",
     "future_frame",
     "infer_freq",
+    "is_iso8601",
     "level_columns",
     "normalize_freq",
     "offset_parts",
@@ -1026,6 +1027,24 @@ def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]) -> tuple[pl.DataFra
 
 
 _ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+
+
+def is_iso8601(s: pl.Series) -> bool:
+    """Whether every non-null value of the text series ``s`` is a timestamp the data contract reads: an ISO 8601
+    date or date-time (``YYYY-MM-DD``, ``YYYY-MM-DDTHH:MM[:SS[.f]]``, a space for the ``T``), with or without a
+    UTC offset.
+
+    The CSV reader keeps any other text as text (``forecasting.service.tables.read_table``), so that
+    ``'01/02/2024'`` is refused by :func:`validate_panel` naming the rows, as from JSON, instead of being read
+    day-first by polars' date inference (1 February, not 2 January).
+
+    >>> is_iso8601(pl.Series(["2024-01-02", None, "2024-01-03T10:00:00+05:30"]))
+    True
+    >>> is_iso8601(pl.Series(["01/02/2024"]))
+    False
+    """
+    text = s.cast(pl.String).str.strip_chars().str.replace(_TZ_SUFFIX.pattern, "")
+    return _parse_iso(text, aware=False).null_count() == s.null_count()
 
 
 def _parse_iso(s: pl.Series, *, aware: bool) -> pl.Series:

@@ -41,15 +41,27 @@ def read_table(path: str | Path, *, field: str = "input") -> pl.DataFrame:
         if kind == "csv":
             frame = pl.read_csv(p, try_parse_dates=True, schema_overrides={"unique_id": pl.String},
                                 infer_schema_length=10_000)
-            aware = {c: pl.String for c, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone}
-            if aware:  # polars parses '+05:30' into UTC: the text keeps the caller's offset (as JSON's does)
-                frame = pl.read_csv(p, try_parse_dates=True, infer_schema_length=10_000,
-                                    schema_overrides={"unique_id": pl.String, **aware})
-            return _numbers_with_missing(frame)
+            return _numbers_with_missing(_dates_as_contract_reads(p, frame))
         return pl.read_parquet(p)
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         msg = f"could not read '{p}' as {kind}: {exc}"
         raise InvalidInputError(msg, field=field) from exc
+
+
+def _dates_as_contract_reads(path: Path, frame: pl.DataFrame) -> pl.DataFrame:
+    """The columns polars parsed as dates put back to their text where the data contract must read the text:
+    timestamps with a UTC offset (polars parses '+05:30' into UTC; the text keeps the caller's offset, as JSON's
+    does) and dates that are not ISO 8601 (polars infers '01/02/2024' day-first, 1 February, where the caller may
+    mean 2 January: as text, :func:`forecasting.data.validate_panel` refuses them naming the rows, as from JSON;
+    :func:`forecasting.data.is_iso8601` is the rule)."""
+    from forecasting.data import is_iso8601
+
+    parsed = [c for c, t in frame.schema.items() if isinstance(t, pl.Date | pl.Datetime)]
+    if not parsed:
+        return frame
+    text = pl.read_csv(path, columns=parsed, infer_schema=False)
+    keep = [text[c] for c in parsed if getattr(frame.schema[c], "time_zone", None) or not is_iso8601(text[c])]
+    return frame.with_columns(keep) if keep else frame
 
 
 #: CSV cells read as null in a column of numbers, compared without case and surrounding spaces (pandas'
