@@ -83,3 +83,44 @@ def test_auto_skips_a_slow_candidate_and_names_the_time(monkeypatch) -> None:
     assert arima["seconds"] == pytest.approx(share + local._ABANDON_GRACE_S, abs=0.6)
     assert model.selection_["members"] == {"naive": 1.0}
     assert model.predict(6)["Auto"].is_finite().all()
+
+
+# --------------------------------------------------------------------------- 2. seasons of integer ds
+def _hourly_like(n: int, weekly: bool, seed: int, n_series: int = 8) -> pl.DataFrame:
+    """Integer ds, a daily cycle of 24 and (``weekly``) a weekend effect: a weekly cycle of 168."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    week = 25.0 * ((t // 24) % 7 >= 5) if weekly else 0.0
+    return pl.concat(pl.DataFrame({"unique_id": f"s{i}", "ds": t + 1,
+                                   "y": 100 + 5 * i + 30 * np.sin(2 * np.pi * t / 24) + week + rng.normal(0, 3, n)})
+                     for i in range(n_series))
+
+
+def test_integer_ds_with_a_daily_and_a_weekly_cycle_gets_both_seasons() -> None:
+    from forecasting.models.auto import candidate_pool, detect_season, detect_seasons
+
+    panel = validate_panel(_hourly_like(24 * 7 * 5, weekly=True, seed=0))
+    seasons, note = detect_seasons(panel)
+    assert seasons == [24, 168]
+    assert note == ("season_length=[24, 168] detected (integer ds): 24 by the autocorrelation test (6 of 8 series "
+                    "examined); 168 by the repetition test (8 of 8 series long enough to show it twice)")
+    assert detect_season(panel)[0] == 24  # the single-season answer is unchanged
+    kept, notes = AutoForecaster()._seasons(panel)
+    assert kept == [24, 168] and notes == [note]
+    specs, _ = candidate_pool(panel, kept)
+    assert {s.name: s.params.get("season_length") for s in specs}["mstl"] == [24, 168]
+
+
+def test_one_season_stays_one() -> None:
+    """A daily cycle only (840 points), and a weekly one the history does not show twice (300 points)."""
+    from forecasting.models.auto import detect_seasons
+
+    assert detect_seasons(validate_panel(_hourly_like(24 * 7 * 5, weekly=False, seed=1)))[0] == [24]
+    assert detect_seasons(validate_panel(_hourly_like(300, weekly=True, seed=0)))[0] == [24]
+    rng = np.random.default_rng(0)
+    t = np.arange(140)
+    weekly = pl.concat(pl.DataFrame({"unique_id": f"s{i}", "ds": t + 1,
+                                     "y": 50 + 10 * np.sin(2 * np.pi * t / 7) + rng.normal(0, 1, t.size)})
+                       for i in range(6))
+    assert detect_seasons(validate_panel(weekly)) == (
+        [7], "season_length=7 detected by the autocorrelation test (integer ds: 6 of 6 series examined)")

@@ -5,7 +5,8 @@ What it does, in order (every decision is recorded in ``selection_``):
 1. **Seasonality.** The season length(s) come from the frequency (``1h`` -> 24 and 168, ``1mo`` -> 12, ...;
    :func:`forecasting.models.registry.default_season_length`) or from ``season_length``. A season is kept
    only where the history holds at least two of it. Integer ``ds`` (no calendar) gets ``m = 1`` unless the
-   autocorrelation test finds a period (:func:`detect_season`).
+   autocorrelation test finds a period, and the longer periods the series show twice (a daily and a weekly
+   cycle of hourly-like data: 24 and 168; :func:`detect_seasons`).
 2. **Candidates that fit the data** (:func:`candidate_pool`): seasonal naive (naive when ``m = 1``),
    AutoETS, AutoTheta, DynamicOptimizedTheta, AutoCES, AutoARIMA, MSTL (several seasons), the
    intermittent-demand models when many values are zero, the global LightGBM/XGBoost models when the
@@ -40,6 +41,7 @@ the final refits the rest; a member whose refit runs out of time is dropped and 
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -59,7 +61,7 @@ from forecasting.models.local import LOCAL_CAPABILITIES
 from forecasting.models.registry import (REGISTRY, AutoParams, ModelSpec, default_season_length, parse_spec,
                                         seasons_shown)
 
-__all__ = ["AutoForecaster", "Candidate", "candidate_pool", "detect_season", "greedy_weights"]
+__all__ = ["AutoForecaster", "Candidate", "candidate_pool", "detect_season", "detect_seasons", "greedy_weights"]
 
 #: conventional horizons of the M competitions per frequency unit, used when ``horizon`` is not given
 _HORIZONS = {"y": 6, "q": 8, "mo": 18, "w": 13, "d": 14, "h": 48, "m": 60, "s": 60, "bd": 10}
@@ -126,18 +128,53 @@ class Candidate:
 
 # --------------------------------------------------------------------------- seasonality
 def detect_season(panel: Panel, *, max_series: int = 200, max_lag: int = 400) -> tuple[int, str]:
-    """A season length for data without a calendar (integer ``ds``), from the autocorrelation of the series.
-
-    For each of up to ``max_series`` series (the longest), the autocorrelation of the first differences is
-    computed up to ``min(n // 3, max_lag)``; its highest peak at a lag ``p >= 2`` is a vote for ``p`` when
-    it passes the M4 competition's 90% seasonality test at ``p``
-    (:func:`forecasting.decomposition.seasonality_test`). The most voted period wins if at least a third of
-    the examined series vote for it (or a multiple of it); otherwise ``1``.
+    """A season length for data without a calendar (integer ``ds``): the shortest period of
+    :func:`detect_seasons`.
 
     Returns
     -------
     (int, str)
-        The period and a note saying how it was found.
+        The period (1: none) and a note saying how it was found.
+    """
+    seasons, note = detect_seasons(panel, max_series=max_series, max_lag=max_lag, multiple=False)
+    return seasons[0], note
+
+
+def detect_seasons(panel: Panel, *, max_series: int = 200, max_lag: int = 400,
+                   multiple: bool = True) -> tuple[list[int], str]:
+    """The season lengths of data without a calendar (integer ``ds``), from the series themselves.
+
+    **The first period.** For each of up to ``max_series`` series (the longest), the autocorrelation of the first
+    differences is computed up to ``min(n // 3, max_lag)``; its highest peak at a lag ``p >= 2`` is a vote for
+    ``p`` when it passes the M4 competition's 90% seasonality test at ``p``
+    (:func:`forecasting.decomposition.seasonality_test`). The most voted period wins if at least a third of the
+    examined series vote for it (or a multiple of it); otherwise ``1``.
+
+    **Longer periods** (``multiple``; hourly-like data with a daily and a weekly cycle, 24 and 168). A longer season
+    is a multiple ``q = k p`` of the last one found that the series show twice (``n >= 2 q``, the rule of
+    :func:`forecasting.models.registry.seasons_shown`). A series votes for the smallest multiple whose pattern
+    beyond ``p`` repeats: over its last full cycles of ``q``, less a least-squares line, each cycle's mean and
+    the means per phase ``t mod p``, the mean profile of the first half of the cycles correlates with the second
+    half's (Pearson, one-sided, at 1% Bonferroni-corrected for the multiples tried; Student's t, scipy's). A shorter
+    multiple that only holds part of a longer cycle (144 in hourly data with a weekly cycle, 300 points) does
+    not repeat. The most voted multiple is kept when a third of the series
+    long enough to show one vote for it; then the search goes on from it (at most three seasons).
+
+    Parameters
+    ----------
+    panel : Panel
+        The series (any ``ds``; only the order of the values is used).
+    max_series : int, default 200
+        Series examined (the longest).
+    max_lag : int, default 400
+        Largest autocorrelation lag for the first period.
+    multiple : bool, default True
+        Look for longer periods after the first.
+
+    Returns
+    -------
+    (list of int, str)
+        The periods, shortest first (``[1]``: none), and a note saying how they were found.
     """
     from forecasting.decomposition import acf, seasonality_test
 
@@ -146,14 +183,14 @@ def detect_season(panel: Panel, *, max_series: int = 200, max_lag: int = 400) ->
     values = dict(panel.frame.filter(pl.col("unique_id").is_in(list(keep))).group_by("unique_id")
                   .agg(pl.col("y")).iter_rows())
     votes: dict[int, int] = {}
-    examined = 0
+    examined: list[np.ndarray] = []
     for y in values.values():
         arr = np.asarray(y, dtype=float)
         n = arr.size
         lags = min(n // 3, max_lag)
         if lags < 4 or not np.isfinite(arr).all():
             continue
-        examined += 1
+        examined.append(arr)
         diff = np.diff(arr)
         if np.ptp(diff) == 0:
             continue
@@ -161,16 +198,82 @@ def detect_season(panel: Panel, *, max_series: int = 200, max_lag: int = 400) ->
         p = int(np.argmax(r[2:]) + 2)
         if r[p] > 0 and seasonality_test(arr, p):
             votes[p] = votes.get(p, 0) + 1
-    if not votes or examined == 0:
-        return 1, "season_length=1: integer ds and no seasonal period found by the autocorrelation test"
+    if not votes or not examined:
+        return [1], "season_length=1: integer ds and no seasonal period found by the autocorrelation test"
     # the period most series peak at (a divisor such as 2 must not win on the votes of its multiples 24, 168)
     best = max(votes, key=lambda p: (votes[p], -p))
     support = sum(v for q, v in votes.items() if q % best == 0)
-    if support * 3 < examined:
-        return 1, (f"season_length=1: integer ds; the autocorrelation test found no period shared by a third of "
-                   f"the series (best: {best}, in {support} of {examined})")
-    return best, (f"season_length={best} detected by the autocorrelation test (integer ds: {support} of {examined} "
-                  f"series examined)")
+    if support * 3 < len(examined):
+        return [1], (f"season_length=1: integer ds; the autocorrelation test found no period shared by a third of "
+                     f"the series (best: {best}, in {support} of {len(examined)})")
+    seasons = [best]
+    found = [f"{best} by the autocorrelation test ({support} of {len(examined)} series examined)"]
+    while multiple and len(seasons) < 3:
+        longer = _longer_season(examined, seasons[-1])
+        if longer is None:
+            break
+        seasons.append(longer[0])
+        found.append(f"{longer[0]} by the repetition test ({longer[1]} of {longer[2]} series long enough to show "
+                     f"it twice)")
+    if len(seasons) == 1:
+        return seasons, (f"season_length={best} detected by the autocorrelation test (integer ds: {support} of "
+                         f"{len(examined)} series examined)")
+    return seasons, f"season_length={seasons} detected (integer ds): {'; '.join(found)}"
+
+
+#: significance of the repetition test of a longer season (before the Bonferroni correction), and the most
+#: multiples of the last season tried per series
+_LONGER_ALPHA, _LONGER_MAX_MULTIPLES = 0.01, 60
+
+
+def _repeats(y: np.ndarray, p: int, q: int, alpha: float) -> bool:
+    """Whether the pattern of period ``q`` beyond period ``p`` repeats in ``y`` (see :func:`detect_seasons`): the
+    last full cycles of ``q`` less a least-squares line, each cycle's mean and the means per phase ``t mod p``;
+    the mean profile of the first half of the cycles against the second half's, by Pearson's correlation at
+    one-sided level ``alpha`` (:func:`_critical_r`)."""
+    cycles = y.size // q
+    x = y[y.size - cycles * q:]
+    t = np.arange(x.size, dtype=float)
+    tc = t - t.mean()
+    x = x - x.mean() - tc * (tc @ (x - x.mean())) / (tc @ tc)
+    rows = x.reshape(cycles, q)
+    x = (rows - rows.mean(axis=1, keepdims=True)).ravel()
+    phase = np.arange(x.size) % p
+    x = x - (np.bincount(phase, x, minlength=p) / np.bincount(phase, minlength=p))[phase]
+    rows = x.reshape(cycles, q)
+    first, second = rows[:cycles // 2].mean(axis=0), rows[cycles // 2:].mean(axis=0)
+    first, second = first - first.mean(), second - second.mean()
+    norm = math.sqrt(float(first @ first) * float(second @ second))
+    return norm > 0 and float(first @ second) / norm > _critical_r(q, alpha)
+
+
+@functools.lru_cache(maxsize=1024)
+def _critical_r(n: int, alpha: float) -> float:
+    """The correlation of ``n`` pairs above which Pearson's one-sided test rejects no correlation at ``alpha``
+    (Student's t with ``n - 2`` degrees of freedom, scipy's: ``r = t / sqrt(n - 2 + t^2)``)."""
+    from scipy.stats import t as t_dist
+
+    crit = float(t_dist.isf(alpha, n - 2))
+    return crit / math.sqrt(n - 2 + crit * crit)
+
+
+def _longer_season(series: list[np.ndarray], p: int) -> tuple[int, int, int] | None:
+    """The longer season of :func:`detect_seasons` after ``p``: ``(q, votes, series able to vote)`` or None."""
+    votes: dict[int, int] = {}
+    able = 0
+    for arr in series:
+        multiples = list(range(2 * p, arr.size // 2 + 1, p))[:_LONGER_MAX_MULTIPLES]
+        if not multiples or np.ptp(arr) == 0:
+            continue
+        able += 1
+        for q in multiples:
+            if _repeats(arr, p, q, _LONGER_ALPHA / len(multiples)):
+                votes[q] = votes.get(q, 0) + 1
+                break
+    if not votes:
+        return None
+    q = max(votes, key=lambda k: (votes[k], -k))
+    return (q, votes[q], able) if votes[q] * 3 >= able else None
 
 
 # --------------------------------------------------------------------------- candidates
@@ -360,9 +463,8 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         given = self.params.season_length
         if given is None:
             if isinstance(panel.freq, int):
-                m, note = detect_season(panel)
+                seasons, note = detect_seasons(panel)
                 notes.append(note)
-                seasons = [m]
             else:
                 d = default_season_length(panel.freq, multiple=True)
                 seasons = list(d) if isinstance(d, list) else [d]
