@@ -271,6 +271,40 @@ def _series_messages(per_series: dict[str, str], what: str) -> str:
     return f"{what}: " + "; ".join(parts) + more
 
 
+def _from_pandas(data: Any, field_name: str) -> pl.DataFrame:
+    """:func:`to_polars` of a pandas frame: object columns value by value, fixed UTC offsets as ISO text; duplicated
+    column names and dtypes polars cannot read are :class:`InvalidInputError` naming the column."""
+    import pandas as pd
+
+    pdf = data.reset_index(drop=not any(n in REQUIRED for n in data.index.names if n))
+    names = [str(n) for n in pdf.columns]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # pdf[name] would be a frame (an AttributeError on .dtype), and one of them silently lost
+        msg = (f"{field_name}: column names must be unique; {', '.join(map(repr, twice))} "
+               f"{'appears' if len(twice) == 1 else 'appear'} more than once")
+        raise InvalidInputError(msg, field=f"{field_name}.{twice[0]}")
+    cols: dict[str, pl.Series] = {}
+    for name in pdf.columns:
+        col = pdf[name]
+        if col.dtype == object:
+            cols[str(name)] = _series_from_python(str(name), col.tolist(), field_name)
+        elif isinstance(col.dtype, pd.DatetimeTZDtype) and _fixed_offset_zone(col.dtype.tz):
+            # a fixed UTC offset (datetime.timezone, pytz.FixedOffset) has no zone name polars reads: ISO 8601
+            # text with the offset, parsed as such timestamps are (Panel.utc_offset; +01:00 as Etc/GMT-1)
+            delta = col.dtype.tz.utcoffset(None) or timedelta(0)
+            minutes = int(abs(delta.total_seconds())) // 60
+            offset = f"{'-' if delta < timedelta(0) else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
+            text = (col.dt.strftime("%Y-%m-%dT%H:%M:%S.%f") + offset).astype(object).where(col.notna(), None)
+            cols[str(name)] = pl.Series(str(name), text.tolist(), dtype=pl.String)
+        else:
+            try:
+                cols[str(name)] = pl.from_pandas(col).rename(str(name))
+            except Exception as exc:  # noqa: BLE001 - pyarrow/polars raise many types for a dtype they lack
+                msg = f"{field_name}: column '{name}' of dtype {col.dtype} cannot be read ({exc})"
+                raise InvalidInputError(msg, field=f"{field_name}.{name}") from exc
+    return pl.DataFrame(cols)
+
+
 def to_polars(data: Any, *, field_name: str = "data") -> pl.DataFrame:
     """Convert accepted inputs to a polars frame without changing values.
 
@@ -291,23 +325,7 @@ def to_polars(data: Any, *, field_name: str = "data") -> pl.DataFrame:
     import pandas as pd
 
     if isinstance(data, pd.DataFrame):
-        pdf = data.reset_index(drop=not any(n in REQUIRED for n in data.index.names if n))
-        cols: dict[str, pl.Series] = {}
-        for name in pdf.columns:
-            col = pdf[name]
-            if col.dtype == object:
-                cols[str(name)] = _series_from_python(str(name), col.tolist(), field_name)
-            elif isinstance(col.dtype, pd.DatetimeTZDtype) and _fixed_offset_zone(col.dtype.tz):
-                # a fixed UTC offset (datetime.timezone, pytz.FixedOffset) has no zone name polars reads: ISO 8601
-                # text with the offset, parsed as such timestamps are (Panel.utc_offset; +01:00 as Etc/GMT-1)
-                delta = col.dtype.tz.utcoffset(None) or timedelta(0)
-                minutes = int(abs(delta.total_seconds())) // 60
-                offset = f"{'-' if delta < timedelta(0) else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
-                text = (col.dt.strftime("%Y-%m-%dT%H:%M:%S.%f") + offset).astype(object).where(col.notna(), None)
-                cols[str(name)] = pl.Series(str(name), text.tolist(), dtype=pl.String)
-            else:
-                cols[str(name)] = pl.from_pandas(col).rename(str(name))
-        return pl.DataFrame(cols)
+        return _from_pandas(data, field_name)
     if isinstance(data, Mapping):
         lengths = {str(k): len(v) if isinstance(v, Sequence) and not isinstance(v, str) else None for k, v in data.items()}
         if any(n is None for n in lengths.values()):

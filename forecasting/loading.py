@@ -73,7 +73,7 @@ def folder_kind(path: str | os.PathLike[str]) -> FolderKind:
     what = "is not a folder" if not folder.is_dir() else "holds no manifest.json, metadata.json or model.json"
     msg = (
         f"'{folder}' is not a saved model folder: it {what} (write one with `forecasting train "
-        f"--save`, a model's save() or export_model())"
+        f"--output FOLDER`, a model's save() or export_model())"
     )
     raise InvalidInputError(msg, field="model")
 

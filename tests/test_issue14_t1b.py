@@ -40,3 +40,80 @@ def test_a_csv_of_iso_dates_and_offsets_is_read_as_before(tmp_path) -> None:
     assert frame.schema["ds"] == pl.Date
     assert frame.schema["at"] == pl.Datetime("us")
     assert frame["local"].to_list() == ["2024-01-02T00:00:00+05:30", "2024-01-03T00:00:00+05:30"]
+
+
+_SPEC_RULE = ("model must be a registry name such as 'auto_ets', a spec (JSON text, a dict or a ModelSpec: name, "
+              "params, fallback) or, where one is accepted, a fitted model (fc.load, make_model(...).fit); got ")
+
+
+def _daily(n: int = 30):
+    import numpy as np
+    import pandas as pd
+
+    return pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2024-01-01", periods=n, freq="D"),
+                         "y": np.arange(n, dtype=float)})
+
+
+@pytest.mark.parametrize("door", ["forecast", "cross_validation", "explain", "detect_anomalies", "make_model",
+                                  "report"])
+@pytest.mark.parametrize("model", [None, 3])
+def test_a_model_that_is_neither_a_spec_nor_a_fitted_model_is_named(tmp_path, door: str, model) -> None:
+    """`fc.forecast(df, model=None, h=2)` (and every other door, with None or a number): AttributeError
+    "'NoneType' object has no attribute 'get_params'" (forecast), "... 'name'" (cross_validation, make_model,
+    detect_anomalies), "... 'predict'" (explain). Now one typed error naming `model`."""
+    import forecasting as fc
+    from forecasting.service.core import report
+
+    calls = {
+        "forecast": lambda: fc.forecast(_daily(), model=model, h=2),
+        "cross_validation": lambda: fc.cross_validation(_daily(), model=model, h=2),
+        "explain": lambda: fc.explain(_daily(), model=model, h=2),
+        "detect_anomalies": lambda: fc.detect_anomalies(_daily(), model=model),
+        "make_model": lambda: fc.make_model(model),
+        "report": lambda: report(_daily(), tmp_path / "r.html", model=model, h=2),
+    }
+    with pytest.raises(fc.InvalidParameterError) as err:
+        calls[door]()
+    assert err.value.message == _SPEC_RULE + type(model).__name__
+    assert err.value.field == "model"
+
+
+def test_a_pandas_frame_with_a_column_twice_is_named() -> None:
+    """`fc.forecast(pd.concat([df, df[["y"]]], axis=1), model="naive", h=2)`: AttributeError "'DataFrame' object
+    has no attribute 'dtype'" from the pandas conversion."""
+    import pandas as pd
+
+    import forecasting as fc
+
+    df = _daily()
+    with pytest.raises(fc.InvalidInputError) as err:
+        fc.forecast(pd.concat([df, df[["y"]]], axis=1), model="naive", h=2)
+    assert err.value.message == "data: column names must be unique; 'y' appears more than once"
+    assert err.value.field == "data.y"
+
+
+def test_a_pandas_column_polars_cannot_read_is_named() -> None:
+    """`fc.forecast(df.assign(y=df.y.astype(complex)), ...)`: pyarrow's ArrowNotImplementedError "Unsupported numpy
+    type 15" escaped the library."""
+    import forecasting as fc
+
+    df = _daily()
+    with pytest.raises(fc.InvalidInputError) as err:
+        fc.forecast(df.assign(y=df.y.astype(complex)), model="naive", h=2)
+    assert err.value.message == "data: column 'y' of dtype complex128 cannot be read (Unsupported numpy type 15)"
+    assert err.value.field == "data.y"
+
+
+def test_the_not_a_model_folder_message_names_an_option_that_exists(tmp_path) -> None:
+    """`fc.load("/etc/passwd")` said to write a folder with `forecasting train --save`; train has no --save
+    (its folder option is --output)."""
+    import forecasting as fc
+    from forecasting.cli import app
+
+    with pytest.raises(fc.InvalidInputError) as err:
+        fc.load(tmp_path / "nothing")
+    assert "(write one with `forecasting train --output FOLDER`," in err.value.message
+    train = next(c for c in app.registered_commands if c.name == "train" or c.callback.__name__ == "train")
+    import inspect
+
+    assert "output" in inspect.signature(train.callback).parameters

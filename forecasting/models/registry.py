@@ -450,6 +450,11 @@ def parse_spec(spec: ModelSpec | str | dict[str, Any]) -> ModelSpec:
         except msgspec.ValidationError as exc:
             msg = f"invalid model spec: {exc}"
             raise InvalidParameterError(msg, field="model") from exc
+    elif not isinstance(spec, ModelSpec):  # model=None or a number reached spec.name (an AttributeError)
+        msg = (f"model must be a registry name such as 'auto_ets', a spec (JSON text, a dict or a ModelSpec: name, "
+               f"params, fallback) or, where one is accepted, a fitted model (fc.load, make_model(...).fit); "
+               f"got {type(spec).__name__}")
+        raise InvalidParameterError(msg, field="model")
     entry = _entry(spec.name)
     _params(entry, spec.params)
     if spec.fallback is not None:

@@ -287,6 +287,7 @@ def forecast_fitted(
     ------
     InvalidInputError, InvalidParameterError, InsufficientHistoryError, CapabilityError
     """
+    _require_fitted(model)
     h = validate_h(h, max_h=limits.max_h)
     levels = validate_levels(level)
     spec = model_spec(model)
@@ -357,6 +358,14 @@ def _only(X_future: Any, ids: list[str]) -> pl.DataFrame:
     if "unique_id" not in frame.columns:
         return frame
     return frame.filter(pl.col("unique_id").cast(pl.String).is_in(ids))
+
+
+def _require_fitted(model: object) -> None:
+    """Refuse what is neither a spec nor a fitted model (``None``, a number) with
+    :func:`~forecasting.models.registry.parse_spec`'s typed error naming ``model``, not an ``AttributeError`` from
+    deep inside; called where a door's non-spec branch starts."""
+    if not callable(getattr(model, "predict", None)):
+        parse_spec(model)  # type: ignore[arg-type]  # raises InvalidParameterError
 
 
 def model_spec(model: Forecaster) -> ModelSpec:
@@ -529,6 +538,7 @@ def explain(
         fitted.fit(panel)
         explanation = _explain_fitted(fitted, h, None, X_future, approximate)
         return ExplainResult(explanation=explanation, model=spec.name, notes=[*panel.report.notes, *notes])
+    _require_fitted(model)
     history = None
     if data is not None:
         trained_freq = training_freq(model)
@@ -658,6 +668,7 @@ def report(
         chosen = parse_spec(model)
         panel = validate_panel(data, freq=freq)
     else:
+        _require_fitted(model)
         trained_freq = training_freq(model)
         panel = validate_panel(data, freq=trained_freq if trained_freq is not None else freq)
     return write_report(chosen, panel, output, h=h, level=tuple(level), series=series, title=title,
