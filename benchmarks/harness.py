@@ -71,7 +71,7 @@ from forecasting.backtest import Window, origin_step, rolling_origins
 from forecasting.benchmarks.leaderboard import REFERENCE, markdown_table, write_html
 from forecasting.data import validate_levels, validate_panel
 from forecasting.engines import Engine, run_tasks, task_cores  # noqa: F401 - task_cores: the harness's name kept
-from forecasting.errors import ForecastingError, InvalidParameterError
+from forecasting.errors import CapabilityError, ForecastingError, InvalidParameterError
 from forecasting.evaluation import evaluate, series_scores
 from forecasting.models import ModelSpec, default_season_length, make_model, parse_spec, resolve_spec
 
@@ -82,6 +82,8 @@ NAIVE2 = "__naive2"
 TIMING_COLUMNS = ("fit_seconds", "predict_seconds", "fit_predict_seconds", "peak_memory_mb", "memory_delta_mb")
 #: Columns of a task's output that describe the run, not the forecasts (besides the timing).
 FALLBACK_COLUMNS = ("fallback_series", "fallback_ids")
+#: a task's notes on its forecast (how its bands were made, or why it has none), repeated on every row
+NOTE_COLUMN = "forecast_notes"
 #: Columns of ``metrics`` that say how a model's row was scored.
 STATUS_COLUMNS = ("fallback_series", "failed_series", "error")
 
@@ -340,7 +342,7 @@ def run_task(task: Task, data: pl.DataFrame, n_jobs: int = 1) -> pl.DataFrame:
         ``h`` rows per series: ``unique_id, ds, mean[, lo-<L>, hi-<L>]`` and, repeated on
         every row, ``fit_seconds, predict_seconds, peak_memory_mb, memory_delta_mb``,
         ``fallback_series`` (series forecast by the spec's fallback model) and
-        ``fallback_ids`` (their ids, comma-separated).
+        ``fallback_ids`` (their ids, comma-separated) and ``forecast_notes`` (:func:`_forecast`).
 
     Raises
     ------
@@ -354,7 +356,7 @@ def run_task(task: Task, data: pl.DataFrame, n_jobs: int = 1) -> pl.DataFrame:
         t0 = time.perf_counter()
         model.fit(panel)
         t1 = time.perf_counter()
-        out = _renamed(model.predict(task.h, level=list(task.levels)), model.alias)
+        out, notes = _forecast(model, task)
         t2 = time.perf_counter()
     mb = 1024.0 * 1024.0
     fallbacks = [fb.unique_id for fb in model.fallbacks_]
@@ -362,7 +364,26 @@ def run_task(task: Task, data: pl.DataFrame, n_jobs: int = 1) -> pl.DataFrame:
                             pl.lit(mem.peak / mb).alias("peak_memory_mb"),
                             pl.lit(max(mem.peak - mem.start, 0) / mb).alias("memory_delta_mb"),
                             pl.lit(len(fallbacks), dtype=pl.Int64).alias("fallback_series"),
-                            pl.lit(",".join(str(u) for u in fallbacks)).alias("fallback_ids"))
+                            pl.lit(",".join(str(u) for u in fallbacks)).alias("fallback_ids"),
+                            pl.lit("; ".join(notes)).alias(NOTE_COLUMN))
+
+
+def _forecast(model: Any, task: Task) -> tuple[pl.DataFrame, list[str]]:
+    """The task's forecast (``mean[, lo-<L>, hi-<L>]``) and the notes the model made while forecasting (how its
+    bands were made where it could not calibrate them for ``h``). A model that can forecast but give no band at
+    ``h`` (``CapabilityError`` on ``level`` or ``h``: no series long enough to calibrate one) is scored on its
+    point forecasts, with a note saying so: the row is never failed for its bands."""
+    before = len(getattr(model, "notes_", None) or [])
+    try:
+        out = model.predict(task.h, level=list(task.levels))
+        extra: list[str] = []
+    except CapabilityError as exc:
+        if not task.levels or exc.field not in ("level", "h"):
+            raise
+        out = model.predict(task.h)
+        extra = [f"no bands at h={task.h} ({exc.message}): scored on its point forecasts, coverage left empty"]
+    notes = list((getattr(model, "notes_", None) or [])[before:]) + extra
+    return _renamed(out, model.alias), notes
 
 
 def _renamed(out: pl.DataFrame, alias: str) -> pl.DataFrame:
@@ -440,7 +461,7 @@ def _run_ray(todo: Todo, data: pl.DataFrame, n_jobs: int, address: str | None, d
 # --------------------------------------------------------------------------- scoring
 def _model_columns(task: Task, out: pl.DataFrame, ds_type: pl.DataType) -> pl.DataFrame:
     """A task's forecasts as ``unique_id, ds, <model>[, <model>-lo-<L>...]`` with ``ds`` of the test's type."""
-    cols = [c for c in out.columns if c not in ("unique_id", "ds", *TIMING_COLUMNS, *FALLBACK_COLUMNS)]
+    cols = [c for c in out.columns if c not in ("unique_id", "ds", *TIMING_COLUMNS, *FALLBACK_COLUMNS, NOTE_COLUMN)]
     return out.select(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(ds_type),
                       *[pl.col(c).alias(task.model if c == "mean" else f"{task.model}-{c}") for c in cols])
 
@@ -567,6 +588,10 @@ def _score_window(w: int, results: dict[Task, Result], tasks: list[Task], ref: T
             ids = out["fallback_ids"][0].split(",")
             shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
             note = f"{t.model} (window {w}): {len(ids)} series forecast by its fallback model: {shown}"
+            if note not in notes:
+                notes.append(note)
+        if NOTE_COLUMN in out.columns and out[NOTE_COLUMN][0]:  # tasks stored before the column have none
+            note = f"{t.model} (window {w}): {out[NOTE_COLUMN][0]}"
             if note not in notes:
                 notes.append(note)
     order = pl.DataFrame({"model": [t.model for t in tasks]})

@@ -124,3 +124,62 @@ def test_one_season_stays_one() -> None:
                        for i in range(6))
     assert detect_seasons(validate_panel(weekly)) == (
         [7], "season_length=7 detected by the autocorrelation test (integer ds: 6 of 6 series examined)")
+
+
+# --------------------------------------------------------------------------- 3. bands of short series
+def _short_monthly_file(tmp_path) -> str:
+    """20 monthly series of 24 points with a trend and a season (T2's short20.csv, stop 22)."""
+    from datetime import date
+
+    rng = np.random.default_rng(3)
+    ds = pl.date_range(date(2020, 1, 1), date(2021, 12, 1), "1mo", eager=True)
+    t = np.arange(24)
+    frame = pl.concat(pl.DataFrame({"unique_id": f"s{i:03d}", "ds": ds,
+                                    "y": 700 + 10 * i + 5 * t + 60 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 15, 24)})
+                      for i in range(20))
+    path = tmp_path / "short20.csv"
+    frame.write_csv(path)
+    return str(path)
+
+
+def test_a_tree_forecasts_past_its_calibrated_horizon_with_widened_bands(tmp_path) -> None:
+    """24-point series and h = 6: xgboost calibrates for h <= 5 (two held-out windows after its lookback). It used
+    to fail the bench row ("intervals are calibrated for h <= 5"); step 6 now gets step 5's band times
+    sqrt(6 / 5), with a note saying so."""
+    from forecasting.service.tables import read_table
+
+    panel = validate_panel(read_table(_short_monthly_file(tmp_path)), freq="1mo")
+    model = make_model({"name": "xgboost", "params": {"season_length": 12}}, freq=panel.freq).fit(panel)
+    assert model.calibrated_horizon == 5
+    five = model.predict(5, level=[80, 95])
+    six = model.predict(6, level=[80, 95])
+    assert six.height == 120 and all(six[c].is_finite().all() for c in six.columns[2:])
+    half = lambda f, lv, k: (f.filter(pl.col("ds") == f["ds"].unique().sort()[k])  # noqa: E731
+                             .select(pl.col(f"XGBoost-hi-{lv}") - pl.col("XGBoost")).to_series().to_numpy())
+    for lv in (80, 95):
+        np.testing.assert_allclose(half(six, lv, 5), half(five, lv, 4) * np.sqrt(6 / 5), rtol=1e-4)
+        np.testing.assert_allclose(half(six, lv, 4), half(five, lv, 4), rtol=1e-6)  # calibrated steps unchanged
+    assert ("intervals are calibrated for h <= 5: the band of step 6 is step 5's widened by sqrt(k / 5) (a random "
+            "walk's growth), not calibrated; refit with params.horizon >= 6 to calibrate them") in model.notes_
+
+
+def test_bench_with_levels_scores_every_row_on_short_series(tmp_path) -> None:
+    """`forecasting bench --input short20.csv --h 6 --level 80 95`: xgboost is scored with its bands and the note;
+    a tree with no calibration at all (conformal_windows=0) is scored on its points, never a failed row."""
+    from forecasting.benchmarks.harness import run_benchmark
+
+    bare = '{"name": "xgboost", "params": {"conformal_windows": 0}}'
+    result = run_benchmark(None, ["xgboost", bare, "seasonal_naive"], input=_short_monthly_file(tmp_path), h=6,
+                           freq="1mo", season_length=12, level=[80, 95], n_jobs=1)
+    rows = {r["model"]: r for r in result.metrics.iter_rows(named=True)}
+    assert all(r["error"] is None for r in rows.values()), rows
+    assert 0.0 <= rows["xgboost"]["coverage_80"] <= rows["xgboost"]["coverage_95"] <= 1.0
+    assert rows["xgboost_1"]["mase"] == pytest.approx(rows["xgboost"]["mase"])  # the same points, no bands
+    assert rows["xgboost_1"]["coverage_80"] is None
+    # the window's training part has 18 points: calibrated for h <= 4
+    assert ("xgboost (window 0): intervals are calibrated for h <= 4: the bands of steps 5 to 6 are step 4's "
+            "widened by sqrt(k / 4) (a random walk's growth), not calibrated; refit with params.horizon >= 6 to "
+            "calibrate them") in result.notes
+    assert ("xgboost_1 (window 0): no bands at h=6 (this xgboost model was fitted without conformal calibration "
+            f"(conformal_windows=0), so it cannot give intervals): scored on its point forecasts, coverage left "
+            f"empty") in result.notes

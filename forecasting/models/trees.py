@@ -792,12 +792,6 @@ class TreeForecaster(GlobalForecaster[TP]):
                 "(conformal_windows=0), so it cannot give intervals"
             )
             raise CapabilityError(msg, field="level")
-        if levels and h > self.calibrated_horizon:
-            msg = (
-                f"intervals are calibrated for h <= {self.calibrated_horizon}; ask for a shorter h "
-                f"or refit with params.horizon >= {h}"
-            )
-            raise CapabilityError(msg, field="h")
         self._check_hist_exog_horizon(h)
         panel = self._history(history)
         scales, cscales = self._scales(panel, history)
@@ -845,12 +839,20 @@ class TreeForecaster(GlobalForecaster[TP]):
                 f"{self.params.conformal_windows} x {self.calibrated_horizon} steps)"
             )
             raise CapabilityError(msg, field="level")
+        codes, step = _series_codes(frame.get_column("unique_id"))
         widths = interval_widths(scores, levels)
+        longest = int(step.max()) + 1 if step.size else 0
+        if longest > scores.shape[1]:  # steps beyond the calibrated horizon: bands made another way, said so
+            widths = widen_beyond(widths, longest)
+            cal = scores.shape[1]
+            beyond = f"the band of step {longest} is" if longest == cal + 1 else \
+                f"the bands of steps {cal + 1} to {longest} are"
+            self._note(f"intervals are calibrated for h <= {cal}: {beyond} step {cal}'s widened by sqrt(k / {cal}) (a "
+                       f"random walk's growth), not calibrated; refit with params.horizon >= {longest} to calibrate them")
         if any(math.ceil((n + 1) * lv / 100) > n for lv in levels):
             self._note(f"{n} calibration errors are too few for a conformal {max(levels)}% band (it needs at least "
                        f"{math.ceil(max(levels) / (100 - max(levels)))}): the bands are z * rms of the errors per step "
                        f"(a normal approximation), not conformal quantiles")
-        codes, step = _series_codes(frame.get_column("unique_id"))
         known = dict(zip(cscales.get_column("unique_id").to_list(), cscales.get_column("_cscale").to_list(),
                          strict=True))
         by_code = np.array([np.nan if known.get(u) is None else known[u] for u in codes[1]], dtype=np.float64)
@@ -1215,6 +1217,35 @@ def _series_codes(uid: pl.Series) -> tuple[tuple[np.ndarray, list[str]], np.ndar
 def series_levels(frame: pl.DataFrame) -> pl.DataFrame:
     """Each series' mean ``y``: ``unique_id, _level`` (Float64, units of ``y``)."""
     return frame.group_by("unique_id", maintain_order=True).agg(pl.col("y").cast(pl.Float64).mean().alias("_level"))
+
+
+def widen_beyond(widths: dict[float, np.ndarray], h: int) -> dict[float, np.ndarray]:
+    """Band half-widths calibrated for ``H`` steps extended to ``h > H`` steps: step ``k > H`` gets step ``H``'s
+    width times ``sqrt(k / H)``, as a random walk's forecast error grows (the naive method's bands, Hyndman &
+    Athanasopoulos, *Forecasting: Principles and Practice*, 3rd ed., section 5.5). Not calibrated: used where the
+    history is too short to hold out windows of ``h`` steps (the model's note says so).
+
+    Parameters
+    ----------
+    widths : dict of level to array of shape (H,)
+        :func:`interval_widths`' answer.
+    h : int
+        Steps wanted (``>= H``).
+
+    Returns
+    -------
+    dict of level to array of shape (h,)
+
+    Examples
+    --------
+    >>> [round(float(x), 3) for x in widen_beyond({80: np.array([1.0, 2.0])}, 4)[80]]
+    [1.0, 2.0, 2.449, 2.828]
+    """
+    out = {}
+    for lv, w in widths.items():
+        k = np.arange(w.size + 1, h + 1, dtype=np.float64)
+        out[lv] = np.concatenate([w, w[-1] * np.sqrt(k / w.size)])
+    return out
 
 
 def interval_widths(scores: np.ndarray, levels: Sequence[float]) -> dict[float, np.ndarray]:
