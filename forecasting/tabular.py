@@ -212,7 +212,7 @@ def _check_finite(name: str, values: np.ndarray) -> None:
     if huge.size:
         msg = (
             f"feature {name!r} exceeds the float32 range (|x| > 3.4e38) in {huge.size} rows: {_row_list(huge)}; "
-            "the tree models compute in float32: rescale the column"
+            f"{_FLOAT32_WHO}: rescale the column"
         )
         raise InvalidInputError(
             msg,
@@ -221,6 +221,19 @@ def _check_finite(name: str, values: np.ndarray) -> None:
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Why a value beyond :data:`_FLOAT32_MAX` is refused for every algorithm (the linear model's ONNX graph too)
+_FLOAT32_WHO = "XGBoost and the ONNX export compute in float32"
+
+
+def _check_target_range(target: str, y: np.ndarray) -> None:
+    """Refuse a regression target beyond float32's range: XGBoost read ``1e300`` as inf and its error blamed the
+    parameters ("xgboost rejected the parameters {...}")."""
+    huge = np.flatnonzero(np.abs(y) > _FLOAT32_MAX)
+    if huge.size:
+        msg = (f"target {target!r} exceeds the float32 range (|y| > 3.4e38) in {huge.size} rows: {_row_list(huge)}; "
+               f"{_FLOAT32_WHO}: rescale the target")
+        raise InvalidInputError(msg, field="target",
+                                details={"column": target, "rows": huge[:100].tolist(), "n_rows": int(huge.size)})
 
 
 # --------------------------------------------------------------------------- the model
@@ -487,6 +500,7 @@ class TabularModel:
                 msg = f"regression target {target!r} must be numeric, got {y_series.dtype}"
                 raise InvalidInputError(msg, field="target")
             y = y_series.cast(pl.Float64).to_numpy()
+            _check_target_range(target, y)
             classes: list[Any] = []
         else:
             classes = sorted(y_series.unique().to_list())

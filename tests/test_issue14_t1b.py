@@ -117,3 +117,23 @@ def test_the_not_a_model_folder_message_names_an_option_that_exists(tmp_path) ->
     import inspect
 
     assert "output" in inspect.signature(train.callback).parameters
+
+
+@pytest.mark.parametrize("algorithm", ["xgboost", "linear"])
+def test_a_regression_target_beyond_float32_is_named(algorithm: str) -> None:
+    """A tabular regression whose target holds 1e300 in row 3: XGBoost answered "InvalidParameterError: xgboost
+    rejected the parameters {'objective': ...}" (its float32 label was inf), blaming `params`; the features had
+    this check, the target did not."""
+    import numpy as np
+
+    from forecasting.tabular import TabularModel
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=20)
+    y[3] = 1e300
+    table = pl.DataFrame({"x": rng.normal(size=20), "y": y})
+    with pytest.raises(InvalidInputError) as err:
+        TabularModel(algorithm=algorithm).fit(table, "y")
+    assert err.value.message == ("target 'y' exceeds the float32 range (|y| > 3.4e38) in 1 rows: 3; XGBoost and the "
+                                 "ONNX export compute in float32: rescale the target")
+    assert err.value.field == "target"
