@@ -49,8 +49,8 @@ import polars as pl
 from forecasting.data import Panel, collect_small, offset_parts
 from forecasting.errors import InvalidInputError, InvalidParameterError
 
-__all__ = ["CALENDAR", "FeatureDef", "FeaturePipeline", "FeatureSpec", "RollingSpec", "default_features", "feature_budget",
-           "feature_defs", "typical_length"]
+__all__ = ["CALENDAR", "FeatureDef", "FeaturePipeline", "FeatureSpec", "RollingSpec", "choose_differences",
+           "default_features", "feature_budget", "feature_defs", "typical_length"]
 
 Stat = Literal["mean", "std", "min", "max"]
 CALENDAR = ("minute", "hour", "dayofweek", "day", "dayofyear", "week", "month", "quarter", "year")
@@ -257,9 +257,50 @@ def feature_budget(lengths: Iterable[int] | Mapping[str, int] | None, horizon: i
     return max(3, budget)
 
 
+#: share of the series the unit-root test must find needing a difference for the recent feature set to difference
+#: ``y`` (:func:`choose_differences`), the series tested at most, and the shortest series tested
+DIFFERENCE_SHARE, DIFFERENCE_SERIES, DIFFERENCE_MIN_LENGTH = 0.5, 200, 8
+
+
+def choose_differences(panel: Panel) -> tuple[list[int], str]:
+    """Whether the recent feature set differences ``y`` once, from a unit-root test of the panel's series.
+
+    Each of up to :data:`DIFFERENCE_SERIES` series (evenly spaced over the panel; those of at least
+    :data:`DIFFERENCE_MIN_LENGTH` observations) gets statsforecast's ``ndiffs`` (R forecast's: the KPSS test of
+    level stationarity at 5%, Kwiatkowski, Phillips, Schmidt & Shin, J. Econometrics 1992, on statsmodels'
+    ``kpss``). ``y`` is differenced once when at least :data:`DIFFERENCE_SHARE` of them need a difference: a
+    trending or wandering panel (M3 Monthly, Quarterly) keeps its first difference, a stationary one (a level
+    driven by an exogenous price) is modelled in levels.
+
+    Parameters
+    ----------
+    panel : Panel
+
+    Returns
+    -------
+    (list of int, str)
+        ``[1]`` or ``[]``, and the note that says why.
+    """
+    from statsforecast.arima import ndiffs
+
+    ids = [u for u, n in panel.lengths.items() if n >= DIFFERENCE_MIN_LENGTH]
+    if not ids:
+        return [1], (f"differences [1]: no series has the {DIFFERENCE_MIN_LENGTH} observations a unit-root test "
+                     f"needs (the default)")
+    picked = [ids[i] for i in np.unique(np.linspace(0, len(ids) - 1, min(len(ids), DIFFERENCE_SERIES)).astype(int))]
+    values = dict(panel.frame.filter(pl.col("unique_id").is_in(picked)).group_by("unique_id")
+                  .agg(pl.col("y")).iter_rows())
+    need = sum(ndiffs(np.asarray(values[u], dtype=np.float64)) >= 1 for u in picked)
+    share = need / len(picked)
+    verdict = "[1]" if share >= DIFFERENCE_SHARE else "[] (y in levels)"
+    note = (f"differences {verdict}: the KPSS unit-root test (statsforecast's ndiffs) finds {need} of {len(picked)} "
+            f"series needing a difference ({share:.0%}; y is differenced from {DIFFERENCE_SHARE:.0%})")
+    return ([1] if share >= DIFFERENCE_SHARE else []), note
+
+
 def default_features(season_length: int, *, freq: str | int | None = None, recent_lags: bool = False,
                      lengths: Iterable[int] | Mapping[str, int] | None = None, horizon: int | None = None,
-                     seasons: Sequence[int] = ()) -> FeatureSpec:
+                     seasons: Sequence[int] = (), differences: Sequence[int] | None = None) -> FeatureSpec:
     """Features for a frequency and the history actually available (a starting point, not a tuned set).
 
     The features may look back at most :func:`feature_budget` rows (half the lower-decile series
@@ -275,7 +316,7 @@ def default_features(season_length: int, *, freq: str | int | None = None, recen
       against 0.502 with lags 1-3 added (2026-11-29). A second period of ``seasons`` (hourly: 168)
       adds the lag of two such periods (336) when the budget allows.
     * **Recent set** (everything else, e.g. daily, weekly, monthly, quarterly, yearly, integer
-      steps): a first difference, lags ``1..k`` with ``k`` the budget minus one, at most
+      steps): ``differences`` (default a first difference; :func:`choose_differences` tells from the data), lags ``1..k`` with ``k`` the budget minus one, at most
       ``max(8, min(2m, 32))`` (yearly/``m`` = 1: 8, monthly 24, weekly 32, daily 14), the seasonal
       lags ``m, 2m, 3m`` and a second period (daily: 364) beyond them that fit, rolling means
       from lag 1 over windows of 4, ``m`` and ``2m`` steps (``m`` < 4: 4, 8, 16) and the rolling std
@@ -304,6 +345,8 @@ def default_features(season_length: int, *, freq: str | int | None = None, recen
         The horizon the model is calibrated for, when known (see :func:`feature_budget`).
     seasons : sequence of int
         Further seasonal periods (hourly: ``[24, 168]``); the ones above ``m`` are used.
+    differences : sequence of int, optional
+        The recent set's differences of ``y`` (default ``[1]``); the seasonal set keeps ``[m]``.
 
     Returns
     -------
@@ -329,7 +372,7 @@ def default_features(season_length: int, *, freq: str | int | None = None, recen
     extra = sorted({s for s in seasons if s > m})
     if m >= SEASONAL_SET_MIN_PERIOD and (budget is None or budget >= 5 * m):
         return _seasonal_set(m, budget, extra, recent_lags, calendar)
-    return _recent_set(m, budget, extra, calendar)
+    return _recent_set(m, budget, extra, calendar, [1] if differences is None else list(differences))
 
 
 def _seasonal_set(m: int, budget: int | None, extra: list[int], recent_lags: bool,
@@ -345,8 +388,9 @@ def _seasonal_set(m: int, budget: int | None, extra: list[int], recent_lags: boo
                        differences=[m], scaler="standard", calendar=calendar)
 
 
-def _recent_set(m: int, budget: int | None, extra: list[int], calendar: list[CalendarFeature]) -> FeatureSpec:
-    """The recent feature set of :func:`default_features` (first difference: lookback ``lag + 1``)."""
+def _recent_set(m: int, budget: int | None, extra: list[int], calendar: list[CalendarFeature],
+                differences: list[int]) -> FeatureSpec:
+    """The recent feature set of :func:`default_features` (a first difference: lookback ``lag + 1``)."""
     reach = (10**9 if budget is None else budget) - 1  # the farthest lag (or window end) allowed
     k = max(2, min(reach, max(8, min(2 * m, 32))))
     lags = list(range(1, k + 1))
@@ -355,7 +399,7 @@ def _recent_set(m: int, budget: int | None, extra: list[int], calendar: list[Cal
     lags += sorted({s for s in seasonal if k < s <= reach})
     windows = sorted({w for w in ([4, m, 2 * m] if m >= 4 else [4, 8, 16]) if 2 <= w <= reach})
     rolling = [RollingSpec(window=w, stats=["mean", "std"] if w == windows[-1] else ["mean"], lag=1) for w in windows]
-    return FeatureSpec(lags=lags, rolling=rolling, differences=[1], scaler="standard", calendar=calendar)
+    return FeatureSpec(lags=lags, rolling=rolling, differences=differences, scaler="standard", calendar=calendar)
 
 
 class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -80,6 +80,7 @@ from forecasting.features import (
     TARGET,
     FeaturePipeline,
     FeatureSpec,
+    choose_differences,
     default_features,
     scale_exprs,
     typical_length,
@@ -231,7 +232,7 @@ class TreeForecaster(GlobalForecaster[TP]):
         spec = self.features or default_features(self.season_length, recent_lags=self.params.recent_lags, lengths=[0])
         return FeaturePipeline(spec=spec, freq=1).min_length
 
-    def feature_spec_for(self, panel: Panel) -> FeatureSpec:
+    def feature_spec_for(self, panel: Panel, notes: list[str] | None = None) -> FeatureSpec:
         """The feature spec :meth:`fit` uses on ``panel``.
 
         ``features`` as given; else :func:`~forecasting.features.default_features` of the season,
@@ -240,6 +241,8 @@ class TreeForecaster(GlobalForecaster[TP]):
         kept are found by iterating from all of them (features of their lengths, then those long enough
         for the features, until none more is left out): so the panel without its short series gets the
         same features (a saved model, fitted without the fallback's series, forecasts as the inline one).
+        The recent set differences ``y`` as a unit-root test of the panel says
+        (:func:`~forecasting.features.choose_differences`; its note is added to ``notes``).
         A warm start (:meth:`warm_start_from`) keeps the champion's.
         """
         if (warm := getattr(self, "warm_", None)) is not None:
@@ -251,9 +254,16 @@ class TreeForecaster(GlobalForecaster[TP]):
         several = default_season_length(panel.freq, multiple=True)
         seasons = several if isinstance(several, list) and several[0] == self.season_length else []
         lengths = list(panel.lengths.values())
+        differences: list[int] | None = None
         while True:
             spec = default_features(self.season_length, freq=panel.freq, recent_lags=self.params.recent_lags,
-                                    lengths=lengths, horizon=self.params.horizon, seasons=seasons)
+                                    lengths=lengths, horizon=self.params.horizon, seasons=seasons,
+                                    differences=differences)
+            if differences is None and spec.differences == [1]:  # the recent set: differenced as the data say
+                differences, note = choose_differences(panel)
+                if notes is not None:
+                    notes.append(note)
+                spec = msgspec.structs.replace(spec, differences=differences)
             need = FeaturePipeline(spec=spec, freq=panel.freq).min_length
             kept = [n for n in lengths if n >= need]
             if not kept or len(kept) == len(lengths):
@@ -299,7 +309,7 @@ class TreeForecaster(GlobalForecaster[TP]):
         """
         panel = as_panel(panel)
         self.notes_ = []
-        spec = self.feature_spec_for(panel)
+        spec = self.feature_spec_for(panel, self.notes_)
         unused = [c for c in panel.exog if c not in spec.future_exog and c not in spec.hist_exog]
         if unused:
             msg = (
