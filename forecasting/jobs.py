@@ -579,22 +579,25 @@ class JobRunner:
         """
         validate_name(tenant, field="tenant")
         validate_name(name, field="name")
-        pending = next((j for j in self.registry.unfinished_jobs() if j.tenant == tenant and j.kind == "retrain"
-                        and j.request.get("name") == name), None)
-        if pending is not None:
+        try:  # the pending check and the insert are one transaction (Store.create_job's one_pending)
+            return self._queue(tenant, {"name": name, "kind": "retrain", "trigger": trigger}, kind="retrain",
+                               one_pending=True)
+        except ConflictError as exc:
+            pending = (exc.details or {}).get("job_id")
+            if pending is None:  # not the pending retrain (the runner is shut down)
+                raise
             if if_pending == "refuse":
-                msg = (f"a retrain of model '{name}' is already {pending.state} (job {pending.id}): follow it at "
-                       f"/v1/jobs/{pending.id} or cancel it first")
-                raise ConflictError(msg, field="model", details={"model": name, "job_id": pending.id})
+                msg = (f"a retrain of model '{name}' is already {exc.details['state']} (job {pending}): follow it "
+                       f"at /v1/jobs/{pending} or cancel it first")
+                raise ConflictError(msg, field="model", details={"model": name, "job_id": pending}) from None
             _log.info("retrain of %s/%s not queued: one is queued or running", tenant, name,
                       extra={"event": "job.retrain_pending", "tenant": tenant, "model": name})
             return None
-        return self._queue(tenant, {"name": name, "kind": "retrain", "trigger": trigger}, kind="retrain")
 
     def _queue(self, tenant: str, request: dict[str, Any], *, kind: str,
-               write: Callable[[Path], None] | None = None) -> str:
+               write: Callable[[Path], None] | None = None, one_pending: bool = False) -> str:
         """Reserve the tenant's place, write the job's folder (``write``: its data) and row, and queue it (this
-        runner leads) or leave it for the leader; the job id."""
+        runner leads) or leave it for the leader; the job id. ``one_pending``: as :meth:`Store.create_job`'s."""
         self._reserve(tenant)
         job_id = str(uuid.uuid4())
         folder = self.jobs_dir / job_id
@@ -602,7 +605,7 @@ class JobRunner:
             folder.mkdir(parents=True)
             if write is not None:
                 write(folder)
-            self.registry.create_job(tenant=tenant, kind=kind, request=request, job_id=job_id)
+            self.registry.create_job(tenant=tenant, kind=kind, request=request, job_id=job_id, one_pending=one_pending)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)  # uploaded data is never left behind
             self._release(tenant)

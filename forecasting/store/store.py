@@ -753,12 +753,36 @@ class Store:
         return version.parent / f"{version.name}.onnx"
 
     # ------------------------------------------------------------------ jobs (used by forecasting.jobs)
-    def create_job(self, *, tenant: str, kind: str, request: Mapping[str, Any], job_id: str | None = None) -> JobInfo:
-        """Record a new ``queued`` job and return it."""
+    def create_job(self, *, tenant: str, kind: str, request: Mapping[str, Any], job_id: str | None = None,
+                   one_pending: bool = False) -> JobInfo:
+        """Record a new ``queued`` job and return it.
+
+        With ``one_pending``, only while no job of the same ``kind`` for the same model (``request["name"]``) is
+        queued or running: the check and the insert are one transaction that first takes the model row's write
+        lock (an UPDATE: SQLite's database lock, another database's row lock), so of two requests at the same
+        moment, from any threads or processes, one gets the job and the other the conflict (issue 14: both
+        passed a check made before the insert).
+
+        Raises
+        ------
+        ConflictError
+            ``one_pending`` and such a job exists: ``details`` names its ``job_id`` and ``state``.
+        """
         validate_name(tenant, field="tenant")
         row = JobRow(id=job_id or str(uuid.uuid4()), tenant=tenant, kind=kind, state="queued", progress=0.0,
                      message="queued", request=dict(request), created_at=_now())
         with self._session() as s:
+            if one_pending:
+                name = str(request.get("name"))
+                s.execute(update(ModelRow).where(ModelRow.tenant == tenant, ModelRow.name == name)
+                          .values(last_version=ModelRow.last_version))
+                pending = next((j for j in s.scalars(select(JobRow).where(
+                    JobRow.tenant == tenant, JobRow.kind == kind, JobRow.state.in_(("queued", "running"))))
+                    if j.request.get("name") == name), None)
+                if pending is not None:
+                    msg = f"a {kind} job of model '{name}' is already {pending.state} (job {pending.id})"
+                    raise ConflictError(msg, field="model", details={"model": name, "job_id": pending.id,
+                                                                     "state": pending.state})
             s.add(row)
             s.flush()
             return _job_info(row)
