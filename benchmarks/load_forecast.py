@@ -45,18 +45,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(state: Path) -> tuple[subprocess.Popen[str], str]:
-    """``forecasting serve`` on a free port; returns (process, base URL) once /readyz answers."""
+def log_tail(log: Path | None, lines: int = 40) -> str:
+    """The last ``lines`` lines of a server's log file, introduced by its path ("" without a log)."""
+    if log is None:
+        return ""
+    try:
+        text = log.read_text(errors="replace").splitlines()[-lines:]
+    except OSError as exc:
+        return f"\n(server log {log} unreadable: {exc})"
+    return f"\nlast {len(text)} lines of the server log {log}:\n" + "\n".join(text)
+
+
+def start_server(state: Path, *, log: Path | None = None) -> tuple[subprocess.Popen[str], str]:
+    """``forecasting serve`` on a free port; returns (process, base URL) once /readyz answers.
+
+    ``log``: a file that receives the server's output (its access and event lines; the tail is in the message
+    when it does not start), else the output is dropped."""
     port = _free_port()
     env = {**os.environ, "FORECASTING_STATE_DIR": str(state), "FORECASTING_API_KEYS": f"load:{KEY}"}
     exe = Path(sys.executable).parent / "forecasting"
-    proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, text=True)
+    out = log.open("a") if log is not None else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+    finally:
+        if log is not None:
+            out.close()  # type: ignore[union-attr]  # the child keeps its own descriptor
     base = f"http://127.0.0.1:{port}"
     end = time.monotonic() + 60
     while time.monotonic() < end:
         if proc.poll() is not None:
-            msg = f"the server exited with status {proc.returncode}"
+            msg = f"the server exited with status {proc.returncode}{log_tail(log)}"
             raise SystemExit(msg)
         try:
             if httpx.get(base + "/readyz", timeout=1).status_code == 200:
@@ -65,7 +84,7 @@ def start_server(state: Path) -> tuple[subprocess.Popen[str], str]:
             pass
         time.sleep(0.2)
     proc.terminate()
-    msg = "the server was not ready within 60 s"
+    msg = f"the server was not ready within 60 s{log_tail(log)}"
     raise SystemExit(msg)
 
 

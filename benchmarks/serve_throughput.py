@@ -9,6 +9,10 @@ loads two routes in turn with the same request -- one series of 700 points, ``h=
 * **inline**: ``POST /v1/forecast`` with ``--inline-model`` (default ``seasonal_naive``);
 * **registered**: ``POST /v1/models/{ref}/forecast`` with the series as ``history``.
 
+Before each route is measured, it is loaded for :data:`WARM_S` seconds at the largest client count, so every
+server process has loaded what it serves. The server's output (its access and event lines) goes to a log
+file beside the state folder, kept after the run: its path is printed, and its tail on a failure.
+
 For each route and each client count it prints requests/s, p50 and p99 latency (ms),
 errors and the machine's load average at the end of the level (``os.getloadavg``: the
 figures are only comparable at a similar load), then the ratio of requests/s at the
@@ -104,6 +108,10 @@ def cpu_since(pid: int, before: dict[int, float]) -> float:
     return sum(cpu - before.get(p, 0.0) for p, cpu in tree_cpu_s(pid).items())
 
 
+#: Seconds of warm-up load on each route at the largest client count before it is measured.
+WARM_S = 3.0
+
+
 def _load() -> str:
     return "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
@@ -128,6 +136,13 @@ def measure(base: str, routes: dict[str, tuple[str, bytes]], clients: list[int],
                           timeout=120)
         if warm.status_code != 200:
             msg = f"{name}: warm-up request failed: {warm.status_code} {warm.text[:500]}"
+            raise SystemExit(msg)
+        # every server process's first request of a route loads what it serves (the registered model): the
+        # largest client count's connections for WARM_S spread over the processes as the measurement's will
+        # (one request warmed one process of --workers N)
+        warmed = run(base + path, body, clients=max(clients), duration=WARM_S)
+        if warmed["errors"]:
+            msg = f"{name}: {warmed['errors']:.0f} errors while warming up every server process"
             raise SystemExit(msg)
         print(f"\n{name}: POST {path}, one series of {lf.N_POINTS} points, h={lf.H}, {duration:g} s per level\n")
         print("| clients | requests | requests/s | p50 ms | p99 ms | errors | server CPU ms/request | "
@@ -342,13 +357,15 @@ def main(argv: list[str] | None = None) -> None:
     inline_model = json.loads(args.inline_model) if args.inline_model.strip().startswith("{") else args.inline_model
     frame, what = lf.training_data(8, synthetic=args.synthetic)
     state = Path(tempfile.mkdtemp(prefix="forecasting-throughput-"))
+    log = state.with_name(state.name + ".log")  # kept after the run (the state folder is removed)
     os.environ["FORECASTING_WORKERS"] = str(args.workers)  # read by the server start_server spawns
     proc = None
     try:
         start = time.perf_counter()
-        proc, base = lf.start_server(state)
+        proc, base = lf.start_server(state, log=log)
         print(f"{args.workers} server process(es) ready in {time.perf_counter() - start:.1f} s; {os.cpu_count()} "
-              f"cores; load generator: {tool}{' (in this process: it takes CPU from the server)' if tool == 'python' else ''}")
+              f"cores; load generator: {tool}{' (in this process: it takes CPU from the server)' if tool == 'python' else ''}"
+              f"; server log: {log}")
         ref = lf.train_model(base, frame, n_estimators=args.n_estimators)
         print(f"trained {ref} on {what} (n_estimators={args.n_estimators})")
         if not args.no_onnx:
@@ -368,6 +385,9 @@ def main(argv: list[str] | None = None) -> None:
         else:
             measure(base, routes, args.clients, args.duration, tool, pid=proc.pid)
             print(f"\nserver tree resident memory after the run: {tree_rss_mb(proc.pid)}")
+    except BaseException:
+        print(lf.log_tail(log), file=sys.stderr)
+        raise
     finally:
         lf.stop_server(proc, state)
 
