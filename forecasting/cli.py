@@ -551,7 +551,7 @@ def datasets_cmd() -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.", envvar="FORECASTING_HOST")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.", envvar="FORECASTING_PORT")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port (1-65535).", envvar="FORECASTING_PORT", min=1, max=65535)] = 8000,
     log_format: Annotated[str | None, typer.Option(
         help="Log lines as 'json' (one object per line) or 'text' (default: FORECASTING_LOG_FORMAT, else json).")
     ] = None,

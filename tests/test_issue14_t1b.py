@@ -137,3 +137,18 @@ def test_a_regression_target_beyond_float32_is_named(algorithm: str) -> None:
     assert err.value.message == ("target 'y' exceeds the float32 range (|y| > 3.4e38) in 1 rows: 3; XGBoost and the "
                                  "ONNX export compute in float32: rescale the target")
     assert err.value.field == "target"
+
+
+@pytest.mark.parametrize(("value", "rule"), [("70000", "less than or equal to 65535"),
+                                              ("0", "greater than or equal to 1")])
+def test_a_port_out_of_range_stops_the_server_naming_the_variable(value: str, rule: str) -> None:
+    """`FORECASTING_PORT=70000 forecasting serve` printed "forecasting API on http://127.0.0.1:70000" and served
+    on port 4464 (70000 - 65536): the README says a bad setting stops the server naming the variable."""
+    from typer.testing import CliRunner
+
+    from forecasting.cli import app
+
+    result = CliRunner().invoke(app, ["serve"], env={"FORECASTING_PORT": value, "COLUMNS": "200", "NO_COLOR": "1"})
+    assert result.exit_code == 2
+    assert "Invalid value for '--port' (env var: 'FORECASTING_PORT')" in result.output
+    assert f"Input should be {rule}" in result.output
