@@ -258,15 +258,18 @@ def feature_budget(lengths: Iterable[int] | Mapping[str, int] | None, horizon: i
 
 
 #: share of the series the unit-root test must find needing a difference for the recent feature set to difference
-#: ``y`` (:func:`choose_differences`), the series tested at most, and the shortest series tested
-DIFFERENCE_SHARE, DIFFERENCE_SERIES, DIFFERENCE_MIN_LENGTH = 0.5, 200, 8
+#: ``y`` (:func:`choose_differences`), the series tested at most, and the shortest series tested: the KPSS test
+#: has little power on short series (20 trending monthly series of 24 points were all called level-stationary,
+#: and xgboost in levels scored sMAPE 6.53 against 5.62 differenced), so shorter ones keep the difference
+DIFFERENCE_SHARE, DIFFERENCE_SERIES, DIFFERENCE_MIN_LENGTH = 0.5, 200, 48
 
 
 def choose_differences(panel: Panel) -> tuple[list[int], str]:
     """Whether the recent feature set differences ``y`` once, from a unit-root test of the panel's series.
 
     Each of up to :data:`DIFFERENCE_SERIES` series (evenly spaced over the panel; those of at least
-    :data:`DIFFERENCE_MIN_LENGTH` observations) gets statsforecast's ``ndiffs`` (R forecast's: the KPSS test of
+    :data:`DIFFERENCE_MIN_LENGTH` observations, where the test has power: without one, a first difference)
+    gets statsforecast's ``ndiffs`` (R forecast's: the KPSS test of
     level stationarity at 5%, Kwiatkowski, Phillips, Schmidt & Shin, J. Econometrics 1992, on statsmodels'
     ``kpss``). ``y`` is differenced once when at least :data:`DIFFERENCE_SHARE` of them need a difference: a
     trending or wandering panel (M3 Monthly, Quarterly) keeps its first difference, a stationary one (a level
@@ -285,8 +288,8 @@ def choose_differences(panel: Panel) -> tuple[list[int], str]:
 
     ids = [u for u, n in panel.lengths.items() if n >= DIFFERENCE_MIN_LENGTH]
     if not ids:
-        return [1], (f"differences [1]: no series has the {DIFFERENCE_MIN_LENGTH} observations a unit-root test "
-                     f"needs (the default)")
+        return [1], (f"differences [1]: no series has the {DIFFERENCE_MIN_LENGTH} observations the unit-root test "
+                     f"is given (the default: a first difference)")
     picked = [ids[i] for i in np.unique(np.linspace(0, len(ids) - 1, min(len(ids), DIFFERENCE_SERIES)).astype(int))]
     values = dict(panel.frame.filter(pl.col("unique_id").is_in(picked)).group_by("unique_id")
                   .agg(pl.col("y")).iter_rows())

@@ -210,6 +210,10 @@ def test_the_unit_root_test_chooses_the_differencing() -> None:
                       for i in range(10))
     diffs, note = choose_differences(validate_panel(walks))
     assert diffs == [1] and note.startswith("differences [1]: the KPSS unit-root test (statsforecast's ndiffs) finds ")
+    short, _ = _priced(20, 40, 0)  # too short for the test's power: the difference is kept
+    assert choose_differences(validate_panel(short)) == ([1], (
+        "differences [1]: no series has the 48 observations the unit-root test is given (the default: a first "
+        "difference)"))
 
 
 def test_xgboost_models_a_stationary_priced_series_in_levels() -> None:
