@@ -342,7 +342,8 @@ class ForecastResponse(msgspec.Struct, omit_defaults=True):
         description="h objects per series: unique_id, ds (in the caller's timezone), <alias>, "
                     "<alias>-lo-<level>, <alias>-hi-<level>.")]
     fallbacks: Annotated[list[FallbackOut], msgspec.Meta(description="Series forecast by the fallback model.")]
-    filled: Annotated[list[FilledOut], msgspec.Meta(description="Rows whose y was filled.")]
+    filled: Annotated[list[FilledOut], msgspec.Meta(
+        description="Rows whose y was filled: the first 1,000; a note counts any beyond.")]
     notes: list[str]
     runtime: Annotated[Literal["native", "onnxruntime"], msgspec.Meta(
         description="What computed the forecasts: the native model or onnxruntime from its ONNX export.")]

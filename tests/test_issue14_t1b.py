@@ -152,3 +152,20 @@ def test_a_port_out_of_range_stops_the_server_naming_the_variable(value: str, ru
     assert result.exit_code == 2
     assert "Invalid value for '--port' (env var: 'FORECASTING_PORT')" in result.output
     assert f"Input should be {rule}" in result.output
+
+
+def test_an_answer_lists_at_most_a_thousand_filled_rows_and_counts_the_rest() -> None:
+    """`POST /v1/forecast` with 1,000 series of 3 days spread over 2000-2002, `fill_gaps` and `fill_missing`
+    'zero': an 81 KB request answered 68 MB, every one of the 972,000 filled rows listed. The JSON answer (HTTP and
+    `--json`) now lists the first 1,000 and says how many there were; the library's `filled` keeps them all."""
+    from forecasting.data import FILLED_LISTED
+    from forecasting.service.core import forecast
+
+    data = {"unique_id": ["a"] * 2 + ["b"] * 2, "ds": ["2000-01-01", "2001-06-01"] * 2, "y": [1.0, 2.0, 3.0, 4.0]}
+    result = forecast(data, model="naive", h=1, freq="1d", fill_gaps=True, fill_missing="zero")
+    assert result.filled.height == 2 * 516  # 2000-01-02 ... 2001-05-31 in each series (2000 is a leap year)
+    answer = result.to_dict()
+    assert len(answer["filled"]) == FILLED_LISTED == 1000
+    # the 1,000th: a's 516, then b's 484th day after 2000-01-01
+    assert answer["filled"][-1] == {"unique_id": "b", "ds": "2001-04-29", "reason": "gap", "policy": "zero"}
+    assert answer["notes"][-1] == "1,032 rows were filled; the first 1,000 are listed in filled"

@@ -97,7 +97,8 @@ class ForecastResult:
             "forecasts": at_caller_offset(self.forecasts.to_dicts() if isinstance(self.forecasts, pl.DataFrame)
                                           else self.forecasts.to_dict("records"), self.panel),  # pandas: fc.forecast
             "fallbacks": [f.to_dict() for f in self.fallbacks],
-            "filled": self.report.to_dict()["filled"], "notes": list(self.notes), "runtime": self.runtime,
+            "filled": self.report.to_dict()["filled"], "notes": [*self.notes, *filter(None, [self.report.filled_note])],
+            "runtime": self.runtime,
             "ref": None, "name": None, "version": None, "selection": self.selection}
         if self.registered is not None:
             out.update(ref=self.registered.ref, name=self.registered.name, version=self.registered.version)
