@@ -169,3 +169,21 @@ def test_an_answer_lists_at_most_a_thousand_filled_rows_and_counts_the_rest() ->
     # the 1,000th: a's 516, then b's 484th day after 2000-01-01
     assert answer["filled"][-1] == {"unique_id": "b", "ds": "2001-04-29", "reason": "gap", "policy": "zero"}
     assert answer["notes"][-1] == "1,032 rows were filled; the first 1,000 are listed in filled"
+
+
+def test_a_forecast_whose_answer_would_dwarf_the_row_limit_is_refused() -> None:
+    """`POST /v1/forecast` with 10 series of 3 points, h=1000 and 99 levels: a 1 KB request answered 56 MB of JSON
+    (1.99 million values); at the server's 1,000 series the same request would have been 5.6 GB. The answer is now
+    bounded at 10 values per row of the row limit (10 million at the default 1,000,000), naming the product."""
+    from forecasting.errors import InvalidParameterError
+    from forecasting.service.core import Limits, check_answer_size, forecast
+
+    data = {"unique_id": [f"s{i}" for i in range(10) for _ in range(3)], "ds": [1, 2, 3] * 10, "y": [1.0, 2, 4] * 10}
+    with pytest.raises(InvalidParameterError) as err:
+        forecast(data, model="naive", h=100, level=[50, 80, 95], limits=Limits(max_rows=600))
+    assert err.value.message == (
+        "the answer would hold 10 series x h=100 x 7 columns (the forecast and 3 levels' bounds) = 7,000 values; the "
+        "limit is 6,000 (10 per row of the row limit): ask for a smaller h, fewer levels or fewer series per request")
+    assert err.value.field == "h"
+    assert forecast(data, model="naive", h=85, level=[50, 80, 95], limits=Limits(max_rows=600)).forecasts.height == 850
+    check_answer_size(1000, 1000, 2, Limits(max_rows=1_000_000))  # the server's largest plain request still passes

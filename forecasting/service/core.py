@@ -75,15 +75,41 @@ class Limits:
     max_seconds: float | None = None
 
 
-def check_limits(panel: Panel, limits: Limits) -> None:
-    """Refuse panels above the row or series limits.
+#: The largest forecast answer, in values (series x h x (1 + 2 x levels)), as a multiple of the row limit: the input's
+#: rows bound the request, this the answer (10 series x h=1000 x 99 levels was 56 MB of JSON from a 1 KB request, so
+#: the server's 1,000 series could have asked for 5.6 GB)
+ANSWER_VALUES_PER_ROW = 10
+
+
+def check_limits(panel: Panel, limits: Limits, *, h: int | None = None, n_levels: int = 0) -> None:
+    """Refuse panels above the row or series limits, and (given ``h``) forecasts whose answer would hold more than
+    :data:`ANSWER_VALUES_PER_ROW` x ``limits.max_rows`` values.
 
     Raises
     ------
-    InvalidInputError
-        Naming the count and the limit.
+    InvalidInputError, InvalidParameterError
+        Naming the count and the limit (the answer's size: ``InvalidParameterError``, ``field`` ``"h"``).
     """
     check_table_limits(panel.frame, limits, n_series=panel.n_series)
+    if h is not None:
+        check_answer_size(panel.n_series, h, n_levels, limits)
+
+
+def check_answer_size(n_series: int, h: int, n_levels: int, limits: Limits) -> None:
+    """Refuse a forecast whose answer would hold more than :data:`ANSWER_VALUES_PER_ROW` x ``limits.max_rows``
+    values (``n_series`` x ``h`` x (1 + 2 x ``n_levels``)).
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the product, the limit and what to lower (``field`` ``"h"``).
+    """
+    values, most = n_series * h * (1 + 2 * n_levels), ANSWER_VALUES_PER_ROW * limits.max_rows
+    if values > most:
+        msg = (f"the answer would hold {n_series:,} series x h={h} x {1 + 2 * n_levels} columns (the forecast "
+               f"and {n_levels} levels' bounds) = {values:,} values; the limit is {most:,} ({ANSWER_VALUES_PER_ROW} "
+               f"per row of the row limit): ask for a smaller h, fewer levels or fewer series per request")
+        raise InvalidParameterError(msg, field="h", details={"values": values, "limit": most})
 
 
 def check_table_limits(frame: pl.DataFrame, limits: Limits, *, n_series: int | None = None,
@@ -204,7 +230,7 @@ def forecast(
     if fallback is not None:
         spec = parse_spec({"name": spec.name, "params": spec.params, "fallback": fallback})
     panel = validate_panel(data, freq=freq, fill_missing=fill_missing, fill_gaps=fill_gaps, field_name=field_name)
-    check_limits(panel, limits)
+    check_limits(panel, limits, h=h, n_levels=len(levels))
     spec, derived = resolve(spec, panel, h=h, level=levels)
     if X_future is not None and not panel.exog:  # refused before any training, not after it
         msg = (f"X_future was given but the data has no exogenous columns, so model '{spec.name}' would not use "
@@ -294,6 +320,7 @@ def forecast_fitted(
     notes: list[str] = []
     if data is None:
         panel = stored_history(model)
+        check_answer_size(panel.n_series, h, len(levels), limits)
         notes.append("forecast from the stored training history (no history given)")
     else:
         trained_freq = training_freq(model)
@@ -302,7 +329,7 @@ def forecast_fitted(
             raise InvalidParameterError(msg, field="freq")
         panel = validate_panel(data, freq=trained_freq if trained_freq is not None else freq,
                                fill_missing=fill_missing, fill_gaps=fill_gaps, field_name=field_name)
-        check_limits(panel, limits)
+        check_limits(panel, limits, h=h, n_levels=len(levels))
         notes.extend(panel.report.notes)
         notes.extend(resolve(spec, panel)[1])  # what the resolver says of this data, as an inline forecast does
     runtime = runtime or model.runtime
