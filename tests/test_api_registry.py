@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import math
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from conftest import wait_job
 from litestar.testing import TestClient
 
 from forecasting.api.app import create_app
@@ -79,15 +79,7 @@ def train(client: TestClient, body: dict[str, Any], headers: dict[str, str] = A)
 
 
 def wait(client: TestClient, job_id: str, headers: dict[str, str] = A, timeout: float = 120) -> dict[str, Any]:
-    end = time.monotonic() + timeout
-    while True:
-        r = client.get(f"/v1/jobs/{job_id}", headers=headers)
-        assert r.status_code == 200, r.text
-        job = r.json()
-        if job["state"] in ("succeeded", "failed", "cancelled") and (job["state"] != "succeeded" or job["version"]):
-            return job
-        assert time.monotonic() < end, job
-        time.sleep(0.2)
+    return wait_job(client, job_id, headers=headers, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

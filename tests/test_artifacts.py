@@ -4,13 +4,13 @@ failure."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import wait_job
 
 from forecasting import artifacts
 from forecasting.errors import ArtifactIntegrityError, InvalidInputError
@@ -101,10 +101,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path
     with TestClient(app) as client:
         r = client.post("/v1/models", json={"name": "demand", "model": XGB, "data": _hourly(), "h": 24}, headers=A)
         assert r.status_code == 202, r.text
-        end = time.monotonic() + 120
-        while (job := client.get(f"/v1/jobs/{r.json()['id']}", headers=A).json())["state"] in ("queued", "running"):
-            assert time.monotonic() < end, job
-            time.sleep(0.2)
+        job = wait_job(client, r.json()["id"], headers=A)
         assert job["state"] == "succeeded", job
         yield client, state / "artifacts" / "acme" / "demand" / "1"
 

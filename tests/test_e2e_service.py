@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import polars as pl
 import pytest
+from conftest import wait_job
 
 BIN = Path(sys.executable).parent
 KEY = "e2e-secret"
@@ -99,10 +100,7 @@ def test_train_forecast_explain_restart(server: Server, data_dir: Path) -> None:
         r = c.post("/v1/models", json={"name": "m4h", "model": SPEC, "data": _columns(train), "h": 48})
         assert r.status_code == 202, r.text
         location = r.headers["location"]
-        end = time.monotonic() + 240
-        while (job := c.get(location).json())["state"] not in ("succeeded", "failed", "cancelled"):
-            assert time.monotonic() < end, job
-            time.sleep(0.5)
+        job = wait_job(c, location, timeout=240)
         assert job["state"] == "succeeded", job
         assert job["version"] == 1
 

@@ -11,7 +11,6 @@ with a saved folder ignored ``--fill-missing``).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 import polars as pl
 import pytest
 from litestar.testing import TestClient
+from conftest import wait_job
 from typer.testing import CliRunner
 
 from forecasting.api.app import create_app
@@ -59,16 +59,6 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         yield c
 
 
-def _wait(client: TestClient, job_id: str) -> dict[str, Any]:
-    end = time.monotonic() + 120
-    while True:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed", "cancelled") and (job["state"] != "succeeded" or job["version"]):
-            return job
-        assert time.monotonic() < end, job
-        time.sleep(0.2)
-
-
 def _cli(*args: str | Path) -> str:
     result = CliRunner().invoke(cli, [str(a) for a in args], env={"COLUMNS": "200", "NO_COLOR": "1"})
     assert result.exit_code == 0, (result.output, result.exception)
@@ -95,7 +85,7 @@ def _registered(client: TestClient, spec: dict[str, Any], tmp: Path) -> dict[str
     name = f"door-{spec['name'].replace('_', '-')}"
     r = client.post("/v1/models", json={"name": name, "model": spec, "data": DATA, "fill_missing": "forward"})
     assert r.status_code == 202, r.text
-    job = _wait(client, r.json()["id"])
+    job = wait_job(client, r.json()["id"])
     assert job["state"] == "succeeded", job
     r = client.post(f"/v1/models/{name}/forecast", json={"h": H, "history": DATA, "fill_missing": "forward"})
     assert r.status_code == 200, r.text
@@ -154,7 +144,7 @@ def test_a_registered_global_model_names_the_series_left_out_of_it(client: TestC
     """Was: forecasting from the stored history silently dropped the series too short for the saved model."""
     r = client.post("/v1/models", json={"name": "left-out", "model": SPECS["xgboost"], "data": DATA,
                                          "fill_missing": "forward"})
-    job = _wait(client, r.json()["id"])
+    job = wait_job(client, r.json()["id"])
     assert job["state"] == "succeeded", job
     version = client.get("/v1/models/left-out").json()["versions"][0]
     assert version["metrics"]["left_out_series"] == ["short"]

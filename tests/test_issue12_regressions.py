@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from conftest import wait_job
 from litestar.testing import TestClient
 from typer.testing import CliRunner
 
@@ -182,7 +183,6 @@ def test_load_gives_a_model_that_forecasts_like_the_trained_one(tmp_path: Path) 
 def test_a_registered_forecast_validates_the_history_once(tmp_path: Path) -> None:
     """Was: on the registered path the history was validated twice, h three times, the parameters five times."""
     import collections
-    import time
 
     import forecasting.data as data_module
     import forecasting.models.registry as registry_module
@@ -195,12 +195,7 @@ def test_a_registered_forecast_validates_the_history_once(tmp_path: Path) -> Non
         job = client.post("/v1/models", json={"name": "m", "model": XGB,
                                                "data": history.with_columns(pl.col("ds").cast(pl.String)).to_dict(
                                                    as_series=False)}).json()
-        for _ in range(600):
-            state = client.get(f"/v1/jobs/{job['id']}").json()["state"]
-            if state in ("succeeded", "failed"):
-                break
-            time.sleep(0.2)
-        assert state == "succeeded"
+        assert wait_job(client, job["id"])["state"] == "succeeded"
     store = Store(f"sqlite:///{tmp_path}/forecasting.db", tmp_path / "artifacts")
     models = RegisteredModels(store=store, runner=None, limits=service.Limits())  # type: ignore[arg-type]
     watched = {data_module.validate_panel.__code__: "validate_panel", registry_module.parse_spec.__code__: "parse_spec"}

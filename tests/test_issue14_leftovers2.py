@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from conftest import wait_until
 from litestar.testing import TestClient
 
 from forecasting import service
@@ -219,10 +219,8 @@ def test_a_long_step_without_progress_of_its_own_shows_its_seconds_and_cancel_st
     runner = JobRunner(store, max_workers=1, grace_s=1.0)
     try:
         job_id = runner.submit_training("acme", "slow", slow, data, h=24)
-        deadline = time.monotonic() + 120
-        while not (info := runner.get_job(job_id, "acme")).message.endswith("s so far)"):
-            assert time.monotonic() < deadline, info
-            time.sleep(0.2)
+        info = wait_until(lambda: (j := runner.get_job(job_id, "acme")).message.endswith("s so far)") and j, 120,
+                          "the heartbeat's 's so far)' message")
         # XGBoost reports its boosting rounds since team 21 (H5): the heartbeat adds the seconds to the last one
         assert info.state == "running" and 0.15 <= info.progress < 0.3
         # statistical models report their series fitted since team 22 (H2): 30 series, so the heartbeat may

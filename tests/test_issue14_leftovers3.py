@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pytest
+from conftest import wait_job, wait_until
 from litestar.testing import TestClient
 
 from forecasting.api.app import create_app
@@ -24,21 +25,6 @@ T = "default"
 HOURS = [f"2024-01-{1 + i // 24:02d}T{i % 24:02d}:00:00" for i in range(24 * 8)]
 DATA = {"unique_id": ["s0"] * len(HOURS), "ds": HOURS,
         "y": [50.0 + (i % 24) + 0.1 * (i % 7) for i in range(len(HOURS))]}
-
-
-def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
-    return value
-
-
-def _job(client: TestClient, job_id: str) -> Any:
-    return _wait(lambda: (j := client.get(f"/v1/jobs/{job_id}").json())["state"] in ("succeeded", "failed",
-                                                                                     "cancelled") and j,
-                 120, f"job {job_id} to finish")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +39,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
                                fingerprint=result.fingerprint, metrics=result.metrics, max_h=result.max_h)
     with TestClient(create_app(Settings(state_dir=state, max_train_seconds=120))) as c:
         r = c.post("/v1/models", json={"name": "m", "model": "naive", "data": DATA, "h": 24})
-        assert _job(c, r.json()["id"])["state"] == "succeeded"
+        assert wait_job(c, r.json()["id"])["state"] == "succeeded"
         yield c
 
 
@@ -77,7 +63,7 @@ def test_post_retrain_answers_202_with_a_retrain_job_that_a_second_post_conflict
     assert (again.json()["field"], again.json()["details"]) == ("model", {"model": "m", "job_id": job["id"]})
     assert again.json()["detail"].startswith("a retrain of model 'm' is already ")
     assert again.json()["detail"].endswith(f"(job {job['id']}): follow it at /v1/jobs/{job['id']} or cancel it first")
-    _wait(lambda: client.get(f"/v1/jobs/{job['id']}").json()["state"] == "running", 60, "the retrain to start")
+    wait_until(lambda: client.get(f"/v1/jobs/{job['id']}").json()["state"] == "running", 60, "the retrain to start")
     assert client.post(f"/v1/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
     time.sleep(1.0)
     assert client.get(f"/v1/jobs/{job['id']}").json()["state"] == "cancelled"
@@ -93,7 +79,7 @@ def test_a_retrain_job_records_its_manual_decision_and_its_result_is_the_challen
     assert client.put("/v1/models/m/retraining", json={"model": seasonal}).status_code == 200
     r = client.post("/v1/models/m/retrain")
     assert r.status_code == 202, r.text
-    done = _job(client, r.json()["id"])
+    done = wait_job(client, r.json()["id"])
     assert done["state"] == "succeeded", done
     assert done["result"] == {"model": "m", "version": 2, "ref": "m@2", "location": "/v1/models/m"}
     assert done["message"] == "decision 1: challenger mase 1.024 vs champion 34.61: the challenger wins"
@@ -103,7 +89,7 @@ def test_a_retrain_job_records_its_manual_decision_and_its_result_is_the_challen
     assert client.get("/v1/models/m").json()["aliases"] == {"production": 2}
     # the champion's own spec on its own data now: "no change", and the job names no version it did not register
     assert client.put("/v1/models/m/retraining", json={}).status_code == 200
-    same = _job(client, client.post("/v1/models/m/retrain").json()["id"])
+    same = wait_job(client, client.post("/v1/models/m/retrain").json()["id"])
     assert same["state"] == "succeeded" and "no change" in same["message"]
     assert (same["model"], same["version"], same["result"]) == (None, None, None)
 

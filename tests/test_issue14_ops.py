@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import polars as pl
 import pytest
+from conftest import wait_until
 from litestar.testing import TestClient
 
 from forecasting import artifacts
@@ -47,16 +48,6 @@ def hourly(n: int = 24 * 8) -> dict[str, list[Any]]:
     ds = pl.datetime_range(pl.datetime(2024, 1, 1), pl.datetime(2024, 1, 1) + pl.duration(hours=n - 1), "1h",
                            eager=True).dt.strftime("%Y-%m-%dT%H:%M:%S").to_list()
     return {"unique_id": ["s0"] * n, "ds": ds, "y": [50.0 + (i % 24) + 0.1 * (i % 7) for i in range(n)]}
-
-
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < end, f"{what}: not within {timeout} s"
-        time.sleep(0.1)
 
 
 def serve_in_process(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -222,7 +213,7 @@ def test_another_tenants_job_starts_within_5_s_behind_50_queued_and_the_51st_get
             return c.get(f"/v1/jobs/{job_id}", headers=headers).json()
 
         warm = c.post("/v1/models", json={"name": "warm", "model": "naive", "data": rows(), "h": 2}, headers=big)
-        wait_for(lambda: job(warm.json()["id"], big)["state"] == "succeeded", 120, "the warm-up job")
+        wait_until(lambda: job(warm.json()["id"], big)["state"] == "succeeded", 120, "the warm-up job")
         # short jobs: the queue fills faster than one worker drains them, up to the cap
         body = {"model": "naive", "data": rows(), "h": 2}
         ids, refused = [], None
@@ -238,7 +229,7 @@ def test_another_tenants_job_starts_within_5_s_behind_50_queued_and_the_51st_get
         start = time.monotonic()
         mine = c.post("/v1/models", json={"name": "mine", "model": "naive", "data": rows(), "h": 2}, headers=small)
         assert mine.status_code == 202
-        wait_for(lambda: job(mine.json()["id"], small)["state"] in ("running", "succeeded"), 5,
+        wait_until(lambda: job(mine.json()["id"], small)["state"] in ("running", "succeeded"), 5,
                  "the other tenant's job starting")
         waited = time.monotonic() - start
         queued = sum(job(i, big)["state"] == "queued" for i in ids)
@@ -250,13 +241,13 @@ def test_cancel_during_the_hold_out_fit_kills_the_worker(tmp_path: Path) -> None
     runner = JobRunner(store, max_workers=1, grace_s=1.0)
     try:
         job_id = runner.submit_training("acme", "slow", SLOW, hourly(), h=24)
-        info = wait_for(lambda: (j := runner.get_job(job_id, "acme")).message.startswith("hold-out fit") and j,
+        info = wait_until(lambda: (j := runner.get_job(job_id, "acme")).message.startswith("hold-out fit") and j,
                         120, "the hold-out fit step")
         assert info.state == "running" and 0.15 <= info.progress < 0.3  # XGBoost reports its rounds (team 21, H5)
         pid = runner._slots[0].process.pid
         assert alive(pid)
         runner.cancel(job_id, "acme")
-        wait_for(lambda: not alive(pid), 5, "the worker killed")
+        wait_until(lambda: not alive(pid), 5, "the worker killed")
         assert runner.wait(job_id, "acme", timeout_s=10).state == "cancelled"
         assert not (runner.jobs_dir / job_id).exists()
         with pytest.raises(TooManyJobsError):  # the per-tenant cap holds at the runner too
@@ -291,7 +282,7 @@ def _serve(state: Path, port: int) -> subprocess.Popen[bytes]:
         except httpx.HTTPError:
             return False
 
-    wait_for(up, 90, "the server answering")
+    wait_until(up, 90, "the server answering")
     return proc
 
 
@@ -308,12 +299,12 @@ def test_sigkill_leaves_no_worker_and_the_job_runs_again_and_sigterm_stops_withi
         r = httpx.post(f"{url}/v1/models", json={"name": "slow", "model": SLOW, "data": hourly(), "h": 24}, timeout=30)
         assert r.status_code == 202, r.text
         job_id = r.json()["id"]
-        wait_for(lambda: httpx.get(f"{url}/v1/jobs/{job_id}").json()["state"] == "running", 120, "the job running")
+        wait_until(lambda: httpx.get(f"{url}/v1/jobs/{job_id}").json()["state"] == "running", 120, "the job running")
         (worker,) = _workers(tmp_path)
         assert alive(worker)
         server.send_signal(signal.SIGKILL)
         server.wait(10)
-        wait_for(lambda: not alive(worker), 5, "the orphaned worker exiting")  # parent-death watch
+        wait_until(lambda: not alive(worker), 5, "the orphaned worker exiting")  # parent-death watch
     finally:
         if server.poll() is None:
             server.kill()
@@ -321,19 +312,19 @@ def test_sigkill_leaves_no_worker_and_the_job_runs_again_and_sigterm_stops_withi
     restarted = time.time()
     server = _serve(tmp_path, port)
     try:
-        job = wait_for(lambda: (j := httpx.get(f"{url}/v1/jobs/{job_id}").json())["state"] == "running"
+        job = wait_until(lambda: (j := httpx.get(f"{url}/v1/jobs/{job_id}").json())["state"] == "running"
                        and j["started_at"] and j, 120, "the job running again")
         from datetime import datetime
 
         assert datetime.fromisoformat(job["started_at"]).timestamp() >= restarted - 1  # it started again
         assert worker not in _workers(tmp_path)
-        (new_worker,) = wait_for(lambda: _workers(tmp_path), 30, "a new worker")
+        (new_worker,) = wait_until(lambda: _workers(tmp_path), 30, "a new worker")
         start = time.monotonic()
         server.send_signal(signal.SIGTERM)
         server.wait(10)
         stopped = time.monotonic() - start
         assert stopped < 10, stopped
-        wait_for(lambda: not alive(new_worker), 5, "the worker stopped with the server")
+        wait_until(lambda: not alive(new_worker), 5, "the worker stopped with the server")
     finally:
         if server.poll() is None:
             server.kill()

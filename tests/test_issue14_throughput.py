@@ -26,7 +26,8 @@ from forecasting.jobs import JobRunner
 from forecasting.loading import export_version, load_serving, load_version
 from forecasting.runtime import ONNX_MAX_SERIES, SERVING_THREADS, choose_runtime, count_series
 from forecasting.store import Store
-from test_issue14_ops import _free_port, alive, hourly, wait_for
+from conftest import wait_until
+from test_issue14_ops import _free_port, alive, hourly
 
 FORECASTING = str(Path(sys.executable).parent / "forecasting")
 SMALL_XGB = {"name": "xgboost", "params": {"n_estimators": 5, "max_depth": 2, "conformal_windows": 0}}
@@ -57,9 +58,9 @@ def test_two_server_processes_share_a_store_and_only_the_lock_holder_runs_jobs(t
             except httpx.HTTPError:
                 return False
 
-        wait_for(lambda: up(0) and up(1), 90, "both servers ready")
+        wait_until(lambda: up(0) and up(1), 90, "both servers ready")
         lock = state / "forecasting.db.jobs.lock"
-        leader = wait_for(lambda: lock.is_file() and lock.read_text().strip(), 10, "the runner lock written")
+        leader = wait_until(lambda: lock.is_file() and lock.read_text().strip(), 10, "the runner lock written")
         pids = [p.pid for p in procs]
         assert int(leader) in pids
         follower = 1 - pids.index(int(leader))
@@ -77,7 +78,7 @@ def test_two_server_processes_share_a_store_and_only_the_lock_holder_runs_jobs(t
             job = httpx.get(job_url, timeout=10).json()
             return job if job["state"] in ("succeeded", "failed", "cancelled") else None
 
-        job = wait_for(done, 120, "the training job")
+        job = wait_until(done, 120, "the training job")
         assert job["state"] == "succeeded", job
         assert seen and set(seen.values()) == {int(leader)}, seen  # every job worker is the leader's child
         # the model registered through one process is served by the other (loaded from the shared store)
@@ -87,7 +88,7 @@ def test_two_server_processes_share_a_store_and_only_the_lock_holder_runs_jobs(t
         assert len(answers[0].json()["forecasts"]) == 3
         # the idle worker exits (FORECASTING_JOB_WORKER_IDLE_S=1): its memory goes back to the system
         for pid in seen:
-            wait_for(lambda pid=pid: not alive(pid), 15, f"the idle job worker {pid} exiting")
+            wait_until(lambda pid=pid: not alive(pid), 15, f"the idle job worker {pid} exiting")
     finally:
         for proc in procs:
             proc.terminate()
@@ -122,7 +123,7 @@ def test_a_follower_counts_the_tenant_cap_in_the_database_and_takes_over_from_a_
             assert two.get_job(job_id, "acme").state in ("queued", "running", "succeeded")
             with pytest.raises(TooManyJobsError, match="already has 1 unfinished training jobs"):
                 follower.submit_training("acme", "b", "naive", hourly(48), h=2)
-            wait_for(lambda: follower.is_leader, 5, "the follower taking over")
+            wait_until(lambda: follower.is_leader, 5, "the follower taking over")
         finally:
             follower.shutdown(cancel_queued=True, wait=False)
             leader.shutdown(wait=False)
@@ -195,15 +196,15 @@ def test_serve_workers_2_starts_two_server_processes_one_leading_and_stops_on_si
             except httpx.HTTPError:
                 return False
 
-        wait_for(ready, 90, "the server answering")
+        wait_until(ready, 90, "the server answering")
         lock = tmp_path / "forecasting.db.jobs.lock"
-        leader = int(wait_for(lambda: lock.is_file() and lock.read_text().strip(), 30, "a leader"))
+        leader = int(wait_until(lambda: lock.is_file() and lock.read_text().strip(), 30, "a leader"))
 
         def servers() -> list[int]:  # the supervisor's children that run the app (multiprocessing's helper aside)
             children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
             return [int(c) for c in children if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text()]
 
-        wait_for(lambda: len(servers()) == 2, 30, "two server processes")
+        wait_until(lambda: len(servers()) == 2, 30, "two server processes")
         assert leader in servers()
         assert httpx.get(f"http://127.0.0.1:{port}/v1/model-types", timeout=10).status_code == 200
         started = time.monotonic()

@@ -10,7 +10,6 @@ explained over HTTP by their labelled decomposition.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from conftest import wait_job
 from litestar.testing import TestClient
 from typer.testing import CliRunner
 
@@ -145,10 +145,7 @@ def _register(client: TestClient, name: str, model: Any, air: pl.DataFrame) -> N
     """Train a registered version through POST /v1/models and wait for its job."""
     r = client.post("/v1/models", json={"name": name, "model": model, "data": _body(air), "h": H})
     assert r.status_code == 202, r.text
-    end = time.monotonic() + 120
-    while (job := client.get(f"/v1/jobs/{r.json()['id']}").json())["state"] not in ("succeeded", "failed"):
-        assert time.monotonic() < end, job
-        time.sleep(0.2)
+    job = wait_job(client, r.json()["id"])
     assert job["state"] == "succeeded", job
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import wait_job
 
 from forecasting.reports import _build, new_figure, text_overlaps
 
@@ -149,10 +150,7 @@ def test_registered_report_is_cached_with_the_version(tmp_path: Path, air: pl.Da
     with TestClient(create_app(Settings(state_dir=tmp_path / "state", max_train_seconds=120))) as client:
         r = client.post("/v1/models", json={"name": "air", "model": XGB, "data": body, "h": 12})
         assert r.status_code == 202, r.text
-        end = time.monotonic() + 120
-        while (job := client.get(f"/v1/jobs/{r.json()['id']}").json())["state"] not in ("succeeded", "failed"):
-            assert time.monotonic() < end
-            time.sleep(0.2)
+        job = wait_job(client, r.json()["id"])
         assert job["state"] == "succeeded", job
         start = time.perf_counter()
         first = client.get("/v1/models/air/report", params={"h": 12})

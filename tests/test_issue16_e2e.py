@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import polars as pl
 import pytest
+from conftest import wait_job, wait_until
 from test_e2e_service import AUTH, Server, server  # noqa: F401 - the server fixture, one per test
 
 SEASONAL = {"name": "seasonal_naive", "params": {"season_length": 24}}
@@ -23,16 +24,6 @@ SEASONAL = {"name": "seasonal_naive", "params": {"season_length": 24}}
 
 def _columns(frame: pl.DataFrame) -> dict[str, list[Any]]:
     return {c: frame[c].to_list() for c in ("unique_id", "ds", "y")}
-
-
-def _wait(c: httpx.Client, what: str, check: Any, timeout: float = 90) -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        value = c.get(what).json()
-        if check(value):
-            return value
-        assert time.monotonic() < end, value
-        time.sleep(0.5)
 
 
 def _day(test: pl.DataFrame, day: int) -> pl.DataFrame:
@@ -54,7 +45,7 @@ def test_observe_score_retrain_restart(server: Server, data_dir: Path) -> None: 
     with httpx.Client(base_url=server.base, headers=AUTH, timeout=120) as c:
         r = c.post("/v1/models", json={"name": "m4h", "model": "naive", "data": _columns(first), "h": 24, "freq": 1})
         assert r.status_code == 202, r.text
-        job = _wait(c, r.headers["location"], lambda j: j["state"] in ("succeeded", "failed"))
+        job = wait_job(c, r.headers["location"], timeout=90)
         assert job["state"] == "succeeded", job
         stored = c.get("/v1/models/m4h/observations", params={"series": ["H1"], "start": "590"}).json()
         assert stored["rows"] == 11 and stored["data"]["ds"][0] == 590  # the training data is kept
@@ -63,7 +54,7 @@ def test_observe_score_retrain_restart(server: Server, data_dir: Path) -> None: 
         assert r.status_code == 200, r.text
         assert r.json()["next_run"] is not None
         # the first scheduled retrain: seasonal naive beats naive on hourly data, production moves to it
-        decisions = _wait(c, "/v1/models/m4h/decisions", lambda d: len(d) >= 1)
+        decisions = wait_until(lambda: c.get("/v1/models/m4h/decisions").json(), 90, "a first decision")
         assert decisions[-1]["champion_version"] == 1 and decisions[-1]["trigger"] == "schedule"
 
         for day in range(4):
@@ -72,7 +63,8 @@ def test_observe_score_retrain_restart(server: Server, data_dir: Path) -> None: 
                 server.stop()
                 server.start()
                 c.base_url = httpx.URL(server.base)
-                _wait(c, "/v1/models/m4h/decisions", lambda d, n=n_before: len(d) > n)
+                wait_until(lambda n=n_before: len(c.get("/v1/models/m4h/decisions").json()) > n, 90,
+                           "a decision after the restart")
             history = c.get("/v1/models/m4h/observations").json()["data"]
             fc = c.post("/v1/models/m4h@production/forecast", json={"h": 24, "level": [80, 95], "history": history})
             assert fc.status_code == 200, fc.text

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from conftest import wait_until
 
 from forecasting.jobs import JobRunner
 from forecasting.service.monitoring import Monitoring, RetrainScheduler
@@ -32,14 +32,6 @@ def _register(store: Store, mon: Monitoring, frame: pl.DataFrame, spec: Any, *, 
                                   fingerprint=result.fingerprint, metrics=result.metrics, exog=result.exog,
                                   max_h=result.max_h)
     mon.keep_training_data(info, frame)
-
-
-def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------- 1. one retrain per tick
@@ -76,13 +68,13 @@ def test_two_processes_on_one_store_run_each_scheduled_retrain_once_and_the_foll
         assert min(gaps) > 0.6, gaps  # never two runs of one tick
         # a retrain triggered in the follower (new observations) runs in the leader, once
         scheds[1].run_now(T, "m", "observations")
-        _wait(lambda: any(c[1] == "observations" for c in calls), 5, "the triggered retrain")
+        wait_until(lambda: any(c[1] == "observations" for c in calls), 5, "the triggered retrain")
         # the leader stops: the follower's runner takes the lock and its scheduler resumes the schedule
         scheds[0].shutdown()
         runners[0].shutdown(wait=False)
-        _wait(lambda: scheds[1].leading, 6, "the follower's scheduler taking over")
+        wait_until(lambda: scheds[1].leading, 6, "the follower's scheduler taking over")
         before = len(calls)
-        _wait(lambda: len(calls) > before, 4, "a tick run by the new leader")
+        wait_until(lambda: len(calls) > before, 4, "a tick run by the new leader")
         time.sleep(1.5)
         ticks = [c for c in calls[before:] if c[1] == "schedule"]
         gaps = [b[2] - a[2] for a, b in zip(ticks, ticks[1:])]

@@ -8,7 +8,6 @@ in-sample fitted values on a model without them are refused at training, naming 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import msgspec
 import numpy as np
 import polars as pl
 import pytest
+from conftest import wait_job
 from litestar.testing import TestClient
 from polars.testing import assert_frame_equal
 
@@ -152,14 +152,6 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         yield c
 
 
-def _wait(client: TestClient, job_id: str) -> dict[str, Any]:
-    end = time.monotonic() + 120
-    while (job := client.get(f"/v1/jobs/{job_id}").json())["state"] not in ("succeeded", "failed"):
-        assert time.monotonic() < end, job
-        time.sleep(0.2)
-    return job
-
-
 def test_http_train_with_a_hierarchy_then_forecast_reconciled(client: TestClient) -> None:
     frame = _bottom()
     data = {c: [str(v) for v in frame[c].to_list()] if c != "y" else frame[c].to_list() for c in frame.columns}
@@ -167,7 +159,7 @@ def test_http_train_with_a_hierarchy_then_forecast_reconciled(client: TestClient
     r = client.post("/v1/models", json={"name": "prisonish", "model": "auto_ets", "data": data, "h": 4,
                                         "hierarchy": hierarchy})
     assert r.status_code == 202, r.text
-    job = _wait(client, r.json()["id"])
+    job = wait_job(client, r.json()["id"])
     assert job["state"] == "succeeded", job
 
     history = {"unique_id": [f"{s}/{g}" for s, g in zip(data["state"], data["region"], strict=True)],

@@ -12,6 +12,7 @@ import msgspec
 import numpy as np
 import polars as pl
 import pytest
+from conftest import wait_job, wait_until
 from litestar.testing import TestClient
 
 from forecasting.api.app import create_app
@@ -26,15 +27,6 @@ from forecasting.service.training import train
 from forecasting.store import Store
 
 T = "default"
-
-
-def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
-    return value
 
 
 def _bottom() -> pl.DataFrame:
@@ -100,11 +92,6 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         yield c
 
 
-def _job(client: TestClient, job_id: str, states: tuple[str, ...] = ("succeeded", "failed", "cancelled")) -> Any:
-    return _wait(lambda: (j := client.get(f"/v1/jobs/{job_id}").json())["state"] in states and j, 120,
-                 f"job {job_id} in {states}")
-
-
 def test_http_refuses_a_hierarchical_versions_explain_report_onnx_and_retraining_with_422s(
         client: TestClient) -> None:
     frame = _bottom()
@@ -112,7 +99,7 @@ def test_http_refuses_a_hierarchical_versions_explain_report_onnx_and_retraining
     r = client.post("/v1/models", json={"name": "tot", "model": "naive", "data": data, "h": 4,
                                         "hierarchy": {"nested": "state/region", "methods": ["bottom_up"]}})
     assert r.status_code == 202, r.text
-    assert _job(client, r.json()["id"])["state"] == "succeeded"
+    assert wait_job(client, r.json()["id"])["state"] == "succeeded"
     answers = {
         "explain": client.post("/v1/models/tot/explain", json={"h": 2}),
         "report": client.get("/v1/models/tot/report", params={"h": 2}),
@@ -138,7 +125,7 @@ def test_a_scheduled_tick_queues_a_retrain_job_that_shows_progress_and_cancel_st
     data = {"unique_id": ["s0"] * len(hours), "ds": hours,
             "y": [50.0 + (i % 24) + 0.1 * (i % 7) for i in range(len(hours))]}
     r = client.post("/v1/models", json={"name": "hourly", "model": "naive", "data": data, "h": 24})
-    assert _job(client, r.json()["id"])["state"] == "succeeded"
+    assert wait_job(client, r.json()["id"])["state"] == "succeeded"
     slow = {"name": "xgboost", "params": {"n_estimators": 20000, "max_depth": 10, "learning_rate": 0.001,
                                           "conformal_windows": 0}}
     assert client.put("/v1/models/hourly/retraining", json={"interval_s": 1, "model": slow}).status_code == 200
@@ -148,9 +135,9 @@ def test_a_scheduled_tick_queues_a_retrain_job_that_shows_progress_and_cancel_st
         jobs = jobs.get("jobs", jobs) if isinstance(jobs, dict) else jobs
         return next((j for j in jobs if j["kind"] == "retrain"), None)
 
-    job = _wait(retrain_job, 30, "a retrain job queued by a tick")
+    job = wait_until(retrain_job, 30, "a retrain job queued by a tick")
     assert job["request"] == {"name": "hourly", "kind": "retrain", "trigger": "schedule"}
-    moving = _wait(lambda: (j := client.get(f"/v1/jobs/{job['id']}").json())["progress"] > 0.1 and j, 120,
+    moving = wait_until(lambda: (j := client.get(f"/v1/jobs/{job['id']}").json())["progress"] > 0.1 and j, 120,
                    "the challenger's hold-out fit reporting rounds")
     assert moving["state"] == "running" and moving["message"].startswith("challenger hold-out fit: "), moving
     assert client.put("/v1/models/hourly/retraining", json={}).status_code == 200  # no more ticks
@@ -162,8 +149,8 @@ def test_a_scheduled_tick_queues_a_retrain_job_that_shows_progress_and_cancel_st
 
     # the next tick (the champion's own spec on its own data): a job again, with its decision recorded
     assert client.put("/v1/models/hourly/retraining", json={"interval_s": 1}).status_code == 200
-    nxt = _wait(lambda: (j := retrain_job()) and j["id"] != job["id"] and j, 30, "the next tick's job")
-    done = _job(client, nxt["id"])
+    nxt = wait_until(lambda: (j := retrain_job()) and j["id"] != job["id"] and j, 30, "the next tick's job")
+    done = wait_job(client, nxt["id"])
     client.put("/v1/models/hourly/retraining", json={})
     assert done["state"] == "succeeded", done
     assert done["message"].startswith("decision ") and "no change" in done["message"], done
