@@ -73,6 +73,19 @@ def _model(name: str) -> Any:
     return make_model({"name": name, "params": SMALL.get(name, {})}, freq="1mo")
 
 
+#: the whole registry, fitted once per model on AirPassengers and shared by the tests that only predict from it
+#: (tiny settings: the contract, not the accuracy, is tested here; a test that fits or changes a model makes its own)
+TINY = {**SMALL, "xgboost": {"n_estimators": 10}, "lightgbm": {"n_estimators": 10},
+        "ensemble": {"members": [{"name": "xgboost", "params": {"n_estimators": 10}}, "seasonal_naive"]}}
+_FITTED: dict[str, Any] = {}
+
+
+def _fitted(name: str, air: pl.DataFrame) -> Any:
+    if name not in _FITTED:
+        _FITTED[name] = make_model({"name": name, "params": TINY.get(name, {})}, freq="1mo").fit(air)
+    return _FITTED[name]
+
+
 ALL = pytest.mark.parametrize("name", model_names())
 
 
@@ -127,7 +140,7 @@ def test_h_rows_per_series_on_the_grid_with_levels(name: str, panel2: pl.DataFra
 
 @ALL
 def test_point_forecast_does_not_depend_on_levels(name: str, air: pl.DataFrame) -> None:
-    model = _model(name).fit(air)
+    model = _fitted(name, air)
     plain = model.predict(H)
     assert plain.columns == ["unique_id", "ds", model.alias]
     with_levels = model.predict(H, level=LEVELS)
@@ -168,7 +181,7 @@ def test_exogenous_columns_refused(name: str, air: pl.DataFrame) -> None:
 @ALL
 def test_x_future_refused(name: str, air: pl.DataFrame) -> None:
     """A model fitted without exogenous columns refuses X_future (those that use them: when trained without)."""
-    model = _model(name).fit(air)
+    model = _fitted(name, air)
     X_future = pl.DataFrame({"unique_id": ["AirPassengers"], "ds": [dt.datetime(1961, 1, 1)], "price": [1.0]})
     with pytest.raises(CapabilityError, match=r"X_future is not accepted") as err:
         model.predict(1, X_future=X_future)
@@ -177,7 +190,7 @@ def test_x_future_refused(name: str, air: pl.DataFrame) -> None:
 
 @ALL
 def test_bad_h_and_level_refused(name: str, air: pl.DataFrame) -> None:
-    model = _model(name).fit(air)
+    model = _fitted(name, air)
     with pytest.raises(InvalidParameterError, match=r"h must be an integer >= 1, got 0"):
         model.predict(0)
     with pytest.raises(InvalidParameterError, match=r"level must be numbers strictly between 0 and 100"):
@@ -200,18 +213,6 @@ def test_min_train_length_is_enforced_and_sufficient(name: str, air: pl.DataFram
 
 
 # ----------------------------------------------------------------------------- declared capabilities
-#: the whole registry, fitted once per model (tiny settings: the contract, not the accuracy, is tested here)
-TINY = {**SMALL, "xgboost": {"n_estimators": 10}, "lightgbm": {"n_estimators": 10},
-        "ensemble": {"members": [{"name": "xgboost", "params": {"n_estimators": 10}}, "seasonal_naive"]}}
-_FITTED: dict[str, Any] = {}
-
-
-def _fitted(name: str, air: pl.DataFrame) -> Any:
-    if name not in _FITTED:
-        _FITTED[name] = make_model({"name": name, "params": TINY.get(name, {})}, freq="1mo").fit(air)
-    return _FITTED[name]
-
-
 @ALL
 def test_make_model_builds_the_registered_class_from_its_params_struct(name: str) -> None:
     model = _model(name)

@@ -186,15 +186,26 @@ def test_readme_bench_example_quick(tmp_path: Path, data_dir: Path):
     assert (tmp_path / "bench-results" / "leaderboard.md").read_text().startswith("| model")
 
 
-def test_readme_train_and_explain_examples(tmp_path: Path):
-    train_cmd, explain_cmd = _commands("forecasting train"), _commands("forecasting explain")
-    assert len(train_cmd) == 1 and len(explain_cmd) == 1
-    _scratch_with_air_passengers(tmp_path)
-    for cmd in (train_cmd[0], explain_cmd[0]):
-        out = _run(shlex.split(cmd), tmp_path)
-        assert out.returncode == 0, out.stderr + out.stdout
+@pytest.fixture(scope="module")
+def trained_air(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scratch folder where the README's ``forecasting train`` ran (models/air), once for the tests that use it
+    (explain, export: they read the folder and write beside it, each its own file)."""
+    train_cmd = _commands("forecasting train")
+    assert len(train_cmd) == 1
+    folder = tmp_path_factory.mktemp("readme-train")
+    _scratch_with_air_passengers(folder)
+    out = _run(shlex.split(train_cmd[0]), folder)
+    assert out.returncode == 0, out.stderr + out.stdout
+    return folder
+
+
+def test_readme_train_and_explain_examples(trained_air: Path):
+    explain_cmd = _commands("forecasting explain")
+    assert len(explain_cmd) == 1
+    out = _run(shlex.split(explain_cmd[0]), trained_air)
+    assert out.returncode == 0, out.stderr + out.stdout
     assert "additivity error" in out.stdout
-    with open(tmp_path / "air_shap.csv") as fh:
+    with open(trained_air / "air_shap.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert {"unique_id", "ds", "step", "feature", "value", "shap", "is_forecast_value"} <= set(rows[0])
     assert {int(r["step"]) for r in rows} == set(range(1, 25))
@@ -216,15 +227,14 @@ def test_readme_report_example(tmp_path: Path):
     assert "http://" not in html and "https://" not in html and html.count("data:image/png;base64,") >= 5
 
 
-def test_readme_export_example(tmp_path: Path):
-    """Train as the README says, then export: a verified ONNX folder whose parity the command prints."""
-    (train_cmd,), (export_cmd,) = _commands("forecasting train"), _commands("forecasting export")
-    _scratch_with_air_passengers(tmp_path)
-    assert _run(shlex.split(train_cmd), tmp_path).returncode == 0
-    out = _run(shlex.split(export_cmd), tmp_path)
+def test_readme_export_example(trained_air: Path):
+    """Trained as the README says (the shared fixture), then export: a verified ONNX folder whose parity the
+    command prints."""
+    (export_cmd,) = _commands("forecasting export")
+    out = _run(shlex.split(export_cmd), trained_air)
     assert out.returncode == 0, out.stderr
     assert "booster_0.onnx: parity on" in out.stdout
-    manifest = json.loads((tmp_path / "models" / "air.onnx" / "manifest.json").read_text())
+    manifest = json.loads((trained_air / "models" / "air.onnx" / "manifest.json").read_text())
     assert manifest["kind"] == "xgboost" and manifest["parity"]["booster_0.onnx"]["batch_1"]["max_rel_diff"] < 1e-4
 
 
