@@ -187,3 +187,16 @@ def test_a_forecast_whose_answer_would_dwarf_the_row_limit_is_refused() -> None:
     assert err.value.field == "h"
     assert forecast(data, model="naive", h=85, level=[50, 80, 95], limits=Limits(max_rows=600)).forecasts.height == 850
     check_answer_size(1000, 1000, 2, Limits(max_rows=1_000_000))  # the server's largest plain request still passes
+
+
+def test_a_negative_version_in_a_reference_is_named_as_a_version() -> None:
+    """`POST /v1/models/ets1@-1/forecast` answered "model must be 1-63 characters of a-z, 0-9, ... got '-1'", the
+    alias rule, where `ets1@0` and `ets1@99999999999999999999999` get the version rule."""
+    from forecasting.errors import InvalidParameterError
+    from forecasting.store.names import parse_ref
+
+    with pytest.raises(InvalidParameterError) as err:
+        parse_ref("ets1@-1")
+    assert err.value.message == "model: version must be an integer from 1 to 2147483647, got 'ets1@-1'"
+    assert parse_ref("ets1@3") == ("ets1", 3)
+    assert parse_ref("ets1@1.5") == ("ets1", "1.5")  # a valid alias name, as before

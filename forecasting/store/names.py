@@ -10,6 +10,8 @@ from forecasting.errors import InvalidParameterError
 __all__ = ["parse_ref", "validate_alias", "validate_name"]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+#: a version after '@', in or out of the rule: digits, with a sign or not (no alias starts with a sign)
+_NUMBER = re.compile(r"^[+-]?\d+$")
 
 
 def validate_name(value: Any, *, field: str) -> str:
@@ -67,7 +69,7 @@ def parse_ref(ref: str, *, field: str = "model") -> tuple[str, int | str | None]
     validate_name(name, field=field)
     if not sep or sel == "latest":
         return name, None
-    if sel.isdigit():
+    if _NUMBER.match(sel):  # 'name@-1' is a version out of the rule, not a malformed alias
         version = int(sel)
         if not 1 <= version <= MAX_VERSION:
             msg = f"{field}: version must be an integer from 1 to {MAX_VERSION}, got {ref!r}"
