@@ -269,9 +269,8 @@ def choose_differences(panel: Panel) -> tuple[list[int], str]:
 
     Each of up to :data:`DIFFERENCE_SERIES` series (evenly spaced over the panel; those of at least
     :data:`DIFFERENCE_MIN_LENGTH` observations, where the test has power: without one, a first difference)
-    gets statsforecast's ``ndiffs`` (R forecast's: the KPSS test of
-    level stationarity at 5%, Kwiatkowski, Phillips, Schmidt & Shin, J. Econometrics 1992, on statsmodels'
-    ``kpss``). ``y`` is differenced once when at least :data:`DIFFERENCE_SHARE` of them need a difference: a
+    gets the first test of statsforecast's ``ndiffs`` (R forecast's: the KPSS test of level stationarity at 5%,
+    Kwiatkowski, Phillips, Schmidt & Shin, J. Econometrics 1992, statsmodels' ``kpss``; :func:`_needs_difference`). ``y`` is differenced once when at least :data:`DIFFERENCE_SHARE` of them need a difference: a
     trending or wandering panel (M3 Monthly, Quarterly) keeps its first difference, a stationary one (a level
     driven by an exogenous price) is modelled in levels.
 
@@ -284,8 +283,6 @@ def choose_differences(panel: Panel) -> tuple[list[int], str]:
     (list of int, str)
         ``[1]`` or ``[]``, and the note that says why.
     """
-    from statsforecast.arima import ndiffs
-
     ids = [u for u, n in panel.lengths.items() if n >= DIFFERENCE_MIN_LENGTH]
     if not ids:
         return [1], (f"differences [1]: no series has the {DIFFERENCE_MIN_LENGTH} observations the unit-root test "
@@ -293,12 +290,28 @@ def choose_differences(panel: Panel) -> tuple[list[int], str]:
     picked = [ids[i] for i in np.unique(np.linspace(0, len(ids) - 1, min(len(ids), DIFFERENCE_SERIES)).astype(int))]
     values = dict(panel.frame.filter(pl.col("unique_id").is_in(picked)).group_by("unique_id")
                   .agg(pl.col("y")).iter_rows())
-    need = sum(ndiffs(np.asarray(values[u], dtype=np.float64)) >= 1 for u in picked)
+    need = sum(_needs_difference(np.asarray(values[u], dtype=np.float64)) for u in picked)
     share = need / len(picked)
     verdict = "[1]" if share >= DIFFERENCE_SHARE else "[] (y in levels)"
-    note = (f"differences {verdict}: the KPSS unit-root test (statsforecast's ndiffs) finds {need} of {len(picked)} "
+    note = (f"differences {verdict}: the KPSS unit-root test (as statsforecast's ndiffs) finds {need} of {len(picked)} "
             f"series needing a difference ({share:.0%}; y is differenced from {DIFFERENCE_SHARE:.0%})")
     return ([1] if share >= DIFFERENCE_SHARE else []), note
+
+
+def _needs_difference(y: np.ndarray) -> bool:
+    """Whether the KPSS test rejects level stationarity of ``y`` at 5%: statsforecast's ``ndiffs(y) >= 1`` (its
+    first test: statsmodels' ``kpss`` with a constant and ``floor(3 sqrt(n) / 13)`` lags, R forecast's rule),
+    without importing statsforecast's ARIMA module (seconds at a tree model's first fit); a constant series
+    needs none."""
+    import warnings
+
+    from statsmodels.tsa.stattools import kpss
+
+    if np.ptp(y) == 0:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the p-value table's interpolation warning
+        return bool(kpss(y, "c", nlags=int(3 * np.sqrt(y.size) / 13))[1] < 0.05)
 
 
 def default_features(season_length: int, *, freq: str | int | None = None, recent_lags: bool = False,

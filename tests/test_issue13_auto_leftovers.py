@@ -203,13 +203,13 @@ def test_the_unit_root_test_chooses_the_differencing() -> None:
 
     train, _ = _priced(20, 120, 0)
     assert choose_differences(validate_panel(train)) == ([], (
-        "differences [] (y in levels): the KPSS unit-root test (statsforecast's ndiffs) finds 1 of 20 series needing "
+        "differences [] (y in levels): the KPSS unit-root test (as statsforecast's ndiffs) finds 1 of 20 series needing "
         "a difference (5%; y is differenced from 50%)"))
     rng = np.random.default_rng(1)
     walks = pl.concat(pl.DataFrame({"unique_id": f"w{i}", "ds": np.arange(1, 121), "y": 100 + np.cumsum(rng.normal(size=120))})
                       for i in range(10))
     diffs, note = choose_differences(validate_panel(walks))
-    assert diffs == [1] and note.startswith("differences [1]: the KPSS unit-root test (statsforecast's ndiffs) finds ")
+    assert diffs == [1] and note.startswith("differences [1]: the KPSS unit-root test (as statsforecast's ndiffs) finds ")
     short, _ = _priced(20, 40, 0)  # too short for the test's power: the difference is kept
     assert choose_differences(validate_panel(short)) == ([1], (
         "differences [1]: no series has the 48 observations the unit-root test is given (the default: a first "
