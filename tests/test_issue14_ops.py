@@ -230,7 +230,7 @@ def test_another_tenants_job_starts_within_5_s_behind_50_queued_and_the_51st_get
         mine = c.post("/v1/models", json={"name": "mine", "model": "naive", "data": rows(), "h": 2}, headers=small)
         assert mine.status_code == 202
         wait_until(lambda: job(mine.json()["id"], small)["state"] in ("running", "succeeded"), 5,
-                 "the other tenant's job starting")
+                   "the other tenant's job starting")
         waited = time.monotonic() - start
         queued = sum(job(i, big)["state"] == "queued" for i in ids)
         assert queued >= 40, (queued, waited)  # it did not wait for the big tenant's queue to drain
@@ -242,7 +242,7 @@ def test_cancel_during_the_hold_out_fit_kills_the_worker(tmp_path: Path) -> None
     try:
         job_id = runner.submit_training("acme", "slow", SLOW, hourly(), h=24)
         info = wait_until(lambda: (j := runner.get_job(job_id, "acme")).message.startswith("hold-out fit") and j,
-                        120, "the hold-out fit step")
+                          120, "the hold-out fit step")
         assert info.state == "running" and 0.15 <= info.progress < 0.3  # XGBoost reports its rounds (team 21, H5)
         pid = runner._slots[0].process.pid
         assert alive(pid)
@@ -313,7 +313,7 @@ def test_sigkill_leaves_no_worker_and_the_job_runs_again_and_sigterm_stops_withi
     server = _serve(tmp_path, port)
     try:
         job = wait_until(lambda: (j := httpx.get(f"{url}/v1/jobs/{job_id}").json())["state"] == "running"
-                       and j["started_at"] and j, 120, "the job running again")
+                         and j["started_at"] and j, 120, "the job running again")
         from datetime import datetime
 
         assert datetime.fromisoformat(job["started_at"]).timestamp() >= restarted - 1  # it started again

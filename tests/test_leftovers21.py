@@ -138,7 +138,7 @@ def test_a_scheduled_tick_queues_a_retrain_job_that_shows_progress_and_cancel_st
     job = wait_until(retrain_job, 30, "a retrain job queued by a tick")
     assert job["request"] == {"name": "hourly", "kind": "retrain", "trigger": "schedule"}
     moving = wait_until(lambda: (j := client.get(f"/v1/jobs/{job['id']}").json())["progress"] > 0.1 and j, 120,
-                   "the challenger's hold-out fit reporting rounds")
+                        "the challenger's hold-out fit reporting rounds")
     assert moving["state"] == "running" and moving["message"].startswith("challenger hold-out fit: "), moving
     assert client.put("/v1/models/hourly/retraining", json={}).status_code == 200  # no more ticks
     assert client.post(f"/v1/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
