@@ -1008,6 +1008,7 @@ def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]) -> tuple[pl.DataFra
         rows = frame.with_row_index("row").filter(pl.col("ds").str.contains(r"^\s*-?\d+\s*$"))["row"].to_list()
         msg = f"ds mixes integer steps and timestamps (integers at rows {_examples(rows)})"
         raise InvalidInputError(msg, field="ds")
+    _refuse_sub_microsecond(frame, s)
     aware = s.str.contains(_TZ_SUFFIX.pattern)
     n_aware = int(aware.sum() or 0)
     if 0 < n_aware < nonnull.len():
@@ -1055,6 +1056,18 @@ def _parse_ds_strings(frame: pl.DataFrame, notes: list[str]) -> tuple[pl.DataFra
         raise InvalidInputError(msg, field="ds")
     kind: Literal["datetime", "date"] = "date" if bool(nonnull.str.len_chars().max() == 10) and not n_aware else "datetime"
     return frame.with_columns(parsed.alias("ds")), tz, kind, notes
+
+
+def _refuse_sub_microsecond(frame: pl.DataFrame, s: pl.Series) -> None:
+    """Timestamps are kept to the microsecond: text with a non-zero digit below it ('...00.000000001') was cut there,
+    so three distinct nanosecond stamps were refused as "3 duplicate timestamps (2024-01-01 x3)"."""
+    fine = s.str.contains(r"\.\d{6}\d*[1-9]")
+    if bool(fine.any()):
+        rows = frame.with_row_index("row").filter(fine)
+        msg = (f"ds has {rows.height} timestamps with digits below a microsecond (rows {_examples(rows['row'].to_list())}: "
+               f"{_examples([repr(v) for v in rows['ds'].to_list()])}); timestamps are kept to the microsecond: round "
+               f"them, or number the steps with integer ds")
+        raise InvalidInputError(msg, field="ds")
 
 
 _ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d")

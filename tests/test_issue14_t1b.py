@@ -200,3 +200,17 @@ def test_a_negative_version_in_a_reference_is_named_as_a_version() -> None:
     assert err.value.message == "model: version must be an integer from 1 to 2147483647, got 'ets1@-1'"
     assert parse_ref("ets1@3") == ("ets1", 3)
     assert parse_ref("ets1@1.5") == ("ets1", "1.5")  # a valid alias name, as before
+
+
+def test_timestamps_below_a_microsecond_are_named_not_called_duplicates() -> None:
+    """ds '2024-01-01T00:00:00.000000001', '...002', '...003': refused as "duplicate (unique_id, ds) rows in 1
+    series: series 'a': 3 duplicate timestamps (2024-01-01 x3)": the parse keeps microseconds, so they became one."""
+    with pytest.raises(InvalidInputError) as err:
+        validate_panel({"unique_id": ["a"] * 3, "ds": [f"2024-01-01T00:00:00.00000000{i}" for i in (1, 2, 3)],
+                        "y": [1.0, 2.0, 3.0]})
+    assert err.value.message == (
+        "ds has 3 timestamps with digits below a microsecond (rows 0, 1, 2: '2024-01-01T00:00:00.000000001', "
+        "'2024-01-01T00:00:00.000000002', '2024-01-01T00:00:00.000000003'); timestamps are kept to the microsecond: "
+        "round them, or number the steps with integer ds")
+    assert validate_panel({"unique_id": ["a"] * 3, "ds": [f"2024-01-01T00:00:00.00000{i}000" for i in (1, 2, 3)],
+                           "y": [1.0, 2.0, 3.0]}).freq == "1us"
