@@ -46,7 +46,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar, cast
 
 import msgspec
 import numpy as np
@@ -826,6 +826,10 @@ class TreeForecaster(GlobalForecaster[TP]):
         """Target-scaling and conformal scales: the training ones, or those of the given history."""
         if history is None:
             return self.scales_, self.cscales_
+        return self._scales_one_series(panel) or self._scales_query(panel)
+
+    def _scales_query(self, panel: Panel) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """:meth:`_scales` of a history by the polars query (every case; :meth:`_scales_one_series` first)."""
         # one group_by for both (a query's fixed cost was a tenth of a one-series request, issue 14)
         aggs, finish = scale_exprs(self.pipeline_.spec.scaler)
         c_aggs, c_finish = self._series_scale_exprs()
@@ -834,6 +838,64 @@ class TreeForecaster(GlobalForecaster[TP]):
         uid = both.get_column("unique_id")
         return (pl.DataFrame([uid, both.get_column(SCALE_MEAN), both.get_column(SCALE_STD)]),
                 pl.DataFrame([uid, both.get_column("_cscale")]))
+
+    def _scales_one_series(self, panel: Panel) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+        """:meth:`_scales` of a one-series history without the ``group_by`` query (issue 14: its collect, waiting
+        on polars' thread pool under load, was two thirds of a one-series forecast's model time), bit for bit.
+
+        Each statistic is reduced in the order polars reduces it (:func:`~forecasting.features.scale_exprs`,
+        :meth:`_series_scale_exprs`):
+
+        * a key not flagged sorted (a request's history) is hashed into an index group, whose ``mean`` is a
+          Kahan sum over ``n`` and whose ``std`` a Welford update (:func:`~forecasting.models.tree_kernels.
+          kahan_mean_welford_std`, compiled); a key flagged sorted is aggregated as a slice of the column, with
+          the column's own ``Series.mean`` and ``Series.std(ddof=0)``;
+        * the conformal scale's means of ``|y_t - y_{t-m}|`` are polars' masked pairwise sum of the group's list
+          (its ``m`` nulls as zeros in place: ``Series.sum``) over its ``n - m`` values, either way.
+
+        The query's finishing follows (a ``scale`` that is null or at most 1e-12 is 1; the conformal scale is the
+        first positive of the two means, else 1). Identical to the query on random series, both ways
+        (``tests/test_issue14_p50b.py``).
+
+        Returns None (the caller runs the query) for several series, a target that is not Float64 or not
+        finite, or a scaler :func:`~forecasting.features.scale_exprs` does not define.
+        """
+        frame = panel.frame
+        scaler = self.pipeline_.spec.scaler
+        if panel.n_series != 1 or scaler not in ("standard", "mean", None):
+            return None
+        uid, y = frame.get_column("unique_id"), frame.get_column("y")
+        if y.dtype != pl.Float64:
+            return None
+        v = y.to_numpy()
+        if not np.isfinite(v).all():
+            return None
+        n = len(v)
+        loc, scale = 0.0, 1.0
+        if scaler is not None:
+            hashed = not uid.flags["SORTED_ASC"]
+            if hashed:
+                from forecasting.models.tree_kernels import kahan_mean_welford_std
+
+                mean, std = kahan_mean_welford_std(v if scaler == "standard" else np.abs(v))
+            else:
+                mean, std = (y.mean(), y.std(ddof=0)) if scaler == "standard" else (pl.Series(np.abs(v)).mean(), 0)
+            loc, scale = (mean, std) if scaler == "standard" else (0.0, mean)
+        scale = 1.0 if scale is None or scale <= 1e-12 else scale
+        cscale = 1.0
+        for lag in (self.season_length if self.season_length > 1 else 1, 1):
+            if n > lag:
+                d = np.empty(n)
+                d[:lag] = 0.0
+                np.abs(v[lag:] - v[:-lag], out=d[lag:])
+                mean = cast(float, pl.Series(d).sum()) / (n - lag)
+                if mean > 0:
+                    cscale = mean
+                    break
+        uid = uid.slice(0, 1)
+        return (pl.DataFrame([uid, pl.Series(SCALE_MEAN, [0.0 if loc is None else loc], dtype=pl.Float64),
+                              pl.Series(SCALE_STD, [scale], dtype=pl.Float64)]),
+                pl.DataFrame([uid, pl.Series("_cscale", [cscale], dtype=pl.Float64)]))
 
     def _intervals(self, frame: pl.DataFrame, cscales: pl.DataFrame, levels: tuple[float | int, ...]) -> pl.DataFrame:
         """``frame`` (``unique_id, ds, <alias>``) with the conformal bands of each level: the forecast plus and minus
