@@ -80,6 +80,7 @@ __all__ = [
     "ValidationReport",
     "check_min_length",
     "find_duplicates",
+    "FLOAT32_MAX",
     "find_float32_inexact",
     "find_gaps",
     "find_invalid_y",
@@ -752,6 +753,10 @@ def find_invalid_y(frame: pl.DataFrame) -> pl.DataFrame:
     bad = y.is_null() | y.is_nan() | y.is_infinite()
     return frame.with_row_index("row").filter(bad).select("unique_id", "ds", "y", "row")
 
+
+#: float32's largest finite value (IEEE 754 binary32): the tree engines, ONNX Runtime and the networks read inputs as
+#: float32, where a larger magnitude becomes infinite; inputs beyond it are refused
+FLOAT32_MAX = 3.4028234663852886e38
 
 #: Largest magnitude below which float32 (24-bit significand, IEEE 754 binary32) holds every integer exactly;
 #: above it neighbouring values collapse (2^24 + 1 reads as 2^24). XGBoost (DMatrix) and LightGBM (labels,

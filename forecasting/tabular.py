@@ -65,7 +65,7 @@ import numpy as np
 import polars as pl
 
 from forecasting import artifacts
-from forecasting.data import find_float32_inexact, float32_note
+from forecasting.data import FLOAT32_MAX, find_float32_inexact, float32_note
 from forecasting.devices import resolve_device
 from forecasting.errors import (
     ArtifactIntegrityError,
@@ -208,7 +208,7 @@ def _check_finite(name: str, values: np.ndarray) -> None:
             field="data", details={"column": name, "rows": inf[:100].tolist(), "n_rows": int(inf.size)},
         )
     # XGBoost and ONNX Runtime read features as float32: larger magnitudes would become inf there
-    huge = np.flatnonzero(np.abs(np.nan_to_num(values)) > _FLOAT32_MAX)
+    huge = np.flatnonzero(np.abs(np.nan_to_num(values)) > FLOAT32_MAX)
     if huge.size:
         msg = (
             f"feature {name!r} exceeds the float32 range (|x| > 3.4e38) in {huge.size} rows: {_row_list(huge)}; "
@@ -220,15 +220,14 @@ def _check_finite(name: str, values: np.ndarray) -> None:
         )
 
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-#: Why a value beyond :data:`_FLOAT32_MAX` is refused for every algorithm (the linear model's ONNX graph too)
+#: Why a value beyond :data:`forecasting.data.FLOAT32_MAX` is refused for every algorithm (the linear model's ONNX graph too)
 _FLOAT32_WHO = "XGBoost and the ONNX export compute in float32"
 
 
 def _check_target_range(target: str, y: np.ndarray) -> None:
     """Refuse a regression target beyond float32's range: XGBoost read ``1e300`` as inf and its error blamed the
     parameters ("xgboost rejected the parameters {...}")."""
-    huge = np.flatnonzero(np.abs(y) > _FLOAT32_MAX)
+    huge = np.flatnonzero(np.abs(y) > FLOAT32_MAX)
     if huge.size:
         msg = (f"target {target!r} exceeds the float32 range (|y| > 3.4e38) in {huge.size} rows: {_row_list(huge)}; "
                f"{_FLOAT32_WHO}: rescale the target")

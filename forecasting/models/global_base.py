@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from forecasting.data import Panel, validate_h, validate_levels
+from forecasting.data import FLOAT32_MAX, Panel, validate_h, validate_levels
 from forecasting.errors import InsufficientHistoryError, InvalidInputError, InvalidParameterError
 from forecasting.features import _CALENDAR_BY_UNIT, FeaturePipeline
 from forecasting.models.base import P, BaseForecaster, Capabilities, as_panel
@@ -61,6 +61,16 @@ def check_exog_values(frame: pl.DataFrame, columns: list[str], *, where: str) ->
                 )
                 raise InvalidInputError(msg,
                                         field=f"{where}.{col}")
+            # the engines (XGBoost, LightGBM, ONNX, torch) read inputs as float32: a larger magnitude becomes
+            # infinite there (XGBoost: "Input data contains inf"; the forecast would be silently clipped)
+            big = frame.filter(pl.col(col).abs() > FLOAT32_MAX)
+            if big.height:
+                pairs = ", ".join(f"({u}, {d})" for u, d in big.select("unique_id", "ds").head(5).iter_rows())
+                msg = (
+                    f"{where}: exogenous column '{col}' has {big.height} values beyond float32's range "
+                    f"(|x| > {FLOAT32_MAX:.7g}, the models' input type) at (unique_id, ds): {pairs}; rescale the column"
+                )
+                raise InvalidInputError(msg, field=f"{where}.{col}")
 
 
 def calendar_inputs(panel: Panel, calendar: Sequence[str] | None) -> list[str]:
