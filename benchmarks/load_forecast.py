@@ -56,8 +56,9 @@ def log_tail(log: Path | None, lines: int = 40) -> str:
     return f"\nlast {len(text)} lines of the server log {log}:\n" + "\n".join(text)
 
 
-def start_server(state: Path, *, log: Path | None = None) -> tuple[subprocess.Popen[str], str]:
-    """``forecasting serve`` on a free port; returns (process, base URL) once /readyz answers.
+def start_server(state: Path, *, log: Path | None = None, ready_s: float = 180.0) -> tuple[subprocess.Popen[str], str]:
+    """``forecasting serve`` on a free port; returns (process, base URL) once /readyz answers (within ``ready_s``
+    seconds: each process's preload takes 5 to 60 s on a loaded 2-core machine).
 
     ``log``: a file that receives the server's output (its access and event lines; the tail is in the message
     when it does not start), else the output is dropped."""
@@ -72,7 +73,7 @@ def start_server(state: Path, *, log: Path | None = None) -> tuple[subprocess.Po
         if log is not None:
             out.close()  # type: ignore[union-attr]  # the child keeps its own descriptor
     base = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 60
+    end = time.monotonic() + ready_s
     while time.monotonic() < end:
         if proc.poll() is not None:
             msg = f"the server exited with status {proc.returncode}{log_tail(log)}"
@@ -84,7 +85,7 @@ def start_server(state: Path, *, log: Path | None = None) -> tuple[subprocess.Po
             pass
         time.sleep(0.2)
     proc.terminate()
-    msg = f"the server was not ready within 60 s{log_tail(log)}"
+    msg = f"the server was not ready within {ready_s:g} s{log_tail(log)}"
     raise SystemExit(msg)
 
 
