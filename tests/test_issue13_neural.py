@@ -127,8 +127,8 @@ def test_defaults_follow_the_frequency_and_the_history() -> None:
     model = make_model({"name": "nhits"}, freq="1h")
     settings, notes = model._derive(hourly)
     assert (settings.input_size, settings.n_freq_downsample, settings.early_stop_patience_steps,
-            settings.max_steps, settings.target_transform) == (504, [168, 24, 1], 5, 1000, "log")
-    assert notes == ["nhits: input_size=504, max_steps=1000, windows_batch_size=1024, target_transform=log, "
+            settings.max_steps, settings.target_transform) == (504, [168, 24, 1], 5, 3000, "log")
+    assert notes == ["nhits: input_size=504, max_steps=3000, windows_batch_size=256, target_transform=log, "
                      "n_freq_downsample=[168, 24, 1], "
                      "early stopping on the last 48 steps of each series (patience 5 checks of 100 steps) (derived "
                      "from the data: horizon 48, season 24, shortest series 700 observations)"]

@@ -76,7 +76,7 @@ from forecasting.models.network_core import (
 )
 from forecasting.models.registry import REGISTRY, NeuralParams, default_season_length
 
-__all__ = ["NeuralForecaster", "network_class"]
+__all__ = ["NeuralForecaster", "gather_sampled_windows", "network_class"]
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 2  # 2: the series' reference scales (scales.parquet) and the effective settings (issue 13)
@@ -113,11 +113,12 @@ class NeuralForecaster(GlobalForecaster[NP]):
         plus ``horizon`` for validation, must fit in every series); at least
         ``max(4, min(horizon, 2 * season_length))``.
     max_steps : int, optional
-        Training steps; default the adapter's ``default_max_steps`` (1000), a
+        Training steps; default the adapter's ``default_max_steps`` (1000; ``nhits``: 3000), a
         ceiling when early stopping is on.
     windows_batch_size : int, optional
         Training windows per step; default the adapter's ``default_windows_batch_size``
-        (1024, neuralforecast's).
+        (1024, neuralforecast's; ``nhits``: 256). A step copies only the windows it samples
+        (:func:`gather_sampled_windows`), so its cost follows this number.
     early_stop_patience_steps : int, optional
         Validation checks without improvement before training stops (neuralforecast's);
         default 5 when every series has room for a validation block of ``horizon`` steps
@@ -427,6 +428,7 @@ class NeuralForecaster(GlobalForecaster[NP]):
                        "callbacks": [callback]}
             net = self._build_net(self.futr_cols_, self.hist_cols_, self.static_cols_, trainer)
             guard_scaler(net)  # the same floor on each window's scale as the forecasting core applies
+            gather_sampled_windows(net)  # a step's cost follows its windows_batch_size, not its series' history
             # neuralforecast sees integer steps: the grid is already checked, and univariate windows need
             # no absolute time (the calendar inputs carry it)
             df = frame.with_columns(pl.int_range(pl.len()).over("unique_id").alias("ds")).to_pandas()
@@ -963,6 +965,87 @@ class NeuralForecaster(GlobalForecaster[NP]):
                                     field="model") from exc
         model.fallbacks_ = []
         return model
+
+
+class _WindowsOnDemand:
+    """The training windows of one batch of series, gathered only where they are indexed.
+
+    Stands for neuralforecast's ``windows`` tensor ``(B * Ws, L + H, C, 1)`` (series-major)
+    in ``training_step``, which indexes it once with the sampled window numbers: only those
+    ``windows_batch_size`` windows are copied, not every window of every series of the batch.
+    """
+
+    def __init__(self, temporal: Any, size: int, step: int) -> None:
+        self.windows = temporal.unfold(dimension=-1, size=size, step=step)  # a view (B, C, Ws, L + H)
+        self.per_series = int(self.windows.shape[2])
+        self.device = temporal.device
+
+    def __getitem__(self, idx: Any) -> Any:
+        # advanced indices split by a slice go first: (n, C, L + H) -> (n, L + H, C, 1), neuralforecast's layout
+        return self.windows[idx // self.per_series, :, idx % self.per_series, :].permute(0, 2, 1).unsqueeze(-1)
+
+
+def gather_sampled_windows(net: Any) -> None:
+    """Make a training step of ``net`` copy only the windows it samples (same windows, same draws).
+
+    neuralforecast (``BaseModel._create_windows``, 3.3) cuts every window of every series
+    in the step's batch of ``batch_size`` series (``unfold``, then a copy of all of them:
+    32 series of M4 Hourly hold about 25,000 windows of 216 steps), keeps those with
+    enough available points, and only then samples ``windows_batch_size`` of them. The
+    copy and the availability sums over all windows cost as much as the network's own
+    forward and backward pass on 256 windows. Here the availability of every window comes
+    from cumulative sums of the availability mask (``O(B T)``), the list of valid windows
+    and the draw are neuralforecast's own (same order, same random numbers), and only the
+    drawn windows are copied (:class:`_WindowsOnDemand`): training is the same, step for
+    step (a test checks the weights), at a cost that follows ``windows_batch_size``.
+
+    Applies to univariate, non-recurrent networks trained without ``sample_weight``;
+    others, and the validation and prediction windows, keep neuralforecast's method.
+
+    Parameters
+    ----------
+    net : neuralforecast model
+        Its ``_create_windows`` is wrapped in place (an instance attribute, kept by the deep
+        copy ``NeuralForecast.fit`` makes).
+    """
+    import types
+
+    import torch
+
+    if getattr(net, "MULTIVARIATE", True) or getattr(net, "RECURRENT", True):
+        return
+    library = type(net)._create_windows
+
+    def create_windows(self: Any, batch: dict[str, Any], step: str) -> Any:
+        cols = batch["temporal_cols"]
+        if step != "train" or "sample_weight" in cols:
+            return library(self, batch, step)
+        temporal = batch["temporal"]
+        if self.val_size + self.test_size > 0:
+            temporal = temporal[:, :, :-self.val_size - self.test_size]
+        temporal = self.padder_train(temporal)
+        L, size = self.input_size, self.input_size + self.h
+        if temporal.shape[-1] < size:
+            return library(self, batch, step)  # its own error
+        # available points in each window's input and output part, as neuralforecast sums them (exact: 0/1 counts)
+        mask = temporal[:, cols.get_loc("available_mask"), :].to(torch.float64)
+        cum = torch.nn.functional.pad(mask.cumsum(-1), (1, 0))  # (B, T + 1)
+        starts = torch.arange(0, temporal.shape[-1] - size + 1, self.step_size, device=temporal.device)
+        n_in = cum[:, starts + L] - cum[:, starts]
+        keep = n_in >= max(1, int(L * self.min_insample_fraction * self.n_series))
+        if self.h > 0:
+            n_out = cum[:, starts + size] - cum[:, starts + L]
+            keep &= n_out >= max(1, int(self.h * self.min_outsample_fraction * self.n_series))
+        if not bool(keep.any()):
+            return library(self, batch, step)  # its own error
+        static = batch.get("static", None)
+        if static is not None:
+            static = torch.repeat_interleave(static, repeats=len(starts), dim=0)
+        final = torch.nonzero(keep.reshape(-1)).squeeze(-1)
+        return _WindowsOnDemand(temporal, size, self.step_size), static, batch.get("static_cols", None), final, \
+            None, cols
+
+    net._create_windows = types.MethodType(create_windows, net)
 
 
 def network_class(name: str) -> type[NeuralForecaster[Any]] | None:

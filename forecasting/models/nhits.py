@@ -26,13 +26,18 @@ class NHITSForecaster(NeuralForecaster[NHITSParams]):
     ``[h/4, h/8, 1]``)), ``mlp_units`` (width of the two layers of each block, default 512),
     ``dropout_prob_theta``. See :class:`NeuralForecaster` for the rest.
 
-    Training defaults: the base's (neuralforecast's 1,000 steps of 1,024 windows). A
-    candidate under measurement (issue 13): ``{"max_steps": 3000, "windows_batch_size":
-    256}``, three times the updates for about the same compute.
+    Training defaults: 3,000 steps of 256 windows (neuralforecast's: 1,000 of 1,024), three
+    times the updates for less compute, now that a step copies only the windows it samples
+    (:func:`~forecasting.models.neural.gather_sampled_windows`). On M4 Hourly (issue 13):
+    OWA 0.448 (sMAPE 9.557, MASE 0.900) against 0.456 for 1,000 x 1,024; a step of 256
+    windows costs 0.24 of a 1,024-window step of neuralforecast's windowing (one thread,
+    load 10), so the 3,000 steps take 0.71 of the old training's time (README).
     """
 
     name: ClassVar[str] = "nhits"
     default_alias: ClassVar[str] = "NHITS"
+    default_max_steps: ClassVar[int] = 3000
+    default_windows_batch_size: ClassVar[int] = 256
 
     def _derive_architecture(self, settings: NHITSParams, panel: Panel) -> dict[str, Any]:
         """``n_freq_downsample`` from the seasons when unset (see the class docstring)."""
