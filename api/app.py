@@ -98,7 +98,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     limits = service.Limits(max_h=settings.max_h, max_series=settings.max_series, max_rows=settings.max_rows,
-                    max_seconds=settings.max_seconds)
+                    max_seconds=settings.max_seconds,
+                    seconds_setting="FORECASTING_MAX_SECONDS")
     database_url, artifacts_dir = settings.registry_locations
     store = Store(database_url, artifacts_dir, cache_size=settings.model_cache_size,
                   busy_timeout_s=settings.db_busy_timeout_s)

@@ -40,7 +40,8 @@ def _monitoring() -> Iterator[Monitoring]:
         database_url, artifacts_dir = settings.registry_locations
         with Store(database_url, artifacts_dir) as store:
             yield Monitoring(store, Limits(max_h=settings.max_h, max_series=settings.max_series,
-                                           max_rows=settings.max_rows, max_seconds=settings.max_seconds))
+                                           max_rows=settings.max_rows, max_seconds=settings.max_seconds,
+                                           seconds_setting="FORECASTING_MAX_SECONDS"))
     except ForecastingError as exc:
         raise _fail(exc) from None
 

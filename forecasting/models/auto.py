@@ -490,9 +490,13 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         return max(2 * m, 6)
 
     def _deadline(self) -> float | None:
+        """The search's deadline (epoch seconds): the earlier of ``time_limit`` from now and the caller's
+        (:func:`arm`); ``self.limit_named_`` says which one binds, as messages name it."""
         limit = None if self.params.time_limit is None else time.time() + self.params.time_limit
-        if self.deadline is not None:
-            limit = self.deadline if limit is None else min(limit, self.deadline)
+        self.limit_named_ = "no time_limit" if self.params.time_limit is None else f"time_limit={self.params.time_limit} s"
+        if self.deadline is not None and (limit is None or self.deadline < limit):
+            limit = self.deadline
+            self.limit_named_ = self.deadline_source or "the caller's deadline"
         return limit
 
     def _pool(self, panel: Panel, seasons: list[int], h: int) -> tuple[list[Candidate], list[str]]:
@@ -548,7 +552,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         started = time.time()
         deadline = self._deadline()
         if deadline is not None and started >= deadline:
-            msg = "model 'auto': the time limit passed before the search could start"
+            msg = f"model 'auto': the time limit ({self.limit_named_}) passed before the search could start"
             raise TimeLimitError(msg, field="time_limit", details={"limit_seconds": self.params.time_limit})
         self.notes_: list[str] = []
         seasons, notes = self._seasons(panel)
@@ -652,7 +656,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
                 c.status, c.reason = "dropped", f"{type(exc).__name__}: {exc}"[:300]
                 if isinstance(exc, TimeLimitError) and share is not None:  # left, not waited for
                     c.reason = (f"skipped: not finished within its {share - now:.1f} s share of the time limit "
-                                f"(time_limit={self.params.time_limit} s), left after "
+                                f"({self.limit_named_}), left after "
                                 f"{time.perf_counter() - t0:.1f} s: {exc}")[:300]
                 c.forecasts, c.bounds = [], {}
                 continue

@@ -400,6 +400,7 @@ class BaseForecaster(Generic[P]):
         self.fallback = fallback
         self.n_jobs = n_jobs
         self.deadline: float | None = None  # epoch seconds after which fitting stops with TimeLimitError
+        self.deadline_source: str | None = None  # who set the deadline, for messages (e.g. 'FORECASTING_MAX_SECONDS=60 s')
         self.progress: Progress | None = None  # (fraction done, message) during training, where declared
         self.fallbacks_: list[Fallback] = []  # series handed to the fallback by the last fit (none before one)
 
@@ -567,7 +568,8 @@ def split_short(model: BaseForecaster[Any], panel: Panel, minimum: int, why: str
     return panel.subset([u for u in panel.lengths if u not in short])
 
 
-def arm(model: Forecaster, *, deadline: float | None = None, progress: Progress | None = None) -> None:
+def arm(model: Forecaster, *, deadline: float | None = None, progress: Progress | None = None,
+        source: str | None = None) -> None:
     """Give a model (and its fallback) a deadline and a progress callback, as far as it declares it takes them.
 
     Parameters
@@ -575,13 +577,15 @@ def arm(model: Forecaster, *, deadline: float | None = None, progress: Progress 
     deadline : float, optional
         Epoch seconds after which training stops with ``TimeLimitError`` (models that declare
         ``honours_time_limit``; their fallback too).
+    source : str, optional
+        The limit the deadline comes from, as messages name it (``'FORECASTING_MAX_SECONDS=60 s'``).
     progress : callable(fraction, message), optional
         Training progress (models that declare ``reports_progress``).
     """
     if deadline is not None:
-        model.deadline = deadline
+        model.deadline, model.deadline_source = deadline, source
         if model.fallback is not None:
-            model.fallback.deadline = deadline
+            model.fallback.deadline, model.fallback.deadline_source = deadline, source
     if progress is not None and model.capabilities.reports_progress:
         model.progress = progress
 

@@ -67,12 +67,22 @@ class Limits:
         Most input rows per request.
     max_seconds : float, optional
         Wall time allowed for fitting; past it the work stops with ``TimeLimitError``.
+    seconds_setting : str
+        The name a message gives ``max_seconds`` (the API: ``FORECASTING_MAX_SECONDS``).
     """
 
     max_h: int = MAX_HORIZON
     max_series: int = 1_000_000
     max_rows: int = 100_000_000
     max_seconds: float | None = None
+    seconds_setting: str = "max_seconds"
+
+    def arm(self, model: Any) -> None:
+        """Give ``model`` the deadline ``max_seconds`` from now (none without one), naming the setting it comes
+        from (:func:`forecasting.models.base.arm`)."""
+        if self.max_seconds is not None:
+            arm(model, deadline=time.time() + self.max_seconds,
+                source=f"{self.seconds_setting}={self.max_seconds:g} s")
 
 
 #: The largest forecast answer, in values (series x h x (1 + 2 x levels)), as a multiple of the row limit: the input's
@@ -238,7 +248,7 @@ def forecast(
         raise CapabilityError(msg, field="X_future")
     forecaster = make_model(spec, freq=panel.freq, n_jobs=n_jobs)
     _check_future_first(forecaster, panel, h, X_future)
-    arm(forecaster, deadline=None if limits.max_seconds is None else time.time() + limits.max_seconds)
+    limits.arm(forecaster)
     forecaster.fit(panel)
     frame = forecaster.predict(h, level=levels, X_future=X_future)
     own = spec.params.get("non_negative")  # a model's own setting (auto's) when the request leaves it open
@@ -561,7 +571,7 @@ def explain(
             require(fitted, "explain")  # before fitting, not after
         _check_approximate(fitted, approximate)  # statistical models too
         _check_future_first(fitted, panel, h, X_future)
-        arm(fitted, deadline=None if limits.max_seconds is None else time.time() + limits.max_seconds)
+        limits.arm(fitted)
         fitted.fit(panel)
         explanation = _explain_fitted(fitted, h, None, X_future, approximate)
         return ExplainResult(explanation=explanation, model=spec.name, notes=[*panel.report.notes, *notes])

@@ -47,7 +47,7 @@ from forecasting.hierarchy import (
     reconcile,
     validate_methods,
 )
-from forecasting.models.base import arm, require
+from forecasting.models.base import require
 from forecasting.models.local import ALL_CORES
 from forecasting.models.registry import ModelSpec, make_model, parse_spec
 from forecasting.service.core import Limits, SpecLike, check_limits, forecast_fitted, resolve, training_freq
@@ -346,7 +346,7 @@ def _forecast_all(panel: Panel, structure: Hierarchy, spec: ModelSpec, *, h: int
     needs_fit = bool(INSAMPLE_METHODS & set(methods))
     if needs_fit:
         require(forecaster, "fitted_values")  # refused before fitting, naming the model
-    arm(forecaster, deadline=None if limits.max_seconds is None else time.time() + limits.max_seconds)
+    limits.arm(forecaster)
     forecaster.fit(panel)
     base = forecaster.predict(h, level=levels)
     fitted = forecaster.fitted_values() if needs_fit else None  # type: ignore[attr-defined]
