@@ -488,11 +488,41 @@ class FeaturePipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             msg = "the feature spec produces no feature"
             raise InvalidParameterError(msg, field="features")
         if len(set(names)) != len(names):
-            dup = sorted({n for n in names if names.count(n) > 1})
-            msg = f"duplicate features {dup}"
-            raise InvalidParameterError(msg, field="features")
+            cls._refuse_duplicates(spec)
         return cls(spec=spec, freq=panel.freq, tz=panel.tz, ds_kind=panel.ds_kind, feature_names=names,
                    target_lags=target_lags)
+
+    @staticmethod
+    def _refuse_duplicates(spec: FeatureSpec) -> None:
+        """Raise for the feature names of ``spec`` that two features share: a data column (exogenous or static)
+        named like a feature the pipeline generates names the column and the rule (field ``data`` or ``static``);
+        two generated features with one name, the spec (field ``features``).
+
+        Raises
+        ------
+        InvalidInputError
+            A data column named like a generated feature (``lag_1`` beside the target's lag 1).
+        InvalidParameterError
+            Two generated features of one name.
+        """
+        defs = feature_defs(spec)
+        by_name: dict[str, list[FeatureDef]] = {}
+        for f in defs:
+            by_name.setdefault(f.name, []).append(f)
+        data_kinds = {"future_exog": "data", "static": "static"}
+        for name, same in sorted(by_name.items()):
+            if len(same) < 2:
+                continue
+            column = next((f for f in same if f.kind in data_kinds), None)
+            made = next((f for f in same if f is not column), None)
+            if column is not None and made is not None and made.kind not in data_kinds:
+                where = "exogenous column" if column.kind == "future_exog" else "static column"
+                msg = (f"{where} '{name}' has the name of a feature the model generates ({made.kind} feature "
+                       f"'{name}'): a data column may not be named like a generated feature; rename the column")
+                raise InvalidInputError(msg, field=data_kinds[column.kind])
+        dup = sorted(n for n, same in by_name.items() if len(same) > 1)
+        msg = f"duplicate features {dup}"
+        raise InvalidParameterError(msg, field="features")
 
     @staticmethod
     def _names(spec: FeatureSpec) -> tuple[list[str], dict[str, int]]:
