@@ -313,7 +313,7 @@ def _store_routes(services: RegisteredModels, more: dict[int, ResponseSpec]) -> 
         """Versions (spec, metrics, data fingerprint, artifact digest), aliases and the latest version."""
         return model_detail_out(*services.model_detail(tenant, name))
 
-    @delete("/v1/models/{name:str}/versions/{version:int}", tags=["registry"], summary="Delete a version",
+    @delete("/v1/models/{name:str}/versions/{version:str}", tags=["registry"], summary="Delete a version",
             status_code=204, sync_to_thread=True, responses=more)
     def delete_version(name: FromPath[str], version: Annotated[int, Parameter(ge=1, le=MAX_VERSION)], tenant: NamedDependency[str], force: FromQuery[bool] = False) -> None:
         """Delete a version and its artifact; 409 while an alias points at it (unless `force`, which drops the
