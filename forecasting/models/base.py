@@ -172,6 +172,8 @@ class Forecaster(Protocol):
         Model used for series too short for this one (or that it fails on).
     deadline : float or None
         Epoch seconds after which training stops with ``TimeLimitError``.
+    deadline_source : str or None
+        The limit ``deadline`` comes from, as messages name it (:func:`arm`).
     progress : callable or None
         Training-progress callback (models that declare ``reports_progress``).
     """
@@ -182,6 +184,7 @@ class Forecaster(Protocol):
     alias: str
     fallback: Forecaster | None
     deadline: float | None
+    deadline_source: str | None
     progress: Progress | None
 
     @property
