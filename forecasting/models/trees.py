@@ -878,10 +878,12 @@ class TreeForecaster(GlobalForecaster[TP]):
                 from forecasting.models.tree_kernels import kahan_mean_welford_std
 
                 mean, std = kahan_mean_welford_std(v if scaler == "standard" else np.abs(v))
+            elif scaler == "standard":
+                mean, std = cast(float, y.mean()), cast(float, y.std(ddof=0))
             else:
-                mean, std = (y.mean(), y.std(ddof=0)) if scaler == "standard" else (pl.Series(np.abs(v)).mean(), 0)
+                mean, std = cast(float, pl.Series(np.abs(v)).mean()), 0.0
             loc, scale = (mean, std) if scaler == "standard" else (0.0, mean)
-        scale = 1.0 if scale is None or scale <= 1e-12 else scale
+        scale = 1.0 if scale <= 1e-12 else scale
         cscale = 1.0
         for lag in (self.season_length if self.season_length > 1 else 1, 1):
             if n > lag:
