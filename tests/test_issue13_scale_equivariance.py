@@ -3,7 +3,7 @@
 statsforecast's optimisers use absolute tolerances, so the same series times 1e-12 gave ``auto_ets`` an 80%
 band of [5.889, 5.999] (scaled back) against [5.051, 7.01] at scale 1, ``auto_arima`` and the Theta models
 moved at 1e-6 and 1e6, and the Theta models returned non-finite forecasts around 1e140. Every adapter now fits
-``y`` brought to ``max |y| = 1000`` and scales back (``forecasting.models.stats.series_scale``, ``ScaledState``).
+``y`` brought to ``max |y| = 10,000`` and scales back (``forecasting.models.stats.series_scale``, ``ScaledState``).
 """
 
 from __future__ import annotations
@@ -77,12 +77,12 @@ def test_theta_on_values_around_1e140_is_finite_and_scaled(name: str) -> None:
     np.testing.assert_allclose(got / 1e140, ref, rtol=1e-6)
 
 
-def test_series_scale_brings_the_largest_magnitude_to_1000_or_is_one() -> None:
-    assert FIT_MAGNITUDE == 1000.0
-    assert series_scale(np.array([3.0, -8.0, 5.0])) == 0.008
+def test_series_scale_brings_the_largest_magnitude_to_10000_or_is_one() -> None:
+    assert FIT_MAGNITUDE == 10_000.0
+    assert series_scale(np.array([3.0, -8.0, 5.0])) == 8.0 / 10_000.0
     assert series_scale(np.array([0.0, 0.0])) == 1.0
     assert series_scale(np.array([], dtype=np.float64)) == 1.0
-    assert series_scale(np.array([1e300, -1.5e300])) == 1.5e300 / 1000.0
+    assert series_scale(np.array([1e300, -1.5e300])) == 1.5e300 / 10_000.0
     assert series_scale(np.array([1e-306])) == 1.0  # the scale would not be a normal float
 
 
@@ -101,7 +101,7 @@ def test_ets_states_and_decomposition_are_in_units_of_y() -> None:
     model = make_model({"name": "auto_ets", "params": {"season_length": 4, "model": "MAM"}}, freq=1).fit(frame)
     state = model.states_["a"]
     assert isinstance(state, ScaledState)
-    assert state.scale == float(np.abs(y).max()) / 1000.0
+    assert state.scale == float(np.abs(y).max()) / 10_000.0
     states = state.model_["states"]
     inner = state.fit.model_["states"]
     np.testing.assert_allclose(states[:, 0], inner[:, 0] * state.scale)  # level: units of y
