@@ -424,12 +424,18 @@ def test_naive2_on_seasonal_air_passengers_is_not_naive(air: pl.DataFrame) -> No
 
 @pytest.mark.parametrize(("name", "sf_class"), [("auto_ets", "AutoETS"), ("auto_theta", "AutoTheta")])
 def test_matches_statsforecast_on_air_passengers(name: str, sf_class: str, air: pl.DataFrame) -> None:
-    """Regression pin: our per-series adapters give StatsForecast's own numbers."""
+    """Regression pin: our per-series adapters give StatsForecast's own numbers on the series as the adapter fits
+    it (brought to max |y| = FIT_MAGNITUDE by ``series_scale``, forecasts scaled back: scale equivariance)."""
     import statsforecast.models as sfm
     from statsforecast import StatsForecast
 
+    from forecasting.models.stats import series_scale
+
+    scale = series_scale(air["y"].to_numpy())
     ref = StatsForecast(models=[getattr(sfm, sf_class)(season_length=12)], freq="MS").forecast(
-        df=air.to_pandas(), h=H, level=[95])
+        df=air.with_columns(pl.col("y") / scale).to_pandas(), h=H, level=[95])
+    for col in (sf_class, f"{sf_class}-lo-95", f"{sf_class}-hi-95"):
+        ref[col] = ref[col] * scale
     ours = make_model({"name": name, "params": {"season_length": 12}}).fit(air).predict(H, level=[95])
     assert [d.to_pydatetime() for d in ref["ds"]] == ours["ds"].to_list()
     for col in (sf_class, f"{sf_class}-lo-95", f"{sf_class}-hi-95"):
@@ -544,15 +550,46 @@ def test_invalid_list_parameter_names_the_parameter():
     assert "season_length[1]" in err.value.message
 
 
-def test_fallback_replaces_non_finite_forecasts_and_reports_it():
-    """Regression: AutoETS gives NaN 95% bounds on this exactly trending hourly series; the fallback takes over."""
+class _NaNBandsOnNegative(_LastValue):
+    """Last value; NaN lower bands for a series with a negative value."""
+
+    name = "nan_bands_on_negative"
+
+    def _fit_one(self, y: np.ndarray) -> tuple[float, float]:  # type: ignore[override]
+        return float(y[-1]), float(y.min())
+
+    def _predict_one(self, state: tuple[float, float], h: int,  # type: ignore[override]
+                     levels: tuple[float, ...]) -> dict[str, np.ndarray]:
+        out = super()._predict_one(state[0], h, levels)
+        if state[1] < 0:
+            for lv in levels:
+                out[f"lo-{lv}"] = np.full(h, np.nan)
+        return out
+
+
+def test_fallback_replaces_non_finite_forecasts_and_reports_it() -> None:
+    """A model whose bands are NaN on one series: the fallback takes that series over and says why."""
+    model = _NaNBandsOnNegative(fallback=make_model("naive")).fit(TWO)
+    out = model.predict(2, level=[80])
+    assert [(f.unique_id, f.model) for f in model.fallbacks_] == [("neg", "naive")]
+    assert "produced non-finite" in model.fallbacks_[0].reason
+    neg = out.filter(pl.col("unique_id") == "neg")
+    assert neg["Last"].to_list() == [3.0, 3.0]
+    assert np.isfinite(neg["Last-lo-80"].to_numpy()).all()
+    ok = out.filter(pl.col("unique_id") == "ok")
+    assert ok["Last-lo-80"].to_list() == [3.0 - 80, 3.0 - 80]
+
+
+def test_auto_ets_forecasts_an_exactly_trending_series_itself() -> None:
+    """This series once gave AutoETS NaN 95% bounds (the fallback took over); fitted in FIT_MAGNITUDE units
+    (stats.series_scale) AutoETS forecasts it itself, exactly."""
     ds = [dt.datetime(2024, 1, 1) + dt.timedelta(hours=i) for i in range(100)]
     df = pl.DataFrame({"unique_id": ["s"] * 100, "ds": ds, "y": [10 + (i % 24) + 0.1 * i for i in range(100)]})
     model = make_model({"name": "auto_ets", "fallback": "seasonal_naive"}, freq="1h").fit(df)
     out = model.predict(3, level=[95])
-    assert [f.unique_id for f in model.fallbacks_] == ["s"]
-    assert "produced non-finite" in model.fallbacks_[0].reason
-    assert out["AutoETS"].to_list() == pytest.approx([10 + 4 + 0.1 * 76, 10 + 5 + 0.1 * 77, 10 + 6 + 0.1 * 78])
+    assert model.fallbacks_ == []
+    assert out["AutoETS"].to_list() == pytest.approx([10 + 4 + 0.1 * 100, 10 + 5 + 0.1 * 101, 10 + 6 + 0.1 * 102])
+    assert np.isfinite(out["AutoETS-lo-95"].to_numpy()).all()
 
 
 @pytest.mark.parametrize("alias", ["ds", "y", "unique_id", "", "a-b"])
