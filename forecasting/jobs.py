@@ -807,11 +807,13 @@ class JobRunner:
                 return
             self._register(job_id, tenant, result)
         finally:
+            # the folder goes before the job leaves the unfinished set: ``wait`` returns only after the cleanup
+            # (it returned between the two, and a caller saw the job's folder still there)
+            if not keep_data:
+                shutil.rmtree(folder, ignore_errors=True)
             with self._cond:
                 self._payloads.pop(job_id, None)
                 self._tenant.pop(job_id, None)
-            if not keep_data:
-                shutil.rmtree(folder, ignore_errors=True)
             self._log_finished(job_id, tenant)
 
     def _log_finished(self, job_id: str, tenant: str) -> None:
