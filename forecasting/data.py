@@ -82,6 +82,7 @@ __all__ = [
     "find_duplicates",
     "FLOAT32_MAX",
     "find_float32_inexact",
+    "first_pairs",
     "find_gaps",
     "find_invalid_y",
     "float32_note",
@@ -752,6 +753,11 @@ def find_invalid_y(frame: pl.DataFrame) -> pl.DataFrame:
     y = pl.col("y")
     bad = y.is_null() | y.is_nan() | y.is_infinite()
     return frame.with_row_index("row").filter(bad).select("unique_id", "ds", "y", "row")
+
+
+def first_pairs(frame: pl.DataFrame, n: int = 5) -> str:
+    """``"(unique_id, ds), ..."`` of the first ``n`` rows of ``frame``: how an error names offending rows."""
+    return ", ".join(f"({u}, {d})" for u, d in frame.select("unique_id", "ds").head(n).iter_rows())
 
 
 #: float32's largest finite value (IEEE 754 binary32): the tree engines, ONNX Runtime and the networks read inputs as

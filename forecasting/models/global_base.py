@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from forecasting.data import FLOAT32_MAX, Panel, validate_h, validate_levels
+from forecasting.data import FLOAT32_MAX, Panel, first_pairs, validate_h, validate_levels
 from forecasting.errors import InsufficientHistoryError, InvalidInputError, InvalidParameterError
 from forecasting.features import _CALENDAR_BY_UNIT, FeaturePipeline
 from forecasting.models.base import P, BaseForecaster, Capabilities, as_panel
@@ -54,7 +54,7 @@ def check_exog_values(frame: pl.DataFrame, columns: list[str], *, where: str) ->
         if dtype.is_float():
             bad = frame.filter(pl.col(col).is_infinite())
             if bad.height:
-                pairs = ", ".join(f"({u}, {d})" for u, d in bad.select("unique_id", "ds").head(5).iter_rows())
+                pairs = first_pairs(bad)
                 msg = (
                     f"{where}: exogenous column '{col}' has {bad.height} infinite values "
                     f"(unique_id, ds): {pairs}; use null for a missing value"
@@ -65,7 +65,7 @@ def check_exog_values(frame: pl.DataFrame, columns: list[str], *, where: str) ->
             # infinite there (XGBoost: "Input data contains inf"; the forecast would be silently clipped)
             big = frame.filter(pl.col(col).abs() > FLOAT32_MAX)
             if big.height:
-                pairs = ", ".join(f"({u}, {d})" for u, d in big.select("unique_id", "ds").head(5).iter_rows())
+                pairs = first_pairs(big)
                 msg = (
                     f"{where}: exogenous column '{col}' has {big.height} values beyond float32's range "
                     f"(|x| > {FLOAT32_MAX:.7g}, the models' input type) at (unique_id, ds): {pairs}; rescale the column"

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from forecasting.data import first_pairs
 from forecasting.errors import ForecastingError, InvalidInputError, InvalidParameterError, TimeLimitError
 from forecasting.models.base import Progress
 
@@ -107,7 +108,7 @@ def check_complete(frame: pl.DataFrame, columns: list[str], *, where: str) -> No
             e = e | pl.col(col).is_nan()
         bad = frame.filter(e)
         if bad.height:
-            pairs = ", ".join(f"({u}, {d})" for u, d in bad.select("unique_id", "ds").head(5).iter_rows())
+            pairs = first_pairs(bad)
             msg = (
                 f"{where}: exogenous column '{col}' has {bad.height} missing values (unique_id, "
                 f"ds): {pairs}; the neural models need every value (fill them first)"
@@ -133,7 +134,7 @@ def check_range(frame: pl.DataFrame, columns: list[str], *, where: str) -> None:
             continue
         bad = frame.filter(pl.col(col).abs() > MAX_ABS_VALUE)
         if bad.height:
-            pairs = ", ".join(f"({u}, {d})" for u, d in bad.select("unique_id", "ds").head(5).iter_rows())
+            pairs = first_pairs(bad)
             msg = (
                 f"{where}: column '{col}' has {bad.height} values beyond +/-{MAX_ABS_VALUE:g} "
                 f"(unique_id, ds): {pairs}; the neural models compute in float32: rescale the "
