@@ -56,8 +56,16 @@ def theirs(df: Any, model: str, season: int, h: int, n_jobs: int) -> Any:
 
 
 def compare(model: str, frame: pl.DataFrame, *, season: int, h: int, n_jobs: int, repeats: int) -> dict[str, Any]:
-    """Median walls of both sides, their ratio and the largest forecast difference."""
-    df = frame.to_pandas()
+    """Median walls of both sides, their ratio and the largest forecast difference.
+
+    statsforecast gets each series as our adapters fit it (``y / series_scale(y)``, forecasts scaled back:
+    :func:`forecasting.models.stats.series_scale`), so "identical" compares like with like.
+    """
+    from forecasting.models.stats import series_scale
+
+    scales = pl.DataFrame([(uid, series_scale(g["y"].to_numpy())) for (uid,), g in frame.group_by("unique_id")],
+                          schema={"unique_id": frame.schema["unique_id"], "_scale": pl.Float64}, orient="row")
+    df = frame.join(scales, on="unique_id").with_columns(pl.col("y") / pl.col("_scale")).drop("_scale").to_pandas()
     few = frame.filter(pl.col("unique_id").is_in(frame["unique_id"].unique(maintain_order=True).head(2).to_list()))
     ours(few, model, season, h, 1)  # imports and first-call compilation, untimed
     theirs(few.to_pandas(), model, season, h, 1)
@@ -74,6 +82,7 @@ def compare(model: str, frame: pl.DataFrame, *, season: int, h: int, n_jobs: int
     assert out_ours is not None
     sf_col = SF_CLASS[model] if SF_CLASS[model] in out_sf.columns else out_sf.columns[-1]
     ref = pl.from_pandas(out_sf.reset_index() if "unique_id" not in out_sf.columns else out_sf)
+    ref = ref.join(scales, on="unique_id").with_columns(pl.col(sf_col) * pl.col("_scale"))
     joined = out_ours.join(ref.select("unique_id", pl.col("ds").cast(pl.Int64), pl.col(sf_col).alias("_sf")),
                            on=["unique_id", "ds"], how="full", coalesce=True)
     diff = (joined[out_ours.columns[-1]] - joined["_sf"]).abs()

@@ -15,7 +15,7 @@ from forecasting.anomalies import insample_intervals, score_points
 from forecasting.api.app import create_app
 from forecasting.api.settings import Settings
 from forecasting.data import validate_panel
-from forecasting.errors import InvalidParameterError
+from forecasting.errors import InvalidInputError, InvalidParameterError
 from forecasting.models.registry import make_model
 from forecasting.service.core import forecast
 from forecasting.service.monitoring import detect_anomalies
@@ -65,12 +65,12 @@ def test_x_future_beyond_float32s_exact_range_gets_the_training_datas_note_and_o
     assert not any(n.startswith("float32 range") for n in model.notes_)
 
 
-def test_x_future_beyond_float32s_largest_value_is_noted_not_silently_infinite() -> None:
+def test_x_future_beyond_float32s_largest_value_is_refused_not_silently_infinite() -> None:
     assert float(np.finfo(np.float32).max) < 1e39  # why: float32 would hold it as inf
     model, _ = _xgb_with_price()
-    model.predict(3, X_future=_future(1e39))
-    [note] = [n for n in model.notes_ if n.startswith("float32 range")]
-    assert "'price' (|x| up to 1e+39)" in note
+    with pytest.raises(InvalidInputError, match=r"X_future: exogenous column 'price' has 1 values beyond "
+                                                r"float32's range .* at \(unique_id, ds\): \(a, 61\)"):
+        model.predict(3, X_future=_future(1e39))
 
 
 def test_a_fit_note_of_the_training_data_survives_forecasts_with_x_future_in_range() -> None:
