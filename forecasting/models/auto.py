@@ -105,6 +105,10 @@ class Candidate:
         Validation error (MASE or sMAPE, mean over series and windows).
     seconds : float
         Cross-validation wall time.
+    fit_seconds : float
+        The longest single fit of its validation (what its final refit is expected to take).
+    one_fit : bool
+        Validated from one fit on the earliest window (a global model; :meth:`AutoForecaster._validate`).
     weight : float
         Its share of the final combination (dataset level).
     """
@@ -116,6 +120,8 @@ class Candidate:
     score: float | None = None
     seconds: float = 0.0
     weight: float = 0.0
+    fit_seconds: float = field(default=0.0, repr=False)
+    one_fit: bool = field(default=False, repr=False)
     forecasts: list[np.ndarray] = field(default_factory=list, repr=False)
     bounds: dict[float, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict, repr=False)
 
@@ -622,7 +628,6 @@ class AutoForecaster(BaseForecaster[AutoParams]):
 
     def _cross_validate(self, panel: Panel, candidates: list[Candidate], windows: list[Any], ids: list[str], h: int,
                         m: int, levels: tuple[float | int, ...], cv_end: float | None) -> dict[str, Any]:
-        from forecasting.models.registry import make_model
 
         truth: dict[str, Any] = {"actual": [], "scale": [], "ids": [], "step": []}
         if not windows:
@@ -645,13 +650,8 @@ class AutoForecaster(BaseForecaster[AutoParams]):
                 continue
             share = None if cv_end is None else now + (cv_end - now) * (1.0 if i == 0 else 0.5)
             t0 = time.perf_counter()
-            spec = _soft_limited(c.spec, share, len(trains))
             try:
-                for train in trains:
-                    model = make_model(spec, freq=panel.freq, n_jobs=self.n_jobs)
-                    arm(model, deadline=share)
-                    fc = member_forecast(model.fit(train), h, levels)
-                    self._collect(c, model.alias, fc, levels)
+                self._validate(c, trains, panel.freq, h, levels, share)
             except ForecastingError as exc:
                 c.status, c.reason = "dropped", f"{type(exc).__name__}: {exc}"[:300]
                 if isinstance(exc, TimeLimitError) and share is not None:  # left, not waited for
@@ -663,6 +663,10 @@ class AutoForecaster(BaseForecaster[AutoParams]):
             finally:
                 c.seconds = time.perf_counter() - t0
             c.status = "scored"
+        one = [c.label for c in candidates if c.one_fit and c.status == "scored"]
+        if one:
+            self.notes_.append(f"{', '.join(one)}: validated from one fit on the earliest window's training part, "
+                               f"each later window forecast from its own history without retraining (global models)")
         actual = np.concatenate(truth["actual"])
         scale = np.concatenate(truth["scale"])
         for c in candidates:
@@ -673,6 +677,50 @@ class AutoForecaster(BaseForecaster[AutoParams]):
                     continue
                 c.score = _loss(actual, f, scale)
         return truth
+
+    def _validate(self, c: Candidate, trains: list[Panel], freq: str | int, h: int, levels: tuple[float | int, ...],
+                  share: float | None) -> None:
+        """Fit ``c`` and collect its forecast of every validation window (``trains`` in window order, the latest
+        first).
+
+        A local model is fitted on each window's training part. A global model (trees, networks) is fitted once,
+        on the earliest window's training part (the shortest), and forecasts each later window from that
+        window's own history without retraining (``predict(h, history=...)``), as mlforecast's
+        ``cross_validation(refit=False)`` does: its validation costs one fit instead of one per window, so with
+        the final refit two in all. When that fit handed series to its fallback (too short for it), the later
+        windows are fitted each on their own, as a local model's.
+
+        Raises
+        ------
+        ForecastingError
+            From the model (``TimeLimitError`` past ``share``).
+        """
+        from forecasting.models.global_base import GlobalForecaster
+        from forecasting.models.registry import make_model
+
+        one_fit = len(trains) > 1 and isinstance(make_model(c.spec, freq=freq), GlobalForecaster)
+        spec = _soft_limited(c.spec, share, 1 if one_fit else len(trains))
+
+        def fitted(train: Panel) -> Forecaster:
+            model = make_model(spec, freq=freq, n_jobs=self.n_jobs)
+            arm(model, deadline=share)
+            t0 = time.perf_counter()
+            out = model.fit(train)
+            c.fit_seconds = max(c.fit_seconds, time.perf_counter() - t0)
+            return out
+
+        earliest = fitted(trains[-1]) if one_fit else None
+        c.one_fit = earliest is not None and not earliest.fallbacks_
+        for k, train in enumerate(trains):
+            if k == len(trains) - 1 and earliest is not None:
+                model = earliest
+            elif c.one_fit:
+                assert earliest is not None
+                model = _FromHistory(earliest, train)
+            else:
+                model = fitted(train)
+            self._collect(c, earliest.alias if earliest is not None else model.alias, member_forecast(model, h, levels),
+                          levels)
 
     def _scale(self, train: pl.DataFrame, test: pl.DataFrame, m: int) -> np.ndarray:
         """Per test row: the series' MASE denominator on its training part (``nan`` for sMAPE)."""
@@ -901,6 +949,20 @@ class AutoForecaster(BaseForecaster[AutoParams]):
     def _note(self, text: str) -> None:
         if text not in self.notes_:
             self.notes_.append(text)
+
+
+class _FromHistory:
+    """A fitted global model seen as one that forecasts from ``history`` (a later validation window's training
+    part) without retraining: what :func:`~forecasting.models.combination.member_forecast` needs (``predict``,
+    ``capabilities``, ``alias``)."""
+
+    def __init__(self, model: Forecaster, history: Panel) -> None:
+        self.model, self.history = model, history
+        self.capabilities, self.alias = model.capabilities, model.alias
+
+    def predict(self, h: int, *, level: Sequence[float] = ()) -> pl.DataFrame:
+        """The model's forecast of ``h`` steps after each series' end in ``history``."""
+        return self.model.predict(h, history=self.history, level=level)
 
 
 def _soft_limited(spec: ModelSpec, deadline: float | None, fits: int) -> ModelSpec:
