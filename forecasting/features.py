@@ -264,10 +264,10 @@ def feature_budget(lengths: Iterable[int] | Mapping[str, int] | None, horizon: i
 DIFFERENCE_SHARE, DIFFERENCE_SERIES, DIFFERENCE_MIN_LENGTH = 0.5, 200, 48
 
 
-def choose_differences(panel: Panel) -> tuple[list[int], str]:
+def choose_differences(panel: Panel, among: Iterable[str] | None = None) -> tuple[list[int], str]:
     """Whether the recent feature set differences ``y`` once, from a unit-root test of the panel's series.
 
-    Each of up to :data:`DIFFERENCE_SERIES` series (evenly spaced over the panel; those of at least
+    Each of up to :data:`DIFFERENCE_SERIES` series (evenly spaced over the panel, or over ``among``; those of at least
     :data:`DIFFERENCE_MIN_LENGTH` observations, where the test has power: without one, a first difference)
     gets the first test of statsforecast's ``ndiffs`` (R forecast's: the KPSS test of level stationarity at 5%,
     Kwiatkowski, Phillips, Schmidt & Shin, J. Econometrics 1992, statsmodels' ``kpss``; :func:`_needs_difference`). ``y`` is differenced once when at least :data:`DIFFERENCE_SHARE` of them need a difference: a
@@ -277,13 +277,18 @@ def choose_differences(panel: Panel) -> tuple[list[int], str]:
     Parameters
     ----------
     panel : Panel
+    among : iterable of str, optional
+        The series the features are made for (default: every series of ``panel``): a tree model tests only the
+        series it keeps, so the panel without its short series gets the same answer
+        (:meth:`~forecasting.models.trees.TreeForecaster.feature_spec_for`).
 
     Returns
     -------
     (list of int, str)
         ``[1]`` or ``[]``, and the note that says why.
     """
-    ids = [u for u, n in panel.lengths.items() if n >= DIFFERENCE_MIN_LENGTH]
+    wanted = None if among is None else set(among)
+    ids = [u for u, n in panel.lengths.items() if n >= DIFFERENCE_MIN_LENGTH and (wanted is None or u in wanted)]
     if not ids:
         return [1], (f"differences [1]: no series has the {DIFFERENCE_MIN_LENGTH} observations the unit-root test "
                      f"is given (the default: a first difference)")

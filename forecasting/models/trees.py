@@ -52,6 +52,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
+from forecasting.artifacts import seal, verify
 from forecasting.data import (
     Panel,
     collect_all_small,
@@ -75,6 +76,7 @@ from forecasting.errors import (
 )
 from forecasting.explanation import Explanation, calendar_categories, rebase
 from forecasting.features import (
+    DIFFERENCE_MIN_LENGTH,
     SCALE_MEAN,
     SCALE_STD,
     TARGET,
@@ -85,7 +87,6 @@ from forecasting.features import (
     scale_exprs,
     typical_length,
 )
-from forecasting.artifacts import seal, verify
 from forecasting.models.base import Capabilities, as_panel, split_short
 from forecasting.models.global_base import GLOBAL_CAPABILITIES, GlobalForecaster, check_exog_values
 from forecasting.models.registry import TreeParams
@@ -241,8 +242,10 @@ class TreeForecaster(GlobalForecaster[TP]):
         kept are found by iterating from all of them (features of their lengths, then those long enough
         for the features, until none more is left out): so the panel without its short series gets the
         same features (a saved model, fitted without the fallback's series, forecasts as the inline one).
-        The recent set differences ``y`` as a unit-root test of the panel says
-        (:func:`~forecasting.features.choose_differences`; its note is added to ``notes``).
+        The recent set differences ``y`` as a unit-root test of the series kept says
+        (:func:`~forecasting.features.choose_differences`); its note is added to ``notes`` only when the spec
+        returned is the recent set (a panel whose short series first make it the recent set, then the seasonal
+        set without them, gets no note of a differencing it does not use: every door says the same).
         A warm start (:meth:`warm_start_from`) keeps the champion's.
         """
         if (warm := getattr(self, "warm_", None)) is not None:
@@ -253,22 +256,25 @@ class TreeForecaster(GlobalForecaster[TP]):
 
         several = default_season_length(panel.freq, multiple=True)
         seasons = several if isinstance(several, list) and several[0] == self.season_length else []
-        lengths = list(panel.lengths.values())
-        differences: list[int] | None = None
+        lengths = dict(panel.lengths)
+        tested: tuple[tuple[str, ...], list[int], str] | None = None  # the series tested, the answer and its note
         while True:
             spec = default_features(self.season_length, freq=panel.freq, recent_lags=self.params.recent_lags,
-                                    lengths=lengths, horizon=self.params.horizon, seasons=seasons,
-                                    differences=differences)
-            if differences is None and spec.differences == [1]:  # the recent set: differenced as the data say
-                differences, note = choose_differences(panel)
-                if notes is not None:
-                    notes.append(note)
-                spec = msgspec.structs.replace(spec, differences=differences)
+                                    lengths=list(lengths.values()), horizon=self.params.horizon, seasons=seasons)
+            note = None
+            if spec.differences == [1]:  # the recent set: differenced as the test of the series kept says
+                testable = tuple(u for u, n in lengths.items() if n >= DIFFERENCE_MIN_LENGTH)
+                if tested is None or tested[0] != testable:
+                    differences, why = choose_differences(panel, among=lengths)
+                    tested = (testable, differences, why)
+                spec, note = msgspec.structs.replace(spec, differences=tested[1]), tested[2]
             need = FeaturePipeline(spec=spec, freq=panel.freq).min_length
-            kept = [n for n in lengths if n >= need]
+            kept = {u: n for u, n in lengths.items() if n >= need}
             if not kept or len(kept) == len(lengths):
                 break
             lengths = kept
+        if note is not None and notes is not None:
+            notes.append(note)
         if panel.exog:
             spec = msgspec.structs.replace(spec, future_exog=list(panel.exog))
         return spec
