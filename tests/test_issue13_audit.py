@@ -12,6 +12,7 @@ using ``auto`` as a new user would.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,45 @@ def test_public_forecast_defaults_to_auto_on_the_readme_call() -> None:
     assert np.isfinite(result.forecasts.drop(columns=["unique_id", "ds"]).to_numpy(dtype=float)).all()
     assert result.selection["n_windows"] == 0
     assert any("no series is long enough to validate on" in n for n in result.notes)
+
+
+# --------------------------------------------------------------------------- auto: a slow global candidate
+def _slow_first_round(seconds: float):
+    """XGBoost's training whose first boosting round takes ``seconds`` and cannot be interrupted: what the quantile
+    sketch of a large panel costs (300 hourly series of 2,000 points with the recent lags: one round 6-14 s at load
+    10, measured 2026-12-02)."""
+    from forecasting.models.xgb import XGBoostForecaster
+
+    original = XGBoostForecaster._fit_booster
+
+    def fit_booster(self, *args, **kwargs):
+        time.sleep(seconds)
+        return original(self, *args, **kwargs)
+
+    return fit_booster
+
+
+@pytest.mark.xfail(strict=True, reason="a global (tree) candidate is not left at its share of time_limit: its "
+                   "booster's first round is waited for (the deadline is checked only after each round, "
+                   "forecasting/models/xgb.py _Rounds / lgbm.py _rounds_callback), unlike local models "
+                   "(local._abandonable); auto's fit then runs past time_limit")
+def test_auto_leaves_a_slow_tree_candidate_at_the_time_limit(monkeypatch) -> None:
+    from forecasting.models.auto import AutoForecaster
+    from forecasting.models.local import _ABANDON_GRACE_S
+    from forecasting.models.xgb import XGBoostForecaster
+
+    rng = np.random.default_rng(3)
+    panel = validate_panel(pl.concat(pl.DataFrame({"unique_id": f"s{i}", "ds": np.arange(1, 301),
+                                                   "y": 50 + 5 * np.sin(np.arange(300) / 4) + rng.normal(0, 1, 300)})
+                                     for i in range(4)))
+    make_model("naive", freq=1).fit(panel).predict(6, level=[80])  # compiled before the clock starts
+    monkeypatch.setattr(XGBoostForecaster, "_fit_booster", _slow_first_round(10.0))
+    model = AutoForecaster(candidates=["naive", {"name": "xgboost", "params": {"n_estimators": 5}}], horizon=6,
+                           season_length=1, time_limit=4.0)
+    t0 = time.perf_counter()
+    model.fit(panel)
+    wall = time.perf_counter() - t0
+    cands = {c["model"]: c for c in model.selection_["candidates"]}
+    assert cands["xgboost"]["status"] == "dropped" and cands["xgboost"]["reason"].startswith("skipped: ")
+    assert model.selection_["members"] == {"naive": 1.0}
+    assert wall < 4.0 + _ABANDON_GRACE_S + 1.5  # as a local candidate (test_auto_skips_a_slow_candidate_...)
