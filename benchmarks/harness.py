@@ -495,8 +495,12 @@ def _patch_failed_series(base: pl.DataFrame, models: list[str], train: pl.DataFr
 
 
 def _seasonal_naive(train: pl.DataFrame, bench: BenchData, levels: Sequence[float], ds_type: pl.DataType) -> pl.DataFrame:
-    """The seasonal naive forecasts (and intervals) of the window's training data, as ``mean``, ``lo-<L>``..."""
-    spec = ModelSpec(name="seasonal_naive", params={"season_length": bench.season_length})
+    """The seasonal naive forecasts (and intervals) of the window's training data, as ``mean``, ``lo-<L>``...
+
+    A series with at most a season of training values gets the naive forecast (the spec's ``fallback``: it has
+    no seasonal naive one). The reference and the patch of a model's failed series are scores beside the models:
+    a series too short for them never ends the run."""
+    spec = ModelSpec(name="seasonal_naive", params={"season_length": bench.season_length}, fallback="naive")
     model = make_model(spec, freq=bench.freq).fit(validate_panel(train, freq=bench.freq))
     out = _renamed(model.predict(bench.h, level=list(levels)), model.alias)
     return out.with_columns(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(ds_type))

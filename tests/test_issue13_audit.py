@@ -191,11 +191,9 @@ def test_auto_leaves_a_slow_tree_candidate_at_the_time_limit(monkeypatch) -> Non
 
 
 # --------------------------------------------------------------------------- bench on a user's file
-@pytest.mark.xfail(strict=True, reason="the harness scores its seasonal-naive reference (the skill column) without a "
-                   "fallback: one series too short for it ends the whole run with InsufficientHistoryError after "
-                   "every model ran, though no model named failed (benchmarks/harness.py _score_window -> "
-                   "_seasonal_naive)", raises=fc.InsufficientHistoryError)
 def test_bench_on_a_file_with_one_series_shorter_than_a_season_still_scores_the_models(tmp_path: Path) -> None:
+    """Was: the seasonal-naive reference (the skill column) had no fallback, so one series too short for it ended
+    the run with InsufficientHistoryError after every model ran (found by the issue 13 audit, stop 24)."""
     from forecasting.benchmarks.harness import run_benchmark
 
     rng = np.random.default_rng(0)
