@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     services = RegisteredModels(store=store, runner=runner, limits=limits, on_served=monitoring.record_served,
                                 on_training=monitoring.stage_training, report_sections=monitoring.report_sections)
     metrics = Metrics(jobs_by_state=services.jobs_by_state, cache=services.cache_size)
+    guard = KeyGuard(settings.api_keys, admin_tenants=settings.admin_tenants)
     metrics.registry.register(AccuracyCollector(monitoring.gauges))
 
     @get("/healthz", tags=["health"], summary="Liveness", opt={"public": True}, security=OPEN)
@@ -127,10 +128,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @get("/readyz", tags=["health"], summary="Readiness", opt={"public": True}, security=OPEN, sync_to_thread=True,
          responses={503: ResponseSpec(Problem, description="Database or artifact store unreachable.",
                                       media_type="application/problem+json")})
-    def readyz() -> Response[ReadyOut]:
+    def readyz(request: Request) -> Response[ReadyOut]:
         """The registry database answers, the artifact store is a writable folder and no loaded artifact failed
-        its integrity check (files changed since loading are re-verified here)."""
-        problems = services.readiness()
+        its integrity check (files changed since loading are re-verified here). The failing artifacts' tenants,
+        models and files, and the server's paths, are named only to an admin key (or with no keys configured)."""
+        problems = services.readiness(detail=guard.is_operator(request))
         if problems:
             return cast("Response[ReadyOut]", problem(503, "; ".join(problems), type_="not-ready"))  # documented 503
         return Response(ReadyOut(status="ready"), status_code=200)
@@ -218,7 +220,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                         docs_assets(),
                         *explain_routes(limits, problems, _require_json),
                         *registered, monitoring_router(monitoring, scheduler, problems, _require_json, runner=runner)],
-        guards=[KeyGuard(settings.api_keys, admin_tenants=settings.admin_tenants)],
+        guards=[guard],
         dependencies={"tenant": Provide(_tenant, sync_to_thread=False)},
         middleware=[metrics.middleware],
         on_startup=[recover],

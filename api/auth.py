@@ -9,7 +9,8 @@ With no keys configured, authentication is off and every request is tenant
 ``"default"``. Routes marked ``opt={"public": True}`` (``/healthz``, ``/readyz``) and the
 OpenAPI pages under ``/schema`` are always open. Routes marked ``opt={"admin": True}``
 (``/metrics``: every tenant's job counts) answer only keys of the admin tenants
-(``FORECASTING_ADMIN_TENANTS``, default ``admin``); other keys get 403.
+(``FORECASTING_ADMIN_TENANTS``, default ``admin``); other keys get 403. ``/readyz`` names
+failing artifacts (tenant, model, file) only to an admin key (:meth:`KeyGuard.is_operator`).
 """
 
 from __future__ import annotations
@@ -51,11 +52,7 @@ class KeyGuard:
                                          "'X-API-Key: <key>'"
             )
             raise NotAuthorizedException(msg)
-        digest = hash_key(presented)
-        tenant = None
-        for t, expected in self.keys:  # no early exit: the time taken does not depend on which key matched
-            if hmac.compare_digest(digest, expected) and tenant is None:
-                tenant = t
+        tenant = self._tenant_of_key(presented)
         if tenant is None:
             msg = "the API key is not valid"
             raise NotAuthorizedException(msg)
@@ -66,6 +63,23 @@ class KeyGuard:
             )
             raise PermissionDeniedException(msg)
         connection.state.tenant = tenant
+
+    def _tenant_of_key(self, presented: str) -> str | None:
+        digest = hash_key(presented)
+        tenant = None
+        for t, expected in self.keys:  # no early exit: the time taken does not depend on which key matched
+            if hmac.compare_digest(digest, expected) and tenant is None:
+                tenant = t
+        return tenant
+
+    def is_operator(self, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+        """Whether the caller may see every tenant's details on an open route (``/readyz``): authentication is
+        off (no keys configured), or the request presents a valid key of an admin tenant. A missing or invalid
+        key is ``False``, never an error (the route stays open)."""
+        if not self.keys:
+            return True
+        presented = _presented_key(connection)
+        return presented is not None and self._tenant_of_key(presented) in self.admin_tenants
 
 
 def _presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:

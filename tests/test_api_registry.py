@@ -247,8 +247,13 @@ def test_tampered_artifact_is_a_500_naming_the_file(client: TestClient, state_di
     body = problem(client.post("/v1/models/tamper/forecast", json={"h": 3}, headers=A), 500, "model",
                    "pipeline.json", "has changed")
     assert body["type"] == "/problems/artifact-integrity"
-    # /readyz reports the failure until the version is deleted (or its files verify again)
-    problem(client.get("/readyz"), 503, None, "artifact integrity failure", "acme/tamper/1", "pipeline.json")
+    # /readyz reports the failure until the version is deleted (or its files verify again); an open route, so
+    # without an admin key it counts the failures and names no tenant, model, file or path
+    body = problem(client.get("/readyz"), 503, None, "artifact integrity failure in 1 loaded artifact(s)")
+    assert "acme" not in body["detail"] and "pipeline.json" not in body["detail"] and str(state_dir) not in body["detail"]
+    problem(client.get("/readyz", headers=B), 503, None, "an admin key's /readyz names them")  # another tenant: same
+    problem(client.get("/readyz", headers=A), 503, None, "artifact integrity failure", "acme/tamper/1",
+            "pipeline.json")  # acme is this app's admin tenant
     assert client.delete("/v1/models/tamper/versions/1", headers=A).status_code == 204
     assert client.get("/readyz").json() == {"status": "ready"}
 

@@ -364,9 +364,12 @@ class RegisteredModels:
         return self.store.get(ref, tenant=tenant).kind
 
     # ------------------------------------------------------------------ operations
-    def readiness(self) -> list[str]:
+    def readiness(self, *, detail: bool = True) -> list[str]:
         """What is not ready: the database, the artifact store, and any loaded artifact whose files failed
-        their digests (re-verified when their files changed since loading; ``[]`` when ready)."""
+        their digests (re-verified when their files changed since loading; ``[]`` when ready).
+
+        ``detail=False`` (an open route's anonymous caller): the same problems without the server's paths or
+        the failing artifacts' tenants, models and files -- one line counting the integrity failures."""
         import os
 
         problems = []
@@ -376,8 +379,14 @@ class RegisteredModels:
             problems.append(f"database unreachable: {type(exc).__name__}")
         folder = self.store.artifacts_dir
         if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-            problems.append(f"artifact store '{folder}' is not a writable folder")
-        problems.extend(f"artifact integrity failure: {line}" for line in self.store.integrity.check())
+            problems.append(f"artifact store '{folder}' is not a writable folder" if detail
+                            else "the artifact store is not a writable folder")
+        failures = self.store.integrity.check()
+        if detail:
+            problems.extend(f"artifact integrity failure: {line}" for line in failures)
+        elif failures:
+            problems.append(f"artifact integrity failure in {len(failures)} loaded artifact(s) (an admin key's "
+                            f"/readyz names them)")
         return problems
 
     def jobs_by_state(self) -> dict[str, int]:

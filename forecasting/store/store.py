@@ -654,16 +654,22 @@ class Store:
         """
         validate_name(name, field="model")
         validate_alias(alias)
-        with self._session() as s:
-            model = self._model_row(s, name, tenant)
-            row = self._version_row(s, model, version)
-            current = s.scalar(select(AliasRow).where(AliasRow.model_id == model.id, AliasRow.alias == alias))
-            if current is None:
-                s.add(AliasRow(model_id=model.id, alias=alias, version_id=row.id, updated_at=_now()))
-            else:
-                current.version_id, current.updated_at = row.id, _now()
-            s.flush()
-            return self._info(s, model, row)
+        for attempt in range(2):
+            try:
+                with self._session() as s:
+                    model = self._model_row(s, name, tenant)
+                    row = self._version_row(s, model, version)
+                    current = s.scalar(select(AliasRow).where(AliasRow.model_id == model.id, AliasRow.alias == alias))
+                    if current is None:
+                        s.add(AliasRow(model_id=model.id, alias=alias, version_id=row.id, updated_at=_now()))
+                    else:
+                        current.version_id, current.updated_at = row.id, _now()
+                    s.flush()
+                    return self._info(s, model, row)
+            except IntegrityError:  # another request created the same alias at the same moment: move it instead
+                if attempt:
+                    raise
+        raise AssertionError  # unreachable: the second attempt returns or raises
 
     def delete_alias(self, name: str, alias: str, tenant: str) -> None:
         """Remove ``name@alias``.

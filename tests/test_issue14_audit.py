@@ -1,0 +1,96 @@
+"""Issue 14 audit (session 24, helper A): findings of a hostile client beyond the issue's list, pinned.
+
+* Two requests creating the same alias at the same moment: the second INSERT broke the alias table's unique
+  constraint and answered HTTP 500 (``PUT /v1/models/{name}/aliases/{alias}``, 10 concurrent requests).
+* ``/readyz`` is an open route: with API keys configured it named every failing artifact's tenant, model,
+  file and the server's state folder to anyone; now only an admin key (or a server without keys) sees them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from litestar.testing import TestClient
+
+from forecasting.api.app import create_app
+from forecasting.api.settings import Settings, parse_api_keys
+from forecasting.store import Store
+from test_issue14_ops import hourly
+
+SMALL_XGB = {"name": "xgboost", "params": {"n_estimators": 5, "max_depth": 2, "conformal_windows": 0}}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "artifacts")
+    for _ in range(2):
+        s.register_version("pax", tenant="acme", spec={"name": "naive"}, kind="forecast", artifact_src_dir=None,
+                           fingerprint={"freq": 1})
+    yield s
+    s.close()
+
+
+def test_the_same_new_alias_set_by_eight_threads_at_once_ends_on_one_version_without_an_error(store: Store) -> None:
+    for round_ in range(5):  # the race needs two first-time INSERTs to interleave: several new aliases
+        alias = f"prod{round_}"
+        barrier = threading.Barrier(8)
+        errors: list[BaseException] = []
+        results: list[int] = []
+
+        def set_it(i: int, alias: str = alias, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                results.append(store.set_alias("pax", alias, 1 + i % 2, "acme").version)
+            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=set_it, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert sorted(results) == [1, 1, 1, 1, 2, 2, 2, 2]
+        assert store.get(f"pax@{alias}", tenant="acme").version in (1, 2)
+        assert [v.aliases.count(alias) for v in store.versions("pax", tenant="acme")].count(1) == 1
+
+
+@pytest.fixture
+def tampered(tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:
+    """An app with keys (tenant acme, admin root) whose version pax@1 had a file changed after it was served."""
+    from forecasting.service.training import fit_and_save
+
+    settings = Settings(state_dir=tmp_path / "state",
+                        api_keys=parse_api_keys("acme:k-acme,admin:k-root", source="test"))
+    with TestClient(create_app(settings)) as client:
+        fit_and_save(pl.DataFrame(hourly()), tmp_path / "saved", model=SMALL_XGB, freq="1h")
+        store = Store(f"sqlite:///{settings.state_dir / 'forecasting.db'}", settings.state_dir / "artifacts")
+        store.register_version("pax", tenant="acme", spec=SMALL_XGB, kind="forecast",
+                               artifact_src_dir=tmp_path / "saved", fingerprint={"freq": "1h", "series": 2})
+        store.close()
+        assert client.post("/v1/models/pax/forecast", json={"h": 2}, headers={"X-API-Key": "k-acme"}).status_code == 200
+        folder = settings.state_dir / "artifacts" / "acme" / "pax" / "1"
+        (folder / "pipeline.json").write_bytes((folder / "pipeline.json").read_bytes() + b" ")
+        yield client, settings.state_dir
+
+
+def test_readyz_names_a_failing_artifact_only_to_an_admin_key(tampered: tuple[TestClient, Path]) -> None:
+    client, state = tampered
+    anonymous: Any = client.get("/readyz")
+    assert anonymous.status_code == 503
+    assert anonymous.json()["detail"] == ("artifact integrity failure in 1 loaded artifact(s) (an admin key's /readyz "
+                                          "names them)")
+    tenant = client.get("/readyz", headers={"X-API-Key": "k-acme"}).json()["detail"]
+    wrong = client.get("/readyz", headers={"X-API-Key": "not-a-key"})
+    assert wrong.status_code == 503 and wrong.json()["detail"] == tenant == anonymous.json()["detail"]
+    admin = client.get("/readyz", headers={"Authorization": "Bearer k-root"})
+    assert admin.status_code == 503
+    detail = admin.json()["detail"]
+    assert detail.startswith("artifact integrity failure: acme/pax/1: artifact of model 'pax@1' (acme/pax/1): file "
+                             "pipeline.json has changed (sha256 "), detail
+    assert str(state) not in anonymous.json()["detail"]
