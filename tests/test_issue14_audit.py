@@ -94,3 +94,34 @@ def test_readyz_names_a_failing_artifact_only_to_an_admin_key(tampered: tuple[Te
     assert detail.startswith("artifact integrity failure: acme/pax/1: artifact of model 'pax@1' (acme/pax/1): file "
                              "pipeline.json has changed (sha256 "), detail
     assert str(state) not in anonymous.json()["detail"]
+
+
+@pytest.mark.xfail(strict=True, reason="the fix is in forecasting/service/monitoring.py::_served_frame (the lead's "
+                                       "file): series ends from panel.frame's unique_id runs, not panel.lengths")
+def test_a_forecast_served_from_the_stored_history_is_recorded_with_its_origin(tmp_path: Path) -> None:
+    """A saved global model keeps each series' tail (33 of 96 rows here) but its panel's lengths count the whole
+    training series: the served-forecast writer gathered the origin at row 95 of 33 ('gather indices are out of
+    bounds', logged), and every forecast of that model in the same writer batch went unrecorded."""
+    from forecasting.service.core import Limits
+    from forecasting.service.monitoring import Monitoring
+    from forecasting.service.registered import RegisteredModels
+    from forecasting.service.training import fit_and_save
+
+    data = hourly(n=96)
+    fit_and_save(pl.DataFrame(data), tmp_path / "saved", model=SMALL_XGB, freq="1h")
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "artifacts")
+    try:
+        store.register_version("pax", tenant="acme", spec=SMALL_XGB, kind="forecast",
+                               artifact_src_dir=tmp_path / "saved", fingerprint={"freq": "1h", "series": 1})
+        monitoring = Monitoring(store, Limits())
+        services = RegisteredModels(store=store, runner=None, limits=Limits(),  # type: ignore[arg-type]
+                                    on_served=monitoring.record_served)
+        result = services.forecast("acme", "pax", h=3)  # from the stored history
+        assert result.panel.frame.height < result.panel.lengths["s0"] == 96
+        served = monitoring.parts.scan("acme", "pax", "served")
+        assert served is not None
+        rows = served.collect().sort("step")
+        assert rows.get_column("step").to_list() == [1, 2, 3]
+        assert {str(o) for o in rows.get_column("origin").to_list()} == {"2024-01-04 23:00:00"}
+    finally:
+        store.close()
