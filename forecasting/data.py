@@ -83,6 +83,7 @@ __all__ = [
     "FLOAT32_MAX",
     "find_float32_inexact",
     "first_pairs",
+    "refuse_beyond",
     "find_gaps",
     "find_invalid_y",
     "float32_note",
@@ -763,6 +764,58 @@ def first_pairs(frame: pl.DataFrame, n: int = 5) -> str:
 #: float32's largest finite value (IEEE 754 binary32): the tree engines, ONNX Runtime and the networks read inputs as
 #: float32, where a larger magnitude becomes infinite; inputs beyond it are refused
 FLOAT32_MAX = 3.4028234663852886e38
+
+def refuse_beyond(frame: pl.DataFrame, columns: Sequence[str], bound: float, *, rule: str, where: str,
+                  kind: str = "column", advice: str = "rescale the column", field_of_y: str | None = None) -> None:
+    """Refuse values of ``columns`` beyond ``bound`` in magnitude (an infinite one included), naming the column,
+    the count, the first ``(unique_id, ds)`` rows (:func:`first_pairs`) and the rule.
+
+    The one range check of model inputs: exogenous values beyond float32's range (:data:`FLOAT32_MAX`,
+    :func:`forecasting.models.global_base.check_exog_values`) and the networks' inputs beyond
+    :data:`forecasting.models.network_core.MAX_ABS_VALUE` (1e30, ``check_range``). Null and NaN are missing values,
+    not out of range (polars orders NaN above every number, so ``NaN > bound`` holds: they are left out here);
+    columns absent from ``frame`` or not numeric are skipped.
+
+    Parameters
+    ----------
+    frame : pl.DataFrame
+        ``unique_id``, ``ds`` and the columns.
+    columns : sequence of str
+    bound : float
+        The largest magnitude accepted (itself accepted).
+    rule : str
+        What the bound is, as the message says it after "beyond" (``"+/-1e+30 (...)"``).
+    where : str
+        The request field (``"data"``, ``"history"``, ``"X_future"``): the message's prefix, and the error's
+        ``field`` is ``"{where}.{column}"``, or ``field_of_y`` for column ``y`` when given.
+    kind : str, default "column"
+        How the message names a column (``"exogenous column"``).
+    advice : str, default "rescale the column"
+        What to do, ending the message.
+
+    Raises
+    ------
+    InvalidInputError
+        ``"{where}: {kind} '{column}' has {n} values beyond {rule} at (unique_id, ds): (a, 3), ...; {advice}"``.
+
+    Examples
+    --------
+    >>> frame = pl.DataFrame({"unique_id": ["a", "a"], "ds": [1, 2], "price": [1.0, -2e39]})
+    >>> refuse_beyond(frame, ["price"], FLOAT32_MAX, rule="float32's range", where="data")
+    Traceback (most recent call last):
+    ...
+    forecasting.errors.InvalidInputError: data: column 'price' has 1 values beyond float32's range at (unique_id, ds): (a, 2); rescale the column
+    """
+    for col in columns:
+        if col not in frame.columns or not frame.schema[col].is_numeric():
+            continue
+        x = pl.col(col).cast(pl.Float64)
+        bad = frame.filter((x.abs() > bound) & ~x.is_nan())
+        if bad.height:
+            msg = (f"{where}: {kind} '{col}' has {bad.height} values beyond {rule} at (unique_id, ds): "
+                   f"{first_pairs(bad)}; {advice}")
+            raise InvalidInputError(msg, field=field_of_y if col == "y" and field_of_y is not None else f"{where}.{col}")
+
 
 #: Largest magnitude below which float32 (24-bit significand, IEEE 754 binary32) holds every integer exactly;
 #: above it neighbouring values collapse (2^24 + 1 reads as 2^24). XGBoost (DMatrix) and LightGBM (labels,
