@@ -12,7 +12,6 @@ Trains on the CPU (LightGBM's GPU build is not the PyPI wheel); needs the option
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,7 +58,7 @@ class LightGBMForecaster(TreeForecaster[LightGBMParams]):
     booster_suffix: ClassVar[str] = "txt"  # LightGBM's text model format (no pickle)
     library: ClassVar[str] = "lightgbm"
 
-    def _lgb_params(self, n_rows: int) -> dict[str, Any]:
+    def _lgb_params(self, n_rows: int, threads: int) -> dict[str, Any]:
         p = self.params
         # row subsampling only where it leaves rows to train on (LightGBM refuses an empty bag)
         bagging = p.subsample < 1 and int(n_rows * p.subsample) >= 1
@@ -68,7 +67,7 @@ class LightGBMForecaster(TreeForecaster[LightGBMParams]):
                 "bagging_fraction": p.subsample if bagging else 1.0, "bagging_freq": 1 if bagging else 0,
                 "feature_fraction": p.colsample_bytree, "lambda_l2": p.reg_lambda, "seed": p.seed,
                 "deterministic": True, "force_row_wise": True, "verbosity": -1,
-                "num_threads": (os.cpu_count() or 1) if self.n_jobs == -1 else max(1, self.n_jobs)}
+                "num_threads": threads}
 
     #: threads of a prediction call (None: LightGBM's default, every core); a served model gets
     #: :data:`forecasting.runtime.SERVING_THREADS` (:func:`forecasting.runtime.limit_threads`)
@@ -84,7 +83,7 @@ class LightGBMForecaster(TreeForecaster[LightGBMParams]):
         callbacks = [_rounds_callback(self.deadline, report)] if self.deadline is not None or report is not None \
             else None
         # init_model: LightGBM starts from its predictions on the data and adds the rounds (the champion untouched)
-        return lgb.train(self._lgb_params(len(y)), data, num_boost_round=rounds,
+        return lgb.train(self._lgb_params(len(y), self.train_threads(X)), data, num_boost_round=rounds,
                          callbacks=callbacks, init_model=init)
 
     def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:

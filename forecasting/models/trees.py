@@ -97,6 +97,14 @@ FORMAT_VERSION = 1
 #: Most series a recursive forecast computes with the numpy evaluator (:meth:`TreeForecaster._paths_numpy`); more
 #: take the polars block queries, whose fixed cost is then small beside the work.
 NUMPY_MAX_SERIES = 64
+#: Smallest training matrix (rows x features) a booster is trained on more than one thread
+#: (:meth:`TreeForecaster.train_threads`): below it OpenMP's per-round synchronisation costs more than the threads
+#: save, and on a loaded machine far more. Stop 24, 2 cores at load 16-17, 50 rounds, 30 features, one thread
+#: against two (wall s): XGBoost 1,000 rows 2.2 against 71, 10,000 7.2 / 103, 30,000 11 / 121, 100,000 26 / 147,
+#: 300,000 81 / 198; LightGBM 1,000 rows 0.43 / 37, 10,000 1.5 / 43. Two threads lost at every size there (an idle machine was not
+#: available to find where they start to pay); 1e6 cells (33,000 rows of 30 features) keeps the many-core fits of
+#: large panels. Both libraries fit the same trees on any number of threads (forecasts at 1 and 2: difference 0.0).
+FIT_THREADS_MIN_CELLS = 1_000_000
 TP = TypeVar("TP", bound=TreeParams)
 
 
@@ -177,6 +185,13 @@ class TreeForecaster(GlobalForecaster[TP]):
     def features(self) -> FeatureSpec | None:
         """The feature spec as given (None: :func:`~forecasting.features.default_features`)."""
         return self.params.features
+
+    def train_threads(self, X: np.ndarray) -> int:
+        """Threads to train a booster on ``X`` (rows, features): ``n_jobs`` (-1: every usable CPU, as
+        :func:`~forecasting.models.local.resolve_n_jobs`), but one below :data:`FIT_THREADS_MIN_CELLS` cells."""
+        from forecasting.models.local import resolve_n_jobs
+
+        return 1 if X.shape[0] * max(1, X.shape[1]) < FIT_THREADS_MIN_CELLS else resolve_n_jobs(self.n_jobs)
 
     # ------------------------------------------------------------------ library hooks
     def _fit_booster(self, X: np.ndarray, y: np.ndarray, names: list[str], *, init: Any = None,

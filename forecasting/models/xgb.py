@@ -7,7 +7,6 @@ intervals, TreeSHAP explanations, the model folder) is
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -76,23 +75,23 @@ class XGBoostForecaster(TreeForecaster[XGBoostParams]):
     booster_suffix: ClassVar[str] = "ubj"  # XGBoost's UBJSON model format
     library: ClassVar[str] = "xgboost"
 
-    def _xgb_params(self, device: str) -> dict[str, Any]:
+    def _xgb_params(self, device: str, threads: int) -> dict[str, Any]:
         p = self.params
         return {"objective": p.objective, "eta": p.learning_rate, "max_depth": p.max_depth,
                 "min_child_weight": p.min_child_weight, "subsample": p.subsample,
                 "colsample_bytree": p.colsample_bytree, "lambda": p.reg_lambda, "tree_method": "hist",
-                "device": device, "seed": p.seed, "verbosity": 0,
-                "nthread": (os.cpu_count() or 1) if self.n_jobs == -1 else max(1, self.n_jobs)}
+                "device": device, "seed": p.seed, "verbosity": 0, "nthread": threads}
 
     def _fit_booster(self, X: np.ndarray, y: np.ndarray, names: list[str], *, init: Any = None,
                      rounds: int | None = None) -> Any:
         import xgboost as xgb
 
-        dtrain = xgb.DMatrix(X, label=y, feature_names=names)
+        threads = self.train_threads(X)  # one on small data (the booster then predicts on one too)
+        dtrain = xgb.DMatrix(X, label=y, feature_names=names, nthread=threads)
         rounds = rounds or self.params.n_estimators
         report = self._round_reporter(rounds)
         callbacks = [_Rounds(self.deadline, report)] if self.deadline is not None or report is not None else None
-        return xgb.train(self._xgb_params(self.device_), dtrain, num_boost_round=rounds,
+        return xgb.train(self._xgb_params(self.device_, threads), dtrain, num_boost_round=rounds,
                          callbacks=callbacks, xgb_model=None if init is None else init.copy())
 
     def _predict_booster(self, booster: Any, X: np.ndarray, **kw: Any) -> np.ndarray:
