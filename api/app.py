@@ -81,6 +81,7 @@ from forecasting.data import at_caller_offset
 from forecasting.errors import InvalidParameterError
 from forecasting.jobs import JobRunner
 from forecasting.store import Store, validate_name
+from forecasting.store import JOB_STATES
 from forecasting.service.registered import RegisteredModels
 from forecasting.service.results import ForecastResult
 
@@ -406,9 +407,13 @@ def _job_routes(services: RegisteredModels, more: dict[int, ResponseSpec]) -> li
     """The tenant's training jobs."""
 
     @get("/v1/jobs", tags=["jobs"], summary="The tenant's jobs", sync_to_thread=True)
-    def list_jobs(tenant: NamedDependency[str], job_state: Annotated[str | None, QueryParameter(name="state")] = None,
-                  limit: FromQuery[int] = 100) -> list[JobOut]:
-        """Newest first, optionally only jobs in `state`."""
+    def list_jobs(tenant: NamedDependency[str],
+                  job_state: Annotated[str | None, QueryParameter(name="state", schema_extra={"enum": [*JOB_STATES]})]
+                  = None,
+                  limit: Annotated[int, QueryParameter(schema_extra={"minimum": 1, "maximum": 1000})] = 100
+                  ) -> list[JobOut]:
+        """Newest first, optionally only jobs in `state` (queued, running, succeeded, failed, cancelled); `limit`
+        1..1000 (the document states both: a value outside them is a 422 naming the parameter)."""
         return [job_out(j) for j in services.list_jobs(tenant, state=job_state, limit=limit)]
 
     @get("/v1/jobs/{job_id:str}", tags=["jobs"], summary="A job's state", sync_to_thread=True, responses=more)

@@ -96,8 +96,6 @@ def test_readyz_names_a_failing_artifact_only_to_an_admin_key(tampered: tuple[Te
     assert str(state) not in anonymous.json()["detail"]
 
 
-@pytest.mark.xfail(strict=True, reason="the fix is in forecasting/service/monitoring.py::_served_frame (the lead's "
-                                       "file): series ends from panel.frame's unique_id runs, not panel.lengths")
 def test_a_forecast_served_from_the_stored_history_is_recorded_with_its_origin(tmp_path: Path) -> None:
     """A saved global model keeps each series' tail (33 of 96 rows here) but its panel's lengths count the whole
     training series: the served-forecast writer gathered the origin at row 95 of 33 ('gather indices are out of
@@ -139,3 +137,16 @@ def test_a_frequency_step_beyond_the_64_bit_timestamp_range_is_a_422_naming_freq
         r = client.post("/v1/forecast", json={"data": data, "h": 2, "model": "naive", "freq": freq})
     assert r.status_code == 422, r.text
     assert r.json()["field"] == "freq"
+
+
+def test_get_jobs_documents_the_state_enum_and_the_limit_bounds_validation_enforces(tmp_path: Path) -> None:
+    """Schema-valid generated requests (schemathesis, positive mode) to GET /v1/jobs were 422s: the document said
+    'any string' and 'any integer' while validation takes a job state and 1..1000."""
+    with TestClient(create_app(Settings(state_dir=tmp_path))) as client:
+        params = {p["name"]: p["schema"] for p in
+                  client.get("/schema/openapi.json").json()["paths"]["/v1/jobs"]["get"]["parameters"]}
+        assert params["state"]["enum"] == ["queued", "running", "succeeded", "failed", "cancelled"]
+        assert (params["limit"]["minimum"], params["limit"]["maximum"]) == (1, 1000)
+        assert client.get("/v1/jobs?limit=1001").json()["detail"] == "limit must be in 1..1000, got 1001"
+        assert client.get("/v1/jobs?state=done").json()["field"] == "state"
+        assert client.get("/v1/jobs?state=cancelled&limit=1000").json() == []
