@@ -478,7 +478,12 @@ def _served_frame(records: Sequence[_ServedRecord], next_batch: Callable[[], int
         heights.append(fc.height)
         panel = result.panel
         ends = np.cumsum(np.fromiter(panel.lengths.values(), dtype=np.int64, count=len(panel.lengths))) - 1
-        ids.extend(panel.lengths)
+        if ends.size and ends[-1] != panel.frame.height - 1:  # the frame keeps each series' tail (a saved model's
+            uid = panel.frame.get_column("unique_id")         # stored history): its own series ends
+            ends = (uid != uid.shift(-1)).fill_null(True).arg_true().to_numpy().astype(np.int64)
+            ids.extend(uid.gather(ends).cast(pl.String).to_list())
+        else:
+            ids.extend(panel.lengths)
         ds_parts.append(panel.frame.get_column("ds"))
         end_parts.append(ends)
         items.append(np.full(len(ends), i, dtype=np.int64))
