@@ -774,15 +774,14 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         earliest = fitted(trains[-1]) if one_fit else None
         c.one_fit = earliest is not None and not earliest.fallbacks_
         for k, train in enumerate(trains):
+            source: Any  # a fitted model, or the earliest fit forecasting from this window's history
             if k == len(trains) - 1 and earliest is not None:
-                model = earliest
-            elif c.one_fit:
-                assert earliest is not None
-                model = _FromHistory(earliest, train)
+                source = earliest
+            elif c.one_fit and earliest is not None:
+                source = _FromHistory(earliest, train)
             else:
-                model = fitted(train)
-            self._collect(c, earliest.alias if earliest is not None else model.alias, member_forecast(model, h, levels),
-                          levels)
+                source = fitted(train)
+            self._collect(c, source.alias, member_forecast(source, h, levels), levels)
 
     def _scale(self, train: pl.DataFrame, test: pl.DataFrame, m: int) -> np.ndarray:
         """Per test row: the series' MASE denominator on its training part (``nan`` for sMAPE)."""
