@@ -508,6 +508,9 @@ def normalize_freq(freq: str | int | None) -> str | int | None:
         if freq < 1:
             msg = f"freq must be a positive integer step for integer ds, got {freq}"
             raise InvalidParameterError(msg, field="freq")
+        if freq > _INT64_MAX:
+            msg = f"freq {freq} is beyond the 64-bit range of integer ds (at most {_INT64_MAX})"
+            raise InvalidParameterError(msg, field="freq")
         return freq
     if not isinstance(freq, str) or not freq.strip():
         msg = f"freq must be a string like '1h' or an integer, got {freq!r}"
@@ -520,7 +523,7 @@ def normalize_freq(freq: str | int | None) -> str | int | None:
     if m := _POLARS_OFFSET.match(f):
         if int(m.group(1)) == 0:
             raise zero
-        return "3mo" if f == "1q" else f
+        return _within_timestamps(freq, "3mo" if f == "1q" else f)
     base = _pandas_base(f)
     if base is None:
         msg = (
@@ -533,7 +536,26 @@ def normalize_freq(freq: str | int | None) -> str | int | None:
     if count == 0:
         raise zero
     num, unit = offset_parts(offset)
-    return f"{count * num}{unit}"
+    return _within_timestamps(freq, f"{count * num}{unit}")
+
+
+#: the largest 64-bit integer: integer ``ds`` and its step, and a timestamp's microseconds, stay within it
+_INT64_MAX = 2**63 - 1
+#: the longest a calendar unit can be, in microseconds (a month of 31 days, a year of 366)
+_UNIT_MAX_US = {"ns": 1e-3, "bd": 86_400e6, "mo": 31 * 86_400e6, "q": 92 * 86_400e6, "y": 366 * 86_400e6}
+
+
+def _within_timestamps(given: str, offset: str) -> str:
+    """``offset`` when one step of it fits the 64-bit microsecond timestamps (about 292,000 years either side of
+    1970), else an :class:`InvalidParameterError` naming ``freq`` (was: HTTP 500 from polars' i128 -> i64
+    conversion of '1000000000d' when the grid was checked)."""
+    count, unit = offset_parts(offset)
+    step_us = count * _UNIT_MAX_US.get(unit, _FIXED_UNITS_US.get(unit, 1))
+    if step_us > _INT64_MAX:
+        msg = (f"freq {given!r} is a step of about {step_us / (365.25 * 86_400e6):.3g} years, beyond the 64-bit "
+               f"timestamps' range (about 292,000 years either side of 1970): not one step of it can be represented")
+        raise InvalidParameterError(msg, field="freq")
+    return offset
 
 
 def _week_anchor(freq: object) -> int | None:

@@ -125,8 +125,6 @@ def test_a_forecast_served_from_the_stored_history_is_recorded_with_its_origin(t
         store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="the fix is in forecasting/data.py (normalize_freq/offset_parts, the lead's "
-                                       "file): refuse a step beyond the 64-bit timestamp range naming freq")
 @pytest.mark.parametrize("freq", ["1000000000d", "99999999999999999999h", "1000000000000mo"])
 def test_a_frequency_step_beyond_the_64_bit_timestamp_range_is_a_422_naming_freq(freq: str, tmp_path: Path) -> None:
     """POST /v1/forecast with freq '1000000000d' (8.64e19 microseconds a step) answered HTTP 500: polars'
