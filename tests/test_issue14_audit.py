@@ -4,6 +4,10 @@
   constraint and answered HTTP 500 (``PUT /v1/models/{name}/aliases/{alias}``, 10 concurrent requests).
 * ``/readyz`` is an open route: with API keys configured it named every failing artifact's tenant, model,
   file and the server's state folder to anyone; now only an admin key (or a server without keys) sees them.
+* A registered forecast from the stored history (no ``history``) was never recorded for monitoring, and lost
+  every forecast of its model in the same writer batch (an out-of-bounds origin gather, logged).
+* A ``freq`` step beyond the 64-bit timestamp range (``'1000000000d'``) answered HTTP 500.
+* ``GET /v1/jobs``: the document did not state the ``state`` enum and ``limit``'s 1..1000 that validation enforces.
 """
 
 from __future__ import annotations
