@@ -48,3 +48,17 @@ def test_integers_and_y_field() -> None:
     assert str(err.value) == ("data: column 'y' has 2 values beyond +/-1e+30 (the neural models compute in float32) "
                               "at (unique_id, ds): (a, 2), (b, 1); rescale the data")
     assert err.value.field == "data"
+
+
+
+def test_check_exog_values_takes_nan_as_missing_and_check_range_says_the_rule() -> None:
+    from forecasting.models.global_base import check_exog_values
+    from forecasting.models.network_core import check_range
+
+    frame = _frame([1.0, math.nan, 2.0]).with_columns(pl.Series("promo", [None, 1.0, 0.0]))
+    check_exog_values(frame, ["price", "promo"], where="data")  # was: "beyond float32's range" at (s1, 2)
+    with pytest.raises(InvalidInputError) as err:
+        check_range(_frame([1.0, 2e30, 3.0]), ["price"], where="history")
+    assert str(err.value) == ("history: column 'price' has 1 values beyond +/-1e+30 (the neural models compute in "
+                              "float32) at (unique_id, ds): (s1, 2); rescale the data")
+    assert err.value.field == "history.price"

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from forecasting.data import FLOAT32_MAX, Panel, first_pairs, validate_h, validate_levels
+from forecasting.data import FLOAT32_MAX, Panel, first_pairs, refuse_beyond, validate_h, validate_levels
 from forecasting.errors import InsufficientHistoryError, InvalidInputError, InvalidParameterError
 from forecasting.features import _CALENDAR_BY_UNIT, FeaturePipeline
 from forecasting.models.base import P, BaseForecaster, Capabilities, as_panel
@@ -63,14 +63,8 @@ def check_exog_values(frame: pl.DataFrame, columns: list[str], *, where: str) ->
                                         field=f"{where}.{col}")
             # the engines (XGBoost, LightGBM, ONNX, torch) read inputs as float32: a larger magnitude becomes
             # infinite there (XGBoost: "Input data contains inf"; the forecast would be silently clipped)
-            big = frame.filter(pl.col(col).abs() > FLOAT32_MAX)
-            if big.height:
-                pairs = first_pairs(big)
-                msg = (
-                    f"{where}: exogenous column '{col}' has {big.height} values beyond float32's range "
-                    f"(|x| > {FLOAT32_MAX:.7g}, the models' input type) at (unique_id, ds): {pairs}; rescale the column"
-                )
-                raise InvalidInputError(msg, field=f"{where}.{col}")
+            refuse_beyond(frame, [col], FLOAT32_MAX, where=where, kind="exogenous column",
+                          rule=f"float32's range (|x| > {FLOAT32_MAX:.7g}, the models' input type)")
 
 
 def calendar_inputs(panel: Panel, calendar: Sequence[str] | None) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from forecasting.data import first_pairs
+from forecasting.data import first_pairs, refuse_beyond
 from forecasting.errors import ForecastingError, InvalidInputError, InvalidParameterError, TimeLimitError
 from forecasting.models.base import Progress
 
@@ -123,24 +123,15 @@ MAX_ABS_VALUE = 1e30
 
 
 def check_range(frame: pl.DataFrame, columns: list[str], *, where: str) -> None:
-    """Refuse values the float32 networks cannot represent, naming the column and the first pairs.
+    """Refuse values the float32 networks cannot represent (beyond :data:`MAX_ABS_VALUE`), naming the column and
+    the first pairs (:func:`forecasting.data.refuse_beyond`).
 
     Raises
     ------
     InvalidInputError
     """
-    for col in columns:
-        if col not in frame.columns or not frame.schema[col].is_numeric():
-            continue
-        bad = frame.filter(pl.col(col).abs() > MAX_ABS_VALUE)
-        if bad.height:
-            pairs = first_pairs(bad)
-            msg = (
-                f"{where}: column '{col}' has {bad.height} values beyond +/-{MAX_ABS_VALUE:g} "
-                f"(unique_id, ds): {pairs}; the neural models compute in float32: rescale the "
-                f"data"
-            )
-            raise InvalidInputError(msg, field=f"{where}.{col}" if col != "y" else where)
+    refuse_beyond(frame, columns, MAX_ABS_VALUE, rule=f"+/-{MAX_ABS_VALUE:g} (the neural models compute in float32)",
+                  where=where, advice="rescale the data", field_of_y=where)
 
 
 def quantile_of(name: str) -> float:
