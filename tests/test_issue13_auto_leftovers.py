@@ -11,6 +11,7 @@ import pytest
 
 from forecasting.data import validate_panel
 from forecasting.errors import TimeLimitError
+from forecasting.models.base import ABANDON_GRACE_S
 from forecasting.models import local
 from forecasting.models.auto import AutoForecaster
 from forecasting.models.registry import make_model
@@ -40,7 +41,7 @@ def test_one_slow_series_is_left_at_the_deadline_not_waited_for(monkeypatch) -> 
     t0 = time.perf_counter()
     with pytest.raises(TimeLimitError, match=r"^fitting stopped after 0 of 1 series: the time limit was reached"):
         model.fit(validate_panel(_series(1, 60)))
-    assert 1.0 <= time.perf_counter() - t0 < 1.0 + local._ABANDON_GRACE_S + 0.8
+    assert 1.0 <= time.perf_counter() - t0 < 1.0 + ABANDON_GRACE_S + 0.8
 
 
 def test_a_series_that_cannot_finish_is_not_started() -> None:
@@ -80,7 +81,7 @@ def test_auto_skips_a_slow_candidate_and_names_the_time(monkeypatch) -> None:
     assert "s share of the time limit (time_limit=4.0 s), left after " in arima["reason"]
     share = float(arima["reason"].split("within its ")[1].split(" s share")[0])
     assert 0.5 < share < 2.8  # half of the 70% of 4 s left after naive
-    assert arima["seconds"] == pytest.approx(share + local._ABANDON_GRACE_S, abs=0.6)
+    assert arima["seconds"] == pytest.approx(share + ABANDON_GRACE_S, abs=0.6)
     assert model.selection_["members"] == {"naive": 1.0}
     assert model.predict(6)["Auto"].is_finite().all()
 

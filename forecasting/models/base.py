@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -569,6 +571,48 @@ def split_short(model: BaseForecaster[Any], panel: Panel, minimum: int, why: str
     model.fallbacks_ = [Fallback(u, model.fallback.name, f"{n} observations, model '{model.name}' needs at least "
                                                          f"{minimum}") for u, n in short.items()]
     return panel.subset([u for u in panel.lengths if u not in short])
+
+
+#: seconds past the deadline a fit running in this process is waited for before it is abandoned (see
+#: :func:`abandonable`)
+ABANDON_GRACE_S = 0.5
+
+_T = TypeVar("_T")
+
+
+
+def abandonable(work: Callable[[threading.Event], _T], deadline: float | None) -> _T | None:
+    """``work(stop)`` run so that the caller can leave it at ``deadline``: ``None`` when it had not finished
+    :data:`ABANDON_GRACE_S` after the deadline.
+
+    Without a deadline ``work`` runs in this thread. With one it runs in a daemon thread, waited for until the
+    deadline: one series' fit cannot be interrupted (statsforecast's AutoARIMA on one 701-point daily series took
+    73 s of a 60 s limit, checked only between series), nor one boosting round of a tree model (an XGBoost round
+    over a large panel: seconds), so the caller is not held; ``stop`` is set and the work ends after the series or
+    round in progress (a tree's training callback raises at the deadline), whose result is dropped (the thread
+    keeps its core until then). Exceptions of ``work`` (a progress callback stopping the fit) are raised here.
+    Used by local models (``forecasting.models.local``, per series) and the tree base (per booster).
+    """
+    stop = threading.Event()
+    if deadline is None:
+        return work(stop)
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["out"] = work(stop)
+        except BaseException as exc:  # handed to the caller  # noqa: BLE001
+            box["exc"] = exc
+
+    thread = threading.Thread(target=run, name="forecasting-fit", daemon=True)
+    thread.start()
+    thread.join(max(0.0, deadline - time.time()) + ABANDON_GRACE_S)
+    if thread.is_alive():
+        stop.set()
+        return None
+    if "exc" in box:
+        raise box["exc"]
+    return box["out"]
 
 
 def arm(model: Forecaster, *, deadline: float | None = None, progress: Progress | None = None,

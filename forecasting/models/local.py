@@ -15,7 +15,7 @@ import time
 from dataclasses import replace
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -28,7 +28,8 @@ from forecasting.data import (
     to_caller_tz,
 )
 from forecasting.errors import CapabilityError, ModelFitError, TimeLimitError
-from forecasting.models.base import P, BaseForecaster, Capabilities, Fallback, Progress, as_panel, require
+from forecasting.models.base import (P, BaseForecaster, Capabilities, Fallback, Progress, abandonable,
+                                     as_panel, require)
 
 __all__ = ["ALL_CORES", "LOCAL_CAPABILITIES", "SERIES_CAPABILITIES", "LocalForecaster", "available_cpus",
            "resolve_n_jobs"]
@@ -101,7 +102,7 @@ def _run_fit(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np.nda
 
     With a ``deadline`` a series is not started when it cannot finish before it: its cost is estimated from the
     seconds per observation of the series fitted so far in this call (those after the first, which pays the
-    library's just-in-time compilation). ``stop`` (set by :func:`_abandonable` when it gives up waiting) ends the
+    library's just-in-time compilation). ``stop`` (set by :func:`abandonable` when it gives up waiting) ends the
     loop before the next series; ``out`` receives each result as it comes (what an abandoned fit had done).
     """
     out = [] if out is None else out
@@ -124,45 +125,6 @@ def _run_fit(fit_one: Callable[[np.ndarray], Any], items: list[tuple[str, np.nda
         if report is not None and not (stop is not None and stop.is_set()):
             report(len(out))
     return out, False
-
-
-#: seconds past the deadline a fit running in this process is waited for before it is abandoned (see
-#: :func:`_abandonable`)
-_ABANDON_GRACE_S = 0.5
-
-_T = TypeVar("_T")
-
-
-def _abandonable(work: Callable[[threading.Event], _T], deadline: float | None) -> _T | None:
-    """``work(stop)`` run so that the caller can leave it at ``deadline``: ``None`` when it had not finished
-    :data:`_ABANDON_GRACE_S` after the deadline.
-
-    Without a deadline ``work`` runs in this thread. With one it runs in a daemon thread, waited for until the
-    deadline: one series' fit cannot be interrupted (statsforecast's AutoARIMA on one 701-point daily series took
-    73 s of a 60 s limit, checked only between series), so the caller is not held; ``stop`` is set and the work
-    ends after the series in progress, whose result is dropped (the thread keeps its core until then). Exceptions
-    of ``work`` (a progress callback stopping the fit) are raised here.
-    """
-    stop = threading.Event()
-    if deadline is None:
-        return work(stop)
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["out"] = work(stop)
-        except BaseException as exc:  # handed to the caller  # noqa: BLE001
-            box["exc"] = exc
-
-    thread = threading.Thread(target=run, name="forecasting-fit", daemon=True)
-    thread.start()
-    thread.join(max(0.0, deadline - time.time()) + _ABANDON_GRACE_S)
-    if thread.is_alive():
-        stop.set()
-        return None
-    if "exc" in box:
-        raise box["exc"]
-    return box["out"]
 
 
 #: seconds a pool may run past the deadline (each worker checks the deadline before every series and does not start
@@ -392,7 +354,7 @@ class LocalForecaster(BaseForecaster[P]):
 
         The first series are fitted here (:func:`_fit_probing`); workers are started only when the rest is
         estimated to take longer in this process than starting them. With a :attr:`deadline`, the fit here is left
-        at the deadline (:func:`_abandonable`) and no series is started that cannot finish before it
+        at the deadline (:func:`abandonable`) and no series is started that cannot finish before it
         (:func:`_run_fit`): the time limit holds, even on one long series. Workers get contiguous chunks of series of
         near-equal total length (:attr:`chunks_per_worker` each) and this model's parameters only (no fitted
         state); each checks :attr:`deadline` before every series and reports each failure for its series, as the
@@ -417,7 +379,7 @@ class LocalForecaster(BaseForecaster[P]):
                                             out=results)
             return left, stopped
 
-        done = _abandonable(here, self.deadline)  # a series' fit running past the deadline is not waited for
+        done = abandonable(here, self.deadline)  # a series' fit running past the deadline is not waited for
         rest, stopped = ([], True) if done is None else done
         results = list(results)  # a snapshot: an abandoned fit may still append the series it was fitting
         if rest:

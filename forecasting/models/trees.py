@@ -43,6 +43,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -73,6 +74,7 @@ from forecasting.errors import (
     InvalidInputError,
     InvalidParameterError,
     NotFittedError,
+    TimeLimitError,
 )
 from forecasting.explanation import Explanation, calendar_categories, rebase
 from forecasting.features import (
@@ -87,7 +89,7 @@ from forecasting.features import (
     scale_exprs,
     typical_length,
 )
-from forecasting.models.base import Capabilities, as_panel, split_short
+from forecasting.models.base import Capabilities, abandonable, as_panel, split_short
 from forecasting.models.global_base import GLOBAL_CAPABILITIES, GlobalForecaster, check_exog_values
 from forecasting.models.registry import TreeParams
 
@@ -508,10 +510,34 @@ class TreeForecaster(GlobalForecaster[TP]):
                 raise InsufficientHistoryError(msg,
                                                field="data")
             names = pipe.feature_names + (["horizon_step"] if len(group) > 1 else [])
-            warm = getattr(self, "warm_", None)
-            boosters.append(self._fit_booster(X, y, names) if warm is None else
-                            self._fit_booster(X, y, names, init=warm.boosters[len(boosters)], rounds=warm.rounds))
+            boosters.append(self._booster_in_time(X, y, names, len(boosters)))
         return boosters
+
+    def _booster_in_time(self, X: np.ndarray, y: np.ndarray, names: list[str], index: int) -> Any:
+        """:meth:`_fit_booster` (continuing the warm start's booster ``index`` when there is one), left at
+        ``deadline``: the training callbacks check it after each boosting round only, and one round over a large
+        panel (or XGBoost's first, which sketches the quantiles) takes seconds under load, so the fit runs where
+        it can be abandoned (:func:`~forecasting.models.base.abandonable`: a 4 s limit held at 4.5 s, not 13.6 s).
+
+        Raises
+        ------
+        TimeLimitError
+            The round in progress had not finished :data:`~forecasting.models.base.ABANDON_GRACE_S` after the
+            deadline (its thread stops at the round's end).
+        """
+        warm = getattr(self, "warm_", None)
+
+        def work(stop: threading.Event) -> Any:
+            if warm is None:
+                return self._fit_booster(X, y, names)
+            return self._fit_booster(X, y, names, init=warm.boosters[index], rounds=warm.rounds)
+
+        booster = abandonable(work, self.deadline)
+        if booster is None:
+            msg = (f"training stopped: the time limit was reached within a boosting round ({len(y)} rows x "
+                   f"{X.shape[1]} features); send fewer series or lower n_estimators")
+            raise TimeLimitError(msg, field="data")
+        return booster
 
     def _series_scale(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Per-series conformal scale: mean |y_t - y_{t-m}| (MASE's denominator), else std, else 1."""
