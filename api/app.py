@@ -38,7 +38,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from litestar.concurrency import sync_to_thread
 
 from forecasting.api.auth import KeyGuard, tenant_of
-from forecasting.api.docs import (OPEN, docs_assets, docs_plugins, document_settings, json_or_multipart_body,
+from forecasting.api.docs import (OPEN, StrictStructSchemaPlugin, docs_assets, docs_plugins, document_settings, json_or_multipart_body,
                                   limits_description, security_schemes)
 from forecasting.api.errors import exception_handlers, problem
 from forecasting.api.logs import RequestLog
@@ -236,6 +236,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=LoggingConfig(log_exceptions="debug", root={"level": "WARNING", "handlers": ["queue_listener"]},
                                      configure_root_logger=False),
         debug=False,
+        plugins=[StrictStructSchemaPlugin()],
     ))
     document_settings(app, settings)  # the document's bounds are the operator's limits (FORECASTING_MAX_H...)
     return app

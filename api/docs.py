@@ -21,16 +21,20 @@ from typing import TYPE_CHECKING, Any, cast
 import msgspec
 
 from litestar import Router
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi.plugins import OpenAPIRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, OpenAPIMediaType, Parameter, RequestBody, Schema, SecurityScheme
 from litestar.static_files import create_static_files_router
 
 if TYPE_CHECKING:
     from litestar import Litestar
+    from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.typing import FieldDefinition
 
     from forecasting.api.settings import Settings
 
-__all__ = ["ASSETS_PATH", "OPEN", "docs_assets", "docs_plugins", "document_settings", "limits_description", "security_schemes"]
+__all__ = ["ASSETS_PATH", "OPEN", "StrictStructSchemaPlugin", "docs_assets", "docs_plugins", "document_settings",
+           "limits_description", "security_schemes"]
 
 #: where the vendored Swagger UI and ReDoc files are served (under /schema: open without a key)
 ASSETS_PATH = "/schema/assets"
@@ -176,3 +180,25 @@ def _rewrite_bounds(node: Any, changed: dict[str, dict[str, Any]], *, seen: set[
         return
     for child in children:
         _rewrite_bounds(child, changed, seen=seen)
+
+
+class StrictStructSchemaPlugin(StructSchemaPlugin):
+    """Request bodies that refuse unknown fields say so: ``additionalProperties: false``.
+
+    Litestar documents a msgspec ``Struct`` without it, so an object with an extra field was valid by the document
+    and answered 400 ("Object contains unknown field"): the most common schema-valid request refused (schemathesis'
+    positive mode, issue 14). Applies to every ``Struct`` declared with ``forbid_unknown_fields=True`` (the request
+    bodies of :mod:`forecasting.api.schemas`); other structs (the answers) are documented as before. Litestar consults
+    an app's own schema plugins before its built-in ones.
+    """
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        """A ``Struct`` subclass (not a union) whose config forbids unknown fields."""
+        return (super().is_plugin_supported_field(field_definition)
+                and bool(field_definition.type_.__struct_config__.forbid_unknown_fields))
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        """The built-in struct schema with ``additionalProperties: false``."""
+        schema = super().to_openapi_schema(field_definition, schema_creator)  # the component (registry) schema
+        schema.additional_properties = False
+        return schema

@@ -152,3 +152,19 @@ def test_get_jobs_documents_the_state_enum_and_the_limit_bounds_validation_enfor
         assert client.get("/v1/jobs?limit=1001").json()["detail"] == "limit must be in 1..1000, got 1001"
         assert client.get("/v1/jobs?state=done").json()["field"] == "state"
         assert client.get("/v1/jobs?state=cancelled&limit=1000").json() == []
+
+
+def test_request_bodies_that_refuse_unknown_fields_document_additional_properties_false(tmp_path: Path) -> None:
+    """'Object contains unknown field' was the most common 400 of schema-valid generated requests (schemathesis
+    positive mode: 7 to 15 of 60 per operation): the document allowed any extra field."""
+    with TestClient(create_app(Settings(state_dir=tmp_path))) as client:
+        doc = client.get("/schema/openapi.json").json()
+        schemas = doc["components"]["schemas"]
+        for name in ("ForecastRequest", "RegisteredForecastRequest", "AliasRequest", "ModelSpec", "HierarchyIn",
+                     "PredictRequest", "AnomalyRequest", "RetrainPolicyBody"):
+            assert schemas[name]["additionalProperties"] is False, name
+        train = doc["paths"]["/v1/models"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert train["additionalProperties"] is False
+        assert "additionalProperties" not in schemas["ForecastResponse"]  # answers may grow fields
+        r = client.put("/v1/models/pax/aliases/prod", json={"version": 1, "extra": 1})
+        assert (r.status_code, r.json()["field"]) == (400, "extra")
