@@ -54,6 +54,9 @@ from forecasting.api.mapping import explain_out, forecast_out, job_out, model_de
 from forecasting.api.schemas import (
     H_BOUNDS,
     MAX_VERSION,
+    AliasPath,
+    NamePath,
+    RefPath,
     AliasRequest,
     CrossValidationRequest,
     CrossValidationResponse,
@@ -313,26 +316,26 @@ def _store_routes(services: RegisteredModels, more: dict[int, ResponseSpec]) -> 
 
     @get("/v1/models/{name:str}", tags=["registry"], summary="A model's versions and aliases", sync_to_thread=True,
          responses=more)
-    def get_model(name: FromPath[str], tenant: NamedDependency[str]) -> ModelDetailOut:
+    def get_model(name: NamePath, tenant: NamedDependency[str]) -> ModelDetailOut:
         """Versions (spec, metrics, data fingerprint, artifact digest), aliases and the latest version."""
         return model_detail_out(*services.model_detail(tenant, name))
 
     @delete("/v1/models/{name:str}/versions/{version:str}", tags=["registry"], summary="Delete a version",
             status_code=204, sync_to_thread=True, responses=more)
-    def delete_version(name: FromPath[str], version: Annotated[int, Parameter(ge=1, le=MAX_VERSION)], tenant: NamedDependency[str], force: FromQuery[bool] = False) -> None:
+    def delete_version(name: NamePath, version: Annotated[int, Parameter(ge=1, le=MAX_VERSION)], tenant: NamedDependency[str], force: FromQuery[bool] = False) -> None:
         """Delete a version and its artifact; 409 while an alias points at it (unless `force`, which drops the
         aliases too)."""
         services.delete_version(tenant, name, version, force=force)
 
     @put("/v1/models/{name:str}/aliases/{alias:str}", tags=["registry"], summary="Point an alias at a version",
          sync_to_thread=True, before_request=_require_json, responses=more)
-    def set_alias(name: FromPath[str], alias: FromPath[str], data: JSONBody[AliasRequest], tenant: NamedDependency[str]) -> VersionOut:
+    def set_alias(name: NamePath, alias: AliasPath, data: JSONBody[AliasRequest], tenant: NamedDependency[str]) -> VersionOut:
         """Create or move `name@alias` to `version`."""
         return version_out(services.set_alias(tenant, name, alias, version=data.version))
 
     @delete("/v1/models/{name:str}/aliases/{alias:str}", tags=["registry"], summary="Remove an alias",
             status_code=204, sync_to_thread=True, responses=more)
-    def delete_alias(name: FromPath[str], alias: FromPath[str], tenant: NamedDependency[str]) -> None:
+    def delete_alias(name: NamePath, alias: AliasPath, tenant: NamedDependency[str]) -> None:
         """Remove `name@alias` (the version stays)."""
         services.delete_alias(tenant, name, alias)
 
@@ -344,7 +347,7 @@ def _use_routes(services: RegisteredModels, more: dict[int, ResponseSpec], metri
 
     @post("/v1/models/{ref:str}/forecast", tags=["registry"], summary="Forecast with a registered model",
           status_code=200, sync_to_thread=True, before_request=_require_json, responses=more)
-    def forecast_registered(ref: FromPath[str], data: JSONBody[RegisteredForecastRequest], tenant: NamedDependency[str]) -> ForecastResponse:
+    def forecast_registered(ref: RefPath, data: JSONBody[RegisteredForecastRequest], tenant: NamedDependency[str]) -> ForecastResponse:
         """`ref`: name (latest), name@3 or name@alias. Saved models predict from the stored model (history
         optional; its series too short for the model go to the spec's fallback); spec-only statistical
         versions refit on `history` (required). Same answer fields as POST /v1/forecast."""
@@ -360,7 +363,7 @@ def _use_routes(services: RegisteredModels, more: dict[int, ResponseSpec], metri
 
     @post("/v1/models/{ref:str}/explain", tags=["registry"], summary="SHAP values of a registered model",
           status_code=200, sync_to_thread=True, before_request=_require_json, responses=more)
-    def explain_registered(ref: FromPath[str], data: JSONBody[ExplainRequest], tenant: NamedDependency[str]) -> ExplainResponse:
+    def explain_registered(ref: RefPath, data: JSONBody[ExplainRequest], tenant: NamedDependency[str]) -> ExplainResponse:
         """Forecast models: the forecast rows asked (`h`, optional `series`, `steps`); tabular: `rows`. Each row
         has its base value, output and top-`k` contributions; with the additivity error. Statistical models: the
         labelled decomposition of each step."""
@@ -378,14 +381,14 @@ def _use_routes(services: RegisteredModels, more: dict[int, ResponseSpec], metri
 
     @get("/v1/models/{ref:str}/report", tags=["registry"], summary="HTML report of a registered model",
          media_type=MediaType.HTML, sync_to_thread=True, responses=more)
-    def report(ref: FromPath[str], h: Annotated[int, QueryParameter(schema_extra=H_BOUNDS["extra"])],
+    def report(ref: RefPath, h: Annotated[int, QueryParameter(schema_extra=H_BOUNDS["extra"])],
                tenant: NamedDependency[str]) -> str:
         """Self-contained HTML: forecasts from the stored history, model card, SHAP waterfalls."""
         return services.report(tenant, ref, h=h)
 
     @get("/v1/models/{ref:str}/onnx", tags=["registry"], summary="Download the model's ONNX export (zip)",
          media_type="application/zip", sync_to_thread=True, responses=more)
-    def onnx(ref: FromPath[str], tenant: NamedDependency[str]) -> Response[bytes]:
+    def onnx(ref: RefPath, tenant: NamedDependency[str]) -> Response[bytes]:
         """Exported on first request (parity-checked against the native model), then kept beside the artifact and
         used to serve this version's forecasts. The zip holds the graphs, the feature pipeline, the state and
         `manifest.json` with every file's sha256. Statistical models have nothing to export: 422."""
@@ -395,7 +398,7 @@ def _use_routes(services: RegisteredModels, more: dict[int, ResponseSpec], metri
 
     @post("/v1/models/{ref:str}/predict", tags=["registry"], summary="Predict rows with a tabular model",
           status_code=200, sync_to_thread=True, before_request=_require_json, responses=more)
-    def predict(ref: FromPath[str], data: JSONBody[PredictRequest], tenant: NamedDependency[str]) -> PredictResponse:
+    def predict(ref: RefPath, data: JSONBody[PredictRequest], tenant: NamedDependency[str]) -> PredictResponse:
         """One prediction per row, in order (classification: prediction and probability)."""
         info, predictions = services.predict(tenant, ref, rows=data.rows)
         return PredictResponse(model=info.ref, name=info.name, version=info.version,

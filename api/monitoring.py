@@ -22,12 +22,12 @@ from litestar.openapi.spec import Operation
 from litestar.di import NamedDependency
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from forecasting.api.docs import json_or_multipart_body
 from forecasting.api.mapping import job_out
-from forecasting.api.schemas import DATA_BOUNDS, H_BOUNDS, Columns, JobOut, Rows
+from forecasting.api.schemas import DATA_BOUNDS, H_BOUNDS, Columns, JobOut, NamePath, Rows
 from forecasting.api.settings import Settings
 from forecasting.data import at_caller_offset
 from forecasting.errors import InvalidParameterError
@@ -205,7 +205,7 @@ def monitoring_router(monitoring: Monitoring, scheduler: RetrainScheduler | None
 
     @post("/models/{name:str}/observations", tags=["monitoring"], summary="Append observations (actuals)",
           status_code=200, responses=responses, operation_class=_ObservationsOperation)
-    async def observe(request: Request, name: FromPath[str], tenant: NamedDependency[str]) -> ObservationsOut:
+    async def observe(request: Request, name: NamePath, tenant: NamedDependency[str]) -> ObservationsOut:
         """JSON (`data`, `replace`) or multipart/form-data (a CSV or Parquet `file`, `replace`). The batch is
         validated whole (unknown series, points already stored, timestamps before the stored ones, NaN, another
         frequency: 422 naming the rows, nothing stored); gaps are reported. Served forecasts are scored against
@@ -235,7 +235,7 @@ def monitoring_router(monitoring: Monitoring, scheduler: RetrainScheduler | None
 
     @get("/models/{name:str}/observations", tags=["monitoring"], summary="Stored observations",
          sync_to_thread=True, responses=responses)
-    def observations(name: FromPath[str], tenant: NamedDependency[str],
+    def observations(name: NamePath, tenant: NamedDependency[str],
                      series: Annotated[list[str] | None, QueryParameter()] = None,
                      start: FromQuery[str | None] = None, end: FromQuery[str | None] = None) -> ObservationsTable:
         """The model's observations (its training data included), optionally for some `series` (repeat the
@@ -245,7 +245,7 @@ def monitoring_router(monitoring: Monitoring, scheduler: RetrainScheduler | None
 
     @get("/models/{name:str}/accuracy", tags=["monitoring"], summary="Realised accuracy of served forecasts",
          sync_to_thread=True, responses=responses)
-    def accuracy(name: FromPath[str], tenant: NamedDependency[str], by: FromQuery[str] = "version", version: FromQuery[int | None] = None,
+    def accuracy(name: NamePath, tenant: NamedDependency[str], by: FromQuery[str] = "version", version: FromQuery[int | None] = None,
                  start: FromQuery[str | None] = None, end: FromQuery[str | None] = None) -> AccuracyOut:
         """sMAPE, MASE and coverage per level of the forecasts served whose actuals arrived, by `version`, `step`
         (horizon step) or `series`, optionally for one `version` and points between `start` and `end`."""
@@ -260,7 +260,7 @@ def monitoring_router(monitoring: Monitoring, scheduler: RetrainScheduler | None
 
     @put("/models/{name:str}/retraining", tags=["monitoring"], summary="Set the retraining policy",
          sync_to_thread=True, before_request=strict_json, responses=responses)
-    def set_policy(name: FromPath[str], data: JSONBody[RetrainPolicyBody], tenant: NamedDependency[str]) -> PolicyOut:
+    def set_policy(name: NamePath, data: JSONBody[RetrainPolicyBody], tenant: NamedDependency[str]) -> PolicyOut:
         """Schedule (`cron` or `interval_s`), `every_n_observations`, `drift_factor` over `drift_window`, the
         challenger's `model`, `h`, `metric` and `margin`. Replaces the previous policy."""
         policy = monitoring.set_policy(tenant, name, data)
@@ -270,13 +270,13 @@ def monitoring_router(monitoring: Monitoring, scheduler: RetrainScheduler | None
 
     @get("/models/{name:str}/retraining", tags=["monitoring"], summary="The retraining policy",
          sync_to_thread=True, responses=responses)
-    def get_policy(name: FromPath[str], tenant: NamedDependency[str]) -> PolicyOut:
+    def get_policy(name: NamePath, tenant: NamedDependency[str]) -> PolicyOut:
         """The policy, the next scheduled run and the observations since the last retrain."""
         return policy_out(tenant, name)
 
     @post("/models/{name:str}/retrain", tags=["monitoring"], summary="Retrain now (a job: champion vs challenger)",
           status_code=202, sync_to_thread=True, responses={**responses, 429: too_many})
-    def retrain(name: FromPath[str], tenant: NamedDependency[str]) -> Response[JobOut]:
+    def retrain(name: NamePath, tenant: NamedDependency[str]) -> Response[JobOut]:
         """Queue a retrain job (kind `retrain`, as a scheduled tick's); 202 with the job and its Location
         (/v1/jobs/{id}). The job trains a challenger on all the data, scores it and the champion on the latest
         hold-out window, and moves `production` only when the challenger wins by the margin; its message is the
@@ -288,13 +288,13 @@ def monitoring_router(monitoring: Monitoring, scheduler: RetrainScheduler | None
 
     @get("/models/{name:str}/decisions", tags=["monitoring"], summary="Retraining decisions",
          sync_to_thread=True, responses=responses)
-    def decisions(name: FromPath[str], tenant: NamedDependency[str], limit: FromQuery[int] = 100) -> list[DecisionInfo]:
+    def decisions(name: NamePath, tenant: NamedDependency[str], limit: FromQuery[int] = 100) -> list[DecisionInfo]:
         """Newest first, each with both models' scores and whether `production` moved."""
         return monitoring.decisions(tenant, name, limit=limit)
 
     @get("/models/{name:str}/anomalies", tags=["monitoring"], summary="Observations outside served intervals",
          sync_to_thread=True, responses=responses)
-    def observation_anomalies(name: FromPath[str], tenant: NamedDependency[str], level: FromQuery[float] = 95.0,
+    def observation_anomalies(name: NamePath, tenant: NamedDependency[str], level: FromQuery[float] = 95.0,
                               start: FromQuery[str | None] = None, end: FromQuery[str | None] = None) -> AnomaliesOut:
         """Observations outside the `level` interval of the forecast served for them (served with that level)."""
         return _anomalies_out(monitoring.observation_anomalies(tenant, name, level=level, start=start, end=end))

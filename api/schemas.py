@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
+from litestar.params import Parameter
 
 from forecasting.api.settings import Settings
 from forecasting.hierarchy import Method
 from forecasting.models.registry import ModelSpec
-from forecasting.store.names import MAX_VERSION
+from forecasting.store.names import ALIAS_PATTERN, MAX_VERSION, NAME_PATTERN, REF_PATTERN
 
 __all__ = [
-    "MAX_VERSION", "AliasRequest", "Contribution", "CrossValidationRequest", "CrossValidationResponse", "ExplainRequest",
+    "MAX_VERSION", "AliasPath", "AliasRequest", "NamePath", "RefPath", "Contribution", "CrossValidationRequest", "CrossValidationResponse", "ExplainRequest",
     "ExplainResponse", "FallbackOut", "FilledOut", "ForecastRequest", "ForecastResponse", "HealthOut",
     "HierarchyIn", "HierarchyOut", "JobOut",
     "JobResultOut", "JobTimings", "ModelDetailOut", "ModelInfo", "ModelSummaryOut", "PredictRequest",
@@ -50,6 +51,12 @@ DATA_BOUNDS = enforced(min_items=1, max_items=Settings.max_rows)
 #: Declared above with the defaults; :func:`forecasting.api.docs.document_settings` writes the live values into
 #: the app's OpenAPI document (``FORECASTING_MAX_H=200``: every ``h`` says ``maximum: 200``).
 SETTING_BOUNDS: dict[str, dict[str, str]] = {"h": {"maximum": "max_h"}, "data": {"maxItems": "max_rows"}}
+
+#: path parameters documented with the rules validation enforces (forecasting.store.names): a request outside them
+#: is still answered by the service's own 422 naming the field (``schema_extra`` documents, it does not validate)
+NamePath = Annotated[str, Parameter(schema_extra={"pattern": NAME_PATTERN})]
+AliasPath = Annotated[str, Parameter(schema_extra={"pattern": ALIAS_PATTERN})]
+RefPath = Annotated[str, Parameter(schema_extra={"pattern": REF_PATTERN})]
 
 Rows = Annotated[list[dict[str, Any]], msgspec.Meta(
     description="Long format: one object per observation with unique_id, ds (ISO 8601 timestamp or integer step) "

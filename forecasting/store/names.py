@@ -7,9 +7,16 @@ from typing import Any
 
 from forecasting.errors import InvalidParameterError
 
-__all__ = ["parse_ref", "validate_alias", "validate_name"]
+__all__ = ["ALIAS_PATTERN", "NAME_PATTERN", "REF_PATTERN", "parse_ref", "validate_alias", "validate_name"]
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+#: a model, alias or tenant name (:func:`validate_name`); the OpenAPI document's path parameters state it
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+#: an alias (:func:`validate_alias`): a name that is not all digits (a version) nor ``latest``
+ALIAS_PATTERN = r"^(?!latest$)(?![0-9]+$)[a-z0-9][a-z0-9_.-]{0,62}$"
+#: a reference (:func:`parse_ref`): a name, optionally ``@`` and a version (1 to 10 digits, bounded by
+#: ``MAX_VERSION``), an alias or ``latest``
+REF_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}(@([1-9][0-9]{0,9}|(?![0-9]+$)[a-z0-9][a-z0-9_.-]{0,62}))?$"
+_NAME = re.compile(NAME_PATTERN)
 #: a version after '@', in or out of the rule: digits, with a sign or not (no alias starts with a sign)
 _NUMBER = re.compile(r"^[+-]?\d+$")
 
