@@ -112,15 +112,14 @@ def rebuild(dataset: str, out: Path, labels: Sequence[str] | None = None, offset
                          fallback=resolved.fallback or (None if resolved.name == "naive" else "naive"))
         rec: dict[str, Any] = {"spec": json.dumps({"name": spec.name, "params": spec.params})}
         c0 = time.process_time()
-        for o in (*offsets, "test"):
-            if o == "test":
-                train = panel
-            else:
-                ids = [u for u, n in panel.lengths.items() if n >= int(o) + h + need]
-                train = Window(window=0, offset=int(o) + h, h=h, frame=panel.frame).train_panel(panel, ids)
+        for key in [*(str(o) for o in offsets), "test"]:
+            train = panel
+            if key != "test":
+                ids = [u for u, n in panel.lengths.items() if n >= int(key) + h + need]
+                train = Window(window=0, offset=int(key) + h, h=h, frame=panel.frame).train_panel(panel, ids)
             model = make_model(spec, freq=panel.freq, n_jobs=1)
             fc = member_forecast(model.fit(train), h, ()).sort("unique_id", "ds")
-            rec[f"f_{o}"] = fc[model.alias].to_numpy().astype(float)
+            rec[f"f_{key}"] = fc[model.alias].to_numpy().astype(float)
         cpu[label] = time.process_time() - c0
         np.savez(out / f"{label}.npz", **rec)
         print(json.dumps({"candidate": label, "cpu_seconds": round(cpu[label], 1)}), flush=True)
@@ -159,6 +158,7 @@ class Stored:
         for o in offsets:
             u = np.unique(self.truth[f"ids_{o}"])
             keep = u if keep is None else np.intersect1d(keep, u)
+        assert keep is not None, "no validation offsets"
         F, a, s, win = [], [], [], []
         for i, o in enumerate(offsets):
             rows = np.isin(self.truth[f"ids_{o}"], keep)
