@@ -90,9 +90,7 @@ def test_long_intraday_panels_put_both_xgboost_models_first():
     specs, _ = candidate_pool(validate_panel(long_hourly), [24])
     got = [(s.name, s.params.get("recent_lags")) for s in specs]
     assert got[:4] == [("seasonal_naive", None), ("xgboost", None), ("xgboost", True), ("lightgbm", None)]
-    # NHITS last: it joins on long intraday panels without a GPU too, kept only while its projected training fits
-    assert got[4:] == [("dynamic_optimized_theta", None), ("auto_theta", None), ("auto_ces", None), ("auto_ets", None),
-                       ("nhits", None)]
+    assert got[4:] == [("dynamic_optimized_theta", None), ("auto_theta", None), ("auto_ces", None), ("auto_ets", None)]
     assert all(s.params["season_length"] == 24 for s in specs)
     # 100 points: a feature budget of 50 < 5 seasons of 24: no second XGBoost, the usual cost order
     specs, _ = candidate_pool(validate_panel(_panel(12, 100, lambda i, t: 10 + np.sin(2 * np.pi * t / 24))), [24])
