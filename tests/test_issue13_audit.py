@@ -112,11 +112,9 @@ def _quarterly_with_zeros() -> pl.DataFrame:
     return pl.concat(frames)
 
 
-@pytest.mark.xfail(strict=True, reason="auto validates each candidate with the requested levels: croston_sba's own "
-                   "conformal bands need 2h+1 = 17 points, the earliest window's training part has 16, so with "
-                   "level=[80] it is dropped (InsufficientHistoryError) and the point forecast changes; "
-                   "forecasting/models/auto.py AutoForecaster._cross_validate")
 def test_auto_point_forecast_does_not_depend_on_the_levels_asked_for() -> None:
+    """Was: with level=[80] croston_sba was dropped (its own conformal bands need 2h+1 = 17 points, the earliest
+    window's training part has 16), so the members and the point forecast changed with the levels asked for."""
     df = _quarterly_with_zeros()
     candidates = ["seasonal_naive", "croston_sba"]
     _, plain, without = _auto(df, 8, [], candidates=candidates)
@@ -125,6 +123,8 @@ def test_auto_point_forecast_does_not_depend_on_the_levels_asked_for() -> None:
     assert status == {"seasonal_naive": "scored", "croston_sba": "scored"}
     assert {c["model"]: c["status"] for c in banded.selection_["candidates"]} == status
     np.testing.assert_allclose(with_bands["Auto"].to_numpy(), without["Auto"].to_numpy(), rtol=1e-9)
+    assert any(n.startswith("croston_sba: validated on its point forecasts only") for n in banded.notes_)
+    assert (with_bands["Auto-lo-80"] <= with_bands["Auto"]).all() and (with_bands["Auto"] <= with_bands["Auto-hi-80"]).all()
 
 
 def test_auto_without_levels_scores_the_intermittent_candidates_on_the_same_panel() -> None:

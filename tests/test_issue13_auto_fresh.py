@@ -113,3 +113,32 @@ def test_bands_after_the_naive_fallback_are_naives_own(monkeypatch):
     own = real_make(ModelSpec(name="naive"), freq=panel.freq).fit(panel).predict(6, level=[80])
     np.testing.assert_allclose(out["Auto-lo-80"].to_numpy(), own["Naive-lo-80"].to_numpy())
     np.testing.assert_allclose(out["Auto-hi-80"].to_numpy(), own["Naive-hi-80"].to_numpy())
+
+
+def test_every_member_out_of_time_leaves_seasonal_naive_on_seasonal_data(monkeypatch):
+    """Was: the last resort was always 'naive', so a slow candidate that used up the time limit took the season
+    away (hourly data forecast flat; found by the issue 13 audit, stop 24). Seasonal data now gets seasonal naive
+    at the data's season, fitted without the deadline."""
+    panel = validate_panel(_monthly(3, 48, 3), freq="1mo")
+    real_make = registry.make_model
+    auto = AutoForecaster(candidates=["seasonal_naive", "auto_theta"], horizon=6)
+    refit = AutoForecaster._refit
+
+    def refit_out_of_time(self, panel, scored, deadline):
+        def failing(spec, **kwargs):
+            model = real_make(spec, **kwargs)
+            if "n_jobs" in kwargs:  # the members' refits (the last resort is made without n_jobs)
+                def fit(*args, **kw):
+                    raise TimeLimitError("training stopped: the time limit was reached")
+                model.fit = fit
+            return model
+        monkeypatch.setattr(registry, "make_model", failing)
+        refit(self, panel, scored, deadline)
+
+    monkeypatch.setattr(AutoForecaster, "_refit", refit_out_of_time)
+    auto.fit(panel)
+    assert auto.selection_["members"] == {"seasonal_naive": 1.0}
+    assert "no candidate could be fitted in time: forecasting with 'seasonal_naive' (season_length=12)" in auto.notes_
+    out = auto.predict(6)
+    own = real_make(ModelSpec(name="seasonal_naive", params={"season_length": 12}), freq=panel.freq).fit(panel)
+    np.testing.assert_allclose(out["Auto"].to_numpy(), own.predict(6)["SeasonalNaive"].to_numpy())

@@ -58,7 +58,8 @@ import numpy as np
 import polars as pl
 
 from forecasting.data import Panel, check_min_length, level_columns, validate_levels
-from forecasting.errors import CapabilityError, ForecastingError, InvalidParameterError, TimeLimitError
+from forecasting.errors import (CapabilityError, ForecastingError, InsufficientHistoryError, InvalidParameterError,
+                               TimeLimitError)
 from forecasting.models.base import BaseForecaster, Capabilities, Fallback, Forecaster, Progress, arm, as_panel
 from forecasting.models.combination import (finish_bands, median, member_forecast, member_forecasts, member_values,
                                              weight_matrix, weighted_mean)
@@ -586,6 +587,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         scored = [c for c in candidates if c.status in ("scored", "unvalidated")]
         self.combination_ = "greedy"
         self.weights_, self.series_weights_ = self._select(scored, truth, len(windows))
+        self.season_ = m
         self._refit(panel, scored, deadline)
         # after the refit: the bands are calibrated for the members that were refitted, with their final weights
         self.calibration_ = self._calibrate(scored, truth, levels, h)
@@ -687,7 +689,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
             t0 = time.perf_counter()
             try:
                 progress = self._projection(c, deadline, reserve) if projected else None
-                self._validate(c, trains, panel.freq, h, levels, share, progress=progress)
+                self._validate_points_at_least(c, trains, panel.freq, h, levels, share, progress)
             except ForecastingError as exc:
                 c.status, c.reason = "dropped", f"{type(exc).__name__}: {exc}"[:300]
                 if exc.details.get("projected"):
@@ -713,6 +715,28 @@ class AutoForecaster(BaseForecaster[AutoParams]):
             if c.status == "scored" and c.score is None:
                 c.status, c.reason = "dropped", "non-finite or misaligned validation forecasts"
         return truth
+
+    def _validate_points_at_least(self, c: Candidate, trains: list[Panel], freq: str | int, h: int,
+                                  levels: tuple[float | int, ...], share: float | None,
+                                  progress: Progress | None) -> None:
+        """:meth:`_validate` with ``levels``; where a window is too short for the candidate's own bands only
+        (croston_sba's conformal bands need 2h + 1 points), its point forecasts alone, with a note: the selection
+        and the point forecast do not depend on the levels asked for (its bands take no part in the calibration).
+
+        Raises
+        ------
+        ForecastingError
+            What :meth:`_validate` raises without levels (the candidate is dropped).
+        """
+        try:
+            self._validate(c, trains, freq, h, levels, share, progress=progress)
+        except InsufficientHistoryError as exc:
+            if not levels:
+                raise
+            c.forecasts, c.bounds = [], {}
+            self._validate(c, trains, freq, h, (), share, progress=progress)
+            self.notes_.append(f"{c.label}: validated on its point forecasts only (its bands need more history "
+                               f"than a validation window has: {exc})"[:300])
 
     @staticmethod
     def _eligible(candidates: list[Candidate]) -> list[Candidate]:
@@ -978,11 +1002,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
             except ForecastingError as exc:
                 self.notes_.append(f"member '{label}' dropped at the final fit: {exc}"[:300])
         if not self.members_:
-            base = ModelSpec(name="naive")
-            self.notes_.append("no candidate could be fitted in time: forecasting with 'naive'")
-            self.members_ = {"naive": make_model(base, freq=panel.freq).fit(panel)}
-            self.weights_ = {"naive": 1.0}
-            self.series_weights_ = None
+            self._last_resort(panel)
             return
         kept = {k: v for k, v in self.weights_.items() if k in self.members_}
         total = sum(kept.values()) or 1.0
@@ -990,6 +1010,27 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         self.fallbacks_ = [Fallback(fb.unique_id, fb.model, f"within member '{label}' (weight "
                                              f"{self.weights_.get(label, 0.0):.2f}): {fb.reason}")
                            for label, model in self.members_.items() for fb in model.fallbacks_]
+
+    def _last_resort(self, panel: Panel) -> None:
+        """No member could be fitted in time: seasonal naive at the data's season (naive for the series shorter
+        than a season) where there is one, else naive, fitted without the deadline (a pass over the data). Was:
+        always naive, so hourly data lost its daily cycle when a slow candidate had used up the time limit."""
+        from forecasting.models.registry import make_model
+
+        m = getattr(self, "season_", 1)
+        specs = [ModelSpec(name="seasonal_naive", params={"season_length": m}, fallback="naive")] if m > 1 else []
+        for spec in [*specs, ModelSpec(name="naive")]:
+            try:
+                model = make_model(spec, freq=panel.freq).fit(panel)
+            except ForecastingError as exc:
+                self.notes_.append(f"'{spec.name}' could not be fitted as the last resort: {exc}"[:300])
+                continue
+            self.notes_.append(f"no candidate could be fitted in time: forecasting with '{spec.name}'"
+                               + (f" (season_length={m})" if spec.name == "seasonal_naive" else ""))
+            self.members_ = {spec.name: model}
+            self.weights_ = {spec.name: 1.0}
+            self.series_weights_ = None
+            return
 
     # ------------------------------------------------------------------ predict
     def predict(self, h: int, *, history: Panel | Any | None = None, X_future: pl.DataFrame | None = None,
