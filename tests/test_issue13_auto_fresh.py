@@ -84,19 +84,14 @@ def test_a_slow_member_at_the_final_fit_does_not_starve_the_cheap_ones(monkeypat
                            "reached"]
 
 
-def test_bands_after_the_naive_fallback_are_naives_own(monkeypatch):
-    """Every member out of time at the final fit: auto forecasts with 'naive', whose bands were calibrated with
-    the factor learnt for the members' validation bands (first 50 M3 quarterly under a tight limit: coverage
-    66% / 74.5% at 80 / 95). The calibration now follows the refit: no validated member, no factor."""
-    panel = validate_panel(_monthly(3, 48, 3), freq="1mo")
-    real_make = registry.make_model
-    auto = AutoForecaster(candidates=["seasonal_naive", "auto_theta"], horizon=6, level=[80])
-    refit = AutoForecaster._refit
+def _refits_out_of_time(monkeypatch, fails) -> None:
+    """Every fit made while ``AutoForecaster._refit`` runs raises TimeLimitError where ``fails(spec, kwargs)``."""
+    real_make, refit = registry.make_model, AutoForecaster._refit
 
     def refit_out_of_time(self, panel, scored, deadline):
         def failing(spec, **kwargs):
             model = real_make(spec, **kwargs)
-            if spec.name != "naive":
+            if fails(spec, kwargs):
                 def fit(*args, **kw):
                     raise TimeLimitError("training stopped: the time limit was reached")
                 model.fit = fit
@@ -105,6 +100,16 @@ def test_bands_after_the_naive_fallback_are_naives_own(monkeypatch):
         refit(self, panel, scored, deadline)
 
     monkeypatch.setattr(AutoForecaster, "_refit", refit_out_of_time)
+
+
+def test_bands_after_the_naive_fallback_are_naives_own(monkeypatch):
+    """Every member out of time at the final fit: auto forecasts with 'naive', whose bands were calibrated with
+    the factor learnt for the members' validation bands (first 50 M3 quarterly under a tight limit: coverage
+    66% / 74.5% at 80 / 95). The calibration now follows the refit: no validated member, no factor."""
+    panel = validate_panel(_monthly(3, 48, 3), freq="1mo")
+    real_make = registry.make_model
+    auto = AutoForecaster(candidates=["seasonal_naive", "auto_theta"], horizon=6, level=[80])
+    _refits_out_of_time(monkeypatch, lambda spec, kwargs: spec.name != "naive")
     auto.fit(panel)
     assert auto.selection_["members"] == {"naive": 1.0}
     assert "no candidate could be fitted in time: forecasting with 'naive'" in auto.notes_
@@ -122,20 +127,8 @@ def test_every_member_out_of_time_leaves_seasonal_naive_on_seasonal_data(monkeyp
     panel = validate_panel(_monthly(3, 48, 3), freq="1mo")
     real_make = registry.make_model
     auto = AutoForecaster(candidates=["seasonal_naive", "auto_theta"], horizon=6)
-    refit = AutoForecaster._refit
-
-    def refit_out_of_time(self, panel, scored, deadline):
-        def failing(spec, **kwargs):
-            model = real_make(spec, **kwargs)
-            if "n_jobs" in kwargs:  # the members' refits (the last resort is made without n_jobs)
-                def fit(*args, **kw):
-                    raise TimeLimitError("training stopped: the time limit was reached")
-                model.fit = fit
-            return model
-        monkeypatch.setattr(registry, "make_model", failing)
-        refit(self, panel, scored, deadline)
-
-    monkeypatch.setattr(AutoForecaster, "_refit", refit_out_of_time)
+    # the members' refits fail (the last resort is made without n_jobs)
+    _refits_out_of_time(monkeypatch, lambda spec, kwargs: "n_jobs" in kwargs)
     auto.fit(panel)
     assert auto.selection_["members"] == {"seasonal_naive": 1.0}
     assert "no candidate could be fitted in time: forecasting with 'seasonal_naive' (season_length=12)" in auto.notes_
