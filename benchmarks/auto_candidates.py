@@ -13,7 +13,8 @@ script stores what every rule needs, once, and replays the rules in seconds:
 - ``test``: fitted on the whole training part, forecasting the dataset's test part;
 
 with the CPU seconds of each (``time.process_time``, so a loaded machine's figures stay comparable) into a
-pickle (a local scratch file written and read by this script only). ``--skip-refit`` leaves out the per-window
+folder (``train.parquet``, ``test.parquet`` and ``run.json``, the arrays as lists: no pickle, so a folder from
+elsewhere is only ever parsed). ``--skip-refit`` leaves out the per-window
 fits of global models (their ``onefit`` is what ``auto`` uses), ``--only`` names candidates by label.
 
 ``replay`` merges one or more such files and prints each candidate's validation MASE (refit / onefit), its
@@ -29,7 +30,7 @@ Run::
 
 from __future__ import annotations
 
-import pickle
+import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,7 +51,7 @@ def _point(model: Any, h: int, history: Any = None) -> np.ndarray:
 @app.command()
 def collect(
     dataset: Annotated[str, typer.Argument(help="Catalogue dataset (its test part is the last h points).")],
-    output: Annotated[Path, typer.Argument(help="Pickle file written after each candidate.")],
+    output: Annotated[Path, typer.Argument(help="Folder written after each candidate.")],
     series_limit: Annotated[int | None, typer.Option(help="First N series.")] = None,
     only: Annotated[str | None, typer.Option(help="Comma-separated candidate labels.")] = None,
     skip_refit: Annotated[bool, typer.Option(help="No per-window fits of global models.")] = False,
@@ -107,18 +108,39 @@ def collect(
         except ForecastingError as exc:  # a candidate that fails is a row of the replay, never the end of the run
             rec["error"] = repr(exc)[:500]
         result["candidates"][c.label] = rec
-        output.write_bytes(pickle.dumps(result))
+        _save(result, output)
         print(c.label, {k: round(v, 1) for k, v in rec.items() if k.endswith("_cpu")}, rec.get("error", ""),
               flush=True)
 
 
+def _save(result: dict[str, Any], folder: Path) -> None:
+    """``result`` as ``train.parquet``, ``test.parquet`` and ``run.json`` (numpy arrays as ``{"array": [...]}``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    result["train"].write_parquet(folder / "train.parquet")
+    result["test"].write_parquet(folder / "test.parquet")
+    rest = {k: v for k, v in result.items() if k not in ("train", "test")}
+    text = json.dumps(rest, default=lambda a: {"array": np.asarray(a, dtype=float).tolist()})
+    (folder / "run.json").write_text(text)
+
+
+def _load(folder: Path) -> dict[str, Any]:
+    """What :func:`_save` wrote (parsed, never unpickled)."""
+    def arrays(obj: dict[str, Any]) -> Any:
+        return np.asarray(obj["array"], dtype=float) if set(obj) == {"array"} else obj
+
+    result: dict[str, Any] = json.loads((folder / "run.json").read_text(), object_hook=arrays)
+    result["train"] = pl.read_parquet(folder / "train.parquet")
+    result["test"] = pl.read_parquet(folder / "test.parquet")
+    return result
+
+
 @app.command()
-def replay(files: Annotated[list[Path], typer.Argument(help="Pickles written by collect (merged).")]) -> None:
+def replay(files: Annotated[list[Path], typer.Argument(help="Folders written by collect (merged).")]) -> None:
     """Print each candidate's validation and test scores and the trimmed greedy combination's (module docstring)."""
     from forecasting.evaluation import evaluate
     from forecasting.models.auto import _TRIM_FACTOR, _loss, greedy_weights
 
-    runs = [pickle.loads(f.read_bytes()) for f in files]
+    runs = [_load(f) for f in files]
     base = runs[0]
     cands = {k: v for r in runs for k, v in r["candidates"].items() if "test" in v}
     actual, scale = np.concatenate(base["truth"]["actual"]), np.concatenate(base["truth"]["scale"])
