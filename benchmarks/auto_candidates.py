@@ -11,6 +11,8 @@ script stores what every rule needs, once, and replays the rules in seconds:
 - ``onefit`` (global models): fitted once on the earliest window's training part, each later window forecast
   from its own history (``predict(h, history=...)``: what ``auto`` does since issue 13, stop 24);
 - ``test``: fitted on the whole training part, forecasting the dataset's test part;
+- ``test_onefit`` (global models): the ``onefit`` model forecasting the test part from the whole training part's
+  history, without a final refit;
 
 with the CPU seconds of each (``time.process_time``, so a loaded machine's figures stay comparable) into a
 folder (``train.parquet``, ``test.parquet`` and ``run.json``, the arrays as lists: no pickle, so a folder from
@@ -24,8 +26,8 @@ on each kind of validation forecast, scored on the test part.
 
 Run::
 
-    python -m forecasting.benchmarks.auto_candidates collect m4_hourly /tmp/m4h.pkl
-    python -m forecasting.benchmarks.auto_candidates replay /tmp/m4h.pkl
+    python -m forecasting.benchmarks.auto_candidates collect m4_hourly /tmp/m4h
+    python -m forecasting.benchmarks.auto_candidates replay /tmp/m4h
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ def collect(
                 once = make_model(c.spec, freq=panel.freq, n_jobs=1).fit(trains[-1])
                 rec["onefit"] = [_point(once, h, None if k == len(trains) - 1 else tr) for k, tr in enumerate(trains)]
                 rec["onefit_cpu"] = time.process_time() - t0
+                rec["test_onefit"] = _point(once, h, panel)  # no final refit: the earliest fit, whole history
             t0 = time.process_time()
             rec["test"] = _point(make_model(c.spec, freq=panel.freq, n_jobs=1).fit(panel), h)
             rec["test_cpu"] = time.process_time() - t0

@@ -230,3 +230,21 @@ def test_xgboost_models_a_stationary_priced_series_in_levels() -> None:
     mae = (fc["y"] - fc["XGBoost"]).abs().mean()
     naive = (fc.join(last, on="unique_id").select((pl.col("y") - pl.col("last")).abs().mean())).item()
     assert mae < 0.3 * naive, (mae, naive)
+
+
+def test_reported_spec_names_the_season_auto_used():
+    """A 5-day daily series: the frequency says 7 (and 365), the history shows neither twice, so auto searches with
+    season 1; the spec the response reports says 1, not 7 (T's D4, stop 24), and the notes say why."""
+    import datetime as dt
+
+    from forecasting import forecast
+
+    df = pl.DataFrame({"unique_id": ["a"] * 5, "ds": [dt.date(2024, 1, d) for d in range(1, 6)],
+                       "y": [1.0, 2.0, 3.0, 2.0, 4.0]})
+    result = forecast(df, h=2)
+    assert result.spec.name == "auto"
+    assert result.spec.params["season_length"] == 1
+    assert "season_length 7 left out: the median series has 5 observations, fewer than two seasons" in result.notes
+    long = pl.DataFrame({"unique_id": ["a"] * 28, "ds": [dt.date(2024, 1, 1) + dt.timedelta(days=d) for d in range(28)],
+                         "y": [float(d % 7) for d in range(28)]})
+    assert forecast(long, h=7).spec.params["season_length"] == 7  # 4 weeks show the week; 365 is dropped

@@ -161,3 +161,35 @@ def test_log1p_takes_zeros_and_log_names_the_series() -> None:
     with pytest.raises(InvalidInputError, match=r"history: target_transform='log1p' \(chosen by 'auto' from the "
                                                 r"training data\) needs y >= 0"):
         model.predict(4, history=negative)
+
+
+def test_a_deadline_that_passes_while_the_network_is_set_up_stops_it_before_training(monkeypatch) -> None:
+    """Under load a network spent 50-199 s before its first step (stop 24): a deadline passed meanwhile stops the fit
+    with TimeLimitError before training starts (``neural._train``) or at the start of training (the callback)."""
+    import time
+    from types import SimpleNamespace
+
+    from forecasting.errors import TimeLimitError
+    from forecasting.models import neural
+    from forecasting.models.base import arm
+    from forecasting.models.network_core import callback_error, training_callback
+
+    slow = neural.gather_sampled_windows
+
+    def slow_setup(net):  # the set-up outlives the deadline
+        slow(net)
+        time.sleep(1.5)
+
+    monkeypatch.setattr(neural, "gather_sampled_windows", slow_setup)
+    model = make_model({"name": "nhits", "params": {**TINY, "season_length": 4}})
+    arm(model, deadline=time.time() + 1.0)
+    with pytest.raises(TimeLimitError, match="training of 'nhits' not started: the time limit was reached"):
+        model.fit(_panel({"a": 120, "b": 120}, "int"))
+
+    callback = training_callback("nhits", 100, deadline=time.time() - 1.0, progress=None)
+    trainer = SimpleNamespace(should_stop=False)
+    callback.on_train_start(trainer, None)
+    error = callback_error(callback)
+    assert trainer.should_stop is True
+    assert isinstance(error, TimeLimitError) and "stopped before its first step" in str(error)
+    assert error.details == {"steps": 0, "max_steps": 100}

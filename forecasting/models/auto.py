@@ -474,6 +474,16 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         """Two observations (what ``naive``, the last resort, needs for its intervals)."""
         return 2
 
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters; after ``fit``, ``season_length`` is the season(s) the search used (a season the
+        history does not show twice is dropped: a 5-day daily series is searched with ``1``, not the frequency's
+        ``7``), so the spec a response reports is what ran."""
+        out = super().get_params()
+        selection = getattr(self, "selection_", None)
+        if selection is not None:
+            out["season_length"] = selection["season_length"]
+        return out
+
     # ------------------------------------------------------------------ settings
     def _seasons(self, panel: Panel) -> tuple[list[int], list[str]]:
         notes: list[str] = []

@@ -435,6 +435,10 @@ class NeuralForecaster(GlobalForecaster[NP]):
             static_df = self.static_.to_pandas() if self.static_ is not None and self.static_cols_ else None
             nf = NeuralForecast(models=[net], freq=1)
             val_size = self.trained_horizon if settings["early_stop_patience_steps"] > 0 else 0
+            if self.deadline is not None and time.time() > self.deadline:  # the frames took the time left
+                msg = (f"training of '{self.name}' not started: the time limit was reached while its data was "
+                       f"prepared")
+                raise TimeLimitError(msg, field="data", details={"steps": 0, "max_steps": settings["max_steps"]})
             cwd = os.getcwd()
             try:
                 os.chdir(root)  # nothing Lightning writes lands in the caller's working directory

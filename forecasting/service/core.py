@@ -250,6 +250,11 @@ def forecast(
     _check_future_first(forecaster, panel, h, X_future)
     limits.arm(forecaster)
     forecaster.fit(panel)
+    used = forecaster.get_params().get("season_length")
+    if "season_length" in spec.params and used is not None and used != spec.params["season_length"]:
+        # the model narrowed the season it was given (auto drops a season the history does not show twice):
+        # the spec reported is what ran
+        spec = ModelSpec(name=spec.name, params={**spec.params, "season_length": used}, fallback=spec.fallback)
     frame = forecaster.predict(h, level=levels, X_future=X_future)
     own = spec.params.get("non_negative")  # a model's own setting (auto's) when the request leaves it open
     frame, clipped = clip_non_negative(frame, forecaster.alias, panel, own if non_negative is None else non_negative)
