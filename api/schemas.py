@@ -165,7 +165,9 @@ class SelectionOut(msgspec.Struct):
     horizon: Annotated[int, msgspec.Meta(description="Validation horizon, steps.")]
     n_windows: Annotated[int, msgspec.Meta(description="Validation origins.")]
     series_validated: int
-    metric: Literal["mase", "smape"]
+    metric: Annotated[Literal["owa", "mase", "smape"], msgspec.Meta(
+        description="The validation loss: OWA (MASE and sMAPE each relative to seasonal naive's, averaged; "
+                    "seasonal naive scores 1), MASE or sMAPE.")]
     selection: Annotated[Literal["dataset", "series"], msgspec.Meta(
         description="Whether the weights were learnt over all series or per series.")]
     candidates: list[CandidateOut]

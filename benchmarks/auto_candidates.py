@@ -19,7 +19,8 @@ folder (``train.parquet``, ``test.parquet`` and ``run.json``, the arrays as list
 elsewhere is only ever parsed). ``--skip-refit`` leaves out the per-window
 fits of global models (their ``onefit`` is what ``auto`` uses), ``--only`` names candidates by label.
 
-``replay`` merges one or more such files and prints each candidate's validation MASE (refit / onefit), its
+``replay`` merges one or more such files and prints each candidate's validation OWA (``auto``'s default metric;
+MASE for a folder collected before it) (refit / onefit), its
 test sMAPE, MASE and OWA (against Naive2, as the harness: :func:`forecasting.evaluation.evaluate`), then the
 trimmed greedy combination (``_TRIM_FACTOR``, :func:`forecasting.models.auto.greedy_weights`, 25 rounds) learnt
 on each kind of validation forecast, scored on the test part.
@@ -80,11 +81,9 @@ def collect(
     candidates, _ = auto._pool(panel, seasons, h)
     windows, ids = auto._windows(panel, h, m)
     trains = [w.train_panel(panel, ids) for w in windows]
-    truth: dict[str, list[np.ndarray]] = {"actual": [], "scale": []}
-    for w in windows:
-        part = w.test.filter(pl.col("unique_id").is_in(ids)).sort("unique_id", "ds")
-        truth["actual"].append(part["y"].to_numpy().astype(float))
-        truth["scale"].append(auto._scale(w.train.filter(pl.col("unique_id").is_in(ids)), part, m))
+    truth: dict[str, Any] = {"actual": [], "scale": [], "ids": [], "step": [], "ref": []}
+    auto._truth(truth, windows, ids, h, m)  # the OWA reference too (auto's default metric)
+    truth = {k: truth[k] for k in ("actual", "scale", "ref")}  # arrays of numbers only (stored as JSON lists)
     naive2 = make_model(ModelSpec(name="naive2", params={"season_length": m}), freq=panel.freq).fit(panel)
     result: dict[str, Any] = {"dataset": dataset, "h": h, "m": m, "truth": truth, "train": train,
                               "test": test, "naive2": _point(naive2, h), "candidates": {}}
@@ -141,12 +140,13 @@ def _load(folder: Path) -> dict[str, Any]:
 def replay(files: Annotated[list[Path], typer.Argument(help="Folders written by collect (merged).")]) -> None:
     """Print each candidate's validation and test scores and the trimmed greedy combination's (module docstring)."""
     from forecasting.evaluation import evaluate
-    from forecasting.models.auto import _TRIM_FACTOR, _loss, greedy_weights
+    from forecasting.models.auto import _TRIM_FACTOR, _loss, _reference_rows, greedy_weights
 
     runs = [_load(f) for f in files]
     base = runs[0]
     cands = {k: v for r in runs for k, v in r["candidates"].items() if "test" in v}
     actual, scale = np.concatenate(base["truth"]["actual"]), np.concatenate(base["truth"]["scale"])
+    ref = _reference_rows(base["truth"])  # None for a folder collected before the OWA metric: MASE
     test = base["test"].select("unique_id", "ds", "y")
     frame = test.with_columns([pl.Series(k, c["test"]) for k, c in cands.items()] + [pl.Series("naive2", base["naive2"])])
 
@@ -157,20 +157,22 @@ def replay(files: Annotated[list[Path], typer.Argument(help="Folders written by 
     table = scores(frame, list(cands))
     for k, c in cands.items():
         row = table.filter(pl.col("model") == k).row(0, named=True)
-        val = {mode: round(_loss(actual, np.concatenate(c[mode]), scale), 4) for mode in ("refit", "onefit") if mode in c}
-        print(f"{k:26s} validation MASE {val}  test sMAPE {row['smape']:.3f} MASE {row['mase']:.3f} "
+        val = {mode: round(_loss(actual, np.concatenate(c[mode]), scale, ref), 4) for mode in ("refit", "onefit")
+               if mode in c}
+        print(f"{k:26s} validation {'OWA' if ref is not None else 'MASE'} {val}  test sMAPE {row['smape']:.3f} MASE {row['mase']:.3f} "
               f"OWA {row['owa']:.4f}  CPU s {({x: round(c[x]) for x in c if x.endswith('_cpu')})}")
     for mode in ("refit", "onefit"):
         names = list(cands)
         F = np.stack([np.concatenate(cands[k].get(mode) or cands[k].get("refit") or cands[k]["onefit"]) for k in names])
-        errors = np.array([_loss(actual, f, scale) for f in F])
+        errors = np.array([_loss(actual, f, scale, ref) for f in F])
         keep = errors <= _TRIM_FACTOR * errors.min()
         w = np.zeros(len(names))
-        w[keep] = greedy_weights(F[keep], actual, scale, size=25)
+        w[keep] = greedy_weights(F[keep], actual, scale, size=25, ref=ref)
         combined = np.sum([w[i] * cands[k]["test"] for i, k in enumerate(names)], axis=0)
         row = scores(frame.with_columns(pl.Series("combined", combined)), ["combined"]).row(0, named=True)
         members = ", ".join(f"{k} {w[i]:.2f}" for i, k in enumerate(names) if w[i] > 0)
-        print(f"greedy on {mode} validation: {members}; validation MASE {_loss(actual, w @ F, scale):.4f}; test sMAPE "
+        print(f"greedy on {mode} validation: {members}; validation {'OWA' if ref is not None else 'MASE'} "
+              f"{_loss(actual, w @ F, scale, ref):.4f}; test sMAPE "
               f"{row['smape']:.3f} MASE {row['mase']:.3f} OWA {row['owa']:.4f}")
 
 

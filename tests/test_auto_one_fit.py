@@ -66,9 +66,11 @@ def test_the_search_notes_which_candidates_were_validated_from_one_fit() -> None
 
 
 def test_a_network_is_skipped_once_its_projected_training_would_not_end_in_time(monkeypatch) -> None:
-    """The projection of :meth:`AutoForecaster._projection`: 0.2 s for the first 5% of steps is a 4 s fit; with
-    its final refit (4 s more) and 1 s of other refits it needs 9 s, so 10 s left keep it and 8 s skip it, with
-    the seconds in the message (a fake clock: 1000 s at the start)."""
+    """The projection of :meth:`AutoForecaster._projection`: a set-up of 2 s to the first report (1% of the
+    steps), then 0.16 s for the next 4%: a fit of 2 + 4 x 0.99 = 5.96 s; with its final refit and 1 s of other
+    refits it needs 12.92 s, so 14 s left keep it and 12 s skip it, with the seconds in the message (a fake
+    clock: 1000 s at the start). The set-up counts once: the time so far over the fraction done would project
+    43 s."""
     import pytest
 
     from forecasting.errors import TimeLimitError
@@ -79,15 +81,73 @@ def test_a_network_is_skipped_once_its_projected_training_would_not_end_in_time(
     auto = make_model(ModelSpec(name="auto", params={"time_limit": 60}), freq=1)
     auto.limit_named_ = "time_limit=60 s"
     c = Candidate(label="nhits", spec=ModelSpec(name="nhits"))
-    keep = auto._projection(c, 1010.0, 1.0)
-    skip = auto._projection(c, 1008.0, 1.0)
-    clock[0] = 1000.2
-    keep(0.01, "step 30")  # before 5% of the steps: no projection yet
+    keep = auto._projection(c, 1014.0, 1.0)
+    skip = auto._projection(c, 1012.0, 1.0)
+    clock[0] = 1002.0
+    keep(0.01, "step 30")  # the first report: the set-up's end, no pace yet
     skip(0.01, "step 30")
+    clock[0] = 1002.16
     keep(0.05, "step 150")
     with pytest.raises(TimeLimitError, match=r"^skipped: its training, projected from its first 5% of steps, takes "
-                                             r"4 s a fit; with its final refit and the final refits of the "
+                                             r"6 s a fit; with its final refit and the final refits of the "
                                              r"candidates it could join \(1 s\) it would end 1 s past the time "
                                              r"limit \(time_limit=60 s\)") as info:
         skip(0.05, "step 150")
-    assert info.value.details == {"projected": True, "fit_seconds": 4.0}
+    assert info.value.details == {"projected": True, "fit_seconds": 6.0}
+
+
+def test_validation_stops_where_the_time_left_is_what_the_final_refits_need(monkeypatch) -> None:
+    """A candidate whose fit took 100 s of a 60 s limit (faked) leaves no time to validate more: the next one is
+    skipped with the reason, so the time left goes to the final refit of the one the combination keeps (on M4
+    Hourly the local models validated after NHITS left too little for its refit)."""
+    import numpy as np
+    import polars as pl
+
+    from forecasting.models.auto import AutoForecaster
+
+    real = AutoForecaster._validate
+
+    def slow_on_paper(self, c, *args, **kwargs):
+        real(self, c, *args, **kwargs)
+        if c.label == "seasonal_naive":
+            c.fit_seconds = 100.0
+
+    monkeypatch.setattr(AutoForecaster, "_validate", slow_on_paper)
+    t = np.arange(60)
+    df = pl.concat(pl.DataFrame({"unique_id": f"s{i}", "ds": t, "y": 10.0 + i + np.sin(2 * np.pi * t / 12)})
+                   for i in range(3))
+    auto = make_model(ModelSpec(name="auto", params={"season_length": 12, "horizon": 6, "level": [], "time_limit": 60,
+                                                     "candidates": ["seasonal_naive", "auto_ets"]}), freq=1)
+    auto.fit(df)
+    got = {c["model"]: (c["status"], c["reason"]) for c in auto.selection_["candidates"]}
+    assert got["seasonal_naive"] == ("scored", None)
+    status, reason = got["auto_ets"]
+    assert status == "dropped"
+    assert reason.startswith("skipped: the ") and reason.endswith(
+        " s left are kept for the final refits of the candidates the combination could keep (~100 s)")
+    assert auto.selection_["members"] == {"seasonal_naive": 1.0}
+
+
+def test_a_global_member_without_time_for_its_refit_keeps_its_validation_fit(monkeypatch) -> None:
+    """No time for XGBoost's final refit (the margin faked huge): its validation fit (the earliest window's training
+    part) forecasts from the whole history instead of the member being dropped, with a note; the forecast is that
+    fit's, to the digit."""
+    import numpy as np
+
+    from forecasting.models import auto as auto_module
+
+    monkeypatch.setattr(auto_module, "_REFIT_MARGIN", 1e9)
+    panel = _panel(20, 120)
+    auto = make_model(ModelSpec(name="auto", params={"season_length": 12, "horizon": 6, "level": [],
+                                                     "candidates": ["seasonal_naive", "xgboost"],
+                                                     "ensemble_size": 1}), freq=1).fit(panel)
+    assert auto.selection_["members"] == {"xgboost": 1.0}
+    assert any(n.startswith("member 'xgboost': no final refit in time (") and n.endswith(
+        "; its validation fit (the earliest window's training part) forecasts from the whole history")
+        for n in auto.notes_)
+    member = auto.members_["xgboost"]
+    assert isinstance(member, auto_module._FromHistory)
+    out = auto.predict(6)
+    own = member.model.predict(6, history=panel).sort("unique_id", "ds")
+    np.testing.assert_allclose(out.sort("unique_id", "ds")["Auto"].to_numpy(), own[member.alias].to_numpy(),
+                               rtol=1e-12)

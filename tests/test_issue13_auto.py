@@ -84,18 +84,23 @@ def test_pool_fits_the_data():
 
 def test_long_intraday_panels_put_both_xgboost_models_first():
     """Where the intraday seasonal tree features apply, the recent-lag XGBoost joins beside the plain one (as in
-    ``ensemble``'s default members) and the global trees run right after the baseline, before the local models
-    whose cost grows with the season and the length (so a time limit cuts those, not the trees)."""
+    ``ensemble``'s default members) and the global trees run right after the baseline, then NHITS (a default
+    candidate there on the CPU too), before the local models whose cost grows with the season and the length (so
+    a time limit cuts those, not the trees)."""
     long_hourly = _panel(2, 800, lambda i, t: 10 + np.sin(2 * np.pi * t / 24))
     specs, _ = candidate_pool(validate_panel(long_hourly), [24])
     got = [(s.name, s.params.get("recent_lags")) for s in specs]
     assert got[:4] == [("seasonal_naive", None), ("xgboost", None), ("xgboost", True), ("lightgbm", None)]
-    assert got[4:] == [("dynamic_optimized_theta", None), ("auto_theta", None), ("auto_ces", None), ("auto_ets", None)]
+    # the network next (CPU too: a long intraday panel), then the local models
+    assert got[4:] == [("nhits", None), ("dynamic_optimized_theta", None), ("auto_theta", None), ("auto_ces", None),
+                       ("auto_ets", None)]
     assert all(s.params["season_length"] == 24 for s in specs)
+    assert "nhits" not in [s.name for s in candidate_pool(validate_panel(long_hourly), [24], deep=False)[0]]
     # 100 points: a feature budget of 50 < 5 seasons of 24: no second XGBoost, the usual cost order
     specs, _ = candidate_pool(validate_panel(_panel(12, 100, lambda i, t: 10 + np.sin(2 * np.pi * t / 24))), [24])
     names = [s.name for s in specs]
     assert names.count("xgboost") == 1 and names.index("auto_theta") < names.index("lightgbm")
+    assert "nhits" not in names  # not intraday-long, no GPU here, not asked for
 
 
 def test_candidates_far_worse_than_the_best_are_left_out_of_the_combination():
@@ -315,3 +320,45 @@ def test_networks_get_a_soft_time_limit_from_the_search_budget(monkeypatch):
     ets = ModelSpec(name="auto_ets", params={"season_length": 12})
     assert auto_module._soft_limited(ets, 1100.0, 2) is ets  # no soft limit: the hard deadline alone
     assert auto_module._soft_limited(ModelSpec(name="nhits"), None, 2).params == {}
+
+
+def test_owa_loss_by_hand():
+    """OWA (the default validation metric): the mean of MASE and sMAPE, each relative to the reference's."""
+    from forecasting.models.auto import _loss, _losses
+
+    actual, f, ref = np.array([10.0, 20.0]), np.array([12.0, 18.0]), np.array([8.0, 24.0])
+    scale = np.array([2.0, 2.0])
+    mase, mase_ref = (1.0 + 1.0) / 2, (1.0 + 2.0) / 2
+    smape = (200 * 2 / 22 + 200 * 2 / 38) / 2
+    smape_ref = (200 * 2 / 18 + 200 * 4 / 44) / 2
+    assert _loss(actual, f, scale, ref) == pytest.approx(0.5 * (mase / mase_ref + smape / smape_ref), abs=1e-12)
+    assert _loss(actual, f, scale, ref) == pytest.approx(0.688596, abs=1e-6)
+    assert _loss(actual, ref, scale, ref) == pytest.approx(1.0)  # the reference scores 1
+    assert _loss(actual, f, scale) == pytest.approx(mase)  # no reference: MASE
+    assert _loss(actual, f, np.full(2, np.nan)) == pytest.approx(smape)  # nan scales: sMAPE
+    # a reference without error leaves that term unscaled (no division by zero)
+    np.testing.assert_allclose(_losses(actual, f[None, :], scale, actual), [0.5 * (mase + smape)])
+
+
+def test_the_owa_reference_is_seasonal_naive_by_hand():
+    from forecasting.models.auto import _reference
+
+    train = pl.DataFrame({"unique_id": ["b", "b", "a", "a", "a", "a", "a"], "ds": [1, 2, 1, 2, 3, 4, 5],
+                          "y": [7.0, 8.0, 1.0, 2.0, 3.0, 4.0, 5.0]})
+    test = pl.DataFrame({"unique_id": ["a"] * 3 + ["b"] * 3, "ds": [6, 7, 8, 3, 4, 5], "y": [0.0] * 6})
+    # a: season 2 -> 4, 5, 4; b has 2 points (not more than m): naive -> 8, 8, 8
+    np.testing.assert_array_equal(_reference(train, test, 2), [4.0, 5.0, 4.0, 8.0, 8.0, 8.0])
+    np.testing.assert_array_equal(_reference(train, test, 1), [5.0, 5.0, 5.0, 8.0, 8.0, 8.0])
+
+
+def test_auto_scores_candidates_by_owa_relative_to_seasonal_naive():
+    """The default metric is OWA: seasonal naive, the reference, scores exactly 1 and a better candidate below 1."""
+    rng = np.random.default_rng(3)
+    df = _panel(6, 60, lambda i, t: 10 + i + 3 * np.sin(2 * np.pi * t / 12) + 0.05 * t + rng.normal(0, 0.3, t.size))
+    model, out = _fit(df, 6, season_length=12, candidates=["seasonal_naive", "auto_ets"], level=())
+    scores = {c["model"]: c["score"] for c in model.selection_["candidates"]}
+    assert model.selection_["metric"] == "owa"
+    assert scores["seasonal_naive"] == pytest.approx(1.0, abs=1e-12)
+    assert scores["auto_ets"] < 1.0
+    mase, _ = _fit(df, 6, season_length=12, candidates=["seasonal_naive", "auto_ets"], level=(), metric="mase")
+    assert {c["model"]: c["score"] for c in mase.selection_["candidates"]}["seasonal_naive"] != pytest.approx(1.0)

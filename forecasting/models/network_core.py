@@ -501,7 +501,7 @@ def training_callback(name: str, total: int, *, deadline: float | None, progress
             if budget_end is not None and now > budget_end and step < total:
                 _CALLBACK_STOPS[self.token] = step
                 trainer.should_stop = True
-            if step % self.every == 0 or step == total:
+            if step % self.every == 0 or step == total or step == 1:  # step 1: the set-up's end
                 msg = f"{name}: step {step}/{total}, loss {float(loss):.4f}" if loss is not None else ""
                 if progress is not None:
                     progress(min(1.0, step / total), msg)

@@ -289,7 +289,7 @@ class AutoParams(BaseParams, kw_only=True, forbid_unknown_fields=True):
         default_factory=lambda: [80, 95])
     candidates: Annotated[list[str | dict[str, Any]], msgspec.Meta(min_length=1, max_length=20)] | None = None
     n_windows: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
-    metric: Literal["mase", "smape"] = "mase"
+    metric: Literal["owa", "mase", "smape"] = "owa"
     ensemble_size: Annotated[int, msgspec.Meta(ge=1, le=200)] = 25
     selection: Literal["auto", "dataset", "series"] = "auto"
     time_limit: Annotated[float, msgspec.Meta(gt=0, le=86_400)] | None = 600.0
