@@ -76,6 +76,7 @@ def collect(
     panel = validate_panel(train, freq=bench.freq)
     auto: Any = make_model(ModelSpec(name="auto", params={"deep": deep, "horizon": h}), freq=panel.freq, n_jobs=1)
     auto.notes_ = []
+    auto.metric_ = auto._metric(panel)
     seasons, _ = auto._seasons(panel)
     m = seasons[0]
     candidates, _ = auto._pool(panel, seasons, h)

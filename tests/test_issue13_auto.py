@@ -362,3 +362,17 @@ def test_auto_scores_candidates_by_owa_relative_to_seasonal_naive():
     assert scores["auto_ets"] < 1.0
     mase, _ = _fit(df, 6, season_length=12, candidates=["seasonal_naive", "auto_ets"], level=(), metric="mase")
     assert {c["model"]: c["score"] for c in mase.selection_["candidates"]}["seasonal_naive"] != pytest.approx(1.0)
+
+
+def test_owa_gives_way_to_mase_on_data_with_many_zeros():
+    """sMAPE (half of OWA) scores any non-zero forecast of a zero 200 and a zero forecast 0, so on intermittent
+    demand it favours repeating the last value: with 60% zeros auto validates by MASE, and says so."""
+    rng = np.random.default_rng(2)
+    df = _panel(5, 60, lambda i, t: np.where(rng.random(t.size) < 0.6, 0.0, rng.integers(1, 5, t.size)))
+    model, _ = _fit(df, 6, level=(), candidates=["naive", "croston_sba", "imapa"])
+    assert model.selection_["metric"] == "mase"
+    share = float(np.mean(df["y"].to_numpy() == 0))
+    assert f"metric: MASE, not OWA: {share:.0%} of the values are zero, where sMAPE (half of OWA) scores any " \
+           f"non-zero forecast of a zero 200" in model.selection_["notes"]
+    asked, _ = _fit(df, 6, level=(), candidates=["naive", "croston_sba"], metric="smape")
+    assert asked.selection_["metric"] == "smape"  # asked for: kept

@@ -39,7 +39,8 @@ def test_short_seasonal_series_are_validated_on_one_season_of_history():
            "parts keep 13" in sel["notes"]
     assert sel["members"] == {"seasonal_naive": 1.0}  # the seasonal pattern: naive is 1.25x off and trimmed
     scores = {c["model"]: c["score"] for c in sel["candidates"]}
-    assert scores["seasonal_naive"] < 1.0 < 5.0 < scores["naive"], scores
+    # OWA relative to seasonal naive (the reference scores 1): naive is 19 times worse on this seasonal data
+    assert scores["seasonal_naive"] == 1.0 and scores["naive"] > 5.0, scores
 
 
 def test_series_with_two_seasons_keep_two_seasons_of_training_history():

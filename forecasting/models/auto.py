@@ -322,8 +322,8 @@ def candidate_pool(panel: Panel, seasons: list[int], *, deep: bool | None = None
         Include NHITS (``None``: when a GPU is present, and on the CPU for long intraday panels, where the
         seasonal tree features apply: there it runs right after the trees, before the local models whose cost
         grows with the season. On M4 Hourly its validation OWA is within 1.25 times the trees' and the OWA
-        greedy selection gives it 20%, test OWA 0.413 against 0.428 without it, while a default NHITS fit
-        takes ~150 s on 2 CPU cores. The search keeps a network only while its training, projected from its
+        greedy selection gives it 20%, test OWA 0.413 against 0.428 without it in replays; end to end, within the
+        default 600 s on 2 CPU cores, 0.4145 (a default NHITS fit takes ~80-150 s there). The search keeps a network only while its training, projected from its
         first steps, leaves time for its final refit: :meth:`AutoForecaster._cross_validate`).
 
     Returns
@@ -539,6 +539,19 @@ class AutoForecaster(BaseForecaster[AutoParams]):
             notes.append(left_out)
         return kept, notes
 
+    def _metric(self, panel: Panel) -> str:
+        """The validation metric: ``metric``, except OWA on data with many zeros, where MASE is used with a note
+        (sMAPE, half of OWA, is 200 for any non-zero forecast of a zero and 0 for a zero forecast, so it favours
+        forecasting the last value on intermittent demand: Hyndman & Koehler, IJF 2006)."""
+        if self.params.metric != "owa" or not panel.frame.height:
+            return self.params.metric
+        zero_share = float(np.mean(panel.frame["y"].to_numpy() == 0))
+        if zero_share < _ZERO_SHARE:
+            return "owa"
+        self.notes_.append(f"metric: MASE, not OWA: {zero_share:.0%} of the values are zero, where sMAPE (half of "
+                           f"OWA) scores any non-zero forecast of a zero 200")
+        return "mase"
+
     def _horizon(self, panel: Panel, m: int) -> int:
         if self.params.horizon is not None:
             return self.params.horizon
@@ -619,6 +632,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
             msg = f"model 'auto': the time limit ({self.limit_named_}) passed before the search could start"
             raise TimeLimitError(msg, field="time_limit", details={"limit_seconds": self.params.time_limit})
         self.notes_: list[str] = []
+        self.metric_ = self._metric(panel)
         seasons, notes = self._seasons(panel)
         self.notes_.extend(notes)
         m = seasons[0]
@@ -643,7 +657,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
                               else bool((panel.frame["y"] >= 0).all()))
         self.selection_ = {
             "season_length": seasons if len(seasons) > 1 else m, "horizon": h, "n_windows": len(windows),
-            "series_validated": len(ids), "metric": self.params.metric,
+            "series_validated": len(ids), "metric": self.metric_,
             "selection": "series" if self.series_weights_ is not None else "dataset",
             "combination": "weights" if self.series_weights_ is not None else self.combination_,
             "candidates": [c.to_dict() for c in candidates], "left_out": left_out,
@@ -778,7 +792,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
             truth["ids"].append(test["unique_id"].to_numpy())
             truth["step"].append(np.tile(np.arange(h), len(ids)))
             truth["scale"].append(self._scale(train, test, m))
-            if self.params.metric == "owa":
+            if getattr(self, "metric_", self.params.metric) == "owa":
                 truth["ref"].append(_reference(train, test, m))
 
     def _validate_points_at_least(self, c: Candidate, trains: list[Panel], freq: str | int, h: int,
@@ -892,7 +906,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
 
     def _scale(self, train: pl.DataFrame, test: pl.DataFrame, m: int) -> np.ndarray:
         """Per test row: the series' MASE denominator on its training part (``nan`` for sMAPE)."""
-        if self.params.metric == "smape":
+        if getattr(self, "metric_", self.params.metric) == "smape":
             return np.full(test.height, np.nan)
         lag = pl.when(pl.len().over("unique_id") > m).then(m).otherwise(1) if m > 1 else pl.lit(1)
         diffs = train.with_columns(lag.alias("_lag")).group_by("unique_id", maintain_order=True).agg(
