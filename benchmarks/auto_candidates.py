@@ -82,8 +82,7 @@ def collect(
     candidates, _ = auto._pool(panel, seasons, h)
     windows, ids = auto._windows(panel, h, m)
     trains = [w.train_panel(panel, ids) for w in windows]
-    truth: dict[str, Any] = {"actual": [], "scale": [], "ids": [], "step": [], "ref": []}
-    auto._truth(truth, windows, ids, h, m)  # the OWA reference too (auto's default metric)
+    truth = auto._truth(windows, ids, h, m)  # the OWA reference too (auto's default metric)
     truth = {k: truth[k] for k in ("actual", "scale", "ref")}  # arrays of numbers only (stored as JSON lists)
     naive2 = make_model(ModelSpec(name="naive2", params={"season_length": m}), freq=panel.freq).fit(panel)
     result: dict[str, Any] = {"dataset": dataset, "h": h, "m": m, "truth": truth, "train": train,

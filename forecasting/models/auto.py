@@ -122,10 +122,10 @@ class Candidate:
         Cross-validation wall time.
     fit_seconds : float
         The longest single fit of its validation (what its final refit is expected to take).
-    one_fit : bool
-        Validated from one fit on the earliest window (a global model; :meth:`AutoForecaster._validate`).
     fitted : Forecaster or None
-        That one fit (kept for the final combination when there is no time left for the refit).
+        The one fit on the earliest window a global model was validated from (:meth:`AutoForecaster._validate`;
+        kept for the final combination when there is no time left for the refit); ``one_fit`` says whether there
+        is one.
     weight : float
         Its share of the final combination (dataset level).
     """
@@ -138,10 +138,14 @@ class Candidate:
     seconds: float = 0.0
     weight: float = 0.0
     fit_seconds: float = field(default=0.0, repr=False)
-    one_fit: bool = field(default=False, repr=False)
     fitted: Any = field(default=None, repr=False)
     forecasts: list[np.ndarray] = field(default_factory=list, repr=False)
     bounds: dict[float, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict, repr=False)
+
+    @property
+    def one_fit(self) -> bool:
+        """Validated from one fit on the earliest window (a global model without fallback series)."""
+        return self.fitted is not None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record (the response's ``selection.candidates``)."""
@@ -425,16 +429,18 @@ def _losses(actual: np.ndarray, f: np.ndarray, scale: np.ndarray, ref: np.ndarra
     ``ref`` (n,), OWA: the mean of the MASE and the sMAPE, each relative to the reference's on the same rows (the
     M4 competition's overall weighted average, Makridakis, Spiliotis & Assimakopoulos, IJF 2020, with seasonal
     naive as the reference; a reference error of 0 leaves that term unscaled)."""
-    err = np.abs(actual[None, :] - f)
-    den = np.abs(actual)[None, :] + np.abs(f)
-    smape = np.where(den > 0, 200.0 * err / np.where(den > 0, den, 1.0), 0.0).mean(axis=1)
+    def smape(g: np.ndarray) -> np.ndarray:
+        err, den = np.abs(actual[None, :] - g), np.abs(actual)[None, :] + np.abs(g)
+        return np.where(den > 0, 200.0 * err / np.where(den > 0, den, 1.0), 0.0).mean(axis=1)
+
     if np.isnan(scale).all():
-        return smape
-    mase = (err / scale[None, :]).mean(axis=1)
+        return smape(f)
+    mase = (np.abs(actual[None, :] - f) / scale[None, :]).mean(axis=1)
     if ref is None:
         return mase
-    ref_mase, ref_smape = _losses(actual, ref[None, :], scale)[0], _losses(actual, ref[None, :], np.full_like(scale, np.nan))[0]
-    return 0.5 * (mase / (ref_mase if ref_mase > 0 else 1.0) + smape / (ref_smape if ref_smape > 0 else 1.0))
+    ref_mase = float(np.mean(np.abs(actual - ref) / scale))
+    ref_smape = float(smape(ref[None, :])[0])
+    return 0.5 * (mase / (ref_mase if ref_mase > 0 else 1.0) + smape(f) / (ref_smape if ref_smape > 0 else 1.0))
 
 
 def _loss(actual: np.ndarray, f: np.ndarray, scale: np.ndarray, ref: np.ndarray | None = None) -> float:
@@ -720,7 +726,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
         says it would not end in time.
         """
 
-        truth: dict[str, Any] = {"actual": [], "scale": [], "ids": [], "step": [], "ref": []}
+        truth = self._truth(windows, ids, h, m)
         if not windows:
             self.notes_.append("no series is long enough to validate on: the candidates are combined with equal "
                                "weights")
@@ -728,7 +734,6 @@ class AutoForecaster(BaseForecaster[AutoParams]):
                 c.status, c.reason = "unvalidated", None
             return truth
         trains = [w.train_panel(panel, ids) for w in windows]
-        self._truth(truth, windows, ids, h, m)
         actual = np.concatenate(truth["actual"])
         scale = np.concatenate(truth["scale"])
         ref = _reference_rows(truth)
@@ -742,8 +747,8 @@ class AutoForecaster(BaseForecaster[AutoParams]):
                 continue
             # validation ends early enough for the final refits of the candidates the combination could keep
             end = cv_end if cv_end is None or deadline is None else min(cv_end, deadline - reserve)
-            if not projected and end is not None and now >= end:
-                c.status, c.reason = "dropped", (f"skipped: the {deadline - now if deadline else 0:.0f} s left are kept "
+            if not projected and deadline is not None and end is not None and now >= end:
+                c.status, c.reason = "dropped", (f"skipped: the {deadline - now:.0f} s left are kept "
                                                  f"for the final refits of the candidates the combination could keep "
                                                  f"(~{reserve:.0f} s)")
                 continue
@@ -782,9 +787,11 @@ class AutoForecaster(BaseForecaster[AutoParams]):
                 c.status, c.reason = "dropped", "non-finite or misaligned validation forecasts"
         return truth
 
-    def _truth(self, truth: dict[str, Any], windows: list[Any], ids: list[str], h: int, m: int) -> None:
-        """Fill ``truth`` with each window's actual values, series, steps, MASE scales and (OWA) reference forecasts
-        of the validated series ``ids``, rows sorted by ``unique_id, ds``."""
+    def _truth(self, windows: list[Any], ids: list[str], h: int, m: int) -> dict[str, Any]:
+        """Each window's actual values, series, steps, MASE scales and (OWA) reference forecasts of the validated
+        series ``ids`` (``actual``, ``ids``, ``step``, ``scale``, ``ref``: one array per window, rows sorted by
+        ``unique_id, ds``; ``ref`` empty unless the metric is OWA)."""
+        truth: dict[str, Any] = {"actual": [], "scale": [], "ids": [], "step": [], "ref": []}
         for w in windows:
             test = w.test.filter(pl.col("unique_id").is_in(ids)).sort("unique_id", "ds", maintain_order=True)
             train = w.train.filter(pl.col("unique_id").is_in(ids))
@@ -794,6 +801,7 @@ class AutoForecaster(BaseForecaster[AutoParams]):
             truth["scale"].append(self._scale(train, test, m))
             if getattr(self, "metric_", self.params.metric) == "owa":
                 truth["ref"].append(_reference(train, test, m))
+        return truth
 
     def _validate_points_at_least(self, c: Candidate, trains: list[Panel], freq: str | int, h: int,
                                   levels: tuple[float | int, ...], share: float | None,
@@ -892,14 +900,13 @@ class AutoForecaster(BaseForecaster[AutoParams]):
             return out
 
         earliest = fitted(trains[-1]) if one_fit else None
-        c.one_fit = earliest is not None and not earliest.fallbacks_
-        c.fitted = earliest if c.one_fit else None
+        c.fitted = earliest if earliest is not None and not earliest.fallbacks_ else None
         for k, train in enumerate(trains):
             source: Any  # a fitted model, or the earliest fit forecasting from this window's history
             if k == len(trains) - 1 and earliest is not None:
                 source = earliest
-            elif c.one_fit and earliest is not None:
-                source = _FromHistory(earliest, train)
+            elif c.fitted is not None:
+                source = _FromHistory(c.fitted, train)
             else:
                 source = fitted(train)
             self._collect(c, source.alias, member_forecast(source, h, levels), levels)
